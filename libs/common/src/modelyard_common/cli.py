@@ -1,0 +1,72 @@
+"""`modelyard` (the people's CLI) and the shared `serve` / `migrate` commands of services."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from modelyard_common.auth import issue_token
+from modelyard_common.settings import ServiceSettings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the `modelyard` CLI."""
+    parser = argparse.ArgumentParser(prog="modelyard", description="Modelyard command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev-token", help="print a JWT signed with MODELYARD_JWT_SECRET")
+    dev.add_argument("--sub", required=True, help="who the token is for")
+    dev.add_argument(
+        "--role", action="append", default=None, choices=["viewer", "editor", "admin"],
+        help="a role; repeat for several (default: admin)",
+    )
+    dev.add_argument("--workspace", required=True)
+    dev.add_argument("--ttl-hours", type=float, default=12.0)
+    args = parser.parse_args(argv)
+    if args.command == "dev-token":
+        settings = ServiceSettings()
+        print(
+            issue_token(
+                secret=settings.jwt_secret,
+                sub=args.sub,
+                roles=args.role or ["admin"],
+                workspace=args.workspace,
+                ttl=timedelta(hours=args.ttl_hours),
+                audience=settings.jwt_audience,
+            )
+        )
+
+
+def service_main(
+    *,
+    prog: str,
+    app_path: str,
+    default_port: int,
+    migrate: Callable[[], None] | None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Run a service's CLI: `serve [--host] [--port] [--workers]` and `migrate`."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog=prog)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=default_port)
+    serve.add_argument("--workers", type=int, default=1)
+    if migrate is not None:
+        sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    args = parser.parse_args(argv)
+    if args.command == "migrate" and migrate is not None:
+        migrate()
+    elif args.command == "serve":
+        uvicorn.run(
+            app_path,
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )

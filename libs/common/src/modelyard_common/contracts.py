@@ -1,0 +1,171 @@
+"""Message contracts that cross service boundaries (the `data` of CloudEvents).
+
+Exchanges and routing keys:
+
+* ``aimodels.devices`` (topic), routing key ``device.<device_id>``: ``DeviceCommand``
+  (event type ``deployer.device.command``), consumed by one agent from its quorum queue
+  ``device.<device_id>``.
+* ``aimodels.events`` (topic), routing key = event type:
+  ``agent.deployment.reported`` (``DeploymentReport``), ``agent.device.heartbeat``
+  (``DeviceHeartbeat``), ``deployer.deployment.state_changed``,
+  ``deployer.deployment.endpoint_ready`` / ``deployer.deployment.endpoint_gone``
+  (``EndpointAnnouncement``), ``registry.model.*`` and friends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard_common.manifest import Manifest
+
+EVENTS_EXCHANGE = "aimodels.events"
+DEVICES_EXCHANGE = "aimodels.devices"
+DEAD_LETTER_EXCHANGE = "aimodels.dlx"
+
+DEVICE_COMMAND = "deployer.device.command"
+DEPLOYMENT_REPORTED = "agent.deployment.reported"
+DEVICE_HEARTBEAT = "agent.device.heartbeat"
+DEPLOYMENT_STATE_CHANGED = "deployer.deployment.state_changed"
+ENDPOINT_READY = "deployer.deployment.endpoint_ready"
+ENDPOINT_GONE = "deployer.deployment.endpoint_gone"
+
+
+def device_routing_key(device_id: UUID | str) -> str:
+    """Return the routing key (and queue name) of one device's commands."""
+    return f"device.{device_id}"
+
+
+class DesiredState(StrEnum):
+    running = "running"
+    stopped = "stopped"
+    removed = "removed"
+
+
+class DeploymentState(StrEnum):
+    pending = "pending"
+    downloading = "downloading"
+    verifying = "verifying"
+    building = "building"
+    starting = "starting"
+    running = "running"
+    stopped = "stopped"
+    removing = "removing"
+    removed = "removed"
+    failed = "failed"
+    rolled_back = "rolled_back"
+    cancelled = "cancelled"
+
+
+IN_PROGRESS_STATES = frozenset(
+    {
+        DeploymentState.pending,
+        DeploymentState.downloading,
+        DeploymentState.verifying,
+        DeploymentState.building,
+        DeploymentState.starting,
+        DeploymentState.removing,
+    }
+)
+
+
+class CommandAction(StrEnum):
+    deploy = "deploy"
+    start = "start"
+    stop = "stop"
+    restart = "restart"
+    remove = "remove"
+    cancel = "cancel"
+    rollback = "rollback"
+
+
+class VersionSpec(BaseModel):
+    """What an agent needs to fetch and run one model version."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    model_id: UUID
+    model_name: str
+    number: int
+    sha256: str
+    size_bytes: int
+    artifact_url: str
+    manifest: Manifest
+
+
+class DeviceCommand(BaseModel):
+    """The whole desired state of one deployment on one device.
+
+    Commands are declarative: each carries the full desired state, and `generation` grows with
+    every command for the deployment, so an agent applies a command only when its generation is
+    higher than the one it holds (a stale or replayed command changes nothing).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    deployment_id: UUID
+    device_id: UUID
+    generation: int = Field(ge=1)
+    action: CommandAction
+    desired_state: DesiredState
+    version: VersionSpec
+    previous_version: VersionSpec | None = None
+
+
+class DeploymentReport(BaseModel):
+    """A state change of one deployment, as seen by the agent.
+
+    `sequence` grows with every report the agent makes for the deployment; the deployer ignores a
+    report whose sequence is not higher than the last it applied (late or duplicate reports).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    deployment_id: UUID
+    device_id: UUID
+    generation: int
+    sequence: int
+    state: DeploymentState
+    version_id: UUID | None = None
+    message: str = ""
+    log_tail: list[str] = Field(default_factory=list)
+    host_port: int | None = None
+    base_url: str | None = None
+    reported_at: datetime
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    docker_version: str | None = None
+    arch: str | None = None
+    ram_mb: int | None = None
+    disk_free_mb: int | None = None
+    cpus: int | None = None
+
+
+class DeviceHeartbeat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    device_id: UUID
+    agent_version: str
+    capabilities: Capabilities
+    advertise_host: str = "127.0.0.1"
+    sent_at: datetime
+    deployments: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EndpointAnnouncement(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    deployment_id: UUID
+    model_id: UUID
+    version_id: UUID
+    device_id: UUID
+    base_url: str
+    device_labels: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,133 @@
+"""Async SQLAlchemy: engine, the request-scoped session that owns the transaction, migrations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """Return a new random UUID for a row."""
+    return uuid.uuid4()
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """Return a MetaData bound to one service's Postgres schema."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+
+
+def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    """Return an asyncpg engine with health-checked pooled connections."""
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return a session factory whose objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield the request's session: commit when the handler succeeds, roll back otherwise."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class Base(DeclarativeBase):
+    """Marker base; each service declares its own base bound to its schema."""
+
+    __abstract__ = True
+
+
+def alembic_config(script_location: Path, database_url: str, schema: str) -> Any:
+    """Return an Alembic Config for one service's migrations."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+def upgrade_head(script_location: Path, database_url: str, schema: str) -> None:
+    """Apply every migration of one service (creates its schema first)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(script_location, database_url, schema), "head")
+
+
+def run_alembic_env(target_metadata: MetaData, schema: str) -> None:
+    """Body of a service's `migrations/env.py`: run migrations online with asyncpg."""
+    import asyncio
+
+    from alembic import context
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+
+    def do_run(connection: Connection) -> None:
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table_schema=schema,
+            include_schemas=False,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            # Replicas starting together must not race each other's migrations.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(run())

@@ -1,0 +1,228 @@
+"""RFC 9457 problem details: domain errors carry their status; one handler renders them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://modelyard.dev/problems/"
+
+log = logging.getLogger("modelyard.errors")
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    loc: list[str | int] = Field(description="Where the field is: body, query, path, header.")
+    field: str = Field(description="Dotted name of the field inside its location.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://modelyard.dev/problems/not-found",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "No model 0f8fad5b-d9cb-469f-a165-70867728950e in this workspace.",
+                }
+            ]
+        },
+    )
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """A domain error that becomes a problem+json response."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    slug: str = "internal"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = headers
+        self.extra = extra
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """Return the problem details body of this error."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [e.model_dump() for e in self.errors]
+        body.update(self.extra)
+        return body
+
+
+class BadRequestError(ProblemError):
+    status, title, slug = 400, "Bad Request", "bad-request"
+
+
+class UnauthorizedError(ProblemError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class ForbiddenError(ProblemError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFoundError(ProblemError):
+    status, title, slug = 404, "Not Found", "not-found"
+
+
+class ConflictError(ProblemError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailedError(ProblemError):
+    status, title, slug = 412, "Precondition Failed", "precondition-failed"
+
+
+class PreconditionRequiredError(ProblemError):
+    status, title, slug = 428, "Precondition Required", "precondition-required"
+
+
+class PayloadTooLargeError(ProblemError):
+    status, title, slug = 413, "Content Too Large", "too-large"
+
+
+class UnprocessableError(ProblemError):
+    status, title, slug = 422, "Unprocessable Content", "validation"
+
+
+class ServiceUnavailableError(ProblemError):
+    status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """Return a JSONResponse carrying a problem body with the problem media type."""
+    return JSONResponse(
+        body, status_code=int(body["status"]), media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def field_errors(raw: Iterable[Any]) -> list[FieldError]:
+    """Return pydantic/FastAPI validation errors as FieldError objects."""
+    result = []
+    for err in raw:
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        inner = loc[1:] if loc and loc[0] in {"body", "query", "path", "header", "cookie"} else loc
+        result.append(
+            FieldError(
+                loc=loc,
+                field=".".join(str(p) for p in inner),
+                message=str(err.get("msg", "invalid")),
+                type=str(err.get("type", "value_error")),
+            )
+        )
+    return result
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error of `app` an RFC 9457 response, never a stack trace."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.to_problem(request.url.path), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = UnprocessableError(
+            "The request has invalid fields.", errors=field_errors(exc.errors())
+        )
+        return problem_response(err.to_problem(request.url.path))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {
+            "type": "about:blank",
+            "title": _reason(exc.status_code),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+            "instance": request.url.path,
+        }
+        return problem_response(body, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(ProblemError("An unexpected error occurred.").to_problem())
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+_EXAMPLE_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    428: "Precondition Required",
+    503: "Service Unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return OpenAPI `responses` entries documenting problem+json errors."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        title = _EXAMPLE_TITLES.get(status, _reason(status))
+        out[status] = {
+            "model": Problem,
+            "description": title,
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "example": {"type": "about:blank", "title": title, "status": status}
+                }
+            },
+        }
+    return out

@@ -1,0 +1,35 @@
+"""CloudEvents 1.0 envelope (JSON structured mode)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event; `id` is the consumers' idempotency key."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: str = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str
+    type: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: str = "application/json"
+    subject: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """Return the event serialised as JSON."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def new_event(
+    *, type: str, source: str, data: dict[str, Any], subject: str | None = None
+) -> CloudEvent:
+    """Return a new event with a fresh id and the current time."""
+    return CloudEvent(type=type, source=source, subject=subject, data=data)

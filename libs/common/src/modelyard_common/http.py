@@ -1,0 +1,140 @@
+"""HTTP conventions: ETag / If-Match for updates, Idempotency-Key for creates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Header
+from pydantic import BaseModel
+from sqlalchemy import DateTime, Integer, String, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelyard_common.errors import (
+    FieldError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    UnprocessableError,
+)
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The resource's current ETag; required, a stale one is answered 412.",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Retrying a create with the same key returns the first result.",
+    ),
+]
+
+
+def make_etag(revision: int) -> str:
+    """Return the strong ETag of a resource revision."""
+    return f'"{revision}"'
+
+
+def check_if_match(if_match: str | None, revision: int) -> None:
+    """Raise unless `if_match` names the current revision (or is `*`)."""
+    if if_match is None:
+        raise PreconditionRequiredError(
+            "Send the resource's ETag in If-Match so a concurrent change is not overwritten."
+        )
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if "*" not in candidates and make_etag(revision) not in candidates:
+        raise PreconditionFailedError(
+            "The resource changed since you read it; fetch it again and reapply your change.",
+            current_etag=make_etag(revision),
+        )
+
+
+class IdempotencyRecordMixin:
+    """Columns of a service's `idempotency_keys` table."""
+
+    workspace: Mapped[str] = mapped_column(String(100), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def request_fingerprint(payload: Any) -> str:
+    """Return a stable hash of a request body."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def run_idempotent(
+    session: AsyncSession,
+    model: type[IdempotencyRecordMixin],
+    *,
+    workspace: str,
+    operation: str,
+    key: str | None,
+    payload: Any,
+    create: Callable[[], Awaitable[BaseModel]],
+    status_code: int = 201,
+) -> StoredResponse:
+    """Run `create` once per idempotency key; a retry gets the first response back."""
+    if key is None:
+        result = await create()
+        return StoredResponse(status_code, result.model_dump(mode="json"), replayed=False)
+    fingerprint = request_fingerprint(payload)
+    # Serialise concurrent retries of one key: the second waits, then sees the first's record.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{workspace}/{operation}/{key}"}
+    )
+    stored = await session.scalar(
+        select(model).where(
+            model.workspace == workspace, model.operation == operation, model.key == key
+        )
+    )
+    if stored is not None:
+        if stored.request_hash != fingerprint:
+            raise UnprocessableError(
+                "This Idempotency-Key was used with a different request body.",
+                errors=[
+                    FieldError(
+                        loc=["header", "Idempotency-Key"],
+                        field="Idempotency-Key",
+                        message="reused with a different body",
+                        type="idempotency_key_reused",
+                    )
+                ],
+            )
+        return StoredResponse(stored.status_code, stored.body, replayed=True)
+    result = await create()
+    body = result.model_dump(mode="json")
+    session.add(
+        model(  # type: ignore[call-arg]
+            workspace=workspace,
+            operation=operation,
+            key=key,
+            request_hash=fingerprint,
+            status_code=status_code,
+            body=body,
+        )
+    )
+    return StoredResponse(status_code, body, replayed=False)

@@ -1,0 +1,172 @@
+"""RabbitMQ with aio-pika: robust connection, topology, confirmed publishing, safe consuming."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from modelyard_common.contracts import DEAD_LETTER_EXCHANGE, DEVICES_EXCHANGE, EVENTS_EXCHANGE
+from modelyard_common.events import CloudEvent
+
+log = logging.getLogger("modelyard.messaging")
+
+CONTENT_TYPE = "application/cloudevents+json"
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    routing_key: str
+
+
+class Broker:
+    """One robust connection and a confirming channel; reconnects and resumes by itself."""
+
+    def __init__(self, url: str, *, prefetch: int = 32) -> None:
+        self.url = url
+        self.prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._lock = asyncio.Lock()
+
+    async def connect(self, *, timeout: float = 10.0) -> None:
+        """Open the connection and declare the shared exchanges."""
+        async with self._lock:
+            if self._channel is not None:
+                return
+            self._connection = await aio_pika.connect_robust(self.url, timeout=timeout)
+            channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            await channel.set_qos(prefetch_count=self.prefetch)
+            for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
+                self._exchanges[name] = await channel.declare_exchange(
+                    name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+            self._channel = channel
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("Broker.connect() has not been called")
+        return self._channel
+
+    @property
+    def is_connected(self) -> bool:
+        """Return whether the connection is open right now."""
+        return self._connection is not None and not self._connection.is_closed
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._channel = None
+        self._exchanges.clear()
+
+    async def declare_queue(
+        self, name: str, bindings: Sequence[Binding], *, delivery_limit: int = 5
+    ) -> AbstractQueue:
+        """Declare a durable quorum queue with its dead-letter queue, and bind it."""
+        dead = await self.channel.declare_queue(
+            f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(self._exchanges[DEAD_LETTER_EXCHANGE], routing_key=name)
+        queue = await self.channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": name,
+                "x-delivery-limit": delivery_limit,
+            },
+        )
+        for binding in bindings:
+            await queue.bind(self._exchanges[binding.exchange], routing_key=binding.routing_key)
+        return queue
+
+    async def publish(
+        self, event: CloudEvent, *, exchange: str, routing_key: str, mandatory: bool = False
+    ) -> None:
+        """Publish a persistent event and wait for the broker's confirm.
+
+        With `mandatory`, a message no queue takes raises instead of vanishing.
+        """
+        message = aio_pika.Message(
+            body=event.to_bytes(),
+            content_type=CONTENT_TYPE,
+            message_id=event.id,
+            type=event.type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._exchanges[exchange].publish(
+            message, routing_key=routing_key, mandatory=mandatory
+        )
+
+    async def consume(
+        self,
+        queue_name: str,
+        bindings: Sequence[Binding],
+        handler: EventHandler,
+        *,
+        delivery_limit: int = 5,
+        retry_delay_s: float = 0.5,
+    ) -> Consumer:
+        """Start consuming a queue with `handler`; return the running consumer."""
+        queue = await self.declare_queue(queue_name, bindings, delivery_limit=delivery_limit)
+        consumer = Consumer(queue, handler, retry_delay_s=retry_delay_s)
+        await consumer.start()
+        return consumer
+
+
+class Consumer:
+    """Acks after the handler returns; a failing message is retried, then dead-lettered."""
+
+    def __init__(
+        self, queue: AbstractQueue, handler: EventHandler, *, retry_delay_s: float = 0.5
+    ) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.retry_delay_s = retry_delay_s
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        self._tag = await self.queue.consume(self._on_message)
+
+    async def stop(self) -> None:
+        if self._tag is not None:
+            await self.queue.cancel(self._tag)
+            self._tag = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValidationError:
+            log.error("parking a message that is not a CloudEvent on %s", self.queue.name)
+            await message.reject(requeue=False)
+            return
+        try:
+            await self.handler(event)
+        except Exception:
+            # The quorum queue counts redeliveries; past its delivery limit the message goes to
+            # the dead-letter queue instead of looping forever.
+            log.exception("handler failed for event %s (%s)", event.id, event.type)
+            await asyncio.sleep(self.retry_delay_s)
+            await message.nack(requeue=True)
+            return
+        await message.ack()

@@ -1,0 +1,198 @@
+"""Transactional outbox: events are written with the business change, a relay publishes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy import BigInteger, DateTime, Identity, String, delete, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelyard_common.contracts import DEVICES_EXCHANGE, EVENTS_EXCHANGE
+from modelyard_common.db import utcnow
+from modelyard_common.events import CloudEvent
+from modelyard_common.messaging import Broker
+
+log = logging.getLogger("modelyard.outbox")
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table."""
+
+    position: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    exchange: Mapped[str] = mapped_column(String(100))
+    routing_key: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+
+
+def notify_channel(schema: str) -> str:
+    """Return the LISTEN/NOTIFY channel that wakes a schema's relays."""
+    return f"{schema}_outbox"
+
+
+async def enqueue(
+    session: AsyncSession,
+    model: type[OutboxMixin],
+    event: CloudEvent,
+    *,
+    exchange: str = EVENTS_EXCHANGE,
+    routing_key: str | None = None,
+) -> None:
+    """Add `event` to the outbox inside the caller's transaction."""
+    session.add(
+        model(  # type: ignore[call-arg]
+            event_id=event.id,
+            exchange=exchange,
+            routing_key=routing_key or event.type,
+            payload=event.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    schema = model.__table__.schema  # type: ignore[attr-defined]
+    # Delivered at commit only, so relays never wake for a rolled-back event.
+    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": notify_channel(schema)})
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """Return a plain libpq DSN for an SQLAlchemy asyncpg URL."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in order, with confirms; safe with several relays running."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[OutboxMixin],
+        broker: Broker,
+        *,
+        database_url: str,
+        poll_interval_s: float = 0.5,
+        batch_size: int = 100,
+        retention: timedelta = timedelta(days=7),
+        after_publish: Callable[[CloudEvent], None] | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.model = model
+        self.broker = broker
+        self.database_url = database_url
+        self.poll_interval_s = poll_interval_s
+        self.batch_size = batch_size
+        self.retention = retention
+        self.after_publish = after_publish  # test hook: simulate a crash after publishing
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def schema(self) -> str:
+        return str(self.model.__table__.schema)  # type: ignore[attr-defined]
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of unsent rows and mark them; return how many were published."""
+        m = self.model
+        async with self.sessionmaker() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(m)
+                    .where(m.published_at.is_(None))
+                    .order_by(m.position)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                event = CloudEvent.model_validate(row.payload)
+                try:
+                    await self.broker.publish(
+                        event,
+                        exchange=row.exchange,
+                        routing_key=row.routing_key,
+                        mandatory=row.exchange == DEVICES_EXCHANGE,
+                    )
+                except Exception as exc:
+                    # Keep order: stop at the first failure; the rows stay unsent and retry.
+                    row.attempts += 1
+                    row.last_error = str(exc)[:1000]
+                    log.warning("outbox publish failed for %s: %s", row.event_id, exc)
+                    return sum(1 for r in rows if r.published_at is not None)
+                if self.after_publish is not None:
+                    self.after_publish(event)
+                row.published_at = utcnow()
+            return len(rows)
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than the retention; return how many."""
+        m = self.model
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(
+                delete(m).where(m.published_at < utcnow() - self.retention)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def wake(self) -> None:
+        """Ask the relay to look for new rows now."""
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        try:
+            self._listener = await asyncpg.connect(asyncpg_dsn(self.database_url))
+            await self._listener.add_listener(
+                notify_channel(self.schema), lambda *_: self._wake.set()
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox LISTEN unavailable, polling only: %s", exc)
+            self._listener = None
+
+    async def run(self) -> None:
+        """Publish forever: on NOTIFY, and every poll interval as a safety net."""
+        await self._listen()
+        backoff = self.poll_interval_s
+        cycles = 0
+        while True:
+            try:
+                published = await self.publish_batch()
+                backoff = self.poll_interval_s
+                cycles += 1
+                if cycles % 1000 == 0:
+                    await self.purge_published()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay cycle failed: %s", exc)
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+                if self._listener is None or self._listener.is_closed():
+                    await self._listen()
+            if published >= self.batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    def start(self) -> None:
+        """Run the relay in a background task."""
+        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.schema}")
+
+    async def stop(self) -> None:
+        """Stop the background task and close the LISTEN connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+        self._listener = None
