@@ -1,0 +1,60 @@
+"""API contract of per-model access grants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AccessLevel(StrEnum):
+    """What a grantee may do with one model: see, also deploy, also upload and manage grants."""
+
+    viewer = "viewer"
+    deployer = "deployer"
+    editor = "editor"
+
+
+class SubjectType(StrEnum):
+    user = "user"
+    role = "role"
+
+
+class GrantCreate(BaseModel):
+    """Give a user (JWT `sub`) or a role (one of the JWT `roles`) access to a model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"subject_type": "user", "subject": "alice", "level": "deployer"}]
+        },
+    )
+
+    subject_type: SubjectType
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    level: AccessLevel
+
+
+class GrantUpdate(BaseModel):
+    """Change the level of a grant."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"level": "editor"}]})
+
+    level: AccessLevel
+
+
+class Grant(BaseModel):
+    """A grant as the API shows it."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    subject_type: SubjectType
+    subject: str
+    level: AccessLevel
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    etag: str

@@ -1,0 +1,208 @@
+"""Who may see and act on a model's versions and deployments, and the grants that say so.
+
+A workspace admin may do everything. Anyone else needs a grant on the model (to their user or
+to one of their roles): `viewer` sees versions and deployments and downloads artifacts,
+`deployer` also deploys and operates deployments, `editor` also uploads and deletes versions and
+manages grants. Without any grant the model's versions and deployments do not exist for the
+caller (404, not 403), so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from modelyard_common.auth import Principal, Role
+from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
+from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_deployer.access import repository
+from modelyard_deployer.access.schemas import AccessLevel, Grant, GrantCreate, GrantUpdate
+from modelyard_deployer.db import AccessGrant
+from modelyard_deployer.registry_models.service import get_visible_model
+
+RANK = {AccessLevel.viewer: 1, AccessLevel.deployer: 2, AccessLevel.editor: 3}
+SORTS = ("created_at", "subject")
+
+
+def is_admin(principal: Principal) -> bool:
+    """Return whether the principal is a workspace admin (sees and does everything)."""
+    return principal.has_role(Role.admin)
+
+
+async def rank_on(session: AsyncSession, principal: Principal, model_id: uuid.UUID) -> int:
+    """Return the principal's highest access rank on a model (0: none, 3: editor or admin)."""
+    if is_admin(principal):
+        return RANK[AccessLevel.editor]
+    levels = await repository.levels_of(session, principal, model_id)
+    return max((RANK[AccessLevel(level)] for level in levels), default=0)
+
+
+async def require_access(
+    session: AsyncSession,
+    principal: Principal,
+    model_id: uuid.UUID,
+    level: AccessLevel,
+    *,
+    not_found: str,
+) -> None:
+    """Raise 404 (`not_found`) without any access to the model, 403 below `level`."""
+    rank = await rank_on(session, principal, model_id)
+    if rank == 0:
+        raise NotFoundError(not_found)
+    if rank < RANK[level]:
+        raise ForbiddenError(f"This needs the {level.value} grant on model {model_id}.")
+
+
+def visible_models(
+    principal: Principal, model_id_column: InstrumentedAttribute[uuid.UUID]
+) -> ColumnElement[bool]:
+    """Return the condition limiting rows to the models the principal may see."""
+    if is_admin(principal):
+        return true()
+    return model_id_column.in_(repository.granted_model_ids(principal))
+
+
+def to_schema(grant: AccessGrant) -> Grant:
+    """Return the API view of a grant."""
+    return Grant(
+        id=grant.id,
+        model_id=grant.model_id,
+        subject_type=grant.subject_type,  # type: ignore[arg-type]
+        subject=grant.subject,
+        level=grant.level,  # type: ignore[arg-type]
+        created_by=grant.created_by,
+        created_at=grant.created_at,
+        updated_at=grant.updated_at,
+        etag=make_etag(grant.revision),
+    )
+
+
+def _grant_not_found(model_id: uuid.UUID) -> str:
+    return f"No model {model_id} with access grants you may see."
+
+
+async def list_grants(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
+) -> tuple[list[Grant], str | None]:
+    """Return one page of a model's grants (any grantee may read them)."""
+    await require_access(
+        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
+    )
+    rows, cursor = await paginate(
+        session,
+        repository.list_statement(workspace=principal.workspace, model_id=model_id),
+        params=params,
+        columns={"created_at": AccessGrant.created_at, "subject": AccessGrant.subject},
+        id_column=AccessGrant.id,
+    )
+    return [to_schema(row) for row in rows], cursor
+
+
+async def create_grant(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    principal: Principal,
+    model_id: uuid.UUID,
+    body: GrantCreate,
+    authorization: str | None,
+) -> Grant:
+    """Return a new grant on a model; 409 if the subject already has one."""
+    await require_access(
+        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
+    )
+    await get_visible_model(
+        session, http=http, principal=principal, model_id=model_id, authorization=authorization
+    )
+    existing = await repository.find(
+        session, model_id=model_id, subject_type=body.subject_type, subject=body.subject
+    )
+    if existing is not None:
+        raise ConflictError(
+            f"The {body.subject_type.value} {body.subject!r} already has a grant on this model; "
+            "change its level instead.",
+            grant_id=str(existing.id),
+        )
+    grant = AccessGrant(
+        workspace=principal.workspace,
+        model_id=model_id,
+        subject_type=body.subject_type.value,
+        subject=body.subject,
+        level=body.level.value,
+        created_by=principal.sub,
+    )
+    session.add(grant)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("A concurrent request created the same grant.") from exc
+    await session.refresh(grant)
+    return to_schema(grant)
+
+
+async def _editable_grant(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
+) -> AccessGrant:
+    await require_access(
+        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
+    )
+    grant = await repository.get(
+        session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
+    )
+    if grant is None:
+        raise NotFoundError(f"No grant {grant_id} on model {model_id}.")
+    return grant
+
+
+async def get_grant(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
+) -> Grant:
+    """Return one grant of a model."""
+    await require_access(
+        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
+    )
+    grant = await repository.get(
+        session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
+    )
+    if grant is None:
+        raise NotFoundError(f"No grant {grant_id} on model {model_id}.")
+    return to_schema(grant)
+
+
+async def update_grant(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    body: GrantUpdate,
+    if_match: str | None,
+) -> Grant:
+    """Return the grant after changing its level (If-Match must name its current ETag)."""
+    grant = await _editable_grant(
+        session, principal=principal, model_id=model_id, grant_id=grant_id
+    )
+    check_if_match(if_match, grant.revision)
+    grant.level = body.level.value
+    grant.revision += 1
+    await session.flush()
+    await session.refresh(grant)
+    return to_schema(grant)
+
+
+async def delete_grant(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
+) -> None:
+    """Remove a grant."""
+    grant = await _editable_grant(
+        session, principal=principal, model_id=model_id, grant_id=grant_id
+    )
+    await session.delete(grant)
+    await session.flush()

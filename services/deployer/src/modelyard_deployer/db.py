@@ -1,0 +1,229 @@
+"""Tables of the deployer's own Postgres schema, and the session dependency of its routes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
+
+from modelyard_common.db import TimestampMixin, get_session, new_id, schema_metadata, utcnow
+from modelyard_common.http import IdempotencyRecordMixin
+from modelyard_common.inbox import ProcessedEventMixin
+from modelyard_common.outbox import OutboxMixin
+from modelyard_deployer.settings import SCHEMA
+
+# `scope="function"` commits before the response is sent: with FastAPI's default (request scope)
+# a yield dependency exits after the response, so a client could see 201 for a transaction that
+# then fails to commit, or read its own write before it is visible.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class RegistryModel(Base):
+    """The deployer's projection of a registry AI model, fed by `registry.model.*` events."""
+
+    __tablename__ = "registry_models"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Time of the event (or HTTP read) the row reflects: an older event never overwrites it.
+    source_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class AccessGrant(TimestampMixin, Base):
+    """A per-model grant (viewer, deployer, editor) to one user or one role."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (UniqueConstraint("model_id", "subject_type", "subject"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    subject_type: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ModelVersion(Base):
+    """An uploaded AI project zip and its run manifest; immutable once created."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(30))
+    comment: Mapped[str] = mapped_column(String(512), default="")
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    uncompressed_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Deleted versions keep their row (and number) so deployment history still names them.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Device(TimestampMixin, Base):
+    """An edge device running the agent; its token is stored as a SHA-256 only."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    agent_version: Mapped[str | None] = mapped_column(String(100))
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    advertise_host: Mapped[str | None] = mapped_column(String(255))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Deployment(TimestampMixin, Base):
+    """One model version desired on one device, with its desired and last reported state."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        # One live deployment of a model per device: deploying another version redeploys it.
+        Index(
+            "uq_deployments_device_model_live",
+            "device_id",
+            "model_id",
+            unique=True,
+            postgresql_where=text("desired_state <> 'removed'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.devices.id", ondelete="RESTRICT"), index=True
+    )
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_versions.id", ondelete="RESTRICT"), index=True
+    )
+    previous_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_versions.id", ondelete="RESTRICT"), index=True
+    )
+    running_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    desired_state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    # Grows with every command; the agent applies only a higher one.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    # Generation at which the deployer itself last set `state` (deploy, rollback, cancel): a
+    # report about an older generation is kept in history but no longer moves `state`.
+    state_generation: Mapped[int] = mapped_column(Integer, default=1)
+    # Highest agent report sequence applied; lower or equal ones are late or duplicates.
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    host_port: Mapped[int | None] = mapped_column(Integer)
+    base_url: Mapped[str | None] = mapped_column(String(2048))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DeploymentEvent(Base):
+    """One entry of a deployment's history: a reported state, or an action taken on it."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(200))
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.deployments.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    device_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID | None] = mapped_column()
+    source: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str | None] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text, default="")
+    log_tail: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    generation: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxEvent(OutboxMixin, Base):
+    __tablename__ = "outbox"
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    __tablename__ = "processed_events"
+
+
+class IdempotencyRecord(IdempotencyRecordMixin, Base):
+    __tablename__ = "idempotency_keys"
+
+
+_ON_COMMIT = "modelyard_on_commit"
+_ON_ROLLBACK = "modelyard_on_rollback"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction commits (never if it rolls back)."""
+    session.info.setdefault(_ON_COMMIT, []).append(action)
+
+
+def after_rollback(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` if the session's transaction rolls back (never once it commits)."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_commit_actions(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)
+    for action in session.info.pop(_ON_COMMIT, []):
+        action()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _run_rollback_actions(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is not None:
+        return  # a savepoint: the outer transaction may still commit
+    session.info.pop(_ON_COMMIT, None)
+    for action in session.info.pop(_ON_ROLLBACK, []):
+        action()

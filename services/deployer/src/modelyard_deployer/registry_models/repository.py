@@ -1,0 +1,53 @@
+"""SQL of the registry model projection."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_deployer.db import RegistryModel
+
+
+async def get(session: AsyncSession, model_id: uuid.UUID) -> RegistryModel | None:
+    """Return the projected model, if the deployer has heard of it."""
+    return await session.scalar(select(RegistryModel).where(RegistryModel.id == model_id))
+
+
+async def upsert(
+    session: AsyncSession,
+    *,
+    model_id: uuid.UUID,
+    workspace: str,
+    name: str,
+    archived: bool,
+    deleted: bool,
+    source_time: datetime,
+) -> None:
+    """Insert or update the projection, unless it already reflects a newer source."""
+    stmt = insert(RegistryModel).values(
+        id=model_id,
+        workspace=workspace,
+        name=name,
+        archived=archived,
+        deleted=deleted,
+        source_time=source_time,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RegistryModel.id],
+        set_={
+            "workspace": stmt.excluded.workspace,
+            "name": stmt.excluded.name,
+            "archived": stmt.excluded.archived,
+            "deleted": stmt.excluded.deleted,
+            "source_time": stmt.excluded.source_time,
+            "updated_at": stmt.excluded.source_time,
+        },
+        # Events can arrive out of order; a deletion is final whatever comes after it.
+        where=(RegistryModel.source_time <= stmt.excluded.source_time)
+        & (RegistryModel.deleted.is_(False)),
+    )
+    await session.execute(stmt)

@@ -1,0 +1,3 @@
+from modelyard_agent.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""The agent's FastAPI app: the local API on loopback, with the agent's loops in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modelyard_agent import __version__
+from modelyard_agent.agent import Agent
+from modelyard_agent.api.router import router
+from modelyard_agent.settings import AgentSettings
+from modelyard_common.observability import configure_logging
+from modelyard_common.web import create_app as create_service_app
+
+
+def create_app(agent: Agent | None = None) -> FastAPI:
+    """Return the local API app; without `agent`, it builds one and runs it in its lifespan."""
+    owned = agent is None
+    if agent is None:
+        settings = AgentSettings()
+        configure_logging("agent", settings.log_level, json_logs=settings.log_json)
+        agent = Agent(settings)
+    running_agent = agent
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await running_agent.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await running_agent.stop()
+
+    app = create_service_app(
+        title="Modelyard device agent",
+        description="Device-local API: the models running here, called by name at stable URLs.",
+        version=__version__,
+        settings=running_agent.settings,
+        routers=[router],
+        lifespan=lifespan,
+    )
+    app.state.agent = running_agent
+    app.state.broker = running_agent.broker
+    return app

@@ -1,0 +1,48 @@
+"""Agent settings: `MODELYARD_AGENT_X`, then `MODELYARD_X`, each with a working local default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from modelyard_common.settings import ServiceSettings
+
+
+class AgentSettings(ServiceSettings):
+    """What one device agent reads from its environment.
+
+    Docker is reached as the Docker SDK does it (`DOCKER_HOST`, else the local socket).
+    """
+
+    service_name: ClassVar[str] = "agent"
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    device_id: UUID = UUID("00000000-0000-0000-0000-000000000001")
+    token: str = "dev-device-token"
+    data_dir: Path = Path("/var/lib/modelyard-agent")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8003, ge=1, le=65535)
+    advertise_host: str = "127.0.0.1"
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    backoff_initial_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    health_timeout_s: float = Field(default=120.0, gt=0)
+    health_interval_s: float = Field(default=0.25, gt=0)
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+    stop_timeout_s: int = Field(default=10, ge=0)
+    download_attempts: int = Field(default=5, ge=1)
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    disk_reserve_mb: int = Field(default=256, ge=0)
+    max_extracted_mb: int = Field(default=4096, ge=1)
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+    build_timeout_s: float = Field(default=900.0, gt=0)
+    log_tail_lines: int = Field(default=50, ge=1)
+    proxy_timeout_s: float = Field(default=300.0, gt=0)
+    outbox_retry_s: float = Field(default=2.0, gt=0)
+    docker_workers: int = Field(default=4, ge=1)

@@ -1,0 +1,1 @@
+"""Modelyard gateway: one OpenAI-compatible endpoint with failover across grouped backends."""

@@ -1,0 +1,145 @@
+"""Tables of the gateway's own Postgres schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.http import IdempotencyRecordMixin
+from modelyard_common.inbox import ProcessedEventMixin
+from modelyard_gateway.settings import SCHEMA
+
+CONFIG_CHANNEL = "gateway_config"
+STATE_CHANNEL = "gateway_state"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class ModelInstance(TimestampMixin, Base):
+    """One backend: a local OpenAI-compatible server or a cloud API."""
+
+    __tablename__ = "model_instances"
+    __table_args__ = (UniqueConstraint("workspace", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(String(5), default="http")
+    path_prefix: Mapped[str] = mapped_column(String(255), default="")
+    base_url: Mapped[str | None] = mapped_column(String(2048))
+    token_sealed: Mapped[str | None] = mapped_column(Text)
+    proxy_url: Mapped[str | None] = mapped_column(String(2048))
+    proxy_username: Mapped[str | None] = mapped_column(String(255))
+    proxy_password_sealed: Mapped[str | None] = mapped_column(Text)
+    extra_headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    upstream_model: Mapped[str] = mapped_column(String(255))
+    connect_timeout_s: Mapped[float] = mapped_column(Float, default=5.0)
+    read_timeout_s: Mapped[float] = mapped_column(Float, default=120.0)
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
+    default_params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    param_caps: Mapped[dict[str, float]] = mapped_column(JSONB, default=dict)
+    health_path: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ModelGroup(TimestampMixin, Base):
+    """What clients name in `model`: an ordered list of instances."""
+
+    __tablename__ = "model_groups"
+    __table_args__ = (UniqueConstraint("workspace", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    registry_model_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class GroupMember(Base):
+    """The place of one instance in one group's failover order."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_instances.id", ondelete="RESTRICT"),
+        primary_key=True,
+        index=True,
+    )
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    """A client API key; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hint: Mapped[str] = mapped_column(String(32))
+    groups: Mapped[list[str] | None] = mapped_column(ARRAY(String(200)))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyRecord(IdempotencyRecordMixin, Base):
+    """The first answer to a create sent with an Idempotency-Key."""
+
+    __tablename__ = "idempotency_keys"
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    """Events this service has already applied (consumers are idempotent by event id)."""
+
+    __tablename__ = "processed_events"
+
+
+class InstanceState(Base):
+    """Health and cooldown of one instance, shared by every gateway replica."""
+
+    __tablename__ = "instance_states"
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    cooldown_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    health_down: Mapped[bool] = mapped_column(Boolean, default=False)
+    check_failures: Mapped[int] = mapped_column(Integer, default=0)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+async def announce_config_change(session: AsyncSession) -> None:
+    """Queue a NOTIFY so every replica reloads its routing catalog once this transaction commits."""
+    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": CONFIG_CHANNEL})

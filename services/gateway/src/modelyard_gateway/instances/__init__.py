@@ -1,0 +1,1 @@
+"""Model instances: the backends the gateway sends requests to."""

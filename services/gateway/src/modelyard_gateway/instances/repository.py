@@ -1,0 +1,103 @@
+"""Every SQL statement about model instances."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_gateway.db import GroupMember, InstanceState, ModelGroup, ModelInstance
+
+SORTS = ("created_at", "name")
+
+
+async def get(session: AsyncSession, *, workspace: str, instance_id: uuid.UUID) -> ModelInstance | None:
+    """Return the instance with this id in the workspace, or None."""
+    return await session.scalar(
+        select(ModelInstance).where(
+            ModelInstance.id == instance_id, ModelInstance.workspace == workspace
+        )
+    )
+
+
+async def name_taken(
+    session: AsyncSession, *, workspace: str, name: str, other_than: uuid.UUID | None = None
+) -> bool:
+    """Return whether another instance of the workspace has this name."""
+    stmt = select(ModelInstance.id).where(
+        ModelInstance.workspace == workspace, ModelInstance.name == name
+    )
+    if other_than is not None:
+        stmt = stmt.where(ModelInstance.id != other_than)
+    return (await session.scalar(stmt)) is not None
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    workspace: str,
+    params: PageParams,
+    kind: str | None,
+    enabled: bool | None,
+) -> tuple[list[ModelInstance], str | None]:
+    """Return one page of the workspace's instances and the next cursor."""
+    stmt = select(ModelInstance).where(ModelInstance.workspace == workspace)
+    if kind is not None:
+        stmt = stmt.where(ModelInstance.kind == kind)
+    if enabled is not None:
+        stmt = stmt.where(ModelInstance.enabled == enabled)
+    return await paginate(
+        session,
+        stmt,
+        params=params,
+        columns={"created_at": ModelInstance.created_at, "name": ModelInstance.name},
+        id_column=ModelInstance.id,
+    )
+
+
+async def existing_ids(
+    session: AsyncSession, *, workspace: str, ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Return which of `ids` are instances of the workspace."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(ModelInstance.id).where(
+            ModelInstance.workspace == workspace, ModelInstance.id.in_(wanted)
+        )
+    )
+    return set(rows)
+
+
+async def group_names_using(session: AsyncSession, *, instance_id: uuid.UUID) -> list[str]:
+    """Return the names of the groups that list this instance."""
+    rows = await session.scalars(
+        select(ModelGroup.name)
+        .join(GroupMember, GroupMember.group_id == ModelGroup.id)
+        .where(GroupMember.instance_id == instance_id)
+        .order_by(ModelGroup.name)
+    )
+    return list(rows)
+
+
+async def states(
+    session: AsyncSession, *, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, InstanceState]:
+    """Return the shared health rows of these instances."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        select(InstanceState).where(InstanceState.instance_id.in_(wanted))
+    )
+    return {row.instance_id: row for row in rows}
+
+
+async def delete(session: AsyncSession, *, instance: ModelInstance) -> None:
+    """Delete an instance row."""
+    await session.delete(instance)
+    await session.flush()

@@ -1,0 +1,163 @@
+"""Admin routes of model instances (JWT: viewers read, editors write)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import problem_responses
+from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_gateway.db import IdempotencyRecord
+from modelyard_gateway.deps import RuntimeDep
+from modelyard_gateway.instances import service
+from modelyard_gateway.instances.repository import SORTS
+from modelyard_gateway.instances.schemas import (
+    InstanceCheck,
+    InstanceCreate,
+    InstanceKind,
+    InstanceRead,
+    InstanceUpdate,
+)
+
+router = APIRouter(prefix="/v1/instances", tags=["instances"])
+
+Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+@router.get(
+    "",
+    operation_id="list_instances",
+    summary="List the workspace's model instances",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_instances(
+    session: SessionDep,
+    principal: Viewer,
+    paging: Paging,
+    kind: Annotated[InstanceKind | None, Query(description="Only this kind.")] = None,
+    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
+) -> Page[InstanceRead]:
+    items, cursor = await service.list_instances(
+        session, principal=principal, params=paging, kind=kind, enabled=enabled
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    operation_id="create_instance",
+    summary="Create a model instance (a backend)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InstanceRead,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_instance(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Editor,
+    payload: InstanceCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    async def create() -> InstanceRead:
+        return await service.create_instance(
+            session, box=runtime.box, principal=principal, payload=payload
+        )
+
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation="create_instance",
+        key=idempotency_key,
+        payload=payload.model_dump(mode="json", exclude={"token", "proxy_password"})
+        | {"secrets": [payload.token is not None, payload.proxy_password is not None]},
+        create=create,
+    )
+    return JSONResponse(
+        stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}
+    )
+
+
+@router.get(
+    "/{instance_id}",
+    operation_id="get_instance",
+    summary="Get a model instance with its shared health",
+    response_model=InstanceRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_instance(
+    session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
+) -> InstanceRead:
+    found = await service.get_instance(session, principal=principal, instance_id=instance_id)
+    response.headers["ETag"] = found.etag
+    return found
+
+
+@router.patch(
+    "/{instance_id}",
+    operation_id="update_instance",
+    summary="Change a model instance (If-Match required)",
+    response_model=InstanceRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def update_instance(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Editor,
+    instance_id: uuid.UUID,
+    payload: InstanceUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> InstanceRead:
+    updated = await service.update_instance(
+        session,
+        box=runtime.box,
+        principal=principal,
+        instance_id=instance_id,
+        payload=payload,
+        if_match=if_match,
+    )
+    response.headers["ETag"] = updated.etag
+    return updated
+
+
+@router.delete(
+    "/{instance_id}",
+    operation_id="delete_instance",
+    summary="Delete a model instance that no group lists",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def delete_instance(session: SessionDep, principal: Editor, instance_id: uuid.UUID) -> None:
+    await service.delete_instance(session, principal=principal, instance_id=instance_id)
+
+
+@router.post(
+    "/{instance_id}/check",
+    operation_id="check_instance",
+    summary="Probe a model instance now: latency or the error",
+    response_model=InstanceCheck,
+    responses=problem_responses(401, 403, 404),
+)
+async def check_instance(
+    session: SessionDep, runtime: RuntimeDep, principal: Editor, instance_id: uuid.UUID
+) -> InstanceCheck:
+    settings = runtime.settings
+    return await service.check_instance(
+        session,
+        engine=runtime.engine,
+        box=runtime.box,
+        client=runtime.client,
+        principal=principal,
+        instance_id=instance_id,
+        default_path=settings.health_path,
+        timeout_s=settings.health_timeout_s,
+        down_after=settings.health_failures,
+    )

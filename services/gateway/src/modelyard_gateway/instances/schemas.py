@@ -1,0 +1,232 @@
+"""The API contract of model instances."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+
+
+class InstanceKind(StrEnum):
+    local = "local"
+    cloud = "cloud"
+
+
+class Protocol(StrEnum):
+    http = "http"
+    https = "https"
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    return value.rstrip("/")
+
+
+def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    for name in value:
+        if not name or any(c in name for c in " :\r\n") or name.lower() in {"host", "content-length"}:
+            raise ValueError(f"header name {name!r} is not allowed")
+    for header_value in value.values():
+        if "\r" in header_value or "\n" in header_value:
+            raise ValueError("header values cannot contain line breaks")
+    return value
+
+
+class _InstanceFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("base_url", "proxy_url", check_fields=False)
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("extra_headers", check_fields=False)
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_headers(value)
+
+    @field_validator("path_prefix", check_fields=False)
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value and not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value.rstrip("/")
+
+
+class InstanceCreate(_InstanceFields):
+    """A new instance: `local` needs host and port, `cloud` needs base_url."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "llama-box-1",
+                    "kind": "local",
+                    "host": "10.0.0.12",
+                    "port": 8080,
+                    "upstream_model": "llama-3.1-8b-instruct",
+                    "max_concurrency": 8,
+                    "default_params": {"temperature": 0.2},
+                    "param_caps": {"max_tokens": 2048},
+                },
+                {
+                    "name": "openai",
+                    "kind": "cloud",
+                    "base_url": "https://api.openai.com/v1",
+                    "token": "sk-...",
+                    "upstream_model": "gpt-4o-mini",
+                },
+            ]
+        },
+    )
+
+    name: Name
+    kind: InstanceKind
+    host: str | None = Field(default=None, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Protocol = Protocol.http
+    path_prefix: str = Field(default="", max_length=255, description="Put before `/v1/...`.")
+    base_url: str | None = Field(
+        default=None, max_length=2048, description="Cloud API URL; a trailing `/v1` is optional."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Sent as `Authorization: Bearer`; write-only, encrypted at rest."
+    )
+    proxy_url: str | None = Field(default=None, max_length=2048, description="HTTP proxy to use.")
+    proxy_username: str | None = Field(default=None, max_length=255)
+    proxy_password: SecretStr | None = Field(default=None, description="Write-only.")
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    upstream_model: str = Field(min_length=1, max_length=255, description="Sent as `model`.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    read_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    default_params: dict[str, Any] = Field(
+        default_factory=dict, description="Merged under the client's request fields."
+    )
+    param_caps: dict[str, float] = Field(
+        default_factory=dict, description="Upper bounds of numeric fields, e.g. max_tokens."
+    )
+    health_path: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Health check path (default the gateway's, `/v1/models`); empty turns it off.",
+    )
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Self:
+        check_kind_fields(
+            kind=self.kind, host=self.host, port=self.port, base_url=self.base_url
+        )
+        return self
+
+
+def check_kind_fields(
+    *, kind: InstanceKind | str, host: str | None, port: int | None, base_url: str | None
+) -> None:
+    """Raise ValueError unless the fields that `kind` needs are there."""
+    if kind == InstanceKind.local and (not host or port is None):
+        raise ValueError("a local instance needs host and port")
+    if kind == InstanceKind.cloud and not base_url:
+        raise ValueError("a cloud instance needs base_url")
+
+
+class InstanceUpdate(_InstanceFields):
+    """Fields to change; absent ones stay. `token: ""` removes the token."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"enabled": False}, {"read_timeout_s": 30}]}
+    )
+
+    name: Name | None = None
+    kind: InstanceKind | None = None
+    host: str | None = Field(default=None, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Protocol | None = None
+    path_prefix: str | None = Field(default=None, max_length=255)
+    base_url: str | None = Field(default=None, max_length=2048)
+    token: SecretStr | None = None
+    proxy_url: str | None = Field(default=None, max_length=2048)
+    proxy_username: str | None = Field(default=None, max_length=255)
+    proxy_password: SecretStr | None = None
+    extra_headers: dict[str, str] | None = None
+    upstream_model: str | None = Field(default=None, min_length=1, max_length=255)
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=600)
+    read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    default_params: dict[str, Any] | None = None
+    param_caps: dict[str, float] | None = None
+    health_path: str | None = Field(default=None, max_length=255)
+    enabled: bool | None = None
+
+
+class InstanceHealthRead(BaseModel):
+    """The shared health of an instance as every replica sees it."""
+
+    status: str = Field(description="`up`, `down` (health check) or `cooldown` (failures).")
+    reason: str = ""
+    cooldown_until: datetime | None = None
+    checked_at: datetime | None = None
+
+
+class InstanceRead(BaseModel):
+    """An instance as the API shows it; secrets are never returned."""
+
+    id: uuid.UUID
+    name: str
+    kind: InstanceKind
+    host: str | None
+    port: int | None
+    protocol: Protocol
+    path_prefix: str
+    base_url: str | None
+    has_token: bool = Field(description="Whether a token is stored (it is never shown).")
+    proxy_url: str | None
+    proxy_username: str | None
+    has_proxy_password: bool
+    extra_headers: dict[str, str]
+    upstream_model: str
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_concurrency: int | None
+    default_params: dict[str, Any]
+    param_caps: dict[str, float]
+    health_path: str | None
+    enabled: bool
+    health: InstanceHealthRead
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class InstanceCheck(BaseModel):
+    """The result of probing an instance now."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ok": True, "latency_ms": 3.2, "status_code": 200, "error": None, "url": "http://10.0.0.12:8080/v1/models"}
+            ]
+        }
+    )
+
+    ok: bool
+    latency_ms: float
+    status_code: int | None
+    error: str | None
+    url: str

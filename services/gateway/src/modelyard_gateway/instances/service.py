@@ -1,0 +1,249 @@
+"""Rules about model instances: validation across fields, secrets, deletion, checks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.pagination import PageParams
+from modelyard_gateway.crypto import SecretBox
+from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
+from modelyard_gateway.instances import repository
+from modelyard_gateway.instances.schemas import (
+    InstanceCheck,
+    InstanceCreate,
+    InstanceHealthRead,
+    InstanceKind,
+    InstanceRead,
+    InstanceUpdate,
+    check_kind_fields,
+)
+from modelyard_gateway.runtime.catalog import build_instance
+from modelyard_gateway.runtime.health import publish_check
+from modelyard_gateway.runtime.upstream import probe
+
+_SECRET_FIELDS = {"token", "proxy_password"}
+
+
+def health_of(state: InstanceState | None) -> InstanceHealthRead:
+    """Return the API view of an instance's shared health row."""
+    if state is None:
+        return InstanceHealthRead(status="up")
+    now = datetime.now(UTC)
+    if state.health_down:
+        status = "down"
+    elif state.cooldown_until is not None and state.cooldown_until > now:
+        status = "cooldown"
+    else:
+        status = "up"
+    return InstanceHealthRead(
+        status=status,
+        reason=state.reason if status != "up" else "",
+        cooldown_until=state.cooldown_until if status == "cooldown" else None,
+        checked_at=state.checked_at,
+    )
+
+
+def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
+    """Return the API view of an instance (secrets left out)."""
+    return InstanceRead(
+        id=row.id,
+        name=row.name,
+        kind=InstanceKind(row.kind),
+        host=row.host,
+        port=row.port,
+        protocol=row.protocol,  # type: ignore[arg-type]
+        path_prefix=row.path_prefix,
+        base_url=row.base_url,
+        has_token=row.token_sealed is not None,
+        proxy_url=row.proxy_url,
+        proxy_username=row.proxy_username,
+        has_proxy_password=row.proxy_password_sealed is not None,
+        extra_headers=row.extra_headers,
+        upstream_model=row.upstream_model,
+        connect_timeout_s=row.connect_timeout_s,
+        read_timeout_s=row.read_timeout_s,
+        max_concurrency=row.max_concurrency,
+        default_params=row.default_params,
+        param_caps=row.param_caps,
+        health_path=row.health_path,
+        enabled=row.enabled,
+        health=health_of(state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        etag=make_etag(row.revision),
+    )
+
+
+def _seal(box: SecretBox, secret: SecretStr | None) -> str | None:
+    if secret is None or not secret.get_secret_value():
+        return None
+    return box.seal(secret.get_secret_value())
+
+
+async def _require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
+    row = await repository.get(session, workspace=workspace, instance_id=instance_id)
+    if row is None:
+        raise NotFoundError(f"No instance {instance_id} in this workspace.")
+    return row
+
+
+async def _ensure_name_free(
+    session: AsyncSession, workspace: str, name: str, other_than: uuid.UUID | None = None
+) -> None:
+    if await repository.name_taken(session, workspace=workspace, name=name, other_than=other_than):
+        raise ConflictError(f"An instance named '{name}' already exists in this workspace.")
+
+
+async def create_instance(
+    session: AsyncSession, *, box: SecretBox, principal: Principal, payload: InstanceCreate
+) -> InstanceRead:
+    """Return the new instance after storing it (secrets encrypted)."""
+    await _ensure_name_free(session, principal.workspace, payload.name)
+    fields = payload.model_dump(exclude=_SECRET_FIELDS)
+    row = ModelInstance(
+        id=uuid.uuid4(),
+        workspace=principal.workspace,
+        token_sealed=_seal(box, payload.token),
+        proxy_password_sealed=_seal(box, payload.proxy_password),
+        revision=1,
+        **fields,
+    )
+    session.add(row)
+    await session.flush()
+    await announce_config_change(session)
+    return to_read(row, None)
+
+
+async def get_instance(
+    session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
+) -> InstanceRead:
+    """Return one instance of the principal's workspace."""
+    row = await _require(session, principal.workspace, instance_id)
+    states = await repository.states(session, ids=[row.id])
+    return to_read(row, states.get(row.id))
+
+
+async def list_instances(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    params: PageParams,
+    kind: InstanceKind | None,
+    enabled: bool | None,
+) -> tuple[list[InstanceRead], str | None]:
+    """Return one page of the workspace's instances and the next cursor."""
+    rows, cursor = await repository.page(
+        session,
+        workspace=principal.workspace,
+        params=params,
+        kind=kind.value if kind else None,
+        enabled=enabled,
+    )
+    states = await repository.states(session, ids=[r.id for r in rows])
+    return [to_read(r, states.get(r.id)) for r in rows], cursor
+
+
+async def update_instance(
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    principal: Principal,
+    instance_id: uuid.UUID,
+    payload: InstanceUpdate,
+    if_match: str | None,
+) -> InstanceRead:
+    """Return the instance after applying the given fields (412 on a stale ETag)."""
+    row = await _require(session, principal.workspace, instance_id)
+    check_if_match(if_match, row.revision)
+    changes: dict[str, Any] = payload.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
+    nullable = {"host", "port", "base_url", "proxy_url", "proxy_username", "max_concurrency", "health_path"}
+    for field, value in list(changes.items()):
+        if value is None and field not in nullable:
+            raise UnprocessableError(
+                "A field cannot be null.",
+                errors=[FieldError(loc=["body", field], field=field, message="cannot be null", type="null")],
+            )
+    merged = {
+        "kind": changes.get("kind", row.kind),
+        "host": changes.get("host", row.host),
+        "port": changes.get("port", row.port),
+        "base_url": changes.get("base_url", row.base_url),
+    }
+    try:
+        check_kind_fields(**merged)
+    except ValueError as exc:
+        raise UnprocessableError(
+            str(exc),
+            errors=[FieldError(loc=["body"], field="", message=str(exc), type="value_error")],
+        ) from exc
+    if "name" in changes and changes["name"] != row.name:
+        await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
+    for field, value in changes.items():
+        setattr(row, field, value)
+    if "token" in payload.model_fields_set:
+        row.token_sealed = _seal(box, payload.token)
+    if "proxy_password" in payload.model_fields_set:
+        row.proxy_password_sealed = _seal(box, payload.proxy_password)
+    row.revision += 1
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await announce_config_change(session)
+    states = await repository.states(session, ids=[row.id])
+    return to_read(row, states.get(row.id))
+
+
+async def delete_instance(
+    session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
+) -> None:
+    """Delete an instance no group lists (409 naming the groups otherwise)."""
+    row = await _require(session, principal.workspace, instance_id)
+    groups = await repository.group_names_using(session, instance_id=row.id)
+    if groups:
+        raise ConflictError(
+            "The instance is in groups: " + ", ".join(groups) + ". Remove it from them first.",
+            groups=groups,
+        )
+    await repository.delete(session, instance=row)
+    await announce_config_change(session)
+
+
+async def check_instance(
+    session: AsyncSession,
+    *,
+    engine: AsyncEngine,
+    box: SecretBox,
+    client: aiohttp.ClientSession,
+    principal: Principal,
+    instance_id: uuid.UUID,
+    default_path: str,
+    timeout_s: float,
+    down_after: int,
+) -> InstanceCheck:
+    """Return the result of probing an instance now (and share it as a health check)."""
+    row = await _require(session, principal.workspace, instance_id)
+    route = build_instance(row, box)
+    path = row.health_path or default_path
+    result = await probe(client, route, path=path, timeout_s=timeout_s)
+    await publish_check(
+        engine,
+        row.id,
+        ok=result.ok,
+        reason=f"health check: {result.error}" if result.error else "",
+        threshold=down_after,
+    )
+    return InstanceCheck(
+        ok=result.ok,
+        latency_ms=round(result.latency_ms, 3),
+        status_code=result.status,
+        error=result.error,
+        url=route.base_url + path,
+    )

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible API: routing client requests to instances with failover."""

@@ -1,0 +1,1 @@
+"""What every gateway replica keeps in memory: routing config, shared health, upstream client."""

@@ -1,0 +1,232 @@
+"""The in-memory routing catalog: groups, instances and API keys, rebuilt on config changes.
+
+The hot path reads only this snapshot; admin writes send NOTIFY on `gateway_config` inside their
+transaction, and every replica rebuilds its snapshot when the notification arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from modelyard_gateway.crypto import SecretBox, hash_api_key
+from modelyard_gateway.db import ApiKey, GroupMember, ModelGroup, ModelInstance
+
+log = logging.getLogger("modelyard.gateway.catalog")
+
+NEGATIVE_KEY_TTL_S = 2.0
+NEGATIVE_KEY_MAX = 10_000
+
+
+def instance_base_url(
+    *,
+    kind: str,
+    host: str | None,
+    port: int | None,
+    protocol: str,
+    path_prefix: str,
+    base_url: str | None,
+) -> str:
+    """Return the URL that `/v1/...` paths are appended to (a trailing `/v1` is dropped)."""
+    if kind == "cloud":
+        base = (base_url or "").rstrip("/")
+    else:
+        prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
+        base = f"{protocol}://{host}:{port}{prefix}"
+    return base[:-3] if base.endswith("/v1") else base
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRoute:
+    """Everything the proxy needs to send one request to one instance."""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    base_url: str
+    upstream_model: str
+    headers: Mapping[str, str]
+    proxy_url: str | None
+    proxy_auth: aiohttp.BasicAuth | None
+    timeout: aiohttp.ClientTimeout
+    max_concurrency: int | None
+    default_params: Mapping[str, Any]
+    param_caps: Mapping[str, float]
+    health_path: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRoute:
+    """A model group as the proxy sees it: enabled instances in failover order."""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    created: int
+    instances: tuple[InstanceRoute, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A non-revoked client API key."""
+
+    id: uuid.UUID
+    workspace: str
+    groups: frozenset[str] | None
+
+    def may_use(self, group: str) -> bool:
+        """Return whether this key may send requests to `group`."""
+        return self.groups is None or group in self.groups
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One consistent view of the routing config."""
+
+    groups: dict[tuple[str, str], GroupRoute] = field(default_factory=dict)
+    instances: dict[uuid.UUID, InstanceRoute] = field(default_factory=dict)
+    keys: dict[str, ClientKey] = field(default_factory=dict)
+
+
+def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
+    """Return the routing view of an instance row (secrets decrypted, headers prepared)."""
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+    headers.update(row.extra_headers or {})
+    if row.token_sealed:
+        headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
+    proxy_auth = None
+    if row.proxy_username:
+        password = box.open(row.proxy_password_sealed) if row.proxy_password_sealed else ""
+        proxy_auth = aiohttp.BasicAuth(row.proxy_username, password)
+    return InstanceRoute(
+        id=row.id,
+        workspace=row.workspace,
+        name=row.name,
+        base_url=instance_base_url(
+            kind=row.kind,
+            host=row.host,
+            port=row.port,
+            protocol=row.protocol,
+            path_prefix=row.path_prefix,
+            base_url=row.base_url,
+        ),
+        upstream_model=row.upstream_model,
+        headers=headers,
+        proxy_url=row.proxy_url,
+        proxy_auth=proxy_auth,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=None,
+            sock_connect=row.connect_timeout_s,
+            sock_read=row.read_timeout_s,
+        ),
+        max_concurrency=row.max_concurrency,
+        default_params=dict(row.default_params or {}),
+        param_caps=dict(row.param_caps or {}),
+        health_path=row.health_path,
+        enabled=row.enabled,
+    )
+
+
+class Catalog:
+    """Holds the current snapshot and rebuilds it from the database."""
+
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+        self.snapshot = Snapshot()
+        self.version = 0
+        self._negative_keys: dict[str, float] = {}
+
+    async def reload(self) -> None:
+        """Rebuild the snapshot from the database and swap it in."""
+        async with AsyncSession(self._engine) as session:
+            instance_rows = (await session.scalars(select(ModelInstance))).all()
+            group_rows = (await session.scalars(select(ModelGroup))).all()
+            member_rows = (
+                await session.scalars(select(GroupMember).order_by(GroupMember.position))
+            ).all()
+            key_rows = (
+                await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))
+            ).all()
+        snapshot = Snapshot()
+        for inst in instance_rows:
+            try:
+                snapshot.instances[inst.id] = build_instance(inst, self._box)
+            except ValueError:
+                log.error("instance %s has a secret the configured key cannot open", inst.id)
+        members: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for member in member_rows:
+            members.setdefault(member.group_id, []).append(member.instance_id)
+        for group in group_rows:
+            if not group.enabled:
+                continue
+            routes = tuple(
+                snapshot.instances[i]
+                for i in members.get(group.id, [])
+                if i in snapshot.instances and snapshot.instances[i].enabled
+            )
+            snapshot.groups[(group.workspace, group.name)] = GroupRoute(
+                id=group.id,
+                workspace=group.workspace,
+                name=group.name,
+                created=int(group.created_at.timestamp()),
+                instances=routes,
+            )
+        for key in key_rows:
+            snapshot.keys[key.key_hash] = ClientKey(
+                id=key.id,
+                workspace=key.workspace,
+                groups=frozenset(key.groups) if key.groups is not None else None,
+            )
+        self.snapshot = snapshot
+        self._negative_keys.clear()
+        self.version += 1
+
+    async def client_key(self, presented: str) -> ClientKey | None:
+        """Return the key matching a presented API key, or None; unknown keys are re-read once."""
+        digest = hash_api_key(presented)
+        found = self.snapshot.keys.get(digest)
+        if found is not None:
+            return found
+        # A key created a moment ago on another replica may not have reached us yet.
+        now = time.monotonic()
+        seen = self._negative_keys.get(digest)
+        if seen is not None and now - seen < NEGATIVE_KEY_TTL_S:
+            return None
+        async with AsyncSession(self._engine) as session:
+            row = await session.scalar(
+                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+            )
+        if row is None:
+            if len(self._negative_keys) >= NEGATIVE_KEY_MAX:
+                self._negative_keys.clear()
+            self._negative_keys[digest] = now
+            return None
+        key = ClientKey(
+            id=row.id,
+            workspace=row.workspace,
+            groups=frozenset(row.groups) if row.groups is not None else None,
+        )
+        self.snapshot.keys[digest] = key
+        return key
+
+    def groups_for(self, key: ClientKey) -> list[GroupRoute]:
+        """Return the enabled groups a key may use, by name."""
+        return sorted(
+            (
+                g
+                for (ws, name), g in self.snapshot.groups.items()
+                if ws == key.workspace and key.may_use(name)
+            ),
+            key=lambda g: g.name,
+        )

@@ -1,0 +1,32 @@
+"""Gateway settings: `MODELYARD_GATEWAY_X` overrides `MODELYARD_X`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from modelyard_common.settings import ServiceSettings
+
+SCHEMA = "gateway"
+
+
+class GatewaySettings(ServiceSettings):
+    """What the gateway reads from the environment, each with a working local default."""
+
+    service_name: ClassVar[str] = "gateway"
+
+    # Fernet key (urlsafe base64, 32 bytes) for cloud tokens at rest. The default is for local
+    # development only; production sets MODELYARD_GATEWAY_ENCRYPTION_KEY.
+    encryption_key: str = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
+    cooldown_failures: int = Field(default=3, ge=1, description="Consecutive failures to cool.")
+    cooldown_s: float = Field(default=30.0, gt=0)
+    max_retry_after_s: float = Field(default=300.0, gt=0)
+    health_interval_s: float = Field(default=10.0, gt=0)
+    health_timeout_s: float = Field(default=5.0, gt=0)
+    health_path: str = "/v1/models"
+    health_failures: int = Field(default=2, ge=1, description="Failed checks to mark down.")
+    config_refresh_s: float = Field(default=30.0, gt=0, description="Full reload fallback.")
+    state_refresh_s: float = Field(default=5.0, gt=0, description="Shared state reload fallback.")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    consume_events: bool = True

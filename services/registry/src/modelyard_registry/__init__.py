@@ -1,0 +1,1 @@
+"""Modelyard registry: AI models, AI systems and the links between them."""

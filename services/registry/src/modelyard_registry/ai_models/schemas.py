@@ -1,0 +1,136 @@
+"""The AI model API contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard_registry.schemas_common import LongText, Name, Properties, ShortText, Tags
+
+
+class LearningType(StrEnum):
+    supervised = "supervised"
+    unsupervised = "unsupervised"
+    semi_supervised = "semi_supervised"
+    reinforcement = "reinforcement"
+
+
+LEARNING_TYPE_DEFINITIONS: dict[LearningType, tuple[str, str]] = {
+    LearningType.supervised: (
+        "Supervised learning",
+        "The model learns from examples that come with the right answer (labelled data): "
+        "each input is paired with the output it should produce, and training reduces the "
+        "gap between the model's predictions and those labels. Typical uses are "
+        "classification and regression, such as spam filtering or price estimation.",
+    ),
+    LearningType.unsupervised: (
+        "Unsupervised learning",
+        "The model learns structure from data that carries no labels: it groups similar "
+        "items, finds the directions along which the data varies, or flags what does not fit. "
+        "Typical uses are clustering, dimensionality reduction and anomaly detection.",
+    ),
+    LearningType.semi_supervised: (
+        "Semi-supervised learning",
+        "The model learns from a small set of labelled examples together with a large set of "
+        "unlabelled ones, using the structure of the unlabelled data to generalise beyond the "
+        "few labels. It suits domains where labelling is expensive, such as medical imaging.",
+    ),
+    LearningType.reinforcement: (
+        "Reinforcement learning",
+        "An agent learns by acting in an environment and receiving rewards or penalties, "
+        "improving a policy that maximises its long-term reward. Typical uses are control, "
+        "robotics, games and recommendation policies.",
+    ),
+}
+
+
+class LearningTypeRead(BaseModel):
+    id: LearningType
+    label: str
+    definition: str
+
+
+class AIModelCreate(BaseModel):
+    """A new AI model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "fraud-detector",
+                    "description": "## Features\nScores card payments.\n\n## Known limits\n"
+                    "Not trained on B2B payments.",
+                    "learning_type": "supervised",
+                    "functionality": "fraud detection",
+                    "foundations": "gradient boosted trees",
+                    "provider": "in-house",
+                    "tags": ["payments", "risk"],
+                    "properties": {"accuracy": {"type": "number", "value": 0.97}},
+                }
+            ]
+        },
+    )
+
+    name: Name
+    description: LongText = Field(default="", description="Markdown: features, known limits.")
+    learning_type: LearningType
+    functionality: ShortText = Field(default="", description='What it is used for.')
+    foundations: ShortText = Field(default="", description='Architecture, e.g. "transformer".')
+    provider: ShortText = ""
+    tags: Tags = Field(default_factory=list)
+    properties: Properties = Field(default_factory=dict)
+
+
+class AIModelUpdate(BaseModel):
+    """Fields to change; omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tags": ["nlp"]}]})
+
+    name: Name | None = None
+    description: LongText | None = None
+    learning_type: LearningType | None = None
+    functionality: ShortText | None = None
+    foundations: ShortText | None = None
+    provider: ShortText | None = None
+    tags: Tags | None = None
+    properties: Properties | None = None
+
+
+class AIModelRead(BaseModel):
+    """An AI model as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    description: str
+    learning_type: LearningType
+    functionality: str
+    foundations: str
+    provider: str
+    tags: list[str]
+    properties: dict[str, dict[str, object]]
+    archived: bool
+    archived_at: datetime | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+    etag: str
+
+
+class ModelSystemLinkRead(BaseModel):
+    """A system that uses this model, and how."""
+
+    system_id: uuid.UUID
+    system_name: str
+    risk_level: str
+    status: str
+    description_of_use: str
+    created_at: datetime
+    updated_at: datetime

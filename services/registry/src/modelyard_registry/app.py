@@ -1,0 +1,68 @@
+"""The registry's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modelyard_common.messaging import Broker
+from modelyard_common.observability import configure_logging
+from modelyard_common.outbox import OutboxRelay
+from modelyard_common.web import ServiceRuntime, create_app as create_service_app
+from modelyard_registry import __doc__ as DESCRIPTION
+from modelyard_registry.ai_models.router import router as models_router
+from modelyard_registry.ai_systems.router import router as systems_router
+from modelyard_registry.links.router import router as links_router
+from modelyard_registry.orm import OutboxEvent
+from modelyard_registry.settings import RegistrySettings
+
+VERSION = "0.1.0"
+TAGS = [
+    {"name": "models", "description": "AI models: what they are, what they do, their limits."},
+    {"name": "systems", "description": "AI systems and their EU AI Act risk level."},
+    {"name": "links", "description": "Which system uses which model, and how."},
+    {"name": "reference", "description": "Reference data for forms."},
+    {"name": "operations", "description": "Health and metrics."},
+]
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    """Return the registry app; resources open in its lifespan."""
+    settings = settings or RegistrySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("registry", settings.log_level, json_logs=settings.log_json)
+        runtime = ServiceRuntime(settings)
+        runtime.bind(app)
+        relay = OutboxRelay(
+            runtime.sessionmaker,
+            OutboxEvent,
+            runtime.broker,
+            database_url=settings.database_url,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        app.state.relay = relay
+
+        async def start_relay(_: Broker) -> None:
+            relay.start()
+
+        runtime.on_broker_ready(start_relay)
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await relay.stop()
+            await runtime.stop()
+
+    return create_service_app(
+        title="Modelyard registry",
+        description=DESCRIPTION or "",
+        version=VERSION,
+        settings=settings,
+        routers=[models_router, systems_router, links_router],
+        lifespan=lifespan,
+        openapi_tags=TAGS,
+    )

@@ -1,0 +1,165 @@
+"""Recording and reading the per-resource audit trail, and emitting the matching event."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.db import utcnow
+from modelyard_common.errors import ConflictError
+from modelyard_common.events import new_event
+from modelyard_common.outbox import enqueue
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_registry.orm import HistoryEntry, OutboxEvent
+
+EVENT_SOURCE = "modelyard/registry"
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return `{field: {old, new}}` for every field whose value differs."""
+    keys = list(dict.fromkeys([*before, *after]))
+    return {
+        key: {"old": before.get(key), "new": after.get(key)}
+        for key in keys
+        if before.get(key) != after.get(key)
+    }
+
+
+def add_entry(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    action: str,
+    changes: dict[str, dict[str, Any]],
+) -> None:
+    """Add one history entry to the caller's transaction."""
+    session.add(
+        HistoryEntry(
+            workspace=principal.workspace,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            action=action,
+            actor=principal.sub,
+            changes=changes,
+        )
+    )
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    event_type: str,
+    subject: uuid.UUID,
+    data: BaseModel | dict[str, Any],
+) -> None:
+    """Put a registry event in the outbox, in the caller's transaction."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    event = new_event(
+        type=event_type,
+        source=EVENT_SOURCE,
+        subject=str(subject),
+        data={**payload, "workspace": principal.workspace, "actor": principal.sub},
+    )
+    await enqueue(session, OutboxEvent, event)
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    action: str,
+    changes: dict[str, dict[str, Any]],
+    event_data: BaseModel | dict[str, Any],
+) -> None:
+    """Write a history entry and its `registry.<type>.<action>` event in the caller's transaction."""
+    add_entry(
+        session,
+        principal=principal,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        action=action,
+        changes=changes,
+    )
+    await emit(
+        session,
+        principal=principal,
+        event_type=f"registry.{resource_type}.{action}",
+        subject=resource_id,
+        data=event_data,
+    )
+
+
+async def list_history(
+    session: AsyncSession, *, workspace: str, resource_id: uuid.UUID, params: PageParams
+) -> tuple[list[HistoryEntry], str | None]:
+    """Return one page of a resource's history, oldest first by default."""
+    stmt = select(HistoryEntry).where(
+        HistoryEntry.workspace == workspace, HistoryEntry.resource_id == resource_id
+    )
+    return await paginate(
+        session, stmt, params=params, columns={"at": HistoryEntry.at}, id_column=HistoryEntry.id
+    )
+
+
+async def flush_unique(session: AsyncSession, message: str) -> None:
+    """Flush; a unique-constraint race with a concurrent request becomes a 409."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23505" or "unique" in str(exc.orig).lower():
+            raise ConflictError(message) from exc
+        raise
+
+
+class Revisioned(Protocol):
+    id: uuid.UUID
+    name: str
+    revision: int
+    updated_by: str
+    updated_at: Any
+
+
+R = TypeVar("R", bound=Revisioned)
+ReadT = TypeVar("ReadT", bound=BaseModel)
+
+
+async def save_revision(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    row: R,
+    resource_type: str,
+    action: str,
+    delta: dict[str, dict[str, Any]],
+    to_read: Callable[[R], ReadT],
+) -> ReadT:
+    """Return the row's new API view after bumping its revision and recording the change."""
+    row.revision += 1
+    row.updated_by = principal.sub
+    row.updated_at = utcnow()
+    await flush_unique(
+        session, f"A {resource_type} named {row.name!r} already exists in this workspace."
+    )
+    read = to_read(row)
+    await record_change(
+        session,
+        principal=principal,
+        resource_type=resource_type,
+        resource_id=row.id,
+        action=action,
+        changes=delta,
+        event_data=read,
+    )
+    return read

@@ -1,0 +1,218 @@
+"""The rules about links: both ends exist and are active, one link per pair, audited."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.db import utcnow
+from modelyard_common.errors import ConflictError, NotFoundError
+from modelyard_common.http import check_if_match, make_etag
+from modelyard_registry.ai_models.service import RESOURCE as MODEL
+from modelyard_registry.ai_models.service import get_model
+from modelyard_registry.ai_systems.service import RESOURCE as SYSTEM
+from modelyard_registry.ai_systems.service import get_system
+from modelyard_registry.history.service import add_entry, emit, flush_unique
+from modelyard_registry.links import repository
+from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
+from modelyard_registry.orm import AIModel, AISystem, SystemModelLink
+
+
+def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:
+    """Return the API view of a link."""
+    return LinkRead(
+        system_id=link.system_id,
+        model_id=link.model_id,
+        model_name=model.name,
+        learning_type=model.learning_type,
+        model_archived=model.archived_at is not None,
+        description_of_use=link.description_of_use,
+        created_at=link.created_at,
+        created_by=link.created_by,
+        updated_at=link.updated_at,
+        updated_by=link.updated_by,
+        etag=make_etag(link.revision),
+    )
+
+
+async def _audit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    system: AISystem | uuid.UUID,
+    read: LinkRead,
+    action: str,
+    old: str | None,
+    new: str | None,
+) -> None:
+    """Record the change on both ends' histories and emit one `registry.link.<action>`."""
+    system_id = system if isinstance(system, uuid.UUID) else system.id
+    change = {"description_of_use": {"old": old, "new": new}}
+    add_entry(
+        session,
+        principal=principal,
+        resource_type=SYSTEM,
+        resource_id=system_id,
+        action=f"model_{action}",
+        changes={"model_id": {"old": None, "new": str(read.model_id)}, **change},
+    )
+    add_entry(
+        session,
+        principal=principal,
+        resource_type=MODEL,
+        resource_id=read.model_id,
+        action=f"system_{action}",
+        changes={"system_id": {"old": None, "new": str(system_id)}, **change},
+    )
+    await emit(
+        session,
+        principal=principal,
+        event_type=f"registry.link.{action}",
+        subject=system_id,
+        data=read,
+    )
+
+
+async def attach(
+    session: AsyncSession, *, principal: Principal, system_id: uuid.UUID, data: LinkCreate
+) -> LinkRead:
+    """Return the new link; 409 when either end is archived or the pair is linked already."""
+    system = await get_system(session, principal=principal, system_id=system_id, for_update=True)
+    model = await get_model(
+        session, principal=principal, model_id=data.model_id, for_update=True
+    )
+    if system.archived_at is not None:
+        raise ConflictError("The system is archived; unarchive it before linking models.")
+    if model.archived_at is not None:
+        raise ConflictError("The model is archived; unarchive it before linking it.")
+    if await repository.get(
+        session, workspace=principal.workspace, system_id=system_id, model_id=model.id
+    ):
+        raise ConflictError("This model is already linked to this system; update the link.")
+    link = SystemModelLink(
+        system_id=system.id,
+        model_id=model.id,
+        workspace=principal.workspace,
+        description_of_use=data.description_of_use,
+        created_by=principal.sub,
+        updated_by=principal.sub,
+    )
+    session.add(link)
+    await flush_unique(session, "This model is already linked to this system.")
+    await session.refresh(link)
+    read = to_read(link, model)
+    await _audit(
+        session,
+        principal=principal,
+        system=system,
+        read=read,
+        action="linked",
+        old=None,
+        new=link.description_of_use,
+    )
+    return read
+
+
+async def _get_link(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    system_id: uuid.UUID,
+    model_id: uuid.UUID,
+    for_update: bool = False,
+) -> tuple[SystemModelLink, AIModel]:
+    found = await repository.get(
+        session,
+        workspace=principal.workspace,
+        system_id=system_id,
+        model_id=model_id,
+        for_update=for_update,
+    )
+    if found is None:
+        raise NotFoundError(f"Model {model_id} is not linked to system {system_id}.")
+    return found
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    system_id: uuid.UUID,
+    model_id: uuid.UUID,
+    data: LinkUpdate,
+    if_match: str | None,
+) -> LinkRead:
+    """Return the link with its new description of use; 412 when `if_match` is stale."""
+    link, model = await _get_link(
+        session, principal=principal, system_id=system_id, model_id=model_id, for_update=True
+    )
+    check_if_match(if_match, link.revision)
+    if link.description_of_use == data.description_of_use:
+        return to_read(link, model)
+    old = link.description_of_use
+    link.description_of_use = data.description_of_use
+    link.revision += 1
+    link.updated_by = principal.sub
+    link.updated_at = utcnow()
+    await session.flush()
+    read = to_read(link, model)
+    await _audit(
+        session,
+        principal=principal,
+        system=system_id,
+        read=read,
+        action="updated",
+        old=old,
+        new=link.description_of_use,
+    )
+    return read
+
+
+async def detach(
+    session: AsyncSession, *, principal: Principal, system_id: uuid.UUID, model_id: uuid.UUID
+) -> None:
+    """Remove a link, recording it on both ends."""
+    link, model = await _get_link(
+        session, principal=principal, system_id=system_id, model_id=model_id, for_update=True
+    )
+    await _remove(session, principal=principal, link=link, model=model)
+
+
+async def _remove(
+    session: AsyncSession, *, principal: Principal, link: SystemModelLink, model: AIModel
+) -> None:
+    read = to_read(link, model)
+    await session.delete(link)
+    await session.flush()
+    await _audit(
+        session,
+        principal=principal,
+        system=link.system_id,
+        read=read,
+        action="unlinked",
+        old=link.description_of_use,
+        new=None,
+    )
+
+
+async def detach_all(session: AsyncSession, *, principal: Principal, system: AISystem) -> None:
+    """Remove every link of a system (before the system itself is deleted)."""
+    for link, model in await repository.models_of_system(
+        session, workspace=principal.workspace, system_id=system.id
+    ):
+        await _remove(session, principal=principal, link=link, model=model)
+
+
+async def list_models_of_system(
+    session: AsyncSession, *, principal: Principal, system_id: uuid.UUID
+) -> list[LinkRead]:
+    """Return the models a system uses, each with its description of use."""
+    await get_system(session, principal=principal, system_id=system_id)
+    return [
+        to_read(link, model)
+        for link, model in await repository.models_of_system(
+            session, workspace=principal.workspace, system_id=system_id
+        )
+    ]

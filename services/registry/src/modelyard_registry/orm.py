@@ -1,0 +1,145 @@
+"""Registry tables, all in the `registry` schema and all scoped by workspace."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from modelyard_common.db import new_id, schema_metadata, utcnow
+from modelyard_common.http import IdempotencyRecordMixin
+from modelyard_common.outbox import OutboxMixin
+
+SCHEMA = "registry"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Audited:
+    """Who changed a row and when, plus the revision behind its ETag."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class AIModel(Audited, Base):
+    __tablename__ = "ai_models"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    learning_type: Mapped[str] = mapped_column(String(32))
+    functionality: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    foundations: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    provider: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    search: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', coalesce(name, '') || ' ' || coalesce(description, ''))",
+            persisted=True,
+        ),
+        deferred=True,
+    )
+
+    __table_args__ = (
+        Index("uq_ai_models_workspace_name", "workspace", func.lower(name), unique=True),
+        Index("ix_ai_models_search", "search", postgresql_using="gin"),
+        Index("ix_ai_models_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class AISystem(Audited, Base):
+    __tablename__ = "ai_systems"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    purpose: Mapped[str] = mapped_column(Text, default="", server_default="")
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16))
+    risk_level: Mapped[str] = mapped_column(String(16))
+    ai_act_role: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    search: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', coalesce(name, '') || ' ' || coalesce(description, '')"
+            " || ' ' || coalesce(purpose, ''))",
+            persisted=True,
+        ),
+        deferred=True,
+    )
+
+    __table_args__ = (
+        Index("uq_ai_systems_workspace_name", "workspace", func.lower(name), unique=True),
+        Index("ix_ai_systems_search", "search", postgresql_using="gin"),
+        Index("ix_ai_systems_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class SystemModelLink(Audited, Base):
+    """How one AI system uses one AI model."""
+
+    __tablename__ = "system_models"
+
+    system_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_systems.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_models.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    workspace: Mapped[str] = mapped_column(String(100))
+    description_of_use: Mapped[str] = mapped_column(Text)
+
+
+class HistoryEntry(Base):
+    """One change to one resource: who, when, what, old -> new."""
+
+    __tablename__ = "history"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[uuid.UUID] = mapped_column()
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+    __table_args__ = (Index("ix_history_resource", "workspace", "resource_id", "at"),)
+
+
+class OutboxEvent(OutboxMixin, Base):
+    __tablename__ = "outbox"
+
+
+class IdempotencyRecord(IdempotencyRecordMixin, Base):
+    __tablename__ = "idempotency_keys"

@@ -1,0 +1,74 @@
+"""Field types shared by the registry's API schemas."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+LongText = Annotated[str, Field(max_length=20_000)]
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$"
+    ),
+]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=50, description="Lower-cased labels without spaces or commas."),
+    AfterValidator(_unique_tags),
+]
+
+
+class CustomProperty(BaseModel):
+    """A typed custom property; `value` must match `type`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["string", "number", "boolean", "date", "url"]
+    value: Any
+
+    @model_validator(mode="after")
+    def _value_matches_type(self) -> CustomProperty:
+        v = self.value
+        ok = {
+            "string": isinstance(v, str) and len(v) <= 2000,
+            "number": isinstance(v, int | float) and not isinstance(v, bool),
+            "boolean": isinstance(v, bool),
+            "date": isinstance(v, str) and _is_date(v),
+            "url": isinstance(v, str) and v.startswith(("http://", "https://")) and len(v) <= 2000,
+        }[self.type]
+        if not ok:
+            raise ValueError(f"value does not match type {self.type!r}")
+        return self
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _property_keys(props: dict[str, CustomProperty]) -> dict[str, CustomProperty]:
+    for key in props:
+        if not 1 <= len(key) <= 64 or not key.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"property name {key!r} must be 1-64 letters, digits, - or _")
+    return props
+
+
+Properties = Annotated[
+    dict[str, CustomProperty],
+    Field(max_length=100, description="Typed custom properties by name."),
+    AfterValidator(_property_keys),
+]

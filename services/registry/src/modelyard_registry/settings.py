@@ -1,0 +1,13 @@
+"""Registry settings (`MODELYARD_REGISTRY_X` overrides `MODELYARD_X`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from modelyard_common.settings import ServiceSettings
+
+
+class RegistrySettings(ServiceSettings):
+    service_name: ClassVar[str] = "registry"
+
+    event_source: str = "modelyard/registry"
