@@ -1,6 +1,5 @@
 """Cursor (keyset) pagination: stable pages even while rows are inserted."""
 
-from __future__ import annotations
 
 import base64
 import binascii

@@ -26,7 +26,7 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
-    jwt_secret: str = Field(default="dev-only-insecure-secret-change-me", min_length=16)
+    jwt_secret: str = Field(default="dev-only-insecure-secret-change-me", min_length=32)
     jwt_audience: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"

@@ -1,13 +1,31 @@
-"""Test helpers: a fresh database per test session, built by the service's migrations."""
+"""Test helpers shared by the services' suites: databases, vhosts, tokens, event capture."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aio_pika
 import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
 
+from modelyard_common.auth import issue_token
+from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.outbox import asyncpg_dsn
+
+TEST_ADMIN_DB_URL = os.environ.get(
+    "MODELYARD_TEST_ADMIN_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+TEST_VHOST = os.environ.get("MODELYARD_TEST_VHOST", "modelyard_test")
+TEST_AMQP_URL = os.environ.get(
+    "MODELYARD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
+)
+TEST_JWT_SECRET = "test-secret-of-sufficient-length"
 
 
 async def recreate_database(admin_url: str, name: str) -> str:
@@ -22,7 +40,7 @@ async def recreate_database(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-def ensure_vhost(vhost: str) -> None:
+def ensure_vhost(vhost: str = TEST_VHOST) -> None:
     """Create a RabbitMQ vhost for tests (idempotent) with rabbitmqctl."""
     existing = subprocess.run(
         ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True
@@ -35,15 +53,96 @@ def ensure_vhost(vhost: str) -> None:
     )
 
 
+def bearer(
+    role: str, workspace: str, *, sub: str = "tester", secret: str = TEST_JWT_SECRET
+) -> dict[str, str]:
+    """Return an Authorization header for a test principal."""
+    token = issue_token(secret=secret, sub=sub, roles=[role], workspace=workspace)
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def wait_for(
-    predicate: object, *, timeout: float = 10.0, interval: float = 0.05
-) -> None:
-    """Wait until the async callable `predicate` returns truthy; fail after `timeout`."""
+    predicate: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Return the first truthy result of the async `predicate`; fail after `timeout`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        if await predicate():  # type: ignore[operator]
-            return
+        result = await predicate()
+        if result:
+            return result
         if loop.time() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+class EventCapture:
+    """A real, exclusive queue on the events exchange that records what arrives."""
+
+    def __init__(self, amqp_url: str, routing_key: str = "#") -> None:
+        self.amqp_url = amqp_url
+        self.routing_key = routing_key
+        self.events: list[dict[str, Any]] = []
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def __aenter__(self) -> EventCapture:
+        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(f"test-capture-{uuid.uuid4().hex}", exclusive=True)
+        await queue.bind(exchange, routing_key=self.routing_key)
+        await queue.consume(self._on_message, no_ack=True)
+        return self
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.events.append(json.loads(message.body))
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    def of(self, *, type: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:
+        """Return captured events matching a type and/or subject."""
+        return [
+            e
+            for e in self.events
+            if (type is None or e["type"] == type) and (subject is None or e.get("subject") == subject)
+        ]
+
+    async def wait(
+        self, *, type: str | None = None, subject: str | None = None, count: int = 1,
+        timeout: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """Return matching events once at least `count` have arrived."""
+
+        async def enough() -> list[dict[str, Any]] | None:
+            found = self.of(type=type, subject=subject)
+            return found if len(found) >= count else None
+
+        result: list[dict[str, Any]] = await wait_for(enough, timeout=timeout)
+        return result
+
+
+async def create_ok(
+    client: Any, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """POST `body` and return the created resource, asserting a 201."""
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
+    """Assert an RFC 9457 body with `status`, listing each of `fields` as invalid."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    named = {e["field"] for e in body.get("errors") or []}
+    for field in fields:
+        assert field in named, f"{field} not reported in {body}"
+    return body

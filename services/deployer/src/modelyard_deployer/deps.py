@@ -6,6 +6,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.messaging import Broker
 from modelyard_deployer.artifacts import ArtifactStore
@@ -30,6 +31,12 @@ def get_registry_http(request: Request) -> httpx.AsyncClient:
     return client
 
 
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Return the app's session factory (for work outside the request's transaction)."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return factory
+
+
 def get_broker(request: Request) -> Broker:
     """Return the app's broker."""
     broker: Broker = request.app.state.broker
@@ -40,3 +47,4 @@ SettingsDep = Annotated[DeployerSettings, Depends(get_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 RegistryHttpDep = Annotated[httpx.AsyncClient, Depends(get_registry_http)]
 BrokerDep = Annotated[Broker, Depends(get_broker)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

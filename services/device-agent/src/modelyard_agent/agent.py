@@ -46,7 +46,9 @@ class Agent:
         data_dir = settings.data_dir
         self.store = DesiredStateStore(data_dir / "deployments")
         self.broker = Broker(settings.amqp_url, prefetch=8)
-        self.outbox = ReportOutbox(data_dir / "outbox", self.broker, retry_s=settings.outbox_retry_s)
+        self.outbox = ReportOutbox(
+            data_dir / "outbox", self.broker, retry_s=settings.outbox_retry_s
+        )
         self.docker = DockerRuntime(settings.device_id, workers=settings.docker_workers)
         self.routes = RouteTable()
         self.http = httpx.AsyncClient(follow_redirects=True)

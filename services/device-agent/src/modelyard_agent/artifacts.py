@@ -66,7 +66,7 @@ async def download_artifact(
     Raises `TransientError` when the disk is too full or the network keeps failing, and
     `PermanentError` when the deployer refuses the request or the checksum does not match.
     """
-    if destination.exists() and await asyncio.to_thread(_sha256, destination) == version.sha256.lower():
+    if await asyncio.to_thread(_sha256_or_none, destination) == version.sha256.lower():
         return destination
     partial = destination.with_name(destination.name + ".part")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ class _RetryableStatusError(Exception):
 async def _fetch(
     client: httpx.AsyncClient, version: VersionSpec, partial: Path, policy: DownloadPolicy
 ) -> None:
-    offset = partial.stat().st_size if partial.exists() else 0
+    offset = await asyncio.to_thread(_size_or_zero, partial)
     if offset > version.size_bytes:
         await asyncio.to_thread(partial.unlink)
         offset = 0
@@ -150,7 +150,7 @@ async def _fetch(
 async def _check_free_disk(
     directory: Path, size: int, partial: Path, policy: DownloadPolicy
 ) -> None:
-    already = partial.stat().st_size if partial.exists() else 0
+    already = await asyncio.to_thread(_size_or_zero, partial)
     # The zip and its extracted copy live side by side until the zip is deleted.
     needed = 2 * size - already + policy.disk_reserve_bytes
     free = (await asyncio.to_thread(shutil.disk_usage, directory)).free
@@ -158,6 +158,20 @@ async def _check_free_disk(
         raise TransientError(
             f"Not enough free disk: {needed // 2**20} MiB needed, {free // 2**20} MiB free."
         )
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return _sha256(path)
+    except FileNotFoundError:
+        return None
 
 
 def _sha256(path: Path) -> str:
@@ -170,6 +184,10 @@ def _sha256(path: Path) -> str:
 
 async def unpack_artifact(zip_path: Path, target: Path, limits: ArchiveLimits) -> ArchiveSummary:
     """Extract a verified zip into `target` (all or nothing); an existing target is reused."""
-    if target.is_dir():
-        return ArchiveSummary()
-    return await asyncio.to_thread(extract_archive, zip_path, target, limits)
+
+    def unpack() -> ArchiveSummary:
+        if target.is_dir():
+            return ArchiveSummary()
+        return extract_archive(zip_path, target, limits)
+
+    return await asyncio.to_thread(unpack)

@@ -10,7 +10,7 @@ in a crash) is recognised by the deployer as the same event.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -70,10 +70,8 @@ class ReportOutbox:
                 log.warning("reports not delivered yet (%s); retrying in %.1fs", exc, self.retry_s)
                 await asyncio.sleep(self.retry_s)
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.retry_s)
-            except TimeoutError:
-                pass
 
     async def send_now(self, event: CloudEvent) -> bool:
         """Publish an event that is only worth sending now (heartbeat); return whether it went."""
@@ -111,8 +109,3 @@ class ReportOutbox:
     def _pending_files(self) -> list[Path]:
         return sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
 
-
-def event_summary(raw: bytes) -> str:
-    """Return `type subject` of a serialised event, for log lines."""
-    body = json.loads(raw)
-    return f"{body.get('type')} {body.get('subject')}"

@@ -18,7 +18,6 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,10 +215,11 @@ class Reconciler:
 
     async def _remove(self, record: DeploymentRecord, containers: list[ManagedContainer]) -> None:
         deployment_id = record.deployment_id
+        files = self.versions_dir / str(deployment_id)
         leftovers = (
-            containers
-            or (self.versions_dir / str(deployment_id)).exists()
-            or await self._images_of(deployment_id)
+            bool(containers)
+            or await asyncio.to_thread(files.exists)
+            or bool(await self._images_of(deployment_id))
         )
         if record.state is DeploymentState.removed and not leftovers:
             return
@@ -325,8 +325,10 @@ class Reconciler:
         if manifest.dockerfile:
             image = built_image_tag(record.deployment_id, target.id)
             if not await self.docker.image_exists(image):
-                if not (project_dir / "Dockerfile").is_file():
-                    raise PermanentError("The manifest asks for a Dockerfile build but the zip has none.")
+                if not await asyncio.to_thread((project_dir / "Dockerfile").is_file):
+                    raise PermanentError(
+                        "The manifest asks for a Dockerfile build but the zip has none."
+                    )
                 try:
                     await self.docker.build(
                         project_dir,
@@ -351,7 +353,7 @@ class Reconciler:
 
     async def _prepare_files(self, record: DeploymentRecord, target: VersionSpec) -> Path:
         project_dir = self.versions_dir / str(record.deployment_id) / str(target.id)
-        if project_dir.is_dir():
+        if await asyncio.to_thread(project_dir.is_dir):
             return project_dir
         await self.report(record, DeploymentState.downloading, version=target)
         zip_path = self.downloads_dir / f"{record.deployment_id}-{target.id}.zip"
@@ -425,7 +427,8 @@ class Reconciler:
                 return await self.docker.run(spec)
             except DockerError as exc:
                 # Another process may have taken the port between our probe and Docker's bind.
-                if "port is already allocated" not in str(exc) and "address already in use" not in str(exc):
+                reason = str(exc)
+                if "already allocated" not in reason and "already in use" not in reason:
                     raise
                 last_error = exc
         raise TransientError(str(last_error))
@@ -445,9 +448,12 @@ class Reconciler:
                 next_inspect = now + 1.0
                 if current is None:
                     raise TransientError("the container disappeared while starting")
-                if current.restart_count >= CRASH_LIMIT or current.status in ("exited", "dead"):
-                    if current.status != "running":
-                        break
+                crashed = current.restart_count >= CRASH_LIMIT or current.status in (
+                    "exited",
+                    "dead",
+                )
+                if crashed and current.status != "running":
+                    break
             if current is not None and current.host_port is not None:
                 url = f"http://127.0.0.1:{current.host_port}{manifest.health_path}"
                 with contextlib.suppress(httpx.HTTPError):
@@ -658,5 +664,3 @@ def _describe_error(exc: BaseException) -> str:
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
-
-AsyncCallback = Callable[[], Awaitable[None]]

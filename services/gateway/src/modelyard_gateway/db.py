@@ -63,6 +63,8 @@ class ModelInstance(TimestampMixin, Base):
     health_path: Mapped[str | None] = mapped_column(String(255))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Set on instances the gateway created from a deployer endpoint event (bound groups).
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
 
 
 class ModelGroup(TimestampMixin, Base):

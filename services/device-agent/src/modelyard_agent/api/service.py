@@ -11,7 +11,9 @@ from modelyard_agent.store import DeploymentRecord
 from modelyard_common.errors import NotFoundError, ProblemError, ServiceUnavailableError
 
 # Hop-by-hop and length headers are recomputed by the server answering the client.
-_DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "server", "date"}
+_DROPPED_HEADERS = {
+    "content-length", "transfer-encoding", "connection", "keep-alive", "server", "date"
+}
 
 
 class BadGatewayError(ProblemError):

@@ -13,46 +13,53 @@ Configured by environment variables the agent sets: ``MODELYARD_MAIN``, ``MODELY
 ``MODELYARD_PROJECT_DIR``. It must run on any Python 3.8+ the base image ships, without packages.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
 
 MAX_BODY_BYTES = int(os.environ.get("MODELYARD_MAX_BODY_BYTES", str(64 * 1024 * 1024)))
 
 
-def load_main(project_dir, main):
+def load_main(project_dir: str, main: str) -> ModuleType:
     """Return the imported main module of the project."""
     sys.path.insert(0, project_dir)
     path = os.path.join(project_dir, main)
     spec = importlib.util.spec_from_file_location("modelyard_main", path)
     if spec is None or spec.loader is None:
-        raise RuntimeError("cannot import " + path)
+        raise RuntimeError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["modelyard_main"] = module
     spec.loader.exec_module(module)
     return module
 
 
-def make_handler(module, handler_names, input_type, health_path):
+def make_handler(
+    module: ModuleType, handler_names: list[str], input_type: str, health_path: str
+) -> type[BaseHTTPRequestHandler]:
     """Return the request handler class serving `module`'s handler functions."""
-    functions = {}
+    functions: dict[str, Callable[[Any], Any]] = {}
     for name in handler_names:
         function = getattr(module, name, None)
         if not callable(function):
-            raise RuntimeError("main file has no function named " + repr(name))
+            raise RuntimeError(f"main file has no function named {name!r}")
         functions[name] = function
 
     class HandlerRequest(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "modelyard-handlers/1"
 
-        def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-            sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
-        def _send(self, status, body, content_type="application/json"):
+        def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
             raw = json.dumps(body).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -60,51 +67,53 @@ def make_handler(module, handler_names, input_type, health_path):
             self.end_headers()
             self.wfile.write(raw)
 
-        def _problem(self, status, title, detail):
+        def _problem(self, status: int, title: str, detail: str) -> None:
             body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
             self._send(status, body, "application/problem+json")
 
-        def do_GET(self):
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == health_path:
                 self._send(200, {"status": "ok", "handlers": sorted(functions)})
             else:
                 self._problem(404, "Not Found", "No such path; handlers are POST /<name>.")
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             name = self.path.split("?", 1)[0].strip("/")
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 self._problem(413, "Content Too Large", "The request body is too large.")
+                self.close_connection = True
                 return
             raw = self.rfile.read(length) if length else b""
             function = functions.get(name)
             if function is None:
-                self._problem(404, "Not Found", "No handler named %r." % name)
+                self._problem(404, "Not Found", f"No handler named {name!r}.")
                 return
-            if input_type == "image":
-                payload = raw
-            else:
+            payload: Any = raw
+            if input_type != "image":
                 try:
                     payload = json.loads(raw.decode("utf-8")) if raw else None
                 except ValueError as exc:
-                    self._problem(400, "Bad Request", "The body is not valid JSON: %s" % exc)
+                    self._problem(400, "Bad Request", f"The body is not valid JSON: {exc}")
                     return
             try:
                 result = function(payload)
-            except Exception as exc:  # noqa: BLE001 - any handler error becomes a problem body
+            except Exception as exc:  # any handler error becomes a problem body, never a crash
                 traceback.print_exc()
-                self._problem(500, "Handler Error", "%s: %s" % (type(exc).__name__, exc))
+                self._problem(500, "Handler Error", f"{type(exc).__name__}: {exc}")
                 return
             try:
-                self._send(200, result)
+                json.dumps(result)
             except (TypeError, ValueError) as exc:
-                self._problem(500, "Handler Error", "The result is not JSON: %s" % exc)
+                self._problem(500, "Handler Error", f"The result is not JSON: {exc}")
+                return
+            self._send(200, result)
 
     return HandlerRequest
 
 
-def main():
+def main() -> None:
     """Import the project and serve its handlers until the container stops."""
     project_dir = os.environ.get("MODELYARD_PROJECT_DIR", os.getcwd())
     module = load_main(project_dir, os.environ.get("MODELYARD_MAIN", "main.py"))
@@ -115,9 +124,10 @@ def main():
         os.environ.get("MODELYARD_INPUT_TYPE", "json"),
         os.environ.get("MODELYARD_HEALTH_PATH", "/healthz"),
     )
-    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), request_class)
+    port = int(os.environ.get("PORT", "8080"))
+    server = ThreadingHTTPServer(("0.0.0.0", port), request_class)  # noqa: S104 - in a container
     server.daemon_threads = True
-    sys.stderr.write("modelyard handlers %s serving on port %s\n" % (names, server.server_port))
+    sys.stderr.write(f"modelyard handlers {names} serving on port {port}\n")
     sys.stderr.flush()
     server.serve_forever()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,9 @@ from modelyard_gateway.db import GroupMember, InstanceState, ModelGroup, ModelIn
 SORTS = ("created_at", "name")
 
 
-async def get(session: AsyncSession, *, workspace: str, instance_id: uuid.UUID) -> ModelInstance | None:
+async def get(
+    session: AsyncSession, *, workspace: str, instance_id: uuid.UUID
+) -> ModelInstance | None:
     """Return the instance with this id in the workspace, or None."""
     return await session.scalar(
         select(ModelInstance).where(
@@ -51,7 +54,7 @@ async def page(
         stmt = stmt.where(ModelInstance.enabled == enabled)
     return await paginate(
         session,
-        stmt,
+        cast(Any, stmt),  # SQLAlchemy 2.1 types Select[Row] where paginate wants tuple
         params=params,
         columns={"created_at": ModelInstance.created_at, "name": ModelInstance.name},
         id_column=ModelInstance.id,
@@ -91,9 +94,7 @@ async def states(
     wanted = list(ids)
     if not wanted:
         return {}
-    rows = await session.scalars(
-        select(InstanceState).where(InstanceState.instance_id.in_(wanted))
-    )
+    rows = await session.scalars(select(InstanceState).where(InstanceState.instance_id.in_(wanted)))
     return {row.instance_id: row for row in rows}
 
 

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+]
 
 
 class InstanceKind(StrEnum):
@@ -36,7 +38,11 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     if value is None:
         return None
     for name in value:
-        if not name or any(c in name for c in " :\r\n") or name.lower() in {"host", "content-length"}:
+        if (
+            not name
+            or any(c in name for c in " :\r\n")
+            or name.lower() in {"host", "content-length"}
+        ):
             raise ValueError(f"header name {name!r} is not allowed")
     for header_value in value.values():
         if "\r" in header_value or "\n" in header_value:
@@ -130,9 +136,7 @@ class InstanceCreate(_InstanceFields):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
-        check_kind_fields(
-            kind=self.kind, host=self.host, port=self.port, base_url=self.base_url
-        )
+        check_kind_fields(kind=self.kind, host=self.host, port=self.port, base_url=self.base_url)
         return self
 
 
@@ -220,7 +224,13 @@ class InstanceCheck(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"ok": True, "latency_ms": 3.2, "status_code": 200, "error": None, "url": "http://10.0.0.12:8080/v1/models"}
+                {
+                    "ok": True,
+                    "latency_ms": 3.2,
+                    "status_code": 200,
+                    "error": None,
+                    "url": "http://10.0.0.12:8080/v1/models",
+                }
             ]
         }
     )

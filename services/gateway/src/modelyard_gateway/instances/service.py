@@ -60,7 +60,7 @@ def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
         kind=InstanceKind(row.kind),
         host=row.host,
         port=row.port,
-        protocol=row.protocol,  # type: ignore[arg-type]
+        protocol=row.protocol,
         path_prefix=row.path_prefix,
         base_url=row.base_url,
         has_token=row.token_sealed is not None,
@@ -165,12 +165,24 @@ async def update_instance(
     row = await _require(session, principal.workspace, instance_id)
     check_if_match(if_match, row.revision)
     changes: dict[str, Any] = payload.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
-    nullable = {"host", "port", "base_url", "proxy_url", "proxy_username", "max_concurrency", "health_path"}
+    nullable = {
+        "host",
+        "port",
+        "base_url",
+        "proxy_url",
+        "proxy_username",
+        "max_concurrency",
+        "health_path",
+    }
     for field, value in list(changes.items()):
         if value is None and field not in nullable:
             raise UnprocessableError(
                 "A field cannot be null.",
-                errors=[FieldError(loc=["body", field], field=field, message="cannot be null", type="null")],
+                errors=[
+                    FieldError(
+                        loc=["body", field], field=field, message="cannot be null", type="null"
+                    )
+                ],
             )
     merged = {
         "kind": changes.get("kind", row.kind),

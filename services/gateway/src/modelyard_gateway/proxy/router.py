@@ -83,7 +83,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
-            raise ClientError(413, "The request body is too large.", type_="invalid_request_error", code="too_large")
+            raise ClientError(
+                413,
+                "The request body is too large.",
+                type_="invalid_request_error",
+                code="too_large",
+            )
         return body
     parts = [body]
     size = len(body)
@@ -94,7 +99,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ClientError(413, "The request body is too large.", type_="invalid_request_error", code="too_large")
+            raise ClientError(
+                413,
+                "The request body is too large.",
+                type_="invalid_request_error",
+                code="too_large",
+            )
         parts.append(chunk)
     return b"".join(parts)
 
@@ -130,7 +140,10 @@ class ProxyEndpoints:
         key = await self.runtime.catalog.client_key(token)
         if key is None:
             raise ClientError(
-                401, "Incorrect API key provided.", type_="invalid_request_error", code="invalid_api_key"
+                401,
+                "Incorrect API key provided.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
             )
         return key
 
@@ -181,7 +194,10 @@ class ProxyEndpoints:
             request = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise ClientError(
-                400, "The request body is not valid JSON.", type_="invalid_request_error", code="invalid_json"
+                400,
+                "The request body is not valid JSON.",
+                type_="invalid_request_error",
+                code="invalid_json",
             ) from exc
         if not isinstance(request, dict) or "model" not in request:
             raise ClientError(
@@ -265,13 +281,17 @@ class ProxyEndpoints:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 elif cut:
                     pending = data[cut:]
-                    await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
+                    await send(
+                        {"type": "http.response.body", "body": data[:cut], "more_body": True}
+                    )
                 else:
                     pending = data
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             answer.response.close()
-            reason = "the upstream stream was cut off" if not isinstance(exc, TimeoutError) else (
-                f"the upstream stream stalled for {inst.timeout.sock_read}s"
+            reason = (
+                "the upstream stream was cut off"
+                if not isinstance(exc, TimeoutError)
+                else (f"the upstream stream stalled for {inst.timeout.sock_read}s")
             )
             board.failed(answer.ticket, reason)
             cause = "stream_timeout" if isinstance(exc, TimeoutError) else "stream_dropped"
@@ -283,7 +303,11 @@ class ProxyEndpoints:
                 code="stream_interrupted",
             )
             await send(
-                {"type": "http.response.body", "body": b"data: " + event + b"\n\n", "more_body": False}
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + event + b"\n\n",
+                    "more_body": False,
+                }
             )
             return
         answer.response.release()
@@ -327,7 +351,7 @@ class _DelegatedResponse(Response):
         super().__init__()
         self._endpoints = endpoints
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._endpoints(scope, receive, send)
 
 

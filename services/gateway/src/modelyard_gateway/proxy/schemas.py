@@ -60,7 +60,11 @@ class PassThroughRequest(BaseModel):
         extra="allow",
         json_schema_extra={
             "examples": [
-                {"model": "chat", "messages": [{"role": "user", "content": "Hello"}], "stream": False}
+                {
+                    "model": "chat",
+                    "messages": [{"role": "user", "content": "Hello"}],
+                    "stream": False,
+                }
             ]
         },
     )

@@ -135,7 +135,9 @@ class ProxyService:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 resp.release()
                 raise UpstreamFailure(
-                    cause, f"HTTP {status}: {detail[:200]}", retry_after if status in (429, 503) else None
+                    cause,
+                    f"HTTP {status}: {detail[:200]}",
+                    retry_after if status in (429, 503) else None,
                 )
             if stream and status == 200:
                 first = await resp.content.readany()

@@ -57,7 +57,9 @@ def describe(exc: BaseException) -> str:
 def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> UpstreamFailure:
     """Return the failure that a transport exception means for the failover."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return UpstreamFailure("connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s")
+        return UpstreamFailure(
+            "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
+        )
     if isinstance(exc, TimeoutError):
         return UpstreamFailure("timeout", f"no answer within {inst.timeout.sock_read}s")
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -94,4 +94,4 @@ async def systems_using(
         .where(SystemModelLink.workspace == workspace, SystemModelLink.model_id == model_id)
         .order_by(AISystem.name, AISystem.id)
     )
-    return [(link, system) for link, system in rows.tuples()]
+    return [(link, system) for link, system in rows.all()]

@@ -30,7 +30,7 @@ async def get(
     )
     if for_update:
         stmt = stmt.with_for_update(of=SystemModelLink)
-    row = (await session.execute(stmt)).tuples().first()
+    row = (await session.execute(stmt)).first()
     return (row[0], row[1]) if row else None
 
 
@@ -44,4 +44,4 @@ async def models_of_system(
         .where(SystemModelLink.workspace == workspace, SystemModelLink.system_id == system_id)
         .order_by(AIModel.name, AIModel.id)
     )
-    return [(link, model) for link, model in rows.tuples()]
+    return [(link, model) for link, model in rows.all()]

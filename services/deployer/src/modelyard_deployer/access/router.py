@@ -1,0 +1,137 @@
+"""Routes of `/v1/models/{model_id}/access`: per-model grants."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Viewer
+from modelyard_common.errors import problem_responses
+from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_deployer.access import service
+from modelyard_deployer.access.schemas import Grant, GrantCreate, GrantUpdate
+from modelyard_deployer.db import IdempotencyRecord, SessionDep
+from modelyard_deployer.deps import RegistryHttpDep
+from modelyard_deployer.web import AuthorizationHeader, created_response
+
+router = APIRouter(prefix="/v1/models/{model_id}/access", tags=["access"])
+
+GrantPage = Annotated[PageParams, Depends(page_params("created_at", service.SORTS))]
+
+
+@router.get(
+    "",
+    operation_id="list_access_grants",
+    summary="List who has access to a model",
+    responses=problem_responses(401, 404, 422),
+)
+async def list_access_grants(
+    model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: GrantPage
+) -> Page[Grant]:
+    items, cursor = await service.list_grants(
+        session, principal=principal, model_id=model_id, params=params
+    )
+    return Page[Grant](items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    operation_id="create_access_grant",
+    summary="Grant a user or a role access to a model",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Grant,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def create_access_grant(
+    model_id: uuid.UUID,
+    body: GrantCreate,
+    session: SessionDep,
+    principal: Viewer,
+    http: RegistryHttpDep,
+    authorization: AuthorizationHeader,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation=f"create_access_grant:{model_id}",
+        key=idempotency_key,
+        payload=body,
+        create=lambda: service.create_grant(
+            session,
+            http=http,
+            principal=principal,
+            model_id=model_id,
+            body=body,
+            authorization=authorization,
+        ),
+    )
+    return created_response(
+        stored, location=f"/v1/models/{model_id}/access/{stored.body['id']}"
+    )
+
+
+@router.get(
+    "/{grant_id}",
+    operation_id="get_access_grant",
+    summary="Get one access grant",
+    responses=problem_responses(401, 404),
+)
+async def get_access_grant(
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    response: Response,
+) -> Grant:
+    grant = await service.get_grant(
+        session, principal=principal, model_id=model_id, grant_id=grant_id
+    )
+    response.headers["ETag"] = grant.etag
+    return grant
+
+
+@router.patch(
+    "/{grant_id}",
+    operation_id="update_access_grant",
+    summary="Change the level of an access grant",
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
+)
+async def update_access_grant(
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    body: GrantUpdate,
+    session: SessionDep,
+    principal: Viewer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Grant:
+    grant = await service.update_grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        body=body,
+        if_match=if_match,
+    )
+    response.headers["ETag"] = grant.etag
+    return grant
+
+
+@router.delete(
+    "/{grant_id}",
+    operation_id="delete_access_grant",
+    summary="Revoke an access grant",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_access_grant(
+    model_id: uuid.UUID, grant_id: uuid.UUID, session: SessionDep, principal: Viewer
+) -> Response:
+    await service.delete_grant(session, principal=principal, model_id=model_id, grant_id=grant_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,40 @@
+"""Device tokens: issued once, stored as SHA-256 only, presented as `Authorization: Bearer`."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_deployer.db import Device
+
+# A fixed prefix tells a device token from a user's JWT on routes both may call.
+DEVICE_TOKEN_PREFIX = "mydev_"
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of a device token.
+
+    A plain SHA-256 suffices: tokens are 256 random bits, so there is nothing to brute-force.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """Return a fresh device token and its hash."""
+    token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def is_device_token(token: str) -> bool:
+    """Return whether a bearer token is a device token (rather than a JWT)."""
+    return token.startswith(DEVICE_TOKEN_PREFIX)
+
+
+async def device_for_token(session: AsyncSession, token: str) -> Device | None:
+    """Return the live (not revoked) device holding `token`."""
+    return await session.scalar(
+        select(Device).where(Device.token_hash == hash_token(token), Device.revoked_at.is_(None))
+    )

@@ -1,0 +1,79 @@
+"""API contract of devices."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
+
+Labels = Annotated[
+    dict[str, Annotated[str, Field(max_length=200)]],
+    Field(max_length=50, description="Free labels to select devices by, e.g. `site: plant-1`."),
+]
+
+
+def _check_label_keys(labels: dict[str, str] | None) -> dict[str, str] | None:
+    import re
+
+    for key in labels or {}:
+        if not re.match(LABEL_KEY, key):
+            raise ValueError(f"label key {key!r} must match {LABEL_KEY}")
+    return labels
+
+
+class DeviceStatus(StrEnum):
+    online = "online"
+    offline = "offline"
+    revoked = "revoked"
+
+
+class DeviceCreate(BaseModel):
+    """Register a device that will run the agent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "press-line-3", "labels": {"site": "plant-1"}}]},
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    labels: Labels = Field(default_factory=dict)
+
+    _keys = field_validator("labels")(_check_label_keys)
+
+
+class DeviceUpdate(BaseModel):
+    """Rename a device or replace its labels."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"labels": {}}]})
+
+    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    labels: Labels | None = None
+
+    _keys = field_validator("labels")(_check_label_keys)
+
+
+class Device(BaseModel):
+    """A device as the API shows it (never its token)."""
+
+    id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    status: DeviceStatus = Field(description="`offline` after a configurable silence.")
+    agent_version: str | None
+    capabilities: dict[str, Any] = Field(description="arch, docker_version, ram_mb, disk_free_mb…")
+    advertise_host: str | None
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class DeviceWithToken(Device):
+    """A device with its token: shown once, at registration or rotation."""
+
+    token: str = Field(description="The device token; store it now, it is never shown again.")

@@ -1,0 +1,289 @@
+"""Routes of model versions: upload, list, read, delete, download."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, Security, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from modelyard_common.auth import Principal, Viewer, decode_token
+from modelyard_common.errors import UnauthorizedError, problem_responses
+from modelyard_common.http import IdempotencyKey, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_deployer.db import Device, IdempotencyRecord, SessionDep
+from modelyard_deployer.deps import RegistryHttpDep, SessionmakerDep, SettingsDep, StoreDep
+from modelyard_deployer.devices.auth import device_for_token, is_device_token
+from modelyard_deployer.versions import service
+from modelyard_deployer.versions.schemas import ModelVersion
+from modelyard_deployer.versions.upload import receive_upload
+from modelyard_deployer.web import AuthorizationHeader, created_response
+
+router = APIRouter(tags=["versions"])
+
+VersionPage = Annotated[PageParams, Depends(page_params("-number", service.SORTS))]
+
+_UPLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The AI project as a .zip.",
+                        },
+                        "manifest": {
+                            "type": "string",
+                            "description": "The run manifest as JSON; if absent, modelyard.json "
+                            "or modelyard.yaml at the zip's root is used.",
+                        },
+                        "title": {"type": "string", "maxLength": 30},
+                        "comment": {"type": "string", "maxLength": 512},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/models/{model_id}/versions",
+    operation_id="create_model_version",
+    summary="Upload a new version of a model (zip + run manifest)",
+    description="The zip is streamed to the artifact store while its size and SHA-256 are "
+    "computed, then checked without extracting it: readable, no absolute or `..` paths, no "
+    "links, size and compression ratio under limits, main file (and Dockerfile) present. A bad "
+    "zip is answered 422 saying what is wrong, and nothing is stored.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelVersion,
+    openapi_extra=_UPLOAD_SCHEMA,
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+)
+async def create_model_version(
+    model_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    http: RegistryHttpDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    authorization: AuthorizationHeader,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    # Checked before any byte is read, in a short transaction of its own: the request's session
+    # must not hold a pooled connection for the minutes a large upload can take.
+    async with sessionmaker() as check_session, check_session.begin():
+        await service.prepare_upload(
+            check_session,
+            http=http,
+            principal=principal,
+            model_id=model_id,
+            authorization=authorization,
+        )
+    upload = await receive_upload(
+        request,
+        store=store,
+        max_bytes=settings.max_upload_bytes,
+        field_limits={"manifest": settings.max_manifest_bytes},
+    )
+    artifact = upload.artifact
+    assert artifact is not None
+    committed = False
+    try:
+        title, comment = service.check_text_fields(upload.fields)
+        # Again, now in the request's transaction: the model may have been archived meanwhile.
+        await service.prepare_upload(
+            session, http=http, principal=principal, model_id=model_id, authorization=authorization
+        )
+        project = await asyncio.to_thread(
+            service.check_project,
+            artifact.path,
+            manifest_field=upload.fields.get("manifest"),
+            settings=settings,
+        )
+        stored = await run_idempotent(
+            session,
+            IdempotencyRecord,
+            workspace=principal.workspace,
+            operation=f"create_model_version:{model_id}",
+            key=idempotency_key,
+            payload={
+                "title": title,
+                "comment": comment,
+                "manifest": project.manifest.model_dump(mode="json"),
+                "sha256": artifact.sha256(),
+            },
+            create=lambda: service.create_version(
+                session,
+                store=store,
+                principal=principal,
+                model_id=model_id,
+                artifact=artifact,
+                project=project,
+                title=title,
+                comment=comment,
+            ),
+        )
+        committed = not stored.replayed
+    finally:
+        if not committed:
+            await artifact.discard()
+    return created_response(stored, location=f"/v1/versions/{stored.body['id']}")
+
+
+@router.get(
+    "/v1/models/{model_id}/versions",
+    operation_id="list_model_versions",
+    summary="List the versions of a model",
+    responses=problem_responses(401, 404, 422),
+)
+async def list_model_versions(
+    model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: VersionPage
+) -> Page[ModelVersion]:
+    items, cursor = await service.list_versions(
+        session, principal=principal, model_id=model_id, params=params
+    )
+    return Page[ModelVersion](items=items, next_cursor=cursor)
+
+
+@router.get(
+    "/v1/versions/{version_id}",
+    operation_id="get_model_version",
+    summary="Get one model version",
+    responses=problem_responses(401, 404),
+)
+async def get_model_version(
+    version_id: uuid.UUID, session: SessionDep, principal: Viewer
+) -> ModelVersion:
+    return await service.get_version(session, principal=principal, version_id=version_id)
+
+
+@router.delete(
+    "/v1/versions/{version_id}",
+    operation_id="delete_model_version",
+    summary="Delete a model version no device runs",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def delete_model_version(
+    version_id: uuid.UUID, session: SessionDep, principal: Viewer, store: StoreDep
+) -> Response:
+    await service.delete_version(session, store=store, principal=principal, version_id=version_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_bearer = HTTPBearer(
+    auto_error=False, description="A user's JWT, or a device token (`mydev_...`)."
+)
+
+
+async def artifact_caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal | Device:
+    """Return who is downloading: a device (by its token) or a user (by a JWT)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("A bearer token (user JWT or device token) is required.")
+    token = credentials.credentials
+    if is_device_token(token):
+        device = await device_for_token(session, token)
+        if device is None:
+            raise UnauthorizedError("The device token is unknown or revoked.")
+        return device
+    settings = request.app.state.settings
+    return decode_token(token, secret=settings.jwt_secret, audience=settings.jwt_audience)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return (start, end inclusive) of a single `bytes=` range; None means the whole file.
+
+    Raises ValueError for a range that cannot be satisfied. Several ranges at once are answered
+    with the whole file, which RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            raise ValueError("empty suffix range")
+        return max(size - suffix, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise ValueError("range outside the file")
+    return start, end
+
+
+@router.get(
+    "/v1/versions/{version_id}/artifact",
+    operation_id="download_model_version",
+    summary="Download a version's zip (range requests supported)",
+    description="For users with access to the model, and for devices the version is deployed "
+    "to (device token). Send `Range: bytes=N-` to resume an interrupted download.",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The whole zip"},
+        206: {"content": {"application/zip": {}}, "description": "The requested byte range"},
+        416: {"description": "The range lies outside the file"},
+        **problem_responses(401, 404),
+    },
+)
+async def download_model_version(
+    version_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    caller: Annotated[Principal | Device, Depends(artifact_caller)],
+) -> Response:
+    version = await service.version_for_download(session, caller=caller, version_id=version_id)
+    size = await store.size(version.storage_key)
+    etag = f'"{version.sha256}"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Content-Disposition": f'attachment; filename="{version.model_id}-v{version.number}.zip"',
+        "X-Checksum-Sha256": version.sha256,
+    }
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None  # the client's partial copy is of other bytes: send them all
+    try:
+        byte_range = parse_range(range_header, size)
+    except ValueError:
+        return Response(
+            status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
+            headers={**headers, "Content-Range": f"bytes */{size}"},
+        )
+    start, end = byte_range if byte_range is not None else (0, size - 1)
+    length = end - start + 1 if size else 0
+    headers["Content-Length"] = str(length)
+    if byte_range is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        store.read(version.storage_key, start, length),
+        status_code=status.HTTP_206_PARTIAL_CONTENT if byte_range else status.HTTP_200_OK,
+        media_type="application/zip",
+        headers=headers,
+    )

@@ -1,0 +1,294 @@
+"""Test and benchmark helpers: a stand-in artifact server, a command sender, a report reader.
+
+They talk to the real broker and serve real HTTP, so tests exercise the agent end to end while
+the deployer is not in the picture: the artifact server checks the device token and answers
+Range requests like the deployer's `/v1/versions/{id}/artifact`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from modelyard_common.contracts import (
+    DEPLOYMENT_REPORTED,
+    DEVICE_COMMAND,
+    DEVICE_HEARTBEAT,
+    DEVICES_EXCHANGE,
+    EVENTS_EXCHANGE,
+    CommandAction,
+    DeploymentReport,
+    DeploymentState,
+    DesiredState,
+    DeviceCommand,
+    VersionSpec,
+    device_routing_key,
+)
+from modelyard_common.events import CloudEvent, new_event
+from modelyard_common.manifest import Manifest
+
+
+def zip_project(directory: Path, extra: dict[str, bytes] | None = None) -> bytes:
+    """Return the bytes of a zip holding every file under `directory` plus `extra` files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(directory).as_posix())
+        for name, payload in (extra or {}).items():
+            archive.writestr(name, payload)
+    return buffer.getvalue()
+
+
+@dataclass
+class ArtifactServer:
+    """A threaded HTTP server publishing zips at `/artifacts/<key>` for one bearer token.
+
+    `throttle` slows a key down (bytes per chunk, seconds between chunks) so a test can
+    interrupt a download; `requests` records (key, Range header, status) of every request.
+    """
+
+    token: str
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    throttle: dict[str, tuple[int, float]] = field(default_factory=dict)
+    requests: list[tuple[str, str | None, int]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        """Start serving on a free loopback port."""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+            def do_GET(self) -> None:
+                key = self.path.rsplit("/", 1)[-1]
+                range_header = self.headers.get("Range")
+                if self.headers.get("Authorization") != f"Bearer {owner.token}":
+                    self._reply(key, range_header, 401, b'{"title":"Unauthorized"}')
+                    return
+                data = owner.artifacts.get(key)
+                if data is None:
+                    self._reply(key, range_header, 404, b'{"title":"Not Found"}')
+                    return
+                start = 0
+                status = 200
+                if range_header and range_header.startswith("bytes="):
+                    start = int(range_header[6:].split("-", 1)[0] or 0)
+                    if start >= len(data):
+                        self._reply(key, range_header, 416, b"")
+                        return
+                    status = 206
+                owner.requests.append((key, range_header, status))
+                body = data[start:]
+                self.send_response(status)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                chunk, delay = owner.throttle.get(key, (len(body) or 1, 0.0))
+                try:
+                    for offset in range(0, len(body), chunk):
+                        self.wfile.write(body[offset : offset + chunk])
+                        self.wfile.flush()
+                        if delay:
+                            time.sleep(delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def _reply(self, key: str, range_header: str | None, status: int, body: bytes) -> None:
+                owner.requests.append((key, range_header, status))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/problem+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def publish(self, data: bytes) -> tuple[str, str]:
+        """Serve `data` under a new key; return (url, key)."""
+        if self._server is None:
+            raise RuntimeError("start() the server first")
+        key = uuid4().hex
+        self.artifacts[key] = data
+        return f"http://127.0.0.1:{self._server.server_port}/artifacts/{key}", key
+
+
+def version_spec(
+    server: ArtifactServer,
+    data: bytes,
+    manifest: Manifest,
+    *,
+    model_name: str,
+    model_id: UUID,
+    number: int,
+) -> VersionSpec:
+    """Publish a zip on the artifact server and return the version spec pointing at it."""
+    url, _key = server.publish(data)
+    return VersionSpec(
+        id=uuid4(),
+        model_id=model_id,
+        model_name=model_name,
+        number=number,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        artifact_url=url,
+        manifest=manifest,
+    )
+
+
+class BrokerProbe:
+    """Sends device commands and collects every agent report and heartbeat from the broker."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.amqp_url = amqp_url
+        self.reports: list[DeploymentReport] = []
+        self.report_events: list[CloudEvent] = []
+        self.heartbeats: list[dict[str, Any]] = []
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect, and bind a private queue to the agent's event types."""
+        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        events = await self._channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await self._channel.declare_exchange(
+            DEVICES_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(events, routing_key=DEPLOYMENT_REPORTED)
+        await queue.bind(events, routing_key=DEVICE_HEARTBEAT)
+        await queue.consume(self._on_message, no_ack=True)
+
+    async def close(self) -> None:
+        """Disconnect."""
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        event = CloudEvent.model_validate_json(message.body)
+        if event.type == DEPLOYMENT_REPORTED:
+            self.report_events.append(event)
+            self.reports.append(DeploymentReport.model_validate(event.data))
+        elif event.type == DEVICE_HEARTBEAT:
+            self.heartbeats.append(event.data)
+        self._changed.set()
+
+    async def send(
+        self,
+        *,
+        device_id: UUID,
+        deployment_id: UUID,
+        generation: int,
+        version: VersionSpec,
+        desired_state: DesiredState = DesiredState.running,
+        action: CommandAction = CommandAction.deploy,
+        previous_version: VersionSpec | None = None,
+    ) -> DeviceCommand:
+        """Publish a device command as the deployer would; return it."""
+        if self._channel is None:
+            raise RuntimeError("start() the probe first")
+        command = DeviceCommand(
+            deployment_id=deployment_id,
+            device_id=device_id,
+            generation=generation,
+            action=action,
+            desired_state=desired_state,
+            version=version,
+            previous_version=previous_version,
+        )
+        event = new_event(
+            type=DEVICE_COMMAND,
+            source="/tests/deployer",
+            subject=str(deployment_id),
+            data=command.model_dump(mode="json"),
+        )
+        exchange = await self._channel.get_exchange(DEVICES_EXCHANGE)
+        await exchange.publish(
+            aio_pika.Message(
+                body=event.to_bytes(),
+                content_type="application/cloudevents+json",
+                message_id=event.id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=device_routing_key(device_id),
+        )
+        return command
+
+    def states(self, deployment_id: UUID) -> list[DeploymentState]:
+        """Return the states reported for a deployment, in sequence order."""
+        mine = sorted(
+            (r for r in self.reports if r.deployment_id == deployment_id), key=lambda r: r.sequence
+        )
+        return [r.state for r in mine]
+
+    def last(self, deployment_id: UUID) -> DeploymentReport | None:
+        """Return the highest-sequence report of a deployment."""
+        mine = [r for r in self.reports if r.deployment_id == deployment_id]
+        return max(mine, key=lambda r: r.sequence) if mine else None
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
+    ) -> None:
+        """Wait until `predicate()` holds, re-checking on every message and every 0.2 s."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{what} not reached within {timeout}s")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.2))
+            except TimeoutError:
+                pass
+
+    async def wait_state(
+        self, deployment_id: UUID, state: DeploymentState, *, timeout: float = 30.0
+    ) -> DeploymentReport:
+        """Return the latest report once a deployment's latest state is `state`."""
+
+        def reached() -> bool:
+            last = self.last(deployment_id)
+            return last is not None and last.state is state
+
+        try:
+            await self.wait_for(reached, timeout=timeout, what=f"state {state.value}")
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{exc}; reported so far: {[s.value for s in self.states(deployment_id)]}; "
+                f"last message: {getattr(self.last(deployment_id), 'message', None)!r}"
+            ) from None
+        report = self.last(deployment_id)
+        assert report is not None
+        return report

@@ -1,0 +1,159 @@
+"""Fixtures: a real Docker Engine, the real broker (vhost `modelyard_test`), agents in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import aio_pika
+import docker
+import httpx
+import pytest
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.app import create_app
+from modelyard_agent.docker_runtime import LABEL_DEVICE
+from modelyard_agent.settings import AgentSettings
+from modelyard_agent.testing import ArtifactServer, BrokerProbe
+from modelyard_common.testing import ensure_vhost
+
+REPO = Path(__file__).resolve().parents[3]
+VHOST = "modelyard_test"
+AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+DEVICE_TOKEN = "device-token-for-tests"
+BASE_IMAGE = "modelyard/python-base:bookworm"
+
+AgentFactory = Callable[..., Awaitable[Agent]]
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[docker.DockerClient]:
+    """Start Docker and build the base image if needed (the project's scripts do both)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "ensure-docker.sh")], check=True)
+    subprocess.run(["bash", str(REPO / "scripts" / "ensure-base-image.sh")], check=True)
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """Return the URL of the test vhost, created if missing."""
+    ensure_vhost(VHOST)
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def artifact_server() -> Iterator[ArtifactServer]:
+    """Serve zips like the deployer does, for the test device token."""
+    server = ArtifactServer(token=DEVICE_TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def probe(amqp_url: str) -> AsyncIterator[BrokerProbe]:
+    """Send commands and read reports over the real broker."""
+    broker_probe = BrokerProbe(amqp_url)
+    await broker_probe.start()
+    yield broker_probe
+    await broker_probe.close()
+
+
+def agent_settings(data_dir: Path, device_id: UUID, amqp_url: str, **overrides: Any) -> AgentSettings:
+    """Return settings tuned for fast tests (short intervals and timeouts)."""
+    values: dict[str, Any] = {
+        "device_id": device_id,
+        "token": DEVICE_TOKEN,
+        "data_dir": data_dir,
+        "amqp_url": amqp_url,
+        "reconcile_interval_s": 1.0,
+        "heartbeat_interval_s": 1.0,
+        "health_timeout_s": 15.0,
+        "health_interval_s": 0.1,
+        "backoff_initial_s": 0.5,
+        "backoff_max_s": 2.0,
+        "outbox_retry_s": 0.3,
+        "stop_timeout_s": 2,
+        "download_attempts": 3,
+        "disk_reserve_mb": 0,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return AgentSettings(**values)
+
+
+@pytest.fixture
+async def make_agent(
+    docker_engine: docker.DockerClient, amqp_url: str, tmp_path: Path
+) -> AsyncIterator[AgentFactory]:
+    """Start in-process agents (each its own device unless told); clean up all they leave."""
+    started: list[Agent] = []
+    devices: set[UUID] = set()
+
+    async def factory(
+        device_id: UUID | None = None, data_dir: Path | None = None, **overrides: Any
+    ) -> Agent:
+        device = device_id or uuid4()
+        devices.add(device)
+        settings = agent_settings(
+            data_dir or tmp_path / f"agent-{device.hex[:8]}",
+            device,
+            overrides.pop("amqp_url", amqp_url),
+            **overrides,
+        )
+        agent = Agent(settings)
+        await agent.start()
+        started.append(agent)
+        return agent
+
+    yield factory
+    for agent in started:
+        await agent.stop()
+    await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
+    await delete_device_queues(amqp_url, devices)
+
+
+def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> None:
+    """Remove every container and image labelled with one of the test devices."""
+    for device in devices:
+        label = f"{LABEL_DEVICE}={device}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+        for image in client.images.list(filters={"label": label}):
+            client.images.remove(image.id, force=True)
+
+
+async def delete_device_queues(amqp_url: str, devices: set[UUID]) -> None:
+    """Delete the test devices' command queues and their dead-letter queues."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for device in devices:
+            for name in (f"device.{device}", f"device.{device}.dead"):
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name)
+                except aio_pika.exceptions.ChannelClosed:
+                    pass
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def api_client() -> Callable[[Agent], httpx.AsyncClient]:
+    """Return a factory of clients of an agent's local API (in-process ASGI)."""
+
+    def client(agent: Agent) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(agent)), base_url="http://agent.local"
+        )
+
+    return client

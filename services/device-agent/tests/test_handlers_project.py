@@ -1,0 +1,108 @@
+"""A handlers-protocol project deployed by command and called through the local API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from uuid import uuid4
+
+import docker
+import httpx
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
+from modelyard_agent.testing import ArtifactServer, BrokerProbe, version_spec, zip_project
+from modelyard_common.contracts import DeploymentState
+from modelyard_common.manifest import Manifest
+
+PROJECTS = Path(__file__).parent / "projects"
+
+
+def echo_manifest(**changes: object) -> Manifest:
+    values: dict[str, object] = {
+        "image": "modelyard/python-base:bookworm",
+        "language": "python3",
+        "main": "echo_model.py",
+        "handlers": [{"name": "predict"}, {"name": "explode"}],
+        "port": 8080,
+        "max_ram_mb": 128,
+        "cores": 0.5,
+        "health_path": "/healthz",
+        "protocol": "handlers",
+    }
+    values.update(changes)
+    return Manifest.model_validate(values)
+
+
+async def test_handlers_project_serves_through_local_api(
+    make_agent: Callable[..., object],
+    probe: BrokerProbe,
+    artifact_server: ArtifactServer,
+    api_client: Callable[[Agent], httpx.AsyncClient],
+    docker_engine: docker.DockerClient,
+) -> None:
+    agent: Agent = await make_agent()  # type: ignore[misc]
+    model_name = f"echo-{uuid4().hex[:6]}"
+    deployment_id = uuid4()
+    version = version_spec(
+        artifact_server,
+        zip_project(PROJECTS / "handlers_echo"),
+        echo_manifest(max_ram_mb=96, cores=0.5),
+        model_name=model_name,
+        model_id=uuid4(),
+        number=1,
+    )
+    await probe.send(
+        device_id=agent.settings.device_id,
+        deployment_id=deployment_id,
+        generation=1,
+        version=version,
+    )
+    report = await probe.wait_state(deployment_id, DeploymentState.running, timeout=60)
+    assert probe.states(deployment_id) == [
+        DeploymentState.downloading,
+        DeploymentState.verifying,
+        DeploymentState.building,
+        DeploymentState.starting,
+        DeploymentState.running,
+    ]
+    assert report.host_port is not None
+    assert report.base_url == f"http://127.0.0.1:{report.host_port}"
+
+    async with api_client(agent) as client:
+        answer = await client.post(f"/models/{model_name}/predict", json={"x": [1, 2, 3]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"version": "1", "echo": {"x": [1, 2, 3]}}
+
+        failing = await client.post(f"/models/{model_name}/explode", json={"x": 1})
+        assert failing.status_code == 500
+        assert failing.headers["content-type"] == "application/problem+json"
+        assert "cannot handle" in failing.json()["detail"]
+
+        unknown = await client.post("/models/no-such-model/predict", json={})
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
+
+        listing = (await client.get("/models")).json()["items"]
+        assert [(m["model_name"], m["state"], m["version_number"]) for m in listing] == [
+            (model_name, "running", 1)
+        ]
+        logs = await client.get(f"/models/{model_name}/logs", params={"tail": 20})
+        assert any("serving on port 8080" in line for line in logs.json()["lines"])
+        assert (await client.get("/healthz")).json()["status"] == "ok"
+
+    # The container carries the manifest's limits, the managed labels and a loopback-only port.
+    (container,) = docker_engine.containers.list(
+        filters={"label": [f"{LABEL_DEPLOYMENT}={deployment_id}", f"{LABEL_MANAGED}=true"]}
+    )
+    host_config = container.attrs["HostConfig"]
+    assert host_config["Memory"] == 96 * 1024 * 1024
+    assert host_config["NanoCpus"] == 500_000_000
+    assert host_config["RestartPolicy"]["Name"] == "on-failure"
+    bindings = host_config["PortBindings"]["8080/tcp"]
+    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(report.host_port)}]
+    mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+    assert mounts == {
+        "/opt/modelyard/project": False,
+        "/opt/modelyard/runtime/modelyard_handlers.py": False,
+    }

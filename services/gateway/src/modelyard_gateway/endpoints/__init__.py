@@ -1,0 +1,1 @@
+"""Groups bound to a registry model follow the deployer's endpoint events."""

@@ -1,0 +1,47 @@
+"""Consumes the deployer's endpoint events into bound groups (idempotent by event id)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.contracts import (
+    ENDPOINT_GONE,
+    ENDPOINT_READY,
+    EVENTS_EXCHANGE,
+    EndpointAnnouncement,
+)
+from modelyard_common.events import CloudEvent
+from modelyard_common.inbox import idempotent_handler
+from modelyard_common.messaging import Binding, Broker
+from modelyard_gateway.db import ProcessedEvent
+from modelyard_gateway.endpoints import service
+
+if TYPE_CHECKING:
+    from modelyard_gateway.runtime.runner import Runtime
+
+QUEUE = "gateway.endpoints"
+
+
+async def apply_event(session: AsyncSession, event: CloudEvent) -> None:
+    """Apply one endpoint event inside the consumer's transaction."""
+    announcement = EndpointAnnouncement.model_validate(event.data)
+    if event.type == ENDPOINT_READY:
+        await service.endpoint_ready(session, announcement=announcement)
+    elif event.type == ENDPOINT_GONE:
+        await service.endpoint_gone(session, announcement=announcement)
+
+
+async def start_consumer(broker: Broker, runtime: Runtime) -> None:
+    """Start consuming endpoint events on the gateway's durable quorum queue."""
+    handler = idempotent_handler(runtime.sessionmaker, ProcessedEvent, QUEUE, apply_event)
+    await broker.consume(
+        QUEUE,
+        [
+            Binding(EVENTS_EXCHANGE, ENDPOINT_READY),
+            Binding(EVENTS_EXCHANGE, ENDPOINT_GONE),
+        ],
+        handler,
+        delivery_limit=runtime.settings.consumer_delivery_limit,
+    )

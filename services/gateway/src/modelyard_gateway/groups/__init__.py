@@ -1,0 +1,1 @@
+"""Model groups: the names clients send as `model`, each an ordered list of instances."""

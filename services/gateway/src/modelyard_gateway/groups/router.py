@@ -1,0 +1,121 @@
+"""Admin routes of model groups (JWT: viewers read, editors write)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import problem_responses
+from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_gateway.db import IdempotencyRecord
+from modelyard_gateway.groups import service
+from modelyard_gateway.groups.repository import SORTS
+from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
+
+router = APIRouter(prefix="/v1/groups", tags=["groups"])
+
+Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+@router.get(
+    "",
+    operation_id="list_groups",
+    summary="List the workspace's model groups",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_groups(
+    session: SessionDep,
+    principal: Viewer,
+    paging: Paging,
+    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
+) -> Page[GroupRead]:
+    items, cursor = await service.list_groups(
+        session, principal=principal, params=paging, enabled=enabled
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    operation_id="create_group",
+    summary="Create a model group (the name clients send as `model`)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GroupRead,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_group(
+    session: SessionDep,
+    principal: Editor,
+    payload: GroupCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    async def create() -> GroupRead:
+        return await service.create_group(session, principal=principal, payload=payload)
+
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation="create_group",
+        key=idempotency_key,
+        payload=payload,
+        create=create,
+    )
+    return JSONResponse(
+        stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}
+    )
+
+
+@router.get(
+    "/{group_id}",
+    operation_id="get_group",
+    summary="Get a model group",
+    response_model=GroupRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_group(
+    session: SessionDep, principal: Viewer, group_id: uuid.UUID, response: Response
+) -> GroupRead:
+    found = await service.get_group(session, principal=principal, group_id=group_id)
+    response.headers["ETag"] = found.etag
+    return found
+
+
+@router.patch(
+    "/{group_id}",
+    operation_id="update_group",
+    summary="Change a model group (If-Match required)",
+    response_model=GroupRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def update_group(
+    session: SessionDep,
+    principal: Editor,
+    group_id: uuid.UUID,
+    payload: GroupUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> GroupRead:
+    updated = await service.update_group(
+        session, principal=principal, group_id=group_id, payload=payload, if_match=if_match
+    )
+    response.headers["ETag"] = updated.etag
+    return updated
+
+
+@router.delete(
+    "/{group_id}",
+    operation_id="delete_group",
+    summary="Delete a model group (its instances stay)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> None:
+    await service.delete_group(session, principal=principal, group_id=group_id)

@@ -1,0 +1,78 @@
+"""The API contract of model groups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from modelyard_gateway.instances.schemas import Name
+
+
+def _unique(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("an instance can appear only once in a group")
+    return ids
+
+
+InstanceIds = Annotated[
+    list[uuid.UUID],
+    Field(max_length=100, description="Instances in failover order: the first is tried first."),
+    AfterValidator(_unique),
+]
+
+
+class GroupCreate(BaseModel):
+    """A new model group."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "chat",
+                    "description": "General chat: local Llama first, cloud as fallback.",
+                    "instance_ids": [
+                        "0f8fad5b-d9cb-469f-a165-70867728950e",
+                        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: Name = Field(description="What clients send as `model`.")
+    description: str = Field(default="", max_length=10_000)
+    instance_ids: InstanceIds = Field(default_factory=list)
+    enabled: bool = True
+    registry_model_id: uuid.UUID | None = Field(
+        default=None, description="The registry model this group serves (for binding)."
+    )
+
+
+class GroupUpdate(BaseModel):
+    """Fields to change; absent ones stay. `instance_ids` replaces the whole order."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
+
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=10_000)
+    instance_ids: InstanceIds | None = None
+    enabled: bool | None = None
+    registry_model_id: uuid.UUID | None = None
+
+
+class GroupRead(BaseModel):
+    """A model group as the API shows it."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    instance_ids: list[uuid.UUID]
+    enabled: bool
+    registry_model_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    etag: str

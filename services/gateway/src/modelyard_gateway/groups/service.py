@@ -1,0 +1,154 @@
+"""Rules about model groups: unique names, members from the same workspace, ETags."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.pagination import PageParams
+from modelyard_gateway.db import ModelGroup, announce_config_change
+from modelyard_gateway.groups import repository
+from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
+from modelyard_gateway.instances import repository as instances
+
+
+def to_read(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> GroupRead:
+    """Return the API view of a group."""
+    return GroupRead(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        instance_ids=list(instance_ids),
+        enabled=row.enabled,
+        registry_model_id=row.registry_model_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        etag=make_etag(row.revision),
+    )
+
+
+async def _require(session: AsyncSession, workspace: str, group_id: uuid.UUID) -> ModelGroup:
+    row = await repository.get(session, workspace=workspace, group_id=group_id)
+    if row is None:
+        raise NotFoundError(f"No model group {group_id} in this workspace.")
+    return row
+
+
+async def _check_instances(
+    session: AsyncSession, workspace: str, instance_ids: Sequence[uuid.UUID]
+) -> None:
+    found = await instances.existing_ids(session, workspace=workspace, ids=instance_ids)
+    missing = [
+        FieldError(
+            loc=["body", "instance_ids", i],
+            field=f"instance_ids.{i}",
+            message=f"no instance {iid} in this workspace",
+            type="not_found",
+        )
+        for i, iid in enumerate(instance_ids)
+        if iid not in found
+    ]
+    if missing:
+        raise UnprocessableError("Some instances do not exist in this workspace.", errors=missing)
+
+
+async def _ensure_name_free(
+    session: AsyncSession, workspace: str, name: str, other_than: uuid.UUID | None = None
+) -> None:
+    if await repository.name_taken(session, workspace=workspace, name=name, other_than=other_than):
+        raise ConflictError(f"A model group named '{name}' already exists in this workspace.")
+
+
+async def create_group(
+    session: AsyncSession, *, principal: Principal, payload: GroupCreate
+) -> GroupRead:
+    """Return the new group after storing it with its ordered instances."""
+    await _ensure_name_free(session, principal.workspace, payload.name)
+    await _check_instances(session, principal.workspace, payload.instance_ids)
+    row = ModelGroup(
+        id=uuid.uuid4(),
+        workspace=principal.workspace,
+        name=payload.name,
+        description=payload.description,
+        enabled=payload.enabled,
+        registry_model_id=payload.registry_model_id,
+        revision=1,
+    )
+    session.add(row)
+    await session.flush()
+    await repository.replace_members(session, group_id=row.id, instance_ids=payload.instance_ids)
+    await announce_config_change(session)
+    return to_read(row, payload.instance_ids)
+
+
+async def get_group(
+    session: AsyncSession, *, principal: Principal, group_id: uuid.UUID
+) -> GroupRead:
+    """Return one group of the principal's workspace."""
+    row = await _require(session, principal.workspace, group_id)
+    members = await repository.members(session, group_ids=[row.id])
+    return to_read(row, members[row.id])
+
+
+async def list_groups(
+    session: AsyncSession, *, principal: Principal, params: PageParams, enabled: bool | None
+) -> tuple[list[GroupRead], str | None]:
+    """Return one page of the workspace's groups and the next cursor."""
+    rows, cursor = await repository.page(
+        session, workspace=principal.workspace, params=params, enabled=enabled
+    )
+    members = await repository.members(session, group_ids=[r.id for r in rows])
+    return [to_read(r, members[r.id]) for r in rows], cursor
+
+
+async def update_group(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    group_id: uuid.UUID,
+    payload: GroupUpdate,
+    if_match: str | None,
+) -> GroupRead:
+    """Return the group after applying the given fields (412 on a stale ETag)."""
+    row = await _require(session, principal.workspace, group_id)
+    check_if_match(if_match, row.revision)
+    changes = payload.model_dump(exclude_unset=True)
+    for field in ("name", "description", "instance_ids", "enabled"):
+        if field in changes and changes[field] is None:
+            raise UnprocessableError(
+                "A field cannot be null.",
+                errors=[
+                    FieldError(
+                        loc=["body", field], field=field, message="cannot be null", type="null"
+                    )
+                ],
+            )
+    if "name" in changes and changes["name"] != row.name:
+        await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
+    if payload.instance_ids is not None:
+        await _check_instances(session, principal.workspace, payload.instance_ids)
+        await repository.replace_members(
+            session, group_id=row.id, instance_ids=payload.instance_ids
+        )
+    for field in ("name", "description", "enabled", "registry_model_id"):
+        if field in changes:
+            setattr(row, field, changes[field])
+    row.revision += 1
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await announce_config_change(session)
+    members = await repository.members(session, group_ids=[row.id])
+    return to_read(row, members[row.id])
+
+
+async def delete_group(session: AsyncSession, *, principal: Principal, group_id: uuid.UUID) -> None:
+    """Delete a group; its instances stay."""
+    row = await _require(session, principal.workspace, group_id)
+    await repository.delete_group(session, group=row)
+    await announce_config_change(session)

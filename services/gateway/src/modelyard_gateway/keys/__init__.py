@@ -1,0 +1,1 @@
+"""Client API keys: what OpenAI clients send as `Authorization: Bearer sk-...`."""

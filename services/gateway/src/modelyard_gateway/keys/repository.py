@@ -1,0 +1,45 @@
+"""Every SQL statement about client API keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_gateway.db import ApiKey
+
+SORTS = ("created_at", "name")
+
+
+async def get(session: AsyncSession, *, workspace: str, key_id: uuid.UUID) -> ApiKey | None:
+    """Return the key with this id in the workspace, or None."""
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace == workspace)
+    )
+
+
+async def page(
+    session: AsyncSession, *, workspace: str, params: PageParams, revoked: bool | None
+) -> tuple[list[ApiKey], str | None]:
+    """Return one page of the workspace's keys and the next cursor."""
+    stmt = select(ApiKey).where(ApiKey.workspace == workspace)
+    if revoked is not None:
+        stmt = stmt.where(
+            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
+        )
+    return await paginate(
+        session,
+        cast(Any, stmt),  # SQLAlchemy 2.1 types Select[Row] where paginate wants tuple
+        params=params,
+        columns={"created_at": ApiKey.created_at, "name": ApiKey.name},
+        id_column=ApiKey.id,
+    )
+
+
+async def add(session: AsyncSession, *, key: ApiKey) -> None:
+    """Insert a key row."""
+    session.add(key)
+    await session.flush()

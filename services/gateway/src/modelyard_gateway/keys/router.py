@@ -1,0 +1,99 @@
+"""Admin routes of client API keys (JWT: viewers read, editors write)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import problem_responses
+from modelyard_common.http import IdempotencyKey, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_gateway.db import IdempotencyRecord
+from modelyard_gateway.keys import service
+from modelyard_gateway.keys.repository import SORTS
+from modelyard_gateway.keys.schemas import KeyCreate, KeyCreated, KeyRead
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+@router.get(
+    "",
+    operation_id="list_keys",
+    summary="List the workspace's client API keys (never the keys themselves)",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_keys(
+    session: SessionDep,
+    principal: Viewer,
+    paging: Paging,
+    revoked: Annotated[bool | None, Query(description="Only revoked (or live) keys.")] = None,
+) -> Page[KeyRead]:
+    items, cursor = await service.list_keys(
+        session, principal=principal, params=paging, revoked=revoked
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    operation_id="create_key",
+    summary="Create a client API key; the key is shown only in this answer",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_key(
+    session: SessionDep,
+    principal: Editor,
+    payload: KeyCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    secrets: list[str] = []
+
+    async def create() -> KeyRead:
+        created = await service.create_key(session, principal=principal, payload=payload)
+        secrets.append(created.key or "")
+        # Only the hash of a key is stored anywhere, the idempotency record included.
+        return KeyRead(**created.model_dump(exclude={"key"}))
+
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation="create_key",
+        key=idempotency_key,
+        payload=payload,
+        create=create,
+    )
+    # The key is shown once: a retried create confirms the key but cannot show it again.
+    body = {**stored.body, "key": None if stored.replayed else secrets[0]}
+    return JSONResponse(body, status_code=stored.status_code)
+
+
+@router.get(
+    "/{key_id}",
+    operation_id="get_key",
+    summary="Get a client API key (without the key)",
+    response_model=KeyRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> KeyRead:
+    return await service.get_key(session, principal=principal, key_id=key_id)
+
+
+@router.delete(
+    "/{key_id}",
+    operation_id="revoke_key",
+    summary="Revoke a client API key; it stops working within a second on every replica",
+    response_model=KeyRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def revoke_key(session: SessionDep, principal: Editor, key_id: uuid.UUID) -> KeyRead:
+    return await service.revoke_key(session, principal=principal, key_id=key_id)

@@ -1,0 +1,188 @@
+"""The gateway's process-wide runtime: catalog, shared health, upstream client, background work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from modelyard_common.outbox import asyncpg_dsn
+from modelyard_common.web import ServiceRuntime
+from modelyard_gateway.crypto import SecretBox
+from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL
+from modelyard_gateway.proxy.service import ProxyService
+from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
+from modelyard_gateway.runtime.health import (
+    HealthBoard,
+    claim_check,
+    decode_notification,
+    publish_check,
+)
+from modelyard_gateway.runtime.upstream import new_client_session, probe
+from modelyard_gateway.settings import GatewaySettings
+
+log = logging.getLogger("modelyard.gateway.runtime")
+
+
+class Runtime(ServiceRuntime):
+    """Everything one gateway replica keeps between requests."""
+
+    settings: GatewaySettings
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        super().__init__(settings)
+        self.box = SecretBox(settings.encryption_key)
+        self.catalog = Catalog(self.engine, self.box)
+        self.board = HealthBoard(
+            cooldown_failures=settings.cooldown_failures,
+            cooldown_s=settings.cooldown_s,
+            max_retry_after_s=settings.max_retry_after_s,
+        )
+        self._client: aiohttp.ClientSession | None = None
+        self._proxy: ProxyService | None = None
+        self._config_dirty = asyncio.Event()
+        self.listening = asyncio.Event()
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """Return the upstream HTTP client (exists once the runtime has started)."""
+        assert self._client is not None, "runtime not started"
+        return self._client
+
+    @property
+    def proxy(self) -> ProxyService:
+        """Return the failover proxy (exists once the runtime has started)."""
+        assert self._proxy is not None, "runtime not started"
+        return self._proxy
+
+    async def start(self) -> None:
+        """Load config and shared state, then start listeners, health checks and consumers."""
+        self._client = new_client_session()
+        self._proxy = ProxyService(board=self.board, session=self._client)
+        await self.catalog.reload()
+        await self.board.reload(self.engine)
+        self._spawn(self._listen_forever(), "gateway-listen")
+        self._spawn(self._reload_forever(), "gateway-config-reload")
+        self._spawn(self._refresh_state_forever(), "gateway-state-refresh")
+        self._spawn(self.board.publish_forever(self.engine), "gateway-state-publish")
+        self._spawn(self._check_forever(), "gateway-health-checks")
+        if self.settings.consume_events:
+            from modelyard_gateway.endpoints.consumer import start_consumer
+
+            self.on_broker_ready(lambda broker: start_consumer(broker, self))
+            await super().start()
+
+    async def stop(self) -> None:
+        """Stop background work and close connections."""
+        await super().stop()
+        if self._client is not None:
+            await self._client.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self.background.append(asyncio.create_task(coro, name=name))
+
+    def config_changed(self) -> None:
+        """Ask for a catalog reload (coalesced with others arriving meanwhile)."""
+        self._config_dirty.set()
+
+    async def _reload_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._config_dirty.wait(), timeout=self.settings.config_refresh_s
+                )
+            self._config_dirty.clear()
+            try:
+                await self.catalog.reload()
+            except Exception:
+                log.exception("catalog reload failed; keeping the previous config")
+                await asyncio.sleep(1.0)
+                self._config_dirty.set()
+
+    async def _refresh_state_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.state_refresh_s)
+            try:
+                await self.board.reload(self.engine)
+            except Exception as exc:
+                log.warning("shared state reload failed: %s", exc)
+
+    async def _listen_forever(self) -> None:
+        dsn = asyncpg_dsn(self.settings.database_url)
+
+        def on_config(*_: Any) -> None:
+            self._config_dirty.set()
+
+        def on_state(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            try:
+                self.board.apply_shared(decode_notification(payload))
+            except (ValueError, KeyError) as exc:
+                log.warning("ignoring a malformed state notification: %s", exc)
+
+        while True:
+            conn: asyncpg.Connection[Any] | None = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(CONFIG_CHANNEL, on_config)
+                await conn.add_listener(STATE_CHANNEL, on_state)
+                # Whatever changed while we were not listening is read now.
+                await self.catalog.reload()
+                await self.board.reload(self.engine)
+                self.listening.set()
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lost the database listener (%s); reconnecting", exc)
+            finally:
+                self.listening.clear()
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
+            await asyncio.sleep(1.0)
+
+    async def _check_forever(self) -> None:
+        interval = self.settings.health_interval_s
+        await asyncio.sleep(random.uniform(0, min(interval, 1.0)))
+        while True:
+            instances = [i for i in self.catalog.snapshot.instances.values() if i.enabled]
+            await asyncio.gather(*(self._check(inst) for inst in instances))
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+
+    async def _check(self, inst: InstanceRoute) -> None:
+        path = self.settings.health_path if inst.health_path is None else inst.health_path
+        if not path:
+            return
+        try:
+            if not await claim_check(self.engine, inst.id, self.settings.health_interval_s):
+                return
+            result = await probe(
+                self.client, inst, path=path, timeout_s=self.settings.health_timeout_s
+            )
+            await publish_check(
+                self.engine,
+                inst.id,
+                ok=result.ok,
+                reason=f"health check: {result.error}",
+                threshold=self.settings.health_failures,
+            )
+        except Exception as exc:
+            log.warning("health check of %s failed to run: %s", inst.name, exc)
+
+    def instance_state_view(self, instance_id: uuid.UUID) -> dict[str, Any]:
+        """Return this replica's view of an instance (for diagnostics and tests)."""
+        st = self.board.state(instance_id)
+        return {
+            "cooldown_until": st.cooldown_until,
+            "health_down": st.health_down,
+            "in_flight": st.in_flight,
+            "consecutive_failures": st.consecutive_failures,
+        }

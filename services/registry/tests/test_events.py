@@ -1,0 +1,218 @@
+"""Events: every change reaches RabbitMQ through the outbox; none lost, duplicates applied once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Integer, String, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from modelyard_common.contracts import EVENTS_EXCHANGE
+from modelyard_common.db import schema_metadata
+from modelyard_common.events import CloudEvent
+from modelyard_common.inbox import ProcessedEventMixin, idempotent_handler
+from modelyard_common.messaging import Binding, Broker
+from modelyard_common.outbox import OutboxRelay
+from modelyard_common.testing import EventCapture, create_ok, wait_for
+from modelyard_registry.orm import OutboxEvent
+from modelyard_registry.settings import RegistrySettings
+
+Headers = dict[str, str]
+
+
+async def test_every_change_emits_its_event(
+    client: httpx.AsyncClient,
+    editor: Headers,
+    admin: Headers,
+    events: EventCapture,
+    model_body: dict[str, Any],
+    system_body: dict[str, Any],
+) -> None:
+    model = await create_ok(client, "/v1/models", model_body, editor)
+    system = await create_ok(client, "/v1/systems", system_body, editor)
+    mid, sid = model["id"], system["id"]
+    patched = await client.patch(
+        f"/v1/models/{mid}", json={"provider": "p"}, headers={**editor, "If-Match": model["etag"]}
+    )
+    assert patched.status_code == 200
+    link = await create_ok(
+        client, f"/v1/systems/{sid}/models", {"model_id": mid, "description_of_use": "u"}, editor
+    )
+    await client.patch(
+        f"/v1/systems/{sid}/models/{mid}",
+        json={"description_of_use": "v"},
+        headers={**editor, "If-Match": link["etag"]},
+    )
+    await client.delete(f"/v1/systems/{sid}/models/{mid}", headers=editor)
+    await client.post(f"/v1/models/{mid}/archive", headers=editor)
+    await client.post(f"/v1/models/{mid}/unarchive", headers=editor)
+    await client.post(f"/v1/systems/{sid}/archive", headers=editor)
+    await client.delete(f"/v1/models/{mid}", headers=admin)
+    await client.delete(f"/v1/systems/{sid}", headers=admin)
+
+    expected = [
+        ("registry.model.created", mid),
+        ("registry.system.created", sid),
+        ("registry.model.updated", mid),
+        ("registry.link.linked", sid),
+        ("registry.link.updated", sid),
+        ("registry.link.unlinked", sid),
+        ("registry.model.archived", mid),
+        ("registry.model.unarchived", mid),
+        ("registry.system.archived", sid),
+        ("registry.model.deleted", mid),
+        ("registry.system.deleted", sid),
+    ]
+    await events.wait(count=len(expected), timeout=15)
+    mine = [e for e in events.events if e["subject"] in {mid, sid}]
+    assert [(e["type"], e["subject"]) for e in mine] == expected
+    first = mine[0]
+    assert first["specversion"] == "1.0"
+    assert first["source"] == "modelyard/registry"
+    assert first["data"]["name"] == "fraud-detector"
+    assert first["data"]["workspace"] == model["workspace"]
+    assert len({e["id"] for e in mine}) == len(mine)
+
+
+async def _unsent(sessionmaker: async_sessionmaker[AsyncSession], event_ids: set[str]) -> int:
+    async with sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(OutboxEvent.event_id.in_(event_ids), OutboxEvent.published_at.is_(None))
+            )
+            or 0
+        )
+
+
+async def test_event_committed_while_relay_is_down_is_published_after_restart(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    editor: Headers,
+    events: EventCapture,
+    settings: RegistrySettings,
+    model_body: dict[str, Any],
+) -> None:
+    relay: OutboxRelay = app.state.relay
+    await relay.stop()  # the relay dies between the commit and the publish
+    try:
+        model = await create_ok(client, "/v1/models", model_body, editor)
+        await asyncio.sleep(0.5)
+        assert events.of(subject=model["id"]) == []
+        async with app.state.sessionmaker() as session:
+            row = await session.scalar(
+                select(OutboxEvent).where(OutboxEvent.payload["subject"].astext == model["id"])
+            )
+        assert row is not None
+        assert row.published_at is None
+    finally:
+        relay.start()  # a restarted relay finds the unsent row
+    delivered = await events.wait(subject=model["id"], timeout=10)
+    assert delivered[0]["type"] == "registry.model.created"
+    assert await _unsent(app.state.sessionmaker, {row.event_id}) == 0
+
+
+class _TestBase(DeclarativeBase):
+    metadata = schema_metadata("registry_consumer_test")
+
+
+class _Processed(ProcessedEventMixin, _TestBase):
+    __tablename__ = "processed_events"
+
+
+class _Applied(_TestBase):
+    __tablename__ = "applied"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+
+
+class _Crash(Exception):
+    pass
+
+
+async def test_duplicate_delivery_after_relay_crash_is_applied_once(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    editor: Headers,
+    settings: RegistrySettings,
+    model_body: dict[str, Any],
+) -> None:
+    engine = app.state.engine
+    async with engine.begin() as conn:
+        await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "registry_consumer_test"'))
+        await conn.run_sync(_TestBase.metadata.create_all)
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+
+    async def apply(session: AsyncSession, event: CloudEvent) -> None:
+        session.add(_Applied(event_id=event.id))
+
+    consumer_broker = Broker(settings.amqp_url)
+    await consumer_broker.connect()
+    queue = f"test-registry-consumer-{uuid.uuid4().hex[:8]}"
+    handler = idempotent_handler(sessionmaker, _Processed, queue, apply)
+    deliveries: list[str] = []
+
+    async def counting(event: CloudEvent) -> None:
+        deliveries.append(event.id)
+        await handler(event)
+
+    consumer = await consumer_broker.consume(
+        queue, [Binding(EVENTS_EXCHANGE, "registry.model.created")], counting
+    )
+
+    live_relay: OutboxRelay = app.state.relay
+    await live_relay.stop()
+    published: list[str] = []
+
+    def crash_after_publish(event: CloudEvent) -> None:
+        published.append(event.id)
+        raise _Crash("relay killed after publish, before marking the row sent")
+
+    crashing = OutboxRelay(
+        sessionmaker,
+        OutboxEvent,
+        app.state.broker,
+        database_url=settings.database_url,
+        after_publish=crash_after_publish,
+    )
+    try:
+        model = await create_ok(client, "/v1/models", model_body, editor)
+        with pytest.raises(_Crash):
+            await crashing.publish_batch()
+        assert len(published) == 1
+        event_id = published[0]
+        # The crash rolled back the mark: the row is still unsent, so it is published again.
+        assert await _unsent(sessionmaker, {event_id}) == 1
+    finally:
+        live_relay.start()
+
+    async def applied_rows() -> list[str]:
+        async with sessionmaker() as session:
+            return list(
+                (await session.scalars(select(_Applied.event_id).where(_Applied.event_id == event_id))).all()
+            )
+
+    await wait_for(lambda: _unsent_zero(sessionmaker, event_id), timeout=10)
+    await wait_for(applied_rows, timeout=10)
+
+    async def delivered_twice() -> bool:
+        return deliveries.count(event_id) >= 2
+
+    await wait_for(delivered_twice, timeout=10)
+    await asyncio.sleep(0.3)  # the second copy's transaction has finished
+    assert await applied_rows() == [event_id]
+    assert model["id"]
+    await consumer.stop()
+    await consumer_broker.close()
+
+
+async def _unsent_zero(sessionmaker: async_sessionmaker[AsyncSession], event_id: str) -> bool:
+    return await _unsent(sessionmaker, {event_id}) == 0
