@@ -97,7 +97,11 @@ async def make_agent(
     devices: set[UUID] = set()
 
     async def factory(
-        device_id: UUID | None = None, data_dir: Path | None = None, **overrides: Any
+        device_id: UUID | None = None,
+        data_dir: Path | None = None,
+        *,
+        wait_consuming: bool = True,
+        **overrides: Any,
     ) -> Agent:
         device = device_id or uuid4()
         devices.add(device)
@@ -110,6 +114,9 @@ async def make_agent(
         agent = Agent(settings)
         await agent.start()
         started.append(agent)
+        if wait_consuming:
+            # Commands sent before the agent declared its queue would be dropped by the broker.
+            await asyncio.wait_for(agent.consuming.wait(), timeout=20)
         return agent
 
     yield factory

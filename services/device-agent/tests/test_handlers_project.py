@@ -11,7 +11,13 @@ import httpx
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
-from modelyard_agent.testing import ArtifactServer, BrokerProbe, version_spec, zip_project
+from modelyard_agent.testing import (
+    ArtifactServer,
+    BrokerProbe,
+    project_manifest,
+    version_spec,
+    zip_project,
+)
 from modelyard_common.contracts import DeploymentState
 from modelyard_common.manifest import Manifest
 
@@ -19,19 +25,9 @@ PROJECTS = Path(__file__).parent / "projects"
 
 
 def echo_manifest(**changes: object) -> Manifest:
-    values: dict[str, object] = {
-        "image": "modelyard/python-base:bookworm",
-        "language": "python3",
-        "main": "echo_model.py",
-        "handlers": [{"name": "predict"}, {"name": "explode"}],
-        "port": 8080,
-        "max_ram_mb": 128,
-        "cores": 0.5,
-        "health_path": "/healthz",
-        "protocol": "handlers",
-    }
-    values.update(changes)
-    return Manifest.model_validate(values)
+    return project_manifest(
+        main="echo_model.py", handlers=[{"name": "predict"}, {"name": "explode"}], **changes
+    )
 
 
 async def test_handlers_project_serves_through_local_api(
@@ -106,3 +102,16 @@ async def test_handlers_project_serves_through_local_api(
         "/opt/modelyard/project": False,
         "/opt/modelyard/runtime/modelyard_handlers.py": False,
     }
+
+    # The heartbeat carries the device's capabilities.
+    device = str(agent.settings.device_id)
+    await probe.wait_for(
+        lambda: any(h["device_id"] == device for h in probe.heartbeats), what="a heartbeat"
+    )
+    heartbeat = next(h for h in probe.heartbeats if h["device_id"] == device)
+    capabilities = heartbeat["capabilities"]
+    assert capabilities["docker_version"]
+    assert capabilities["arch"]
+    assert capabilities["cpus"] >= 1
+    assert capabilities["ram_mb"] > 0
+    assert capabilities["disk_free_mb"] > 0

@@ -33,12 +33,20 @@ def _b64(data: dict[str, Any]) -> str:
             id="alg-none",
         ),
         pytest.param(
-            issue_token(secret="another-secret-of-sufficient-length", sub="m", roles=["admin"], workspace="w"),
+            issue_token(
+                secret="another-secret-of-sufficient-length",
+                sub="m",
+                roles=["admin"],
+                workspace="w",
+            ),
             id="wrong-signature",
         ),
         pytest.param(
             issue_token(
-                secret=TEST_JWT_SECRET, sub="m", roles=["admin"], workspace="w",
+                secret=TEST_JWT_SECRET,
+                sub="m",
+                roles=["admin"],
+                workspace="w",
                 ttl=timedelta(seconds=-10),
             ),
             id="expired",

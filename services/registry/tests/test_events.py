@@ -197,7 +197,11 @@ async def test_duplicate_delivery_after_relay_crash_is_applied_once(
     async def applied_rows() -> list[str]:
         async with sessionmaker() as session:
             return list(
-                (await session.scalars(select(_Applied.event_id).where(_Applied.event_id == event_id))).all()
+                (
+                    await session.scalars(
+                        select(_Applied.event_id).where(_Applied.event_id == event_id)
+                    )
+                ).all()
             )
 
     await wait_for(lambda: _unsent_zero(sessionmaker, event_id), timeout=10)

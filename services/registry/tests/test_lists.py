@@ -75,7 +75,8 @@ async def test_descending_sort_and_limit(
     assert [m["name"] for m in first["items"]] == ["charlie", "bravo"]
     rest = (
         await client.get(
-            "/v1/models", params={"sort": "-created_at", "limit": 2, "cursor": first["next_cursor"]},
+            "/v1/models",
+            params={"sort": "-created_at", "limit": 2, "cursor": first["next_cursor"]},
             headers=editor,
         )
     ).json()
@@ -113,7 +114,9 @@ async def test_cursor_of_another_sort_is_rejected(
     assert_problem(response, 422, "cursor")
 
 
-async def test_filters(client: httpx.AsyncClient, editor: Headers, model_body: dict[str, Any]) -> None:
+async def test_filters(
+    client: httpx.AsyncClient, editor: Headers, model_body: dict[str, Any]
+) -> None:
     vision = await create_ok(
         client,
         "/v1/models",

@@ -59,7 +59,10 @@ async def test_learning_types_have_definitions(client: httpx.AsyncClient) -> Non
         ({"tags": ["has space"]}, "tags.0"),
         ({"tags": "payments"}, "tags"),
         ({"properties": {"accuracy": {"type": "number", "value": "high"}}}, "properties.accuracy"),
-        ({"properties": {"released": {"type": "date", "value": "yesterday"}}}, "properties.released"),
+        (
+            {"properties": {"released": {"type": "date", "value": "yesterday"}}},
+            "properties.released",
+        ),
         ({"properties": {"bad key!": {"type": "string", "value": "x"}}}, "properties"),
         ({"owner": "not a model field"}, "owner"),
     ],
@@ -85,9 +88,7 @@ async def test_malformed_json_and_bad_ids_are_problems(
     )
     assert_problem(raw, 422)
     assert_problem(await client.get("/v1/models/not-a-uuid", headers=editor), 422, "model_id")
-    missing = await client.get(
-        "/v1/models/0f8fad5b-d9cb-469f-a165-70867728950e", headers=editor
-    )
+    missing = await client.get("/v1/models/0f8fad5b-d9cb-469f-a165-70867728950e", headers=editor)
     assert_problem(missing, 404)
 
 

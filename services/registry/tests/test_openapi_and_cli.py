@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,9 +32,9 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
             assert op.get("operationId"), where
             assert op.get("summary"), where
             operation_ids.append(op["operationId"])
-            assert "200" in op["responses"] or "201" in op["responses"] or "204" in op[
-                "responses"
-            ], where
+            assert (
+                "200" in op["responses"] or "201" in op["responses"] or "204" in op["responses"]
+            ), where
             if path.startswith("/v1/") and path != "/v1/learning-types":
                 assert "401" in op["responses"], where
                 assert "application/problem+json" in op["responses"]["401"]["content"], where
@@ -61,14 +60,19 @@ async def served_registry() -> AsyncIterator[str]:
         "MODELYARD_AMQP_URL": TEST_AMQP_URL,
         "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
     }
-    migrate = await asyncio.create_subprocess_exec(str(BIN / "modelyard-registry"), "migrate", env=env)
+    migrate = await asyncio.create_subprocess_exec(
+        str(BIN / "modelyard-registry"), "migrate", env=env
+    )
     assert await migrate.wait() == 0
     port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "modelyard-registry"), "serve", "--port", str(port)],
+    server = await asyncio.create_subprocess_exec(
+        str(BIN / "modelyard-registry"),
+        "serve",
+        "--port",
+        str(port),
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -84,16 +88,19 @@ async def served_registry() -> AsyncIterator[str]:
         yield base
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        await asyncio.wait_for(server.wait(), timeout=10)
 
 
 async def test_migrate_then_serve_answers_a_round_trip(served_registry: str) -> None:
-    token = subprocess.run(
-        [str(BIN / "modelyard"), "dev-token", "--sub", "alice", "--role", "editor",
-         "--workspace", "acme"],
+    cli = await asyncio.create_subprocess_exec(
+        str(BIN / "modelyard"),
+        *("dev-token", "--sub", "alice", "--role", "editor", "--workspace", "acme"),
         env={**os.environ, "MODELYARD_JWT_SECRET": TEST_JWT_SECRET},
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0
+    token = out.decode().strip()
     auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=served_registry, headers=auth) as c:
         model = await c.post(

@@ -109,9 +109,9 @@ async def test_link_lifecycle_seen_from_both_ends(
         await client.get(f"/v1/systems/{system['id']}/history", headers=editor)
     ).json()["items"]
     assert [e["action"] for e in system_history] == ["created", "model_linked", "model_updated"]
-    model_history = (
-        await client.get(f"/v1/models/{model['id']}/history", headers=editor)
-    ).json()["items"]
+    model_history = (await client.get(f"/v1/models/{model['id']}/history", headers=editor)).json()[
+        "items"
+    ]
     assert [e["action"] for e in model_history] == ["created", "system_linked", "system_updated"]
 
     assert (await client.delete(link_url, headers=editor)).status_code == 204

@@ -17,7 +17,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     dev = sub.add_parser("dev-token", help="print a JWT signed with MODELYARD_JWT_SECRET")
     dev.add_argument("--sub", required=True, help="who the token is for")
     dev.add_argument(
-        "--role", action="append", default=None, choices=["viewer", "editor", "admin"],
+        "--role",
+        action="append",
+        default=None,
+        choices=["viewer", "editor", "admin"],
         help="a role; repeat for several (default: admin)",
     )
     dev.add_argument("--workspace", required=True)

@@ -49,9 +49,7 @@ class Broker:
             if self._channel is not None:
                 return
             self._connection = await aio_pika.connect_robust(self.url, timeout=timeout)
-            channel = await self._connection.channel(
-                publisher_confirms=True, on_return_raises=True
-            )
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             await channel.set_qos(prefetch_count=self.prefetch)
             for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
                 self._exchanges[name] = await channel.declare_exchange(

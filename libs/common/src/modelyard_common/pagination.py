@@ -1,6 +1,5 @@
 """Cursor (keyset) pagination: stable pages even while rows are inserted."""
 
-
 import base64
 import binascii
 import json
@@ -53,9 +52,7 @@ def page_params(default_sort: str, allowed: Sequence[str]) -> Any:
             raise UnprocessableError(
                 "Unknown sort field.",
                 errors=[
-                    FieldError(
-                        loc=["query", "sort"], field="sort", message=sort_help, type="enum"
-                    )
+                    FieldError(loc=["query", "sort"], field="sort", message=sort_help, type="enum")
                 ],
             )
         return PageParams(limit=limit, cursor=cursor, sort=sort)
@@ -107,7 +104,7 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[tuple[R]],
+    stmt: Select[R],
     *,
     params: PageParams,
     columns: Mapping[str, InstrumentedAttribute[Any]],

@@ -108,11 +108,16 @@ class EventCapture:
         return [
             e
             for e in self.events
-            if (type is None or e["type"] == type) and (subject is None or e.get("subject") == subject)
+            if (type is None or e["type"] == type)
+            and (subject is None or e.get("subject") == subject)
         ]
 
     async def wait(
-        self, *, type: str | None = None, subject: str | None = None, count: int = 1,
+        self,
+        *,
+        type: str | None = None,
+        subject: str | None = None,
+        count: int = 1,
         timeout: float = 10.0,
     ) -> list[dict[str, Any]]:
         """Return matching events once at least `count` have arrived."""

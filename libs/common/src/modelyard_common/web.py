@@ -135,7 +135,9 @@ class ServiceRuntime:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.engine: AsyncEngine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size
+        )
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
         self.broker = Broker(settings.amqp_url, prefetch=settings.consumer_prefetch)
         self._on_broker_ready: list[Callable[[Broker], Awaitable[None]]] = []

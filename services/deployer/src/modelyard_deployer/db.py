@@ -157,7 +157,9 @@ class Deployment(TimestampMixin, Base):
     # Highest agent report sequence applied; lower or equal ones are late or duplicates.
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     host_port: Mapped[int | None] = mapped_column(Integer)
+    # The OpenAI-compatible endpoint announced (endpoint_ready) and not yet withdrawn.
     base_url: Mapped[str | None] = mapped_column(String(2048))
+    endpoint_version_id: Mapped[uuid.UUID | None] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -166,6 +168,16 @@ class DeploymentEvent(Base):
     """One entry of a deployment's history: a reported state, or an action taken on it."""
 
     __tablename__ = "deployment_events"
+    __table_args__ = (
+        # A redelivered report is recorded once.
+        Index(
+            "uq_deployment_events_sequence",
+            "deployment_id",
+            "sequence",
+            unique=True,
+            postgresql_where=text("sequence IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     workspace: Mapped[str] = mapped_column(String(200))
@@ -183,6 +195,8 @@ class DeploymentEvent(Base):
     generation: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     actor: Mapped[str | None] = mapped_column(String(200))
+    # False for a late report: kept as history, but it did not move the deployment's state.
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

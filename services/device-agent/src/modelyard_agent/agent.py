@@ -68,6 +68,8 @@ class Agent:
             wrapper_path=self.wrapper_path,
         )
         self._consumer: Consumer | None = None
+        # Set once the command queue is declared and consumed (tests and readiness wait on it).
+        self.consuming = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -127,6 +129,7 @@ class Agent:
             self.handle_command,
             delivery_limit=self.settings.consumer_delivery_limit,
         )
+        self.consuming.set()
         log.info("consuming commands from %s", self.queue_name)
 
     async def handle_command(self, event: CloudEvent) -> None:

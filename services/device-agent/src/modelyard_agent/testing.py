@@ -141,6 +141,23 @@ class ArtifactServer:
         return f"http://127.0.0.1:{self._server.server_port}/artifacts/{key}", key
 
 
+def project_manifest(**values: Any) -> Manifest:
+    """Return a manifest for the local base image with small limits; `values` override."""
+    defaults: dict[str, Any] = {
+        "image": "modelyard/python-base:bookworm",
+        "language": "python3",
+        "port": 8080,
+        "max_ram_mb": 128,
+        "cores": 0.5,
+        "health_path": "/healthz",
+        "protocol": "handlers",
+    }
+    if values.get("dockerfile"):
+        defaults.pop("image")
+    defaults.update(values)
+    return Manifest.model_validate(defaults)
+
+
 def version_spec(
     server: ArtifactServer,
     data: bytes,

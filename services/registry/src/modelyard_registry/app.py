@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import configure_logging
 from modelyard_common.outbox import OutboxRelay
-from modelyard_common.web import ServiceRuntime, create_app as create_service_app
+from modelyard_common.web import ServiceRuntime
+from modelyard_common.web import create_app as create_service_app
 from modelyard_registry import __doc__ as DESCRIPTION
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router

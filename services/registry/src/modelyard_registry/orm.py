@@ -48,7 +48,7 @@ class AIModel(Audited, Base):
     __tablename__ = "ai_models"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(100), index=True)
+    workspace: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     learning_type: Mapped[str] = mapped_column(String(32))
@@ -71,6 +71,10 @@ class AIModel(Audited, Base):
         Index("uq_ai_models_workspace_name", "workspace", func.lower(name), unique=True),
         Index("ix_ai_models_search", "search", postgresql_using="gin"),
         Index("ix_ai_models_tags", "tags", postgresql_using="gin"),
+        # Keyset pagination walks these: (workspace, sort column, id).
+        Index("ix_ai_models_page_name", "workspace", "name", "id"),
+        Index("ix_ai_models_page_created", "workspace", "created_at", "id"),
+        Index("ix_ai_models_page_updated", "workspace", "updated_at", "id"),
     )
 
 
@@ -78,7 +82,7 @@ class AISystem(Audited, Base):
     __tablename__ = "ai_systems"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(100), index=True)
+    workspace: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     purpose: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -102,6 +106,9 @@ class AISystem(Audited, Base):
         Index("uq_ai_systems_workspace_name", "workspace", func.lower(name), unique=True),
         Index("ix_ai_systems_search", "search", postgresql_using="gin"),
         Index("ix_ai_systems_tags", "tags", postgresql_using="gin"),
+        Index("ix_ai_systems_page_name", "workspace", "name", "id"),
+        Index("ix_ai_systems_page_created", "workspace", "created_at", "id"),
+        Index("ix_ai_systems_page_updated", "workspace", "updated_at", "id"),
     )
 
 

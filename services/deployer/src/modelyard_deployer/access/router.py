@@ -71,9 +71,7 @@ async def create_access_grant(
             authorization=authorization,
         ),
     )
-    return created_response(
-        stored, location=f"/v1/models/{model_id}/access/{stored.body['id']}"
-    )
+    return created_response(stored, location=f"/v1/models/{model_id}/access/{stored.body['id']}")
 
 
 @router.get(

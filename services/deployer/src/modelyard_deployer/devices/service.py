@@ -20,13 +20,13 @@ from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.db import Device
 from modelyard_deployer.devices import repository
 from modelyard_deployer.devices.auth import new_token
+from modelyard_deployer.devices.schemas import Device as DeviceView
 from modelyard_deployer.devices.schemas import (
     DeviceCreate,
     DeviceStatus,
     DeviceUpdate,
     DeviceWithToken,
 )
-from modelyard_deployer.devices.schemas import Device as DeviceView
 from modelyard_deployer.settings import DeployerSettings
 
 log = logging.getLogger("modelyard.deployer.devices")

@@ -46,7 +46,9 @@ async def fetch_from_registry(
     try:
         response = await http.get(f"/v1/models/{model_id}", headers=headers)
     except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(f"The registry is unreachable ({type(exc).__name__}).") from exc
+        raise ServiceUnavailableError(
+            f"The registry is unreachable ({type(exc).__name__})."
+        ) from exc
     if response.status_code in (403, 404):
         return None
     if response.status_code != 200:

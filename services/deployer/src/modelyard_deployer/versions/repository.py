@@ -66,12 +66,12 @@ async def in_use(session: AsyncSession, version_id: uuid.UUID) -> bool:
         Deployment.desired_state != "removed",
         Deployment.state.not_in(("removed", "failed", "cancelled")),
     )
-    return bool(
-        await session.scalar(select(exists().where(_references(version_id), still_there)))
-    )
+    return bool(await session.scalar(select(exists().where(_references(version_id), still_there))))
 
 
-async def deployed_to(session: AsyncSession, *, version_id: uuid.UUID, device_id: uuid.UUID) -> bool:
+async def deployed_to(
+    session: AsyncSession, *, version_id: uuid.UUID, device_id: uuid.UUID
+) -> bool:
     """Return whether the version is (or may be rolled back to) on a device's live deployment."""
     return bool(
         await session.scalar(

@@ -183,9 +183,7 @@ async def delete_model_version(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-_bearer = HTTPBearer(
-    auto_error=False, description="A user's JWT, or a device token (`mydev_...`)."
-)
+_bearer = HTTPBearer(auto_error=False, description="A user's JWT, or a device token (`mydev_...`).")
 
 
 async def artifact_caller(

@@ -61,9 +61,9 @@ def _not_found(version_id: uuid.UUID) -> NotFoundError:
     return NotFoundError(f"No version {version_id} you may see in this workspace.")
 
 
-def _unprocessable(field: str, message: str, kind: str, loc: list[str | int] | None = None) -> (
-    UnprocessableError
-):
+def _unprocessable(
+    field: str, message: str, kind: str, loc: list[str | int] | None = None
+) -> UnprocessableError:
     location: list[str | int] = loc or ["body", field]
     return UnprocessableError(
         message,
@@ -101,7 +101,9 @@ def _manifest_from_form(raw: str) -> Manifest:
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise _unprocessable("manifest", f"The manifest is not valid JSON ({exc}).", "json") from exc
+        raise _unprocessable(
+            "manifest", f"The manifest is not valid JSON ({exc}).", "json"
+        ) from exc
     return _validate_manifest(document, ["body", "manifest"])
 
 
@@ -135,7 +137,9 @@ def _manifest_from_zip(path: Path, members: frozenset[str], max_bytes: int) -> M
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name)
         if info.file_size > max_bytes:
-            raise _unprocessable("manifest", f"{name} is larger than {max_bytes} bytes.", "too_long")
+            raise _unprocessable(
+                "manifest", f"{name} is larger than {max_bytes} bytes.", "too_long"
+            )
         raw = archive.read(info)
     try:
         document = parse_manifest_document(name, raw)
@@ -165,7 +169,9 @@ def check_project(
         try:
             manifest = _manifest_from_zip(path, members, settings.max_manifest_bytes)
         except yaml.YAMLError as exc:
-            raise _unprocessable("manifest", f"The zip's manifest is not YAML ({exc}).", "parse") from exc
+            raise _unprocessable(
+                "manifest", f"The zip's manifest is not YAML ({exc}).", "parse"
+            ) from exc
     if manifest.main not in members:
         raise _unprocessable(
             "file",

@@ -52,7 +52,7 @@ async def name_taken(
     return (await session.scalar(stmt.limit(1))) is not None
 
 
-def _filtered(workspace: str, filters: ModelFilters) -> Select[tuple[AIModel]]:
+def _filtered(workspace: str, filters: ModelFilters) -> Select[AIModel]:
     stmt = select(AIModel).where(AIModel.workspace == workspace)
     if filters.q:
         stmt = stmt.where(matches_text(AIModel.search, AIModel.name, filters.q))

@@ -97,7 +97,10 @@ async def list_models(
     responses=problem_responses(*AUTH_ERRORS, 409, 422),
 )
 async def create_model(
-    session: SessionDep, principal: Editor, body: AIModelCreate, idempotency_key: IdempotencyKey = None
+    session: SessionDep,
+    principal: Editor,
+    body: AIModelCreate,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     stored = await run_idempotent(
         session,
@@ -124,9 +127,7 @@ async def create_model(
 async def get_model(
     session: SessionDep, principal: Viewer, model_id: uuid.UUID, response: Response
 ) -> AIModelRead:
-    read = service.to_read(
-        await service.get_model(session, principal=principal, model_id=model_id)
-    )
+    read = service.to_read(await service.get_model(session, principal=principal, model_id=model_id))
     response.headers["ETag"] = read.etag
     return read
 
@@ -169,9 +170,7 @@ async def delete_model(session: SessionDep, principal: Admin, model_id: uuid.UUI
     summary="Archive (soft-delete) an AI model",
     responses=problem_responses(*AUTH_ERRORS, 404),
 )
-async def archive_model(
-    session: SessionDep, principal: Editor, model_id: uuid.UUID
-) -> AIModelRead:
+async def archive_model(session: SessionDep, principal: Editor, model_id: uuid.UUID) -> AIModelRead:
     return await service.set_archived(
         session, principal=principal, model_id=model_id, archived=True
     )

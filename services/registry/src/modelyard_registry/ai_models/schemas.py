@@ -78,7 +78,7 @@ class AIModelCreate(BaseModel):
     name: Name
     description: LongText = Field(default="", description="Markdown: features, known limits.")
     learning_type: LearningType
-    functionality: ShortText = Field(default="", description='What it is used for.')
+    functionality: ShortText = Field(default="", description="What it is used for.")
     foundations: ShortText = Field(default="", description='Architecture, e.g. "transformer".')
     provider: ShortText = ""
     tags: Tags = Field(default_factory=list)

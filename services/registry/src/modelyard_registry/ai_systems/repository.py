@@ -54,7 +54,7 @@ async def name_taken(
     return (await session.scalar(stmt.limit(1))) is not None
 
 
-def _filtered(workspace: str, filters: SystemFilters) -> Select[tuple[AISystem]]:
+def _filtered(workspace: str, filters: SystemFilters) -> Select[AISystem]:
     stmt = select(AISystem).where(AISystem.workspace == workspace)
     if filters.q:
         stmt = stmt.where(matches_text(AISystem.search, AISystem.name, filters.q))

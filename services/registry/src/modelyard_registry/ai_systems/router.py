@@ -84,7 +84,10 @@ async def list_systems(
     responses=problem_responses(*AUTH_ERRORS, 409, 422),
 )
 async def create_system(
-    session: SessionDep, principal: Editor, body: AISystemCreate, idempotency_key: IdempotencyKey = None
+    session: SessionDep,
+    principal: Editor,
+    body: AISystemCreate,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     stored = await run_idempotent(
         session,

@@ -83,7 +83,7 @@ async def record_change(
     changes: dict[str, dict[str, Any]],
     event_data: BaseModel | dict[str, Any],
 ) -> None:
-    """Write a history entry and its `registry.<type>.<action>` event in the caller's transaction."""
+    """Write a history entry and its `registry.<type>.<action>` event, in one transaction."""
     add_entry(
         session,
         principal=principal,

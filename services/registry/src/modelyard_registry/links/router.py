@@ -53,9 +53,7 @@ async def link_model(
         operation=f"link_model:{system_id}",
         key=idempotency_key,
         payload=body,
-        create=lambda: service.attach(
-            session, principal=principal, system_id=system_id, data=body
-        ),
+        create=lambda: service.attach(session, principal=principal, system_id=system_id, data=body),
     )
     return JSONResponse(
         stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
 
 DescriptionOfUse = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)

@@ -80,9 +80,7 @@ async def attach(
 ) -> LinkRead:
     """Return the new link; 409 when either end is archived or the pair is linked already."""
     system = await get_system(session, principal=principal, system_id=system_id, for_update=True)
-    model = await get_model(
-        session, principal=principal, model_id=data.model_id, for_update=True
-    )
+    model = await get_model(session, principal=principal, model_id=data.model_id, for_update=True)
     if system.archived_at is not None:
         raise ConflictError("The system is archived; unarchive it before linking models.")
     if model.archived_at is not None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:44:10.017368
+Create Date: 2026-11-22 07:50:35.968285
 """
 
 from collections.abc import Sequence
@@ -40,9 +40,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ai_models')),
     schema='registry'
     )
+    op.create_index('ix_ai_models_page_created', 'ai_models', ['workspace', 'created_at', 'id'], unique=False, schema='registry')
+    op.create_index('ix_ai_models_page_name', 'ai_models', ['workspace', 'name', 'id'], unique=False, schema='registry')
+    op.create_index('ix_ai_models_page_updated', 'ai_models', ['workspace', 'updated_at', 'id'], unique=False, schema='registry')
     op.create_index('ix_ai_models_search', 'ai_models', ['search'], unique=False, schema='registry', postgresql_using='gin')
     op.create_index('ix_ai_models_tags', 'ai_models', ['tags'], unique=False, schema='registry', postgresql_using='gin')
-    op.create_index(op.f('ix_registry_ai_models_workspace'), 'ai_models', ['workspace'], unique=False, schema='registry')
     op.create_index('uq_ai_models_workspace_name', 'ai_models', ['workspace', sa.literal_column('lower(name)')], unique=True, schema='registry')
     op.create_table('ai_systems',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -65,9 +67,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ai_systems')),
     schema='registry'
     )
+    op.create_index('ix_ai_systems_page_created', 'ai_systems', ['workspace', 'created_at', 'id'], unique=False, schema='registry')
+    op.create_index('ix_ai_systems_page_name', 'ai_systems', ['workspace', 'name', 'id'], unique=False, schema='registry')
+    op.create_index('ix_ai_systems_page_updated', 'ai_systems', ['workspace', 'updated_at', 'id'], unique=False, schema='registry')
     op.create_index('ix_ai_systems_search', 'ai_systems', ['search'], unique=False, schema='registry', postgresql_using='gin')
     op.create_index('ix_ai_systems_tags', 'ai_systems', ['tags'], unique=False, schema='registry', postgresql_using='gin')
-    op.create_index(op.f('ix_registry_ai_systems_workspace'), 'ai_systems', ['workspace'], unique=False, schema='registry')
     op.create_index('uq_ai_systems_workspace_name', 'ai_systems', ['workspace', sa.literal_column('lower(name)')], unique=True, schema='registry')
     op.create_table('history',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -137,13 +141,17 @@ def downgrade() -> None:
     op.drop_index('ix_history_resource', table_name='history', schema='registry')
     op.drop_table('history', schema='registry')
     op.drop_index('uq_ai_systems_workspace_name', table_name='ai_systems', schema='registry')
-    op.drop_index(op.f('ix_registry_ai_systems_workspace'), table_name='ai_systems', schema='registry')
     op.drop_index('ix_ai_systems_tags', table_name='ai_systems', schema='registry', postgresql_using='gin')
     op.drop_index('ix_ai_systems_search', table_name='ai_systems', schema='registry', postgresql_using='gin')
+    op.drop_index('ix_ai_systems_page_updated', table_name='ai_systems', schema='registry')
+    op.drop_index('ix_ai_systems_page_name', table_name='ai_systems', schema='registry')
+    op.drop_index('ix_ai_systems_page_created', table_name='ai_systems', schema='registry')
     op.drop_table('ai_systems', schema='registry')
     op.drop_index('uq_ai_models_workspace_name', table_name='ai_models', schema='registry')
-    op.drop_index(op.f('ix_registry_ai_models_workspace'), table_name='ai_models', schema='registry')
     op.drop_index('ix_ai_models_tags', table_name='ai_models', schema='registry', postgresql_using='gin')
     op.drop_index('ix_ai_models_search', table_name='ai_models', schema='registry', postgresql_using='gin')
+    op.drop_index('ix_ai_models_page_updated', table_name='ai_models', schema='registry')
+    op.drop_index('ix_ai_models_page_name', table_name='ai_models', schema='registry')
+    op.drop_index('ix_ai_models_page_created', table_name='ai_models', schema='registry')
     op.drop_table('ai_models', schema='registry')
     # ### end Alembic commands ###

@@ -1,0 +1,87 @@
+"""The deployer's FastAPI app: routes, consumers, outbox relay, artifact store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from modelyard_common.messaging import Broker, Consumer
+from modelyard_common.outbox import OutboxRelay
+from modelyard_common.web import ServiceRuntime, create_app
+from modelyard_deployer import __version__
+from modelyard_deployer.access.router import router as access_router
+from modelyard_deployer.artifacts import LocalArtifactStore
+from modelyard_deployer.consumers import start_consumers
+from modelyard_deployer.db import OutboxEvent
+from modelyard_deployer.deployments.router import router as deployments_router
+from modelyard_deployer.devices.router import router as devices_router
+from modelyard_deployer.settings import DeployerSettings
+from modelyard_deployer.versions.router import router as versions_router
+
+TAGS = [
+    {"name": "versions", "description": "Model versions: uploaded AI project zips + manifests."},
+    {"name": "devices", "description": "Edge devices running the agent."},
+    {"name": "deployments", "description": "Versions desired on devices, and their history."},
+    {"name": "access", "description": "Per-model grants: viewer, deployer, editor."},
+    {"name": "operations", "description": "Health and metrics."},
+]
+
+
+def build_app(settings: DeployerSettings | None = None) -> FastAPI:
+    """Return the deployer app; its lifespan connects the broker, consumers and relay."""
+    settings = settings or DeployerSettings()
+    runtime = ServiceRuntime(settings)
+    relay = OutboxRelay(
+        runtime.sessionmaker,
+        OutboxEvent,
+        runtime.broker,
+        database_url=settings.database_url,
+        poll_interval_s=settings.outbox_poll_interval_s,
+    )
+    consumers: list[Consumer] = []
+
+    async def on_broker_ready(broker: Broker) -> None:
+        relay.start()
+        if settings.consume_events:
+            consumers.extend(await start_consumers(broker, runtime.sessionmaker, settings))
+
+    runtime.on_broker_ready(on_broker_ready)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.registry_http = httpx.AsyncClient(
+            base_url=settings.registry_url, timeout=settings.registry_timeout_s
+        )
+        await runtime.start()
+        try:
+            yield
+        finally:
+            for consumer in consumers:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            await relay.stop()
+            await runtime.stop()
+            await app.state.registry_http.aclose()
+
+    app = create_app(
+        title="Modelyard deployer",
+        description="Model versions (zip + run manifest), devices, deployments and their "
+        "history, and per-model access grants.",
+        version=__version__,
+        settings=settings,
+        routers=[versions_router, devices_router, deployments_router, access_router],
+        lifespan=lifespan,
+        openapi_tags=TAGS,
+    )
+    runtime.bind(app)
+    app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)
+    app.state.relay = relay
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Return the app configured from the environment (uvicorn's `--factory` entry point)."""
+    return build_app()

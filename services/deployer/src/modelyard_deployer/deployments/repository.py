@@ -1,0 +1,149 @@
+"""SQL of deployments and their history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
+
+
+async def get(
+    session: AsyncSession, *, workspace: str, deployment_id: uuid.UUID, for_update: bool = False
+) -> Deployment | None:
+    """Return a deployment of a workspace, optionally locked until the transaction ends."""
+    stmt = select(Deployment).where(
+        Deployment.workspace == workspace, Deployment.id == deployment_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def get_for_report(session: AsyncSession, deployment_id: uuid.UUID) -> Deployment | None:
+    """Return a deployment by id alone, locked: reports of one deployment apply one at a time."""
+    return await session.scalar(
+        select(Deployment).where(Deployment.id == deployment_id).with_for_update()
+    )
+
+
+async def live_on_device(
+    session: AsyncSession, *, device_id: uuid.UUID, model_id: uuid.UUID
+) -> Deployment | None:
+    """Return the device's live (not being removed) deployment of a model, locked."""
+    return await session.scalar(
+        select(Deployment)
+        .where(
+            Deployment.device_id == device_id,
+            Deployment.model_id == model_id,
+            Deployment.desired_state != "removed",
+        )
+        .with_for_update()
+    )
+
+
+def list_statement(
+    *,
+    workspace: str,
+    visible: ColumnElement[bool],
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    version_id: uuid.UUID | None = None,
+    state: str | None = None,
+    desired_state: str | None = None,
+    include_removed: bool = True,
+) -> Select[tuple[Deployment]]:
+    """Return the query of a workspace's visible deployments matching every filter."""
+    stmt = select(Deployment).where(Deployment.workspace == workspace, visible)
+    if model_id is not None:
+        stmt = stmt.where(Deployment.model_id == model_id)
+    if device_id is not None:
+        stmt = stmt.where(Deployment.device_id == device_id)
+    if version_id is not None:
+        stmt = stmt.where(Deployment.version_id == version_id)
+    if state is not None:
+        stmt = stmt.where(Deployment.state == state)
+    if desired_state is not None:
+        stmt = stmt.where(Deployment.desired_state == desired_state)
+    if not include_removed:
+        stmt = stmt.where(
+            ~((Deployment.desired_state == "removed") & (Deployment.state == "removed"))
+        )
+    return stmt
+
+
+def history_statement(
+    *,
+    workspace: str,
+    deployment_id: uuid.UUID | None = None,
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    source: str | None = None,
+) -> Select[tuple[DeploymentEvent]]:
+    """Return the query of history entries of one deployment or one model."""
+    stmt = select(DeploymentEvent).where(DeploymentEvent.workspace == workspace)
+    if deployment_id is not None:
+        stmt = stmt.where(DeploymentEvent.deployment_id == deployment_id)
+    if model_id is not None:
+        stmt = stmt.where(DeploymentEvent.model_id == model_id)
+    if device_id is not None:
+        stmt = stmt.where(DeploymentEvent.device_id == device_id)
+    if source is not None:
+        stmt = stmt.where(DeploymentEvent.source == source)
+    return stmt
+
+
+async def record_event(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Add a history entry; return False if this report (deployment, sequence) was recorded."""
+    inserted = await session.scalar(
+        insert(DeploymentEvent)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[DeploymentEvent.deployment_id, DeploymentEvent.sequence],
+            index_where=DeploymentEvent.sequence.is_not(None),
+        )
+        .returning(DeploymentEvent.id)
+    )
+    return inserted is not None
+
+
+async def version_numbers(
+    session: AsyncSession, version_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Return the number of each version id."""
+    ids = set(version_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(ModelVersion.id, ModelVersion.number).where(ModelVersion.id.in_(ids))
+    )
+    return {row.id: row.number for row in rows}
+
+
+async def device_names(
+    session: AsyncSession, device_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Return the name of each device id."""
+    ids = set(device_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def model_names(
+    session: AsyncSession, model_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Return the projected name of each model id."""
+    ids = set(model_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(RegistryModel.id, RegistryModel.name).where(RegistryModel.id.in_(ids))
+    )
+    return {row.id: row.name for row in rows}

@@ -1,0 +1,99 @@
+"""API contract of deployments and their history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+
+
+class DeploymentCreate(BaseModel):
+    """Deploy a version to listed devices, or to every device whose labels match a selector."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+                    "device_ids": ["7d444840-9dc0-11d1-b245-5ffdce74fad2"],
+                },
+                {
+                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+                    "selector": {"site": "plant-1"},
+                },
+            ]
+        },
+    )
+
+    version_id: uuid.UUID
+    device_ids: Annotated[list[uuid.UUID] | None, Field(min_length=1, max_length=1000)] = None
+    selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.device_ids is None) == (self.selector is None):
+            raise ValueError("give exactly one of `device_ids` or `selector`")
+        return self
+
+
+class Redeploy(BaseModel):
+    """Switch a deployment to another version of the same model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version_id: uuid.UUID
+
+
+class Deployment(BaseModel):
+    """One model version desired on one device, and what the device last reported."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    model_name: str | None
+    version_id: uuid.UUID
+    version_number: int
+    previous_version_id: uuid.UUID | None = Field(description="What `rollback` goes back to.")
+    running_version_id: uuid.UUID | None = Field(description="The version the device runs.")
+    device_id: uuid.UUID
+    device_name: str
+    desired_state: DesiredState
+    state: DeploymentState
+    state_message: str
+    generation: int = Field(description="Grows with every command sent to the device.")
+    base_url: str | None = Field(description="OpenAI-compatible endpoint, while running.")
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class DeploymentBatch(BaseModel):
+    """The deployments a create made or updated, one per device."""
+
+    items: list[Deployment]
+
+
+class HistoryEntry(BaseModel):
+    """A reported state (source `agent`) or an action taken (source `deployer`)."""
+
+    id: int
+    deployment_id: uuid.UUID
+    model_id: uuid.UUID
+    device_id: uuid.UUID
+    version_id: uuid.UUID | None
+    source: str = Field(description="`agent` for reports, `deployer` for actions.")
+    action: CommandAction | None
+    state: DeploymentState
+    message: str
+    log_tail: list[str]
+    generation: int
+    sequence: int | None
+    applied: bool = Field(description="False for a late report that did not change the state.")
+    actor: str | None
+    occurred_at: datetime
+    recorded_at: datetime

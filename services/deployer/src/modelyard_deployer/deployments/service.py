@@ -1,0 +1,571 @@
+"""Rules of deployments: create, redeploy, start, stop, restart, roll back, cancel, remove.
+
+Every action bumps the deployment's `generation` and queues the deployment's whole desired
+state for its device through the outbox (in the same transaction as the change), so the device
+gets it even if it is offline now, and an older command can never undo a newer one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import httpx
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.contracts import (
+    IN_PROGRESS_STATES,
+    CommandAction,
+    DeploymentState,
+    DesiredState,
+)
+from modelyard_common.db import utcnow
+from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.http import make_etag
+from modelyard_common.messaging import Broker
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_deployer.access.schemas import AccessLevel
+from modelyard_deployer.access.service import require_access, visible_models
+from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion
+from modelyard_deployer.deployments import messages, repository, schemas
+from modelyard_deployer.devices import repository as devices
+from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
+from modelyard_deployer.registry_models import repository as registry_models
+from modelyard_deployer.registry_models.service import require_open_model
+from modelyard_deployer.settings import DeployerSettings
+from modelyard_deployer.versions import repository as versions
+from modelyard_deployer.versions.service import visible_version
+
+SORTS = ("created_at", "updated_at")
+HISTORY_SORTS = ("recorded_at",)
+
+
+async def to_views(session: AsyncSession, rows: Sequence[Deployment]) -> list[schemas.Deployment]:
+    """Return the API views of deployments (names and numbers loaded in three queries)."""
+    numbers = await repository.version_numbers(session, (d.version_id for d in rows))
+    names = await repository.device_names(session, (d.device_id for d in rows))
+    models = await repository.model_names(session, (d.model_id for d in rows))
+    return [
+        schemas.Deployment(
+            id=d.id,
+            model_id=d.model_id,
+            model_name=models.get(d.model_id),
+            version_id=d.version_id,
+            version_number=numbers[d.version_id],
+            previous_version_id=d.previous_version_id,
+            running_version_id=d.running_version_id,
+            device_id=d.device_id,
+            device_name=names.get(d.device_id, ""),
+            desired_state=DesiredState(d.desired_state),
+            state=DeploymentState(d.state),
+            state_message=d.state_message,
+            generation=d.generation,
+            base_url=d.base_url,
+            created_by=d.created_by,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+            etag=make_etag(d.revision),
+        )
+        for d in rows
+    ]
+
+
+async def to_view(session: AsyncSession, deployment: Deployment) -> schemas.Deployment:
+    """Return the API view of one deployment."""
+    await session.flush()
+    await session.refresh(deployment)
+    return (await to_views(session, [deployment]))[0]
+
+
+def history_view(entry: DeploymentEvent) -> schemas.HistoryEntry:
+    """Return the API view of a history entry."""
+    return schemas.HistoryEntry(
+        id=entry.id,
+        deployment_id=entry.deployment_id,
+        model_id=entry.model_id,
+        device_id=entry.device_id,
+        version_id=entry.version_id,
+        source=entry.source,
+        action=CommandAction(entry.action) if entry.action else None,
+        state=DeploymentState(entry.state),
+        message=entry.message,
+        log_tail=entry.log_tail,
+        generation=entry.generation,
+        sequence=entry.sequence,
+        applied=entry.applied,
+        actor=entry.actor,
+        occurred_at=entry.occurred_at,
+        recorded_at=entry.recorded_at,
+    )
+
+
+def _not_found(deployment_id: uuid.UUID) -> NotFoundError:
+    return NotFoundError(f"No deployment {deployment_id} you may see in this workspace.")
+
+
+async def visible_deployment(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    deployment_id: uuid.UUID,
+    level: AccessLevel,
+    for_update: bool = False,
+) -> Deployment:
+    """Return a deployment the principal may act on at `level` (404 if it may not see it)."""
+    deployment = await repository.get(
+        session,
+        workspace=principal.workspace,
+        deployment_id=deployment_id,
+        for_update=for_update,
+    )
+    if deployment is None:
+        raise _not_found(deployment_id)
+    await require_access(
+        session, principal, deployment.model_id, level, not_found=str(_not_found(deployment_id))
+    )
+    return deployment
+
+
+class Dispatcher:
+    """Applies one action to deployments and queues the resulting commands."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        broker: Broker,
+        settings: DeployerSettings,
+        principal: Principal,
+    ) -> None:
+        self.session = session
+        self.broker = broker
+        self.settings = settings
+        self.principal = principal
+
+    async def _version(self, version_id: uuid.UUID | None) -> ModelVersion | None:
+        if version_id is None:
+            return None
+        return await versions.get_any(self.session, version_id)
+
+    async def dispatch(
+        self,
+        deployment: Deployment,
+        *,
+        action: CommandAction,
+        message: str,
+        set_state: DeploymentState | None = None,
+        first: bool = False,
+    ) -> None:
+        """Bump the generation, record the action, and queue the command for the device."""
+        session = self.session
+        if not first:
+            deployment.generation += 1
+            deployment.revision += 1
+        if set_state is not None and deployment.state != set_state:
+            previous_state = deployment.state
+            deployment.state = set_state.value
+            deployment.state_message = message
+            deployment.state_generation = deployment.generation
+            await messages.announce_state(
+                session, deployment=deployment, previous_state=previous_state, message=message
+            )
+        elif set_state is not None:
+            deployment.state_generation = deployment.generation
+        version = await self._version(deployment.version_id)
+        assert version is not None
+        previous = await self._version(deployment.previous_version_id)
+        if previous is not None and previous.deleted_at is not None:
+            previous = None
+        model = await registry_models.get(session, deployment.model_id)
+        await ensure_device_queue(self.broker, self.settings, deployment.device_id)
+        await messages.send_command(
+            session,
+            deployment=deployment,
+            action=action,
+            version=version,
+            previous=previous,
+            model_name=model.name if model else str(deployment.model_id),
+            base_url=self.settings.artifact_base_url,
+        )
+        session.add(
+            DeploymentEvent(
+                workspace=deployment.workspace,
+                deployment_id=deployment.id,
+                model_id=deployment.model_id,
+                device_id=deployment.device_id,
+                version_id=deployment.version_id,
+                source="deployer",
+                action=action.value,
+                state=deployment.state,
+                message=message,
+                log_tail=[],
+                generation=deployment.generation,
+                sequence=None,
+                actor=self.principal.sub,
+                applied=True,
+                occurred_at=utcnow(),
+            )
+        )
+        await session.flush()
+
+
+async def _target_devices(
+    session: AsyncSession, *, principal: Principal, body: schemas.DeploymentCreate
+) -> list[Device]:
+    if body.selector is not None:
+        found = await devices.matching_selector(
+            session, workspace=principal.workspace, selector=body.selector
+        )
+        if not found:
+            raise UnprocessableError(
+                "No registered device matches the selector.",
+                errors=[
+                    FieldError(
+                        loc=["body", "selector"],
+                        field="selector",
+                        message="matches no device",
+                        type="no_match",
+                    )
+                ],
+            )
+        return found
+    wanted = list(dict.fromkeys(body.device_ids or []))
+    found = await devices.live_by_ids(session, workspace=principal.workspace, device_ids=wanted)
+    known = {d.id for d in found}
+    missing = [(i, d) for i, d in enumerate(wanted) if d not in known]
+    if missing:
+        raise UnprocessableError(
+            "Some devices do not exist in this workspace (or are revoked).",
+            errors=[
+                FieldError(
+                    loc=["body", "device_ids", i],
+                    field=f"device_ids.{i}",
+                    message=f"no device {device_id}",
+                    type="not_found",
+                )
+                for i, device_id in missing
+            ],
+        )
+    return sorted(found, key=lambda d: d.id)
+
+
+async def create_deployments(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    broker: Broker,
+    settings: DeployerSettings,
+    principal: Principal,
+    body: schemas.DeploymentCreate,
+    authorization: str | None,
+) -> schemas.DeploymentBatch:
+    """Return one deployment per target device: new, redeployed to the version, or unchanged."""
+    version = await visible_version(
+        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
+    )
+    await require_open_model(
+        session,
+        http=http,
+        principal=principal,
+        model_id=version.model_id,
+        authorization=authorization,
+    )
+    targets = await _target_devices(session, principal=principal, body=body)
+    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    result: list[Deployment] = []
+    for device in targets:
+        existing = await repository.live_on_device(
+            session, device_id=device.id, model_id=version.model_id
+        )
+        if existing is None:
+            deployment = Deployment(
+                workspace=principal.workspace,
+                model_id=version.model_id,
+                device_id=device.id,
+                version_id=version.id,
+                desired_state=DesiredState.running.value,
+                state=DeploymentState.pending.value,
+                state_message="",
+                generation=1,
+                state_generation=1,
+                last_sequence=0,
+                created_by=principal.sub,
+            )
+            session.add(deployment)
+            try:
+                async with session.begin_nested():
+                    await session.flush()
+            except IntegrityError as exc:
+                raise ConflictError(
+                    f"A concurrent request deployed this model to device {device.id}; retry."
+                ) from exc
+            await dispatcher.dispatch(
+                deployment,
+                action=CommandAction.deploy,
+                message=f"deploy of version {version.number} requested",
+                first=True,
+            )
+        elif (
+            existing.version_id == version.id
+            and existing.desired_state == DesiredState.running.value
+        ):
+            deployment = existing  # already what was asked: nothing to send
+        else:
+            deployment = existing
+            await _switch_version(dispatcher, deployment, version)
+        result.append(deployment)
+    for deployment in result:
+        await session.refresh(deployment)
+    return schemas.DeploymentBatch(items=await to_views(session, result))
+
+
+async def _switch_version(
+    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion
+) -> None:
+    if deployment.version_id != version.id:
+        deployment.previous_version_id = deployment.version_id
+        deployment.version_id = version.id
+    deployment.desired_state = DesiredState.running.value
+    await dispatcher.dispatch(
+        deployment,
+        action=CommandAction.deploy,
+        message=f"redeploy to version {version.number} requested",
+        set_state=DeploymentState.pending,
+    )
+
+
+async def _actionable(
+    session: AsyncSession, *, principal: Principal, deployment_id: uuid.UUID
+) -> Deployment:
+    deployment = await visible_deployment(
+        session,
+        principal=principal,
+        deployment_id=deployment_id,
+        level=AccessLevel.deployer,
+        for_update=True,
+    )
+    device = await devices.get_by_id(session, deployment.device_id)
+    if device is None or device.revoked_at is not None:
+        raise ConflictError("The deployment's device is revoked; it takes no more commands.")
+    return deployment
+
+
+def _refuse_removed(deployment: Deployment, action: CommandAction) -> None:
+    if deployment.desired_state == DesiredState.removed.value:
+        raise ConflictError(
+            f"The deployment is removed (or being removed); {action.value} is not possible. "
+            "Create a new deployment instead."
+        )
+
+
+async def act(
+    session: AsyncSession,
+    *,
+    broker: Broker,
+    settings: DeployerSettings,
+    principal: Principal,
+    deployment_id: uuid.UUID,
+    action: CommandAction,
+) -> schemas.Deployment:
+    """Return the deployment after start, stop, restart, rollback, cancel or remove."""
+    deployment = await _actionable(session, principal=principal, deployment_id=deployment_id)
+    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    who = principal.sub
+    if action is CommandAction.remove:
+        if deployment.desired_state != DesiredState.removed.value:
+            deployment.desired_state = DesiredState.removed.value
+            await dispatcher.dispatch(deployment, action=action, message=f"remove by {who}")
+        return await to_view(session, deployment)
+    _refuse_removed(deployment, action)
+    if action in (CommandAction.start, CommandAction.restart):
+        deployment.desired_state = DesiredState.running.value
+        await dispatcher.dispatch(deployment, action=action, message=f"{action.value} by {who}")
+    elif action is CommandAction.stop:
+        deployment.desired_state = DesiredState.stopped.value
+        await dispatcher.dispatch(deployment, action=action, message=f"stop by {who}")
+    elif action is CommandAction.rollback:
+        await _rollback(session, dispatcher, deployment)
+    elif action is CommandAction.cancel:
+        await _cancel(session, dispatcher, deployment)
+    else:  # deploy goes through create_deployments / redeploy
+        raise UnprocessableError(f"Unknown action {action.value}.")
+    return await to_view(session, deployment)
+
+
+async def _rollback(session: AsyncSession, dispatcher: Dispatcher, deployment: Deployment) -> None:
+    previous = (
+        await versions.get_any(session, deployment.previous_version_id)
+        if deployment.previous_version_id
+        else None
+    )
+    if previous is None or previous.deleted_at is not None:
+        raise ConflictError("There is no previous version to roll back to.")
+    deployment.previous_version_id, deployment.version_id = deployment.version_id, previous.id
+    deployment.desired_state = DesiredState.running.value
+    await dispatcher.dispatch(
+        deployment,
+        action=CommandAction.rollback,
+        message=f"rollback to version {previous.number} by {dispatcher.principal.sub}",
+        set_state=DeploymentState.pending,
+    )
+
+
+async def _cancel(session: AsyncSession, dispatcher: Dispatcher, deployment: Deployment) -> None:
+    if DeploymentState(deployment.state) not in IN_PROGRESS_STATES:
+        raise ConflictError(
+            f"Only a deployment in progress can be cancelled; this one is {deployment.state}."
+        )
+    previous = (
+        await versions.get_any(session, deployment.previous_version_id)
+        if deployment.previous_version_id
+        else None
+    )
+    if previous is not None and previous.deleted_at is None:
+        # Back to what ran before: the agent keeps (or restores) the previous version.
+        deployment.version_id, deployment.previous_version_id = previous.id, None
+        deployment.desired_state = DesiredState.running.value
+    else:
+        # Nothing ran before: the device should end up with nothing.
+        deployment.desired_state = DesiredState.removed.value
+    await dispatcher.dispatch(
+        deployment,
+        action=CommandAction.cancel,
+        message=f"cancelled by {dispatcher.principal.sub}",
+        set_state=DeploymentState.cancelled,
+    )
+
+
+async def redeploy(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    broker: Broker,
+    settings: DeployerSettings,
+    principal: Principal,
+    deployment_id: uuid.UUID,
+    body: schemas.Redeploy,
+    authorization: str | None,
+) -> schemas.Deployment:
+    """Return the deployment after switching it to another version of its model."""
+    deployment = await _actionable(session, principal=principal, deployment_id=deployment_id)
+    _refuse_removed(deployment, CommandAction.deploy)
+    version = await visible_version(
+        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
+    )
+    if version.model_id != deployment.model_id:
+        raise UnprocessableError(
+            "The version belongs to another model.",
+            errors=[
+                FieldError(
+                    loc=["body", "version_id"],
+                    field="version_id",
+                    message="not a version of this deployment's model",
+                    type="model_mismatch",
+                )
+            ],
+        )
+    await require_open_model(
+        session,
+        http=http,
+        principal=principal,
+        model_id=version.model_id,
+        authorization=authorization,
+    )
+    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    await _switch_version(dispatcher, deployment, version)
+    return await to_view(session, deployment)
+
+
+async def get_deployment(
+    session: AsyncSession, *, principal: Principal, deployment_id: uuid.UUID
+) -> schemas.Deployment:
+    """Return one deployment."""
+    deployment = await visible_deployment(
+        session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
+    )
+    return (await to_views(session, [deployment]))[0]
+
+
+async def list_deployments(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    params: PageParams,
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    version_id: uuid.UUID | None = None,
+    state: DeploymentState | None = None,
+    desired_state: DesiredState | None = None,
+    include_removed: bool = True,
+) -> tuple[list[schemas.Deployment], str | None]:
+    """Return one page of the deployments the principal may see, filtered."""
+    if model_id is not None:
+        await require_access(
+            session,
+            principal,
+            model_id,
+            AccessLevel.viewer,
+            not_found=f"No model {model_id} you may see in this workspace.",
+        )
+    if device_id is not None:
+        await get_device_row(session, principal=principal, device_id=device_id)
+    stmt = repository.list_statement(
+        workspace=principal.workspace,
+        visible=visible_models(principal, Deployment.model_id),
+        model_id=model_id,
+        device_id=device_id,
+        version_id=version_id,
+        state=state.value if state else None,
+        desired_state=desired_state.value if desired_state else None,
+        include_removed=include_removed,
+    )
+    rows, cursor = await paginate(
+        session,
+        stmt,
+        params=params,
+        columns={"created_at": Deployment.created_at, "updated_at": Deployment.updated_at},
+        id_column=Deployment.id,
+    )
+    return await to_views(session, rows), cursor
+
+
+async def deployment_history(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    params: PageParams,
+    deployment_id: uuid.UUID | None = None,
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    source: str | None = None,
+) -> tuple[list[schemas.HistoryEntry], str | None]:
+    """Return one page of the history of a deployment, or of a model across its devices."""
+    if deployment_id is not None:
+        await visible_deployment(
+            session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
+        )
+    if model_id is not None:
+        await require_access(
+            session,
+            principal,
+            model_id,
+            AccessLevel.viewer,
+            not_found=f"No model {model_id} you may see in this workspace.",
+        )
+    stmt = repository.history_statement(
+        workspace=principal.workspace,
+        deployment_id=deployment_id,
+        model_id=model_id,
+        device_id=device_id,
+        source=source,
+    )
+    rows, cursor = await paginate(
+        session,
+        stmt,
+        params=params,
+        columns={"recorded_at": DeploymentEvent.id},
+        id_column=DeploymentEvent.id,
+    )
+    return [history_view(row) for row in rows], cursor

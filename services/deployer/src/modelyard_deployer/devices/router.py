@@ -1,0 +1,187 @@
+"""Routes of `/v1/devices`: registration, tokens, listing, revocation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.errors import FieldError, UnprocessableError, problem_responses
+from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_deployer.db import IdempotencyRecord, SessionDep
+from modelyard_deployer.deps import BrokerDep, SettingsDep
+from modelyard_deployer.devices import service
+from modelyard_deployer.devices.schemas import (
+    Device,
+    DeviceCreate,
+    DeviceStatus,
+    DeviceUpdate,
+    DeviceWithToken,
+)
+from modelyard_deployer.web import created_response
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+DevicePage = Annotated[PageParams, Depends(page_params("name", service.SORTS))]
+
+
+def label_filter(
+    label: Annotated[
+        list[str] | None,
+        Query(description="`key=value`; repeat to require several labels."),
+    ] = None,
+) -> dict[str, str]:
+    """Return the `label=key=value` query parameters as a mapping."""
+    wanted: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UnprocessableError(
+                "A label filter is `key=value`.",
+                errors=[
+                    FieldError(
+                        loc=["query", "label"],
+                        field="label",
+                        message="expected key=value",
+                        type="format",
+                    )
+                ],
+            )
+        wanted[key] = value
+    return wanted
+
+
+@router.post(
+    "",
+    operation_id="create_device",
+    summary="Register a device; its token is returned only here",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeviceWithToken,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def create_device(
+    body: DeviceCreate,
+    session: SessionDep,
+    principal: Editor,
+    broker: BrokerDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation="create_device",
+        key=idempotency_key,
+        payload=body,
+        create=lambda: service.register_device(
+            session, broker=broker, settings=settings, principal=principal, body=body
+        ),
+    )
+    return created_response(stored, location=f"/v1/devices/{stored.body['id']}")
+
+
+@router.get(
+    "",
+    operation_id="list_devices",
+    summary="List devices, filtered by label, status or name",
+    responses=problem_responses(401, 422),
+)
+async def list_devices(
+    session: SessionDep,
+    principal: Viewer,
+    settings: SettingsDep,
+    params: DevicePage,
+    labels: Annotated[dict[str, str], Depends(label_filter)],
+    status: Annotated[
+        DeviceStatus | None, Query(description="Without it, revoked devices are left out.")
+    ] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
+) -> Page[Device]:
+    items, cursor = await service.list_devices(
+        session,
+        settings=settings,
+        principal=principal,
+        labels=labels,
+        status=status,
+        name=name,
+        params=params,
+    )
+    return Page[Device](items=items, next_cursor=cursor)
+
+
+@router.get(
+    "/{device_id}",
+    operation_id="get_device",
+    summary="Get one device",
+    responses=problem_responses(401, 404),
+)
+async def get_device(
+    device_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    settings: SettingsDep,
+    response: Response,
+) -> Device:
+    device = await service.get_device(
+        session, settings=settings, principal=principal, device_id=device_id
+    )
+    response.headers["ETag"] = device.etag
+    return device
+
+
+@router.patch(
+    "/{device_id}",
+    operation_id="update_device",
+    summary="Rename a device or replace its labels",
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
+)
+async def update_device(
+    device_id: uuid.UUID,
+    body: DeviceUpdate,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Device:
+    device = await service.update_device(
+        session,
+        settings=settings,
+        principal=principal,
+        device_id=device_id,
+        body=body,
+        if_match=if_match,
+    )
+    response.headers["ETag"] = device.etag
+    return device
+
+
+@router.post(
+    "/{device_id}/token",
+    operation_id="rotate_device_token",
+    summary="Issue a new device token (the old one stops working)",
+    responses=problem_responses(401, 403, 404),
+)
+async def rotate_device_token(
+    device_id: uuid.UUID, session: SessionDep, principal: Editor, settings: SettingsDep
+) -> DeviceWithToken:
+    return await service.rotate_token(
+        session, settings=settings, principal=principal, device_id=device_id
+    )
+
+
+@router.delete(
+    "/{device_id}",
+    operation_id="revoke_device",
+    summary="Revoke a device (its token stops working; history is kept)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def revoke_device(device_id: uuid.UUID, session: SessionDep, principal: Editor) -> Response:
+    await service.revoke_device(session, principal=principal, device_id=device_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

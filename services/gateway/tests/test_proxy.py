@@ -1,0 +1,172 @@
+"""The OpenAI-compatible API, driven with the official `openai` package."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+from gateway_testkit import Admin, FakeBackend, GatewayServer
+
+
+def clients(gateway: GatewayServer, key: str) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+    base = gateway.url + "/v1"
+    return (
+        openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=10),
+        openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0, timeout=10),
+    )
+
+
+async def test_chat_sync_and_async_rewrite_model_and_say_who_served(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("b1")
+    inst = await admin.instance(backend, upstream_model="llama-3")
+    await admin.group("chat", [inst])
+    key = await admin.key()
+    sync_client, async_client = clients(gateway, key)
+
+    raw = await asyncio.to_thread(
+        sync_client.chat.completions.with_raw_response.create,
+        model="chat",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"top_k": 5, "custom_field": {"nested": True}},
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Hello from b1"
+    assert raw.headers["x-modelyard-instance"] == inst["name"]
+    assert raw.headers["x-modelyard-attempts"] == "1"
+    sent = backend.requests[-1]
+    assert sent["model"] == "llama-3"
+    assert sent["top_k"] == 5 and sent["custom_field"] == {"nested": True}
+
+    async_completion = await async_client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert async_completion.choices[0].message.content == "Hello from b1"
+    await async_client.close()
+
+
+async def test_streams_sync_and_async_arrive_chunk_by_chunk(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("s1")
+    backend.behaviour.stream_chunks = 4
+    backend.behaviour.chunk_delay_s = 0.2
+    inst = await admin.instance(backend)
+    await admin.group("chat", [inst])
+    key = await admin.key()
+    sync_client, async_client = clients(gateway, key)
+
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+    texts: list[str] = []
+    stream = await async_client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    async for chunk in stream:
+        arrivals.append(loop.time())
+        texts.append(chunk.choices[0].delta.content or "")
+    assert "".join(texts) == "Hello0 Hello1 Hello2 Hello3 "
+    # Relayed as they come, not buffered: chunks arrive spread over the backend's delays.
+    assert arrivals[-1] - arrivals[0] >= 0.5
+
+    def sync_stream() -> str:
+        with sync_client.chat.completions.with_streaming_response.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        ) as response:
+            assert response.headers["x-modelyard-instance"] == inst["name"]
+            return "".join(c.choices[0].delta.content or "" for c in response.parse())
+
+    backend.behaviour.chunk_delay_s = 0.0
+    assert await asyncio.to_thread(sync_stream) == "Hello0 Hello1 Hello2 Hello3 "
+    await async_client.close()
+
+
+async def test_completions_and_embeddings_pass_through(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("e1")
+    inst = await admin.instance(backend, upstream_model="emb-small")
+    await admin.group("embed", [inst])
+    key = await admin.key()
+    _, client = clients(gateway, key)
+
+    embeddings = await client.embeddings.create(model="embed", input=["a", "b"])
+    assert [d.index for d in embeddings.data] == [0, 1]
+    assert backend.requests[-1]["model"] == "emb-small"
+
+    completion = await client.completions.create(model="embed", prompt="once")
+    assert completion.choices[0].text == "text from e1"
+
+    stream = await client.completions.create(model="embed", prompt="once", stream=True)
+    assert [c.choices[0].text async for c in stream] == ["Hello0 ", "Hello1 ", "Hello2 "]
+    await client.close()
+
+
+async def test_default_params_merge_under_client_fields_and_caps_apply(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("p1")
+    inst = await admin.instance(
+        backend,
+        default_params={"temperature": 0.1, "max_tokens": 100, "seed": 7},
+        param_caps={"max_tokens": 256},
+    )
+    await admin.group("chat", [inst])
+    _, client = clients(gateway, await admin.key())
+
+    await client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "x"}], temperature=0.9, max_tokens=4000
+    )
+    sent = backend.requests[-1]
+    assert sent["temperature"] == 0.9  # the client's value wins over the default
+    assert sent["seed"] == 7  # defaults fill in what the client left out
+    assert sent["max_tokens"] == 256  # caps bound the client
+    await client.close()
+
+
+async def test_request_errors_come_back_as_is_without_failover(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    first, second = backends("r1"), backends("r2")
+    first.behaviour.mode = "400"
+    await admin.group("chat", [await admin.instance(first), await admin.instance(second)])
+    _, client = clients(gateway, await admin.key())
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.code == "context_length_exceeded"
+    assert caught.value.response.headers["x-modelyard-attempts"] == "1"
+    assert second.requests == []
+    await client.close()
+
+
+async def test_openai_errors_for_bad_keys_models_and_bodies(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    await admin.group("chat", [await admin.instance(backends("k1"))])
+    key = await admin.key()
+    _, bad = clients(gateway, "sk-my-not-a-key")
+    with pytest.raises(openai.AuthenticationError) as caught:
+        await bad.models.list()
+    assert caught.value.code == "invalid_api_key"
+
+    _, client = clients(gateway, key)
+    with pytest.raises(openai.NotFoundError) as missing:
+        await client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert missing.value.code == "model_not_found"
+
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        response = await http.post(
+            "/v1/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_json"
+        response = await http.get("/v1/models")
+        assert response.status_code == 401
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    await bad.close()
+    await client.close()
