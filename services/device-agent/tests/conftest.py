@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,7 +18,7 @@ from modelyard_agent.agent import Agent
 from modelyard_agent.app import create_app
 from modelyard_agent.docker_runtime import LABEL_DEVICE
 from modelyard_agent.settings import AgentSettings
-from modelyard_agent.testing import ArtifactServer, BrokerProbe
+from modelyard_agent.testing import AgentFactory, ArtifactServer, BrokerProbe
 from modelyard_common.testing import ensure_vhost
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,8 +26,6 @@ VHOST = "modelyard_test"
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
 DEVICE_TOKEN = "device-token-for-tests"
 BASE_IMAGE = "modelyard/python-base:bookworm"
-
-AgentFactory = Callable[..., Awaitable[Agent]]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +63,9 @@ async def probe(amqp_url: str) -> AsyncIterator[BrokerProbe]:
     await broker_probe.close()
 
 
-def agent_settings(data_dir: Path, device_id: UUID, amqp_url: str, **overrides: Any) -> AgentSettings:
+def agent_settings(
+    data_dir: Path, device_id: UUID, amqp_url: str, **overrides: Any
+) -> AgentSettings:
     """Return settings tuned for fast tests (short intervals and timeouts)."""
     values: dict[str, Any] = {
         "device_id": device_id,
@@ -133,7 +133,7 @@ def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> 
         for container in client.containers.list(all=True, filters={"label": label}):
             container.remove(force=True)
         for image in client.images.list(filters={"label": label}):
-            client.images.remove(image.id, force=True)
+            client.images.remove(str(image.id), force=True)
 
 
 async def delete_device_queues(amqp_url: str, devices: set[UUID]) -> None:

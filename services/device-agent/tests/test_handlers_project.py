@@ -12,6 +12,7 @@ import httpx
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
 from modelyard_agent.testing import (
+    AgentFactory,
     ArtifactServer,
     BrokerProbe,
     project_manifest,
@@ -31,13 +32,13 @@ def echo_manifest(**changes: object) -> Manifest:
 
 
 async def test_handlers_project_serves_through_local_api(
-    make_agent: Callable[..., object],
+    make_agent: AgentFactory,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     api_client: Callable[[Agent], httpx.AsyncClient],
     docker_engine: docker.DockerClient,
 ) -> None:
-    agent: Agent = await make_agent()  # type: ignore[misc]
+    agent = await make_agent()
     model_name = f"echo-{uuid4().hex[:6]}"
     deployment_id = uuid4()
     version = version_spec(
@@ -54,7 +55,7 @@ async def test_handlers_project_serves_through_local_api(
         generation=1,
         version=version,
     )
-    report = await probe.wait_state(deployment_id, DeploymentState.running, timeout=60)
+    report = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
     assert probe.states(deployment_id) == [
         DeploymentState.downloading,
         DeploymentState.verifying,
@@ -80,6 +81,7 @@ async def test_handlers_project_serves_through_local_api(
         assert unknown.headers["content-type"] == "application/problem+json"
 
         listing = (await client.get("/models")).json()["items"]
+        assert listing[0]["handlers"] == ["predict", "explode"]
         assert [(m["model_name"], m["state"], m["version_number"]) for m in listing] == [
             (model_name, "running", 1)
         ]
@@ -102,6 +104,35 @@ async def test_handlers_project_serves_through_local_api(
         "/opt/modelyard/project": False,
         "/opt/modelyard/runtime/modelyard_handlers.py": False,
     }
+
+    # input_type image: the handler gets the raw request bytes.
+    image_model = f"pixels-{uuid4().hex[:6]}"
+    image_deployment = uuid4()
+    image_version = version_spec(
+        artifact_server,
+        zip_project(PROJECTS / "handlers_echo"),
+        project_manifest(main="echo_model.py", handlers=[{"name": "size"}], input_type="image"),
+        model_name=image_model,
+        model_id=uuid4(),
+        number=1,
+    )
+    await probe.send(
+        device_id=agent.settings.device_id,
+        deployment_id=image_deployment,
+        generation=1,
+        version=image_version,
+    )
+    await probe.wait_state(image_deployment, DeploymentState.running, timeout_s=60)
+    async with api_client(agent) as client:
+        picture = bytes(range(256)) * 40
+        sized = await client.post(
+            f"/models/{image_model}/size", content=picture, headers={"content-type": "image/png"}
+        )
+        assert sized.status_code == 200, sized.text
+        assert sized.json() == {"bytes": len(picture)}
+        assert sized.headers["x-modelyard-version"] == str(image_version.id)
+        names = [m["model_name"] for m in (await client.get("/models")).json()["items"]]
+        assert sorted(names) == sorted([model_name, image_model])
 
     # The heartbeat carries the device's capabilities.
     device = str(agent.settings.device_id)

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import docker
 import httpx
+from docker.models.containers import Container
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import (
@@ -18,6 +19,7 @@ from modelyard_agent.docker_runtime import (
     LABEL_VERSION,
 )
 from modelyard_agent.testing import (
+    AgentFactory,
     ArtifactServer,
     BrokerProbe,
     project_manifest,
@@ -29,8 +31,9 @@ from modelyard_common.contracts import CommandAction, DeploymentState, DesiredSt
 PROJECTS = Path(__file__).parent / "projects"
 
 
-def managed(client: docker.DockerClient, deployment_id: UUID) -> list[docker.models.containers.Container]:
-    return client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"})
+def managed(client: docker.DockerClient, deployment_id: UUID) -> list[Container]:
+    label = f"{LABEL_DEPLOYMENT}={deployment_id}"
+    return client.containers.list(all=True, filters={"label": label})
 
 
 def built_images(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
@@ -39,13 +42,13 @@ def built_images(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
 
 
 async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
-    make_agent: Callable[..., object],
+    make_agent: AgentFactory,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     api_client: Callable[[Agent], httpx.AsyncClient],
     docker_engine: docker.DockerClient,
 ) -> None:
-    agent: Agent = await make_agent()  # type: ignore[misc]
+    agent = await make_agent()
     device, deployment_id = agent.settings.device_id, uuid4()
     model_name = f"chat-{uuid4().hex[:6]}"
     version = version_spec(
@@ -68,7 +71,7 @@ async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
         )
 
     await command(1, CommandAction.deploy, DesiredState.running)
-    await probe.wait_state(deployment_id, DeploymentState.running, timeout=120)
+    await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=120)
     assert DeploymentState.building in probe.states(deployment_id)
     assert len(built_images(docker_engine, deployment_id)) == 1
 
@@ -104,9 +107,10 @@ async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
         # restart: same container, started again.
         (container,) = managed(docker_engine, deployment_id)
         started_at = container.attrs["State"]["StartedAt"]
+        reported = len(probe.states(deployment_id))
         await command(4, CommandAction.restart, DesiredState.running)
         await probe.wait_for(
-            lambda: probe.states(deployment_id)[-2:]
+            lambda: probe.states(deployment_id)[reported:]
             == [DeploymentState.starting, DeploymentState.running],
             what="restart reported",
         )
@@ -117,7 +121,10 @@ async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
         # remove: container, built image and files all gone.
         await command(5, CommandAction.remove, DesiredState.removed)
         await probe.wait_state(deployment_id, DeploymentState.removed)
-        assert probe.states(deployment_id)[-2:] == [DeploymentState.removing, DeploymentState.removed]
+        assert probe.states(deployment_id)[-2:] == [
+            DeploymentState.removing,
+            DeploymentState.removed,
+        ]
         assert managed(docker_engine, deployment_id) == []
         assert built_images(docker_engine, deployment_id) == []
         assert not (agent.settings.data_dir / "versions" / str(deployment_id)).exists()
@@ -134,20 +141,20 @@ async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
 
 
 async def test_reconcile_repairs_managed_containers_and_ignores_others(
-    make_agent: Callable[..., object],
+    make_agent: AgentFactory,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     api_client: Callable[[Agent], httpx.AsyncClient],
     docker_engine: docker.DockerClient,
 ) -> None:
-    agent: Agent = await make_agent()  # type: ignore[misc]
+    agent = await make_agent()
     device, deployment_id = agent.settings.device_id, uuid4()
     model_name = f"echo-{uuid4().hex[:6]}"
     image = "modelyard/python-base:bookworm"
     sleeper = ["python3", "-c", "import time; time.sleep(600)"]
     # Not labelled as managed: never touched. Managed by this device but unknown: an orphan.
     bystander = docker_engine.containers.run(image, sleeper, detach=True, init=True)
-    orphan = docker_engine.containers.run(
+    orphan: Container = docker_engine.containers.run(
         image,
         sleeper,
         detach=True,
@@ -163,8 +170,10 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
             model_id=uuid4(),
             number=1,
         )
-        await probe.send(device_id=device, deployment_id=deployment_id, generation=1, version=version)
-        first = await probe.wait_state(deployment_id, DeploymentState.running, timeout=60)
+        await probe.send(
+            device_id=device, deployment_id=deployment_id, generation=1, version=version
+        )
+        first = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
 
         # Killed and removed from outside: reconciliation brings it back.
         (container,) = managed(docker_engine, deployment_id)
@@ -172,7 +181,7 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
         await probe.wait_for(
             lambda: (probe.last(deployment_id) or first).sequence > first.sequence
             and probe.states(deployment_id)[-1] is DeploymentState.running,
-            timeout=30,
+            timeout_s=30,
             what="the model running again",
         )
         (revived,) = managed(docker_engine, deployment_id)
@@ -186,18 +195,18 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
         revived.stop(timeout=0)
         await probe.wait_for(
             lambda: managed(docker_engine, deployment_id)[0].status == "running",
-            timeout=30,
+            timeout_s=30,
             what="the stopped container started again",
         )
 
         await probe.wait_for(
-            lambda: not docker_engine.containers.list(all=True, filters={"id": orphan.id}),
-            timeout=15,
+            lambda: not docker_engine.containers.list(all=True, filters={"id": str(orphan.id)}),
+            timeout_s=15,
             what="the orphan removed",
         )
         bystander.reload()
         assert bystander.status == "running"
     finally:
         bystander.remove(force=True)
-        for leftover in docker_engine.containers.list(all=True, filters={"id": orphan.id}):
+        for leftover in docker_engine.containers.list(all=True, filters={"id": str(orphan.id)}):
             leftover.remove(force=True)

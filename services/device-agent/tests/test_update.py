@@ -14,6 +14,7 @@ import httpx
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
 from modelyard_agent.testing import (
+    AgentFactory,
     ArtifactServer,
     BrokerProbe,
     project_manifest,
@@ -25,7 +26,9 @@ from modelyard_common.contracts import DeploymentState, VersionSpec
 PROJECTS = Path(__file__).parent / "projects"
 
 
-def echo_version(server: ArtifactServer, model_name: str, model_id: UUID, number: int) -> VersionSpec:
+def echo_version(
+    server: ArtifactServer, model_name: str, model_id: UUID, number: int
+) -> VersionSpec:
     manifest = project_manifest(
         main="echo_model.py",
         handlers=[{"name": "predict"}],
@@ -38,24 +41,25 @@ def echo_version(server: ArtifactServer, model_name: str, model_id: UUID, number
 
 
 def containers_of(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"})
+    label = f"{LABEL_DEPLOYMENT}={deployment_id}"
+    found = client.containers.list(all=True, filters={"label": label})
     return sorted(c.labels["io.modelyard.version"] for c in found)
 
 
 async def test_update_switches_versions_without_a_failed_call(
-    make_agent: Callable[..., object],
+    make_agent: AgentFactory,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     api_client: Callable[[Agent], httpx.AsyncClient],
     docker_engine: docker.DockerClient,
 ) -> None:
-    agent: Agent = await make_agent()  # type: ignore[misc]
+    agent = await make_agent()
     device, deployment_id, model_id = agent.settings.device_id, uuid4(), uuid4()
     model_name = f"echo-{uuid4().hex[:6]}"
     v1 = echo_version(artifact_server, model_name, model_id, 1)
     v2 = echo_version(artifact_server, model_name, model_id, 2)
     await probe.send(device_id=device, deployment_id=deployment_id, generation=1, version=v1)
-    first = await probe.wait_state(deployment_id, DeploymentState.running, timeout=60)
+    first = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
 
     answers: list[tuple[int, str | None]] = []
     stop = asyncio.Event()
@@ -85,7 +89,7 @@ async def test_update_switches_versions_without_a_failed_call(
                     last and last.state is DeploymentState.running and last.version_id == v2.id
                 )
 
-            await probe.wait_for(serving_v2, timeout=60, what="v2 running")
+            await probe.wait_for(serving_v2, timeout_s=60, what="v2 running")
             # Keep calling a little after the switch, while the old container is retired.
             await asyncio.sleep(1.0)
         finally:
@@ -97,30 +101,32 @@ async def test_update_switches_versions_without_a_failed_call(
     statuses = {status for status, _ in answers}
     assert statuses == {200}, [a for a in answers if a[0] != 200][:5]
     versions = [v for _, v in answers]
-    assert "1" in versions and "2" in versions
+    assert "1" in versions
+    assert "2" in versions
     # The switch is one assignment: after the first v2 answer no v1 answer starts (a call that
     # was already in flight to v1 may still finish, hence the small slack of 3 concurrent calls).
     first_v2 = versions.index("2")
     assert versions[first_v2 + 3 :].count("1") == 0
     second = probe.last(deployment_id)
-    assert second is not None and second.host_port != first.host_port
+    assert second is not None
+    assert second.host_port != first.host_port
     assert containers_of(docker_engine, deployment_id) == [str(v2.id)]
     assert not (agent.settings.data_dir / "versions" / str(deployment_id) / str(v1.id)).exists()
 
 
 async def test_never_healthy_version_keeps_the_old_one_serving(
-    make_agent: Callable[..., object],
+    make_agent: AgentFactory,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     api_client: Callable[[Agent], httpx.AsyncClient],
     docker_engine: docker.DockerClient,
 ) -> None:
-    agent: Agent = await make_agent(health_timeout_s=6.0)  # type: ignore[misc]
+    agent = await make_agent(health_timeout_s=6.0)
     device, deployment_id, model_id = agent.settings.device_id, uuid4(), uuid4()
     model_name = f"echo-{uuid4().hex[:6]}"
     v1 = echo_version(artifact_server, model_name, model_id, 1)
     await probe.send(device_id=device, deployment_id=deployment_id, generation=1, version=v1)
-    await probe.wait_state(deployment_id, DeploymentState.running, timeout=60)
+    await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
 
     broken = version_spec(
         artifact_server,
@@ -134,7 +140,7 @@ async def test_never_healthy_version_keeps_the_old_one_serving(
         device_id=device, deployment_id=deployment_id, generation=2, version=broken,
         previous_version=v1,
     )
-    rolled_back = await probe.wait_state(deployment_id, DeploymentState.rolled_back, timeout=60)
+    rolled_back = await probe.wait_state(deployment_id, DeploymentState.rolled_back, timeout_s=60)
     states = probe.states(deployment_id)
     assert states[-2:] == [DeploymentState.failed, DeploymentState.rolled_back]
     failed = sorted(
@@ -167,10 +173,10 @@ async def test_never_healthy_version_keeps_the_old_one_serving(
         last = probe.last(deployment_id)
         return bool(last and last.state is DeploymentState.running and last.version_id == v3.id)
 
-    await probe.wait_for(serving_v3, timeout=60, what="v3 running")
+    await probe.wait_for(serving_v3, timeout_s=60, what="v3 running")
     # The old container is retired right after the switch is reported.
     await probe.wait_for(
         lambda: containers_of(docker_engine, deployment_id) == [str(v3.id)],
-        timeout=15,
+        timeout_s=15,
         what="only v3 left",
     )

@@ -75,6 +75,7 @@ class FakeBackend:
     behaviour: BackendBehaviour = field(default_factory=BackendBehaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    peers: set[tuple[str, int]] = field(default_factory=set)
     health_checks: int = 0
     streams_cancelled: int = 0
     _runner: web.AppRunner | None = None
@@ -117,12 +118,20 @@ class FakeBackend:
         if b.mode == "429":
             headers = {"Retry-After": b.retry_after} if b.retry_after else None
             return web.json_response(
-                {"error": {"message": "slow down", "type": "rate_limit"}}, status=429, headers=headers
+                {"error": {"message": "slow down", "type": "rate_limit"}},
+                status=429,
+                headers=headers,
             )
         if b.mode == "400":
             return web.json_response(
-                {"error": {"message": "messages is too long", "type": "invalid_request_error",
-                           "code": "context_length_exceeded", "param": "messages"}},
+                {
+                    "error": {
+                        "message": "messages is too long",
+                        "type": "invalid_request_error",
+                        "code": "context_length_exceeded",
+                        "param": "messages",
+                    }
+                },
                 status=400,
             )
         if b.mode == "malformed":
@@ -133,6 +142,8 @@ class FakeBackend:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if request.transport is not None:
+            self.peers.add(request.transport.get_extra_info("peername"))
         bad = await self._misbehave(request)
         if bad is not None:
             return bad
@@ -149,7 +160,10 @@ class FakeBackend:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": f"{self.behaviour.reply} from {self.name}"},
+                        "message": {
+                            "role": "assistant",
+                            "content": f"{self.behaviour.reply} from {self.name}",
+                        },
                         "finish_reason": "stop",
                     }
                 ],
@@ -171,7 +185,9 @@ class FakeBackend:
                 "object": "text_completion",
                 "created": int(time.time()),
                 "model": body.get("model"),
-                "choices": [{"index": 0, "text": f"text from {self.name}", "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "text": f"text from {self.name}", "finish_reason": "stop"}
+                ],
             }
         )
 
@@ -210,7 +226,9 @@ class FakeBackend:
         request.transport.abort()
         return response
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], *, chat: bool) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], *, chat: bool
+    ) -> web.StreamResponse:
         b = self.behaviour
         if b.first_byte_delay_s:
             await asyncio.sleep(b.first_byte_delay_s)
@@ -286,11 +304,18 @@ class GatewayServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-            lifespan="on", timeout_graceful_shutdown=1,
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"gateway-{self.port}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, name=f"gateway-{self.port}", daemon=True
+        )
 
     @property
     def runtime(self) -> Runtime:
@@ -320,13 +345,13 @@ class GatewayServer:
 
 
 async def eventually(
-    check: Callable[[], bool], *, timeout: float = 3.0, interval: float = 0.02
+    check: Callable[[], bool], *, within: float = 3.0, interval: float = 0.02
 ) -> float:
-    """Wait until `check()` is true; return how long it took; fail after `timeout`."""
+    """Wait until `check()` is true; return how long it took; fail after `within` seconds."""
     started = time.monotonic()
     while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
+        if time.monotonic() - started > within:
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
     return time.monotonic() - started
 
@@ -387,7 +412,9 @@ class Admin:
         created: dict[str, Any] = response.json()
         return created
 
-    async def group(self, name: str, instances: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    async def group(
+        self, name: str, instances: list[dict[str, Any]], **fields: Any
+    ) -> dict[str, Any]:
         body = {"name": name, "instance_ids": [i["id"] for i in instances], **fields}
         response = await self.post("/v1/groups", body)
         assert response.status_code == 201, response.text

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 
 import asyncpg
 import httpx
 import openai
+import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, free_port
 
 from modelyard_common.outbox import asyncpg_dsn
@@ -39,8 +39,13 @@ async def test_invalid_writes_are_problem_json_and_change_nothing(
 
     response = await admin.http.post(
         "/v1/instances",
-        json={"name": "bad name!", "kind": "cloud", "base_url": "ftp://x", "upstream_model": "",
-              "read_timeout_s": -1},
+        json={
+            "name": "bad name!",
+            "kind": "cloud",
+            "base_url": "ftp://x",
+            "upstream_model": "",
+            "read_timeout_s": -1,
+        },
     )
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
@@ -78,7 +83,8 @@ async def test_cloud_token_is_write_only_encrypted_and_sent_upstream(
     )
     assert response.status_code == 201, response.text
     created = response.json()
-    assert secret not in response.text and "token" not in created
+    assert secret not in response.text
+    assert "token" not in created
     assert created["has_token"] is True
     fetched = await admin.http.get(f"/v1/instances/{created['id']}")
     assert secret not in fetched.text
@@ -86,11 +92,13 @@ async def test_cloud_token_is_write_only_encrypted_and_sent_upstream(
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         sealed = await conn.fetchval(
-            "SELECT token_sealed FROM gateway.model_instances WHERE id = $1", uuid.UUID(created["id"])
+            "SELECT token_sealed FROM gateway.model_instances WHERE id = $1",
+            uuid.UUID(created["id"]),
         )
     finally:
         await conn.close()
-    assert sealed and secret not in sealed
+    assert sealed
+    assert secret not in sealed
 
     await admin.group("chat", [created])
     c = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=await admin.key(), max_retries=0)
@@ -109,7 +117,9 @@ async def test_patch_needs_the_current_etag(
 
     response = await admin.http.patch(path, json={"description": "new"})
     assert response.status_code == 428
-    response = await admin.http.patch(path, json={"description": "new"}, headers={"If-Match": '"999"'})
+    response = await admin.http.patch(
+        path, json={"description": "new"}, headers={"If-Match": '"999"'}
+    )
     assert response.status_code == 412
     assert response.headers["content-type"].startswith(PROBLEM)
 
@@ -117,7 +127,9 @@ async def test_patch_needs_the_current_etag(
     assert response.status_code == 200
     assert response.json()["description"] == "new"
     assert response.headers["ETag"] != group["etag"]
-    response = await admin.http.patch(path, json={"description": "again"}, headers={"If-Match": group["etag"]})
+    response = await admin.http.patch(
+        path, json={"description": "again"}, headers={"If-Match": group["etag"]}
+    )
     assert response.status_code == 412
     assert (await admin.http.get(path)).json()["description"] == "new"
 
@@ -144,7 +156,9 @@ async def test_lists_are_cursor_paginated(admin: Admin) -> None:
     page = (await admin.http.get("/v1/groups", params={"limit": 2, "sort": "name"})).json()
     assert [g["name"] for g in page["items"]] == ["a", "b"]
     rest = (
-        await admin.http.get("/v1/groups", params={"limit": 2, "sort": "name", "cursor": page["next_cursor"]})
+        await admin.http.get(
+            "/v1/groups", params={"limit": 2, "sort": "name", "cursor": page["next_cursor"]}
+        )
     ).json()
     assert [g["name"] for g in rest["items"]] == ["c"]
     assert rest["next_cursor"] is None
@@ -161,7 +175,9 @@ async def test_workspaces_and_keys_cannot_see_each_others_groups(
 
     assert (await other.http.get(f"/v1/groups/{group['id']}")).status_code == 404
     assert (await other.http.get(f"/v1/instances/{inst['id']}")).status_code == 404
-    patched = await other.http.patch(f"/v1/groups/{group['id']}", json={"enabled": False}, headers={"If-Match": group["etag"]})
+    patched = await other.http.patch(
+        f"/v1/groups/{group['id']}", json={"enabled": False}, headers={"If-Match": group["etag"]}
+    )
     assert patched.status_code == 404
     assert [g["name"] for g in (await other.http.get("/v1/groups")).json()["items"]] == ["theirs"]
 
@@ -170,13 +186,14 @@ async def test_workspaces_and_keys_cannot_see_each_others_groups(
     assert [m.id for m in (await c.models.list()).data] == ["chat"]
     assert (await c.models.retrieve("chat")).id == "chat"
     for forbidden in ("private", "theirs"):
-        try:
-            await c.chat.completions.create(model=forbidden, messages=[{"role": "user", "content": "x"}])
-        except openai.NotFoundError as exc:
-            assert exc.code == "model_not_found"
-        else:
-            raise AssertionError(f"key reached group {forbidden}")
-    theirs = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=await other.key(), max_retries=0)
+        with pytest.raises(openai.NotFoundError) as caught:
+            await c.chat.completions.create(
+                model=forbidden, messages=[{"role": "user", "content": "x"}]
+            )
+        assert caught.value.code == "model_not_found"
+    theirs = openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key=await other.key(), max_retries=0
+    )
     assert [m.id for m in (await theirs.models.list()).data] == ["theirs"]
     await c.close()
     await theirs.close()
@@ -213,9 +230,12 @@ async def test_check_now_reports_latency_or_the_error(
     up = await admin.instance(backends("up"))
     down = await admin.instance(free_port())
     ok = (await admin.http.post(f"/v1/instances/{up['id']}/check")).json()
-    assert ok["ok"] is True and ok["status_code"] == 200 and ok["latency_ms"] > 0
+    assert ok["ok"] is True
+    assert ok["status_code"] == 200
+    assert ok["latency_ms"] > 0
     failed = (await admin.http.post(f"/v1/instances/{down['id']}/check")).json()
-    assert failed["ok"] is False and "connection failed" in failed["error"]
+    assert failed["ok"] is False
+    assert "connection failed" in failed["error"]
     detail = (await admin.http.get(f"/v1/instances/{down['id']}")).json()
     assert detail["health"]["status"] == "down"
 
@@ -227,13 +247,25 @@ async def test_openapi_names_every_operation_and_metrics_count_traffic(
     operations = [op for path in spec["paths"].values() for op in path.values()]
     assert all(op.get("operationId") and op.get("summary") for op in operations)
     ids = {op["operationId"] for op in operations}
-    assert {"create_chat_completion", "create_group", "update_instance", "check_instance", "create_key", "revoke_key"} <= ids
+    assert {
+        "create_chat_completion",
+        "create_group",
+        "update_instance",
+        "check_instance",
+        "create_key",
+        "revoke_key",
+    } <= ids
 
     await admin.group("metered", [await admin.instance(backends("m"), name="metered-1")])
     c = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=await admin.key(), max_retries=0)
     await c.chat.completions.create(model="metered", messages=[{"role": "user", "content": "x"}])
-    await asyncio.sleep(0)
     metrics = (await admin.http.get("/metrics")).text
-    assert 'modelyard_gateway_requests_total{group="metered",instance="metered-1",outcome="ok"} 1.0' in metrics
-    assert 'modelyard_gateway_upstream_latency_seconds_count{group="metered",instance="metered-1"} 1.0' in metrics
+    labels = f'group="metered",instance="metered-1",workspace="{admin.workspace}"'
+    assert (
+        "modelyard_gateway_requests_total{"
+        + labels.replace(",workspace", ',outcome="ok",workspace')
+        + "} 1.0"
+        in metrics
+    )
+    assert "modelyard_gateway_upstream_latency_seconds_count{" + labels + "} 1.0" in metrics
     await c.close()

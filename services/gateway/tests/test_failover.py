@@ -18,7 +18,9 @@ def client(gateway: GatewayServer, key: str) -> openai.AsyncOpenAI:
 async def chat(c: openai.AsyncOpenAI, **kw: object) -> tuple[str, str, str]:
     """Return (content, serving instance, attempts) of one chat completion."""
     raw = await c.chat.completions.with_raw_response.create(
-        model="chat", messages=[{"role": "user", "content": "hi"}], **kw  # type: ignore[arg-type]
+        model="chat",
+        messages=[{"role": "user", "content": "hi"}],
+        **kw,  # type: ignore[arg-type]
     )
     content = raw.parse().choices[0].message.content or ""
     return content, raw.headers["x-modelyard-instance"], raw.headers["x-modelyard-attempts"]
@@ -53,7 +55,11 @@ async def test_all_failing_gives_503_with_each_instance_reason(
     broken = backends("broken")
     broken.behaviour.mode = "500"
     await admin.group(
-        "chat", [await admin.instance(free_port(), name="gone"), await admin.instance(broken, name="broken")]
+        "chat",
+        [
+            await admin.instance(free_port(), name="gone"),
+            await admin.instance(broken, name="broken"),
+        ],
     )
     c = client(gateway, await admin.key())
     with pytest.raises(openai.InternalServerError) as caught:
@@ -153,7 +159,7 @@ async def test_health_check_marks_down_and_back_up(
     await eventually(lambda: sick.health_checks > 0)
 
     sick.behaviour.health_status = 503
-    await eventually(lambda: gateway.runtime.board.state(_id(first)).health_down, timeout=3)
+    await eventually(lambda: gateway.runtime.board.state(_id(first)).health_down, within=3)
     before = len(sick.requests)
     assert (await chat(c))[1:] == ("spare", "1")
     assert len(sick.requests) == before
@@ -163,7 +169,7 @@ async def test_health_check_marks_down_and_back_up(
     assert "HTTP 503" in detail["health"]["reason"]
 
     sick.behaviour.health_status = 200
-    await eventually(lambda: not gateway.runtime.board.state(_id(first)).health_down, timeout=3)
+    await eventually(lambda: not gateway.runtime.board.state(_id(first)).health_down, within=3)
     assert (await chat(c))[1:] == ("sick", "1")
     await c.close()
 

@@ -40,7 +40,8 @@ async def test_chat_sync_and_async_rewrite_model_and_say_who_served(
     assert raw.headers["x-modelyard-attempts"] == "1"
     sent = backend.requests[-1]
     assert sent["model"] == "llama-3"
-    assert sent["top_k"] == 5 and sent["custom_field"] == {"nested": True}
+    assert sent["top_k"] == 5
+    assert sent["custom_field"] == {"nested": True}
 
     async_completion = await async_client.chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "hi"}]
@@ -137,7 +138,9 @@ async def test_request_errors_come_back_as_is_without_failover(
     _, client = clients(gateway, await admin.key())
 
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.code == "context_length_exceeded"
     assert caught.value.response.headers["x-modelyard-attempts"] == "1"
     assert second.requests == []
@@ -156,7 +159,9 @@ async def test_openai_errors_for_bad_keys_models_and_bodies(
 
     _, client = clients(gateway, key)
     with pytest.raises(openai.NotFoundError) as missing:
-        await client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="nope", messages=[{"role": "user", "content": "x"}]
+        )
     assert missing.value.code == "model_not_found"
 
     async with httpx.AsyncClient(base_url=gateway.url) as http:
@@ -169,4 +174,24 @@ async def test_openai_errors_for_bad_keys_models_and_bodies(
         assert response.status_code == 401
         assert response.json()["error"]["type"] == "invalid_request_error"
     await bad.close()
+    await client.close()
+
+
+async def test_upstream_connections_are_kept_alive_and_reused(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("reuse")
+    await admin.group("chat", [await admin.instance(backend)])
+    _, client = clients(gateway, await admin.key())
+    for _ in range(5):
+        await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        )
+    stream = await client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    assert len([c async for c in stream]) == 3
+    await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert len(backend.requests) == 7
+    assert len(backend.peers) == 1  # one connection carried every request, streams included
     await client.close()

@@ -67,9 +67,9 @@ async def test_health_down_is_seen_by_both_replicas_within_a_second(
     def down_on(server: GatewayServer) -> bool:
         return server.runtime.board.state(instance_id).health_down
 
-    await eventually(lambda: down_on(gateway) or down_on(replica), timeout=3)
+    await eventually(lambda: down_on(gateway) or down_on(replica), within=3)
     first_seen = time.monotonic()
-    await eventually(lambda: down_on(gateway) and down_on(replica), timeout=1.0)
+    await eventually(lambda: down_on(gateway) and down_on(replica), within=1.0)
     assert time.monotonic() - first_seen < 1.0
     # Replicas share one check per interval rather than each probing on its own.
     interval = gateway.settings.health_interval_s
@@ -94,10 +94,15 @@ async def test_admin_changes_and_revocations_reach_the_other_replica(
     assert await served_by(on_b) == ("b", "1")
 
     revoked = await admin.http.delete(f"/v1/keys/{key_id}")
-    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"]
     await eventually(
-        lambda: not any(k.id == uuid.UUID(key_id) for k in replica.runtime.catalog.snapshot.keys.values()),
-        timeout=1.0,
+        lambda: (
+            not any(
+                k.id == uuid.UUID(key_id) for k in replica.runtime.catalog.snapshot.keys.values()
+            )
+        ),
+        within=1.0,
     )
     with pytest.raises(openai.AuthenticationError) as caught:
         await served_by(on_b)

@@ -33,7 +33,9 @@ async def test_stream_fails_over_before_its_first_byte(
     ) as response:
         assert response.headers["x-modelyard-instance"] == "good"
         assert response.headers["x-modelyard-attempts"] == "2"
-        text = "".join([chunk.choices[0].delta.content or "" async for chunk in await response.parse()])
+        text = "".join(
+            [chunk.choices[0].delta.content or "" async for chunk in await response.parse()]
+        )
     assert text == "Hello0 Hello1 Hello2 "
     assert len(bad.requests) == 1
     await c.close()
@@ -52,9 +54,13 @@ async def test_stream_cut_after_first_byte_ends_with_an_openai_error_event(
     stream = await c.chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "x"}], stream=True
     )
-    with pytest.raises(openai.APIError) as caught:
+
+    async def consume() -> None:
         async for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(openai.APIError) as caught:
+        await consume()
     assert received == ["Hello0 "]  # what was sent before the cut reached the client
     assert "failed mid-stream" in caught.value.message
     assert spare.requests == []  # no failover once bytes went out
@@ -92,7 +98,7 @@ async def test_client_disconnect_cancels_the_upstream_request(
         if seen == 2:
             break
     await stream.close()
-    took = await eventually(lambda: slow.streams_cancelled == 1, timeout=3)
+    took = await eventually(lambda: slow.streams_cancelled == 1, within=3)
     assert took < 1.5
     state = gateway.runtime.board.state(uuid.UUID(inst["id"]))
     await eventually(lambda: state.in_flight == 0)

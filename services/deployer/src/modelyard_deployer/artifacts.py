@@ -61,6 +61,7 @@ class LocalStagedArtifact:
         self._file: IO[bytes] | None = open(staging, "xb")  # noqa: SIM115 - closed on commit/discard
         self._hash = hashlib.sha256()
         self._size = 0
+        self._in_flight: asyncio.Future[None] | None = None
 
     @property
     def size(self) -> int:
@@ -76,9 +77,19 @@ class LocalStagedArtifact:
         self._file.write(chunk)
 
     async def write(self, chunk: bytes) -> None:
-        """Append `chunk`, hashing it on the way (in a worker thread: both block)."""
+        """Append `chunk`, hashing it on the way, in a worker thread (both block).
+
+        Returns once the previous chunk is written, not this one: the next chunk is received
+        from the network while this one is hashed and written, and at most one is in flight.
+        """
+        await self._settle()
         self._size += len(chunk)
-        await asyncio.to_thread(self._write, chunk)
+        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, chunk)
+
+    async def _settle(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
 
     def sha256(self) -> str:
         """Return the hex SHA-256 of everything written."""
@@ -94,6 +105,7 @@ class LocalStagedArtifact:
 
     async def flush(self) -> None:
         """Close the file so it can be read back (validation) before commit."""
+        await self._settle()
         await asyncio.to_thread(self._close, sync=True)
 
     def _commit(self, key: str) -> None:
@@ -109,6 +121,7 @@ class LocalStagedArtifact:
 
     async def commit(self, key: str) -> None:
         """Make the bytes visible under `key`, atomically (rename on the same disk)."""
+        await self._settle()
         await asyncio.to_thread(self._commit, key)
 
     def _discard(self) -> None:
@@ -117,7 +130,9 @@ class LocalStagedArtifact:
             self._path.unlink()
 
     async def discard(self) -> None:
-        """Remove the staged bytes."""
+        """Remove the staged bytes (after any write still in flight, whatever its outcome)."""
+        with contextlib.suppress(Exception):
+            await self._settle()
         await asyncio.to_thread(self._discard)
 
 

@@ -5,16 +5,52 @@ Each applies an event id once, in the same transaction as its effects, and acks 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
-from modelyard_common.inbox import idempotent_handler
-from modelyard_common.messaging import Binding, Broker, Consumer
+from modelyard_common.events import CloudEvent
+from modelyard_common.inbox import SessionHandler, idempotent_handler
+from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
 from modelyard_deployer.deployments.reports import apply_report
 from modelyard_deployer.devices.service import apply_heartbeat
 from modelyard_deployer.registry_models.service import apply_registry_event
 from modelyard_deployer.settings import DeployerSettings
+
+
+class KeyedSerializer:
+    """Runs events that share a key one after another, in the order they arrived.
+
+    aio-pika hands each delivery to its own task, so two reports of one deployment could be
+    applied in either order; a late one would then only be history. Tasks start in delivery
+    order and `asyncio.Lock` is FIFO, so taking the key's lock first keeps the queue's order,
+    while events of different keys still run concurrently.
+    """
+
+    def __init__(self, handler: EventHandler, key: Callable[[CloudEvent], str]) -> None:
+        self.handler = handler
+        self.key = key
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    async def __call__(self, event: CloudEvent) -> None:
+        key = self.key(event)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                await self.handler(event)
+        finally:
+            self._users[key] -= 1
+            if self._users[key] == 0:
+                del self._users[key], self._locks[key]
+
+
+def _deployment_key(event: CloudEvent) -> str:
+    return str(event.data.get("deployment_id") or event.subject or event.id)
 
 
 async def start_consumers(
@@ -24,18 +60,42 @@ async def start_consumers(
 ) -> list[Consumer]:
     """Declare the deployer's queues and start consuming them; return the consumers."""
     prefix = settings.queue_prefix
-    routes = [
-        (f"{prefix}.deployment-reports", DEPLOYMENT_REPORTED, apply_report),
-        (f"{prefix}.device-heartbeats", DEVICE_HEARTBEAT, apply_heartbeat),
-        (f"{prefix}.registry-models", "registry.model.*", apply_registry_event),
+
+    def once(queue: str, handle: SessionHandler) -> EventHandler:
+        return idempotent_handler(sessionmaker, ProcessedEvent, queue, handle)
+
+    def in_transaction(handle: SessionHandler) -> EventHandler:
+        # For heartbeats: applying one twice changes nothing (only a newer one is applied), and
+        # recording every heartbeat's id would grow `processed_events` by the fleet's pulse.
+        async def handler(event: CloudEvent) -> None:
+            async with sessionmaker() as session, session.begin():
+                await handle(session, event)
+
+        return handler
+
+    reports = f"{prefix}.deployment-reports"
+    heartbeats = f"{prefix}.device-heartbeats"
+    registry = f"{prefix}.registry-models"
+    routes: list[tuple[str, str, EventHandler]] = [
+        (
+            reports,
+            DEPLOYMENT_REPORTED,
+            KeyedSerializer(once(reports, apply_report), _deployment_key),
+        ),
+        (heartbeats, DEVICE_HEARTBEAT, in_transaction(apply_heartbeat)),
+        (
+            registry,
+            "registry.model.*",
+            KeyedSerializer(once(registry, apply_registry_event), lambda e: str(e.data.get("id"))),
+        ),
     ]
     consumers = []
-    for queue, routing_key, handle in routes:
+    for queue, routing_key, handler in routes:
         consumers.append(
             await broker.consume(
                 queue,
                 [Binding(EVENTS_EXCHANGE, routing_key)],
-                idempotent_handler(sessionmaker, ProcessedEvent, queue, handle),
+                handler,
                 delivery_limit=settings.consumer_delivery_limit,
             )
         )

@@ -24,7 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    SessionTransaction,
+    mapped_column,
+)
 
 from modelyard_common.db import TimestampMixin, get_session, new_id, schema_metadata, utcnow
 from modelyard_common.http import IdempotencyRecordMixin

@@ -5,14 +5,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from modelyard_agent import __version__
 from modelyard_agent.agent import Agent
 from modelyard_agent.api.router import router
 from modelyard_agent.settings import AgentSettings
 from modelyard_common.observability import configure_logging
+from modelyard_common.web import ReadinessCheck
 from modelyard_common.web import create_app as create_service_app
+
+
+def readiness(request: Request) -> dict[str, ReadinessCheck]:
+    """Return the agent's readiness checks: broker connected, command queue consumed."""
+    agent: Agent = request.app.state.agent
+
+    async def broker() -> None:
+        if not agent.broker.is_connected:
+            raise ConnectionError("broker not connected")
+
+    async def commands() -> None:
+        if not agent.consuming.is_set():
+            raise ConnectionError("not consuming commands yet")
+
+    return {"broker": broker, "commands": commands}
 
 
 def create_app(agent: Agent | None = None) -> FastAPI:
@@ -41,6 +57,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         settings=running_agent.settings,
         routers=[router],
         lifespan=lifespan,
+        readiness=readiness,
     )
     app.state.agent = running_agent
     app.state.broker = running_agent.broker

@@ -285,9 +285,8 @@ class DockerRuntime:
         """
 
         def build() -> str:
-            client = docker.APIClient(
-                base_url=self._docker().api.base_url, timeout=int(timeout_s), version="auto"
-            )
+            # A client of its own: a build may take far longer than the usual call timeout.
+            client = docker.from_env(timeout=int(timeout_s)).api
             lines: list[str] = []
             image_id: str | None = None
             try:

@@ -8,16 +8,17 @@ Range requests like the deployer's `/v1/versions/{id}/artifact`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import aio_pika
@@ -39,6 +40,62 @@ from modelyard_common.contracts import (
 )
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.manifest import Manifest
+
+if TYPE_CHECKING:
+    from modelyard_agent.agent import Agent
+
+#: The `make_agent` fixture: `await make_agent(device_id=..., data_dir=..., **settings)`.
+AgentFactory = Callable[..., Awaitable["Agent"]]
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can cut every connection and refuse new ones, then come back.
+
+    Stands in for a broker restart or a network outage between the agent and RabbitMQ without
+    touching the broker other tests use.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Listen (on the same port as before, if restarted)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Stop listening and drop every open connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update({writer, upstream_writer})
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+                self._writers.discard(sink)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
 
 
 def zip_project(directory: Path, extra: dict[str, bytes] | None = None) -> bytes:
@@ -276,22 +333,20 @@ class BrokerProbe:
         return max(mine, key=lambda r: r.sequence) if mine else None
 
     async def wait_for(
-        self, predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
+        self, predicate: Callable[[], bool], *, timeout_s: float = 30.0, what: str = "condition"
     ) -> None:
         """Wait until `predicate()` holds, re-checking on every message and every 0.2 s."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{what} not reached within {timeout}s")
+                raise TimeoutError(f"{what} not reached within {timeout_s}s")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
     async def wait_state(
-        self, deployment_id: UUID, state: DeploymentState, *, timeout: float = 30.0
+        self, deployment_id: UUID, state: DeploymentState, *, timeout_s: float = 30.0
     ) -> DeploymentReport:
         """Return the latest report once a deployment's latest state is `state`."""
 
@@ -300,7 +355,7 @@ class BrokerProbe:
             return last is not None and last.state is state
 
         try:
-            await self.wait_for(reached, timeout=timeout, what=f"state {state.value}")
+            await self.wait_for(reached, timeout_s=timeout_s, what=f"state {state.value}")
         except TimeoutError as exc:
             raise TimeoutError(
                 f"{exc}; reported so far: {[s.value for s in self.states(deployment_id)]}; "

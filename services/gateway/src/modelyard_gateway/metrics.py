@@ -1,4 +1,4 @@
-"""Prometheus metrics of proxied traffic, per group and instance."""
+"""Prometheus metrics of proxied traffic, per workspace, group and instance."""
 
 from __future__ import annotations
 
@@ -27,57 +27,57 @@ LATENCY_BUCKETS = (
 REQUESTS = Counter(
     "modelyard_gateway_requests",
     "Proxied requests by group, serving instance (or none) and outcome.",
-    ["group", "instance", "outcome"],
+    ["workspace", "group", "instance", "outcome"],
 )
 FAILURES = Counter(
     "modelyard_gateway_upstream_failures",
     "Failed upstream attempts by group, instance and cause.",
-    ["group", "instance", "cause"],
+    ["workspace", "group", "instance", "cause"],
 )
 SKIPS = Counter(
     "modelyard_gateway_instance_skips",
     "Instances skipped without a request (cooldown, down, at capacity).",
-    ["group", "instance", "reason"],
+    ["workspace", "group", "instance", "reason"],
 )
 LATENCY = Histogram(
     "modelyard_gateway_upstream_latency_seconds",
     "Time from sending to an upstream until its full answer (non-streaming).",
-    ["group", "instance"],
+    ["workspace", "group", "instance"],
     buckets=LATENCY_BUCKETS,
 )
 TTFB = Histogram(
     "modelyard_gateway_upstream_ttfb_seconds",
     "Time from sending to an upstream until the first byte of its stream.",
-    ["group", "instance"],
+    ["workspace", "group", "instance"],
     buckets=LATENCY_BUCKETS,
 )
 
 
 @lru_cache(maxsize=4096)
-def requests(group: str, instance: str, outcome: str) -> Counter:
-    """Return the request counter child of one group, instance and outcome."""
-    return REQUESTS.labels(group, instance, outcome)
+def requests(workspace: str, group: str, instance: str, outcome: str) -> Counter:
+    """Return the request counter child of one workspace, group, instance and outcome."""
+    return REQUESTS.labels(workspace, group, instance, outcome)
 
 
 @lru_cache(maxsize=4096)
-def failures(group: str, instance: str, cause: str) -> Counter:
-    """Return the failure counter child of one group, instance and cause."""
-    return FAILURES.labels(group, instance, cause)
+def failures(workspace: str, group: str, instance: str, cause: str) -> Counter:
+    """Return the failure counter child of one workspace, group, instance and cause."""
+    return FAILURES.labels(workspace, group, instance, cause)
 
 
 @lru_cache(maxsize=4096)
-def skips(group: str, instance: str, reason: str) -> Counter:
-    """Return the skip counter child of one group, instance and reason."""
-    return SKIPS.labels(group, instance, reason)
+def skips(workspace: str, group: str, instance: str, reason: str) -> Counter:
+    """Return the skip counter child of one workspace, group, instance and reason."""
+    return SKIPS.labels(workspace, group, instance, reason)
 
 
 @lru_cache(maxsize=4096)
-def latency(group: str, instance: str) -> Histogram:
-    """Return the latency histogram child of one group and instance."""
-    return LATENCY.labels(group, instance)
+def latency(workspace: str, group: str, instance: str) -> Histogram:
+    """Return the latency histogram child of one workspace, group and instance."""
+    return LATENCY.labels(workspace, group, instance)
 
 
 @lru_cache(maxsize=4096)
-def ttfb(group: str, instance: str) -> Histogram:
-    """Return the time-to-first-byte histogram child of one group and instance."""
-    return TTFB.labels(group, instance)
+def ttfb(workspace: str, group: str, instance: str) -> Histogram:
+    """Return the time-to-first-byte histogram child of one workspace, group and instance."""
+    return TTFB.labels(workspace, group, instance)

@@ -32,7 +32,7 @@ async def levels_of(session: AsyncSession, principal: Principal, model_id: uuid.
     return list(rows.all())
 
 
-def granted_model_ids(principal: Principal) -> Select[tuple[uuid.UUID]]:
+def granted_model_ids(principal: Principal) -> Select[uuid.UUID]:
     """Return a subquery of the model ids the principal holds any grant on."""
     return select(AccessGrant.model_id).where(
         AccessGrant.workspace == principal.workspace, subject_clause(principal)
@@ -65,7 +65,7 @@ async def find(
     )
 
 
-def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[tuple[AccessGrant]]:
+def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[AccessGrant]:
     """Return the query of a model's grants."""
     return select(AccessGrant).where(
         AccessGrant.workspace == workspace, AccessGrant.model_id == model_id

@@ -22,7 +22,13 @@ from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.access import repository
-from modelyard_deployer.access.schemas import AccessLevel, Grant, GrantCreate, GrantUpdate
+from modelyard_deployer.access.schemas import (
+    AccessLevel,
+    Grant,
+    GrantCreate,
+    GrantUpdate,
+    SubjectType,
+)
 from modelyard_deployer.db import AccessGrant
 from modelyard_deployer.registry_models.service import get_visible_model
 
@@ -73,9 +79,9 @@ def to_schema(grant: AccessGrant) -> Grant:
     return Grant(
         id=grant.id,
         model_id=grant.model_id,
-        subject_type=grant.subject_type,  # type: ignore[arg-type]
+        subject_type=SubjectType(grant.subject_type),
         subject=grant.subject,
-        level=grant.level,  # type: ignore[arg-type]
+        level=AccessLevel(grant.level),
         created_by=grant.created_by,
         created_at=grant.created_at,
         updated_at=grant.updated_at,

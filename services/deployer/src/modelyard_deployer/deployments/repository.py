@@ -57,7 +57,7 @@ def list_statement(
     state: str | None = None,
     desired_state: str | None = None,
     include_removed: bool = True,
-) -> Select[tuple[Deployment]]:
+) -> Select[Deployment]:
     """Return the query of a workspace's visible deployments matching every filter."""
     stmt = select(Deployment).where(Deployment.workspace == workspace, visible)
     if model_id is not None:
@@ -84,7 +84,7 @@ def history_statement(
     model_id: uuid.UUID | None = None,
     device_id: uuid.UUID | None = None,
     source: str | None = None,
-) -> Select[tuple[DeploymentEvent]]:
+) -> Select[DeploymentEvent]:
     """Return the query of history entries of one deployment or one model."""
     stmt = select(DeploymentEvent).where(DeploymentEvent.workspace == workspace)
     if deployment_id is not None:

@@ -143,6 +143,7 @@ class Dispatcher:
         self.broker = broker
         self.settings = settings
         self.principal = principal
+        self._declared: set[uuid.UUID] = set()
 
     async def _version(self, version_id: uuid.UUID | None) -> ModelVersion | None:
         if version_id is None:
@@ -179,7 +180,9 @@ class Dispatcher:
         if previous is not None and previous.deleted_at is not None:
             previous = None
         model = await registry_models.get(session, deployment.model_id)
-        await ensure_device_queue(self.broker, self.settings, deployment.device_id)
+        if deployment.device_id not in self._declared:
+            await ensure_device_queue(self.broker, self.settings, deployment.device_id)
+            self._declared.add(deployment.device_id)
         await messages.send_command(
             session,
             deployment=deployment,

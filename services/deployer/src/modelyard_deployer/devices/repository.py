@@ -41,7 +41,7 @@ def list_statement(
     status: DeviceStatus | None,
     name: str | None,
     offline_after: timedelta,
-) -> Select[tuple[Device]]:
+) -> Select[Device]:
     """Return the query of a workspace's devices matching every filter."""
     stmt = select(Device).where(Device.workspace == workspace)
     if labels:

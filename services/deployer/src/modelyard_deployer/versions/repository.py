@@ -43,7 +43,7 @@ async def get_any(session: AsyncSession, version_id: uuid.UUID) -> ModelVersion 
     return await session.scalar(select(ModelVersion).where(ModelVersion.id == version_id))
 
 
-def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[tuple[ModelVersion]]:
+def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[ModelVersion]:
     """Return the query of a model's live versions."""
     return select(ModelVersion).where(
         ModelVersion.workspace == workspace,

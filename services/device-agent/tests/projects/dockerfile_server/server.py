@@ -2,8 +2,8 @@
 
 import json
 import os
-from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class Server(BaseHTTPRequestHandler):

@@ -8,7 +8,6 @@ through FastAPI, which calls the same handlers. Either way, no database query ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -239,24 +238,30 @@ class ProxyEndpoints:
     async def _relay(
         self, group: GroupRoute, answer: StreamAnswer, receive: Receive, send: Send
     ) -> None:
-        board = self.runtime.board
-        pump = asyncio.ensure_future(self._pump(group, answer, send))
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        # The stream is pumped in this task; a watcher cancels it when the client goes away, so
+        # the upstream connection is dropped at once (uvicorn's send() ignores a gone client).
+        relay = asyncio.current_task()
+        assert relay is not None
+        progress = _RelayProgress()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
         try:
-            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(group, answer, send, progress)
+        except asyncio.CancelledError:
+            if not progress.client_gone:
+                raise
+            relay.uncancel()
+            answer.response.close()
+            self.runtime.board.abandoned(answer.ticket)
+            metrics.requests(
+                group.workspace, group.name, answer.instance.name, "client_closed"
+            ).inc()
         finally:
+            progress.finished = True
             watcher.cancel()
-            if not pump.done():
-                # The client went away: stop reading so the upstream sees the request end.
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
-                answer.response.close()
-                board.abandoned(answer.ticket)
-                metrics.requests(group.name, answer.instance.name, "client_closed").inc()
-        pump.result()
 
-    async def _pump(self, group: GroupRoute, answer: StreamAnswer, send: Send) -> None:
+    async def _pump(
+        self, group: GroupRoute, answer: StreamAnswer, send: Send, progress: _RelayProgress
+    ) -> None:
         headers = [
             *_SSE_HEADERS,
             (_INSTANCE, answer.instance.name.encode()),
@@ -267,13 +272,14 @@ class ProxyEndpoints:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         board = self.runtime.board
         inst = answer.instance
+        upstream = answer.response
         pending = answer.first_chunk
         cut = _event_boundary(pending)
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
             pending = pending[cut:]
         try:
-            async for chunk in answer.response.content.iter_any():
+            while chunk := await upstream.next_chunk():
                 data = pending + chunk if pending else chunk
                 cut = _event_boundary(data)
                 if cut == len(data):
@@ -287,16 +293,18 @@ class ProxyEndpoints:
                 else:
                     pending = data
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            answer.response.close()
+            progress.finished = True
+            upstream.close()
+            stalled = isinstance(exc, TimeoutError)
             reason = (
-                "the upstream stream was cut off"
-                if not isinstance(exc, TimeoutError)
-                else (f"the upstream stream stalled for {inst.timeout.sock_read}s")
+                f"the upstream stream stalled for {inst.timeout.sock_read}s"
+                if stalled
+                else "the upstream stream was cut off"
             )
             board.failed(answer.ticket, reason)
-            cause = "stream_timeout" if isinstance(exc, TimeoutError) else "stream_dropped"
-            metrics.failures(group.name, inst.name, cause).inc()
-            metrics.requests(group.name, inst.name, "stream_failed").inc()
+            cause = "stream_timeout" if stalled else "stream_dropped"
+            metrics.failures(group.workspace, group.name, inst.name, cause).inc()
+            metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
             event = error_body(
                 f"Instance '{inst.name}' failed mid-stream: {reason}.",
                 type_="upstream_error",
@@ -310,17 +318,31 @@ class ProxyEndpoints:
                 }
             )
             return
-        answer.response.release()
+        progress.finished = True
+        upstream.release()
         board.succeeded(answer.ticket)
-        metrics.requests(group.name, inst.name, "ok").inc()
+        metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 
-async def _wait_disconnect(receive: Receive) -> None:
+class _RelayProgress:
+    __slots__ = ("client_gone", "finished")
+
+    def __init__(self) -> None:
+        self.client_gone = False
+        self.finished = False
+
+
+async def _watch_disconnect(
+    receive: Receive, relay: asyncio.Task[object], progress: _RelayProgress
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            break
+    if not progress.finished:
+        progress.client_gone = True
+        relay.cancel()
 
 
 class ProxyFastPath:

@@ -16,6 +16,8 @@ from modelyard_gateway.runtime.health import HealthBoard, Ticket
 from modelyard_gateway.runtime.upstream import (
     INSTANCE_FAULT_4XX,
     UpstreamFailure,
+    UpstreamResponse,
+    Upstreams,
     classify_transport_error,
     parse_retry_after,
 )
@@ -43,7 +45,7 @@ class StreamAnswer:
     status: int
     content_type: str
     first_chunk: bytes
-    response: aiohttp.ClientResponse
+    response: UpstreamResponse
     ticket: Ticket
 
 
@@ -69,9 +71,9 @@ def upstream_payload(inst: InstanceRoute, request: Mapping[str, Any]) -> bytes:
 class ProxyService:
     """Sends one client request through a group's instances."""
 
-    def __init__(self, *, board: HealthBoard, session: aiohttp.ClientSession) -> None:
+    def __init__(self, *, board: HealthBoard, upstreams: Upstreams) -> None:
         self.board = board
-        self.session = session
+        self.upstreams = upstreams
 
     async def forward(
         self, group: GroupRoute, path: str, request: Mapping[str, Any], *, stream: bool
@@ -82,7 +84,7 @@ class ProxyService:
         for inst in group.instances:
             ticket = self.board.admit(inst)
             if isinstance(ticket, str):
-                metrics.skips(group.name, inst.name, ticket).inc()
+                metrics.skips(group.workspace, group.name, inst.name, ticket).inc()
                 reasons.append({"instance": inst.name, "reason": f"skipped: {ticket}"})
                 continue
             attempts += 1
@@ -90,7 +92,7 @@ class ProxyService:
                 answer = await self._attempt(group, inst, path, request, stream, ticket, attempts)
             except UpstreamFailure as failure:
                 self.board.failed(ticket, failure.reason, failure.retry_after)
-                metrics.failures(group.name, inst.name, failure.cause).inc()
+                metrics.failures(group.workspace, group.name, inst.name, failure.cause).inc()
                 reasons.append({"instance": inst.name, "reason": failure.reason})
                 continue
             except BaseException:
@@ -99,9 +101,9 @@ class ProxyService:
                 raise
             if isinstance(answer, Answer):
                 self.board.succeeded(ticket)
-                metrics.requests(group.name, inst.name, "ok").inc()
+                metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
             return answer
-        metrics.requests(group.name, "", "exhausted").inc()
+        metrics.requests(group.workspace, group.name, "", "exhausted").inc()
         return Exhausted(attempts, reasons)
 
     async def _attempt(
@@ -116,34 +118,29 @@ class ProxyService:
     ) -> Answer | StreamAnswer:
         started = time.perf_counter()
         try:
-            resp = await self.session.post(
-                inst.base_url + path,
-                data=upstream_payload(inst, request),
-                headers=inst.headers,
-                timeout=inst.timeout,
-                proxy=inst.proxy_url,
-                proxy_auth=inst.proxy_auth,
-            )
+            resp = await self.upstreams.post(inst, path, upstream_payload(inst, request))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise classify_transport_error(exc, inst) from exc
         try:
             status = resp.status
-            content_type = resp.headers.get("Content-Type", "application/json")
+            content_type = resp.header("Content-Type") or "application/json"
             if status >= 500 or status in INSTANCE_FAULT_4XX:
                 detail = await _read_capped(resp)
                 cause = "rate_limited" if status == 429 else f"http_{status // 100}xx"
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                resp.release()
+                retry_after = parse_retry_after(resp.header("Retry-After"))
+                resp.close()
                 raise UpstreamFailure(
                     cause,
                     f"HTTP {status}: {detail[:200]}",
                     retry_after if status in (429, 503) else None,
                 )
             if stream and status == 200:
-                first = await resp.content.readany()
+                first = await resp.next_chunk()
                 if not first:
                     raise UpstreamFailure("dropped", "stream ended before its first byte")
-                metrics.ttfb(group.name, inst.name).observe(time.perf_counter() - started)
+                metrics.ttfb(group.workspace, group.name, inst.name).observe(
+                    time.perf_counter() - started
+                )
                 return StreamAnswer(inst, attempts, status, content_type, first, resp, ticket)
             body = await resp.read()
             resp.release()
@@ -158,13 +155,15 @@ class ProxyService:
                 orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise UpstreamFailure("malformed", "answer is not valid JSON") from exc
-        metrics.latency(group.name, inst.name).observe(time.perf_counter() - started)
+        metrics.latency(group.workspace, group.name, inst.name).observe(
+            time.perf_counter() - started
+        )
         return Answer(inst, attempts, status, content_type, body)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> str:
+async def _read_capped(resp: UpstreamResponse) -> str:
     try:
-        raw = await resp.content.read(_ERROR_BODY_LIMIT)
+        raw = await resp.read(_ERROR_BODY_LIMIT)
     except (aiohttp.ClientError, TimeoutError, OSError):
         return ""
     return raw.decode("utf-8", "replace").strip().replace("\n", " ")

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modelyard_gateway.crypto import SecretBox, hash_api_key
 from modelyard_gateway.db import ApiKey, GroupMember, ModelGroup, ModelInstance
+from modelyard_gateway.runtime.fastclient import Target, tls_context
 
 log = logging.getLogger("modelyard.gateway.catalog")
 
@@ -62,6 +64,7 @@ class InstanceRoute:
     param_caps: Mapping[str, float]
     health_path: str | None
     enabled: bool
+    target: Target | None = None  # set when the lean client can reach it (no HTTP proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,14 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
     if row.token_sealed:
         headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
     proxy_auth = None
+    base_url = instance_base_url(
+        kind=row.kind,
+        host=row.host,
+        port=row.port,
+        protocol=row.protocol,
+        path_prefix=row.path_prefix,
+        base_url=row.base_url,
+    )
     if row.proxy_username:
         password = box.open(row.proxy_password_sealed) if row.proxy_password_sealed else ""
         proxy_auth = aiohttp.BasicAuth(row.proxy_username, password)
@@ -111,14 +122,7 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         id=row.id,
         workspace=row.workspace,
         name=row.name,
-        base_url=instance_base_url(
-            kind=row.kind,
-            host=row.host,
-            port=row.port,
-            protocol=row.protocol,
-            path_prefix=row.path_prefix,
-            base_url=row.base_url,
-        ),
+        base_url=base_url,
         upstream_model=row.upstream_model,
         headers=headers,
         proxy_url=row.proxy_url,
@@ -134,6 +138,29 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         param_caps=dict(row.param_caps or {}),
         health_path=row.health_path,
         enabled=row.enabled,
+        target=None if row.proxy_url else fast_target(base_url, headers),
+    )
+
+
+def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
+    """Return the lean client's target for a base URL and headers (None if it cannot serve it)."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    default_port = port == (443 if tls else 80)
+    host_header = parts.hostname if default_port else f"{parts.hostname}:{port}"
+    if ":" in parts.hostname:  # IPv6 literal
+        host_header = f"[{parts.hostname}]" + ("" if default_port else f":{port}")
+    lines = [f"Host: {host_header}", "User-Agent: modelyard-gateway"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return Target(
+        host=parts.hostname,
+        port=port,
+        tls=tls_context() if tls else None,
+        path_prefix=parts.path.rstrip("/").encode(),
+        head=("\r\n".join(lines) + "\r\n").encode("latin-1"),
     )
 
 

@@ -24,7 +24,7 @@ from modelyard_gateway.runtime.health import (
     decode_notification,
     publish_check,
 )
-from modelyard_gateway.runtime.upstream import new_client_session, probe
+from modelyard_gateway.runtime.upstream import Upstreams, probe
 from modelyard_gateway.settings import GatewaySettings
 
 log = logging.getLogger("modelyard.gateway.runtime")
@@ -44,16 +44,16 @@ class Runtime(ServiceRuntime):
             cooldown_s=settings.cooldown_s,
             max_retry_after_s=settings.max_retry_after_s,
         )
-        self._client: aiohttp.ClientSession | None = None
+        self._upstreams: Upstreams | None = None
         self._proxy: ProxyService | None = None
         self._config_dirty = asyncio.Event()
         self.listening = asyncio.Event()
 
     @property
     def client(self) -> aiohttp.ClientSession:
-        """Return the upstream HTTP client (exists once the runtime has started)."""
-        assert self._client is not None, "runtime not started"
-        return self._client
+        """Return the aiohttp session for probes (exists once the runtime has started)."""
+        assert self._upstreams is not None, "runtime not started"
+        return self._upstreams.session
 
     @property
     def proxy(self) -> ProxyService:
@@ -63,8 +63,8 @@ class Runtime(ServiceRuntime):
 
     async def start(self) -> None:
         """Load config and shared state, then start listeners, health checks and consumers."""
-        self._client = new_client_session()
-        self._proxy = ProxyService(board=self.board, session=self._client)
+        self._upstreams = Upstreams()
+        self._proxy = ProxyService(board=self.board, upstreams=self._upstreams)
         await self.catalog.reload()
         await self.board.reload(self.engine)
         self._spawn(self._listen_forever(), "gateway-listen")
@@ -81,8 +81,8 @@ class Runtime(ServiceRuntime):
     async def stop(self) -> None:
         """Stop background work and close connections."""
         await super().stop()
-        if self._client is not None:
-            await self._client.close()
+        if self._upstreams is not None:
+            await self._upstreams.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         self.background.append(asyncio.create_task(coro, name=name))

@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
 from modelyard_gateway.runtime.catalog import InstanceRoute
+from modelyard_gateway.runtime.fastclient import (
+    BodyCutOff,
+    ConnectFailed,
+    ConnectTimeout,
+    FastClient,
+    MalformedResponse,
+)
 
 # Instance faults that upstreams signal with a 4xx: our credentials, path or model name are wrong,
 # or the upstream is rate limiting. Any other 4xx is the client's request and goes back as is.
@@ -54,8 +62,99 @@ def describe(exc: BaseException) -> str:
     return text[:300]
 
 
+class UpstreamResponse(Protocol):
+    """An upstream answer whose headers have arrived; the body is read as it comes."""
+
+    status: int
+
+    def header(self, name: str) -> str | None: ...
+
+    async def next_chunk(self) -> bytes: ...
+
+    async def read(self, limit: int | None = None) -> bytes: ...
+
+    def release(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AiohttpResponse:
+    """An aiohttp response seen through the `UpstreamResponse` interface."""
+
+    __slots__ = ("_resp", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of a response header, or None."""
+        return self._resp.headers.get(name)
+
+    async def next_chunk(self) -> bytes:
+        """Return the next piece of the body as it arrives; b"" at its end."""
+        return await self._resp.content.readany()
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """Return the whole body (or its first `limit` bytes)."""
+        if limit is not None:
+            return await self._resp.content.read(limit)
+        return await self._resp.read()
+
+    def release(self) -> None:
+        """Give the connection back to the pool."""
+        self._resp.release()
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self._resp.close()
+
+
+class Upstreams:
+    """Sends requests to instances: the lean client, or aiohttp for instances behind a proxy."""
+
+    def __init__(self) -> None:
+        self.fast = FastClient()
+        self.session = new_client_session()
+
+    async def post(self, inst: InstanceRoute, path: str, payload: bytes) -> UpstreamResponse:
+        """Send a POST to an instance and return once the response headers have arrived."""
+        if inst.target is not None:
+            return await self.fast.post(
+                inst.target,
+                path,
+                payload,
+                connect_timeout=inst.timeout.sock_connect or 5.0,
+                read_timeout=inst.timeout.sock_read or 120.0,
+            )
+        resp = await self.session.post(
+            inst.base_url + path,
+            data=payload,
+            headers=inst.headers,
+            timeout=inst.timeout,
+            proxy=inst.proxy_url,
+            proxy_auth=inst.proxy_auth,
+        )
+        return AiohttpResponse(resp)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        self.fast.close()
+        await self.session.close()
+
+
 def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> UpstreamFailure:
     """Return the failure that a transport exception means for the failover."""
+    if isinstance(exc, ConnectTimeout):
+        return UpstreamFailure(
+            "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
+        )
+    if isinstance(exc, ConnectFailed):
+        return UpstreamFailure("connect", f"connection failed: {describe(exc)}")
+    if isinstance(exc, BodyCutOff):
+        return UpstreamFailure("dropped", f"answer cut off: {describe(exc)}")
+    if isinstance(exc, MalformedResponse):
+        return UpstreamFailure("malformed", describe(exc))
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamFailure(
             "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"

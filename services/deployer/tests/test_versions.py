@@ -1,0 +1,325 @@
+"""Model versions: streamed upload, validation without extraction, numbering, download, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import stat
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deployer_testkit import (
+    DEFAULT_MANIFEST,
+    MAIN_PY,
+    Tenant,
+    eventually,
+    project_zip,
+    publish_event,
+)
+
+from modelyard_common.events import new_event
+
+
+def stored_files(artifact_dir: Path) -> list[Path]:
+    """Return every file in the artifact store, staging area included."""
+    return [p for p in artifact_dir.rglob("*") if p.is_file()]
+
+
+async def test_upload_records_size_hash_and_manifest(tenant: Tenant, artifact_dir: Path) -> None:
+    archive = project_zip({"main.py": MAIN_PY, "weights/model.bin": b"\x01" * 5000})
+
+    response = await tenant.upload(archive, title="First cut", comment="baseline")
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["number"] == 1
+    assert body["title"] == "First cut"
+    assert body["comment"] == "baseline"
+    assert body["sha256"] == hashlib.sha256(archive).hexdigest()
+    assert body["size_bytes"] == len(archive)
+    assert body["file_count"] == 2
+    assert body["manifest"]["handlers"] == [{"name": "predict", "description": "Echo the payload"}]
+    assert response.headers["location"] == f"/v1/versions/{body['id']}"
+    assert (artifact_dir / str(tenant.model_id) / f"{body['id']}.zip").read_bytes() == archive
+    fetched = await tenant.client.get(f"/v1/versions/{body['id']}", headers=tenant.admin)
+    assert fetched.json() == body
+
+
+async def test_manifest_can_come_from_yaml_inside_the_zip(tenant: Tenant) -> None:
+    manifest = {**DEFAULT_MANIFEST, "main": "app/serve.py", "port": 9000}
+    archive = project_zip(
+        {"app/serve.py": MAIN_PY, "modelyard.yaml": yaml.safe_dump(manifest).encode()}
+    )
+
+    response = await tenant.upload(archive, manifest=None)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["manifest"]["main"] == "app/serve.py"
+    assert response.json()["manifest"]["port"] == 9000
+    assert response.json()["title"] == "Version 1"
+
+
+async def test_versions_are_numbered_per_model_even_when_uploaded_together(tenant: Tenant) -> None:
+    responses = await asyncio.gather(*(tenant.upload() for _ in range(4)))
+    other_model = tenant.add_model("other")
+    other = await tenant.upload(model_id=other_model)
+
+    assert sorted(r.json()["number"] for r in responses) == [1, 2, 3, 4]
+    assert other.json()["number"] == 1
+    listed = await tenant.client.get(
+        f"/v1/models/{tenant.model_id}/versions", params={"limit": 3}, headers=tenant.admin
+    )
+    page = listed.json()
+    assert [v["number"] for v in page["items"]] == [4, 3, 2]
+    rest = await tenant.client.get(
+        f"/v1/models/{tenant.model_id}/versions",
+        params={"limit": 3, "cursor": page["next_cursor"]},
+        headers=tenant.admin,
+    )
+    assert [v["number"] for v in rest.json()["items"]] == [1]
+    assert rest.json()["next_cursor"] is None
+
+
+def _symlink() -> bytes:
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return project_zip(infos=[(info, b"/etc/passwd")])
+
+
+def _bomb() -> bytes:
+    # 30 MB of zeros deflates to ~30 KB: a ratio of ~1000, far above the limit of 200.
+    return project_zip({"main.py": MAIN_PY, "zeros.bin": bytes(30 * 1024 * 1024)})
+
+
+BadZip = tuple[Callable[[], bytes], dict[str, Any] | str | None, int, str]
+
+BAD_ZIPS: dict[str, BadZip] = {
+    "not-a-zip": (lambda: b"this is not a zip" * 100, DEFAULT_MANIFEST, 422, "not a readable zip"),
+    "zip-slip": (
+        lambda: project_zip({"main.py": MAIN_PY, "../../etc/cron.d/evil": b"x"}),
+        DEFAULT_MANIFEST,
+        422,
+        "escapes the target",
+    ),
+    "absolute-path": (
+        lambda: project_zip({"main.py": MAIN_PY, "/etc/evil": b"x"}),
+        DEFAULT_MANIFEST,
+        422,
+        "absolute path",
+    ),
+    "symlink": (
+        lambda: project_zip({"main.py": MAIN_PY}, infos=[(_symlink_info(), b"/etc/passwd")]),
+        DEFAULT_MANIFEST,
+        422,
+        "symbolic link",
+    ),
+    "bomb": (_bomb, DEFAULT_MANIFEST, 422, "compression ratio"),
+    "missing-main": (
+        lambda: project_zip({"other.py": MAIN_PY}),
+        DEFAULT_MANIFEST,
+        422,
+        "main file 'main.py' is not in the zip",
+    ),
+    "missing-dockerfile": (
+        lambda: project_zip({"main.py": MAIN_PY}),
+        {**DEFAULT_MANIFEST, "image": None, "dockerfile": True},
+        422,
+        "no Dockerfile",
+    ),
+    "bad-manifest": (
+        lambda: project_zip(),
+        {**DEFAULT_MANIFEST, "port": 70000, "surprise": 1},
+        422,
+        "run manifest is invalid",
+    ),
+    "manifest-not-json": (lambda: project_zip(), "{not json", 422, "not valid JSON"),
+    "no-manifest": (lambda: project_zip(), None, 422, "No run manifest"),
+    "oversize": (
+        # Random bytes stored uncompressed: passes every zip rule, but is above the 4 MB limit.
+        lambda: project_zip(
+            {"main.py": MAIN_PY, "big.bin": _random(5 * 1024 * 1024)},
+            compression=zipfile.ZIP_STORED,
+        ),
+        DEFAULT_MANIFEST,
+        413,
+        "larger than the limit",
+    ),
+}
+
+
+def _symlink_info() -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo("link-to-passwd")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def _random(size: int) -> bytes:
+    import os
+
+    return os.urandom(size)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ZIPS))
+async def test_bad_zip_is_refused_and_nothing_is_stored(
+    tenant: Tenant, artifact_dir: Path, case: str
+) -> None:
+    build, manifest, status, says = BAD_ZIPS[case]
+    before = set(stored_files(artifact_dir))
+
+    response = await tenant.upload(build(), manifest=manifest)
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert says in json.dumps(problem)
+    if status == 422:
+        assert problem["errors"], problem
+    assert set(stored_files(artifact_dir)) == before
+    listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
+    assert listed.json()["items"] == []
+
+
+async def test_over_long_title_and_comment_are_refused(tenant: Tenant) -> None:
+    too_long_title = await tenant.upload(title="t" * 31)
+    too_long_comment = await tenant.upload(comment="c" * 513)
+
+    assert too_long_title.status_code == 422
+    assert too_long_title.json()["errors"][0]["field"] == "title"
+    assert too_long_comment.status_code == 422
+    assert too_long_comment.json()["errors"][0]["field"] == "comment"
+
+
+async def test_unknown_model_is_404_and_archived_model_gets_no_version(tenant: Tenant) -> None:
+    unknown = await tenant.upload(model_id=uuid.uuid4())
+    archived = await tenant.upload(model_id=tenant.add_model("old", archived=True))
+
+    assert unknown.status_code == 404
+    assert archived.status_code == 409
+    assert "archived" in archived.json()["detail"]
+
+
+async def test_registry_events_keep_the_projection(tenant: Tenant) -> None:
+    """The registry's events, not only HTTP, decide: an archive event stops new versions."""
+    first = await tenant.upload()
+    assert first.status_code == 201
+    model = tenant.registry.models[str(tenant.model_id)]
+    await publish_event(
+        tenant.broker,
+        new_event(
+            type="registry.model.archived",
+            source="modelyard-registry",
+            data={**model, "archived": True},
+        ),
+    )
+
+    async def refused() -> bool:
+        return (await tenant.upload()).status_code == 409
+
+    await eventually(refused)
+    # A model created in the registry is known from its event alone, without asking over HTTP.
+    fresh = uuid.uuid4()
+    hits = tenant.registry.hits
+    await publish_event(
+        tenant.broker,
+        new_event(
+            type="registry.model.created",
+            source="modelyard-registry",
+            data={
+                "id": str(fresh),
+                "name": "fresh",
+                "archived": False,
+                "workspace": tenant.workspace,
+            },
+        ),
+    )
+
+    async def accepted() -> bool:
+        return (await tenant.upload(model_id=fresh)).status_code == 201
+
+    await eventually(accepted)
+    assert tenant.registry.hits == hits
+    await publish_event(
+        tenant.broker,
+        new_event(
+            type="registry.model.deleted",
+            source="modelyard-registry",
+            data={
+                "id": str(fresh),
+                "name": "fresh",
+                "archived": False,
+                "workspace": tenant.workspace,
+            },
+        ),
+    )
+
+    async def gone() -> bool:
+        return (await tenant.upload(model_id=fresh)).status_code == 404
+
+    await eventually(gone)
+
+
+async def test_download_whole_and_by_range(tenant: Tenant) -> None:
+    archive = project_zip(
+        {"main.py": MAIN_PY, "blob": _random(300_000)}, compression=zipfile.ZIP_STORED
+    )
+    version = await tenant.new_version(archive=archive)
+    url = version["artifact_url"]
+
+    whole = await tenant.client.get(url, headers=tenant.admin)
+    part = await tenant.client.get(url, headers={**tenant.admin, "Range": "bytes=1000-"})
+    tail = await tenant.client.get(url, headers={**tenant.admin, "Range": "bytes=-10"})
+    beyond = await tenant.client.get(
+        url, headers={**tenant.admin, "Range": f"bytes={len(archive) + 5}-"}
+    )
+
+    assert whole.status_code == 200
+    assert whole.content == archive
+    assert whole.headers["etag"] == f'"{version["sha256"]}"'
+    assert part.status_code == 206
+    assert part.content == archive[1000:]
+    assert part.headers["content-range"] == f"bytes 1000-{len(archive) - 1}/{len(archive)}"
+    assert tail.content == archive[-10:]
+    assert beyond.status_code == 416
+
+
+async def test_delete_version_removes_it_and_its_zip(tenant: Tenant, artifact_dir: Path) -> None:
+    version = await tenant.new_version()
+    path = artifact_dir / str(tenant.model_id) / f"{version['id']}.zip"
+    assert path.exists()
+
+    deleted = await tenant.client.delete(f"/v1/versions/{version['id']}", headers=tenant.admin)
+
+    assert deleted.status_code == 204
+    gone = await tenant.client.get(f"/v1/versions/{version['id']}", headers=tenant.admin)
+    assert gone.status_code == 404
+
+    async def file_removed() -> bool:
+        return not path.exists()
+
+    await eventually(file_removed)
+    # Numbers are never reused, even after a delete.
+    assert (await tenant.new_version())["number"] == 2
+
+
+async def test_idempotent_upload_returns_the_first_version(tenant: Tenant) -> None:
+    headers = {**tenant.admin, "Idempotency-Key": "upload-1"}
+    first = await tenant.upload(headers=headers, title="once")
+    again = await tenant.upload(headers=headers, title="once")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
+    assert len(listed.json()["items"]) == 1
+
+
+def test_symlink_builder_really_builds_a_symlink() -> None:
+    with zipfile.ZipFile(io.BytesIO(_symlink())) as archive:
+        mode = archive.infolist()[-1].external_attr >> 16
+    assert stat.S_ISLNK(mode)

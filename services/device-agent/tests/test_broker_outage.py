@@ -1,0 +1,98 @@
+"""Reports made while the broker is unreachable wait on disk and arrive later, in order.
+
+The outage is simulated with a TCP proxy between the agent and RabbitMQ that drops every
+connection and refuses new ones (like a broker restart), so the shared broker keeps serving the
+test's own probe; the agent's robust connection then reconnects through the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from uuid import uuid4
+
+import docker
+
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
+from modelyard_agent.testing import (
+    AgentFactory,
+    ArtifactServer,
+    BrokerProbe,
+    TcpProxy,
+    project_manifest,
+    version_spec,
+    zip_project,
+)
+from modelyard_common.contracts import DeploymentState
+
+PROJECTS = Path(__file__).parent / "projects"
+
+
+async def test_reports_survive_a_broker_outage_in_order(
+    make_agent: AgentFactory,
+    probe: BrokerProbe,
+    artifact_server: ArtifactServer,
+    docker_engine: docker.DockerClient,
+    amqp_url: str,
+) -> None:
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    vhost = amqp_url.rsplit("/", 1)[-1]
+    agent = await make_agent(
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}?reconnect_interval=0.5"
+    )
+    try:
+        deployment_id = uuid4()
+        version = version_spec(
+            artifact_server,
+            zip_project(PROJECTS / "handlers_echo"),
+            project_manifest(main="echo_model.py", handlers=[{"name": "predict"}]),
+            model_name=f"echo-{uuid4().hex[:6]}",
+            model_id=uuid4(),
+            number=1,
+        )
+        await probe.send(
+            device_id=agent.settings.device_id, deployment_id=deployment_id, generation=1,
+            version=version,
+        )
+        before = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
+
+        await proxy.cut()
+        # Something worth reporting happens during the outage: the container is removed from
+        # outside, and the agent brings it back (starting, running).
+        label = f"{LABEL_DEPLOYMENT}={deployment_id}"
+        for container in docker_engine.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+        def recovered_offline() -> bool:
+            record = agent.store.get(deployment_id)
+            return (
+                record is not None
+                and record.sequence >= before.sequence + 2
+                and record.state is DeploymentState.running
+            )
+
+        await probe.wait_for(
+            recovered_offline, timeout_s=30, what="the agent recovering during the outage"
+        )
+        await asyncio.sleep(0.5)
+        assert agent.outbox.pending() >= 2
+        assert probe.last(deployment_id) == before  # nothing got through
+
+        await proxy.start()
+        held = agent.store.get(deployment_id)
+        assert held is not None
+        await probe.wait_for(
+            lambda: (probe.last(deployment_id) or before).sequence == held.sequence,
+            timeout_s=30,
+            what="spooled reports delivered",
+        )
+        arrived = [r.sequence for r in probe.reports if r.deployment_id == deployment_id]
+        assert arrived == list(range(1, held.sequence + 1))
+        assert probe.states(deployment_id)[-2:] == [
+            DeploymentState.starting,
+            DeploymentState.running,
+        ]
+        # A file is deleted right after its confirm, which may come just after the delivery.
+        await probe.wait_for(lambda: agent.outbox.pending() == 0, timeout_s=5, what="empty spool")
+    finally:
+        await proxy.cut()

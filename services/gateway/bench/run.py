@@ -1,0 +1,504 @@
+"""Benchmark: the gateway against a direct backend, nginx and LiteLLM's proxy; prints a table.
+
+Run from the repository root: `.venv/bin/python services/gateway/bench/run.py` (what `make bench`
+calls). It starts a fast fake backend, the gateway (one uvicorn worker, its own bench database),
+nginx as a plain reverse proxy and LiteLLM's proxy (installed on first use into
+`.bench/litellm-venv`), then runs the load generator as a separate process for each target at
+concurrency 1, 16 and 64, non-streaming and streaming. Proxies are pinned to one CPU, the backend
+and the load generator to the other, when the machine has two or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+PYTHON = sys.executable
+BENCH_DIR = ROOT / ".bench"
+LITELLM_VENV = BENCH_DIR / "litellm-venv"
+DB_ADMIN_URL = os.environ.get(
+    "MODELYARD_BENCH_ADMIN_DB", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+BENCH_DB = "modelyard_bench_gateway"
+JWT_SECRET = "bench-secret-0123456789abcdefghijklmnop"
+HANG_TIMEOUT_S = 0.5
+LITELLM_MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpus() -> tuple[str | None, str | None]:
+    """Return (proxy CPU, load CPU) for taskset, or Nones on a one-CPU machine."""
+    count = os.cpu_count() or 1
+    if count < 2 or shutil.which("taskset") is None:
+        return None, None
+    return "1", "0"
+
+
+PROXY_CPU, LOAD_CPU = cpus()
+
+
+def pinned(cmd: list[str], cpu: str | None) -> list[str]:
+    return ["taskset", "-c", cpu, *cmd] if cpu else cmd
+
+
+@dataclass
+class Processes:
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(
+        self, cmd: list[str], *, env: dict[str, str] | None = None, log: Path
+    ) -> subprocess.Popen[bytes]:
+        handle = log.open("wb")
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **(env or {})},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def http_json(method: str, url: str, body: dict[str, Any] | None, token: str) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def start_backend(procs: Processes, logs: Path) -> str:
+    port = free_port()
+    proc = procs.start(
+        pinned([PYTHON, str(HERE / "backend.py"), "--port", str(port)], LOAD_CPU),
+        log=logs / "backend.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/v1/models", 15, proc)
+    return url
+
+
+def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]:
+    """Start the gateway on a fresh bench database; return (url, client key)."""
+    sys.path.insert(0, str(ROOT / "libs/common/src"))
+    from modelyard_common.auth import issue_token
+    from modelyard_common.testing import recreate_database
+
+    db_url = asyncio.run(recreate_database(DB_ADMIN_URL, BENCH_DB))
+    env = {
+        "MODELYARD_DATABASE_URL": db_url,
+        "MODELYARD_JWT_SECRET": JWT_SECRET,
+        "MODELYARD_LOG_LEVEL": "WARNING",
+        "MODELYARD_GATEWAY_CONSUME_EVENTS": "false",
+        # Failover is timed on every request, so failing instances never cool down here.
+        "MODELYARD_GATEWAY_COOLDOWN_FAILURES": "1000000000",
+    }
+    gateway_cli = str(Path(PYTHON).parent / "modelyard-gateway")
+    subprocess.run([gateway_cli, "migrate"], env={**os.environ, **env}, check=True)
+    port = free_port()
+    proc = procs.start(
+        pinned([gateway_cli, "serve", "--port", str(port)], PROXY_CPU),
+        env=env,
+        log=logs / "gateway.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", 30, proc)
+    token = issue_token(secret=JWT_SECRET, sub="bench", roles=["editor"], workspace="bench")
+    backend_port = int(backend.rsplit(":", 1)[1])
+
+    def instance(name: str, port: int, **extra: Any) -> str:
+        body = {
+            "name": name,
+            "kind": "local",
+            "host": "127.0.0.1",
+            "port": port,
+            "upstream_model": "bench-model",
+            "health_path": "",
+            **extra,
+        }
+        return str(http_json("POST", url + "/v1/instances", body, token)["id"])
+
+    fast = instance("fast", backend_port)
+    refusing = instance("refusing", free_port())
+    hanging = instance("hanging", backend_port, path_prefix="/hang", read_timeout_s=HANG_TIMEOUT_S)
+    for name, ids in (
+        ("chat", [fast]),
+        ("failover-refuse", [refusing, fast]),
+        ("failover-hang", [hanging, fast]),
+    ):
+        http_json("POST", url + "/v1/groups", {"name": name, "instance_ids": ids}, token)
+    key = str(http_json("POST", url + "/v1/keys", {"name": "bench"}, token)["key"])
+    time.sleep(0.5)  # let the catalog reload after the last NOTIFY
+    return url, key
+
+
+def start_nginx(procs: Processes, logs: Path, backend: str) -> str:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="nginx-bench-"))
+    backend_hostport = backend.removeprefix("http://")
+    conf = workdir / "nginx.conf"
+    temp = workdir / "tmp"
+    temp.mkdir()
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    upstream backend {{ server {backend_hostport}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+    )
+    os.chmod(workdir, 0o755)
+    proc = procs.start(
+        pinned([nginx, "-p", str(workdir), "-c", str(conf)], PROXY_CPU), log=logs / "nginx.log"
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/v1/models", 15, proc)
+    return url
+
+
+def ensure_litellm(logs: Path) -> Path:
+    """Return the litellm executable, installing `litellm[proxy]` into the bench venv if needed."""
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    BENCH_DIR.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+    with (logs / "litellm-install.log").open("wb") as log:
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    return exe
+
+
+def start_litellm(procs: Processes, logs: Path, backend: str) -> str:
+    exe = ensure_litellm(logs)
+    port = free_port()
+    config = logs / "litellm.yaml"
+    config.write_text(
+        f"""
+model_list:
+  - model_name: chat
+    litellm_params:
+      model: openai/bench-model
+      api_base: {backend}/v1
+      api_key: sk-bench
+litellm_settings:
+  drop_params: true
+  telemetry: false
+"""
+    )
+    env = {
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "true",
+        "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
+    }
+    proc = procs.start(
+        pinned(
+            [
+                str(exe),
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            PROXY_CPU,
+        ),
+        env=env,
+        log=logs / "litellm.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health/liveliness", 180, proc)
+    return url
+
+
+def loadgen(
+    url: str,
+    *,
+    concurrency: int,
+    requests: int,
+    stream: bool,
+    key: str | None,
+    model: str = "chat",
+    warmup: int = 100,
+    max_seconds: float = 40.0,
+) -> dict[str, Any]:
+    cmd = [
+        PYTHON,
+        str(HERE / "loadgen.py"),
+        "--url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--requests",
+        str(requests),
+        "--warmup",
+        str(warmup),
+        "--model",
+        model,
+        "--max-seconds",
+        str(max_seconds),
+    ]
+    if key:
+        cmd += ["--key", key]
+    if stream:
+        cmd.append("--stream")
+    out = subprocess.run(
+        pinned(cmd, LOAD_CPU), capture_output=True, check=True, timeout=max_seconds + 60
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.2f}"  # NaN -> "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--skip-litellm", action="store_true")
+    args = parser.parse_args()
+    counts = {1: 300, 16: 1000, 64: 1000} if args.quick else {1: 2000, 16: 5000, 64: 5000}
+    litellm_counts = {1: 100, 16: 300, 64: 300} if args.quick else {1: 300, 16: 1000, 64: 1000}
+
+    logs = Path(tempfile.mkdtemp(prefix="modelyard-bench-"))
+    procs = Processes()
+    targets: dict[str, tuple[str | None, str | None, str]] = {}
+    results: dict[tuple[str, bool, int], dict[str, Any]] = {}
+    failover: dict[str, dict[str, Any]] = {}
+
+    def measure(name: str, url: str, key: str | None) -> None:
+        targets[name] = (url, key, "")
+        for stream in (False, True):
+            for concurrency in (1, 16, 64):
+                n = (litellm_counts if name == "litellm" else counts)[concurrency]
+                results[(name, stream, concurrency)] = loadgen(
+                    url,
+                    concurrency=concurrency,
+                    requests=n,
+                    stream=stream,
+                    key=key,
+                    warmup=20 if name == "litellm" else 200,
+                )
+
+    backend_procs = Processes()
+    try:
+        backend = start_backend(backend_procs, logs)
+        measure("direct", backend, None)
+        # One proxy at a time, each stopped before the next starts: no leftover work competes.
+        try:
+            gateway, key = start_gateway(procs, logs, backend)
+            measure("gateway", gateway, key)
+            failover["refuse"] = loadgen(
+                gateway,
+                concurrency=1,
+                requests=200,
+                stream=False,
+                key=key,
+                model="failover-refuse",
+                warmup=20,
+            )
+            failover["hang"] = loadgen(
+                gateway,
+                concurrency=1,
+                requests=5,
+                stream=False,
+                key=key,
+                model="failover-hang",
+                warmup=1,
+            )
+        finally:
+            procs.stop_all()
+        procs = Processes()
+        try:
+            measure("nginx", start_nginx(procs, logs, backend), None)
+        except Exception as exc:
+            targets["nginx"] = (None, None, f"unavailable: {type(exc).__name__}: {exc}"[:200])
+        finally:
+            procs.stop_all()
+        procs = Processes()
+        if args.skip_litellm:
+            targets["litellm"] = (None, None, "unavailable: skipped (--skip-litellm)")
+        else:
+            try:
+                measure("litellm", start_litellm(procs, logs, backend), LITELLM_MASTER_KEY)
+            except Exception as exc:
+                targets["litellm"] = (None, None, f"unavailable: {type(exc).__name__}: {exc}"[:200])
+            finally:
+                procs.stop_all()
+        print_table(targets, results, failover, logs)
+        (logs / "results.json").write_text(
+            json.dumps(
+                {f"{k[0]}|{'stream' if k[1] else 'plain'}|{k[2]}": v for k, v in results.items()}
+                | {f"failover|{k}": v for k, v in failover.items()},
+                indent=2,
+            )
+        )
+    finally:
+        procs.stop_all()
+        backend_procs.stop_all()
+
+
+def print_table(
+    targets: dict[str, tuple[str | None, str | None, str]],
+    results: dict[tuple[str, bool, int], dict[str, Any]],
+    failover: dict[str, dict[str, Any]],
+    logs: Path,
+) -> None:
+    pin = (
+        f"proxies on CPU {PROXY_CPU}, backend+loadgen on CPU {LOAD_CPU}"
+        if PROXY_CPU
+        else "no CPU pinning"
+    )
+    print(f"\nModelyard gateway benchmark ({pin}; logs in {logs})")
+    header = (
+        f"{'target':<9} {'mode':<6} {'conc':>4} {'requests':>8} {'req/s':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'added p50':>9} {'added p99':>9} {'ttfb p50':>8} {'added ttfb':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for stream in (False, True):
+        for concurrency in (1, 16, 64):
+            direct = results.get(("direct", stream, concurrency))
+            for name in ("direct", "gateway", "nginx", "litellm"):
+                if name not in targets:
+                    continue
+                url, _, note = targets[name]
+                mode = "stream" if stream else "plain"
+                if url is None:
+                    print(f"{name:<9} {mode:<6} {concurrency:>4} {note}")
+                    continue
+                r = results[(name, stream, concurrency)]
+                added = added99 = added_ttfb = float("nan")
+                if direct is not None and name != "direct":
+                    added = r["p50_ms"] - direct["p50_ms"]
+                    added99 = r["p99_ms"] - direct["p99_ms"]
+                    added_ttfb = r["ttfb_p50_ms"] - direct["ttfb_p50_ms"]
+                bad = sum(v for k, v in r["statuses"].items() if k != "200") + r["errors"]
+                flag = f"  ({bad} non-200)" if bad else ""
+                flag += "  (time cap hit)" if r.get("truncated") else ""
+                print(
+                    f"{name:<9} {mode:<6} {concurrency:>4} {r['requests']:>8} {r['rps']:>9.0f} "
+                    f"{fmt(r['p50_ms']):>8} {fmt(r['p99_ms']):>8} "
+                    f"{fmt(added):>9} {fmt(added99):>9} "
+                    f"{fmt(r['ttfb_p50_ms']):>8} {fmt(added_ttfb):>10}{flag}"
+                )
+    print()
+    for stream in (False, True):
+        for concurrency in (1, 16, 64):
+            g = results.get(("gateway", stream, concurrency))
+            lite = results.get(("litellm", stream, concurrency))
+            ng = results.get(("nginx", stream, concurrency))
+            mode = "stream" if stream else "plain"
+            parts = []
+            if g and lite:
+                parts.append(f"gateway/litellm throughput x{g['rps'] / lite['rps']:.1f}")
+            if g and ng:
+                parts.append(f"gateway/nginx throughput {g['rps'] / ng['rps']:.2f}")
+            if parts:
+                print(f"{mode:<6} c={concurrency:<3} " + ", ".join(parts))
+    print()
+    direct_p50 = results[("direct", False, 1)]["p50_ms"]
+    for kind, r in failover.items():
+        what = (
+            "refuses connections" if kind == "refuse" else f"hangs (read timeout {HANG_TIMEOUT_S}s)"
+        )
+        print(
+            f"failover when the first instance {what}: p50 {r['p50_ms']:.2f} ms, "
+            f"p99 {r['p99_ms']:.2f} ms (added to direct p50: {r['p50_ms'] - direct_p50:.2f} ms), "
+            f"statuses {r['statuses']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
