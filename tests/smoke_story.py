@@ -203,7 +203,9 @@ def story(args: argparse.Namespace) -> str:
             "GET", f"{args.deployer}/v1/deployments/{deployment_id}", token=token
         )
         expect(status, 200, "read deployment", deployment)
-        if deployment["state"] in ("failed", "rolled_back"):
+        # A failure the agent retries says so; anything else is final.
+        final = "retrying" not in deployment["state_message"]
+        if deployment["state"] in ("failed", "rolled_back") and final:
             _, _, history = call(
                 "GET", f"{args.deployer}/v1/deployments/{deployment_id}/history", token=token
             )

@@ -366,3 +366,61 @@ async def test_idempotent_deploy_and_same_version_is_not_resent(tenant: Tenant) 
     await device.next_command()
     with pytest.raises(TimeoutError):
         await device.next_command(within=1.0)
+
+
+async def test_restart_and_redeploy_endpoint(tenant: Tenant) -> None:
+    first = await tenant.new_version()
+    second = await tenant.new_version()
+    foreign = await tenant.new_version(model_id=tenant.add_model("unrelated"))
+    device = await tenant.register_device("ops")
+    (deployment,) = await tenant.deploy(first["id"], [device])
+    await device.next_command()
+    url = f"/v1/deployments/{deployment['id']}"
+
+    restarted = await tenant.client.post(f"{url}/restart", headers=tenant.admin)
+    wrong_model = await tenant.client.post(
+        f"{url}/redeploy", json={"version_id": foreign["id"]}, headers=tenant.admin
+    )
+    redeployed = await tenant.client.post(
+        f"{url}/redeploy", json={"version_id": second["id"]}, headers=tenant.admin
+    )
+
+    assert restarted.status_code == 202
+    restart = await device.next_command()
+    assert (restart.action, restart.generation) == (CommandAction.restart, 2)
+    assert wrong_model.status_code == 422
+    assert redeployed.status_code == 202
+    assert redeployed.json()["version_id"] == second["id"]
+    assert redeployed.json()["state"] == "pending"
+    switch = await device.next_command()
+    assert (switch.action, switch.generation) == (CommandAction.deploy, 3)
+    assert switch.version.id == uuid.UUID(second["id"])
+    assert switch.previous_version is not None
+    assert switch.previous_version.id == uuid.UUID(first["id"])
+
+
+async def test_reported_base_url_wins_over_advertised_host(tenant: Tenant, tap: EventTap) -> None:
+    version = await tenant.new_version(manifest=OPENAI_MANIFEST)
+    device = await tenant.register_device("llm-2")
+    (deployment,) = await tenant.deploy(version["id"], [device])
+    await device.next_command()
+
+    await device.report(
+        deployment["id"], "running", base_url="http://llm-2.lan:9000/v1", host_port=9000
+    )
+
+    current = await tenant.wait_state(deployment["id"], "running")
+    assert current["base_url"] == "http://llm-2.lan:9000/v1"
+
+    async def ready() -> list[CloudEvent]:
+        return tap.of(deployment["id"], ENDPOINT_READY)
+
+    (announcement,) = await eventually(ready)
+    assert announcement.data["base_url"] == "http://llm-2.lan:9000/v1"
+    # A handlers-protocol deployment never announces an OpenAI endpoint.
+    plain = await tenant.new_version()
+    (other,) = await tenant.deploy(plain["id"], [await tenant.register_device("plain")])
+    await tenant.devices[-1].next_command()
+    await tenant.devices[-1].report(other["id"], "running", host_port=8080)
+    assert (await tenant.wait_state(other["id"], "running"))["base_url"] is None
+    assert tap.of(other["id"], ENDPOINT_READY) == []

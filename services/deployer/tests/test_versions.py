@@ -9,7 +9,7 @@ import json
 import stat
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from deployer_testkit import (
     project_zip,
     publish_event,
 )
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from modelyard_common.events import new_event
 
@@ -140,6 +142,12 @@ BAD_ZIPS: dict[str, BadZip] = {
         "run manifest is invalid",
     ),
     "manifest-not-json": (lambda: project_zip(), "{not json", 422, "not valid JSON"),
+    "zip-manifest-not-yaml": (
+        lambda: project_zip({"main.py": MAIN_PY, "modelyard.yaml": b"handlers: [unclosed"}),
+        None,
+        422,
+        "modelyard.yaml is unreadable",
+    ),
     "no-manifest": (lambda: project_zip(), None, 422, "No run manifest"),
     "oversize": (
         # Random bytes stored uncompressed: passes every zip rule, but is above the 4 MB limit.
@@ -205,64 +213,64 @@ async def test_unknown_model_is_404_and_archived_model_gets_no_version(tenant: T
     assert "archived" in archived.json()["detail"]
 
 
-async def test_registry_events_keep_the_projection(tenant: Tenant) -> None:
-    """The registry's events, not only HTTP, decide: an archive event stops new versions."""
-    first = await tenant.upload()
-    assert first.status_code == 201
+async def projected(app: FastAPI, model_id: uuid.UUID) -> dict[str, object] | None:
+    """Return the deployer's projection row of a registry model, if it has one."""
+    async with app.state.sessionmaker() as session:
+        row = (
+            await session.execute(
+                text("SELECT archived, deleted FROM deployer.registry_models WHERE id = :id"),
+                {"id": model_id},
+            )
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+async def registry_event(tenant: Tenant, event_type: str, model: dict[str, object]) -> None:
+    await publish_event(
+        tenant.broker, new_event(type=event_type, source="modelyard-registry", data=model)
+    )
+
+
+async def test_registry_events_keep_the_projection(tenant: Tenant, app: FastAPI) -> None:
+    """The registry's events, not only HTTP, decide whether a model takes new versions."""
+    assert (await tenant.upload()).status_code == 201
     model = tenant.registry.models[str(tenant.model_id)]
-    await publish_event(
-        tenant.broker,
-        new_event(
-            type="registry.model.archived",
-            source="modelyard-registry",
-            data={**model, "archived": True},
-        ),
-    )
 
-    async def refused() -> bool:
-        return (await tenant.upload()).status_code == 409
+    await registry_event(tenant, "registry.model.archived", {**model, "archived": True})
 
-    await eventually(refused)
-    # A model created in the registry is known from its event alone, without asking over HTTP.
+    async def archived() -> bool:
+        return (await projected(app, tenant.model_id)) == {"archived": True, "deleted": False}
+
+    await eventually(archived)
+    assert (await tenant.upload()).status_code == 409
+    await registry_event(tenant, "registry.model.unarchived", model)
+    await eventually(lambda: _is(projected(app, tenant.model_id), archived=False))
+    assert (await tenant.upload()).status_code == 201
+
+
+async def test_model_known_from_its_event_alone_until_deleted(tenant: Tenant, app: FastAPI) -> None:
     fresh = uuid.uuid4()
+    model = {"id": str(fresh), "name": "fresh", "archived": False, "workspace": tenant.workspace}
+    await registry_event(tenant, "registry.model.created", model)
+    await eventually(lambda: _is(projected(app, fresh), archived=False))
     hits = tenant.registry.hits
-    await publish_event(
-        tenant.broker,
-        new_event(
-            type="registry.model.created",
-            source="modelyard-registry",
-            data={
-                "id": str(fresh),
-                "name": "fresh",
-                "archived": False,
-                "workspace": tenant.workspace,
-            },
-        ),
-    )
 
-    async def accepted() -> bool:
-        return (await tenant.upload(model_id=fresh)).status_code == 201
+    created = await tenant.upload(model_id=fresh)
 
-    await eventually(accepted)
-    assert tenant.registry.hits == hits
-    await publish_event(
-        tenant.broker,
-        new_event(
-            type="registry.model.deleted",
-            source="modelyard-registry",
-            data={
-                "id": str(fresh),
-                "name": "fresh",
-                "archived": False,
-                "workspace": tenant.workspace,
-            },
-        ),
-    )
+    assert created.status_code == 201, created.text
+    assert tenant.registry.hits == hits  # answered from the projection, not over HTTP
+    await registry_event(tenant, "registry.model.deleted", model)
+    await eventually(lambda: _is(projected(app, fresh), deleted=True))
+    assert (await tenant.upload(model_id=fresh)).status_code == 404
+    # A late `updated` event about a deleted model does not bring it back.
+    await registry_event(tenant, "registry.model.updated", {**model, "name": "zombie"})
+    await asyncio.sleep(0.5)
+    assert (await tenant.upload(model_id=fresh)).status_code == 404
 
-    async def gone() -> bool:
-        return (await tenant.upload(model_id=fresh)).status_code == 404
 
-    await eventually(gone)
+async def _is(row: Awaitable[dict[str, object] | None], **expected: object) -> bool:
+    found = await row
+    return found is not None and all(found[k] == v for k, v in expected.items())
 
 
 async def test_download_whole_and_by_range(tenant: Tenant) -> None:
@@ -313,7 +321,8 @@ async def test_idempotent_upload_returns_the_first_version(tenant: Tenant) -> No
     first = await tenant.upload(headers=headers, title="once")
     again = await tenant.upload(headers=headers, title="once")
 
-    assert first.status_code == again.status_code == 201
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201, again.text
     assert again.json()["id"] == first.json()["id"]
     listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
     assert len(listed.json()["items"]) == 1

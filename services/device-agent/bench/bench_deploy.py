@@ -108,12 +108,7 @@ async def bench_agent(runs: int, workdir: Path) -> list[float]:
         await agent.stop()
         await probe.close()
         server.stop()
-        subprocess.run(
-            f"docker ps -aq --filter label={LABEL_DEVICE}={device_id} | xargs -r docker rm -f",
-            shell=True,
-            check=False,
-            capture_output=True,
-        )
+        await asyncio.to_thread(remove_device_containers, str(device_id))
     return timings
 
 
@@ -156,6 +151,23 @@ async def bench_docker_run(runs: int, workdir: Path) -> list[float]:
     return timings
 
 
+def remove_device_containers(device_id: str) -> None:
+    """Remove the containers the benchmark's agent left."""
+    subprocess.run(
+        f"docker ps -aq --filter label={LABEL_DEVICE}={device_id} | xargs -r docker rm -f",
+        shell=True,
+        check=False,
+        capture_output=True,
+    )
+
+
+def prepare() -> None:
+    """Start Docker, build the base image and create the broker vhost if needed."""
+    for script in ("ensure-docker.sh", "ensure-base-image.sh"):
+        subprocess.run(["bash", str(REPO / "scripts" / script)], check=True)
+    ensure_vhost("modelyard_test")
+
+
 def _zip_file(workdir: Path) -> Path:
     path = workdir / "project.zip"
     path.write_bytes(zip_project(PROJECT))
@@ -172,9 +184,7 @@ def row(label: str, timings: list[float]) -> str:
 
 async def main(runs: int) -> None:
     """Run both scenarios and print the comparison table."""
-    for script in ("ensure-docker.sh", "ensure-base-image.sh"):
-        subprocess.run(["bash", str(REPO / "scripts" / script)], check=True)
-    ensure_vhost("modelyard_test")
+    await asyncio.to_thread(prepare)
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as tmp:
         workdir = Path(tmp)
         plain = await bench_docker_run(runs, workdir)

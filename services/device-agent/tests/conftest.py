@@ -130,7 +130,9 @@ def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> 
     """Remove every container and image labelled with one of the test devices."""
     for device in devices:
         label = f"{LABEL_DEVICE}={device}"
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in client.containers.list(
+            all=True, ignore_removed=True, filters={"label": label}
+        ):
             container.remove(force=True)
         for image in client.images.list(filters={"label": label}):
             client.images.remove(str(image.id), force=True)

@@ -108,14 +108,16 @@ def agent_process(
         finally:
             agent.terminate()
             label = f"{LABEL_DEVICE}={device_id}"
-            for container in docker_engine.containers.list(all=True, filters={"label": label}):
+            for container in docker_engine.containers.list(
+                all=True, ignore_removed=True, filters={"label": label}
+            ):
                 container.remove(force=True)
     print((tmp_path / "agent.log").read_text(errors="replace")[-3000:])
 
 
 def containers_of(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
     label = f"{LABEL_DEPLOYMENT}={deployment_id}"
-    found = client.containers.list(all=True, filters={"label": label})
+    found = client.containers.list(all=True, ignore_removed=True, filters={"label": label})
     return [c.status for c in found]
 
 
@@ -152,7 +154,9 @@ async def test_killed_mid_download_resumes_and_runs(
     key = version.artifact_url.rsplit("/", 1)[-1]
     artifact_server.throttle[key] = (32 * 1024, 0.05)
     await probe.send(
-        device_id=agent_process.device_id, deployment_id=deployment_id, generation=1,
+        device_id=agent_process.device_id,
+        deployment_id=deployment_id,
+        generation=1,
         version=version,
     )
     partial = agent_process.data_dir / "downloads" / f"{deployment_id}-{version.id}.zip.part"
@@ -198,7 +202,9 @@ async def test_killed_mid_start_ends_running_once(
         number=1,
     )
     await probe.send(
-        device_id=agent_process.device_id, deployment_id=deployment_id, generation=1,
+        device_id=agent_process.device_id,
+        deployment_id=deployment_id,
+        generation=1,
         version=version,
     )
     await probe.wait_state(deployment_id, DeploymentState.starting, timeout_s=30)

@@ -52,7 +52,9 @@ async def test_reports_survive_a_broker_outage_in_order(
             number=1,
         )
         await probe.send(
-            device_id=agent.settings.device_id, deployment_id=deployment_id, generation=1,
+            device_id=agent.settings.device_id,
+            deployment_id=deployment_id,
+            generation=1,
             version=version,
         )
         before = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
@@ -61,8 +63,11 @@ async def test_reports_survive_a_broker_outage_in_order(
         # Something worth reporting happens during the outage: the container is removed from
         # outside, and the agent brings it back (starting, running).
         label = f"{LABEL_DEPLOYMENT}={deployment_id}"
-        for container in docker_engine.containers.list(all=True, filters={"label": label}):
+        for container in docker_engine.containers.list(
+            all=True, ignore_removed=True, filters={"label": label}
+        ):
             container.remove(force=True)
+
         def recovered_offline() -> bool:
             record = agent.store.get(deployment_id)
             return (

@@ -33,7 +33,7 @@ PROJECTS = Path(__file__).parent / "projects"
 
 def managed(client: docker.DockerClient, deployment_id: UUID) -> list[Container]:
     label = f"{LABEL_DEPLOYMENT}={deployment_id}"
-    return client.containers.list(all=True, filters={"label": label})
+    return client.containers.list(all=True, ignore_removed=True, filters={"label": label})
 
 
 def built_images(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
@@ -110,8 +110,10 @@ async def test_dockerfile_project_lifecycle_leaves_nothing_behind(
         reported = len(probe.states(deployment_id))
         await command(4, CommandAction.restart, DesiredState.running)
         await probe.wait_for(
-            lambda: probe.states(deployment_id)[reported:]
-            == [DeploymentState.starting, DeploymentState.running],
+            lambda: (
+                probe.states(deployment_id)[reported:]
+                == [DeploymentState.starting, DeploymentState.running]
+            ),
             what="restart reported",
         )
         (restarted,) = managed(docker_engine, deployment_id)
@@ -179,8 +181,10 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
         (container,) = managed(docker_engine, deployment_id)
         container.remove(force=True)
         await probe.wait_for(
-            lambda: (probe.last(deployment_id) or first).sequence > first.sequence
-            and probe.states(deployment_id)[-1] is DeploymentState.running,
+            lambda: (
+                (probe.last(deployment_id) or first).sequence > first.sequence
+                and probe.states(deployment_id)[-1] is DeploymentState.running
+            ),
             timeout_s=30,
             what="the model running again",
         )
@@ -200,7 +204,11 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
         )
 
         await probe.wait_for(
-            lambda: not docker_engine.containers.list(all=True, filters={"id": str(orphan.id)}),
+            lambda: (
+                not docker_engine.containers.list(
+                    all=True, ignore_removed=True, filters={"id": str(orphan.id)}
+                )
+            ),
             timeout_s=15,
             what="the orphan removed",
         )
@@ -208,5 +216,7 @@ async def test_reconcile_repairs_managed_containers_and_ignores_others(
         assert bystander.status == "running"
     finally:
         bystander.remove(force=True)
-        for leftover in docker_engine.containers.list(all=True, filters={"id": str(orphan.id)}):
+        for leftover in docker_engine.containers.list(
+            all=True, ignore_removed=True, filters={"id": str(orphan.id)}
+        ):
             leftover.remove(force=True)

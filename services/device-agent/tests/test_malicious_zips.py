@@ -80,7 +80,9 @@ async def test_malicious_zip_is_refused(
         number=1,
     )
     await probe.send(
-        device_id=agent.settings.device_id, deployment_id=deployment_id, generation=1,
+        device_id=agent.settings.device_id,
+        deployment_id=deployment_id,
+        generation=1,
         version=version,
     )
     failed = await probe.wait_state(deployment_id, DeploymentState.failed, timeout_s=30)
@@ -88,6 +90,9 @@ async def test_malicious_zip_is_refused(
     assert failed.message.startswith("The artifact was refused")
     # Nothing escaped, nothing half-extracted, nothing started.
     assert written_files(tmp_path) == []
-    assert docker_engine.containers.list(
-        all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"}
-    ) == []
+    assert (
+        docker_engine.containers.list(
+            all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"}
+        )
+        == []
+    )

@@ -42,7 +42,7 @@ def echo_version(
 
 def containers_of(client: docker.DockerClient, deployment_id: UUID) -> list[str]:
     label = f"{LABEL_DEPLOYMENT}={deployment_id}"
-    found = client.containers.list(all=True, filters={"label": label})
+    found = client.containers.list(all=True, ignore_removed=True, filters={"label": label})
     return sorted(c.labels["io.modelyard.version"] for c in found)
 
 
@@ -137,7 +137,10 @@ async def test_never_healthy_version_keeps_the_old_one_serving(
         number=2,
     )
     await probe.send(
-        device_id=device, deployment_id=deployment_id, generation=2, version=broken,
+        device_id=device,
+        deployment_id=deployment_id,
+        generation=2,
+        version=broken,
         previous_version=v1,
     )
     rolled_back = await probe.wait_state(deployment_id, DeploymentState.rolled_back, timeout_s=60)
@@ -165,7 +168,10 @@ async def test_never_healthy_version_keeps_the_old_one_serving(
     # ...and a newer command still gets through.
     v3 = echo_version(artifact_server, model_name, model_id, 3)
     await probe.send(
-        device_id=device, deployment_id=deployment_id, generation=3, version=v3,
+        device_id=device,
+        deployment_id=deployment_id,
+        generation=3,
+        version=v3,
         previous_version=v1,
     )
 

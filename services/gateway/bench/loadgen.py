@@ -105,8 +105,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             try:
                 status, first = await conn.request(raw)
             except ConnectionError:
+                # Counted, then the worker carries on over a new connection.
                 errors += 1
-                return
+                _, conn = await loop.create_connection(ClientProtocol, host, port)
+                conns.append(conn)
+                continue
             ended = time.perf_counter()
             if record:
                 latencies.append(ended - started)

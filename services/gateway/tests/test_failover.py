@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 
 import openai
@@ -15,12 +16,10 @@ def client(gateway: GatewayServer, key: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=10)
 
 
-async def chat(c: openai.AsyncOpenAI, **kw: object) -> tuple[str, str, str]:
+async def chat(c: openai.AsyncOpenAI) -> tuple[str, str, str]:
     """Return (content, serving instance, attempts) of one chat completion."""
     raw = await c.chat.completions.with_raw_response.create(
-        model="chat",
-        messages=[{"role": "user", "content": "hi"}],
-        **kw,  # type: ignore[arg-type]
+        model="chat", messages=[{"role": "user", "content": "hi"}]
     )
     content = raw.parse().choices[0].message.content or ""
     return content, raw.headers["x-modelyard-instance"], raw.headers["x-modelyard-attempts"]
@@ -174,7 +173,5 @@ async def test_health_check_marks_down_and_back_up(
     await c.close()
 
 
-def _id(instance: dict[str, object]) -> object:
-    import uuid
-
+def _id(instance: dict[str, object]) -> uuid.UUID:
     return uuid.UUID(str(instance["id"]))

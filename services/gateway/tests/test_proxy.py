@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer
+from openai.types.chat import ChatCompletion
 
 
 def clients(gateway: GatewayServer, key: str) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
@@ -28,12 +29,14 @@ async def test_chat_sync_and_async_rewrite_model_and_say_who_served(
     key = await admin.key()
     sync_client, async_client = clients(gateway, key)
 
-    raw = await asyncio.to_thread(
-        sync_client.chat.completions.with_raw_response.create,
-        model="chat",
-        messages=[{"role": "user", "content": "hi"}],
-        extra_body={"top_k": 5, "custom_field": {"nested": True}},
-    )
+    def sync_call() -> openai._legacy_response.LegacyAPIResponse[ChatCompletion]:
+        return sync_client.chat.completions.with_raw_response.create(
+            model="chat",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"top_k": 5, "custom_field": {"nested": True}},
+        )
+
+    raw = await asyncio.to_thread(sync_call)
     completion = raw.parse()
     assert completion.choices[0].message.content == "Hello from b1"
     assert raw.headers["x-modelyard-instance"] == inst["name"]
@@ -194,4 +197,55 @@ async def test_upstream_connections_are_kept_alive_and_reused(
     await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
     assert len(backend.requests) == 7
     assert len(backend.peers) == 1  # one connection carried every request, streams included
+    await client.close()
+
+
+async def test_browser_requests_take_the_documented_route_with_the_same_answer(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("browser")
+    inst = await admin.instance(backend)
+    await admin.group("chat", [inst])
+    key = await admin.key()
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}", "Origin": "http://ui.example"},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-modelyard-instance"] == inst["name"]
+        assert "x-request-id" in response.headers  # went through the ordinary middleware
+        models = await http.get(
+            "/v1/models", headers={"Authorization": f"Bearer {key}", "Origin": "http://ui.example"}
+        )
+        assert [m["id"] for m in models.json()["data"]] == ["chat"]
+
+
+async def test_disabled_instances_and_groups_are_not_used(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    first, second = backends("first"), backends("second")
+    one = await admin.instance(first, name="one")
+    group = await admin.group("chat", [one, await admin.instance(second, name="two")])
+    _, client = clients(gateway, await admin.key())
+
+    await admin.patch(
+        f"/v1/instances/{one['id']}", {"enabled": False}, headers={"If-Match": one["etag"]}
+    )
+    raw = await client.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "x"}]
+    )
+    assert raw.headers["x-modelyard-instance"] == "two"
+    assert raw.headers["x-modelyard-attempts"] == "1"
+    assert first.requests == []
+
+    await admin.patch(
+        f"/v1/groups/{group['id']}", {"enabled": False}, headers={"If-Match": group["etag"]}
+    )
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        )
+    assert [m.id for m in (await client.models.list()).data] == []
     await client.close()

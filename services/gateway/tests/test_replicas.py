@@ -42,7 +42,7 @@ async def test_a_cooldown_started_on_one_replica_holds_on_the_other(
     cooled_at = time.monotonic()
     instance_id = uuid.UUID(first["id"])
     await eventually(
-        lambda: replica.runtime.board.state(instance_id).cooldown_until > time.time(), timeout=1.0
+        lambda: replica.runtime.board.state(instance_id).cooldown_until > time.time(), within=1.0
     )
     assert time.monotonic() - cooled_at < 1.0
     assert await served_by(on_b) == ("spare", "1")
@@ -89,7 +89,7 @@ async def test_admin_changes_and_revocations_reach_the_other_replica(
     key, key_id = created.json()["key"], created.json()["id"]
     on_b = client(replica, key)
     await eventually(
-        lambda: (admin.workspace, "chat") in replica.runtime.catalog.snapshot.groups, timeout=1.0
+        lambda: (admin.workspace, "chat") in replica.runtime.catalog.snapshot.groups, within=1.0
     )
     assert await served_by(on_b) == ("b", "1")
 

@@ -163,7 +163,9 @@ class DockerRuntime:
             filters.append(f"{LABEL_DEPLOYMENT}={deployment_id}")
 
         def listing() -> list[ManagedContainer]:
-            found = self._docker().containers.list(all=True, filters={"label": filters})
+            found = self._docker().containers.list(
+                all=True, ignore_removed=True, filters={"label": filters}
+            )
             return [_describe(c) for c in found]
 
         return await self._call(listing)

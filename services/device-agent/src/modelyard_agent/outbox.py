@@ -108,4 +108,3 @@ class ReportOutbox:
 
     def _pending_files(self) -> list[Path]:
         return sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
-

@@ -71,11 +71,11 @@ CRASH_LIMIT = 2
 
 
 @dataclass(slots=True)
-class Backoff:
-    """Failure count and next allowed attempt of one deployment."""
+class Schedule:
+    """When a deployment is next reconciled, and how many passes in a row failed."""
 
     failures: int = 0
-    next_attempt: float = 0.0
+    next_due: float = 0.0
 
 
 def built_image_tag(deployment_id: UUID, version_id: UUID) -> str:
@@ -113,7 +113,7 @@ class Reconciler:
         self.versions_dir = settings.data_dir / "versions"
         self.downloads_dir = settings.data_dir / "downloads"
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
-        self._backoff: dict[UUID, Backoff] = {}
+        self._schedule: dict[UUID, Schedule] = {}
         self._wake = asyncio.Event()
         self.passes = 0
 
@@ -121,14 +121,15 @@ class Reconciler:
 
     def command_accepted(self, deployment_id: UUID) -> None:
         """React to a newer command: drop the backoff, preempt the pass in flight, reconcile."""
-        self._backoff.pop(deployment_id, None)
+        self._schedule.pop(deployment_id, None)
         task = self._tasks.get(deployment_id)
         if task is not None and not task.done():
             task.cancel()
         self._wake.set()
 
     def wake(self) -> None:
-        """Ask for a reconciliation pass now."""
+        """Ask for a reconciliation pass of every deployment now."""
+        self._schedule.clear()
         self._wake.set()
 
     def busy(self, deployment_id: UUID) -> bool:
@@ -144,9 +145,7 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 await self._sweep_orphans()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._next_wait(self.settings.reconcile_interval_s)
-                )
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
 
     async def stop(self) -> None:
         """Cancel the passes in flight and wait for them."""
@@ -163,8 +162,8 @@ class Reconciler:
             deployment_id = record.deployment_id
             if self.busy(deployment_id):
                 continue
-            backoff = self._backoff.get(deployment_id)
-            if backoff is not None and backoff.next_attempt > now:
+            schedule = self._schedule.get(deployment_id)
+            if schedule is not None and schedule.next_due > now:
                 continue
             task = asyncio.create_task(
                 self._guarded_pass(record), name=f"reconcile-{deployment_id}"
@@ -172,10 +171,10 @@ class Reconciler:
             task.add_done_callback(lambda _t: self._wake.set())
             self._tasks[deployment_id] = task
 
-    def _next_wait(self, interval: float) -> float:
+    def _next_wait(self) -> float:
         now = time.monotonic()
-        waits = [b.next_attempt - now for b in self._backoff.values() if b.next_attempt > now]
-        return max(0.05, min([interval, *waits]))
+        waits = [s.next_due - now for s in self._schedule.values()]
+        return max(0.05, min([self.settings.reconcile_interval_s, *waits]))
 
     async def _guarded_pass(self, record: DeploymentRecord) -> None:
         deployment_id = record.deployment_id
@@ -184,19 +183,22 @@ class Reconciler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            backoff = self._backoff.setdefault(deployment_id, Backoff())
-            backoff.failures += 1
+            schedule = self._schedule.setdefault(deployment_id, Schedule())
+            schedule.failures += 1
             delay = min(
-                self.settings.backoff_initial_s * 2 ** (backoff.failures - 1),
+                self.settings.backoff_initial_s * 2 ** (schedule.failures - 1),
                 self.settings.backoff_max_s,
             )
-            backoff.next_attempt = time.monotonic() + delay
+            schedule.next_due = time.monotonic() + delay
             message = f"{_describe_error(exc)}; retrying in {delay:.0f}s"
             log.warning("deployment %s: %s", deployment_id, message, exc_info=not _expected(exc))
-            if record.state is not DeploymentState.failed or backoff.failures == 1:
+            if record.state is not DeploymentState.failed or schedule.failures == 1:
                 await self.report(record, DeploymentState.failed, message=message)
         else:
-            self._backoff.pop(deployment_id, None)
+            # Healthy: the next look is the periodic one (a command or wake() comes sooner).
+            self._schedule[deployment_id] = Schedule(
+                next_due=time.monotonic() + self.settings.reconcile_interval_s
+            )
         finally:
             self.passes += 1
 
@@ -490,7 +492,10 @@ class Reconciler:
         record.failed_generation = command.generation
         record.applied_generation = command.generation
         await self.report(
-            record, DeploymentState.failed, message=str(error), log_tail=error.log_tail,
+            record,
+            DeploymentState.failed,
+            message=str(error),
+            log_tail=error.log_tail,
             version=target,
         )
         if await self._keep_previous(record, others):
@@ -632,9 +637,7 @@ class Reconciler:
             message=message,
             log_tail=(log_tail or [])[-self.settings.log_tail_lines :],
             host_port=host_port,
-            base_url=(
-                f"http://{self.settings.advertise_host}:{host_port}" if host_port else None
-            ),
+            base_url=(f"http://{self.settings.advertise_host}:{host_port}" if host_port else None),
             reported_at=datetime.now(UTC),
         )
         log.info("deployment %s -> %s %s", record.deployment_id, state.value, message)
@@ -663,4 +666,3 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, TransientError | DockerError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-

@@ -36,10 +36,3 @@ def new_api_key() -> str:
 def hash_api_key(key: str) -> str:
     """Return the stored form of an API key (SHA-256 hex; keys are high-entropy)."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def mask(secret: str | None) -> str | None:
-    """Return a secret as it may appear in logs and responses."""
-    if not secret:
-        return None
-    return secret[:3] + "***" if len(secret) > 8 else "***"

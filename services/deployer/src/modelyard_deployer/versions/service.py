@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,20 +62,10 @@ def _not_found(version_id: uuid.UUID) -> NotFoundError:
     return NotFoundError(f"No version {version_id} you may see in this workspace.")
 
 
-def _unprocessable(
-    field: str, message: str, kind: str, loc: list[str | int] | None = None
-) -> UnprocessableError:
-    location: list[str | int] = loc or ["body", field]
+def _unprocessable(field: str, message: str, kind: str) -> UnprocessableError:
     return UnprocessableError(
         message,
-        errors=[
-            FieldError(
-                loc=location,
-                field=".".join(str(p) for p in location[1:]),
-                message=message,
-                type=kind,
-            )
-        ],
+        errors=[FieldError(loc=["body", field], field=field, message=message, type=kind)],
     )
 
 
@@ -140,11 +131,16 @@ def _manifest_from_zip(path: Path, members: frozenset[str], max_bytes: int) -> M
             raise _unprocessable(
                 "manifest", f"{name} is larger than {max_bytes} bytes.", "too_long"
             )
-        raw = archive.read(info)
+        try:
+            # Bounded: zipfile stops at the member's declared size and checks its CRC.
+            raw = archive.read(info)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise _unprocessable(
+                "file", f"{name} is corrupt in the zip ({exc}).", "corrupt"
+            ) from exc
     try:
         document = parse_manifest_document(name, raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        # yaml.YAMLError is not a ValueError; caught by the caller's broad YAML handling.
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise _unprocessable("manifest", f"{name} is unreadable ({exc}).", "parse") from exc
     return _validate_manifest(document, ["body", "file", name])
 
@@ -156,8 +152,6 @@ def check_project(
 
     Raises a 422 naming what is wrong: unsafe or unreadable zip, bad manifest, missing files.
     """
-    import yaml
-
     try:
         summary = inspect_archive(path, archive_limits(settings))
     except UnsafeArchiveError as exc:
@@ -166,12 +160,7 @@ def check_project(
     if manifest_field is not None and manifest_field.strip():
         manifest = _manifest_from_form(manifest_field)
     else:
-        try:
-            manifest = _manifest_from_zip(path, members, settings.max_manifest_bytes)
-        except yaml.YAMLError as exc:
-            raise _unprocessable(
-                "manifest", f"The zip's manifest is not YAML ({exc}).", "parse"
-            ) from exc
+        manifest = _manifest_from_zip(path, members, settings.max_manifest_bytes)
     if manifest.main not in members:
         raise _unprocessable(
             "file",

@@ -12,7 +12,12 @@ from modelyard_common.errors import NotFoundError, ProblemError, ServiceUnavaila
 
 # Hop-by-hop and length headers are recomputed by the server answering the client.
 _DROPPED_HEADERS = {
-    "content-length", "transfer-encoding", "connection", "keep-alive", "server", "date"
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "server",
+    "date",
 }
 
 

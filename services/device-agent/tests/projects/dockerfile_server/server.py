@@ -28,9 +28,16 @@ class Server(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"null")
         if self.path == "/v1/chat/completions":
             text = body["messages"][-1]["content"]
-            self._send(200, {"object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text.upper()}}
-            ], "greeting": os.environ.get("GREETING")})
+            self._send(
+                200,
+                {
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text.upper()}}
+                    ],
+                    "greeting": os.environ.get("GREETING"),
+                },
+            )
         else:
             self._send(404, {"error": "not found"})
 

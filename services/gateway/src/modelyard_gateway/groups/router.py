@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
-from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
+from modelyard_gateway.deps import SessionDep
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate

@@ -8,6 +8,8 @@ through FastAPI, which calls the same handlers. Either way, no database query ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("modelyard.gateway.proxy")
 
 POST_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 STREAMING_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
@@ -172,6 +176,14 @@ class ProxyEndpoints:
                 await self._get_model(scope, send, path[len(MODELS_PREFIX) :])
         except ClientError as exc:
             await _send_bytes(send, exc.status, exc.body, [_JSON])
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            body = error_body(
+                "The gateway had an unexpected error.", type_="server_error", code="internal_error"
+            )
+            # If the response had already started this cannot be sent; the client sees the cut.
+            with contextlib.suppress(Exception):
+                await _send_bytes(send, 500, body, [_JSON])
 
     async def _list_models(self, scope: Scope, send: Send) -> None:
         key = await self._client_key(scope)

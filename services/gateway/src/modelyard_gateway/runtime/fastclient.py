@@ -174,11 +174,17 @@ class FastResponse:
         return None
 
     async def next_chunk(self) -> bytes:
-        """Return the next piece of the body as it arrives; b"" at its end."""
+        """Return the body bytes received since the last call, waiting for some; b"" at the end."""
         conn = self._conn
         while True:
             if conn.chunks:
-                return conn.chunks.popleft()
+                # Everything already here goes out together: fewer, larger writes downstream,
+                # and nothing is held back waiting for more.
+                if len(conn.chunks) == 1:
+                    return conn.chunks.popleft()
+                data = b"".join(conn.chunks)
+                conn.chunks.clear()
+                return data
             if conn.complete:
                 return b""
             if conn.error is not None:

@@ -1,11 +1,12 @@
 """Benchmark: the gateway against a direct backend, nginx and LiteLLM's proxy; prints a table.
 
-Run from the repository root: `.venv/bin/python services/gateway/bench/run.py` (what `make bench`
-calls). It starts a fast fake backend, the gateway (one uvicorn worker, its own bench database),
+Run from the repository root (what `make bench` does):
+`.venv/bin/python services/gateway/bench/bench_gateway.py [--quick] [--skip-litellm]`.
+It starts a fast fake backend, the gateway (one uvicorn worker, its own bench database),
 nginx as a plain reverse proxy and LiteLLM's proxy (installed on first use into
 `.bench/litellm-venv`), then runs the load generator as a separate process for each target at
-concurrency 1, 16 and 64, non-streaming and streaming. Proxies are pinned to one CPU, the backend
-and the load generator to the other, when the machine has two or more.
+concurrency 1, 16 and 64, non-streaming and streaming; one proxy runs at a time. Proxies are
+pinned to one CPU, the backend and the load generator to the other, on two or more CPUs.
 """
 
 from __future__ import annotations
@@ -210,12 +211,18 @@ error_log {workdir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
-    upstream backend {{ server {backend_hostport}; keepalive 256; }}
+    upstream backend {{
+        server {backend_hostport};
+        keepalive 256;
+        keepalive_requests 10000000;
+    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{

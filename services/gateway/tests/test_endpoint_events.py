@@ -1,0 +1,86 @@
+"""Groups bound to a registry model follow the deployer's endpoint events (over RabbitMQ)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import openai
+from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+
+from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EVENTS_EXCHANGE
+from modelyard_common.events import CloudEvent, new_event
+from modelyard_common.messaging import Binding, Broker
+from modelyard_gateway.endpoints.consumer import QUEUE
+
+
+async def test_endpoint_ready_joins_bound_groups_once_and_gone_leaves(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("deployed")
+    model_id = uuid.uuid4()
+    group = (
+        await admin.http.post(
+            "/v1/groups", json={"name": "bound", "registry_model_id": str(model_id)}
+        )
+    ).json()
+    key = await admin.key()
+
+    broker = Broker(gateway.settings.amqp_url)
+    await broker.connect()
+    # Declared with the consumer's own arguments, so no event is lost if it is still starting.
+    await broker.declare_queue(
+        QUEUE,
+        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
+        delivery_limit=gateway.settings.consumer_delivery_limit,
+    )
+    deployment_id = uuid.uuid4()
+    data: dict[str, Any] = {
+        "deployment_id": str(deployment_id),
+        "model_id": str(model_id),
+        "version_id": str(uuid.uuid4()),
+        "device_id": str(uuid.uuid4()),
+        "base_url": f"http://127.0.0.1:{backend.port}",
+    }
+    ready = new_event(type=ENDPOINT_READY, source="/deployer", data=data)
+
+    async def members() -> list[str]:
+        found: list[str] = (await admin.http.get(f"/v1/groups/{group['id']}")).json()[
+            "instance_ids"
+        ]
+        return found
+
+    async def publish(event: CloudEvent) -> None:
+        await broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
+
+    await publish(ready)
+    await publish(ready)  # a redelivered event acts once
+    seen: list[list[str]] = []
+
+    async def poll() -> bool:
+        seen.append(await members())
+        return len(seen[-1]) == 1
+
+    from modelyard_common.testing import wait_for
+
+    await wait_for(poll, timeout=10)
+    await eventually(
+        lambda: bool(gateway.runtime.catalog.snapshot.groups[(admin.workspace, "bound")].instances)
+    )
+    c = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    raw = await c.chat.completions.with_raw_response.create(
+        model="bound", messages=[{"role": "user", "content": "x"}]
+    )
+    assert raw.headers["x-modelyard-instance"] == f"deployment-{deployment_id}"
+    assert backend.requests[-1]["model"] == "bound"
+
+    await publish(new_event(type=ENDPOINT_GONE, source="/deployer", data=data))
+
+    async def emptied() -> bool:
+        return await members() == []
+
+    await wait_for(emptied, timeout=10)
+    assert len(seen[-1]) == 1
+    await c.close()
+    await broker.close()

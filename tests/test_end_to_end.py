@@ -1,0 +1,439 @@
+"""The whole story across the four services, each a separate process (issue 6, "Done means").
+
+Real HTTP between processes, a real RabbitMQ (a vhost of its own), a real PostgreSQL (a database
+of its own) and the real Docker engine; two device agents, each with its own data directory and
+port. The story: a model and a system linked in the registry; an OpenAI-protocol project
+uploaded to the deployer and deployed to both devices; a gateway group bound to the registry
+model, fed by the deployer's endpoint events; calls through the gateway with the `openai`
+package; the serving deployment stopped and the next call answered by the other device with no
+client error; a new version redeployed and seen in the history; a handlers-protocol project
+called through an agent's local API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import sys
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from openai import AsyncOpenAI
+
+from modelyard_common.outbox import asyncpg_dsn
+from modelyard_common.testing import (
+    TEST_ADMIN_DB_URL,
+    TEST_JWT_SECRET,
+    bearer,
+    recreate_database,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
+
+BIN = Path(sys.executable).parent
+PROJECTS = Path(__file__).parent / "projects"
+MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
+WORKSPACE = "e2e"
+STEP_TIMEOUT_S = 120.0
+
+
+def project_zip(name: str) -> bytes:
+    """Return the zip of a project under tests/projects."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted((PROJECTS / name).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(PROJECTS / name).as_posix())
+    return buffer.getvalue()
+
+
+def openai_manifest(reply_prefix: str) -> dict[str, Any]:
+    """Return the run manifest of the echo server, answering with `reply_prefix`."""
+    return {
+        "image": MODEL_IMAGE,
+        "language": "python3",
+        "main": "main.py",
+        "port": 8080,
+        "max_ram_mb": 128,
+        "cores": 0.5,
+        "health_path": "/healthz",
+        "protocol": "openai",
+        "env": {"REPLY_PREFIX": reply_prefix},
+    }
+
+
+@dataclass
+class Agent:
+    """One device: its registration and its agent process's local API."""
+
+    name: str
+    device_id: str
+    url: str
+
+
+@dataclass
+class Suite:
+    """The running services and what the story needs to reach them."""
+
+    commands: Any
+    tmp: Path
+    env: dict[str, str]
+    registry: str
+    deployer: str
+    gateway: str
+    http: httpx.AsyncClient
+    headers: dict[str, str] = field(default_factory=lambda: bearer("admin", WORKSPACE))
+    processes: list[tuple[str, asyncio.subprocess.Process, Path]] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
+
+    async def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        """Start a service process with its output in `<tmp>/<name>.log`."""
+        log_path = self.tmp / f"{name}.log"
+        with log_path.open("wb") as log:  # the child keeps its own descriptor
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env={**os.environ, **self.env, **env},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes.append((name, process, log_path))
+
+    async def wait_ready(self, name: str, url: str) -> None:
+        """Wait until `url` answers 200; fail early if the process died."""
+        _, process, log_path = next(p for p in self.processes if p[0] == name)
+
+        async def ready() -> bool:
+            if process.returncode is not None:
+                raise AssertionError(f"{name} exited:\n{log_path.read_text()[-4000:]}")
+            try:
+                return (await self.http.get(url, timeout=2)).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(ready, timeout=60, interval=0.2)
+
+    async def start_agent(self, name: str, labels: dict[str, str]) -> Agent:
+        """Register a device with the deployer and run an agent for it."""
+        created = await self.post(
+            f"{self.deployer}/v1/devices", {"name": name, "labels": labels}, status=201
+        )
+        port = self.commands.free_port()
+        await self.start(
+            name,
+            [str(BIN / "modelyard-agent"), "serve", "--port", str(port)],
+            {
+                "MODELYARD_AGENT_DEVICE_ID": created["id"],
+                "MODELYARD_AGENT_TOKEN": created["token"],
+                "MODELYARD_AGENT_DATA_DIR": str(self.tmp / name),
+                "MODELYARD_AGENT_PORT": str(port),
+                "MODELYARD_AGENT_ADVERTISE_HOST": "127.0.0.1",
+                "MODELYARD_AGENT_HEARTBEAT_INTERVAL_S": "1",
+                "MODELYARD_AGENT_RECONCILE_INTERVAL_S": "2",
+                "MODELYARD_AGENT_HEALTH_TIMEOUT_S": "60",
+            },
+        )
+        agent = Agent(name=name, device_id=created["id"], url=f"http://127.0.0.1:{port}")
+        self.agents.append(agent)
+        await self.wait_ready(name, f"{agent.url}/healthz")
+        return agent
+
+    async def post(self, url: str, body: dict[str, Any], *, status: int) -> Any:
+        """POST JSON and return the answer, asserting its status."""
+        response = await self.http.post(url, json=body, headers=self.headers)
+        assert response.status_code == status, f"POST {url}: {response.text}"
+        return response.json()
+
+    async def get(self, url: str) -> Any:
+        """GET and return the answer, asserting a 200."""
+        response = await self.http.get(url, headers=self.headers)
+        assert response.status_code == 200, f"GET {url}: {response.text}"
+        return response.json()
+
+    async def upload(
+        self, model_id: str, project: str, manifest: dict[str, Any], title: str
+    ) -> Any:
+        """Upload a version of `project` and return it."""
+        data = project_zip(project)
+        response = await self.http.post(
+            f"{self.deployer}/v1/models/{model_id}/versions",
+            headers=self.headers,
+            data={"manifest": json.dumps(manifest), "title": title, "comment": "end-to-end"},
+            files={"file": (f"{project}.zip", data, "application/zip")},
+        )
+        assert response.status_code == 201, response.text
+        version = response.json()
+        assert version["sha256"] == hashlib.sha256(data).hexdigest()
+        assert version["size_bytes"] == len(data)
+        return version
+
+    async def wait_deployment(self, deployment_id: str, *, version_id: str) -> Any:
+        """Wait until the deployment runs `version_id`; fail at once if it failed for good."""
+
+        async def running() -> Any:
+            deployment = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}")
+            if deployment["state"] in ("failed", "rolled_back") and (
+                "retrying" not in deployment["state_message"]
+            ):
+                history = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}/history")
+                raise AssertionError(f"deployment {deployment['state']}: {history}")
+            done = deployment["state"] == "running"
+            return deployment if done and deployment["running_version_id"] == version_id else None
+
+        return await wait_for(running, timeout=STEP_TIMEOUT_S, interval=0.5)
+
+
+@pytest.fixture
+async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
+    """Return registry, deployer and gateway running as processes on a fresh database/vhost."""
+    name = f"modelyard_e2e_{uuid.uuid4().hex[:10]}"
+    database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
+    await commands.run_command("rabbitmqctl", "-q", "add_vhost", name)
+    ports = {service: commands.free_port() for service in ("registry", "deployer", "gateway")}
+    urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+    env = {
+        "MODELYARD_DATABASE_URL": database_url,
+        "MODELYARD_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
+        "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
+        "MODELYARD_REGISTRY_URL": urls["registry"],
+        "MODELYARD_DEPLOYER_URL": urls["deployer"],
+        "MODELYARD_LOG_JSON": "false",
+        "MODELYARD_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "MODELYARD_GATEWAY_HEALTH_INTERVAL_S": "1",
+        "MODELYARD_GATEWAY_CONFIG_REFRESH_S": "1",
+        "MODELYARD_GATEWAY_STATE_REFRESH_S": "1",
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        suite = Suite(
+            commands=commands,
+            tmp=tmp_path,
+            env=env,
+            registry=urls["registry"],
+            deployer=urls["deployer"],
+            gateway=urls["gateway"],
+            http=http,
+        )
+        try:
+            await commands.run_command(
+                "rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"
+            )
+            await asyncio.gather(
+                *(
+                    commands.run_command(str(BIN / f"modelyard-{service}"), "migrate", env=env)
+                    for service in ports
+                )
+            )
+            for service, port in ports.items():
+                argv = [str(BIN / f"modelyard-{service}"), "serve", "--port", str(port)]
+                await suite.start(service, argv, {})
+            for service, url in urls.items():
+                await suite.wait_ready(service, f"{url}/readyz")
+            yield suite
+        finally:
+            await asyncio.gather(*(commands.stop_process(p) for _, p, _ in suite.processes))
+            for agent in suite.agents:
+                await commands.docker_remove_labelled([f"io.modelyard.device={agent.device_id}"])
+            for service, _, log_path in suite.processes:
+                tail = log_path.read_text(errors="replace").splitlines()[-25:]
+                print(f"--- {service} (last lines of {log_path})", *tail, sep="\n")
+            await commands.run_command("rabbitmqctl", "-q", "delete_vhost", name, check=False)
+            connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
+            try:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await connection.close()
+
+
+@pytest.mark.timeout(900)
+async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the_gateway(
+    suite: Suite,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+
+    # -- registry: the governance inventory --------------------------------------------------
+    model = await suite.post(
+        f"{suite.registry}/v1/models",
+        {
+            "name": f"support-chat-{suffix}",
+            "learning_type": "supervised",
+            "functionality": "customer support chat",
+            "foundations": "transformer",
+            "description": "## Known limits\nEchoes its input.",
+        },
+        status=201,
+    )
+    system = await suite.post(
+        f"{suite.registry}/v1/systems",
+        {"name": f"helpdesk-{suffix}", "risk_level": "limited", "purpose": "answer tickets"},
+        status=201,
+    )
+    use = "drafts the first answer to a ticket"
+    await suite.post(
+        f"{suite.registry}/v1/systems/{system['id']}/models",
+        {"model_id": model["id"], "description_of_use": use},
+        status=201,
+    )
+    using = await suite.get(f"{suite.registry}/v1/models/{model['id']}/systems")
+    assert [(s["system_id"], s["description_of_use"]) for s in using] == [(system["id"], use)]
+
+    # -- gateway: a group bound to the registry model, and a client key ----------------------
+    group_name = f"support-chat-{suffix}"
+    group = await suite.post(
+        f"{suite.gateway}/v1/groups",
+        {"name": group_name, "registry_model_id": model["id"]},
+        status=201,
+    )
+    key = await suite.post(
+        f"{suite.gateway}/v1/keys", {"name": "e2e", "groups": [group_name]}, status=201
+    )
+
+    # -- deployer: a version, two devices, a deployment to both ------------------------------
+    v1 = await suite.upload(model["id"], "openai_echo", openai_manifest("v1"), "first")
+    agent_a = await suite.start_agent(f"device-a-{suffix}", {"site": "a"})
+    agent_b = await suite.start_agent(f"device-b-{suffix}", {"site": "b"})
+
+    async def both_online() -> bool:
+        page = await suite.get(f"{suite.deployer}/v1/devices?status=online")
+        online = {d["id"] for d in page["items"]}
+        return {agent_a.device_id, agent_b.device_id} <= online
+
+    await wait_for(both_online, timeout=STEP_TIMEOUT_S, interval=0.5)
+    batch = await suite.post(
+        f"{suite.deployer}/v1/deployments",
+        {"version_id": v1["id"], "device_ids": [agent_a.device_id, agent_b.device_id]},
+        status=201,
+    )
+    deployment_of = {d["device_id"]: d["id"] for d in batch["items"]}
+    assert set(deployment_of) == {agent_a.device_id, agent_b.device_id}
+    for deployment_id in deployment_of.values():
+        await suite.wait_deployment(deployment_id, version_id=v1["id"])
+
+    # The deployer announces each running OpenAI endpoint; the bound group picks both up.
+    async def group_has_both() -> bool:
+        current = await suite.get(f"{suite.gateway}/v1/groups/{group['id']}")
+        return len(current["instance_ids"]) == 2
+
+    await wait_for(group_has_both, timeout=STEP_TIMEOUT_S, interval=0.5)
+
+    # -- the model through the gateway, with the openai package ------------------------------
+    client = AsyncOpenAI(
+        base_url=f"{suite.gateway}/v1", api_key=key["key"], max_retries=0, timeout=30
+    )
+
+    async def ask(text: str) -> tuple[str, str]:
+        raw = await client.chat.completions.with_raw_response.create(
+            model=group_name, messages=[{"role": "user", "content": text}]
+        )
+        completion = raw.parse()
+        return completion.choices[0].message.content or "", raw.headers["x-modelyard-instance"]
+
+    answer, first_instance = await ask("hello")
+    assert answer == "v1: hello"
+    by_instance = {f"deployment-{d}": d for d in deployment_of.values()}
+    assert first_instance in by_instance
+    serving, standby = (
+        by_instance[first_instance],
+        next(d for name, d in by_instance.items() if name != first_instance),
+    )
+
+    # -- stop the serving deployment: the next call is answered by the other device ----------
+    stopped = await suite.post(f"{suite.deployer}/v1/deployments/{serving}/stop", {}, status=202)
+    assert stopped["desired_state"] == "stopped"
+
+    async def is_stopped() -> bool:
+        deployment = await suite.get(f"{suite.deployer}/v1/deployments/{serving}")
+        return deployment["state"] == "stopped"
+
+    await wait_for(is_stopped, timeout=STEP_TIMEOUT_S, interval=0.25)
+    answer, instance = await ask("are you still there?")
+    assert answer == "v1: are you still there?"
+    assert instance == f"deployment-{standby}"
+
+    # -- redeploy the standby device to a new version, and read the history ------------------
+    v2 = await suite.upload(model["id"], "openai_echo", openai_manifest("v2"), "second")
+    standby_device = next(dev for dev, dep in deployment_of.items() if dep == standby)
+    redeployed = await suite.post(
+        f"{suite.deployer}/v1/deployments",
+        {"version_id": v2["id"], "device_ids": [standby_device]},
+        status=201,
+    )
+    assert [d["id"] for d in redeployed["items"]] == [standby]
+    await suite.wait_deployment(standby, version_id=v2["id"])
+
+    async def answers_v2() -> bool:
+        try:
+            answer, _ = await ask("hello")
+        except Exception:  # the gateway may still hold the old port for a moment
+            return False
+        return answer == "v2: hello"
+
+    await wait_for(answers_v2, timeout=STEP_TIMEOUT_S, interval=0.5)
+    history = await suite.get(f"{suite.deployer}/v1/deployments/{standby}/history")
+    running_versions = [
+        entry["version_id"]
+        for entry in history["items"]
+        if entry["source"] == "agent" and entry["state"] == "running"
+    ]
+    assert v1["id"] in running_versions
+    assert v2["id"] in running_versions
+    assert running_versions.index(v1["id"]) < running_versions.index(v2["id"])
+    versions = await suite.get(f"{suite.deployer}/v1/models/{model['id']}/versions")
+    assert sorted(v["id"] for v in versions["items"]) == sorted([v1["id"], v2["id"]])
+
+    # -- a handlers-protocol project, called through the agent's local API -------------------
+    scorer = await suite.post(
+        f"{suite.registry}/v1/models",
+        {"name": f"fraud-scorer-{suffix}", "learning_type": "supervised"},
+        status=201,
+    )
+    handlers_version = await suite.upload(
+        scorer["id"],
+        "handlers_echo",
+        {
+            "image": MODEL_IMAGE,
+            "language": "python3",
+            "main": "main.py",
+            "handlers": [{"name": "predict"}, {"name": "fail"}],
+            "input_type": "json",
+            "port": 8080,
+            "max_ram_mb": 128,
+            "cores": 0.5,
+            "health_path": "/healthz",
+            "protocol": "handlers",
+        },
+        "scorer",
+    )
+    placed = await suite.post(
+        f"{suite.deployer}/v1/deployments",
+        {"version_id": handlers_version["id"], "device_ids": [agent_a.device_id]},
+        status=201,
+    )
+    await suite.wait_deployment(placed["items"][0]["id"], version_id=handlers_version["id"])
+    local = await suite.get(f"{agent_a.url}/models")
+    (status,) = [m for m in local["items"] if m["model_id"] == scorer["id"]]
+    assert status["running"]
+    assert sorted(status["handlers"]) == ["fail", "predict"]
+    verdict = await suite.http.post(
+        f"{agent_a.url}/models/{status['model_name']}/predict", json={"amount": 5000, "card": "x"}
+    )
+    assert verdict.status_code == 200, verdict.text
+    assert verdict.json() == {"fraud": True, "fields": ["amount", "card"]}
+    failure = await suite.http.post(
+        f"{agent_a.url}/models/{status['model_name']}/fail", json={"amount": 1}
+    )
+    assert failure.status_code == 500
+    assert failure.headers["content-type"].startswith("application/problem+json")
+    assert "cannot score" in failure.text
