@@ -120,7 +120,6 @@ remove_model_containers() {
 down() {
   local volumes=()
   [ "${1:-}" = "-v" ] && volumes=(-v)
-  remove_model_containers
   local out
   out="$(mktemp)"
   if ! compose down --remove-orphans "${volumes[@]}" >"$out" 2>&1; then
@@ -129,6 +128,8 @@ down() {
     die "'down' failed"
   fi
   rm -f "$out"
+  # After the agent is gone, so that it cannot start them again.
+  remove_model_containers
   # The data directory is a bind mount, so `-v` does not reach it; remove it only when it is
   # the agent's (it holds the registration the bootstrap wrote).
   if [ ${#volumes[@]} -gt 0 ] && [ -f "$DATA_DIR/registration.env" ]; then

@@ -280,6 +280,13 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
         {"name": f"helpdesk-{suffix}", "risk_level": "limited", "purpose": "answer tickets"},
         status=201,
     )
+    # Read-your-writes: a client that got 201 must find the resource at once.
+    for path in (f"models/{model['id']}", f"systems/{system['id']}"):
+        response = await suite.http.get(f"{suite.registry}/v1/{path}", headers=suite.headers)
+        assert response.status_code == 200, (
+            f"GET /v1/{path} right after its 201: {response.status_code} (the create was not "
+            "committed before the response was sent)"
+        )
     use = "drafts the first answer to a ticket"
     await suite.post(
         f"{suite.registry}/v1/systems/{system['id']}/models",

@@ -33,9 +33,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from modelyard_common.auth import issue_token
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import recreate_database
 
 ADMIN_URL = os.environ.get(
@@ -53,6 +55,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def drop_database(name: str) -> None:
+    """Drop the bench's database once the figures are taken."""
+    connection = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 def make_zip(path: Path, size_mb: int) -> None:
@@ -295,6 +306,7 @@ def main() -> None:
     copy_s = raw_copy_seconds(zip_path, artifacts)
     ceiling_s = http_ceiling_seconds(zip_path)
     shutil.rmtree(workdir, ignore_errors=True)
+    asyncio.run(drop_database("modelyard_bench_deployer"))
 
     mb = size / 1e6
     rows = [

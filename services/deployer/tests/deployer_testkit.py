@@ -256,7 +256,13 @@ class DeviceStandIn:
         await publish_event(self.events, event)
         return event
 
-    async def heartbeat(self, *, agent_version: str = "0.1.0", **capabilities: Any) -> None:
+    async def heartbeat(
+        self,
+        *,
+        agent_version: str = "0.1.0",
+        sent_at: datetime | None = None,
+        **capabilities: Any,
+    ) -> None:
         await publish_event(
             self.events,
             new_event(
@@ -267,7 +273,7 @@ class DeviceStandIn:
                     "agent_version": agent_version,
                     "capabilities": capabilities,
                     "advertise_host": "10.0.0.7",
-                    "sent_at": datetime.now(UTC).isoformat(),
+                    "sent_at": (sent_at or datetime.now(UTC)).isoformat(),
                 },
             ),
         )

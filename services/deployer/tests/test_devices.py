@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from deployer_testkit import Tenant, eventually
 from fastapi import FastAPI
@@ -125,3 +126,26 @@ async def test_viewers_cannot_register_devices(tenant: Tenant) -> None:
         "/v1/devices", json={"name": "x"}, headers=tenant.headers("bob", ("viewer",))
     )
     assert response.status_code == 403
+
+
+async def test_heartbeat_uses_server_time_but_ignores_a_stale_backlog(tenant: Tenant) -> None:
+    skewed = await tenant.register_device("clock-behind", connect=False)
+    stale = await tenant.register_device("dead-since", connect=False)
+
+    # Test settings: offline after 3 s. A clock 2.5 s behind still counts as seen when received
+    # (by its own time it would be offline 0.5 s later); a heartbeat 10 minutes old does not.
+    await skewed.heartbeat(sent_at=datetime.now(UTC) - timedelta(seconds=2.5))
+    await stale.heartbeat(sent_at=datetime.now(UTC) - timedelta(minutes=10), arch="x86_64")
+
+    async def both_applied() -> list[dict[str, object]] | None:
+        response = await tenant.client.get("/v1/devices", headers=tenant.admin)
+        items: list[dict[str, object]] = response.json()["items"]
+        return items if all(d["agent_version"] for d in items) else None
+
+    await eventually(both_applied)
+    await asyncio.sleep(0.8)
+    response = await tenant.client.get("/v1/devices", headers=tenant.admin)
+    devices = {d["name"]: d for d in response.json()["items"]}
+    assert devices["clock-behind"]["status"] == "online"
+    assert devices["dead-since"]["status"] == "offline"
+    assert devices["dead-since"]["capabilities"] == {"arch": "x86_64"}

@@ -318,12 +318,19 @@ async def test_delete_version_removes_it_and_its_zip(tenant: Tenant, artifact_di
 
 async def test_idempotent_upload_returns_the_first_version(tenant: Tenant) -> None:
     headers = {**tenant.admin, "Idempotency-Key": "upload-1"}
-    first = await tenant.upload(headers=headers, title="once")
-    again = await tenant.upload(headers=headers, title="once")
+    # One archive for both tries: zips carry timestamps, so a rebuilt one may differ.
+    archive = project_zip()
+    first = await tenant.upload(archive, headers=headers, title="once")
+    again = await tenant.upload(archive, headers=headers, title="once")
+    other_bytes = await tenant.upload(
+        project_zip({"main.py": MAIN_PY + b"# changed"}), headers=headers, title="once"
+    )
 
     assert first.status_code == 201, first.text
     assert again.status_code == 201, again.text
     assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other_bytes.status_code == 422
     listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
     assert len(listed.json()["items"]) == 1
 

@@ -369,14 +369,19 @@ def main() -> None:
         for stream in (False, True):
             for concurrency in (1, 16, 64):
                 n = (litellm_counts if name == "litellm" else counts)[concurrency]
-                results[(name, stream, concurrency)] = loadgen(
-                    url,
-                    concurrency=concurrency,
-                    requests=n,
-                    stream=stream,
-                    key=key,
-                    warmup=20 if name == "litellm" else 200,
-                )
+                try:
+                    results[(name, stream, concurrency)] = loadgen(
+                        url,
+                        concurrency=concurrency,
+                        requests=n,
+                        stream=stream,
+                        key=key,
+                        warmup=20 if name == "litellm" else 200,
+                    )
+                except (subprocess.SubprocessError, ValueError) as exc:
+                    detail = getattr(exc, "stderr", b"") or b""
+                    tail = detail.decode(errors="replace").strip().splitlines()[-1:] or [str(exc)]
+                    results[(name, stream, concurrency)] = {"failed": tail[0][:150]}
 
     backend_procs = Processes()
     try:
@@ -457,6 +462,8 @@ def print_table(
     for stream in (False, True):
         for concurrency in (1, 16, 64):
             direct = results.get(("direct", stream, concurrency))
+            if direct is not None and "failed" in direct:
+                direct = None
             for name in ("direct", "gateway", "nginx", "litellm"):
                 if name not in targets:
                     continue
@@ -466,6 +473,9 @@ def print_table(
                     print(f"{name:<9} {mode:<6} {concurrency:>4} {note}")
                     continue
                 r = results[(name, stream, concurrency)]
+                if "failed" in r:
+                    print(f"{name:<9} {mode:<6} {concurrency:>4} load run failed: {r['failed']}")
+                    continue
                 added = added99 = added_ttfb = float("nan")
                 if direct is not None and name != "direct":
                     added = r["p50_ms"] - direct["p50_ms"]
@@ -483,9 +493,12 @@ def print_table(
     print()
     for stream in (False, True):
         for concurrency in (1, 16, 64):
-            g = results.get(("gateway", stream, concurrency))
-            lite = results.get(("litellm", stream, concurrency))
-            ng = results.get(("nginx", stream, concurrency))
+            g, lite, ng = (
+                r if r is not None and "failed" not in r else None
+                for r in (
+                    results.get((t, stream, concurrency)) for t in ("gateway", "litellm", "nginx")
+                )
+            )
             mode = "stream" if stream else "plain"
             parts = []
             if g and lite:
@@ -495,8 +508,11 @@ def print_table(
             if parts:
                 print(f"{mode:<6} c={concurrency:<3} " + ", ".join(parts))
     print()
-    direct_p50 = results[("direct", False, 1)]["p50_ms"]
+    direct_p50 = results[("direct", False, 1)].get("p50_ms", float("nan"))
     for kind, r in failover.items():
+        if "failed" in r:
+            print(f"failover ({kind}): load run failed: {r['failed']}")
+            continue
         what = (
             "refuses connections" if kind == "refuse" else f"hangs (read timeout {HANG_TIMEOUT_S}s)"
         )

@@ -23,12 +23,19 @@ class ClientProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.done: asyncio.Future[int] | None = None
         self.first_byte: float | None = None
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if self.done is not None and not self.done.done():
+                self.done.set_exception(ConnectionError(f"invalid HTTP: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
 
     def on_body(self, body: bytes) -> None:
         if self.first_byte is None:
@@ -39,6 +46,7 @@ class ClientProtocol(asyncio.Protocol):
             self.done.set_result(self.parser.get_status_code())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self.done is not None and not self.done.done():
             self.done.set_exception(ConnectionError("connection lost"))
 
@@ -46,6 +54,8 @@ class ClientProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()
         self.first_byte = None
+        if self.closed:
+            raise ConnectionError("connection closed")
         assert self.transport is not None
         self.transport.write(raw)
         status = await self.done
@@ -107,7 +117,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             except ConnectionError:
                 # Counted, then the worker carries on over a new connection.
                 errors += 1
-                _, conn = await loop.create_connection(ClientProtocol, host, port)
+                try:
+                    _, conn = await loop.create_connection(ClientProtocol, host, port)
+                except OSError:
+                    return
                 conns.append(conn)
                 continue
             ended = time.perf_counter()

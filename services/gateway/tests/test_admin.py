@@ -41,6 +41,7 @@ async def test_invalid_writes_are_problem_json_and_change_nothing(
         "/v1/instances",
         json={
             "name": "bad name!",
+            "default_params": {"stream": True},
             "kind": "cloud",
             "base_url": "ftp://x",
             "upstream_model": "",
@@ -49,7 +50,7 @@ async def test_invalid_writes_are_problem_json_and_change_nothing(
     )
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
-    assert {"name", "base_url", "upstream_model", "read_timeout_s"} <= fields
+    assert {"name", "base_url", "upstream_model", "read_timeout_s", "default_params"} <= fields
 
     missing = str(uuid.uuid4())
     response = await admin.http.post("/v1/groups", json={"name": "g", "instance_ids": [missing]})

@@ -249,3 +249,33 @@ async def test_disabled_instances_and_groups_are_not_used(
         )
     assert [m.id for m in (await client.models.list()).data] == []
     await client.close()
+
+
+async def test_cloud_instances_can_go_through_an_http_proxy_with_credentials(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    # The fake "proxy" answers absolute-form requests itself, which shows they went through it.
+    proxy = backends("proxy")
+    response = await admin.post(
+        "/v1/instances",
+        {
+            "name": "behind-proxy",
+            "kind": "cloud",
+            "base_url": "http://api.invalid:9/v1",
+            "proxy_url": f"http://127.0.0.1:{proxy.port}",
+            "proxy_username": "user",
+            "proxy_password": "pass-word",
+            "upstream_model": "m",
+            "health_path": "",
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert "pass-word" not in response.text
+    await admin.group("chat", [response.json()])
+    _, client = clients(gateway, await admin.key())
+    completion = await client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "x"}]
+    )
+    assert completion.choices[0].message.content == "Hello from proxy"
+    assert proxy.headers[-1]["Proxy-Authorization"].startswith("Basic ")
+    await client.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -60,6 +62,7 @@ async def start_consumers(
 ) -> list[Consumer]:
     """Declare the deployer's queues and start consuming them; return the consumers."""
     prefix = settings.queue_prefix
+    offline_after = timedelta(seconds=settings.device_offline_after_s)
 
     def once(queue: str, handle: SessionHandler) -> EventHandler:
         return idempotent_handler(sessionmaker, ProcessedEvent, queue, handle)
@@ -82,7 +85,11 @@ async def start_consumers(
             DEPLOYMENT_REPORTED,
             KeyedSerializer(once(reports, apply_report), _deployment_key),
         ),
-        (heartbeats, DEVICE_HEARTBEAT, in_transaction(apply_heartbeat)),
+        (
+            heartbeats,
+            DEVICE_HEARTBEAT,
+            in_transaction(partial(apply_heartbeat, offline_after=offline_after)),
+        ),
         (
             registry,
             "registry.model.*",

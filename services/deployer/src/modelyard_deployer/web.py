@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Header
@@ -24,3 +25,32 @@ def created_response(stored: StoredResponse, *, location: str | None = None) -> 
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(body, status_code=stored.status_code, headers=headers)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return (start, end inclusive) of a single `bytes=` range; None means the whole file.
+
+    Raises ValueError for a range that cannot be satisfied. Several ranges at once are answered
+    with the whole file, which RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            raise ValueError("empty suffix range")
+        return max(size - suffix, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise ValueError("range outside the file")
+    return start, end

@@ -53,6 +53,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Start the runtime for the app's life and stop it afterwards."""
         runtime = Runtime(settings)
         runtime.bind(app)
         await runtime.start()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Annotated
 
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_deployer.db import Device
+from modelyard_common.auth import Principal, decode_token
+from modelyard_common.errors import UnauthorizedError
+from modelyard_deployer.db import Device, SessionDep
 
 # A fixed prefix tells a device token from a user's JWT on routes both may call.
 DEVICE_TOKEN_PREFIX = "mydev_"
@@ -38,3 +43,27 @@ async def device_for_token(session: AsyncSession, token: str) -> Device | None:
     return await session.scalar(
         select(Device).where(Device.token_hash == hash_token(token), Device.revoked_at.is_(None))
     )
+
+
+_bearer = HTTPBearer(auto_error=False, description="A user's JWT, or a device token (`mydev_...`).")
+
+
+async def artifact_caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal | Device:
+    """Return who is downloading: a device (by its token) or a user (by a JWT)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("A bearer token (user JWT or device token) is required.")
+    token = credentials.credentials
+    if is_device_token(token):
+        device = await device_for_token(session, token)
+        if device is None:
+            raise UnauthorizedError("The device token is unknown or revoked.")
+        return device
+    settings = request.app.state.settings
+    return decode_token(token, secret=settings.jwt_secret, audience=settings.jwt_audience)
+
+
+ArtifactCaller = Annotated[Principal | Device, Depends(artifact_caller)]

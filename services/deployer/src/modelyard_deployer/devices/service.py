@@ -210,15 +210,20 @@ async def revoke_device(
     await session.flush()
 
 
-async def apply_heartbeat(session: AsyncSession, event: CloudEvent) -> None:
+async def apply_heartbeat(
+    session: AsyncSession, event: CloudEvent, *, offline_after: timedelta
+) -> None:
     """Record a device's heartbeat: last seen, agent version, capabilities, advertised host."""
     try:
         heartbeat = DeviceHeartbeat.model_validate(event.data)
     except ValidationError:
         log.warning("ignoring unreadable heartbeat %s", event.id)
         return
-    # A device clock running ahead must not keep it "online" after it goes silent.
-    seen_at = min(heartbeat.sent_at, utcnow())
+    now = utcnow()
+    # A fresh heartbeat counts as seen now, whatever the device's clock says (edge clocks
+    # drift); one older than the offline window (a backlog after downtime) keeps its own time,
+    # so a device that died meanwhile is not shown online.
+    seen_at = now if heartbeat.sent_at > now - offline_after else heartbeat.sent_at
     await repository.record_heartbeat(
         session,
         device_id=heartbeat.device_id,

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, Security, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modelyard_common.auth import Principal, Viewer, decode_token
-from modelyard_common.errors import UnauthorizedError, problem_responses
-from modelyard_common.http import IdempotencyKey, run_idempotent
+from modelyard_common.auth import Viewer
+from modelyard_common.errors import problem_responses
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.db import Device, IdempotencyRecord, SessionDep
+from modelyard_deployer.db import SessionDep
 from modelyard_deployer.deps import RegistryHttpDep, SessionmakerDep, SettingsDep, StoreDep
-from modelyard_deployer.devices.auth import device_for_token, is_device_token
+from modelyard_deployer.devices.auth import ArtifactCaller
 from modelyard_deployer.versions import service
 from modelyard_deployer.versions.schemas import ModelVersion
 from modelyard_deployer.versions.upload import receive_upload
-from modelyard_deployer.web import AuthorizationHeader, created_response
+from modelyard_deployer.web import AuthorizationHeader, created_response, parse_range
 
 router = APIRouter(tags=["versions"])
 
@@ -97,48 +94,17 @@ async def create_model_version(
         max_bytes=settings.max_upload_bytes,
         field_limits={"manifest": settings.max_manifest_bytes},
     )
-    artifact = upload.artifact
-    assert artifact is not None
-    committed = False
-    try:
-        title, comment = service.check_text_fields(upload.fields)
-        # Again, now in the request's transaction: the model may have been archived meanwhile.
-        await service.prepare_upload(
-            session, http=http, principal=principal, model_id=model_id, authorization=authorization
-        )
-        project = await asyncio.to_thread(
-            service.check_project,
-            artifact.path,
-            manifest_field=upload.fields.get("manifest"),
-            settings=settings,
-        )
-        stored = await run_idempotent(
-            session,
-            IdempotencyRecord,
-            workspace=principal.workspace,
-            operation=f"create_model_version:{model_id}",
-            key=idempotency_key,
-            payload={
-                "title": title,
-                "comment": comment,
-                "manifest": project.manifest.model_dump(mode="json"),
-                "sha256": artifact.sha256(),
-            },
-            create=lambda: service.create_version(
-                session,
-                store=store,
-                principal=principal,
-                model_id=model_id,
-                artifact=artifact,
-                project=project,
-                title=title,
-                comment=comment,
-            ),
-        )
-        committed = not stored.replayed
-    finally:
-        if not committed:
-            await artifact.discard()
+    stored = await service.accept_upload(
+        session,
+        upload=upload,
+        http=http,
+        store=store,
+        settings=settings,
+        principal=principal,
+        model_id=model_id,
+        authorization=authorization,
+        idempotency_key=idempotency_key,
+    )
     return created_response(stored, location=f"/v1/versions/{stored.body['id']}")
 
 
@@ -183,56 +149,6 @@ async def delete_model_version(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-_bearer = HTTPBearer(auto_error=False, description="A user's JWT, or a device token (`mydev_...`).")
-
-
-async def artifact_caller(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Principal | Device:
-    """Return who is downloading: a device (by its token) or a user (by a JWT)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthorizedError("A bearer token (user JWT or device token) is required.")
-    token = credentials.credentials
-    if is_device_token(token):
-        device = await device_for_token(session, token)
-        if device is None:
-            raise UnauthorizedError("The device token is unknown or revoked.")
-        return device
-    settings = request.app.state.settings
-    return decode_token(token, secret=settings.jwt_secret, audience=settings.jwt_audience)
-
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """Return (start, end inclusive) of a single `bytes=` range; None means the whole file.
-
-    Raises ValueError for a range that cannot be satisfied. Several ranges at once are answered
-    with the whole file, which RFC 9110 allows.
-    """
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None:
-        return None
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0:
-            raise ValueError("empty suffix range")
-        return max(size - suffix, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
-        raise ValueError("range outside the file")
-    return start, end
-
-
 @router.get(
     "/v1/versions/{version_id}/artifact",
     operation_id="download_model_version",
@@ -252,7 +168,7 @@ async def download_model_version(
     request: Request,
     session: SessionDep,
     store: StoreDep,
-    caller: Annotated[Principal | Device, Depends(artifact_caller)],
+    caller: ArtifactCaller,
 ) -> Response:
     version = await service.version_for_download(session, caller=caller, version_id=version_id)
     size = await store.size(version.storage_key)

@@ -19,16 +19,24 @@ from modelyard_common.archive import ArchiveLimits, UnsafeArchiveError, inspect_
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.http import StoredResponse, run_idempotent
 from modelyard_common.manifest import MANIFEST_FILENAMES, Manifest, parse_manifest_document
 from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
-from modelyard_deployer.db import Device, ModelVersion, after_commit, after_rollback
+from modelyard_deployer.db import (
+    Device,
+    IdempotencyRecord,
+    ModelVersion,
+    after_commit,
+    after_rollback,
+)
 from modelyard_deployer.registry_models.service import require_open_model
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository, schemas
+from modelyard_deployer.versions.upload import ReceivedUpload
 
 SORTS = ("number", "created_at")
 _background: set[asyncio.Task[None]] = set()
@@ -257,6 +265,68 @@ async def create_version(
     # The zip is in place before the row commits; if the commit fails, the zip goes too.
     after_rollback(session, lambda: _delete_later(store, key))
     return to_schema(version)
+
+
+async def accept_upload(
+    session: AsyncSession,
+    *,
+    upload: ReceivedUpload,
+    http: httpx.AsyncClient,
+    store: ArtifactStore,
+    settings: DeployerSettings,
+    principal: Principal,
+    model_id: uuid.UUID,
+    authorization: str | None,
+    idempotency_key: str | None,
+) -> StoredResponse:
+    """Return the created version (or the first one for a retried Idempotency-Key).
+
+    The staged zip becomes the version's artifact, or is removed whatever goes wrong.
+    """
+    artifact = upload.artifact
+    assert artifact is not None
+    kept = False
+    try:
+        title, comment = check_text_fields(upload.fields)
+        # Again, now in the request's transaction: the model may have been archived meanwhile.
+        await prepare_upload(
+            session, http=http, principal=principal, model_id=model_id, authorization=authorization
+        )
+        project = await asyncio.to_thread(
+            check_project,
+            artifact.path,
+            manifest_field=upload.fields.get("manifest"),
+            settings=settings,
+        )
+        stored = await run_idempotent(
+            session,
+            IdempotencyRecord,
+            workspace=principal.workspace,
+            operation=f"create_model_version:{model_id}",
+            key=idempotency_key,
+            # The zip's hash stands for its bytes: a retry must send the same file.
+            payload={
+                "title": title,
+                "comment": comment,
+                "manifest": project.manifest.model_dump(mode="json"),
+                "sha256": artifact.sha256(),
+            },
+            create=lambda: create_version(
+                session,
+                store=store,
+                principal=principal,
+                model_id=model_id,
+                artifact=artifact,
+                project=project,
+                title=title,
+                comment=comment,
+            ),
+        )
+        kept = not stored.replayed
+    finally:
+        if not kept:
+            await artifact.discard()
+    return stored
 
 
 def _delete_later(store: ArtifactStore, key: str) -> None:

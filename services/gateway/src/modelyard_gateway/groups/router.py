@@ -35,6 +35,7 @@ async def list_groups(
     paging: Paging,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
 ) -> Page[GroupRead]:
+    """Return one page of the workspace's model groups."""
     items, cursor = await service.list_groups(
         session, principal=principal, params=paging, enabled=enabled
     )
@@ -55,7 +56,10 @@ async def create_group(
     payload: GroupCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    """Create a group; `instance_ids` is the failover order."""
+
     async def create() -> GroupRead:
+        """Return the created resource (run once per Idempotency-Key)."""
         return await service.create_group(session, principal=principal, payload=payload)
 
     stored = await run_idempotent(
@@ -82,6 +86,7 @@ async def create_group(
 async def get_group(
     session: SessionDep, principal: Viewer, group_id: uuid.UUID, response: Response
 ) -> GroupRead:
+    """Return one group; its ETag is in the header."""
     found = await service.get_group(session, principal=principal, group_id=group_id)
     response.headers["ETag"] = found.etag
     return found
@@ -102,6 +107,7 @@ async def update_group(
     response: Response,
     if_match: IfMatch = None,
 ) -> GroupRead:
+    """Change the given fields; `If-Match` must carry the current ETag."""
     updated = await service.update_group(
         session, principal=principal, group_id=group_id, payload=payload, if_match=if_match
     )
@@ -118,4 +124,5 @@ async def update_group(
     responses=problem_responses(401, 403, 404),
 )
 async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> None:
+    """Delete a group; its instances stay."""
     await service.delete_group(session, principal=principal, group_id=group_id)

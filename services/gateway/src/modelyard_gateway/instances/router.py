@@ -42,6 +42,7 @@ async def list_instances(
     kind: Annotated[InstanceKind | None, Query(description="Only this kind.")] = None,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
 ) -> Page[InstanceRead]:
+    """Return one page of the workspace's instances, each with its shared health."""
     items, cursor = await service.list_instances(
         session, principal=principal, params=paging, kind=kind, enabled=enabled
     )
@@ -63,7 +64,10 @@ async def create_instance(
     payload: InstanceCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    """Create an instance; secrets are encrypted and never returned."""
+
     async def create() -> InstanceRead:
+        """Return the created resource (run once per Idempotency-Key)."""
         return await service.create_instance(
             session, box=runtime.box, principal=principal, payload=payload
         )
@@ -93,6 +97,7 @@ async def create_instance(
 async def get_instance(
     session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
 ) -> InstanceRead:
+    """Return one instance with its shared health; its ETag is in the header."""
     found = await service.get_instance(session, principal=principal, instance_id=instance_id)
     response.headers["ETag"] = found.etag
     return found
@@ -114,6 +119,7 @@ async def update_instance(
     response: Response,
     if_match: IfMatch = None,
 ) -> InstanceRead:
+    """Change the given fields; `If-Match` must carry the current ETag."""
     updated = await service.update_instance(
         session,
         box=runtime.box,
@@ -135,6 +141,7 @@ async def update_instance(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def delete_instance(session: SessionDep, principal: Editor, instance_id: uuid.UUID) -> None:
+    """Delete an instance; 409 names the groups that still list it."""
     await service.delete_instance(session, principal=principal, instance_id=instance_id)
 
 
@@ -148,6 +155,7 @@ async def delete_instance(session: SessionDep, principal: Editor, instance_id: u
 async def check_instance(
     session: SessionDep, runtime: RuntimeDep, principal: Editor, instance_id: uuid.UUID
 ) -> InstanceCheck:
+    """Probe the instance now (its health path) and return the latency or the error."""
     settings = runtime.settings
     return await service.check_instance(
         session,

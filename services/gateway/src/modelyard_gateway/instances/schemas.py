@@ -63,6 +63,15 @@ class _InstanceFields(BaseModel):
     def _headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _check_headers(value)
 
+    @field_validator("default_params", check_fields=False)
+    @classmethod
+    def _defaults(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # `model` is the instance's upstream_model and `stream` is the client's choice.
+        for reserved in ("model", "stream"):
+            if value is not None and reserved in value:
+                raise ValueError(f"'{reserved}' cannot have a default")
+        return value
+
     @field_validator("path_prefix", check_fields=False)
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:

@@ -35,6 +35,7 @@ async def list_keys(
     paging: Paging,
     revoked: Annotated[bool | None, Query(description="Only revoked (or live) keys.")] = None,
 ) -> Page[KeyRead]:
+    """Return one page of the workspace's keys (never the keys themselves)."""
     items, cursor = await service.list_keys(
         session, principal=principal, params=paging, revoked=revoked
     )
@@ -55,9 +56,11 @@ async def create_key(
     payload: KeyCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    """Create a key; the answer is the only place the key appears."""
     secrets: list[str] = []
 
     async def create() -> KeyRead:
+        """Return the created resource (run once per Idempotency-Key)."""
         created = await service.create_key(session, principal=principal, payload=payload)
         secrets.append(created.key or "")
         # Only the hash of a key is stored anywhere, the idempotency record included.
@@ -85,6 +88,7 @@ async def create_key(
     responses=problem_responses(401, 403, 404),
 )
 async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> KeyRead:
+    """Return one key (without the key)."""
     return await service.get_key(session, principal=principal, key_id=key_id)
 
 
@@ -96,4 +100,5 @@ async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> 
     responses=problem_responses(401, 403, 404),
 )
 async def revoke_key(session: SessionDep, principal: Editor, key_id: uuid.UUID) -> KeyRead:
+    """Revoke a key; every replica refuses it within a second."""
     return await service.revoke_key(session, principal=principal, key_id=key_id)

@@ -420,6 +420,7 @@ def build_router(endpoints: ProxyEndpoints) -> APIRouter:
         ),
     )
     async def create_chat_completion() -> Response:
+        """Relay a chat completion (or its stream) from the first available instance."""
         return _DelegatedResponse(endpoints)
 
     @router.post(
@@ -431,6 +432,7 @@ def build_router(endpoints: ProxyEndpoints) -> APIRouter:
         openapi_extra=_request_body({"model": "chat", "prompt": "Once upon a time"}),
     )
     async def create_completion() -> Response:
+        """Relay a completion (or its stream) from the first available instance."""
         return _DelegatedResponse(endpoints)
 
     @router.post(
@@ -441,6 +443,7 @@ def build_router(endpoints: ProxyEndpoints) -> APIRouter:
         openapi_extra=_request_body({"model": "embed", "input": ["some text"]}),
     )
     async def create_embedding() -> Response:
+        """Relay an embeddings request to the first available instance."""
         return _DelegatedResponse(endpoints)
 
     @router.get(
@@ -450,6 +453,7 @@ def build_router(endpoints: ProxyEndpoints) -> APIRouter:
         response_model=ModelList,
     )
     async def list_openai_models() -> Response:
+        """Return the enabled model groups this key may use."""
         return _DelegatedResponse(endpoints)
 
     @router.get(
@@ -459,6 +463,7 @@ def build_router(endpoints: ProxyEndpoints) -> APIRouter:
         response_model=ModelObject,
     )
     async def get_openai_model(model_id: str) -> Response:
+        """Return one model group this key may use."""
         return _DelegatedResponse(endpoints)
 
     return router

@@ -57,7 +57,7 @@ class InstanceRoute:
     upstream_model: str
     headers: Mapping[str, str]
     proxy_url: str | None
-    proxy_auth: aiohttp.BasicAuth | None
+    proxy_headers: Mapping[str, str] | None
     timeout: aiohttp.ClientTimeout
     max_concurrency: int | None
     default_params: Mapping[str, Any]
@@ -106,7 +106,7 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
     headers.update(row.extra_headers or {})
     if row.token_sealed:
         headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
-    proxy_auth = None
+    proxy_headers = None
     base_url = instance_base_url(
         kind=row.kind,
         host=row.host,
@@ -117,7 +117,13 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
     )
     if row.proxy_username:
         password = box.open(row.proxy_password_sealed) if row.proxy_password_sealed else ""
-        proxy_auth = aiohttp.BasicAuth(row.proxy_username, password)
+        proxy_headers = {
+            "Proxy-Authorization": aiohttp.encode_basic_auth(row.proxy_username, password)
+        }
+        if row.proxy_url and base_url.startswith("http://"):
+            # A plain-HTTP request goes to the proxy as is (no CONNECT tunnel), so the proxy's
+            # credentials travel with it; over a tunnel they stay on the CONNECT only.
+            headers.update(proxy_headers)
     return InstanceRoute(
         id=row.id,
         workspace=row.workspace,
@@ -126,7 +132,7 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         upstream_model=row.upstream_model,
         headers=headers,
         proxy_url=row.proxy_url,
-        proxy_auth=proxy_auth,
+        proxy_headers=proxy_headers,
         timeout=aiohttp.ClientTimeout(
             total=None,
             connect=None,

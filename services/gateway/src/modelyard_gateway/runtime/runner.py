@@ -117,9 +117,11 @@ class Runtime(ServiceRuntime):
         dsn = asyncpg_dsn(self.settings.database_url)
 
         def on_config(*_: Any) -> None:
+            """Ask for a catalog reload."""
             self._config_dirty.set()
 
         def on_state(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            """Apply a state change another replica (or this one) announced."""
             try:
                 self.board.apply_shared(decode_notification(payload))
             except (ValueError, KeyError) as exc:

@@ -133,7 +133,7 @@ class Upstreams:
             headers=inst.headers,
             timeout=inst.timeout,
             proxy=inst.proxy_url,
-            proxy_auth=inst.proxy_auth,
+            proxy_headers=inst.proxy_headers,
         )
         return AiohttpResponse(resp)
 
@@ -189,7 +189,7 @@ async def probe(
             inst.base_url + path,
             headers=headers,
             proxy=inst.proxy_url,
-            proxy_auth=inst.proxy_auth,
+            proxy_headers=inst.proxy_headers,
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=inst.timeout.sock_connect),
         ) as resp:
             await resp.read()
