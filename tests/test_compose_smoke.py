@@ -41,7 +41,11 @@ async def test_compose_suite_comes_up_and_serves_a_deployed_model(commands) -> N
         code, output = await commands.run_command(
             "bash", "scripts/compose.sh", "smoke", env=env, timeout=SMOKE_TIMEOUT_S, check=False
         )
-        assert code == 0, output[-8000:]
+        # What failed first (the script's own lines), then the end of the output (service logs).
+        verdict = "\n".join(
+            line for line in output.splitlines() if line.startswith(("smoke:", "compose:"))
+        )
+        assert code == 0, f"{verdict}\n...\n{output[-6000:]}"
         assert "modelyard is up" in output
         assert "smoke: ok: chat completion answered by deployment-" in output
     finally:

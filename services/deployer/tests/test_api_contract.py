@@ -53,6 +53,9 @@ async def test_every_route_has_a_stable_operation_id_summary_and_errors(
         operation = operations[operation_id]
         assert operation.get("summary"), operation_id
         assert any(code.startswith("4") for code in operation["responses"]), operation_id
+    schemas = document["components"]["schemas"]
+    for name in ("ModelVersion", "Device", "Deployment", "HistoryEntry", "Grant", "Problem"):
+        assert schemas[name].get("examples"), name
     upload = operations["create_model_version"]["requestBody"]["content"]
     assert "file" in upload["multipart/form-data"]["schema"]["properties"]
 

@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 import stat
 import uuid
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,6 @@ def _symlink_info() -> zipfile.ZipInfo:
 
 
 def _random(size: int) -> bytes:
-    import os
-
     return os.urandom(size)
 
 
@@ -233,7 +232,8 @@ async def registry_event(tenant: Tenant, event_type: str, model: dict[str, objec
 
 async def test_registry_events_keep_the_projection(tenant: Tenant, app: FastAPI) -> None:
     """The registry's events, not only HTTP, decide whether a model takes new versions."""
-    assert (await tenant.upload()).status_code == 201
+    version = await tenant.new_version()
+    device = await tenant.register_device("edge", connect=False)
     model = tenant.registry.models[str(tenant.model_id)]
 
     await registry_event(tenant, "registry.model.archived", {**model, "archived": True})
@@ -243,6 +243,12 @@ async def test_registry_events_keep_the_projection(tenant: Tenant, app: FastAPI)
 
     await eventually(archived)
     assert (await tenant.upload()).status_code == 409
+    deploy = await tenant.client.post(
+        "/v1/deployments",
+        json={"version_id": version["id"], "device_ids": [str(device.id)]},
+        headers=tenant.admin,
+    )
+    assert deploy.status_code == 409
     await registry_event(tenant, "registry.model.unarchived", model)
     await eventually(lambda: _is(projected(app, tenant.model_id), archived=False))
     assert (await tenant.upload()).status_code == 201
@@ -339,3 +345,59 @@ def test_symlink_builder_really_builds_a_symlink() -> None:
     with zipfile.ZipFile(io.BytesIO(_symlink())) as archive:
         mode = archive.infolist()[-1].external_attr >> 16
     assert stat.S_ISLNK(mode)
+
+
+async def test_upload_cut_off_midway_leaves_nothing(
+    tenant: Tenant, app: FastAPI, artifact_dir: Path
+) -> None:
+    """The client disconnects after 2 MB of a 3 MB zip: no file, no row."""
+    await tenant.new_version()  # the model is known; only the cut-off upload is at stake
+    before = set(stored_files(artifact_dir))
+    boundary = "cutoff-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.zip"\r\n'
+        "Content-Type: application/zip\r\n\r\n"
+    ).encode()
+    chunks = [head, *(os.urandom(256 * 1024) for _ in range(8))]
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks
+    ]
+    messages.append({"type": "http.disconnect"})
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # nothing more will come
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    headers = [
+        (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        (b"content-length", str(3 * 1024 * 1024).encode()),
+        (b"authorization", tenant.admin["Authorization"].encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/v1/models/{tenant.model_id}/versions",
+        "raw_path": f"/v1/models/{tenant.model_id}/versions".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("deployer.test", 80),
+        "state": {},
+    }
+
+    await asyncio.wait_for(app(scope, receive, send), 10)
+
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]
+    assert set(stored_files(artifact_dir)) == before
+    listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
+    assert [v["number"] for v in listed.json()["items"]] == [1]

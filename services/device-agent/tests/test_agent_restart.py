@@ -122,8 +122,9 @@ def containers_of(client: docker.DockerClient, deployment_id: UUID) -> list[str]
 
 
 def assert_sequences_grow(probe: BrokerProbe, deployment_id: UUID) -> None:
-    arrived = [r.sequence for r in probe.reports if r.deployment_id == deployment_id]
-    assert arrived == sorted(set(arrived)), arrived
+    """Reports of the killed and the restarted agent arrive in one growing sequence."""
+    delivered = probe.delivered_sequences(deployment_id)
+    assert delivered == sorted(set(delivered)), delivered
 
 
 async def call(agent: AgentProcess, model_name: str) -> httpx.Response:

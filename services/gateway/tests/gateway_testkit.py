@@ -78,6 +78,7 @@ class FakeBackend:
     peers: set[tuple[str, int]] = field(default_factory=set)
     health_checks: int = 0
     streams_cancelled: int = 0
+    keepalive_timeout: float = 75.0
     _runner: web.AppRunner | None = None
 
     @property
@@ -97,7 +98,12 @@ class FakeBackend:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=self.keepalive_timeout,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -270,3 +270,25 @@ async def test_openapi_names_every_operation_and_metrics_count_traffic(
     )
     assert "modelyard_gateway_upstream_latency_seconds_count{" + labels + "} 1.0" in metrics
     await c.close()
+
+
+async def test_a_key_not_yet_in_the_catalog_is_found_in_the_database_once(
+    gateway: GatewayServer, admin: Admin, database_url: str
+) -> None:
+    from modelyard_common.db import make_engine
+    from modelyard_gateway.crypto import SecretBox
+    from modelyard_gateway.runtime.catalog import Catalog
+
+    created = (await admin.http.post("/v1/keys", json={"name": "fresh", "groups": None})).json()
+    engine = make_engine(database_url, pool_size=1)
+    catalog = Catalog(engine, SecretBox(gateway.settings.encryption_key))  # empty snapshot
+    try:
+        found = await catalog.client_key(created["key"])
+        assert found is not None
+        assert found.workspace == admin.workspace
+        assert await catalog.client_key("sk-my-unknown") is None
+        await admin.http.delete(f"/v1/keys/{created['id']}")
+        catalog.snapshot.keys.clear()
+        assert await catalog.client_key(created["key"]) is None  # revoked keys are not found
+    finally:
+        await engine.dispose()

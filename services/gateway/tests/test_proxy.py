@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
-from gateway_testkit import Admin, FakeBackend, GatewayServer
+from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer
 from openai.types.chat import ChatCompletion
 
 
@@ -278,4 +278,22 @@ async def test_cloud_instances_can_go_through_an_http_proxy_with_credentials(
     )
     assert completion.choices[0].message.content == "Hello from proxy"
     assert proxy.headers[-1]["Proxy-Authorization"].startswith("Basic ")
+    await client.close()
+
+
+async def test_connections_the_upstream_closed_while_idle_are_not_reused(
+    gateway: GatewayServer, admin: Admin, backend_pool: BackendPool
+) -> None:
+    backend = FakeBackend("brief", keepalive_timeout=0.2)
+    backend_pool.thread.run(backend.start())
+    backend_pool.backends.append(backend)
+    await admin.group("chat", [await admin.instance(backend)])
+    _, client = clients(gateway, await admin.key())
+    for _ in range(3):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        )
+        assert raw.headers["x-modelyard-attempts"] == "1"
+        await asyncio.sleep(0.4)  # the backend closes the idle connection meanwhile
+    assert len(backend.peers) == 3
     await client.close()

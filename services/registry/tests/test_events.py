@@ -220,3 +220,53 @@ async def test_duplicate_delivery_after_relay_crash_is_applied_once(
 
 async def _unsent_zero(sessionmaker: async_sessionmaker[AsyncSession], event_id: str) -> bool:
     return await _unsent(sessionmaker, {event_id}) == 0
+
+
+async def test_a_refused_event_waits_alone_and_keeps_order_for_its_routing_key(
+    app: FastAPI, settings: RegistrySettings
+) -> None:
+    """A device command to a queue that does not exist is refused (mandatory publish)."""
+    from modelyard_common.contracts import DEVICES_EXCHANGE
+    from modelyard_common.events import new_event
+    from modelyard_common.outbox import enqueue
+
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    live_relay: OutboxRelay = app.state.relay
+    await live_relay.stop()
+    relay = OutboxRelay(
+        sessionmaker, OutboxEvent, app.state.broker, database_url=settings.database_url
+    )
+    missing = f"device.missing-{uuid.uuid4().hex[:8]}"
+    refused_1 = new_event(type="test.command", source="test", data={"n": 1})
+    refused_2 = new_event(type="test.command", source="test", data={"n": 2})
+    fine = new_event(type="registry.test.fine", source="test", data={})
+    try:
+        async with EventCapture(settings.amqp_url, "registry.test.#") as capture:
+            async with sessionmaker() as session, session.begin():
+                await enqueue(
+                    session, OutboxEvent, refused_1, exchange=DEVICES_EXCHANGE, routing_key=missing
+                )
+                await enqueue(
+                    session, OutboxEvent, refused_2, exchange=DEVICES_EXCHANGE, routing_key=missing
+                )
+                await enqueue(session, OutboxEvent, fine)
+            assert await relay.publish_batch() == 1
+            await capture.wait(type="registry.test.fine")
+            assert await _unsent(sessionmaker, {refused_1.id, refused_2.id}) == 2
+            async with sessionmaker() as session:
+                first = await session.scalar(
+                    select(OutboxEvent).where(OutboxEvent.event_id == refused_1.id)
+                )
+                second = await session.scalar(
+                    select(OutboxEvent).where(OutboxEvent.event_id == refused_2.id)
+                )
+            assert first is not None and first.attempts == 1 and first.next_attempt_at
+            assert second is not None and second.attempts == 0  # never overtakes the first
+    finally:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                OutboxEvent.__table__.delete().where(
+                    OutboxEvent.event_id.in_([refused_1.id, refused_2.id])
+                )
+            )
+        live_relay.start()

@@ -75,7 +75,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a client never gets a 2xx
+# for a transaction that then fails to commit, nor reads ahead of its own write.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 class Base(DeclarativeBase):

@@ -35,6 +35,7 @@ class OutboxMixin:
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(1000))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 def notify_channel(schema: str) -> str:
@@ -101,19 +102,32 @@ class OutboxRelay:
         return str(self.model.__table__.schema)  # type: ignore[attr-defined]
 
     async def publish_batch(self) -> int:
-        """Publish one batch of unsent rows and mark them; return how many were published."""
+        """Publish one batch of unsent rows and mark them; return how many were published.
+
+        Order is kept per routing key: a row the broker refuses (say, a device queue that is
+        gone) is retried with backoff, and only later rows of the same routing key wait for it.
+        While the broker is unreachable nothing is marked and the whole batch waits.
+        """
         m = self.model
+        now = utcnow()
+        waiting_keys = select(m.routing_key).where(
+            m.published_at.is_(None), m.next_attempt_at > now
+        )
+        published = 0
         async with self.sessionmaker() as session, session.begin():
             rows = (
                 await session.scalars(
                     select(m)
-                    .where(m.published_at.is_(None))
+                    .where(m.published_at.is_(None), m.routing_key.not_in(waiting_keys))
                     .order_by(m.position)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            failed_keys: set[str] = set()
             for row in rows:
+                if row.routing_key in failed_keys:
+                    continue
                 event = CloudEvent.model_validate(row.payload)
                 try:
                     await self.broker.publish(
@@ -123,15 +137,21 @@ class OutboxRelay:
                         mandatory=row.exchange == DEVICES_EXCHANGE,
                     )
                 except Exception as exc:
-                    # Keep order: stop at the first failure; the rows stay unsent and retry.
+                    if not self.broker.is_connected:
+                        log.warning("broker unreachable; outbox waits: %s", exc)
+                        break
                     row.attempts += 1
                     row.last_error = str(exc)[:1000]
-                    log.warning("outbox publish failed for %s: %s", row.event_id, exc)
-                    return sum(1 for r in rows if r.published_at is not None)
+                    row.next_attempt_at = now + timedelta(seconds=min(0.5 * 2**row.attempts, 30))
+                    failed_keys.add(row.routing_key)
+                    log.warning("outbox publish of %s refused: %s", row.event_id, exc)
+                    continue
                 if self.after_publish is not None:
                     self.after_publish(event)
                 row.published_at = utcnow()
-            return len(rows)
+                row.next_attempt_at = None
+                published += 1
+        return published
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""
@@ -177,7 +197,7 @@ class OutboxRelay:
                 if self._listener is None or self._listener.is_closed():
                     await self._listen()
             if published >= self.batch_size:
-                continue
+                continue  # more rows are probably waiting
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)

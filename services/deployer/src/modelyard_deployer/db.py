@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -32,16 +31,14 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from modelyard_common.db import TimestampMixin, get_session, new_id, schema_metadata, utcnow
+from modelyard_common.db import SessionDep as CommonSessionDep
+from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.http import IdempotencyRecordMixin
 from modelyard_common.inbox import ProcessedEventMixin
 from modelyard_common.outbox import OutboxMixin
 from modelyard_deployer.settings import SCHEMA
 
-# `scope="function"` commits before the response is sent: with FastAPI's default (request scope)
-# a yield dependency exits after the response, so a client could see 201 for a transaction that
-# then fails to commit, or read its own write before it is visible.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = CommonSessionDep
 
 
 class Base(DeclarativeBase):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from modelyard_agent import __version__
+from modelyard_agent.background import cancel_and_wait
 from modelyard_agent.docker_runtime import DockerRuntime
 from modelyard_agent.outbox import ReportOutbox
 from modelyard_agent.reconciler import Reconciler
@@ -92,11 +93,7 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop the loops and close connections; containers keep running."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.reconciler.stop()
         with contextlib.suppress(Exception):
             await self.broker.close()

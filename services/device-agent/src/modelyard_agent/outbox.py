@@ -71,24 +71,24 @@ class ReportOutbox:
                 await asyncio.sleep(self.retry_s)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.retry_s)
+                async with asyncio.timeout(self.retry_s):
+                    await self._wake.wait()
 
     async def send_now(self, event: CloudEvent) -> bool:
         """Publish an event that is only worth sending now (heartbeat); return whether it went."""
         if not self.broker.is_connected:
             return False
         try:
-            await asyncio.wait_for(
-                self.broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type),
-                timeout=PUBLISH_TIMEOUT_S,
-            )
-        except (TimeoutError, RuntimeError, ConnectionError, OSError) as exc:
-            log.info("heartbeat not sent (%s)", exc)
-            return False
+            await self._publish(event)
         except Exception as exc:  # aio-pika raises many kinds while reconnecting
             log.info("heartbeat not sent (%s)", exc)
             return False
         return True
+
+    async def _publish(self, event: CloudEvent) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation.
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await self.broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
 
     async def _flush(self) -> None:
         for path in await asyncio.to_thread(self._pending_files):
@@ -99,10 +99,7 @@ class ReportOutbox:
                 log.error("dropping unreadable spooled report %s: %s", path.name, raw[:200])
                 await asyncio.to_thread(path.unlink, missing_ok=True)
                 continue
-            await asyncio.wait_for(
-                self.broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type),
-                timeout=PUBLISH_TIMEOUT_S,
-            )
+            await self._publish(event)
             await asyncio.to_thread(path.unlink, missing_ok=True)
             self.published += 1
 

@@ -32,6 +32,7 @@ from modelyard_agent.artifacts import (
     download_artifact,
     unpack_artifact,
 )
+from modelyard_agent.background import cancel_and_wait
 from modelyard_agent.docker_runtime import (
     LABEL_DEPLOYMENT,
     LABEL_DEVICE,
@@ -145,16 +146,12 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 await self._sweep_orphans()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
+                async with asyncio.timeout(self._next_wait()):
+                    await self._wake.wait()
 
     async def stop(self) -> None:
         """Cancel the passes in flight and wait for them."""
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks.values()))
 
     def _schedule_due(self) -> None:
         now = time.monotonic()
@@ -249,6 +246,7 @@ class Reconciler:
             if container.version_id != target.id:
                 await self._retire(record.deployment_id, container)
             elif container.running or container.status == "restarting":
+                await self.routes.drain(container.id, self.settings.drain_timeout_s)
                 await self.docker.stop(container.id, self.settings.stop_timeout_s)
         record.applied_generation = record.command.generation
         if record.state is not DeploymentState.stopped:
@@ -290,6 +288,13 @@ class Reconciler:
                 # Running but not routed: adopted after an agent restart, or mid-update.
                 current = await self._wait_healthy(current, target)
         except PermanentError as exc:
+            served_before = (
+                record.active_version is not None and record.active_version.id == target.id
+            )
+            if served_before:
+                # This version ran fine here before (it crashed, or was stopped): not a bad
+                # version, so keep its container and retry with backoff instead of failing it.
+                raise TransientError(str(exc)) from exc
             await self._fail(record, target, exc, others, new_container=current)
             return
 
@@ -317,6 +322,7 @@ class Reconciler:
             await self.report(record, DeploymentState.running, version=target)
         for old in others:
             await self._retire(record.deployment_id, old)
+        await self._prune_files(record.deployment_id, keep=target.id)
 
     async def _deploy(self, record: DeploymentRecord, target: VersionSpec) -> ManagedContainer:
         """Fetch, unpack, build and start a version; return its healthy container."""
@@ -572,6 +578,17 @@ class Reconciler:
         record = self.store.get(deployment_id)
         if record is not None and version_id in record.versions_on_disk:
             record.versions_on_disk.remove(version_id)
+
+    async def _prune_files(self, deployment_id: UUID, *, keep: UUID) -> None:
+        """Delete unpacked versions of a deployment other than `keep` (e.g. a cancelled one)."""
+
+        def prune() -> None:
+            directory = self.versions_dir / str(deployment_id)
+            for path in directory.iterdir() if directory.is_dir() else []:
+                if path.name != str(keep):
+                    shutil.rmtree(path, ignore_errors=True)
+
+        await asyncio.to_thread(prune)
 
     async def _images_of(self, deployment_id: UUID) -> list[str]:
         images = await self.docker.managed_images()

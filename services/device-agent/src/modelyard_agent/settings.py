@@ -25,7 +25,6 @@ class AgentSettings(ServiceSettings):
     device_id: UUID = UUID("00000000-0000-0000-0000-000000000001")
     token: str = "dev-device-token"
     data_dir: Path = Path("/var/lib/modelyard-agent")
-    host: str = "127.0.0.1"
     port: int = Field(default=8003, ge=1, le=65535)
     advertise_host: str = "127.0.0.1"
     heartbeat_interval_s: float = Field(default=30.0, gt=0)

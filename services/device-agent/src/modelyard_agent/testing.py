@@ -327,6 +327,20 @@ class BrokerProbe:
         )
         return [r.state for r in mine]
 
+    def delivered_sequences(self, deployment_id: UUID) -> list[int]:
+        """Return a deployment's report sequences in order of first arrival, one per event id.
+
+        Delivery is at least once: a report whose confirm was lost is sent again under the same
+        event id. Raises AssertionError if one event id ever carried two different sequences.
+        """
+        first_seen: dict[str, int] = {}
+        for event, report in zip(self.report_events, self.reports, strict=True):
+            if report.deployment_id != deployment_id:
+                continue
+            if first_seen.setdefault(event.id, report.sequence) != report.sequence:
+                raise AssertionError(f"event {event.id} carried two sequences")
+        return list(first_seen.values())
+
     def last(self, deployment_id: UUID) -> DeploymentReport | None:
         """Return the highest-sequence report of a deployment."""
         mine = [r for r in self.reports if r.deployment_id == deployment_id]
@@ -343,7 +357,8 @@ class BrokerProbe:
                 raise TimeoutError(f"{what} not reached within {timeout_s}s")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.2))
+                async with asyncio.timeout(min(remaining, 0.2)):
+                    await self._changed.wait()
 
     async def wait_state(
         self, deployment_id: UUID, state: DeploymentState, *, timeout_s: float = 30.0

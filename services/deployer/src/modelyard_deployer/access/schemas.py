@@ -49,6 +49,24 @@ class GrantUpdate(BaseModel):
 class Grant(BaseModel):
     """A grant as the API shows it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                    "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                    "subject_type": "role",
+                    "subject": "ml-team",
+                    "level": "deployer",
+                    "created_by": "root",
+                    "created_at": "2026-11-22T08:00:00Z",
+                    "updated_at": "2026-11-22T08:00:00Z",
+                    "etag": '"1"',
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     model_id: uuid.UUID
     subject_type: SubjectType

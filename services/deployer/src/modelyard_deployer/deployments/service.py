@@ -233,7 +233,8 @@ async def _target_devices(
                     )
                 ],
             )
-        return found
+        # Rows are locked device by device: one order (by id) for every request, no deadlock.
+        return sorted(found, key=lambda d: d.id)
     wanted = list(dict.fromkeys(body.device_ids or []))
     found = await devices.live_by_ids(session, workspace=principal.workspace, device_ids=wanted)
     known = {d.id for d in found}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -18,8 +19,6 @@ Labels = Annotated[
 
 
 def _check_label_keys(labels: dict[str, str] | None) -> dict[str, str] | None:
-    import re
-
     for key in labels or {}:
         if not re.match(LABEL_KEY, key):
             raise ValueError(f"label key {key!r} must match {LABEL_KEY}")
@@ -59,6 +58,26 @@ class DeviceUpdate(BaseModel):
 
 class Device(BaseModel):
     """A device as the API shows it (never its token)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
+                    "name": "press-line-3",
+                    "labels": {"site": "plant-1"},
+                    "status": "online",
+                    "agent_version": "0.1.0",
+                    "capabilities": {"arch": "arm64", "docker_version": "27.1", "ram_mb": 8192},
+                    "advertise_host": "10.0.4.17",
+                    "last_seen_at": "2026-11-22T08:00:30Z",
+                    "created_at": "2026-11-20T10:00:00Z",
+                    "updated_at": "2026-11-22T08:00:30Z",
+                    "etag": '"3"',
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     name: str

@@ -64,7 +64,7 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
     status_code=status.HTTP_201_CREATED,
     response_model=ModelVersion,
     openapi_extra=_UPLOAD_SCHEMA,
-    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def create_model_version(
     model_id: uuid.UUID,

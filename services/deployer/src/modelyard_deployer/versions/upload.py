@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from modelyard_common.errors import FieldError, PayloadTooLargeError, UnprocessableError
+from modelyard_common.errors import (
+    BadRequestError,
+    FieldError,
+    PayloadTooLargeError,
+    UnprocessableError,
+)
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
 
 FILE_FIELD = "file"
@@ -159,8 +164,11 @@ async def receive_upload(
         if upload.artifact is None:
             raise _invalid("file", "The `file` part (the zip) is missing.", "missing")
         await upload.artifact.flush()
-    except BaseException:
+    except BaseException as exc:
         if upload.artifact is not None:
             await upload.artifact.discard()
+        if isinstance(exc, ClientDisconnect):
+            # Nobody is left to read an answer, but a problem is logged as one, not as a crash.
+            raise BadRequestError("The upload was cut off before the end of the body.") from exc
         raise
     return upload

@@ -27,7 +27,7 @@ from modelyard_gateway.instances.schemas import (
     check_kind_fields,
 )
 from modelyard_gateway.runtime.catalog import build_instance
-from modelyard_gateway.runtime.health import publish_check
+from modelyard_gateway.runtime.repository import publish_check
 from modelyard_gateway.runtime.upstream import probe
 
 _SECRET_FIELDS = {"token", "proxy_password"}

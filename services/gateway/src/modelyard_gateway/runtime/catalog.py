@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard_gateway.crypto import SecretBox, hash_api_key
-from modelyard_gateway.db import ApiKey, GroupMember, ModelGroup, ModelInstance
+from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.fastclient import Target, tls_context
 
 log = logging.getLogger("modelyard.gateway.catalog")
@@ -182,15 +182,9 @@ class Catalog:
 
     async def reload(self) -> None:
         """Rebuild the snapshot from the database and swap it in."""
-        async with AsyncSession(self._engine) as session:
-            instance_rows = (await session.scalars(select(ModelInstance))).all()
-            group_rows = (await session.scalars(select(ModelGroup))).all()
-            member_rows = (
-                await session.scalars(select(GroupMember).order_by(GroupMember.position))
-            ).all()
-            key_rows = (
-                await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))
-            ).all()
+        instance_rows, group_rows, member_rows, key_rows = await repository.routing_rows(
+            self._engine
+        )
         snapshot = Snapshot()
         for inst in instance_rows:
             try:
@@ -236,10 +230,7 @@ class Catalog:
         seen = self._negative_keys.get(digest)
         if seen is not None and now - seen < NEGATIVE_KEY_TTL_S:
             return None
-        async with AsyncSession(self._engine) as session:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-            )
+        row = await repository.live_key(self._engine, key_hash=digest)
         if row is None:
             if len(self._negative_keys) >= NEGATIVE_KEY_MAX:
                 self._negative_keys.clear()

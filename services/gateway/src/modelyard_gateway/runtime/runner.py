@@ -18,12 +18,8 @@ from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
-from modelyard_gateway.runtime.health import (
-    HealthBoard,
-    claim_check,
-    decode_notification,
-    publish_check,
-)
+from modelyard_gateway.runtime.health import HealthBoard, decode_notification
+from modelyard_gateway.runtime.repository import claim_check, publish_check
 from modelyard_gateway.runtime.upstream import Upstreams, probe
 from modelyard_gateway.settings import GatewaySettings
 

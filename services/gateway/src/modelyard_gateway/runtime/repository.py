@@ -1,0 +1,145 @@
+"""Every SQL statement of the runtime: the routing config it loads and the state it shares."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from modelyard_gateway.db import (
+    STATE_CHANNEL,
+    ApiKey,
+    GroupMember,
+    ModelGroup,
+    ModelInstance,
+)
+
+
+async def routing_rows(
+    engine: AsyncEngine,
+) -> tuple[Sequence[ModelInstance], Sequence[ModelGroup], Sequence[GroupMember], Sequence[ApiKey]]:
+    """Return every instance, group, membership (in order) and live key, read together."""
+    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        # One snapshot: the four reads see the same committed state.
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        instances = (await session.scalars(select(ModelInstance))).all()
+        groups = (await session.scalars(select(ModelGroup))).all()
+        members = (await session.scalars(select(GroupMember).order_by(GroupMember.position))).all()
+        keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+    return instances, groups, members, keys
+
+
+async def live_key(engine: AsyncEngine, *, key_hash: str) -> ApiKey | None:
+    """Return the non-revoked key with this hash, or None."""
+    async with AsyncSession(engine) as session:
+        return await session.scalar(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+
+
+async def shared_states(engine: AsyncEngine) -> Sequence[Row[Any]]:
+    """Return the shared state row of every instance."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT instance_id, cooldown_until, health_down, reason"
+                " FROM gateway.instance_states"
+            )
+        )
+        return result.all()
+
+
+_NOTIFY_ROW = """
+SELECT pg_notify(:channel, json_build_object(
+    'instance_id', s.instance_id,
+    'cooldown_until', COALESCE(EXTRACT(EPOCH FROM s.cooldown_until), 0),
+    'health_down', s.health_down,
+    'reason', s.reason)::text)
+FROM gateway.instance_states s WHERE s.instance_id = :id
+"""
+
+
+async def publish_cooldown(
+    engine: AsyncEngine, instance_id: uuid.UUID, until: datetime | None, reason: str
+) -> None:
+    """Store an instance's cooldown in the shared table and notify every replica."""
+    async with engine.begin() as conn:
+        exists = await conn.scalar(
+            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
+        )
+        if not exists:
+            return
+        await conn.execute(
+            text(
+                "INSERT INTO gateway.instance_states"
+                " (instance_id, cooldown_until, health_down, check_failures, reason, updated_at)"
+                " VALUES (:id, :until, false, 0, :reason, now())"
+                " ON CONFLICT (instance_id) DO UPDATE SET cooldown_until = EXCLUDED.cooldown_until,"
+                " reason = EXCLUDED.reason, updated_at = now()"
+            ),
+            {"id": instance_id, "until": until, "reason": reason[:500]},
+        )
+        await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
+
+
+async def claim_check(engine: AsyncEngine, instance_id: uuid.UUID, interval_s: float) -> bool:
+    """Return whether this replica won the right to health-check an instance this interval."""
+    async with engine.begin() as conn:
+        exists = await conn.scalar(
+            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
+        )
+        if not exists:
+            return False
+        won = await conn.scalar(
+            text(
+                "INSERT INTO gateway.instance_states"
+                " (instance_id, health_down, check_failures, reason, checked_at, updated_at)"
+                " VALUES (:id, false, 0, '', now(), now())"
+                " ON CONFLICT (instance_id) DO UPDATE SET checked_at = now()"
+                " WHERE gateway.instance_states.checked_at IS NULL"
+                " OR gateway.instance_states.checked_at"
+                " < now() - make_interval(secs => :window)"
+                " RETURNING instance_id"
+            ),
+            {"id": instance_id, "window": interval_s * 0.8},
+        )
+        return won is not None
+
+
+async def publish_check(
+    engine: AsyncEngine, instance_id: uuid.UUID, *, ok: bool, reason: str, threshold: int
+) -> None:
+    """Store a health check result (down after `threshold` failed checks) and notify replicas."""
+    async with engine.begin() as conn:
+        exists = await conn.scalar(
+            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
+        )
+        if not exists:
+            return
+        await conn.execute(
+            text(
+                "INSERT INTO gateway.instance_states AS s"
+                " (instance_id, health_down, check_failures, reason, checked_at, updated_at)"
+                " VALUES (:id, :first_down, :first_failures, :reason, now(), now())"
+                " ON CONFLICT (instance_id) DO UPDATE SET"
+                " check_failures = CASE WHEN :ok THEN 0 ELSE s.check_failures + 1 END,"
+                " health_down = CASE WHEN :ok THEN false"
+                " ELSE s.check_failures + 1 >= :threshold END,"
+                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down THEN ''"
+                " ELSE s.reason END,"
+                " checked_at = now(), updated_at = now()"
+            ),
+            {
+                "id": instance_id,
+                "ok": ok,
+                "reason": "" if ok else reason[:500],
+                "threshold": threshold,
+                "first_down": (not ok) and threshold <= 1,
+                "first_failures": 0 if ok else 1,
+            },
+        )
+        await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
