@@ -59,9 +59,7 @@ def test_audience_is_enforced_when_configured() -> None:
         decode_token(token, secret=SECRET, audience="modelyard")
 
 
-@pytest.mark.parametrize(
-    "value", ["a", 3, 2.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid4()]
-)
+@pytest.mark.parametrize("value", ["a", 3, 2.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid4()])
 def test_cursor_round_trips_values(value: Any) -> None:
     cursor = encode_cursor("-name", [value, uuid4()])
     decoded = decode_cursor(cursor, "-name")

@@ -260,8 +260,11 @@ async def test_a_refused_event_waits_alone_and_keeps_order_for_its_routing_key(
                 second = await session.scalar(
                     select(OutboxEvent).where(OutboxEvent.event_id == refused_2.id)
                 )
-            assert first is not None and first.attempts == 1 and first.next_attempt_at
-            assert second is not None and second.attempts == 0  # never overtakes the first
+            assert first is not None
+            assert first.attempts == 1
+            assert first.next_attempt_at is not None
+            assert second is not None
+            assert second.attempts == 0  # it never overtakes the first
     finally:
         async with sessionmaker() as session, session.begin():
             await session.execute(
