@@ -23,7 +23,7 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
-from modelyard_common.contracts import DeploymentState
+from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 
 PROJECTS = Path(__file__).parent / "projects"
 
@@ -101,5 +101,16 @@ async def test_reports_survive_a_broker_outage_in_order(
         ]
         # A file is deleted right after its confirm, which may come just after the delivery.
         await probe.wait_for(lambda: agent.outbox.pending() == 0, timeout_s=5, what="empty spool")
+
+        # The command consumer resumed on the new connection too.
+        await probe.send(
+            device_id=agent.settings.device_id,
+            deployment_id=deployment_id,
+            generation=2,
+            version=version,
+            action=CommandAction.stop,
+            desired_state=DesiredState.stopped,
+        )
+        await probe.wait_state(deployment_id, DeploymentState.stopped, timeout_s=30)
     finally:
         await proxy.cut()

@@ -57,6 +57,11 @@ def service_main(
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=default_port)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-* from the proxy in front (off: it costs time on every request)",
+    )
     if migrate is not None:
         sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     args = parser.parse_args(argv)
@@ -71,5 +76,5 @@ def service_main(
             workers=args.workers,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
+            proxy_headers=args.proxy_headers,
         )

@@ -140,11 +140,14 @@ class Reconciler:
 
     async def run(self) -> None:
         """Reconcile at start, on every wake-up and every `reconcile_interval_s`, forever."""
+        next_sweep = 0.0
         while True:
             self._wake.clear()
             self._schedule_due()
-            with contextlib.suppress(Exception):
-                await self._sweep_orphans()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.settings.reconcile_interval_s
+                with contextlib.suppress(Exception):
+                    await self._sweep_orphans()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_wait()):
                     await self._wake.wait()
@@ -170,7 +173,7 @@ class Reconciler:
 
     def _next_wait(self) -> float:
         now = time.monotonic()
-        waits = [s.next_due - now for s in self._schedule.values()]
+        waits = [s.next_due - now for d, s in self._schedule.items() if not self.busy(d)]
         return max(0.05, min([self.settings.reconcile_interval_s, *waits]))
 
     async def _guarded_pass(self, record: DeploymentRecord) -> None:
@@ -387,8 +390,6 @@ class Reconciler:
             raise PermanentError(f"The artifact was refused: {exc}") from exc
         finally:
             await asyncio.to_thread(zip_path.unlink, missing_ok=True)
-        if target.id not in record.versions_on_disk:
-            record.versions_on_disk.append(target.id)
         return project_dir
 
     async def _start_container(
@@ -575,9 +576,6 @@ class Reconciler:
             self.versions_dir / str(deployment_id) / str(version_id),
             ignore_errors=True,
         )
-        record = self.store.get(deployment_id)
-        if record is not None and version_id in record.versions_on_disk:
-            record.versions_on_disk.remove(version_id)
 
     async def _prune_files(self, deployment_id: UUID, *, keep: UUID) -> None:
         """Delete unpacked versions of a deployment other than `keep` (e.g. a cancelled one)."""

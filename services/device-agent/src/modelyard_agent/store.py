@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from modelyard_common.contracts import DeploymentState, DesiredState, DeviceCommand, VersionSpec
 
@@ -33,7 +33,6 @@ class DeploymentRecord(BaseModel):
     # The version currently serving (possibly older than the desired one after a rollback).
     active_version: VersionSpec | None = None
     host_port: int | None = None
-    versions_on_disk: list[UUID] = Field(default_factory=list)
 
     @property
     def deployment_id(self) -> UUID:

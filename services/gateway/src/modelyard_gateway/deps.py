@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.db import get_session
+from modelyard_common.db import SessionDep
 
 if TYPE_CHECKING:
     from modelyard_gateway.runtime.runner import Runtime
@@ -21,8 +20,4 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
 
-
-# Function scope: the transaction commits when the handler returns, before the response is sent,
-# so a client that got 201 reads its write back and a failed commit is reported, not swallowed.
-# (FastAPI's default request scope would run the commit after the response went out.)
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+__all__ = ["RuntimeDep", "SessionDep", "get_runtime"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +54,7 @@ async def page(
         stmt = stmt.where(ModelGroup.enabled == enabled)
     return await paginate(
         session,
-        cast(Any, stmt),  # SQLAlchemy 2.1 types Select[Row] where paginate wants tuple
+        stmt,
         params=params,
         columns={"created_at": ModelGroup.created_at, "name": ModelGroup.name},
         id_column=ModelGroup.id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +53,7 @@ async def page(
         stmt = stmt.where(ModelInstance.enabled == enabled)
     return await paginate(
         session,
-        cast(Any, stmt),  # SQLAlchemy 2.1 types Select[Row] where paginate wants tuple
+        stmt,
         params=params,
         columns={"created_at": ModelInstance.created_at, "name": ModelInstance.name},
         id_column=ModelInstance.id,

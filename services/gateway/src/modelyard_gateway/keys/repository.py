@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +31,7 @@ async def page(
         )
     return await paginate(
         session,
-        cast(Any, stmt),  # SQLAlchemy 2.1 types Select[Row] where paginate wants tuple
+        stmt,
         params=params,
         columns={"created_at": ApiKey.created_at, "name": ApiKey.name},
         id_column=ApiKey.id,
