@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := libs/common $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 TEST_DIRS := $(wildcard libs/common/tests services/*/tests tests)
-MYPY_PACKAGES := -p modelyard_common $(foreach p,$(wildcard services/*/src/modelyard_*),-p $(notdir $(p)))
+MYPY_PACKAGES := -p modelyard_common $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 

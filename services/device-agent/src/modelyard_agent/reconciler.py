@@ -163,7 +163,9 @@ class Reconciler:
             if self.busy(deployment_id):
                 continue
             schedule = self._schedule.get(deployment_id)
-            if schedule is not None and schedule.next_due > now:
+            if schedule is not None and (schedule.next_due > now or record.is_tombstone):
+                # A removed deployment is checked once per agent start (and on a newer
+                # command), not every period: tombstones only accumulate.
                 continue
             task = asyncio.create_task(
                 self._guarded_pass(record), name=f"reconcile-{deployment_id}"

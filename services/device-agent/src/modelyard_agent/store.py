@@ -8,6 +8,7 @@ directory), so a power cut leaves either the old or the new record, never half o
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from modelyard_common.contracts import DeploymentState, DesiredState, DeviceCommand, VersionSpec
+
+log = logging.getLogger("modelyard.agent.store")
 
 
 class DeploymentRecord(BaseModel):
@@ -82,8 +85,16 @@ class DesiredStateStore:
     def load(self) -> None:
         """Read every record from disk (called once at start, off the event loop)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob(".*.json.*"):
+            leftover.unlink(missing_ok=True)  # temp file of a write cut short
         for path in sorted(self.directory.glob("*.json")):
-            record = DeploymentRecord.model_validate_json(path.read_bytes())
+            try:
+                record = DeploymentRecord.model_validate_json(path.read_bytes())
+            except ValueError:
+                # Keep the agent starting; the file is kept aside for a person to look at.
+                log.exception("unreadable desired state %s; moved aside", path.name)
+                path.rename(path.with_suffix(".corrupt"))
+                continue
             self._records[record.deployment_id] = record
 
     def get(self, deployment_id: UUID) -> DeploymentRecord | None:
