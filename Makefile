@@ -31,7 +31,8 @@ docker: ## make sure a Docker engine runs and the local base image exists
 	@if [ -f scripts/ensure-docker.sh ]; then bash scripts/ensure-docker.sh; fi
 	@if [ -f scripts/ensure-base-image.sh ]; then bash scripts/ensure-base-image.sh; fi
 
-test: install services docker ## run every test against real PostgreSQL, RabbitMQ and Docker
+test: install docker ## run every test against real PostgreSQL, RabbitMQ and Docker
+	@bash scripts/ensure-services.sh --reset-test-vhost
 	$(BIN)/pytest $(TEST_DIRS) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

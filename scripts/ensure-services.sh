@@ -34,6 +34,12 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
     || for _ in $(seq 1 120); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done
 fi
 for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+# --reset-test-vhost: start the test suite from an empty vhost, whatever earlier runs left.
+if [ "${1:-}" = "--reset-test-vhost" ]; then
+  if rabbitmqctl -q list_vhosts | grep -qx modelyard_test; then
+    rabbitmqctl -q delete_vhost modelyard_test
+  fi
+fi
 for vhost in $VHOSTS; do
   rabbitmqctl -q list_vhosts | grep -qx "$vhost" || rabbitmqctl -q add_vhost "$vhost"
   rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*'

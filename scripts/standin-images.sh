@@ -6,7 +6,9 @@
 # docker build). Each stand-in honours the environment the official image documents
 # (POSTGRES_USER/PASSWORD/DB, PGDATA; RABBITMQ_DEFAULT_USER/PASS) and ships the tools the compose
 # healthchecks call (pg_isready, rabbitmq-diagnostics). An image that already exists, official or
-# stand-in, is never touched. Stand-ins carry the label org.modelyard.standin=true.
+# stand-in, is never touched. The PostgreSQL and RabbitMQ stand-ins carry the label
+# org.modelyard.standin=true; the Python one does not, as every image built FROM it would inherit
+# the label.
 #
 # Idempotent and quiet when everything exists. The debootstrap tree is cached under
 # /var/cache/modelyard; when the device agent's base image (modelyard/python-base:bookworm, a
@@ -39,8 +41,9 @@ trap 'rm -rf "$WORK"' EXIT
 # Runs `docker build` quietly; shows the build log only when it fails.
 build() {
   local tag="$1" dir="$2"
+  shift 2
   log "building stand-in $tag"
-  if ! docker build --label org.modelyard.standin=true -t "$tag" "$dir" >"$WORK/build.log" 2>&1; then
+  if ! docker build "$@" -t "$tag" "$dir" >"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log" >&2
     log "building $tag failed"
     exit 1
@@ -167,7 +170,7 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 EOF
-  build "$POSTGRES_IMAGE" "$WORK/postgres"
+  build "$POSTGRES_IMAGE" "$WORK/postgres" --label org.modelyard.standin=true
 fi
 
 # --- rabbitmq:3.13 ------------------------------------------------------------------------------
@@ -210,5 +213,5 @@ EXPOSE 5672
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["rabbitmq-server"]
 EOF
-  build "$RABBITMQ_IMAGE" "$WORK/rabbitmq"
+  build "$RABBITMQ_IMAGE" "$WORK/rabbitmq" --label org.modelyard.standin=true
 fi

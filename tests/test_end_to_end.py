@@ -356,6 +356,16 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
         next(d for name, d in by_instance.items() if name != first_instance),
     )
 
+    # -- its container dies behind everyone's back: the gateway fails over on its own ---------
+    _, container = await suite.commands.run_command(
+        "docker", "ps", "-q", "--filter", f"label=io.modelyard.deployment={serving}"
+    )
+    assert len(container.split()) == 1
+    await suite.commands.run_command("docker", "stop", "--time", "1", container.strip())
+    answer, instance = await ask("anyone home?")
+    assert answer == "v1: anyone home?"
+    assert instance == f"deployment-{standby}"
+
     # -- stop the serving deployment: the next call is answered by the other device ----------
     stopped = await suite.post(f"{suite.deployer}/v1/deployments/{serving}/stop", {}, status=202)
     assert stopped["desired_state"] == "stopped"

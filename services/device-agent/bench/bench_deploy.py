@@ -35,6 +35,7 @@ from modelyard_agent.settings import AgentSettings
 from modelyard_agent.testing import (
     ArtifactServer,
     BrokerProbe,
+    delete_device_queues,
     project_manifest,
     version_spec,
     zip_project,
@@ -106,6 +107,7 @@ async def bench_agent(runs: int, workdir: Path) -> list[float]:
                 timings.append(time.perf_counter() - started)
     finally:
         await agent.stop()
+        await delete_device_queues(AMQP_URL, {device_id})
         await probe.close()
         server.stop()
         await asyncio.to_thread(remove_device_containers, str(device_id))

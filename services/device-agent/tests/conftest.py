@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import aio_pika
 import docker
 import httpx
 import pytest
@@ -18,7 +17,12 @@ from modelyard_agent.agent import Agent
 from modelyard_agent.app import create_app
 from modelyard_agent.docker_runtime import LABEL_DEVICE
 from modelyard_agent.settings import AgentSettings
-from modelyard_agent.testing import AgentFactory, ArtifactServer, BrokerProbe
+from modelyard_agent.testing import (
+    AgentFactory,
+    ArtifactServer,
+    BrokerProbe,
+    delete_device_queues,
+)
 from modelyard_common.testing import ensure_vhost
 
 REPO = Path(__file__).resolve().parents[3]
@@ -136,24 +140,6 @@ def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> 
             container.remove(force=True)
         for image in client.images.list(filters={"label": label}):
             client.images.remove(str(image.id), force=True)
-
-
-async def delete_device_queues(amqp_url: str, devices: set[UUID]) -> None:
-    """Delete the test devices' command queues and their dead-letter queues."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        for device in devices:
-            for name in (f"device.{device}", f"device.{device}.dead"):
-                channel = await connection.channel()
-                try:
-                    await channel.queue_delete(name)
-                except aio_pika.exceptions.ChannelClosed:
-                    pass
-                finally:
-                    if not channel.is_closed:
-                        await channel.close()
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 from uuid import UUID, uuid4
@@ -24,6 +24,7 @@ from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_DEVICE, free_
 from modelyard_agent.testing import (
     ArtifactServer,
     BrokerProbe,
+    delete_device_queues,
     project_manifest,
     version_spec,
     zip_project,
@@ -97,9 +98,9 @@ class AgentProcess:
 
 
 @pytest.fixture
-def agent_process(
+async def agent_process(
     tmp_path: Path, amqp_url: str, docker_engine: docker.DockerClient
-) -> Iterator[AgentProcess]:
+) -> AsyncIterator[AgentProcess]:
     device_id = uuid4()
     with (tmp_path / "agent.log").open("wb") as log:
         agent = AgentProcess(tmp_path / "data", device_id, amqp_url, log)
@@ -107,6 +108,7 @@ def agent_process(
             yield agent
         finally:
             agent.terminate()
+            await delete_device_queues(amqp_url, {device_id})
             label = f"{LABEL_DEVICE}={device_id}"
             for container in docker_engine.containers.list(
                 all=True, ignore_removed=True, filters={"label": label}

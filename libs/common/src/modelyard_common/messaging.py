@@ -48,13 +48,20 @@ class Broker:
         async with self._lock:
             if self._channel is not None:
                 return
-            self._connection = await aio_pika.connect_robust(self.url, timeout=timeout)
-            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-            await channel.set_qos(prefetch_count=self.prefetch)
-            for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
-                self._exchanges[name] = await channel.declare_exchange(
-                    name, aio_pika.ExchangeType.TOPIC, durable=True
-                )
+            connection = await aio_pika.connect_robust(self.url, timeout=timeout)
+            try:
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                await channel.set_qos(prefetch_count=self.prefetch)
+                for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
+                    self._exchanges[name] = await channel.declare_exchange(
+                        name, aio_pika.ExchangeType.TOPIC, durable=True
+                    )
+            except BaseException:
+                # A half-set-up connection would otherwise stay open and keep reconnecting.
+                await connection.close()
+                self._exchanges.clear()
+                raise
+            self._connection = connection
             self._channel = channel
 
     @property

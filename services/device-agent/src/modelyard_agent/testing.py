@@ -238,6 +238,24 @@ def version_spec(
     )
 
 
+async def delete_device_queues(amqp_url: str, devices: set[UUID]) -> None:
+    """Delete the test devices' command queues and their dead-letter queues."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for device in devices:
+            for name in (f"device.{device}", f"device.{device}.dead"):
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name)
+                except aio_pika.exceptions.ChannelClosed:
+                    pass  # the queue was never declared
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+    finally:
+        await connection.close()
+
+
 class BrokerProbe:
     """Sends device commands and collects every agent report and heartbeat from the broker."""
 
