@@ -100,7 +100,8 @@ class Suite:
     async def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         """Start a service process with its output in `<tmp>/<name>.log`."""
         log_path = self.tmp / f"{name}.log"
-        with log_path.open("wb") as log:  # the child keeps its own descriptor
+        log = await asyncio.to_thread(log_path.open, "wb")
+        with log:  # the child keeps its own descriptor
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 env={**os.environ, **self.env, **env},
@@ -117,7 +118,8 @@ class Suite:
 
         async def ready() -> bool:
             if process.returncode is not None:
-                raise AssertionError(f"{name} exited:\n{log_path.read_text()[-4000:]}")
+                output = await asyncio.to_thread(log_path.read_text, errors="replace")
+                raise AssertionError(f"{name} exited:\n{output[-4000:]}")
             try:
                 return (await self.http.get(url, timeout=2)).status_code == 200
             except httpx.TransportError:
@@ -166,7 +168,7 @@ class Suite:
         self, model_id: str, project: str, manifest: dict[str, Any], title: str
     ) -> Any:
         """Upload a version of `project` and return it."""
-        data = project_zip(project)
+        data = await asyncio.to_thread(project_zip, project)
         response = await self.http.post(
             f"{self.deployer}/v1/models/{model_id}/versions",
             headers=self.headers,
@@ -247,7 +249,8 @@ async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
             for agent in suite.agents:
                 await commands.docker_remove_labelled([f"io.modelyard.device={agent.device_id}"])
             for service, _, log_path in suite.processes:
-                tail = log_path.read_text(errors="replace").splitlines()[-25:]
+                output = await asyncio.to_thread(log_path.read_text, errors="replace")
+                tail = output.splitlines()[-25:]
                 print(f"--- {service} (last lines of {log_path})", *tail, sep="\n")
             await commands.run_command("rabbitmqctl", "-q", "delete_vhost", name, check=False)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
