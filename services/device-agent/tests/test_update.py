@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -62,13 +63,16 @@ async def test_update_switches_versions_without_a_failed_call(
     first = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
 
     answers: list[tuple[int, str | None]] = []
+    timings: list[tuple[float, float, str | None]] = []  # (started, ended, version) per call
     stop = asyncio.Event()
 
     async def keep_calling(client: httpx.AsyncClient) -> None:
         while not stop.is_set():
+            started = time.monotonic()
             response = await client.post(f"/models/{model_name}/predict", json={"n": len(answers)})
             version = response.json().get("version") if response.status_code == 200 else None
             answers.append((response.status_code, version))
+            timings.append((started, time.monotonic(), version))
             await asyncio.sleep(0.005)
 
     async with api_client(agent) as client:
@@ -103,10 +107,13 @@ async def test_update_switches_versions_without_a_failed_call(
     versions = [v for _, v in answers]
     assert "1" in versions
     assert "2" in versions
-    # The switch is one assignment: after the first v2 answer no v1 answer starts (a call that
-    # was already in flight to v1 may still finish, hence the small slack of 3 concurrent calls).
-    first_v2 = versions.index("2")
-    assert versions[first_v2 + 3 :].count("1") == 0
+    # The switch is one assignment: once a v2 answer has come back, no call that starts later is
+    # routed to v1 (calls already in flight to v1 may still finish after it).
+    first_v2_done = min(ended for _, ended, v in timings if v == "2")
+    late_v1 = [
+        (started, ended) for started, ended, v in timings if v == "1" and started > first_v2_done
+    ]
+    assert late_v1 == []
     second = probe.last(deployment_id)
     assert second is not None
     assert second.host_port != first.host_port
