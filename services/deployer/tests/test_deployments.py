@@ -308,6 +308,7 @@ async def test_openai_endpoint_is_announced_and_withdrawn(tenant: Tenant, tap: E
         "device_id": str(device.id),
         "base_url": "http://10.0.0.7:41234",
         "device_labels": {"gpu": "a100"},
+        "workspace": tenant.workspace,
     }
     stop = await tenant.client.post(
         f"/v1/deployments/{deployment['id']}/stop", headers=tenant.admin

@@ -84,3 +84,99 @@ async def test_endpoint_ready_joins_bound_groups_once_and_gone_leaves(
     assert len(seen[-1]) == 1
     await c.close()
     await broker.close()
+
+
+async def test_bound_group_orders_deployments_by_label_priority_and_workspace(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    model_id = uuid.uuid4()
+    fallback = (
+        await admin.http.post(
+            "/v1/instances",
+            json={
+                "name": "cloud-fallback",
+                "kind": "local",
+                "host": "127.0.0.1",
+                "port": backends("fallback").port,
+                "upstream_model": "m",
+            },
+        )
+    ).json()
+    group = (
+        await admin.http.post(
+            "/v1/groups",
+            json={
+                "name": "by-site",
+                "registry_model_id": str(model_id),
+                "instance_ids": [fallback["id"]],
+                "endpoint_priority": {"label": "site", "values": ["berlin", "paris"]},
+            },
+        )
+    ).json()
+    assert group["endpoint_priority"] == {"label": "site", "values": ["berlin", "paris"]}
+
+    broker = Broker(gateway.settings.amqp_url)
+    await broker.connect()
+    await broker.declare_queue(
+        QUEUE,
+        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
+        delivery_limit=gateway.settings.consumer_delivery_limit,
+    )
+    deployments: dict[str, uuid.UUID] = {}
+    # Arrival order is deliberately not the priority order; one event names another workspace.
+    for site, workspace in (
+        ("lyon", admin.workspace),
+        ("paris", admin.workspace),
+        ("berlin", admin.workspace),
+        ("berlin", "someone-else"),
+    ):
+        deployment_id = uuid.uuid4()
+        deployments[f"{site}/{workspace}"] = deployment_id
+        event = new_event(
+            type=ENDPOINT_READY,
+            source="/deployer",
+            data={
+                "deployment_id": str(deployment_id),
+                "model_id": str(model_id),
+                "version_id": str(uuid.uuid4()),
+                "device_id": str(uuid.uuid4()),
+                "base_url": f"http://127.0.0.1:{backends(site).port}",
+                "device_labels": {"site": site},
+                "workspace": workspace,
+            },
+        )
+        await broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
+
+    async def names() -> list[str]:
+        ids = (await admin.http.get(f"/v1/groups/{group['id']}")).json()["instance_ids"]
+        found = []
+        for instance_id in ids:
+            found.append((await admin.http.get(f"/v1/instances/{instance_id}")).json()["name"])
+        return found
+
+    from modelyard_common.testing import wait_for
+
+    async def all_joined() -> bool:
+        return len(await names()) == 4
+
+    await wait_for(all_joined, timeout=10)
+    ws = admin.workspace
+    assert await names() == [
+        f"deployment-{deployments[f'berlin/{ws}']}",
+        f"deployment-{deployments[f'paris/{ws}']}",
+        f"deployment-{deployments[f'lyon/{ws}']}",
+        "cloud-fallback",
+    ]
+    # A new priority reorders what is already there.
+    current = await admin.http.get(f"/v1/groups/{group['id']}")
+    patched = await admin.http.patch(
+        f"/v1/groups/{group['id']}",
+        json={"endpoint_priority": {"label": "site", "values": ["lyon"]}},
+        headers={"If-Match": current.headers["etag"]},
+    )
+    assert patched.status_code == 200, patched.text
+    assert (await names())[0] == f"deployment-{deployments[f'lyon/{ws}']}"
+    final = await names()
+    assert final[-1] == "cloud-fallback"
+    assert len(final) == 4  # the other workspace's deployment never joined
+    await broker.close()

@@ -169,3 +169,4 @@ class EndpointAnnouncement(BaseModel):
     device_id: UUID
     base_url: str
     device_labels: dict[str, str] = Field(default_factory=dict)
+    workspace: str | None = None

@@ -65,6 +65,7 @@ class ModelInstance(TimestampMixin, Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # Set on instances the gateway created from a deployer endpoint event (bound groups).
     deployment_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    device_labels: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
 
 class ModelGroup(TimestampMixin, Base):
@@ -79,6 +80,9 @@ class ModelGroup(TimestampMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     registry_model_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # {"label": L, "values": [v1, v2, ...]}: deployment instances on devices whose label L is v1
+    # come first, then v2, ...; the rest after them, each tier ordered by device id.
+    endpoint_priority: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     revision: Mapped[int] = mapped_column(Integer, default=1)
 
 

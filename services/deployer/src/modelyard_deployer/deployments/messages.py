@@ -128,6 +128,7 @@ async def announce_endpoint(
         device_id=deployment.device_id,
         base_url=base_url,
         device_labels=device.labels,
+        workspace=deployment.workspace,
     )
     await enqueue(
         session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_gateway.db import GroupMember, ModelGroup, ModelInstance
 
 
-async def bound_groups(session: AsyncSession, *, model_id: uuid.UUID) -> list[ModelGroup]:
-    """Return every group (of any workspace) bound to this registry model."""
-    rows = await session.scalars(
-        select(ModelGroup).where(ModelGroup.registry_model_id == model_id).with_for_update()
-    )
+async def bound_groups(
+    session: AsyncSession, *, model_id: uuid.UUID, workspace: str | None
+) -> list[ModelGroup]:
+    """Return the groups bound to this registry model (in the deployment's workspace)."""
+    stmt = select(ModelGroup).where(ModelGroup.registry_model_id == model_id)
+    if workspace is not None:
+        stmt = stmt.where(ModelGroup.workspace == workspace)
+    rows = await session.scalars(stmt.with_for_update())
     return list(rows)
 
 
@@ -62,3 +66,42 @@ async def remove_deployment_instances(session: AsyncSession, *, deployment_id: u
     await session.execute(delete(GroupMember).where(GroupMember.instance_id.in_(ids)))
     await session.execute(delete(ModelInstance).where(ModelInstance.id.in_(ids)))
     return len(ids)
+
+
+def endpoint_rank(
+    priority: dict[str, Any] | None, labels: dict[str, str] | None, deployment_id: uuid.UUID
+) -> tuple[int, str]:
+    """Return the sort key of a deployment instance under a group's label priority."""
+    if not priority:
+        return (0, str(deployment_id))
+    values: list[str] = priority.get("values") or []
+    value = (labels or {}).get(priority.get("label", ""))
+    return (values.index(value) if value in values else len(values), str(deployment_id))
+
+
+async def reorder_members(session: AsyncSession, *, group: ModelGroup) -> None:
+    """Renumber a group: its deployments first, by label priority, then hand-made instances.
+
+    Deployments on devices come first because what a person adds by hand next to them is
+    usually the fallback (a cloud API); hand-made instances keep their relative order.
+    """
+    rows = (
+        await session.execute(
+            select(GroupMember, ModelInstance)
+            .join(ModelInstance, ModelInstance.id == GroupMember.instance_id)
+            .where(GroupMember.group_id == group.id)
+            .order_by(GroupMember.position)
+        )
+    ).all()
+    deployed = sorted(
+        ((member, inst) for member, inst in rows if inst.deployment_id is not None),
+        key=lambda pair: endpoint_rank(
+            group.endpoint_priority,
+            pair[1].device_labels,
+            pair[1].deployment_id or uuid.UUID(int=0),
+        ),
+    )
+    manual = [(member, inst) for member, inst in rows if inst.deployment_id is None]
+    for position, (member, _) in enumerate([*deployed, *manual], start=1):
+        member.position = position
+    await session.flush()

@@ -19,7 +19,10 @@ async def endpoint_ready(session: AsyncSession, *, announcement: EndpointAnnounc
         return 0
     port = url.port or (443 if url.scheme == "https" else 80)
     joined = 0
-    for group in await repository.bound_groups(session, model_id=announcement.model_id):
+    groups = await repository.bound_groups(
+        session, model_id=announcement.model_id, workspace=announcement.workspace
+    )
+    for group in groups:
         inst = await repository.deployment_instance(
             session, workspace=group.workspace, deployment_id=announcement.deployment_id
         )
@@ -40,15 +43,18 @@ async def endpoint_ready(session: AsyncSession, *, announcement: EndpointAnnounc
                 enabled=True,
                 revision=1,
                 deployment_id=announcement.deployment_id,
+                device_labels=announcement.device_labels,
             )
             session.add(inst)
             await session.flush()
         else:
             inst.host, inst.port, inst.protocol = url.hostname, port, url.scheme
             inst.path_prefix = url.path.rstrip("/")
+            inst.device_labels = announcement.device_labels
             inst.revision += 1
         if not await repository.is_member(session, group_id=group.id, instance_id=inst.id):
             await repository.append_member(session, group_id=group.id, instance_id=inst.id)
+        await repository.reorder_members(session, group=group)
         joined += 1
     if joined:
         await announce_config_change(session)

@@ -24,6 +24,18 @@ InstanceIds = Annotated[
 ]
 
 
+class EndpointPriority(BaseModel):
+    """Failover order of a bound group's deployments, by one device label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"label": "site", "values": ["berlin", "paris"]}]},
+    )
+
+    label: str = Field(min_length=1, max_length=100)
+    values: list[Annotated[str, Field(max_length=200)]] = Field(max_length=100)
+
+
 class GroupCreate(BaseModel):
     """A new model group."""
 
@@ -48,7 +60,13 @@ class GroupCreate(BaseModel):
     instance_ids: InstanceIds = Field(default_factory=list)
     enabled: bool = True
     registry_model_id: uuid.UUID | None = Field(
-        default=None, description="The registry model this group serves (for binding)."
+        default=None,
+        description="Follow this registry model: every running deployment of it joins the group "
+        "(after the hand-made instances).",
+    )
+    endpoint_priority: EndpointPriority | None = Field(
+        default=None,
+        description="Order of those deployments by a device label; otherwise by device id.",
     )
 
 
@@ -62,6 +80,7 @@ class GroupUpdate(BaseModel):
     instance_ids: InstanceIds | None = None
     enabled: bool | None = None
     registry_model_id: uuid.UUID | None = None
+    endpoint_priority: EndpointPriority | None = None
 
 
 class GroupRead(BaseModel):
@@ -73,6 +92,7 @@ class GroupRead(BaseModel):
     instance_ids: list[uuid.UUID]
     enabled: bool
     registry_model_id: uuid.UUID | None
+    endpoint_priority: EndpointPriority | None
     created_at: datetime
     updated_at: datetime
     etag: str

@@ -13,6 +13,7 @@ from modelyard_common.errors import ConflictError, FieldError, NotFoundError, Un
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.db import ModelGroup, announce_config_change
+from modelyard_gateway.endpoints import repository as endpoints
 from modelyard_gateway.groups import repository
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 from modelyard_gateway.instances import repository as instances
@@ -27,6 +28,7 @@ def to_read(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> GroupRead:
         instance_ids=list(instance_ids),
         enabled=row.enabled,
         registry_model_id=row.registry_model_id,
+        endpoint_priority=row.endpoint_priority,  # type: ignore[arg-type]
         created_at=row.created_at,
         updated_at=row.updated_at,
         etag=make_etag(row.revision),
@@ -78,6 +80,9 @@ async def create_group(
         description=payload.description,
         enabled=payload.enabled,
         registry_model_id=payload.registry_model_id,
+        endpoint_priority=(
+            payload.endpoint_priority.model_dump() if payload.endpoint_priority else None
+        ),
         revision=1,
     )
     session.add(row)
@@ -136,9 +141,11 @@ async def update_group(
         await repository.replace_members(
             session, group_id=row.id, instance_ids=payload.instance_ids
         )
-    for field in ("name", "description", "enabled", "registry_model_id"):
+    for field in ("name", "description", "enabled", "registry_model_id", "endpoint_priority"):
         if field in changes:
             setattr(row, field, changes[field])
+    if "endpoint_priority" in changes:
+        await endpoints.reorder_members(session, group=row)
     row.revision += 1
     row.updated_at = datetime.now(UTC)
     await session.flush()
