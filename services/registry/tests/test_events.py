@@ -273,3 +273,45 @@ async def test_a_refused_event_waits_alone_and_keeps_order_for_its_routing_key(
                 )
             )
         live_relay.start()
+
+
+async def test_two_relays_publish_each_event_exactly_once(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    editor: Headers,
+    events: EventCapture,
+    settings: RegistrySettings,
+    model_body: dict[str, Any],
+) -> None:
+    """Two replicas' relays share the outbox with SKIP LOCKED: nothing twice, nothing lost."""
+    live_relay: OutboxRelay = app.state.relay
+    await live_relay.stop()
+    relays = [
+        OutboxRelay(
+            app.state.sessionmaker,
+            OutboxEvent,
+            app.state.broker,
+            database_url=settings.database_url,
+            batch_size=5,
+        )
+        for _ in range(2)
+    ]
+    try:
+        created = await asyncio.gather(
+            *(
+                create_ok(client, "/v1/models", {**model_body, "name": f"m{i}"}, editor)
+                for i in range(40)
+            )
+        )
+        ids = {m["id"] for m in created}
+        for relay in relays:
+            relay.start()
+        await events.wait(type="registry.model.created", count=40, timeout=20)
+        await asyncio.sleep(0.5)  # time for any duplicate to show up
+        mine = [e for e in events.of(type="registry.model.created") if e["subject"] in ids]
+        assert sorted(e["subject"] for e in mine) == sorted(ids)
+        assert len({e["id"] for e in mine}) == len(mine) == 40
+    finally:
+        for relay in relays:
+            await relay.stop()
+        live_relay.start()
