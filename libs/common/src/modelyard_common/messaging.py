@@ -72,8 +72,15 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        """Return whether the connection is open right now."""
-        return self._connection is not None and not self._connection.is_closed
+        """Return whether the connection is open right now (false while it reconnects)."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            return False
+        # A robust connection stays "open" while it reconnects; the AMQP link underneath says
+        # whether messages can go out now.
+        transport = getattr(connection, "transport", None)
+        link = getattr(transport, "connection", None)
+        return link is not None and not link.is_closed
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
