@@ -5,17 +5,22 @@ set -euo pipefail
 
 log() { echo "ensure-docker: $*" >&2; }
 
-if docker info >/dev/null 2>&1; then
+have_compose() { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }
+
+if docker info >/dev/null 2>&1 && have_compose; then
   exit 0
 fi
 
-if ! command -v dockerd >/dev/null 2>&1; then
-  log "dockerd missing, installing docker.io"
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+have_compose || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Only refresh the package lists when apt cannot find the package (an empty or stale cache).
-  if ! apt-get install -y docker.io >/dev/null 2>&1; then
+  # Only refresh the package lists when apt cannot find the packages (an empty or stale cache).
+  if ! apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
     apt-get update -qq
-    apt-get install -y docker.io
+    apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 
