@@ -1,18 +1,21 @@
 """Reports made while the broker is unreachable wait on disk and arrive later, in order.
 
-The outage is simulated with a TCP proxy between the agent and RabbitMQ that drops every
-connection and refuses new ones (like a broker restart), so the shared broker keeps serving the
-test's own probe; the agent's robust connection then reconnects through the proxy.
+Two outages: every connection between agent and broker cut by a TCP proxy that also refuses new
+ones (the network drops), and a real RabbitMQ restart (`rabbitmqctl stop_app` / `start_app`,
+durable quorum queues survive it). Either way the agent's robust connection reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from uuid import uuid4
 
 import docker
+import pytest
 
+from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
 from modelyard_agent.testing import (
     AgentFactory,
@@ -26,40 +29,42 @@ from modelyard_agent.testing import (
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 
 PROJECTS = Path(__file__).parent / "projects"
+Step = Callable[[], Awaitable[None]]
 
 
-async def test_reports_survive_a_broker_outage_in_order(
-    make_agent: AgentFactory,
+async def _rabbitmqctl(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec("rabbitmqctl", "-q", *args)
+    assert await process.wait() == 0, f"rabbitmqctl {' '.join(args)} failed"
+
+
+async def _reports_survive(
+    agent: Agent,
     probe: BrokerProbe,
     artifact_server: ArtifactServer,
     docker_engine: docker.DockerClient,
-    amqp_url: str,
+    *,
+    go_down: Step,
+    come_back: Step,
 ) -> None:
-    proxy = TcpProxy("127.0.0.1", 5672)
-    await proxy.start()
-    vhost = amqp_url.rsplit("/", 1)[-1]
-    agent = await make_agent(
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}?reconnect_interval=0.5"
+    deployment_id = uuid4()
+    version = version_spec(
+        artifact_server,
+        zip_project(PROJECTS / "handlers_echo"),
+        project_manifest(main="echo_model.py", handlers=[{"name": "predict"}]),
+        model_name=f"echo-{uuid4().hex[:6]}",
+        model_id=uuid4(),
+        number=1,
     )
-    try:
-        deployment_id = uuid4()
-        version = version_spec(
-            artifact_server,
-            zip_project(PROJECTS / "handlers_echo"),
-            project_manifest(main="echo_model.py", handlers=[{"name": "predict"}]),
-            model_name=f"echo-{uuid4().hex[:6]}",
-            model_id=uuid4(),
-            number=1,
-        )
-        await probe.send(
-            device_id=agent.settings.device_id,
-            deployment_id=deployment_id,
-            generation=1,
-            version=version,
-        )
-        before = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
+    await probe.send(
+        device_id=agent.settings.device_id,
+        deployment_id=deployment_id,
+        generation=1,
+        version=version,
+    )
+    before = await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=60)
 
-        await proxy.cut()
+    await go_down()
+    try:
         # Something worth reporting happens during the outage: the container is removed from
         # outside, and the agent brings it back (starting, running).
         label = f"{LABEL_DEPLOYMENT}={deployment_id}"
@@ -82,35 +87,76 @@ async def test_reports_survive_a_broker_outage_in_order(
         await asyncio.sleep(0.5)
         assert agent.outbox.pending() >= 2
         assert probe.last(deployment_id) == before  # nothing got through
+    finally:
+        await come_back()
 
-        await proxy.start()
-        held = agent.store.get(deployment_id)
-        assert held is not None
-        await probe.wait_for(
-            lambda: (probe.last(deployment_id) or before).sequence == held.sequence,
-            timeout_s=30,
-            what="spooled reports delivered",
-        )
-        # Nothing lost, in order (a report whose confirm was lost in the cut may come twice,
-        # under the same event id, the deployer's idempotency key).
-        delivered = probe.delivered_sequences(deployment_id)
-        assert delivered == list(range(1, held.sequence + 1))
-        assert probe.states(deployment_id)[-2:] == [
-            DeploymentState.starting,
-            DeploymentState.running,
-        ]
-        # A file is deleted right after its confirm, which may come just after the delivery.
-        await probe.wait_for(lambda: agent.outbox.pending() == 0, timeout_s=5, what="empty spool")
+    held = agent.store.get(deployment_id)
+    assert held is not None
+    await probe.wait_for(
+        lambda: (probe.last(deployment_id) or before).sequence == held.sequence,
+        timeout_s=45,
+        what="spooled reports delivered",
+    )
+    # Nothing lost, in order (a report whose confirm was lost in the cut may come twice,
+    # under the same event id, the deployer's idempotency key).
+    delivered = probe.delivered_sequences(deployment_id)
+    assert delivered == list(range(1, held.sequence + 1))
+    assert probe.states(deployment_id)[-2:] == [
+        DeploymentState.starting,
+        DeploymentState.running,
+    ]
+    # A file is deleted right after its confirm, which may come just after the delivery.
+    await probe.wait_for(lambda: agent.outbox.pending() == 0, timeout_s=5, what="empty spool")
 
-        # The command consumer resumed on the new connection too.
-        await probe.send(
-            device_id=agent.settings.device_id,
-            deployment_id=deployment_id,
-            generation=2,
-            version=version,
-            action=CommandAction.stop,
-            desired_state=DesiredState.stopped,
+    # The command consumer resumed on the new connection too.
+    await probe.send(
+        device_id=agent.settings.device_id,
+        deployment_id=deployment_id,
+        generation=2,
+        version=version,
+        action=CommandAction.stop,
+        desired_state=DesiredState.stopped,
+    )
+    await probe.wait_state(deployment_id, DeploymentState.stopped, timeout_s=45)
+
+
+async def test_reports_survive_a_cut_connection_in_order(
+    make_agent: AgentFactory,
+    probe: BrokerProbe,
+    artifact_server: ArtifactServer,
+    docker_engine: docker.DockerClient,
+    amqp_url: str,
+) -> None:
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    vhost = amqp_url.rsplit("/", 1)[-1]
+    agent = await make_agent(
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}?reconnect_interval=0.5"
+    )
+    try:
+        await _reports_survive(
+            agent, probe, artifact_server, docker_engine, go_down=proxy.cut, come_back=proxy.start
         )
-        await probe.wait_state(deployment_id, DeploymentState.stopped, timeout_s=30)
     finally:
         await proxy.cut()
+
+
+@pytest.mark.timeout(240)
+async def test_reports_survive_a_rabbitmq_restart_in_order(
+    make_agent: AgentFactory,
+    probe: BrokerProbe,
+    artifact_server: ArtifactServer,
+    docker_engine: docker.DockerClient,
+    amqp_url: str,
+) -> None:
+    agent = await make_agent(amqp_url=f"{amqp_url}?reconnect_interval=0.5")
+
+    async def stop_broker() -> None:
+        await _rabbitmqctl("stop_app")
+
+    async def start_broker() -> None:
+        await _rabbitmqctl("start_app")
+
+    await _reports_survive(
+        agent, probe, artifact_server, docker_engine, go_down=stop_broker, come_back=start_broker
+    )

@@ -278,14 +278,21 @@ class BrokerProbe:
         await self._channel.declare_exchange(
             DEVICES_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        # Durable, so the probe also hears what is published right after a broker restart.
+        self._queue_name = f"test-probe-{uuid4().hex[:12]}"
+        queue = await self._channel.declare_queue(
+            self._queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
         await queue.bind(events, routing_key=DEPLOYMENT_REPORTED)
         await queue.bind(events, routing_key=DEVICE_HEARTBEAT)
         await queue.consume(self._on_message, no_ack=True)
 
     async def close(self) -> None:
-        """Disconnect."""
+        """Delete the probe's queue and disconnect."""
         if self._connection is not None:
+            with contextlib.suppress(Exception):
+                channel = await self._connection.channel()
+                await channel.queue_delete(self._queue_name)
             await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
