@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import httpx
 from fastapi import Response
+from fastapi.responses import StreamingResponse
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.api.schemas import ModelList, ModelLogs, ModelStatus
@@ -35,8 +39,14 @@ def list_models(*, agent: Agent) -> ModelList:
 async def call_handler(
     *, agent: Agent, model_name: str, handler: str, body: bytes, content_type: str | None
 ) -> Response:
-    """Return the model container's answer to `POST /<handler>`, forwarded as is."""
-    with agent.routes.use(model_name) as route:
+    """Return the model container's answer to `POST /<handler>`, relayed as it arrives.
+
+    The answer is streamed (server-sent events of an `openai` project pass through chunk by
+    chunk); the call counts as in flight until its last byte, so an update drains it first.
+    """
+    calls = contextlib.AsyncExitStack()
+    route = calls.enter_context(agent.routes.use(model_name))
+    try:
         if route is None:
             record = _record_for(agent, model_name)
             raise ServiceUnavailableError(
@@ -44,19 +54,31 @@ async def call_handler(
                 headers={"Retry-After": "5"},
                 state=record.state.value,
             )
+        request = agent.proxy_http.build_request(
+            "POST",
+            f"{route.base_url}/{handler}",
+            content=body,
+            headers={"content-type": content_type or "application/json"},
+        )
         try:
-            upstream = await agent.proxy_http.post(
-                f"{route.base_url}/{handler}",
-                content=body,
-                headers={"content-type": content_type or "application/json"},
-            )
+            upstream = await agent.proxy_http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise BadGatewayError(
                 f"Model {model_name!r} did not answer: {type(exc).__name__}."
             ) from exc
+    except BaseException:
+        await calls.aclose()
+        raise
+    calls.push_async_callback(upstream.aclose)
+
+    async def relay() -> AsyncIterator[bytes]:
+        async with calls:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+
     headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED_HEADERS}
     headers["x-modelyard-version"] = str(route.version_id)
-    return Response(content=upstream.content, status_code=upstream.status_code, headers=headers)
+    return StreamingResponse(relay(), status_code=upstream.status_code, headers=headers)
 
 
 async def model_logs(*, agent: Agent, model_name: str, tail: int) -> ModelLogs:
