@@ -234,3 +234,36 @@ async def test_history_survives_deletion(
     assert [e["action"] for e in history["items"]] == ["created", "deleted"]
     assert history["items"][1]["actor"] == "alice"
     assert history["items"][1]["changes"]["name"] == {"old": "fraud-detector", "new": None}
+
+
+async def test_expired_idempotency_keys_are_purged(
+    app: Any, client: httpx.AsyncClient, editor: Headers, model_body: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from modelyard_common.db import utcnow
+    from modelyard_registry.orm import IdempotencyRecord
+
+    for key in ("old", "fresh"):
+        response = await client.post(
+            "/v1/models",
+            json={**model_body, "name": key},
+            headers={**editor, "Idempotency-Key": f"purge-{key}"},
+        )
+        assert response.status_code == 201
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == "purge-old")
+            .values(created_at=utcnow() - timedelta(days=2))
+        )
+    assert await app.state.runtime.purge_expired() >= 1
+    async with app.state.sessionmaker() as session:
+        keys = set(
+            await session.scalars(
+                select(IdempotencyRecord.key).where(IdempotencyRecord.key.like("purge-%"))
+            )
+        )
+    assert keys == {"purge-fresh"}

@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     consumer_prefetch: int = Field(default=32, ge=1)
     consumer_delivery_limit: int = Field(default=5, ge=1)
+    housekeeping_interval_s: float = Field(default=3600, gt=0)
+    idempotency_retention_h: float = Field(default=24, gt=0)
+    processed_events_retention_h: float = Field(default=24 * 7, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

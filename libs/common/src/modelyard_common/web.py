@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -13,10 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
-from modelyard_common.db import make_engine, make_sessionmaker
+from modelyard_common.db import make_engine, make_sessionmaker, utcnow
 from modelyard_common.errors import install_problem_handlers
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
@@ -142,7 +144,45 @@ class ServiceRuntime:
         self.broker = Broker(settings.amqp_url, prefetch=settings.consumer_prefetch)
         self._on_broker_ready: list[Callable[[Broker], Awaitable[None]]] = []
         self._connect_task: asyncio.Task[None] | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._retained: list[tuple[InstrumentedAttribute[Any], timedelta]] = []
         self.background: list[asyncio.Task[Any]] = []
+
+    def retain(self, column: InstrumentedAttribute[Any], retention: timedelta) -> None:
+        """Delete rows whose timestamp `column` is older than `retention`, once an hour.
+
+        For bookkeeping tables that only matter for a while (processed event ids, idempotency
+        keys), so they do not grow forever.
+        """
+        self._retained.append((column, retention))
+
+    async def purge_expired(self) -> int:
+        """Delete what the retention rules allow now; return how many rows went."""
+        removed = 0
+        async with self.sessionmaker() as session, session.begin():
+            for column, retention in self._retained:
+                result = await session.execute(
+                    delete(column.class_).where(column < utcnow() - retention)
+                )
+                removed += int(getattr(result, "rowcount", 0) or 0)
+        return removed
+
+    async def _housekeeping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_interval_s)
+            try:
+                removed = await self.purge_expired()
+                if removed:
+                    log.info("housekeeping removed %d expired rows", removed)
+            except Exception as exc:  # the next round tries again
+                log.warning("housekeeping failed: %s", exc)
+
+    def start_housekeeping(self) -> None:
+        """Start the hourly purge of expired bookkeeping rows (idempotent)."""
+        if self._retained and self._housekeeping_task is None:
+            self._housekeeping_task = asyncio.create_task(
+                self._housekeeping_forever(), name="housekeeping"
+            )
 
     def on_broker_ready(self, callback: Callable[[Broker], Awaitable[None]]) -> None:
         """Run `callback` once the broker is first reachable (start consumers there)."""
@@ -171,6 +211,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Connect to the broker in the background: the API serves even while it is down."""
         self._connect_task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+        self.start_housekeeping()
 
     async def wait_broker(self, timeout: float = 30.0) -> None:
         """Wait until the broker is connected and consumers are started."""
@@ -179,7 +220,11 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Stop background work, close the broker and the engine."""
-        tasks = [t for t in [self._connect_task, *self.background] if t is not None]
+        tasks = [
+            t
+            for t in [self._connect_task, self._housekeeping_task, *self.background]
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -15,7 +16,7 @@ from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
 from modelyard_deployer.artifacts import LocalArtifactStore
 from modelyard_deployer.consumers import start_consumers
-from modelyard_deployer.db import OutboxEvent
+from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_deployer.deployments.router import router as deployments_router
 from modelyard_deployer.devices.router import router as devices_router
 from modelyard_deployer.settings import DeployerSettings
@@ -34,6 +35,10 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
     """Return the deployer app; its lifespan connects the broker, consumers and relay."""
     settings = settings or DeployerSettings()
     runtime = ServiceRuntime(settings)
+    runtime.retain(IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h))
+    runtime.retain(
+        ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
+    )
     relay = OutboxRelay(
         runtime.sessionmaker,
         OutboxEvent,

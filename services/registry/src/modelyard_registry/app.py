@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -16,7 +17,7 @@ from modelyard_registry import __doc__ as DESCRIPTION
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
 from modelyard_registry.links.router import router as links_router
-from modelyard_registry.orm import OutboxEvent
+from modelyard_registry.orm import IdempotencyRecord, OutboxEvent
 from modelyard_registry.settings import RegistrySettings
 
 VERSION = "0.1.0"
@@ -38,6 +39,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         configure_logging("registry", settings.log_level, json_logs=settings.log_json)
         runtime = ServiceRuntime(settings)
         runtime.bind(app)
+        runtime.retain(
+            IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h)
+        )
         relay = OutboxRelay(
             runtime.sessionmaker,
             OutboxEvent,

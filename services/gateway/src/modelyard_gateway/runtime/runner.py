@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ import asyncpg
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.web import ServiceRuntime
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL
+from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL, IdempotencyRecord, ProcessedEvent
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
 from modelyard_gateway.runtime.health import HealthBoard, decode_notification
@@ -68,11 +69,20 @@ class Runtime(ServiceRuntime):
         self._spawn(self._refresh_state_forever(), "gateway-state-refresh")
         self._spawn(self.board.publish_forever(self.engine), "gateway-state-publish")
         self._spawn(self._check_forever(), "gateway-health-checks")
+        self.retain(
+            IdempotencyRecord.created_at, timedelta(hours=self.settings.idempotency_retention_h)
+        )
+        self.retain(
+            ProcessedEvent.processed_at,
+            timedelta(hours=self.settings.processed_events_retention_h),
+        )
         if self.settings.consume_events:
             from modelyard_gateway.endpoints.consumer import start_consumer
 
             self.on_broker_ready(lambda broker: start_consumer(broker, self))
             await super().start()
+        else:
+            self.start_housekeeping()
 
     async def stop(self) -> None:
         """Stop background work and close connections."""
