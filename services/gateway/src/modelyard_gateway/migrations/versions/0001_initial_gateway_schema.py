@@ -68,7 +68,6 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("registry_model_id", sa.Uuid(), nullable=True),
-        sa.Column("endpoint_priority", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column(
             "created_at",
@@ -126,7 +125,6 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("deployment_id", sa.Uuid(), nullable=True),
-        sa.Column("device_labels", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

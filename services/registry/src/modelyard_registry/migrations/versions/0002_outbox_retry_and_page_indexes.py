@@ -1,0 +1,48 @@
+"""Outbox rows retried with backoff; keyset pagination indexes.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# IF [NOT] EXISTS: databases created by an early build of 0001 may already have some of these.
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE registry.outbox ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz")
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_models_page_name "
+        "ON registry.ai_models (workspace, name, id)"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_models_page_created "
+        "ON registry.ai_models (workspace, created_at, id)"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_models_page_updated "
+        "ON registry.ai_models (workspace, updated_at, id)"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_systems_page_name "
+        "ON registry.ai_systems (workspace, name, id)"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_systems_page_created "
+        "ON registry.ai_systems (workspace, created_at, id)"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_ai_systems_page_updated "
+        "ON registry.ai_systems (workspace, updated_at, id)"
+    )
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE registry.outbox DROP COLUMN IF EXISTS next_attempt_at")
