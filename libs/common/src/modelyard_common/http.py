@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Header
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import DateTime, Integer, String, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -138,3 +139,15 @@ async def run_idempotent(
         )
     )
     return StoredResponse(status_code, body, replayed=False)
+
+
+def created_response(stored: StoredResponse, *, location: str | None = None) -> JSONResponse:
+    """Return the (first) response of an idempotent create, with ETag and Location if known."""
+    headers: dict[str, str] = {}
+    if isinstance(stored.body.get("etag"), str):
+        headers["ETag"] = stored.body["etag"]
+    if location:
+        headers["Location"] = location
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_deployer.access import service
 from modelyard_deployer.access.schemas import Grant, GrantCreate, GrantUpdate
 from modelyard_deployer.db import IdempotencyRecord, SessionDep
 from modelyard_deployer.deps import RegistryHttpDep
-from modelyard_deployer.web import AuthorizationHeader, created_response
+from modelyard_deployer.web import AuthorizationHeader
 
 router = APIRouter(prefix="/v1/models/{model_id}/access", tags=["access"])
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Viewer
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, run_idempotent
+from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_deployer.db import IdempotencyRecord, SessionDep
 from modelyard_deployer.deployments import service
@@ -24,7 +24,7 @@ from modelyard_deployer.deployments.schemas import (
     Redeploy,
 )
 from modelyard_deployer.deps import BrokerDep, RegistryHttpDep, SettingsDep
-from modelyard_deployer.web import AuthorizationHeader, created_response
+from modelyard_deployer.web import AuthorizationHeader
 
 router = APIRouter(tags=["deployments"])
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.errors import FieldError, UnprocessableError, problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_deployer.db import IdempotencyRecord, SessionDep
 from modelyard_deployer.deps import BrokerDep, SettingsDep
@@ -22,7 +22,6 @@ from modelyard_deployer.devices.schemas import (
     DeviceUpdate,
     DeviceWithToken,
 )
-from modelyard_deployer.web import created_response
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelyard_common.auth import Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey
+from modelyard_common.http import IdempotencyKey, created_response
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_deployer.db import SessionDep
 from modelyard_deployer.deps import RegistryHttpDep, SessionmakerDep, SettingsDep, StoreDep
@@ -18,7 +18,7 @@ from modelyard_deployer.devices.auth import ArtifactCaller
 from modelyard_deployer.versions import service
 from modelyard_deployer.versions.schemas import ModelVersion
 from modelyard_deployer.versions.upload import receive_upload
-from modelyard_deployer.web import AuthorizationHeader, created_response, parse_range
+from modelyard_deployer.web import AuthorizationHeader, parse_range
 
 router = APIRouter(tags=["versions"])
 

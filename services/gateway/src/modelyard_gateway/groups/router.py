@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
 from modelyard_gateway.deps import SessionDep
@@ -71,9 +70,7 @@ async def create_group(
         payload=payload,
         create=create,
     )
-    return JSONResponse(
-        stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}
-    )
+    return created_response(stored, location=f"/v1/groups/{stored.body['id']}")
 
 
 @router.get(

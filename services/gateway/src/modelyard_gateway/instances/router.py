@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
 from modelyard_gateway.deps import RuntimeDep, SessionDep
@@ -82,9 +81,7 @@ async def create_instance(
         | {"secrets": [payload.token is not None, payload.proxy_password is not None]},
         create=create,
     )
-    return JSONResponse(
-        stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}
-    )
+    return created_response(stored, location=f"/v1/instances/{stored.body['id']}")
 
 
 @router.get(

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Admin, Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_registry.ai_systems import service
 from modelyard_registry.ai_systems.repository import SORT_COLUMNS, SystemFilters
@@ -98,11 +98,7 @@ async def create_system(
         payload=body,
         create=lambda: service.create_system(session, principal=principal, data=body),
     )
-    return JSONResponse(
-        stored.body,
-        status_code=stored.status_code,
-        headers={"ETag": stored.body["etag"], "Location": f"/v1/systems/{stored.body['id']}"},
-    )
+    return created_response(stored, location=f"/v1/systems/{stored.body['id']}")
 
 
 @router.get(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_registry.links import service
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 from modelyard_registry.orm import IdempotencyRecord
@@ -55,8 +55,8 @@ async def link_model(
         payload=body,
         create=lambda: service.attach(session, principal=principal, system_id=system_id, data=body),
     )
-    return JSONResponse(
-        stored.body, status_code=stored.status_code, headers={"ETag": stored.body["etag"]}
+    return created_response(
+        stored, location=f"/v1/systems/{system_id}/models/{stored.body['model_id']}"
     )
 
 
