@@ -23,11 +23,11 @@ from modelyard_agent.testing import (
     BrokerProbe,
     delete_device_queues,
 )
-from modelyard_common.testing import ensure_vhost
+from modelyard_common.testing import TEST_AMQP_URL, TEST_VHOST, ensure_vhost
 
 REPO = Path(__file__).resolve().parents[3]
-VHOST = "modelyard_test"
-AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+VHOST = TEST_VHOST
+AMQP_URL = TEST_AMQP_URL
 DEVICE_TOKEN = "device-token-for-tests"
 BASE_IMAGE = "modelyard/python-base:bookworm"
 

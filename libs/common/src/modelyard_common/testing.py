@@ -26,10 +26,14 @@ TEST_AMQP_URL = os.environ.get(
     "MODELYARD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
 )
 TEST_JWT_SECRET = "test-secret-of-sufficient-length"
+# Lets two checkouts run their suites side by side on one machine: each sets its own suffix
+# (and MODELYARD_TEST_VHOST), so neither drops the other's databases or queues.
+TEST_DB_SUFFIX = os.environ.get("MODELYARD_TEST_DB_SUFFIX", "")
 
 
 async def recreate_database(admin_url: str, name: str) -> str:
-    """Drop and create database `name`; return its SQLAlchemy asyncpg URL."""
+    """Drop and create database `name` (plus MODELYARD_TEST_DB_SUFFIX); return its URL."""
+    name = f"{name}{TEST_DB_SUFFIX}"
     conn = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
