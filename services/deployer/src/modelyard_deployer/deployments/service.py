@@ -29,7 +29,7 @@ from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access, visible_models
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion
-from modelyard_deployer.deployments import messages, repository, schemas
+from modelyard_deployer.deployments import messages, reports, repository, schemas
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
 from modelyard_deployer.registry_models import repository as registry_models
@@ -573,3 +573,19 @@ async def deployment_history(
         id_column=DeploymentEvent.id,
     )
     return [history_view(row) for row in rows], cursor
+
+
+async def announce_model_endpoints(
+    session: AsyncSession, *, settings: DeployerSettings, principal: Principal, model_id: uuid.UUID
+) -> int:
+    """Return how many running endpoints of a model were announced again."""
+    await require_access(
+        session,
+        principal,
+        model_id,
+        AccessLevel.viewer,
+        not_found=f"No model {model_id} you may see in this workspace.",
+    )
+    return await reports.reannounce_model(
+        session, settings=settings, workspace=principal.workspace, model_id=model_id
+    )
