@@ -28,7 +28,10 @@ from modelyard_common.messaging import Broker
 from modelyard_common.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
+    TEST_MANAGEMENT_URL,
     TEST_VHOST,
+    delete_device_logins,
+    ensure_management_api,
     ensure_vhost,
     recreate_database,
 )
@@ -88,6 +91,7 @@ async def registry() -> AsyncIterator[RegistryStandIn]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSettings:
     await asyncio.to_thread(ensure_vhost, VHOST)
+    await asyncio.to_thread(ensure_management_api)
     database_url = await recreate_database(ADMIN_URL, "modelyard_test_deployer")
     result = DeployerSettings(
         database_url=database_url,
@@ -100,6 +104,7 @@ async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSet
         device_offline_after_s=3.0,
         outbox_poll_interval_s=0.2,
         queue_prefix=f"deployer-test-{uuid.uuid4().hex[:8]}",
+        broker_management_url=TEST_MANAGEMENT_URL,
         db_pool_size=5,
         log_json=False,
     )
@@ -115,6 +120,7 @@ async def app(settings: DeployerSettings) -> AsyncIterator[FastAPI]:
         await application.state.runtime.wait_broker(timeout=30)
         yield application
     await _delete_test_queues(settings)
+    await asyncio.to_thread(delete_device_logins, VHOST)
 
 
 async def _delete_test_queues(settings: DeployerSettings) -> None:

@@ -165,9 +165,9 @@ async def _record_refusal(
             action=None,
             state=deployment.state,
             message=(
-                f"refused a {report.state.value!r} report sent by broker login "
-                f"{event.sender!r}: only device {deployment.device_id} reports on this "
-                "deployment, and only while it is not revoked"
+                f"refused a {report.state.value!r} report sent by "
+                f"{_sender_name(event.sender)}: only device {deployment.device_id} reports on "
+                "this deployment, and only while it is not revoked"
             ),
             log_tail=[],
             generation=report.generation,
@@ -177,6 +177,10 @@ async def _record_refusal(
             occurred_at=utcnow(),
         )
     )
+
+
+def _sender_name(sender: str | None) -> str:
+    return f"broker login {sender!r}" if sender else "an unverified sender (no user_id)"
 
 
 async def apply_heartbeat(
