@@ -317,7 +317,8 @@ async def test_openai_endpoint_is_announced_and_withdrawn(
         "sequence": 1,
     }
     # The ingress credential travels sealed for the gateway, and is the device's own.
-    assert "myin_" not in json.dumps(announcement.data) and "myin_" not in sealed
+    assert "myin_" not in json.dumps(announcement.data)
+    assert "myin_" not in sealed
     opened = Fernet(settings.ingress_seal_key.encode()).decrypt(sealed.encode()).decode()
     assert opened == ingress_token(token_hash(device.token), device.id)
     stop = await tenant.client.post(

@@ -47,18 +47,9 @@ async def device_connection(device: DeviceStandIn) -> aio_pika.abc.AbstractConne
 
 
 def report_message(device_id: uuid.UUID, deployment_id: str, *, user_id: str) -> aio_pika.Message:
-    body = (
-        '{"specversion":"1.0","id":"%s","source":"x","type":"%s","data":{"deployment_id":"%s",'
-        '"device_id":"%s","generation":1,"sequence":99,"state":"failed","reported_at":"%s"}}'
-        % (
-            uuid.uuid4(),
-            DEPLOYMENT_REPORTED,
-            deployment_id,
-            device_id,
-            datetime.now(UTC).isoformat(),
-        )
-    ).encode()
-    return aio_pika.Message(body=body, user_id=user_id, delivery_mode=2)
+    return aio_pika.Message(
+        body=forged_event(device_id, deployment_id).to_bytes(), user_id=user_id, delivery_mode=2
+    )
 
 
 async def ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:
