@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import openai
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+from sqlalchemy import select
 
 from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent, new_event
+from modelyard_common.db import make_engine
 from modelyard_common.messaging import Binding, Broker
+from modelyard_common.testing import wait_for
+from modelyard_gateway.crypto import SecretBox
+from modelyard_gateway.db import EndpointSequence
 from modelyard_gateway.endpoints.consumer import QUEUE
 
 
@@ -61,8 +67,6 @@ async def test_endpoint_ready_joins_bound_groups_once_and_gone_leaves(
     async def poll() -> bool:
         seen.append(await members())
         return len(seen[-1]) == 1
-
-    from modelyard_common.testing import wait_for
 
     await wait_for(poll, timeout=10)
     await eventually(
@@ -154,8 +158,6 @@ async def test_bound_group_orders_deployments_by_label_priority_and_workspace(
             found.append((await admin.http.get(f"/v1/instances/{instance_id}")).json()["name"])
         return found
 
-    from modelyard_common.testing import wait_for
-
     async def all_joined() -> bool:
         return len(await names()) == 4
 
@@ -179,4 +181,81 @@ async def test_bound_group_orders_deployments_by_label_priority_and_workspace(
     final = await names()
     assert final[-1] == "cloud-fallback"
     assert len(final) == 4  # the other workspace's deployment never joined
+    await broker.close()
+
+
+async def test_endpoint_events_of_a_deployment_apply_in_order_with_its_credential(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    """A version switch is gone(2)-then-ready(3); delivered as ready(3)-then-gone(2), the group
+    keeps the new instance. The ingress credential arrives sealed and is presented upstream."""
+    backend = backends("switched")
+    model_id = uuid.uuid4()
+    group = (
+        await admin.http.post(
+            "/v1/groups", json={"name": "in-order", "registry_model_id": str(model_id)}
+        )
+    ).json()
+    key = await admin.key()
+    broker = Broker(gateway.settings.amqp_url)
+    await broker.connect()
+    await broker.declare_queue(
+        QUEUE,
+        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
+        delivery_limit=gateway.settings.consumer_delivery_limit,
+    )
+    deployment_id = uuid.uuid4()
+    credential = "myin_" + uuid.uuid4().hex
+    sealed = SecretBox(gateway.settings.ingress_seal_key).seal(credential)
+
+    def event(kind: str, sequence: int) -> CloudEvent:
+        return new_event(
+            type=kind,
+            source="/deployer",
+            data={
+                "deployment_id": str(deployment_id),
+                "model_id": str(model_id),
+                "version_id": str(uuid.uuid4()),
+                "device_id": str(uuid.uuid4()),
+                "base_url": f"http://127.0.0.1:{backend.port}/deployments/{deployment_id}",
+                "workspace": admin.workspace,
+                "sequence": sequence,
+                "ingress_token_sealed": sealed if kind == ENDPOINT_READY else None,
+            },
+        )
+
+    for late in (event(ENDPOINT_READY, 3), event(ENDPOINT_GONE, 2), event(ENDPOINT_READY, 1)):
+        await broker.publish(late, exchange=EVENTS_EXCHANGE, routing_key=late.type)
+    marker = event(ENDPOINT_READY, 4)
+    await broker.publish(marker, exchange=EVENTS_EXCHANGE, routing_key=marker.type)
+
+    engine = make_engine(gateway.settings.database_url, pool_size=1)
+
+    async def applied_through_marker() -> bool:
+        async with engine.connect() as conn:
+            stored = await conn.scalar(
+                select(EndpointSequence.sequence).where(
+                    EndpointSequence.deployment_id == deployment_id
+                )
+            )
+        return stored == 4
+
+    await wait_for(applied_through_marker, timeout=10)
+    await engine.dispose()
+    members = (await admin.http.get(f"/v1/groups/{group['id']}")).json()["instance_ids"]
+    assert len(members) == 1
+    instance = (await admin.http.get(f"/v1/instances/{members[0]}")).json()
+    assert instance["has_token"] is True
+    assert credential not in json.dumps(instance)
+    await eventually(
+        lambda: bool(
+            gateway.runtime.catalog.snapshot.groups[(admin.workspace, "in-order")].instances
+        )
+    )
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    await client.chat.completions.create(
+        model="in-order", messages=[{"role": "user", "content": "x"}]
+    )
+    assert backend.headers[-1]["authorization"] == f"Bearer {credential}"
+    await client.close()
     await broker.close()
