@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent, new_event
@@ -17,7 +17,7 @@ from modelyard_common.db import make_engine
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.testing import wait_for
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.db import EndpointSequence
+from modelyard_gateway.db import EndpointSequence, ProcessedEvent
 from modelyard_gateway.endpoints.consumer import QUEUE
 
 
@@ -217,30 +217,33 @@ async def test_endpoint_events_of_a_deployment_apply_in_order_with_its_credentia
                 "model_id": str(model_id),
                 "version_id": str(uuid.uuid4()),
                 "device_id": str(uuid.uuid4()),
-                "base_url": f"http://127.0.0.1:{backend.port}/deployments/{deployment_id}",
+                "base_url": f"http://127.0.0.1:{backend.port}",
                 "workspace": admin.workspace,
                 "sequence": sequence,
                 "ingress_token_sealed": sealed if kind == ENDPOINT_READY else None,
             },
         )
 
-    for late in (event(ENDPOINT_READY, 3), event(ENDPOINT_GONE, 2), event(ENDPOINT_READY, 1)):
+    delivered = [event(ENDPOINT_READY, 3), event(ENDPOINT_GONE, 2), event(ENDPOINT_READY, 1)]
+    for late in delivered:
         await broker.publish(late, exchange=EVENTS_EXCHANGE, routing_key=late.type)
-    marker = event(ENDPOINT_READY, 4)
-    await broker.publish(marker, exchange=EVENTS_EXCHANGE, routing_key=marker.type)
-
     engine = make_engine(gateway.settings.database_url, pool_size=1)
 
-    async def applied_through_marker() -> bool:
+    async def all_consumed() -> bool:
         async with engine.connect() as conn:
+            done = await conn.scalar(
+                select(func.count())
+                .select_from(ProcessedEvent)
+                .where(ProcessedEvent.event_id.in_([e.id for e in delivered]))
+            )
             stored = await conn.scalar(
                 select(EndpointSequence.sequence).where(
                     EndpointSequence.deployment_id == deployment_id
                 )
             )
-        return stored == 4
+        return done == 3 and stored == 3
 
-    await wait_for(applied_through_marker, timeout=10)
+    await wait_for(all_consumed, timeout=10)
     await engine.dispose()
     members = (await admin.http.get(f"/v1/groups/{group['id']}")).json()["instance_ids"]
     assert len(members) == 1
@@ -256,6 +259,6 @@ async def test_endpoint_events_of_a_deployment_apply_in_order_with_its_credentia
     await client.chat.completions.create(
         model="in-order", messages=[{"role": "user", "content": "x"}]
     )
-    assert backend.headers[-1]["authorization"] == f"Bearer {credential}"
+    assert backend.headers[-1]["Authorization"] == f"Bearer {credential}"
     await client.close()
     await broker.close()
