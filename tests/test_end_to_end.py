@@ -131,9 +131,15 @@ class Suite:
 
     async def start_agent(self, name: str, labels: dict[str, str]) -> Agent:
         """Register a device with the deployer and run an agent for it."""
+        ingress_port = self.commands.free_port()
         created = await self.post(
             f"{self.deployer}/v1/devices",
-            {"name": name, "labels": labels, "advertise_host": "127.0.0.1"},
+            {
+                "name": name,
+                "labels": labels,
+                "advertise_host": "127.0.0.1",
+                "ingress_port": ingress_port,
+            },
             status=201,
         )
         port = self.commands.free_port()
@@ -150,7 +156,7 @@ class Suite:
                 "MODELYARD_AGENT_AMQP_URL": self.env["MODELYARD_AMQP_URL"].replace(
                     "guest:guest@", ""
                 ),
-                "MODELYARD_AGENT_INGRESS_PORT": str(self.commands.free_port()),
+                "MODELYARD_AGENT_INGRESS_PORT": str(ingress_port),
                 "MODELYARD_AGENT_HEARTBEAT_INTERVAL_S": "1",
                 "MODELYARD_AGENT_RECONCILE_INTERVAL_S": "2",
                 "MODELYARD_AGENT_HEALTH_TIMEOUT_S": "60",
