@@ -316,17 +316,6 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     using = await suite.get(f"{suite.registry}/v1/models/{model['id']}/systems")
     assert [(s["system_id"], s["description_of_use"]) for s in using] == [(system["id"], use)]
 
-    # -- gateway: a group bound to the registry model, and a client key ----------------------
-    group_name = f"support-chat-{suffix}"
-    group = await suite.post(
-        f"{suite.gateway}/v1/groups",
-        {"name": group_name, "registry_model_id": model["id"]},
-        status=201,
-    )
-    key = await suite.post(
-        f"{suite.gateway}/v1/keys", {"name": "e2e", "groups": [group_name]}, status=201
-    )
-
     # -- deployer: a version, two devices, a deployment to both ------------------------------
     v1 = await suite.upload(model["id"], "openai_echo", openai_manifest("v1"), "first")
     agent_a = await suite.start_agent(f"device-a-{suffix}", {"site": "a"})
@@ -348,7 +337,18 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     for deployment_id in deployment_of.values():
         await suite.wait_deployment(deployment_id, version_id=v1["id"])
 
-    # The deployer announces each running OpenAI endpoint; the bound group picks both up.
+    # -- gateway: a group bound to the registry model after its deployments run (as the README
+    # walkthrough does), and a client key: the group asks the deployer what already runs.
+    group_name = f"support-chat-{suffix}"
+    group = await suite.post(
+        f"{suite.gateway}/v1/groups",
+        {"name": group_name, "registry_model_id": model["id"]},
+        status=201,
+    )
+    key = await suite.post(
+        f"{suite.gateway}/v1/keys", {"name": "e2e", "groups": [group_name]}, status=201
+    )
+
     async def group_has_both() -> bool:
         current = await suite.get(f"{suite.gateway}/v1/groups/{group['id']}")
         return len(current["instance_ids"]) == 2
