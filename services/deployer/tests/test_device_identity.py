@@ -15,15 +15,22 @@ import httpx
 import pytest
 import pytest_asyncio
 from aio_pika.exceptions import AMQPError, ChannelClosed, ProbableAuthenticationError
+from cryptography.fernet import Fernet
 from deployer_testkit import OPENAI_MANIFEST, DeviceStandIn, EventTap, Tenant, eventually
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, ENDPOINT_GONE, ENDPOINT_READY
-from modelyard_common.device_identity import broker_username, device_amqp_url
+from modelyard_common.device_identity import (
+    broker_username,
+    device_amqp_url,
+    ingress_token,
+    token_hash,
+)
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.testing import TEST_AMQP_URL
+from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]
 
@@ -183,6 +190,7 @@ async def test_revoked_device_is_disconnected_refused_and_its_deployments_remove
     await asyncio.wait_for(closed.wait(), timeout=15)
     disconnect_s = asyncio.get_running_loop().time() - started
     assert disconnect_s < 15
+    print(f"revoked device disconnected after {disconnect_s:.2f}s")
 
     with pytest.raises((ProbableAuthenticationError, AMQPError, ConnectionError)):
         await device_connection(device)
@@ -345,3 +353,32 @@ async def test_provisioning_token_registers_devices_then_refuses_clearly(
     assert "expired" in expired.json()["detail"]
     devices = await tenant.client.get("/v1/devices", headers=tenant.admin)
     assert [d["name"] for d in devices.json()["items"]] == ["fresh"]
+
+
+async def test_rotating_the_token_reannounces_endpoints_with_the_new_credential(
+    tenant: Tenant, tap: EventTap, settings: DeployerSettings
+) -> None:
+    version = await tenant.new_version(manifest=OPENAI_MANIFEST)
+    device = await tenant.register_device("rotating-llm")
+    (deployment,) = await tenant.deploy(version["id"], [device])
+    await device.next_command()
+    for state in LIFECYCLE:
+        await device.report(deployment["id"], state)
+    await tenant.wait_state(deployment["id"], "running")
+
+    def credential(event: CloudEvent) -> str:
+        sealed = event.data["ingress_token_sealed"]
+        return Fernet(settings.ingress_seal_key.encode()).decrypt(sealed.encode()).decode()
+
+    async def announced(count: int) -> list[CloudEvent]:
+        events = tap.of(deployment["id"], ENDPOINT_READY)
+        return events if len(events) == count else []
+
+    (first,) = await eventually(lambda: announced(1))
+    assert credential(first) == ingress_token(token_hash(device.token), device.id)
+    rotated = await tenant.client.post(f"/v1/devices/{device.id}/token", headers=tenant.admin)
+    new_token = rotated.json()["token"]
+    second = (await eventually(lambda: announced(2)))[1]
+    assert credential(second) == ingress_token(token_hash(new_token), device.id)
+    assert credential(second) != credential(first)
+    assert second.data["sequence"] > first.data["sequence"]
