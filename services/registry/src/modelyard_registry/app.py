@@ -16,6 +16,7 @@ from modelyard_common.web import create_app as create_service_app
 from modelyard_registry import __doc__ as DESCRIPTION
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
+from modelyard_registry.approvals.router import router as approvals_router
 from modelyard_registry.links.router import router as links_router
 from modelyard_registry.orm import IdempotencyRecord, OutboxEvent
 from modelyard_registry.settings import RegistrySettings
@@ -23,6 +24,10 @@ from modelyard_registry.settings import RegistrySettings
 VERSION = "0.1.0"
 TAGS = [
     {"name": "models", "description": "AI models: what they are, what they do, their limits."},
+    {
+        "name": "approvals",
+        "description": "Model review: requested by one person, decided by another.",
+    },
     {"name": "systems", "description": "AI systems and their EU AI Act risk level."},
     {"name": "links", "description": "Which system uses which model, and how."},
     {"name": "reference", "description": "Reference data for forms."},
@@ -67,7 +72,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description=DESCRIPTION or "",
         version=VERSION,
         settings=settings,
-        routers=[models_router, systems_router, links_router],
+        routers=[models_router, approvals_router, systems_router, links_router],
         lifespan=lifespan,
         openapi_tags=TAGS,
     )

@@ -58,6 +58,14 @@ class AIModel(Audited, Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    approval_conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    approval_requested_by: Mapped[str | None] = mapped_column(String(200))
+    approval_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval_request_comment: Mapped[str | None] = mapped_column(Text)
+    approval_decided_by: Mapped[str | None] = mapped_column(String(200))
+    approval_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval_decision_comment: Mapped[str | None] = mapped_column(Text)
     search: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(
@@ -75,6 +83,7 @@ class AIModel(Audited, Base):
         Index("ix_ai_models_page_name", "workspace", "name", "id"),
         Index("ix_ai_models_page_created", "workspace", "created_at", "id"),
         Index("ix_ai_models_page_updated", "workspace", "updated_at", "id"),
+        Index("ix_ai_models_approval", "workspace", "approval"),
     )
 
 
