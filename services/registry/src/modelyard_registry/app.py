@@ -17,7 +17,9 @@ from modelyard_registry import __doc__ as DESCRIPTION
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
 from modelyard_registry.approvals.router import router as approvals_router
+from modelyard_registry.evidence.router import router as evidence_router
 from modelyard_registry.links.router import router as links_router
+from modelyard_registry.obligations.router import router as obligations_router
 from modelyard_registry.orm import IdempotencyRecord, OutboxEvent
 from modelyard_registry.settings import RegistrySettings
 
@@ -29,6 +31,11 @@ TAGS = [
         "description": "Model review: requested by one person, decided by another.",
     },
     {"name": "systems", "description": "AI systems and their EU AI Act risk level."},
+    {
+        "name": "obligations",
+        "description": "The EU AI Act obligations of a system, by risk level and role.",
+    },
+    {"name": "evidence", "description": "Documents that prove obligations are met."},
     {"name": "links", "description": "Which system uses which model, and how."},
     {"name": "reference", "description": "Reference data for forms."},
     {"name": "operations", "description": "Health and metrics."},
@@ -72,7 +79,14 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description=DESCRIPTION or "",
         version=VERSION,
         settings=settings,
-        routers=[models_router, approvals_router, systems_router, links_router],
+        routers=[
+            models_router,
+            approvals_router,
+            systems_router,
+            obligations_router,
+            evidence_router,
+            links_router,
+        ],
         lifespan=lifespan,
         openapi_tags=TAGS,
     )

@@ -11,3 +11,4 @@ class RegistrySettings(ServiceSettings):
     service_name: ClassVar[str] = "registry"
 
     event_source: str = "modelyard/registry"
+    evidence_max_bytes: int = 10 * 1024 * 1024
