@@ -21,6 +21,7 @@ from modelyard_registry.evidence.router import router as evidence_router
 from modelyard_registry.links.router import router as links_router
 from modelyard_registry.obligations.router import router as obligations_router
 from modelyard_registry.orm import IdempotencyRecord, OutboxEvent
+from modelyard_registry.reports.router import router as reports_router
 from modelyard_registry.settings import RegistrySettings
 
 VERSION = "0.1.0"
@@ -37,6 +38,7 @@ TAGS = [
     },
     {"name": "evidence", "description": "Documents that prove obligations are met."},
     {"name": "links", "description": "Which system uses which model, and how."},
+    {"name": "reports", "description": "Inventory export and import; AI Act registers (PDF)."},
     {"name": "reference", "description": "Reference data for forms."},
     {"name": "operations", "description": "Health and metrics."},
 ]
@@ -86,6 +88,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             obligations_router,
             evidence_router,
             links_router,
+            reports_router,
         ],
         lifespan=lifespan,
         openapi_tags=TAGS,
