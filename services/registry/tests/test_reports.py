@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,7 +224,6 @@ async def test_import_dry_run_reports_every_invalid_row_and_keeps_nothing(
     )
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
 async def test_register_pdf_renders_and_names_the_models(
     client: httpx.AsyncClient,
     as_role: RoleHeaders,

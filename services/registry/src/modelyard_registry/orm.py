@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import new_id, schema_metadata, utcnow
 from modelyard_common.http import IdempotencyRecordMixin
+from modelyard_common.inbox import ProcessedEventMixin
 from modelyard_common.outbox import OutboxMixin
 
 SCHEMA = "registry"
@@ -207,6 +208,48 @@ class HistoryEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
     __table_args__ = (Index("ix_history_resource", "workspace", "resource_id", "at"),)
+
+
+class DeploymentFootprint(Base):
+    """The latest known state of one deployment of a model (from deployer events)."""
+
+    __tablename__ = "deployment_footprint"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    device_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID] = mapped_column()
+    running_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(32))
+    desired_state: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_deployment_footprint_model", "workspace", "model_id"),)
+
+
+class ServingInterval(Base):
+    """A span of time in which one deployment served one version of a model."""
+
+    __tablename__ = "serving_intervals"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    deployment_id: Mapped[uuid.UUID] = mapped_column()
+    device_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_serving_intervals_model", "workspace", "model_id", "started_at", "id"),
+        Index("ix_serving_intervals_open", "deployment_id", "ended_at"),
+    )
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    __tablename__ = "processed_events"
 
 
 class OutboxEvent(OutboxMixin, Base):
