@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import random
@@ -28,7 +27,6 @@ import stat
 import sys
 import time
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,15 +160,6 @@ class Story:
             "ip", "netns", "exec", self.ns, *argv, check=False, timeout=30
         )
         return result
-
-
-def project_zip(name: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted((PROJECTS / name).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(PROJECTS / name).as_posix())
-    return buffer.getvalue()
 
 
 OPENAI_MANIFEST = {
@@ -366,7 +355,13 @@ async def test_device_on_its_own_network_host_answers_through_the_gateway_only_v
         f"{deployer}/v1/models/{model['id']}/versions",
         status=201,
         data={"manifest": json.dumps(OPENAI_MANIFEST), "title": "edge", "comment": "netns"},
-        files={"file": ("openai_echo.zip", project_zip("openai_echo"), "application/zip")},
+        files={
+            "file": (
+                "openai_echo.zip",
+                story.commands.project_zip("openai_echo"),
+                "application/zip",
+            )
+        },
     )
 
     # -- onboarding in one command, on the device ---------------------------------------------

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import sys
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +46,6 @@ PROJECTS = Path(__file__).parent / "projects"
 MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
 WORKSPACE = "e2e"
 STEP_TIMEOUT_S = 120.0
-
-
-def project_zip(name: str) -> bytes:
-    """Return the zip of a project under tests/projects."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted((PROJECTS / name).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(PROJECTS / name).as_posix())
-    return buffer.getvalue()
 
 
 def openai_manifest(reply_prefix: str) -> dict[str, Any]:
@@ -183,7 +171,7 @@ class Suite:
         self, model_id: str, project: str, manifest: dict[str, Any], title: str
     ) -> Any:
         """Upload a version of `project` and return it."""
-        data = await asyncio.to_thread(project_zip, project)
+        data = await asyncio.to_thread(self.commands.project_zip, project)
         response = await self.http.post(
             f"{self.deployer}/v1/models/{model_id}/versions",
             headers=self.headers,

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from deployer_testkit import (  # noqa: E402 - found through the path set just above
     JWT_SECRET,
     DeviceStandIn,
+    EventTap,
     RegistryStandIn,
     Tenant,
     registry_app,
@@ -168,3 +169,11 @@ async def tenant(
     result.model_id = result.add_model("fraud-detector")
     yield result
     await result.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tap() -> AsyncIterator[EventTap]:
+    """Collect the deployer's deployment events for one test."""
+    event_tap = await EventTap().start()
+    yield event_tap
+    await event_tap.close()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from cryptography.fernet import Fernet
 from deployer_testkit import OPENAI_MANIFEST, DeviceStandIn, EventTap, Tenant, eventually
 
@@ -25,13 +23,6 @@ from modelyard_common.events import CloudEvent, new_event
 from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tap() -> AsyncIterator[EventTap]:
-    event_tap = await EventTap().start()
-    yield event_tap
-    await event_tap.close()
 
 
 async def run_through(device: DeviceStandIn, deployment_id: str, states: list[str]) -> None:

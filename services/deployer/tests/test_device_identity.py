@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aio_pika
 import httpx
 import pytest
-import pytest_asyncio
 from aio_pika.exceptions import AMQPError, ChannelClosed, ProbableAuthenticationError
 from cryptography.fernet import Fernet
 from deployer_testkit import OPENAI_MANIFEST, DeviceStandIn, EventTap, Tenant, eventually
@@ -33,13 +31,6 @@ from modelyard_common.testing import TEST_AMQP_URL
 from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tap() -> AsyncIterator[EventTap]:
-    event_tap = await EventTap().start()
-    yield event_tap
-    await event_tap.close()
 
 
 def rejected(reason: str, kind: str = "report") -> float:

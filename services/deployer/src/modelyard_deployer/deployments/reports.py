@@ -39,7 +39,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.device_identity import device_of_sender, ingress_token
 from modelyard_common.events import CloudEvent
 from modelyard_common.manifest import Protocol
-from modelyard_deployer.db import Deployment, DeploymentEvent, Device
+from modelyard_deployer.db import Deployment, Device
 from modelyard_deployer.deployments import messages, repository
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.registry_models import repository as registry_models
@@ -155,26 +155,17 @@ async def _record_refusal(
     if deployment is None:
         return
     session.add(
-        DeploymentEvent(
-            workspace=deployment.workspace,
-            deployment_id=deployment.id,
-            model_id=deployment.model_id,
-            device_id=deployment.device_id,
-            version_id=report.version_id,
-            source="deployer",
-            action=None,
-            state=deployment.state,
+        repository.deployer_entry(
+            deployment,
             message=(
                 f"refused a {report.state.value!r} report sent by "
                 f"{_sender_name(event.sender)}: only device {deployment.device_id} reports on "
                 "this deployment, and only while it is not revoked"
             ),
-            log_tail=[],
-            generation=report.generation,
-            sequence=None,
             actor=event.sender,
+            version_id=report.version_id,
+            generation=report.generation,
             applied=False,
-            occurred_at=utcnow(),
         )
     )
 
@@ -330,25 +321,7 @@ async def resend_desired_state(
             model_name=model.name if model else str(deployment.model_id),
             base_url=settings.artifact_base_url,
         )
-        session.add(
-            DeploymentEvent(
-                workspace=deployment.workspace,
-                deployment_id=deployment.id,
-                model_id=deployment.model_id,
-                device_id=deployment.device_id,
-                version_id=deployment.version_id,
-                source="deployer",
-                action=action.value,
-                state=deployment.state,
-                message=message,
-                log_tail=[],
-                generation=deployment.generation,
-                sequence=None,
-                actor=None,
-                applied=True,
-                occurred_at=utcnow(),
-            )
-        )
+        session.add(repository.deployer_entry(deployment, action=action, message=message))
     await session.flush()
 
 
@@ -474,22 +447,10 @@ async def retire_device(
         deployment.running_version_id = None
         deployment.revision += 1
         session.add(
-            DeploymentEvent(
-                workspace=deployment.workspace,
-                deployment_id=deployment.id,
-                model_id=deployment.model_id,
-                device_id=deployment.device_id,
-                version_id=deployment.version_id,
-                source="deployer",
-                action=CommandAction.remove.value,
-                state=DeploymentState.removed.value,
+            repository.deployer_entry(
+                deployment,
+                action=CommandAction.remove,
                 message="device revoked: the deployment is removed from the fleet's view",
-                log_tail=[],
-                generation=deployment.generation,
-                sequence=None,
-                actor=None,
-                applied=True,
-                occurred_at=utcnow(),
             )
         )
         await messages.announce_state(

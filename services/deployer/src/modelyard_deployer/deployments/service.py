@@ -21,7 +21,6 @@ from modelyard_common.contracts import (
     DeploymentState,
     DesiredState,
 )
-from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import make_etag
 from modelyard_common.messaging import Broker
@@ -98,6 +97,19 @@ def history_view(entry: DeploymentEvent) -> schemas.HistoryEntry:
         actor=entry.actor,
         occurred_at=entry.occurred_at,
         recorded_at=entry.recorded_at,
+    )
+
+
+async def require_model_viewer(
+    session: AsyncSession, principal: Principal, model_id: uuid.UUID
+) -> None:
+    """Raise 404 unless the principal may see the model."""
+    await require_access(
+        session,
+        principal,
+        model_id,
+        AccessLevel.viewer,
+        not_found=f"No model {model_id} you may see in this workspace.",
     )
 
 
@@ -193,22 +205,8 @@ class Dispatcher:
             base_url=self.settings.artifact_base_url,
         )
         session.add(
-            DeploymentEvent(
-                workspace=deployment.workspace,
-                deployment_id=deployment.id,
-                model_id=deployment.model_id,
-                device_id=deployment.device_id,
-                version_id=deployment.version_id,
-                source="deployer",
-                action=action.value,
-                state=deployment.state,
-                message=message,
-                log_tail=[],
-                generation=deployment.generation,
-                sequence=None,
-                actor=self.principal.sub,
-                applied=True,
-                occurred_at=utcnow(),
+            repository.deployer_entry(
+                deployment, action=action, message=message, actor=self.principal.sub
             )
         )
         await session.flush()
@@ -506,13 +504,7 @@ async def list_deployments(
 ) -> tuple[list[schemas.Deployment], str | None]:
     """Return one page of the deployments the principal may see, filtered."""
     if model_id is not None:
-        await require_access(
-            session,
-            principal,
-            model_id,
-            AccessLevel.viewer,
-            not_found=f"No model {model_id} you may see in this workspace.",
-        )
+        await require_model_viewer(session, principal, model_id)
     if device_id is not None:
         await get_device_row(session, principal=principal, device_id=device_id)
     stmt = repository.list_statement(
@@ -551,13 +543,7 @@ async def deployment_history(
             session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
         )
     if model_id is not None:
-        await require_access(
-            session,
-            principal,
-            model_id,
-            AccessLevel.viewer,
-            not_found=f"No model {model_id} you may see in this workspace.",
-        )
+        await require_model_viewer(session, principal, model_id)
     stmt = repository.history_statement(
         workspace=principal.workspace,
         deployment_id=deployment_id,
@@ -579,13 +565,7 @@ async def announce_model_endpoints(
     session: AsyncSession, *, settings: DeployerSettings, principal: Principal, model_id: uuid.UUID
 ) -> int:
     """Return how many running endpoints of a model were announced again."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.viewer,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
+    await require_model_viewer(session, principal, model_id)
     return await reports.reannounce_model(
         session, settings=settings, workspace=principal.workspace, model_id=model_id
     )
