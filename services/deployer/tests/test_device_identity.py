@@ -225,8 +225,9 @@ async def test_new_agent_epoch_resyncs_sequences_and_resends_desired_state(
         await device.report(deployment["id"], state, epoch=epoch_one)
     await tenant.wait_state(deployment["id"], "running")
 
-    # The device lost its data dir: a new epoch, sequences from 1 again.
-    epoch_two = "1700000999000-bbbbbbbbbbbb"
+    # The device lost its data dir: a new epoch, sequences from 1 again. Its clock is not
+    # trusted: this epoch's timestamp is older than the first one's, it is still the new one.
+    epoch_two = "0000000001000-bbbbbbbbbbbb"
     device.sequences.clear()
     await device.heartbeat(epoch=epoch_two)
     resent = await device.next_command()

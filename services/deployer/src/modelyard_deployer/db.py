@@ -119,6 +119,7 @@ class Device(TimestampMixin, Base):
     advertise_host: Mapped[str | None] = mapped_column(String(255))
     ingress_port: Mapped[int | None] = mapped_column(Integer)
     agent_epoch: Mapped[str | None] = mapped_column(String(64))
+    retired_agent_epochs: Mapped[list[str]] = mapped_column(JSONB, default=list)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision: Mapped[int] = mapped_column(Integer, default=1)

@@ -13,7 +13,8 @@ only, for the same reason.
 
 Every report and heartbeat carries the agent's epoch, which changes when its data dir is new.
 A new epoch means the device forgot everything: its sequences restart (the deployer offsets
-them), and the deployer re-sends the desired state of each of its deployments.
+them), and the deployer re-sends the desired state of each of its deployments. Late messages of
+an epoch the device left are dropped.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ REJECTED = Counter(
     "Device reports and heartbeats dropped, by kind and reason.",
     ["kind", "reason"],
 )
+RETIRED_EPOCHS_KEPT = 20
 # A deployment the heartbeat leaves out is re-sent only once its last command had time to land.
 RESEND_GRACE = timedelta(seconds=15)
 ACTION_FOR_DESIRED = {
@@ -264,16 +266,20 @@ async def _device_deployments(session: AsyncSession, device_id: uuid.UUID) -> li
 async def follow_epoch(
     session: AsyncSession, *, settings: DeployerSettings, device: Device, epoch: str | None
 ) -> bool:
-    """Take note of the agent's epoch; return False for a message of an older epoch.
+    """Take note of the agent's epoch; return False for a message of an earlier epoch.
 
-    Epochs are `<creation time in ms, 13 digits>-<random>`, so they sort by age. On a newer one
-    the device's sequences restart and its desired state is re-sent.
+    Any epoch the device has not had before is its new one (no clock is trusted: a re-imaged
+    device may well boot in 1970); the ones it left are remembered, and late messages of those
+    are dropped. On a new epoch the device's sequences restart and its desired state is re-sent.
     """
     if epoch is None or epoch == device.agent_epoch:
         return True
-    if device.agent_epoch is not None and epoch < device.agent_epoch:
+    retired = list(device.retired_agent_epochs or [])
+    if epoch in retired:
         return False
     first_epoch = device.agent_epoch is None
+    if device.agent_epoch is not None:
+        device.retired_agent_epochs = [*retired, device.agent_epoch][-RETIRED_EPOCHS_KEPT:]
     device.agent_epoch = epoch
     deployments = await _device_deployments(session, device.id)
     for deployment in deployments:

@@ -20,6 +20,10 @@ def upgrade() -> None:
     op.execute("ALTER TABLE deployer.devices ADD COLUMN IF NOT EXISTS ingress_port integer")
     op.execute("ALTER TABLE deployer.devices ADD COLUMN IF NOT EXISTS agent_epoch varchar(64)")
     op.execute(
+        "ALTER TABLE deployer.devices "
+        "ADD COLUMN IF NOT EXISTS retired_agent_epochs jsonb NOT NULL DEFAULT '[]'::jsonb"
+    )
+    op.execute(
         "ALTER TABLE deployer.deployments "
         "ADD COLUMN IF NOT EXISTS endpoint_sequence bigint NOT NULL DEFAULT 0"
     )
@@ -57,5 +61,6 @@ def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS deployer.provisioning_tokens")
     op.execute("ALTER TABLE deployer.deployments DROP COLUMN IF EXISTS sequence_offset")
     op.execute("ALTER TABLE deployer.deployments DROP COLUMN IF EXISTS endpoint_sequence")
+    op.execute("ALTER TABLE deployer.devices DROP COLUMN IF EXISTS retired_agent_epochs")
     op.execute("ALTER TABLE deployer.devices DROP COLUMN IF EXISTS agent_epoch")
     op.execute("ALTER TABLE deployer.devices DROP COLUMN IF EXISTS ingress_port")
