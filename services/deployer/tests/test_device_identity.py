@@ -280,6 +280,13 @@ async def test_provisioning_token_registers_devices_then_refuses_clearly(
         "/v1/provisioning-tokens", json={"name": "", "max_uses": 0}, headers=tenant.admin
     )
     assert bad.status_code == 422
+    too_long = await tenant.client.post(
+        "/v1/provisioning-tokens",
+        json={"name": "forever", "expires_in_s": 10**9},
+        headers=tenant.admin,
+    )
+    assert too_long.status_code == 422
+    assert [e["field"] for e in too_long.json()["errors"]] == ["expires_in_s"]
     made = await tenant.client.post(
         "/v1/provisioning-tokens",
         json={"name": "rollout", "max_uses": 1, "labels": {"site": "plant-1"}},

@@ -12,6 +12,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.device_identity import token_hash
 from modelyard_common.errors import (
+    FieldError,
     ForbiddenError,
     NotFoundError,
     UnauthorizedError,
@@ -53,10 +54,18 @@ async def create_token(
     body: schemas.ProvisioningTokenCreate,
 ) -> schemas.ProvisioningTokenWithSecret:
     """Return a new provisioning token with its secret (shown only now)."""
-    if body.expires_in_s > settings.provisioning_max_ttl_h * 3600:
+    longest = int(settings.provisioning_max_ttl_h * 3600)
+    if body.expires_in_s > longest:
         raise UnprocessableError(
             "The token would live longer than this deployer allows.",
-            errors=[],
+            errors=[
+                FieldError(
+                    loc=["body", "expires_in_s"],
+                    field="expires_in_s",
+                    message=f"at most {longest} seconds",
+                    type="less_than_equal",
+                )
+            ],
         )
     secret = PROVISIONING_TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ProvisioningToken(
