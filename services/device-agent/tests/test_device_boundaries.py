@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -20,10 +20,24 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
-from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState, VersionSpec
 from modelyard_common.device_identity import ingress_token, token_hash
 
 PROJECTS = Path(__file__).parent / "projects"
+
+
+async def deploy(
+    probe: BrokerProbe, agent: Agent, deployment_id: UUID, version: VersionSpec
+) -> None:
+    """Send the agent a first deploy command for `version`."""
+    await probe.send(
+        device_id=agent.settings.device_id,
+        deployment_id=deployment_id,
+        generation=1,
+        version=version,
+        action=CommandAction.deploy,
+        desired_state=DesiredState.running,
+    )
 
 
 def test_agent_settings_hold_no_platform_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,14 +67,7 @@ async def test_foreign_artifact_url_is_refused_and_the_token_not_sent(
             model_id=uuid4(),
             number=1,
         )
-        await probe.send(
-            device_id=agent.settings.device_id,
-            deployment_id=deployment_id,
-            generation=1,
-            version=version,
-            action=CommandAction.deploy,
-            desired_state=DesiredState.running,
-        )
+        await deploy(probe, agent, deployment_id, version)
         report = await probe.wait_state(deployment_id, DeploymentState.failed)
         assert "artifacts come only from the configured deployer" in report.message
         assert foreign.origin in report.message
@@ -88,14 +95,7 @@ async def test_dockerfile_handlers_project_runs_in_its_image_workdir(
         model_id=uuid4(),
         number=1,
     )
-    await probe.send(
-        device_id=agent.settings.device_id,
-        deployment_id=deployment_id,
-        generation=1,
-        version=version,
-        action=CommandAction.deploy,
-        desired_state=DesiredState.running,
-    )
+    await deploy(probe, agent, deployment_id, version)
     await probe.wait_state(deployment_id, DeploymentState.running, timeout_s=180)
     async with api_client(agent) as client:
         answer = await client.post(f"/models/{model_name}/predict", json={"x": 1})

@@ -21,6 +21,22 @@ from modelyard_gateway.db import EndpointSequence, ProcessedEvent
 from modelyard_gateway.endpoints.consumer import QUEUE
 
 
+async def endpoint_publisher(gateway: GatewayServer) -> Broker:
+    """Return a broker connection to publish endpoint events with.
+
+    The gateway's queue is declared with the consumer's own arguments, so no event is lost if
+    the consumer is still starting.
+    """
+    broker = Broker(gateway.settings.amqp_url)
+    await broker.connect()
+    await broker.declare_queue(
+        QUEUE,
+        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
+        delivery_limit=gateway.settings.consumer_delivery_limit,
+    )
+    return broker
+
+
 async def test_endpoint_ready_joins_bound_groups_once_and_gone_leaves(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:
@@ -33,14 +49,7 @@ async def test_endpoint_ready_joins_bound_groups_once_and_gone_leaves(
     ).json()
     key = await admin.key()
 
-    broker = Broker(gateway.settings.amqp_url)
-    await broker.connect()
-    # Declared with the consumer's own arguments, so no event is lost if it is still starting.
-    await broker.declare_queue(
-        QUEUE,
-        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
-        delivery_limit=gateway.settings.consumer_delivery_limit,
-    )
+    broker = await endpoint_publisher(gateway)
     deployment_id = uuid.uuid4()
     data: dict[str, Any] = {
         "deployment_id": str(deployment_id),
@@ -119,13 +128,7 @@ async def test_bound_group_orders_deployments_by_label_priority_and_workspace(
     ).json()
     assert group["endpoint_priority"] == {"label": "site", "values": ["berlin", "paris"]}
 
-    broker = Broker(gateway.settings.amqp_url)
-    await broker.connect()
-    await broker.declare_queue(
-        QUEUE,
-        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
-        delivery_limit=gateway.settings.consumer_delivery_limit,
-    )
+    broker = await endpoint_publisher(gateway)
     deployments: dict[str, uuid.UUID] = {}
     # Arrival order is deliberately not the priority order; one event names another workspace.
     for site, workspace in (
@@ -197,13 +200,7 @@ async def test_endpoint_events_of_a_deployment_apply_in_order_with_its_credentia
         )
     ).json()
     key = await admin.key()
-    broker = Broker(gateway.settings.amqp_url)
-    await broker.connect()
-    await broker.declare_queue(
-        QUEUE,
-        [Binding(EVENTS_EXCHANGE, ENDPOINT_READY), Binding(EVENTS_EXCHANGE, ENDPOINT_GONE)],
-        delivery_limit=gateway.settings.consumer_delivery_limit,
-    )
+    broker = await endpoint_publisher(gateway)
     deployment_id = uuid.uuid4()
     credential = "myin_" + uuid.uuid4().hex
     sealed = SecretBox(gateway.settings.ingress_seal_key).seal(credential)
