@@ -16,4 +16,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         default_port=AgentSettings().port,
         migrate=None,
         argv=argv,
+        settings=AgentSettings,
     )

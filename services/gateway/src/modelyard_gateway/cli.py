@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelyard_common.cli import service_main
+from modelyard_gateway.settings import GatewaySettings
 
 
 def _migrate() -> None:
     from modelyard_gateway.migrations import migrate
-    from modelyard_gateway.settings import GatewaySettings
 
     migrate(GatewaySettings().database_url)
 
@@ -22,4 +22,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         default_port=8000,
         migrate=_migrate,
         argv=argv,
+        settings=GatewaySettings,
     )
