@@ -367,12 +367,14 @@ class Admin:
     """A user of the admin API in one workspace (JWT), over real HTTP."""
 
     def __init__(
-        self, gateway: GatewayServer, *, workspace: str | None = None, role: str = "editor"
+        self, gateway: GatewayServer, *, workspace: str | None = None, role: str | None = None
     ) -> None:
         self.gateway = gateway
         self.workspace = workspace or f"ws-{uuid.uuid4().hex[:10]}"
+        # By default an editor who is also the workspace's operator (instances and keys).
+        roles = [role] if role else ["editor", "operator"]
         token = issue_token(
-            secret=gateway.settings.jwt_secret, sub="tester", roles=[role], workspace=self.workspace
+            secret=gateway.settings.jwt_secret, sub="tester", roles=roles, workspace=self.workspace
         )
         self.http = httpx.AsyncClient(
             base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=10

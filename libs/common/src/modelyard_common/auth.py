@@ -49,7 +49,7 @@ class Principal:
     workspace: str
     roles: frozenset[str] = field(default_factory=frozenset)
     # Every workspace the token grants; `workspace` is the one this request acts in.
-    workspaces: frozenset[str] = field(default_factory=frozenset)
+    workspaces: frozenset[str] = field(default_factory=frozenset, compare=False)
 
     @property
     def role(self) -> Role:
