@@ -75,6 +75,7 @@ class FakeBackend:
     behaviour: BackendBehaviour = field(default_factory=BackendBehaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    probe_headers: list[dict[str, str]] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)
     health_checks: int = 0
     streams_cancelled: int = 0
@@ -220,6 +221,7 @@ class FakeBackend:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         self.health_checks += 1
+        self.probe_headers.append(dict(request.headers))
         if self.behaviour.health_status != 200:
             return web.json_response({"error": "unhealthy"}, status=self.behaviour.health_status)
         return web.json_response({"object": "list", "data": [{"id": "m", "object": "model"}]})

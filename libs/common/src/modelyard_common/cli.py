@@ -50,11 +50,13 @@ def service_main(
     migrate: Callable[[], None] | None,
     argv: Sequence[str] | None = None,
     settings: Callable[[], ServiceSettings] = ServiceSettings,
+    commands: dict[str, tuple[str, Callable[[], None]]] | None = None,
 ) -> None:
     """Run a service's CLI: `serve [--host] [--port] [--workers]` and `migrate`.
 
     `serve` refuses to start (one line on stderr, exit 2) when the settings are not fit for
-    MODELYARD_ENV (prod without its own secrets).
+    MODELYARD_ENV (prod without its own secrets). `commands` adds a service's own commands
+    (name: (help, run)).
     """
     import uvicorn
 
@@ -71,8 +73,12 @@ def service_main(
     )
     if migrate is not None:
         sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    for name, (help_text, _) in (commands or {}).items():
+        sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
-    if args.command == "migrate" and migrate is not None:
+    if args.command in (commands or {}):
+        (commands or {})[args.command][1]()
+    elif args.command == "migrate" and migrate is not None:
         migrate()
     elif args.command == "serve":
         exit_unless_startable(prog, settings)

@@ -193,9 +193,7 @@ class OidcProvider:
     signing keys, as an identity provider's key rotation does.
     """
 
-    def __init__(
-        self, clients: list[dict[str, Any]], *, audience: str, workdir: Path
-    ) -> None:
+    def __init__(self, clients: list[dict[str, Any]], *, audience: str, workdir: Path) -> None:
         self.clients = {c["client_id"]: c for c in clients}
         self.audience = audience
         self.workdir = workdir

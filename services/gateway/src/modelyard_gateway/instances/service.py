@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from modelyard_gateway.instances.schemas import (
     InstanceRead,
     InstanceUpdate,
     check_kind_fields,
+    looks_like_credential,
 )
 from modelyard_gateway.runtime.catalog import build_instance, instance_base_url
 from modelyard_gateway.runtime.repository import publish_check
@@ -341,3 +343,45 @@ async def check_instance(
         error=result.error,
         url=route.base_url + path,
     )
+
+
+@dataclass(frozen=True)
+class ResealReport:
+    """What `reseal_secrets` did."""
+
+    instances: int
+    resealed: int
+    moved_headers: int
+
+
+async def reseal_secrets(session: AsyncSession, *, box: SecretBox) -> ResealReport:
+    """Return what changed after sealing every stored secret under the newest key.
+
+    Also moves credential-looking `extra_headers` (stored in clear by earlier versions) into
+    the sealed `secret_headers`. Raises ValueError (and changes nothing, the caller rolls back)
+    if a secret opens with none of the configured keys.
+    """
+    rows = await repository.all_for_update(session)
+    resealed = moved = 0
+    for row in rows:
+        for column in ("token_sealed", "proxy_password_sealed", "secret_headers_sealed"):
+            sealed = getattr(row, column)
+            if sealed is not None and not box.is_current(sealed):
+                setattr(row, column, box.reseal(sealed))
+                resealed += 1
+        plain = dict(row.extra_headers or {})
+        credentials = {name: value for name, value in plain.items() if looks_like_credential(name)}
+        if credentials:
+            secret = (
+                box.open_headers(row.secret_headers_sealed) if row.secret_headers_sealed else {}
+            )
+            secret.update(credentials)
+            row.secret_headers_sealed = box.seal_headers(secret)
+            row.secret_header_names = sorted(secret)
+            row.extra_headers = {n: v for n, v in plain.items() if n not in credentials}
+            row.revision += 1
+            moved += len(credentials)
+    await session.flush()
+    if resealed or moved:
+        await announce_config_change(session)
+    return ResealReport(instances=len(rows), resealed=resealed, moved_headers=moved)
