@@ -118,7 +118,28 @@ class EgressPolicy:
     async def check_url(self, url: str) -> None:
         """Raise EgressRefused unless the host of `url` may be reached."""
         parts = urlsplit(url)
-        await self.check_host(parts.hostname or "", parts.port)
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise EgressRefused("the URL's port is not a number") from exc
+        await self.check_host(parts.hostname or "", port)
+
+    async def check_instance(
+        self,
+        *,
+        kind: str,
+        host: str | None,
+        port: int | None,
+        base_url: str | None,
+        proxy_url: str | None,
+    ) -> None:
+        """Raise EgressRefused unless an instance's backend and proxy may both be reached."""
+        if kind == "cloud":
+            await self.check_url(base_url or "")
+        else:
+            await self.check_host(host or "", port)
+        if proxy_url:
+            await self.check_url(proxy_url)
 
 
 def _split_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:

@@ -29,7 +29,7 @@ from modelyard_gateway.instances.schemas import (
     check_kind_fields,
     looks_like_credential,
 )
-from modelyard_gateway.runtime.catalog import build_instance, instance_base_url
+from modelyard_gateway.runtime.catalog import build_instance
 from modelyard_gateway.runtime.repository import publish_check
 from modelyard_gateway.runtime.upstream import probe
 
@@ -106,44 +106,21 @@ def _seal_headers(
     return box.seal_headers(plain), sorted(plain)
 
 
-def destination_urls(
-    *,
-    kind: str,
-    host: str | None,
-    port: int | None,
-    protocol: str,
-    path_prefix: str,
-    base_url: str | None,
-    proxy_url: str | None,
-) -> list[str]:
-    """Return the URLs an instance connects to: its base URL and its proxy, if any."""
-    urls = [
-        instance_base_url(
-            kind=kind,
-            host=host,
-            port=port,
-            protocol=protocol,
-            path_prefix=path_prefix,
-            base_url=base_url,
+async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> None:
+    """Raise a 422 problem unless the egress policy lets the gateway reach the destination."""
+    try:
+        await egress.check_instance(
+            kind=destination["kind"],
+            host=destination["host"],
+            port=destination["port"],
+            base_url=destination["base_url"],
+            proxy_url=destination["proxy_url"],
         )
-    ]
-    if proxy_url:
-        urls.append(proxy_url)
-    return urls
-
-
-async def check_egress(egress: EgressPolicy, urls: list[str]) -> None:
-    """Raise a 422 problem unless the egress policy lets the gateway reach every URL."""
-    for url in urls:
-        try:
-            await egress.check_url(url)
-        except EgressRefused as exc:
-            raise UnprocessableError(
-                f"The gateway may not connect there: {exc}.",
-                errors=[
-                    FieldError(loc=["body"], field="", message=str(exc), type="egress_refused")
-                ],
-            ) from exc
+    except EgressRefused as exc:
+        raise UnprocessableError(
+            f"The gateway may not connect there: {exc}.",
+            errors=[FieldError(loc=["body"], field="", message=str(exc), type="egress_refused")],
+        ) from exc
 
 
 async def _require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
@@ -171,7 +148,7 @@ async def create_instance(
     """Return the new instance after storing it (secrets encrypted, destination allowed)."""
     await _ensure_name_free(session, principal.workspace, payload.name)
     fields = payload.model_dump(exclude=_SECRET_FIELDS)
-    await check_egress(egress, destination_urls(**{f: fields[f] for f in DESTINATION_FIELDS}))
+    await check_egress(egress, {f: fields[f] for f in DESTINATION_FIELDS})
     headers_sealed, header_names = _seal_headers(box, payload.secret_headers)
     row = ModelInstance(
         id=uuid.uuid4(),
@@ -272,8 +249,7 @@ async def update_instance(
     moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
     if moved:
         await check_egress(
-            egress,
-            destination_urls(**{f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS}),
+            egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS}
         )
     for field, value in changes.items():
         setattr(row, field, value)
@@ -325,7 +301,7 @@ async def check_instance(
     """Return the result of probing an instance now (and share it as a health check)."""
     row = await _require(session, principal.workspace, instance_id)
     # Names are resolved again: what was allowed when it was saved may point elsewhere now.
-    await check_egress(egress, destination_urls(**{f: getattr(row, f) for f in DESTINATION_FIELDS}))
+    await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
     route = build_instance(row, box)
     path = row.health_path or default_path
     result = await probe(client, route, path=path, timeout_s=timeout_s)

@@ -236,18 +236,14 @@ class Catalog:
         egress = self._egress
 
         async def refused(row: ModelInstance) -> bool:
-            base = instance_base_url(
-                kind=row.kind,
-                host=row.host,
-                port=row.port,
-                protocol=row.protocol,
-                path_prefix=row.path_prefix,
-                base_url=row.base_url,
-            )
             try:
-                await egress.check_url(base)
-                if row.proxy_url:
-                    await egress.check_url(row.proxy_url)
+                await egress.check_instance(
+                    kind=row.kind,
+                    host=row.host,
+                    port=row.port,
+                    base_url=row.base_url,
+                    proxy_url=row.proxy_url,
+                )
             except EgressRefused as exc:
                 log.error("instance %s left out of routing: %s", row.id, exc)
                 return True
