@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -58,7 +59,8 @@ async def test_redirected_instance_never_receives_the_token(
 ) -> None:
     org, attacker = backends("org"), backends("attacker")
     inst = await _cloud_instance(admin, org)
-    assert inst["has_token"] and inst["has_secret_headers"]
+    assert inst["has_token"]
+    assert inst["has_secret_headers"]
     assert inst["secret_header_names"] == ["api-key"]
     group = f"g-{uuid.uuid4().hex[:6]}"
     await admin.group(group, [inst])
@@ -96,7 +98,8 @@ async def test_redirected_instance_never_receives_the_token(
     assert not _carries_secret(attacker.headers[0])
     check = await admin.http.post(f"/v1/instances/{inst['id']}/check")
     assert check.status_code == 200, check.text
-    assert attacker.probe_headers and not any(map(_carries_secret, attacker.probe_headers))
+    assert attacker.probe_headers
+    assert not any(map(_carries_secret, attacker.probe_headers))
 
     # Moving back does not bring them back either; sending them again with the move does.
     back = await admin.patch(
@@ -121,7 +124,8 @@ async def test_a_change_that_keeps_the_destination_keeps_the_secrets(
         {"name": f"renamed-{uuid.uuid4().hex[:6]}", "read_timeout_s": 3.0},
         headers={"If-Match": inst["etag"]},
     )
-    assert renamed.json()["has_token"] and renamed.json()["has_secret_headers"]
+    assert renamed.json()["has_token"]
+    assert renamed.json()["has_secret_headers"]
 
 
 async def test_editor_cannot_create_instances_or_keys(
@@ -202,7 +206,8 @@ async def test_an_instance_cannot_be_moved_to_the_metadata_service(
     )
     assert_problem(refused, 422)
     after = (await admin.http.get(f"/v1/instances/{inst['id']}")).json()
-    assert after["host"] == "127.0.0.1" and after["etag"] == inst["etag"]
+    assert after["host"] == "127.0.0.1"
+    assert after["etag"] == inst["etag"]
 
 
 @pytest.mark.parametrize(
@@ -309,7 +314,8 @@ async def test_replayed_key_create_withholds_the_key_and_says_so(
 ) -> None:
     headers = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
     first = await admin.post("/v1/keys", {"name": "once", "groups": None}, headers=headers)
-    assert first.status_code == 201 and first.json()["key"].startswith("sk-my-")
+    assert first.status_code == 201
+    assert first.json()["key"].startswith("sk-my-")
     again = await admin.http.post(
         "/v1/keys", json={"name": "once", "groups": None}, headers=headers
     )
@@ -326,7 +332,8 @@ async def test_replayed_key_create_withholds_the_key_and_says_so(
         )
     finally:
         await conn.close()
-    assert bodies and all(first.json()["key"] not in row["body"] for row in bodies)
+    assert bodies
+    assert all(first.json()["key"] not in row["body"] for row in bodies)
 
 
 def test_rotated_encryption_key_still_opens_old_secrets() -> None:
@@ -353,8 +360,13 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
         "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{new},{old}",
     }
     script = "from modelyard_gateway.cli import main; main(['reseal'])"
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "re-sealed" in done.stdout
@@ -379,7 +391,12 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
     assert only_new.open(mine["token_sealed"]) == ORG_TOKEN
     # Put the old key back first for the rest of the suite (the gateway keeps the old one).
     back = {**env, "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{old},{new}"}
-    again = subprocess.run(
-        [sys.executable, "-c", script], env=back, capture_output=True, text=True, timeout=60
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        env=back,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert again.returncode == 0, again.stderr

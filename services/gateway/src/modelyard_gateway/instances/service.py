@@ -248,9 +248,7 @@ async def update_instance(
         await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
     moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
     if moved:
-        await check_egress(
-            egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS}
-        )
+        await check_egress(egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS})
     for field, value in changes.items():
         setattr(row, field, value)
     sent = payload.model_fields_set
