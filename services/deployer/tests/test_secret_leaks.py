@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
 import uuid
+from types import SimpleNamespace
 
 from deployer_testkit import Tenant
 from fastapi import FastAPI
 from sqlalchemy import text
+
+from modelyard_common.http import request_fingerprint
+from modelyard_deployer.devices.schemas import DeviceCreate
+
+scrub = importlib.import_module(
+    "modelyard_deployer.migrations.versions.0003_scrub_idempotent_device_tokens"
+)
 
 
 async def test_replayed_device_create_withholds_the_token_and_says_so(
@@ -76,3 +86,51 @@ async def test_no_get_route_returns_a_device_token(tenant: Tenant, app: FastAPI)
     assert "/v1/devices/{device_id}" in walked
     assert "/v1/devices" in walked
     assert len(walked) >= 15, walked
+
+
+async def test_records_written_before_the_fix_neither_replay_nor_keep_the_token(
+    tenant: Tenant, app: FastAPI
+) -> None:
+    body = {"name": "cam-legacy", "labels": {}}
+    key = f"legacy-{uuid.uuid4().hex}"
+    leaked = "mydev_" + "L" * 43
+    legacy = {"id": str(uuid.uuid4()), "name": "cam-legacy", "token": leaked, "etag": '"1"'}
+    insert = text(
+        "INSERT INTO deployer.idempotency_keys (workspace, operation, key, request_hash, "
+        "status_code, body) VALUES (:w, 'create_device', :k, :h, 201, CAST(:b AS jsonb))"
+    )
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            insert,
+            {
+                "w": tenant.workspace,
+                "k": key,
+                "h": request_fingerprint(DeviceCreate(**body)),
+                "b": json.dumps(legacy),
+            },
+        )
+    replay = await tenant.client.post(
+        "/v1/devices", json=body, headers={**tenant.admin, "Idempotency-Key": key}
+    )
+    assert replay.status_code == 201, replay.text
+    assert replay.json()["token"] is None
+    assert replay.headers["Idempotent-Secret-Withheld"] == "token"
+
+    # The upgrade scrubs such records (and running it again changes nothing more).
+    statements: list[str] = []
+    scrub.op = SimpleNamespace(execute=statements.append)  # type: ignore[attr-defined]
+    scrub.upgrade()
+    for _ in range(2):
+        async with app.state.sessionmaker() as session, session.begin():
+            for statement in statements:
+                await session.execute(text(statement))
+    async with app.state.sessionmaker() as session:
+        stored = await session.scalar(
+            text(
+                "SELECT body::text FROM deployer.idempotency_keys WHERE workspace = :w AND key = :k"
+            ),
+            {"w": tenant.workspace, "k": key},
+        )
+    assert stored is not None
+    assert leaked not in stored
+    assert json.loads(stored)["name"] == "cam-legacy"

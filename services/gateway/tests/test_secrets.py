@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -353,6 +354,19 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
 ) -> None:
     old = gateway.settings.encryption_key
     inst = await _cloud_instance(admin, backends("b"))
+    # As earlier versions kept it: a credential among the plain headers. Readers never see it.
+    legacy = "legacy-key-" + "4" * 20
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute(
+            "UPDATE gateway.model_instances SET extra_headers = $1::jsonb WHERE id = $2",
+            json.dumps({"x-api-key": legacy, "X-Org": "acme"}),
+            uuid.UUID(inst["id"]),
+        )
+    finally:
+        await conn.close()
+    shown = (await admin.http.get(f"/v1/instances/{inst['id']}")).json()
+    assert shown["extra_headers"] == {"x-api-key": "********", "X-Org": "acme"}
     new = Fernet.generate_key().decode()
     env = {
         **os.environ,
@@ -389,6 +403,10 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
             if sealed is not None:
                 only_new.open(sealed)
     assert only_new.open(mine["token_sealed"]) == ORG_TOKEN
+    moved = (await admin.http.get(f"/v1/instances/{inst['id']}")).json()
+    assert moved["extra_headers"] == {"X-Org": "acme"}
+    assert moved["secret_header_names"] == ["api-key", "x-api-key"]
+    assert legacy not in repr(moved)
     # Put the old key back first for the rest of the suite (the gateway keeps the old one).
     back = {**env, "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{old},{new}"}
     again = await asyncio.to_thread(

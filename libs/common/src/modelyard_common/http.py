@@ -143,7 +143,9 @@ async def run_idempotent(
                 ],
             )
         withheld = tuple(name for name in secret_fields if name in stored.body)
-        return StoredResponse(stored.status_code, stored.body, replayed=True, withheld=withheld)
+        # Records written before a route declared its secrets may still hold them: never replay.
+        body = without_secrets(stored.body, secret_fields)
+        return StoredResponse(stored.status_code, body, replayed=True, withheld=withheld)
     result = await create()
     body = result.model_dump(mode="json")
     session.add(

@@ -58,6 +58,21 @@ def health_of(state: InstanceState | None) -> InstanceHealthRead:
     )
 
 
+HIDDEN_VALUE = "********"
+
+
+def visible_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """Return plain headers as readers may see them.
+
+    Earlier versions stored credential headers here in clear; their values stay hidden until
+    `modelyard-gateway reseal` moves them into the sealed secret headers.
+    """
+    return {
+        name: HIDDEN_VALUE if looks_like_credential(name) else value
+        for name, value in (headers or {}).items()
+    }
+
+
 def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
     """Return the API view of an instance (secrets left out)."""
     return InstanceRead(
@@ -73,7 +88,7 @@ def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
         proxy_url=row.proxy_url,
         proxy_username=row.proxy_username,
         has_proxy_password=row.proxy_password_sealed is not None,
-        extra_headers=row.extra_headers,
+        extra_headers=visible_headers(row.extra_headers),
         has_secret_headers=row.secret_headers_sealed is not None,
         secret_header_names=list(row.secret_header_names or []),
         upstream_model=row.upstream_model,
