@@ -349,6 +349,18 @@ def test_rotated_encryption_key_still_opens_old_secrets() -> None:
         SecretBox(new).open(sealed_old)
 
 
+async def _reseal(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `modelyard-gateway reseal` with this environment."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from modelyard_gateway.cli import main; main(['reseal'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 async def test_reseal_command_moves_every_secret_to_the_new_key(
     gateway: GatewayServer, admin: Admin, database_url: str, backends: Callable[[str], FakeBackend]
 ) -> None:
@@ -373,15 +385,7 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
         "MODELYARD_DATABASE_URL": database_url,
         "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{new},{old}",
     }
-    script = "from modelyard_gateway.cli import main; main(['reseal'])"
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = await _reseal(env)
     assert done.returncode == 0, done.stderr
     assert "re-sealed" in done.stdout
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -408,13 +412,5 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
     assert moved["secret_header_names"] == ["api-key", "x-api-key"]
     assert legacy not in repr(moved)
     # Put the old key back first for the rest of the suite (the gateway keeps the old one).
-    back = {**env, "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{old},{new}"}
-    again = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", script],
-        env=back,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = await _reseal({**env, "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{old},{new}"})
     assert again.returncode == 0, again.stderr

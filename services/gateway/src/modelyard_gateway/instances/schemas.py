@@ -164,6 +164,14 @@ class InstanceCreate(_InstanceFields):
                     "token": "sk-...",
                     "upstream_model": "gpt-4o-mini",
                 },
+                {
+                    "name": "azure-gpt-4o",
+                    "kind": "cloud",
+                    "base_url": "https://myorg.openai.azure.com/openai/deployments/gpt-4o",
+                    "secret_headers": {"api-key": "..."},
+                    "default_params": {"api-version": "2024-10-21"},
+                    "upstream_model": "gpt-4o",
+                },
             ]
         },
     )
