@@ -414,3 +414,22 @@ async def test_reseal_command_moves_every_secret_to_the_new_key(
     # Put the old key back first for the rest of the suite (the gateway keeps the old one).
     again = await _reseal({**env, "MODELYARD_GATEWAY_ENCRYPTION_KEY": f"{old},{new}"})
     assert again.returncode == 0, again.stderr
+
+
+async def test_check_resolves_again_and_refuses_what_the_policy_now_denies(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("b")
+    inst = await admin.instance(backend, host="localhost")
+    runtime = gateway.runtime
+    allowed = runtime.egress
+    runtime.egress = EgressPolicy.parse(allow=[], deny=["127.0.0.0/8"])
+    try:
+        refused = await admin.http.post(f"/v1/instances/{inst['id']}/check")
+        assert_problem(refused, 422)
+        assert backend.health_checks == 0
+    finally:
+        runtime.egress = allowed
+    checked = await admin.http.post(f"/v1/instances/{inst['id']}/check")
+    assert checked.json()["ok"] is True
+    assert backend.health_checks == 1
