@@ -37,6 +37,7 @@ _SECRET_FIELDS = {"token", "proxy_password", "secret_headers"}
 # Where requests go: changing any of these drops the sealed secrets the request does not resend,
 # so nobody can point an instance elsewhere and collect its credentials.
 DESTINATION_FIELDS = ("kind", "host", "port", "protocol", "path_prefix", "base_url", "proxy_url")
+HIDDEN_VALUE = "********"
 
 
 def health_of(state: InstanceState | None) -> InstanceHealthRead:
@@ -56,9 +57,6 @@ def health_of(state: InstanceState | None) -> InstanceHealthRead:
         cooldown_until=state.cooldown_until if status == "cooldown" else None,
         checked_at=state.checked_at,
     )
-
-
-HIDDEN_VALUE = "********"
 
 
 def visible_headers(headers: dict[str, str] | None) -> dict[str, str]:
