@@ -44,7 +44,7 @@ CLIENTS: list[dict[str, Any]] = [
         "client_id": "brief",
         "client_secret": "brief-secret-0123456789abcdef",
         "alg": "RS256",
-        "ttl": 1,
+        "ttl": 4,
         "claims": {"realm_access": {"roles": ["modelyard-admin"]}, WORKSPACES_CLAIM: ["ws-a"]},
     },
 ]
@@ -156,6 +156,10 @@ async def test_token_for_another_audience_is_401(
 
 
 async def test_expired_token_is_401(provider: OidcProvider, client: httpx.AsyncClient) -> None:
+    warm = await asyncio.to_thread(
+        provider.token, "bob"
+    )  # the JWKS is fetched before the clock runs
+    assert (await client.get("/whoami", headers=_auth(warm))).status_code == 200
     brief = await asyncio.to_thread(provider.token, "brief")
     assert (await client.get("/whoami", headers=_auth(brief))).status_code == 200
     expires = jwt.decode(brief, options={"verify_signature": False})["exp"]
