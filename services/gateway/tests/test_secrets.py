@@ -273,15 +273,31 @@ async def test_no_get_route_returns_a_stored_secret(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:
     backend = backends("b")
-    inst = await _cloud_instance(
-        admin,
-        backend,
-        proxy_url=f"http://127.0.0.1:{backend.port}",
-        proxy_username="proxy-user",
-        proxy_password=PROXY_PASSWORD,
+    # Straight to the API (no wait for the routing catalog): only what is stored matters here.
+    created = await admin.http.post(
+        "/v1/instances",
+        json={
+            "name": f"walk-{uuid.uuid4().hex[:6]}",
+            "kind": "cloud",
+            "base_url": f"http://127.0.0.1:{backend.port}/v1",
+            "token": ORG_TOKEN,
+            "secret_headers": {"api-key": HEADER_SECRET},
+            "proxy_url": f"http://127.0.0.1:{backend.port}",
+            "proxy_username": "proxy-user",
+            "proxy_password": PROXY_PASSWORD,
+            "upstream_model": "m",
+            "health_path": "",
+        },
     )
-    group = await admin.group(f"g-{uuid.uuid4().hex[:6]}", [inst])
-    created_key = await admin.post("/v1/keys", {"name": "walk", "groups": None})
+    assert created.status_code == 201, created.text
+    inst = created.json()
+    made_group = await admin.http.post(
+        "/v1/groups", json={"name": f"g-{uuid.uuid4().hex[:6]}", "instance_ids": [inst["id"]]}
+    )
+    assert made_group.status_code == 201, made_group.text
+    group = made_group.json()
+    created_key = await admin.http.post("/v1/keys", json={"name": "walk", "groups": None})
+    assert created_key.status_code == 201, created_key.text
     api_key = created_key.json()["key"]
     secrets = [ORG_TOKEN, HEADER_SECRET, PROXY_PASSWORD, api_key]
     ids = {
