@@ -54,6 +54,7 @@ up: ## build and start the whole suite with compose
 down: ## stop the compose suite
 	@bash scripts/compose.sh down
 
+bench: export MODELYARD_ENV = dev
 bench: install services docker ## run the benchmarks and print their tables
 	@for b in $(wildcard services/*/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -17,6 +17,8 @@ BIN="$ROOT/.venv/bin"
 [ -x "$BIN/modelyard-registry" ] || { echo "dev: run 'make install' first" >&2; exit 1; }
 
 export MODELYARD_LOG_JSON="${MODELYARD_LOG_JSON:-false}"
+# A development run: HS256 dev tokens and the default secrets are accepted (prod refuses them).
+export MODELYARD_ENV="${MODELYARD_ENV:-dev}"
 GATEWAY_PORT="${MODELYARD_GATEWAY_PORT:-8000}"
 REGISTRY_PORT="${MODELYARD_REGISTRY_PORT:-8001}"
 DEPLOYER_PORT="${MODELYARD_DEPLOYER_PORT:-8002}"

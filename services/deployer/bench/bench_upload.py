@@ -264,6 +264,7 @@ def main() -> None:
             **os.environ,
             "MODELYARD_DEPLOYER_DATABASE_URL": database_url,
             "MODELYARD_DEPLOYER_AMQP_URL": AMQP_URL,
+            "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
             "MODELYARD_DEPLOYER_JWT_SECRET": SECRET,
             "MODELYARD_DEPLOYER_REGISTRY_URL": registry_url,
             "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(artifacts),

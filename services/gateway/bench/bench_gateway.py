@@ -147,6 +147,7 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
     db_url = asyncio.run(recreate_database(DB_ADMIN_URL, BENCH_DB))
     env = {
         "MODELYARD_DATABASE_URL": db_url,
+        "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
         "MODELYARD_JWT_SECRET": JWT_SECRET,
         "MODELYARD_LOG_LEVEL": "WARNING",
         "MODELYARD_GATEWAY_CONSUME_EVENTS": "false",

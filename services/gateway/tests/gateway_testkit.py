@@ -75,6 +75,7 @@ class FakeBackend:
     behaviour: BackendBehaviour = field(default_factory=BackendBehaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    probe_headers: list[dict[str, str]] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)
     health_checks: int = 0
     streams_cancelled: int = 0
@@ -220,6 +221,7 @@ class FakeBackend:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         self.health_checks += 1
+        self.probe_headers.append(dict(request.headers))
         if self.behaviour.health_status != 200:
             return web.json_response({"error": "unhealthy"}, status=self.behaviour.health_status)
         return web.json_response({"object": "list", "data": [{"id": "m", "object": "model"}]})
@@ -367,12 +369,14 @@ class Admin:
     """A user of the admin API in one workspace (JWT), over real HTTP."""
 
     def __init__(
-        self, gateway: GatewayServer, *, workspace: str | None = None, role: str = "editor"
+        self, gateway: GatewayServer, *, workspace: str | None = None, role: str | None = None
     ) -> None:
         self.gateway = gateway
         self.workspace = workspace or f"ws-{uuid.uuid4().hex[:10]}"
+        # By default an editor who is also the workspace's operator (instances and keys).
+        roles = [role] if role else ["editor", "operator"]
         token = issue_token(
-            secret=gateway.settings.jwt_secret, sub="tester", roles=[role], workspace=self.workspace
+            secret=gateway.settings.jwt_secret, sub="tester", roles=roles, workspace=self.workspace
         )
         self.http = httpx.AsyncClient(
             base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=10

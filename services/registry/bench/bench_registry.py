@@ -80,6 +80,7 @@ async def main() -> None:
         **os.environ,
         "MODELYARD_DATABASE_URL": url,
         "MODELYARD_AMQP_URL": TEST_AMQP_URL,
+        "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
         "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
         "MODELYARD_LOG_LEVEL": "WARNING",
     }

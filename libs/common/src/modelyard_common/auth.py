@@ -1,20 +1,36 @@
-"""JWT bearer auth for people: subject, roles, workspace; role checks per route."""
+"""Bearer auth for people: OpenID Connect access tokens (HS256 dev tokens in dev); role checks.
+
+A token is verified in one of two ways: RS256/ES256 (or any configured asymmetric algorithm)
+against the configured issuer's JWKS (discovered, cached, refetched when an unknown key id
+shows up, so a rotated signing key works without a restart), or, only when `MODELYARD_ENV=dev`,
+HS256 with the shared development secret. Verified claims become a `Principal` in exactly one
+place, `principal_from_claims`, through a configurable claim mapping.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modelyard_common.errors import ForbiddenError, UnauthorizedError
+from modelyard_common.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from modelyard_common.settings import ServiceSettings
 
 ALGORITHM = "HS256"
+WORKSPACE_HEADER = "X-Modelyard-Workspace"
+OPERATOR = "operator"
 
 
 class Role(IntEnum):
@@ -27,11 +43,13 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """The person (or service) behind a request."""
+    """The person (or service) behind a request, acting in one workspace."""
 
     sub: str
     workspace: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    # Every workspace the token grants; `workspace` is the one this request acts in.
+    workspaces: frozenset[str] = field(default_factory=frozenset, compare=False)
 
     @property
     def role(self) -> Role:
@@ -43,6 +61,95 @@ class Principal:
         """Return whether the principal's highest role is at least `role`."""
         return self.role >= role
 
+    @property
+    def is_operator(self) -> bool:
+        """Return whether the principal may say where traffic goes (admin or `operator`)."""
+        return self.has_role(Role.admin) or OPERATOR in self.roles
+
+
+@dataclass(frozen=True)
+class ClaimMapping:
+    """Which claims hold the subject, the workspaces and the roles (dotted paths allowed)."""
+
+    sub: str = "sub"
+    workspaces: str = "workspaces"
+    roles: str = "roles"
+    role_prefix: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> ClaimMapping:
+        """Return the mapping configured with MODELYARD_OIDC_*_CLAIM."""
+        return cls(
+            sub=settings.oidc_sub_claim,
+            workspaces=settings.oidc_workspaces_claim,
+            roles=settings.oidc_roles_claim,
+            role_prefix=settings.oidc_role_prefix,
+        )
+
+
+# `modelyard dev-token` writes these claims.
+DEV_MAPPING = ClaimMapping()
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """Return the claim at `path`: a literal key first (Auth0's URL claims), else a dotted walk."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, str) and item]
+    return []
+
+
+def principal_from_claims(
+    claims: Mapping[str, Any], *, mapping: ClaimMapping, requested_workspace: str | None
+) -> Principal:
+    """Return the principal of verified claims acting in the requested (or only) workspace.
+
+    Roles apply in every granted workspace; a role written `workspace:role` only in that one.
+    """
+    sub = claim_at(claims, mapping.sub)
+    if not isinstance(sub, str) or not sub:
+        raise UnauthorizedError(f"The token has no '{mapping.sub}' claim.")
+    workspaces = _strings(claim_at(claims, mapping.workspaces))
+    if not workspaces:
+        raise UnauthorizedError(f"The token names no workspace (claim '{mapping.workspaces}').")
+    if requested_workspace is not None:
+        if requested_workspace not in workspaces:
+            raise ForbiddenError(
+                f"The token does not grant workspace '{requested_workspace}'.",
+                workspaces=sorted(workspaces),
+            )
+        workspace = requested_workspace
+    elif len(workspaces) == 1:
+        workspace = workspaces[0]
+    else:
+        raise ForbiddenError(
+            f"The token grants several workspaces: choose one with the {WORKSPACE_HEADER} header.",
+            workspaces=sorted(workspaces),
+        )
+    roles: set[str] = set()
+    for raw in _strings(claim_at(claims, mapping.roles)):
+        role = raw.removeprefix(mapping.role_prefix) if mapping.role_prefix else raw
+        scope, sep, scoped_role = role.rpartition(":")
+        if not sep:
+            roles.add(role)
+        elif scope == workspace:
+            roles.add(scoped_role)
+    return Principal(
+        sub=sub, workspace=workspace, roles=frozenset(roles), workspaces=frozenset(workspaces)
+    )
+
 
 def issue_token(
     *,
@@ -52,13 +159,15 @@ def issue_token(
     workspace: str,
     ttl: timedelta = timedelta(hours=12),
     audience: str | None = None,
+    workspaces: list[str] | None = None,
 ) -> str:
-    """Return a signed HS256 JWT for a principal."""
+    """Return a signed HS256 development JWT for a principal (accepted only in dev mode)."""
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": sub,
         "roles": roles,
         "workspace": workspace,
+        "workspaces": workspaces or [workspace],
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
@@ -68,46 +177,207 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(token: str, *, secret: str, audience: str | None = None) -> Principal:
-    """Return the principal of a valid token; raise UnauthorizedError otherwise."""
+def _dev_claims(token: str, *, secret: str, audience: str | None) -> dict[str, Any]:
     try:
-        # Only HS256 is accepted: `alg: none` and algorithm confusion fail here.
-        claims = jwt.decode(
+        # Only HS256 is accepted here: `alg: none` and algorithm confusion fail.
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
             audience=audience,
-            options={"require": ["sub", "exp", "workspace"], "verify_aud": audience is not None},
+            options={"require": ["sub", "exp"], "verify_aud": audience is not None},
         )
     except jwt.ExpiredSignatureError as exc:
         raise UnauthorizedError("The token has expired.") from exc
     except jwt.PyJWTError as exc:
         raise UnauthorizedError(f"The token is invalid: {exc}.") from exc
-    roles = claims.get("roles") or []
-    if isinstance(roles, str):
-        roles = [roles]
-    workspace = claims.get("workspace")
-    if not isinstance(workspace, str) or not workspace:
-        raise UnauthorizedError("The token names no workspace.")
-    return Principal(sub=str(claims["sub"]), workspace=workspace, roles=frozenset(map(str, roles)))
+    if "workspaces" not in claims and "workspace" in claims:
+        claims["workspaces"] = claims["workspace"]
+    return claims
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from `modelyard dev-token` or your IdP.")
+def decode_token(
+    token: str,
+    *,
+    secret: str,
+    audience: str | None = None,
+    requested_workspace: str | None = None,
+) -> Principal:
+    """Return the principal of a valid HS256 development token; raise UnauthorizedError."""
+    claims = _dev_claims(token, secret=secret, audience=audience)
+    return principal_from_claims(
+        claims, mapping=DEV_MAPPING, requested_workspace=requested_workspace
+    )
+
+
+class OidcVerifier:
+    """Verifies access tokens of one OpenID issuer against its (cached) JWKS."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        if not settings.oidc_issuer or not settings.oidc_audience:
+            raise ValueError("an OpenID verifier needs an issuer and an audience")
+        self.issuer = settings.oidc_issuer
+        self.audience = settings.oidc_audience
+        self.algorithms = list(settings.oidc_algorithms)
+        self._jwks_url = settings.oidc_jwks_url
+        self._leeway = settings.oidc_leeway_s
+        self._cache_s = settings.oidc_jwks_cache_s
+        self._cooldown_s = settings.oidc_jwks_refresh_cooldown_s
+        self._timeout_s = settings.oidc_http_timeout_s
+        self._client: jwt.PyJWKClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _discover_jwks_url(self) -> str:
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout_s) as http:
+                response = await http.get(url)
+                response.raise_for_status()
+                document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServiceUnavailableError(
+                "The identity provider's discovery document cannot be read now."
+            ) from exc
+        # OpenID Connect Discovery 1.0, section 4.3: the document must name this very issuer.
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+            raise ServiceUnavailableError(
+                "The identity provider's discovery document names another issuer."
+            )
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise ServiceUnavailableError("The identity provider publishes no jwks_uri.")
+        return jwks_uri
+
+    async def jwks_client(self) -> jwt.PyJWKClient:
+        """Return the JWKS client (the discovery document is read on first use)."""
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    url = self._jwks_url or await self._discover_jwks_url()
+                    self._client = jwt.PyJWKClient(
+                        url,
+                        cache_jwk_set=True,
+                        lifespan=self._cache_s,
+                        cooldown_duration=self._cooldown_s,
+                        timeout=self._timeout_s,
+                    )
+        return self._client
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a token the issuer signed for our audience; raise otherwise."""
+        client = await self.jwks_client()
+        try:
+            # PyJWKClient fetches over blocking urllib (only on a cache miss): keep it off the loop.
+            signing_key = await asyncio.to_thread(client.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise ServiceUnavailableError(
+                "The identity provider's keys cannot be read now."
+            ) from exc
+        except jwt.PyJWKClientError as exc:
+            raise UnauthorizedError("The token is not signed by a key of the issuer.") from exc
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError(f"The token is invalid: {exc}.") from exc
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                signing_key.key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError("The token has expired.") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise UnauthorizedError("The token is not valid yet.") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise UnauthorizedError("The token is for another audience.") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise UnauthorizedError("The token is from another issuer.") from exc
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError(f"The token is invalid: {exc}.") from exc
+        return claims
+
+
+class TokenVerifier:
+    """Turns a bearer token into a principal as the service's settings say."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.mapping = ClaimMapping.from_settings(settings)
+        self.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+
+    async def principal(self, token: str, *, requested_workspace: str | None) -> Principal:
+        """Return the principal of a valid token, acting in the requested workspace."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError(f"The token is invalid: {exc}.") from exc
+        if header.get("alg") == ALGORITHM:
+            if self.settings.env != "dev":
+                raise UnauthorizedError(
+                    "HS256 development tokens are accepted only when MODELYARD_ENV=dev."
+                )
+            claims = _dev_claims(
+                token, secret=self.settings.jwt_secret, audience=self.settings.jwt_audience
+            )
+            mapping = DEV_MAPPING
+        elif self.oidc is None:
+            raise UnauthorizedError("No OpenID issuer is configured (MODELYARD_OIDC_ISSUER).")
+        else:
+            claims = await self.oidc.verify(token)
+            mapping = self.mapping
+        return principal_from_claims(
+            claims, mapping=mapping, requested_workspace=requested_workspace
+        )
+
+
+def token_verifier(app: FastAPI) -> TokenVerifier:
+    """Return the app's token verifier (made from its settings on first use, then kept)."""
+    verifier: TokenVerifier | None = getattr(app.state, "token_verifier", None)
+    if verifier is None:
+        verifier = TokenVerifier(app.state.settings)
+        app.state.token_verifier = verifier
+    return verifier
+
+
+async def authenticate(
+    request: Request, token: str, *, requested_workspace: str | None = None
+) -> Principal:
+    """Return the principal of a person's bearer token sent to this app."""
+    if requested_workspace is None:
+        requested_workspace = request.headers.get(WORKSPACE_HEADER) or None
+    principal = await token_verifier(request.app).principal(
+        token, requested_workspace=requested_workspace
+    )
+    request.state.principal = principal
+    return principal
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token of your OpenID issuer (dev: `modelyard dev-token`).",
+)
 
 
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    workspace: Annotated[
+        str | None,
+        Header(
+            alias=WORKSPACE_HEADER,
+            max_length=200,
+            description="The workspace to act in, among those the token grants "
+            "(needed when it grants several).",
+        ),
+    ] = None,
 ) -> Principal:
     """Return the principal of the request's bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("A bearer token is required.")
-    settings = request.app.state.settings
-    principal = decode_token(
-        credentials.credentials, secret=settings.jwt_secret, audience=settings.jwt_audience
-    )
-    request.state.principal = principal
-    return principal
+    return await authenticate(request, credentials.credentials, requested_workspace=workspace)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -124,6 +394,14 @@ def require_role(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+async def require_operator(principal: CurrentPrincipal) -> Principal:
+    """Admit admins and holders of the `operator` role (they decide where traffic goes)."""
+    if not principal.is_operator:
+        raise ForbiddenError("This action needs the admin or operator role.")
+    return principal
+
+
 Viewer = Annotated[Principal, Depends(require_role(Role.viewer))]
 Editor = Annotated[Principal, Depends(require_role(Role.editor))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+Operator = Annotated[Principal, Depends(require_operator)]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from modelyard_common.auth import issue_token
-from modelyard_common.settings import ServiceSettings
+from modelyard_common.settings import ConfigurationError, ProcessSettings, ServiceSettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -20,10 +21,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--role",
         action="append",
         default=None,
-        choices=["viewer", "editor", "admin"],
+        choices=["viewer", "editor", "admin", "operator"],
         help="a role; repeat for several (default: admin)",
     )
-    dev.add_argument("--workspace", required=True)
+    dev.add_argument("--workspace", action="append", required=True, help="repeat to grant several")
     dev.add_argument("--ttl-hours", type=float, default=12.0)
     args = parser.parse_args(argv)
     if args.command == "dev-token":
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 secret=settings.jwt_secret,
                 sub=args.sub,
                 roles=args.role or ["admin"],
-                workspace=args.workspace,
+                workspace=args.workspace[0],
+                workspaces=args.workspace,
                 ttl=timedelta(hours=args.ttl_hours),
                 audience=settings.jwt_audience,
             )
@@ -47,8 +49,15 @@ def service_main(
     default_port: int,
     migrate: Callable[[], None] | None,
     argv: Sequence[str] | None = None,
+    settings: Callable[[], ProcessSettings] = ServiceSettings,
+    commands: dict[str, tuple[str, Callable[[], None]]] | None = None,
 ) -> None:
-    """Run a service's CLI: `serve [--host] [--port] [--workers]` and `migrate`."""
+    """Run a service's CLI: `serve [--host] [--port] [--workers]` and `migrate`.
+
+    `serve` refuses to start (one line on stderr, exit 2) when the settings are not fit for
+    MODELYARD_ENV (prod without its own secrets). `commands` adds a service's own commands
+    (name: (help, run)).
+    """
     import uvicorn
 
     parser = argparse.ArgumentParser(prog=prog)
@@ -64,10 +73,15 @@ def service_main(
     )
     if migrate is not None:
         sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    for name, (help_text, _) in (commands or {}).items():
+        sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
-    if args.command == "migrate" and migrate is not None:
+    if args.command in (commands or {}):
+        (commands or {})[args.command][1]()
+    elif args.command == "migrate" and migrate is not None:
         migrate()
     elif args.command == "serve":
+        exit_unless_startable(prog, settings)
         uvicorn.run(
             app_path,
             factory=True,
@@ -78,3 +92,18 @@ def service_main(
             access_log=False,
             proxy_headers=args.proxy_headers,
         )
+
+
+def exit_unless_startable(prog: str, settings: Callable[[], ProcessSettings]) -> None:
+    """Exit with one line on stderr if the settings must not be started with."""
+    try:
+        settings().ensure_startable()
+    except ConfigurationError as exc:
+        print(f"{prog}: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as exc:  # pydantic's ValidationError: a malformed variable
+        first = str(exc).splitlines()
+        print(
+            f"{prog}: refusing to start: invalid settings: {' '.join(first[:3])}", file=sys.stderr
+        )
+        raise SystemExit(2) from None

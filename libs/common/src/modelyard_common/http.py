@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -75,11 +75,21 @@ class IdempotencyRecordMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+SECRET_WITHHELD_HEADER = "Idempotent-Secret-Withheld"
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     status_code: int
     body: dict[str, Any]
     replayed: bool
+    # Secret fields a replay cannot show again (the record never held them): answered as null.
+    withheld: tuple[str, ...] = ()
+
+
+def without_secrets(body: dict[str, Any], secret_fields: Sequence[str]) -> dict[str, Any]:
+    """Return `body` with its secret fields set to null (what an idempotency record may hold)."""
+    return {name: (None if name in secret_fields else value) for name, value in body.items()}
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -100,8 +110,15 @@ async def run_idempotent(
     payload: Any,
     create: Callable[[], Awaitable[BaseModel]],
     status_code: int = 201,
+    secret_fields: Sequence[str] = (),
 ) -> StoredResponse:
-    """Run `create` once per idempotency key; a retry gets the first response back."""
+    """Run `create` once per idempotency key; a retry gets the first response back.
+
+    `secret_fields` name the fields of the response that carry a secret shown only once (a
+    device token, an API key): the record stores the response without them, so a replay
+    answers them as null and lists them in `StoredResponse.withheld`
+    (header `Idempotent-Secret-Withheld`).
+    """
     if key is None:
         result = await create()
         return StoredResponse(status_code, result.model_dump(mode="json"), replayed=False)
@@ -128,7 +145,10 @@ async def run_idempotent(
                     )
                 ],
             )
-        return StoredResponse(stored.status_code, stored.body, replayed=True)
+        withheld = tuple(name for name in secret_fields if name in stored.body)
+        # Records written before a route declared its secrets may still hold them: never replay.
+        body = without_secrets(stored.body, secret_fields)
+        return StoredResponse(stored.status_code, body, replayed=True, withheld=withheld)
     result = await create()
     body = result.model_dump(mode="json")
     session.add(
@@ -138,7 +158,7 @@ async def run_idempotent(
             key=key,
             request_hash=fingerprint,
             status_code=status_code,
-            body=body,
+            body=without_secrets(body, secret_fields),
         )
     )
     return StoredResponse(status_code, body, replayed=False)
@@ -153,4 +173,6 @@ def created_response(stored: StoredResponse, *, location: str | None = None) -> 
         headers["Location"] = location
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
+    if stored.withheld:
+        headers[SECRET_WITHHELD_HEADER] = ", ".join(stored.withheld)
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

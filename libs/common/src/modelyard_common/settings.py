@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -15,6 +15,21 @@ from pydantic_settings import (
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelyard"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# Signs `modelyard dev-token` tokens; HS256 tokens are accepted only when MODELYARD_ENV=dev.
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me"
+# Seals device ingress credentials between the deployer and the gateway; refused in prod.
+DEV_INGRESS_SEAL_KEY = "bW9kZWx5YXJkLWRldi1pbmdyZXNzLXNlYWwta2V5MzI="
+INGRESS_SEAL_KEY_ERROR = (
+    "MODELYARD_INGRESS_SEAL_KEY is not set: the development key is refused in prod "
+    "(the same Fernet key on the deployer and the gateway)"
+)
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class ConfigurationError(Exception):
+    """A setting a service cannot start with; the message names the variable."""
 
 
 class ProcessSettings(BaseSettings):
@@ -24,7 +39,17 @@ class ProcessSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
 
+    # `prod` (the default) accepts only the configured OpenID issuer's tokens and refuses to start
+    # without its own settings; `dev` also accepts HS256 tokens signed with jwt_secret.
+    env: Literal["dev", "prod"] = "prod"
     amqp_url: str = DEFAULT_AMQP_URL
+    metrics_token: str | None = Field(
+        default=None, min_length=16, description="If set, /metrics needs `Bearer <token>`."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="If set, /metrics is served on this port only."
+    )
+    metrics_host: str = "127.0.0.1"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
@@ -38,6 +63,22 @@ class ProcessSettings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    def env_name(self, field: str) -> str:
+        """Return the shared environment variable that sets `field` (e.g. MODELYARD_JWT_SECRET)."""
+        return f"MODELYARD_{field.upper()}"
+
+    def production_errors(self) -> list[str]:
+        """Return what keeps this process from starting in prod, one line each (empty: fine)."""
+        return []
+
+    def ensure_startable(self) -> None:
+        """Raise ConfigurationError (naming the variable) if this service must not start."""
+        if self.env == "dev":
+            return
+        errors = self.production_errors()
+        if errors:
+            raise ConfigurationError(errors[0])
 
     @classmethod
     def settings_customise_sources(
@@ -58,11 +99,47 @@ class ServiceSettings(ProcessSettings):
     """What a platform service reads: its database, the JWT secret, the other services."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    jwt_secret: str = Field(default="dev-only-insecure-secret-change-me", min_length=32)
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, min_length=32)
     jwt_audience: str | None = None
+    oidc_issuer: str | None = Field(default=None, description="OpenID issuer URL (exact `iss`).")
+    oidc_audience: str | None = Field(default=None, description="The `aud` tokens must carry.")
+    oidc_jwks_url: str | None = Field(default=None, description="Skip discovery, use this JWKS.")
+    oidc_algorithms: Annotated[list[str], NoDecode] = Field(default=["RS256", "ES256"])
+    oidc_sub_claim: str = "sub"
+    oidc_workspaces_claim: str = "workspaces"
+    oidc_roles_claim: str = "roles"
+    oidc_role_prefix: str = Field(default="", description="Stripped from role values first.")
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    oidc_jwks_cache_s: float = Field(default=300.0, gt=0)
+    oidc_jwks_refresh_cooldown_s: float = Field(
+        default=30.0, ge=0, description="Least time between JWKS refetches for unknown key ids."
+    )
+    oidc_http_timeout_s: float = Field(default=5.0, gt=0)
     registry_url: str = "http://127.0.0.1:8001"
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     housekeeping_interval_s: float = Field(default=3600, gt=0)
     idempotency_retention_h: float = Field(default=24, gt=0)
     processed_events_retention_h: float = Field(default=24 * 7, gt=0)
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [alg.strip() for alg in value.split(",") if alg.strip()]
+        if isinstance(value, list) and not set(value) <= ASYMMETRIC_ALGORITHMS:
+            raise ValueError(
+                f"only asymmetric algorithms are allowed: {sorted(ASYMMETRIC_ALGORITHMS)}"
+            )
+        return value
+
+    def production_errors(self) -> list[str]:
+        """Return what keeps this service from starting in prod, one line each (empty: fine)."""
+        errors = []
+        for field in ("oidc_issuer", "oidc_audience"):
+            if not getattr(self, field):
+                errors.append(
+                    f"{self.env_name(field)} is not set: people's tokens come from your OpenID "
+                    "issuer in prod (MODELYARD_ENV=prod; set MODELYARD_ENV=dev for local use)"
+                )
+        return errors

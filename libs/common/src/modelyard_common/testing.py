@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aio_pika
 import asyncpg
+import httpx
 from aio_pika.abc import AbstractIncomingMessage
 
 from modelyard_common.auth import issue_token
@@ -201,3 +204,124 @@ def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
     for field in fields:
         assert field in named, f"{field} not reported in {body}"
     return body
+
+
+OIDC_PROVIDER_DIR = Path(__file__).resolve().parents[2] / "tests" / "oidc"
+
+
+def _signing_jwk(kind: str, kid: str) -> dict[str, Any]:
+    """Return a fresh private JWK (RS256 or ES256) with this key id."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    if kind == "RS256":
+        jwk = json.loads(
+            RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        )
+    else:
+        jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1())))
+    jwk.update({"kid": kid, "use": "sig", "alg": kind})
+    return dict(jwk)
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class OidcProvider:
+    """A real OpenID provider (node `oidc-provider`) on a free port, started by a test.
+
+    Its clients get JWT access tokens through the client_credentials grant, for the resource
+    (audience) they ask for, carrying each client's `claims`. `rotate()` restarts it with new
+    signing keys, as an identity provider's key rotation does.
+    """
+
+    def __init__(self, clients: list[dict[str, Any]], *, audience: str, workdir: Path) -> None:
+        self.clients = {c["client_id"]: c for c in clients}
+        self.audience = audience
+        self.workdir = workdir
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.keys = [_signing_jwk("RS256", "rs-1"), _signing_jwk("ES256", "es-1")]
+        self._process: subprocess.Popen[str] | None = None
+
+    @staticmethod
+    def install() -> None:
+        """Install the provider's npm packages from its lockfile (`npm ci`) if missing."""
+        if not (OIDC_PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=OIDC_PROVIDER_DIR,
+                check=True,
+                timeout=300,
+            )
+
+    def start(self) -> OidcProvider:
+        """Start the provider and wait until it listens."""
+        self.install()
+        config = self.workdir / "oidc-config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "port": self.port,
+                    "issuer": self.issuer,
+                    "keys": self.keys,
+                    "default_audience": self.audience,
+                    "clients": list(self.clients.values()),
+                }
+            )
+        )
+        self._process = subprocess.Popen(
+            ["node", str(OIDC_PROVIDER_DIR / "provider.mjs"), str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()  # "ready <port>", or "" if it died
+        if not line.startswith("ready"):
+            self.stop()
+            raise RuntimeError("the OpenID provider did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the provider (and wait for it)."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def rotate(self, *, keep_old: bool = True) -> None:
+        """Restart with a new signing key of each kind first (the old ones kept or dropped)."""
+        generation = len(self.keys) // 2 + 1
+        fresh = [
+            _signing_jwk("RS256", f"rs-{generation}"),
+            _signing_jwk("ES256", f"es-{generation}"),
+        ]
+        self.keys = fresh + (self.keys if keep_old else [])
+        self.stop()
+        self.start()
+
+    def token(self, client_id: str, *, resource: str | None = None) -> str:
+        """Return an access token (a JWT) the provider issues to a client."""
+        client = self.clients[client_id]
+        response = httpx.post(
+            f"{self.issuer}/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client["client_secret"],
+                "scope": "api",
+                "resource": resource or self.audience,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from pydantic import BaseModel
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.db import make_engine, make_sessionmaker, utcnow
-from modelyard_common.errors import install_problem_handlers
+from modelyard_common.errors import (
+    ForbiddenError,
+    UnauthorizedError,
+    install_problem_handlers,
+    problem_responses,
+)
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
 from modelyard_common.settings import ProcessSettings, ServiceSettings
@@ -34,8 +40,41 @@ class Health(BaseModel):
     checks: dict[str, str] = {}
 
 
-def health_router(checks: Callable[[Request], dict[str, ReadinessCheck]]) -> APIRouter:
-    """Return `/healthz`, `/readyz` and `/metrics`."""
+def metrics_guard(settings: ProcessSettings) -> Callable[[Request], Awaitable[None]]:
+    """Return the check in front of `/metrics` on the service port.
+
+    With MODELYARD_METRICS_TOKEN set, `/metrics` needs `Authorization: Bearer <token>`.
+    Without it, `/metrics` is open only in dev; in prod it is refused with a problem saying how
+    to turn it on (the token, or MODELYARD_METRICS_PORT for a separate listener).
+    """
+    expected = settings.metrics_token
+
+    async def guard(request: Request) -> None:
+        if expected is None:
+            if settings.env == "dev":
+                return
+            raise ForbiddenError(
+                "Metrics are not served on this port in prod: set MODELYARD_METRICS_TOKEN "
+                "(then send it as a bearer token) or MODELYARD_METRICS_PORT."
+            )
+        presented = request.headers.get("authorization", "")
+        scheme, _, token = presented.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), expected.encode()
+        ):
+            raise UnauthorizedError("The metrics token is missing or wrong.")
+
+    return guard
+
+
+def health_router(
+    checks: Callable[[Request], dict[str, ReadinessCheck]],
+    settings: ProcessSettings | None = None,
+) -> APIRouter:
+    """Return `/healthz`, `/readyz` (always open) and `/metrics` (see `metrics_guard`).
+
+    With MODELYARD_METRICS_PORT set, `/metrics` is left out here: it is served on that port.
+    """
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", operation_id="healthz", summary="The process is alive")
@@ -61,17 +100,45 @@ def health_router(checks: Callable[[Request], dict[str, ReadinessCheck]]) -> API
         body = Health(status="ok" if ready else "unavailable", checks=results)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
+    if settings is not None and settings.metrics_port is not None:
+        return router
+
     @router.get(
         "/metrics",
         operation_id="metrics",
-        summary="Prometheus metrics",
+        summary="Prometheus metrics (bearer MODELYARD_METRICS_TOKEN when configured)",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}},
+        responses={200: {"content": {"text/plain": {}}}, **problem_responses(401, 403)},
+        dependencies=[Depends(metrics_guard(settings or ServiceSettings(env="dev")))],
     )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def with_metrics_listener(settings: ProcessSettings, lifespan: Any) -> Any:
+    """Return `lifespan` wrapped so that MODELYARD_METRICS_PORT serves /metrics meanwhile."""
+    if settings.metrics_port is None:
+        return lifespan
+    port = settings.metrics_port
+
+    @contextlib.asynccontextmanager
+    async def lifespan_with_metrics(app: FastAPI) -> AsyncIterator[None]:
+        server, thread = start_http_server(port, addr=settings.metrics_host)
+        log.info("metrics served on %s:%d", settings.metrics_host, port)
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+    return lifespan_with_metrics
 
 
 def create_app(
@@ -90,7 +157,7 @@ def create_app(
         title=title,
         description=description,
         version=version,
-        lifespan=lifespan,
+        lifespan=with_metrics_listener(settings, lifespan),
         openapi_tags=openapi_tags,
     )
     app.state.settings = settings
@@ -104,7 +171,7 @@ def create_app(
             expose_headers=["ETag", "Location", "x-request-id"],
         )
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
-    app.include_router(health_router(readiness or default_readiness))
+    app.include_router(health_router(readiness or default_readiness, settings))
     for router in routers:
         app.include_router(router)
     return app

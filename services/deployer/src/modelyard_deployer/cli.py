@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default_port=8002,
         migrate=lambda: migrate(settings),
         argv=argv,
+        settings=DeployerSettings,
     )
 
 

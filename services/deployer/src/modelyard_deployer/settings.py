@@ -8,7 +8,11 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
-from modelyard_common.settings import ServiceSettings
+from modelyard_common.settings import (
+    DEV_INGRESS_SEAL_KEY,
+    INGRESS_SEAL_KEY_ERROR,
+    ServiceSettings,
+)
 
 SCHEMA = "deployer"
 GiB = 1024**3
@@ -43,13 +47,20 @@ class DeployerSettings(ServiceSettings):
     broker_management_timeout_s: float = Field(default=10.0, gt=0)
     # Fernet key shared with the gateway only: device ingress credentials travel sealed in
     # endpoint events. Production sets MODELYARD_INGRESS_SEAL_KEY (read by both services).
-    ingress_seal_key: str = "bW9kZWx5YXJkLWRldi1pbmdyZXNzLXNlYWwta2V5MzI="
+    ingress_seal_key: str = DEV_INGRESS_SEAL_KEY
     device_broker_url: str | None = Field(
         default=None,
         description="The broker address handed to devices at registration (no login in it).",
     )
     default_ingress_port: int = Field(default=8004, ge=1, le=65535)
     provisioning_max_ttl_h: float = Field(default=24 * 30, gt=0)
+
+    def production_errors(self) -> list[str]:
+        """Return what keeps the deployer from starting in prod (also the ingress seal key)."""
+        errors = super().production_errors()
+        if self.ingress_seal_key == DEV_INGRESS_SEAL_KEY:
+            errors.append(INGRESS_SEAL_KEY_ERROR)
+        return errors
 
     @property
     def broker_vhost(self) -> str:

@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default_port=AgentSettings().port,
         migrate=None,
         argv=args,
+        settings=AgentSettings,
     )
 
 

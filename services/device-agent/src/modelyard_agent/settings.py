@@ -15,6 +15,9 @@ from pydantic_settings import SettingsConfigDict
 
 from modelyard_common.settings import ProcessSettings
 
+DEV_DEVICE_ID = UUID("00000000-0000-0000-0000-000000000001")
+DEV_DEVICE_TOKEN = "dev-device-token"
+
 
 class AgentSettings(ProcessSettings):
     """What one device agent reads from its environment.
@@ -28,8 +31,8 @@ class AgentSettings(ProcessSettings):
 
     model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
 
-    device_id: UUID = UUID("00000000-0000-0000-0000-000000000001")
-    token: str = "dev-device-token"
+    device_id: UUID = DEV_DEVICE_ID
+    token: str = DEV_DEVICE_TOKEN
     data_dir: Path = Path("/var/lib/modelyard-agent")
     port: int = Field(default=8003, ge=1, le=65535)
     advertise_host: str = "127.0.0.1"
@@ -55,3 +58,16 @@ class AgentSettings(ProcessSettings):
     proxy_timeout_s: float = Field(default=300.0, gt=0)
     outbox_retry_s: float = Field(default=2.0, gt=0)
     docker_workers: int = Field(default=4, ge=1)
+
+    def production_errors(self) -> list[str]:
+        """Return what keeps the agent from starting in prod: it needs its own identity.
+
+        The agent checks no people's tokens (its local API is for the device itself), so it
+        needs no OpenID settings; its development device id and token are refused.
+        """
+        errors = []
+        if self.device_id == DEV_DEVICE_ID:
+            errors.append("MODELYARD_AGENT_DEVICE_ID is not set (the development id is refused)")
+        if self.token == DEV_DEVICE_TOKEN:
+            errors.append("MODELYARD_AGENT_TOKEN is not set (the development token is refused)")
+        return errors

@@ -26,8 +26,9 @@ One OpenAI-compatible endpoint in front of grouped backends.
   answers from the group's first available instance and says which one in
   `x-modelyard-instance` (and how many it tried in `x-modelyard-attempts`). Errors use OpenAI's
   error shape.
-* **Admin API** (JWT bearer; viewers read, editors write): model groups, model instances, client
-  API keys. Errors are RFC 9457 problem details.
+* **Admin API** (bearer token of your OpenID issuer; viewers read, editors write groups, admins
+  and operators write instances and keys): model groups, model instances, client API keys.
+  Secrets are write-only. Errors are RFC 9457 problem details.
 """
 
 TAGS = [

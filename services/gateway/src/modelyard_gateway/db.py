@@ -55,6 +55,9 @@ class ModelInstance(TimestampMixin, Base):
     proxy_username: Mapped[str | None] = mapped_column(String(255))
     proxy_password_sealed: Mapped[str | None] = mapped_column(Text)
     extra_headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    # Headers carrying credentials (`api-key`, `x-api-key`, ...): one sealed JSON map, never shown.
+    secret_headers_sealed: Mapped[str | None] = mapped_column(Text)
+    secret_header_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
     upstream_model: Mapped[str] = mapped_column(String(255))
     connect_timeout_s: Mapped[float] = mapped_column(Float, default=5.0)
     read_timeout_s: Mapped[float] = mapped_column(Float, default=120.0)

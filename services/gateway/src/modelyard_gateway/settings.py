@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
-from modelyard_common.settings import ServiceSettings
+from modelyard_common.settings import DEV_INGRESS_SEAL_KEY, INGRESS_SEAL_KEY_ERROR, ServiceSettings
 
 SCHEMA = "gateway"
+DEV_ENCRYPTION_KEY = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class GatewaySettings(ServiceSettings):
@@ -16,12 +24,18 @@ class GatewaySettings(ServiceSettings):
 
     service_name: ClassVar[str] = "gateway"
 
-    # Fernet key (urlsafe base64, 32 bytes) for cloud tokens at rest. The default is for local
-    # development only; production sets MODELYARD_GATEWAY_ENCRYPTION_KEY.
-    encryption_key: str = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
+    # Fernet keys (urlsafe base64, 32 bytes), comma-separated, for secrets at rest: the first
+    # seals, every one opens (rotation: put the new key first, run `modelyard-gateway reseal`,
+    # then drop the old one). The default is for development only and is refused in prod.
+    encryption_key: str = DEV_ENCRYPTION_KEY
     # Fernet key shared with the deployer only: device ingress credentials arrive sealed with it
     # in endpoint events (MODELYARD_INGRESS_SEAL_KEY, read by both services).
-    ingress_seal_key: str = "bW9kZWx5YXJkLWRldi1pbmdyZXNzLXNlYWwta2V5MzI="
+    ingress_seal_key: str = DEV_INGRESS_SEAL_KEY
+    # Where instances, their proxies and health checks may connect: CIDRs or host names
+    # (`.example.com` covers subdomains). Empty allow = anywhere not denied. Link-local and cloud
+    # metadata addresses are always refused.
+    egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    egress_deny: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cooldown_failures: int = Field(default=3, ge=1, description="Consecutive failures to cool.")
     cooldown_s: float = Field(default=30.0, gt=0)
     max_retry_after_s: float = Field(default=300.0, gt=0)
@@ -33,3 +47,29 @@ class GatewaySettings(ServiceSettings):
     state_refresh_s: float = Field(default=5.0, gt=0, description="Shared state reload fallback.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     consume_events: bool = True
+
+    @field_validator("egress_allow", "egress_deny", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split(value)
+
+    def env_name(self, field: str) -> str:
+        """Return the variable of a field; the gateway's own ones carry MODELYARD_GATEWAY_."""
+        if field in GatewaySettings.model_fields and field not in ServiceSettings.model_fields:
+            return f"MODELYARD_GATEWAY_{field.upper()}"
+        return super().env_name(field)
+
+    def production_errors(self) -> list[str]:
+        """Return what keeps the gateway from starting in prod (also its encryption key)."""
+        errors = super().production_errors()
+        keys = _split(self.encryption_key)
+        # The development key may stay as an old key while a rotation re-seals its secrets.
+        if not isinstance(keys, list) or not keys or keys[0] == DEV_ENCRYPTION_KEY:
+            errors.append(
+                f"{self.env_name('encryption_key')} is not set: the development key is refused "
+                "in prod (generate one: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            )
+        if self.ingress_seal_key == DEV_INGRESS_SEAL_KEY:
+            errors.append(INGRESS_SEAL_KEY_ERROR)
+        return errors

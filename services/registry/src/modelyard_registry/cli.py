@@ -23,4 +23,5 @@ def main() -> None:
         app_path="modelyard_registry.app:create_app",
         default_port=8001,
         migrate=migrate,
+        settings=RegistrySettings,
     )

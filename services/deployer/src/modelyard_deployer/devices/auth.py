@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.auth import Principal, decode_token
+from modelyard_common.auth import Principal, authenticate
 from modelyard_common.device_identity import token_hash
 from modelyard_common.errors import UnauthorizedError
 from modelyard_deployer.db import Device, SessionDep
@@ -59,8 +59,7 @@ async def artifact_caller(
         if device is None:
             raise UnauthorizedError("The device token is unknown or revoked.")
         return device
-    settings = request.app.state.settings
-    return decode_token(token, secret=settings.jwt_secret, audience=settings.jwt_audience)
+    return await authenticate(request, token)
 
 
 ArtifactCaller = Annotated[Principal | Device, Depends(artifact_caller)]

@@ -78,6 +78,7 @@ async def create_device(
         operation="create_device",
         key=idempotency_key,
         payload=body,
+        secret_fields=("token",),
         create=lambda: service.register_device(
             session,
             broker=broker,

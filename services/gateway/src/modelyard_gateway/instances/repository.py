@@ -101,3 +101,9 @@ async def delete(session: AsyncSession, *, instance: ModelInstance) -> None:
     """Delete an instance row."""
     await session.delete(instance)
     await session.flush()
+
+
+async def all_for_update(session: AsyncSession) -> list[ModelInstance]:
+    """Return every instance of every workspace, locked until the transaction ends."""
+    rows = await session.scalars(select(ModelInstance).order_by(ModelInstance.id).with_for_update())
+    return list(rows)

@@ -1,4 +1,4 @@
-"""Admin routes of model instances (JWT: viewers read, editors write)."""
+"""Admin routes of model instances (JWT: viewers read; admins and operators write, check)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from modelyard_common.auth import Editor, Viewer
+from modelyard_common.auth import Operator, Viewer
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
@@ -26,6 +26,15 @@ from modelyard_gateway.instances.schemas import (
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+def secrets_fingerprint(payload: InstanceCreate) -> list[Any]:
+    """Return which secrets a create sends (never their values) for the idempotency hash."""
+    return [
+        payload.token is not None,
+        payload.proxy_password is not None,
+        sorted(payload.secret_headers),
+    ]
 
 
 @router.get(
@@ -59,7 +68,7 @@ async def list_instances(
 async def create_instance(
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: Editor,
+    principal: Operator,
     payload: InstanceCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -68,7 +77,7 @@ async def create_instance(
     async def create() -> InstanceRead:
         """Return the created resource (run once per Idempotency-Key)."""
         return await service.create_instance(
-            session, box=runtime.box, principal=principal, payload=payload
+            session, box=runtime.box, egress=runtime.egress, principal=principal, payload=payload
         )
 
     stored = await run_idempotent(
@@ -77,8 +86,10 @@ async def create_instance(
         workspace=principal.workspace,
         operation="create_instance",
         key=idempotency_key,
-        payload=payload.model_dump(mode="json", exclude={"token", "proxy_password"})
-        | {"secrets": [payload.token is not None, payload.proxy_password is not None]},
+        payload=payload.model_dump(
+            mode="json", exclude={"token", "proxy_password", "secret_headers"}
+        )
+        | {"secrets": secrets_fingerprint(payload)},
         create=create,
     )
     return created_response(stored, location=f"/v1/instances/{stored.body['id']}")
@@ -110,7 +121,7 @@ async def get_instance(
 async def update_instance(
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: Editor,
+    principal: Operator,
     instance_id: uuid.UUID,
     payload: InstanceUpdate,
     response: Response,
@@ -120,6 +131,7 @@ async def update_instance(
     updated = await service.update_instance(
         session,
         box=runtime.box,
+        egress=runtime.egress,
         principal=principal,
         instance_id=instance_id,
         payload=payload,
@@ -137,7 +149,7 @@ async def update_instance(
     response_class=Response,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_instance(session: SessionDep, principal: Editor, instance_id: uuid.UUID) -> None:
+async def delete_instance(session: SessionDep, principal: Operator, instance_id: uuid.UUID) -> None:
     """Delete an instance; 409 names the groups that still list it."""
     await service.delete_instance(session, principal=principal, instance_id=instance_id)
 
@@ -150,7 +162,7 @@ async def delete_instance(session: SessionDep, principal: Editor, instance_id: u
     responses=problem_responses(401, 403, 404),
 )
 async def check_instance(
-    session: SessionDep, runtime: RuntimeDep, principal: Editor, instance_id: uuid.UUID
+    session: SessionDep, runtime: RuntimeDep, principal: Operator, instance_id: uuid.UUID
 ) -> InstanceCheck:
     """Probe the instance now (its health path) and return the latency or the error."""
     settings = runtime.settings
@@ -158,6 +170,7 @@ async def check_instance(
         session,
         engine=runtime.engine,
         box=runtime.box,
+        egress=runtime.egress,
         client=runtime.client,
         principal=principal,
         instance_id=instance_id,

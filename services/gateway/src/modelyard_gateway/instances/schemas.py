@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -34,29 +35,86 @@ def _check_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+# Header names that carry credentials: they belong in the sealed `secret_headers`.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "password", "signature", "session")
+
+
+def looks_like_credential(name: str) -> bool:
+    """Return whether a header of this name most likely carries a credential."""
+    lowered = name.lower()
+    return lowered in _CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS)
+
+
+def _check_header_lines(names: Iterable[str], values: Iterable[str]) -> None:
+    for name in names:
+        if (
+            not name
+            or len(name) > 200
+            or any(c in name for c in " :\r\n")
+            or name.lower() in {"host", "content-length", "transfer-encoding", "connection"}
+        ):
+            raise ValueError(f"header name {name!r} is not allowed")
+    for header_value in values:
+        if "\r" in header_value or "\n" in header_value:
+            raise ValueError("header values cannot contain line breaks")
+
+
 def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     if value is None:
         return None
+    _check_header_lines(value, value.values())
     for name in value:
-        if (
-            not name
-            or any(c in name for c in " :\r\n")
-            or name.lower() in {"host", "content-length"}
-        ):
-            raise ValueError(f"header name {name!r} is not allowed")
-    for header_value in value.values():
-        if "\r" in header_value or "\n" in header_value:
-            raise ValueError("header values cannot contain line breaks")
+        if looks_like_credential(name):
+            raise ValueError(
+                f"header {name!r} looks like a credential: send it in secret_headers "
+                "(sealed, never shown)"
+            )
+    return value
+
+
+def _check_secret_headers(
+    value: dict[str, SecretStr] | None,
+) -> dict[str, SecretStr] | None:
+    if value is None:
+        return None
+    if len(value) > 20:
+        raise ValueError("at most 20 secret headers")
+    _check_header_lines(value, (v.get_secret_value() for v in value.values()))
+    if any(name.lower() == "authorization" for name in value):
+        raise ValueError("send `Authorization: Bearer` as `token`")
+    return value
+
+
+def _check_proxy_url(value: str | None) -> str | None:
+    value = _check_url(value)
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "credentials are not accepted inside proxy_url: send proxy_username and "
+                "proxy_password (sealed, never shown)"
+            )
     return value
 
 
 class _InstanceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    @field_validator("base_url", "proxy_url", check_fields=False)
+    @field_validator("base_url", check_fields=False)
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return _check_url(value)
+
+    @field_validator("proxy_url", check_fields=False)
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        return _check_proxy_url(value)
+
+    @field_validator("secret_headers", check_fields=False)
+    @classmethod
+    def _secret_headers(cls, value: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
+        return _check_secret_headers(value)
 
     @field_validator("extra_headers", check_fields=False)
     @classmethod
@@ -106,6 +164,14 @@ class InstanceCreate(_InstanceFields):
                     "token": "sk-...",
                     "upstream_model": "gpt-4o-mini",
                 },
+                {
+                    "name": "azure-gpt-4o",
+                    "kind": "cloud",
+                    "base_url": "https://myorg.openai.azure.com/openai/deployments/gpt-4o",
+                    "secret_headers": {"api-key": "..."},
+                    "default_params": {"api-version": "2024-10-21"},
+                    "upstream_model": "gpt-4o",
+                },
             ]
         },
     )
@@ -125,7 +191,14 @@ class InstanceCreate(_InstanceFields):
     proxy_url: str | None = Field(default=None, max_length=2048, description="HTTP proxy to use.")
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = Field(default=None, description="Write-only.")
-    extra_headers: dict[str, str] = Field(default_factory=dict)
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict, description="Plain headers, shown to readers; no credentials."
+    )
+    secret_headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Credential headers (`api-key`, `x-api-key`, ...): write-only, encrypted at "
+        "rest; reads show only their names.",
+    )
     upstream_model: str = Field(min_length=1, max_length=255, description="Sent as `model`.")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
     read_timeout_s: float = Field(default=120.0, gt=0, le=3600)
@@ -178,6 +251,9 @@ class InstanceUpdate(_InstanceFields):
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = None
     extra_headers: dict[str, str] | None = None
+    secret_headers: dict[str, SecretStr] | None = Field(
+        default=None, description="Replaces the whole sealed map; `{}` removes them."
+    )
     upstream_model: str | None = Field(default=None, min_length=1, max_length=255)
     connect_timeout_s: float | None = Field(default=None, gt=0, le=600)
     read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
@@ -213,6 +289,8 @@ class InstanceRead(BaseModel):
     proxy_username: str | None
     has_proxy_password: bool
     extra_headers: dict[str, str]
+    has_secret_headers: bool = Field(description="Whether secret headers are stored.")
+    secret_header_names: list[str] = Field(description="Their names (values are never shown).")
     upstream_model: str
     connect_timeout_s: float
     read_timeout_s: float

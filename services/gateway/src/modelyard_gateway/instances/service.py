@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
+from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.instances import repository
 from modelyard_gateway.instances.schemas import (
     InstanceCheck,
@@ -25,12 +27,17 @@ from modelyard_gateway.instances.schemas import (
     InstanceRead,
     InstanceUpdate,
     check_kind_fields,
+    looks_like_credential,
 )
 from modelyard_gateway.runtime.catalog import build_instance
 from modelyard_gateway.runtime.repository import publish_check
 from modelyard_gateway.runtime.upstream import probe
 
-_SECRET_FIELDS = {"token", "proxy_password"}
+_SECRET_FIELDS = {"token", "proxy_password", "secret_headers"}
+# Where requests go: changing any of these drops the sealed secrets the request does not resend,
+# so nobody can point an instance elsewhere and collect its credentials.
+DESTINATION_FIELDS = ("kind", "host", "port", "protocol", "path_prefix", "base_url", "proxy_url")
+HIDDEN_VALUE = "********"
 
 
 def health_of(state: InstanceState | None) -> InstanceHealthRead:
@@ -52,6 +59,18 @@ def health_of(state: InstanceState | None) -> InstanceHealthRead:
     )
 
 
+def visible_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """Return plain headers as readers may see them.
+
+    Earlier versions stored credential headers here in clear; their values stay hidden until
+    `modelyard-gateway reseal` moves them into the sealed secret headers.
+    """
+    return {
+        name: HIDDEN_VALUE if looks_like_credential(name) else value
+        for name, value in (headers or {}).items()
+    }
+
+
 def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
     """Return the API view of an instance (secrets left out)."""
     return InstanceRead(
@@ -67,7 +86,9 @@ def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
         proxy_url=row.proxy_url,
         proxy_username=row.proxy_username,
         has_proxy_password=row.proxy_password_sealed is not None,
-        extra_headers=row.extra_headers,
+        extra_headers=visible_headers(row.extra_headers),
+        has_secret_headers=row.secret_headers_sealed is not None,
+        secret_header_names=list(row.secret_header_names or []),
         upstream_model=row.upstream_model,
         connect_timeout_s=row.connect_timeout_s,
         read_timeout_s=row.read_timeout_s,
@@ -89,6 +110,32 @@ def _seal(box: SecretBox, secret: SecretStr | None) -> str | None:
     return box.seal(secret.get_secret_value())
 
 
+def _seal_headers(
+    box: SecretBox, headers: dict[str, SecretStr] | None
+) -> tuple[str | None, list[str]]:
+    if not headers:
+        return None, []
+    plain = {name: value.get_secret_value() for name, value in headers.items()}
+    return box.seal_headers(plain), sorted(plain)
+
+
+async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> None:
+    """Raise a 422 problem unless the egress policy lets the gateway reach the destination."""
+    try:
+        await egress.check_instance(
+            kind=destination["kind"],
+            host=destination["host"],
+            port=destination["port"],
+            base_url=destination["base_url"],
+            proxy_url=destination["proxy_url"],
+        )
+    except EgressRefused as exc:
+        raise UnprocessableError(
+            f"The gateway may not connect there: {exc}.",
+            errors=[FieldError(loc=["body"], field="", message=str(exc), type="egress_refused")],
+        ) from exc
+
+
 async def _require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
     row = await repository.get(session, workspace=workspace, instance_id=instance_id)
     if row is None:
@@ -104,16 +151,25 @@ async def _ensure_name_free(
 
 
 async def create_instance(
-    session: AsyncSession, *, box: SecretBox, principal: Principal, payload: InstanceCreate
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    egress: EgressPolicy,
+    principal: Principal,
+    payload: InstanceCreate,
 ) -> InstanceRead:
-    """Return the new instance after storing it (secrets encrypted)."""
+    """Return the new instance after storing it (secrets encrypted, destination allowed)."""
     await _ensure_name_free(session, principal.workspace, payload.name)
     fields = payload.model_dump(exclude=_SECRET_FIELDS)
+    await check_egress(egress, {f: fields[f] for f in DESTINATION_FIELDS})
+    headers_sealed, header_names = _seal_headers(box, payload.secret_headers)
     row = ModelInstance(
         id=uuid.uuid4(),
         workspace=principal.workspace,
         token_sealed=_seal(box, payload.token),
         proxy_password_sealed=_seal(box, payload.proxy_password),
+        secret_headers_sealed=headers_sealed,
+        secret_header_names=header_names,
         revision=1,
         **fields,
     )
@@ -156,12 +212,16 @@ async def update_instance(
     session: AsyncSession,
     *,
     box: SecretBox,
+    egress: EgressPolicy,
     principal: Principal,
     instance_id: uuid.UUID,
     payload: InstanceUpdate,
     if_match: str | None,
 ) -> InstanceRead:
-    """Return the instance after applying the given fields (412 on a stale ETag)."""
+    """Return the instance after applying the given fields (412 on a stale ETag).
+
+    A new destination drops every sealed secret that this request does not send again.
+    """
     row = await _require(session, principal.workspace, instance_id)
     check_if_match(if_match, row.revision)
     changes: dict[str, Any] = payload.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
@@ -199,12 +259,20 @@ async def update_instance(
         ) from exc
     if "name" in changes and changes["name"] != row.name:
         await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
+    moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
+    if moved:
+        await check_egress(egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS})
     for field, value in changes.items():
         setattr(row, field, value)
-    if "token" in payload.model_fields_set:
+    sent = payload.model_fields_set
+    if "token" in sent or moved:
         row.token_sealed = _seal(box, payload.token)
-    if "proxy_password" in payload.model_fields_set:
+    if "proxy_password" in sent or moved:
         row.proxy_password_sealed = _seal(box, payload.proxy_password)
+    if "secret_headers" in sent or moved:
+        row.secret_headers_sealed, row.secret_header_names = _seal_headers(
+            box, payload.secret_headers
+        )
     row.revision += 1
     row.updated_at = datetime.now(UTC)
     await session.flush()
@@ -233,6 +301,7 @@ async def check_instance(
     *,
     engine: AsyncEngine,
     box: SecretBox,
+    egress: EgressPolicy,
     client: aiohttp.ClientSession,
     principal: Principal,
     instance_id: uuid.UUID,
@@ -242,6 +311,8 @@ async def check_instance(
 ) -> InstanceCheck:
     """Return the result of probing an instance now (and share it as a health check)."""
     row = await _require(session, principal.workspace, instance_id)
+    # Names are resolved again: what was allowed when it was saved may point elsewhere now.
+    await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
     route = build_instance(row, box)
     path = row.health_path or default_path
     result = await probe(client, route, path=path, timeout_s=timeout_s)
@@ -259,3 +330,45 @@ async def check_instance(
         error=result.error,
         url=route.base_url + path,
     )
+
+
+@dataclass(frozen=True)
+class ResealReport:
+    """What `reseal_secrets` did."""
+
+    instances: int
+    resealed: int
+    moved_headers: int
+
+
+async def reseal_secrets(session: AsyncSession, *, box: SecretBox) -> ResealReport:
+    """Return what changed after sealing every stored secret under the newest key.
+
+    Also moves credential-looking `extra_headers` (stored in clear by earlier versions) into
+    the sealed `secret_headers`. Raises ValueError (and changes nothing, the caller rolls back)
+    if a secret opens with none of the configured keys.
+    """
+    rows = await repository.all_for_update(session)
+    resealed = moved = 0
+    for row in rows:
+        for column in ("token_sealed", "proxy_password_sealed", "secret_headers_sealed"):
+            sealed = getattr(row, column)
+            if sealed is not None and not box.is_current(sealed):
+                setattr(row, column, box.reseal(sealed))
+                resealed += 1
+        plain = dict(row.extra_headers or {})
+        credentials = {name: value for name, value in plain.items() if looks_like_credential(name)}
+        if credentials:
+            secret = (
+                box.open_headers(row.secret_headers_sealed) if row.secret_headers_sealed else {}
+            )
+            secret.update(credentials)
+            row.secret_headers_sealed = box.seal_headers(secret)
+            row.secret_header_names = sorted(secret)
+            row.extra_headers = {n: v for n, v in plain.items() if n not in credentials}
+            row.revision += 1
+            moved += len(credentials)
+    await session.flush()
+    if resealed or moved:
+        await announce_config_change(session)
+    return ResealReport(instances=len(rows), resealed=resealed, moved_headers=moved)

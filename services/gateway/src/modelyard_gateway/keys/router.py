@@ -1,4 +1,4 @@
-"""Admin routes of client API keys (JWT: viewers read, editors write)."""
+"""Admin routes of client API keys (JWT: viewers read; admins and operators write)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import JSONResponse
 
-from modelyard_common.auth import Editor, Viewer
+from modelyard_common.auth import Operator, Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, run_idempotent
+from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
 from modelyard_gateway.deps import SessionDep
@@ -52,20 +51,18 @@ async def list_keys(
 )
 async def create_key(
     session: SessionDep,
-    principal: Editor,
+    principal: Operator,
     payload: KeyCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create a key; the answer is the only place the key appears."""
-    secrets: list[str] = []
 
-    async def create() -> KeyRead:
+    async def create() -> KeyCreated:
         """Return the created resource (run once per Idempotency-Key)."""
-        created = await service.create_key(session, principal=principal, payload=payload)
-        secrets.append(created.key or "")
-        # Only the hash of a key is stored anywhere, the idempotency record included.
-        return KeyRead(**created.model_dump(exclude={"key"}))
+        return await service.create_key(session, principal=principal, payload=payload)
 
+    # Only the hash of a key is stored anywhere, the idempotency record included: a retried
+    # create confirms the key but answers `key: null` (header Idempotent-Secret-Withheld).
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
@@ -74,10 +71,9 @@ async def create_key(
         key=idempotency_key,
         payload=payload,
         create=create,
+        secret_fields=("key",),
     )
-    # The key is shown once: a retried create confirms the key but cannot show it again.
-    body = {**stored.body, "key": None if stored.replayed else secrets[0]}
-    return JSONResponse(body, status_code=stored.status_code)
+    return created_response(stored, location=f"/v1/keys/{stored.body['id']}")
 
 
 @router.get(
@@ -99,6 +95,6 @@ async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> 
     response_model=KeyRead,
     responses=problem_responses(401, 403, 404),
 )
-async def revoke_key(session: SessionDep, principal: Editor, key_id: uuid.UUID) -> KeyRead:
+async def revoke_key(session: SessionDep, principal: Operator, key_id: uuid.UUID) -> KeyRead:
     """Revoke a key; every replica refuses it within a second."""
     return await service.revoke_key(session, principal=principal, key_id=key_id)

@@ -6,10 +6,11 @@ transaction, and every replica rebuilds its snapshot when the notification arriv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard_gateway.crypto import SecretBox, hash_api_key
 from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.fastclient import Target, tls_context
 
@@ -104,6 +106,8 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
     """Return the routing view of an instance row (secrets decrypted, headers prepared)."""
     headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
     headers.update(row.extra_headers or {})
+    if row.secret_headers_sealed:
+        headers.update(box.open_headers(row.secret_headers_sealed))
     if row.token_sealed:
         headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
     proxy_headers = None
@@ -173,9 +177,12 @@ def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
 class Catalog:
     """Holds the current snapshot and rebuilds it from the database."""
 
-    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
+    def __init__(
+        self, engine: AsyncEngine, box: SecretBox, *, egress: EgressPolicy | None = None
+    ) -> None:
         self._engine = engine
         self._box = box
+        self._egress = egress
         self.snapshot = Snapshot()
         self.version = 0
         self._negative_keys: dict[str, float] = {}
@@ -186,7 +193,10 @@ class Catalog:
             self._engine
         )
         snapshot = Snapshot()
+        refused = await self._refused_by_egress(instance_rows)
         for inst in instance_rows:
+            if inst.id in refused:
+                continue
             try:
                 snapshot.instances[inst.id] = build_instance(inst, self._box)
             except ValueError:
@@ -218,6 +228,29 @@ class Catalog:
         self.snapshot = snapshot
         self._negative_keys.clear()
         self.version += 1
+
+    async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
+        """Return the instances whose destination (resolved now) the egress policy refuses."""
+        if self._egress is None:
+            return set()
+        egress = self._egress
+
+        async def refused(row: ModelInstance) -> bool:
+            try:
+                await egress.check_instance(
+                    kind=row.kind,
+                    host=row.host,
+                    port=row.port,
+                    base_url=row.base_url,
+                    proxy_url=row.proxy_url,
+                )
+            except EgressRefused as exc:
+                log.error("instance %s left out of routing: %s", row.id, exc)
+                return True
+            return False
+
+        verdicts = await asyncio.gather(*(refused(row) for row in rows))
+        return {row.id for row, out in zip(rows, verdicts, strict=True) if out}
 
     async def client_key(self, presented: str) -> ClientKey | None:
         """Return the key matching a presented API key, or None; unknown keys are re-read once."""

@@ -134,6 +134,8 @@ class Upstreams:
             timeout=inst.timeout,
             proxy=inst.proxy_url,
             proxy_headers=inst.proxy_headers,
+            # A redirect would carry the instance's secret headers to wherever it points.
+            allow_redirects=False,
         )
         return AiohttpResponse(resp)
 
@@ -191,6 +193,8 @@ async def probe(
             proxy=inst.proxy_url,
             proxy_headers=inst.proxy_headers,
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=inst.timeout.sock_connect),
+            # Never follow: a redirect could lead the probe and its secrets past the egress policy.
+            allow_redirects=False,
         ) as resp:
             await resp.read()
             latency = (time.perf_counter() - started) * 1000

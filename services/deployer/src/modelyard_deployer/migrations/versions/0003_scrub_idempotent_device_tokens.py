@@ -1,0 +1,29 @@
+"""Idempotency records of device registrations no longer hold the device token.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Earlier versions stored the whole first answer, token included; a replay now answers the
+    # token as null. Running this twice changes nothing more.
+    op.execute(
+        "UPDATE deployer.idempotency_keys SET body = jsonb_set(body, '{token}', 'null'::jsonb) "
+        "WHERE operation = 'create_device' AND body ? 'token' "
+        "AND body->'token' <> 'null'::jsonb"
+    )
+
+
+def downgrade() -> None:
+    # The tokens are gone for good (only their hashes are kept, on the devices).
+    pass

@@ -1,0 +1,173 @@
+"""Where the gateway may connect: the egress policy of instances, their proxies and health checks.
+
+A destination is refused when its host name, or any address the name resolves to, is denied:
+always link-local (169.254.0.0/16, fe80::/10, which holds the cloud metadata services) and the
+metadata names and addresses of the big clouds; then MODELYARD_GATEWAY_EGRESS_DENY. With
+MODELYARD_GATEWAY_EGRESS_ALLOW set, a destination must also be allowed: its host name matches an
+allowed name, or every address it resolves to lies in an allowed network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ALWAYS_DENIED_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("169.254.0.0/16"),  # link-local, AWS/GCP/Azure/OCI metadata
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
+    ipaddress.ip_network("0.0.0.0/32"),  # "this host": reaches loopback services on Linux
+    ipaddress.ip_network("::/128"),
+)
+ALWAYS_DENIED_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "metadata.azure.com"}
+)
+
+
+class EgressRefused(ValueError):
+    """A destination the egress policy does not allow; the message says why."""
+
+
+def _normalise_host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def _as_address(host: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _host_matches(host: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("."):
+            if host.endswith(pattern) or host == pattern[1:]:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """The configured allow and deny lists, split into networks and host names."""
+
+    allow_networks: tuple[IPNetwork, ...] = ()
+    allow_hosts: tuple[str, ...] = ()
+    deny_networks: tuple[IPNetwork, ...] = ()
+    deny_hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, *, allow: Iterable[str], deny: Iterable[str]) -> EgressPolicy:
+        """Return the policy of MODELYARD_GATEWAY_EGRESS_ALLOW / _DENY entries."""
+        allow_nets, allow_hosts = _split_entries(allow)
+        deny_nets, deny_hosts = _split_entries(deny)
+        return cls(allow_nets, allow_hosts, deny_nets, deny_hosts)
+
+    @property
+    def restricts(self) -> bool:
+        """Return whether an allow list is configured (then only allowed places are reachable)."""
+        return bool(self.allow_networks or self.allow_hosts)
+
+    def check_address(self, address: IPAddress) -> None:
+        """Raise EgressRefused unless connecting to `address` is allowed (names aside)."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in net for net in ALWAYS_DENIED_NETWORKS):
+            raise EgressRefused(f"{address} is link-local or a cloud metadata address")
+        if any(address in net for net in self.deny_networks):
+            raise EgressRefused(f"{address} is in MODELYARD_GATEWAY_EGRESS_DENY")
+
+    def _allowed_address(self, address: IPAddress) -> bool:
+        return any(address in net for net in self.allow_networks)
+
+    async def check_host(self, host: str, port: int | None = None) -> None:
+        """Raise EgressRefused unless `host` and every address it resolves to may be reached.
+
+        A name that does not resolve now is let through (nothing can be reached there); every
+        later connection attempt (catalog load, health check, manual check) checks again.
+        """
+        name = _normalise_host(host)
+        if not name:
+            raise EgressRefused("the destination has no host")
+        if name in ALWAYS_DENIED_HOSTS:
+            raise EgressRefused(f"{name} is a cloud metadata service")
+        if _host_matches(name, self.deny_hosts):
+            raise EgressRefused(f"{name} is in MODELYARD_GATEWAY_EGRESS_DENY")
+        literal = _as_address(name)
+        addresses = [literal] if literal is not None else await resolve(name, port)
+        for address in addresses:
+            self.check_address(address)
+        if not self.restricts or _host_matches(name, self.allow_hosts):
+            return
+        if not addresses or not all(self._allowed_address(a) for a in addresses):
+            raise EgressRefused(f"{name} is not in MODELYARD_GATEWAY_EGRESS_ALLOW")
+
+    async def check_url(self, url: str) -> None:
+        """Raise EgressRefused unless the host of `url` may be reached."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise EgressRefused("the URL's port is not a number") from exc
+        await self.check_host(parts.hostname or "", port)
+
+    async def check_instance(
+        self,
+        *,
+        kind: str,
+        host: str | None,
+        port: int | None,
+        base_url: str | None,
+        proxy_url: str | None,
+    ) -> None:
+        """Raise EgressRefused unless an instance's backend and proxy may both be reached."""
+        if kind == "cloud":
+            await self.check_url(base_url or "")
+        else:
+            await self.check_host(host or "", port)
+        if proxy_url:
+            await self.check_url(proxy_url)
+
+
+def _split_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
+    networks: list[IPNetwork] = []
+    hosts: list[str] = []
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            hosts.append(_normalise_host(entry))
+        else:
+            networks.append(network)
+    return tuple(networks), tuple(hosts)
+
+
+async def resolve(host: str, port: int | None) -> list[IPAddress]:
+    """Return every address `host` resolves to now (empty when it does not resolve)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    found: list[IPAddress] = []
+    for info in infos:
+        address = _as_address(str(info[4][0]).split("%", 1)[0])
+        if address is not None and address not in found:
+            found.append(address)
+    return found

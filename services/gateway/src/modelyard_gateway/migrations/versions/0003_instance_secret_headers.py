@@ -1,0 +1,30 @@
+"""Instances keep secret headers sealed (write-only), next to their token.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # One Fernet ciphertext of the {name: value} map; the names alone are shown to readers.
+    op.execute(
+        "ALTER TABLE gateway.model_instances ADD COLUMN IF NOT EXISTS secret_headers_sealed text"
+    )
+    op.execute(
+        "ALTER TABLE gateway.model_instances "
+        "ADD COLUMN IF NOT EXISTS secret_header_names jsonb NOT NULL DEFAULT '[]'::jsonb"
+    )
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE gateway.model_instances DROP COLUMN IF EXISTS secret_header_names")
+    op.execute("ALTER TABLE gateway.model_instances DROP COLUMN IF EXISTS secret_headers_sealed")
