@@ -1,7 +1,14 @@
-"""Failover: try a group's instances in order and answer from the first that works."""
+"""Failover: try a group's instances in order and answer from the first that works.
+
+Instances that are cooling down or marked down are skipped on the first pass; when no other
+instance answered they are tried anyway (the one whose cooldown ends first, then the next), so a
+503 means every instance was tried in this request, or its deadline ran out.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +19,7 @@ import orjson
 
 from modelyard_gateway import metrics
 from modelyard_gateway.runtime.catalog import GroupRoute, InstanceRoute
-from modelyard_gateway.runtime.health import HealthBoard, Ticket
+from modelyard_gateway.runtime.health import TRY_ANYWAY, HealthBoard, Ticket
 from modelyard_gateway.runtime.upstream import (
     INSTANCE_FAULT_4XX,
     UpstreamFailure,
@@ -21,8 +28,21 @@ from modelyard_gateway.runtime.upstream import (
     classify_transport_error,
     parse_retry_after,
 )
+from modelyard_gateway.settings import GatewaySettings
+
+log = logging.getLogger("modelyard.gateway.proxy")
 
 _ERROR_BODY_LIMIT = 64 * 1024
+DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The timeouts of one attempt, in seconds (`stream_idle` is also used by the relay)."""
+
+    connect: float
+    first_byte: float
+    stream_idle: float
 
 
 @dataclass(slots=True)
@@ -47,14 +67,29 @@ class StreamAnswer:
     first_chunk: bytes
     response: UpstreamResponse
     ticket: Ticket
+    idle_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Why one instance did not answer this request: a stable code, and the detail for logs."""
+
+    instance: str
+    code: str
+    detail: str
+    tried: bool
 
 
 @dataclass(slots=True)
 class Exhausted:
-    """Every instance of the group was skipped or failed."""
+    """Every instance of the group was tried and failed (or skipped, or the deadline ran out)."""
 
     attempts: int
-    reasons: list[dict[str, str]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def client_view(self) -> list[dict[str, Any]]:
+        """Return what a client may see: each instance's reason code, never addresses or texts."""
+        return [{"instance": o.instance, "code": o.code, "tried": o.tried} for o in self.outcomes]
 
 
 def upstream_payload(inst: InstanceRoute, request: Mapping[str, Any]) -> bytes:
@@ -71,40 +106,110 @@ def upstream_payload(inst: InstanceRoute, request: Mapping[str, Any]) -> bytes:
 class ProxyService:
     """Sends one client request through a group's instances."""
 
-    def __init__(self, *, board: HealthBoard, upstreams: Upstreams) -> None:
+    def __init__(
+        self, *, board: HealthBoard, upstreams: Upstreams, settings: GatewaySettings
+    ) -> None:
         self.board = board
         self.upstreams = upstreams
+        self.settings = settings
+
+    def deadlines(self, inst: InstanceRoute, *, stream: bool) -> Deadlines:
+        """Return an attempt's timeouts: the gateway's, shortened by the instance's own."""
+        s = self.settings
+        read = inst.timeout.sock_read or s.stream_idle_timeout_s
+        return Deadlines(
+            connect=min(inst.timeout.sock_connect or s.connect_timeout_s, s.connect_timeout_s),
+            first_byte=min(read, s.first_byte_timeout_s if stream else s.answer_timeout_s),
+            stream_idle=min(read, s.stream_idle_timeout_s),
+        )
 
     async def forward(
-        self, group: GroupRoute, path: str, request: Mapping[str, Any], *, stream: bool
+        self,
+        group: GroupRoute,
+        path: str,
+        request: Mapping[str, Any],
+        *,
+        stream: bool,
+        deadline: float | None = None,
     ) -> Answer | StreamAnswer | Exhausted:
-        """Return the first usable answer of the group's instances, or why there is none."""
-        attempts = 0
-        reasons: list[dict[str, str]] = []
+        """Return the first usable answer of the group's instances, or why there is none.
+
+        `deadline` is on the event loop's clock (`loop.time()`); no attempt starts after it.
+        """
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self.settings.request_deadline_s
+        result = Exhausted(0)
+        passed_over: list[InstanceRoute] = []
         for inst in group.instances:
             ticket = self.board.admit(inst)
             if isinstance(ticket, str):
                 metrics.skips(group.workspace, group.name, inst.name, ticket).inc()
-                reasons.append({"instance": inst.name, "reason": f"skipped: {ticket}"})
+                if ticket in TRY_ANYWAY:
+                    passed_over.append(inst)
+                else:
+                    result.outcomes.append(Outcome(inst.name, ticket, f"skipped: {ticket}", False))
                 continue
-            attempts += 1
-            try:
-                answer = await self._attempt(group, inst, path, request, stream, ticket, attempts)
-            except UpstreamFailure as failure:
-                self.board.failed(ticket, failure.reason, failure.retry_after)
-                metrics.failures(group.workspace, group.name, inst.name, failure.cause).inc()
-                reasons.append({"instance": inst.name, "reason": failure.reason})
-                continue
-            except BaseException:
-                # The client went away (cancellation) or a bug: no verdict on the instance.
-                self.board.abandoned(ticket)
-                raise
-            if isinstance(answer, Answer):
-                self.board.succeeded(ticket)
-                metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
-            return answer
+            answer = await self._try(group, inst, path, request, stream, ticket, result, deadline)
+            if answer is not None:
+                return answer
+        # Nothing answered: whatever was passed over may have recovered since; try it now.
+        passed_over.sort(key=self.board.retry_order)
+        for inst in passed_over:
+            ticket = self.board.force(inst)
+            answer = await self._try(group, inst, path, request, stream, ticket, result, deadline)
+            if answer is not None:
+                return answer
         metrics.requests(group.workspace, group.name, "", "exhausted").inc()
-        return Exhausted(attempts, reasons)
+        if result.outcomes:
+            log.warning(
+                "no instance of %s/%s answered after %d attempts: %s",
+                group.workspace,
+                group.name,
+                result.attempts,
+                "; ".join(f"{o.instance}: [{o.code}] {o.detail}" for o in result.outcomes),
+            )
+        return result
+
+    async def _try(
+        self,
+        group: GroupRoute,
+        inst: InstanceRoute,
+        path: str,
+        request: Mapping[str, Any],
+        stream: bool,
+        ticket: Ticket,
+        result: Exhausted,
+        deadline: float,
+    ) -> Answer | StreamAnswer | None:
+        """Make one attempt; on failure record it in `result` and return None."""
+        if asyncio.get_running_loop().time() >= deadline:
+            self.board.abandoned(ticket)
+            result.outcomes.append(
+                Outcome(inst.name, DEADLINE_EXCEEDED, "the request's deadline ran out", False)
+            )
+            return None
+        result.attempts += 1
+        try:
+            answer = await self._attempt(
+                group, inst, path, request, stream, ticket, result.attempts, deadline
+            )
+        except UpstreamFailure as failure:
+            if failure.cause != DEADLINE_EXCEEDED:
+                self.board.failed(ticket, failure.reason, failure.retry_after, failure.cause)
+            else:
+                self.board.abandoned(ticket)  # the client's budget, not the instance's fault
+            metrics.failures(group.workspace, group.name, inst.name, failure.cause).inc()
+            result.outcomes.append(Outcome(inst.name, failure.cause, failure.reason, True))
+            return None
+        except BaseException:
+            # The client went away (cancellation) or a bug: no verdict on the instance.
+            self.board.abandoned(ticket)
+            raise
+        if isinstance(answer, Answer):
+            self.board.succeeded(ticket)
+            metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
+        return answer
 
     async def _attempt(
         self,
@@ -115,37 +220,71 @@ class ProxyService:
         stream: bool,
         ticket: Ticket,
         attempts: int,
+        deadline: float,
     ) -> Answer | StreamAnswer:
+        limits = self.deadlines(inst, stream=stream)
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        first_byte_at = loop.time() + limits.first_byte
+        window = asyncio.timeout_at(min(first_byte_at, deadline))
         try:
-            resp = await self.upstreams.post(inst, path, upstream_payload(inst, request))
+            # Until the first bytes (a stream's first chunk, an answer's headers) have arrived.
+            async with window:
+                resp = await self.upstreams.post(
+                    inst,
+                    path,
+                    upstream_payload(inst, request),
+                    connect_timeout=limits.connect,
+                    read_timeout=limits.stream_idle,
+                )
+                try:
+                    status = resp.status
+                    content_type = resp.header("Content-Type") or "application/json"
+                    if status >= 500 or status in INSTANCE_FAULT_4XX:
+                        detail = await _read_capped(resp)
+                        cause = "rate_limited" if status == 429 else f"http_{status // 100}xx"
+                        retry_after = parse_retry_after(resp.header("Retry-After"))
+                        resp.close()
+                        raise UpstreamFailure(
+                            cause,
+                            f"HTTP {status}: {detail[:200]}",
+                            retry_after if status in (429, 503) else None,
+                        )
+                    if stream and status == 200:
+                        first = await resp.next_chunk()
+                        if not first:
+                            raise UpstreamFailure("dropped", "stream ended before its first byte")
+                        metrics.ttfb(group.workspace, group.name, inst.name).observe(
+                            time.perf_counter() - started
+                        )
+                        return StreamAnswer(
+                            inst,
+                            attempts,
+                            status,
+                            content_type,
+                            first,
+                            resp,
+                            ticket,
+                            limits.stream_idle,
+                        )
+                except BaseException:
+                    resp.close()
+                    raise
+        except UpstreamFailure:
+            raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            if window.expired():
+                raise _expired(first_byte_at <= deadline, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
+        body_window = asyncio.timeout_at(deadline)
         try:
-            status = resp.status
-            content_type = resp.header("Content-Type") or "application/json"
-            if status >= 500 or status in INSTANCE_FAULT_4XX:
-                detail = await _read_capped(resp)
-                cause = "rate_limited" if status == 429 else f"http_{status // 100}xx"
-                retry_after = parse_retry_after(resp.header("Retry-After"))
-                resp.close()
-                raise UpstreamFailure(
-                    cause,
-                    f"HTTP {status}: {detail[:200]}",
-                    retry_after if status in (429, 503) else None,
-                )
-            if stream and status == 200:
-                first = await resp.next_chunk()
-                if not first:
-                    raise UpstreamFailure("dropped", "stream ended before its first byte")
-                metrics.ttfb(group.workspace, group.name, inst.name).observe(
-                    time.perf_counter() - started
-                )
-                return StreamAnswer(inst, attempts, status, content_type, first, resp, ticket)
-            body = await resp.read()
+            async with body_window:
+                body = await resp.read()
             resp.release()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
+            if body_window.expired():
+                raise _expired(False, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
         except BaseException:
             resp.close()
@@ -159,6 +298,12 @@ class ProxyService:
             time.perf_counter() - started
         )
         return Answer(inst, attempts, status, content_type, body)
+
+
+def _expired(first_byte: bool, seconds: float) -> UpstreamFailure:
+    if first_byte:
+        return UpstreamFailure("first_byte_timeout", f"no first byte within {seconds:g}s")
+    return UpstreamFailure(DEADLINE_EXCEEDED, "the request's deadline ran out")
 
 
 async def _read_capped(resp: UpstreamResponse) -> str:

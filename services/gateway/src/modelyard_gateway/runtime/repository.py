@@ -46,8 +46,8 @@ async def shared_states(engine: AsyncEngine) -> Sequence[Row[Any]]:
     async with engine.connect() as conn:
         result = await conn.execute(
             text(
-                "SELECT instance_id, cooldown_until, health_down, reason"
-                " FROM gateway.instance_states"
+                "SELECT instance_id, cooldown_until, cooldown_level, retry_until, health_down,"
+                " reason FROM gateway.instance_states"
             )
         )
         return result.all()
@@ -57,6 +57,8 @@ _NOTIFY_ROW = """
 SELECT pg_notify(:channel, json_build_object(
     'instance_id', s.instance_id,
     'cooldown_until', COALESCE(EXTRACT(EPOCH FROM s.cooldown_until), 0),
+    'cooldown_level', s.cooldown_level,
+    'retry_until', COALESCE(EXTRACT(EPOCH FROM s.retry_until), 0),
     'health_down', s.health_down,
     'reason', s.reason)::text)
 FROM gateway.instance_states s WHERE s.instance_id = :id
@@ -64,9 +66,15 @@ FROM gateway.instance_states s WHERE s.instance_id = :id
 
 
 async def publish_cooldown(
-    engine: AsyncEngine, instance_id: uuid.UUID, until: datetime | None, reason: str
+    engine: AsyncEngine,
+    instance_id: uuid.UUID,
+    *,
+    until: datetime | None,
+    level: int,
+    retry_until: datetime | None,
+    reason: str,
 ) -> None:
-    """Store an instance's cooldown in the shared table and notify every replica."""
+    """Store an instance's cooldown (and its backoff) in the shared table and notify replicas."""
     async with engine.begin() as conn:
         exists = await conn.scalar(
             text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
@@ -75,13 +83,20 @@ async def publish_cooldown(
             return
         await conn.execute(
             text(
-                "INSERT INTO gateway.instance_states"
-                " (instance_id, cooldown_until, health_down, check_failures, reason, updated_at)"
-                " VALUES (:id, :until, false, 0, :reason, now())"
+                "INSERT INTO gateway.instance_states (instance_id, cooldown_until, cooldown_level,"
+                " retry_until, health_down, check_failures, reason, updated_at)"
+                " VALUES (:id, :until, :level, :retry_until, false, 0, :reason, now())"
                 " ON CONFLICT (instance_id) DO UPDATE SET cooldown_until = EXCLUDED.cooldown_until,"
+                " cooldown_level = EXCLUDED.cooldown_level, retry_until = EXCLUDED.retry_until,"
                 " reason = EXCLUDED.reason, updated_at = now()"
             ),
-            {"id": instance_id, "until": until, "reason": reason[:500]},
+            {
+                "id": instance_id,
+                "until": until,
+                "level": level,
+                "retry_until": retry_until,
+                "reason": reason[:500],
+            },
         )
         await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
 
@@ -113,7 +128,11 @@ async def claim_check(engine: AsyncEngine, instance_id: uuid.UUID, interval_s: f
 async def publish_check(
     engine: AsyncEngine, instance_id: uuid.UUID, *, ok: bool, reason: str, threshold: int
 ) -> None:
-    """Store a health check result (down after `threshold` failed checks) and notify replicas."""
+    """Store a health check result (down after `threshold` failed checks) and notify replicas.
+
+    A good check also ends a cooldown early (and resets its backoff), unless a Retry-After the
+    instance sent still holds: answering a probe does not mean it accepts work again.
+    """
     async with engine.begin() as conn:
         exists = await conn.scalar(
             text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
@@ -129,8 +148,12 @@ async def publish_check(
                 " check_failures = CASE WHEN :ok THEN 0 ELSE s.check_failures + 1 END,"
                 " health_down = CASE WHEN :ok THEN false"
                 " ELSE s.check_failures + 1 >= :threshold END,"
-                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down THEN ''"
-                " ELSE s.reason END,"
+                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down"
+                " OR s.retry_until IS NULL OR s.retry_until <= now() THEN '' ELSE s.reason END,"
+                " cooldown_until = CASE WHEN :ok AND (s.retry_until IS NULL"
+                " OR s.retry_until <= now()) THEN NULL ELSE s.cooldown_until END,"
+                " cooldown_level = CASE WHEN :ok AND (s.retry_until IS NULL"
+                " OR s.retry_until <= now()) THEN 0 ELSE s.cooldown_level END,"
                 " checked_at = now(), updated_at = now()"
             ),
             {

@@ -117,21 +117,34 @@ class Upstreams:
         self.fast = FastClient()
         self.session = new_client_session()
 
-    async def post(self, inst: InstanceRoute, path: str, payload: bytes) -> UpstreamResponse:
-        """Send a POST to an instance and return once the response headers have arrived."""
+    async def post(
+        self,
+        inst: InstanceRoute,
+        path: str,
+        payload: bytes,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> UpstreamResponse:
+        """Send a POST to an instance and return once the response headers have arrived.
+
+        `read_timeout` bounds each wait for bytes (the idle gap); the caller bounds the rest.
+        """
         if inst.target is not None:
             return await self.fast.post(
                 inst.target,
                 path,
                 payload,
-                connect_timeout=inst.timeout.sock_connect or 5.0,
-                read_timeout=inst.timeout.sock_read or 120.0,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
             )
         resp = await self.session.post(
             inst.base_url + path,
             data=payload,
             headers=inst.headers,
-            timeout=inst.timeout,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, sock_read=read_timeout
+            ),
             proxy=inst.proxy_url,
             proxy_headers=inst.proxy_headers,
         )
@@ -150,7 +163,7 @@ def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> Upstrea
             "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
         )
     if isinstance(exc, ConnectFailed):
-        return UpstreamFailure("connect", f"connection failed: {describe(exc)}")
+        return UpstreamFailure("connect_failed", f"connection failed: {describe(exc)}")
     if isinstance(exc, BodyCutOff):
         return UpstreamFailure("dropped", f"answer cut off: {describe(exc)}")
     if isinstance(exc, MalformedResponse):
@@ -160,12 +173,12 @@ def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> Upstrea
             "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
         )
     if isinstance(exc, TimeoutError):
-        return UpstreamFailure("timeout", f"no answer within {inst.timeout.sock_read}s")
+        return UpstreamFailure("idle_timeout", "the upstream stopped sending")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamFailure("connect", f"connection failed: {describe(exc.os_error)}")
+        return UpstreamFailure("connect_failed", f"connection failed: {describe(exc.os_error)}")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamFailure("dropped", f"answer cut off: {describe(exc)}")
-    return UpstreamFailure("connection", f"connection error: {describe(exc)}")
+    return UpstreamFailure("connection_error", f"connection error: {describe(exc)}")
 
 
 @dataclass(slots=True)

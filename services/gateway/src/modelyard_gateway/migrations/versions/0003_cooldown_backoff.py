@@ -1,0 +1,29 @@
+"""Shared cooldown backoff: the level a repeated cooldown has grown to, and a Retry-After floor.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        "ALTER TABLE gateway.instance_states"
+        " ADD COLUMN IF NOT EXISTS cooldown_level integer NOT NULL DEFAULT 0"
+    )
+    op.execute(
+        "ALTER TABLE gateway.instance_states ADD COLUMN IF NOT EXISTS retry_until timestamptz"
+    )
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE gateway.instance_states DROP COLUMN IF EXISTS retry_until")
+    op.execute("ALTER TABLE gateway.instance_states DROP COLUMN IF EXISTS cooldown_level")
