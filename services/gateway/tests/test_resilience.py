@@ -192,7 +192,7 @@ async def test_failures_further_apart_than_the_window_do_not_add_up() -> None:
     assert board.state(inst.id).cooldown_until == 0
 
 
-async def test_a_good_health_probe_ends_a_long_cooldown_early(
+async def test_a_good_health_probe_ends_a_reachability_cooldown_early(
     strict: GatewayServer, backends: Callable[[str], FakeBackend]
 ) -> None:
     admin = Admin(strict)
@@ -200,7 +200,7 @@ async def test_a_good_health_probe_ends_a_long_cooldown_early(
     first = await admin.instance(flaky, name="flaky", health_path="/v1/models")
     await admin.group("chat", [first, await admin.instance(spare, name="spare")])
     c = client(strict, await admin.key())
-    flaky.behaviour.mode = "500"
+    flaky.behaviour.mode = "drop"  # connections cut mid-answer: the instance looks unreachable
     flaky.behaviour.health_status = 503
     for _ in range(2):
         assert await chat(c) == ("spare", "2")
@@ -211,6 +211,25 @@ async def test_a_good_health_probe_ends_a_long_cooldown_early(
     flaky.behaviour.health_status = 200
     await eventually(lambda: state.cooldown_until == 0, within=5)  # health interval is 0.3 s
     assert await chat(c) == ("flaky", "1")
+    await c.close()
+    await admin.close()
+
+
+async def test_a_good_probe_does_not_end_a_cooldown_for_bad_answers(
+    strict: GatewayServer, backends: Callable[[str], FakeBackend]
+) -> None:
+    admin = Admin(strict)
+    wedged, spare = backends("wedged"), backends("spare")
+    first = await admin.instance(wedged, name="wedged", health_path="/v1/models")
+    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
+    c = client(strict, await admin.key())
+    wedged.behaviour.mode = "500"  # its health path answers 200 all along
+    for _ in range(2):
+        assert await chat(c) == ("spare", "2")
+    checks = wedged.health_checks
+    await eventually(lambda: wedged.health_checks >= checks + 3, within=5)
+    assert strict.runtime.board.state(_id(first)).cooldown_until - time.time() > 20
+    assert await chat(c) == ("spare", "1")
     await c.close()
     await admin.close()
 
@@ -230,9 +249,10 @@ async def test_retry_after_holds_even_when_the_probe_succeeds(
     checks = limited.health_checks
     await eventually(lambda: limited.health_checks >= checks + 2, within=5)
     assert await chat(c) == ("spare", "1")  # probes answer, the Retry-After still holds
-    await asyncio.sleep(2.0)
-    await eventually(lambda: strict.runtime.board.state(_id(first)).cooldown_until == 0, within=3)
-    assert await chat(c) == ("limited", "1")
+    state = strict.runtime.board.state(_id(first))
+    await eventually(lambda: time.time() > state.cooldown_until, within=3)
+    assert await chat(c) == ("limited", "1")  # the half-open trial succeeds and closes it
+    assert state.cooldown_until == 0
     await c.close()
     await admin.close()
 

@@ -148,6 +148,7 @@ class InstanceState(Base):
     # and until when a Retry-After forbids trying (a good health probe does not end that early).
     cooldown_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cooldown_cause: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
 
 async def announce_config_change(session: AsyncSession) -> None:

@@ -52,6 +52,7 @@ class InstanceHealth:
     cooldown_started: float = 0.0
     cooldown_level: int = 0  # shared: cooldowns in a row without a success
     retry_until: float = 0.0  # shared: Retry-After floor
+    cause: str = ""  # shared: the failure code that started the cooldown
     health_down: bool = False  # shared
     trial_in_flight: bool = False
     in_flight: int = 0
@@ -167,6 +168,7 @@ class HealthBoard:
         st.cooldown_until = 0.0
         st.cooldown_level = 0
         st.retry_until = 0.0
+        st.cause = ""
         st.reason = ""
         self._mark(instance_id)
 
@@ -207,6 +209,7 @@ class HealthBoard:
             if floor > st.cooldown_until:
                 st.cooldown_until = floor
                 st.cooldown_started = now
+                st.cause = code or "rate_limited"
                 st.reason = reason
                 changed = True
         began = now if started is None else started
@@ -224,6 +227,7 @@ class HealthBoard:
                 st.cooldown_level = min(st.cooldown_level + 1, MAX_LEVEL)
                 st.cooldown_started = now
                 st.cooldown_until = max(until, st.cooldown_until)
+                st.cause = code
                 st.reason = reason
                 changed = True
         if changed:
@@ -245,6 +249,7 @@ class HealthBoard:
         st.cooldown_until = until
         st.cooldown_level = int(payload.get("cooldown_level") or 0)
         st.retry_until = float(payload.get("retry_until") or 0.0)
+        st.cause = str(payload.get("cooldown_cause") or "")
         st.health_down = bool(payload.get("health_down"))
         st.reason = str(payload.get("reason") or "")
 
@@ -272,6 +277,7 @@ class HealthBoard:
                         until=_dt(st.cooldown_until),
                         level=st.cooldown_level,
                         retry_until=_dt(st.retry_until),
+                        cause=st.cause,
                         reason=st.reason,
                     )
                 except (DBAPIError, OSError) as exc:
@@ -289,6 +295,7 @@ class HealthBoard:
                     "cooldown_until": _epoch(row.cooldown_until),
                     "cooldown_level": row.cooldown_level,
                     "retry_until": _epoch(row.retry_until),
+                    "cooldown_cause": row.cooldown_cause,
                     "health_down": row.health_down,
                     "reason": row.reason,
                 }
