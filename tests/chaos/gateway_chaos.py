@@ -16,19 +16,20 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from chaoskit import Proc, print_table, wait_port
 
 from modelyard_common.auth import issue_token
 from modelyard_common.testservers import PrivatePostgres, free_port, port_open
@@ -39,59 +40,34 @@ JWT_SECRET = "chaos-secret-0123456789abcdefghijklmnop"
 WORKSPACE = "chaos"
 
 
-def _wait_port(port: int, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not port_open(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not listen on {port} within {within}s")
-        time.sleep(0.05)
-
-
-class Backend:
+class Backend(Proc):
     """A fake OpenAI backend process on a fixed port, killable and restartable."""
 
     def __init__(self, name: str, *, mode: str = "ok") -> None:
+        super().__init__()
         self.name = name
         self.mode = mode
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                PYTHON,
-                str(HERE / "fake_openai.py"),
-                "--port",
-                str(self.port),
-                "--name",
-                self.name,
-                "--mode",
-                self.mode,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    def argv(self) -> list[str]:
+        return [
+            PYTHON,
+            str(HERE / "fake_openai.py"),
+            *("--port", str(self.port), "--name", self.name, "--mode", self.mode),
+        ]
 
     @property
     def listening(self) -> bool:
-        return self.process is not None and self.process.poll() is None and port_open(self.port)
-
-    def kill(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
+        return self.alive and port_open(self.port)
 
 
-class Gateway:
+class Gateway(Proc):
     """The gateway as its own process (`python -m modelyard_gateway serve`)."""
 
     def __init__(self, database_url: str, **settings: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
+        env = {
             **os.environ,
             "MODELYARD_ENV": "dev",
             "MODELYARD_DATABASE_URL": database_url,
@@ -100,8 +76,11 @@ class Gateway:
             "MODELYARD_GATEWAY_CONSUME_EVENTS": "false",
             **{f"MODELYARD_GATEWAY_{k.upper()}": str(v) for k, v in settings.items()},
         }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelyard-chaos-gw-{self.port}.log"
+        log = Path(tempfile.gettempdir()) / f"modelyard-chaos-gw-{self.port}.log"
+        super().__init__(env, log)
+
+    def argv(self) -> list[str]:
+        return [PYTHON, "-m", "modelyard_gateway", "serve", "--port", str(self.port)]
 
     def migrate(self) -> None:
         subprocess.run(
@@ -110,28 +89,6 @@ class Gateway:
             check=True,
             capture_output=True,
         )
-
-    def start(self) -> None:
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "modelyard_gateway", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _wait_port(self.port, 30, "gateway")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5)
 
 
 async def _configure(gateway: Gateway, backends: list[Backend], *, health_path: str) -> str:
@@ -214,19 +171,6 @@ class Figures:
             "max ms": round(lat[-1], 1),
             "seconds": round(self.seconds, 1),
         }
-
-
-def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    """Print rows as a Markdown table."""
-    if not rows:
-        return
-    heads = list(rows[0])
-    print(f"\n{title}\n")
-    print("| " + " | ".join(heads) + " |")
-    print("|" + "|".join("---" for _ in heads) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(row[h]) for h in heads) + " |")
-    print(flush=True)
 
 
 async def _load(
@@ -315,7 +259,7 @@ async def _churn(backends: list[Backend], stop: asyncio.Event, figures: Figures)
     async def restart_later(b: Backend) -> None:
         await asyncio.sleep(1.0)
         b.start()
-        await asyncio.to_thread(_wait_port, b.port, 20, b.name)
+        await asyncio.to_thread(wait_port, b.port, 20, b.name)
 
     rng = random.Random(9)
     while not stop.is_set():
@@ -335,38 +279,46 @@ async def _churn(backends: list[Backend], stop: asyncio.Event, figures: Figures)
             await task
 
 
-async def _database(pg: PrivatePostgres) -> str:
-    conn = await asyncpg.connect(pg.admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute("CREATE DATABASE modelyard_chaos")
-    finally:
-        await conn.close()
-    return pg.admin_url.rsplit("/", 1)[0] + "/modelyard_chaos"
-
-
-async def run_churn(requests: int = 1000, concurrency: int = 8) -> Figures:
-    """Run the kill-and-restart scenario and return its figures."""
-    figures = Figures("churn: kill -9 every 0.5 s, restart after 1 s")
+@contextlib.asynccontextmanager
+async def _stack(backends: list[Backend], **settings: object) -> AsyncIterator[tuple[Gateway, str]]:
+    """Start a private PostgreSQL, the backends and a gateway in front of them (group `chat`)."""
     pg = await asyncio.to_thread(lambda: PrivatePostgres().start())
-    backends = [Backend(n) for n in ("alpha", "beta", "gamma")]
     gateway: Gateway | None = None
     try:
-        url = await _database(pg)
+        conn = await asyncpg.connect(pg.admin_url.replace("+asyncpg", ""))
+        try:
+            await conn.execute("CREATE DATABASE modelyard_chaos")
+        finally:
+            await conn.close()
         gateway = Gateway(
-            url,
+            pg.admin_url.rsplit("/", 1)[0] + "/modelyard_chaos",
             health_interval_s=1.0,
             health_timeout_s=0.5,
-            health_failures=1,
-            first_byte_timeout_s=2.0,
-            answer_timeout_s=5.0,
+            **settings,
         )
         await asyncio.to_thread(gateway.migrate)
         for b in backends:
             b.start()
         for b in backends:
-            await asyncio.to_thread(_wait_port, b.port, 20, b.name)
+            await asyncio.to_thread(wait_port, b.port, 20, b.name)
         await asyncio.to_thread(gateway.start)
-        key = await _configure(gateway, backends, health_path="/v1/models")
+        await asyncio.to_thread(wait_port, gateway.port, 30, "gateway")
+        # Health paths answer (for `hang` too: a wedged worker behind a live server).
+        yield gateway, await _configure(gateway, backends, health_path="/v1/models")
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for b in backends:
+            b.kill()
+        await asyncio.to_thread(pg.close)
+
+
+async def run_churn(requests: int = 1000, concurrency: int = 8) -> Figures:
+    """Run the kill-and-restart scenario and return its figures."""
+    figures = Figures("churn: kill -9 every 0.5 s, restart after 1 s")
+    backends = [Backend(n) for n in ("alpha", "beta", "gamma")]
+    settings = {"health_failures": 1, "first_byte_timeout_s": 2.0, "answer_timeout_s": 5.0}
+    async with _stack(backends, **settings) as (gateway, key):
         stop = asyncio.Event()
         killer = asyncio.create_task(_churn(backends, stop, figures))
         started = time.monotonic()
@@ -376,38 +328,15 @@ async def run_churn(requests: int = 1000, concurrency: int = 8) -> Figures:
             figures.seconds = time.monotonic() - started
             stop.set()
             await killer
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        for b in backends:
-            b.kill()
-        await asyncio.to_thread(pg.close)
     return figures
 
 
 async def run_hang(requests: int = 200, concurrency: int = 8, first_byte_s: float = 1.0) -> Figures:
     """Run the hanging-backend scenario and return its figures."""
     figures = Figures(f"hang: first instance never answers (first byte {first_byte_s:g} s)")
-    pg = await asyncio.to_thread(lambda: PrivatePostgres().start())
     backends = [Backend("wedged", mode="hang"), Backend("alpha"), Backend("beta")]
-    gateway: Gateway | None = None
-    try:
-        url = await _database(pg)
-        gateway = Gateway(
-            url,
-            health_interval_s=1.0,
-            health_timeout_s=0.5,
-            first_byte_timeout_s=first_byte_s,
-            answer_timeout_s=first_byte_s,
-        )
-        await asyncio.to_thread(gateway.migrate)
-        for b in backends:
-            b.start()
-        for b in backends:
-            await asyncio.to_thread(_wait_port, b.port, 20, b.name)
-        await asyncio.to_thread(gateway.start)
-        # Its health path answers (a wedged worker behind a live server): probes see it up.
-        key = await _configure(gateway, backends, health_path="/v1/models")
+    settings = {"first_byte_timeout_s": first_byte_s, "answer_timeout_s": first_byte_s}
+    async with _stack(backends, **settings) as (gateway, key):
         started = time.monotonic()
         await _load(
             gateway,
@@ -418,12 +347,6 @@ async def run_hang(requests: int = 200, concurrency: int = 8, first_byte_s: floa
             slow_after_s=first_byte_s * 0.9,
         )
         figures.seconds = time.monotonic() - started
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        for b in backends:
-            b.kill()
-        await asyncio.to_thread(pg.close)
     return figures
 
 
@@ -447,5 +370,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    socket.setdefaulttimeout(30)
     main()

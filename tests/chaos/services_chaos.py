@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +32,17 @@ from typing import Any
 
 import asyncpg
 import httpx
+from chaoskit import Proc, print_table
 
 from modelyard_common.auth import issue_token
 from modelyard_common.contracts import DEVICES_EXCHANGE, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.testservers import PrivatePostgres, PrivateRabbit, free_port
+
+# The deployer suite's test project and manifest (one definition for both).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "deployer" / "tests"))
+from deployer_testkit import DEFAULT_MANIFEST, project_zip  # noqa: E402
 
 PYTHON = sys.executable
 JWT_SECRET = "chaos-secret-0123456789abcdefghijklmnop"
@@ -49,63 +51,25 @@ HEADERS = {
     "Authorization": "Bearer "
     + issue_token(secret=JWT_SECRET, sub="chaos", roles=["admin"], workspace=WORKSPACE)
 }
-MANIFEST = {
-    "image": "modelyard/python-base:bookworm",
-    "language": "python3",
-    "main": "main.py",
-    "handlers": [{"name": "predict", "description": "Echo the payload"}],
-    "input_type": "json",
-    "port": 8080,
-    "max_ram_mb": 128,
-    "cores": 0.5,
-    "protocol": "handlers",
-}
 
 
-class Service:
+class Service(Proc):
     """One service as a process, killable with -9 and restartable on the same port."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        super().__init__(env, log_dir / f"{name}.log")
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
-        self.log = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def argv(self, *args: str) -> list[str]:
+    def command(self, *args: str) -> list[str]:
         return [str(Path(PYTHON).parent / f"modelyard-{self.name}"), *args]
 
+    def argv(self) -> list[str]:
+        return self.command("serve", "--port", str(self.port))
+
     def migrate(self) -> None:
-        subprocess.run(self.argv("migrate"), env=self.env, check=True, capture_output=True)
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv("serve", "--port", str(self.port)),
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5)
+        subprocess.run(self.command("migrate"), env=self.env, check=True, capture_output=True)
 
     async def ready(self, http: httpx.AsyncClient, within: float = 60) -> None:
         deadline = time.monotonic() + within
@@ -114,6 +78,7 @@ class Service:
                 if (await http.get(f"{self.url}/readyz")).status_code == 200:
                     return
             if time.monotonic() > deadline:
+                assert self.log is not None
                 tail = self.log.read_text(errors="replace").splitlines()[-20:]
                 raise RuntimeError(f"{self.name} not ready:\n" + "\n".join(tail))
             await asyncio.sleep(0.2)
@@ -153,13 +118,6 @@ class Figures:
             "converged after s": round(self.converged_s, 1),
             "faults": "; ".join(self.faults),
         }
-
-
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("main.py", "def predict(payload):\n    return payload\n")
-    return buffer.getvalue()
 
 
 async def _retry(call: Any, within: float = 60) -> httpx.Response:
@@ -226,8 +184,8 @@ async def run(seconds: float = 14.0) -> Figures:
                 await _retry(
                     lambda: http.post(
                         f"{deployer.url}/v1/models/{model['id']}/versions",
-                        files={"file": ("p.zip", _zip())},
-                        data={"manifest": json.dumps(MANIFEST), "title": "chaos"},
+                        files={"file": ("p.zip", project_zip())},
+                        data={"manifest": json.dumps(DEFAULT_MANIFEST), "title": "chaos"},
                     )
                 )
             ).json()
@@ -324,12 +282,17 @@ async def run(seconds: float = 14.0) -> Figures:
             # Convergence: everything acknowledged must show up within a minute.
             started = time.monotonic()
             wanted_generations = set(accepted_generations)
+
+            def created_ids() -> dict[str, set[str]]:
+                """Return the event ids seen per created model."""
+                found: dict[str, set[str]] = defaultdict(set)
+                for deliveries in events.values():
+                    if deliveries[0].type == "registry.model.created":
+                        found[str(deliveries[0].subject)].add(deliveries[0].id)
+                return found
+
             while True:
-                created = {
-                    str(e[0].subject): e[0].id
-                    for e in events.values()
-                    if e[0].type == "registry.model.created"
-                }
+                created = created_ids()
                 delivered = {int(c["generation"]) for c in commands}
                 if (all(i in created for i in acked) and wanted_generations <= delivered) or (
                     time.monotonic() - started > 60
@@ -341,12 +304,7 @@ async def run(seconds: float = 14.0) -> Figures:
             figures.events_arrived = sum(1 for i in acked if i in created)
             figures.deliveries = sum(len(v) for v in events.values())
             figures.duplicate_deliveries = figures.deliveries - len(events)
-            ids_per_subject: dict[str, set[str]] = defaultdict(set)
-            for deliveries in events.values():
-                e = deliveries[0]
-                if e.type == "registry.model.created":
-                    ids_per_subject[str(e.subject)].add(e.id)
-            figures.events_with_two_ids = sum(1 for v in ids_per_subject.values() if len(v) > 1)
+            figures.events_with_two_ids = sum(1 for v in created_ids().values() if len(v) > 1)
             figures.commands_delivered = len(wanted_generations & delivered)
             persisted = 0
             for model_id in acked:
@@ -368,8 +326,6 @@ async def run(seconds: float = 14.0) -> Figures:
 
 
 def main() -> None:
-    from gateway_chaos import print_table
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=14.0)
     args = parser.parse_args()
@@ -379,5 +335,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     main()

@@ -10,7 +10,8 @@ import math
 import os
 
 import pytest
-from gateway_chaos import print_table, run_churn, run_hang
+from chaoskit import print_table
+from gateway_chaos import run_churn, run_hang
 
 REQUESTS = int(os.environ.get("MODELYARD_CHAOS_REQUESTS", "1000"))
 CONCURRENCY = 8

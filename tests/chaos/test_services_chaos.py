@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from gateway_chaos import print_table
+from chaoskit import print_table
 from services_chaos import run
 
 SECONDS = float(os.environ.get("MODELYARD_CHAOS_SECONDS", "14"))

@@ -46,6 +46,24 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def stop_group(
+    process: subprocess.Popen[bytes], sig: signal.Signals, *, port: int, timeout: float = 30.0
+) -> None:
+    """Signal a server's process group, wait for it (SIGKILL past `timeout`) and its port."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    # Children (beam's erl_child_setup, postgres backends) may outlive the leader: end them too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    _wait(lambda: not port_open(port), 10, f"port {port} still open")
+
+
 def _rabbitmq_server() -> str:
     for candidate in (RABBITMQ_SERVER, "/usr/lib/rabbitmq/bin/rabbitmq-server"):
         if candidate and Path(candidate).exists():
@@ -124,20 +142,9 @@ class PrivateRabbit:
     def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
         """Stop the node (SIGKILL with `kill`) and wait until its port is closed."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        # beam may leave children (erl_child_setup) in the group; make sure they are gone too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        _wait(lambda: not port_open(self.port), 10, "RabbitMQ port still open")
+        if process is not None:
+            sig = signal.SIGKILL if kill else signal.SIGTERM
+            stop_group(process, sig, port=self.port, timeout=timeout)
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop (or kill) the node and start it again on the same ports and data."""
@@ -217,21 +224,11 @@ class PrivatePostgres:
     def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
         """Stop the server (immediate shutdown, or SIGKILL with `kill`)."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
+        if process is not None:
             # SIGQUIT is PostgreSQL's immediate shutdown: connections drop as in a crash.
-            os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGQUIT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        _wait(lambda: not port_open(self.port), 10, "PostgreSQL port still open")
-        (self.data / "postmaster.pid").unlink(missing_ok=True)
+            sig = signal.SIGKILL if kill else signal.SIGQUIT
+            stop_group(process, sig, port=self.port, timeout=timeout)
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop (or kill) the server and start it again on the same port and data."""
