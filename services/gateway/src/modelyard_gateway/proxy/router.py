@@ -28,6 +28,7 @@ from modelyard_gateway.proxy.schemas import (
 )
 from modelyard_gateway.proxy.service import Answer, Exhausted, StreamAnswer
 from modelyard_gateway.runtime.catalog import ClientKey, GroupRoute
+from modelyard_gateway.runtime.fastclient import BoundReached
 from modelyard_gateway.runtime.upstream import UpstreamResponse
 from modelyard_gateway.settings import GatewaySettings
 
@@ -254,7 +255,7 @@ class ProxyEndpoints:
             ]
             await _send_bytes(send, result.status, result.body, headers)
         elif isinstance(result, StreamAnswer):
-            await self._relay(group, result, receive, send, deadline)
+            await self._relay(group, result, receive, send)
         else:
             await self._exhausted(group, result, send)
 
@@ -283,7 +284,6 @@ class ProxyEndpoints:
         answer: StreamAnswer,
         receive: Receive,
         send: Send,
-        deadline: float,
     ) -> None:
         # The stream is pumped in this task; a watcher cancels it when the client goes away, so
         # the upstream connection is dropped at once (uvicorn's send() ignores a gone client).
@@ -292,7 +292,7 @@ class ProxyEndpoints:
         progress = _RelayProgress()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
         try:
-            await self._pump(group, answer, send, progress, deadline)
+            await self._pump(group, answer, send, progress)
         except asyncio.CancelledError:
             if not progress.client_gone:
                 raise
@@ -312,7 +312,6 @@ class ProxyEndpoints:
         answer: StreamAnswer,
         send: Send,
         progress: _RelayProgress,
-        deadline: float,
     ) -> None:
         headers = [
             *_SSE_HEADERS,
@@ -330,14 +329,13 @@ class ProxyEndpoints:
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
             pending = pending[cut:]
-        window = asyncio.timeout_at(deadline)
         try:
-            async with window:
-                pending = await _copy(upstream, send, pending)
+            # The upstream's reads are bounded by the request's deadline (`until`).
+            pending = await _copy(upstream, send, pending)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             progress.finished = True
             upstream.close()
-            if window.expired():
+            if isinstance(exc, BoundReached):
                 reason, cause = "the request's deadline ran out", "deadline_exceeded"
             elif isinstance(exc, TimeoutError):
                 reason = f"the upstream sent nothing for {answer.idle_timeout:g}s"

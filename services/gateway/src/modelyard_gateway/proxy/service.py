@@ -19,6 +19,7 @@ import orjson
 
 from modelyard_gateway import metrics
 from modelyard_gateway.runtime.catalog import GroupRoute, InstanceRoute
+from modelyard_gateway.runtime.fastclient import BoundReached
 from modelyard_gateway.runtime.health import TRY_ANYWAY, HealthBoard, Ticket
 from modelyard_gateway.runtime.upstream import (
     INSTANCE_FAULT_4XX,
@@ -223,68 +224,59 @@ class ProxyService:
         deadline: float,
     ) -> Answer | StreamAnswer:
         limits = self.deadlines(inst, stream=stream)
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        first_byte_at = loop.time() + limits.first_byte
-        window = asyncio.timeout_at(min(first_byte_at, deadline))
+        first_byte_at = asyncio.get_running_loop().time() + limits.first_byte
+        # Until the first bytes (a stream's first chunk, an answer's headers): the first-byte
+        # deadline or the request's, whichever comes first; then the request's. The bound rides
+        # on the connection's own read timer, so the hot path arms no extra one.
+        bound = min(first_byte_at, deadline)
+        first_phase = True
         try:
-            # Until the first bytes (a stream's first chunk, an answer's headers) have arrived.
-            async with window:
-                resp = await self.upstreams.post(
-                    inst,
-                    path,
-                    upstream_payload(inst, request),
-                    connect_timeout=limits.connect,
-                    read_timeout=limits.stream_idle,
-                )
-                try:
-                    status = resp.status
-                    content_type = resp.header("Content-Type") or "application/json"
-                    if status >= 500 or status in INSTANCE_FAULT_4XX:
-                        detail = await _read_capped(resp)
-                        cause = "rate_limited" if status == 429 else f"http_{status // 100}xx"
-                        retry_after = parse_retry_after(resp.header("Retry-After"))
-                        resp.close()
-                        raise UpstreamFailure(
-                            cause,
-                            f"HTTP {status}: {detail[:200]}",
-                            retry_after if status in (429, 503) else None,
-                        )
-                    if stream and status == 200:
-                        first = await resp.next_chunk()
-                        if not first:
-                            raise UpstreamFailure("dropped", "stream ended before its first byte")
-                        metrics.ttfb(group.workspace, group.name, inst.name).observe(
-                            time.perf_counter() - started
-                        )
-                        return StreamAnswer(
-                            inst,
-                            attempts,
-                            status,
-                            content_type,
-                            first,
-                            resp,
-                            ticket,
-                            limits.stream_idle,
-                        )
-                except BaseException:
-                    resp.close()
-                    raise
-        except UpstreamFailure:
-            raise
+            resp = await self.upstreams.post(
+                inst,
+                path,
+                upstream_payload(inst, request),
+                connect_timeout=limits.connect,
+                read_timeout=limits.stream_idle,
+                until=bound,
+            )
+        except BoundReached as exc:
+            raise _expired(bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            if window.expired():
-                raise _expired(first_byte_at <= deadline, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
-        body_window = asyncio.timeout_at(deadline)
         try:
-            async with body_window:
-                body = await resp.read()
+            status = resp.status
+            content_type = resp.header("Content-Type") or "application/json"
+            if status >= 500 or status in INSTANCE_FAULT_4XX:
+                detail = await _read_capped(resp)
+                cause = "rate_limited" if status == 429 else f"http_{status // 100}xx"
+                retry_after = parse_retry_after(resp.header("Retry-After"))
+                resp.close()
+                raise UpstreamFailure(
+                    cause,
+                    f"HTTP {status}: {detail[:200]}",
+                    retry_after if status in (429, 503) else None,
+                )
+            if stream and status == 200:
+                first = await resp.next_chunk()
+                if not first:
+                    raise UpstreamFailure("dropped", "stream ended before its first byte")
+                metrics.ttfb(group.workspace, group.name, inst.name).observe(
+                    time.perf_counter() - started
+                )
+                resp.until = deadline
+                return StreamAnswer(
+                    inst, attempts, status, content_type, first, resp, ticket, limits.stream_idle
+                )
+            first_phase = False
+            resp.until = deadline
+            body = await resp.read()
             resp.release()
+        except BoundReached as exc:
+            resp.close()
+            raise _expired(first_phase and bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
-            if body_window.expired():
-                raise _expired(False, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
         except BaseException:
             resp.close()
