@@ -252,24 +252,24 @@ async def run(seconds: float = 14.0) -> Figures:
                         figures.refusals[f"{action} {type(exc).__name__}"] += 1
                     await asyncio.sleep(0.1)
 
+            async def kill_and_restart(service: Service) -> None:
+                service.kill()
+                await asyncio.sleep(1.0)
+                service.start()
+
+            faults = [
+                ("registry kill -9", lambda: kill_and_restart(registry)),
+                ("RabbitMQ restart", lambda: asyncio.to_thread(rabbit.restart)),
+                ("PostgreSQL restart", lambda: asyncio.to_thread(pg.restart)),
+                ("deployer kill -9", lambda: kill_and_restart(deployer)),
+            ]
+
             async def timeline() -> None:
-                step = seconds / 7
-                await asyncio.sleep(step)
-                registry.kill()
-                figures.faults.append("registry kill -9")
-                await asyncio.sleep(1.0)
-                registry.start()
-                await asyncio.sleep(step)
-                await asyncio.to_thread(rabbit.restart)
-                figures.faults.append("RabbitMQ restart")
-                await asyncio.sleep(step)
-                await asyncio.to_thread(pg.restart)
-                figures.faults.append("PostgreSQL restart")
-                await asyncio.sleep(step)
-                deployer.kill()
-                figures.faults.append("deployer kill -9")
-                await asyncio.sleep(1.0)
-                deployer.start()
+                step = seconds / (len(faults) + 3)
+                for name, fault in faults:
+                    await asyncio.sleep(step)
+                    await fault()
+                    figures.faults.append(name)
                 await asyncio.sleep(step)
                 stop.set()
 

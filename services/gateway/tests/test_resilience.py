@@ -11,6 +11,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import openai
@@ -192,69 +194,78 @@ async def test_failures_further_apart_than_the_window_do_not_add_up() -> None:
     assert board.state(inst.id).cooldown_until == 0
 
 
+@dataclass
+class Probed:
+    """A probed instance in front of `backend`, a spare behind it, a client and its admin."""
+
+    admin: Admin
+    client: openai.AsyncOpenAI
+    backend: FakeBackend
+    instance: dict[str, Any]
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.admin.close()
+
+
+async def probed(
+    gateway: GatewayServer, backends: Callable[[str], FakeBackend], name: str, mode: str
+) -> Probed:
+    """Return group `chat` = [a health-checked `name` failing in `mode`, a spare]."""
+    admin = Admin(gateway)
+    backend, spare = backends(name), backends("spare")
+    first = await admin.instance(backend, name=name, health_path="/v1/models")
+    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
+    backend.behaviour.mode = mode
+    return Probed(admin, client(gateway, await admin.key()), backend, first)
+
+
 async def test_a_good_health_probe_ends_a_reachability_cooldown_early(
     strict: GatewayServer, backends: Callable[[str], FakeBackend]
 ) -> None:
-    admin = Admin(strict)
-    flaky, spare = backends("flaky"), backends("spare")
-    first = await admin.instance(flaky, name="flaky", health_path="/v1/models")
-    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
-    c = client(strict, await admin.key())
-    flaky.behaviour.mode = "drop"  # connections cut mid-answer: the instance looks unreachable
-    flaky.behaviour.health_status = 503
+    # Connections cut mid-answer: the instance looks unreachable.
+    p = await probed(strict, backends, "flaky", "drop")
+    p.backend.behaviour.health_status = 503
     for _ in range(2):
-        assert await chat(c) == ("spare", "2")
-    state = strict.runtime.board.state(_id(first))
+        assert await chat(p.client) == ("spare", "2")
+    state = strict.runtime.board.state(_id(p.instance))
     assert state.cooldown_until - time.time() > 20  # cooldown_s=30 on this replica
 
-    flaky.behaviour.mode = "ok"
-    flaky.behaviour.health_status = 200
+    p.backend.behaviour.mode = "ok"
+    p.backend.behaviour.health_status = 200
     await eventually(lambda: state.cooldown_until == 0, within=5)  # health interval is 0.3 s
-    assert await chat(c) == ("flaky", "1")
-    await c.close()
-    await admin.close()
+    assert await chat(p.client) == ("flaky", "1")
+    await p.close()
 
 
 async def test_a_good_probe_does_not_end_a_cooldown_for_bad_answers(
     strict: GatewayServer, backends: Callable[[str], FakeBackend]
 ) -> None:
-    admin = Admin(strict)
-    wedged, spare = backends("wedged"), backends("spare")
-    first = await admin.instance(wedged, name="wedged", health_path="/v1/models")
-    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
-    c = client(strict, await admin.key())
-    wedged.behaviour.mode = "500"  # its health path answers 200 all along
+    p = await probed(strict, backends, "wedged", "500")  # its health path answers 200
     for _ in range(2):
-        assert await chat(c) == ("spare", "2")
-    checks = wedged.health_checks
-    await eventually(lambda: wedged.health_checks >= checks + 3, within=5)
-    assert strict.runtime.board.state(_id(first)).cooldown_until - time.time() > 20
-    assert await chat(c) == ("spare", "1")
-    await c.close()
-    await admin.close()
+        assert await chat(p.client) == ("spare", "2")
+    checks = p.backend.health_checks
+    await eventually(lambda: p.backend.health_checks >= checks + 3, within=5)
+    assert strict.runtime.board.state(_id(p.instance)).cooldown_until - time.time() > 20
+    assert await chat(p.client) == ("spare", "1")
+    await p.close()
 
 
 async def test_retry_after_holds_even_when_the_probe_succeeds(
     strict: GatewayServer, backends: Callable[[str], FakeBackend]
 ) -> None:
-    admin = Admin(strict)
-    limited, spare = backends("limited"), backends("spare")
-    first = await admin.instance(limited, name="limited", health_path="/v1/models")
-    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
-    c = client(strict, await admin.key())
-    limited.behaviour.mode = "429"
-    limited.behaviour.retry_after = "2"
-    assert await chat(c) == ("spare", "2")
-    limited.behaviour.mode = "ok"
-    checks = limited.health_checks
-    await eventually(lambda: limited.health_checks >= checks + 2, within=5)
-    assert await chat(c) == ("spare", "1")  # probes answer, the Retry-After still holds
-    state = strict.runtime.board.state(_id(first))
+    p = await probed(strict, backends, "limited", "429")
+    p.backend.behaviour.retry_after = "2"
+    assert await chat(p.client) == ("spare", "2")
+    p.backend.behaviour.mode = "ok"
+    checks = p.backend.health_checks
+    await eventually(lambda: p.backend.health_checks >= checks + 2, within=5)
+    assert await chat(p.client) == ("spare", "1")  # probes answer, the Retry-After still holds
+    state = strict.runtime.board.state(_id(p.instance))
     await eventually(lambda: time.time() > state.cooldown_until, within=3)
-    assert await chat(c) == ("limited", "1")  # the half-open trial succeeds and closes it
+    assert await chat(p.client) == ("limited", "1")  # the half-open trial succeeds, closes it
     assert state.cooldown_until == 0
-    await c.close()
-    await admin.close()
+    await p.close()
 
 
 # Point 3: deadlines that match LLM traffic.

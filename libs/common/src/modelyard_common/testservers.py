@@ -86,7 +86,29 @@ def _postgres_bin() -> Path:
     return versions[-1]
 
 
-class PrivateRabbit:
+class _PrivateServer:
+    """A server in its own temporary directory that a test starts, restarts and closes."""
+
+    dir: Path
+
+    def start(self, timeout: float = 60.0) -> _PrivateServer:
+        raise NotImplementedError
+
+    def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop (or kill) the server and start it again on the same ports and data."""
+        self.stop(kill=kill)
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and delete its directory."""
+        self.stop(kill=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRabbit(_PrivateServer):
     """A RabbitMQ node of its own (AMQP and distribution ports, mnesia and logs in a temp dir)."""
 
     def __init__(self) -> None:
@@ -146,18 +168,8 @@ class PrivateRabbit:
             sig = signal.SIGKILL if kill else signal.SIGTERM
             stop_group(process, sig, port=self.port, timeout=timeout)
 
-    def restart(self, *, kill: bool = False) -> None:
-        """Stop (or kill) the node and start it again on the same ports and data."""
-        self.stop(kill=kill)
-        self.start()
 
-    def close(self) -> None:
-        """Stop the node and delete its directory."""
-        self.stop(kill=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class PrivatePostgres:
+class PrivatePostgres(_PrivateServer):
     """A PostgreSQL cluster of its own (initdb into a temp dir, trust auth, a free port)."""
 
     def __init__(self) -> None:
@@ -229,13 +241,3 @@ class PrivatePostgres:
             sig = signal.SIGKILL if kill else signal.SIGQUIT
             stop_group(process, sig, port=self.port, timeout=timeout)
             (self.data / "postmaster.pid").unlink(missing_ok=True)
-
-    def restart(self, *, kill: bool = False) -> None:
-        """Stop (or kill) the server and start it again on the same port and data."""
-        self.stop(kill=kill)
-        self.start()
-
-    def close(self) -> None:
-        """Stop the server and delete its directory."""
-        self.stop(kill=True)
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -46,6 +46,17 @@ class Deadlines:
     stream_idle: float
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One client request as the failover carries it from attempt to attempt."""
+
+    group: GroupRoute
+    path: str
+    request: Mapping[str, Any]
+    stream: bool
+    deadline: float  # event loop clock
+
+
 @dataclass(slots=True)
 class Answer:
     """A complete upstream answer (non-streaming, or a streaming request refused with a 4xx)."""
@@ -140,6 +151,7 @@ class ProxyService:
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.settings.request_deadline_s
+        call = Call(group, path, request, stream, deadline)
         result = Exhausted(0)
         passed_over: list[InstanceRoute] = []
         for inst in group.instances:
@@ -151,14 +163,13 @@ class ProxyService:
                 else:
                     result.outcomes.append(Outcome(inst.name, ticket, f"skipped: {ticket}", False))
                 continue
-            answer = await self._try(group, inst, path, request, stream, ticket, result, deadline)
+            answer = await self._try(call, inst, ticket, result)
             if answer is not None:
                 return answer
         # Nothing answered: whatever was passed over may have recovered since; try it now.
         passed_over.sort(key=self.board.retry_order)
         for inst in passed_over:
-            ticket = self.board.force(inst)
-            answer = await self._try(group, inst, path, request, stream, ticket, result, deadline)
+            answer = await self._try(call, inst, self.board.force(inst), result)
             if answer is not None:
                 return answer
         metrics.requests(group.workspace, group.name, "", "exhausted").inc()
@@ -173,18 +184,11 @@ class ProxyService:
         return result
 
     async def _try(
-        self,
-        group: GroupRoute,
-        inst: InstanceRoute,
-        path: str,
-        request: Mapping[str, Any],
-        stream: bool,
-        ticket: Ticket,
-        result: Exhausted,
-        deadline: float,
+        self, call: Call, inst: InstanceRoute, ticket: Ticket, result: Exhausted
     ) -> Answer | StreamAnswer | None:
         """Make one attempt; on failure record it in `result` and return None."""
-        if asyncio.get_running_loop().time() >= deadline:
+        group = call.group
+        if asyncio.get_running_loop().time() >= call.deadline:
             self.board.abandoned(ticket)
             result.outcomes.append(
                 Outcome(inst.name, DEADLINE_EXCEEDED, "the request's deadline ran out", False)
@@ -192,9 +196,7 @@ class ProxyService:
             return None
         result.attempts += 1
         try:
-            answer = await self._attempt(
-                group, inst, path, request, stream, ticket, result.attempts, deadline
-            )
+            answer = await self._attempt(call, inst, ticket, result.attempts)
         except UpstreamFailure as failure:
             if failure.cause != DEADLINE_EXCEEDED:
                 self.board.failed(ticket, failure.reason, failure.retry_after, failure.cause)
@@ -213,16 +215,9 @@ class ProxyService:
         return answer
 
     async def _attempt(
-        self,
-        group: GroupRoute,
-        inst: InstanceRoute,
-        path: str,
-        request: Mapping[str, Any],
-        stream: bool,
-        ticket: Ticket,
-        attempts: int,
-        deadline: float,
+        self, call: Call, inst: InstanceRoute, ticket: Ticket, attempts: int
     ) -> Answer | StreamAnswer:
+        group, stream, deadline = call.group, call.stream, call.deadline
         limits = self.deadlines(inst, stream=stream)
         started = time.perf_counter()
         first_byte_at = asyncio.get_running_loop().time() + limits.first_byte
@@ -234,8 +229,8 @@ class ProxyService:
         try:
             resp = await self.upstreams.post(
                 inst,
-                path,
-                upstream_payload(inst, request),
+                call.path,
+                upstream_payload(inst, call.request),
                 connect_timeout=limits.connect,
                 read_timeout=limits.stream_idle,
                 until=bound,
@@ -243,7 +238,7 @@ class ProxyService:
         except BoundReached as exc:
             raise _expired(bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise classify_transport_error(exc, inst) from exc
+            raise _first_phase_failure(exc, inst, limits.first_byte) from exc
         try:
             status = resp.status
             content_type = resp.header("Content-Type") or "application/json"
@@ -277,6 +272,8 @@ class ProxyService:
             raise _expired(first_phase and bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
+            if first_phase:
+                raise _first_phase_failure(exc, inst, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
         except BaseException:
             resp.close()
@@ -290,6 +287,17 @@ class ProxyService:
             time.perf_counter() - started
         )
         return Answer(inst, attempts, status, content_type, body)
+
+
+def _first_phase_failure(
+    exc: BaseException, inst: InstanceRoute, first_byte_s: float
+) -> UpstreamFailure:
+    """Return what a transport error before the first bytes means (a read timeout there is a
+    first-byte timeout, whichever timer fired: the instance's read timeout may be the shorter)."""
+    failure = classify_transport_error(exc, inst)
+    if failure.cause == "idle_timeout":
+        return _expired(True, first_byte_s)
+    return failure
 
 
 def _expired(first_byte: bool, seconds: float) -> UpstreamFailure:
