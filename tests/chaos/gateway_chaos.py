@@ -305,9 +305,16 @@ async def _stack(backends: list[Backend], **settings: object) -> AsyncIterator[t
         await asyncio.to_thread(wait_port, gateway.port, 30, "gateway")
         # Health paths answer (for `hang` too: a wedged worker behind a live server).
         yield gateway, await _configure(gateway, backends, health_path="/v1/models")
+    except BaseException:
+        if gateway is not None and gateway.log is not None:
+            print(f"gateway log kept: {gateway.log}")
+            gateway.log = None  # keep it
+        raise
     finally:
         if gateway is not None:
             gateway.stop()
+            if gateway.log is not None:
+                gateway.log.unlink(missing_ok=True)
         for b in backends:
             b.kill()
         await asyncio.to_thread(pg.close)
