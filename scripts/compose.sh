@@ -59,7 +59,7 @@ wait_healthy() {
     pending=() failed=()
     while read -r service state health code; do
       [ -n "$service" ] || continue
-      if [ "$service" = agent-bootstrap ]; then
+      if [ "$service" = agent-bootstrap ] || [ "$service" = agent-provisioner ]; then
         if [ "$state" = exited ] && [ "$code" != 0 ]; then failed+=("$service"); fi
         if [ "$state" != exited ]; then pending+=("$service"); fi
       elif [ "$state" = exited ] || [ "$state" = dead ] || [ "$health" = unhealthy ]; then
@@ -106,8 +106,8 @@ up() {
 # Removes the model containers and images the compose agent started (they are not compose's).
 remove_model_containers() {
   local device ids
-  [ -r "$DATA_DIR/registration.env" ] || return 0
-  device="$(sed -n 's/^MODELYARD_AGENT_DEVICE_ID=//p' "$DATA_DIR/registration.env")"
+  [ -r "$DATA_DIR/agent.env" ] || return 0
+  device="$(sed -n 's/^MODELYARD_AGENT_DEVICE_ID=//p' "$DATA_DIR/agent.env")"
   [ -n "$device" ] || return 0
   ids="$(docker ps -aq --filter label=io.modelyard.managed=true --filter "label=io.modelyard.device=$device")"
   # shellcheck disable=SC2086
@@ -131,8 +131,8 @@ down() {
   # After the agent is gone, so that it cannot start them again.
   remove_model_containers
   # The data directory is a bind mount, so `-v` does not reach it; remove it only when it is
-  # the agent's (it holds the registration the bootstrap wrote).
-  if [ ${#volumes[@]} -gt 0 ] && [ -f "$DATA_DIR/registration.env" ]; then
+  # the agent's (it holds the agent.env `modelyard-agent register` wrote).
+  if [ ${#volumes[@]} -gt 0 ] && [ -f "$DATA_DIR/agent.env" ]; then
     rm -rf "$DATA_DIR"
   fi
 }

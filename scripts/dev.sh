@@ -81,6 +81,10 @@ for service in registry deployer gateway; do
 done
 rm -f "$migrate_log"
 
+# The deployer makes one broker login per device through RabbitMQ's management API.
+if ! curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
+  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+fi
 run registry "$BIN/modelyard-registry" serve --port "$REGISTRY_PORT"
 run deployer "$BIN/modelyard-deployer" serve --port "$DEPLOYER_PORT"
 run gateway "$BIN/modelyard-gateway" serve --port "$GATEWAY_PORT"
@@ -113,7 +117,11 @@ if saved.exists():
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
-device = call("POST", "/v1/devices", {"name": f"dev-{socket.gethostname()}", "labels": {"dev": "true"}})
+device = call(
+    "POST",
+    "/v1/devices",
+    {"name": f"dev-{socket.gethostname()}", "labels": {"dev": "true"}, "advertise_host": "127.0.0.1"},
+)
 saved.write_text(
     f"MODELYARD_AGENT_DEVICE_ID={device['id']}\nMODELYARD_AGENT_TOKEN={device['token']}\n"
 )
@@ -126,6 +134,8 @@ EOF
   set +a
 fi
 export MODELYARD_AGENT_PORT="$AGENT_PORT"
+# The agent logs in to RabbitMQ as its device (the deployer made that login): no platform login.
+export MODELYARD_AGENT_AMQP_URL="${MODELYARD_AGENT_AMQP_URL:-$(printf '%s' "${MODELYARD_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}" | sed -E 's#//[^@/]*@#//#')}"
 run agent "$BIN/modelyard-agent" serve --port "$AGENT_PORT"
 
 echo "dev: gateway :$GATEWAY_PORT  registry :$REGISTRY_PORT  deployer :$DEPLOYER_PORT  agent :$AGENT_PORT (Ctrl-C stops)" >&2

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +34,17 @@ class Commands:
     """Subprocess helpers for tests, all asyncio (no blocking call on the event loop)."""
 
     repo = REPO
+
+    @staticmethod
+    def project_zip(name: str) -> bytes:
+        """Return the zip of a project under tests/projects."""
+        projects = REPO / "tests" / "projects"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted((projects / name).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(projects / name).as_posix())
+        return buffer.getvalue()
 
     @staticmethod
     def free_port() -> int:

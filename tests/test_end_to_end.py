@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import sys
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,8 @@ from modelyard_common.testing import (
     TEST_ADMIN_DB_URL,
     TEST_JWT_SECRET,
     bearer,
+    delete_device_logins,
+    ensure_management_api,
     recreate_database,
     wait_for,
 )
@@ -46,16 +46,6 @@ PROJECTS = Path(__file__).parent / "projects"
 MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
 WORKSPACE = "e2e"
 STEP_TIMEOUT_S = 120.0
-
-
-def project_zip(name: str) -> bytes:
-    """Return the zip of a project under tests/projects."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted((PROJECTS / name).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(PROJECTS / name).as_posix())
-    return buffer.getvalue()
 
 
 def openai_manifest(reply_prefix: str) -> dict[str, Any]:
@@ -129,8 +119,16 @@ class Suite:
 
     async def start_agent(self, name: str, labels: dict[str, str]) -> Agent:
         """Register a device with the deployer and run an agent for it."""
+        ingress_port = self.commands.free_port()
         created = await self.post(
-            f"{self.deployer}/v1/devices", {"name": name, "labels": labels}, status=201
+            f"{self.deployer}/v1/devices",
+            {
+                "name": name,
+                "labels": labels,
+                "advertise_host": "127.0.0.1",
+                "ingress_port": ingress_port,
+            },
+            status=201,
         )
         port = self.commands.free_port()
         await self.start(
@@ -142,6 +140,11 @@ class Suite:
                 "MODELYARD_AGENT_DATA_DIR": str(self.tmp / name),
                 "MODELYARD_AGENT_PORT": str(port),
                 "MODELYARD_AGENT_ADVERTISE_HOST": "127.0.0.1",
+                # No login in the broker URL: the agent logs in as its device.
+                "MODELYARD_AGENT_AMQP_URL": self.env["MODELYARD_AMQP_URL"].replace(
+                    "guest:guest@", ""
+                ),
+                "MODELYARD_AGENT_INGRESS_PORT": str(ingress_port),
                 "MODELYARD_AGENT_HEARTBEAT_INTERVAL_S": "1",
                 "MODELYARD_AGENT_RECONCILE_INTERVAL_S": "2",
                 "MODELYARD_AGENT_HEALTH_TIMEOUT_S": "60",
@@ -168,7 +171,7 @@ class Suite:
         self, model_id: str, project: str, manifest: dict[str, Any], title: str
     ) -> Any:
         """Upload a version of `project` and return it."""
-        data = await asyncio.to_thread(project_zip, project)
+        data = await asyncio.to_thread(self.commands.project_zip, project)
         response = await self.http.post(
             f"{self.deployer}/v1/models/{model_id}/versions",
             headers=self.headers,
@@ -203,6 +206,7 @@ async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
     name = f"modelyard_e2e_{uuid.uuid4().hex[:10]}"
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
     await commands.run_command("rabbitmqctl", "-q", "add_vhost", name)
+    await asyncio.to_thread(ensure_management_api)
     ports = {service: commands.free_port() for service in ("registry", "deployer", "gateway")}
     urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
     env = {
@@ -252,6 +256,7 @@ async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
                 output = await asyncio.to_thread(log_path.read_text, errors="replace")
                 tail = output.splitlines()[-25:]
                 print(f"--- {service} (last lines of {log_path})", *tail, sep="\n")
+            await asyncio.to_thread(delete_device_logins, name)
             await commands.run_command("rabbitmqctl", "-q", "delete_vhost", name, check=False)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
             try:
@@ -299,17 +304,6 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     using = await suite.get(f"{suite.registry}/v1/models/{model['id']}/systems")
     assert [(s["system_id"], s["description_of_use"]) for s in using] == [(system["id"], use)]
 
-    # -- gateway: a group bound to the registry model, and a client key ----------------------
-    group_name = f"support-chat-{suffix}"
-    group = await suite.post(
-        f"{suite.gateway}/v1/groups",
-        {"name": group_name, "registry_model_id": model["id"]},
-        status=201,
-    )
-    key = await suite.post(
-        f"{suite.gateway}/v1/keys", {"name": "e2e", "groups": [group_name]}, status=201
-    )
-
     # -- deployer: a version, two devices, a deployment to both ------------------------------
     v1 = await suite.upload(model["id"], "openai_echo", openai_manifest("v1"), "first")
     agent_a = await suite.start_agent(f"device-a-{suffix}", {"site": "a"})
@@ -331,7 +325,18 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     for deployment_id in deployment_of.values():
         await suite.wait_deployment(deployment_id, version_id=v1["id"])
 
-    # The deployer announces each running OpenAI endpoint; the bound group picks both up.
+    # -- gateway: a group bound to the registry model after its deployments run (as the README
+    # walkthrough does), and a client key: the group asks the deployer what already runs.
+    group_name = f"support-chat-{suffix}"
+    group = await suite.post(
+        f"{suite.gateway}/v1/groups",
+        {"name": group_name, "registry_model_id": model["id"]},
+        status=201,
+    )
+    key = await suite.post(
+        f"{suite.gateway}/v1/keys", {"name": "e2e", "groups": [group_name]}, status=201
+    )
+
     async def group_has_both() -> bool:
         current = await suite.get(f"{suite.gateway}/v1/groups/{group['id']}")
         return len(current["instance_ids"]) == 2

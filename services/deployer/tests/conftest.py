@@ -28,7 +28,10 @@ from modelyard_common.messaging import Broker
 from modelyard_common.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
+    TEST_MANAGEMENT_URL,
     TEST_VHOST,
+    delete_device_logins,
+    ensure_management_api,
     ensure_vhost,
     recreate_database,
 )
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from deployer_testkit import (  # noqa: E402 - found through the path set just above
     JWT_SECRET,
     DeviceStandIn,
+    EventTap,
     RegistryStandIn,
     Tenant,
     registry_app,
@@ -88,6 +92,7 @@ async def registry() -> AsyncIterator[RegistryStandIn]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSettings:
     await asyncio.to_thread(ensure_vhost, VHOST)
+    await asyncio.to_thread(ensure_management_api)
     database_url = await recreate_database(ADMIN_URL, "modelyard_test_deployer")
     result = DeployerSettings(
         database_url=database_url,
@@ -100,6 +105,7 @@ async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSet
         device_offline_after_s=3.0,
         outbox_poll_interval_s=0.2,
         queue_prefix=f"deployer-test-{uuid.uuid4().hex[:8]}",
+        broker_management_url=TEST_MANAGEMENT_URL,
         db_pool_size=5,
         log_json=False,
     )
@@ -115,6 +121,7 @@ async def app(settings: DeployerSettings) -> AsyncIterator[FastAPI]:
         await application.state.runtime.wait_broker(timeout=30)
         yield application
     await _delete_test_queues(settings)
+    await asyncio.to_thread(delete_device_logins, VHOST)
 
 
 async def _delete_test_queues(settings: DeployerSettings) -> None:
@@ -162,3 +169,11 @@ async def tenant(
     result.model_id = result.add_model("fraud-detector")
     yield result
     await result.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tap() -> AsyncIterator[EventTap]:
+    """Collect the deployer's deployment events for one test."""
+    event_tap = await EventTap().start()
+    yield event_tap
+    await event_tap.close()

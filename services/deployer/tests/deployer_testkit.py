@@ -26,6 +26,7 @@ from modelyard_common.contracts import (
     EVENTS_EXCHANGE,
     DeviceCommand,
 )
+from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.errors import UnauthorizedError
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker, Consumer
@@ -188,10 +189,23 @@ class DeviceStandIn:
     def queue(self) -> str:
         return f"device.{self.id}"
 
+    async def login(self) -> Broker:
+        """Return the device's own broker connection (its login, declaring nothing)."""
+        if self._broker is None:
+            broker = Broker(
+                device_amqp_url(AMQP_URL, self.id, self.token),
+                prefetch=10,
+                user_id=broker_username(self.id),
+                declare=False,
+            )
+            await broker.connect()
+            self._broker = broker
+        return self._broker
+
     async def connect(self) -> DeviceStandIn:
         """Start consuming the device's own queue (commands sent meanwhile are waiting)."""
-        self._broker = Broker(AMQP_URL, prefetch=10)
-        await self._broker.connect()
+        await self.login()
+        assert self._broker is not None
 
         async def on_command(event: CloudEvent) -> None:
             command = DeviceCommand.model_validate(event.data)
@@ -222,6 +236,7 @@ class DeviceStandIn:
         base_url: str | None = None,
         host_port: int | None = None,
         event_id: str | None = None,
+        epoch: str | None = None,
     ) -> CloudEvent:
         """Publish one `agent.deployment.reported` event; sequence grows by itself."""
         deployment = uuid.UUID(str(deployment_id))
@@ -249,11 +264,12 @@ class DeviceStandIn:
                 "host_port": host_port,
                 "base_url": base_url,
                 "reported_at": datetime.now(UTC).isoformat(),
+                "agent_epoch": epoch,
             },
         )
         if event_id is not None:
             event.id = event_id
-        await publish_event(self.events, event)
+        await publish_event(await self.login(), event)
         return event
 
     async def heartbeat(
@@ -261,10 +277,12 @@ class DeviceStandIn:
         *,
         agent_version: str = "0.1.0",
         sent_at: datetime | None = None,
+        epoch: str | None = None,
+        deployments: list[dict[str, Any]] | None = None,
         **capabilities: Any,
     ) -> None:
         await publish_event(
-            self.events,
+            await self.login(),
             new_event(
                 type=DEVICE_HEARTBEAT,
                 source=f"modelyard-agent/{self.id}",
@@ -274,6 +292,8 @@ class DeviceStandIn:
                     "capabilities": capabilities,
                     "advertise_host": "10.0.0.7",
                     "sent_at": (sent_at or datetime.now(UTC)).isoformat(),
+                    "agent_epoch": epoch,
+                    "deployments": deployments or [],
                 },
             ),
         )
@@ -345,10 +365,17 @@ class Tenant:
         return body
 
     async def register_device(
-        self, name: str = "edge", labels: dict[str, str] | None = None, *, connect: bool = True
+        self,
+        name: str = "edge",
+        labels: dict[str, str] | None = None,
+        *,
+        connect: bool = True,
+        advertise_host: str = "10.0.0.7",
     ) -> DeviceStandIn:
         response = await self.client.post(
-            "/v1/devices", json={"name": name, "labels": labels or {}}, headers=self.admin
+            "/v1/devices",
+            json={"name": name, "labels": labels or {}, "advertise_host": advertise_host},
+            headers=self.admin,
         )
         assert response.status_code == 201, response.text
         body = response.json()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
+from cryptography.fernet import Fernet
 from deployer_testkit import OPENAI_MANIFEST, DeviceStandIn, EventTap, Tenant, eventually
 
 from modelyard_common.contracts import (
@@ -18,16 +18,11 @@ from modelyard_common.contracts import (
     DesiredState,
     DeviceCommand,
 )
+from modelyard_common.device_identity import ingress_token, token_hash
 from modelyard_common.events import CloudEvent, new_event
+from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def tap() -> AsyncIterator[EventTap]:
-    event_tap = await EventTap().start()
-    yield event_tap
-    await event_tap.close()
 
 
 async def run_through(device: DeviceStandIn, deployment_id: str, states: list[str]) -> None:
@@ -279,37 +274,44 @@ async def test_remove_then_version_can_be_deleted(tenant: Tenant) -> None:
     assert [d["id"] for d in with_removed.json()["items"]] == [deployment["id"]]
 
 
-async def test_openai_endpoint_is_announced_and_withdrawn(tenant: Tenant, tap: EventTap) -> None:
+async def test_openai_endpoint_is_announced_and_withdrawn(
+    tenant: Tenant, tap: EventTap, settings: DeployerSettings
+) -> None:
     version = await tenant.new_version(manifest=OPENAI_MANIFEST)
     device = await tenant.register_device("llm-box", {"gpu": "a100"})
-    await device.heartbeat()
-
-    async def heartbeat_seen() -> bool:
-        body = (await tenant.client.get(f"/v1/devices/{device.id}", headers=tenant.admin)).json()
-        return bool(body["advertise_host"])
-
-    await eventually(heartbeat_seen)
     (deployment,) = await tenant.deploy(version["id"], [device])
     await device.next_command()
 
     await run_through(device, deployment["id"], LIFECYCLE[:-1])
-    await device.report(deployment["id"], "running", host_port=41234)
+    # What the device says about its own address is ignored: the URL is the registered
+    # address's ingress, whatever the report claims.
+    await device.report(
+        deployment["id"], "running", host_port=41234, base_url="http://evil.example:80"
+    )
     current = await tenant.wait_state(deployment["id"], "running")
-    assert current["base_url"] == "http://10.0.0.7:41234"
+    ingress = f"http://10.0.0.7:8004/deployments/{deployment['id']}"
+    assert current["base_url"] == ingress
 
     async def ready() -> list[CloudEvent]:
         return tap.of(deployment["id"], ENDPOINT_READY)
 
     (announcement,) = await eventually(ready)
+    sealed = announcement.data.pop("ingress_token_sealed")
     assert announcement.data == {
         "deployment_id": deployment["id"],
         "model_id": str(tenant.model_id),
         "version_id": version["id"],
         "device_id": str(device.id),
-        "base_url": "http://10.0.0.7:41234",
+        "base_url": ingress,
         "device_labels": {"gpu": "a100"},
         "workspace": tenant.workspace,
+        "sequence": 1,
     }
+    # The ingress credential travels sealed for the gateway, and is the device's own.
+    assert "myin_" not in json.dumps(announcement.data)
+    assert "myin_" not in sealed
+    opened = Fernet(settings.ingress_seal_key.encode()).decrypt(sealed.encode()).decode()
+    assert opened == ingress_token(token_hash(device.token), device.id)
     stop = await tenant.client.post(
         f"/v1/deployments/{deployment['id']}/stop", headers=tenant.admin
     )
@@ -320,7 +322,9 @@ async def test_openai_endpoint_is_announced_and_withdrawn(tenant: Tenant, tap: E
         return tap.of(deployment["id"], ENDPOINT_GONE)
 
     (withdrawal,) = await eventually(gone)
-    assert withdrawal.data["base_url"] == "http://10.0.0.7:41234"
+    assert withdrawal.data["base_url"] == ingress
+    assert withdrawal.data["sequence"] == 2
+    assert withdrawal.data["ingress_token_sealed"] is None
     assert (await tenant.deployment(deployment["id"]))["base_url"] is None
 
 
@@ -400,24 +404,45 @@ async def test_restart_and_redeploy_endpoint(tenant: Tenant) -> None:
     assert switch.previous_version.id == uuid.UUID(first["id"])
 
 
-async def test_reported_base_url_wins_over_advertised_host(tenant: Tenant, tap: EventTap) -> None:
+async def test_endpoint_url_follows_the_device_record_not_reports(
+    tenant: Tenant, tap: EventTap
+) -> None:
     version = await tenant.new_version(manifest=OPENAI_MANIFEST)
-    device = await tenant.register_device("llm-2")
+    device = await tenant.register_device("llm-2", advertise_host="llm-2.lan")
     (deployment,) = await tenant.deploy(version["id"], [device])
     await device.next_command()
 
     await device.report(
-        deployment["id"], "running", base_url="http://llm-2.lan:9000/v1", host_port=9000
+        deployment["id"], "running", base_url="http://attacker.example:9000/v1", host_port=9000
     )
 
     current = await tenant.wait_state(deployment["id"], "running")
-    assert current["base_url"] == "http://llm-2.lan:9000/v1"
+    assert current["base_url"] == f"http://llm-2.lan:8004/deployments/{deployment['id']}"
 
     async def ready() -> list[CloudEvent]:
         return tap.of(deployment["id"], ENDPOINT_READY)
 
     (announcement,) = await eventually(ready)
-    assert announcement.data["base_url"] == "http://llm-2.lan:9000/v1"
+    assert announcement.data["base_url"] == current["base_url"]
+    # An admin moving the device re-announces its endpoint at the new registered address.
+    etag = (await tenant.client.get(f"/v1/devices/{device.id}", headers=tenant.admin)).headers[
+        "ETag"
+    ]
+    moved = await tenant.client.patch(
+        f"/v1/devices/{device.id}",
+        json={"advertise_host": "10.9.8.7", "ingress_port": 9443},
+        headers={**tenant.admin, "If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.text
+
+    async def moved_ready() -> list[CloudEvent]:
+        events = tap.of(deployment["id"], ENDPOINT_READY)
+        return events if len(events) == 2 else []
+
+    second = (await eventually(moved_ready))[1]
+    assert second.data["base_url"] == f"http://10.9.8.7:9443/deployments/{deployment['id']}"
+    assert [e.data["sequence"] for e in tap.of(deployment["id"], ENDPOINT_GONE)] == [2]
+    assert second.data["sequence"] == 3
     # A handlers-protocol deployment never announces an OpenAI endpoint.
     plain = await tenant.new_version()
     (other,) = await tenant.deploy(plain["id"], [await tenant.register_device("plain")])

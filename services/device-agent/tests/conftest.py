@@ -86,6 +86,7 @@ def agent_settings(
         "stop_timeout_s": 2,
         "download_attempts": 3,
         "disk_reserve_mb": 0,
+        "ingress_port": 0,
         "log_json": False,
     }
     values.update(overrides)
@@ -94,7 +95,10 @@ def agent_settings(
 
 @pytest.fixture
 async def make_agent(
-    docker_engine: docker.DockerClient, amqp_url: str, tmp_path: Path
+    docker_engine: docker.DockerClient,
+    amqp_url: str,
+    tmp_path: Path,
+    artifact_server: ArtifactServer,
 ) -> AsyncIterator[AgentFactory]:
     """Start in-process agents (each its own device unless told); clean up all they leave."""
     started: list[Agent] = []
@@ -113,7 +117,7 @@ async def make_agent(
             data_dir or tmp_path / f"agent-{device.hex[:8]}",
             device,
             overrides.pop("amqp_url", amqp_url),
-            **overrides,
+            **{"deployer_url": artifact_server.origin, **overrides},
         )
         agent = Agent(settings)
         await agent.start()

@@ -38,7 +38,10 @@ DEVICE_TOKEN = "device-token-for-tests"
 class AgentProcess:
     """Starts and kills `modelyard-agent serve` processes sharing one device and data dir."""
 
-    def __init__(self, data_dir: Path, device_id: UUID, amqp_url: str, log: IO[bytes]) -> None:
+    def __init__(
+        self, data_dir: Path, device_id: UUID, amqp_url: str, log: IO[bytes], deployer_url: str
+    ) -> None:
+        self.deployer_url = deployer_url
         self.data_dir = data_dir
         self.device_id = device_id
         self.amqp_url = amqp_url
@@ -62,6 +65,8 @@ class AgentProcess:
             "MODELYARD_AGENT_OUTBOX_RETRY_S": "0.3",
             "MODELYARD_AGENT_DISK_RESERVE_MB": "0",
             "MODELYARD_LOG_JSON": "false",
+            "MODELYARD_AGENT_DEPLOYER_URL": self.deployer_url,
+            "MODELYARD_AGENT_INGRESS_PORT": "0",
         }
         self.process = await asyncio.to_thread(
             subprocess.Popen,
@@ -99,11 +104,14 @@ class AgentProcess:
 
 @pytest.fixture
 async def agent_process(
-    tmp_path: Path, amqp_url: str, docker_engine: docker.DockerClient
+    tmp_path: Path,
+    amqp_url: str,
+    docker_engine: docker.DockerClient,
+    artifact_server: ArtifactServer,
 ) -> AsyncIterator[AgentProcess]:
     device_id = uuid4()
     with (tmp_path / "agent.log").open("wb") as log:
-        agent = AgentProcess(tmp_path / "data", device_id, amqp_url, log)
+        agent = AgentProcess(tmp_path / "data", device_id, amqp_url, log, artifact_server.origin)
         try:
             yield agent
         finally:

@@ -64,7 +64,10 @@ async def test_handlers_project_serves_through_local_api(
         DeploymentState.running,
     ]
     assert report.host_port is not None
-    assert report.base_url == f"http://127.0.0.1:{report.host_port}"
+    # The agent no longer says where it can be reached: the deployer builds endpoint URLs from
+    # the device record, and every report carries the data dir's epoch.
+    assert report.base_url is None
+    assert report.agent_epoch == agent.agent_epoch
 
     async with api_client(agent) as client:
         answer = await client.post(f"/models/{model_name}/predict", json={"x": [1, 2, 3]})

@@ -135,8 +135,12 @@ class DeploymentReport(BaseModel):
     message: str = ""
     log_tail: list[str] = Field(default_factory=list)
     host_port: int | None = None
+    # Ignored by the deployer: an endpoint's URL is built from the device record, never taken
+    # from what a device says about itself.
     base_url: str | None = None
     reported_at: datetime
+    # Changes when the agent's data dir is new: its sequences restart, the deployer resyncs.
+    agent_epoch: str | None = None
 
 
 class Capabilities(BaseModel):
@@ -158,6 +162,7 @@ class DeviceHeartbeat(BaseModel):
     advertise_host: str = "127.0.0.1"
     sent_at: datetime
     deployments: list[dict[str, Any]] = Field(default_factory=list)
+    agent_epoch: str | None = None
 
 
 class EndpointAnnouncement(BaseModel):
@@ -170,3 +175,8 @@ class EndpointAnnouncement(BaseModel):
     base_url: str
     device_labels: dict[str, str] = Field(default_factory=dict)
     workspace: str | None = None
+    # Grows with every endpoint event of the deployment: a consumer applies only newer ones.
+    sequence: int = 0
+    # The device ingress credential, sealed (Fernet) with the key the deployer and the gateway
+    # share (`MODELYARD_INGRESS_SEAL_KEY`): never in clear on the bus.
+    ingress_token_sealed: str | None = None

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class CloudEvent(BaseModel):
@@ -22,6 +22,14 @@ class CloudEvent(BaseModel):
     datacontenttype: str = "application/json"
     subject: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # Set by the consumer from the AMQP `user_id` property, which the broker checks against the
+    # connection's login; never read from the event's own JSON.
+    _sender: str | None = PrivateAttr(default=None)
+
+    @property
+    def sender(self) -> str | None:
+        """Return the broker-validated login that published this event (None if unknown)."""
+        return self._sender
 
     def to_bytes(self) -> bytes:
         """Return the event serialised as JSON."""

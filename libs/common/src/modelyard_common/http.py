@@ -24,6 +24,9 @@ from modelyard_common.errors import (
     UnprocessableError,
 )
 
+# The caller's own bearer token, forwarded when a service asks another as the caller.
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
 IfMatch = Annotated[
     str | None,
     Header(

@@ -35,9 +35,18 @@ class Binding:
 class Broker:
     """One robust connection and a confirming channel; reconnects and resumes by itself."""
 
-    def __init__(self, url: str, *, prefetch: int = 32) -> None:
+    def __init__(
+        self, url: str, *, prefetch: int = 32, user_id: str | None = None, declare: bool = True
+    ) -> None:
+        """`user_id` is stamped on every publish (the broker refuses it unless it is our login).
+
+        With `declare=False` (a device's restricted login) nothing is declared: exchanges and
+        queues must exist already, and the login needs no configure permission.
+        """
         self.url = url
         self.prefetch = prefetch
+        self.user_id = user_id
+        self.declare = declare
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -53,9 +62,12 @@ class Broker:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 await channel.set_qos(prefetch_count=self.prefetch)
                 for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
-                    self._exchanges[name] = await channel.declare_exchange(
-                        name, aio_pika.ExchangeType.TOPIC, durable=True
-                    )
+                    if self.declare:
+                        self._exchanges[name] = await channel.declare_exchange(
+                            name, aio_pika.ExchangeType.TOPIC, durable=True
+                        )
+                    else:
+                        self._exchanges[name] = await channel.get_exchange(name, ensure=False)
             except BaseException:
                 # A half-set-up connection would otherwise stay open and keep reconnecting.
                 await connection.close()
@@ -124,6 +136,7 @@ class Broker:
             content_type=CONTENT_TYPE,
             message_id=event.id,
             type=event.type,
+            user_id=self.user_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._exchanges[exchange].publish(
@@ -139,8 +152,14 @@ class Broker:
         delivery_limit: int = 5,
         retry_delay_s: float = 0.5,
     ) -> Consumer:
-        """Start consuming a queue with `handler`; return the running consumer."""
-        queue = await self.declare_queue(queue_name, bindings, delivery_limit=delivery_limit)
+        """Start consuming a queue with `handler`; return the running consumer.
+
+        Without `declare`, the queue must exist (the deployer declares each device's queue).
+        """
+        if self.declare:
+            queue = await self.declare_queue(queue_name, bindings, delivery_limit=delivery_limit)
+        else:
+            queue = await self.channel.declare_queue(queue_name, passive=True)
         consumer = Consumer(queue, handler, retry_delay_s=retry_delay_s)
         await consumer.start()
         return consumer
@@ -172,6 +191,7 @@ class Consumer:
             log.error("parking a message that is not a CloudEvent on %s", self.queue.name)
             await message.reject(requeue=False)
             return
+        event._sender = message.user_id
         try:
             await self.handler(event)
         except Exception:

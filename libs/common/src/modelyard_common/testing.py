@@ -6,9 +6,11 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -55,6 +57,50 @@ def ensure_vhost(vhost: str = TEST_VHOST) -> None:
         ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
         check=True,
     )
+
+
+TEST_MANAGEMENT_URL = os.environ.get(
+    "MODELYARD_TEST_BROKER_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672"
+)
+
+
+def ensure_management_api(url: str = TEST_MANAGEMENT_URL, timeout_s: float = 60.0) -> None:
+    """Make sure RabbitMQ's management API answers (enabling its plugin once if it does not).
+
+    The deployer manages per-device broker logins through it.
+    """
+    import httpx
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{url}/api/overview", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if answers():
+        return
+    subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True)
+    deadline = time.monotonic() + timeout_s
+    while not answers():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RabbitMQ management API at {url} did not come up")
+        time.sleep(0.5)
+
+
+def delete_device_logins(vhost: str = TEST_VHOST, url: str = TEST_MANAGEMENT_URL) -> int:
+    """Delete the per-device broker logins that hold permissions on a test vhost."""
+    import httpx
+
+    parts = urlsplit(url)
+    auth = (parts.username or "guest", parts.password or "guest")
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+    with httpx.Client(base_url=base, auth=auth, timeout=10) as client:
+        quoted = quote(vhost, safe="")
+        users = [p["user"] for p in client.get(f"/vhosts/{quoted}/permissions").json()]
+        doomed = [u for u in users if u.startswith("device-")]
+        for user in doomed:
+            client.delete(f"/users/{quote(user, safe='')}")
+    return len(doomed)
 
 
 def bearer(

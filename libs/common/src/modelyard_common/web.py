@@ -22,7 +22,7 @@ from modelyard_common.db import make_engine, make_sessionmaker, utcnow
 from modelyard_common.errors import install_problem_handlers
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
-from modelyard_common.settings import ServiceSettings
+from modelyard_common.settings import ProcessSettings, ServiceSettings
 
 log = logging.getLogger("modelyard.web")
 
@@ -79,7 +79,7 @@ def create_app(
     title: str,
     description: str,
     version: str,
-    settings: ServiceSettings,
+    settings: ProcessSettings,
     routers: Sequence[APIRouter],
     lifespan: Any = None,
     readiness: Callable[[Request], dict[str, ReadinessCheck]] | None = None,

@@ -18,13 +18,16 @@ from modelyard_deployer.artifacts import LocalArtifactStore
 from modelyard_deployer.consumers import start_consumers
 from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_deployer.deployments.router import router as deployments_router
+from modelyard_deployer.devices.broker_logins import BrokerLogins
 from modelyard_deployer.devices.router import router as devices_router
+from modelyard_deployer.provisioning.router import router as provisioning_router
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions.router import router as versions_router
 
 TAGS = [
     {"name": "versions", "description": "Model versions: uploaded AI project zips + manifests."},
     {"name": "devices", "description": "Edge devices running the agent."},
+    {"name": "provisioning", "description": "Tokens that onboard devices in one command."},
     {"name": "deployments", "description": "Versions desired on devices, and their history."},
     {"name": "access", "description": "Per-model grants: viewer, deployer, editor."},
     {"name": "operations", "description": "Health and metrics."},
@@ -70,6 +73,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
             await relay.stop()
             await runtime.stop()
             await app.state.registry_http.aclose()
+            await app.state.broker_logins.close()
 
     app = create_app(
         title="Modelyard deployer",
@@ -77,13 +81,24 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         "history, and per-model access grants.",
         version=__version__,
         settings=settings,
-        routers=[versions_router, devices_router, deployments_router, access_router],
+        routers=[
+            versions_router,
+            provisioning_router,
+            devices_router,
+            deployments_router,
+            access_router,
+        ],
         lifespan=lifespan,
         openapi_tags=TAGS,
     )
     runtime.bind(app)
     app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)
     app.state.relay = relay
+    app.state.broker_logins = BrokerLogins(
+        settings.broker_management_url,
+        settings.broker_vhost,
+        timeout_s=settings.broker_management_timeout_s,
+    )
     return app
 
 

@@ -15,8 +15,7 @@ from modelyard_common.events import CloudEvent
 from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
-from modelyard_deployer.deployments.reports import apply_report
-from modelyard_deployer.devices.service import apply_heartbeat
+from modelyard_deployer.deployments.reports import apply_heartbeat, apply_report
 from modelyard_deployer.registry_models.service import apply_registry_event
 from modelyard_deployer.settings import DeployerSettings
 
@@ -53,12 +52,16 @@ async def start_consumers(
         (
             reports,
             DEPLOYMENT_REPORTED,
-            KeyedSerializer(once(reports, apply_report), _deployment_key),
+            KeyedSerializer(
+                once(reports, partial(apply_report, settings=settings)), _deployment_key
+            ),
         ),
         (
             heartbeats,
             DEVICE_HEARTBEAT,
-            in_transaction(partial(apply_heartbeat, offline_after=offline_after)),
+            in_transaction(
+                partial(apply_heartbeat, settings=settings, offline_after=offline_after)
+            ),
         ),
         (
             registry,

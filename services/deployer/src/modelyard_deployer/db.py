@@ -115,10 +115,31 @@ class Device(TimestampMixin, Base):
     token_rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     agent_version: Mapped[str | None] = mapped_column(String(100))
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Registered (at onboarding, or by an admin), never taken from the device's own messages.
     advertise_host: Mapped[str | None] = mapped_column(String(255))
+    ingress_port: Mapped[int | None] = mapped_column(Integer)
+    agent_epoch: Mapped[str | None] = mapped_column(String(64))
+    retired_agent_epochs: Mapped[list[str]] = mapped_column(JSONB, default=list)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ProvisioningToken(TimestampMixin, Base):
+    """A token an admin hands out to onboard devices: expiry, uses, default labels."""
+
+    __tablename__ = "provisioning_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Deployment(TimestampMixin, Base):
@@ -159,10 +180,13 @@ class Deployment(TimestampMixin, Base):
     state_generation: Mapped[int] = mapped_column(Integer, default=1)
     # Highest agent report sequence applied; lower or equal ones are late or duplicates.
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Added to the agent's sequences since its data dir was last renewed (they restart at 1).
+    sequence_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     host_port: Mapped[int | None] = mapped_column(Integer)
     # The OpenAI-compatible endpoint announced (endpoint_ready) and not yet withdrawn.
     base_url: Mapped[str | None] = mapped_column(String(2048))
     endpoint_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    endpoint_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.messaging import Broker
 from modelyard_deployer.artifacts import ArtifactStore
+from modelyard_deployer.devices.broker_logins import BrokerLogins
 from modelyard_deployer.settings import DeployerSettings
 
 
@@ -43,8 +44,15 @@ def get_broker(request: Request) -> Broker:
     return broker
 
 
+def get_broker_logins(request: Request) -> BrokerLogins:
+    """Return the manager of devices' broker logins."""
+    logins: BrokerLogins = request.app.state.broker_logins
+    return logins
+
+
 SettingsDep = Annotated[DeployerSettings, Depends(get_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 RegistryHttpDep = Annotated[httpx.AsyncClient, Depends(get_registry_http)]
 BrokerDep = Annotated[Broker, Depends(get_broker)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+BrokerLoginsDep = Annotated[BrokerLogins, Depends(get_broker_logins)]

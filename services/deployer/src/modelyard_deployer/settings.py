@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
@@ -34,6 +35,27 @@ class DeployerSettings(ServiceSettings):
         default="deployer", description="Prefix of the deployer's own event queues."
     )
     consume_events: bool = True
+    broker_management_url: str = Field(
+        default="http://guest:guest@127.0.0.1:15672",
+        description="RabbitMQ management API (with an administrator login): the deployer "
+        "creates one broker login per device there, with permissions to its own queue only.",
+    )
+    broker_management_timeout_s: float = Field(default=10.0, gt=0)
+    # Fernet key shared with the gateway only: device ingress credentials travel sealed in
+    # endpoint events. Production sets MODELYARD_INGRESS_SEAL_KEY (read by both services).
+    ingress_seal_key: str = "bW9kZWx5YXJkLWRldi1pbmdyZXNzLXNlYWwta2V5MzI="
+    device_broker_url: str | None = Field(
+        default=None,
+        description="The broker address handed to devices at registration (no login in it).",
+    )
+    default_ingress_port: int = Field(default=8004, ge=1, le=65535)
+    provisioning_max_ttl_h: float = Field(default=24 * 30, gt=0)
+
+    @property
+    def broker_vhost(self) -> str:
+        """Return the RabbitMQ vhost of `amqp_url` (`/` when the URL names none)."""
+        path = urlsplit(self.amqp_url).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
 
     @property
     def artifact_base_url(self) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import Header
+from modelyard_common.http import AuthorizationHeader
 
-# The caller's own bearer token, forwarded to the registry so it answers as the caller.
-AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+__all__ = ["AuthorizationHeader", "parse_range"]
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -8,9 +8,12 @@ import logging
 import os
 import platform
 import shutil
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -31,8 +34,17 @@ from modelyard_common.contracts import (
     DeviceHeartbeat,
     device_routing_key,
 )
+from modelyard_common.device_identity import (
+    broker_username,
+    device_amqp_url,
+    ingress_token,
+    token_hash,
+)
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker, Consumer
+
+if TYPE_CHECKING:
+    from modelyard_agent.ingress.app import IngressServer
 
 log = logging.getLogger("modelyard.agent")
 
@@ -46,11 +58,14 @@ class Agent:
         self.settings = settings
         data_dir = settings.data_dir
         self.store = DesiredStateStore(data_dir / "deployments")
-        self.broker = Broker(settings.amqp_url, prefetch=8)
+        self.broker = device_broker(settings)
         self.outbox = ReportOutbox(
             data_dir / "outbox", self.broker, retry_s=settings.outbox_retry_s
         )
         self.docker = DockerRuntime(settings.device_id, workers=settings.docker_workers)
+        self.ingress_token = ingress_token(token_hash(settings.token), settings.device_id)
+        self.ingress: IngressServer | None = None
+        self.agent_epoch: str | None = None
         self.routes = RouteTable()
         self.http = httpx.AsyncClient(follow_redirects=True)
         # Calls to model containers get their own pool and a long timeout (inference is slow).
@@ -84,6 +99,16 @@ class Agent:
         Returns at once: reconciliation starts from disk even while the broker is unreachable.
         """
         await asyncio.to_thread(self._prepare_data_dir)
+        if self.ingress is None:
+            from modelyard_agent.ingress.app import IngressServer  # the app imports the agent
+
+            self.ingress = IngressServer(
+                self,
+                self.settings.ingress_host or self.settings.advertise_host,
+                self.settings.ingress_port,
+            )
+            await self.ingress.start()
+            log.info("ingress listening on port %s", self.ingress.port)
         self._tasks = [
             asyncio.create_task(self.reconciler.run(), name="reconciler"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
@@ -94,6 +119,9 @@ class Agent:
     async def stop(self) -> None:
         """Stop the loops and close connections; containers keep running."""
         await cancel_and_wait(self._tasks)
+        if self.ingress is not None:
+            await self.ingress.stop()
+            self.ingress = None
         await self.reconciler.stop()
         with contextlib.suppress(Exception):
             await self.broker.close()
@@ -109,6 +137,7 @@ class Agent:
             self.wrapper_path.write_bytes(wrapper)
         self.store.load()
         self.outbox.prepare()
+        self.agent_epoch = self.reconciler.agent_epoch = _load_epoch(self.settings.data_dir)
 
     async def _consume_commands(self) -> None:
         delay = 0.5
@@ -170,6 +199,7 @@ class Agent:
             advertise_host=self.settings.advertise_host,
             sent_at=datetime.now(UTC),
             deployments=[_summary(r) for r in self.store.all() if not r.is_tombstone],
+            agent_epoch=self.agent_epoch,
         )
         return new_event(
             type=DEVICE_HEARTBEAT,
@@ -191,6 +221,40 @@ class Agent:
             disk_free_mb=usage.free // (1024 * 1024),
             cpus=facts.get("cpus") or os.cpu_count(),
         )
+
+
+def device_broker(settings: AgentSettings) -> Broker:
+    """Return the broker connection of a device: logged in as itself, declaring nothing.
+
+    A broker URL that carries a login of its own (a development broker without per-device
+    logins) is used as given, declaring the topology as services do.
+    """
+    given = urlsplit(settings.amqp_url)
+    if given.username:
+        return Broker(settings.amqp_url, prefetch=8, user_id=unquote(given.username))
+    return Broker(
+        device_amqp_url(settings.amqp_url, settings.device_id, settings.token),
+        prefetch=8,
+        user_id=broker_username(settings.device_id),
+        declare=False,
+    )
+
+
+def _load_epoch(data_dir: Path) -> str:
+    """Return the agent epoch of this data dir, made when the dir is new.
+
+    `<milliseconds since 1970, 13 digits>-<random>`: the deployer compares epochs by age.
+    """
+    path = data_dir / "epoch"
+    with contextlib.suppress(FileNotFoundError):
+        epoch = path.read_text().strip()
+        if epoch:
+            return epoch
+    epoch = f"{time.time_ns() // 1_000_000:013d}-{uuid.uuid4().hex[:12]}"
+    partial = path.with_suffix(".tmp")
+    partial.write_text(epoch)
+    os.replace(partial, path)
+    return epoch
 
 
 def _ram_mb() -> int | None:

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -34,6 +35,26 @@ class PermanentError(Exception):
     def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
         super().__init__(message)
         self.log_tail = log_tail or []
+
+
+def same_origin(url: str, trusted: str) -> bool:
+    """Return whether `url` has the scheme, host and port of `trusted` (RFC 6454 origin)."""
+    a, b = urlsplit(url), urlsplit(trusted)
+
+    def port(parts: SplitResult) -> int | None:
+        try:
+            return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        except ValueError:
+            return None
+
+    return (
+        a.scheme.lower() in ("http", "https")
+        and a.scheme.lower() == b.scheme.lower()
+        and (a.hostname or "") == (b.hostname or "")
+        and port(a) == port(b)
+        and a.username is None
+        and port(a) is not None
+    )
 
 
 class TransientError(Exception):

@@ -30,6 +30,7 @@ from modelyard_agent.artifacts import (
     PermanentError,
     TransientError,
     download_artifact,
+    same_origin,
     unpack_artifact,
 )
 from modelyard_agent.background import cancel_and_wait
@@ -117,6 +118,8 @@ class Reconciler:
         self._schedule: dict[UUID, Schedule] = {}
         self._wake = asyncio.Event()
         self.passes = 0
+        # Set by the agent once its data dir is ready (see `Agent._prepare_data_dir`).
+        self.agent_epoch: str | None = None
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -369,6 +372,13 @@ class Reconciler:
         if await asyncio.to_thread(project_dir.is_dir):
             return project_dir
         await self.report(record, DeploymentState.downloading, version=target)
+        if not same_origin(target.artifact_url, self.settings.deployer_url):
+            # The device token goes to the deployer only: a command naming another place is
+            # refused before any request is made.
+            raise PermanentError(
+                f"Refused to download version {target.number} from {target.artifact_url!r}: "
+                f"artifacts come only from the configured deployer ({self.settings.deployer_url})."
+            )
         zip_path = self.downloads_dir / f"{record.deployment_id}-{target.id}.zip"
         policy = DownloadPolicy(
             token=self.settings.token,
@@ -403,11 +413,15 @@ class Reconciler:
         command: list[str] | None = None
         working_dir: str | None = None
         if manifest.protocol is Protocol.handlers:
-            mounts = {str(project_dir): PROJECT_MOUNT, str(self.wrapper_path): WRAPPER_MOUNT}
             command = [manifest.language, WRAPPER_MOUNT]
-            working_dir = PROJECT_MOUNT
+            mounts = {str(self.wrapper_path): WRAPPER_MOUNT}
+            if not manifest.dockerfile:
+                mounts[str(project_dir)] = PROJECT_MOUNT
+                working_dir = PROJECT_MOUNT
+                environment["MODELYARD_PROJECT_DIR"] = PROJECT_MOUNT
+            # A built image runs in its own WORKDIR, with what its build steps made there; the
+            # wrapper imports `main` from the working directory.
             environment.update(
-                MODELYARD_PROJECT_DIR=PROJECT_MOUNT,
                 MODELYARD_MAIN=manifest.main,
                 MODELYARD_HANDLERS=",".join(h.name for h in manifest.handlers),
                 MODELYARD_INPUT_TYPE=manifest.input_type.value,
@@ -654,8 +668,8 @@ class Reconciler:
             message=message,
             log_tail=(log_tail or [])[-self.settings.log_tail_lines :],
             host_port=host_port,
-            base_url=(f"http://{self.settings.advertise_host}:{host_port}" if host_port else None),
             reported_at=datetime.now(UTC),
+            agent_epoch=self.agent_epoch,
         )
         log.info("deployment %s -> %s %s", record.deployment_id, state.value, message)
         await self.outbox.put(

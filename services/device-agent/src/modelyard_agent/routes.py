@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -60,10 +60,16 @@ class RouteTable:
                 self._retired[route.container_id] = route
                 del self._routes[name]
 
+    def use(self, model_name: str) -> AbstractContextManager[Route | None]:
+        """Return a block yielding the model's route (or None), counted as in flight."""
+        return self._counted(self._routes.get(model_name))
+
+    def use_deployment(self, deployment_id: UUID) -> AbstractContextManager[Route | None]:
+        """Return a block yielding the deployment's route (or None), counted as in flight."""
+        return self._counted(self.for_deployment(deployment_id))
+
     @contextmanager
-    def use(self, model_name: str) -> Iterator[Route | None]:
-        """Yield the model's route (or None), counted as in flight until the block ends."""
-        route = self._routes.get(model_name)
+    def _counted(self, route: Route | None) -> Iterator[Route | None]:
         if route is None:
             yield None
             return

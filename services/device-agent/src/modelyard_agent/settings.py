@@ -1,4 +1,8 @@
-"""Agent settings: `MODELYARD_AGENT_X`, then `MODELYARD_X`, each with a working local default."""
+"""Agent settings: `MODELYARD_AGENT_X`, then `MODELYARD_X`, each with a working local default.
+
+A device holds only what is its own: its id and token, the deployer's URL, the broker's URL and
+its data dir (plus tuning). No JWT secret and no database URL exist here, so none can leak.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from uuid import UUID
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modelyard_common.settings import ServiceSettings
+from modelyard_common.settings import ProcessSettings
 
 
-class AgentSettings(ServiceSettings):
+class AgentSettings(ProcessSettings):
     """What one device agent reads from its environment.
 
     Docker is reached as the Docker SDK does it (`DOCKER_HOST`, else the local socket).
+    `amqp_url` names the broker; without a login in it (the normal case) the agent logs in as
+    its device (`device-<id>`, a password derived from its token).
     """
 
     service_name: ClassVar[str] = "agent"
@@ -27,6 +33,10 @@ class AgentSettings(ServiceSettings):
     data_dir: Path = Path("/var/lib/modelyard-agent")
     port: int = Field(default=8003, ge=1, le=65535)
     advertise_host: str = "127.0.0.1"
+    ingress_host: str | None = Field(
+        default=None, description="Where the ingress listens; defaults to `advertise_host`."
+    )
+    ingress_port: int = Field(default=8004, ge=0, le=65535, description="0 picks a free port.")
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     backoff_initial_s: float = Field(default=2.0, gt=0)

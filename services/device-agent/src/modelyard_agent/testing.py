@@ -189,6 +189,13 @@ class ArtifactServer:
             self._server.shutdown()
             self._server.server_close()
 
+    @property
+    def origin(self) -> str:
+        """Return the server's origin: what an agent under test has as its deployer URL."""
+        if self._server is None:
+            raise RuntimeError("start() the server first")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
     def publish(self, data: bytes) -> tuple[str, str]:
         """Serve `data` under a new key; return (url, key)."""
         if self._server is None:

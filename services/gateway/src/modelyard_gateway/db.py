@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -122,6 +123,16 @@ class IdempotencyRecord(IdempotencyRecordMixin, Base):
     """The first answer to a create sent with an Idempotency-Key."""
 
     __tablename__ = "idempotency_keys"
+
+
+class EndpointSequence(Base):
+    """The last endpoint event applied for a deployment (older ones arriving late are skipped)."""
+
+    __tablename__ = "endpoint_sequences"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):

@@ -19,6 +19,9 @@ class GatewaySettings(ServiceSettings):
     # Fernet key (urlsafe base64, 32 bytes) for cloud tokens at rest. The default is for local
     # development only; production sets MODELYARD_GATEWAY_ENCRYPTION_KEY.
     encryption_key: str = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
+    # Fernet key shared with the deployer only: device ingress credentials arrive sealed with it
+    # in endpoint events (MODELYARD_INGRESS_SEAL_KEY, read by both services).
+    ingress_seal_key: str = "bW9kZWx5YXJkLWRldi1pbmdyZXNzLXNlYWwta2V5MzI="
     cooldown_failures: int = Field(
         default=3, ge=1, description="Failures (one per outage) within the window that cool."
     )

@@ -120,6 +120,8 @@ async def announce_endpoint(
     device: Device,
     version_id: Any,
     base_url: str,
+    sequence: int,
+    ingress_token_sealed: str | None,
 ) -> None:
     """Queue `endpoint_ready` (or `endpoint_gone`) for an OpenAI-compatible deployment."""
     announcement = EndpointAnnouncement(
@@ -130,6 +132,8 @@ async def announce_endpoint(
         base_url=base_url,
         device_labels=device.labels,
         workspace=deployment.workspace,
+        sequence=sequence,
+        ingress_token_sealed=ingress_token_sealed,
     )
     await enqueue(
         session,

@@ -10,6 +10,8 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.contracts import CommandAction
+from modelyard_common.db import utcnow
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
 
 
@@ -96,6 +98,37 @@ def history_statement(
     if source is not None:
         stmt = stmt.where(DeploymentEvent.source == source)
     return stmt
+
+
+def deployer_entry(
+    deployment: Deployment,
+    *,
+    message: str,
+    action: CommandAction | None = None,
+    state: str | None = None,
+    actor: str | None = None,
+    version_id: uuid.UUID | None = None,
+    generation: int | None = None,
+    applied: bool = True,
+) -> DeploymentEvent:
+    """Return a history entry written by the deployer (an action, a resync, a refusal)."""
+    return DeploymentEvent(
+        workspace=deployment.workspace,
+        deployment_id=deployment.id,
+        model_id=deployment.model_id,
+        device_id=deployment.device_id,
+        version_id=version_id or deployment.version_id,
+        source="deployer",
+        action=action.value if action else None,
+        state=state or deployment.state,
+        message=message,
+        log_tail=[],
+        generation=deployment.generation if generation is None else generation,
+        sequence=None,
+        actor=actor,
+        applied=applied,
+        occurred_at=utcnow(),
+    )
 
 
 async def record_event(session: AsyncSession, values: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from modelyard_deployer.deployments.schemas import (
     Deployment,
     DeploymentBatch,
     DeploymentCreate,
+    EndpointsAnnounced,
     HistoryEntry,
     Redeploy,
 )
@@ -317,3 +318,22 @@ async def list_model_deployment_history(
         source=source,
     )
     return Page[HistoryEntry](items=items, next_cursor=cursor)
+
+
+@router.post(
+    "/v1/models/{model_id}/endpoints/announce",
+    operation_id="announce_model_endpoints",
+    summary="Announce again the running endpoints of a model (a gateway group bound just now)",
+    description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
+    "deployment of the model in the workspace, so a gateway group created or re-bound after "
+    "they started serves them. The answer counts them; the events carry the rest.",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401, 404),
+)
+async def announce_model_endpoints(
+    model_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
+) -> EndpointsAnnounced:
+    count = await service.announce_model_endpoints(
+        session, settings=settings, principal=principal, model_id=model_id
+    )
+    return EndpointsAnnounced(announced=count)

@@ -149,3 +149,11 @@ class HistoryEntry(BaseModel):
     actor: str | None
     occurred_at: datetime
     recorded_at: datetime
+
+
+class EndpointsAnnounced(BaseModel):
+    """How many running endpoints were announced again."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"announced": 2}]})
+
+    announced: int

@@ -22,7 +22,6 @@ from modelyard_common.contracts import (
     DeploymentState,
     DesiredState,
 )
-from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     ConflictError,
     FieldError,
@@ -36,7 +35,7 @@ from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access, visible_models
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion
-from modelyard_deployer.deployments import messages, repository, schemas
+from modelyard_deployer.deployments import messages, reports, repository, schemas
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
 from modelyard_deployer.registry_models import repository as registry_models
@@ -107,6 +106,19 @@ def history_view(entry: DeploymentEvent) -> schemas.HistoryEntry:
         actor=entry.actor,
         occurred_at=entry.occurred_at,
         recorded_at=entry.recorded_at,
+    )
+
+
+async def require_model_viewer(
+    session: AsyncSession, principal: Principal, model_id: uuid.UUID
+) -> None:
+    """Raise 404 unless the principal may see the model."""
+    await require_access(
+        session,
+        principal,
+        model_id,
+        AccessLevel.viewer,
+        not_found=f"No model {model_id} you may see in this workspace.",
     )
 
 
@@ -218,22 +230,8 @@ class Dispatcher:
             base_url=self.settings.artifact_base_url,
         )
         session.add(
-            DeploymentEvent(
-                workspace=deployment.workspace,
-                deployment_id=deployment.id,
-                model_id=deployment.model_id,
-                device_id=deployment.device_id,
-                version_id=deployment.version_id,
-                source="deployer",
-                action=action.value,
-                state=deployment.state,
-                message=message,
-                log_tail=[],
-                generation=deployment.generation,
-                sequence=None,
-                actor=self.principal.sub,
-                applied=True,
-                occurred_at=utcnow(),
+            repository.deployer_entry(
+                deployment, action=action, message=message, actor=self.principal.sub
             )
         )
         await session.flush()
@@ -531,13 +529,7 @@ async def list_deployments(
 ) -> tuple[list[schemas.Deployment], str | None]:
     """Return one page of the deployments the principal may see, filtered."""
     if model_id is not None:
-        await require_access(
-            session,
-            principal,
-            model_id,
-            AccessLevel.viewer,
-            not_found=f"No model {model_id} you may see in this workspace.",
-        )
+        await require_model_viewer(session, principal, model_id)
     if device_id is not None:
         await get_device_row(session, principal=principal, device_id=device_id)
     stmt = repository.list_statement(
@@ -576,13 +568,7 @@ async def deployment_history(
             session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
         )
     if model_id is not None:
-        await require_access(
-            session,
-            principal,
-            model_id,
-            AccessLevel.viewer,
-            not_found=f"No model {model_id} you may see in this workspace.",
-        )
+        await require_model_viewer(session, principal, model_id)
     stmt = repository.history_statement(
         workspace=principal.workspace,
         deployment_id=deployment_id,
@@ -598,3 +584,13 @@ async def deployment_history(
         id_column=DeploymentEvent.id,
     )
     return [history_view(row) for row in rows], cursor
+
+
+async def announce_model_endpoints(
+    session: AsyncSession, *, settings: DeployerSettings, principal: Principal, model_id: uuid.UUID
+) -> int:
+    """Return how many running endpoints of a model were announced again."""
+    await require_model_viewer(session, principal, model_id)
+    return await reports.reannounce_model(
+        session, settings=settings, workspace=principal.workspace, model_id=model_id
+    )

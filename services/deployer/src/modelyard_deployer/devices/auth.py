@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal, decode_token
+from modelyard_common.device_identity import token_hash
 from modelyard_common.errors import UnauthorizedError
 from modelyard_deployer.db import Device, SessionDep
 
@@ -20,11 +20,8 @@ DEVICE_TOKEN_PREFIX = "mydev_"
 
 
 def hash_token(token: str) -> str:
-    """Return the stored form of a device token.
-
-    A plain SHA-256 suffices: tokens are 256 random bits, so there is nothing to brute-force.
-    """
-    return hashlib.sha256(token.encode()).hexdigest()
+    """Return the stored form of a device token (the same on the device, see device_identity)."""
+    return token_hash(token)
 
 
 def new_token() -> tuple[str, str]:

@@ -94,6 +94,11 @@ async def get_by_id(session: AsyncSession, device_id: uuid.UUID) -> Device | Non
     return await session.scalar(select(Device).where(Device.id == device_id))
 
 
+async def get_by_id_for_update(session: AsyncSession, device_id: uuid.UUID) -> Device | None:
+    """Return a device by id alone, locked: its agent's messages apply one at a time."""
+    return await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
+
+
 async def record_heartbeat(
     session: AsyncSession,
     *,
@@ -101,7 +106,6 @@ async def record_heartbeat(
     seen_at: datetime,
     agent_version: str,
     capabilities: dict[str, object],
-    advertise_host: str,
 ) -> bool:
     """Apply a heartbeat unless a newer one was applied already; return whether it was."""
     result = await session.execute(
@@ -115,7 +119,6 @@ async def record_heartbeat(
             last_seen_at=seen_at,
             agent_version=agent_version,
             capabilities=capabilities,
-            advertise_host=advertise_host,
         )
         .execution_options(synchronize_session=False)
     )

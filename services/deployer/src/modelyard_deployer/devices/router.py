@@ -13,7 +13,7 @@ from modelyard_common.errors import FieldError, UnprocessableError, problem_resp
 from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_deployer.db import IdempotencyRecord, SessionDep
-from modelyard_deployer.deps import BrokerDep, SettingsDep
+from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep
 from modelyard_deployer.devices import service
 from modelyard_deployer.devices.schemas import (
     Device,
@@ -67,6 +67,7 @@ async def create_device(
     session: SessionDep,
     principal: Editor,
     broker: BrokerDep,
+    logins: BrokerLoginsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -78,7 +79,12 @@ async def create_device(
         key=idempotency_key,
         payload=body,
         create=lambda: service.register_device(
-            session, broker=broker, settings=settings, principal=principal, body=body
+            session,
+            broker=broker,
+            logins=logins,
+            settings=settings,
+            workspace=principal.workspace,
+            body=body,
         ),
     )
     return created_response(stored, location=f"/v1/devices/{stored.body['id']}")
@@ -167,20 +173,32 @@ async def update_device(
     responses=problem_responses(401, 403, 404),
 )
 async def rotate_device_token(
-    device_id: uuid.UUID, session: SessionDep, principal: Editor, settings: SettingsDep
+    device_id: uuid.UUID,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
+    logins: BrokerLoginsDep,
 ) -> DeviceWithToken:
     return await service.rotate_token(
-        session, settings=settings, principal=principal, device_id=device_id
+        session, logins=logins, settings=settings, principal=principal, device_id=device_id
     )
 
 
 @router.delete(
     "/{device_id}",
     operation_id="revoke_device",
-    summary="Revoke a device (its token stops working; history is kept)",
+    summary="Revoke a device: token and broker login refused at once, deployments removed",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 503),
 )
-async def revoke_device(device_id: uuid.UUID, session: SessionDep, principal: Editor) -> Response:
-    await service.revoke_device(session, principal=principal, device_id=device_id)
+async def revoke_device(
+    device_id: uuid.UUID,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
+    logins: BrokerLoginsDep,
+) -> Response:
+    await service.revoke_device(
+        session, logins=logins, settings=settings, principal=principal, device_id=device_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

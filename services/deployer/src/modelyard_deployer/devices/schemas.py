@@ -18,6 +18,19 @@ Labels = Annotated[
 ]
 
 
+AdvertiseHost = Annotated[
+    str | None,
+    Field(
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}|[0-9a-fA-F:.]{0,252})$",
+        description="The address other machines reach the device's ingress at (host or IP). "
+        "Endpoint URLs are built from it; a device's own messages never change it.",
+    ),
+]
+IngressPort = Annotated[
+    int | None, Field(ge=1, le=65535, description="The agent's ingress port (default 8004).")
+]
+
+
 def _check_label_keys(labels: dict[str, str] | None) -> dict[str, str] | None:
     for key in labels or {}:
         if not re.match(LABEL_KEY, key):
@@ -41,6 +54,8 @@ class DeviceCreate(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     labels: Labels = Field(default_factory=dict)
+    advertise_host: AdvertiseHost = None
+    ingress_port: IngressPort = None
 
     _keys = field_validator("labels")(_check_label_keys)
 
@@ -52,6 +67,8 @@ class DeviceUpdate(BaseModel):
 
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     labels: Labels | None = None
+    advertise_host: AdvertiseHost = None
+    ingress_port: IngressPort = None
 
     _keys = field_validator("labels")(_check_label_keys)
 
@@ -86,6 +103,7 @@ class Device(BaseModel):
     agent_version: str | None
     capabilities: dict[str, Any] = Field(description="arch, docker_version, ram_mb, disk_free_mb…")
     advertise_host: str | None
+    ingress_port: int | None
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -96,3 +114,7 @@ class DeviceWithToken(Device):
     """A device with its token: shown once, at registration or rotation."""
 
     token: str = Field(description="The device token; store it now, it is never shown again.")
+    broker_url: str | None = Field(
+        default=None,
+        description="The broker address devices use (no login: the agent logs in as itself).",
+    )

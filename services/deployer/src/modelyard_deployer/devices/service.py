@@ -6,20 +6,20 @@ import logging
 import uuid
 from datetime import timedelta
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.contracts import DEVICES_EXCHANGE, DeviceHeartbeat, device_routing_key
+from modelyard_common.contracts import DEVICES_EXCHANGE, device_routing_key
 from modelyard_common.db import utcnow
 from modelyard_common.errors import NotFoundError, ServiceUnavailableError
-from modelyard_common.events import CloudEvent
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.db import Device
+from modelyard_deployer.deployments import reports
 from modelyard_deployer.devices import repository
 from modelyard_deployer.devices.auth import new_token
+from modelyard_deployer.devices.broker_logins import BrokerLogins
 from modelyard_deployer.devices.schemas import Device as DeviceView
 from modelyard_deployer.devices.schemas import (
     DeviceCreate,
@@ -53,6 +53,7 @@ def to_schema(device: Device, settings: DeployerSettings) -> DeviceView:
         agent_version=device.agent_version,
         capabilities=device.capabilities,
         advertise_host=device.advertise_host,
+        ingress_port=device.ingress_port,
         last_seen_at=device.last_seen_at,
         created_at=device.created_at,
         updated_at=device.updated_at,
@@ -99,24 +100,40 @@ async def register_device(
     session: AsyncSession,
     *,
     broker: Broker,
+    logins: BrokerLogins,
     settings: DeployerSettings,
-    principal: Principal,
+    workspace: str,
     body: DeviceCreate,
 ) -> DeviceWithToken:
-    """Return the new device with its token (the only time the token is shown)."""
+    """Return the new device with its token (the only time the token is shown).
+
+    The device gets its command queue and its own broker login (permissions to that queue and
+    to its own reports only) before the answer goes out.
+    """
     token, token_hash = new_token()
     device = Device(
-        workspace=principal.workspace,
+        workspace=workspace,
         name=body.name,
         labels=body.labels,
         token_hash=token_hash,
         capabilities={},
+        advertise_host=body.advertise_host,
+        ingress_port=body.ingress_port,
     )
     session.add(device)
     await session.flush()
     await ensure_device_queue(broker, settings, device.id)
+    await logins.grant(device.id, token)
     await session.refresh(device)
-    return DeviceWithToken(**to_schema(device, settings).model_dump(), token=token)
+    return _with_token(device, token, settings)
+
+
+def _with_token(device: Device, token: str, settings: DeployerSettings) -> DeviceWithToken:
+    return DeviceWithToken(
+        **to_schema(device, settings).model_dump(),
+        token=token,
+        broker_url=settings.device_broker_url,
+    )
 
 
 async def get_device(
@@ -171,8 +188,16 @@ async def update_device(
         device.name = body.name
     if body.labels is not None:
         device.labels = body.labels
+    moved = False
+    for field in ("advertise_host", "ingress_port"):
+        value = getattr(body, field)
+        if value is not None and value != getattr(device, field):
+            setattr(device, field, value)
+            moved = True
     device.revision += 1
     await session.flush()
+    if moved:
+        await reports.reannounce_device(session, settings=settings, device=device)
     await session.refresh(device)
     return to_schema(device, settings)
 
@@ -180,11 +205,16 @@ async def update_device(
 async def rotate_token(
     session: AsyncSession,
     *,
+    logins: BrokerLogins,
     settings: DeployerSettings,
     principal: Principal,
     device_id: uuid.UUID,
 ) -> DeviceWithToken:
-    """Return the device with a new token; the old one stops working at once."""
+    """Return the device with a new token; the old one stops working at once.
+
+    Its broker login is re-keyed (open sessions closed) and its endpoints are announced again
+    with the new ingress credential.
+    """
     device = await get_device_row(session, principal=principal, device_id=device_id)
     if device.revoked_at is not None:
         raise _not_found(device_id)
@@ -193,14 +223,24 @@ async def rotate_token(
     device.token_rotated_at = utcnow()
     device.revision += 1
     await session.flush()
+    await logins.grant(device.id, token)
+    await reports.reannounce_device(session, settings=settings, device=device)
     await session.refresh(device)
-    return DeviceWithToken(**to_schema(device, settings).model_dump(), token=token)
+    return _with_token(device, token, settings)
 
 
 async def revoke_device(
-    session: AsyncSession, *, principal: Principal, device_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    logins: BrokerLogins,
+    settings: DeployerSettings,
+    principal: Principal,
+    device_id: uuid.UUID,
 ) -> None:
-    """Revoke a device: its token stops working; its history is kept."""
+    """Revoke a device: token and broker login refused at once, its deployments removed.
+
+    Its history is kept; registering the machine again makes a new device.
+    """
     device = await get_device_row(session, principal=principal, device_id=device_id)
     if device.revoked_at is not None:
         return
@@ -208,27 +248,6 @@ async def revoke_device(
     device.token_hash = None
     device.revision += 1
     await session.flush()
-
-
-async def apply_heartbeat(
-    session: AsyncSession, event: CloudEvent, *, offline_after: timedelta
-) -> None:
-    """Record a device's heartbeat: last seen, agent version, capabilities, advertised host."""
-    try:
-        heartbeat = DeviceHeartbeat.model_validate(event.data)
-    except ValidationError:
-        log.warning("ignoring unreadable heartbeat %s", event.id)
-        return
-    now = utcnow()
-    # A fresh heartbeat counts as seen now, whatever the device's clock says (edge clocks
-    # drift); one older than the offline window (a backlog after downtime) keeps its own time,
-    # so a device that died meanwhile is not shown online.
-    seen_at = now if heartbeat.sent_at > now - offline_after else heartbeat.sent_at
-    await repository.record_heartbeat(
-        session,
-        device_id=heartbeat.device_id,
-        seen_at=seen_at,
-        agent_version=heartbeat.agent_version,
-        capabilities=heartbeat.capabilities.model_dump(mode="json", exclude_none=True),
-        advertise_host=heartbeat.advertise_host,
-    )
+    await reports.retire_device(session, settings=settings, device=device)
+    await logins.revoke(device.id)
+    logins.sweep_later(device.id)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.api.schemas import ModelList, ModelLogs, ModelStatus
+from modelyard_agent.routes import Route
 from modelyard_agent.store import DeploymentRecord
 from modelyard_common.errors import NotFoundError, ProblemError, ServiceUnavailableError
 
@@ -46,39 +47,64 @@ async def call_handler(
     """
     calls = contextlib.AsyncExitStack()
     route = calls.enter_context(agent.routes.use(model_name))
+    if route is None:
+        await calls.aclose()
+        record = _record_for(agent, model_name)
+        raise ServiceUnavailableError(
+            f"Model {model_name!r} is not running (state: {record.state.value}).",
+            headers={"Retry-After": "5"},
+            state=record.state.value,
+        )
+    return await relay(
+        agent,
+        calls,
+        route,
+        method="POST",
+        path=handler,
+        query="",
+        body=body,
+        headers={"content-type": content_type or "application/json"},
+    )
+
+
+async def relay(
+    agent: Agent,
+    calls: contextlib.AsyncExitStack,
+    route: Route,
+    *,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> Response:
+    """Return the container's answer to one request, streamed; `calls` closes after its end."""
     try:
-        if route is None:
-            record = _record_for(agent, model_name)
-            raise ServiceUnavailableError(
-                f"Model {model_name!r} is not running (state: {record.state.value}).",
-                headers={"Retry-After": "5"},
-                state=record.state.value,
-            )
         request = agent.proxy_http.build_request(
-            "POST",
-            f"{route.base_url}/{handler}",
+            method,
+            f"{route.base_url}/{path}" + (f"?{query}" if query else ""),
             content=body,
-            headers={"content-type": content_type or "application/json"},
+            headers=headers,
         )
         try:
             upstream = await agent.proxy_http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise BadGatewayError(
-                f"Model {model_name!r} did not answer: {type(exc).__name__}."
+                f"Model {route.model_name!r} did not answer: {type(exc).__name__}."
             ) from exc
     except BaseException:
         await calls.aclose()
         raise
     calls.push_async_callback(upstream.aclose)
 
-    async def relay() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         async with calls:
             async for chunk in upstream.aiter_raw():
                 yield chunk
 
-    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    headers["x-modelyard-version"] = str(route.version_id)
-    return StreamingResponse(relay(), status_code=upstream.status_code, headers=headers)
+    answer = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED_HEADERS}
+    answer["x-modelyard-version"] = str(route.version_id)
+    return StreamingResponse(chunks(), status_code=upstream.status_code, headers=answer)
 
 
 async def model_logs(*, agent: Agent, model_name: str, tail: int) -> ModelLogs:

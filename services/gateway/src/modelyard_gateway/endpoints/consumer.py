@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +16,10 @@ from modelyard_common.contracts import (
 from modelyard_common.events import CloudEvent
 from modelyard_common.inbox import idempotent_handler
 from modelyard_common.messaging import Binding, Broker
+from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import ProcessedEvent
 from modelyard_gateway.endpoints import service
+from modelyard_gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from modelyard_gateway.runtime.runner import Runtime
@@ -24,18 +27,32 @@ if TYPE_CHECKING:
 QUEUE = "gateway.endpoints"
 
 
-async def apply_event(session: AsyncSession, event: CloudEvent) -> None:
-    """Apply one endpoint event inside the consumer's transaction."""
+async def apply_event(
+    session: AsyncSession, event: CloudEvent, *, settings: GatewaySettings
+) -> None:
+    """Apply one endpoint event inside the consumer's transaction (in deployment order)."""
     announcement = EndpointAnnouncement.model_validate(event.data)
+    if not await service.in_order(session, announcement=announcement):
+        return
     if event.type == ENDPOINT_READY:
-        await service.endpoint_ready(session, announcement=announcement)
+        token = service.ingress_credential(
+            announcement,
+            seal_key=settings.ingress_seal_key,
+            box=SecretBox(settings.encryption_key),
+        )
+        await service.endpoint_ready(session, announcement=announcement, token_sealed=token)
     elif event.type == ENDPOINT_GONE:
         await service.endpoint_gone(session, announcement=announcement)
 
 
 async def start_consumer(broker: Broker, runtime: Runtime) -> None:
     """Start consuming endpoint events on the gateway's durable quorum queue."""
-    handler = idempotent_handler(runtime.sessionmaker, ProcessedEvent, QUEUE, apply_event)
+    handler = idempotent_handler(
+        runtime.sessionmaker,
+        ProcessedEvent,
+        QUEUE,
+        partial(apply_event, settings=runtime.settings),
+    )
     await broker.consume(
         QUEUE,
         [

@@ -6,9 +6,37 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_gateway.db import GroupMember, ModelGroup, ModelInstance
+from modelyard_common.db import utcnow
+from modelyard_gateway.db import EndpointSequence, GroupMember, ModelGroup, ModelInstance
+
+
+async def advance_sequence(
+    session: AsyncSession, *, deployment_id: uuid.UUID, sequence: int
+) -> bool:
+    """Record `sequence` as the deployment's last applied one; False if it is not newer.
+
+    The row is locked until the transaction ends, so two replicas apply one deployment's
+    events one at a time.
+    """
+    await session.execute(
+        insert(EndpointSequence)
+        .values(deployment_id=deployment_id, sequence=0)
+        .on_conflict_do_nothing(index_elements=[EndpointSequence.deployment_id])
+    )
+    row = await session.scalar(
+        select(EndpointSequence)
+        .where(EndpointSequence.deployment_id == deployment_id)
+        .with_for_update()
+    )
+    assert row is not None
+    if sequence <= row.sequence:
+        return False
+    row.sequence = sequence
+    row.updated_at = utcnow()
+    return True
 
 
 async def bound_groups(
@@ -105,3 +133,13 @@ async def reorder_members(session: AsyncSession, *, group: ModelGroup) -> None:
     for position, (member, _) in enumerate([*deployed, *manual], start=1):
         member.position = position
     await session.flush()
+
+
+async def drop_deployment_members(session: AsyncSession, *, group_id: uuid.UUID) -> None:
+    """Take a group's deployment instances out of it (the group is bound to another model)."""
+    deployed = select(ModelInstance.id).where(ModelInstance.deployment_id.is_not(None))
+    await session.execute(
+        delete(GroupMember).where(
+            GroupMember.group_id == group_id, GroupMember.instance_id.in_(deployed)
+        )
+    )

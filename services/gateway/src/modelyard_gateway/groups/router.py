@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
+from modelyard_common.http import (
+    AuthorizationHeader,
+    IdempotencyKey,
+    IfMatch,
+    created_response,
+    run_idempotent,
+)
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
 from modelyard_gateway.deps import SessionDep
+from modelyard_gateway.endpoints.service import ask_deployer_to_announce
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
@@ -20,6 +27,23 @@ from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+def fill_when_committed(
+    tasks: BackgroundTasks,
+    request: Request,
+    model_id: uuid.UUID | None,
+    authorization: str | None,
+) -> None:
+    """Once the group is committed, have the deployer announce what already runs for it."""
+    if model_id is None:
+        return
+    tasks.add_task(
+        ask_deployer_to_announce,
+        deployer_url=request.app.state.settings.deployer_url,
+        model_id=model_id,
+        authorization=authorization,
+    )
 
 
 @router.get(
@@ -53,9 +77,16 @@ async def create_group(
     session: SessionDep,
     principal: Editor,
     payload: GroupCreate,
+    tasks: BackgroundTasks,
+    request: Request,
+    authorization: AuthorizationHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Create a group; `instance_ids` is the failover order."""
+    """Create a group; `instance_ids` is the failover order.
+
+    A group bound to a registry model also serves the deployments already running for it.
+    """
+    fill_when_committed(tasks, request, payload.registry_model_id, authorization)
 
     async def create() -> GroupRead:
         """Return the created resource (run once per Idempotency-Key)."""
@@ -102,12 +133,17 @@ async def update_group(
     group_id: uuid.UUID,
     payload: GroupUpdate,
     response: Response,
+    tasks: BackgroundTasks,
+    request: Request,
+    authorization: AuthorizationHeader = None,
     if_match: IfMatch = None,
 ) -> GroupRead:
     """Change the given fields; `If-Match` must carry the current ETag."""
     updated = await service.update_group(
         session, principal=principal, group_id=group_id, payload=payload, if_match=if_match
     )
+    if "registry_model_id" in payload.model_fields_set:
+        fill_when_committed(tasks, request, updated.registry_model_id, authorization)
     response.headers["ETag"] = updated.etag
     return updated
 

@@ -141,6 +141,9 @@ async def update_group(
         await repository.replace_members(
             session, group_id=row.id, instance_ids=payload.instance_ids
         )
+    if changes.get("registry_model_id", row.registry_model_id) != row.registry_model_id:
+        # Re-bound: the old model's deployments leave; the new one's arrive by announcement.
+        await endpoints.drop_deployment_members(session, group_id=row.id)
     for field in ("name", "description", "enabled", "registry_model_id", "endpoint_priority"):
         if field in changes:
             setattr(row, field, changes[field])

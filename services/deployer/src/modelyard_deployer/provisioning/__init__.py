@@ -1,0 +1,1 @@
+"""Provisioning tokens: onboard a device in one command."""

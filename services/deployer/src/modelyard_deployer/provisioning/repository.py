@@ -1,0 +1,35 @@
+"""SQL of provisioning tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_deployer.db import ProvisioningToken
+
+
+async def get(
+    session: AsyncSession, *, workspace: str, token_id: uuid.UUID
+) -> ProvisioningToken | None:
+    """Return a provisioning token of a workspace."""
+    return await session.scalar(
+        select(ProvisioningToken).where(
+            ProvisioningToken.workspace == workspace, ProvisioningToken.id == token_id
+        )
+    )
+
+
+async def by_hash_for_update(session: AsyncSession, token_hash: str) -> ProvisioningToken | None:
+    """Return the provisioning token with this hash, locked (its uses are counted)."""
+    return await session.scalar(
+        select(ProvisioningToken)
+        .where(ProvisioningToken.token_hash == token_hash)
+        .with_for_update()
+    )
+
+
+def list_statement(*, workspace: str) -> Select[ProvisioningToken]:
+    """Return the query of a workspace's provisioning tokens."""
+    return select(ProvisioningToken).where(ProvisioningToken.workspace == workspace)

@@ -1,0 +1,90 @@
+"""Routes of provisioning tokens and of a device registering itself with one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from modelyard_common.auth import Editor
+from modelyard_common.errors import problem_responses
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_deployer.db import SessionDep
+from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep
+from modelyard_deployer.devices.schemas import DeviceWithToken
+from modelyard_deployer.provisioning import schemas, service
+
+router = APIRouter(tags=["provisioning"])
+
+TokenPage = Annotated[PageParams, Depends(page_params("-created_at", service.SORTS))]
+_provisioning = HTTPBearer(auto_error=False, description="A provisioning token (`myprov_...`).")
+
+
+@router.post(
+    "/v1/provisioning-tokens",
+    operation_id="create_provisioning_token",
+    summary="Issue a provisioning token (expiry, uses, default labels); shown only here",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_provisioning_token(
+    body: schemas.ProvisioningTokenCreate,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
+) -> schemas.ProvisioningTokenWithSecret:
+    return await service.create_token(session, settings=settings, principal=principal, body=body)
+
+
+@router.get(
+    "/v1/provisioning-tokens",
+    operation_id="list_provisioning_tokens",
+    summary="List the workspace's provisioning tokens (never their secrets)",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_provisioning_tokens(
+    session: SessionDep, principal: Editor, params: TokenPage
+) -> Page[schemas.ProvisioningToken]:
+    items, cursor = await service.list_tokens(session, principal=principal, params=params)
+    return Page[schemas.ProvisioningToken](items=items, next_cursor=cursor)
+
+
+@router.delete(
+    "/v1/provisioning-tokens/{token_id}",
+    operation_id="revoke_provisioning_token",
+    summary="Revoke a provisioning token (devices it registered keep working)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def revoke_provisioning_token(
+    token_id: uuid.UUID, session: SessionDep, principal: Editor
+) -> Response:
+    await service.revoke_token(session, principal=principal, token_id=token_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/v1/devices/register",
+    operation_id="register_device_with_provisioning_token",
+    summary="A device registers itself with a provisioning token; its token is shown only here",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def register_device(
+    body: schemas.DeviceRegistration,
+    session: SessionDep,
+    broker: BrokerDep,
+    logins: BrokerLoginsDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_provisioning)],
+) -> DeviceWithToken:
+    return await service.register_with_token(
+        session,
+        broker=broker,
+        logins=logins,
+        settings=settings,
+        secret=credentials.credentials if credentials else None,
+        body=body,
+    )

@@ -1,0 +1,88 @@
+"""API contract of provisioning tokens and device self-registration."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelyard_deployer.devices.schemas import (
+    AdvertiseHost,
+    IngressPort,
+    Labels,
+    _check_label_keys,
+)
+
+
+class ProvisioningTokenCreate(BaseModel):
+    """Issue a token that registers up to `max_uses` devices until it expires."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "plant-1 rollout",
+                    "expires_in_s": 86400,
+                    "max_uses": 20,
+                    "labels": {"site": "plant-1"},
+                }
+            ]
+        },
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    expires_in_s: Annotated[int, Field(ge=60, description="Lifetime in seconds.")] = 86400
+    max_uses: Annotated[int, Field(ge=1, le=100_000)] = 1
+    labels: Labels = Field(
+        default_factory=dict, description="Labels every device registered with it starts with."
+    )
+
+    _keys = field_validator("labels")(_check_label_keys)
+
+
+class ProvisioningToken(BaseModel):
+    """A provisioning token as the API shows it (never the token itself)."""
+
+    id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    expires_at: datetime
+    max_uses: int
+    uses: int
+    revoked: bool
+    created_by: str
+    created_at: datetime
+
+
+class ProvisioningTokenWithSecret(ProvisioningToken):
+    """A new provisioning token: the secret is shown only here."""
+
+    token: str = Field(description="Hand it to the device's installer; it is never shown again.")
+
+
+class DeviceRegistration(BaseModel):
+    """What a device sends to register itself with a provisioning token."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "press-line-3",
+                    "labels": {"line": "3"},
+                    "advertise_host": "10.0.4.17",
+                    "ingress_port": 8004,
+                }
+            ]
+        },
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    labels: Labels = Field(default_factory=dict)
+    advertise_host: AdvertiseHost = None
+    ingress_port: IngressPort = None
+
+    _keys = field_validator("labels")(_check_label_keys)

@@ -1,0 +1,153 @@
+"""Rules of provisioning: tokens with expiry, uses and default labels; self-registration."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.db import utcnow
+from modelyard_common.device_identity import token_hash
+from modelyard_common.errors import (
+    FieldError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from modelyard_common.messaging import Broker
+from modelyard_common.pagination import PageParams, paginate
+from modelyard_deployer.db import ProvisioningToken
+from modelyard_deployer.devices.broker_logins import BrokerLogins
+from modelyard_deployer.devices.schemas import DeviceCreate, DeviceWithToken
+from modelyard_deployer.devices.service import register_device
+from modelyard_deployer.provisioning import repository, schemas
+from modelyard_deployer.settings import DeployerSettings
+
+PROVISIONING_TOKEN_PREFIX = "myprov_"
+SORTS = ("created_at",)
+
+
+def to_schema(row: ProvisioningToken) -> schemas.ProvisioningToken:
+    """Return the API view of a provisioning token."""
+    return schemas.ProvisioningToken(
+        id=row.id,
+        name=row.name,
+        labels=row.labels,
+        expires_at=row.expires_at,
+        max_uses=row.max_uses,
+        uses=row.uses,
+        revoked=row.revoked_at is not None,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+async def create_token(
+    session: AsyncSession,
+    *,
+    settings: DeployerSettings,
+    principal: Principal,
+    body: schemas.ProvisioningTokenCreate,
+) -> schemas.ProvisioningTokenWithSecret:
+    """Return a new provisioning token with its secret (shown only now)."""
+    longest = int(settings.provisioning_max_ttl_h * 3600)
+    if body.expires_in_s > longest:
+        raise UnprocessableError(
+            "The token would live longer than this deployer allows.",
+            errors=[
+                FieldError(
+                    loc=["body", "expires_in_s"],
+                    field="expires_in_s",
+                    message=f"at most {longest} seconds",
+                    type="less_than_equal",
+                )
+            ],
+        )
+    secret = PROVISIONING_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ProvisioningToken(
+        workspace=principal.workspace,
+        name=body.name,
+        token_hash=token_hash(secret),
+        labels=body.labels,
+        expires_at=utcnow() + timedelta(seconds=body.expires_in_s),
+        max_uses=body.max_uses,
+        uses=0,
+        created_by=principal.sub,
+    )
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    return schemas.ProvisioningTokenWithSecret(**to_schema(row).model_dump(), token=secret)
+
+
+async def list_tokens(
+    session: AsyncSession, *, principal: Principal, params: PageParams
+) -> tuple[list[schemas.ProvisioningToken], str | None]:
+    """Return one page of the workspace's provisioning tokens."""
+    rows, cursor = await paginate(
+        session,
+        repository.list_statement(workspace=principal.workspace),
+        params=params,
+        columns={"created_at": ProvisioningToken.created_at},
+        id_column=ProvisioningToken.id,
+    )
+    return [to_schema(row) for row in rows], cursor
+
+
+async def revoke_token(session: AsyncSession, *, principal: Principal, token_id: uuid.UUID) -> None:
+    """Revoke a provisioning token: it registers nothing more (devices keep working)."""
+    row = await repository.get(session, workspace=principal.workspace, token_id=token_id)
+    if row is None:
+        raise NotFoundError(f"No provisioning token {token_id} in this workspace.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+
+
+async def register_with_token(
+    session: AsyncSession,
+    *,
+    broker: Broker,
+    logins: BrokerLogins,
+    settings: DeployerSettings,
+    secret: str | None,
+    body: schemas.DeviceRegistration,
+) -> DeviceWithToken:
+    """Return a device registered by itself with a provisioning token (one use counted).
+
+    An unknown token is 401; an expired or revoked one is 401 too (it proves nothing any more);
+    one whose uses are spent is 403 (it is known, but may register no more devices).
+    """
+    if not secret or not secret.startswith(PROVISIONING_TOKEN_PREFIX):
+        raise UnauthorizedError("A provisioning token (`myprov_...`) is required.")
+    row = await repository.by_hash_for_update(session, token_hash(secret))
+    if row is None:
+        raise UnauthorizedError("The provisioning token is unknown.")
+    if row.revoked_at is not None:
+        raise UnauthorizedError("The provisioning token was revoked.")
+    if row.expires_at <= utcnow():
+        raise UnauthorizedError(
+            f"The provisioning token expired at {row.expires_at.isoformat()}; ask for a new one."
+        )
+    if row.uses >= row.max_uses:
+        raise ForbiddenError(
+            f"The provisioning token has registered its {row.max_uses} device(s) already."
+        )
+    row.uses += 1
+    return await register_device(
+        session,
+        broker=broker,
+        logins=logins,
+        settings=settings,
+        workspace=row.workspace,
+        body=DeviceCreate(
+            name=body.name,
+            labels={**row.labels, **body.labels},
+            advertise_host=body.advertise_host,
+            ingress_port=body.ingress_port,
+        ),
+    )

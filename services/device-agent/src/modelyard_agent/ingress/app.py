@@ -1,0 +1,67 @@
+"""The ingress app and its server, listening on the device's advertised address."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import uvicorn
+from fastapi import FastAPI
+
+from modelyard_agent.ingress.router import router
+from modelyard_common.errors import install_problem_handlers
+
+if TYPE_CHECKING:
+    from modelyard_agent.agent import Agent
+
+
+def create_ingress_app(agent: Agent) -> FastAPI:
+    """Return the ingress app (no docs, no health routes: everything needs the credential)."""
+    app = FastAPI(title="Modelyard device ingress", docs_url=None, redoc_url=None, openapi_url=None)
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.state.agent = agent
+    return app
+
+
+class IngressServer:
+    """Runs the ingress app with uvicorn inside the agent's event loop."""
+
+    def __init__(self, agent: Agent, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            create_ingress_app(agent),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        # The process's own server (or the test runner) handles signals, not this one.
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start serving; return once the socket listens."""
+        self._task = asyncio.create_task(self.server.serve(), name="ingress")
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while not self.server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            if self._task.done():
+                await self._task  # raises what made it stop
+                raise OSError("the ingress server stopped at once")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the ingress server did not start")
+            await asyncio.sleep(0.02)
+
+    @property
+    def port(self) -> int:
+        """Return the port the ingress listens on."""
+        sockets = self.server.servers[0].sockets if self.server.servers else []
+        return int(sockets[0].getsockname()[1]) if sockets else 0
+
+    async def stop(self) -> None:
+        """Stop serving (in-flight requests get a moment to finish)."""
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
