@@ -11,7 +11,7 @@ MYPY_PACKAGES := -p modelyard_common $(foreach p,$(filter-out %.egg-info,$(wildc
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
-.PHONY: help install services docker test test-fast lint fmt dev up down bench clean
+.PHONY: help install services docker test test-fast lint fmt dev up down bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ up: ## build and start the whole suite with compose
 
 down: ## stop the compose suite
 	@bash scripts/compose.sh down
+
+chaos: install services ## the chaos suite at full size (5,000 gateway requests), tables printed
+	MODELYARD_CHAOS_REQUESTS=$${MODELYARD_CHAOS_REQUESTS:-5000} $(BIN)/pytest tests/chaos -s -p no:randomly $(PYTEST_ARGS)
 
 bench: export MODELYARD_ENV = dev
 bench: install services docker ## run the benchmarks and print their tables

@@ -151,8 +151,11 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
         "MODELYARD_JWT_SECRET": JWT_SECRET,
         "MODELYARD_LOG_LEVEL": "WARNING",
         "MODELYARD_GATEWAY_CONSUME_EVENTS": "false",
-        # Failover is timed on every request, so failing instances never cool down here.
+        # Failover is timed on every request, so failing instances never cool down here (a
+        # first-byte timeout cools at once: that cooldown ends before the next request).
         "MODELYARD_GATEWAY_COOLDOWN_FAILURES": "1000000000",
+        "MODELYARD_GATEWAY_COOLDOWN_S": "0.000001",
+        "MODELYARD_GATEWAY_COOLDOWN_MAX_S": "0.000001",
     }
     gateway_cli = str(Path(PYTHON).parent / "modelyard-gateway")
     subprocess.run([gateway_cli, "migrate"], env={**os.environ, **env}, check=True)

@@ -62,6 +62,7 @@ class BackendBehaviour:
     stream_chunks: int = 3
     chunk_delay_s: float = 0.0
     first_byte_delay_s: float = 0.0
+    delay_s: float = 0.0  # before answering at all (whatever the mode)
     health_status: int = 200
     reply: str = "Hello"
 
@@ -119,6 +120,8 @@ class FakeBackend:
 
     async def _misbehave(self, request: web.Request) -> web.StreamResponse | None:
         b = self.behaviour
+        if b.delay_s:
+            await asyncio.sleep(b.delay_s)
         if b.mode == "hang":
             await asyncio.sleep(60)
         if b.mode == "500":

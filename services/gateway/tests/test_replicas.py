@@ -51,6 +51,41 @@ async def test_a_cooldown_started_on_one_replica_holds_on_the_other(
     await on_b.close()
 
 
+async def test_backoff_level_and_cause_are_shared_and_a_trial_success_clears_both(
+    gateway: GatewayServer,
+    replica: GatewayServer,
+    admin: Admin,
+    backends: Callable[[str], FakeBackend],
+) -> None:
+    flaky, spare = backends("flaky"), backends("spare")
+    flaky.behaviour.mode = "drop"
+    first = await admin.instance(flaky, name="flaky")
+    await admin.group("chat", [first, await admin.instance(spare, name="spare")])
+    key = await admin.key()
+    on_a, on_b = client(gateway, key), client(replica, key)
+    await eventually(lambda: (admin.workspace, "chat") in replica.runtime.catalog.snapshot.groups)
+    instance_id = uuid.UUID(first["id"])
+    on_replica = replica.runtime.board.state(instance_id)
+
+    for _ in range(2):
+        assert await served_by(on_a) == ("spare", "2")
+    await eventually(lambda: on_replica.cooldown_level == 1, within=2.0)
+    assert on_replica.cause == "dropped"
+    assert on_replica.cooldown_until > time.time()
+
+    # Replica B's own half-open trial succeeds once the cooldown has run out: it ends the
+    # cooldown (and its backoff) on replica A too.
+    flaky.behaviour.mode = "ok"
+    await eventually(lambda: time.time() > on_replica.cooldown_until, within=3.0)
+    assert await served_by(on_b) == ("flaky", "1")
+    on_a_state = gateway.runtime.board.state(instance_id)
+    await eventually(lambda: on_a_state.cooldown_until == 0, within=2.0)
+    assert on_a_state.cooldown_level == 0
+    assert await served_by(on_a) == ("flaky", "1")
+    await on_a.close()
+    await on_b.close()
+
+
 async def test_health_down_is_seen_by_both_replicas_within_a_second(
     gateway: GatewayServer,
     replica: GatewayServer,

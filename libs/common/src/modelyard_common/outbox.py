@@ -96,6 +96,15 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listen_lost = False  # LISTEN was up once and went away (logged when it is back)
+        self._listen_retry_at = 0.0
+        self._closing = False
+        self.listen_interval_s = 2.0  # how often a lost LISTEN is tried again
+
+    @property
+    def listening(self) -> bool:
+        """Return whether the relay is woken by NOTIFY right now (else it only polls)."""
+        return self._listener is not None and not self._listener.is_closed()
 
     @property
     def schema(self) -> str:
@@ -167,22 +176,51 @@ class OutboxRelay:
         self._wake.set()
 
     async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._listen_retry_at = loop.time() + self.listen_interval_s
         try:
-            self._listener = await asyncpg.connect(asyncpg_dsn(self.database_url))
-            await self._listener.add_listener(
-                notify_channel(self.schema), lambda *_: self._wake.set()
-            )
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("outbox LISTEN unavailable, polling only: %s", exc)
+            listener = await asyncpg.connect(asyncpg_dsn(self.database_url), timeout=5)
+            await listener.add_listener(notify_channel(self.schema), lambda *_: self._wake.set())
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            if not self._listen_lost:
+                log.warning("outbox LISTEN unavailable, polling only: %s", exc)
+            self._listen_lost = True
             self._listener = None
+            return
+        listener.add_termination_listener(self._on_listen_lost)
+        self._listener = listener
+        if self._listen_lost:
+            log.info("outbox LISTEN re-established on %s", notify_channel(self.schema))
+            self._listen_lost = False
+        self._wake.set()  # whatever was queued while we were deaf is published now
+
+    def _on_listen_lost(self, _conn: object) -> None:
+        if self._closing:
+            return
+        log.warning("outbox LISTEN connection lost, polling until it is back")
+        self._listen_lost = True
+        self._listen_retry_at = 0.0
+        self._wake.set()
+
+    async def _ensure_listening(self) -> None:
+        """Open LISTEN again if it is down, at most every `listen_interval_s`."""
+        if self.listening or asyncio.get_running_loop().time() < self._listen_retry_at:
+            return
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.terminate()
+            self._listener = None
+        await self._listen()
 
     async def run(self) -> None:
         """Publish forever: on NOTIFY, and every poll interval as a safety net."""
+        self._closing = False
         await self._listen()
         backoff = self.poll_interval_s
         cycles = 0
         while True:
             try:
+                await self._ensure_listening()
                 published = await self.publish_batch()
                 backoff = self.poll_interval_s
                 cycles += 1
@@ -194,13 +232,13 @@ class OutboxRelay:
                 log.warning("outbox relay cycle failed: %s", exc)
                 published = 0
                 backoff = min(backoff * 2, 10.0)
-                if self._listener is None or self._listener.is_closed():
-                    await self._listen()
             if published >= self.batch_size:
                 continue  # more rows are probably waiting
             self._wake.clear()
+            # While deaf to NOTIFY, look again soon: LISTEN is retried on the next cycle.
+            wait = backoff if self.listening else min(backoff, self.listen_interval_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     def start(self) -> None:
         """Run the relay in a background task."""
@@ -208,11 +246,12 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         """Stop the background task and close the LISTEN connection."""
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._listener is not None and not self._listener.is_closed():
-            await self._listener.close()
-        self._listener = None
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            await listener.close()

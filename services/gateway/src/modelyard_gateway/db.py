@@ -158,6 +158,11 @@ class InstanceState(Base):
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How many times in a row the cooldown has started without a success (it doubles each time),
+    # and until when a Retry-After forbids trying (a good health probe does not end that early).
+    cooldown_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cooldown_cause: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
 
 async def announce_config_change(session: AsyncSession) -> None:

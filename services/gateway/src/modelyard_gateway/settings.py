@@ -36,9 +36,31 @@ class GatewaySettings(ServiceSettings):
     # metadata addresses are always refused.
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     egress_deny: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    cooldown_failures: int = Field(default=3, ge=1, description="Consecutive failures to cool.")
-    cooldown_s: float = Field(default=30.0, gt=0)
+    cooldown_failures: int = Field(
+        default=3, ge=1, description="Failures (one per outage) within the window that cool."
+    )
+    failure_window_s: float = Field(default=10.0, gt=0, description="Window failures count in.")
+    cooldown_s: float = Field(default=1.0, gt=0, description="First cooldown; doubles per repeat.")
+    cooldown_max_s: float = Field(default=30.0, gt=0, description="Cap of a growing cooldown.")
+    cooldown_jitter: float = Field(default=0.2, ge=0, lt=1, description="Share a cooldown shrinks.")
     max_retry_after_s: float = Field(default=300.0, gt=0)
+    # Deadlines of one upstream attempt (an instance's own timeouts may only shorten them).
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="TCP/TLS connect.")
+    first_byte_timeout_s: float = Field(
+        default=15.0, gt=0, description="A stream's first bytes (its first token), from sending."
+    )
+    answer_timeout_s: float = Field(
+        default=120.0, gt=0, description="A non-streaming answer's headers, from sending."
+    )
+    stream_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest gap between two chunks of an answer."
+    )
+    request_deadline_s: float = Field(
+        default=300.0, gt=0, description="Whole request, all attempts and the stream included."
+    )
+    max_request_deadline_s: float = Field(
+        default=900.0, gt=0, description="Cap on a client's `X-Modelyard-Timeout` header."
+    )
     health_interval_s: float = Field(default=10.0, gt=0)
     health_timeout_s: float = Field(default=5.0, gt=0)
     health_path: str = "/v1/models"

@@ -46,7 +46,7 @@ SourceFilter = Annotated[
     "of the model is redeployed to the version (download-then-switch on the device).",
     status_code=status.HTTP_201_CREATED,
     response_model=DeploymentBatch,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_deployment(
     body: DeploymentCreate,
@@ -177,7 +177,7 @@ for _action, _summary in _ACTIONS.items():
         summary=_summary,
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Deployment,
-        responses=problem_responses(401, 403, 404, 409, 503),
+        responses=problem_responses(401, 403, 404, 409),
     )
 
 
@@ -186,7 +186,7 @@ for _action, _summary in _ACTIONS.items():
     operation_id="redeploy_deployment",
     summary="Switch a deployment to another version of its model",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def redeploy_deployment(
     deployment_id: uuid.UUID,
@@ -215,7 +215,7 @@ async def redeploy_deployment(
     operation_id="remove_deployment",
     summary="Remove a deployment from its device",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 403, 404, 409, 503),
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def remove_deployment(
     deployment_id: uuid.UUID,

@@ -7,6 +7,7 @@ gets it even if it is offline now, and an older command can never undo a newer o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -21,7 +22,13 @@ from modelyard_common.contracts import (
     DeploymentState,
     DesiredState,
 )
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
 from modelyard_common.http import make_etag
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import PageParams, paginate
@@ -36,6 +43,8 @@ from modelyard_deployer.registry_models.service import require_open_model
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
 from modelyard_deployer.versions.service import visible_version
+
+log = logging.getLogger("modelyard.deployer.deployments")
 
 SORTS = ("created_at", "updated_at")
 HISTORY_SORTS = ("recorded_at",)
@@ -157,6 +166,23 @@ class Dispatcher:
         self.principal = principal
         self._declared: set[uuid.UUID] = set()
 
+    async def _declare_queue(self, device_id: uuid.UUID) -> None:
+        """Make sure the device's command queue exists, when the broker can be asked now.
+
+        The command itself goes through the outbox, so a broker outage never refuses it: the
+        queue was declared when the device registered, and the relay delivers once the broker
+        is back (retrying with backoff should the queue be missing).
+        """
+        if not self.broker.is_connected:
+            log.info("broker unreachable: command for device %s waits in the outbox", device_id)
+            return
+        try:
+            await ensure_device_queue(self.broker, self.settings, device_id)
+        except ServiceUnavailableError as exc:
+            log.warning("command for device %s waits in the outbox: %s", device_id, exc)
+            return
+        self._declared.add(device_id)
+
     async def _version(self, version_id: uuid.UUID | None) -> ModelVersion | None:
         if version_id is None:
             return None
@@ -193,8 +219,7 @@ class Dispatcher:
             previous = None
         model = await registry_models.get(session, deployment.model_id)
         if deployment.device_id not in self._declared:
-            await ensure_device_queue(self.broker, self.settings, deployment.device_id)
-            self._declared.add(deployment.device_id)
+            await self._declare_queue(deployment.device_id)
         await messages.send_command(
             session,
             deployment=deployment,

@@ -28,6 +28,9 @@ from modelyard_gateway.proxy.schemas import (
 )
 from modelyard_gateway.proxy.service import Answer, Exhausted, StreamAnswer
 from modelyard_gateway.runtime.catalog import ClientKey, GroupRoute
+from modelyard_gateway.runtime.fastclient import BoundReached
+from modelyard_gateway.runtime.upstream import UpstreamResponse
+from modelyard_gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from modelyard_gateway.runtime.runner import Runtime
@@ -110,6 +113,28 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             )
         parts.append(chunk)
     return b"".join(parts)
+
+
+_TIMEOUT_HEADER = b"x-modelyard-timeout"
+
+
+def _budget(scope: Scope, settings: GatewaySettings) -> float:
+    """Return the request's deadline in seconds: `X-Modelyard-Timeout` if given, capped."""
+    for name, value in scope["headers"]:
+        if name == _TIMEOUT_HEADER:
+            try:
+                seconds = float(value.decode("latin-1"))
+            except ValueError:
+                seconds = -1.0
+            if not seconds > 0 or seconds == float("inf"):
+                raise ClientError(
+                    400,
+                    "X-Modelyard-Timeout must be a positive number of seconds.",
+                    type_="invalid_request_error",
+                    code="invalid_timeout",
+                )
+            return min(seconds, settings.max_request_deadline_s)
+    return min(settings.request_deadline_s, settings.max_request_deadline_s)
 
 
 def _event_boundary(data: bytes) -> int:
@@ -220,7 +245,8 @@ class ProxyEndpoints:
             )
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
-        result = await runtime.proxy.forward(group, path, request, stream=stream)
+        deadline = asyncio.get_running_loop().time() + _budget(scope, runtime.settings)
+        result = await runtime.proxy.forward(group, path, request, stream=stream, deadline=deadline)
         if isinstance(result, Answer):
             headers = [
                 (b"content-type", result.content_type.encode("latin-1")),
@@ -234,21 +260,30 @@ class ProxyEndpoints:
             await self._exhausted(group, result, send)
 
     async def _exhausted(self, group: GroupRoute, result: Exhausted, send: Send) -> None:
+        # Reason codes only: upstream addresses and error texts stay in the logs and admin API.
         if not group.instances:
             message = f"The model group '{group.name}' has no enabled instances."
         else:
-            listed = "; ".join(f"{r['instance']}: {r['reason']}" for r in result.reasons)
-            message = f"No instance of '{group.name}' could answer ({listed})."
+            codes = ", ".join(f"{o.instance}: {o.code}" for o in result.outcomes)
+            message = (
+                f"No instance of '{group.name}' could answer after {result.attempts} "
+                f"attempt{'s' if result.attempts != 1 else ''} ({codes})."
+            )
         body = error_body(
             message,
             type_="service_unavailable",
             code="all_instances_failed",
-            attempts=result.reasons,
+            attempts=result.client_view(),
+            attempt_count=result.attempts,
         )
         await _send_bytes(send, 503, body, [_JSON, (_ATTEMPTS, str(result.attempts).encode())])
 
     async def _relay(
-        self, group: GroupRoute, answer: StreamAnswer, receive: Receive, send: Send
+        self,
+        group: GroupRoute,
+        answer: StreamAnswer,
+        receive: Receive,
+        send: Send,
     ) -> None:
         # The stream is pumped in this task; a watcher cancels it when the client goes away, so
         # the upstream connection is dropped at once (uvicorn's send() ignores a gone client).
@@ -272,7 +307,11 @@ class ProxyEndpoints:
             watcher.cancel()
 
     async def _pump(
-        self, group: GroupRoute, answer: StreamAnswer, send: Send, progress: _RelayProgress
+        self,
+        group: GroupRoute,
+        answer: StreamAnswer,
+        send: Send,
+        progress: _RelayProgress,
     ) -> None:
         headers = [
             *_SSE_HEADERS,
@@ -291,30 +330,22 @@ class ProxyEndpoints:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
             pending = pending[cut:]
         try:
-            while chunk := await upstream.next_chunk():
-                data = pending + chunk if pending else chunk
-                cut = _event_boundary(data)
-                if cut == len(data):
-                    pending = b""
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                elif cut:
-                    pending = data[cut:]
-                    await send(
-                        {"type": "http.response.body", "body": data[:cut], "more_body": True}
-                    )
-                else:
-                    pending = data
+            # The upstream's reads are bounded by the request's deadline (`until`).
+            pending = await _copy(upstream, send, pending)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             progress.finished = True
             upstream.close()
-            stalled = isinstance(exc, TimeoutError)
-            reason = (
-                f"the upstream stream stalled for {inst.timeout.sock_read}s"
-                if stalled
-                else "the upstream stream was cut off"
-            )
-            board.failed(answer.ticket, reason)
-            cause = "stream_timeout" if stalled else "stream_dropped"
+            if isinstance(exc, BoundReached):
+                reason, cause = "the request's deadline ran out", "deadline_exceeded"
+            elif isinstance(exc, TimeoutError):
+                reason = f"the upstream sent nothing for {answer.idle_timeout:g}s"
+                cause = "stream_timeout"
+            else:
+                reason, cause = "the upstream stream was cut off", "stream_dropped"
+            if cause != "deadline_exceeded":
+                board.failed(answer.ticket, reason, code=cause)
+            else:
+                board.abandoned(answer.ticket)
             metrics.failures(group.workspace, group.name, inst.name, cause).inc()
             metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
             event = error_body(
@@ -335,6 +366,22 @@ class ProxyEndpoints:
         board.succeeded(answer.ticket)
         metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
         await send({"type": "http.response.body", "body": pending, "more_body": False})
+
+
+async def _copy(upstream: UpstreamResponse, send: Send, pending: bytes) -> bytes:
+    """Relay the upstream's chunks cut on SSE event boundaries; return the unsent tail."""
+    while chunk := await upstream.next_chunk():
+        data = pending + chunk if pending else chunk
+        cut = _event_boundary(data)
+        if cut == len(data):
+            pending = b""
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        elif cut:
+            pending = data[cut:]
+            await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
+        else:
+            pending = data
+    return pending
 
 
 class _RelayProgress:

@@ -13,8 +13,14 @@ class OpenAIErrorDetail(BaseModel):
     type: str
     code: str | None = None
     param: str | None = None
-    attempts: list[dict[str, str]] | None = Field(
-        default=None, description="Per-instance reasons when every instance failed."
+    attempts: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="On a 503: each instance with its reason `code` (e.g. `connect_failed`, "
+        "`first_byte_timeout`, `http_5xx`, `rate_limited`, `at_capacity`, `deadline_exceeded`) "
+        "and whether it was `tried`; never upstream addresses or error texts.",
+    )
+    attempt_count: int | None = Field(
+        default=None, description="On a 503: how many upstream requests this request made."
     )
 
 
@@ -79,12 +85,15 @@ def error_body(
     type_: str,
     code: str | None,
     param: str | None = None,
-    attempts: list[dict[str, str]] | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+    attempt_count: int | None = None,
 ) -> bytes:
-    """Return an OpenAI-shaped error body."""
+    """Return an OpenAI-shaped error body (with each instance's reason code on a 503)."""
     detail: dict[str, Any] = {"message": message, "type": type_, "code": code, "param": param}
     if attempts is not None:
         detail["attempts"] = attempts
+    if attempt_count is not None:
+        detail["attempt_count"] = attempt_count
     return orjson.dumps({"error": detail})
 
 
@@ -95,6 +104,10 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "Missing or invalid API key."),
         (404, "The key may not use this model group, or it does not exist."),
         (413, "The request body is too large."),
-        (503, "Every instance of the group was skipped or failed; `attempts` says why."),
+        (
+            503,
+            "Every instance of the group was tried and failed (or the request's deadline ran "
+            "out); `attempts` gives each instance's reason code, `attempt_count` the requests.",
+        ),
     )
 }

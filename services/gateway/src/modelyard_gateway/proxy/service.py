@@ -1,7 +1,14 @@
-"""Failover: try a group's instances in order and answer from the first that works."""
+"""Failover: try a group's instances in order and answer from the first that works.
+
+Instances that are cooling down or marked down are skipped on the first pass; when no other
+instance answered they are tried anyway (the one whose cooldown ends first, then the next), so a
+503 means every instance was tried in this request, or its deadline ran out.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +19,8 @@ import orjson
 
 from modelyard_gateway import metrics
 from modelyard_gateway.runtime.catalog import GroupRoute, InstanceRoute
-from modelyard_gateway.runtime.health import HealthBoard, Ticket
+from modelyard_gateway.runtime.fastclient import BoundReached
+from modelyard_gateway.runtime.health import TRY_ANYWAY, HealthBoard, Ticket
 from modelyard_gateway.runtime.upstream import (
     INSTANCE_FAULT_4XX,
     UpstreamFailure,
@@ -21,8 +29,32 @@ from modelyard_gateway.runtime.upstream import (
     classify_transport_error,
     parse_retry_after,
 )
+from modelyard_gateway.settings import GatewaySettings
+
+log = logging.getLogger("modelyard.gateway.proxy")
 
 _ERROR_BODY_LIMIT = 64 * 1024
+DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The timeouts of one attempt, in seconds (`stream_idle` is also used by the relay)."""
+
+    connect: float
+    first_byte: float
+    stream_idle: float
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One client request as the failover carries it from attempt to attempt."""
+
+    group: GroupRoute
+    path: str
+    request: Mapping[str, Any]
+    stream: bool
+    deadline: float  # event loop clock
 
 
 @dataclass(slots=True)
@@ -47,14 +79,29 @@ class StreamAnswer:
     first_chunk: bytes
     response: UpstreamResponse
     ticket: Ticket
+    idle_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Why one instance did not answer this request: a stable code, and the detail for logs."""
+
+    instance: str
+    code: str
+    detail: str
+    tried: bool
 
 
 @dataclass(slots=True)
 class Exhausted:
-    """Every instance of the group was skipped or failed."""
+    """Every instance of the group was tried and failed (or skipped, or the deadline ran out)."""
 
     attempts: int
-    reasons: list[dict[str, str]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def client_view(self) -> list[dict[str, Any]]:
+        """Return what a client may see: each instance's reason code, never addresses or texts."""
+        return [{"instance": o.instance, "code": o.code, "tried": o.tried} for o in self.outcomes]
 
 
 def upstream_payload(inst: InstanceRoute, request: Mapping[str, Any]) -> bytes:
@@ -71,56 +118,127 @@ def upstream_payload(inst: InstanceRoute, request: Mapping[str, Any]) -> bytes:
 class ProxyService:
     """Sends one client request through a group's instances."""
 
-    def __init__(self, *, board: HealthBoard, upstreams: Upstreams) -> None:
+    def __init__(
+        self, *, board: HealthBoard, upstreams: Upstreams, settings: GatewaySettings
+    ) -> None:
         self.board = board
         self.upstreams = upstreams
+        self.settings = settings
+
+    def deadlines(self, inst: InstanceRoute, *, stream: bool) -> Deadlines:
+        """Return an attempt's timeouts: the gateway's, shortened by the instance's own."""
+        s = self.settings
+        read = inst.timeout.sock_read or s.stream_idle_timeout_s
+        return Deadlines(
+            connect=min(inst.timeout.sock_connect or s.connect_timeout_s, s.connect_timeout_s),
+            first_byte=min(read, s.first_byte_timeout_s if stream else s.answer_timeout_s),
+            stream_idle=min(read, s.stream_idle_timeout_s),
+        )
 
     async def forward(
-        self, group: GroupRoute, path: str, request: Mapping[str, Any], *, stream: bool
+        self,
+        group: GroupRoute,
+        path: str,
+        request: Mapping[str, Any],
+        *,
+        stream: bool,
+        deadline: float | None = None,
     ) -> Answer | StreamAnswer | Exhausted:
-        """Return the first usable answer of the group's instances, or why there is none."""
-        attempts = 0
-        reasons: list[dict[str, str]] = []
+        """Return the first usable answer of the group's instances, or why there is none.
+
+        `deadline` is on the event loop's clock (`loop.time()`); no attempt starts after it.
+        """
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self.settings.request_deadline_s
+        call = Call(group, path, request, stream, deadline)
+        result = Exhausted(0)
+        passed_over: list[InstanceRoute] = []
         for inst in group.instances:
             ticket = self.board.admit(inst)
             if isinstance(ticket, str):
                 metrics.skips(group.workspace, group.name, inst.name, ticket).inc()
-                reasons.append({"instance": inst.name, "reason": f"skipped: {ticket}"})
+                if ticket in TRY_ANYWAY:
+                    passed_over.append(inst)
+                else:
+                    result.outcomes.append(Outcome(inst.name, ticket, f"skipped: {ticket}", False))
                 continue
-            attempts += 1
-            try:
-                answer = await self._attempt(group, inst, path, request, stream, ticket, attempts)
-            except UpstreamFailure as failure:
-                self.board.failed(ticket, failure.reason, failure.retry_after)
-                metrics.failures(group.workspace, group.name, inst.name, failure.cause).inc()
-                reasons.append({"instance": inst.name, "reason": failure.reason})
-                continue
-            except BaseException:
-                # The client went away (cancellation) or a bug: no verdict on the instance.
-                self.board.abandoned(ticket)
-                raise
-            if isinstance(answer, Answer):
-                self.board.succeeded(ticket)
-                metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
-            return answer
+            answer = await self._try(call, inst, ticket, result)
+            if answer is not None:
+                return answer
+        # Nothing answered: whatever was passed over may have recovered since; try it now.
+        passed_over.sort(key=self.board.retry_order)
+        for inst in passed_over:
+            answer = await self._try(call, inst, self.board.force(inst), result)
+            if answer is not None:
+                return answer
         metrics.requests(group.workspace, group.name, "", "exhausted").inc()
-        return Exhausted(attempts, reasons)
+        if result.outcomes:
+            log.warning(
+                "no instance of %s/%s answered after %d attempts: %s",
+                group.workspace,
+                group.name,
+                result.attempts,
+                "; ".join(f"{o.instance}: [{o.code}] {o.detail}" for o in result.outcomes),
+            )
+        return result
+
+    async def _try(
+        self, call: Call, inst: InstanceRoute, ticket: Ticket, result: Exhausted
+    ) -> Answer | StreamAnswer | None:
+        """Make one attempt; on failure record it in `result` and return None."""
+        group = call.group
+        if asyncio.get_running_loop().time() >= call.deadline:
+            self.board.abandoned(ticket)
+            result.outcomes.append(
+                Outcome(inst.name, DEADLINE_EXCEEDED, "the request's deadline ran out", False)
+            )
+            return None
+        result.attempts += 1
+        try:
+            answer = await self._attempt(call, inst, ticket, result.attempts)
+        except UpstreamFailure as failure:
+            if failure.cause != DEADLINE_EXCEEDED:
+                self.board.failed(ticket, failure.reason, failure.retry_after, failure.cause)
+            else:
+                self.board.abandoned(ticket)  # the client's budget, not the instance's fault
+            metrics.failures(group.workspace, group.name, inst.name, failure.cause).inc()
+            result.outcomes.append(Outcome(inst.name, failure.cause, failure.reason, True))
+            return None
+        except BaseException:
+            # The client went away (cancellation) or a bug: no verdict on the instance.
+            self.board.abandoned(ticket)
+            raise
+        if isinstance(answer, Answer):
+            self.board.succeeded(ticket)
+            metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
+        return answer
 
     async def _attempt(
-        self,
-        group: GroupRoute,
-        inst: InstanceRoute,
-        path: str,
-        request: Mapping[str, Any],
-        stream: bool,
-        ticket: Ticket,
-        attempts: int,
+        self, call: Call, inst: InstanceRoute, ticket: Ticket, attempts: int
     ) -> Answer | StreamAnswer:
+        group, stream, deadline = call.group, call.stream, call.deadline
+        limits = self.deadlines(inst, stream=stream)
         started = time.perf_counter()
+        first_byte_at = asyncio.get_running_loop().time() + limits.first_byte
+        # Until the first bytes (a stream's first chunk, an answer's headers): the first-byte
+        # deadline or the request's, whichever comes first; then the request's. The bound rides
+        # on the connection's own read timer, so the hot path arms no extra one.
+        bound = min(first_byte_at, deadline)
+        first_phase = True
         try:
-            resp = await self.upstreams.post(inst, path, upstream_payload(inst, request))
+            resp = await self.upstreams.post(
+                inst,
+                call.path,
+                upstream_payload(inst, call.request),
+                connect_timeout=limits.connect,
+                read_timeout=limits.stream_idle,
+                until=bound,
+            )
+        except BoundReached as exc:
+            raise _expired(bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise classify_transport_error(exc, inst) from exc
+            raise _first_phase_failure(exc, inst, limits.first_byte) from exc
         try:
             status = resp.status
             content_type = resp.header("Content-Type") or "application/json"
@@ -141,11 +259,21 @@ class ProxyService:
                 metrics.ttfb(group.workspace, group.name, inst.name).observe(
                     time.perf_counter() - started
                 )
-                return StreamAnswer(inst, attempts, status, content_type, first, resp, ticket)
+                resp.until = deadline
+                return StreamAnswer(
+                    inst, attempts, status, content_type, first, resp, ticket, limits.stream_idle
+                )
+            first_phase = False
+            resp.until = deadline
             body = await resp.read()
             resp.release()
+        except BoundReached as exc:
+            resp.close()
+            raise _expired(first_phase and bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
+            if first_phase:
+                raise _first_phase_failure(exc, inst, limits.first_byte) from exc
             raise classify_transport_error(exc, inst) from exc
         except BaseException:
             resp.close()
@@ -159,6 +287,23 @@ class ProxyService:
             time.perf_counter() - started
         )
         return Answer(inst, attempts, status, content_type, body)
+
+
+def _first_phase_failure(
+    exc: BaseException, inst: InstanceRoute, first_byte_s: float
+) -> UpstreamFailure:
+    """Return what a transport error before the first bytes means (a read timeout there is a
+    first-byte timeout, whichever timer fired: the instance's read timeout may be the shorter)."""
+    failure = classify_transport_error(exc, inst)
+    if failure.cause == "idle_timeout":
+        return _expired(True, first_byte_s)
+    return failure
+
+
+def _expired(first_byte: bool, seconds: float) -> UpstreamFailure:
+    if first_byte:
+        return UpstreamFailure("first_byte_timeout", f"no first byte within {seconds:g}s")
+    return UpstreamFailure(DEADLINE_EXCEEDED, "the request's deadline ran out")
 
 
 async def _read_capped(resp: UpstreamResponse) -> str:

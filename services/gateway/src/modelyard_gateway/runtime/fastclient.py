@@ -27,6 +27,10 @@ class ReadTimeout(TimeoutError):
     """The upstream sent nothing for longer than the instance's read timeout."""
 
 
+class BoundReached(TimeoutError):
+    """The response's absolute bound (`until`: a first-byte or request deadline) passed."""
+
+
 class BodyCutOff(ConnectionError):
     """The connection ended before the response was complete."""
 
@@ -129,11 +133,17 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self, seconds: float) -> None:
-        """Wait until something arrives (data, the end, an error) or raise ReadTimeout."""
+    async def wait(self, seconds: float, until: float | None = None) -> None:
+        """Wait until something arrives (data, the end, an error) or raise ReadTimeout.
+
+        With `until` (loop clock), a wait that would end after it ends then with BoundReached.
+        """
         waiter = self.loop.create_future()
         self.waiter = waiter
-        handle = self.loop.call_later(seconds, _expire, waiter)
+        if until is not None and until < self.loop.time() + seconds:
+            handle = self.loop.call_at(until, _expire_bound, waiter)
+        else:
+            handle = self.loop.call_later(seconds, _expire, waiter)
         try:
             await waiter
         finally:
@@ -151,19 +161,30 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(ReadTimeout())
 
 
+def _expire_bound(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(BoundReached())
+
+
 class FastResponse:
     """An upstream response whose body is read as it arrives."""
 
-    __slots__ = ("_client", "_conn", "_key", "_read_timeout", "status")
+    __slots__ = ("_client", "_conn", "_key", "_read_timeout", "status", "until")
 
     def __init__(
-        self, client: FastClient, conn: _Connection, key: tuple[str, int, bool], read_timeout: float
+        self,
+        client: FastClient,
+        conn: _Connection,
+        key: tuple[str, int, bool],
+        read_timeout: float,
+        until: float | None,
     ) -> None:
         self._client = client
         self._conn = conn
         self._key = key
         self._read_timeout = read_timeout
         self.status = conn.status
+        self.until = until  # absolute bound of every wait (loop clock), or None
 
     def header(self, name: str) -> str | None:
         """Return the first value of a response header, or None."""
@@ -189,7 +210,7 @@ class FastResponse:
                 return b""
             if conn.error is not None:
                 raise conn.error
-            await conn.wait(self._read_timeout)
+            await conn.wait(self._read_timeout, self.until)
 
     async def read(self, limit: int | None = None) -> bytes:
         """Return the whole body (or at least `limit` bytes of it when given)."""
@@ -258,8 +279,13 @@ class FastClient:
         *,
         connect_timeout: float,
         read_timeout: float,
+        until: float | None = None,
     ) -> FastResponse:
-        """Send `POST path` and return once the response headers have arrived."""
+        """Send `POST path` and return once the response headers have arrived.
+
+        `read_timeout` bounds each wait for bytes; `until` (loop clock) bounds them all, the
+        connect included, and stays on the response (move or clear it with `response.until`).
+        """
         request = b"".join(
             (
                 b"POST ",
@@ -280,17 +306,32 @@ class FastClient:
             if conn.closed:
                 continue
             try:
-                return await self._exchange(conn, key, request, read_timeout)
+                return await self._exchange(conn, key, request, read_timeout, until)
             except BodyCutOff:
                 # A kept-alive connection the upstream had just closed: nothing was processed,
                 # so the request goes again on a fresh connection.
                 if conn.received_any:
                     raise
+        if until is not None:
+            left = until - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise BoundReached()
+            if left < connect_timeout:
+                try:
+                    conn = await self._connect(target, left)
+                except ConnectTimeout as exc:
+                    raise BoundReached() from exc
+                return await self._exchange(conn, key, request, read_timeout, until)
         conn = await self._connect(target, connect_timeout)
-        return await self._exchange(conn, key, request, read_timeout)
+        return await self._exchange(conn, key, request, read_timeout, until)
 
     async def _exchange(
-        self, conn: _Connection, key: tuple[str, int, bool], request: bytes, read_timeout: float
+        self,
+        conn: _Connection,
+        key: tuple[str, int, bool],
+        request: bytes,
+        read_timeout: float,
+        until: float | None,
     ) -> FastResponse:
         assert conn.transport is not None
         conn.transport.write(request)
@@ -298,11 +339,11 @@ class FastClient:
             while not conn.headers_done:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(read_timeout)
+                await conn.wait(read_timeout, until)
         except BaseException:
             conn.close()
             raise
-        return FastResponse(self, conn, key, read_timeout)
+        return FastResponse(self, conn, key, read_timeout, until)
 
     def close(self) -> None:
         """Close every idle connection."""

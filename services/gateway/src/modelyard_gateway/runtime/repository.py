@@ -46,8 +46,8 @@ async def shared_states(engine: AsyncEngine) -> Sequence[Row[Any]]:
     async with engine.connect() as conn:
         result = await conn.execute(
             text(
-                "SELECT instance_id, cooldown_until, health_down, reason"
-                " FROM gateway.instance_states"
+                "SELECT instance_id, cooldown_until, cooldown_level, retry_until, cooldown_cause,"
+                " health_down, reason FROM gateway.instance_states"
             )
         )
         return result.all()
@@ -57,6 +57,9 @@ _NOTIFY_ROW = """
 SELECT pg_notify(:channel, json_build_object(
     'instance_id', s.instance_id,
     'cooldown_until', COALESCE(EXTRACT(EPOCH FROM s.cooldown_until), 0),
+    'cooldown_level', s.cooldown_level,
+    'retry_until', COALESCE(EXTRACT(EPOCH FROM s.retry_until), 0),
+    'cooldown_cause', s.cooldown_cause,
     'health_down', s.health_down,
     'reason', s.reason)::text)
 FROM gateway.instance_states s WHERE s.instance_id = :id
@@ -64,9 +67,16 @@ FROM gateway.instance_states s WHERE s.instance_id = :id
 
 
 async def publish_cooldown(
-    engine: AsyncEngine, instance_id: uuid.UUID, until: datetime | None, reason: str
+    engine: AsyncEngine,
+    instance_id: uuid.UUID,
+    *,
+    until: datetime | None,
+    level: int,
+    retry_until: datetime | None,
+    cause: str,
+    reason: str,
 ) -> None:
-    """Store an instance's cooldown in the shared table and notify every replica."""
+    """Store an instance's cooldown (and its backoff) in the shared table and notify replicas."""
     async with engine.begin() as conn:
         exists = await conn.scalar(
             text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
@@ -75,15 +85,29 @@ async def publish_cooldown(
             return
         await conn.execute(
             text(
-                "INSERT INTO gateway.instance_states"
-                " (instance_id, cooldown_until, health_down, check_failures, reason, updated_at)"
-                " VALUES (:id, :until, false, 0, :reason, now())"
+                "INSERT INTO gateway.instance_states (instance_id, cooldown_until, cooldown_level,"
+                " retry_until, cooldown_cause, health_down, check_failures, reason, updated_at)"
+                " VALUES (:id, :until, :level, :retry_until, :cause, false, 0, :reason, now())"
                 " ON CONFLICT (instance_id) DO UPDATE SET cooldown_until = EXCLUDED.cooldown_until,"
+                " cooldown_level = EXCLUDED.cooldown_level, retry_until = EXCLUDED.retry_until,"
+                " cooldown_cause = EXCLUDED.cooldown_cause,"
                 " reason = EXCLUDED.reason, updated_at = now()"
             ),
-            {"id": instance_id, "until": until, "reason": reason[:500]},
+            {
+                "id": instance_id,
+                "until": until,
+                "level": level,
+                "retry_until": retry_until,
+                "cause": cause[:40],
+                "reason": reason[:500],
+            },
         )
         await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
+
+
+# Failure codes a good health probe disproves (so it ends their cooldown early).
+REACHABILITY_CAUSES = ("connect_failed", "connect_timeout", "dropped", "connection_error")
+_REACHABILITY = "(" + ", ".join(f"'{c}'" for c in REACHABILITY_CAUSES) + ")"
 
 
 async def claim_check(engine: AsyncEngine, instance_id: uuid.UUID, interval_s: float) -> bool:
@@ -113,7 +137,14 @@ async def claim_check(engine: AsyncEngine, instance_id: uuid.UUID, interval_s: f
 async def publish_check(
     engine: AsyncEngine, instance_id: uuid.UUID, *, ok: bool, reason: str, threshold: int
 ) -> None:
-    """Store a health check result (down after `threshold` failed checks) and notify replicas."""
+    """Store a health check result (down after `threshold` failed checks) and notify replicas.
+
+    A good check also ends early (and resets the backoff of) a cooldown that a reachability
+    failure started (refused, timed-out or dropped connections): the probe proves the opposite.
+    Cooldowns for slow or bad answers (first-byte timeouts, 5xx, 429 with its Retry-After) run
+    their course and end with a half-open trial, since a health path that answers says nothing
+    about completions.
+    """
     async with engine.begin() as conn:
         exists = await conn.scalar(
             text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
@@ -129,8 +160,14 @@ async def publish_check(
                 " check_failures = CASE WHEN :ok THEN 0 ELSE s.check_failures + 1 END,"
                 " health_down = CASE WHEN :ok THEN false"
                 " ELSE s.check_failures + 1 >= :threshold END,"
-                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down THEN ''"
-                " ELSE s.reason END,"
+                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down"
+                f" OR s.cooldown_cause IN {_REACHABILITY} THEN '' ELSE s.reason END,"
+                f" cooldown_until = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+                " THEN NULL ELSE s.cooldown_until END,"
+                f" cooldown_level = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+                " THEN 0 ELSE s.cooldown_level END,"
+                f" cooldown_cause = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+                " THEN '' ELSE s.cooldown_cause END,"
                 " checked_at = now(), updated_at = now()"
             ),
             {

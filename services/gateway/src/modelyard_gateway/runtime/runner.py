@@ -41,6 +41,9 @@ class Runtime(ServiceRuntime):
         self.board = HealthBoard(
             cooldown_failures=settings.cooldown_failures,
             cooldown_s=settings.cooldown_s,
+            cooldown_max_s=settings.cooldown_max_s,
+            cooldown_jitter=settings.cooldown_jitter,
+            failure_window_s=settings.failure_window_s,
             max_retry_after_s=settings.max_retry_after_s,
         )
         self._upstreams: Upstreams | None = None
@@ -63,7 +66,9 @@ class Runtime(ServiceRuntime):
     async def start(self) -> None:
         """Load config and shared state, then start listeners, health checks and consumers."""
         self._upstreams = Upstreams()
-        self._proxy = ProxyService(board=self.board, upstreams=self._upstreams)
+        self._proxy = ProxyService(
+            board=self.board, upstreams=self._upstreams, settings=self.settings
+        )
         await self.catalog.reload()
         await self.board.reload(self.engine)
         self._spawn(self._listen_forever(), "gateway-listen")
@@ -195,4 +200,5 @@ class Runtime(ServiceRuntime):
             "health_down": st.health_down,
             "in_flight": st.in_flight,
             "consecutive_failures": st.consecutive_failures,
+            "cooldown_level": st.cooldown_level,
         }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,6 +14,7 @@ import aiohttp
 from modelyard_gateway.runtime.catalog import InstanceRoute
 from modelyard_gateway.runtime.fastclient import (
     BodyCutOff,
+    BoundReached,
     ConnectFailed,
     ConnectTimeout,
     FastClient,
@@ -63,9 +66,14 @@ def describe(exc: BaseException) -> str:
 
 
 class UpstreamResponse(Protocol):
-    """An upstream answer whose headers have arrived; the body is read as it comes."""
+    """An upstream answer whose headers have arrived; the body is read as it comes.
+
+    `until` (event loop clock, or None) bounds every further wait; past it a read raises
+    `BoundReached`. The proxy moves it: first-byte deadline, then the request's deadline.
+    """
 
     status: int
+    until: float | None
 
     def header(self, name: str) -> str | None: ...
 
@@ -81,11 +89,12 @@ class UpstreamResponse(Protocol):
 class AiohttpResponse:
     """An aiohttp response seen through the `UpstreamResponse` interface."""
 
-    __slots__ = ("_resp", "status")
+    __slots__ = ("_resp", "status", "until")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, until: float | None) -> None:
         self._resp = resp
         self.status = resp.status
+        self.until = until
 
     def header(self, name: str) -> str | None:
         """Return the first value of a response header, or None."""
@@ -93,13 +102,15 @@ class AiohttpResponse:
 
     async def next_chunk(self) -> bytes:
         """Return the next piece of the body as it arrives; b"" at its end."""
-        return await self._resp.content.readany()
+        async with _bounded(self.until):
+            return await self._resp.content.readany()
 
     async def read(self, limit: int | None = None) -> bytes:
         """Return the whole body (or its first `limit` bytes)."""
-        if limit is not None:
-            return await self._resp.content.read(limit)
-        return await self._resp.read()
+        async with _bounded(self.until):
+            if limit is not None:
+                return await self._resp.content.read(limit)
+            return await self._resp.read()
 
     def release(self) -> None:
         """Give the connection back to the pool."""
@@ -110,6 +121,22 @@ class AiohttpResponse:
         self._resp.close()
 
 
+@contextlib.asynccontextmanager
+async def _bounded(until: float | None) -> AsyncIterator[None]:
+    """Raise BoundReached if the block runs past `until` (loop clock)."""
+    if until is None:
+        yield
+        return
+    window = asyncio.timeout_at(until)
+    try:
+        async with window:
+            yield
+    except TimeoutError as exc:
+        if window.expired():
+            raise BoundReached() from exc
+        raise
+
+
 class Upstreams:
     """Sends requests to instances: the lean client, or aiohttp for instances behind a proxy."""
 
@@ -117,27 +144,44 @@ class Upstreams:
         self.fast = FastClient()
         self.session = new_client_session()
 
-    async def post(self, inst: InstanceRoute, path: str, payload: bytes) -> UpstreamResponse:
-        """Send a POST to an instance and return once the response headers have arrived."""
+    async def post(
+        self,
+        inst: InstanceRoute,
+        path: str,
+        payload: bytes,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        until: float | None = None,
+    ) -> UpstreamResponse:
+        """Send a POST to an instance and return once the response headers have arrived.
+
+        `read_timeout` bounds each wait for bytes (the idle gap); `until` (loop clock) bounds
+        everything up to the headers and stays on the response for the reads that follow.
+        """
         if inst.target is not None:
             return await self.fast.post(
                 inst.target,
                 path,
                 payload,
-                connect_timeout=inst.timeout.sock_connect or 5.0,
-                read_timeout=inst.timeout.sock_read or 120.0,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                until=until,
             )
-        resp = await self.session.post(
-            inst.base_url + path,
-            data=payload,
-            headers=inst.headers,
-            timeout=inst.timeout,
-            proxy=inst.proxy_url,
-            proxy_headers=inst.proxy_headers,
-            # A redirect would carry the instance's secret headers to wherever it points.
-            allow_redirects=False,
-        )
-        return AiohttpResponse(resp)
+        async with _bounded(until):
+            resp = await self.session.post(
+                inst.base_url + path,
+                data=payload,
+                headers=inst.headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=connect_timeout, sock_read=read_timeout
+                ),
+                proxy=inst.proxy_url,
+                proxy_headers=inst.proxy_headers,
+                # A redirect would carry the instance's secret headers to wherever it points.
+                allow_redirects=False,
+            )
+        return AiohttpResponse(resp, until)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -152,7 +196,7 @@ def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> Upstrea
             "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
         )
     if isinstance(exc, ConnectFailed):
-        return UpstreamFailure("connect", f"connection failed: {describe(exc)}")
+        return UpstreamFailure("connect_failed", f"connection failed: {describe(exc)}")
     if isinstance(exc, BodyCutOff):
         return UpstreamFailure("dropped", f"answer cut off: {describe(exc)}")
     if isinstance(exc, MalformedResponse):
@@ -162,12 +206,12 @@ def classify_transport_error(exc: BaseException, inst: InstanceRoute) -> Upstrea
             "connect_timeout", f"connect timed out after {inst.timeout.sock_connect}s"
         )
     if isinstance(exc, TimeoutError):
-        return UpstreamFailure("timeout", f"no answer within {inst.timeout.sock_read}s")
+        return UpstreamFailure("idle_timeout", "the upstream stopped sending")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamFailure("connect", f"connection failed: {describe(exc.os_error)}")
+        return UpstreamFailure("connect_failed", f"connection failed: {describe(exc.os_error)}")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamFailure("dropped", f"answer cut off: {describe(exc)}")
-    return UpstreamFailure("connection", f"connection error: {describe(exc)}")
+    return UpstreamFailure("connection_error", f"connection error: {describe(exc)}")
 
 
 @dataclass(slots=True)
