@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,7 +104,9 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows and mark them; return how many were published.
 
-        Order is kept per routing key: a row the broker refuses (say, a device queue that is
+        Order is kept per routing key, also with several relays: a relay publishes a row only
+        when no earlier row of its key is still unsent outside its own batch (claimed by another
+        relay, or waiting for a retry). A row the broker refuses (say, a device queue that is
         gone) is retried with backoff, and only later rows of the same routing key wait for it.
         While the broker is unreachable nothing is marked and the whole batch waits.
         """
@@ -124,10 +126,13 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            others = await self._others_first_unsent(session, rows)
             failed_keys: set[str] = set()
             for row in rows:
                 if row.routing_key in failed_keys:
                     continue
+                if row.position > others.get(row.routing_key, row.position):
+                    continue  # an earlier row of this key is not ours: it goes first
                 event = CloudEvent.model_validate(row.payload)
                 try:
                     await self.broker.publish(
@@ -152,6 +157,29 @@ class OutboxRelay:
                 row.next_attempt_at = None
                 published += 1
         return published
+
+    async def _others_first_unsent(
+        self, session: AsyncSession, rows: Sequence[Any]
+    ) -> dict[str, int]:
+        """Return, per routing key of `rows`, the position of its first unsent row not in `rows`.
+
+        Another relay's locked rows are skipped by SKIP LOCKED but still visible here, so of two
+        relays holding rows of one key, each publishes only its rows before the other's first:
+        the earlier rows are published and marked before the later ones are looked at again.
+        """
+        if not rows:
+            return {}
+        m = self.model
+        result = await session.execute(
+            select(m.routing_key, func.min(m.position))
+            .where(
+                m.published_at.is_(None),
+                m.routing_key.in_({row.routing_key for row in rows}),
+                m.position.not_in([row.position for row in rows]),
+            )
+            .group_by(m.routing_key)
+        )
+        return dict(result.tuples().all())
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""

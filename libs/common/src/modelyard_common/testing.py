@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aio_pika
@@ -155,3 +159,67 @@ def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
     for field in fields:
         assert field in named, f"{field} not reported in {body}"
     return body
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    port: int, *, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None
+) -> None:
+    """Block until something listens on loopback `port` (fail early if `process` exits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+        time.sleep(0.05)
+
+
+S3_TEST_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+
+
+@contextlib.contextmanager
+def s3_test_server(*buckets: str) -> Iterator[str]:
+    """Run an S3-compatible server (moto in server mode) on a free port; yield its URL.
+
+    S3 is outside the product, like a cloud LLM API: tests talk to it over real HTTP.
+    """
+    import boto3  # type: ignore[import-untyped]  # test-only (moto[server] brings it)
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, process=process)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=S3_TEST_CREDENTIALS["access_key_id"],
+            aws_secret_access_key=S3_TEST_CREDENTIALS["secret_access_key"],
+        )
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -14,7 +14,7 @@ from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime, create_app
 from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
-from modelyard_deployer.artifacts import LocalArtifactStore
+from modelyard_deployer.artifacts import build_store
 from modelyard_deployer.consumers import start_consumers
 from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_deployer.deployments.router import router as deployments_router
@@ -47,6 +47,9 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         poll_interval_s=settings.outbox_poll_interval_s,
     )
     consumers: list[Consumer] = []
+    store = build_store(settings)
+    staging_age = timedelta(hours=settings.artifact_staging_max_age_h)
+    runtime.housekeep("artifact staging", lambda: store.sweep(staging_age))
 
     async def on_broker_ready(broker: Broker) -> None:
         relay.start()
@@ -70,6 +73,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
             await relay.stop()
             await runtime.stop()
             await app.state.registry_http.aclose()
+            await store.close()
 
     app = create_app(
         title="Modelyard deployer",
@@ -82,7 +86,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         openapi_tags=TAGS,
     )
     runtime.bind(app)
-    app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)
+    app.state.artifact_store = store
     app.state.relay = relay
     return app
 
