@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -190,7 +191,7 @@ S3_TEST_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing
 
 
 @contextlib.contextmanager
-def s3_test_server(*buckets: str) -> Iterator[str]:
+def s3_test_server(*buckets: str, log_path: Path | None = None) -> Iterator[str]:
     """Run an S3-compatible server (moto in server mode) on a free port; yield its URL.
 
     S3 is outside the product, like a cloud LLM API: tests talk to it over real HTTP.
@@ -198,10 +199,11 @@ def s3_test_server(*buckets: str) -> Iterator[str]:
     import boto3  # type: ignore[import-untyped]  # test-only (moto[server] brings it)
 
     port = free_port()
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -223,3 +225,5 @@ def s3_test_server(*buckets: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log_path:
+            log.close()  # type: ignore[union-attr]
