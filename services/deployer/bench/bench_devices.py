@@ -40,8 +40,8 @@ import httpx
 import psutil
 from bench_upload import ADMIN_URL, drop_database, free_port, registry_stand_in, wait_ready
 from fleet import REPORTED_STATES, Fleet
-
 from modelyard_agent.settings import AgentSettings
+
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import recreate_database
@@ -144,11 +144,11 @@ class Samplers:
                 await self._task
 
 
-async def wait_until(predicate: Any, timeout: float, what: str) -> float:
-    """Return the seconds until the async `predicate` holds; exit after `timeout`."""
+async def wait_until(predicate: Any, within: float, what: str) -> float:
+    """Return the seconds until the async `predicate` holds; exit after `within` seconds."""
     started = time.monotonic()
     while not await predicate():
-        if time.monotonic() - started > timeout:
+        if time.monotonic() - started > within:
             raise SystemExit(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
     return time.monotonic() - started

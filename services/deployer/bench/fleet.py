@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
 
