@@ -10,9 +10,11 @@ and the most database connections.
 
     .venv/bin/python services/deployer/bench/bench_devices.py [--devices 100,1000]
 
-Needs Postgres and RabbitMQ as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL and
-MODELYARD_BENCH_AMQP_BASE_URL, without vhost, override the local defaults; the bench creates and
-deletes its own vhost with rabbitmqctl). MODELYARD_BENCH_DEVICES sets the fleet sizes too.
+Needs PostgreSQL as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL overrides the local
+default). RabbitMQ: a private broker node of its own (the machine's `rabbitmq-server`, on free
+ports, in a temporary directory), so thousands of quorum queues neither load nor depend on a
+shared broker; MODELYARD_BENCH_AMQP_URL points the bench at an existing broker instead.
+MODELYARD_BENCH_DEVICES sets the fleet sizes too.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import contextlib
 import io
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -44,9 +49,9 @@ from modelyard_agent.settings import AgentSettings
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import recreate_database
+from modelyard_common.testing import recreate_database, wait_for_port
 
-AMQP_BASE = os.environ.get("MODELYARD_BENCH_AMQP_BASE_URL", "amqp://guest:guest@127.0.0.1:5672")
+AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
 SECRET = "bench-secret-0123456789abcdef-0123456789"
 WORKSPACE = "bench"
 QUEUE_PREFIX = "deployer-bench"
@@ -82,8 +87,50 @@ def progress(message: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
+@contextlib.contextmanager
+def private_broker(workdir: Path) -> Iterator[str]:
+    """Run a RabbitMQ node of the bench's own on free ports; yield its AMQP URL."""
+    server = shutil.which("rabbitmq-server", path="/usr/lib/rabbitmq/bin") or shutil.which(
+        "rabbitmq-server"
+    )
+    if server is None:
+        raise SystemExit("rabbitmq-server is needed (apt package rabbitmq-server)")
+    home = workdir / "rabbitmq"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "enabled_plugins").write_text("[].\n")
+    (home / "rabbitmq.conf").write_text("log.console = false\n")
+    port, dist = free_port(), free_port()
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": f"bench{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_PID_FILE": str(home / "rabbit.pid"),
+    }
+    process = subprocess.Popen(
+        [server],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, timeout=90, process=process)
+        progress(f"private RabbitMQ node on port {port}")
+        yield f"amqp://guest:guest@127.0.0.1:{port}/"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def project_zip() -> bytes:
@@ -299,10 +346,14 @@ async def run_fleet(
 
 
 def run_one(n: int, *, interval_s: float, burst: int, workdir: Path) -> Row:
-    vhost = f"modelyard_bench_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    amqp_url = f"{AMQP_BASE}/{vhost}"
+    with contextlib.ExitStack() as stack:
+        amqp_url = AMQP_URL or stack.enter_context(private_broker(workdir / f"broker-{n}"))
+        return run_against(
+            n, amqp_url=amqp_url, interval_s=interval_s, burst=burst, workdir=workdir
+        )
+
+
+def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir: Path) -> Row:
     database = "modelyard_bench_devices"
     database_url = asyncio.run(recreate_database(ADMIN_URL, database))
     database = database_url.rsplit("/", 1)[1]
@@ -351,7 +402,6 @@ def run_one(n: int, *, interval_s: float, burst: int, workdir: Path) -> Row:
                     process.kill()
     finally:
         asyncio.run(drop_database(database))
-        rabbitmqctl("delete_vhost", vhost)
 
 
 def print_table(rows: list[Row], interval_s: float) -> None:

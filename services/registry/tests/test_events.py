@@ -323,6 +323,7 @@ class _SlowBroker:
     def __init__(self, broker: Broker, delay_s: float) -> None:
         self._broker = broker
         self._delay_s = delay_s
+        self._link = asyncio.Lock()  # one message at a time on the slow link, in order
         self.started = asyncio.Event()
 
     @property
@@ -331,8 +332,9 @@ class _SlowBroker:
 
     async def publish(self, *args: Any, **kwargs: Any) -> None:
         self.started.set()
-        await asyncio.sleep(self._delay_s)
-        await self._broker.publish(*args, **kwargs)
+        async with self._link:
+            await asyncio.sleep(self._delay_s)
+            await self._broker.publish(*args, **kwargs)
 
 
 async def test_two_relays_keep_the_order_of_each_routing_key(
