@@ -358,6 +358,16 @@ def project_zip() -> bytes:
     return buffer.getvalue()
 
 
+async def upload(cluster: Cluster, model_id: str, archive: bytes) -> httpx.Response:
+    """Upload a version of a model through the balancer."""
+    return await cluster.http.post(
+        f"{cluster.lb['deployer']}/v1/models/{model_id}/versions",
+        headers=cluster.headers,
+        data={"manifest": json.dumps(MANIFEST)},
+        files={"file": ("p.zip", archive, "application/zip")},
+    )
+
+
 async def create_model(cluster: Cluster, name: str, key: str | None = None) -> httpx.Response:
     headers = {**cluster.headers, "Idempotency-Key": key or name}
     return await cluster.http.post(
@@ -377,12 +387,7 @@ async def test_requests_work_whichever_replica_takes_them(cluster: Cluster) -> N
 
     model = (await create_model(cluster, "replicated")).json()
     archive = project_zip()
-    uploaded = await cluster.http.post(
-        f"{cluster.lb['deployer']}/v1/models/{model['id']}/versions",
-        headers=cluster.headers,
-        data={"manifest": json.dumps(MANIFEST)},
-        files={"file": ("p.zip", archive, "application/zip")},
-    )
+    uploaded = await upload(cluster, model["id"], archive)
     assert uploaded.status_code == 201, uploaded.text
     url = f"{cluster.lb['deployer']}{uploaded.json()['artifact_url']}"
     downloads = [await cluster.http.get(url, headers=cluster.headers) for _ in range(2)]
@@ -413,12 +418,7 @@ async def test_events_once_in_order_and_commands_once(
 
     # One device, one deployment: exactly one command reaches its queue.
     model_id = created[0]
-    uploaded = await cluster.http.post(
-        f"{cluster.lb['deployer']}/v1/models/{model_id}/versions",
-        headers=cluster.headers,
-        data={"manifest": json.dumps(MANIFEST)},
-        files={"file": ("p.zip", project_zip(), "application/zip")},
-    )
+    uploaded = await upload(cluster, model_id, project_zip())
     assert uploaded.status_code == 201, uploaded.text
     device = (
         await cluster.http.post(
@@ -625,12 +625,7 @@ async def test_killing_a_replica_mid_run_loses_nothing(
     (survivor,) = cluster.live("deployer")
     model_id = next(iter(results.values()))
     archive = project_zip()
-    uploaded = await cluster.http.post(
-        f"{cluster.lb['deployer']}/v1/models/{model_id}/versions",
-        headers=cluster.headers,
-        data={"manifest": json.dumps(MANIFEST)},
-        files={"file": ("p.zip", archive, "application/zip")},
-    )
+    uploaded = await upload(cluster, model_id, archive)
     assert uploaded.status_code == 201, uploaded.text
     # nginx may try the dead one first; the answer comes from the survivor.
     assert uploaded.headers["x-upstream"].split(", ")[-1] == survivor.addr

@@ -80,6 +80,7 @@ class Row:
     deploy_cpu_pct: float = 0.0
     heartbeats_per_s: float = 0.0
     burst_cpu_pct: float = 0.0
+    download_retries: dict[str, int] = field(default_factory=dict)
     peaks: Peaks = field(default_factory=Peaks)
 
 
@@ -311,6 +312,7 @@ async def run_fleet(
             expected = n * len(REPORTED_STATES)
             if row.reports != expected:
                 raise SystemExit(f"{row.reports} reports sent, {expected} expected")
+            row.download_retries = dict(fleet.stats.download_retries)
             if fleet.download and fleet.stats.downloads != n:
                 raise SystemExit(f"{fleet.stats.downloads} downloads of {n} succeeded")
 
@@ -406,7 +408,11 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
 
 def print_table(rows: list[Row], interval_s: float) -> None:
     print()
-    print(f"One deployer replica, simulated devices, heartbeat every {interval_s:g} s")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"One deployer replica, simulated devices, heartbeat every {interval_s:g} s "
+        f"(machine: {os.cpu_count()} cores, load average now {load})"
+    )
     header = (
         "| devices | fan-out s | create s | reports/s | all running s | CPU % idle fleet "
         "| CPU % deploy | peak RSS MiB | max queue (reports / heartbeats) | max DB conns "
@@ -434,7 +440,7 @@ def print_table(rows: list[Row], interval_s: float) -> None:
     for r in rows:
         print(
             f"  N={r.devices}: registered in {r.register_s:.1f} s; burst CPU "
-            f"{r.burst_cpu_pct:.0f} %"
+            f"{r.burst_cpu_pct:.0f} %; download retries {r.download_retries or 'none'}"
         )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ class FleetStats:
     heartbeats: int = 0
     downloads: int = 0
     download_errors: int = 0
+    download_retries: Counter[str] = field(default_factory=Counter)
     first_command_at: float | None = None
     last_command_at: float | None = None
     first_report_at: float | None = None
@@ -142,13 +144,20 @@ class SimulatedDevice:
                 await self.fetch(command.version.artifact_url)
             await self.report(command, state)
 
-    async def fetch(self, url: str) -> None:
-        try:
-            response = await self.http.get(url, headers={"Authorization": f"Bearer {self.token}"})
-            response.raise_for_status()
-            self.stats.downloads += 1
-        except httpx.HTTPError:
-            self.stats.download_errors += 1
+    async def fetch(self, url: str, attempts: int = 5) -> None:
+        """Download the zip as the agent does: retried with backoff, then given up."""
+        for attempt in range(attempts):
+            try:
+                response = await self.http.get(
+                    url, headers={"Authorization": f"Bearer {self.token}"}
+                )
+                response.raise_for_status()
+                self.stats.downloads += 1
+                return
+            except httpx.HTTPError as exc:
+                self.stats.download_retries[type(exc).__name__] += 1
+                await asyncio.sleep(min(2**attempt, 10))
+        self.stats.download_errors += 1
 
     async def report(self, command: DeviceCommand, state: str) -> None:
         sequence = self.sequences.get(command.deployment_id, 0) + 1
