@@ -43,7 +43,16 @@ import aio_pika
 import asyncpg
 import httpx
 import psutil
-from bench_upload import ADMIN_URL, drop_database, free_port, registry_stand_in, wait_ready
+from bench_upload import (
+    ADMIN_URL,
+    SECRET,
+    drop_database,
+    free_port,
+    registry_stand_in,
+    start_deployer,
+    stop,
+    wait_ready,
+)
 from fleet import REPORTED_STATES, Fleet
 from modelyard_agent.settings import AgentSettings
 
@@ -52,7 +61,6 @@ from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import recreate_database, wait_for_port
 
 AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
-SECRET = "bench-secret-0123456789abcdef-0123456789"
 WORKSPACE = "bench"
 QUEUE_PREFIX = "deployer-bench"
 MiB = 1024 * 1024
@@ -362,24 +370,16 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
     model_id = str(uuid.uuid4())
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    cli = Path(sys.executable).with_name("modelyard-deployer")
-    artifacts = workdir / f"artifacts-{n}"
     try:
         with registry_stand_in(model_id) as registry_url:
-            env = {
-                **os.environ,
-                "MODELYARD_DEPLOYER_DATABASE_URL": database_url,
-                "MODELYARD_DEPLOYER_AMQP_URL": amqp_url,
-                "MODELYARD_DEPLOYER_JWT_SECRET": SECRET,
-                "MODELYARD_DEPLOYER_REGISTRY_URL": registry_url,
-                "MODELYARD_DEPLOYER_PUBLIC_URL": base_url,
-                "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(artifacts),
-                "MODELYARD_DEPLOYER_QUEUE_PREFIX": QUEUE_PREFIX,
-                "MODELYARD_DEPLOYER_LOG_LEVEL": "WARNING",
-            }
-            subprocess.run([str(cli), "migrate"], env=env, check=True)
-            process = subprocess.Popen(
-                [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env
+            process = start_deployer(
+                port,
+                database_url=database_url,
+                amqp_url=amqp_url,
+                registry_url=registry_url,
+                artifacts=workdir / f"artifacts-{n}",
+                public_url=base_url,
+                queue_prefix=QUEUE_PREFIX,
             )
             try:
                 wait_ready(base_url, process)
@@ -397,11 +397,7 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
                     )
                 )
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                stop(process)
     finally:
         asyncio.run(drop_database(database))
 
@@ -416,7 +412,7 @@ def print_table(rows: list[Row], interval_s: float) -> None:
     header = (
         "| devices | fan-out s | create s | reports/s | all running s | CPU % idle fleet "
         "| CPU % deploy | peak RSS MiB | max queue (reports / heartbeats) | max DB conns "
-        "| heartbeats/s max | devices/replica at 100 % CPU |"
+        "| heartbeats/s max | devices at that rate |"
     )
     print(header)
     print("|---" * 12 + "|")
@@ -435,7 +431,7 @@ def print_table(rows: list[Row], interval_s: float) -> None:
         "fan-out: POST /v1/deployments to the last device's command; create: the POST alone;"
         " reports/s: every report (5 per device) from the first sent to all deployments"
         " running; CPU % of one core; heartbeats/s max: a burst drained by the replica"
-        " (CPU % during it shown below); devices/replica = heartbeats/s max x interval."
+        " (CPU % during it shown below); devices at that rate = heartbeats/s max x interval."
     )
     for r in rows:
         print(

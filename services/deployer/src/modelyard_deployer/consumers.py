@@ -42,8 +42,8 @@ async def start_consumers(
         # For heartbeats: applying one twice changes nothing (only a newer one is applied), and
         # recording every heartbeat's id would grow `processed_events` by the fleet's pulse.
         # Nor does a heartbeat need its commit on disk before the ack: one lost in a database
-        # crash is replaced by the device's next, and waiting for the WAL flush of every beat
-        # of a fleet is what bounds how many devices a replica serves.
+        # crash is replaced by the device's next, so the fleet's pulse need not wait for a WAL
+        # flush per beat.
         async def handler(event: CloudEvent) -> None:
             async with sessionmaker() as session, session.begin():
                 await session.execute(text("SET LOCAL synchronous_commit = off"))
