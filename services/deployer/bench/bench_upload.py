@@ -242,6 +242,47 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], within: float = 
     raise SystemExit("the deployer did not become ready")
 
 
+def start_deployer(
+    port: int,
+    *,
+    database_url: str,
+    amqp_url: str,
+    registry_url: str,
+    artifacts: Path,
+    **settings: str,
+) -> subprocess.Popen[bytes]:
+    """Migrate the bench database and start `modelyard-deployer serve` on loopback `port`.
+
+    `settings` are more deployer settings by field name (`queue_prefix="x"`).
+    """
+    cli = Path(sys.executable).with_name("modelyard-deployer")
+    env = {
+        **os.environ,
+        "MODELYARD_DEPLOYER_DATABASE_URL": database_url,
+        "MODELYARD_DEPLOYER_AMQP_URL": amqp_url,
+        "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
+        "MODELYARD_DEPLOYER_JWT_SECRET": SECRET,
+        "MODELYARD_DEPLOYER_REGISTRY_URL": registry_url,
+        "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(artifacts),
+        "MODELYARD_DEPLOYER_LOG_LEVEL": "WARNING",
+        **{f"MODELYARD_DEPLOYER_{name.upper()}": value for name, value in settings.items()},
+    }
+    subprocess.run([str(cli), "migrate"], env=env, check=True)
+    return subprocess.Popen(
+        [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process started by the bench (SIGTERM, then SIGKILL after 30 s)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -258,23 +299,15 @@ def main() -> None:
     database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    cli = Path(sys.executable).with_name("modelyard-deployer")
     with registry_stand_in(model_id) as registry_url:
-        env = {
-            **os.environ,
-            "MODELYARD_DEPLOYER_DATABASE_URL": database_url,
-            "MODELYARD_DEPLOYER_AMQP_URL": AMQP_URL,
-            "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
-            "MODELYARD_DEPLOYER_JWT_SECRET": SECRET,
-            "MODELYARD_DEPLOYER_REGISTRY_URL": registry_url,
-            "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(artifacts),
-            "MODELYARD_DEPLOYER_QUEUE_PREFIX": f"deployer-bench-{model_id[:8]}",
-            "MODELYARD_DEPLOYER_CONSUME_EVENTS": "false",
-            "MODELYARD_DEPLOYER_LOG_LEVEL": "WARNING",
-        }
-        subprocess.run([str(cli), "migrate"], env=env, check=True)
-        process = subprocess.Popen(
-            [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env
+        process = start_deployer(
+            port,
+            database_url=database_url,
+            amqp_url=AMQP_URL,
+            registry_url=registry_url,
+            artifacts=artifacts,
+            queue_prefix=f"deployer-bench-{model_id[:8]}",
+            consume_events="false",
         )
         try:
             wait_ready(base_url, process)
@@ -302,8 +335,7 @@ def main() -> None:
                 )
             after = memory_kib(process.pid)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop(process)
     copy_s = raw_copy_seconds(zip_path, artifacts)
     ceiling_s = http_ceiling_seconds(zip_path)
     shutil.rmtree(workdir, ignore_errors=True)

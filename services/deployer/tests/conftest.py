@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import sys
 import tempfile
 import uuid
@@ -26,6 +25,7 @@ from fastapi import FastAPI
 
 from modelyard_common.messaging import Broker
 from modelyard_common.testing import (
+    S3_TEST_CREDENTIALS,
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
     TEST_MANAGEMENT_URL,
@@ -33,9 +33,12 @@ from modelyard_common.testing import (
     delete_device_logins,
     ensure_management_api,
     ensure_vhost,
+    free_port,
     recreate_database,
+    s3_test_server,
 )
 from modelyard_deployer.app import build_app
+from modelyard_deployer.artifacts import MIN_PART_BYTES, LocalArtifactStore, S3ArtifactStore
 from modelyard_deployer.cli import migrate
 from modelyard_deployer.settings import DeployerSettings
 
@@ -43,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from deployer_testkit import (  # noqa: E402 - found through the path set just above
     JWT_SECRET,
+    ArtifactBackend,
     DeviceStandIn,
     EventTap,
     RegistryStandIn,
@@ -56,11 +60,7 @@ AMQP_URL = TEST_AMQP_URL
 TEST_MAX_UPLOAD = 4 * 1024 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+S3_BUCKET = "modelyard-test-artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +68,48 @@ def artifact_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="deployer-artifacts-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto) on a free port, with the test bucket."""
+    with s3_test_server(S3_BUCKET) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_spool_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="deployer-s3-spool-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=["local", "s3"])
+async def artifact_backend(
+    request: pytest.FixtureRequest, app: FastAPI, artifact_dir: Path
+) -> AsyncIterator[ArtifactBackend]:
+    """The app's artifact store for one test: the local directory, or an S3 bucket."""
+    if request.param == "local":
+        yield ArtifactBackend(store=LocalArtifactStore(artifact_dir), spool_dir=artifact_dir)
+        return
+    endpoint = request.getfixturevalue("s3_endpoint")
+    spool_dir = request.getfixturevalue("s3_spool_dir")
+    store = S3ArtifactStore(
+        bucket=S3_BUCKET,
+        prefix=f"t-{uuid.uuid4().hex[:8]}/",
+        spool_dir=spool_dir,
+        part_bytes=MIN_PART_BYTES,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        **S3_TEST_CREDENTIALS,
+    )
+    previous = app.state.artifact_store
+    app.state.artifact_store = store
+    try:
+        yield ArtifactBackend(store=store, spool_dir=spool_dir)
+    finally:
+        app.state.artifact_store = previous
+        await store.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -31,6 +32,7 @@ from modelyard_common.errors import UnauthorizedError
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker, Consumer
 from modelyard_common.testing import TEST_AMQP_URL, TEST_JWT_SECRET
+from modelyard_deployer.artifacts import ArtifactStore, S3ArtifactStore
 
 JWT_SECRET = TEST_JWT_SECRET
 AMQP_URL = TEST_AMQP_URL
@@ -427,3 +429,35 @@ class Tenant:
     async def close(self) -> None:
         for device in self.devices:
             await device.close()
+
+
+@dataclass
+class ArtifactBackend:
+    """The artifact store a test runs against, and a way to see everything it holds."""
+
+    store: ArtifactStore
+    spool_dir: Path
+
+    @property
+    def name(self) -> str:
+        return "s3" if isinstance(self.store, S3ArtifactStore) else "local"
+
+    async def everything(self) -> set[str]:
+        """Return all the store holds: objects, staging files, unfinished multipart uploads."""
+        found = {f"file:{p}" for p in self.spool_dir.rglob("*") if p.is_file()}
+        if isinstance(self.store, S3ArtifactStore):
+            client = await self.store.client()
+            listed = await client.list_objects_v2(
+                Bucket=self.store.bucket, Prefix=self.store.prefix
+            )
+            found |= {f"object:{o['Key']}" for o in listed.get("Contents", [])}
+            found |= {f"upload:{u['Key']}" for u in await self.store.pending_uploads()}
+        return found
+
+    async def content(self, key: str) -> bytes | None:
+        """Return the stored bytes of `key`, None when there is no such artifact."""
+        try:
+            size = await self.store.size(key)
+        except FileNotFoundError:
+            return None
+        return b"".join([chunk async for chunk in self.store.read(key, 0, size)])

@@ -11,7 +11,6 @@ import stat
 import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ import yaml
 from deployer_testkit import (
     DEFAULT_MANIFEST,
     MAIN_PY,
+    ArtifactBackend,
     Tenant,
     eventually,
     project_zip,
@@ -30,12 +30,9 @@ from sqlalchemy import text
 from modelyard_common.events import new_event
 
 
-def stored_files(artifact_dir: Path) -> list[Path]:
-    """Return every file in the artifact store, staging area included."""
-    return [p for p in artifact_dir.rglob("*") if p.is_file()]
-
-
-async def test_upload_records_size_hash_and_manifest(tenant: Tenant, artifact_dir: Path) -> None:
+async def test_upload_records_size_hash_and_manifest(
+    tenant: Tenant, artifact_backend: ArtifactBackend
+) -> None:
     archive = project_zip({"main.py": MAIN_PY, "weights/model.bin": b"\x01" * 5000})
 
     response = await tenant.upload(archive, title="First cut", comment="baseline")
@@ -50,7 +47,7 @@ async def test_upload_records_size_hash_and_manifest(tenant: Tenant, artifact_di
     assert body["file_count"] == 2
     assert body["manifest"]["handlers"] == [{"name": "predict", "description": "Echo the payload"}]
     assert response.headers["location"] == f"/v1/versions/{body['id']}"
-    assert (artifact_dir / str(tenant.model_id) / f"{body['id']}.zip").read_bytes() == archive
+    assert await artifact_backend.content(f"{tenant.model_id}/{body['id']}.zip") == archive
     fetched = await tenant.client.get(f"/v1/versions/{body['id']}", headers=tenant.admin)
     assert fetched.json() == body
 
@@ -175,10 +172,10 @@ def _random(size: int) -> bytes:
 
 @pytest.mark.parametrize("case", sorted(BAD_ZIPS))
 async def test_bad_zip_is_refused_and_nothing_is_stored(
-    tenant: Tenant, artifact_dir: Path, case: str
+    tenant: Tenant, artifact_backend: ArtifactBackend, case: str
 ) -> None:
     build, manifest, status, says = BAD_ZIPS[case]
-    before = set(stored_files(artifact_dir))
+    before = await artifact_backend.everything()
 
     response = await tenant.upload(build(), manifest=manifest)
 
@@ -188,7 +185,7 @@ async def test_bad_zip_is_refused_and_nothing_is_stored(
     assert says in json.dumps(problem)
     if status == 422:
         assert problem["errors"], problem
-    assert set(stored_files(artifact_dir)) == before
+    assert await artifact_backend.everything() == before
     listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
     assert listed.json()["items"] == []
 
@@ -279,7 +276,9 @@ async def _is(row: Awaitable[dict[str, object] | None], **expected: object) -> b
     return found is not None and all(found[k] == v for k, v in expected.items())
 
 
-async def test_download_whole_and_by_range(tenant: Tenant) -> None:
+async def test_download_whole_and_by_range(
+    tenant: Tenant, artifact_backend: ArtifactBackend
+) -> None:
     archive = project_zip(
         {"main.py": MAIN_PY, "blob": _random(300_000)}, compression=zipfile.ZIP_STORED
     )
@@ -301,12 +300,42 @@ async def test_download_whole_and_by_range(tenant: Tenant) -> None:
     assert part.headers["content-range"] == f"bytes 1000-{len(archive) - 1}/{len(archive)}"
     assert tail.content == archive[-10:]
     assert beyond.status_code == 416
+    assert await artifact_backend.content(f"{tenant.model_id}/{version['id']}.zip") == archive
 
 
-async def test_delete_version_removes_it_and_its_zip(tenant: Tenant, artifact_dir: Path) -> None:
+async def test_interrupted_download_resumes_where_it_stopped(
+    tenant: Tenant, artifact_backend: ArtifactBackend
+) -> None:
+    """A device that got part of the zip asks for the rest with If-Range; a stale copy gets all."""
+    archive = project_zip(
+        {"main.py": MAIN_PY, "blob": _random(2_500_000)}, compression=zipfile.ZIP_STORED
+    )
+    version = await tenant.new_version(archive=archive)
+    url = version["artifact_url"]
+    first = await tenant.client.get(url, headers=tenant.admin)
+    got = first.content[:700_000]  # the connection dropped here
+
+    etag = f'"{version["sha256"]}"'
+    rest = await tenant.client.get(
+        url, headers={**tenant.admin, "Range": f"bytes={len(got)}-", "If-Range": etag}
+    )
+    stale = await tenant.client.get(
+        url, headers={**tenant.admin, "Range": f"bytes={len(got)}-", "If-Range": '"other"'}
+    )
+
+    assert rest.status_code == 206
+    assert got + rest.content == archive
+    assert hashlib.sha256(got + rest.content).hexdigest() == version["sha256"]
+    assert stale.status_code == 200
+    assert stale.content == archive
+
+
+async def test_delete_version_removes_it_and_its_zip(
+    tenant: Tenant, artifact_backend: ArtifactBackend
+) -> None:
     version = await tenant.new_version()
-    path = artifact_dir / str(tenant.model_id) / f"{version['id']}.zip"
-    assert path.exists()
+    key = f"{tenant.model_id}/{version['id']}.zip"
+    assert await artifact_backend.content(key) is not None
 
     deleted = await tenant.client.delete(f"/v1/versions/{version['id']}", headers=tenant.admin)
 
@@ -314,15 +343,17 @@ async def test_delete_version_removes_it_and_its_zip(tenant: Tenant, artifact_di
     gone = await tenant.client.get(f"/v1/versions/{version['id']}", headers=tenant.admin)
     assert gone.status_code == 404
 
-    async def file_removed() -> bool:
-        return not path.exists()
+    async def zip_removed() -> bool:
+        return await artifact_backend.content(key) is None
 
-    await eventually(file_removed)
+    await eventually(zip_removed)
     # Numbers are never reused, even after a delete.
     assert (await tenant.new_version())["number"] == 2
 
 
-async def test_idempotent_upload_returns_the_first_version(tenant: Tenant) -> None:
+async def test_idempotent_upload_returns_the_first_version(
+    tenant: Tenant, artifact_backend: ArtifactBackend
+) -> None:
     headers = {**tenant.admin, "Idempotency-Key": "upload-1"}
     # One archive for both tries: zips carry timestamps, so a rebuilt one may differ.
     archive = project_zip()
@@ -339,6 +370,9 @@ async def test_idempotent_upload_returns_the_first_version(tenant: Tenant) -> No
     assert other_bytes.status_code == 422
     listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
     assert len(listed.json()["items"]) == 1
+    # The replayed and the refused upload left nothing: only the first version's zip is there.
+    held = {k for k in await artifact_backend.everything() if str(tenant.model_id) in k}
+    assert len(held) == 1, held
 
 
 def test_symlink_builder_really_builds_a_symlink() -> None:
@@ -348,11 +382,11 @@ def test_symlink_builder_really_builds_a_symlink() -> None:
 
 
 async def test_upload_cut_off_midway_leaves_nothing(
-    tenant: Tenant, app: FastAPI, artifact_dir: Path
+    tenant: Tenant, app: FastAPI, artifact_backend: ArtifactBackend
 ) -> None:
-    """The client disconnects after 2 MB of a 3 MB zip: no file, no row."""
+    """The client disconnects after 2 MB of a 3 MB zip: no file, no row, no open upload."""
     await tenant.new_version()  # the model is known; only the cut-off upload is at stake
-    before = set(stored_files(artifact_dir))
+    before = await artifact_backend.everything()
     boundary = "cutoff-boundary"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.zip"\r\n'
@@ -398,6 +432,6 @@ async def test_upload_cut_off_midway_leaves_nothing(
     await asyncio.wait_for(app(scope, receive, send), 10)
 
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]
-    assert set(stored_files(artifact_dir)) == before
+    assert await artifact_backend.everything() == before
     listed = await tenant.client.get(f"/v1/models/{tenant.model_id}/versions", headers=tenant.admin)
     assert [v["number"] for v in listed.json()["items"]] == [1]

@@ -315,3 +315,80 @@ async def test_two_relays_publish_each_event_exactly_once(
         for relay in relays:
             await relay.stop()
         live_relay.start()
+
+
+class _SlowBroker:
+    """A relay's broker that takes its time over each publish (a replica on a busy node)."""
+
+    def __init__(self, broker: Broker, delay_s: float) -> None:
+        self._broker = broker
+        self._delay_s = delay_s
+        self._link = asyncio.Lock()  # one message at a time on the slow link, in order
+        self.started = asyncio.Event()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._broker.is_connected
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        self.started.set()
+        async with self._link:
+            await asyncio.sleep(self._delay_s)
+            await self._broker.publish(*args, **kwargs)
+
+
+async def test_two_relays_keep_the_order_of_each_routing_key(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    editor: Headers,
+    events: EventCapture,
+    settings: RegistrySettings,
+    model_body: dict[str, Any],
+) -> None:
+    """A slow relay holds the first rows of a key; a fast one must not overtake it."""
+    live_relay: OutboxRelay = app.state.relay
+    await live_relay.stop()
+    slow_broker = _SlowBroker(app.state.broker, 0.15)
+    slow, fast = (
+        OutboxRelay(
+            app.state.sessionmaker,
+            OutboxEvent,
+            broker,  # type: ignore[arg-type]
+            database_url=settings.database_url,
+            batch_size=5,
+            poll_interval_s=0.05,
+        )
+        for broker in (slow_broker, app.state.broker)
+    )
+    try:
+        for i in range(20):  # one after another: the outbox order is the creation order
+            await create_ok(client, "/v1/models", {**model_body, "name": f"ordered-{i}"}, editor)
+        async with app.state.sessionmaker() as session:
+            expected = list(
+                await session.scalars(
+                    select(OutboxEvent.event_id)
+                    .where(OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.position)
+                )
+            )
+        assert len(expected) >= 20
+        slow.start()
+        await asyncio.wait_for(slow_broker.started.wait(), 10)  # it holds the first batch
+        fast.start()
+        await events.wait(type="registry.model.created", count=20, timeout=30)
+        await wait_for(lambda: _all_published(app.state.sessionmaker), timeout=30)
+        seen = [e["id"] for e in events.of(type="registry.model.created") if e["id"] in expected]
+        assert seen == [i for i in expected if i in seen]
+        assert len(seen) == len(set(seen)) == 20
+    finally:
+        await slow.stop()
+        await fast.stop()
+        live_relay.start()
+
+
+async def _all_published(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessionmaker() as session:
+        unsent = await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        )
+    return unsent == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,8 +113,11 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows and mark them; return how many were published.
 
-        Order is kept per routing key: a row the broker refuses (say, a device queue that is
-        gone) is retried with backoff, and only later rows of the same routing key wait for it.
+        Order is kept per routing key, also with several relays: a relay publishes a row only
+        when no earlier row of its key is still unsent outside its own batch (claimed by another
+        relay, or waiting for a retry). A row the broker refuses (say, a device queue that is
+        gone) is retried with backoff, and later rows of the same routing key stay unsent until
+        it goes (one already sent in the same batch goes again: consumers apply an id once).
         While the broker is unreachable nothing is marked and the whole batch waits.
         """
         m = self.model
@@ -133,27 +136,40 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            failed_keys: set[str] = set()
-            for row in rows:
-                if row.routing_key in failed_keys:
-                    continue
-                event = CloudEvent.model_validate(row.payload)
-                try:
-                    await self.broker.publish(
+            others = await self._others_first_unsent(session, rows)
+            # An earlier row of a key that is not ours goes first: ours of that key wait.
+            sendable = [r for r in rows if r.position <= others.get(r.routing_key, r.position)]
+            events = [CloudEvent.model_validate(row.payload) for row in sendable]
+            # All sent at once, in order: a channel keeps the order of what is published on it,
+            # and waiting for each confirm before sending the next would cost a round trip
+            # (and, with quorum queues, the broker's disk sync) per row.
+            outcomes = await asyncio.gather(
+                *(
+                    self.broker.publish(
                         event,
                         exchange=row.exchange,
                         routing_key=row.routing_key,
                         mandatory=row.exchange == DEVICES_EXCHANGE,
                     )
-                except Exception as exc:
+                    for row, event in zip(sendable, events, strict=True)
+                ),
+                return_exceptions=True,
+            )
+            failed_keys: set[str] = set()
+            for row, event, outcome in zip(sendable, events, outcomes, strict=True):
+                if row.routing_key in failed_keys:
+                    continue  # sent after a refused one: kept unsent, so it goes again after it
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
                     if not self.broker.is_connected:
-                        log.warning("broker unreachable; outbox waits: %s", exc)
+                        log.warning("broker unreachable; outbox waits: %s", outcome)
                         break
                     row.attempts += 1
-                    row.last_error = str(exc)[:1000]
+                    row.last_error = str(outcome)[:1000]
                     row.next_attempt_at = now + timedelta(seconds=min(0.5 * 2**row.attempts, 30))
                     failed_keys.add(row.routing_key)
-                    log.warning("outbox publish of %s refused: %s", row.event_id, exc)
+                    log.warning("outbox publish of %s refused: %s", row.event_id, outcome)
                     continue
                 if self.after_publish is not None:
                     self.after_publish(event)
@@ -161,6 +177,29 @@ class OutboxRelay:
                 row.next_attempt_at = None
                 published += 1
         return published
+
+    async def _others_first_unsent(
+        self, session: AsyncSession, rows: Sequence[Any]
+    ) -> dict[str, int]:
+        """Return, per routing key of `rows`, the position of its first unsent row not in `rows`.
+
+        Another relay's locked rows are skipped by SKIP LOCKED but still visible here, so of two
+        relays holding rows of one key, each publishes only its rows before the other's first:
+        the earlier rows are published and marked before the later ones are looked at again.
+        """
+        if not rows:
+            return {}
+        m = self.model
+        result = await session.execute(
+            select(m.routing_key, func.min(m.position))
+            .where(
+                m.published_at.is_(None),
+                m.routing_key.in_({row.routing_key for row in rows}),
+                m.position.not_in([row.position for row in rows]),
+            )
+            .group_by(m.routing_key)
+        )
+        return dict(result.tuples().all())
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""

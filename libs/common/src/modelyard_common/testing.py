@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -325,3 +327,62 @@ class OidcProvider:
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
+
+
+def wait_for_port(
+    port: int, *, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None
+) -> None:
+    """Block until something listens on loopback `port` (fail early if `process` exits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+        time.sleep(0.05)
+
+
+S3_TEST_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+
+
+@contextlib.contextmanager
+def s3_test_server(*buckets: str, log_path: Path | None = None) -> Iterator[str]:
+    """Run an S3-compatible server (moto in server mode) on a free port; yield its URL.
+
+    S3 is outside the product, like a cloud LLM API: tests talk to it over real HTTP.
+    """
+    import boto3  # type: ignore[import-untyped]  # test-only (moto[server] brings it)
+
+    port = free_port()
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, process=process)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=S3_TEST_CREDENTIALS["access_key_id"],
+            aws_secret_access_key=S3_TEST_CREDENTIALS["secret_access_key"],
+        )
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log_path:
+            log.close()  # type: ignore[union-attr]

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest, start_http_server
 from pydantic import BaseModel
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,11 +29,19 @@ from modelyard_common.errors import (
 )
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.settings import ProcessSettings, ServiceSettings
 
 log = logging.getLogger("modelyard.web")
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+HousekeepingJob = Callable[[], Awaitable[int]]
+
+HOUSEKEEPING_ROUNDS = Counter(
+    "modelyard_housekeeping_rounds_total",
+    "Housekeeping rounds this replica ran (one replica of a service runs them at a time)",
+    ["service"],
+)
 
 
 class Health(BaseModel):
@@ -213,6 +222,8 @@ class ServiceRuntime:
         self._connect_task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._retained: list[tuple[InstrumentedAttribute[Any], timedelta]] = []
+        self._jobs: list[tuple[str, HousekeepingJob]] = []
+        self._leader: asyncpg.Connection | None = None
         self.background: list[asyncio.Task[Any]] = []
 
     def retain(self, column: InstrumentedAttribute[Any], retention: timedelta) -> None:
@@ -234,19 +245,69 @@ class ServiceRuntime:
                 removed += int(getattr(result, "rowcount", 0) or 0)
         return removed
 
+    def housekeep(self, name: str, job: HousekeepingJob) -> None:
+        """Run `job` in every housekeeping round; it returns how many leftovers it removed."""
+        self._jobs.append((name, job))
+
+    async def lead_housekeeping(self) -> bool:
+        """Return whether this replica is the one that runs housekeeping now.
+
+        The leader holds a session advisory lock on a connection of its own; when it dies, its
+        connection goes and the lock with it, and the next replica to try takes over.
+        """
+        if self._leader is not None and not self._leader.is_closed():
+            try:
+                await self._leader.fetchval("SELECT 1", timeout=5)
+                return True
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                await self._drop_leadership()
+        connection = await asyncpg.connect(asyncpg_dsn(self.settings.database_url), timeout=10)
+        try:
+            won = await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                f"modelyard.housekeeping.{self.settings.service_name}",
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        if not won:
+            await connection.close()
+            return False
+        self._leader = connection
+        return True
+
+    async def _drop_leadership(self) -> None:
+        leader, self._leader = self._leader, None
+        if leader is not None and not leader.is_closed():
+            with contextlib.suppress(Exception):
+                await leader.close(timeout=2)
+
+    async def housekeeping_round(self) -> int | None:
+        """Run one round if this replica leads; return what went (None: another replica leads)."""
+        if not await self.lead_housekeeping():
+            return None
+        HOUSEKEEPING_ROUNDS.labels(self.settings.service_name).inc()
+        removed = await self.purge_expired() if self._retained else 0
+        for name, job in self._jobs:
+            try:
+                removed += await job()
+            except Exception as exc:  # one failing job does not stop the others
+                log.warning("housekeeping job %s failed: %s", name, exc)
+        return removed
+
     async def _housekeeping_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.housekeeping_interval_s)
             try:
-                removed = await self.purge_expired()
+                removed = await self.housekeeping_round()
                 if removed:
-                    log.info("housekeeping removed %d expired rows", removed)
+                    log.info("housekeeping removed %d expired rows and leftovers", removed)
             except Exception as exc:  # the next round tries again
                 log.warning("housekeeping failed: %s", exc)
 
     def start_housekeeping(self) -> None:
-        """Start the hourly purge of expired bookkeeping rows (idempotent)."""
-        if self._retained and self._housekeeping_task is None:
+        """Start the hourly purge of expired rows and leftovers (idempotent)."""
+        if (self._retained or self._jobs) and self._housekeeping_task is None:
             self._housekeeping_task = asyncio.create_task(
                 self._housekeeping_forever(), name="housekeeping"
             )
@@ -297,5 +358,6 @@ class ServiceRuntime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._drop_leadership()
         await self.broker.close()
         await self.engine.dispose()

@@ -14,7 +14,7 @@ from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime, create_app
 from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
-from modelyard_deployer.artifacts import LocalArtifactStore
+from modelyard_deployer.artifacts import build_store
 from modelyard_deployer.consumers import start_consumers
 from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_deployer.deployments.router import router as deployments_router
@@ -50,6 +50,9 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         poll_interval_s=settings.outbox_poll_interval_s,
     )
     consumers: list[Consumer] = []
+    store = build_store(settings)
+    staging_age = timedelta(hours=settings.artifact_staging_max_age_h)
+    runtime.housekeep("artifact staging", lambda: store.sweep(staging_age))
 
     async def on_broker_ready(broker: Broker) -> None:
         relay.start()
@@ -74,6 +77,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
             await runtime.stop()
             await app.state.registry_http.aclose()
             await app.state.broker_logins.close()
+            await store.close()
 
     app = create_app(
         title="Modelyard deployer",
@@ -92,7 +96,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         openapi_tags=TAGS,
     )
     runtime.bind(app)
-    app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)
+    app.state.artifact_store = store
     app.state.relay = relay
     app.state.broker_logins = BrokerLogins(
         settings.broker_management_url,

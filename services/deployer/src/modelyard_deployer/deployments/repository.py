@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
@@ -34,19 +34,32 @@ async def get_for_report(session: AsyncSession, deployment_id: uuid.UUID) -> Dep
     )
 
 
-async def live_on_device(
-    session: AsyncSession, *, device_id: uuid.UUID, model_id: uuid.UUID
-) -> Deployment | None:
-    """Return the device's live (not being removed) deployment of a model, locked."""
-    return await session.scalar(
+async def live_on_devices(
+    session: AsyncSession, *, device_ids: Sequence[uuid.UUID], model_id: uuid.UUID
+) -> dict[uuid.UUID, Deployment]:
+    """Return the live deployments of a model on each of the devices, by device, locked."""
+    if not device_ids:
+        return {}
+    rows = await session.scalars(
         select(Deployment)
         .where(
-            Deployment.device_id == device_id,
+            Deployment.device_id.in_(device_ids),
             Deployment.model_id == model_id,
             Deployment.desired_state != "removed",
         )
         .with_for_update()
     )
+    return {row.device_id: row for row in rows}
+
+
+async def reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
+    """Read the deployments back after a flush (server-set columns), in one query."""
+    if ids:
+        await session.execute(
+            select(Deployment)
+            .where(Deployment.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
 
 
 def list_statement(

@@ -165,6 +165,9 @@ class Dispatcher:
         self.settings = settings
         self.principal = principal
         self._declared: set[uuid.UUID] = set()
+        # A batch sends one version (and model) to many devices: each is read once.
+        self._versions: dict[uuid.UUID, ModelVersion | None] = {}
+        self._model_names: dict[uuid.UUID, str] = {}
 
     async def _declare_queue(self, device_id: uuid.UUID) -> None:
         """Make sure the device's command queue exists, when the broker can be asked now.
@@ -186,7 +189,15 @@ class Dispatcher:
     async def _version(self, version_id: uuid.UUID | None) -> ModelVersion | None:
         if version_id is None:
             return None
-        return await versions.get_any(self.session, version_id)
+        if version_id not in self._versions:
+            self._versions[version_id] = await versions.get_any(self.session, version_id)
+        return self._versions[version_id]
+
+    async def _model_name(self, model_id: uuid.UUID) -> str:
+        if model_id not in self._model_names:
+            model = await registry_models.get(self.session, model_id)
+            self._model_names[model_id] = model.name if model else str(model_id)
+        return self._model_names[model_id]
 
     async def dispatch(
         self,
@@ -217,7 +228,7 @@ class Dispatcher:
         previous = await self._version(deployment.previous_version_id)
         if previous is not None and previous.deleted_at is not None:
             previous = None
-        model = await registry_models.get(session, deployment.model_id)
+        model_name = await self._model_name(deployment.model_id)
         if deployment.device_id not in self._declared:
             await self._declare_queue(deployment.device_id)
         await messages.send_command(
@@ -226,7 +237,7 @@ class Dispatcher:
             action=action,
             version=version,
             previous=previous,
-            model_name=model.name if model else str(deployment.model_id),
+            model_name=model_name,
             base_url=self.settings.artifact_base_url,
         )
         session.add(
@@ -301,11 +312,13 @@ async def create_deployments(
     )
     targets = await _target_devices(session, principal=principal, body=body)
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    # One query for every target's current deployment, not one per device (fleets are large).
+    live = await repository.live_on_devices(
+        session, device_ids=[d.id for d in targets], model_id=version.model_id
+    )
     result: list[Deployment] = []
     for device in targets:
-        existing = await repository.live_on_device(
-            session, device_id=device.id, model_id=version.model_id
-        )
+        existing = live.get(device.id)
         if existing is None:
             deployment = Deployment(
                 workspace=principal.workspace,
@@ -343,8 +356,7 @@ async def create_deployments(
             deployment = existing
             await _switch_version(dispatcher, deployment, version)
         result.append(deployment)
-    for deployment in result:
-        await session.refresh(deployment)
+    await repository.reload(session, [d.id for d in result])
     return schemas.DeploymentBatch(items=await to_views(session, result))
 
 

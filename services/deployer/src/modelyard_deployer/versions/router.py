@@ -88,9 +88,12 @@ async def create_model_version(
             model_id=model_id,
             authorization=authorization,
         )
+    # The id is chosen before the first byte: the zip is streamed straight to its final key.
+    version_id = uuid.uuid4()
     upload = await receive_upload(
         request,
         store=store,
+        key=service.storage_key(model_id, version_id),
         max_bytes=settings.max_upload_bytes,
         field_limits={"manifest": settings.max_manifest_bytes},
     )
@@ -102,6 +105,7 @@ async def create_model_version(
         settings=settings,
         principal=principal,
         model_id=model_id,
+        version_id=version_id,
         authorization=authorization,
         idempotency_key=idempotency_key,
     )

@@ -42,6 +42,11 @@ SORTS = ("number", "created_at")
 _background: set[asyncio.Task[None]] = set()
 
 
+def storage_key(model_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    """Return the artifact store key of a version's zip."""
+    return f"{model_id}/{version_id}.zip"
+
+
 def artifact_path(version_id: uuid.UUID) -> str:
     """Return the API path a version's zip is downloaded from."""
     return f"/v1/versions/{version_id}/artifact"
@@ -233,6 +238,7 @@ async def create_version(
     store: ArtifactStore,
     principal: Principal,
     model_id: uuid.UUID,
+    version_id: uuid.UUID,
     artifact: StagedArtifact,
     project: CheckedProject,
     title: str | None,
@@ -241,8 +247,7 @@ async def create_version(
     """Return the new version after storing its zip under its own key; numbered per model."""
     await repository.lock_numbering(session, model_id)
     number = await repository.next_number(session, model_id)
-    version_id = uuid.uuid4()
-    key = f"{model_id}/{version_id}.zip"
+    key = artifact.key
     version = ModelVersion(
         id=version_id,
         workspace=principal.workspace,
@@ -261,7 +266,7 @@ async def create_version(
     )
     session.add(version)
     await session.flush()
-    await artifact.commit(key)
+    await artifact.commit()
     # The zip is in place before the row commits; if the commit fails, the zip goes too.
     after_rollback(session, lambda: _delete_later(store, key))
     return to_schema(version)
@@ -276,12 +281,14 @@ async def accept_upload(
     settings: DeployerSettings,
     principal: Principal,
     model_id: uuid.UUID,
+    version_id: uuid.UUID,
     authorization: str | None,
     idempotency_key: str | None,
 ) -> StoredResponse:
     """Return the created version (or the first one for a retried Idempotency-Key).
 
-    The staged zip becomes the version's artifact, or is removed whatever goes wrong.
+    The staged zip (staged under `storage_key(model_id, version_id)`) becomes the version's
+    artifact, or is removed whatever goes wrong.
     """
     artifact = upload.artifact
     assert artifact is not None
@@ -316,6 +323,7 @@ async def accept_upload(
                 store=store,
                 principal=principal,
                 model_id=model_id,
+                version_id=version_id,
                 artifact=artifact,
                 project=project,
                 title=title,

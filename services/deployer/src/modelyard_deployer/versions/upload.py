@@ -104,10 +104,14 @@ async def receive_upload(
     request: Request,
     *,
     store: ArtifactStore,
+    key: str,
     max_bytes: int,
     field_limits: dict[str, int],
 ) -> ReceivedUpload:
-    """Return the upload's staged zip and fields; on any error the staged bytes are removed."""
+    """Return the upload's zip, staged to become `key`, and its fields.
+
+    On any error the staged bytes are removed.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -132,7 +136,7 @@ async def receive_upload(
                     if current == FILE_FIELD:
                         if upload.artifact is not None:
                             raise _invalid("file", "Send exactly one `file` part.")
-                        upload.artifact = await store.stage()
+                        upload.artifact = await store.stage(key)
                 elif kind == "data" and current == FILE_FIELD:
                     assert upload.artifact is not None
                     pending += payload

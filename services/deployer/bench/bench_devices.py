@@ -1,0 +1,467 @@
+"""N simulated devices against one deployer replica: fan-out, reports, heartbeats, resources.
+
+Starts one real deployer (`modelyard-deployer serve`, consumers on) on a fresh database and a
+broker vhost of its own, registers N devices over HTTP, and runs the simulated fleet of
+`fleet.py` against it: every device heartbeats at the agent's interval, one deployment goes to
+all of them, each downloads the zip and reports the whole state sequence. Then a burst of
+heartbeats probes how many the replica absorbs per second. Prints, per N: the time to fan the
+deployment out, the report-processing rate, the deployer's CPU and RSS, the deepest broker queue
+and the most database connections.
+
+    .venv/bin/python services/deployer/bench/bench_devices.py [--devices 100,1000]
+
+Needs PostgreSQL as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL overrides the local
+default). RabbitMQ: a private broker node of its own (the machine's `rabbitmq-server`, on free
+ports, in a temporary directory), so thousands of quorum queues neither load nor depend on a
+shared broker; MODELYARD_BENCH_AMQP_URL points the bench at an existing broker instead.
+MODELYARD_BENCH_DEVICES sets the fleet sizes too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+import psutil
+from bench_upload import (
+    ADMIN_URL,
+    SECRET,
+    drop_database,
+    free_port,
+    registry_stand_in,
+    start_deployer,
+    stop,
+    wait_ready,
+)
+from fleet import REPORTED_STATES, Fleet
+from modelyard_agent.settings import AgentSettings
+
+from modelyard_common.auth import issue_token
+from modelyard_common.outbox import asyncpg_dsn
+from modelyard_common.testing import recreate_database, wait_for_port
+
+AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
+WORKSPACE = "bench"
+QUEUE_PREFIX = "deployer-bench"
+MiB = 1024 * 1024
+
+
+@dataclass
+class Peaks:
+    """The highest values the samplers saw, and the deployer's CPU seconds at marks."""
+
+    rss_mib: float = 0.0
+    queue_depth: dict[str, int] = field(default_factory=dict)
+    db_connections: int = 0
+
+
+@dataclass
+class Row:
+    devices: int
+    register_s: float = 0.0
+    steady_cpu_pct: float = 0.0
+    fanout_s: float = 0.0
+    create_s: float = 0.0
+    reports: int = 0
+    reports_per_s: float = 0.0
+    all_running_s: float = 0.0
+    deploy_cpu_pct: float = 0.0
+    heartbeats_per_s: float = 0.0
+    burst_cpu_pct: float = 0.0
+    download_retries: dict[str, int] = field(default_factory=dict)
+    peaks: Peaks = field(default_factory=Peaks)
+
+
+def progress(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def private_broker(workdir: Path) -> Iterator[str]:
+    """Run a RabbitMQ node of the bench's own on free ports; yield its AMQP URL."""
+    server = shutil.which("rabbitmq-server", path="/usr/lib/rabbitmq/bin") or shutil.which(
+        "rabbitmq-server"
+    )
+    if server is None:
+        raise SystemExit("rabbitmq-server is needed (apt package rabbitmq-server)")
+    home = workdir / "rabbitmq"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "enabled_plugins").write_text("[].\n")
+    (home / "rabbitmq.conf").write_text("log.console = false\n")
+    port, dist = free_port(), free_port()
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": f"bench{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_PID_FILE": str(home / "rabbit.pid"),
+    }
+    process = subprocess.Popen(
+        [server],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, timeout=90, process=process)
+        progress(f"private RabbitMQ node on port {port}")
+        yield f"amqp://guest:guest@127.0.0.1:{port}/"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def project_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("main.py", "def predict(payload):\n    return payload\n")
+        archive.writestr("weights.bin", os.urandom(64 * 1024))
+    return buffer.getvalue()
+
+
+class Samplers:
+    """Samples the deployer's RSS, its queues' depth and the database's connections."""
+
+    def __init__(self, pid: int, amqp_url: str, database: str) -> None:
+        self.process = psutil.Process(pid)
+        self.amqp_url = amqp_url
+        self.database = database
+        self.peaks = Peaks()
+        self._task: asyncio.Task[None] | None = None
+
+    def cpu_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    async def _run(self) -> None:
+        connection = await aio_pika.connect(self.amqp_url)
+        db = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+        try:
+            channel = await connection.channel()
+            queues = [
+                await channel.declare_queue(f"{QUEUE_PREFIX}.{name}", passive=True)
+                for name in ("deployment-reports", "device-heartbeats")
+            ]
+            while True:
+                rss = self.process.memory_info().rss / MiB
+                self.peaks.rss_mib = max(self.peaks.rss_mib, rss)
+                for queue in queues:
+                    declared = await channel.declare_queue(queue.name, passive=True)
+                    depth = declared.declaration_result.message_count or 0
+                    short = queue.name.removeprefix(f"{QUEUE_PREFIX}.")
+                    self.peaks.queue_depth[short] = max(self.peaks.queue_depth.get(short, 0), depth)
+                used = await db.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", self.database
+                )
+                self.peaks.db_connections = max(self.peaks.db_connections, int(used))
+                await asyncio.sleep(0.25)
+        finally:
+            await db.close()
+            await connection.close()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def wait_until(predicate: Any, within: float, what: str) -> float:
+    """Return the seconds until the async `predicate` holds; exit after `within` seconds."""
+    started = time.monotonic()
+    while not await predicate():
+        if time.monotonic() - started > within:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+async def register(http: httpx.AsyncClient, n: int, headers: dict[str, str]) -> list[Any]:
+    """Register `n` devices (20 at a time); return (id, token) pairs."""
+    gate = asyncio.Semaphore(20)
+
+    async def one(i: int) -> tuple[uuid.UUID, str]:
+        async with gate:
+            response = await http.post(
+                "/v1/devices",
+                json={"name": f"bench-{i}", "labels": {"fleet": "bench"}},
+                headers=headers,
+            )
+        response.raise_for_status()
+        body = response.json()
+        return uuid.UUID(body["id"]), body["token"]
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def run_fleet(
+    n: int,
+    *,
+    base_url: str,
+    amqp_url: str,
+    database_url: str,
+    database: str,
+    pid: int,
+    model_id: str,
+    interval_s: float,
+    burst: int,
+) -> Row:
+    row = Row(devices=n)
+    token = issue_token(
+        secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=timedelta(hours=2)
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    db = await asyncpg.connect(asyncpg_dsn(database_url))
+    samplers = Samplers(pid, amqp_url, database)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        started = time.monotonic()
+        identities = await register(http, n, headers)
+        row.register_s = time.monotonic() - started
+        progress(f"N={n}: {n} devices registered in {row.register_s:.1f} s")
+        upload = await http.post(
+            f"/v1/models/{model_id}/versions",
+            files={"file": ("p.zip", project_zip(), "application/zip")},
+            data={
+                "manifest": json.dumps(
+                    {"image": "python:3.11-slim", "main": "main.py", "handlers": [{"name": "p"}]}
+                )
+            },
+            headers=headers,
+        )
+        upload.raise_for_status()
+        version_id = upload.json()["id"]
+        fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
+        await fleet.start()
+        samplers.start()
+        try:
+
+            async def all_online() -> bool:
+                seen = await db.fetchval(
+                    "SELECT count(*) FROM deployer.devices WHERE last_seen_at IS NOT NULL"
+                )
+                return int(seen) >= n
+
+            await wait_until(all_online, 120, "every device's first heartbeat")
+            progress(f"N={n}: fleet online; one heartbeat interval of steady state")
+
+            # Steady state: heartbeats only, for one whole interval.
+            cpu0, t0 = samplers.cpu_seconds(), time.monotonic()
+            await asyncio.sleep(interval_s)
+            row.steady_cpu_pct = 100 * (samplers.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+
+            # One deployment to every device.
+            cpu0, t0 = samplers.cpu_seconds(), time.monotonic()
+            created = await http.post(
+                "/v1/deployments",
+                json={"version_id": version_id, "selector": {"fleet": "bench"}},
+                headers=headers,
+            )
+            row.create_s = time.monotonic() - t0
+            if created.status_code >= 300:
+                raise SystemExit(f"create_deployment answered {created.status_code}")
+
+            async def all_commanded() -> bool:
+                return fleet.stats.commands >= n
+
+            await wait_until(all_commanded, 600, "every device's command")
+            progress(f"N={n}: every device has its command")
+            row.fanout_s = (fleet.stats.last_command_at or 0) - t0
+
+            async def all_running() -> bool:
+                running = await db.fetchval(
+                    "SELECT count(*) FROM deployer.deployments"
+                    " WHERE version_id = $1 AND state = 'running'",
+                    uuid.UUID(version_id),
+                )
+                return int(running) >= n
+
+            await wait_until(all_running, 900, "every deployment to run")
+            progress(f"N={n}: every deployment runs; heartbeat burst of {burst}")
+            done = time.monotonic()
+            row.all_running_s = done - t0
+            row.reports = fleet.stats.reports
+            first = fleet.stats.first_report_at or t0
+            row.reports_per_s = row.reports / max(done - first, 1e-6)
+            row.deploy_cpu_pct = 100 * (samplers.cpu_seconds() - cpu0) / (done - t0)
+            expected = n * len(REPORTED_STATES)
+            if row.reports != expected:
+                raise SystemExit(f"{row.reports} reports sent, {expected} expected")
+            row.download_retries = dict(fleet.stats.download_retries)
+            if fleet.download and fleet.stats.downloads != n:
+                raise SystemExit(f"{fleet.stats.downloads} downloads of {n} succeeded")
+
+            # Capacity: a burst of heartbeats, absorbed as fast as the replica can.
+            await asyncio.sleep(1)
+            cpu0, t0 = samplers.cpu_seconds(), time.monotonic()
+            await fleet.burst(burst)
+            progress(f"N={n}: burst sent in {time.monotonic() - t0:.1f} s")
+
+            async def drained() -> bool:
+                channel = await probe.channel()
+                queue = await channel.declare_queue(
+                    f"{QUEUE_PREFIX}.device-heartbeats", passive=True
+                )
+                depth = queue.declaration_result.message_count or 0
+                await channel.close()
+                return depth == 0
+
+            probe = await aio_pika.connect(amqp_url)
+            try:
+                await wait_until(drained, 600, "the heartbeat burst to drain")
+            finally:
+                await probe.close()
+            elapsed = time.monotonic() - t0
+            row.heartbeats_per_s = burst / elapsed
+            row.burst_cpu_pct = 100 * (samplers.cpu_seconds() - cpu0) / elapsed
+        finally:
+            await samplers.stop()
+            await fleet.stop()
+            await db.close()
+    row.peaks = samplers.peaks
+    return row
+
+
+def run_one(n: int, *, interval_s: float, burst: int, workdir: Path) -> Row:
+    with contextlib.ExitStack() as stack:
+        amqp_url = AMQP_URL or stack.enter_context(private_broker(workdir / f"broker-{n}"))
+        return run_against(
+            n, amqp_url=amqp_url, interval_s=interval_s, burst=burst, workdir=workdir
+        )
+
+
+def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir: Path) -> Row:
+    database = "modelyard_bench_devices"
+    database_url = asyncio.run(recreate_database(ADMIN_URL, database))
+    database = database_url.rsplit("/", 1)[1]
+    model_id = str(uuid.uuid4())
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with registry_stand_in(model_id) as registry_url:
+            process = start_deployer(
+                port,
+                database_url=database_url,
+                amqp_url=amqp_url,
+                registry_url=registry_url,
+                artifacts=workdir / f"artifacts-{n}",
+                public_url=base_url,
+                queue_prefix=QUEUE_PREFIX,
+            )
+            try:
+                wait_ready(base_url, process)
+                return asyncio.run(
+                    run_fleet(
+                        n,
+                        base_url=base_url,
+                        amqp_url=amqp_url,
+                        database_url=database_url,
+                        database=database,
+                        pid=process.pid,
+                        model_id=model_id,
+                        interval_s=interval_s,
+                        burst=burst,
+                    )
+                )
+            finally:
+                stop(process)
+    finally:
+        asyncio.run(drop_database(database))
+
+
+def print_table(rows: list[Row], interval_s: float) -> None:
+    print()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"One deployer replica, simulated devices, heartbeat every {interval_s:g} s "
+        f"(machine: {os.cpu_count()} cores, load average now {load})"
+    )
+    header = (
+        "| devices | fan-out s | create s | reports/s | all running s | CPU % idle fleet "
+        "| CPU % deploy | peak RSS MiB | max queue (reports / heartbeats) | max DB conns "
+        "| heartbeats/s max | devices at that rate |"
+    )
+    print(header)
+    print("|---" * 12 + "|")
+    for r in rows:
+        capacity = r.heartbeats_per_s * interval_s
+        depth = r.peaks.queue_depth
+        print(
+            f"| {r.devices} | {r.fanout_s:.2f} | {r.create_s:.2f} | {r.reports_per_s:.0f} "
+            f"| {r.all_running_s:.2f} | {r.steady_cpu_pct:.1f} | {r.deploy_cpu_pct:.0f} "
+            f"| {r.peaks.rss_mib:.0f} "
+            f"| {depth.get('deployment-reports', 0)} / {depth.get('device-heartbeats', 0)} "
+            f"| {r.peaks.db_connections} | {r.heartbeats_per_s:.0f} | {capacity:,.0f} |"
+        )
+    print()
+    print(
+        "fan-out: POST /v1/deployments to the last device's command; create: the POST alone;"
+        " reports/s: every report (5 per device) from the first sent to all deployments"
+        " running; CPU % of one core; heartbeats/s max: a burst drained by the replica"
+        " (CPU % during it shown below); devices at that rate = heartbeats/s max x interval."
+    )
+    for r in rows:
+        print(
+            f"  N={r.devices}: registered in {r.register_s:.1f} s; burst CPU "
+            f"{r.burst_cpu_pct:.0f} %; download retries {r.download_retries or 'none'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--devices",
+        default=os.environ.get("MODELYARD_BENCH_DEVICES", "100,1000"),
+        help="comma-separated fleet sizes (5000 fits a 2-core machine only just)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=AgentSettings().heartbeat_interval_s,
+        help="seconds between a device's heartbeats (default: the agent's)",
+    )
+    parser.add_argument("--burst", type=int, default=0, help="heartbeats in the capacity burst")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="deployer-fleet-bench-"))
+    rows = []
+    for n in (int(x) for x in args.devices.split(",") if x.strip()):
+        burst = args.burst or max(3000, 3 * n)
+        rows.append(run_one(n, interval_s=args.heartbeat_interval, burst=burst, workdir=workdir))
+        print_table(rows, args.heartbeat_interval)
+
+
+if __name__ == "__main__":
+    main()
