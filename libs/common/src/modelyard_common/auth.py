@@ -15,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modelyard_common.errors import ForbiddenError, UnauthorizedError
 
 ALGORITHM = "HS256"
+MAX_WORKSPACE_CHARS = 100
+MAX_CLAIM_CHARS = 200
 
 
 class Role(IntEnum):
@@ -32,6 +34,19 @@ class Principal:
     sub: str
     workspace: str
     roles: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        # Claims end up in columns (workspace, created_by, grant subjects): a token whose claims
+        # no row can hold is refused here, whichever issuer signed it, not as a failed insert.
+        for claim, values, limit in (
+            ("workspace", [self.workspace], MAX_WORKSPACE_CHARS),
+            ("sub", [self.sub], MAX_CLAIM_CHARS),
+            ("roles", self.roles, MAX_CLAIM_CHARS),
+        ):
+            if any(len(v) > limit or "\x00" in v for v in values):
+                raise UnauthorizedError(
+                    f"The token's `{claim}` claim is longer than {limit} characters or has a NUL."
+                )
 
     @property
     def role(self) -> Role:

@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     registry_url: str = "http://127.0.0.1:8001"
     deployer_url: str = "http://127.0.0.1:8002"
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest JSON request body read (413 above)."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     consumer_prefetch: int = Field(default=32, ge=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +20,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.db import make_engine, make_sessionmaker, utcnow
 from modelyard_common.errors import install_problem_handlers
+from modelyard_common.inputs import RequestGuardMiddleware
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
+from modelyard_common.openapi import install_contract_openapi
 from modelyard_common.settings import ServiceSettings
 
 log = logging.getLogger("modelyard.web")
@@ -84,8 +86,14 @@ def create_app(
     lifespan: Any = None,
     readiness: Callable[[Request], dict[str, ReadinessCheck]] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    raw_bodies: Mapping[str, int | None] | None = None,
 ) -> FastAPI:
-    """Return a service app with the shared conventions installed."""
+    """Return a service app with the shared conventions installed.
+
+    Request bodies are capped at `settings.max_request_bytes` and checked for NUL; `raw_bodies`
+    names (by operation id) the routes whose body is not an API document, each with its own
+    limit (None: the route enforces one).
+    """
     app = FastAPI(
         title=title,
         description=description,
@@ -95,6 +103,12 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_contract_openapi(app)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        raw_bodies=raw_bodies,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

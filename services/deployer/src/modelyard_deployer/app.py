@@ -80,6 +80,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         routers=[versions_router, devices_router, deployments_router, access_router],
         lifespan=lifespan,
         openapi_tags=TAGS,
+        raw_bodies={"create_model_version": None},  # streamed under max_upload_bytes
     )
     runtime.bind(app)
     app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)

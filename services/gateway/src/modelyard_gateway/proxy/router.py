@@ -218,6 +218,14 @@ class ProxyEndpoints:
                 code="missing_model",
                 param="model",
             )
+        if not isinstance(request.get("stream", False), bool):
+            raise ClientError(
+                400,
+                "`stream` must be true or false.",
+                type_="invalid_request_error",
+                code="invalid_type",
+                param="stream",
+            )
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
         result = await runtime.proxy.forward(group, path, request, stream=stream)
@@ -401,6 +409,10 @@ def _request_body(example: dict[str, Any]) -> dict[str, Any]:
             },
         }
     }
+
+
+# The operations whose JSON body the proxy reads itself (under `max_body_bytes`).
+PROXY_OPERATIONS = ("create_chat_completion", "create_completion", "create_embedding")
 
 
 def build_router(endpoints: ProxyEndpoints) -> APIRouter:
