@@ -27,7 +27,6 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -48,6 +47,12 @@ CONFIG = REPO / "scripts" / "schemathesis.toml"
 EXAMPLES = int(os.environ.get("MODELYARD_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("MODELYARD_FUZZ_SEED", "20261202")
 WORKSPACE = "fuzz"
+HOOKS_ENV = {
+    "SCHEMATHESIS_HOOKS": "fuzz_hooks",
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")])
+    ),
+}
 
 
 def free_port() -> int:
@@ -105,7 +110,9 @@ class Suite:
 
         async def ready() -> bool:
             if process.returncode is not None:
-                raise RuntimeError(f"{name} exited:\n{log_path.read_text(errors='replace')[-4000:]}")
+                raise RuntimeError(
+                    f"{name} exited:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
             try:
                 return (await self.http.get(url, timeout=2)).status_code == 200
             except httpx.TransportError:
@@ -158,7 +165,7 @@ async def schemathesis(target: Target, report_dir: Path) -> Outcome:
         "--seed",
         SEED,
         "--workers",
-        "2",
+        "1",
         "--report",
         "ndjson",
         "--report-ndjson-path",
@@ -171,7 +178,8 @@ async def schemathesis(target: Target, report_dir: Path) -> Outcome:
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160"},
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **HOOKS_ENV},
+        cwd=report_dir,  # schemathesis keeps its cache in the working directory
     )
     raw, _ = await process.communicate()
     output = raw.decode("utf-8", "replace")
@@ -204,7 +212,9 @@ async def main() -> int:
     report_dir.mkdir(exist_ok=True)
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
     await run_command("rabbitmqctl", "-q", "add_vhost", vhost)
-    await run_command("rabbitmqctl", "-q", "set_permissions", "-p", vhost, *["guest", ".*"] + [".*"] * 2)
+    await run_command(
+        "rabbitmqctl", "-q", "set_permissions", "-p", vhost, *["guest", ".*"] + [".*"] * 2
+    )
     ports = {s: free_port() for s in ("registry", "deployer", "gateway", "agent")}
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     env = {
@@ -262,7 +272,9 @@ async def main() -> int:
                 Target("registry", urls["registry"], admin),
                 Target("deployer", urls["deployer"], admin),
                 Target("gateway admin", urls["gateway"], admin, ["--exclude-tag", "openai"]),
-                Target("gateway openai", urls["gateway"], f"Bearer {key}", ["--include-tag", "openai"]),
+                Target(
+                    "gateway openai", urls["gateway"], f"Bearer {key}", ["--include-tag", "openai"]
+                ),
                 Target("agent", urls["agent"], None),
             ]
             for target in targets:
@@ -282,7 +294,9 @@ async def main() -> int:
             await run_command("rabbitmqctl", "-q", "delete_vhost", vhost)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
             try:
-                await connection.execute(f'DROP DATABASE IF EXISTS "{name}{TEST_DB_SUFFIX}" WITH (FORCE)')
+                await connection.execute(
+                    f'DROP DATABASE IF EXISTS "{name}{TEST_DB_SUFFIX}" WITH (FORCE)'
+                )
             finally:
                 await connection.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -291,7 +305,9 @@ async def main() -> int:
     print(f"{'service':<16} {'operations':>10} {'requests':>9} {'failures':>9}  result")
     for o in outcomes:
         result = "ok" if o.returncode == 0 else f"FAILED (exit {o.returncode})"
-        print(f"{o.target.service:<16} {o.operations:>10} {o.requests:>9} {o.failures:>9}  {result}")
+        print(
+            f"{o.target.service:<16} {o.operations:>10} {o.requests:>9} {o.failures:>9}  {result}"
+        )
     return 0 if outcomes and all(o.returncode == 0 for o in outcomes) else 1
 
 

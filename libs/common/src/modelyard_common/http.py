@@ -48,7 +48,7 @@ def make_etag(revision: int) -> str:
 
 def check_if_match(if_match: str | None, revision: int) -> None:
     """Raise unless `if_match` names the current revision (or is `*`)."""
-    if if_match is None:
+    if if_match is None or not if_match.strip():
         raise PreconditionRequiredError(
             "Send the resource's ETag in If-Match so a concurrent change is not overwritten."
         )

@@ -54,6 +54,8 @@ def find_nul(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, .
 
 def nul_error(loc: list[str | int]) -> UnprocessableError:
     """Return the 422 problem for a NUL at `loc` (e.g. `["body", "name"]`)."""
+    # A key holding the NUL is named with U+FFFD in its place: the answer carries no NUL either.
+    loc = [p.replace(NUL, "\ufffd") if isinstance(p, str) else p for p in loc]
     inner = loc[1:] if loc and loc[0] in {"body", "query", "path", "header"} else loc
     return UnprocessableError(
         "The request has invalid fields.",
@@ -82,7 +84,7 @@ def _target_nul(scope: Scope) -> list[str | int] | None:
     if query and (b"%00" in query or b"\x00" in query):
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if NUL in key or NUL in value:
-                return ["query", key.replace(NUL, "")]
+                return ["query", key]
     return None
 
 
@@ -226,4 +228,3 @@ def _counting(receive: Receive, limit: int) -> Receive:
         return message
 
     return counting
-

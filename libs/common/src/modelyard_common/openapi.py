@@ -8,7 +8,9 @@ the document once for every service:
 * an operation with a request body documents 400 (the body cannot be decoded) and 413 (the body
   is larger than the service reads), both problems;
 * `If-Match` is a required header wherever a missing one is answered 428 (the route still answers
-  428, not 422, when it is absent).
+  428, not 422, when it is absent);
+* text never contains NUL (see `modelyard_common.inputs`): every free string, path or query
+  parameter and map key says so with a pattern.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _BODY_ERRORS = {
     "413": "Content Too Large: the body is larger than the service reads.",
 }
 _METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+NO_NUL_PATTERN = r"^[^\u0000]*$"
 
 
 def install_contract_openapi(app: FastAPI) -> None:
@@ -63,6 +66,15 @@ def contract_openapi(document: dict[str, Any]) -> dict[str, Any]:
                     if parameter.get("in") == "header" and parameter.get("name") == "If-Match":
                         parameter["required"] = True
                         parameter["schema"] = {"type": "string", "minLength": 1}
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in _METHODS:
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") in ("path", "query"):
+                        _no_nul(parameter.get("schema"))
+    for name, schema in schemas.items():
+        if name not in ("Problem", "FieldError"):  # an error may quote the offending input
+            _no_nul(schema)
     if uses_problem and "Problem" not in schemas:
         problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(problem.pop("$defs", {}))
@@ -92,7 +104,10 @@ def _as_problem(response: dict[str, Any]) -> bool:
 
 
 def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}}
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+    }
 
 
 def _mentions(value: Any, ref: str) -> bool:
@@ -101,3 +116,28 @@ def _mentions(value: Any, ref: str) -> bool:
     if isinstance(value, list):
         return any(_mentions(v, ref) for v in value)
     return False
+
+
+def _no_nul(schema: Any) -> None:
+    """Say in `schema` (recursively) that its free strings and map keys hold no NUL."""
+    if isinstance(schema, list):
+        for item in schema:
+            _no_nul(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    types = schema.get("type")
+    is_string = types == "string" or (isinstance(types, list) and "string" in types)
+    if is_string and not {"format", "enum", "const", "contentMediaType"} & schema.keys():
+        if "pattern" not in schema:
+            schema["pattern"] = NO_NUL_PATTERN
+        elif "[^" in schema["pattern"]:  # a negated class could let a NUL through
+            schema.setdefault("not", {"pattern": "\\u0000"})
+    if schema.get("type") == "object" and schema.get("additionalProperties") not in (None, False):
+        schema.setdefault("propertyNames", {"pattern": NO_NUL_PATTERN})
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "patternProperties"):
+            for item in value.values():
+                _no_nul(item)
+        elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "then", "else"):
+            _no_nul(value)

@@ -138,7 +138,11 @@ def _check_key_value(key: InstrumentedAttribute[Any], value: Any) -> Any:
         if not -(2**bits) <= value < 2**bits:
             raise ValueError("integer out of range")
     elif expected is float:
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             raise ValueError("not a number")
     elif expected is str:
         if not isinstance(value, str) or "\x00" in value:

@@ -15,7 +15,6 @@ from modelyard_common.observability import configure_logging
 from modelyard_common.web import ReadinessCheck
 from modelyard_common.web import create_app as create_service_app
 
-
 MAX_HANDLER_BODY_BYTES = 64 * 1024 * 1024
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -36,10 +37,36 @@ Tags = Annotated[
 ]
 
 
+def _typed(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "properties": {"type": {"const": kind}, "value": value},
+        "required": ["type", "value"],
+    }
+
+
 class CustomProperty(BaseModel):
     """A typed custom property; `value` must match `type`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # The rule `_value_matches_type` enforces, so generated clients know each value type.
+            "oneOf": [
+                _typed("string", {"type": "string", "maxLength": 2000}),
+                _typed("number", {"type": "number"}),
+                _typed("boolean", {"type": "boolean"}),
+                _typed("date", {"type": "string", "format": "date"}),
+                _typed(
+                    "url",
+                    {"type": "string", "pattern": r"^https?://[^\u0000]*$", "maxLength": 2000},
+                ),
+            ],
+            "examples": [
+                {"type": "number", "value": 0.97},
+                {"type": "date", "value": "2026-01-31"},
+            ],
+        },
+    )
 
     type: Literal["string", "number", "boolean", "date", "url"]
     value: Any
@@ -67,15 +94,22 @@ def _is_date(value: str) -> bool:
     return True
 
 
+PROPERTY_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 def _property_keys(props: dict[str, CustomProperty]) -> dict[str, CustomProperty]:
     for key in props:
-        if not 1 <= len(key) <= 64 or not key.replace("_", "").replace("-", "").isalnum():
+        if not re.match(PROPERTY_NAME, key):
             raise ValueError(f"property name {key!r} must be 1-64 letters, digits, - or _")
     return props
 
 
 Properties = Annotated[
     dict[str, CustomProperty],
-    Field(max_length=100, description="Typed custom properties by name."),
+    Field(
+        max_length=100,
+        description="Typed custom properties by name.",
+        json_schema_extra={"propertyNames": {"pattern": PROPERTY_NAME}},
+    ),
     AfterValidator(_property_keys),
 ]

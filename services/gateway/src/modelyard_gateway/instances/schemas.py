@@ -14,6 +14,12 @@ Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 ]
 
+# A DNS name or IPv4 address, or an IPv6 address in brackets: what a URL can be built from.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_PATTERN = rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])$"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL_PATTERN = rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?(?:/\S*)?$"
+
 
 class InstanceKind(StrEnum):
     local = "local"
@@ -106,23 +112,48 @@ class InstanceCreate(_InstanceFields):
                     "token": "sk-...",
                     "upstream_model": "gpt-4o-mini",
                 },
-            ]
+            ],
+            # What `check_kind_fields` enforces, for clients: each kind's own required fields.
+            "allOf": [
+                {
+                    "if": {"properties": {"kind": {"const": "local"}}},
+                    "then": {
+                        "required": ["host", "port"],
+                        "properties": {
+                            "host": {"type": "string", "minLength": 1},
+                            "port": {"type": "integer"},
+                        },
+                    },
+                },
+                {
+                    "if": {"properties": {"kind": {"const": "cloud"}}},
+                    "then": {
+                        "required": ["base_url"],
+                        "properties": {"base_url": {"type": "string", "minLength": 1}},
+                    },
+                },
+            ],
         },
     )
 
     name: Name
     kind: InstanceKind
-    host: str | None = Field(default=None, max_length=255)
+    host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol = Protocol.http
     path_prefix: str = Field(default="", max_length=255, description="Put before `/v1/...`.")
     base_url: str | None = Field(
-        default=None, max_length=2048, description="Cloud API URL; a trailing `/v1` is optional."
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="Cloud API URL; a trailing `/v1` is optional.",
     )
     token: SecretStr | None = Field(
         default=None, description="Sent as `Authorization: Bearer`; write-only, encrypted at rest."
     )
-    proxy_url: str | None = Field(default=None, max_length=2048, description="HTTP proxy to use.")
+    proxy_url: str | None = Field(
+        default=None, max_length=2048, pattern=URL_PATTERN, description="HTTP proxy to use."
+    )
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = Field(default=None, description="Write-only.")
     extra_headers: dict[str, str] = Field(default_factory=dict)
@@ -168,13 +199,13 @@ class InstanceUpdate(_InstanceFields):
 
     name: Name | None = None
     kind: InstanceKind | None = None
-    host: str | None = Field(default=None, max_length=255)
+    host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol | None = None
     path_prefix: str | None = Field(default=None, max_length=255)
-    base_url: str | None = Field(default=None, max_length=2048)
+    base_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     token: SecretStr | None = None
-    proxy_url: str | None = Field(default=None, max_length=2048)
+    proxy_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = None
     extra_headers: dict[str, str] | None = None
