@@ -208,8 +208,7 @@ async def main() -> int:
     name = f"modelyard_fuzz_{uuid.uuid4().hex[:8]}"
     vhost = f"{name}{TEST_DB_SUFFIX}"
     tmp = Path(tempfile.mkdtemp(prefix="modelyard-fuzz-"))
-    report_dir = Path(os.environ.get("MODELYARD_FUZZ_REPORT_DIR", REPO / ".fuzz"))
-    report_dir.mkdir(exist_ok=True)
+    report_dir = REPORT_DIR
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
     await run_command("rabbitmqctl", "-q", "add_vhost", vhost)
     await run_command(
@@ -311,5 +310,8 @@ async def main() -> int:
     return 0 if outcomes and all(o.returncode == 0 for o in outcomes) else 1
 
 
+REPORT_DIR = Path(os.environ.get("MODELYARD_FUZZ_REPORT_DIR", REPO / ".fuzz"))
+
 if __name__ == "__main__":
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
     sys.exit(asyncio.run(main()))

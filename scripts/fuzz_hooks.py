@@ -18,6 +18,6 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     reuse has its own tests; the fuzzer still sends invalid keys in negative cases.
     """
     headers = case.headers or {}
-    if "Idempotency-Key" in headers and case.meta is not None:
-        if case.meta.generation.mode == GenerationMode.POSITIVE:
-            headers["Idempotency-Key"] = str(uuid.uuid4())
+    positive = case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
+    if positive and "Idempotency-Key" in headers:
+        headers["Idempotency-Key"] = str(uuid.uuid4())

@@ -6,7 +6,7 @@ request target (path and query) and for JSON bodies, and answered 422 naming the
 
 Bodies are capped for every route (`max_request_bytes`, 413 past it): routes whose body is not a
 JSON document of the API (an upload streamed to storage, a payload relayed to a model) are named
-by operation id with a limit of their own, or None when the route enforces one itself.
+by method and path template with a limit of their own, or None when the route enforces one.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard_common.errors import (
@@ -114,12 +113,14 @@ class RequestGuardMiddleware:
         app: ASGIApp,
         *,
         max_request_bytes: int,
-        raw_bodies: Mapping[str, int | None] | None = None,
+        raw_bodies: Mapping[tuple[str, str], int | None] | None = None,
     ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
-        self.raw_bodies = dict(raw_bodies or {})
-        self._raw_routes: list[tuple[APIRoute, int | None]] | None = None
+        self._raw_routes = [
+            (method.upper(), compile_path(path)[0], limit)
+            for (method, path), limit in (raw_bodies or {}).items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,18 +155,9 @@ class RequestGuardMiddleware:
 
     def _route_limit(self, scope: Scope) -> tuple[bool, int | None]:
         """Return (is a raw-body route, its limit) for the request."""
-        if not self.raw_bodies:
-            return False, self.max_request_bytes
-        if self._raw_routes is None:
-            routes = [r for r in getattr(scope.get("app"), "routes", ()) if isinstance(r, APIRoute)]
-            self._raw_routes = [
-                (r, self.raw_bodies[r.operation_id])
-                for r in routes
-                if r.operation_id in self.raw_bodies
-            ]
-        for route, limit in self._raw_routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
+        path = scope.get("path", "")
+        for method, pattern, limit in self._raw_routes:
+            if scope.get("method") == method and pattern.match(path):
                 return True, limit
         return False, self.max_request_bytes
 

@@ -86,13 +86,13 @@ def create_app(
     lifespan: Any = None,
     readiness: Callable[[Request], dict[str, ReadinessCheck]] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
-    raw_bodies: Mapping[str, int | None] | None = None,
+    raw_bodies: Mapping[tuple[str, str], int | None] | None = None,
 ) -> FastAPI:
     """Return a service app with the shared conventions installed.
 
     Request bodies are capped at `settings.max_request_bytes` and checked for NUL; `raw_bodies`
-    names (by operation id) the routes whose body is not an API document, each with its own
-    limit (None: the route enforces one).
+    names (method, path template) the routes whose body is not an API document, each with its
+    own limit (None: the route enforces one).
     """
     app = FastAPI(
         title=title,

@@ -80,7 +80,8 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         routers=[versions_router, devices_router, deployments_router, access_router],
         lifespan=lifespan,
         openapi_tags=TAGS,
-        raw_bodies={"create_model_version": None},  # streamed under max_upload_bytes
+        # The upload is streamed to the store under its own limit (max_upload_bytes).
+        raw_bodies={("POST", "/v1/models/{model_id}/versions"): None},
     )
     runtime.bind(app)
     app.state.artifact_store = LocalArtifactStore(settings.artifact_dir)

@@ -61,7 +61,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=readiness,
         # A handler's payload (JSON or an image) is relayed as is, not read as an API document.
-        raw_bodies={"call_model_handler": MAX_HANDLER_BODY_BYTES},
+        raw_bodies={("POST", "/models/{model_name}/{handler:path}"): MAX_HANDLER_BODY_BYTES},
     )
     app.state.agent = running_agent
     app.state.broker = running_agent.broker

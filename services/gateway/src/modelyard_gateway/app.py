@@ -15,7 +15,7 @@ from modelyard_gateway.groups.router import router as groups_router
 from modelyard_gateway.instances.router import router as instances_router
 from modelyard_gateway.keys.router import router as keys_router
 from modelyard_gateway.proxy.router import (
-    PROXY_OPERATIONS,
+    POST_PATHS,
     ProxyEndpoints,
     ProxyFastPath,
     build_router,
@@ -79,7 +79,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=_readiness,
         openapi_tags=TAGS,
-        raw_bodies=dict.fromkeys(PROXY_OPERATIONS),  # the proxy reads them under its own limit
+        # The proxy reads these under its own limit (max_body_bytes).
+        raw_bodies={("POST", path): None for path in POST_PATHS},
     )
     endpoints = ProxyEndpoints(app.state)
     app.include_router(build_router(endpoints))

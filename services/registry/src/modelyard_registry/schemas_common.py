@@ -37,6 +37,10 @@ Tags = Annotated[
 ]
 
 
+# An absolute http(s) URL with a plain host (name or IPv4) and optional port: one that parses.
+URL_VALUE = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s\u0000]*)?$"
+
+
 def _typed(kind: str, value: dict[str, Any]) -> dict[str, Any]:
     return {
         "properties": {"type": {"const": kind}, "value": value},
@@ -56,10 +60,7 @@ class CustomProperty(BaseModel):
                 _typed("number", {"type": "number"}),
                 _typed("boolean", {"type": "boolean"}),
                 _typed("date", {"type": "string", "format": "date"}),
-                _typed(
-                    "url",
-                    {"type": "string", "pattern": r"^https?://[^\u0000]*$", "maxLength": 2000},
-                ),
+                _typed("url", {"type": "string", "pattern": URL_VALUE, "maxLength": 2000}),
             ],
             "examples": [
                 {"type": "number", "value": 0.97},
@@ -79,7 +80,7 @@ class CustomProperty(BaseModel):
             "number": isinstance(v, int | float) and not isinstance(v, bool),
             "boolean": isinstance(v, bool),
             "date": isinstance(v, str) and _is_date(v),
-            "url": isinstance(v, str) and v.startswith(("http://", "https://")) and len(v) <= 2000,
+            "url": isinstance(v, str) and re.match(URL_VALUE, v) is not None and len(v) <= 2000,
         }[self.type]
         if not ok:
             raise ValueError(f"value does not match type {self.type!r}")

@@ -411,10 +411,6 @@ def _request_body(example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# The operations whose JSON body the proxy reads itself (under `max_body_bytes`).
-PROXY_OPERATIONS = ("create_chat_completion", "create_completion", "create_embedding")
-
-
 def build_router(endpoints: ProxyEndpoints) -> APIRouter:
     """Return the documented OpenAI-compatible routes (served by `endpoints`)."""
     router = APIRouter(tags=["openai"], responses=OPENAI_ERRORS)
