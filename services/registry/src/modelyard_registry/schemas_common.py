@@ -18,10 +18,13 @@ from pydantic import (
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
+# No whitespace (Unicode White_Space, spelled out: regex engines disagree on `\s`) and no comma.
+_WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+TAG_PATTERN = f"^[^{_WHITESPACE},\x00]+$"
 Tag = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$"
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=TAG_PATTERN
     ),
 ]
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
@@ -18,7 +27,15 @@ Name = Annotated[
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_PATTERN = rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])$"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 9110 token
+HEADER_VALUE = r"^[^\r\n\u0000]*$"
+PREFIX_PATTERN = r"^(?:/\S*)?$"
 URL_PATTERN = rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?(?:/\S*)?$"
+
+HEADERS_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"pattern": HEADER_NAME},
+    "additionalProperties": {"type": "string", "pattern": HEADER_VALUE},
+}
 
 
 class InstanceKind(StrEnum):
@@ -44,11 +61,7 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     if value is None:
         return None
     for name in value:
-        if (
-            not name
-            or any(c in name for c in " :\r\n")
-            or name.lower() in {"host", "content-length"}
-        ):
+        if not re.match(HEADER_NAME, name) or name.lower() in {"host", "content-length"}:
             raise ValueError(f"header name {name!r} is not allowed")
     for header_value in value.values():
         if "\r" in header_value or "\n" in header_value:
@@ -141,7 +154,9 @@ class InstanceCreate(_InstanceFields):
     host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol = Protocol.http
-    path_prefix: str = Field(default="", max_length=255, description="Put before `/v1/...`.")
+    path_prefix: str = Field(
+        default="", max_length=255, pattern=PREFIX_PATTERN, description="Put before `/v1/...`."
+    )
     base_url: str | None = Field(
         default=None,
         max_length=2048,
@@ -156,7 +171,7 @@ class InstanceCreate(_InstanceFields):
     )
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = Field(default=None, description="Write-only.")
-    extra_headers: dict[str, str] = Field(default_factory=dict)
+    extra_headers: dict[str, str] = Field(default_factory=dict, json_schema_extra=HEADERS_SCHEMA)
     upstream_model: str = Field(min_length=1, max_length=255, description="Sent as `model`.")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
     read_timeout_s: float = Field(default=120.0, gt=0, le=3600)
@@ -172,7 +187,7 @@ class InstanceCreate(_InstanceFields):
         max_length=255,
         description="Health check path (default the gateway's, `/v1/models`); empty turns it off.",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
@@ -202,13 +217,13 @@ class InstanceUpdate(_InstanceFields):
     host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol | None = None
-    path_prefix: str | None = Field(default=None, max_length=255)
+    path_prefix: str | None = Field(default=None, max_length=255, pattern=PREFIX_PATTERN)
     base_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     token: SecretStr | None = None
     proxy_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = None
-    extra_headers: dict[str, str] | None = None
+    extra_headers: dict[str, str] | None = Field(default=None, json_schema_extra=HEADERS_SCHEMA)
     upstream_model: str | None = Field(default=None, min_length=1, max_length=255)
     connect_timeout_s: float | None = Field(default=None, gt=0, le=600)
     read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
@@ -216,7 +231,7 @@ class InstanceUpdate(_InstanceFields):
     default_params: dict[str, Any] | None = None
     param_caps: dict[str, float] | None = None
     health_path: str | None = Field(default=None, max_length=255)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class InstanceHealthRead(BaseModel):
