@@ -53,7 +53,7 @@ async def test_nul_in_admin_fields_is_a_422_and_stores_nothing(admin: Admin) -> 
         assert (await admin.http.get(path)).json()["items"] == []
 
 
-@pytest.mark.parametrize("host", ["p\u00ec\u4e2d", "a b", "-x", "[zz]", "h:80"])
+@pytest.mark.parametrize("host", ["p\u00ec\u4e2d", "a b", "-x", "[zz]", "h:80", "[6fCc]"])
 async def test_an_instance_host_that_no_url_can_hold_is_a_422(admin: Admin, host: str) -> None:
     body = {"name": "i", "kind": "local", "host": host, "port": 401, "upstream_model": "m"}
     assert_problem(await admin.http.post("/v1/instances", json=body), 422, "host")
@@ -61,7 +61,7 @@ async def test_an_instance_host_that_no_url_can_hold_is_a_422(admin: Admin, host
 
 async def test_a_cloud_instance_needs_a_parsable_base_url(admin: Admin) -> None:
     body = {"name": "c", "kind": "cloud", "upstream_model": "m"}
-    for base_url in (None, "0", "http://a@", "http://x:99999"):
+    for base_url in (None, "0", "http://a@", "http://x:99999", "http://[6fCc]/v1"):
         response = await admin.http.post("/v1/instances", json={**body, "base_url": base_url})
         assert_problem(response, 422)
 

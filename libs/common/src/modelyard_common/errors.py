@@ -194,11 +194,18 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def allowed_methods(request: Request) -> str:
-    """Return the `Allow` value for the request's path: every method the OpenAPI documents."""
-    methods: set[str] = set()
+    """Return the `Allow` value for the request's path: the methods the OpenAPI documents for it.
+
+    When several documented paths match (`/models/{m}/logs` and `/models/{m}/{handler}`), the
+    resource is the most specific one, the path with the most literal segments.
+    """
+    matching: list[tuple[int, set[str]]] = []
     for template, operations in request.app.openapi().get("paths", {}).items():
         if compile_path(template)[0].match(request.url.path):
-            methods |= {m.upper() for m in operations if m in _HTTP_METHODS}
+            literal = sum(1 for part in template.split("/") if part and "{" not in part)
+            matching.append((literal, {m.upper() for m in operations if m in _HTTP_METHODS}))
+    best = max((literal for literal, _ in matching), default=0)
+    methods: set[str] = set().union(*(found for literal, found in matching if literal == best))
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))

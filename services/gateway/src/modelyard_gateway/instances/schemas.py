@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     StrictBool,
+    StrictFloat,
     field_validator,
     model_validator,
 )
@@ -23,14 +24,14 @@ Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 ]
 
-# A DNS name or IPv4 address, or an IPv6 address in brackets: what a URL can be built from.
+# A DNS name or an IPv4 address: what a URL can always be built from.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOST_PATTERN = rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])$"
+HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*$"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 9110 token
 HEADER_VALUE = r"^[^\r\n\u0000]*$"
 PREFIX_PATTERN = r"^(?:/\S*)?$"
-URL_PATTERN = rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?(?:/\S*)?$"
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/\S*)?$"
 
 HEADERS_SCHEMA: dict[str, Any] = {
     "propertyNames": {"pattern": HEADER_NAME},
@@ -179,7 +180,7 @@ class InstanceCreate(_InstanceFields):
     default_params: dict[str, Any] = Field(
         default_factory=dict, description="Merged under the client's request fields."
     )
-    param_caps: dict[str, float] = Field(
+    param_caps: dict[str, StrictFloat] = Field(
         default_factory=dict, description="Upper bounds of numeric fields, e.g. max_tokens."
     )
     health_path: str | None = Field(
@@ -229,7 +230,7 @@ class InstanceUpdate(_InstanceFields):
     read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
     default_params: dict[str, Any] | None = None
-    param_caps: dict[str, float] | None = None
+    param_caps: dict[str, StrictFloat] | None = None
     health_path: str | None = Field(default=None, max_length=255)
     enabled: StrictBool | None = None
 
