@@ -210,10 +210,6 @@ async def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="modelyard-fuzz-"))
     report_dir = REPORT_DIR
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
-    await run_command("rabbitmqctl", "-q", "add_vhost", vhost)
-    await run_command(
-        "rabbitmqctl", "-q", "set_permissions", "-p", vhost, *["guest", ".*"] + [".*"] * 2
-    )
     ports = {s: free_port() for s in ("registry", "deployer", "gateway", "agent")}
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     env = {
@@ -232,6 +228,10 @@ async def main() -> int:
     async with httpx.AsyncClient(timeout=30) as http:
         suite = Suite(tmp=tmp, env=env, http=http)
         try:
+            await run_command("rabbitmqctl", "-q", "add_vhost", vhost)
+            await run_command(
+                "rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"
+            )
             await asyncio.gather(
                 *(
                     run_command(str(BIN / f"modelyard-{s}"), "migrate", env=env)
@@ -296,7 +296,8 @@ async def main() -> int:
                 tail = log_path.read_text(errors="replace").splitlines()[-15:]
                 if any("Traceback" in line or "ERROR" in line for line in tail):
                     print(f"--- {service} (last lines of {log_path})", *tail, sep="\n")
-            await run_command("rabbitmqctl", "-q", "delete_vhost", vhost)
+            with contextlib.suppress(RuntimeError):
+                await run_command("rabbitmqctl", "-q", "delete_vhost", vhost)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
             try:
                 await connection.execute(
