@@ -15,12 +15,17 @@ from pydantic import (
     model_validator,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
 # No whitespace (Unicode White_Space, spelled out: regex engines disagree on `\s`) and no comma.
 _WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-TAG_PATTERN = f"^[^{_WHITESPACE},\x00]+$"
+# Whitespace around a tag (or a name) is stripped before the check, so the pattern allows it.
+TAG_PATTERN = f"^[{_WHITESPACE}]*[^{_WHITESPACE},\x00]+[{_WHITESPACE}]*$"
+NON_BLANK = f"^[^\x00]*[^{_WHITESPACE}\x00][^\x00]*$"
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK)
+]
 Tag = Annotated[
     str,
     StringConstraints(
