@@ -24,12 +24,12 @@ from modelyard_common.archive import (
 )
 from modelyard_common.auth import Principal, decode_token, issue_token
 from modelyard_common.errors import UnauthorizedError, UnprocessableError
-from modelyard_common.openapi import NO_NUL_PATTERN
 from modelyard_common.pagination import decode_cursor, encode_cursor
 from modelyard_common.settings import ServiceSettings
 from modelyard_common.web import create_app
 
 SECRET = "x" * 32
+NO_NUL_PATTERN = r"^[^\u0000]*$"  # what the OpenAPI says of every free string
 
 
 class _Base(DeclarativeBase):
