@@ -15,7 +15,6 @@ from pydantic import (
     model_validator,
 )
 
-
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 LongText = Annotated[str, Field(max_length=20_000)]
 # No whitespace (Unicode White_Space, spelled out: regex engines disagree on `\s`) and no comma.
