@@ -225,3 +225,13 @@ def test_openapi_documents_problem_types_body_errors_and_nul_free_text() -> None
         p["schema"].get("pattern") == NO_NUL_PATTERN or "anyOf" in p["schema"] for p in parameters
     )
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+async def test_absurdly_nested_json_with_an_escape_is_a_4xx_not_a_crash() -> None:
+    transport = httpx.ASGITransport(app=_demo_app())
+    body = b"[" * 2000 + b'"\\u0000"' + b"]" * 2000
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        response = await client.patch(
+            "/things/a", content=body, headers={"content-type": "application/json"}
+        )
+    assert 400 <= response.status_code < 500

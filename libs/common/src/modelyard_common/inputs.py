@@ -144,10 +144,9 @@ class RequestGuardMiddleware:
             return
         if b"u0000" in body and _is_json(scope):
             try:
-                decoded = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                decoded = None  # not JSON: the route's own parsing answers it
-            found = find_nul(decoded)
+                found = find_nul(json.loads(body))
+            except (ValueError, RecursionError):
+                found = None  # not JSON (or absurdly deep): the route's own parsing answers it
             if found is not None:
                 await self._refuse(scope, send, nul_error(["body", *found]))
                 return
