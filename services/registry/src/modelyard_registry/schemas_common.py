@@ -19,17 +19,22 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2
 LongText = Annotated[str, Field(max_length=20_000)]
 # No whitespace (Unicode White_Space, spelled out: regex engines disagree on `\s`) and no comma.
 _WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-# Whitespace around a tag (or a name) is stripped before the check, so the pattern allows it.
+_STRIPPED = "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
+# Limits and patterns hold for the text as sent (what the OpenAPI can say); surrounding
+# whitespace is stripped afterwards.
 TAG_PATTERN = f"^[{_WHITESPACE}]*[^{_WHITESPACE},\x00]+[{_WHITESPACE}]*$"
 NON_BLANK = f"^[^\x00]*[^{_WHITESPACE}\x00][^\x00]*$"
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK)
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=NON_BLANK),
+    AfterValidator(lambda value: value.strip(_STRIPPED)),
 ]
 Tag = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=TAG_PATTERN
-    ),
+    StringConstraints(min_length=1, max_length=64, pattern=TAG_PATTERN),
+    AfterValidator(lambda value: value.strip(_STRIPPED).lower()),
 ]
 
 

@@ -76,7 +76,11 @@ class Decision(BaseModel):
                         "gateway_groups": ["helpdesk-pilot"],
                     },
                 },
-            ]
+            ],
+            # `_conditions_match_decision`, for clients: conditions exactly when restricted.
+            "if": {"properties": {"decision": {"const": "restricted"}}},
+            "then": {"required": ["conditions"], "properties": {"conditions": {"type": "object"}}},
+            "else": {"properties": {"conditions": {"type": "null"}}},
         },
     )
 
