@@ -107,3 +107,47 @@ async def test_openapi_says_what_the_registry_answers(client: httpx.AsyncClient)
         "date",
         "url",
     }
+
+
+async def test_evidence_files_of_any_name_and_over_a_mib_download(
+    client: httpx.AsyncClient, editor: dict[str, str]
+) -> None:
+    created = await client.post(
+        "/v1/evidence", json={"type": "fria", "title": "FRIA", "owner": "dpo"}, headers=editor
+    )
+    assert created.status_code == 201, created.text
+    item = created.json()
+    content = b"%PDF-1.4\n" + b"x" * (2 * 1024 * 1024)  # above the JSON limit, under its own
+    name = 'r\u00e9sum\u00e9 "final" \u2192 2026.pdf'
+    put = await client.put(
+        f"/v1/evidence/{item['id']}/file",
+        params={"filename": name},
+        content=content,
+        headers={**editor, "content-type": "application/pdf"},
+    )
+    assert put.status_code == 200, put.text
+    got = await client.get(f"/v1/evidence/{item['id']}/file", headers=editor)
+    assert got.status_code == 200  # was a 500: the name could not go into a header
+    assert got.content == content
+    disposition = got.headers["content-disposition"]
+    assert 'filename="r_sum_ _final_ _ 2026.pdf"' in disposition
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%20%E2%86%92%202026.pdf" in disposition
+
+
+async def test_nul_in_an_imported_inventory_is_a_422(
+    client: httpx.AsyncClient, editor: dict[str, str]
+) -> None:
+    document = {"models": [{"name": "a\u0000b", "learning_type": "supervised"}]}
+    response = await client.post(
+        "/v1/inventory/import",
+        content=json.dumps(document),
+        headers={**editor, "content-type": "application/json"},
+    )
+    assert_problem(response, 422)
+    csv = "kind,name,learning_type\nmodel,a\u0000b,supervised\n"
+    response = await client.post(
+        "/v1/inventory/import", content=csv.encode(), headers={**editor, "content-type": "text/csv"}
+    )
+    assert_problem(response, 422)
+    listed = await client.get("/v1/models", headers=editor)
+    assert listed.json()["items"] == []

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
@@ -39,6 +40,17 @@ IdempotencyKey = Annotated[
         description="Retrying a create with the same key returns the first result.",
     ),
 ]
+
+
+def attachment(filename: str) -> str:
+    """Return a `Content-Disposition` value for a download named `filename` (RFC 6266).
+
+    Any name is safe: the plain `filename` is an ASCII stand-in without quotes or controls, and
+    `filename*` carries the real name percent-encoded, so a header can never break or fail.
+    """
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    encoded = quote(filename, safe="")
+    return f"attachment; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{encoded}"
 
 
 def make_etag(revision: int) -> str:
