@@ -11,7 +11,7 @@ MYPY_PACKAGES := -p modelyard_common $(foreach p,$(filter-out %.egg-info,$(wildc
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
-.PHONY: help install services docker test test-fast lint fmt dev up down bench chaos clean
+.PHONY: help install services docker test test-fast lint fmt fuzz dev up down bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test: install docker ## run every test against real PostgreSQL, RabbitMQ and Doc
 	@bash scripts/ensure-services.sh --reset-test-vhost
 	$(BIN)/pytest $(TEST_DIRS) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+fuzz: install services docker ## schemathesis (--checks all) over every service's live OpenAPI
+	$(BIN)/python scripts/fuzz.py
 
 lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check libs services tests

@@ -16,7 +16,7 @@ from modelyard_common.http import request_fingerprint
 from modelyard_deployer.devices.schemas import DeviceCreate
 
 scrub = importlib.import_module(
-    "modelyard_deployer.migrations.versions.0003_scrub_idempotent_device_tokens"
+    "modelyard_deployer.migrations.versions.0004_scrub_idempotent_device_tokens"
 )
 
 

@@ -10,7 +10,8 @@ downloaded version). Both entry points apply the same rules and raise one except
 * no symlinks, device files, FIFOs or sockets (read from the Unix mode in `external_attr`);
 * at most `limits.max_members` members, at most `limits.max_total_bytes` uncompressed in total,
   at most `limits.max_member_bytes` per member, and no member whose uncompressed size is more than
-  `limits.max_ratio` times its compressed size (zip bombs).
+  `limits.max_ratio` times its compressed size (zip bombs); the ratio also holds for the archive
+  as a whole, so many small members of zeros (each under `ratio_min_bytes`) do not add up to one.
 
 `inspect_archive` trusts the sizes in the zip's headers, which is fine to refuse early;
 `extract_archive` does not: it counts the bytes it actually writes and aborts past the limits,
@@ -121,6 +122,7 @@ def _check_headers(archive: zipfile.ZipFile, limits: ArchiveLimits) -> ArchiveSu
     names: list[str] = []
     seen: set[str] = set()
     total = 0
+    compressed = 0
     for info in infos:
         relative = _safe_relative_name(info.filename)
         _check_file_type(info)
@@ -134,12 +136,22 @@ def _check_headers(archive: zipfile.ZipFile, limits: ArchiveLimits) -> ArchiveSu
             continue
         _check_member_size(info.filename, info.file_size, info.compress_size, limits)
         total += info.file_size
+        compressed += info.compress_size
         if total > limits.max_total_bytes:
             raise UnsafeArchiveError(
                 f"The archive unpacks to more than {limits.max_total_bytes} bytes."
             )
         names.append(relative.as_posix())
+    _check_archive_ratio(total, compressed, limits)
     return ArchiveSummary(members=names, total_bytes=total)
+
+
+def _check_archive_ratio(size: int, compressed: int, limits: ArchiveLimits) -> None:
+    if size > limits.ratio_min_bytes and size > limits.max_ratio * max(compressed, 1):
+        raise UnsafeArchiveError(
+            f"The archive as a whole has a compression ratio above {limits.max_ratio:g} "
+            "(a zip bomb?)."
+        )
 
 
 def _safe_relative_name(name: str) -> PurePosixPath:
@@ -188,6 +200,7 @@ def _check_member_size(name: str, size: int, compressed: int, limits: ArchiveLim
 def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ArchiveLimits) -> None:
     root = staging.resolve()
     written_total = 0
+    compressed_total = sum(i.compress_size for i in archive.infolist() if not i.is_dir())
     for info in archive.infolist():
         relative = _safe_relative_name(info.filename)
         destination = (root / relative).resolve()
@@ -217,6 +230,7 @@ def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ArchiveLim
                         raise UnsafeArchiveError(
                             f"The archive unpacks to more than {limits.max_total_bytes} bytes."
                         )
+                    _check_archive_ratio(written_total, compressed_total, limits)
                     if written > limits.ratio_min_bytes and written > limits.max_ratio * max(
                         info.compress_size, 1
                     ):

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 ALGORITHM = "HS256"
 WORKSPACE_HEADER = "X-Modelyard-Workspace"
 OPERATOR = "operator"
+MAX_WORKSPACE_CHARS = 100
+MAX_CLAIM_CHARS = 200
 
 
 class Role(IntEnum):
@@ -50,6 +52,19 @@ class Principal:
     roles: frozenset[str] = field(default_factory=frozenset)
     # Every workspace the token grants; `workspace` is the one this request acts in.
     workspaces: frozenset[str] = field(default_factory=frozenset, compare=False)
+
+    def __post_init__(self) -> None:
+        # Claims end up in columns (workspace, created_by, grant subjects): a token whose claims
+        # no row can hold is refused here, whichever issuer signed it, not as a failed insert.
+        for claim, values, limit in (
+            ("workspace", [self.workspace], MAX_WORKSPACE_CHARS),
+            ("sub", [self.sub], MAX_CLAIM_CHARS),
+            ("roles", self.roles, MAX_CLAIM_CHARS),
+        ):
+            if any(len(v) > limit or "\x00" in v for v in values):
+                raise UnauthorizedError(
+                    f"The token's `{claim}` claim is longer than {limit} characters or has a NUL."
+                )
 
     @property
     def role(self) -> Role:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://modelyard.dev/problems/"
@@ -184,12 +185,37 @@ def install_problem_handlers(app: FastAPI) -> None:
             "detail": str(exc.detail),
             "instance": request.url.path,
         }
-        return problem_response(body, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path.
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem_response(body, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(ProblemError("An unexpected error occurred.").to_problem())
+
+
+def allowed_methods(request: Request) -> str:
+    """Return the `Allow` value for the request's path: the methods the OpenAPI documents for it.
+
+    When several documented paths match (`/models/{m}/logs` and `/models/{m}/{handler}`), the
+    resource is the most specific one, the path with the most literal segments.
+    """
+    matching: list[tuple[int, set[str]]] = []
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            literal = sum(1 for part in template.split("/") if part and "{" not in part)
+            matching.append((literal, {m.upper() for m in operations if m in _HTTP_METHODS}))
+    best = max((literal for literal, _ in matching), default=0)
+    methods: set[str] = set().union(*(found for literal, found in matching if literal == best))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 def _reason(status: int) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
@@ -44,6 +45,17 @@ IdempotencyKey = Annotated[
 ]
 
 
+def attachment(filename: str) -> str:
+    """Return a `Content-Disposition` value for a download named `filename` (RFC 6266).
+
+    Any name is safe: the plain `filename` is an ASCII stand-in without quotes or controls, and
+    `filename*` carries the real name percent-encoded, so a header can never break or fail.
+    """
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    encoded = quote(filename, safe="")
+    return f"attachment; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{encoded}"
+
+
 def make_etag(revision: int) -> str:
     """Return the strong ETag of a resource revision."""
     return f'"{revision}"'
@@ -51,7 +63,7 @@ def make_etag(revision: int) -> str:
 
 def check_if_match(if_match: str | None, revision: int) -> None:
     """Raise unless `if_match` names the current revision (or is `*`)."""
-    if if_match is None:
+    if if_match is None or not if_match.strip():
         raise PreconditionRequiredError(
             "Send the resource's ETag in If-Match so a concurrent change is not overwritten."
         )

@@ -2,16 +2,18 @@
 
 import base64
 import binascii
+import enum
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, tuple_
+from sqlalchemy import BigInteger, Integer, Select, SmallInteger, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -40,22 +42,21 @@ class PageParams:
 
 
 def page_params(default_sort: str, allowed: Sequence[str]) -> Any:
-    """Return a dependency reading `limit`, `cursor` and `sort` query parameters."""
+    """Return a dependency reading `limit`, `cursor` and `sort` query parameters.
+
+    `sort` is declared as an enum of the allowed fields, each ascending or with a leading `-`
+    for descending; any other value is a 422.
+    """
     sort_help = "One of " + ", ".join(f"`{a}`, `-{a}`" for a in allowed) + "."
+    choices = tuple(v for a in allowed for v in (a, f"-{a}"))
+    SortValue = Literal[choices]  # type: ignore[valid-type]
 
     def dependency(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 50,
         cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
-        sort: Annotated[str, Query(description=sort_help)] = default_sort,
+        sort: Annotated[SortValue, Query(description=sort_help)] = default_sort,
     ) -> PageParams:
-        if sort.lstrip("-") not in allowed:
-            raise UnprocessableError(
-                "Unknown sort field.",
-                errors=[
-                    FieldError(loc=["query", "sort"], field="sort", message=sort_help, type="enum")
-                ],
-            )
-        return PageParams(limit=limit, cursor=cursor, sort=sort)
+        return PageParams(limit=limit, cursor=cursor, sort=str(sort))
 
     return dependency
 
@@ -83,15 +84,26 @@ def encode_cursor(sort: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> list[Any]:
-    """Return the position a cursor encodes; 422 when it is malformed or of another sort."""
+def decode_cursor(
+    cursor: str, sort: str, keys: Sequence[InstrumentedAttribute[Any]] | None = None
+) -> list[Any]:
+    """Return the position a cursor encodes; 422 when it is malformed or of another sort.
+
+    With `keys` (the sort's columns), the position must hold one value per key, each of the
+    key's type and range, so a crafted cursor never reaches the database.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if payload["s"] != sort or not isinstance(payload["v"], list):
             raise ValueError("sort mismatch")
-        return [_decode_value(v) for v in payload["v"]]
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        values = [_decode_value(v) for v in payload["v"]]
+        if keys is not None:
+            if len(values) != len(keys):
+                raise ValueError("wrong number of values")
+            values = [_check_key_value(key, value) for key, value in zip(keys, values, strict=True)]
+        return values
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise UnprocessableError(
             "The cursor is invalid or belongs to another sort order.",
             errors=[
@@ -100,6 +112,50 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
                 )
             ],
         ) from exc
+
+
+_INT_BITS: list[tuple[type[Integer], int]] = [(SmallInteger, 15), (BigInteger, 63), (Integer, 31)]
+
+
+def _check_key_value(key: InstrumentedAttribute[Any], value: Any) -> Any:
+    """Return `value` as a value of column `key`'s type; ValueError when it cannot be one."""
+    column_type = key.type
+    try:
+        expected = column_type.python_type
+    except NotImplementedError:
+        expected = object
+    if value is None:
+        raise ValueError("null in cursor")
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        return expected(value)
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ValueError("not a boolean")
+    elif expected is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError("not an integer")
+        bits = next((b for t, b in _INT_BITS if isinstance(column_type, t)), 63)
+        if not -(2**bits) <= value < 2**bits:
+            raise ValueError("integer out of range")
+    elif expected is float:
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise ValueError("not a number")
+    elif expected is str:
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError("not a text")
+    elif expected is datetime:
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError("not an aware time")
+    elif expected is UUID:
+        if not isinstance(value, UUID):
+            raise ValueError("not a UUID")
+    elif expected is not object and not isinstance(value, expected):
+        raise ValueError(f"not a {expected.__name__}")
+    return value
 
 
 async def paginate(
@@ -115,7 +171,7 @@ async def paginate(
     column = columns[params.sort.lstrip("-")]
     key = tuple_(column, id_column)
     if params.cursor:
-        position = decode_cursor(params.cursor, params.sort)
+        position = decode_cursor(params.cursor, params.sort, [column, id_column])
         bound = tuple_(*position)
         stmt = stmt.where(key < bound if descending else key > bound)
     if descending:

@@ -54,6 +54,9 @@ class ProcessSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     deployer_url: str = "http://127.0.0.1:8002"
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest JSON request body read (413 above)."
+    )
     consumer_prefetch: int = Field(default=32, ge=1)
     consumer_delivery_limit: int = Field(default=5, ge=1)
 

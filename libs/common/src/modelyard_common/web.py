@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,8 +27,10 @@ from modelyard_common.errors import (
     install_problem_handlers,
     problem_responses,
 )
+from modelyard_common.inputs import RequestGuardMiddleware
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import RequestContextMiddleware
+from modelyard_common.openapi import install_contract_openapi
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.settings import ProcessSettings, ServiceSettings
 
@@ -160,8 +162,14 @@ def create_app(
     lifespan: Any = None,
     readiness: Callable[[Request], dict[str, ReadinessCheck]] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
+    raw_bodies: Mapping[tuple[str, str], int | None] | None = None,
 ) -> FastAPI:
-    """Return a service app with the shared conventions installed."""
+    """Return a service app with the shared conventions installed.
+
+    Request bodies are capped at `settings.max_request_bytes` and checked for NUL; `raw_bodies`
+    names (method, path template) the routes whose body is not an API document, each with its
+    own limit (None: the route enforces one).
+    """
     app = FastAPI(
         title=title,
         description=description,
@@ -171,6 +179,12 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_contract_openapi(app)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        raw_bodies=raw_bodies,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

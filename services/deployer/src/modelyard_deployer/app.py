@@ -94,6 +94,8 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
         ],
         lifespan=lifespan,
         openapi_tags=TAGS,
+        # The upload is streamed to the store under its own limit (max_upload_bytes).
+        raw_bodies={("POST", "/v1/models/{model_id}/versions"): None},
     )
     runtime.bind(app)
     app.state.artifact_store = store

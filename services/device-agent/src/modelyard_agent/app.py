@@ -15,6 +15,8 @@ from modelyard_common.observability import configure_logging
 from modelyard_common.web import ReadinessCheck
 from modelyard_common.web import create_app as create_service_app
 
+MAX_HANDLER_BODY_BYTES = 64 * 1024 * 1024
+
 
 def readiness(request: Request) -> dict[str, ReadinessCheck]:
     """Return the agent's readiness checks: broker connected, command queue consumed."""
@@ -58,6 +60,8 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         readiness=readiness,
+        # A handler's payload (JSON or an image) is relayed as is, not read as an API document.
+        raw_bodies={("POST", "/models/{model_name}/{handler:path}"): MAX_HANDLER_BODY_BYTES},
     )
     app.state.agent = running_agent
     app.state.broker = running_agent.broker

@@ -14,7 +14,12 @@ from modelyard_common.web import create_app as create_service_app
 from modelyard_gateway.groups.router import router as groups_router
 from modelyard_gateway.instances.router import router as instances_router
 from modelyard_gateway.keys.router import router as keys_router
-from modelyard_gateway.proxy.router import ProxyEndpoints, ProxyFastPath, build_router
+from modelyard_gateway.proxy.router import (
+    POST_PATHS,
+    ProxyEndpoints,
+    ProxyFastPath,
+    build_router,
+)
 from modelyard_gateway.runtime.runner import Runtime
 from modelyard_gateway.settings import GatewaySettings
 
@@ -75,6 +80,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=_readiness,
         openapi_tags=TAGS,
+        # The proxy reads these under its own limit (max_body_bytes).
+        raw_bodies={("POST", path): None for path in POST_PATHS},
     )
     endpoints = ProxyEndpoints(app.state)
     app.include_router(build_router(endpoints))

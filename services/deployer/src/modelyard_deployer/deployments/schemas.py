@@ -26,7 +26,20 @@ class DeploymentCreate(BaseModel):
                     "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
                     "selector": {"site": "plant-1"},
                 },
-            ]
+            ],
+            # Exactly one of the two targets, and not null (the validator's rule, for clients).
+            "oneOf": [
+                {
+                    "required": ["device_ids"],
+                    "not": {"required": ["selector"]},
+                    "properties": {"device_ids": {"type": "array"}},
+                },
+                {
+                    "required": ["selector"],
+                    "not": {"required": ["device_ids"]},
+                    "properties": {"selector": {"type": "object"}},
+                },
+            ],
         },
     )
 

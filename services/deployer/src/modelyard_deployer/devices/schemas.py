@@ -14,7 +14,11 @@ LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
 
 Labels = Annotated[
     dict[str, Annotated[str, Field(max_length=200)]],
-    Field(max_length=50, description="Free labels to select devices by, e.g. `site: plant-1`."),
+    Field(
+        max_length=50,
+        description="Free labels to select devices by, e.g. `site: plant-1`.",
+        json_schema_extra={"propertyNames": {"pattern": LABEL_KEY}},
+    ),
 ]
 
 

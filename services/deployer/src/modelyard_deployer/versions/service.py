@@ -20,6 +20,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import StoredResponse, run_idempotent
+from modelyard_common.inputs import reject_nul
 from modelyard_common.manifest import MANIFEST_FILENAMES, Manifest, parse_manifest_document
 from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer import db
@@ -112,6 +113,7 @@ def _manifest_from_form(raw: str) -> Manifest:
 
 
 def _validate_manifest(document: Any, loc: list[str | int]) -> Manifest:
+    reject_nul(document, loc)
     try:
         return Manifest.model_validate(document)
     except ValidationError as exc:
@@ -194,6 +196,7 @@ def check_project(
 
 def check_text_fields(fields: dict[str, str]) -> tuple[str | None, str]:
     """Return the upload's title (None: default) and comment; 422 when too long."""
+    reject_nul(fields, ["body"])
     title = fields.get("title")
     if title is not None:
         title = title.strip() or None

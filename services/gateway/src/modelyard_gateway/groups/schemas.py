@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from modelyard_gateway.instances.schemas import Name
 
@@ -58,7 +58,7 @@ class GroupCreate(BaseModel):
     name: Name = Field(description="What clients send as `model`.")
     description: str = Field(default="", max_length=10_000)
     instance_ids: InstanceIds = Field(default_factory=list)
-    enabled: bool = True
+    enabled: StrictBool = True
     registry_model_id: uuid.UUID | None = Field(
         default=None,
         description="Follow this registry model: every running deployment of it joins the group "
@@ -78,7 +78,7 @@ class GroupUpdate(BaseModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     instance_ids: InstanceIds | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     registry_model_id: uuid.UUID | None = None
     endpoint_priority: EndpointPriority | None = None
 

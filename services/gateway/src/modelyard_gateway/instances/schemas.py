@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -9,11 +10,34 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictFloat,
+    field_validator,
+    model_validator,
+)
 
 Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 ]
+
+# A DNS name or an IPv4 address: what a URL can always be built from.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*$"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 9110 token
+HEADER_VALUE = r"^[^\r\n\u0000]*$"
+PREFIX_PATTERN = r"^(?:/\S*)?$"
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/\S*)?$"
+
+HEADERS_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"pattern": HEADER_NAME},
+    "additionalProperties": {"type": "string", "pattern": HEADER_VALUE},
+}
 
 
 class InstanceKind(StrEnum):
@@ -51,6 +75,7 @@ def _check_header_lines(names: Iterable[str], values: Iterable[str]) -> None:
         if (
             not name
             or len(name) > 200
+            or not re.match(HEADER_NAME, name)
             or any(c in name for c in " :\r\n")
             or name.lower() in {"host", "content-length", "transfer-encoding", "connection"}
         ):
@@ -172,27 +197,56 @@ class InstanceCreate(_InstanceFields):
                     "default_params": {"api-version": "2024-10-21"},
                     "upstream_model": "gpt-4o",
                 },
-            ]
+            ],
+            # What `check_kind_fields` enforces, for clients: each kind's own required fields.
+            "allOf": [
+                {
+                    "if": {"properties": {"kind": {"const": "local"}}},
+                    "then": {
+                        "required": ["host", "port"],
+                        "properties": {
+                            "host": {"type": "string", "minLength": 1},
+                            "port": {"type": "integer"},
+                        },
+                    },
+                },
+                {
+                    "if": {"properties": {"kind": {"const": "cloud"}}},
+                    "then": {
+                        "required": ["base_url"],
+                        "properties": {"base_url": {"type": "string", "minLength": 1}},
+                    },
+                },
+            ],
         },
     )
 
     name: Name
     kind: InstanceKind
-    host: str | None = Field(default=None, max_length=255)
+    host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol = Protocol.http
-    path_prefix: str = Field(default="", max_length=255, description="Put before `/v1/...`.")
+    path_prefix: str = Field(
+        default="", max_length=255, pattern=PREFIX_PATTERN, description="Put before `/v1/...`."
+    )
     base_url: str | None = Field(
-        default=None, max_length=2048, description="Cloud API URL; a trailing `/v1` is optional."
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="Cloud API URL; a trailing `/v1` is optional.",
     )
     token: SecretStr | None = Field(
         default=None, description="Sent as `Authorization: Bearer`; write-only, encrypted at rest."
     )
-    proxy_url: str | None = Field(default=None, max_length=2048, description="HTTP proxy to use.")
+    proxy_url: str | None = Field(
+        default=None, max_length=2048, pattern=URL_PATTERN, description="HTTP proxy to use."
+    )
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = Field(default=None, description="Write-only.")
     extra_headers: dict[str, str] = Field(
-        default_factory=dict, description="Plain headers, shown to readers; no credentials."
+        default_factory=dict,
+        description="Plain headers, shown to readers; no credentials.",
+        json_schema_extra=HEADERS_SCHEMA,
     )
     secret_headers: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -206,7 +260,7 @@ class InstanceCreate(_InstanceFields):
     default_params: dict[str, Any] = Field(
         default_factory=dict, description="Merged under the client's request fields."
     )
-    param_caps: dict[str, float] = Field(
+    param_caps: dict[str, StrictFloat] = Field(
         default_factory=dict, description="Upper bounds of numeric fields, e.g. max_tokens."
     )
     health_path: str | None = Field(
@@ -214,7 +268,7 @@ class InstanceCreate(_InstanceFields):
         max_length=255,
         description="Health check path (default the gateway's, `/v1/models`); empty turns it off.",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
@@ -241,16 +295,16 @@ class InstanceUpdate(_InstanceFields):
 
     name: Name | None = None
     kind: InstanceKind | None = None
-    host: str | None = Field(default=None, max_length=255)
+    host: str | None = Field(default=None, max_length=255, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: Protocol | None = None
-    path_prefix: str | None = Field(default=None, max_length=255)
-    base_url: str | None = Field(default=None, max_length=2048)
+    path_prefix: str | None = Field(default=None, max_length=255, pattern=PREFIX_PATTERN)
+    base_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     token: SecretStr | None = None
-    proxy_url: str | None = Field(default=None, max_length=2048)
+    proxy_url: str | None = Field(default=None, max_length=2048, pattern=URL_PATTERN)
     proxy_username: str | None = Field(default=None, max_length=255)
     proxy_password: SecretStr | None = None
-    extra_headers: dict[str, str] | None = None
+    extra_headers: dict[str, str] | None = Field(default=None, json_schema_extra=HEADERS_SCHEMA)
     secret_headers: dict[str, SecretStr] | None = Field(
         default=None, description="Replaces the whole sealed map; `{}` removes them."
     )
@@ -259,9 +313,9 @@ class InstanceUpdate(_InstanceFields):
     read_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
     default_params: dict[str, Any] | None = None
-    param_caps: dict[str, float] | None = None
+    param_caps: dict[str, StrictFloat] | None = None
     health_path: str | None = Field(default=None, max_length=255)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class InstanceHealthRead(BaseModel):

@@ -243,6 +243,14 @@ class ProxyEndpoints:
                 code="missing_model",
                 param="model",
             )
+        if not isinstance(request.get("stream", False), bool):
+            raise ClientError(
+                400,
+                "`stream` must be true or false.",
+                type_="invalid_request_error",
+                code="invalid_type",
+                param="stream",
+            )
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
         deadline = asyncio.get_running_loop().time() + _budget(scope, runtime.settings)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-/]+$")]
+LABEL = r"^[\w.\-/]+$"
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL)]
 LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
 
@@ -39,6 +40,7 @@ class ApprovalConditions(BaseModel):
     device_labels: dict[LabelKey, list[LabelValue]] = Field(
         default_factory=dict,
         max_length=20,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 63, "pattern": LABEL}},
         description="A target device must carry, for every key listed, one of its values.",
     )
     gateway_groups: list[GroupName] = Field(
@@ -76,7 +78,11 @@ class Decision(BaseModel):
                         "gateway_groups": ["helpdesk-pilot"],
                     },
                 },
-            ]
+            ],
+            # `_conditions_match_decision`, for clients: conditions exactly when restricted.
+            "if": {"properties": {"decision": {"const": "restricted"}}},
+            "then": {"required": ["conditions"], "properties": {"conditions": {"type": "object"}}},
+            "else": {"properties": {"conditions": {"type": "null"}}},
         },
     )
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import NotFoundError, problem_responses
-from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey, attachment, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
@@ -166,7 +166,7 @@ async def get_evidence_file(
         item.file_content,
         media_type=item.content_type or "application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{item.file_name}"',
+            "Content-Disposition": attachment(item.file_name or "evidence"),
             "ETag": f'"{item.file_sha256}"',
             "X-Content-Type-Options": "nosniff",
         },

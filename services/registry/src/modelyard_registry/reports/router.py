@@ -18,6 +18,8 @@ from modelyard_common.errors import (
     UnsupportedMediaTypeError,
     problem_responses,
 )
+from modelyard_common.http import attachment
+from modelyard_common.inputs import reject_nul
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
 
@@ -51,12 +53,12 @@ async def export_inventory(
         return Response(
             service.inventory_to_csv(inventory),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": attachment(f"{name}.csv")},
         )
     return Response(
         inventory.model_dump_json(),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+        headers={"Content-Disposition": attachment(f"{name}.json")},
     )
 
 
@@ -92,12 +94,15 @@ async def import_inventory(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnprocessableError("The import must be UTF-8 text.") from exc
+    reject_nul(text, ["body"])  # the body is read here, past the shared JSON check
     lines: dict[tuple[str, int], int] = {}
     if kind == "text/csv":
         inventory, lines = service.inventory_from_csv(text)
     elif kind == "application/json":
         try:
-            inventory = Inventory.model_validate(json.loads(text))
+            document = json.loads(text)
+            reject_nul(document, ["body"])
+            inventory = Inventory.model_validate(document)
         except (ValueError, ValidationError) as exc:
             raise UnprocessableError(
                 "The body is not an inventory document.",
@@ -126,5 +131,5 @@ async def get_system_register_pdf(
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": attachment(name)},
     )
