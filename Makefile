@@ -5,9 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/common $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
-TEST_DIRS := $(wildcard libs/common/tests services/*/tests tests)
-MYPY_PACKAGES := -p modelyard_common $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
+PACKAGES := libs/common clients/python $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+TEST_DIRS := $(wildcard libs/common/tests clients/python/tests services/*/tests tests)
+MYPY_PACKAGES := -p modelyard_common -p modelyard_client -p modelyard_cli $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
@@ -37,13 +37,13 @@ test: install docker ## run every test against real PostgreSQL, RabbitMQ and Doc
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: install ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check libs services tests
-	$(BIN)/ruff format --check libs services tests
+	$(BIN)/ruff check libs clients services tests
+	$(BIN)/ruff format --check libs clients services tests
 	$(BIN)/mypy $(MYPY_PACKAGES)
 
 fmt: install ## format and auto-fix
-	$(BIN)/ruff format libs services tests
-	$(BIN)/ruff check --fix libs services tests
+	$(BIN)/ruff format libs clients services tests
+	$(BIN)/ruff check --fix libs clients services tests
 
 dev: install services ## run all services locally with interleaved logs (Ctrl-C stops them)
 	@bash scripts/dev.sh
