@@ -141,8 +141,10 @@ smoke() {
   trap 'down -v || true' EXIT
   up
   local token
-  token="$(compose exec -T registry modelyard dev-token --sub smoke --role admin \
-    --workspace "${MODELYARD_WORKSPACE:-default}")"
+  # The service images hold libs/common, not the people's CLI: sign the dev token with it.
+  token="$(compose exec -T -e "WORKSPACE=${MODELYARD_WORKSPACE:-default}" registry python -c \
+    'import os; from modelyard_common.devtoken import dev_token
+print(dev_token(sub="smoke", roles=["admin"], workspace=os.environ["WORKSPACE"]))')"
   python3 tests/smoke_story.py \
     --registry "http://$BIND:${MODELYARD_REGISTRY_PORT:-8001}" \
     --deployer "http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002}" \

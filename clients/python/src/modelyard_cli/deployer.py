@@ -22,6 +22,7 @@ from modelyard_cli.session import (
     is_uuid,
     parse_pairs,
     pick_by_name,
+    plain,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def resolve_device(my: Modelyard, ref: str) -> str:
     if is_uuid(ref):
         return ref
     page = my.send(ops.list_devices(name=ref, limit=100))
-    return str(pick_by_name(page["items"], ref, "device")["id"])
+    return str(pick_by_name([plain(d) for d in page["items"]], ref, "device")["id"])
 
 
 def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, Any]:
@@ -82,11 +83,10 @@ def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, 
     from modelyard_client import operations as ops
 
     if ref is not None and is_uuid(ref):
-        version: dict[str, Any] = my.send(ops.get_model_version(ref))
-        return version
+        return plain(my.send(ops.get_model_version(ref)))
     if ref is not None and not ref.isdigit():
         raise UsageProblem(f"a version is a number or an id, not {ref!r}")
-    versions = list(my.iterate(ops.list_model_versions(model_id, limit=100)))
+    versions = [plain(v) for v in my.iterate(ops.list_model_versions(model_id, limit=100))]
     if not versions:
         raise UsageProblem("the model has no version yet: `modelyard version push` one")
     if ref is None:
@@ -127,15 +127,18 @@ def push(
             raise UsageProblem(f"{manifest} does not exist")
         run_manifest = parse_manifest(manifest.read_text(), source=str(manifest))
     else:
-        run_manifest = read_manifest(path)
-    if run_manifest is None:
-        raise UsageProblem(f"{path} has no modelyard.yaml: add one or pass --manifest FILE")
+        found = read_manifest(path)
+        if found is None:
+            raise UsageProblem(f"{path} has no modelyard.yaml: add one or pass --manifest FILE")
+        run_manifest = found
     with tempfile.TemporaryDirectory(prefix="modelyard-push-") as scratch:
         if path.is_dir():
             archive = Path(scratch) / f"{path.resolve().name}.zip"
             count = zip_project(path, archive)
             if not quiet:
-                print(f"packed {count} files ({archive.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+                print(
+                    f"packed {count} files ({archive.stat().st_size / 1e6:.1f} MB)", file=sys.stderr
+                )
         else:
             archive = path
         version = upload(model, archive, run_manifest, title=title, comment=comment, quiet=quiet)
@@ -186,8 +189,7 @@ def upload(
             comment=comment,
             on_progress=lambda n: progress.advance(task, n),
         )
-        version: dict[str, Any] = dict(my.send(call))
-    return version
+        return plain(my.send(call))
 
 
 @version_app.command("list", epilog=examples("modelyard version list echo-chat"))
@@ -206,9 +208,7 @@ def list_versions(
 
 
 @version_app.command("get", epilog=examples("modelyard version get VERSION-ID -o json"))
-def get_version(
-    version_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
+def get_version(version_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
     """Show a version with its manifest."""
     from modelyard_client import operations as ops
 
@@ -250,8 +250,10 @@ def deploy(
         model_id = resolve(my, "models", model)["id"]
         version = resolve_version(my, model_id, version_ref or None)
         device_ids = [resolve_device(my, d) for d in device or []]
-        batch = my.send(ops.create_deployment(version["id"], device_ids=device_ids, selector=labels))
-        deployments = list(batch["items"])
+        batch = my.send(
+            ops.create_deployment(version["id"], device_ids=device_ids, selector=labels)
+        )
+        deployments = [plain(d) for d in batch["items"]]
         if not deployments:
             raise NoTargets("no device matched: nothing was deployed")
         if not wait:
@@ -292,7 +294,7 @@ def follow(
     current = {d["id"]: d for d in deployments}
     while len(done) < len(current):
         for deployment_id in [d for d in current if d not in done]:
-            deployment = dict(my.send(ops.get_deployment(deployment_id)))
+            deployment = plain(my.send(ops.get_deployment(deployment_id)))
             state = str(deployment["state"])
             seen = (state, str(deployment.get("state_message") or ""))
             if last.get(deployment_id) != seen:
@@ -300,7 +302,9 @@ def follow(
                 if not quiet:
                     stamp = datetime.now().strftime("%H:%M:%S")
                     message = f"  {seen[1]}" if seen[1] else ""
-                    print(f"{stamp}  {deployment['device_name']:<20} {state:<12}{message}", flush=True)
+                    print(
+                        f"{stamp}  {deployment['device_name']:<20} {state:<12}{message}", flush=True
+                    )
             reached = state == "running" and deployment.get("running_version_id") == version_id
             if reached or (state in FAILED and not retrying(deployment)):
                 done[deployment_id] = deployment
@@ -315,8 +319,11 @@ def follow(
             time.sleep(0.5)
     failed = [d for d in done.values() if d["state"] != "running"]
     for deployment in failed:
-        print(f"{deployment['device_name']}: {deployment['state']}: {deployment.get('state_message')}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{deployment['device_name']}: {deployment['state']}: "
+            f"{deployment.get('state_message')}",
+            file=sys.stderr,
+        )
         for line in log_tail(my, deployment["id"]):
             print(f"  | {line}", file=sys.stderr)
     if failed:
@@ -329,7 +336,7 @@ def log_tail(my: Modelyard, deployment_id: str) -> list[str]:
     """Return the last log lines a deployment's history holds (newest report with any)."""
     from modelyard_client import operations as ops
 
-    page = my.send(ops.get_deployment_history(deployment_id, sort="-occurred_at", limit=50))
+    page = my.send(ops.get_deployment_history(deployment_id, sort="-recorded_at", limit=50))
     for entry in page["items"]:
         if entry.get("log_tail"):
             return list(entry["log_tail"])
@@ -418,13 +425,19 @@ def logs(
     seen: set[Any] = set()
     with client() as my:
         while True:
-            entries = list(my.iterate(ops.get_deployment_history(deployment_id, sort="occurred_at")))
+            entries = list(
+                my.iterate(ops.get_deployment_history(deployment_id, sort="recorded_at"))
+            )
             for entry in entries:
                 if entry["id"] in seen:
                     continue
                 seen.add(entry["id"])
-                print(f"{entry.get('occurred_at')}  {entry.get('source'):<8} {entry.get('state'):<12} "
-                      f"{entry.get('message') or ''}".rstrip(), flush=True)  # fmt: skip
+                print(
+                    f"{entry.get('occurred_at')}  {entry.get('source'):<8} "
+                    f"{entry.get('state'):<12} "
+                    f"{entry.get('message') or ''}".rstrip(),
+                    flush=True,
+                )
                 for line in entry.get("log_tail") or []:
                     print(f"  | {line}", flush=True)
             if not follow_:

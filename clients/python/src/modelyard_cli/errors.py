@@ -10,12 +10,11 @@ def exit_code_of(exc: Exception) -> tuple[int | None, str]:
     if isinstance(exc, UsageProblem):
         return 2, f"error: {exc}"
     # Only now the SDK: a usage problem must not pay for importing httpx.
-    from modelyard_client import ApiError, ModelyardError, TransportError, UnauthorizedError
-
     from modelyard_cli import oidc
     from modelyard_cli.deployer import DeployFailed, NoTargets
     from modelyard_cli.registry import ConflictReported
     from modelyard_cli.session import NameNotFound
+    from modelyard_client import ApiError, ModelyardError, TransportError, UnauthorizedError
 
     if isinstance(exc, UnauthorizedError):
         return 1, f"error: {exc.one_line()} (log in with `modelyard login`)"

@@ -18,6 +18,7 @@ from modelyard_cli.session import (
     is_uuid,
     parse_pairs,
     pick_by_name,
+    plain,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ COLUMNS: dict[Kind, list[Column]] = {
     ],
 }
 
-groups_app = typer.Typer(help="Model groups: the names clients put in `model`.", no_args_is_help=True)
+groups_app = typer.Typer(
+    help="Model groups: the names clients put in `model`.", no_args_is_help=True
+)
 instances_app = typer.Typer(help="Model instances: the gateway's backends.", no_args_is_help=True)
 keys_app = typer.Typer(help="Client API keys (shown once, stored hashed).", no_args_is_help=True)
 
@@ -88,8 +91,11 @@ def _common(app: typer.Typer, kind: Kind) -> None:
         from modelyard_client import operations as ops
 
         with client() as my:
-            emit(my.send(ops.get_gateway(kind, resolve_gateway(my, kind, ref))), output=output,
-                 quiet=quiet)  # fmt: skip
+            emit(
+                my.send(ops.get_gateway(kind, resolve_gateway(my, kind, ref))),
+                output=output,
+                quiet=quiet,
+            )
 
     get.__doc__ = f"Show one {one}."
     verb = "revoke" if kind == "keys" else "delete"
@@ -170,9 +176,8 @@ def create_instance(
     quiet: QuietOpt = False,
 ) -> None:
     """Create a backend instance."""
-    from modelyard_client import operations as ops
-
     from modelyard_cli.registry import parse_sets
+    from modelyard_client import operations as ops
 
     body: dict[str, Any] = {"name": name, "kind": kind, "upstream_model": upstream_model}
     optional = {"host": host, "port": port, "protocol": protocol, "base_url": base_url}
@@ -196,7 +201,7 @@ def check_instance(
     from modelyard_client import operations as ops
 
     with client() as my:
-        result = dict(my.send(ops.check_instance(resolve_gateway(my, "instances", ref))))
+        result = plain(my.send(ops.check_instance(resolve_gateway(my, "instances", ref))))
     emit(result, output=output, quiet=quiet, id_field="ok")
     if not result.get("ok"):
         raise typer.Exit(1)

@@ -109,7 +109,7 @@ def mint_dev_token(*, sub: str, roles: list[str] | None, workspace: str, ttl_hou
     "login",
     epilog=examples(
         "modelyard login --dev --sub alice --role admin --workspace default",
-        "modelyard login --token \"$TOKEN\" --context prod --registry-url https://registry.example",
+        'modelyard login --token "$TOKEN" --context prod --registry-url https://registry.example',
         "modelyard login --issuer https://id.example --client-id modelyard-cli --context prod",
         "modelyard login --issuer https://id.example --client-id modelyard-cli --device",
     ),
@@ -238,8 +238,10 @@ def context_list(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> N
         }
         for name, values in config.contexts.items()
     ]
-    columns = [(k.upper().replace("_", " "), k) for k in ("current", "name", "workspace",
-               "registry_url", "logged_in")]  # fmt: skip
+    columns = [
+        (k.upper().replace("_", " "), k)
+        for k in ("current", "name", "workspace", "registry_url", "logged_in")
+    ]
     emit(rows, output=output, quiet=quiet, columns=columns, id_field="name")
 
 

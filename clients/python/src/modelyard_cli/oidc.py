@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import secrets
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
@@ -76,7 +76,7 @@ def tokens_of(body: dict[str, Any]) -> Tokens:
     )
 
 
-class _Redirect(http.server.BaseHTTPRequestHandler):
+class _Redirect(BaseHTTPRequestHandler):
     """Receives the one redirect of the browser back to the loopback address."""
 
     result: dict[str, str]
@@ -112,8 +112,13 @@ def login_with_browser(
     config = discover(http, issuer)
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
-    handler = type("Redirect", (_Redirect,), {"result": {}, "done": threading.Event()})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+
+    class Redirect(_Redirect):
+        result: dict[str, str] = {}  # noqa: RUF012 (one class per login)
+        done = threading.Event()
+
+    handler = Redirect
+    server = HTTPServer(("127.0.0.1", 0), handler)
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ from typing import Any
 Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     """The --output choices."""
 
     table = "table"

@@ -15,9 +15,30 @@ MANIFEST_FILES = ("modelyard.yaml", "modelyard.yml", "modelyard.json")
 ALWAYS_IGNORED = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".DS_Store"]
 # Files that do not get smaller by deflating: stored as they are, which keeps a push fast.
 STORED_SUFFIXES = frozenset(
-    {".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".png", ".jpg", ".jpeg", ".webp",
-     ".mp4", ".mp3", ".onnx", ".pt", ".pth", ".safetensors", ".bin", ".gguf", ".npz", ".h5"}
-)  # fmt: skip
+    {
+        ".zip",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".zst",
+        ".7z",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".mp4",
+        ".mp3",
+        ".onnx",
+        ".pt",
+        ".pth",
+        ".safetensors",
+        ".bin",
+        ".gguf",
+        ".npz",
+        ".h5",
+    }
+)
 
 
 def project_files(root: Path) -> list[Path]:

@@ -42,13 +42,14 @@ COLUMNS: dict[Kind, list[Column]] = {
     ],
 }
 HISTORY_COLUMNS: list[Column] = [
-    ("WHEN", "occurred_at"),
+    ("WHEN", "at"),
     ("WHO", "actor"),
     ("ACTION", "action"),
     (
         "CHANGES",
         lambda e: "; ".join(
-            f"{c.get('field')}: {c.get('old')!r} -> {c.get('new')!r}" for c in e.get("changes") or []
+            f"{field}: {change.get('old')!r} -> {change.get('new')!r}"
+            for field, change in (e.get("changes") or {}).items()
         ),
     ),
 ]
@@ -184,7 +185,9 @@ def registry_app(kind: Kind) -> typer.Typer:
         emit(updated, output=output, quiet=quiet)
 
     @app.command("archive", epilog=examples(f"modelyard {kind} archive NAME"))
-    def archive(ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False) -> None:
+    def archive(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False
+    ) -> None:
         """Archive (soft delete): hidden from lists, kept with its history."""
         from modelyard_client import operations as ops
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -121,3 +121,8 @@ def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
 
 
 __all__ = ["STATE", "OutputOpt", "QuietOpt", "UsageProblem", "client", "examples"]
+
+
+def plain(value: object) -> dict[str, Any]:
+    """Return an SDK answer (a TypedDict) as the plain mapping the printers take."""
+    return cast(dict[str, Any], value)

@@ -102,7 +102,9 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)
 
 
-def should_retry(call: Call[Any], *, response: httpx.Response | None, error: Exception | None) -> bool:
+def should_retry(
+    call: Call[Any], *, response: httpx.Response | None, error: Exception | None
+) -> bool:
     """Return whether a failed try of `call` may be repeated."""
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         return True  # the request never reached the service
@@ -207,7 +209,9 @@ class ProgressFile:
         self._file.close()
 
 
-def request_kwargs(call: Call[Any], endpoints: Endpoints) -> tuple[dict[str, Any], ProgressFile | None]:
+def request_kwargs(
+    call: Call[Any], endpoints: Endpoints
+) -> tuple[dict[str, Any], ProgressFile | None]:
     """Return the keyword arguments of httpx's build_request for `call` (and its open upload)."""
     kwargs: dict[str, Any] = {
         "method": call.method,

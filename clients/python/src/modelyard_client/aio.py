@@ -70,9 +70,7 @@ class AsyncModelyard:
                 if upload is not None:
                     upload.close()
             attempt += 1
-            if attempt < self.retry.attempts and should_retry(
-                call, response=response, error=error
-            ):
+            if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
                 await asyncio.sleep(self.retry.delay(attempt - 1, response))
                 continue
             if response is None:
@@ -95,9 +93,13 @@ class AsyncModelyard:
                 yield item
 
     async def chat_stream(
-        self, group: str, messages: list[dict[str, Any]], *, key: str | None = None,
+        self,
+        group: str,
+        messages: list[dict[str, Any]],
+        *,
+        key: str | None = None,
         **params: Any,
-    ) -> AsyncIterator[str]:  # fmt: skip
+    ) -> AsyncIterator[str]:
         """Yield the text of a chat completion as the gateway streams it."""
         call = Call("POST", "gateway", "/v1/chat/completions", lambda v: v)
         headers = self.endpoints.headers(call)

@@ -68,9 +68,7 @@ class Modelyard:
                 if upload is not None:
                     upload.close()
             attempt += 1
-            if attempt < self.retry.attempts and should_retry(
-                call, response=response, error=error
-            ):
+            if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
                 time.sleep(self.retry.delay(attempt - 1, response))
                 continue
             if response is None:
@@ -92,9 +90,13 @@ class Modelyard:
             yield from page["items"]
 
     def chat_stream(
-        self, group: str, messages: list[dict[str, Any]], *, key: str | None = None,
+        self,
+        group: str,
+        messages: list[dict[str, Any]],
+        *,
+        key: str | None = None,
         **params: Any,
-    ) -> Iterator[str]:  # fmt: skip
+    ) -> Iterator[str]:
         """Yield the text of a chat completion as the gateway streams it."""
         call = Call("POST", "gateway", "/v1/chat/completions", lambda v: v)
         headers = self.endpoints.headers(call)
@@ -116,4 +118,3 @@ class Modelyard:
                         yield delta
         except httpx.TransportError as exc:
             raise TransportError(f"{url}: {exc}", url=url) from exc
-

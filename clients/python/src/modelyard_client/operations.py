@@ -74,7 +74,9 @@ def delete_registry(kind: RegistryKind, resource_id: str) -> Call[None]:
     return read("DELETE", "registry", f"/v1/{kind}/{resource_id}")
 
 
-def registry_history(kind: RegistryKind, resource_id: str, **params: Any) -> Call[Page[HistoryEntry]]:
+def registry_history(
+    kind: RegistryKind, resource_id: str, **params: Any
+) -> Call[Page[HistoryEntry]]:
     """Return list_model_history / list_system_history."""
     return read("GET", "registry", f"/v1/{kind}/{resource_id}/history", **params)
 

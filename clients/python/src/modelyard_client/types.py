@@ -57,7 +57,9 @@ class Link(TypedDict, total=False):
     """A system x model link with its description of use."""
 
     system_id: str
+    system_name: str
     model_id: str
+    model_name: str
     description_of_use: str
 
 
@@ -65,10 +67,12 @@ class HistoryEntry(TypedDict, total=False):
     """One change of a registry resource: who, when, old -> new."""
 
     id: str
+    resource_type: str
+    resource_id: str
     action: str
     actor: str
-    occurred_at: str
-    changes: list[dict[str, Any]]
+    at: str
+    changes: dict[str, dict[str, Any]]
 
 
 class ModelVersion(TypedDict, total=False):
