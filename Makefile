@@ -11,7 +11,7 @@ MYPY_PACKAGES := -p modelyard_common -p modelyard_client -p modelyard_cli $(fore
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
-.PHONY: help install services docker test test-fast lint fmt dev up down bench clean
+.PHONY: help install services docker test test-fast lint fmt dev up down bench clean clients clients-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ down: ## stop the compose suite
 
 bench: install services docker ## run the benchmarks and print their tables
 	@for b in $(wildcard services/*/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clients: install ## regenerate the typed TypeScript clients from the apps' OpenAPI (tsc --strict)
+	@bash scripts/clients.sh generate
+
+clients-check: install ## fail when the committed TypeScript clients drift from the apps' OpenAPI
+	@bash scripts/clients.sh check
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .bench
