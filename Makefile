@@ -55,7 +55,7 @@ down: ## stop the compose suite
 	@bash scripts/compose.sh down
 
 bench: install services docker ## run the benchmarks and print their tables
-	@for b in $(wildcard services/*/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard services/*/bench/bench_*.py clients/python/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clients: install ## regenerate the typed TypeScript clients from the apps' OpenAPI (tsc --strict)
 	@bash scripts/clients.sh generate

@@ -1,0 +1,222 @@
+"""`modelyard version push` against a raw curl upload of the same zip, and CLI start-up time.
+
+Starts a real registry and deployer (uvicorn processes) on a fresh database and vhost, makes a
+project of `--size-mb` MB (random weights, so nothing compresses), and times, each `--runs`
+times (the best is shown, the machine is shared):
+
+- `modelyard version push MODEL DIR`: zip the directory, then upload it (what a person runs);
+- `modelyard version push MODEL project.zip`: the upload alone, through the SDK;
+- `curl -F file=@project.zip ...`: the same multipart upload by a C client.
+
+Then `modelyard --help` and `modelyard models --help` start-up (median of 15 runs) next to
+`python -c pass`. Prints a table.
+
+    .venv/bin/python clients/python/bench/bench_cli.py [--size-mb 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from modelyard_common.auth import issue_token
+from modelyard_common.outbox import asyncpg_dsn
+from modelyard_common.testing import recreate_database
+
+ADMIN_URL = os.environ.get(
+    "MODELYARD_BENCH_ADMIN_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+SECRET = "bench-secret-0123456789abcdef-0123456789"
+WORKSPACE = "bench"
+BIN = Path(sys.executable).parent
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60) -> None:
+    """Wait until `url` answers 200."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url}: the service exited ({process.returncode})")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not ready within {within:.0f}s")
+
+
+def make_project(root: Path, size_mb: int) -> None:
+    """Write a project directory: main.py, modelyard.yaml and `size_mb` MiB of weights."""
+    root.mkdir()
+    (root / "main.py").write_text("def predict(payload):\n    return payload\n")
+    manifest = {"image": "modelyard/python-base:bookworm", "main": "main.py", "port": 8080}
+    (root / "modelyard.yaml").write_text(json.dumps(manifest))
+    with (root / "weights.bin").open("wb") as weights:
+        for _ in range(size_mb):
+            weights.write(os.urandom(MiB))
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    """Return the seconds `argv` takes (it must exit 0)."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])}... exited {done.returncode}: {done.stderr[-800:]}")
+    return elapsed
+
+
+def startup_ms(argv: list[str], runs: int = 15) -> float:
+    """Return the median wall time of `argv` in milliseconds."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cli-bench-", dir=os.environ.get("BENCH_DIR")))
+    name = f"modelyard_bench_cli_{uuid.uuid4().hex[:8]}"
+    database_url = asyncio.run(recreate_database(ADMIN_URL, name))
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True
+    )
+    ports = {"registry": free_port(), "deployer": free_port()}
+    urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+    env = {
+        **os.environ,
+        "MODELYARD_DATABASE_URL": database_url,
+        "MODELYARD_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
+        "MODELYARD_JWT_SECRET": SECRET,
+        "MODELYARD_REGISTRY_URL": urls["registry"],
+        "MODELYARD_DEPLOYER_URL": urls["deployer"],
+        "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(work / "artifacts"),
+        "MODELYARD_LOG_LEVEL": "WARNING",
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for service, port in ports.items():
+            subprocess.run([str(BIN / f"modelyard-{service}"), "migrate"], env=env, check=True)
+            processes.append(
+                subprocess.Popen(
+                    [str(BIN / f"modelyard-{service}"), "serve", "--port", str(port)], env=env
+                )
+            )
+        for process, url in zip(processes, urls.values(), strict=True):
+            wait_ready(f"{url}/readyz", process)
+        token = issue_token(secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE)
+        auth = {"Authorization": f"Bearer {token}"}
+        model = httpx.post(
+            f"{urls['registry']}/v1/models",
+            json={"name": "bench-model", "learning_type": "supervised"},
+            headers=auth,
+        ).json()
+        project = work / "project"
+        make_project(project, args.size_mb)
+        archive = work / "project.zip"
+        cli_env = {
+            **env,
+            "MODELYARD_CONFIG": str(work / "config.yaml"),
+            "MODELYARD_TOKEN": token,
+            "MODELYARD_GATEWAY_URL": "http://127.0.0.1:9",
+        }
+        cli = str(BIN / "modelyard")
+        subprocess.run(
+            [sys.executable, "-c", "import sys, modelyard_cli.project as p; "
+             "from pathlib import Path; p.zip_project(Path(sys.argv[1]), Path(sys.argv[2]))",
+             str(project), str(archive)],
+            check=True,
+        )  # fmt: skip
+        size_mb = archive.stat().st_size / 1e6
+        push_dir = min(
+            timed([cli, "version", "push", model["id"], str(project), "-q"], cli_env)
+            for _ in range(args.runs)
+        )
+        push_zip = min(
+            timed([cli, "version", "push", model["id"], str(archive), "-q"], cli_env)
+            for _ in range(args.runs)
+        )
+        manifest = (project / "modelyard.yaml").read_text()
+        curl = [
+            "curl", "-sS", "--fail", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
+            "-F", f"file=@{archive}", "--form-string", f"manifest={manifest}",
+            f"{urls['deployer']}/v1/models/{model['id']}/versions",
+        ]  # fmt: skip
+        raw = min(timed(curl, env) for _ in range(args.runs))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+        async def drop() -> None:
+            import asyncpg
+
+            connection = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+            try:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await connection.close()
+
+        asyncio.run(drop())
+
+    python_ms = startup_ms([sys.executable, "-c", "pass"])
+    help_ms = startup_ms([cli, "--help"])
+    group_help_ms = startup_ms([cli, "models", "--help"])
+
+    def rate(seconds: float) -> str:
+        return f"{seconds:.2f} s  {size_mb / seconds:,.1f} MB/s"
+
+    rows = [
+        ("project zip size", f"{size_mb:,.1f} MB"),
+        ("curl -F upload of the zip (raw)", rate(raw)),
+        ("modelyard version push ZIP (SDK upload)", rate(push_zip)),
+        ("modelyard version push DIR (zip + upload)", rate(push_dir)),
+        ("push ZIP / curl (time)", f"{push_zip / raw:.2f}x"),
+        ("push DIR / curl (time)", f"{push_dir / raw:.2f}x"),
+        ("python -c pass (interpreter floor)", f"{python_ms:,.0f} ms"),
+        ("modelyard --help", f"{help_ms:,.0f} ms"),
+        ("modelyard models --help", f"{group_help_ms:,.0f} ms"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"{'metric':<{width}}  value (best of {args.runs} uploads; median of 15 start-ups)")
+    print(f"{'-' * width}  {'-' * 24}")
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
