@@ -124,6 +124,10 @@ def login(
     issuer: Annotated[str | None, typer.Option(help="OpenID Connect issuer URL")] = None,
     client_id: Annotated[str | None, typer.Option(help="the CLI's client id at the issuer")] = None,
     scope: Annotated[str, typer.Option()] = "openid profile offline_access",
+    resource: Annotated[
+        str | None,
+        typer.Option(help="the APIs' audience, sent as RFC 8707 `resource` (if your IdP needs it)"),
+    ] = None,
     device: Annotated[
         bool, typer.Option("--device", help="device code sign-in (no browser on this machine)")
     ] = False,
@@ -164,7 +168,11 @@ def login(
             sub=sub, roles=role, workspace=values["workspace"], ttl_hours=12
         )
     else:
-        values.update(oidc_login(issuer, client_id, scope=scope, device=device, browser=browser))
+        values.update(
+            oidc_login(
+                issuer, client_id, scope=scope, resource=resource, device=device, browser=browser
+            )
+        )
     config.contexts[name] = values
     config.current_context = name
     config.save()
@@ -172,7 +180,13 @@ def login(
 
 
 def oidc_login(
-    issuer: str | None, client_id: str | None, *, scope: str, device: bool, browser: bool
+    issuer: str | None,
+    client_id: str | None,
+    *,
+    scope: str,
+    resource: str | None,
+    device: bool,
+    browser: bool,
 ) -> dict[str, Any]:
     """Return the context values an OIDC sign-in yields."""
     import webbrowser
@@ -195,17 +209,23 @@ def oidc_login(
     with httpx.Client(timeout=30) as http:
         if device:
             tokens = oidc.login_with_device_code(
-                http, issuer=issuer, client_id=client_id, scope=scope, show=show
+                http, issuer=issuer, client_id=client_id, scope=scope, show=show, resource=resource
             )
         else:
             tokens = oidc.login_with_browser(
-                http, issuer=issuer, client_id=client_id, scope=scope, open_url=open_url
+                http,
+                issuer=issuer,
+                client_id=client_id,
+                scope=scope,
+                open_url=open_url,
+                resource=resource,
             )
     return {
         "token": tokens.access_token,
         "oidc": {
             "issuer": issuer,
             "client_id": client_id,
+            "resource": resource,
             "refresh_token": tokens.refresh_token,
             "expires_at": tokens.expires_at,
         },

@@ -35,6 +35,11 @@ class Tokens:
     id_token: str | None
 
 
+def audience(resource: str | None) -> dict[str, str]:
+    """Return the RFC 8707 `resource` parameter asking for tokens for the Modelyard APIs."""
+    return {"resource": resource} if resource else {}
+
+
 def discover(http: httpx.Client, issuer: str) -> dict[str, Any]:
     """Return the issuer's OpenID configuration."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -92,7 +97,10 @@ class _Redirect(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.end_headers()
-        self.wfile.write(b"Signed in to Modelyard. You can close this window.\n")
+        if "error" in query:
+            self.wfile.write(b"Sign-in to Modelyard refused. You can close this window.\n")
+        else:
+            self.wfile.write(b"Signed in to Modelyard. You can close this window.\n")
         type(self).done.set()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -106,6 +114,7 @@ def login_with_browser(
     client_id: str,
     scope: str,
     open_url: Callable[[str], None],
+    resource: str | None = None,
     timeout_s: float = 300,
 ) -> Tokens:
     """Return tokens from the authorization code flow with PKCE and a loopback redirect."""
@@ -123,17 +132,18 @@ def login_with_browser(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        query = urllib.parse.urlencode(
-            {
-                "response_type": "code",
-                "client_id": client_id,
-                "redirect_uri": redirect_uri,
-                "scope": scope,
-                "state": state,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            }
-        )
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        if "offline_access" in scope.split():
+            params["prompt"] = "consent"  # OIDC Core 11: a refresh token needs fresh consent
+        query = urllib.parse.urlencode({**params, **audience(resource)})
         open_url(f"{config['authorization_endpoint']}?{query}")
         if not handler.done.wait(timeout_s):
             raise LoginFailed(f"no answer from the browser within {timeout_s:.0f}s")
@@ -154,6 +164,7 @@ def login_with_browser(
             "redirect_uri": redirect_uri,
             "client_id": client_id,
             "code_verifier": verifier,
+            **audience(resource),
         },
     )
     return tokens_of(body)
@@ -166,6 +177,7 @@ def login_with_device_code(
     client_id: str,
     scope: str,
     show: Callable[[str, str], None],
+    resource: str | None = None,
     timeout_s: float = 600,
 ) -> Tokens:
     """Return tokens from the device authorization grant (for machines without a browser)."""
@@ -173,7 +185,8 @@ def login_with_device_code(
     endpoint = config.get("device_authorization_endpoint")
     if not endpoint:
         raise UsageProblem(f"{issuer} offers no device authorization; log in without --device")
-    response = http.post(endpoint, data={"client_id": client_id, "scope": scope})
+    form = {"client_id": client_id, "scope": scope, **audience(resource)}
+    response = http.post(endpoint, data=form)
     if response.status_code != 200:
         raise LoginFailed(f"device authorization refused: {response.text[:200]}")
     grant = response.json()
@@ -188,6 +201,7 @@ def login_with_device_code(
                 "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
                 "device_code": grant["device_code"],
                 "client_id": client_id,
+                **audience(resource),
             },
         )
         body = answer.json()
@@ -201,14 +215,18 @@ def login_with_device_code(
     raise LoginFailed("the device code expired before the sign-in was approved")
 
 
-def refresh(http: httpx.Client, *, issuer: str, client_id: str, refresh_token: str) -> Tokens:
+def refresh(
+    http: httpx.Client,
+    *,
+    issuer: str,
+    client_id: str,
+    refresh_token: str,
+    resource: str | None = None,
+) -> Tokens:
     """Return new tokens for a refresh token."""
     config = discover(http, issuer)
-    body = token_request(
-        http,
-        config["token_endpoint"],
-        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id},
-    )
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    body = token_request(http, config["token_endpoint"], {**form, **audience(resource)})
     tokens = tokens_of(body)
     if tokens.refresh_token is None:  # the issuer kept the old one valid
         tokens = Tokens(tokens.access_token, refresh_token, tokens.expires_at, tokens.id_token)

@@ -77,6 +77,7 @@ def refresh_login(config: Config, name: str, values: dict[str, Any]) -> dict[str
             issuer=settings["issuer"],
             client_id=settings["client_id"],
             refresh_token=settings["refresh_token"],
+            resource=settings.get("resource"),
         )
     stored = config.contexts.setdefault(name, {})
     stored["token"] = tokens.access_token
