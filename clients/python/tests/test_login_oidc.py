@@ -75,18 +75,25 @@ async def issuer() -> AsyncIterator[str]:
 
 
 async def sign_in_as(browser: httpx.AsyncClient, url: str, login: str) -> httpx.Response:
-    """Walk the provider's pages from `url` as a person would; return the final answer."""
+    """Walk the provider's pages from `url` as a person would; return the final answer.
+
+    Each page's first form is submitted with its hidden fields, plus a login and a password
+    where it asks for them (sign-in, consent and device confirmation pages alike).
+    """
     response = await browser.get(url)
     for _ in range(12):
         if response.is_redirect:
             response = await browser.get(urljoin(str(response.url), response.headers["location"]))
             continue
         page = response.text
-        form = re.search(r'<form[^>]*action="([^"]+)"', page)
+        form = re.search(r"<form[^>]*action=\"([^\"]+)\"(.*?)</form>", page, re.DOTALL)
         if response.status_code != 200 or form is None:
             return response
-        prompt = "login" if 'name="login"' in page else "consent"
-        fields = {"prompt": prompt, "login": login, "password": "anything"}
+        fields = dict(
+            re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page)
+        )
+        if 'name="login"' in form.group(2):
+            fields.update({"login": login, "password": "anything"})
         response = await browser.post(urljoin(str(response.url), form.group(1)), data=fields)
     raise AssertionError("the sign-in did not finish")
 
@@ -177,3 +184,31 @@ async def test_a_sign_in_the_person_aborts_exits_1_and_saves_nothing(
     assert login.returncode == 1
     assert "sign-in refused: End-User aborted interaction" in err.decode()
     assert not config.exists()
+
+
+async def test_device_code_login_for_a_machine_without_a_browser(
+    issuer: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
+        "MODELYARD_CONFIG": str(config),
+    }
+    login = await asyncio.create_subprocess_exec(
+        CLI, "--context", "edge", "login", "--issuer", issuer, "--client-id", "modelyard-cli",
+        "--device", "--resource", AUDIENCE,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert login.stderr is not None
+    line = (await asyncio.wait_for(login.stderr.readline(), 30)).decode()
+    shown = re.match(r"Open (\S+) and enter the code (\S+)", line)
+    assert shown is not None, line
+    # The person opens the address on another machine, confirms the code and signs in.
+    async with httpx.AsyncClient(timeout=30) as browser:
+        final = await sign_in_as(browser, shown.group(1), "bob")
+    assert final.status_code == 200, final.text
+    _, err = await asyncio.wait_for(login.communicate(), 90)
+    assert login.returncode == 0, err.decode()
+    saved = yaml.safe_load(config.read_text())
+    assert saved["current_context"] == "edge"
+    assert claims(saved["contexts"]["edge"]["token"])["sub"] == "bob"
