@@ -28,6 +28,22 @@ from modelyard_common.testing import (
 )
 
 BIN = Path(sys.executable).parent
+MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
+
+
+def openai_manifest(**env: str) -> dict[str, Any]:
+    """Return the run manifest of tests/projects/openai_echo (an OpenAI-protocol server)."""
+    return {
+        "image": MODEL_IMAGE,
+        "language": "python3",
+        "main": "main.py",
+        "port": 8080,
+        "max_ram_mb": 128,
+        "cores": 0.5,
+        "health_path": "/healthz",
+        "protocol": "openai",
+        "env": env,
+    }
 
 
 @dataclass

@@ -27,7 +27,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from suite_testkit import Agent, Suite, running_suite  # tests/ is on the path (conftest)
+from suite_testkit import (  # tests/ is on the path (conftest)
+    Agent,
+    Suite,
+    openai_manifest,
+    running_suite,
+)
 
 from modelyard_client import AsyncModelyard, Endpoints, Modelyard, RetryPolicy
 from modelyard_client import operations as ops
@@ -37,7 +42,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 
 CLI = str(Path(sys.executable).parent / "modelyard")
 PROJECTS = Path(__file__).parent / "projects"
-MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
 WORKSPACE = "cli"
 
 
@@ -110,21 +114,6 @@ def write_project(root: Path, *, main: str, manifest: dict[str, Any], extra: boo
         (root / "data" / "labels.txt").write_text("cat\ndog\n")
         (root / "scratch.tmp").write_text("x")
     return root
-
-
-def manifest(**env: str) -> dict[str, Any]:
-    """Return the run manifest of a project served over the OpenAI protocol."""
-    return {
-        "image": MODEL_IMAGE,
-        "language": "python3",
-        "main": "main.py",
-        "port": 8080,
-        "max_ram_mb": 128,
-        "cores": 0.5,
-        "health_path": "/healthz",
-        "protocol": "openai",
-        "env": env,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +260,7 @@ async def test_push_deploy_follow_logs_serve_and_chat(world: CliWorld) -> None:
     await world.ok("models", "create", model, "--learning-type", "supervised", "-q")
     source = (PROJECTS / "openai_echo" / "main.py").read_text()
     project = write_project(
-        world.tmp / f"echo-{suffix}", main=source, manifest=manifest(REPLY_PREFIX="cli")
+        world.tmp / f"echo-{suffix}", main=source, manifest=openai_manifest(REPLY_PREFIX="cli")
     )
 
     pushed = await world.ok("version", "push", model, str(project), "--title", "v1", "-o", "json")
@@ -342,7 +331,7 @@ async def test_a_failed_deploy_exits_1_with_the_log_tail(world: CliWorld) -> Non
     model = f"broken-{suffix}"
     await world.ok("models", "create", model, "--learning-type", "supervised", "-q")
     crash = f"print('loading weights {suffix}', flush=True)\nraise SystemExit('weights missing')\n"
-    project = write_project(world.tmp / model, main=crash, manifest=manifest(), extra=False)
+    project = write_project(world.tmp / model, main=crash, manifest=openai_manifest(), extra=False)
     await world.ok("version", "push", model, str(project), "-q")
 
     failed = await world.run("deploy", model, "--selector", "site=lab", timeout=300)

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import io
 import json
-import os
 import sys
 import uuid
 import zipfile
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
-from suite_testkit import Suite, running_suite  # tests/ is on the path (conftest)
+from suite_testkit import MODEL_IMAGE, Suite, openai_manifest, running_suite  # tests/ on the path
 
 from modelyard_common.testing import (
     wait_for,
@@ -36,7 +35,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 
 BIN = Path(sys.executable).parent
 PROJECTS = Path(__file__).parent / "projects"
-MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
 WORKSPACE = "e2e"
 STEP_TIMEOUT_S = 120.0
 
@@ -51,19 +49,9 @@ def project_zip(name: str) -> bytes:
     return buffer.getvalue()
 
 
-def openai_manifest(reply_prefix: str) -> dict[str, Any]:
+def echo_manifest(reply_prefix: str) -> dict[str, Any]:
     """Return the run manifest of the echo server, answering with `reply_prefix`."""
-    return {
-        "image": MODEL_IMAGE,
-        "language": "python3",
-        "main": "main.py",
-        "port": 8080,
-        "max_ram_mb": 128,
-        "cores": 0.5,
-        "health_path": "/healthz",
-        "protocol": "openai",
-        "env": {"REPLY_PREFIX": reply_prefix},
-    }
+    return openai_manifest(REPLY_PREFIX=reply_prefix)
 
 
 class EndToEndSuite(Suite):
@@ -160,7 +148,7 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     )
 
     # -- deployer: a version, two devices, a deployment to both ------------------------------
-    v1 = await suite.upload(model["id"], "openai_echo", openai_manifest("v1"), "first")
+    v1 = await suite.upload(model["id"], "openai_echo", echo_manifest("v1"), "first")
     agent_a = await suite.start_agent(f"device-a-{suffix}", {"site": "a"})
     agent_b = await suite.start_agent(f"device-b-{suffix}", {"site": "b"})
 
@@ -232,7 +220,7 @@ async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the
     assert instance == f"deployment-{standby}"
 
     # -- redeploy the standby device to a new version, and read the history ------------------
-    v2 = await suite.upload(model["id"], "openai_echo", openai_manifest("v2"), "second")
+    v2 = await suite.upload(model["id"], "openai_echo", echo_manifest("v2"), "second")
     standby_device = next(dev for dev, dep in deployment_of.items() if dep == standby)
     redeployed = await suite.post(
         f"{suite.deployer}/v1/deployments",

@@ -72,7 +72,12 @@ def make_project(root: Path, size_mb: int) -> None:
     """Write a project directory: main.py, modelyard.yaml and `size_mb` MiB of weights."""
     root.mkdir()
     (root / "main.py").write_text("def predict(payload):\n    return payload\n")
-    manifest = {"image": "modelyard/python-base:bookworm", "main": "main.py", "port": 8080}
+    manifest = {
+        "image": "modelyard/python-base:bookworm",
+        "main": "main.py",
+        "port": 8080,
+        "protocol": "openai",
+    }
     (root / "modelyard.yaml").write_text(json.dumps(manifest))
     with (root / "weights.bin").open("wb") as weights:
         for _ in range(size_mb):
@@ -170,7 +175,10 @@ def main() -> None:
         )
         manifest = (project / "modelyard.yaml").read_text()
         curl = [
-            "curl", "-sS", "--fail", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
+            # No `Expect: 100-continue` (curl would wait a second for a 100 that uvicorn never
+            # sends, and the SDK does not ask for it either).
+            "curl", "-sS", "--fail", "-o", "/dev/null", "-H", "Expect:",
+            "-H", f"Authorization: Bearer {token}",
             "-F", f"file=@{archive}", "--form-string", f"manifest={manifest}",
             f"{urls['deployer']}/v1/models/{model['id']}/versions",
         ]  # fmt: skip

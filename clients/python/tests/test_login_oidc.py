@@ -74,6 +74,26 @@ async def issuer() -> AsyncIterator[str]:
         await process.wait()
 
 
+def cli_env(config: Path) -> dict[str, str]:
+    """Return the CLI's environment: a config file of its own, no MODELYARD_* of the caller."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    return {**clean, "MODELYARD_CONFIG": str(config)}
+
+
+async def start_login(config: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `modelyard ARGS` and return it with the first address it prints on stderr."""
+    login = await asyncio.create_subprocess_exec(
+        CLI, *args, env=cli_env(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert login.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(login.stderr.readline(), 30)).decode()
+        assert line, "the CLI printed no sign-in address"
+        if "http" in line:
+            return login, line.strip()
+
+
 async def sign_in_as(browser: httpx.AsyncClient, url: str, login: str) -> httpx.Response:
     """Walk the provider's pages from `url` as a person would; return the final answer.
 
@@ -102,21 +122,11 @@ async def test_login_with_pkce_stores_tokens_and_refreshes_them(
     issuer: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.yaml"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
-        "MODELYARD_CONFIG": str(config),
-    }
-    login = await asyncio.create_subprocess_exec(
-        CLI, "login", "--issuer", issuer, "--client-id", "modelyard-cli", "--no-browser",
+    env = cli_env(config)
+    login, url = await start_login(
+        config, "login", "--issuer", issuer, "--client-id", "modelyard-cli", "--no-browser",
         "--resource", AUDIENCE, "--workspace", "acme",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert login.stderr is not None
-    url = ""
-    while not url:
-        line = (await asyncio.wait_for(login.stderr.readline(), 30)).decode()
-        assert line, "the CLI printed no sign-in address"
-        url = line.strip() if line.strip().startswith("http") else ""
     assert "code_challenge_method=S256" in url
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url  # a loopback redirect
 
@@ -160,20 +170,9 @@ async def test_a_sign_in_the_person_aborts_exits_1_and_saves_nothing(
     issuer: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.yaml"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
-        "MODELYARD_CONFIG": str(config),
-    }
-    login = await asyncio.create_subprocess_exec(
-        CLI, "login", "--issuer", issuer, "--client-id", "modelyard-cli", "--no-browser",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert login.stderr is not None
-    url = ""
-    while not url:
-        line = (await asyncio.wait_for(login.stderr.readline(), 30)).decode()
-        assert line, "the CLI printed no sign-in address"
-        url = line.strip() if line.strip().startswith("http") else ""
+    login, url = await start_login(
+        config, "login", "--issuer", issuer, "--client-id", "modelyard-cli", "--no-browser"
+    )
     async with httpx.AsyncClient(timeout=30, follow_redirects=True) as browser:
         page = await browser.get(url)
         abort = re.search(r'href="([^"]*/abort)"', page.text)
@@ -190,17 +189,10 @@ async def test_device_code_login_for_a_machine_without_a_browser(
     issuer: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.yaml"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
-        "MODELYARD_CONFIG": str(config),
-    }
-    login = await asyncio.create_subprocess_exec(
-        CLI, "--context", "edge", "login", "--issuer", issuer, "--client-id", "modelyard-cli",
+    login, line = await start_login(
+        config, "--context", "edge", "login", "--issuer", issuer, "--client-id", "modelyard-cli",
         "--device", "--resource", AUDIENCE,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert login.stderr is not None
-    line = (await asyncio.wait_for(login.stderr.readline(), 30)).decode()
     shown = re.match(r"Open (\S+) and enter the code (\S+)", line)
     assert shown is not None, line
     # The person opens the address on another machine, confirms the code and signs in.

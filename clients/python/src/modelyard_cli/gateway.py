@@ -176,12 +176,18 @@ def create_instance(
     quiet: QuietOpt = False,
 ) -> None:
     """Create a backend instance."""
-    from modelyard_cli.registry import parse_sets
+    from modelyard_cli.registry import given, parse_sets
     from modelyard_client import operations as ops
 
-    body: dict[str, Any] = {"name": name, "kind": kind, "upstream_model": upstream_model}
-    optional = {"host": host, "port": port, "protocol": protocol, "base_url": base_url}
-    body.update({k: v for k, v in optional.items() if v is not None})
+    body = given(
+        name=name,
+        kind=kind,
+        upstream_model=upstream_model,
+        host=host,
+        port=port,
+        protocol=protocol,
+        base_url=base_url,
+    )
     if token_file is not None:
         body["token"] = token_file.read().strip()
     if param:

@@ -86,6 +86,11 @@ def text_arg(value: str | None) -> str | None:
     return value
 
 
+def given(**fields: Any) -> dict[str, Any]:
+    """Return the fields that were given (None means: not on the command line)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     """Return `field=value` pairs; a value that parses as JSON is taken as JSON."""
     changes: dict[str, Any] = {}
@@ -273,15 +278,15 @@ def create_model(
     """Register an AI model."""
     from modelyard_client import operations as ops
 
-    body: dict[str, Any] = {"name": name, "learning_type": learning_type}
-    optional = {
-        "functionality": functionality,
-        "foundations": foundations,
-        "provider": provider,
-        "description": text_arg(description),
-        "tags": tag,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
+    body = given(
+        name=name,
+        learning_type=learning_type,
+        functionality=functionality,
+        foundations=foundations,
+        provider=provider,
+        description=text_arg(description),
+        tags=tag,
+    )
     with client() as my:
         emit(my.send(ops.create_registry("models", body)), output=output, quiet=quiet)
 
@@ -322,15 +327,15 @@ def create_system(
     """Register an AI system."""
     from modelyard_client import operations as ops
 
-    body: dict[str, Any] = {"name": name, "risk_level": risk_level}
-    optional = {
-        "purpose": purpose,
-        "owner": owner,
-        "status": status,
-        "description": text_arg(description),
-        "tags": tag,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
+    body = given(
+        name=name,
+        risk_level=risk_level,
+        purpose=purpose,
+        owner=owner,
+        status=status,
+        description=text_arg(description),
+        tags=tag,
+    )
     with client() as my:
         emit(my.send(ops.create_registry("systems", body)), output=output, quiet=quiet)
 

@@ -229,9 +229,24 @@ def request_kwargs(
     return kwargs, upload
 
 
-def chat_body(group: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> Any:
-    """Return the body of a streamed chat completion."""
-    return {"model": group, "messages": messages, **params, "stream": True}
+CHAT_CALL: Call[Any] = Call("POST", "gateway", "/v1/chat/completions", identity)
+
+
+def chat_request(
+    endpoints: Endpoints,
+    group: str,
+    messages: list[dict[str, Any]],
+    *,
+    key: str | None,
+    params: Mapping[str, Any],
+) -> tuple[str, dict[str, str], Any]:
+    """Return the URL, headers (the client key as bearer) and body of a streamed chat."""
+    headers = endpoints.headers(CHAT_CALL)
+    key = key or endpoints.gateway_key
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = {"model": group, "messages": messages, **params, "stream": True}
+    return endpoints.url("gateway", CHAT_CALL.path), headers, body
 
 
 def sse_delta(line: str) -> str | None:

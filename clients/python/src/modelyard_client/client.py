@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 import httpx
 
 from modelyard_client._core import (
+    CHAT_CALL,
     Call,
     Endpoints,
     RetryPolicy,
-    chat_body,
+    chat_request,
     error_of,
     request_kwargs,
     result_of,
@@ -98,18 +99,12 @@ class Modelyard:
         **params: Any,
     ) -> Iterator[str]:
         """Yield the text of a chat completion as the gateway streams it."""
-        call = Call("POST", "gateway", "/v1/chat/completions", lambda v: v)
-        headers = self.endpoints.headers(call)
-        key = key or self.endpoints.gateway_key
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        url = self.endpoints.url("gateway", call.path)
-        body = chat_body(group, messages, params)
+        url, headers, body = chat_request(self.endpoints, group, messages, key=key, params=params)
         try:
             with self._http.stream("POST", url, json=body, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise error_of(call, response)
+                    raise error_of(CHAT_CALL, response)
                 for line in response.iter_lines():
                     delta = sse_delta(line)
                     if delta is None:
