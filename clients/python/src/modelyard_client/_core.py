@@ -24,6 +24,7 @@ DEFAULT_URLS: dict[Service, str] = {
 # Statuses worth another try of an idempotent call: the service (or a proxy) is busy or restarting.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 ProgressCallback = Callable[[int], None]
+UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,10 @@ class ProgressFile:
         self._on_progress = on_progress
 
     def read(self, size: int = -1) -> bytes:
-        """Return the next chunk and report its size."""
-        chunk = self._file.read(size)
+        """Return the next chunk (at least 1 MiB: httpx asks for 64 KiB) and report its size."""
+        # Fewer, larger chunks: each costs Python time in httpx and h11, so 64 KiB chunks kept
+        # an upload to about 60% of curl's speed on the same machine.
+        chunk = self._file.read(size if size < 0 else max(size, UPLOAD_CHUNK_BYTES))
         if chunk and self._on_progress is not None:
             self._on_progress(len(chunk))
         return chunk
