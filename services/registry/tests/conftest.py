@@ -117,7 +117,7 @@ SYSTEM = {
     "description": "Blocks risky payments.",
     "purpose": "Fraud prevention",
     "owner": "payments-team",
-    "status": "in_use",
+    "status": "draft",
     "risk_level": "high",
     "ai_act_role": "deployer",
     "tags": ["payments"],

@@ -177,7 +177,9 @@ async def test_filters(
 async def test_system_filters(
     client: httpx.AsyncClient, editor: Headers, system_body: dict[str, Any]
 ) -> None:
-    await create_ok(client, "/v1/systems", {**system_body, "name": "s-high"}, editor)
+    await create_ok(
+        client, "/v1/systems", {**system_body, "name": "s-high", "status": "retired"}, editor
+    )
     await create_ok(
         client,
         "/v1/systems",

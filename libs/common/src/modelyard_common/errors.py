@@ -125,6 +125,10 @@ class PayloadTooLargeError(ProblemError):
     status, title, slug = 413, "Content Too Large", "too-large"
 
 
+class UnsupportedMediaTypeError(ProblemError):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
 class UnprocessableError(ProblemError):
     status, title, slug = 422, "Unprocessable Content", "validation"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -48,3 +49,43 @@ def idempotent_handler(
             await handle(session, event)
 
     return handler
+
+
+class KeyedSerializer:
+    """Runs events that share a key one after another, in the order they arrived.
+
+    aio-pika hands each delivery to its own task, so two reports of one deployment could be
+    applied in either order; a late one would then only be history. Tasks start in delivery
+    order and `asyncio.Lock` is FIFO, so taking the key's lock first keeps the queue's order,
+    while events of different keys still run concurrently.
+    """
+
+    def __init__(self, handler: EventHandler, key: Callable[[CloudEvent], str]) -> None:
+        self.handler = handler
+        self.key = key
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    async def __call__(self, event: CloudEvent) -> None:
+        key = self.key(event)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                await self.handler(event)
+        finally:
+            self._users[key] -= 1
+            if self._users[key] == 0:
+                del self._users[key], self._locks[key]
+
+
+def processed_events_ddl(schema: str) -> list[str]:
+    """Return the idempotent DDL of a service's `processed_events` table, for its migrations."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {schema}.processed_events (
+            consumer varchar(100) NOT NULL,
+            event_id varchar(200) NOT NULL,
+            processed_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT pk_processed_events PRIMARY KEY (consumer, event_id)
+        )""",
+    ]

@@ -5,8 +5,6 @@ Each applies an event id once, in the same transaction as its effects, and acks 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
@@ -14,41 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent
-from modelyard_common.inbox import SessionHandler, idempotent_handler
+from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
 from modelyard_deployer.deployments.reports import apply_report
 from modelyard_deployer.devices.service import apply_heartbeat
 from modelyard_deployer.registry_models.service import apply_registry_event
 from modelyard_deployer.settings import DeployerSettings
-
-
-class KeyedSerializer:
-    """Runs events that share a key one after another, in the order they arrived.
-
-    aio-pika hands each delivery to its own task, so two reports of one deployment could be
-    applied in either order; a late one would then only be history. Tasks start in delivery
-    order and `asyncio.Lock` is FIFO, so taking the key's lock first keeps the queue's order,
-    while events of different keys still run concurrently.
-    """
-
-    def __init__(self, handler: EventHandler, key: Callable[[CloudEvent], str]) -> None:
-        self.handler = handler
-        self.key = key
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    async def __call__(self, event: CloudEvent) -> None:
-        key = self.key(event)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                await self.handler(event)
-        finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key], self._locks[key]
 
 
 def _deployment_key(event: CloudEvent) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
 
-from modelyard_common.messaging import Broker
+from modelyard_common.messaging import Broker, Consumer
 from modelyard_common.observability import configure_logging
 from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime
@@ -16,15 +17,32 @@ from modelyard_common.web import create_app as create_service_app
 from modelyard_registry import __doc__ as DESCRIPTION
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
+from modelyard_registry.approvals.router import router as approvals_router
+from modelyard_registry.consumers import start_consumers
+from modelyard_registry.evidence.router import router as evidence_router
+from modelyard_registry.footprint.router import router as footprint_router
 from modelyard_registry.links.router import router as links_router
-from modelyard_registry.orm import IdempotencyRecord, OutboxEvent
+from modelyard_registry.obligations.router import router as obligations_router
+from modelyard_registry.orm import IdempotencyRecord, OutboxEvent, ProcessedEvent
+from modelyard_registry.reports.router import router as reports_router
 from modelyard_registry.settings import RegistrySettings
 
 VERSION = "0.1.0"
 TAGS = [
     {"name": "models", "description": "AI models: what they are, what they do, their limits."},
+    {
+        "name": "approvals",
+        "description": "Model review: requested by one person, decided by another.",
+    },
     {"name": "systems", "description": "AI systems and their EU AI Act risk level."},
+    {
+        "name": "obligations",
+        "description": "The EU AI Act obligations of a system, by risk level and role.",
+    },
+    {"name": "evidence", "description": "Documents that prove obligations are met."},
     {"name": "links", "description": "Which system uses which model, and how."},
+    {"name": "footprint", "description": "Where each model runs now, and where it ran when."},
+    {"name": "reports", "description": "Inventory export and import; AI Act registers (PDF)."},
     {"name": "reference", "description": "Reference data for forms."},
     {"name": "operations", "description": "Health and metrics."},
 ]
@@ -49,16 +67,25 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             database_url=settings.database_url,
             poll_interval_s=settings.outbox_poll_interval_s,
         )
+        runtime.retain(
+            ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
+        )
         app.state.relay = relay
+        consumers: list[Consumer] = []
 
-        async def start_relay(_: Broker) -> None:
+        async def on_broker_ready(broker: Broker) -> None:
             relay.start()
+            if settings.consume_events:
+                consumers.extend(await start_consumers(broker, runtime.sessionmaker, settings))
 
-        runtime.on_broker_ready(start_relay)
+        runtime.on_broker_ready(on_broker_ready)
         await runtime.start()
         try:
             yield
         finally:
+            for consumer in consumers:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
             await relay.stop()
             await runtime.stop()
 
@@ -67,7 +94,16 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description=DESCRIPTION or "",
         version=VERSION,
         settings=settings,
-        routers=[models_router, systems_router, links_router],
+        routers=[
+            models_router,
+            approvals_router,
+            footprint_router,
+            systems_router,
+            obligations_router,
+            evidence_router,
+            links_router,
+            reports_router,
+        ],
         lifespan=lifespan,
         openapi_tags=TAGS,
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Computed,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -21,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import new_id, schema_metadata, utcnow
 from modelyard_common.http import IdempotencyRecordMixin
+from modelyard_common.inbox import ProcessedEventMixin
 from modelyard_common.outbox import OutboxMixin
 
 SCHEMA = "registry"
@@ -58,6 +62,14 @@ class AIModel(Audited, Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    approval_conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    approval_requested_by: Mapped[str | None] = mapped_column(String(200))
+    approval_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval_request_comment: Mapped[str | None] = mapped_column(Text)
+    approval_decided_by: Mapped[str | None] = mapped_column(String(200))
+    approval_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approval_decision_comment: Mapped[str | None] = mapped_column(Text)
     search: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(
@@ -75,6 +87,7 @@ class AIModel(Audited, Base):
         Index("ix_ai_models_page_name", "workspace", "name", "id"),
         Index("ix_ai_models_page_created", "workspace", "created_at", "id"),
         Index("ix_ai_models_page_updated", "workspace", "updated_at", "id"),
+        Index("ix_ai_models_approval", "workspace", "approval"),
     )
 
 
@@ -90,6 +103,7 @@ class AISystem(Audited, Base):
     status: Mapped[str] = mapped_column(String(16))
     risk_level: Mapped[str] = mapped_column(String(16))
     ai_act_role: Mapped[str] = mapped_column(String(16))
+    risk_justification: Mapped[str] = mapped_column(Text, default="", server_default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     search: Mapped[Any] = mapped_column(
@@ -127,6 +141,58 @@ class SystemModelLink(Audited, Base):
     description_of_use: Mapped[str] = mapped_column(Text)
 
 
+class Evidence(Audited, Base):
+    """A document that proves an obligation is met: a URL, or a file the registry keeps."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    system_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ai_systems.id", ondelete="SET NULL")
+    )
+    model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ai_models.id", ondelete="SET NULL")
+    )
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    # Kept in the database, so every replica serves it and backups hold it (size-limited).
+    file_content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+
+    __table_args__ = (
+        Index("ix_evidence_page_created", "workspace", "created_at", "id"),
+        Index("ix_evidence_expires", "workspace", "expires_on", "id"),
+    )
+
+
+class SystemObligation(Base):
+    """The status of one AI Act obligation of one system (derived items start `open`)."""
+
+    __tablename__ = "system_obligations"
+
+    system_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_systems.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    evidence_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("evidence.id", ondelete="SET NULL")
+    )
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
 class HistoryEntry(Base):
     """One change to one resource: who, when, what, old -> new."""
 
@@ -142,6 +208,48 @@ class HistoryEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
     __table_args__ = (Index("ix_history_resource", "workspace", "resource_id", "at"),)
+
+
+class DeploymentFootprint(Base):
+    """The latest known state of one deployment of a model (from deployer events)."""
+
+    __tablename__ = "deployment_footprint"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    device_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID] = mapped_column()
+    running_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(32))
+    desired_state: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_deployment_footprint_model", "workspace", "model_id"),)
+
+
+class ServingInterval(Base):
+    """A span of time in which one deployment served one version of a model."""
+
+    __tablename__ = "serving_intervals"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    deployment_id: Mapped[uuid.UUID] = mapped_column()
+    device_id: Mapped[uuid.UUID] = mapped_column()
+    version_id: Mapped[uuid.UUID] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_serving_intervals_model", "workspace", "model_id", "started_at", "id"),
+        Index("ix_serving_intervals_open", "deployment_id", "ended_at"),
+    )
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    __tablename__ = "processed_events"
 
 
 class OutboxEvent(OutboxMixin, Base):

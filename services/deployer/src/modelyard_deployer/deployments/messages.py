@@ -88,6 +88,7 @@ async def announce_state(
     """Queue `deployer.deployment.state_changed` for a deployment."""
     data: dict[str, Any] = {
         "deployment_id": str(deployment.id),
+        "workspace": deployment.workspace,
         "model_id": str(deployment.model_id),
         "version_id": str(deployment.version_id),
         "running_version_id": (

@@ -28,6 +28,7 @@ class ModelFilters:
     provider: str | None = None
     archived: bool | None = False
     ids: Sequence[uuid.UUID] = ()
+    approval: Sequence[str] = ()
 
 
 async def get(
@@ -68,6 +69,8 @@ def _filtered(workspace: str, filters: ModelFilters) -> Select[AIModel]:
         )
     if filters.ids:
         stmt = stmt.where(AIModel.id.in_(list(filters.ids)))
+    if filters.approval:
+        stmt = stmt.where(AIModel.approval.in_(list(filters.approval)))
     return stmt
 
 

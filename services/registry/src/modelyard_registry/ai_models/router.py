@@ -24,6 +24,7 @@ from modelyard_registry.ai_models.schemas import (
     LearningTypeRead,
     ModelSystemLinkRead,
 )
+from modelyard_registry.approvals.schemas import ApprovalState
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
 from modelyard_registry.orm import IdempotencyRecord
@@ -46,6 +47,9 @@ def model_filters(
     ids: Annotated[
         list[uuid.UUID] | None, Query(max_length=200, description="Fetch these ids in one call.")
     ] = None,
+    approval: Annotated[
+        list[ApprovalState] | None, Query(description="Any of these approval states.")
+    ] = None,
 ) -> ModelFilters:
     return ModelFilters(
         q=q,
@@ -54,6 +58,7 @@ def model_filters(
         provider=provider,
         archived=None if ids else archived,
         ids=ids or [],
+        approval=[a.value for a in approval or []],
     )
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard_registry.approvals.schemas import ApprovalConditions, ApprovalState
 from modelyard_registry.schemas_common import LongText, Name, Properties, ShortText, Tags
 
 
@@ -117,6 +118,12 @@ class AIModelRead(BaseModel):
     properties: dict[str, dict[str, object]]
     archived: bool
     archived_at: datetime | None
+    approval: ApprovalState = Field(
+        description="Review state; only approved (or restricted) models may be deployed and served."
+    )
+    approval_conditions: ApprovalConditions | None = Field(
+        description="Where a restricted model may run; null unless restricted."
+    )
     created_at: datetime
     created_by: str
     updated_at: datetime

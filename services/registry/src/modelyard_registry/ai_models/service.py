@@ -19,10 +19,27 @@ from modelyard_registry.ai_models.schemas import (
     AIModelUpdate,
     ModelSystemLinkRead,
 )
+from modelyard_registry.approvals.schemas import (
+    REAPPROVAL_FIELDS,
+    ApprovalConditions,
+    ApprovalState,
+)
 from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
 from modelyard_registry.orm import AIModel
 
 RESOURCE = "model"
+# A change of what the model is sends these back to draft: a new review is needed.
+VOIDABLE = {ApprovalState.in_review, ApprovalState.approved, ApprovalState.restricted}
+
+
+def reset_approval(model: AIModel) -> None:
+    """Put the model back to `draft`, forgetting the request and decision it had."""
+    model.approval = ApprovalState.draft
+    model.approval_conditions = None
+    model.approval_requested_by = model.approval_requested_at = None
+    model.approval_request_comment = None
+    model.approval_decided_by = model.approval_decided_at = None
+    model.approval_decision_comment = None
 
 
 def to_read(model: AIModel) -> AIModelRead:
@@ -40,6 +57,12 @@ def to_read(model: AIModel) -> AIModelRead:
         properties=model.properties,
         archived=model.archived_at is not None,
         archived_at=model.archived_at,
+        approval=ApprovalState(model.approval),
+        approval_conditions=(
+            ApprovalConditions.model_validate(model.approval_conditions)
+            if model.approval_conditions
+            else None
+        ),
         created_at=model.created_at,
         created_by=model.created_by,
         updated_at=model.updated_at,
@@ -61,6 +84,8 @@ def _snapshot(model: AIModel) -> dict[str, Any]:
             "tags",
             "properties",
             "archived",
+            "approval",
+            "approval_conditions",
         },
     )
 
@@ -135,6 +160,11 @@ async def update_model(
     delta = diff(before, _snapshot(model))
     if not delta:
         return to_read(model)
+    voiding = [f for f in REAPPROVAL_FIELDS if f in delta]
+    if voiding and model.approval in VOIDABLE:
+        reset_approval(model)
+        delta = diff(before, _snapshot(model))
+        delta["reapproval_required"] = {"old": None, "new": voiding}
     return await save_revision(
         session,
         principal=principal,

@@ -27,8 +27,11 @@ class RiskLevel(StrEnum):
 
 
 class AIActRole(StrEnum):
+    """The organisation's role for this system under the AI Act (Art. 3(3), 3(4))."""
+
     provider = "provider"
     deployer = "deployer"
+    both = "both"
 
 
 class AISystemCreate(BaseModel):
@@ -43,8 +46,9 @@ class AISystemCreate(BaseModel):
                     "description": "Blocks risky card payments at checkout.",
                     "purpose": "Fraud prevention",
                     "owner": "payments-team",
-                    "status": "in_use",
+                    "status": "draft",
                     "risk_level": "high",
+                    "risk_justification": "Annex III 5(b): creditworthiness of people.",
                     "ai_act_role": "deployer",
                     "tags": ["payments"],
                 }
@@ -58,6 +62,9 @@ class AISystemCreate(BaseModel):
     owner: ShortText = ""
     status: SystemStatus = SystemStatus.draft
     risk_level: RiskLevel
+    risk_justification: LongText = Field(
+        default="", description="Why this risk level: the Annex III area, Art. 6(3) grounds..."
+    )
     ai_act_role: AIActRole = AIActRole.deployer
     tags: Tags = Field(default_factory=list)
 
@@ -75,6 +82,7 @@ class AISystemUpdate(BaseModel):
     owner: ShortText | None = None
     status: SystemStatus | None = None
     risk_level: RiskLevel | None = None
+    risk_justification: LongText | None = None
     ai_act_role: AIActRole | None = None
     tags: Tags | None = None
 
@@ -90,6 +98,7 @@ class AISystemRead(BaseModel):
     owner: str
     status: SystemStatus
     risk_level: RiskLevel
+    risk_justification: str
     ai_act_role: AIActRole
     tags: list[str]
     archived: bool

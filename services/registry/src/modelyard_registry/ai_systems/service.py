@@ -15,6 +15,7 @@ from modelyard_common.pagination import PageParams
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
 from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
+from modelyard_registry.obligations import service as obligations
 from modelyard_registry.orm import AISystem
 
 RESOURCE = "system"
@@ -25,6 +26,7 @@ _TRACKED = {
     "owner",
     "status",
     "risk_level",
+    "risk_justification",
     "ai_act_role",
     "tags",
     "archived",
@@ -42,6 +44,7 @@ def to_read(system: AISystem) -> AISystemRead:
         owner=system.owner,
         status=system.status,  # type: ignore[arg-type]
         risk_level=system.risk_level,  # type: ignore[arg-type]
+        risk_justification=system.risk_justification,
         ai_act_role=system.ai_act_role,  # type: ignore[arg-type]
         tags=list(system.tags),
         archived=system.archived_at is not None,
@@ -88,6 +91,14 @@ async def create_system(
 ) -> AISystemRead:
     """Return the newly created system; records history and `registry.system.created`."""
     await _ensure_name_free(session, principal=principal, name=data.name)
+    # A new system has no obligation done yet: a high-risk one starts outside `in_use`.
+    await obligations.ensure_may_be_in_use(
+        session,
+        system=AISystem(),
+        status=data.status,
+        risk_level=data.risk_level,
+        ai_act_role=data.ai_act_role,
+    )
     system = AISystem(
         workspace=principal.workspace,
         created_by=principal.sub,
@@ -132,6 +143,14 @@ async def update_system(
     delta = diff(before, _snapshot(system))
     if not delta:
         return to_read(system)
+    if {"status", "risk_level", "ai_act_role"} & delta.keys():
+        await obligations.ensure_may_be_in_use(
+            session,
+            system=system,
+            status=system.status,
+            risk_level=system.risk_level,
+            ai_act_role=system.ai_act_role,
+        )
     return await save_revision(
         session,
         principal=principal,

@@ -1,0 +1,1 @@
+"""Model approval: review requested by one person, decided by another (four-eyes)."""

@@ -1,0 +1,114 @@
+"""The model approval API contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-/]+$")]
+LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-]+$")]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
+
+
+class ApprovalState(StrEnum):
+    """Where a model stands in review; only `approved` and `restricted` may run."""
+
+    draft = "draft"
+    in_review = "in_review"
+    approved = "approved"
+    restricted = "restricted"
+    blocked = "blocked"
+    retired = "retired"
+
+
+# Fields whose change voids an approval: they alter what the model is, so a reviewer's
+# decision about the old values says nothing about the new ones.
+REAPPROVAL_FIELDS = ("learning_type", "functionality", "foundations", "provider")
+
+
+class ApprovalConditions(BaseModel):
+    """What a `restricted` approval allows: where the model may be deployed and served."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Comment = Field(description="The conditions in words, for people.")
+    device_labels: dict[LabelKey, list[LabelValue]] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="A target device must carry, for every key listed, one of its values.",
+    )
+    gateway_groups: list[GroupName] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The only gateway groups that may serve the model (empty: none).",
+    )
+
+
+class ReviewRequest(BaseModel):
+    """Ask for the model to be reviewed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"comment": "Bias report attached; ready for review."}]},
+    )
+
+    comment: Comment
+
+
+class Decision(BaseModel):
+    """A reviewer's decision; `restricted` needs its conditions."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"decision": "approved", "comment": "Model card and bias report reviewed."},
+                {
+                    "decision": "restricted",
+                    "comment": "Fine for the pilot sites only.",
+                    "conditions": {
+                        "text": "Pilot sites; human review of every refusal.",
+                        "device_labels": {"site": ["lyon", "porto"]},
+                        "gateway_groups": ["helpdesk-pilot"],
+                    },
+                },
+            ]
+        },
+    )
+
+    decision: Literal["approved", "restricted", "blocked"]
+    comment: Comment
+    conditions: ApprovalConditions | None = None
+
+    @model_validator(mode="after")
+    def _conditions_match_decision(self) -> Decision:
+        if self.decision == "restricted" and self.conditions is None:
+            raise ValueError("a restricted decision needs its conditions")
+        if self.decision != "restricted" and self.conditions is not None:
+            raise ValueError("only a restricted decision carries conditions")
+        return self
+
+
+class Retirement(BaseModel):
+    """Retire the model for good: nothing may deploy or serve it again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Comment
+
+
+class ApprovalRead(BaseModel):
+    """A model's approval: its state, and who asked and decided, when and why."""
+
+    state: ApprovalState
+    conditions: ApprovalConditions | None
+    requested_by: str | None
+    requested_at: datetime | None
+    request_comment: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_comment: str | None

@@ -1,0 +1,186 @@
+"""The rules of model approval: who may ask, who may decide, and from which state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal, Role
+from modelyard_common.db import utcnow
+from modelyard_common.errors import ConflictError, ForbiddenError
+from modelyard_registry.ai_models import service as models
+from modelyard_registry.ai_models.schemas import AIModelRead
+from modelyard_registry.approvals.schemas import (
+    ApprovalConditions,
+    ApprovalRead,
+    ApprovalState,
+    Decision,
+)
+from modelyard_registry.history.service import diff, save_revision
+from modelyard_registry.orm import AIModel
+
+APPROVER_ROLE = "approver"
+# A decision to approve or restrict answers a pending request; blocking is a safety stop
+# that any approver may pull at any time before retirement.
+DECIDABLE = {
+    "approved": {ApprovalState.in_review},
+    "restricted": {ApprovalState.in_review},
+    "blocked": {
+        ApprovalState.draft,
+        ApprovalState.in_review,
+        ApprovalState.approved,
+        ApprovalState.restricted,
+    },
+}
+
+
+def can_decide(principal: Principal) -> bool:
+    """Return whether the principal may decide approvals (the approver role, or admin)."""
+    return APPROVER_ROLE in principal.roles or principal.has_role(Role.admin)
+
+
+def to_read(model: AIModel) -> ApprovalRead:
+    """Return the approval view of a model row."""
+    return ApprovalRead(
+        state=ApprovalState(model.approval),
+        conditions=(
+            ApprovalConditions.model_validate(model.approval_conditions)
+            if model.approval_conditions
+            else None
+        ),
+        requested_by=model.approval_requested_by,
+        requested_at=model.approval_requested_at,
+        request_comment=model.approval_request_comment,
+        decided_by=model.approval_decided_by,
+        decided_at=model.approval_decided_at,
+        decision_comment=model.approval_decision_comment,
+    )
+
+
+async def get_approval(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
+) -> ApprovalRead:
+    """Return the model's approval state and who asked and decided."""
+    return to_read(await models.get_model(session, principal=principal, model_id=model_id))
+
+
+async def _transition(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model: AIModel,
+    action: str,
+    comment: str,
+    apply: dict[str, Any],
+) -> AIModelRead:
+    before = models._snapshot(model)
+    for field, value in apply.items():
+        setattr(model, field, value)
+    delta = diff(before, models._snapshot(model))
+    delta["comment"] = {"old": None, "new": comment}
+    return await save_revision(
+        session,
+        principal=principal,
+        row=model,
+        resource_type=models.RESOURCE,
+        action=action,
+        delta=delta,
+        to_read=models.to_read,
+    )
+
+
+async def request_review(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, comment: str
+) -> ApprovalRead:
+    """Return the approval after asking for a review; 409 while one is pending or retired."""
+    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    state = ApprovalState(model.approval)
+    if state in (ApprovalState.in_review, ApprovalState.retired):
+        raise ConflictError(
+            f"The model is {state.value}; a review cannot be requested now.",
+            approval=state.value,
+        )
+    if model.archived_at is not None:
+        raise ConflictError("The model is archived; unarchive it before asking for review.")
+    await _transition(
+        session,
+        principal=principal,
+        model=model,
+        action="review_requested",
+        comment=comment,
+        apply={
+            "approval": ApprovalState.in_review.value,
+            "approval_requested_by": principal.sub,
+            "approval_requested_at": utcnow(),
+            "approval_request_comment": comment,
+            "approval_decided_by": None,
+            "approval_decided_at": None,
+            "approval_decision_comment": None,
+        },
+    )
+    return to_read(model)
+
+
+async def decide(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, decision: Decision
+) -> ApprovalRead:
+    """Return the approval after a reviewer's decision (four-eyes for approve and restrict)."""
+    if not can_decide(principal):
+        raise ForbiddenError("Deciding an approval needs the approver role (or admin).")
+    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    state = ApprovalState(model.approval)
+    if state not in DECIDABLE[decision.decision]:
+        raise ConflictError(
+            f"The model is {state.value}; it cannot be {decision.decision} from there.",
+            approval=state.value,
+        )
+    if decision.decision != "blocked" and model.approval_requested_by == principal.sub:
+        raise ForbiddenError(
+            "Four-eyes rule: the person who requested the review cannot decide it.",
+            requested_by=model.approval_requested_by,
+        )
+    await _transition(
+        session,
+        principal=principal,
+        model=model,
+        action=decision.decision,
+        comment=decision.comment,
+        apply={
+            "approval": decision.decision,
+            "approval_conditions": (
+                decision.conditions.model_dump(mode="json") if decision.conditions else None
+            ),
+            "approval_decided_by": principal.sub,
+            "approval_decided_at": utcnow(),
+            "approval_decision_comment": decision.comment,
+        },
+    )
+    return to_read(model)
+
+
+async def retire(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, comment: str
+) -> ApprovalRead:
+    """Return the approval after retiring the model for good; 409 when already retired."""
+    if not can_decide(principal):
+        raise ForbiddenError("Retiring a model needs the approver role (or admin).")
+    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    if model.approval == ApprovalState.retired:
+        raise ConflictError("The model is already retired.", approval="retired")
+    await _transition(
+        session,
+        principal=principal,
+        model=model,
+        action="retired",
+        comment=comment,
+        apply={
+            "approval": ApprovalState.retired.value,
+            "approval_conditions": None,
+            "approval_decided_by": principal.sub,
+            "approval_decided_at": utcnow(),
+            "approval_decision_comment": comment,
+        },
+    )
+    return to_read(model)

@@ -1,0 +1,173 @@
+"""HTTP routes of evidence items: thin, one service call each."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import NotFoundError, problem_responses
+from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
+from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_registry.evidence import service
+from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
+from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
+from modelyard_registry.orm import IdempotencyRecord
+
+router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
+EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]
+AUTH_ERRORS = (401, 403)
+
+
+def evidence_filters(
+    system_id: uuid.UUID | None = None,
+    model_id: uuid.UUID | None = None,
+    type: EvidenceType | None = None,
+) -> EvidenceFilters:
+    return EvidenceFilters(
+        system_id=system_id, model_id=model_id, type=type.value if type else None
+    )
+
+
+@router.get(
+    "",
+    operation_id="list_evidence",
+    summary="List evidence items; `expiring_within_days` lists what expires soon (or has)",
+    responses=problem_responses(*AUTH_ERRORS, 422),
+)
+async def list_evidence(
+    session: SessionDep,
+    principal: Viewer,
+    params: EvidencePage,
+    filters: Annotated[EvidenceFilters, Depends(evidence_filters)],
+    expiring_within_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
+) -> Page[EvidenceRead]:
+    items, cursor = await service.list_evidence(
+        session,
+        principal=principal,
+        filters=filters,
+        expiring_within_days=expiring_within_days,
+        params=params,
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    operation_id="create_evidence",
+    summary="Record an evidence item (a link; attach a file with PUT .../file)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EvidenceRead,
+    responses=problem_responses(*AUTH_ERRORS, 422),
+)
+async def create_evidence(
+    session: SessionDep,
+    principal: Editor,
+    body: EvidenceCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    stored = await run_idempotent(
+        session,
+        IdempotencyRecord,
+        workspace=principal.workspace,
+        operation="create_evidence",
+        key=idempotency_key,
+        payload=body,
+        create=lambda: service.create_evidence(session, principal=principal, data=body),
+    )
+    return created_response(stored, location=f"/v1/evidence/{stored.body['id']}")
+
+
+@router.get(
+    "/{evidence_id}",
+    operation_id="get_evidence",
+    summary="Get one evidence item",
+    responses=problem_responses(*AUTH_ERRORS, 404),
+)
+async def get_evidence(
+    session: SessionDep, principal: Viewer, evidence_id: uuid.UUID
+) -> EvidenceRead:
+    return service.to_read(
+        await service.get_evidence(session, principal=principal, evidence_id=evidence_id)
+    )
+
+
+@router.delete(
+    "/{evidence_id}",
+    operation_id="delete_evidence",
+    summary="Delete an evidence item",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(*AUTH_ERRORS, 404),
+)
+async def delete_evidence(session: SessionDep, principal: Editor, evidence_id: uuid.UUID) -> None:
+    await service.delete_evidence(session, principal=principal, evidence_id=evidence_id)
+
+
+@router.put(
+    "/{evidence_id}/file",
+    operation_id="put_evidence_file",
+    summary="Attach (or replace) the evidence file: the request body is the file",
+    responses=problem_responses(*AUTH_ERRORS, 404, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def put_evidence_file(
+    request: Request,
+    session: SessionDep,
+    principal: Editor,
+    evidence_id: uuid.UUID,
+    filename: Annotated[FileName, Query(description="The file's name, for downloads.")],
+    content_type: Annotated[str, Header(max_length=200)] = "application/octet-stream",
+) -> EvidenceRead:
+    return await service.attach_file(
+        session,
+        principal=principal,
+        evidence_id=evidence_id,
+        file_name=filename,
+        content_type=content_type,
+        chunks=request.stream(),
+        max_bytes=request.app.state.settings.evidence_max_bytes,
+    )
+
+
+@router.get(
+    "/{evidence_id}/file",
+    operation_id="get_evidence_file",
+    summary="Download the evidence file",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        },
+        **problem_responses(*AUTH_ERRORS, 404),
+    },
+)
+async def get_evidence_file(
+    session: SessionDep, principal: Viewer, evidence_id: uuid.UUID
+) -> Response:
+    item = await service.get_evidence(
+        session, principal=principal, evidence_id=evidence_id, with_content=True
+    )
+    if item.file_content is None:
+        raise NotFoundError("This evidence item has no file; it may be a link (see `url`).")
+    return Response(
+        item.file_content,
+        media_type=item.content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{item.file_name}"',
+            "ETag": f'"{item.file_sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -1,0 +1,122 @@
+"""The footprint projection: deployer state events in, "where does it run (and when)" out."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.events import CloudEvent
+from modelyard_common.pagination import PageParams
+from modelyard_registry.ai_models import service as models
+from modelyard_registry.footprint import repository
+from modelyard_registry.footprint.schemas import DeploymentPlace, ModelFootprint, ServingSpan
+from modelyard_registry.orm import DeploymentFootprint, ServingInterval
+
+log = logging.getLogger("modelyard.registry.footprint")
+# States in which a deployment's running version is not serving (being stopped or gone).
+NOT_SERVING = {"stopped", "removing", "removed"}
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+async def apply_deployment_event(session: AsyncSession, event: CloudEvent) -> None:
+    """Update the footprint from one `deployer.deployment.state_changed` event."""
+    data = event.data
+    workspace = data.get("workspace")
+    deployment_id = _uuid(data.get("deployment_id"))
+    if not workspace or deployment_id is None:
+        log.warning("state event %s has no workspace or deployment; ignored", event.id)
+        return
+    at = datetime.fromisoformat(str(data.get("occurred_at") or event.time))
+    place = await repository.get_place(session, deployment_id=deployment_id)
+    if place is not None and place.since > at:
+        return  # an older state than the one we hold: it changes neither now nor the past
+    fields = {
+        "workspace": str(workspace),
+        "model_id": _uuid(data["model_id"]),
+        "device_id": _uuid(data["device_id"]),
+        "version_id": _uuid(data["version_id"]),
+        "running_version_id": _uuid(data.get("running_version_id")),
+        "state": str(data["state"]),
+        "desired_state": str(data.get("desired_state") or ""),
+        "since": at,
+    }
+    if place is None:
+        place = DeploymentFootprint(deployment_id=deployment_id, **fields)
+        session.add(place)
+    else:
+        for key, value in fields.items():
+            setattr(place, key, value)
+    serving = place.running_version_id if place.state not in NOT_SERVING else None
+    span = await repository.open_span(session, deployment_id=deployment_id)
+    if span is not None and span.version_id != serving:
+        span.ended_at = at
+        span = None
+    if span is None and serving is not None:
+        session.add(
+            ServingInterval(
+                workspace=place.workspace,
+                model_id=place.model_id,
+                deployment_id=deployment_id,
+                device_id=place.device_id,
+                version_id=serving,
+                started_at=at,
+            )
+        )
+    await session.flush()
+
+
+async def model_footprint(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
+) -> ModelFootprint:
+    """Return where the model runs now: each deployment's device, versions and state."""
+    await models.get_model(session, principal=principal, model_id=model_id)
+    rows = await repository.places(session, workspace=principal.workspace, model_id=model_id)
+    return ModelFootprint(
+        model_id=model_id,
+        deployments=[
+            DeploymentPlace(
+                deployment_id=r.deployment_id,
+                device_id=r.device_id,
+                version_id=r.version_id,
+                running_version_id=r.running_version_id,
+                state=r.state,
+                desired_state=r.desired_state,
+                since=r.since,
+            )
+            for r in rows
+        ],
+    )
+
+
+async def model_timeline(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    at: datetime | None,
+    params: PageParams,
+) -> tuple[list[ServingSpan], str | None]:
+    """Return the model's serving spans (those covering `at` when given), oldest first."""
+    await models.get_model(session, principal=principal, model_id=model_id)
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # RFC 3339 without an offset: read as UTC
+    rows, cursor = await repository.spans(
+        session, workspace=principal.workspace, model_id=model_id, at=at, params=params
+    )
+    return [
+        ServingSpan(
+            deployment_id=r.deployment_id,
+            device_id=r.device_id,
+            version_id=r.version_id,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+        )
+        for r in rows
+    ], cursor

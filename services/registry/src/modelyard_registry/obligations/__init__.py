@@ -1,0 +1,1 @@
+"""The EU AI Act obligations of a system, derived from its risk level and role."""

@@ -1,0 +1,130 @@
+"""HTTP routes of reports: inventory export/import and a system's AI Act register PDF."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+
+from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import (
+    FieldError,
+    PayloadTooLargeError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+    problem_responses,
+)
+from modelyard_registry.reports import service
+from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/inventory/export",
+    operation_id="export_inventory",
+    summary="Export the workspace's inventory (models, systems, links, approvals, obligations, "
+    "evidence) as JSON or CSV",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": Inventory.model_json_schema()},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        },
+        **problem_responses(401, 403, 422),
+    },
+    response_class=Response,
+)
+async def export_inventory(
+    session: SessionDep, principal: Viewer, format: ExportFormat = ExportFormat.json
+) -> Response:
+    inventory = await service.export_inventory(session, principal=principal)
+    name = f"modelyard-inventory-{principal.workspace}"
+    if format == ExportFormat.csv:
+        return Response(
+            service.inventory_to_csv(inventory),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return Response(
+        inventory.model_dump_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+    )
+
+
+@router.post(
+    "/inventory/import",
+    operation_id="import_inventory",
+    summary="Import models, systems, links, obligations and evidence links from an export "
+    "(JSON or CSV); `dry_run` reports every invalid record and keeps nothing",
+    responses=problem_responses(401, 403, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Inventory"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def import_inventory(
+    request: Request,
+    session: SessionDep,
+    principal: Editor,
+    dry_run: Annotated[bool, Query(description="Validate and report; keep nothing.")] = False,
+) -> ImportReport:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise PayloadTooLargeError(f"An import may be at most {MAX_IMPORT_BYTES} bytes.")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnprocessableError("The import must be UTF-8 text.") from exc
+    lines: dict[tuple[str, int], int] = {}
+    if kind == "text/csv":
+        inventory, lines = service.inventory_from_csv(text)
+    elif kind == "application/json":
+        try:
+            inventory = Inventory.model_validate(json.loads(text))
+        except (ValueError, ValidationError) as exc:
+            raise UnprocessableError(
+                "The body is not an inventory document.",
+                errors=[
+                    FieldError(loc=["body"], field="body", message=str(exc)[:500], type="json")
+                ],
+            ) from exc
+    else:
+        raise UnsupportedMediaTypeError("Send application/json or text/csv.")
+    return await service.import_inventory(
+        session, principal=principal, inventory=inventory, lines=lines, dry_run=dry_run
+    )
+
+
+@router.get(
+    "/systems/{system_id}/register.pdf",
+    operation_id="get_system_register_pdf",
+    summary="A system's AI Act register as a PDF: its facts, models, obligations and evidence",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": BINARY}}, **problem_responses(401, 403, 404)},
+)
+async def get_system_register_pdf(
+    session: SessionDep, principal: Viewer, system_id: uuid.UUID
+) -> Response:
+    name, pdf = await service.system_register_pdf(session, principal=principal, system_id=system_id)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
