@@ -35,6 +35,8 @@ app = typer.Typer(
         'modelyard chat echo-chat "hello" --key "$KEY"',
     ),
 )
+# Workspace roles (viewer < editor < admin) and `approver`, who decides model approvals.
+DEV_ROLES = ("viewer", "editor", "admin", "approver")
 context_app = typer.Typer(help="Named contexts: where the services are and who you are.")
 
 
@@ -83,7 +85,10 @@ def dev_token(
     workspace: Annotated[str, typer.Option()],
     role: Annotated[
         list[str] | None,
-        typer.Option(help="a role: viewer, editor or admin; repeat for several (default: admin)"),
+        typer.Option(
+            help="viewer, editor, admin or approver (decides model approvals); repeat for several"
+            " (default: admin)"
+        ),
     ] = None,
     ttl_hours: Annotated[float, typer.Option()] = 12.0,
 ) -> None:
@@ -94,8 +99,8 @@ def dev_token(
 def mint_dev_token(*, sub: str, roles: list[str] | None, workspace: str, ttl_hours: float) -> str:
     """Return a dev token signed the way the services check it (libs/common)."""
     for name in roles or []:
-        if name not in ("viewer", "editor", "admin"):
-            raise UsageProblem(f"--role is viewer, editor or admin, not {name!r}")
+        if name not in DEV_ROLES:
+            raise UsageProblem(f"--role is one of {', '.join(DEV_ROLES)}, not {name!r}")
     try:
         from modelyard_common.devtoken import dev_token as sign
     except ImportError as exc:
