@@ -5,13 +5,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/common $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
-TEST_DIRS := $(wildcard libs/common/tests services/*/tests tests)
-MYPY_PACKAGES := -p modelyard_common $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
+PACKAGES := libs/common clients/python $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+TEST_DIRS := $(wildcard libs/common/tests clients/python/tests services/*/tests tests)
+MYPY_PACKAGES := -p modelyard_common -p modelyard_client -p modelyard_cli $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
 STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
-.PHONY: help install services docker test test-fast lint fmt fuzz dev up down bench chaos clean
+.PHONY: help install services docker test test-fast lint fmt fuzz dev up down bench chaos clean clients clients-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,13 +40,13 @@ fuzz: install services docker ## schemathesis (--checks all) over every service'
 	$(BIN)/python scripts/fuzz.py
 
 lint: install ## ruff (lint + format check) and mypy --strict
-	$(BIN)/ruff check libs services tests
-	$(BIN)/ruff format --check libs services tests
+	$(BIN)/ruff check libs clients services tests
+	$(BIN)/ruff format --check libs clients services tests
 	$(BIN)/mypy $(MYPY_PACKAGES)
 
 fmt: install ## format and auto-fix
-	$(BIN)/ruff format libs services tests
-	$(BIN)/ruff check --fix libs services tests
+	$(BIN)/ruff format libs clients services tests
+	$(BIN)/ruff check --fix libs clients services tests
 
 dev: install services ## run all services locally with interleaved logs (Ctrl-C stops them)
 	@bash scripts/dev.sh
@@ -62,7 +62,13 @@ chaos: install services ## the chaos suite at full size (5,000 gateway requests)
 
 bench: export MODELYARD_ENV = dev
 bench: install services docker ## run the benchmarks and print their tables
-	@for b in $(wildcard services/*/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard services/*/bench/bench_*.py clients/python/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clients: install ## regenerate the typed TypeScript clients from the apps' OpenAPI (tsc --strict)
+	@bash scripts/clients.sh generate
+
+clients-check: install ## fail when the committed TypeScript clients drift from the apps' OpenAPI
+	@bash scripts/clients.sh check
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .bench

@@ -7,6 +7,7 @@
 #   down    stop and remove the containers (and the model containers the agent started);
 #           with -v also the named volumes and the agent's data directory
 #   smoke   up, walk a short story against the published ports (tests/smoke_story.py), down -v
+#   story   only the story, against a suite that is up (the tests share one `up` this way)
 #
 # Works with `docker compose` (v2) or `docker-compose` (1.29). Quiet on success but for one line;
 # on failure it shows what failed and the logs of the services concerned. Settings: everything
@@ -137,12 +138,13 @@ down() {
   fi
 }
 
-smoke() {
-  trap 'down -v || true' EXIT
-  up
+# Walks the smoke story (tests/smoke_story.py) against a suite that is up.
+story() {
   local token
-  token="$(compose exec -T registry modelyard dev-token --sub smoke --role admin \
-    --workspace "${MODELYARD_WORKSPACE:-default}")"
+  # The service images hold libs/common, not the people's CLI: sign the dev token with it.
+  token="$(compose exec -T -e "WORKSPACE=${MODELYARD_WORKSPACE:-default}" registry python -c \
+    'import os; from modelyard_common.devtoken import dev_token
+print(dev_token(sub="smoke", roles=["admin"], workspace=os.environ["WORKSPACE"]))')"
   python3 tests/smoke_story.py \
     --registry "http://$BIND:${MODELYARD_REGISTRY_PORT:-8001}" \
     --deployer "http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002}" \
@@ -155,9 +157,16 @@ smoke() {
   }
 }
 
+smoke() {
+  trap 'down -v || true' EXIT
+  up
+  story
+}
+
 case "${1:-}" in
   up) up ;;
   down) shift; down "$@" ;;
   smoke) smoke ;;
-  *) echo "usage: $0 up | down [-v] | smoke" >&2; exit 2 ;;
+  story) story ;;
+  *) echo "usage: $0 up | down [-v] | smoke | story" >&2; exit 2 ;;
 esac

@@ -10,15 +10,19 @@ import asyncio
 import contextlib
 import io
 import os
+import shutil
 import signal
 import socket
+import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The helper modules beside this file (suite_testkit) are imported by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,3 +120,67 @@ class Commands:
 def commands() -> type[Commands]:
     """Return the subprocess helpers."""
     return Commands
+
+
+# A cold machine builds three stand-in images and four service images first (about 6 minutes
+# measured); with Docker's layer cache `up` takes about 2 minutes.
+COMPOSE_UP_TIMEOUT_S = 1500
+
+
+class ComposeSuite:
+    """The compose suite of this test session: its project, environment and published URLs."""
+
+    def __init__(self, commands: type[Commands], project: str) -> None:
+        self.commands = commands
+        self.project = project
+        # Not under pytest's tmp_path: the agent's non-root user must reach it, and pytest's
+        # base directory is private to root.
+        self.data_dir = Path("/tmp") / project
+        ports = {
+            name: str(commands.free_port())
+            for name in ("POSTGRES", "RABBITMQ", "REGISTRY", "DEPLOYER", "GATEWAY", "AGENT")
+        }
+        self.env = {
+            "MODELYARD_COMPOSE_PROJECT": project,
+            "MODELYARD_AGENT_DATA_DIR": str(self.data_dir),
+            "MODELYARD_BIND": "127.0.0.1",
+            "MODELYARD_WORKSPACE": "default",
+            **{f"MODELYARD_{name}_PORT": port for name, port in ports.items()},
+        }
+        self.urls = {
+            service: f"http://127.0.0.1:{ports[service.upper()]}"
+            for service in ("registry", "deployer", "gateway", "agent")
+        }
+        self.up_output = ""
+
+    async def script(self, *args: str, timeout: float = 300) -> tuple[int, str]:
+        """Run `scripts/compose.sh ARGS` for this project; return (exit code, output)."""
+        return await self.commands.run_command(
+            "bash", "scripts/compose.sh", *args, env=self.env, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+async def compose_suite(commands: type[Commands]) -> AsyncIterator[ComposeSuite]:
+    """Return the compose suite, up once for the session (smoke and README tests share it).
+
+    Its own project on free ports, so it never touches a suite a person has running; `down -v`
+    at the end, and no container of the project may be left behind.
+    """
+    import uuid
+
+    suite = ComposeSuite(commands, f"modelyard-test-{uuid.uuid4().hex[:8]}")
+    try:
+        code, output = await suite.script("up", timeout=COMPOSE_UP_TIMEOUT_S)
+        verdict = "\n".join(line for line in output.splitlines() if line.startswith("compose:"))
+        assert code == 0, f"make up failed:\n{verdict}\n...\n{output[-6000:]}"
+        assert "modelyard is up" in output
+        suite.up_output = output
+        yield suite
+    finally:
+        await suite.script("down", "-v", timeout=300)
+        await asyncio.to_thread(shutil.rmtree, suite.data_dir, ignore_errors=True)
+    _, leftovers = await commands.run_command(
+        "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={suite.project}"
+    )
+    assert leftovers.split() == [], "compose.sh left containers behind"

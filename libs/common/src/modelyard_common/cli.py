@@ -1,45 +1,12 @@
-"""`modelyard` (the people's CLI) and the shared `serve` / `migrate` commands of services."""
+"""The shared `serve` / `migrate` commands of the services (`modelyard` is in modelyard-client)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 
-from modelyard_common.auth import issue_token
 from modelyard_common.settings import ConfigurationError, ProcessSettings, ServiceSettings
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the `modelyard` CLI."""
-    parser = argparse.ArgumentParser(prog="modelyard", description="Modelyard command line")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev-token", help="print a JWT signed with MODELYARD_JWT_SECRET")
-    dev.add_argument("--sub", required=True, help="who the token is for")
-    dev.add_argument(
-        "--role",
-        action="append",
-        default=None,
-        choices=["viewer", "editor", "admin", "operator"],
-        help="a role; repeat for several (default: admin)",
-    )
-    dev.add_argument("--workspace", action="append", required=True, help="repeat to grant several")
-    dev.add_argument("--ttl-hours", type=float, default=12.0)
-    args = parser.parse_args(argv)
-    if args.command == "dev-token":
-        settings = ServiceSettings()
-        print(
-            issue_token(
-                secret=settings.jwt_secret,
-                sub=args.sub,
-                roles=args.role or ["admin"],
-                workspace=args.workspace[0],
-                workspaces=args.workspace,
-                ttl=timedelta(hours=args.ttl_hours),
-                audience=settings.jwt_audience,
-            )
-        )
 
 
 def service_main(

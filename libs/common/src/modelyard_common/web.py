@@ -96,6 +96,8 @@ def health_router(
         "/readyz",
         operation_id="readyz",
         summary="Dependencies (database, broker) are reachable",
+        # Declared, though the handler answers a JSONResponse: typed clients then see `Health`.
+        response_model=Health,
         responses={503: {"model": Health, "description": "A dependency is unreachable"}},
     )
     async def readyz(request: Request) -> Any:
@@ -119,7 +121,10 @@ def health_router(
         operation_id="metrics",
         summary="Prometheus metrics (bearer MODELYARD_METRICS_TOKEN when configured)",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}, **problem_responses(401, 403)},
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **problem_responses(401, 403),
+        },
         dependencies=[Depends(metrics_guard(settings or ServiceSettings(env="dev")))],
     )
     async def metrics() -> Response:

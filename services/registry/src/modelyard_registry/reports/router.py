@@ -34,12 +34,10 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
     summary="Export the workspace's inventory (models, systems, links, approvals, obligations, "
     "evidence) as JSON or CSV",
     responses={
-        200: {
-            "content": {
-                "application/json": {"schema": Inventory.model_json_schema()},
-                "text/csv": {"schema": {"type": "string"}},
-            }
-        },
+        # `model` registers Inventory (and what it nests) under components/schemas, which the
+        # import's request body refers to; an inlined model_json_schema() would leave its
+        # `#/$defs/...` references dangling in the OpenAPI document.
+        200: {"model": Inventory, "content": {"text/csv": {"schema": {"type": "string"}}}},
         **problem_responses(401, 403, 422),
     },
     response_class=Response,

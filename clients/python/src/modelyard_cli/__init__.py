@@ -1,0 +1,1 @@
+"""`modelyard`: the command line of Modelyard, built on the `modelyard_client` SDK."""

@@ -1,0 +1,519 @@
+"""`modelyard version|deploy|deployments|devices|logs`: shipping versions to devices."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from modelyard_cli.output import Column, Format, ago, emit
+from modelyard_cli.registry import resolve
+from modelyard_cli.session import (
+    OutputOpt,
+    QuietOpt,
+    UsageProblem,
+    client,
+    examples,
+    is_uuid,
+    parse_pairs,
+    pick_by_name,
+    plain,
+)
+
+if TYPE_CHECKING:
+    from modelyard_client import Modelyard
+
+VERSION_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NUMBER", "number"),
+    ("TITLE", "title"),
+    ("SIZE", lambda v: f"{v.get('size_bytes', 0) / 1e6:.1f} MB"),
+    ("SHA-256", lambda v: str(v.get("sha256", ""))[:16]),
+    ("CREATED", lambda v: ago(v.get("created_at"))),
+]
+DEPLOYMENT_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("MODEL", lambda d: d.get("model_name") or d.get("model_id")),
+    ("VERSION", "version_number"),
+    ("DEVICE", "device_name"),
+    ("DESIRED", "desired_state"),
+    ("STATE", "state"),
+    ("MESSAGE", "state_message"),
+    ("UPDATED", lambda d: ago(d.get("updated_at"))),
+]
+DEVICE_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("LABELS", "labels"),
+    ("AGENT", "agent_version"),
+    ("LAST SEEN", lambda d: ago(d.get("last_seen_at"))),
+]
+# States after which a deployment does nothing more on its own.
+SETTLED = frozenset({"running", "stopped", "removed", "failed", "rolled_back", "cancelled"})
+FAILED = frozenset({"failed", "rolled_back", "cancelled"})
+
+version_app = typer.Typer(help="Model versions: a zip of the project plus its run manifest.")
+deployments_app = typer.Typer(
+    help="Deployments: one model version on one device. Without a command: the list.",
+    invoke_without_command=True,
+)
+devices_app = typer.Typer(
+    help="Devices that run the agent. Without a command: the list.", invoke_without_command=True
+)
+
+
+def resolve_device(my: Modelyard, ref: str) -> str:
+    """Return the id of a device given by id or name."""
+    from modelyard_client import operations as ops
+
+    if is_uuid(ref):
+        return ref
+    page = my.send(ops.list_devices(name=ref, limit=100))
+    return str(pick_by_name([plain(d) for d in page["items"]], ref, "device")["id"])
+
+
+def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, Any]:
+    """Return a model's version by id, number, or the latest when `ref` is None."""
+    from modelyard_client import operations as ops
+
+    if ref is not None and is_uuid(ref):
+        return plain(my.send(ops.get_model_version(ref)))
+    if ref is not None and not ref.isdigit():
+        raise UsageProblem(f"a version is a number or an id, not {ref!r}")
+    versions = [plain(v) for v in my.iterate(ops.list_model_versions(model_id, limit=100))]
+    if not versions:
+        raise UsageProblem("the model has no version yet: `modelyard version push` one")
+    if ref is None:
+        return max(versions, key=lambda v: int(v["number"]))
+    for candidate in versions:
+        if int(candidate["number"]) == int(ref):
+            return candidate
+    raise UsageProblem(f"the model has no version {ref}")
+
+
+@version_app.command(
+    "push",
+    epilog=examples(
+        "modelyard version push echo-chat ./my-project --title v1 --comment 'first cut'",
+        "modelyard version push echo-chat ./build/project.zip -q",
+    ),
+)
+def push(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="name or id")],
+    path: Annotated[Path, typer.Argument(help="a project directory or a .zip")],
+    title: Annotated[str | None, typer.Option(help="at most 30 characters")] = None,
+    comment: Annotated[str | None, typer.Option(help="at most 512 characters")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="run manifest (YAML/JSON); default: modelyard.yaml in the project"),
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Upload a version: zips a directory (honouring .modelyardignore), reads modelyard.yaml,
+    shows upload progress, prints the new version."""
+    from modelyard_cli.project import parse_manifest, read_manifest, zip_project
+
+    if not path.exists():
+        raise UsageProblem(f"{path} does not exist")
+    if manifest is not None:
+        if not manifest.is_file():
+            raise UsageProblem(f"{manifest} does not exist")
+        run_manifest = parse_manifest(manifest.read_text(), source=str(manifest))
+    else:
+        found = read_manifest(path)
+        if found is None:
+            raise UsageProblem(f"{path} has no modelyard.yaml: add one or pass --manifest FILE")
+        run_manifest = found
+    with tempfile.TemporaryDirectory(prefix="modelyard-push-") as scratch:
+        if path.is_dir():
+            archive = Path(scratch) / f"{path.resolve().name}.zip"
+            count = zip_project(path, archive)
+            if not quiet:
+                print(
+                    f"packed {count} files ({archive.stat().st_size / 1e6:.1f} MB)", file=sys.stderr
+                )
+        else:
+            archive = path
+        version = upload(model, archive, run_manifest, title=title, comment=comment, quiet=quiet)
+    emit(version, output=output, quiet=quiet)
+
+
+def upload(
+    model: str,
+    archive: Path,
+    manifest: dict[str, Any],
+    *,
+    title: str | None,
+    comment: str | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Return the version created by uploading `archive`, with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from modelyard_client import operations as ops
+
+    size = archive.stat().st_size
+    console = Console(stderr=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+        transient=False,
+    )
+    with client() as my, progress:
+        model_id = resolve(my, "models", model)["id"]
+        task = progress.add_task("uploading", total=size)
+        call = ops.create_model_version(
+            model_id,
+            archive,
+            manifest=manifest,
+            title=title,
+            comment=comment,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+        return plain(my.send(call))
+
+
+@version_app.command("list", epilog=examples("modelyard version list echo-chat"))
+def list_versions(
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """List a model's versions."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        model_id = resolve(my, "models", model)["id"]
+        versions = list(my.iterate(ops.list_model_versions(model_id)))
+    emit(versions, output=output, quiet=quiet, columns=VERSION_COLUMNS)
+
+
+@version_app.command("get", epilog=examples("modelyard version get VERSION-ID -o json"))
+def get_version(version_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+    """Show a version with its manifest."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        emit(my.send(ops.get_model_version(version_id)), output=output, quiet=quiet)
+
+
+@version_app.command("delete", epilog=examples("modelyard version delete VERSION-ID"))
+def delete_version(version_id: str) -> None:
+    """Delete a version no device runs."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        my.send(ops.delete_model_version(version_id))
+    print(f"deleted version {version_id}")
+
+
+def deploy(
+    target: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="version: number or id")],
+    device: Annotated[
+        list[str] | None, typer.Option("--device", help="device name or id; repeat")
+    ] = None,
+    selector: Annotated[
+        list[str] | None, typer.Option("--selector", "-l", help="label=value; repeat")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow until every device runs or failed")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to follow before giving up")] = 600,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Deploy a version (the latest by default) and follow it live, one line per device."""
+    from modelyard_client import operations as ops
+
+    if bool(device) == bool(selector):
+        raise UsageProblem("name the targets with --device D... or with --selector k=v...")
+    labels = parse_pairs(selector, "--selector")
+    model, _, version_ref = target.partition(":")
+    with client() as my:
+        model_id = resolve(my, "models", model)["id"]
+        version = resolve_version(my, model_id, version_ref or None)
+        device_ids = [resolve_device(my, d) for d in device or []]
+        batch = my.send(
+            ops.create_deployment(version["id"], device_ids=device_ids, selector=labels)
+        )
+        deployments = [plain(d) for d in batch["items"]]
+        if not deployments:
+            raise NoTargets("no device matched: nothing was deployed")
+        if not wait:
+            emit(deployments, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS)
+            return
+        if quiet:
+            emit(deployments, output=output, quiet=True)
+        follow(my, deployments, version_id=version["id"], timeout=timeout, quiet=quiet)
+
+
+class NoTargets(Exception):
+    """A deploy that matched no device (exit 1)."""
+
+
+class DeployFailed(Exception):
+    """At least one target failed (exit 1; the log tails were printed)."""
+
+
+def retrying(deployment: dict[str, Any]) -> bool:
+    """Return whether a failed state is one the agent is still retrying."""
+    return "retrying" in str(deployment.get("state_message") or "")
+
+
+def follow(
+    my: Modelyard,
+    deployments: list[dict[str, Any]],
+    *,
+    version_id: str,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Print each state change of `deployments` until all settle; raise DeployFailed if any fail."""
+    from modelyard_client import operations as ops
+
+    last: dict[str, tuple[str, str]] = {}
+    done: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    current = {d["id"]: d for d in deployments}
+    while len(done) < len(current):
+        for deployment_id in [d for d in current if d not in done]:
+            deployment = plain(my.send(ops.get_deployment(deployment_id)))
+            state = str(deployment["state"])
+            seen = (state, str(deployment.get("state_message") or ""))
+            if last.get(deployment_id) != seen:
+                last[deployment_id] = seen
+                if not quiet:
+                    stamp = datetime.now().strftime("%H:%M:%S")
+                    message = f"  {seen[1]}" if seen[1] else ""
+                    print(
+                        f"{stamp}  {deployment['device_name']:<20} {state:<12}{message}", flush=True
+                    )
+            reached = state == "running" and deployment.get("running_version_id") == version_id
+            if reached or (state in FAILED and not retrying(deployment)):
+                done[deployment_id] = deployment
+        if len(done) < len(current):
+            if time.monotonic() > deadline:
+                pending = ", ".join(
+                    f"{current[d]['device_name']} ({last.get(d, ('?', ''))[0]})"
+                    for d in current
+                    if d not in done
+                )
+                raise DeployFailed(f"still not settled after {timeout:.0f}s: {pending}")
+            time.sleep(0.5)
+    failed = [d for d in done.values() if d["state"] != "running"]
+    for deployment in failed:
+        print(
+            f"{deployment['device_name']}: {deployment['state']}: "
+            f"{deployment.get('state_message')}",
+            file=sys.stderr,
+        )
+        for line in log_tail(my, deployment["id"]):
+            print(f"  | {line}", file=sys.stderr)
+    if failed:
+        raise DeployFailed(f"{len(failed)} of {len(done)} deployments failed")
+    if not quiet:
+        print(f"{len(done)} of {len(done)} running")
+
+
+def log_tail(my: Modelyard, deployment_id: str) -> list[str]:
+    """Return the last log lines a deployment's history holds (newest report with any)."""
+    from modelyard_client import operations as ops
+
+    page = my.send(ops.get_deployment_history(deployment_id, sort="-recorded_at", limit=50))
+    for entry in page["items"]:
+        if entry.get("log_tail"):
+            return list(entry["log_tail"])
+    return []
+
+
+@deployments_app.callback()
+def deployments_list(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="model name or id")] = None,
+    device: Annotated[str | None, typer.Option(help="device name or id")] = None,
+    state: Annotated[str | None, typer.Option(help="e.g. running, failed")] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """List deployments with their live state (when no command follows)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        filters: dict[str, Any] = {"state": state}
+        if model:
+            filters["model_id"] = resolve(my, "models", model)["id"]
+        if device:
+            filters["device_id"] = resolve_device(my, device)
+        items = list(my.iterate(ops.list_deployments(**filters)))
+    emit(items, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS)
+
+
+@deployments_app.command("get", epilog=examples("modelyard deployments get DEPLOYMENT-ID"))
+def get_deployment(
+    deployment_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False
+) -> None:
+    """Show one deployment."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        emit(my.send(ops.get_deployment(deployment_id)), output=output, quiet=quiet)
+
+
+def _action(verb: str) -> None:
+    """Register `modelyard deployments VERB ID`."""
+
+    def run(
+        deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT")],
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            if verb == "remove":
+                result = my.send(ops.remove_deployment(deployment_id))
+            else:
+                result = my.send(ops.deployment_action(deployment_id, verb))  # type: ignore[arg-type]
+        emit(result or {"id": deployment_id}, output=output, quiet=quiet)
+
+    helps = {
+        "start": "Run a stopped deployment again.",
+        "stop": "Stop the container (kept on the device).",
+        "restart": "Restart the container.",
+        "remove": "Remove it from the device.",
+        "rollback": "Go back to the previous version.",
+        "cancel": "Cancel a deployment still on its way.",
+    }
+    run.__doc__ = helps[verb]
+    deployments_app.command(verb, epilog=examples(f"modelyard deployments {verb} DEPLOYMENT-ID"))(
+        run
+    )
+
+
+for _verb in ("start", "stop", "restart", "remove", "rollback", "cancel"):
+    _action(_verb)
+
+
+def logs(
+    deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT")],
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new entries (Ctrl-C stops)")
+    ] = False,
+) -> None:
+    """Print a deployment's history: each state change, then the log lines it reported."""
+    from modelyard_client import operations as ops
+
+    seen: set[Any] = set()
+    with client() as my:
+        while True:
+            entries = list(
+                my.iterate(ops.get_deployment_history(deployment_id, sort="recorded_at"))
+            )
+            for entry in entries:
+                if entry["id"] in seen:
+                    continue
+                seen.add(entry["id"])
+                print(
+                    f"{entry.get('occurred_at')}  {entry.get('source'):<8} "
+                    f"{entry.get('state'):<12} "
+                    f"{entry.get('message') or ''}".rstrip(),
+                    flush=True,
+                )
+                for line in entry.get("log_tail") or []:
+                    print(f"  | {line}", flush=True)
+            if not follow_:
+                return
+            time.sleep(1)
+
+
+@devices_app.callback()
+def devices_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="online or offline")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="label=value; repeat")] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """List devices with their status and when they were last seen (when no command follows)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from modelyard_client import operations as ops
+
+    parse_pairs(label, "--label")
+    with client() as my:
+        items = list(my.iterate(ops.list_devices(status=status, label=label)))
+    emit(items, output=output, quiet=quiet, columns=DEVICE_COLUMNS)
+
+
+@devices_app.command("get", epilog=examples("modelyard devices get edge-01 -o yaml"))
+def get_device(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show a device with its capabilities."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        emit(my.send(ops.get_device(resolve_device(my, ref))), output=output, quiet=quiet)
+
+
+@devices_app.command(
+    "register", epilog=examples("modelyard devices register edge-01 --label site=berlin")
+)
+def register_device(
+    name: str,
+    label: Annotated[list[str] | None, typer.Option(help="label=value; repeat")] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Register a device; its token is shown once, here."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        created = my.send(ops.create_device(name, parse_pairs(label, "--label")))
+    emit(created, output=output, quiet=quiet)
+
+
+@devices_app.command("delete", epilog=examples("modelyard devices delete edge-01"))
+def delete_device(ref: Annotated[str, typer.Argument(metavar="NAME|ID")]) -> None:
+    """Revoke a device (its token stops working)."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        device_id = resolve_device(my, ref)
+        my.send(ops.revoke_device(device_id))
+    print(f"revoked device {device_id}")
+
+
+@devices_app.command("rotate-token", epilog=examples("modelyard devices rotate-token edge-01 -q"))
+def rotate_token(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Issue a new device token (shown once) and revoke the old one."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        rotated = my.send(ops.rotate_device_token(resolve_device(my, ref)))
+    emit(rotated, output=output, quiet=quiet, id_field="token")

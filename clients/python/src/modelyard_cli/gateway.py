@@ -1,0 +1,263 @@
+"""`modelyard groups|instances|keys|chat`: the gateway's routing and its OpenAI endpoint."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from modelyard_cli.output import Column, Format, emit
+from modelyard_cli.registry import resolve
+from modelyard_cli.session import (
+    OutputOpt,
+    QuietOpt,
+    UsageProblem,
+    client,
+    examples,
+    is_uuid,
+    parse_pairs,
+    pick_by_name,
+    plain,
+)
+
+if TYPE_CHECKING:
+    from modelyard_client import Modelyard
+
+Kind = Literal["groups", "instances", "keys"]
+COLUMNS: dict[Kind, list[Column]] = {
+    "groups": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("ENABLED", "enabled"),
+        ("INSTANCES", lambda g: len(g.get("instance_ids") or [])),
+        ("REGISTRY MODEL", "registry_model_id"),
+    ],
+    "instances": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("KIND", "kind"),
+        ("TARGET", lambda i: i.get("base_url") or f"{i.get('host')}:{i.get('port')}"),
+        ("UPSTREAM MODEL", "upstream_model"),
+        ("ENABLED", "enabled"),
+        ("HEALTH", lambda i: (i.get("health") or {}).get("status")),
+    ],
+    "keys": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("GROUPS", "groups"),
+        ("HINT", "key_hint"),
+        ("REVOKED", "revoked_at"),
+    ],
+}
+
+groups_app = typer.Typer(
+    help="Model groups: the names clients put in `model`.", no_args_is_help=True
+)
+instances_app = typer.Typer(help="Model instances: the gateway's backends.", no_args_is_help=True)
+keys_app = typer.Typer(help="Client API keys (shown once, stored hashed).", no_args_is_help=True)
+
+
+def resolve_gateway(my: Modelyard, kind: Kind, ref: str) -> str:
+    """Return the id of a group, instance or key given by id or name."""
+    from modelyard_client import operations as ops
+
+    if is_uuid(ref):
+        return ref
+    items = list(my.iterate(ops.list_gateway(kind, limit=100)))
+    return str(pick_by_name(items, ref, kind[:-1])["id"])
+
+
+def _common(app: typer.Typer, kind: Kind) -> None:
+    """Register list, get and delete for one gateway resource."""
+    one = kind[:-1]
+
+    @app.command("list", epilog=examples(f"modelyard {kind} list -o json"))
+    def list_(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            items = list(my.iterate(ops.list_gateway(kind)))
+        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind])
+
+    list_.__doc__ = f"List {kind}."
+
+    @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID"))
+    def get(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            emit(
+                my.send(ops.get_gateway(kind, resolve_gateway(my, kind, ref))),
+                output=output,
+                quiet=quiet,
+            )
+
+    get.__doc__ = f"Show one {one}."
+    verb = "revoke" if kind == "keys" else "delete"
+
+    @app.command(verb, epilog=examples(f"modelyard {kind} {verb} NAME-OR-ID"))
+    def delete(ref: Annotated[str, typer.Argument(metavar="NAME|ID")]) -> None:
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            resource_id = resolve_gateway(my, kind, ref)
+            my.send(ops.delete_gateway(kind, resource_id))
+        print(f"{verb}d {one} {resource_id}")
+
+    delete.__doc__ = f"{verb.capitalize()} a {one}."
+
+
+for _app, _kind in ((groups_app, "groups"), (instances_app, "instances"), (keys_app, "keys")):
+    _common(_app, _kind)  # type: ignore[arg-type]
+
+
+@groups_app.command(
+    "create",
+    epilog=examples(
+        "modelyard groups create echo-chat --model echo-chat   # follows its deployments",
+        "modelyard groups create chat --instance openai-eu --instance local-llm",
+    ),
+)
+def create_group(
+    name: str,
+    model: Annotated[
+        str | None, typer.Option(help="registry model (name or id) whose deployments serve it")
+    ] = None,
+    instance: Annotated[
+        list[str] | None, typer.Option(help="instance name or id, in failover order; repeat")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Create a model group."""
+    from modelyard_client import operations as ops
+
+    body: dict[str, Any] = {"name": name}
+    if description:
+        body["description"] = description
+    with client() as my:
+        if model:
+            body["registry_model_id"] = resolve(my, "models", model)["id"]
+        if instance:
+            body["instance_ids"] = [resolve_gateway(my, "instances", i) for i in instance]
+        emit(my.send(ops.create_gateway("groups", body)), output=output, quiet=quiet)
+
+
+@instances_app.command(
+    "create",
+    epilog=examples(
+        "modelyard instances create local-llm --kind local --host 10.0.0.5 --port 8080 "
+        "--upstream-model llama3",
+        "modelyard instances create openai-eu --kind cloud --base-url https://api.example/v1 "
+        "--token-file ./token --upstream-model gpt-4o-mini",
+    ),
+)
+def create_instance(
+    name: str,
+    kind: Annotated[str, typer.Option(help="local or cloud")],
+    upstream_model: Annotated[str, typer.Option(help="the model name sent upstream")],
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    protocol: Annotated[str | None, typer.Option(help="e.g. openai")] = None,
+    base_url: Annotated[str | None, typer.Option()] = None,
+    token_file: Annotated[
+        typer.FileText | None, typer.Option(help="file holding the cloud token (write-only)")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="default request parameter key=value; repeat")
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Create a backend instance."""
+    from modelyard_cli.registry import given, parse_sets
+    from modelyard_client import operations as ops
+
+    body = given(
+        name=name,
+        kind=kind,
+        upstream_model=upstream_model,
+        host=host,
+        port=port,
+        protocol=protocol,
+        base_url=base_url,
+    )
+    if token_file is not None:
+        body["token"] = token_file.read().strip()
+    if param:
+        parse_pairs(param, "--param")
+        body["default_params"] = parse_sets(param)
+    with client() as my:
+        emit(my.send(ops.create_gateway("instances", body)), output=output, quiet=quiet)
+
+
+@instances_app.command("check", epilog=examples("modelyard instances check local-llm"))
+def check_instance(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Probe a backend now; exit 1 when it does not answer."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        result = plain(my.send(ops.check_instance(resolve_gateway(my, "instances", ref))))
+    emit(result, output=output, quiet=quiet, id_field="ok")
+    if not result.get("ok"):
+        raise typer.Exit(1)
+
+
+@keys_app.command(
+    "create",
+    epilog=examples("KEY=$(modelyard keys create helpdesk-ui --group echo-chat -q)"),
+)
+def create_key(
+    name: str,
+    group: Annotated[list[str] | None, typer.Option(help="a group it may use; repeat")] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Create a client key; the key is printed once (with -q: the key alone)."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        created = my.send(ops.create_key(name, group or []))
+    emit(created, output=output, quiet=quiet, id_field="key")
+
+
+def chat(
+    group: Annotated[str, typer.Argument(help="the model group")],
+    prompt: Annotated[str, typer.Argument(help="the user message; - reads it from stdin")],
+    key: Annotated[
+        str | None,
+        typer.Option(help="client key (sk-...); default: $MODELYARD_GATEWAY_KEY or the context's"),
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="a system message first")] = None,
+) -> None:
+    """Ask a model group and print the answer as it streams in."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    messages = [{"role": "user", "content": prompt}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    with client() as my:
+        if not (key or my.endpoints.gateway_key):
+            raise UsageProblem("chat needs a client key: --key sk-... or MODELYARD_GATEWAY_KEY")
+        try:
+            for text in my.chat_stream(group, messages, key=key):
+                sys.stdout.write(text)
+                sys.stdout.flush()
+        finally:
+            sys.stdout.write("\n")
+
+
+CHAT_EXAMPLES = examples(
+    'modelyard chat echo-chat "hello" --key "$KEY"',
+    'echo "summarise this" | modelyard chat echo-chat -',
+)

@@ -1,0 +1,391 @@
+"""`modelyard models|systems|link|unlink`: the governance inventory in the registry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from modelyard_cli.output import Column, Format, emit
+from modelyard_cli.session import (
+    OutputOpt,
+    QuietOpt,
+    UsageProblem,
+    client,
+    examples,
+    is_uuid,
+    pick_by_name,
+)
+
+if TYPE_CHECKING:
+    from modelyard_client import Modelyard
+
+Kind = Literal["models", "systems"]
+COLUMNS: dict[Kind, list[Column]] = {
+    "models": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("LEARNING TYPE", "learning_type"),
+        ("FUNCTIONALITY", "functionality"),
+        ("TAGS", "tags"),
+        ("ARCHIVED", "archived"),
+    ],
+    "systems": [
+        ("ID", "id"),
+        ("NAME", "name"),
+        ("RISK", "risk_level"),
+        ("STATUS", "status"),
+        ("OWNER", "owner"),
+        ("ARCHIVED", "archived"),
+    ],
+}
+HISTORY_COLUMNS: list[Column] = [
+    ("WHEN", "at"),
+    ("WHO", "actor"),
+    ("ACTION", "action"),
+    (
+        "CHANGES",
+        lambda e: "; ".join(
+            f"{field}: {change.get('old')!r} -> {change.get('new')!r}"
+            for field, change in (e.get("changes") or {}).items()
+        ),
+    ),
+]
+LINK_COLUMNS: list[Column] = [
+    ("SYSTEM", lambda link: link.get("system_name") or link.get("system_id")),
+    ("MODEL", lambda link: link.get("model_name") or link.get("model_id")),
+    ("DESCRIPTION OF USE", "description_of_use"),
+]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="a tag; repeat for several")]
+DescriptionOpt = Annotated[
+    str | None, typer.Option("--description", "-d", help="markdown; @FILE reads it from a file")
+]
+
+
+def resolve(my: Modelyard, kind: Kind, ref: str) -> dict[str, Any]:
+    """Return the model or system an id or an exact name refers to."""
+    from modelyard_client import operations as ops
+
+    if is_uuid(ref):
+        result: dict[str, Any] = my.send(ops.get_registry(kind, ref))
+        return result
+    page = my.send(ops.list_registry(kind, q=ref, limit=100))
+    return pick_by_name(page["items"], ref, kind[:-1])
+
+
+def text_arg(value: str | None) -> str | None:
+    """Return an option's text, read from a file for `@FILE`."""
+    if value and value.startswith("@"):
+        try:
+            with open(value[1:]) as handle:
+                return handle.read()
+        except OSError as exc:
+            raise UsageProblem(f"cannot read {value[1:]}: {exc.strerror}") from exc
+    return value
+
+
+def given(**fields: Any) -> dict[str, Any]:
+    """Return the fields that were given (None means: not on the command line)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    """Return `field=value` pairs; a value that parses as JSON is taken as JSON."""
+    changes: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageProblem(f"--set takes field=value, not {pair!r}")
+        try:
+            changes[key] = json.loads(raw)
+        except ValueError:
+            changes[key] = raw
+    return changes
+
+
+def registry_app(kind: Kind) -> typer.Typer:
+    """Return the command group shared by `models` and `systems`."""
+    one = kind[:-1]
+    app = typer.Typer(help=f"AI {kind} in the registry.", no_args_is_help=True)
+
+    @app.command(
+        "list",
+        epilog=examples(f"modelyard {kind} list", f"modelyard {kind} list --tag payments -o json"),
+    )
+    def list_(
+        q: Annotated[str | None, typer.Option("--search", "-s", help="text search")] = None,
+        tag: TagOpt = None,
+        archived: Annotated[bool, typer.Option(help="archived ones instead")] = False,
+        limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """List AI {kind}."""
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            call = ops.list_registry(kind, q=q, tag=tag, archived=archived, limit=min(limit, 100))
+            items = []
+            for item in my.iterate(call):
+                items.append(item)
+                if len(items) >= limit:
+                    break
+        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind])
+
+    list_.__doc__ = f"List AI {kind} (all pages, up to --limit)."
+
+    @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID -o yaml"))
+    def get(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Show one by id or name."""
+        with client() as my:
+            emit(resolve(my, kind, ref), output=output, quiet=quiet)
+
+    @app.command(
+        "edit",
+        epilog=examples(
+            f"modelyard {kind} edit NAME --set provider=in-house",
+            f'modelyard {kind} edit NAME --set \'tags=["a","b"]\' --if-match "$ETAG"',
+        ),
+    )
+    def edit(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        sets: Annotated[
+            list[str] | None,
+            typer.Option("--set", help="field=value (JSON values allowed); repeat"),
+        ] = None,
+        description: DescriptionOpt = None,
+        if_match: Annotated[
+            str | None,
+            typer.Option(help="the ETag you read; default: the current one, read just now"),
+        ] = None,
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Change fields; a change made by someone else in between is reported as a conflict."""
+        from modelyard_client import PreconditionFailedError
+        from modelyard_client import operations as ops
+
+        changes = parse_sets(sets)
+        if description is not None:
+            changes["description"] = text_arg(description)
+        if not changes:
+            raise UsageProblem("nothing to change: pass --set field=value or --description")
+        with client() as my:
+            current = resolve(my, kind, ref)
+            etag = if_match or current["etag"]
+            try:
+                updated = my.send(ops.update_registry(kind, current["id"], changes, etag=etag))
+            except PreconditionFailedError as exc:
+                raise ConflictReported(
+                    f"conflict: {one} {current['id']} changed since ETag {etag} was read "
+                    f"(now {my.send(ops.get_registry(kind, current['id']))['etag']}); "
+                    "read it again and re-apply your change"
+                ) from exc
+        emit(updated, output=output, quiet=quiet)
+
+    @app.command("archive", epilog=examples(f"modelyard {kind} archive NAME"))
+    def archive(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False
+    ) -> None:
+        """Archive (soft delete): hidden from lists, kept with its history."""
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            target = resolve(my, kind, ref)
+            my.send(ops.archive_registry(kind, target["id"]))
+        print(target["id"] if quiet else f"archived {one} {target['name']} ({target['id']})")
+
+    @app.command("unarchive", epilog=examples(f"modelyard {kind} unarchive ID"))
+    def unarchive(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False
+    ) -> None:
+        """Restore an archived one."""
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            target = resolve(my, kind, ref)
+            my.send(ops.archive_registry(kind, target["id"], restore=True))
+        print(target["id"] if quiet else f"restored {one} {target['name']} ({target['id']})")
+
+    @app.command("delete", epilog=examples(f"modelyard {kind} delete ID --yes"))
+    def delete(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Delete for good (admin; refused while a link uses it: archive instead)."""
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            target = resolve(my, kind, ref)
+            if not yes and sys.stdin.isatty():
+                typer.confirm(f"Delete {one} {target['name']} for good?", abort=True)
+            my.send(ops.delete_registry(kind, target["id"]))
+        print(target["id"] if quiet else f"deleted {one} {target['name']} ({target['id']})")
+
+    @app.command("history", epilog=examples(f"modelyard {kind} history NAME"))
+    def history(
+        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        output: OutputOpt = Format.table,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Show the audit trail: who changed what, when, old -> new."""
+        from modelyard_client import operations as ops
+
+        with client() as my:
+            target = resolve(my, kind, ref)
+            entries = list(my.iterate(ops.registry_history(kind, target["id"])))
+        emit(entries, output=output, quiet=quiet, columns=HISTORY_COLUMNS)
+
+    return app
+
+
+class ConflictReported(Exception):
+    """An edit lost against a concurrent change (exit 1, message given)."""
+
+
+models_app = registry_app("models")
+systems_app = registry_app("systems")
+
+
+@models_app.command(
+    "create",
+    epilog=examples(
+        "modelyard models create fraud-detector --learning-type supervised "
+        "--functionality 'fraud detection' --tag payments",
+        "MODEL=$(modelyard models create echo-chat --learning-type supervised -q)",
+    ),
+)
+def create_model(
+    name: str,
+    learning_type: Annotated[
+        str, typer.Option(help="supervised, unsupervised, semi-supervised or reinforcement")
+    ],
+    functionality: Annotated[str | None, typer.Option(help="what it is used for")] = None,
+    foundations: Annotated[str | None, typer.Option(help="architecture, e.g. transformer")] = None,
+    provider: Annotated[str | None, typer.Option()] = None,
+    description: DescriptionOpt = None,
+    tag: TagOpt = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Register an AI model."""
+    from modelyard_client import operations as ops
+
+    body = given(
+        name=name,
+        learning_type=learning_type,
+        functionality=functionality,
+        foundations=foundations,
+        provider=provider,
+        description=text_arg(description),
+        tags=tag,
+    )
+    with client() as my:
+        emit(my.send(ops.create_registry("models", body)), output=output, quiet=quiet)
+
+
+@models_app.command("systems", epilog=examples("modelyard models systems fraud-detector"))
+def model_systems(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the systems that use a model, with how they use it."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        links = my.send(ops.list_model_systems(resolve(my, "models", ref)["id"]))
+    emit(list(links), output=output, quiet=quiet, columns=LINK_COLUMNS, id_field="system_id")
+
+
+@systems_app.command(
+    "create",
+    epilog=examples(
+        "modelyard systems create checkout-risk --risk-level high --purpose 'fraud prevention'"
+    ),
+)
+def create_system(
+    name: str,
+    risk_level: Annotated[
+        str, typer.Option(help="EU AI Act risk: unacceptable, high, limited or minimal")
+    ],
+    purpose: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="lifecycle status, e.g. in_use")] = None,
+    description: DescriptionOpt = None,
+    tag: TagOpt = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Register an AI system."""
+    from modelyard_client import operations as ops
+
+    body = given(
+        name=name,
+        risk_level=risk_level,
+        purpose=purpose,
+        owner=owner,
+        status=status,
+        description=text_arg(description),
+        tags=tag,
+    )
+    with client() as my:
+        emit(my.send(ops.create_registry("systems", body)), output=output, quiet=quiet)
+
+
+@systems_app.command("models", epilog=examples("modelyard systems models helpdesk"))
+def system_models(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the models a system uses, with how it uses them."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        links = my.send(ops.list_system_models(resolve(my, "systems", ref)["id"]))
+    emit(list(links), output=output, quiet=quiet, columns=LINK_COLUMNS, id_field="model_id")
+
+
+def link(
+    system: Annotated[str, typer.Argument(metavar="SYSTEM")],
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+    use: Annotated[str, typer.Option("--use", "-u", help="the description of use (required)")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Record that a system uses a model, and how."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        system_id = resolve(my, "systems", system)["id"]
+        model_id = resolve(my, "models", model)["id"]
+        created = my.send(ops.link_model(system_id, model_id, use))
+    emit(dict(created), output=output, quiet=quiet, id_field="model_id")
+
+
+def unlink(
+    system: Annotated[str, typer.Argument(metavar="SYSTEM")],
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+) -> None:
+    """Remove a system's use of a model."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        system_row = resolve(my, "systems", system)
+        model_row = resolve(my, "models", model)
+        my.send(ops.unlink_model(system_row["id"], model_row["id"]))
+    print(f"unlinked {model_row['name']} from {system_row['name']}")
+
+
+LINK_EXAMPLES = examples(
+    "modelyard link helpdesk echo-chat --use 'answers first-line questions'",
+    "modelyard unlink helpdesk echo-chat",
+)

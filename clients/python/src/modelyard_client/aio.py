@@ -1,0 +1,118 @@
+"""The asyncio client: `await AsyncModelyard(...).send(operations.get_model(id))`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from modelyard_client._core import (
+    CHAT_CALL,
+    Call,
+    Endpoints,
+    RetryPolicy,
+    chat_request,
+    error_of,
+    request_kwargs,
+    result_of,
+    should_retry,
+    sse_delta,
+)
+from modelyard_client.errors import TransportError
+from modelyard_client.types import Page
+
+T = TypeVar("T")
+
+
+class AsyncModelyard:
+    """The asyncio twin of `Modelyard`: the same calls, awaited."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.endpoints = endpoints or Endpoints()
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> AsyncModelyard:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def send(self, call: Call[T]) -> T:
+        """Return the answer of `call`, retrying it when that is safe; raise ApiError."""
+        attempt = 0
+        while True:
+            # Building the request opens the upload file: off the event loop.
+            kwargs, upload = await asyncio.to_thread(request_kwargs, call, self.endpoints)
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            try:
+                request = self._http.build_request(**kwargs)
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                error = exc
+            finally:
+                if upload is not None:
+                    upload.close()
+            attempt += 1
+            if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
+                await asyncio.sleep(self.retry.delay(attempt - 1, response))
+                continue
+            if response is None:
+                raise TransportError(f"{kwargs['url']}: {error}", url=str(kwargs["url"]))
+            return result_of(call, response)
+
+    async def pages(self, call: Call[Page[T]]) -> AsyncIterator[Page[T]]:
+        """Yield every page of a list call, following `next_cursor`."""
+        while True:
+            page = await self.send(call)
+            yield page
+            if not page.get("next_cursor"):
+                return
+            call = call.with_params(cursor=page["next_cursor"])
+
+    async def iterate(self, call: Call[Page[T]]) -> AsyncIterator[T]:
+        """Yield every item of a list call, page after page."""
+        async for page in self.pages(call):
+            for item in page["items"]:
+                yield item
+
+    async def chat_stream(
+        self,
+        group: str,
+        messages: list[dict[str, Any]],
+        *,
+        key: str | None = None,
+        **params: Any,
+    ) -> AsyncIterator[str]:
+        """Yield the text of a chat completion as the gateway streams it."""
+        url, headers, body = chat_request(self.endpoints, group, messages, key=key, params=params)
+        try:
+            async with self._http.stream("POST", url, json=body, headers=headers) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_of(CHAT_CALL, response)
+                async for line in response.aiter_lines():
+                    delta = sse_delta(line)
+                    if delta is None:
+                        return
+                    if delta:
+                        yield delta
+        except httpx.TransportError as exc:
+            raise TransportError(f"{url}: {exc}", url=url) from exc

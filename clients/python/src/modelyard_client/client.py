@@ -1,0 +1,115 @@
+"""The synchronous client: `Modelyard(...).send(operations.get_model(id))`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from modelyard_client._core import (
+    CHAT_CALL,
+    Call,
+    Endpoints,
+    RetryPolicy,
+    chat_request,
+    error_of,
+    request_kwargs,
+    result_of,
+    should_retry,
+    sse_delta,
+)
+from modelyard_client.errors import TransportError
+from modelyard_client.types import Page
+
+T = TypeVar("T")
+
+
+class Modelyard:
+    """A client of the registry, the deployer and the gateway (one connection pool for all)."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.endpoints = endpoints or Endpoints()
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Modelyard:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Return the answer of `call`, retrying it when that is safe; raise ApiError."""
+        attempt = 0
+        while True:
+            kwargs, upload = request_kwargs(call, self.endpoints)
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            try:
+                response = self._http.send(self._http.build_request(**kwargs))
+            except httpx.TransportError as exc:
+                error = exc
+            finally:
+                if upload is not None:
+                    upload.close()
+            attempt += 1
+            if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
+                time.sleep(self.retry.delay(attempt - 1, response))
+                continue
+            if response is None:
+                raise TransportError(f"{kwargs['url']}: {error}", url=str(kwargs["url"]))
+            return result_of(call, response)
+
+    def pages(self, call: Call[Page[T]]) -> Iterator[Page[T]]:
+        """Yield every page of a list call, following `next_cursor`."""
+        while True:
+            page = self.send(call)
+            yield page
+            if not page.get("next_cursor"):
+                return
+            call = call.with_params(cursor=page["next_cursor"])
+
+    def iterate(self, call: Call[Page[T]]) -> Iterator[T]:
+        """Yield every item of a list call, page after page."""
+        for page in self.pages(call):
+            yield from page["items"]
+
+    def chat_stream(
+        self,
+        group: str,
+        messages: list[dict[str, Any]],
+        *,
+        key: str | None = None,
+        **params: Any,
+    ) -> Iterator[str]:
+        """Yield the text of a chat completion as the gateway streams it."""
+        url, headers, body = chat_request(self.endpoints, group, messages, key=key, params=params)
+        try:
+            with self._http.stream("POST", url, json=body, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_of(CHAT_CALL, response)
+                for line in response.iter_lines():
+                    delta = sse_delta(line)
+                    if delta is None:
+                        return
+                    if delta:
+                        yield delta
+        except httpx.TransportError as exc:
+            raise TransportError(f"{url}: {exc}", url=url) from exc

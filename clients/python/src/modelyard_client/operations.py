@@ -1,0 +1,270 @@
+"""Every call the SDK makes, once: each function returns a Call that either client sends.
+
+Names follow the services' OpenAPI operationIds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from modelyard_client._core import (
+    Call,
+    ProgressCallback,
+    Service,
+    Upload,
+    action,
+    create,
+    patch,
+    read,
+)
+from modelyard_client.types import (
+    AIModel,
+    AISystem,
+    ApiKey,
+    Deployment,
+    DeploymentEvent,
+    Device,
+    Group,
+    HistoryEntry,
+    Instance,
+    InstanceCheck,
+    Link,
+    ModelVersion,
+    Page,
+)
+
+RegistryKind = Literal["models", "systems"]
+DeploymentAction = Literal["start", "stop", "restart", "rollback", "cancel"]
+
+
+# -- registry: models and systems share their routes ----------------------------------------
+def list_registry(kind: RegistryKind, **filters: Any) -> Call[Page[Any]]:
+    """Return list_models / list_systems with filters (q, tag, archived, limit, sort, ...)."""
+    return read("GET", "registry", f"/v1/{kind}", **filters)
+
+
+def get_registry(kind: RegistryKind, resource_id: str) -> Call[Any]:
+    """Return get_model / get_system."""
+    return read("GET", "registry", f"/v1/{kind}/{resource_id}")
+
+
+def create_registry(kind: RegistryKind, body: Mapping[str, Any]) -> Call[Any]:
+    """Return create_model / create_system."""
+    return create("registry", f"/v1/{kind}", dict(body))
+
+
+def update_registry(
+    kind: RegistryKind, resource_id: str, changes: Mapping[str, Any], *, etag: str
+) -> Call[Any]:
+    """Return update_model / update_system guarded by `etag`."""
+    return patch("registry", f"/v1/{kind}/{resource_id}", dict(changes), etag=etag)
+
+
+def archive_registry(kind: RegistryKind, resource_id: str, *, restore: bool = False) -> Call[Any]:
+    """Return archive_* or unarchive_*."""
+    verb = "unarchive" if restore else "archive"
+    return action("registry", f"/v1/{kind}/{resource_id}/{verb}")
+
+
+def delete_registry(kind: RegistryKind, resource_id: str) -> Call[None]:
+    """Return delete_model / delete_system (hard delete)."""
+    return read("DELETE", "registry", f"/v1/{kind}/{resource_id}")
+
+
+def registry_history(
+    kind: RegistryKind, resource_id: str, **params: Any
+) -> Call[Page[HistoryEntry]]:
+    """Return list_model_history / list_system_history."""
+    return read("GET", "registry", f"/v1/{kind}/{resource_id}/history", **params)
+
+
+def list_model_systems(model_id: str) -> Call[list[Link]]:
+    """Return list_model_systems: the systems using a model, with descriptions of use."""
+    return read("GET", "registry", f"/v1/models/{model_id}/systems")
+
+
+def list_system_models(system_id: str) -> Call[list[Link]]:
+    """Return list_system_models."""
+    return read("GET", "registry", f"/v1/systems/{system_id}/models")
+
+
+def link_model(system_id: str, model_id: str, description_of_use: str) -> Call[Link]:
+    """Return link_model."""
+    body = {"model_id": model_id, "description_of_use": description_of_use}
+    return create("registry", f"/v1/systems/{system_id}/models", body)
+
+
+def unlink_model(system_id: str, model_id: str) -> Call[None]:
+    """Return unlink_model."""
+    return read("DELETE", "registry", f"/v1/systems/{system_id}/models/{model_id}")
+
+
+def get_model(model_id: str) -> Call[AIModel]:
+    """Return get_model."""
+    return get_registry("models", model_id)
+
+
+def get_system(system_id: str) -> Call[AISystem]:
+    """Return get_system."""
+    return get_registry("systems", system_id)
+
+
+# -- deployer ------------------------------------------------------------------------------
+def create_model_version(
+    model_id: str,
+    zip_path: Path,
+    *,
+    manifest: Mapping[str, Any] | None = None,
+    title: str | None = None,
+    comment: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Call[ModelVersion]:
+    """Return create_model_version: the zip streamed from disk, with an Idempotency-Key."""
+    import json
+
+    fields = {"title": title, "comment": comment}
+    if manifest is not None:
+        fields["manifest"] = json.dumps(manifest)
+    upload = Upload(
+        path=zip_path,
+        filename=zip_path.name,
+        fields={k: v for k, v in fields.items() if v is not None},
+        on_progress=on_progress,
+    )
+    return replace(create("deployer", f"/v1/models/{model_id}/versions", None), upload=upload)
+
+
+def list_model_versions(model_id: str, **params: Any) -> Call[Page[ModelVersion]]:
+    """Return list_model_versions."""
+    return read("GET", "deployer", f"/v1/models/{model_id}/versions", **params)
+
+
+def get_model_version(version_id: str) -> Call[ModelVersion]:
+    """Return get_model_version."""
+    return read("GET", "deployer", f"/v1/versions/{version_id}")
+
+
+def delete_model_version(version_id: str) -> Call[None]:
+    """Return delete_model_version."""
+    return read("DELETE", "deployer", f"/v1/versions/{version_id}")
+
+
+def list_devices(**filters: Any) -> Call[Page[Device]]:
+    """Return list_devices (filters: status, name, label)."""
+    return read("GET", "deployer", "/v1/devices", **filters)
+
+
+def get_device(device_id: str) -> Call[Device]:
+    """Return get_device."""
+    return read("GET", "deployer", f"/v1/devices/{device_id}")
+
+
+def create_device(name: str, labels: Mapping[str, str]) -> Call[Device]:
+    """Return create_device (the answer carries the device token, once)."""
+    return create("deployer", "/v1/devices", {"name": name, "labels": dict(labels)})
+
+
+def revoke_device(device_id: str) -> Call[None]:
+    """Return revoke_device."""
+    return read("DELETE", "deployer", f"/v1/devices/{device_id}")
+
+
+def rotate_device_token(device_id: str) -> Call[Device]:
+    """Return rotate_device_token."""
+    return action("deployer", f"/v1/devices/{device_id}/token")
+
+
+def create_deployment(
+    version_id: str,
+    *,
+    device_ids: list[str] | None = None,
+    selector: Mapping[str, str] | None = None,
+) -> Call[dict[str, list[Deployment]]]:
+    """Return create_deployment: one deployment per targeted device."""
+    body: dict[str, Any] = {"version_id": version_id}
+    if device_ids:
+        body["device_ids"] = device_ids
+    if selector:
+        body["selector"] = dict(selector)
+    return create("deployer", "/v1/deployments", body)
+
+
+def list_deployments(**filters: Any) -> Call[Page[Deployment]]:
+    """Return list_deployments (filters: state, desired_state, model_id, device_id, version_id)."""
+    return read("GET", "deployer", "/v1/deployments", **filters)
+
+
+def get_deployment(deployment_id: str) -> Call[Deployment]:
+    """Return get_deployment."""
+    return read("GET", "deployer", f"/v1/deployments/{deployment_id}")
+
+
+def get_deployment_history(deployment_id: str, **params: Any) -> Call[Page[DeploymentEvent]]:
+    """Return get_deployment_history."""
+    return read("GET", "deployer", f"/v1/deployments/{deployment_id}/history", **params)
+
+
+def deployment_action(deployment_id: str, verb: DeploymentAction) -> Call[Deployment]:
+    """Return start/stop/restart/rollback/cancel_deployment."""
+    return action("deployer", f"/v1/deployments/{deployment_id}/{verb}")
+
+
+def remove_deployment(deployment_id: str) -> Call[Deployment]:
+    """Return remove_deployment (the device removes the container)."""
+    return read("DELETE", "deployer", f"/v1/deployments/{deployment_id}")
+
+
+# -- gateway -------------------------------------------------------------------------------
+GatewayKind = Literal["groups", "instances", "keys"]
+
+
+def list_gateway(kind: GatewayKind, **filters: Any) -> Call[Page[Any]]:
+    """Return list_groups / list_instances / list_keys."""
+    return read("GET", "gateway", f"/v1/{kind}", **filters)
+
+
+def get_gateway(kind: GatewayKind, resource_id: str) -> Call[Any]:
+    """Return get_group / get_instance / get_key."""
+    return read("GET", "gateway", f"/v1/{kind}/{resource_id}")
+
+
+def create_gateway(kind: GatewayKind, body: Mapping[str, Any]) -> Call[Any]:
+    """Return create_group / create_instance / create_key."""
+    return create("gateway", f"/v1/{kind}", dict(body))
+
+
+def delete_gateway(kind: GatewayKind, resource_id: str) -> Call[None]:
+    """Return delete_group / delete_instance / revoke_key."""
+    return read("DELETE", "gateway", f"/v1/{kind}/{resource_id}")
+
+
+def get_group(group_id: str) -> Call[Group]:
+    """Return get_group."""
+    return get_gateway("groups", group_id)
+
+
+def get_instance(instance_id: str) -> Call[Instance]:
+    """Return get_instance."""
+    return get_gateway("instances", instance_id)
+
+
+def create_key(name: str, groups: list[str]) -> Call[ApiKey]:
+    """Return create_key (the answer carries the key, once)."""
+    return create_gateway("keys", {"name": name, "groups": groups})
+
+
+def check_instance(instance_id: str) -> Call[InstanceCheck]:
+    """Return check_instance: probe the backend now."""
+    return action("gateway", f"/v1/instances/{instance_id}/check")
+
+
+def chat_completion(group: str, messages: list[dict[str, Any]], **params: Any) -> Call[Any]:
+    """Return create_chat_completion (non-streaming; the SDK streams with `chat_stream`)."""
+    body = {"model": group, "messages": messages, **params}
+    return action("gateway", "/v1/chat/completions", body)
+
+
+SERVICES: tuple[Service, ...] = ("registry", "deployer", "gateway")

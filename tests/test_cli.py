@@ -1,0 +1,407 @@
+"""The `modelyard` CLI and the Python SDK against the real services (issue 13, "Done means").
+
+Registry, deployer and gateway run as processes on a fresh database and vhost, with one device
+agent on the real Docker engine; the CLI runs as a subprocess with its own config file, exactly
+as a person's shell would run it. Checked: outputs (table, json, yaml, -q) and exit codes (0, 1,
+2), problem errors on one line with the invalid fields, a stale ETag, a wrong token, a missing
+context, version push of a directory (honouring .modelyardignore and modelyard.yaml), deploy
+followed live to running, a failed deploy (exit 1 with its log tail), logs, gateway groups,
+keys and a streamed chat answer; the SDK's pagination and its retry of a create whose answer
+was lost (one resource, not two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from suite_testkit import (  # tests/ is on the path (conftest)
+    Agent,
+    Suite,
+    openai_manifest,
+    running_suite,
+)
+
+from modelyard_client import AsyncModelyard, Endpoints, Modelyard, RetryPolicy
+from modelyard_client import operations as ops
+from modelyard_common.testing import TEST_JWT_SECRET, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
+
+CLI = str(Path(sys.executable).parent / "modelyard")
+PROJECTS = Path(__file__).parent / "projects"
+WORKSPACE = "cli"
+
+
+@dataclass
+class Result:
+    """What a CLI run printed and how it exited."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """Return stdout parsed as JSON."""
+        return json.loads(self.out)
+
+
+@dataclass
+class CliWorld:
+    """The running services, one agent, and a CLI config file logged in to them."""
+
+    suite: Suite
+    agent: Agent
+    config: Path
+    tmp: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Return the CLI's environment: its own config file, nothing inherited that steers it."""
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("MODELYARD_") or k.startswith("MODELYARD_TEST")
+        }
+        return {
+            **base,
+            "MODELYARD_CONFIG": str(self.config),
+            "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
+            **extra,
+        }
+
+    async def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
+        """Run `modelyard ARGS` and return its exit code and outputs."""
+        process = await asyncio.create_subprocess_exec(
+            CLI,
+            *args,
+            env=self.env(**env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        return Result(process.returncode or 0, out.decode(), err.decode())
+
+    async def ok(self, *args: str, timeout: float = 120) -> Result:
+        """Run the CLI and assert it exited 0."""
+        result = await self.run(*args, timeout=timeout)
+        assert result.code == 0, f"modelyard {' '.join(args)} -> {result.code}\n{result.err}"
+        return result
+
+
+def write_project(root: Path, *, main: str, manifest: dict[str, Any], extra: bool = True) -> Path:
+    """Write a project directory with a modelyard.yaml and a .modelyardignore."""
+    root.mkdir(parents=True)
+    (root / "main.py").write_text(main)
+    (root / "modelyard.yaml").write_text(yaml.safe_dump(manifest))
+    if extra:
+        (root / ".modelyardignore").write_text("# not shipped\nsecrets.env\ndata/raw/\n*.tmp\n")
+        (root / "secrets.env").write_text("API_TOKEN=do-not-ship\n")
+        (root / "data" / "raw").mkdir(parents=True)
+        (root / "data" / "raw" / "big.bin").write_bytes(b"\0" * 1024)
+        (root / "data" / "labels.txt").write_text("cat\ndog\n")
+        (root / "scratch.tmp").write_text("x")
+    return root
+
+
+@pytest.fixture(scope="module")
+async def world(commands: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CliWorld]:
+    """Return the services, one online agent and a CLI logged in with a dev token."""
+    tmp = tmp_path_factory.mktemp("cli")
+    async with running_suite(commands, tmp, workspace=WORKSPACE, kind=Suite) as suite:
+        agent = await suite.start_agent(f"edge-{uuid.uuid4().hex[:6]}", {"site": "lab"})
+
+        async def online() -> bool:
+            page = await suite.get(f"{suite.deployer}/v1/devices?status=online")
+            return agent.device_id in {d["id"] for d in page["items"]}
+
+        await wait_for(online, timeout=120, interval=0.5)
+        world = CliWorld(suite=suite, agent=agent, config=tmp / "cfg" / "config.yaml", tmp=tmp)
+        await world.ok(
+            *("login", "--dev", "--sub", "alice", "--role", "admin"),
+            *("--workspace", WORKSPACE),
+            *("--registry-url", suite.registry, "--deployer-url", suite.deployer),
+            *("--gateway-url", suite.gateway),
+        )
+        yield world
+
+
+async def test_login_writes_a_private_config_and_contexts_switch(world: CliWorld) -> None:
+    mode = stat.S_IMODE(world.config.stat().st_mode)
+    assert mode == 0o600, oct(mode)
+    saved = yaml.safe_load(world.config.read_text())
+    assert saved["current_context"] == "default"
+    assert saved["contexts"]["default"]["registry_url"] == world.suite.registry
+
+    listed = (await world.ok("context", "list", "-o", "json")).json()
+    assert [(c["name"], c["current"], c["logged_in"]) for c in listed] == [("default", "*", True)]
+    shown = await world.ok("context", "show", "-o", "json")
+    assert "token" in shown.json()
+    assert saved["contexts"]["default"]["token"] not in shown.out
+
+    # A missing context is bad usage (2), named in one line; nothing is written.
+    missing = await world.run("--context", "nope", "models", "list")
+    assert missing.code == 2, missing
+    assert "no context named 'nope'" in missing.err
+    assert "known: default" in missing.err
+    assert "Traceback" not in missing.err
+    assert (await world.run("context", "use", "nope")).code == 2
+    assert yaml.safe_load(world.config.read_text()) == saved
+
+
+async def test_registry_round_trip_with_every_output_and_exit_code(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    name = f"fraud-{suffix}"
+    created = await world.ok(
+        *("models", "create", name, "--learning-type", "supervised"),
+        *("--functionality", "fraud detection", "--tag", "payments", "-q"),
+    )
+    model_id = created.out.strip()
+    uuid.UUID(model_id)  # -q prints the id alone
+
+    as_json = (await world.ok("models", "get", name, "-o", "json")).json()
+    assert (as_json["id"], as_json["tags"]) == (model_id, ["payments"])
+    as_yaml = yaml.safe_load((await world.ok("models", "get", model_id, "-o", "yaml")).out)
+    assert as_yaml["name"] == name
+    table = (await world.ok("models", "list", "--search", name)).out
+    assert name in table
+    assert "LEARNING TYPE" in table
+    assert (await world.ok("models", "list", "--search", name, "-q")).out.split() == [model_id]
+
+    system = f"helpdesk-{suffix}"
+    await world.ok("systems", "create", system, "--risk-level", "limited", "-q")
+    await world.ok("link", system, name, "--use", "scores each payment")
+    uses = (await world.ok("models", "systems", name, "-o", "json")).json()
+    assert [u["description_of_use"] for u in uses] == ["scores each payment"]
+
+    # edit reads the ETag itself; a stale one (someone changed it since) is a clear conflict.
+    stale = as_json["etag"]
+    edited = await world.ok("models", "edit", name, "--set", "provider=in-house", "-o", "json")
+    assert edited.json()["provider"] == "in-house"
+    conflict = await world.run("models", "edit", name, "--set", "provider=x", "--if-match", stale)
+    assert conflict.code == 1, conflict
+    assert conflict.err.startswith("error: conflict:")
+    assert stale in conflict.err
+    assert len(conflict.err.strip().splitlines()) == 1
+    assert (await world.ok("models", "get", name, "-o", "json")).json()["provider"] == "in-house"
+    history = (await world.ok("models", "history", name, "-o", "json")).json()
+    changes = [entry["changes"].get("provider") for entry in history]
+    assert {"old": "", "new": "in-house"} in changes, history
+
+    # Refused by the service: exit 1 with the problem on one line, the systems named.
+    refused = await world.run("models", "delete", name, "--yes")
+    assert refused.code == 1, refused
+    assert refused.err.startswith("error: 409"), refused.err
+    assert system in refused.err, refused.err
+    await world.ok("unlink", system, name)
+    await world.ok("models", "archive", name)
+    assert (await world.ok("models", "list", "--search", name, "-q")).out.split() == []
+    await world.ok("models", "unarchive", model_id)
+
+    # Invalid fields come back as one line naming each field.
+    invalid = await world.run("models", "create", f"bad-{suffix}", "--learning-type", "guessing")
+    assert invalid.code == 1, invalid
+    assert invalid.err.startswith("error: 422")
+    assert "learning_type" in invalid.err
+    assert len(invalid.err.strip().splitlines()) == 1
+
+
+async def test_bad_usage_exits_2_and_a_wrong_token_exits_1(world: CliWorld) -> None:
+    for args in (
+        ("models", "create", "x"),  # --learning-type missing
+        ("models", "list", "--output", "xml"),
+        ("models", "frobnicate"),
+        ("deploy", "some-model"),  # neither --device nor --selector
+        ("version", "push", "some-model", str(world.tmp / "does-not-exist")),
+    ):
+        result = await world.run(*args)
+        assert result.code == 2, (args, result)
+        assert "Traceback" not in result.err
+
+    wrong = await world.run("models", "list", MODELYARD_TOKEN="not-a-token")
+    assert wrong.code == 1, wrong
+    assert wrong.err.startswith("error: 401")
+    assert "modelyard login" in wrong.err
+
+    # A fresh machine: no config file at all, so no token; the service says 401.
+    fresh = await world.run(
+        "models",
+        "list",
+        MODELYARD_CONFIG=str(world.tmp / "nothing" / "config.yaml"),
+        MODELYARD_REGISTRY_URL=world.suite.registry,
+    )
+    assert fresh.code == 1, fresh
+    assert "401" in fresh.err, fresh
+
+    down = await world.run("models", "list", MODELYARD_REGISTRY_URL="http://127.0.0.1:9")
+    assert down.code == 1, down
+    assert "cannot reach" in down.err, down
+
+    # `modelyard --help` and every group's help carry examples.
+    for args in (("--help",), ("models", "create", "--help"), ("deploy", "--help")):
+        assert "Examples" in (await world.ok(*args)).out
+
+
+async def test_push_deploy_follow_logs_serve_and_chat(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    model = f"echo-{suffix}"
+    await world.ok("models", "create", model, "--learning-type", "supervised", "-q")
+    source = (PROJECTS / "openai_echo" / "main.py").read_text()
+    project = write_project(
+        world.tmp / f"echo-{suffix}", main=source, manifest=openai_manifest(REPLY_PREFIX="cli")
+    )
+
+    pushed = await world.ok("version", "push", model, str(project), "--title", "v1", "-o", "json")
+    version = pushed.json()
+    assert version["number"] == 1
+    assert version["title"] == "v1"
+    assert version["manifest"]["env"] == {"REPLY_PREFIX": "cli"}
+    async with httpx.AsyncClient() as http:
+        artifact = await http.get(
+            f"{world.suite.deployer}/v1/versions/{version['id']}/artifact",
+            headers=world.suite.headers,
+        )
+    archive = world.tmp / f"{suffix}.zip"
+    archive.write_bytes(artifact.content)
+    with zipfile.ZipFile(archive) as shipped:
+        names = sorted(shipped.namelist())
+    # .modelyardignore kept the secret, the raw data and the scratch file out.
+    assert names == [".modelyardignore", "data/labels.txt", "main.py", "modelyard.yaml"], names
+
+    # Bound before the deployment runs (a group created later learns of running deployments
+    # only with issue 9).
+    group = f"echo-{suffix}"
+    await world.ok("groups", "create", group, "--model", model, "-q")
+    key = (await world.ok("keys", "create", f"ui-{suffix}", "--group", group, "-q")).out.strip()
+    assert key.startswith("sk-")
+
+    deployed = await world.run("deploy", model, "--device", world.agent.name, timeout=300)
+    assert deployed.code == 0, deployed.err + deployed.out
+    lines = deployed.out.splitlines()
+    assert any(world.agent.name in line and "pending" in line for line in lines), lines
+    assert any(world.agent.name in line and "running" in line for line in lines), lines
+    assert lines[-1] == "1 of 1 running"
+
+    deployments = (await world.ok("deployments", "--model", model, "-o", "json")).json()
+    assert [(d["state"], d["device_name"]) for d in deployments] == [("running", world.agent.name)]
+    deployment_id = deployments[0]["id"]
+    logs = (await world.ok("logs", deployment_id)).out
+    assert "pending" in logs
+    assert "running" in logs
+    devices = (await world.ok("devices", "-o", "json")).json()
+    assert {d["name"]: d["status"] for d in devices}[world.agent.name] == "online"
+    assert "LAST SEEN" in (await world.ok("devices")).out
+
+    tries: list[Result] = []
+
+    async def answered() -> Result | None:
+        tries.append(await world.run("chat", group, "hello there", "--key", key))
+        return tries[-1] if tries[-1].code == 0 else None
+
+    try:
+        chat = await wait_for(answered, timeout=60, interval=1)
+    except TimeoutError:
+        raise AssertionError(f"no chat answer in 60 s: {tries[-1]}") from None
+    assert "cli" in chat.out, chat.out
+    assert "hello there" in chat.out, chat.out
+
+    instances = (await world.ok("instances", "list", "-o", "json")).json()
+    assert instances, "the gateway made no instance for the running deployment"
+    check = await world.ok("instances", "check", instances[0]["id"], "-o", "json")
+    assert check.json()["ok"] is True
+
+    stopped = await world.ok("deployments", "stop", deployment_id, "-o", "json")
+    assert stopped.json()["desired_state"] == "stopped"
+
+
+async def test_a_failed_deploy_exits_1_with_the_log_tail(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    model = f"broken-{suffix}"
+    await world.ok("models", "create", model, "--learning-type", "supervised", "-q")
+    crash = f"print('loading weights {suffix}', flush=True)\nraise SystemExit('weights missing')\n"
+    project = write_project(world.tmp / model, main=crash, manifest=openai_manifest(), extra=False)
+    await world.ok("version", "push", model, str(project), "-q")
+
+    failed = await world.run("deploy", model, "--selector", "site=lab", timeout=300)
+    assert failed.code == 1, failed.out + failed.err
+    assert "failed" in failed.out
+    assert f"loading weights {suffix}" in failed.err, failed.err
+    assert "error: 1 of 1 deployments failed" in failed.err
+
+    no_wait = await world.run("deploy", model, "--selector", "site=nowhere")
+    assert no_wait.code == 1, no_wait
+    assert "matches no device" in no_wait.err, no_wait
+
+
+async def test_sdk_pages_and_retries_a_create_whose_answer_was_lost(world: CliWorld) -> None:
+    tag = f"page-{uuid.uuid4().hex[:6]}"
+    endpoints = Endpoints(
+        registry_url=world.suite.registry,
+        deployer_url=world.suite.deployer,
+        gateway_url=world.suite.gateway,
+        token=world.suite.headers["Authorization"].removeprefix("Bearer "),
+    )
+    async with AsyncModelyard(endpoints) as my:
+        for n in range(5):
+            body = {"name": f"{tag}-{n}", "learning_type": "supervised", "tags": [tag]}
+            await my.send(ops.create_registry("models", body))
+        pages = [p async for p in my.pages(ops.list_registry("models", tag=tag, limit=2))]
+        assert [len(p["items"]) for p in pages] == [2, 2, 1]
+        names = [m["name"] async for m in my.iterate(ops.list_registry("models", tag=tag, limit=2))]
+        assert sorted(names) == [f"{tag}-{n}" for n in range(5)]
+
+    class LoseFirstAnswer(httpx.HTTPTransport):
+        """Delivers every request, but drops the answer of the first POST (a cut connection)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.posts: list[str | None] = []
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if request.method == "POST":
+                self.posts.append(request.headers.get("idempotency-key"))
+                if len(self.posts) == 1:
+                    response.read()
+                    raise httpx.ReadError("connection reset", request=request)
+            return response
+
+    transport = LoseFirstAnswer()
+    retry = RetryPolicy(attempts=3, backoff_s=0.05)
+    with Modelyard(endpoints, transport=transport, retry=retry) as my:
+        model = my.send(
+            ops.create_registry("models", {"name": f"{tag}-once", "learning_type": "supervised"})
+        )
+        assert len(transport.posts) == 2
+        assert transport.posts[0] == transport.posts[1]
+        assert transport.posts[0]
+        found = my.send(ops.list_registry("models", q=f"{tag}-once"))
+        assert [m["id"] for m in found["items"]] == [model["id"]]  # one model, not two
+
+        # An action has no Idempotency-Key: a lost answer is not sent again.
+        transport.posts.clear()
+        from modelyard_client import TransportError
+
+        with pytest.raises(TransportError):
+            my.send(ops.archive_registry("models", model["id"]))
+        assert len(transport.posts) == 1
+
+        # An error carries the service's problem document.
+        from modelyard_client import BadRequestError
+
+        with pytest.raises(BadRequestError) as refused:
+            my.send(ops.create_registry("models", {"name": "", "learning_type": "guessing"}))
+        assert refused.value.problem["status"] == 422
+        assert {f for f, _ in refused.value.field_errors} >= {"learning_type"}
