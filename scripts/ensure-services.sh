@@ -27,11 +27,11 @@ fi
 
 # RabbitMQ
 if ! command -v rabbitmqctl >/dev/null; then apt_install rabbitmq-server; fi
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+if ! timeout 20 rabbitmqctl -q ping >/dev/null 2>&1; then
   echo "starting RabbitMQ"
   $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
   rabbitmqctl -q wait --timeout 120 "$(rabbitmqctl eval 'io:format("~s", [node()]).' 2>/dev/null || echo "rabbit@$(hostname -s)")" >/dev/null 2>&1 \
-    || for _ in $(seq 1 120); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done
+    || for _ in $(seq 1 120); do timeout 20 rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
 # --reset-test-vhost: start the test suite from an empty vhost, whatever earlier runs left.
