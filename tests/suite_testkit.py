@@ -23,6 +23,8 @@ from modelyard_common.testing import (
     TEST_ADMIN_DB_URL,
     TEST_JWT_SECRET,
     bearer,
+    delete_device_logins,
+    ensure_management_api,
     recreate_database,
     wait_for,
 )
@@ -102,8 +104,16 @@ class Suite:
 
     async def start_agent(self, name: str, labels: dict[str, str]) -> Agent:
         """Register a device with the deployer and run an agent for it."""
+        ingress_port = self.commands.free_port()
         created = await self.post(
-            f"{self.deployer}/v1/devices", {"name": name, "labels": labels}, status=201
+            f"{self.deployer}/v1/devices",
+            {
+                "name": name,
+                "labels": labels,
+                "advertise_host": "127.0.0.1",
+                "ingress_port": ingress_port,
+            },
+            status=201,
         )
         port = self.commands.free_port()
         await self.start(
@@ -115,6 +125,11 @@ class Suite:
                 "MODELYARD_AGENT_DATA_DIR": str(self.tmp / name),
                 "MODELYARD_AGENT_PORT": str(port),
                 "MODELYARD_AGENT_ADVERTISE_HOST": "127.0.0.1",
+                # No login in the broker URL: the agent logs in as its device.
+                "MODELYARD_AGENT_AMQP_URL": self.env["MODELYARD_AMQP_URL"].replace(
+                    "guest:guest@", ""
+                ),
+                "MODELYARD_AGENT_INGRESS_PORT": str(ingress_port),
                 "MODELYARD_AGENT_HEARTBEAT_INTERVAL_S": "1",
                 "MODELYARD_AGENT_RECONCILE_INTERVAL_S": "2",
                 "MODELYARD_AGENT_HEALTH_TIMEOUT_S": "60",
@@ -154,6 +169,7 @@ async def running_suite(
     name = f"modelyard_e2e_{uuid.uuid4().hex[:10]}"
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
     await commands.run_command("rabbitmqctl", "-q", "add_vhost", name)
+    await asyncio.to_thread(ensure_management_api)
     ports = {service: commands.free_port() for service in ("registry", "deployer", "gateway")}
     urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
     env = {
@@ -205,6 +221,7 @@ async def running_suite(
                 output = await asyncio.to_thread(log_path.read_text, errors="replace")
                 tail = output.splitlines()[-25:]
                 print(f"--- {service} (last lines of {log_path})", *tail, sep="\n")
+            await asyncio.to_thread(delete_device_logins, name)
             await commands.run_command("rabbitmqctl", "-q", "delete_vhost", name, check=False)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
             try:
