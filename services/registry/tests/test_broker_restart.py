@@ -1,27 +1,53 @@
-"""A RabbitMQ restart loses nothing: the API keeps serving and the outbox delivers afterwards."""
+"""A RabbitMQ restart loses nothing: the API keeps serving and the outbox delivers afterwards.
+
+The broker restarted is a private node this module starts, never the machine's shared one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aio_pika
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.testing import create_ok, wait_for
+from modelyard_common.testservers import PrivateRabbit
+from modelyard_registry.app import create_app
 from modelyard_registry.settings import RegistrySettings
 
 Headers = dict[str, str]
 
 
-async def _rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec("rabbitmqctl", "-q", *args)
-    assert await process.wait() == 0, f"rabbitmqctl {' '.join(args)} failed"
+@pytest.fixture(scope="module")
+def rabbit() -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of this module's own, so the test may stop and start it."""
+    node = PrivateRabbit().start()
+    yield node
+    node.close()
+
+
+@pytest.fixture
+async def settings(settings: RegistrySettings, rabbit: PrivateRabbit) -> RegistrySettings:
+    """The suite's settings, on the private broker."""
+    return settings.model_copy(update={"amqp_url": rabbit.url})
+
+
+@pytest.fixture
+async def client(settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A registry of its own on the private broker, over ASGI."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=60):
+        await application.state.runtime.wait_broker()
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as c:
+            yield c
 
 
 @pytest.fixture
@@ -61,15 +87,16 @@ async def test_broker_restart_loses_no_event(
     settings: RegistrySettings,
     durable_queue: str,
     model_body: dict[str, Any],
+    rabbit: PrivateRabbit,
 ) -> None:
-    await _rabbitmqctl("stop_app")
+    await asyncio.to_thread(rabbit.stop)
     try:
         created = await create_ok(client, "/v1/models", model_body, editor)
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["broker"].startswith("unavailable")
     finally:
-        await _rabbitmqctl("start_app")
+        await asyncio.to_thread(rabbit.start)
 
     received: list[dict[str, Any]] = []
 
