@@ -19,6 +19,8 @@ cd "$(dirname "$0")/.."
 PYTHON_IMAGE="${MODELYARD_STANDIN_PYTHON_IMAGE:-python:3.11-slim-bookworm}"
 POSTGRES_IMAGE="${MODELYARD_STANDIN_POSTGRES_IMAGE:-postgres:16}"
 RABBITMQ_IMAGE="${MODELYARD_STANDIN_RABBITMQ_IMAGE:-rabbitmq:3.13}"
+# The compose suite's broker serves the management API (the deployer manages device logins).
+RABBITMQ_MANAGEMENT_IMAGE="${MODELYARD_STANDIN_RABBITMQ_MANAGEMENT_IMAGE:-rabbitmq:3.13-management}"
 AGENT_BASE_IMAGE="${MODELYARD_BASE_IMAGE:-modelyard/python-base:bookworm}"
 ROOTFS_IMAGE="modelyard/standin-rootfs:bookworm"
 CACHE_DIR="${MODELYARD_CACHE_DIR:-/var/cache/modelyard}"
@@ -29,7 +31,8 @@ HOST_CA_BUNDLE="${MODELYARD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 log() { echo "standin-images: $*" >&2; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
-if have_image "$PYTHON_IMAGE" && have_image "$POSTGRES_IMAGE" && have_image "$RABBITMQ_IMAGE"; then
+if have_image "$PYTHON_IMAGE" && have_image "$POSTGRES_IMAGE" && have_image "$RABBITMQ_IMAGE" \
+  && have_image "$RABBITMQ_MANAGEMENT_IMAGE"; then
   exit 0
 fi
 
@@ -214,4 +217,12 @@ ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["rabbitmq-server"]
 EOF
   build "$RABBITMQ_IMAGE" "$WORK/rabbitmq" --label org.modelyard.standin=true
+fi
+
+# --- rabbitmq:3.13-management: the same broker with its management plugin on --------------------
+if ! have_image "$RABBITMQ_MANAGEMENT_IMAGE"; then
+  mkdir -p "$WORK/rabbitmq-management"
+  printf 'FROM %s\nRUN rabbitmq-plugins enable --offline rabbitmq_management\nEXPOSE 15672\n' \
+    "$RABBITMQ_IMAGE" >"$WORK/rabbitmq-management/Dockerfile"
+  build "$RABBITMQ_MANAGEMENT_IMAGE" "$WORK/rabbitmq-management" --label org.modelyard.standin=true
 fi

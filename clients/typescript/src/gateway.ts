@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /** Prometheus metrics (bearer MODELYARD_METRICS_TOKEN when configured) */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -131,6 +131,8 @@ export interface paths {
         /**
          * Create a model group (the name clients send as `model`)
          * @description Create a group; `instance_ids` is the failover order.
+         *
+         *     A group bound to a registry model also serves the deployments already running for it.
          */
         post: operations["create_group"];
         delete?: never;
@@ -463,11 +465,6 @@ export interface components {
             /** Registry Model Id */
             registry_model_id?: string | null;
         };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /** Health */
         Health: {
             /**
@@ -526,6 +523,18 @@ export interface components {
          *       "token": "sk-...",
          *       "upstream_model": "gpt-4o-mini"
          *     }
+         * @example {
+         *       "base_url": "https://myorg.openai.azure.com/openai/deployments/gpt-4o",
+         *       "default_params": {
+         *         "api-version": "2024-10-21"
+         *       },
+         *       "kind": "cloud",
+         *       "name": "azure-gpt-4o",
+         *       "secret_headers": {
+         *         "api-key": "..."
+         *       },
+         *       "upstream_model": "gpt-4o"
+         *     }
          */
         InstanceCreate: {
             /**
@@ -550,7 +559,10 @@ export interface components {
              * @default true
              */
             enabled?: boolean;
-            /** Extra Headers */
+            /**
+             * Extra Headers
+             * @description Plain headers, shown to readers; no credentials.
+             */
             extra_headers?: {
                 [key: string]: string;
             };
@@ -601,6 +613,13 @@ export interface components {
              */
             read_timeout_s?: number;
             /**
+             * Secret Headers
+             * @description Credential headers (`api-key`, `x-api-key`, ...): write-only, encrypted at rest; reads show only their names.
+             */
+            secret_headers?: {
+                [key: string]: string;
+            };
+            /**
              * Token
              * @description Sent as `Authorization: Bearer`; write-only, encrypted at rest.
              */
@@ -610,7 +629,7 @@ export interface components {
              * @description Sent as `model`.
              */
             upstream_model: string;
-        };
+        } & (unknown & unknown);
         /**
          * InstanceHealthRead
          * @description The shared health of an instance as every replica sees it.
@@ -665,6 +684,11 @@ export interface components {
             /** Has Proxy Password */
             has_proxy_password: boolean;
             /**
+             * Has Secret Headers
+             * @description Whether secret headers are stored.
+             */
+            has_secret_headers: boolean;
+            /**
              * Has Token
              * @description Whether a token is stored (it is never shown).
              */
@@ -700,6 +724,11 @@ export interface components {
             /** Read Timeout S */
             read_timeout_s: number;
             /**
+             * Secret Header Names
+             * @description Their names (values are never shown).
+             */
+            secret_header_names: string[];
+            /**
              * Updated At
              * Format: date-time
              */
@@ -731,6 +760,8 @@ export interface components {
             /** Extra Headers */
             extra_headers?: {
                 [key: string]: string;
+            } | {
+                [key: string]: string;
             } | null;
             /** Health Path */
             health_path?: string | null;
@@ -758,6 +789,13 @@ export interface components {
             proxy_username?: string | null;
             /** Read Timeout S */
             read_timeout_s?: number | null;
+            /**
+             * Secret Headers
+             * @description Replaces the whole sealed map; `{}` removes them.
+             */
+            secret_headers?: {
+                [key: string]: string;
+            } | null;
             /** Token */
             token?: string | null;
             /** Upstream Model */
@@ -909,11 +947,16 @@ export interface components {
         /** OpenAIErrorDetail */
         OpenAIErrorDetail: {
             /**
+             * Attempt Count
+             * @description On a 503: how many upstream requests this request made.
+             */
+            attempt_count?: number | null;
+            /**
              * Attempts
-             * @description Per-instance reasons when every instance failed.
+             * @description On a 503: each instance with its reason `code` (e.g. `connect_failed`, `first_byte_timeout`, `http_5xx`, `rate_limited`, `at_capacity`, `deadline_exceeded`) and whether it was `tried`; never upstream addresses or error texts.
              */
             attempts?: {
-                [key: string]: string;
+                [key: string]: unknown;
             }[] | null;
             /** Code */
             code?: string | null;
@@ -988,19 +1031,6 @@ export interface components {
          * @enum {string}
          */
         Protocol: "http" | "https";
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
-        };
     };
     responses: never;
     parameters: never;
@@ -1046,6 +1076,38 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1163,7 +1225,7 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
-            /** @description Every instance of the group was skipped or failed; `attempts` says why. */
+            /** @description Every instance of the group was tried and failed (or the request's deadline ran out); `attempts` gives each instance's reason code, `attempt_count` the requests. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1253,7 +1315,7 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
-            /** @description Every instance of the group was skipped or failed; `attempts` says why. */
+            /** @description Every instance of the group was tried and failed (or the request's deadline ran out); `attempts` gives each instance's reason code, `attempt_count` the requests. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1345,7 +1407,7 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
-            /** @description Every instance of the group was skipped or failed; `attempts` says why. */
+            /** @description Every instance of the group was tried and failed (or the request's deadline ran out); `attempts` gives each instance's reason code, `attempt_count` the requests. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1366,9 +1428,12 @@ export interface operations {
                 /** @description From the previous page. */
                 cursor?: string | null;
                 /** @description One of `created_at`, `-created_at`, `name`, `-name`. */
-                sort?: string;
+                sort?: "created_at" | "-created_at" | "name" | "-name";
             };
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1389,7 +1454,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1397,7 +1461,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1406,7 +1470,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1414,7 +1477,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -1423,7 +1486,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -1431,7 +1493,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1442,6 +1504,8 @@ export interface operations {
             header?: {
                 /** @description Retrying a create with the same key returns the first result. */
                 "Idempotency-Key"?: string | null;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -1461,13 +1525,21 @@ export interface operations {
                     "application/json": components["schemas"]["GroupRead"];
                 };
             };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1475,7 +1547,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1484,7 +1556,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1492,7 +1563,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1501,7 +1572,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 409,
@@ -1509,7 +1579,16 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -1518,7 +1597,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -1526,7 +1604,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1534,7 +1612,10 @@ export interface operations {
     get_group: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 group_id: string;
             };
@@ -1557,7 +1638,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1565,7 +1645,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1574,7 +1654,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1582,7 +1661,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1591,7 +1670,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -1599,7 +1677,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -1608,7 +1686,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1616,7 +1694,10 @@ export interface operations {
     delete_group: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 group_id: string;
             };
@@ -1637,7 +1718,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1645,7 +1725,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1654,7 +1734,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1662,7 +1741,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1671,7 +1750,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -1679,7 +1757,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -1688,7 +1766,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1696,9 +1774,11 @@ export interface operations {
     update_group: {
         parameters: {
             query?: never;
-            header?: {
+            header: {
                 /** @description The resource's current ETag; required, a stale one is answered 412. */
-                "If-Match"?: string | null;
+                "If-Match": string;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
             };
             path: {
                 group_id: string;
@@ -1720,13 +1800,21 @@ export interface operations {
                     "application/json": components["schemas"]["GroupRead"];
                 };
             };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1734,7 +1822,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1743,7 +1831,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1751,7 +1838,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1760,7 +1847,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -1768,7 +1854,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1777,7 +1863,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 409,
@@ -1785,7 +1870,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
@@ -1794,7 +1879,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 412,
@@ -1802,7 +1886,16 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -1811,7 +1904,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -1819,7 +1911,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Required */
@@ -1828,7 +1920,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 428,
@@ -1836,7 +1927,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1853,9 +1944,12 @@ export interface operations {
                 /** @description From the previous page. */
                 cursor?: string | null;
                 /** @description One of `created_at`, `-created_at`, `name`, `-name`. */
-                sort?: string;
+                sort?: "created_at" | "-created_at" | "name" | "-name";
             };
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1876,7 +1970,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1884,7 +1977,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1893,7 +1986,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1901,7 +1993,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -1910,7 +2002,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -1918,7 +2009,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1929,6 +2020,8 @@ export interface operations {
             header?: {
                 /** @description Retrying a create with the same key returns the first result. */
                 "Idempotency-Key"?: string | null;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -1948,13 +2041,21 @@ export interface operations {
                     "application/json": components["schemas"]["InstanceRead"];
                 };
             };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -1962,7 +2063,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1971,7 +2072,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -1979,7 +2079,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1988,7 +2088,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 409,
@@ -1996,7 +2095,16 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -2005,7 +2113,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -2013,7 +2120,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2021,7 +2128,10 @@ export interface operations {
     get_instance: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 instance_id: string;
             };
@@ -2044,7 +2154,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2052,7 +2161,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2061,7 +2170,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2069,7 +2177,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2078,7 +2186,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2086,7 +2193,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -2095,7 +2202,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2103,7 +2210,10 @@ export interface operations {
     delete_instance: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 instance_id: string;
             };
@@ -2124,7 +2234,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2132,7 +2241,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2141,7 +2250,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2149,7 +2257,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2158,7 +2266,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2166,7 +2273,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2175,7 +2282,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 409,
@@ -2183,7 +2289,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -2192,7 +2298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2200,9 +2306,11 @@ export interface operations {
     update_instance: {
         parameters: {
             query?: never;
-            header?: {
+            header: {
                 /** @description The resource's current ETag; required, a stale one is answered 412. */
-                "If-Match"?: string | null;
+                "If-Match": string;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
             };
             path: {
                 instance_id: string;
@@ -2224,13 +2332,21 @@ export interface operations {
                     "application/json": components["schemas"]["InstanceRead"];
                 };
             };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2238,7 +2354,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2247,7 +2363,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2255,7 +2370,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2264,7 +2379,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2272,7 +2386,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2281,7 +2395,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 409,
@@ -2289,7 +2402,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
@@ -2298,7 +2411,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 412,
@@ -2306,7 +2418,16 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -2315,7 +2436,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -2323,7 +2443,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Required */
@@ -2332,7 +2452,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 428,
@@ -2340,7 +2459,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2348,7 +2467,10 @@ export interface operations {
     check_instance: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 instance_id: string;
             };
@@ -2371,7 +2493,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2379,7 +2500,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2388,7 +2509,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2396,7 +2516,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2405,7 +2525,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2413,7 +2532,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -2422,7 +2541,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2437,9 +2556,12 @@ export interface operations {
                 /** @description From the previous page. */
                 cursor?: string | null;
                 /** @description One of `created_at`, `-created_at`, `name`, `-name`. */
-                sort?: string;
+                sort?: "created_at" | "-created_at" | "name" | "-name";
             };
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2460,7 +2582,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2468,7 +2589,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2477,7 +2598,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2485,7 +2605,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -2494,7 +2614,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -2502,7 +2621,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2513,6 +2632,8 @@ export interface operations {
             header?: {
                 /** @description Retrying a create with the same key returns the first result. */
                 "Idempotency-Key"?: string | null;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -2532,13 +2653,21 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreated"];
                 };
             };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2546,7 +2675,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2555,7 +2684,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2563,7 +2691,16 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Content */
@@ -2572,7 +2709,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 422,
@@ -2580,7 +2716,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2588,7 +2724,10 @@ export interface operations {
     get_key: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 key_id: string;
             };
@@ -2611,7 +2750,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2619,7 +2757,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2628,7 +2766,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2636,7 +2773,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2645,7 +2782,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2653,7 +2789,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -2662,7 +2798,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2670,7 +2806,10 @@ export interface operations {
     revoke_key: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
             path: {
                 key_id: string;
             };
@@ -2693,7 +2832,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 401,
@@ -2701,7 +2839,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2710,7 +2848,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 403,
@@ -2718,7 +2855,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2727,7 +2864,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
                     /**
                      * @example {
                      *       "status": 404,
@@ -2735,7 +2871,7 @@ export interface operations {
                      *       "type": "about:blank"
                      *     }
                      */
-                    "application/problem+json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Validation Error */
@@ -2744,7 +2880,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2803,7 +2939,7 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
-            /** @description Every instance of the group was skipped or failed; `attempts` says why. */
+            /** @description Every instance of the group was tried and failed (or the request's deadline ran out); `attempts` gives each instance's reason code, `attempt_count` the requests. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2876,10 +3012,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Every instance of the group was skipped or failed; `attempts` says why. */
+            /** @description Every instance of the group was tried and failed (or the request's deadline ran out); `attempts` gives each instance's reason code, `attempt_count` the requests. */
             503: {
                 headers: {
                     [name: string]: unknown;
