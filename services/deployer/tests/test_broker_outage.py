@@ -1,7 +1,9 @@
 """Commands are accepted while RabbitMQ is away, and reach the device once it is back.
 
-The deployer here talks to a private RabbitMQ node that the test stops and starts again; the
-database is the suite's. Before issue 9 every command answered 503 during the outage.
+The deployer here talks to a private RabbitMQ node that the test stops and starts again, and
+keeps its rows in a database of its own: the suite's deployer may still run, and its relay would
+publish this test's outbox rows to the shared broker. Before issue 9 every command answered 503
+during the outage.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from deployer_testkit import RegistryStandIn, Tenant
 from modelyard_common.contracts import DEVICES_EXCHANGE, DeviceCommand
 from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker
+from modelyard_common.testing import TEST_ADMIN_DB_URL, recreate_database
 from modelyard_common.testservers import PrivateRabbit
 from modelyard_deployer.app import build_app
+from modelyard_deployer.cli import migrate
 from modelyard_deployer.settings import DeployerSettings
 
 
@@ -41,7 +45,11 @@ async def _wait(check: object, within: float, what: str) -> None:
 async def test_commands_are_accepted_during_a_broker_outage_and_delivered_after(
     settings: DeployerSettings, registry: RegistryStandIn, rabbit: PrivateRabbit
 ) -> None:
-    own = settings.model_copy(update={"amqp_url": rabbit.url, "consume_events": False})
+    database_url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_test_deployer_outage")
+    own = settings.model_copy(
+        update={"amqp_url": rabbit.url, "database_url": database_url, "consume_events": False}
+    )
+    await asyncio.to_thread(migrate, own)
     app = build_app(own)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         runtime = app.state.runtime

@@ -357,7 +357,7 @@ class GatewayServer:
 
 
 async def eventually(
-    check: Callable[[], bool], *, within: float = 3.0, interval: float = 0.02
+    check: Callable[[], bool], *, within: float = 10.0, interval: float = 0.02
 ) -> float:
     """Wait until `check()` is true; return how long it took; fail after `within` seconds."""
     started = time.monotonic()

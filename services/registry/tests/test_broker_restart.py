@@ -17,9 +17,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
-from modelyard_common.testing import create_ok, wait_for
+from modelyard_common.testing import TEST_ADMIN_DB_URL, create_ok, recreate_database, wait_for
 from modelyard_common.testservers import PrivateRabbit
 from modelyard_registry.app import create_app
+from modelyard_registry.cli import migrate
 from modelyard_registry.settings import RegistrySettings
 
 Headers = dict[str, str]
@@ -33,10 +34,16 @@ def rabbit() -> Iterator[PrivateRabbit]:
     node.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def settings(settings: RegistrySettings, rabbit: PrivateRabbit) -> RegistrySettings:
-    """The suite's settings, on the private broker."""
-    return settings.model_copy(update={"amqp_url": rabbit.url})
+    """The suite's settings on the private broker and a database of this module's own.
+
+    Its own database, because the suite's registry may still be running: its relay would
+    publish this module's outbox rows to the shared broker, where no one here is listening.
+    """
+    url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_test_registry_restart")
+    await asyncio.to_thread(migrate, url)
+    return settings.model_copy(update={"amqp_url": rabbit.url, "database_url": url})
 
 
 @pytest.fixture
