@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICES_EXCHANGE, EVENTS_EXCHANGE
+from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import (
@@ -50,6 +51,8 @@ from modelyard_common.testing import (
     TEST_VHOST,
     EventCapture,
     bearer,
+    delete_device_logins,
+    ensure_management_api,
     ensure_vhost,
     free_port,
     recreate_database,
@@ -226,6 +229,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     name = f"modelyard_replicas{uuid.uuid4().hex[:6]}"
     vhost = f"{TEST_VHOST}-replicas"
     await asyncio.to_thread(ensure_vhost, vhost)
+    await asyncio.to_thread(ensure_management_api)
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
     ports = {s: [free_port(), free_port()] for s in SERVICES}
     listen = {s: free_port() for s in SERVICES}
@@ -329,6 +333,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                     )
                 finally:
                     await connection.close()
+                await asyncio.to_thread(delete_device_logins, vhost)
                 process = await asyncio.create_subprocess_exec(
                     "rabbitmqctl",
                     "-q",
@@ -420,13 +425,13 @@ async def test_events_once_in_order_and_commands_once(
     model_id = created[0]
     uploaded = await upload(cluster, model_id, project_zip())
     assert uploaded.status_code == 201, uploaded.text
-    device = (
-        await cluster.http.post(
-            f"{cluster.lb['deployer']}/v1/devices",
-            json={"name": "edge-1", "labels": {"site": "replicas"}},
-            headers=cluster.headers,
-        )
-    ).json()
+    registered = await cluster.http.post(
+        f"{cluster.lb['deployer']}/v1/devices",
+        json={"name": "edge-1", "labels": {"site": "replicas"}},
+        headers=cluster.headers,
+    )
+    assert registered.status_code == 201, registered.text
+    device = registered.json()
     connection = await aio_pika.connect_robust(cluster.env["MODELYARD_AMQP_URL"])
     commands: list[dict[str, Any]] = []
     try:
@@ -486,19 +491,25 @@ async def test_events_once_in_order_and_commands_once(
                 "reported_at": "2026-01-01T00:00:00Z",
             },
         )
-        events_exchange = await channel.declare_exchange(
-            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        for _ in range(2):
-            await events_exchange.publish(
-                aio_pika.Message(
-                    report.to_bytes(),
-                    message_id=report.id,
-                    content_type="application/cloudevents+json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=DEPLOYMENT_REPORTED,
-            )
+        # Reports count only from the device's own broker login (checked `user_id`).
+        broker = cluster.env["MODELYARD_AMQP_URL"]
+        as_device = await aio_pika.connect(device_amqp_url(broker, device["id"], device["token"]))
+        try:
+            device_channel = await as_device.channel()
+            events_exchange = await device_channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+            for _ in range(2):
+                await events_exchange.publish(
+                    aio_pika.Message(
+                        report.to_bytes(),
+                        message_id=report.id,
+                        content_type="application/cloudevents+json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        user_id=broker_username(device["id"]),
+                    ),
+                    routing_key=DEPLOYMENT_REPORTED,
+                )
+        finally:
+            await as_device.close()
     finally:
         await connection.close()
 
