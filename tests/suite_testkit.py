@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import sys
 import uuid
@@ -30,6 +32,7 @@ from modelyard_common.testing import (
 )
 
 BIN = Path(sys.executable).parent
+STEP_TIMEOUT_S = 120.0
 MODEL_IMAGE = os.environ.get("MODELYARD_BASE_IMAGE", "modelyard/python-base:bookworm")
 
 
@@ -139,6 +142,38 @@ class Suite:
         self.agents.append(agent)
         await self.wait_ready(name, f"{agent.url}/healthz")
         return agent
+
+    async def upload(
+        self, model_id: str, project: str, manifest: dict[str, Any], title: str
+    ) -> Any:
+        """Upload a version of `project` (a folder of tests/projects) and return it."""
+        data = await asyncio.to_thread(self.commands.project_zip, project)
+        response = await self.http.post(
+            f"{self.deployer}/v1/models/{model_id}/versions",
+            headers=self.headers,
+            data={"manifest": json.dumps(manifest), "title": title, "comment": "end-to-end"},
+            files={"file": (f"{project}.zip", data, "application/zip")},
+        )
+        assert response.status_code == 201, response.text
+        version = response.json()
+        assert version["sha256"] == hashlib.sha256(data).hexdigest()
+        assert version["size_bytes"] == len(data)
+        return version
+
+    async def wait_deployment(self, deployment_id: str, *, version_id: str) -> Any:
+        """Wait until the deployment runs `version_id`; fail at once if it failed for good."""
+
+        async def running() -> Any:
+            deployment = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}")
+            if deployment["state"] in ("failed", "rolled_back") and (
+                "retrying" not in deployment["state_message"]
+            ):
+                history = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}/history")
+                raise AssertionError(f"deployment {deployment['state']}: {history}")
+            done = deployment["state"] == "running"
+            return deployment if done and deployment["running_version_id"] == version_id else None
+
+        return await wait_for(running, timeout=STEP_TIMEOUT_S, interval=0.5)
 
     async def post(self, url: str, body: dict[str, Any], *, status: int) -> Any:
         """POST JSON and return the answer, asserting its status."""

@@ -12,9 +12,6 @@ called through an agent's local API.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -35,52 +32,16 @@ WORKSPACE = "e2e"
 STEP_TIMEOUT_S = 120.0
 
 
-class StorySuite(Suite):
-    """The suite plus the story's own steps: upload a project, wait for a deployment."""
-
-    async def upload(
-        self, model_id: str, project: str, manifest: dict[str, Any], title: str
-    ) -> Any:
-        """Upload a version of `project` and return it."""
-        data = await asyncio.to_thread(self.commands.project_zip, project)
-        response = await self.http.post(
-            f"{self.deployer}/v1/models/{model_id}/versions",
-            headers=self.headers,
-            data={"manifest": json.dumps(manifest), "title": title, "comment": "end-to-end"},
-            files={"file": (f"{project}.zip", data, "application/zip")},
-        )
-        assert response.status_code == 201, response.text
-        version = response.json()
-        assert version["sha256"] == hashlib.sha256(data).hexdigest()
-        assert version["size_bytes"] == len(data)
-        return version
-
-    async def wait_deployment(self, deployment_id: str, *, version_id: str) -> Any:
-        """Wait until the deployment runs `version_id`; fail at once if it failed for good."""
-
-        async def running() -> Any:
-            deployment = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}")
-            if deployment["state"] in ("failed", "rolled_back") and (
-                "retrying" not in deployment["state_message"]
-            ):
-                history = await self.get(f"{self.deployer}/v1/deployments/{deployment_id}/history")
-                raise AssertionError(f"deployment {deployment['state']}: {history}")
-            done = deployment["state"] == "running"
-            return deployment if done and deployment["running_version_id"] == version_id else None
-
-        return await wait_for(running, timeout=STEP_TIMEOUT_S, interval=0.5)
-
-
 @pytest.fixture
-async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[StorySuite]:
+async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
     """Return registry, deployer and gateway running as processes on a fresh database/vhost."""
-    async with running_suite(commands, tmp_path, workspace=WORKSPACE, kind=StorySuite) as running:
+    async with running_suite(commands, tmp_path, workspace=WORKSPACE, kind=Suite) as running:
         yield running
 
 
 @pytest.mark.timeout(900)
 async def test_a_model_goes_from_the_registry_to_devices_and_answers_through_the_gateway(
-    suite: StorySuite,
+    suite: Suite,
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
 

@@ -114,6 +114,12 @@ class ConflictError(ProblemError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class PolicyRefusedError(ConflictError):
+    """The workspace's policy gate refuses the act (the model's approval does not allow it)."""
+
+    status, title, slug = 409, "Refused by policy", "policy-refused"
+
+
 class PreconditionFailedError(ProblemError):
     status, title, slug = 412, "Precondition Failed", "precondition-failed"
 
@@ -171,6 +177,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+            # `PATCH /v1/devices/register` reached `/v1/devices/{device_id}` only because a
+            # literal path has no PATCH: the resource exists, the method does not (405).
+            allowed = allowed_methods(request)
+            if request.method not in allowed.split(", "):
+                body = {
+                    "type": "about:blank",
+                    "title": "Method Not Allowed",
+                    "status": 405,
+                    "detail": "Method Not Allowed",
+                    "instance": request.url.path,
+                }
+                return problem_response(body, {"Allow": allowed})
         err = UnprocessableError(
             "The request has invalid fields.", errors=field_errors(exc.errors())
         )

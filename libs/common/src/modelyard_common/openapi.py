@@ -56,6 +56,13 @@ def contract_openapi(document: dict[str, Any]) -> dict[str, Any]:
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400 and _as_problem(response):
                     uses_problem = True
+            if "401" in responses and "403" not in responses:
+                # Any signed-in route answers 403 for a workspace the token does not grant
+                # (`X-Modelyard-Workspace`), whatever role it needs.
+                responses["403"] = _problem_response(
+                    "The token does not grant the chosen workspace, or lacks the role."
+                )
+                uses_problem = True
             if "requestBody" in operation:
                 for status, description in _BODY_ERRORS.items():
                     if status not in responses:

@@ -13,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from modelyard_common.governance import Gate
+
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelyard"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Signs `modelyard dev-token` tokens; HS256 tokens are accepted only when MODELYARD_ENV=dev.
@@ -124,6 +126,10 @@ class ServiceSettings(ProcessSettings):
     housekeeping_interval_s: float = Field(default=3600, gt=0)
     idempotency_retention_h: float = Field(default=24, gt=0)
     processed_events_retention_h: float = Field(default=24 * 7, gt=0)
+    policy_default_gate: Gate = Field(
+        default=Gate.enforce,
+        description="The policy gate of a workspace that never chose one (same in every service).",
+    )
 
     @field_validator("oidc_algorithms", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The deployer's event consumers: agent reports, heartbeats, registry model changes.
+"""The deployer's event consumers: agent reports, heartbeats, registry models and policies.
 
 Each applies an event id once, in the same transaction as its effects, and acks after commit.
 """
@@ -8,21 +8,84 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent
+from modelyard_common.governance import (
+    GOVERNANCE_ROUTING_KEYS,
+    POLICY_UPDATED,
+    STOPPING,
+    ApprovalState,
+    standing_of,
+)
 from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
-from modelyard_deployer.db import ProcessedEvent
+from modelyard_deployer.db import ModelApproval, ProcessedEvent
 from modelyard_deployer.deployments.reports import apply_heartbeat, apply_report
-from modelyard_deployer.registry_models.service import apply_registry_event
+from modelyard_deployer.deployments.service import enforce_standing
+from modelyard_deployer.registry_models.service import apply_registry_event, governance
 from modelyard_deployer.settings import DeployerSettings
 
 
 def _deployment_key(event: CloudEvent) -> str:
     return str(event.data.get("deployment_id") or event.subject or event.id)
+
+
+def _registry_key(event: CloudEvent) -> str:
+    # A policy change re-judges the whole workspace: it waits for that workspace's model events.
+    if event.type == POLICY_UPDATED:
+        return f"policy:{event.data.get('workspace')}"
+    return str(event.data.get("id"))
+
+
+async def apply_governance(
+    session: AsyncSession, event: CloudEvent, *, broker: Broker, settings: DeployerSettings
+) -> None:
+    """Project one registry event, and apply the policy gate to what runs if it changed.
+
+    A model's approval change re-judges its running deployments; a workspace's gate change
+    re-judges every model of that workspace that is blocked, retired or restricted.
+    """
+    await apply_registry_event(session, event)
+    gate = governance(settings)
+    changed = await gate.apply_event(session, event)
+    if event.type == POLICY_UPDATED:
+        workspace = str(event.data.get("workspace"))
+        policy = await gate.gate(session, workspace)
+        judged = (
+            await session.scalars(
+                select(ModelApproval).where(
+                    ModelApproval.workspace == workspace,
+                    ModelApproval.approval.in_(
+                        [s.value for s in (*STOPPING, ApprovalState.restricted)]
+                    ),
+                )
+            )
+        ).all()
+        for row in judged:
+            await enforce_standing(
+                session,
+                broker=broker,
+                settings=settings,
+                workspace=workspace,
+                model_id=row.model_id,
+                model_name=row.name,
+                standing=standing_of(row, policy),
+            )
+    elif changed is not None:
+        approval = await session.get(ModelApproval, event.data.get("id"))
+        if approval is not None:
+            await enforce_standing(
+                session,
+                broker=broker,
+                settings=settings,
+                workspace=approval.workspace,
+                model_id=approval.model_id,
+                model_name=approval.name,
+                standing=changed,
+            )
 
 
 async def start_consumers(
@@ -53,7 +116,7 @@ async def start_consumers(
     reports = f"{prefix}.deployment-reports"
     heartbeats = f"{prefix}.device-heartbeats"
     registry = f"{prefix}.registry-models"
-    routes: list[tuple[str, str, EventHandler]] = [
+    routes: list[tuple[str, str | tuple[str, ...], EventHandler]] = [
         (
             reports,
             DEPLOYMENT_REPORTED,
@@ -70,16 +133,20 @@ async def start_consumers(
         ),
         (
             registry,
-            "registry.model.*",
-            KeyedSerializer(once(registry, apply_registry_event), lambda e: str(e.data.get("id"))),
+            GOVERNANCE_ROUTING_KEYS,
+            KeyedSerializer(
+                once(registry, partial(apply_governance, broker=broker, settings=settings)),
+                _registry_key,
+            ),
         ),
     ]
     consumers = []
-    for queue, routing_key, handler in routes:
+    for queue, routing_keys, handler in routes:
+        keys = (routing_keys,) if isinstance(routing_keys, str) else routing_keys
         consumers.append(
             await broker.consume(
                 queue,
-                [Binding(EVENTS_EXCHANGE, routing_key)],
+                [Binding(EVENTS_EXCHANGE, key) for key in keys],
                 handler,
                 delivery_limit=settings.consumer_delivery_limit,
             )

@@ -33,6 +33,7 @@ from sqlalchemy.orm import (
 
 from modelyard_common.db import SessionDep as CommonSessionDep
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.http import IdempotencyRecordMixin
 from modelyard_common.inbox import ProcessedEventMixin
 from modelyard_common.outbox import OutboxMixin
@@ -183,6 +184,8 @@ class Deployment(TimestampMixin, Base):
     # Added to the agent's sequences since its data dir was last renewed (they restart at 1).
     sequence_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     host_port: Mapped[int | None] = mapped_column(Integer)
+    # Set while it runs only because the workspace's gate is `warn` (why it would be refused).
+    policy_warning: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The OpenAI-compatible endpoint announced (endpoint_ready) and not yet withdrawn.
     base_url: Mapped[str | None] = mapped_column(String(2048))
     endpoint_version_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -226,6 +229,18 @@ class DeploymentEvent(Base):
     applied: Mapped[bool] = mapped_column(Boolean, default=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelApproval(ModelApprovalMixin, Base):
+    """The projection of registry approvals the policy gate reads (`registry.model.*`)."""
+
+    __tablename__ = "model_approvals"
+
+
+class WorkspacePolicy(WorkspacePolicyMixin, Base):
+    """The projection of workspace gates (`registry.policy.updated`)."""
+
+    __tablename__ = "workspace_policies"
 
 
 class OutboxEvent(OutboxMixin, Base):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.http import IdempotencyRecordMixin
 from modelyard_common.inbox import ProcessedEventMixin
 from modelyard_gateway.settings import SCHEMA
@@ -136,6 +137,18 @@ class EndpointSequence(Base):
     deployment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelApproval(ModelApprovalMixin, Base):
+    """The projection of registry approvals the policy gate reads (`registry.model.*`)."""
+
+    __tablename__ = "model_approvals"
+
+
+class WorkspacePolicy(WorkspacePolicyMixin, Base):
+    """The projection of workspace gates (`registry.policy.updated`)."""
+
+    __tablename__ = "workspace_policies"
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):

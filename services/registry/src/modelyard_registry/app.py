@@ -24,6 +24,7 @@ from modelyard_registry.footprint.router import router as footprint_router
 from modelyard_registry.links.router import router as links_router
 from modelyard_registry.obligations.router import router as obligations_router
 from modelyard_registry.orm import IdempotencyRecord, OutboxEvent, ProcessedEvent
+from modelyard_registry.policy.router import router as policy_router
 from modelyard_registry.reports.router import router as reports_router
 from modelyard_registry.settings import RegistrySettings
 
@@ -103,6 +104,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             evidence_router,
             links_router,
             reports_router,
+            policy_router,
         ],
         lifespan=lifespan,
         openapi_tags=TAGS,

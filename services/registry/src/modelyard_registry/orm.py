@@ -248,6 +248,18 @@ class ServingInterval(Base):
     )
 
 
+class WorkspacePolicy(Base):
+    """A workspace's policy gate (enforce, warn, off) and who set it; absent means the default."""
+
+    __tablename__ = "workspace_policies"
+
+    workspace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    gate: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ProcessedEvent(ProcessedEventMixin, Base):
     __tablename__ = "processed_events"
 

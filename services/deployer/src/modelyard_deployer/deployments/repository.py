@@ -52,6 +52,25 @@ async def live_on_devices(
     return {row.device_id: row for row in rows}
 
 
+async def running_of_model(
+    session: AsyncSession, *, workspace: str, model_id: uuid.UUID
+) -> list[tuple[Deployment, Device]]:
+    """Return the model's deployments desired running, with their devices, locked, by id."""
+    rows = await session.execute(
+        select(Deployment, Device)
+        .join(Device, Device.id == Deployment.device_id)
+        .where(
+            Deployment.workspace == workspace,
+            Deployment.model_id == model_id,
+            Deployment.desired_state == "running",
+            Device.revoked_at.is_(None),
+        )
+        .order_by(Deployment.id)
+        .with_for_update(of=Deployment)
+    )
+    return [(deployment, device) for deployment, device in rows.all()]
+
+
 async def reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
     """Read the deployments back after a flush (server-set columns), in one query."""
     if ids:

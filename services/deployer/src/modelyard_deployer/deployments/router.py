@@ -46,7 +46,7 @@ SourceFilter = Annotated[
     "of the model is redeployed to the version (download-then-switch on the device).",
     status_code=status.HTTP_201_CREATED,
     response_model=DeploymentBatch,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def create_deployment(
     body: DeploymentCreate,
@@ -148,6 +148,8 @@ def _action_route(action: CommandAction) -> ActionRoute:
         principal: Viewer,
         broker: BrokerDep,
         settings: SettingsDep,
+        http: RegistryHttpDep,
+        authorization: AuthorizationHeader,
     ) -> Deployment:
         return await service.act(
             session,
@@ -156,6 +158,8 @@ def _action_route(action: CommandAction) -> ActionRoute:
             principal=principal,
             deployment_id=deployment_id,
             action=action,
+            http=http,
+            authorization=authorization,
         )
 
     return route
@@ -177,7 +181,7 @@ for _action, _summary in _ACTIONS.items():
         summary=_summary,
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Deployment,
-        responses=problem_responses(401, 403, 404, 409),
+        responses=problem_responses(401, 403, 404, 409, 503),
     )
 
 
@@ -186,7 +190,7 @@ for _action, _summary in _ACTIONS.items():
     operation_id="redeploy_deployment",
     summary="Switch a deployment to another version of its model",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def redeploy_deployment(
     deployment_id: uuid.UUID,

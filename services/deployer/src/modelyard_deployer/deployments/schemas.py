@@ -83,6 +83,7 @@ class Deployment(BaseModel):
                     "state_message": "healthy on port 41234",
                     "generation": 1,
                     "base_url": None,
+                    "policy_warning": None,
                     "created_by": "alice",
                     "created_at": "2026-11-22T08:00:00Z",
                     "updated_at": "2026-11-22T08:01:10Z",
@@ -106,6 +107,11 @@ class Deployment(BaseModel):
     state_message: str
     generation: int = Field(description="Grows with every command sent to the device.")
     base_url: str | None = Field(description="OpenAI-compatible endpoint, while running.")
+    policy_warning: str | None = Field(
+        default=None,
+        description="Why the policy gate would refuse this deployment; set while it runs only "
+        "because the workspace's gate is `warn`.",
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -26,20 +26,28 @@ from modelyard_common.errors import (
     ConflictError,
     FieldError,
     NotFoundError,
+    PolicyRefusedError,
     ServiceUnavailableError,
     UnprocessableError,
 )
+from modelyard_common.governance import Gate, Standing, Verdict, judge_deploy, judge_running
 from modelyard_common.http import make_etag
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import PageParams, paginate
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access, visible_models
-from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion
+from modelyard_deployer.db import (
+    Deployment,
+    DeploymentEvent,
+    Device,
+    ModelVersion,
+    RegistryModel,
+)
 from modelyard_deployer.deployments import messages, reports, repository, schemas
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
 from modelyard_deployer.registry_models import repository as registry_models
-from modelyard_deployer.registry_models.service import require_open_model
+from modelyard_deployer.registry_models.service import model_standing, require_open_model
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
 from modelyard_deployer.versions.service import visible_version
@@ -71,6 +79,7 @@ async def to_views(session: AsyncSession, rows: Sequence[Deployment]) -> list[sc
             state_message=d.state_message,
             generation=d.generation,
             base_url=d.base_url,
+            policy_warning=d.policy_warning,
             created_by=d.created_by,
             created_at=d.created_at,
             updated_at=d.updated_at,
@@ -289,6 +298,55 @@ async def _target_devices(
     return sorted(found, key=lambda d: d.id)
 
 
+async def judge_targets(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    settings: DeployerSettings,
+    model: RegistryModel,
+    targets: Sequence[Device],
+    authorization: str | None,
+) -> dict[uuid.UUID, Verdict]:
+    """Return the policy gate's verdict per target device; raise 409 if the gate refuses any.
+
+    Refusal changes nothing: no deployment is created for the devices that would be allowed.
+    """
+    standing = await model_standing(
+        session, http=http, settings=settings, model=model, authorization=authorization
+    )
+    if standing.approval is None and standing.gate is Gate.enforce:
+        raise ServiceUnavailableError(
+            f"The approval of model {model.name} is not known here yet and the registry cannot "
+            "be asked; the policy gate refuses until it can. Retry shortly."
+        )
+    verdicts = {
+        device.id: judge_deploy(
+            standing, model=model.name, device=device.name, labels=device.labels
+        )
+        for device in targets
+    }
+    refused = [(d, verdicts[d.id]) for d in targets if not verdicts[d.id].allowed]
+    if refused:
+        first = refused[0][1]
+        detail = first.reason or "Refused by policy."
+        if len(refused) > 1:
+            detail = f"{len(refused)} of {len(targets)} target devices are refused. {detail}"
+        raise PolicyRefusedError(
+            detail,
+            **first.problem_fields(),
+            model_id=str(model.id),
+            refused=[{"device_id": str(d.id), "reason": v.reason} for d, v in refused],
+        )
+    return verdicts
+
+
+def _flag(deployment: Deployment, verdict: Verdict | None) -> str:
+    """Record the gate's warning on the deployment; return it as a suffix for history."""
+    warning = verdict.warning if verdict else None
+    deployment.policy_warning = warning
+    return f" (policy warning: {warning})" if warning else ""
+
+
 async def create_deployments(
     session: AsyncSession,
     *,
@@ -303,7 +361,7 @@ async def create_deployments(
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
     )
-    await require_open_model(
+    model = await require_open_model(
         session,
         http=http,
         principal=principal,
@@ -311,6 +369,14 @@ async def create_deployments(
         authorization=authorization,
     )
     targets = await _target_devices(session, principal=principal, body=body)
+    verdicts = await judge_targets(
+        session,
+        http=http,
+        settings=settings,
+        model=model,
+        targets=targets,
+        authorization=authorization,
+    )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
     # One query for every target's current deployment, not one per device (fleets are large).
     live = await repository.live_on_devices(
@@ -341,10 +407,11 @@ async def create_deployments(
                 raise ConflictError(
                     f"A concurrent request deployed this model to device {device.id}; retry."
                 ) from exc
+            warning = _flag(deployment, verdicts[device.id])
             await dispatcher.dispatch(
                 deployment,
                 action=CommandAction.deploy,
-                message=f"deploy of version {version.number} requested",
+                message=f"deploy of version {version.number} requested{warning}",
                 first=True,
             )
         elif (
@@ -352,27 +419,59 @@ async def create_deployments(
             and existing.desired_state == DesiredState.running.value
         ):
             deployment = existing  # already what was asked: nothing to send
+            _flag(deployment, verdicts[device.id])
         else:
             deployment = existing
-            await _switch_version(dispatcher, deployment, version)
+            await _switch_version(dispatcher, deployment, version, verdicts[device.id])
         result.append(deployment)
     await repository.reload(session, [d.id for d in result])
     return schemas.DeploymentBatch(items=await to_views(session, result))
 
 
 async def _switch_version(
-    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion
+    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion, verdict: Verdict
 ) -> None:
     if deployment.version_id != version.id:
         deployment.previous_version_id = deployment.version_id
         deployment.version_id = version.id
     deployment.desired_state = DesiredState.running.value
+    warning = _flag(deployment, verdict)
     await dispatcher.dispatch(
         deployment,
         action=CommandAction.deploy,
-        message=f"redeploy to version {version.number} requested",
+        message=f"redeploy to version {version.number} requested{warning}",
         set_state=DeploymentState.pending,
     )
+
+
+async def _judge_one(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    settings: DeployerSettings,
+    principal: Principal,
+    deployment: Deployment,
+    authorization: str | None,
+) -> Verdict:
+    """Return the gate's verdict on running this deployment again (409 when refused)."""
+    model = await require_open_model(
+        session,
+        http=http,
+        principal=principal,
+        model_id=deployment.model_id,
+        authorization=authorization,
+    )
+    device = await devices.get_by_id(session, deployment.device_id)
+    assert device is not None
+    verdicts = await judge_targets(
+        session,
+        http=http,
+        settings=settings,
+        model=model,
+        targets=[device],
+        authorization=authorization,
+    )
+    return verdicts[device.id]
 
 
 async def _actionable(
@@ -407,8 +506,14 @@ async def act(
     principal: Principal,
     deployment_id: uuid.UUID,
     action: CommandAction,
+    http: httpx.AsyncClient | None = None,
+    authorization: str | None = None,
 ) -> schemas.Deployment:
-    """Return the deployment after start, stop, restart, rollback, cancel or remove."""
+    """Return the deployment after start, stop, restart, rollback, cancel or remove.
+
+    Start, restart and rollback run the model again, so the policy gate judges them like a new
+    deployment; stop, cancel and remove are always allowed.
+    """
     deployment = await _actionable(session, principal=principal, deployment_id=deployment_id)
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
     who = principal.sub
@@ -418,14 +523,29 @@ async def act(
             await dispatcher.dispatch(deployment, action=action, message=f"remove by {who}")
         return await to_view(session, deployment)
     _refuse_removed(deployment, action)
+    warning = ""
+    if action in RUNS_AGAIN:
+        if http is None:
+            raise ServiceUnavailableError("The registry client is not configured.")
+        verdict = await _judge_one(
+            session,
+            http=http,
+            settings=settings,
+            principal=principal,
+            deployment=deployment,
+            authorization=authorization,
+        )
+        warning = _flag(deployment, verdict)
     if action in (CommandAction.start, CommandAction.restart):
         deployment.desired_state = DesiredState.running.value
-        await dispatcher.dispatch(deployment, action=action, message=f"{action.value} by {who}")
+        await dispatcher.dispatch(
+            deployment, action=action, message=f"{action.value} by {who}{warning}"
+        )
     elif action is CommandAction.stop:
         deployment.desired_state = DesiredState.stopped.value
         await dispatcher.dispatch(deployment, action=action, message=f"stop by {who}")
     elif action is CommandAction.rollback:
-        await _rollback(session, dispatcher, deployment)
+        await _rollback(session, dispatcher, deployment, warning)
     elif action is CommandAction.cancel:
         await _cancel(session, dispatcher, deployment)
     else:  # deploy goes through create_deployments / redeploy
@@ -433,7 +553,12 @@ async def act(
     return await to_view(session, deployment)
 
 
-async def _rollback(session: AsyncSession, dispatcher: Dispatcher, deployment: Deployment) -> None:
+RUNS_AGAIN = frozenset({CommandAction.start, CommandAction.restart, CommandAction.rollback})
+
+
+async def _rollback(
+    session: AsyncSession, dispatcher: Dispatcher, deployment: Deployment, warning: str = ""
+) -> None:
     previous = (
         await versions.get_any(session, deployment.previous_version_id)
         if deployment.previous_version_id
@@ -446,7 +571,7 @@ async def _rollback(session: AsyncSession, dispatcher: Dispatcher, deployment: D
     await dispatcher.dispatch(
         deployment,
         action=CommandAction.rollback,
-        message=f"rollback to version {previous.number} by {dispatcher.principal.sub}",
+        message=f"rollback to version {previous.number} by {dispatcher.principal.sub}{warning}",
         set_state=DeploymentState.pending,
     )
 
@@ -505,15 +630,16 @@ async def redeploy(
                 )
             ],
         )
-    await require_open_model(
+    verdict = await _judge_one(
         session,
         http=http,
+        settings=settings,
         principal=principal,
-        model_id=version.model_id,
+        deployment=deployment,
         authorization=authorization,
     )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
-    await _switch_version(dispatcher, deployment, version)
+    await _switch_version(dispatcher, deployment, version, verdict)
     return await to_view(session, deployment)
 
 
@@ -606,3 +732,55 @@ async def announce_model_endpoints(
     return await reports.reannounce_model(
         session, settings=settings, workspace=principal.workspace, model_id=model_id
     )
+
+
+POLICY_ACTOR = "policy-gate"
+
+
+async def enforce_standing(
+    session: AsyncSession,
+    *,
+    broker: Broker,
+    settings: DeployerSettings,
+    workspace: str,
+    model_id: uuid.UUID,
+    model_name: str,
+    standing: Standing,
+) -> int:
+    """Apply a model's new approval to its running deployments; return how many were stopped.
+
+    Under `enforce` a deployment the approval no longer allows (blocked, retired, or restricted
+    to labels its device lacks) is stopped through the outbox like any stop; under `warn` it
+    keeps running and is flagged, with a history entry; a flag the approval no longer warrants
+    is cleared. Runs in the consumer's transaction, so it happens once per registry event.
+    """
+    principal = Principal(sub=POLICY_ACTOR, workspace=workspace, roles=frozenset({"admin"}))
+    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    stopped = 0
+    for deployment, device in await repository.running_of_model(
+        session, workspace=workspace, model_id=model_id
+    ):
+        verdict = judge_running(
+            standing, model=model_name, device=device.name, labels=device.labels
+        )
+        if not verdict.allowed:
+            deployment.desired_state = DesiredState.stopped.value
+            deployment.policy_warning = None
+            await dispatcher.dispatch(
+                deployment,
+                action=CommandAction.stop,
+                message=f"stopped by the policy gate: {verdict.reason}",
+            )
+            stopped += 1
+        elif verdict.warning != deployment.policy_warning:
+            deployment.policy_warning = verdict.warning
+            message = (
+                f"policy warning (gate is warn, so it keeps running): {verdict.warning}"
+                if verdict.warning
+                else "policy warning cleared: the approval allows it again"
+            )
+            session.add(repository.deployer_entry(deployment, message=message, actor=POLICY_ACTOR))
+    await session.flush()
+    if stopped:
+        log.warning("policy gate stopped %d deployment(s) of model %s", stopped, model_id)
+    return stopped

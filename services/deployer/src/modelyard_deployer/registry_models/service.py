@@ -1,4 +1,12 @@
-"""Rules about registry models: they must exist, and be neither archived nor deleted."""
+"""Rules about registry models: they must exist, be neither archived nor deleted, and (under the
+workspace's policy gate) be approved for what is asked of them.
+
+The deployer knows models and their approvals from `registry.model.*` events (its projection).
+When it has never heard of a model it asks the registry with the caller's token. While the
+registry is down the projection's last state holds, so the gate keeps working; a model it never
+heard of then cannot be proven approved: `enforce` refuses with 503, `warn` lets it through with
+the warning "of unknown approval".
+"""
 
 from __future__ import annotations
 
@@ -14,8 +22,15 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from modelyard_common.events import CloudEvent
-from modelyard_deployer.db import RegistryModel
+from modelyard_common.governance import (
+    Governance,
+    ModelApprovalEvent,
+    Standing,
+    fetch_registry_model,
+)
+from modelyard_deployer.db import ModelApproval, RegistryModel, WorkspacePolicy
 from modelyard_deployer.registry_models import repository
+from modelyard_deployer.settings import DeployerSettings
 
 log = logging.getLogger("modelyard.deployer.registry")
 
@@ -32,6 +47,10 @@ class RegistryModelResource(BaseModel):
     name: str
     archived: bool = False
     workspace: str | None = None
+    approval: str | None = None
+    approval_conditions: dict[str, Any] | None = None
+    approval_comment: str | None = None
+    updated_by: str | None = None
 
 
 def _model_not_found(model_id: uuid.UUID) -> NotFoundError:
@@ -42,21 +61,18 @@ async def fetch_from_registry(
     http: httpx.AsyncClient, *, model_id: uuid.UUID, authorization: str | None
 ) -> RegistryModelResource | None:
     """Return the model as the registry shows it to the caller, or None when it has none."""
-    headers = {"Authorization": authorization} if authorization else {}
-    try:
-        response = await http.get(f"/v1/models/{model_id}", headers=headers)
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(
-            f"The registry is unreachable ({type(exc).__name__})."
-        ) from exc
-    if response.status_code in (403, 404):
+    body = await fetch_registry_model(http, model_id=model_id, authorization=authorization)
+    if body is None:
         return None
-    if response.status_code != 200:
-        raise ServiceUnavailableError(f"The registry answered {response.status_code}.")
     try:
-        return RegistryModelResource.model_validate(response.json())
-    except (ValidationError, ValueError) as exc:
+        return RegistryModelResource.model_validate(body)
+    except ValidationError as exc:
         raise ServiceUnavailableError("The registry sent an unreadable model.") from exc
+
+
+def governance(settings: DeployerSettings) -> Governance:
+    """Return the deployer's view of the policy gate (its projection tables)."""
+    return Governance(ModelApproval, WorkspacePolicy, default_gate=settings.policy_default_gate)
 
 
 async def get_visible_model(
@@ -112,8 +128,36 @@ async def require_open_model(
     return model
 
 
+async def model_standing(
+    session: AsyncSession,
+    *,
+    http: httpx.AsyncClient,
+    settings: DeployerSettings,
+    model: RegistryModel,
+    authorization: str | None,
+) -> Standing:
+    """Return the model's approval under its workspace's gate (asking the registry if unknown)."""
+    gate = governance(settings)
+    standing = await gate.standing(session, workspace=model.workspace, model_id=model.id)
+    if standing.approval is not None or standing.gate.value == "off":
+        return standing
+    try:
+        resource = await fetch_from_registry(http, model_id=model.id, authorization=authorization)
+    except ServiceUnavailableError as exc:
+        log.warning("approval of model %s unknown: %s", model.id, exc.detail)
+        return standing
+    if resource is None or resource.approval is None:
+        return standing
+    await gate.record_model(
+        session,
+        ModelApprovalEvent.model_validate({**resource.model_dump(), "workspace": model.workspace}),
+        source_time=utcnow(),
+    )
+    return await gate.standing(session, workspace=model.workspace, model_id=model.id)
+
+
 async def apply_registry_event(session: AsyncSession, event: CloudEvent) -> None:
-    """Update the projection from one `registry.model.*` event."""
+    """Update the model projection from one `registry.model.*` event."""
     if not event.type.startswith(MODEL_EVENT_PREFIX):
         return
     data: dict[str, Any] = event.data

@@ -18,7 +18,7 @@ from modelyard_common.http import (
 )
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import SessionDep
+from modelyard_gateway.deps import GovernanceDep, SessionDep
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
@@ -27,6 +27,20 @@ from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+
+
+def policy_context(
+    request: Request, governance: GovernanceDep, authorization: AuthorizationHeader = None
+) -> service.PolicyContext:
+    """Return what judging a binding needs (the registry is asked with the caller's token)."""
+    return service.PolicyContext(
+        governance=governance,
+        registry_url=request.app.state.settings.registry_url,
+        authorization=authorization,
+    )
+
+
+PolicyDep = Annotated[service.PolicyContext, Depends(policy_context)]
 
 
 def fill_when_committed(
@@ -56,11 +70,12 @@ async def list_groups(
     session: SessionDep,
     principal: Viewer,
     paging: Paging,
+    governance: GovernanceDep,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
 ) -> Page[GroupRead]:
     """Return one page of the workspace's model groups."""
     items, cursor = await service.list_groups(
-        session, principal=principal, params=paging, enabled=enabled
+        session, principal=principal, params=paging, enabled=enabled, governance=governance
     )
     return Page(items=items, next_cursor=cursor)
 
@@ -71,7 +86,7 @@ async def list_groups(
     summary="Create a model group (the name clients send as `model`)",
     status_code=status.HTTP_201_CREATED,
     response_model=GroupRead,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(401, 403, 409, 422, 503),
 )
 async def create_group(
     session: SessionDep,
@@ -79,6 +94,7 @@ async def create_group(
     payload: GroupCreate,
     tasks: BackgroundTasks,
     request: Request,
+    policy: PolicyDep,
     authorization: AuthorizationHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -90,7 +106,9 @@ async def create_group(
 
     async def create() -> GroupRead:
         """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_group(session, principal=principal, payload=payload)
+        return await service.create_group(
+            session, principal=principal, payload=payload, policy=policy
+        )
 
     stored = await run_idempotent(
         session,
@@ -112,10 +130,16 @@ async def create_group(
     responses=problem_responses(401, 403, 404),
 )
 async def get_group(
-    session: SessionDep, principal: Viewer, group_id: uuid.UUID, response: Response
+    session: SessionDep,
+    principal: Viewer,
+    group_id: uuid.UUID,
+    response: Response,
+    governance: GovernanceDep,
 ) -> GroupRead:
     """Return one group; its ETag is in the header."""
-    found = await service.get_group(session, principal=principal, group_id=group_id)
+    found = await service.get_group(
+        session, principal=principal, group_id=group_id, governance=governance
+    )
     response.headers["ETag"] = found.etag
     return found
 
@@ -125,7 +149,7 @@ async def get_group(
     operation_id="update_group",
     summary="Change a model group (If-Match required)",
     response_model=GroupRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def update_group(
     session: SessionDep,
@@ -135,12 +159,18 @@ async def update_group(
     response: Response,
     tasks: BackgroundTasks,
     request: Request,
+    policy: PolicyDep,
     authorization: AuthorizationHeader = None,
     if_match: IfMatch = None,
 ) -> GroupRead:
     """Change the given fields; `If-Match` must carry the current ETag."""
     updated = await service.update_group(
-        session, principal=principal, group_id=group_id, payload=payload, if_match=if_match
+        session,
+        principal=principal,
+        group_id=group_id,
+        payload=payload,
+        if_match=if_match,
+        policy=policy,
     )
     if "registry_model_id" in payload.model_fields_set:
         fill_when_committed(tasks, request, updated.registry_model_id, authorization)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from modelyard_common.governance import ApprovalState, Gate
 from modelyard_gateway.instances.schemas import Name
 
 
@@ -83,6 +84,33 @@ class GroupUpdate(BaseModel):
     endpoint_priority: EndpointPriority | None = None
 
 
+class GroupPolicy(BaseModel):
+    """How the workspace's policy gate judges the registry model a group follows."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gate": "enforce",
+                    "approval": "blocked",
+                    "serving": False,
+                    "reason": "Model sentiment is blocked (by carol: bias found); it may not be "
+                    "served.",
+                }
+            ]
+        }
+    )
+
+    gate: Gate
+    approval: ApprovalState | None = Field(
+        description="The model's approval as the gateway knows it (null: never heard of it)."
+    )
+    serving: bool = Field(description="False while the gate refuses clients (403 policy error).")
+    reason: str | None = Field(
+        description="Why the approval does not allow serving; under `warn` it is the warning."
+    )
+
+
 class GroupRead(BaseModel):
     """A model group as the API shows it."""
 
@@ -93,6 +121,9 @@ class GroupRead(BaseModel):
     enabled: bool
     registry_model_id: uuid.UUID | None
     endpoint_priority: EndpointPriority | None
+    policy: GroupPolicy | None = Field(
+        default=None, description="The policy gate on the followed model (null when none)."
+    )
     created_at: datetime
     updated_at: datetime
     etag: str

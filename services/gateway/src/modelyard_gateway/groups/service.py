@@ -1,25 +1,144 @@
-"""Rules about model groups: unique names, members from the same workspace, ETags."""
+"""Rules about model groups: unique names, members from the same workspace, ETags, and the
+policy gate on the registry model a group follows (no binding to an unapproved model)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.db import utcnow
+from modelyard_common.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    PolicyRefusedError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
+from modelyard_common.governance import (
+    Gate,
+    Governance,
+    ModelApprovalEvent,
+    Standing,
+    Verdict,
+    fetch_registry_model,
+    judge_bind,
+    judge_serve,
+    standing_of,
+)
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.db import ModelGroup, announce_config_change
 from modelyard_gateway.endpoints import repository as endpoints
 from modelyard_gateway.groups import repository
-from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
+from modelyard_gateway.groups.schemas import GroupCreate, GroupPolicy, GroupRead, GroupUpdate
 from modelyard_gateway.instances import repository as instances
 
 
-def to_read(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> GroupRead:
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What judging a binding needs: the projection, and the registry to ask when it is silent."""
+
+    governance: Governance
+    registry_url: str
+    authorization: str | None = None
+    timeout_s: float = 5.0
+
+
+async def _standing(
+    session: AsyncSession, ctx: PolicyContext, *, workspace: str, model_id: uuid.UUID
+) -> Standing:
+    """Return the model's standing here; ask the registry (caller's token) when never heard of."""
+    standing = await ctx.governance.standing(session, workspace=workspace, model_id=model_id)
+    if standing.approval is not None or standing.gate is Gate.off:
+        return standing
+    try:
+        async with httpx.AsyncClient(base_url=ctx.registry_url, timeout=ctx.timeout_s) as http:
+            body = await fetch_registry_model(
+                http, model_id=model_id, authorization=ctx.authorization
+            )
+    except ServiceUnavailableError:
+        return standing
+    if body is None:
+        raise UnprocessableError(
+            f"The registry has no model {model_id} in this workspace.",
+            errors=[
+                FieldError(
+                    loc=["body", "registry_model_id"],
+                    field="registry_model_id",
+                    message="no such registry model",
+                    type="not_found",
+                )
+            ],
+        )
+    try:
+        model = ModelApprovalEvent.model_validate({**body, "workspace": workspace})
+    except ValidationError:
+        return standing
+    await ctx.governance.record_model(session, model, source_time=utcnow())
+    return await ctx.governance.standing(session, workspace=workspace, model_id=model_id)
+
+
+async def judge_binding(
+    session: AsyncSession,
+    ctx: PolicyContext,
+    *,
+    workspace: str,
+    model_id: uuid.UUID,
+    group: str,
+) -> Verdict:
+    """Return the gate's verdict on serving `model_id` as `group`; 409 when it refuses."""
+    standing = await _standing(session, ctx, workspace=workspace, model_id=model_id)
+    if standing.approval is None and standing.gate is Gate.enforce:
+        raise ServiceUnavailableError(
+            f"The approval of model {model_id} is not known here and the registry cannot be "
+            "asked; the policy gate refuses the binding until it can. Retry shortly."
+        )
+    verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
+    if not verdict.allowed:
+        raise PolicyRefusedError(verdict.reason, **verdict.problem_fields(), model_id=str(model_id))
+    return verdict
+
+
+async def policies_of(
+    session: AsyncSession, governance: Governance, rows: Sequence[ModelGroup]
+) -> dict[uuid.UUID, GroupPolicy]:
+    """Return, per bound group, how the gate judges serving its model now (two queries)."""
+    bound = [r for r in rows if r.registry_model_id is not None]
+    if not bound:
+        return {}
+    approvals = await governance.standings(
+        session, [r.registry_model_id for r in bound if r.registry_model_id]
+    )
+    gates = await governance.gates(session)
+    result = {}
+    for row in bound:
+        assert row.registry_model_id is not None
+        gate = gates.get(row.workspace, governance.default_gate)
+        found = approvals.get(row.registry_model_id)
+        if found is None or found.workspace != row.workspace:
+            standing = Standing(gate=gate, approval=None)
+        else:
+            standing = standing_of(found, gate)
+        verdict = judge_serve(
+            standing, model=standing.model_name or str(row.registry_model_id), group=row.name
+        )
+        result[row.id] = GroupPolicy(
+            gate=gate, approval=standing.approval, serving=verdict.allowed, reason=verdict.reason
+        )
+    return result
+
+
+def to_read(
+    row: ModelGroup, instance_ids: Sequence[uuid.UUID], policy: GroupPolicy | None = None
+) -> GroupRead:
     """Return the API view of a group."""
     return GroupRead(
         id=row.id,
@@ -29,6 +148,7 @@ def to_read(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> GroupRead:
         enabled=row.enabled,
         registry_model_id=row.registry_model_id,
         endpoint_priority=row.endpoint_priority,  # type: ignore[arg-type]
+        policy=policy,
         created_at=row.created_at,
         updated_at=row.updated_at,
         etag=make_etag(row.revision),
@@ -68,11 +188,19 @@ async def _ensure_name_free(
 
 
 async def create_group(
-    session: AsyncSession, *, principal: Principal, payload: GroupCreate
+    session: AsyncSession, *, principal: Principal, payload: GroupCreate, policy: PolicyContext
 ) -> GroupRead:
     """Return the new group after storing it with its ordered instances."""
     await _ensure_name_free(session, principal.workspace, payload.name)
     await _check_instances(session, principal.workspace, payload.instance_ids)
+    if payload.registry_model_id is not None:
+        await judge_binding(
+            session,
+            policy,
+            workspace=principal.workspace,
+            model_id=payload.registry_model_id,
+            group=payload.name,
+        )
     row = ModelGroup(
         id=uuid.uuid4(),
         workspace=principal.workspace,
@@ -89,27 +217,35 @@ async def create_group(
     await session.flush()
     await repository.replace_members(session, group_id=row.id, instance_ids=payload.instance_ids)
     await announce_config_change(session)
-    return to_read(row, payload.instance_ids)
+    policies = await policies_of(session, policy.governance, [row])
+    return to_read(row, payload.instance_ids, policies.get(row.id))
 
 
 async def get_group(
-    session: AsyncSession, *, principal: Principal, group_id: uuid.UUID
+    session: AsyncSession, *, principal: Principal, group_id: uuid.UUID, governance: Governance
 ) -> GroupRead:
     """Return one group of the principal's workspace."""
     row = await _require(session, principal.workspace, group_id)
     members = await repository.members(session, group_ids=[row.id])
-    return to_read(row, members[row.id])
+    policies = await policies_of(session, governance, [row])
+    return to_read(row, members[row.id], policies.get(row.id))
 
 
 async def list_groups(
-    session: AsyncSession, *, principal: Principal, params: PageParams, enabled: bool | None
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    params: PageParams,
+    enabled: bool | None,
+    governance: Governance,
 ) -> tuple[list[GroupRead], str | None]:
     """Return one page of the workspace's groups and the next cursor."""
     rows, cursor = await repository.page(
         session, workspace=principal.workspace, params=params, enabled=enabled
     )
     members = await repository.members(session, group_ids=[r.id for r in rows])
-    return [to_read(r, members[r.id]) for r in rows], cursor
+    policies = await policies_of(session, governance, rows)
+    return [to_read(r, members[r.id], policies.get(r.id)) for r in rows], cursor
 
 
 async def update_group(
@@ -119,11 +255,19 @@ async def update_group(
     group_id: uuid.UUID,
     payload: GroupUpdate,
     if_match: str | None,
+    policy: PolicyContext,
 ) -> GroupRead:
     """Return the group after applying the given fields (412 on a stale ETag)."""
     row = await _require(session, principal.workspace, group_id)
     check_if_match(if_match, row.revision)
     changes = payload.model_dump(exclude_unset=True)
+    model_id = changes.get("registry_model_id", row.registry_model_id)
+    name = changes.get("name") or row.name
+    if model_id is not None and (model_id != row.registry_model_id or name != row.name):
+        # A new binding, or a rename (a restricted approval names the groups that may serve).
+        await judge_binding(
+            session, policy, workspace=principal.workspace, model_id=model_id, group=name
+        )
     for field in ("name", "description", "instance_ids", "enabled"):
         if field in changes and changes[field] is None:
             raise UnprocessableError(
@@ -154,7 +298,8 @@ async def update_group(
     await session.flush()
     await announce_config_change(session)
     members = await repository.members(session, group_ids=[row.id])
-    return to_read(row, members[row.id])
+    policies = await policies_of(session, policy.governance, [row])
+    return to_read(row, members[row.id], policies.get(row.id))
 
 
 async def delete_group(session: AsyncSession, *, principal: Principal, group_id: uuid.UUID) -> None:

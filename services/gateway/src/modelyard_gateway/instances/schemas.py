@@ -35,9 +35,11 @@ PREFIX_PATTERN = r"^(?:/\S*)?$"
 URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/\S*)?$"
 
 HEADERS_SCHEMA: dict[str, Any] = {
-    "propertyNames": {"pattern": HEADER_NAME},
+    "propertyNames": {"pattern": HEADER_NAME, "maxLength": 200},
     "additionalProperties": {"type": "string", "pattern": HEADER_VALUE},
 }
+# Secret headers: the same names (values are write-only strings), at most 20 of them.
+SECRET_HEADERS_SCHEMA: dict[str, Any] = {**HEADERS_SCHEMA, "maxProperties": 20}
 
 
 class InstanceKind(StrEnum):
@@ -252,6 +254,7 @@ class InstanceCreate(_InstanceFields):
         default_factory=dict,
         description="Credential headers (`api-key`, `x-api-key`, ...): write-only, encrypted at "
         "rest; reads show only their names.",
+        json_schema_extra=SECRET_HEADERS_SCHEMA,
     )
     upstream_model: str = Field(min_length=1, max_length=255, description="Sent as `model`.")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
@@ -306,7 +309,9 @@ class InstanceUpdate(_InstanceFields):
     proxy_password: SecretStr | None = None
     extra_headers: dict[str, str] | None = Field(default=None, json_schema_extra=HEADERS_SCHEMA)
     secret_headers: dict[str, SecretStr] | None = Field(
-        default=None, description="Replaces the whole sealed map; `{}` removes them."
+        default=None,
+        description="Replaces the whole sealed map; `{}` removes them.",
+        json_schema_extra=SECRET_HEADERS_SCHEMA,
     )
     upstream_model: str | None = Field(default=None, min_length=1, max_length=255)
     connect_timeout_s: float | None = Field(default=None, gt=0, le=600)

@@ -116,6 +116,15 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 _TIMEOUT_HEADER = b"x-modelyard-timeout"
+_POLICY_WARNING = b"x-modelyard-policy-warning"
+
+
+def _policy_headers(group: GroupRoute) -> list[tuple[bytes, bytes]]:
+    """Return the warning header of a group served only because the gate is `warn`."""
+    if group.warning is None:
+        return []
+    # Header values are latin-1; a model name in another script is replaced, not a 500.
+    return [(_POLICY_WARNING, group.warning.encode("latin-1", "replace"))]
 
 
 def _budget(scope: Scope, settings: GatewaySettings) -> float:
@@ -185,6 +194,15 @@ class ProxyEndpoints:
                 f"The model '{name}' does not exist or you do not have access to it.",
                 type_="invalid_request_error",
                 code="model_not_found",
+                param="model",
+            )
+        if group.refusal is not None:
+            # The workspace's policy gate: the model this group follows may not be served.
+            raise ClientError(
+                403,
+                f"The model '{group.name}' is not available: {group.refusal}",
+                type_="permission_error",
+                code="model_not_approved",
                 param="model",
             )
         return group
@@ -260,6 +278,7 @@ class ProxyEndpoints:
                 (b"content-type", result.content_type.encode("latin-1")),
                 (_INSTANCE, result.instance.name.encode()),
                 (_ATTEMPTS, str(result.attempts).encode()),
+                *_policy_headers(group),
             ]
             await _send_bytes(send, result.status, result.body, headers)
         elif isinstance(result, StreamAnswer):
@@ -325,6 +344,7 @@ class ProxyEndpoints:
             *_SSE_HEADERS,
             (_INSTANCE, answer.instance.name.encode()),
             (_ATTEMPTS, str(answer.attempts).encode()),
+            *_policy_headers(group),
         ]
         if not answer.content_type.startswith("text/event-stream"):
             headers[0] = (b"content-type", answer.content_type.encode("latin-1"))

@@ -102,6 +102,11 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in (
         (400, "The request body is not valid JSON or names no model."),
         (401, "Missing or invalid API key."),
+        (
+            403,
+            "The workspace's policy gate refuses the registry model the group follows "
+            "(blocked, retired, or restricted to other groups): code `model_not_approved`.",
+        ),
         (404, "The key may not use this model group, or it does not exist."),
         (413, "The request body is too large."),
         (

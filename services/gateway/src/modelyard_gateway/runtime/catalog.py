@@ -16,10 +16,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from modelyard_common.governance import (
+    ApprovalState,
+    Governance,
+    Standing,
+    judge_serve,
+    standing_of,
+)
 from modelyard_gateway.crypto import SecretBox, hash_api_key
-from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.db import ModelGroup, ModelInstance
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.fastclient import Target, tls_context
@@ -78,6 +85,10 @@ class GroupRoute:
     name: str
     created: int
     instances: tuple[InstanceRoute, ...]
+    # The policy gate on the registry model it follows: a refusal answers clients with 403;
+    # a warning (gate `warn`) rides along on every answer.
+    refusal: str | None = None
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +189,17 @@ class Catalog:
     """Holds the current snapshot and rebuilds it from the database."""
 
     def __init__(
-        self, engine: AsyncEngine, box: SecretBox, *, egress: EgressPolicy | None = None
+        self,
+        engine: AsyncEngine,
+        box: SecretBox,
+        *,
+        egress: EgressPolicy | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self._engine = engine
         self._box = box
         self._egress = egress
+        self._governance = governance
         self.snapshot = Snapshot()
         self.version = 0
         self._negative_keys: dict[str, float] = {}
@@ -201,6 +218,7 @@ class Catalog:
                 snapshot.instances[inst.id] = build_instance(inst, self._box)
             except ValueError:
                 log.error("instance %s has a secret the configured key cannot open", inst.id)
+        verdicts = await self._policy_verdicts(group_rows)
         members: dict[uuid.UUID, list[uuid.UUID]] = {}
         for member in member_rows:
             members.setdefault(member.group_id, []).append(member.instance_id)
@@ -218,6 +236,7 @@ class Catalog:
                 name=group.name,
                 created=int(group.created_at.timestamp()),
                 instances=routes,
+                **verdicts.get(group.id, {}),
             )
         for key in key_rows:
             snapshot.keys[key.key_hash] = ClientKey(
@@ -228,6 +247,43 @@ class Catalog:
         self.snapshot = snapshot
         self._negative_keys.clear()
         self.version += 1
+
+    async def _policy_verdicts(
+        self, groups: Sequence[ModelGroup]
+    ) -> dict[uuid.UUID, dict[str, str | None]]:
+        """Return the gate's refusal or warning per bound group (from the projection)."""
+        bound = [g for g in groups if g.registry_model_id is not None and g.enabled]
+        if self._governance is None or not bound:
+            return {}
+        governance = self._governance
+        async with AsyncSession(self._engine) as session:
+            approvals = await governance.standings(
+                session, [g.registry_model_id for g in bound if g.registry_model_id]
+            )
+            gates = await governance.gates(session)
+        verdicts: dict[uuid.UUID, dict[str, str | None]] = {}
+        for group in bound:
+            assert group.registry_model_id is not None
+            gate = gates.get(group.workspace, governance.default_gate)
+            row = approvals.get(group.registry_model_id)
+            standing = (
+                standing_of(row, gate)
+                if row is not None and row.workspace == group.workspace
+                else Standing(gate=gate, approval=None)
+            )
+            verdict = judge_serve(
+                standing, model=standing.model_name or group.name, group=group.name
+            )
+            if verdict.reason is None:
+                continue
+            # Clients get the approval state, not who decided or why (that is for admins).
+            if standing.approval is ApprovalState.restricted:
+                said = "restricted to other model groups"
+            else:
+                said = standing.approval.value if standing.approval else "not approved"
+            text = f"the model it serves is {said} under the workspace's policy"
+            verdicts[group.id] = {"warning": text} if verdict.allowed else {"refusal": text}
+        return verdicts
 
     async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
         """Return the instances whose destination (resolved now) the egress policy refuses."""

@@ -17,6 +17,7 @@ from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.web import ServiceRuntime
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL, IdempotencyRecord, ProcessedEvent
+from modelyard_gateway.deps import governance
 from modelyard_gateway.egress import EgressPolicy
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
@@ -37,7 +38,9 @@ class Runtime(ServiceRuntime):
         super().__init__(settings)
         self.box = SecretBox(settings.encryption_key)
         self.egress = EgressPolicy.parse(allow=settings.egress_allow, deny=settings.egress_deny)
-        self.catalog = Catalog(self.engine, self.box, egress=self.egress)
+        self.catalog = Catalog(
+            self.engine, self.box, egress=self.egress, governance=governance(settings)
+        )
         self.board = HealthBoard(
             cooldown_failures=settings.cooldown_failures,
             cooldown_s=settings.cooldown_s,

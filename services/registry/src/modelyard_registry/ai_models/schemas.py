@@ -124,6 +124,9 @@ class AIModelRead(BaseModel):
     approval_conditions: ApprovalConditions | None = Field(
         description="Where a restricted model may run; null unless restricted."
     )
+    approval_comment: str | None = Field(
+        default=None, description="The comment of the last approval decision (why it stands)."
+    )
     created_at: datetime
     created_by: str
     updated_at: datetime

@@ -63,6 +63,7 @@ def to_read(model: AIModel) -> AIModelRead:
             if model.approval_conditions
             else None
         ),
+        approval_comment=model.approval_decision_comment,
         created_at=model.created_at,
         created_by=model.created_by,
         updated_at=model.updated_at,

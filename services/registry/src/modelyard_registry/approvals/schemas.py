@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from modelyard_common.governance import ApprovalState as ApprovalState
 
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 LABEL = r"^[\w.\-/]+$"
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL)]
 LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
-
-
-class ApprovalState(StrEnum):
-    """Where a model stands in review; only `approved` and `restricted` may run."""
-
-    draft = "draft"
-    in_review = "in_review"
-    approved = "approved"
-    restricted = "restricted"
-    blocked = "blocked"
-    retired = "retired"
 
 
 # Fields whose change voids an approval: they alter what the model is, so a reviewer's

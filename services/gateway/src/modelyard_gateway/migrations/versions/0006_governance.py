@@ -1,10 +1,14 @@
-"""Governance: the policy gate's projections (filled in by the policy-gate change).
+"""Governance: the gateway's projection of model approvals and workspace gates.
 
 Revision ID: 0006
 Revises: 0005
 """
 
 from collections.abc import Sequence
+
+from alembic import op
+
+from modelyard_common.governance import governance_ddl, governance_drop_ddl
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -13,8 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    for statement in governance_ddl("gateway"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    pass
+    for statement in governance_drop_ddl("gateway"):
+        op.execute(statement)

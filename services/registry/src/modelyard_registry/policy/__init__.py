@@ -1,0 +1,1 @@
+"""The workspace's policy gate: how approvals govern deploying and serving."""
