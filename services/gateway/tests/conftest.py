@@ -45,6 +45,9 @@ def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
             "health_timeout_s": 0.5,
             "health_failures": 1,
             "log_json": False,
+            # No registry runs beside these tests: asking it fails fast (the policy gate then
+            # knows only what its projection holds).
+            "registry_url": "http://127.0.0.1:9",
             **overrides,
         }
         return GatewaySettings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,161 @@
+"""The deployer's side of the policy gate, fed by registry events (its projection).
+
+Each test's workspace chooses its gate with a `registry.policy.updated` event, as the registry
+sends it; approvals arrive as `registry.model.*` events. The registry stand-in is consulted only
+for models the deployer never heard of, so these tests also show the gate holding on the
+projection alone (the registry could be down).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deployer_testkit import Tenant, eventually, publish_event
+
+from modelyard_common.events import CloudEvent
+
+
+async def registry_says(
+    tenant: Tenant, event_type: str, data: dict[str, Any], *, at: datetime | None = None
+) -> CloudEvent:
+    event = CloudEvent(
+        type=event_type,
+        source="modelyard/registry",
+        data={"workspace": tenant.workspace, **data},
+        **({"time": at} if at else {}),
+    )
+    await publish_event(tenant.broker, event)
+    return event
+
+
+async def choose_gate(tenant: Tenant, gate: str) -> None:
+    await registry_says(tenant, "registry.policy.updated", {"gate": gate, "updated_by": "root"})
+
+
+def model_data(tenant: Tenant, approval: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **tenant.registry.models[str(tenant.model_id)],
+        "approval": approval,
+        "updated_by": "bob",
+        **extra,
+    }
+
+
+async def deploy(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:
+    return await tenant.client.post(
+        "/v1/deployments",
+        json={"version_id": version_id, "device_ids": [str(d.id) for d in devices]},
+        headers=tenant.admin,
+    )
+
+
+async def wait_refused(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:
+    """Wait until the gate's events have arrived and a deployment is refused; return it."""
+
+    async def refused() -> Any:
+        answer = await deploy(tenant, version_id, devices)
+        return answer if answer.status_code == 409 else None
+
+    return await eventually(refused)
+
+
+async def test_restricted_to_labels_refuses_the_devices_without_them(tenant: Tenant) -> None:
+    version = await tenant.new_version()
+    berlin = await tenant.register_device("berlin", {"site": "berlin"}, connect=False)
+    paris = await tenant.register_device("paris", {"site": "paris"}, connect=False)
+    await choose_gate(tenant, "enforce")
+    conditions = {"text": "Berlin only", "device_labels": {"site": ["berlin"]}}
+    await registry_says(
+        tenant,
+        "registry.model.restricted",
+        model_data(tenant, "restricted", approval_conditions=conditions),
+    )
+    refused = await wait_refused(tenant, version["id"], [berlin, paris])
+    hits = tenant.registry.hits
+    problem = refused.json()
+    assert problem["type"].endswith("/policy-refused")
+    assert (problem["approval"], problem["gate"]) == ("restricted", "enforce")
+    assert [r["device_id"] for r in problem["refused"]] == [str(paris.id)]
+    assert "site in (berlin)" in problem["detail"]
+    listed = await tenant.client.get("/v1/deployments", headers=tenant.admin)
+    assert listed.json()["items"] == []  # refusing one device changes nothing for the other
+
+    allowed = await deploy(tenant, version["id"], [berlin])
+    assert allowed.status_code == 201, allowed.text
+    assert allowed.json()["items"][0]["policy_warning"] is None
+    assert tenant.registry.hits == hits  # judged on the projection: the registry was not asked
+
+
+async def test_an_older_approval_arriving_late_does_not_unblock(tenant: Tenant) -> None:
+    version = await tenant.new_version()
+    device = await tenant.register_device("edge", connect=False)
+    await choose_gate(tenant, "enforce")
+    now = datetime.now(UTC)
+    await registry_says(tenant, "registry.model.blocked", model_data(tenant, "blocked"), at=now)
+    await wait_refused(tenant, version["id"], [device])
+    # The approval that preceded the block, redelivered late by another relay.
+    late = await registry_says(
+        tenant,
+        "registry.model.approved",
+        model_data(tenant, "approved"),
+        at=now - timedelta(seconds=5),
+    )
+    marker = await registry_says(tenant, "registry.model.updated", model_data(tenant, "blocked"))
+    assert late.time < marker.time
+
+    async def projected_marker() -> bool:
+        # Events of one model are applied in arrival order; once the marker's view is in, the
+        # late approval has been considered too.
+        answer = await deploy(tenant, version["id"], [device])
+        return answer.status_code == 409 and answer.json()["approval"] == "blocked"
+
+    assert await eventually(projected_marker)
+
+
+async def test_warn_flags_a_blocked_model_and_enforce_then_stops_it(tenant: Tenant) -> None:
+    version = await tenant.new_version()
+    device = await tenant.register_device("edge")
+    await choose_gate(tenant, "warn")
+    await registry_says(tenant, "registry.model.approved", model_data(tenant, "approved"))
+
+    async def deployed() -> Any:
+        answer = await deploy(tenant, version["id"], [device])
+        return answer.json()["items"][0] if answer.status_code == 201 else None
+
+    deployment = await eventually(deployed)
+    command = await device.next_command()
+    assert command.action.value == "deploy"
+
+    await registry_says(
+        tenant, "registry.model.blocked", model_data(tenant, "blocked", approval_comment="leak")
+    )
+
+    async def flagged() -> Any:
+        current = await tenant.deployment(deployment["id"])
+        return current if current["policy_warning"] else None
+
+    current = await eventually(flagged)
+    assert "blocked (by bob: leak)" in current["policy_warning"]
+    assert current["desired_state"] == "running"
+    history = await tenant.history(deployment["id"])
+    assert [h["actor"] for h in history].count("policy-gate") == 1
+
+    # The workspace tightens its gate: what runs against its approval is stopped now.
+    await choose_gate(tenant, "enforce")
+    stop = await device.next_command()
+    assert stop.action.value == "stop"
+    assert stop.deployment_id == uuid.UUID(deployment["id"])
+    current = await tenant.deployment(deployment["id"])
+    assert current["desired_state"] == "stopped"
+    assert current["policy_warning"] is None
+    entries = [h for h in await tenant.history(deployment["id"]) if h["action"] == "stop"]
+    assert len(entries) == 1
+    assert entries[0]["actor"] == "policy-gate"
+
+    start = await tenant.client.post(
+        f"/v1/deployments/{deployment['id']}/start", headers=tenant.admin
+    )
+    assert start.status_code == 409
+    assert start.json()["approval"] == "blocked"
