@@ -53,6 +53,7 @@ def root(
 
 app.add_typer(registry.models_app, name="models")
 app.add_typer(registry.systems_app, name="systems")
+app.add_typer(registry.policy_app, name="policy")
 app.command("link", epilog=registry.LINK_EXAMPLES)(registry.link)
 app.command("unlink", epilog=registry.LINK_EXAMPLES)(registry.unlink)
 app.add_typer(deployer.version_app, name="version")
@@ -114,8 +115,8 @@ def mint_dev_token(*, sub: str, roles: list[str] | None, workspace: str, ttl_hou
     "login",
     epilog=examples(
         "modelyard login --dev --sub alice --role admin --workspace default",
-        'modelyard login --token "$TOKEN" --context prod --registry-url https://registry.example',
-        "modelyard login --issuer https://id.example --client-id modelyard-cli --context prod",
+        'modelyard --context prod login --token "$TOKEN" --registry-url https://registry.example',
+        "modelyard --context prod login --issuer https://id.example --client-id modelyard-cli",
         "modelyard login --issuer https://id.example --client-id modelyard-cli --device",
     ),
 )

@@ -30,6 +30,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("LEARNING TYPE", "learning_type"),
         ("FUNCTIONALITY", "functionality"),
         ("TAGS", "tags"),
+        ("APPROVAL", "approval"),
         ("ARCHIVED", "archived"),
     ],
     "systems": [
@@ -289,6 +290,169 @@ def create_model(
     )
     with client() as my:
         emit(my.send(ops.create_registry("models", body)), output=output, quiet=quiet)
+
+
+APPROVAL_COLUMNS: list[Column] = [
+    ("STATE", "state"),
+    ("REQUESTED BY", "requested_by"),
+    ("DECIDED BY", "decided_by"),
+    ("DECISION", "decision_comment"),
+    ("CONDITIONS", lambda a: (a.get("conditions") or {}).get("text") or ""),
+]
+CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="why (recorded in history)")]
+
+
+@models_app.command("approval", epilog=examples("modelyard models approval echo-chat -o yaml"))
+def approval(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show a model's approval: state, conditions, who asked and who decided."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        shown = my.send(ops.get_model_approval(resolve(my, "models", ref)["id"]))
+    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+
+
+@models_app.command(
+    "review", epilog=examples("modelyard models review echo-chat -m 'model card attached'")
+)
+def review(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    comment: CommentOpt,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Ask for a model to be reviewed (editor); another person then decides."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        shown = my.send(ops.request_model_review(resolve(my, "models", ref)["id"], comment))
+    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+
+
+def _decide(
+    ref: str,
+    decision: Literal["approved", "restricted", "blocked"],
+    comment: str,
+    output: Format,
+    quiet: bool,
+    conditions: dict[str, Any] | None = None,
+) -> None:
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        model_id = resolve(my, "models", ref)["id"]
+        shown = my.send(ops.decide_model_approval(model_id, decision, comment, conditions))
+    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+
+
+@models_app.command("approve", epilog=examples("modelyard models approve echo-chat -m 'reviewed'"))
+def approve(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    comment: CommentOpt,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Approve a model in review (approver or admin; not the person who asked)."""
+    _decide(ref, "approved", comment, output, quiet)
+
+
+@models_app.command(
+    "restrict",
+    epilog=examples(
+        "modelyard models restrict echo-chat -m 'pilot' --conditions 'Berlin only' "
+        "--label site=berlin --group echo-chat"
+    ),
+)
+def restrict(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    comment: CommentOpt,
+    conditions: Annotated[str, typer.Option(help="the conditions, in words")],
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE a target device must carry; repeat (same key: any of)"),
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="a gateway group that may serve it; repeat")
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Approve a model in review with conditions: where it may be deployed and served."""
+    labels: dict[str, list[str]] = {}
+    for pair in label or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise UsageProblem(f"--label takes KEY=VALUE, not {pair!r}")
+        labels.setdefault(key, []).append(value)
+    body = {"text": conditions, "device_labels": labels, "gateway_groups": list(group or [])}
+    _decide(ref, "restricted", comment, output, quiet, body)
+
+
+@models_app.command("block", epilog=examples("modelyard models block echo-chat -m 'bias found'"))
+def block(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    comment: CommentOpt,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Block a model (approver or admin): under `enforce` its deployments stop, groups refuse."""
+    _decide(ref, "blocked", comment, output, quiet)
+
+
+@models_app.command("retire", epilog=examples("modelyard models retire echo-chat -m 'replaced'"))
+def retire(
+    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    comment: CommentOpt,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Retire a model for good (approver or admin)."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        shown = my.send(ops.retire_model(resolve(my, "models", ref)["id"], comment))
+    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+
+
+policy_app = typer.Typer(
+    help="The workspace's policy gate: enforce, warn or off.", no_args_is_help=True
+)
+POLICY_COLUMNS: list[Column] = [
+    ("WORKSPACE", "workspace"),
+    ("GATE", "gate"),
+    ("DEFAULT", "is_default"),
+    ("BY", "updated_by"),
+    ("COMMENT", "comment"),
+]
+
+
+@policy_app.command("show", epilog=examples("modelyard policy show -o json"))
+def policy_show(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+    """Show the workspace's gate."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        shown = my.send(ops.get_policy())
+    emit(dict(shown), output=output, quiet=quiet, columns=POLICY_COLUMNS, id_field="gate")
+
+
+@policy_app.command("set", epilog=examples("modelyard policy set warn -m 'pilot for a month'"))
+def policy_set(
+    gate: Annotated[Literal["enforce", "warn", "off"], typer.Argument(help="enforce, warn or off")],
+    comment: Annotated[str, typer.Option("--comment", "-m", help="why")] = "",
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Set the workspace's gate (admin); the deployer and gateway follow within seconds."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        shown = my.send(ops.set_policy(gate, comment))
+    emit(dict(shown), output=output, quiet=quiet, columns=POLICY_COLUMNS, id_field="gate")
 
 
 @models_app.command("systems", epilog=examples("modelyard models systems fraud-detector"))

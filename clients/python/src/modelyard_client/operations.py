@@ -17,6 +17,7 @@ from modelyard_client._core import (
     Upload,
     action,
     create,
+    identity,
     patch,
     read,
 )
@@ -24,6 +25,7 @@ from modelyard_client.types import (
     AIModel,
     AISystem,
     ApiKey,
+    Approval,
     Deployment,
     DeploymentEvent,
     Device,
@@ -34,6 +36,7 @@ from modelyard_client.types import (
     Link,
     ModelVersion,
     Page,
+    Policy,
 )
 
 RegistryKind = Literal["models", "systems"]
@@ -110,6 +113,51 @@ def get_model(model_id: str) -> Call[AIModel]:
 def get_system(system_id: str) -> Call[AISystem]:
     """Return get_system."""
     return get_registry("systems", system_id)
+
+
+def get_model_approval(model_id: str) -> Call[Approval]:
+    """Return get_model_approval."""
+    return read("GET", "registry", f"/v1/models/{model_id}/approval")
+
+
+def request_model_review(model_id: str, comment: str) -> Call[Approval]:
+    """Return request_model_review (the model moves to in_review)."""
+    return action("registry", f"/v1/models/{model_id}/approval/request", {"comment": comment})
+
+
+def decide_model_approval(
+    model_id: str,
+    decision: Literal["approved", "restricted", "blocked"],
+    comment: str,
+    conditions: Mapping[str, Any] | None = None,
+) -> Call[Approval]:
+    """Return decide_model_approval (another person than the requester; approver or admin)."""
+    body: dict[str, Any] = {"decision": decision, "comment": comment}
+    if conditions is not None:
+        body["conditions"] = dict(conditions)
+    return action("registry", f"/v1/models/{model_id}/approval/decision", body)
+
+
+def retire_model(model_id: str, comment: str) -> Call[Approval]:
+    """Return retire_model."""
+    return action("registry", f"/v1/models/{model_id}/approval/retire", {"comment": comment})
+
+
+def get_policy() -> Call[Policy]:
+    """Return get_policy (the workspace's gate: enforce, warn or off)."""
+    return read("GET", "registry", "/v1/policy")
+
+
+def set_policy(gate: Literal["enforce", "warn", "off"], comment: str = "") -> Call[Policy]:
+    """Return set_policy (admin); setting the same gate twice changes nothing."""
+    return Call(
+        "PUT",
+        "registry",
+        "/v1/policy",
+        identity,
+        json={"gate": gate, "comment": comment},
+        idempotent=True,
+    )
 
 
 # -- deployer ------------------------------------------------------------------------------

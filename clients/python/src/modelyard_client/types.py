@@ -31,9 +31,36 @@ class AIModel(TypedDict, total=False):
     tags: list[str]
     properties: dict[str, Any]
     archived: bool
+    approval: str
+    approval_conditions: dict[str, Any] | None
+    approval_comment: str | None
     created_at: str
     updated_at: str
     etag: str
+
+
+class Approval(TypedDict, total=False):
+    """A model's approval: state, conditions, who asked and who decided."""
+
+    state: str
+    conditions: dict[str, Any] | None
+    requested_by: str | None
+    requested_at: str | None
+    request_comment: str | None
+    decided_by: str | None
+    decided_at: str | None
+    decision_comment: str | None
+
+
+class Policy(TypedDict, total=False):
+    """A workspace's policy gate."""
+
+    workspace: str
+    gate: str
+    is_default: bool
+    comment: str
+    updated_by: str | None
+    updated_at: str | None
 
 
 class AISystem(TypedDict, total=False):
