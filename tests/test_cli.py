@@ -218,6 +218,52 @@ async def test_registry_round_trip_with_every_output_and_exit_code(world: CliWor
     assert len(invalid.err.strip().splitlines()) == 1
 
 
+async def test_review_by_one_person_approval_by_another_and_the_policy(world: CliWorld) -> None:
+    name = f"scorer-{uuid.uuid4().hex[:6]}"
+    await world.ok("models", "create", name, "--learning-type", "supervised", "-q")
+    asked = (await world.ok("models", "review", name, "-m", "card attached", "-o", "json")).json()
+    assert (asked["state"], asked["requested_by"]) == ("in_review", "alice")
+    own = await world.run("models", "approve", name, "-m", "mine")
+    assert own.code == 1, own
+    assert own.err.startswith("error: 403")  # four eyes, admin or not
+
+    # A second person in a context of their own; `login` makes it the current one.
+    await world.ok(
+        *("--context", "bob", "login", "--dev", "--sub", "bob", "--role", "approver"),
+        *("--workspace", WORKSPACE, "--registry-url", world.suite.registry),
+    )
+    restricted = await world.ok(
+        *("models", "restrict", name, "-m", "pilot", "--conditions", "lab only"),
+        *("--label", "site=lab", "--label", "site=plant", "--group", "chat", "-o", "json"),
+    )
+    assert restricted.json()["conditions"]["device_labels"] == {"site": ["lab", "plant"]}
+    assert restricted.json()["decided_by"] == "bob"
+    table = (await world.ok("models", "approval", name)).out
+    assert "restricted" in table
+    assert "lab only" in table
+    blocked = await world.ok("models", "block", name, "-m", "bias", "-q")
+    assert blocked.out.strip() == "blocked"
+    bad = await world.run(
+        *("models", "restrict", name, "-m", "x"), "--conditions", "y", "--label", "z"
+    )
+    assert bad.code == 2, bad
+    await world.ok("context", "use", "default")
+    await world.ok("context", "delete", "bob")  # other tests expect alice's context alone
+
+    shown = (await world.ok("policy", "show", "-o", "json")).json()
+    assert shown["workspace"] == WORKSPACE
+    assert (await world.run("policy", "set", "maybe")).code == 2
+    assert (await world.ok("policy", "set", "warn", "-m", "pilot", "-q")).out.strip() == "warn"
+    assert (await world.ok("policy", "show", "-o", "json")).json()["is_default"] is False
+    await world.ok("policy", "set", shown["gate"])  # back to what the other tests expect
+    history = (await world.ok("models", "history", name, "-o", "json")).json()
+    assert [(h["action"], h["actor"]) for h in history][1:] == [
+        ("review_requested", "alice"),
+        ("restricted", "bob"),
+        ("blocked", "bob"),
+    ]
+
+
 async def test_bad_usage_exits_2_and_a_wrong_token_exits_1(world: CliWorld) -> None:
     for args in (
         ("models", "create", "x"),  # --learning-type missing
