@@ -140,18 +140,22 @@ down() {
 
 # Walks the smoke story (tests/smoke_story.py) against a suite that is up.
 story() {
-  local token
-  # The service images hold libs/common, not the people's CLI: sign the dev token with it.
+  local token approver
+  # The service images hold libs/common, not the people's CLI: sign the dev tokens with it. Two
+  # people: the policy gate (enforce) serves only models someone else approved.
   token="$(compose exec -T -e "WORKSPACE=${MODELYARD_WORKSPACE:-default}" registry python -c \
     'import os; from modelyard_common.devtoken import dev_token
 print(dev_token(sub="smoke", roles=["admin"], workspace=os.environ["WORKSPACE"]))')"
+  approver="$(compose exec -T -e "WORKSPACE=${MODELYARD_WORKSPACE:-default}" registry python -c \
+    'import os; from modelyard_common.devtoken import dev_token
+print(dev_token(sub="smoke-approver", roles=["approver"], workspace=os.environ["WORKSPACE"]))')"
   python3 tests/smoke_story.py \
     --registry "http://$BIND:${MODELYARD_REGISTRY_PORT:-8001}" \
     --deployer "http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002}" \
     --gateway "http://$BIND:${MODELYARD_GATEWAY_PORT:-8000}" \
     --agent "http://127.0.0.1:${MODELYARD_AGENT_PORT:-8003}" \
     --model-image "${MODELYARD_SMOKE_MODEL_IMAGE:-${MODELYARD_BASE_IMAGE:-modelyard/python-base:bookworm}}" \
-    --token "$token" || {
+    --token "$token" --approver-token "$approver" || {
     show_logs deployer gateway device-agent
     die "smoke story failed"
   }

@@ -137,6 +137,17 @@ def story(args: argparse.Namespace) -> str:
     expect(status, 200, "read registry model", read)
     if read["name"] != model["name"]:
         raise StepFailed(f"registry returned {read['name']!r}, stored {model['name']!r}")
+    # under the default gate (enforce) the model must be approved, by someone else
+    approval = f"{args.registry}/v1/models/{model['id']}/approval"
+    status, _, body = call("POST", f"{approval}/request", token=token, body={"comment": "smoke"})
+    expect(status, 200, "request review", body)
+    status, _, body = call(
+        "POST",
+        f"{approval}/decision",
+        token=args.approver_token,
+        body={"decision": "approved", "comment": "smoke"},
+    )
+    expect(status, 200, "approve model", body)
 
     # the device the compose bootstrap registered, online once its agent sent a heartbeat
     def online_device() -> dict[str, Any] | None:
@@ -236,7 +247,15 @@ def story(args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("registry", "deployer", "gateway", "agent", "token", "model-image"):
+    for name in (
+        "registry",
+        "deployer",
+        "gateway",
+        "agent",
+        "token",
+        "approver-token",
+        "model-image",
+    ):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args()
     try:

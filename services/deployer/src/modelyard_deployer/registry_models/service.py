@@ -135,11 +135,17 @@ async def model_standing(
     settings: DeployerSettings,
     model: RegistryModel,
     authorization: str | None,
+    fresh: bool = False,
 ) -> Standing:
-    """Return the model's approval under its workspace's gate (asking the registry if unknown)."""
+    """Return the model's approval under its workspace's gate.
+
+    From the projection; the registry is asked (with the caller's token) when the model's
+    approval is unknown here, or when `fresh` (to confirm a refusal: an approval made a moment
+    ago may not have arrived yet). If it cannot be asked, the projection's view stands.
+    """
     gate = governance(settings)
     standing = await gate.standing(session, workspace=model.workspace, model_id=model.id)
-    if standing.approval is not None or standing.gate.value == "off":
+    if (standing.approval is not None and not fresh) or standing.gate.value == "off":
         return standing
     try:
         resource = await fetch_from_registry(http, model_id=model.id, authorization=authorization)

@@ -53,11 +53,17 @@ class PolicyContext:
 
 
 async def _standing(
-    session: AsyncSession, ctx: PolicyContext, *, workspace: str, model_id: uuid.UUID
+    session: AsyncSession,
+    ctx: PolicyContext,
+    *,
+    workspace: str,
+    model_id: uuid.UUID,
+    fresh: bool = False,
 ) -> Standing:
-    """Return the model's standing here; ask the registry (caller's token) when never heard of."""
+    """Return the model's standing here; ask the registry (caller's token) when never heard of,
+    or when `fresh` (to confirm a refusal); if it cannot be asked, the projection's view stands."""
     standing = await ctx.governance.standing(session, workspace=workspace, model_id=model_id)
-    if standing.approval is not None or standing.gate is Gate.off:
+    if (standing.approval is not None and not fresh) or standing.gate is Gate.off:
         return standing
     try:
         async with httpx.AsyncClient(base_url=ctx.registry_url, timeout=ctx.timeout_s) as http:
@@ -96,12 +102,16 @@ async def judge_binding(
 ) -> Verdict:
     """Return the gate's verdict on serving `model_id` as `group`; 409 when it refuses."""
     standing = await _standing(session, ctx, workspace=workspace, model_id=model_id)
+    verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
+    if standing.approval is not None and not verdict.allowed:
+        # Confirmed with the registry: an approval made a moment ago may not have arrived yet.
+        standing = await _standing(session, ctx, workspace=workspace, model_id=model_id, fresh=True)
+        verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
     if standing.approval is None and standing.gate is Gate.enforce:
         raise ServiceUnavailableError(
             f"The approval of model {model_id} is not known here and the registry cannot be "
             "asked; the policy gate refuses the binding until it can. Retry shortly."
         )
-    verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
     if not verdict.allowed:
         raise PolicyRefusedError(verdict.reason, **verdict.problem_fields(), model_id=str(model_id))
     return verdict
