@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deployer_testkit import Tenant, eventually, publish_event
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from modelyard_common.events import CloudEvent
 
@@ -34,6 +36,26 @@ async def choose_gate(tenant: Tenant, gate: str) -> None:
     await registry_says(tenant, "registry.policy.updated", {"gate": gate, "updated_by": "root"})
 
 
+async def projected(app: FastAPI, tenant: Tenant, *, gate: str, approval: str) -> None:
+    """Wait until the deployer's projection holds the workspace's gate and the model's approval."""
+
+    async def applied() -> bool:
+        async with app.state.sessionmaker() as session:
+            found = (
+                await session.execute(
+                    text(
+                        "SELECT (SELECT gate FROM deployer.workspace_policies"
+                        " WHERE workspace = :w), (SELECT approval FROM deployer.model_approvals"
+                        " WHERE model_id = :m)"
+                    ),
+                    {"w": tenant.workspace, "m": tenant.model_id},
+                )
+            ).one()
+        return tuple(found) == (gate, approval)
+
+    await eventually(applied)
+
+
 def model_data(tenant: Tenant, approval: str, **extra: Any) -> dict[str, Any]:
     return {
         **tenant.registry.models[str(tenant.model_id)],
@@ -51,17 +73,9 @@ async def deploy(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:
     )
 
 
-async def wait_refused(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:
-    """Wait until the gate's events have arrived and a deployment is refused; return it."""
-
-    async def refused() -> Any:
-        answer = await deploy(tenant, version_id, devices)
-        return answer if answer.status_code == 409 else None
-
-    return await eventually(refused)
-
-
-async def test_restricted_to_labels_refuses_the_devices_without_them(tenant: Tenant) -> None:
+async def test_restricted_to_labels_refuses_the_devices_without_them(
+    tenant: Tenant, app: FastAPI
+) -> None:
     version = await tenant.new_version()
     berlin = await tenant.register_device("berlin", {"site": "berlin"}, connect=False)
     paris = await tenant.register_device("paris", {"site": "paris"}, connect=False)
@@ -72,7 +86,9 @@ async def test_restricted_to_labels_refuses_the_devices_without_them(tenant: Ten
         "registry.model.restricted",
         model_data(tenant, "restricted", approval_conditions=conditions),
     )
-    refused = await wait_refused(tenant, version["id"], [berlin, paris])
+    await projected(app, tenant, gate="enforce", approval="restricted")
+    refused = await deploy(tenant, version["id"], [berlin, paris])
+    assert refused.status_code == 409, refused.text
     hits = tenant.registry.hits
     problem = refused.json()
     assert problem["type"].endswith("/policy-refused")
@@ -88,13 +104,15 @@ async def test_restricted_to_labels_refuses_the_devices_without_them(tenant: Ten
     assert tenant.registry.hits == hits  # judged on the projection: the registry was not asked
 
 
-async def test_an_older_approval_arriving_late_does_not_unblock(tenant: Tenant) -> None:
+async def test_an_older_approval_arriving_late_does_not_unblock(
+    tenant: Tenant, app: FastAPI
+) -> None:
     version = await tenant.new_version()
     device = await tenant.register_device("edge", connect=False)
     await choose_gate(tenant, "enforce")
     now = datetime.now(UTC)
     await registry_says(tenant, "registry.model.blocked", model_data(tenant, "blocked"), at=now)
-    await wait_refused(tenant, version["id"], [device])
+    await projected(app, tenant, gate="enforce", approval="blocked")
     # The approval that preceded the block, redelivered late by another relay.
     late = await registry_says(
         tenant,
@@ -102,29 +120,33 @@ async def test_an_older_approval_arriving_late_does_not_unblock(tenant: Tenant) 
         model_data(tenant, "approved"),
         at=now - timedelta(seconds=5),
     )
-    marker = await registry_says(tenant, "registry.model.updated", model_data(tenant, "blocked"))
-    assert late.time < marker.time
 
-    async def projected_marker() -> bool:
-        # Events of one model are applied in arrival order; once the marker's view is in, the
-        # late approval has been considered too.
-        answer = await deploy(tenant, version["id"], [device])
-        return answer.status_code == 409 and answer.json()["approval"] == "blocked"
+    async def consumed() -> bool:
+        async with app.state.sessionmaker() as session:
+            seen = await session.scalar(
+                text("SELECT count(*) FROM deployer.processed_events WHERE event_id = :id"),
+                {"id": late.id},
+            )
+        return bool(seen)
 
-    assert await eventually(projected_marker)
+    await eventually(consumed)  # applied (or rather, considered) by the consumer
+    refused = await deploy(tenant, version["id"], [device])
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["approval"] == "blocked"
 
 
-async def test_warn_flags_a_blocked_model_and_enforce_then_stops_it(tenant: Tenant) -> None:
+async def test_warn_flags_a_blocked_model_and_enforce_then_stops_it(
+    tenant: Tenant, app: FastAPI
+) -> None:
     version = await tenant.new_version()
     device = await tenant.register_device("edge")
     await choose_gate(tenant, "warn")
     await registry_says(tenant, "registry.model.approved", model_data(tenant, "approved"))
-
-    async def deployed() -> Any:
-        answer = await deploy(tenant, version["id"], [device])
-        return answer.json()["items"][0] if answer.status_code == 201 else None
-
-    deployment = await eventually(deployed)
+    await projected(app, tenant, gate="warn", approval="approved")
+    answer = await deploy(tenant, version["id"], [device])
+    assert answer.status_code == 201, answer.text
+    deployment = answer.json()["items"][0]
+    assert deployment["policy_warning"] is None
     command = await device.next_command()
     assert command.action.value == "deploy"
 
@@ -159,3 +181,16 @@ async def test_warn_flags_a_blocked_model_and_enforce_then_stops_it(tenant: Tena
     )
     assert start.status_code == 409
     assert start.json()["approval"] == "blocked"
+
+
+async def test_a_refusal_is_confirmed_with_the_registry(tenant: Tenant, app: FastAPI) -> None:
+    """An approval made a moment ago counts before its event arrives (the registry is asked)."""
+    version = await tenant.new_version()
+    device = await tenant.register_device("edge", connect=False)
+    await choose_gate(tenant, "enforce")
+    await registry_says(tenant, "registry.model.review_requested", model_data(tenant, "in_review"))
+    await projected(app, tenant, gate="enforce", approval="in_review")
+    tenant.registry.models[str(tenant.model_id)]["approval"] = "approved"  # decided meanwhile
+
+    allowed = await deploy(tenant, version["id"], [device])
+    assert allowed.status_code == 201, allowed.text

@@ -1,14 +1,15 @@
 """Reports made while the broker is unreachable wait on disk and arrive later, in order.
 
 Two outages: every connection between agent and broker cut by a TCP proxy that also refuses new
-ones (the network drops), and a real RabbitMQ restart (`rabbitmqctl stop_app` / `start_app`,
-durable quorum queues survive it). Either way the agent's robust connection reconnects.
+ones (the network drops), and a real RabbitMQ restart (a private node of the test's own, stopped
+and started again; durable quorum queues survive it). Either way the agent's robust connection
+reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from uuid import uuid4
 
@@ -27,14 +28,10 @@ from modelyard_agent.testing import (
     zip_project,
 )
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+from modelyard_common.testservers import PrivateRabbit
 
 PROJECTS = Path(__file__).parent / "projects"
 Step = Callable[[], Awaitable[None]]
-
-
-async def _rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec("rabbitmqctl", "-q", *args)
-    assert await process.wait() == 0, f"rabbitmqctl {' '.join(args)} failed"
 
 
 async def _reports_survive(
@@ -141,22 +138,43 @@ async def test_reports_survive_a_cut_connection_in_order(
         await proxy.cut()
 
 
+@pytest.fixture
+async def private_rabbit() -> AsyncIterator[PrivateRabbit]:
+    """A RabbitMQ node of this test's own: restarting it disturbs no other test or service."""
+    server = await asyncio.to_thread(lambda: PrivateRabbit().start())
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
 @pytest.mark.timeout(240)
 async def test_reports_survive_a_rabbitmq_restart_in_order(
+    private_rabbit: PrivateRabbit,
     make_agent: AgentFactory,
-    probe: BrokerProbe,
     artifact_server: ArtifactServer,
     docker_engine: docker.DockerClient,
-    amqp_url: str,
 ) -> None:
-    agent = await make_agent(amqp_url=f"{amqp_url}?reconnect_interval=0.5")
+    # The agent logs in as guest here, so it declares the topology itself (as a development
+    # broker allows); the probe plays the deployer on the same private node.
+    probe = BrokerProbe(private_rabbit.url)
+    await probe.start()
+    agent = await make_agent(amqp_url=f"{private_rabbit.url}?reconnect_interval=0.5")
 
     async def stop_broker() -> None:
-        await _rabbitmqctl("stop_app")
+        await asyncio.to_thread(private_rabbit.stop)
 
     async def start_broker() -> None:
-        await _rabbitmqctl("start_app")
+        await asyncio.to_thread(private_rabbit.start)
 
-    await _reports_survive(
-        agent, probe, artifact_server, docker_engine, go_down=stop_broker, come_back=start_broker
-    )
+    try:
+        await _reports_survive(
+            agent,
+            probe,
+            artifact_server,
+            docker_engine,
+            go_down=stop_broker,
+            come_back=start_broker,
+        )
+    finally:
+        await probe.close()

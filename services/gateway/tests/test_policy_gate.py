@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+from sqlalchemy import text
 
 from modelyard_common.contracts import ENDPOINT_READY, EVENTS_EXCHANGE
+from modelyard_common.db import make_engine
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS
 from modelyard_common.messaging import Binding, Broker
@@ -45,6 +47,31 @@ async def say(broker: Broker, event_type: str, data: dict[str, Any]) -> CloudEve
 
 async def choose_gate(broker: Broker, admin: Admin, gate: str) -> None:
     await say(broker, "registry.policy.updated", {"workspace": admin.workspace, "gate": gate})
+
+
+async def projected(
+    gateway: GatewayServer, admin: Admin, *, gate: str, model_id: uuid.UUID, approval: str
+) -> None:
+    """Wait until the gateway's projection holds the gate and the model's approval."""
+    engine = make_engine(gateway.settings.database_url, pool_size=1)
+
+    async def applied() -> bool:
+        async with engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT gate FROM gateway.workspace_policies WHERE workspace = :w),"
+                        " (SELECT approval FROM gateway.model_approvals WHERE model_id = :m)"
+                    ),
+                    {"w": admin.workspace, "m": model_id},
+                )
+            ).one()
+        return tuple(found) == (gate, approval)
+
+    try:
+        await wait_for(applied, timeout=10)
+    finally:
+        await engine.dispose()
 
 
 def model(admin: Admin, model_id: uuid.UUID, approval: str, **extra: Any) -> dict[str, Any]:
@@ -78,12 +105,10 @@ async def test_restricted_groups_bind_serve_and_stop_when_blocked(
         "registry.model.restricted",
         model(admin, model_id, "restricted", approval_conditions=conditions),
     )
+    await projected(gateway, admin, gate="enforce", model_id=model_id, approval="restricted")
 
-    async def refused_elsewhere() -> httpx.Response | None:
-        answer = await bind(admin, "search", model_id)
-        return answer if answer.status_code == 409 else None
-
-    refused = await wait_for(refused_elsewhere, timeout=10)
+    refused = await bind(admin, "search", model_id)
+    assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["approval"] == "restricted"
     assert "chat" in refused.json()["detail"]
@@ -163,17 +188,13 @@ async def test_warn_serves_with_a_warning_header(
     model_id = uuid.uuid4()
     await choose_gate(registry, admin, "warn")
     await say(registry, "registry.model.blocked", model(admin, model_id, "blocked"))
+    await projected(gateway, admin, gate="warn", model_id=model_id, approval="blocked")
     backend = backends("warned")
     instance = await admin.instance(backend)
-
-    async def bound_with_warning() -> dict[str, Any] | None:
-        answer = await bind(admin, f"warned-{uuid.uuid4().hex[:4]}", model_id)
-        if answer.status_code != 201:
-            return None
-        body: dict[str, Any] = answer.json()
-        return body if body["policy"]["approval"] == "blocked" else None
-
-    group = await wait_for(bound_with_warning, timeout=10)
+    made = await bind(admin, "warned", model_id)
+    assert made.status_code == 201, made.text
+    group: dict[str, Any] = made.json()
+    assert group["policy"]["approval"] == "blocked"
     assert (group["policy"]["gate"], group["policy"]["serving"]) == ("warn", True)
     before = gateway.catalog_version()
     patched = await admin.http.patch(
@@ -195,15 +216,15 @@ async def test_warn_serves_with_a_warning_header(
 
 
 async def test_unknown_approval_under_enforce_refuses_to_bind_until_the_registry_answers(
-    admin: Admin, registry: Broker
+    gateway: GatewayServer, admin: Admin, registry: Broker
 ) -> None:
     await choose_gate(registry, admin, "enforce")
+    other = uuid.uuid4()
+    await say(registry, "registry.model.created", model(admin, other, "draft"))
+    await projected(gateway, admin, gate="enforce", model_id=other, approval="draft")
 
-    async def unavailable() -> httpx.Response | None:
-        answer = await bind(admin, "never-heard-of", uuid.uuid4())
-        return answer if answer.status_code == 503 else None
-
-    answer = await wait_for(unavailable, timeout=10)
+    answer = await bind(admin, "never-heard-of", uuid.uuid4())
+    assert answer.status_code == 503, answer.text
     assert "registry cannot be asked" in answer.json()["detail"]
     listed = (await admin.http.get("/v1/groups")).json()["items"]
     assert listed == []

@@ -325,9 +325,10 @@ class Governance:
         """Return the model's standing as projected here (approval None when never heard of)."""
         gate = await self.gate(session, workspace)
         row = await session.scalar(
-            select(self.approvals).where(
-                self.approvals.model_id == model_id, self.approvals.workspace == workspace
-            )
+            select(self.approvals)
+            .where(self.approvals.model_id == model_id, self.approvals.workspace == workspace)
+            # The upserts are Core statements: a row this session loaded before is stale.
+            .execution_options(populate_existing=True)
         )
         if row is None:
             return Standing(gate=gate, approval=None)
@@ -341,7 +342,9 @@ class Governance:
             return {}
         rows = (
             await session.scalars(
-                select(self.approvals).where(self.approvals.model_id.in_(list(model_ids)))
+                select(self.approvals)
+                .where(self.approvals.model_id.in_(list(model_ids)))
+                .execution_options(populate_existing=True)
             )
         ).all()
         return {row.model_id: row for row in rows}

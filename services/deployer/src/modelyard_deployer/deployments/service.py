@@ -311,20 +311,34 @@ async def judge_targets(
 
     Refusal changes nothing: no deployment is created for the devices that would be allowed.
     """
+
+    def judge(standing: Standing) -> dict[uuid.UUID, Verdict]:
+        return {
+            d.id: judge_deploy(standing, model=model.name, device=d.name, labels=d.labels)
+            for d in targets
+        }
+
     standing = await model_standing(
         session, http=http, settings=settings, model=model, authorization=authorization
     )
+    verdicts = judge(standing)
+    if standing.approval is not None and any(v.reason for v in verdicts.values()):
+        # A refusal (or warning) is confirmed with the registry: whoever just approved the model should not
+        # wait for its event. If the registry cannot be asked, the projection's refusal holds.
+        standing = await model_standing(
+            session,
+            http=http,
+            settings=settings,
+            model=model,
+            authorization=authorization,
+            fresh=True,
+        )
+        verdicts = judge(standing)
     if standing.approval is None and standing.gate is Gate.enforce:
         raise ServiceUnavailableError(
             f"The approval of model {model.name} is not known here yet and the registry cannot "
             "be asked; the policy gate refuses until it can. Retry shortly."
         )
-    verdicts = {
-        device.id: judge_deploy(
-            standing, model=model.name, device=device.name, labels=device.labels
-        )
-        for device in targets
-    }
     refused = [(d, verdicts[d.id]) for d in targets if not verdicts[d.id].allowed]
     if refused:
         first = refused[0][1]
@@ -424,6 +438,7 @@ async def create_deployments(
             deployment = existing
             await _switch_version(dispatcher, deployment, version, verdicts[device.id])
         result.append(deployment)
+    await session.flush()  # a changed warning on an unchanged deployment, before the re-read
     await repository.reload(session, [d.id for d in result])
     return schemas.DeploymentBatch(items=await to_views(session, result))
 

@@ -103,7 +103,7 @@ async def judge_binding(
     """Return the gate's verdict on serving `model_id` as `group`; 409 when it refuses."""
     standing = await _standing(session, ctx, workspace=workspace, model_id=model_id)
     verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
-    if standing.approval is not None and not verdict.allowed:
+    if standing.approval is not None and verdict.reason:
         # Confirmed with the registry: an approval made a moment ago may not have arrived yet.
         standing = await _standing(session, ctx, workspace=workspace, model_id=model_id, fresh=True)
         verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
