@@ -16,8 +16,9 @@ from modelyard_common.governance import (
 )
 
 A = ApprovalState
-RESTRICTED = Conditions(text="Berlin, chat only", device_labels={"site": ["berlin"]},
-                        gateway_groups=["chat"])
+RESTRICTED = Conditions(
+    text="Berlin, chat only", device_labels={"site": ["berlin"]}, gateway_groups=["chat"]
+)
 
 # approval -> (may deploy, may keep running, may bind, may serve), for a device/group that
 # does not meet a restriction (site=paris, group "search").

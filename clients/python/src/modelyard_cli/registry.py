@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -302,62 +303,45 @@ APPROVAL_COLUMNS: list[Column] = [
 CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="why (recorded in history)")]
 
 
-@models_app.command("approval", epilog=examples("modelyard models approval echo-chat -o yaml"))
-def approval(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+def _approval(
+    ref: str, output: Format, quiet: bool, call: Callable[[Any, str], Any] | None = None
 ) -> None:
-    """Show a model's approval: state, conditions, who asked and who decided."""
+    """Run `call(ops, model_id)` (or read the approval) and print the approval it answers."""
     from modelyard_client import operations as ops
 
     with client() as my:
-        shown = my.send(ops.get_model_approval(resolve(my, "models", ref)["id"]))
+        model_id = resolve(my, "models", ref)["id"]
+        shown = my.send(call(ops, model_id) if call else ops.get_model_approval(model_id))
     emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+
+
+RefArg = Annotated[str, typer.Argument(metavar="NAME|ID")]
+
+
+@models_app.command("approval", epilog=examples("modelyard models approval echo-chat -o yaml"))
+def approval(ref: RefArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+    """Show a model's approval: state, conditions, who asked and who decided."""
+    _approval(ref, output, quiet)
 
 
 @models_app.command(
     "review", epilog=examples("modelyard models review echo-chat -m 'model card attached'")
 )
 def review(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    comment: CommentOpt,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
     """Ask for a model to be reviewed (editor); another person then decides."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        shown = my.send(ops.request_model_review(resolve(my, "models", ref)["id"], comment))
-    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
-
-
-def _decide(
-    ref: str,
-    decision: Literal["approved", "restricted", "blocked"],
-    comment: str,
-    output: Format,
-    quiet: bool,
-    conditions: dict[str, Any] | None = None,
-) -> None:
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        model_id = resolve(my, "models", ref)["id"]
-        shown = my.send(ops.decide_model_approval(model_id, decision, comment, conditions))
-    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+    _approval(ref, output, quiet, lambda ops, mid: ops.request_model_review(mid, comment))
 
 
 @models_app.command("approve", epilog=examples("modelyard models approve echo-chat -m 'reviewed'"))
 def approve(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    comment: CommentOpt,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
     """Approve a model in review (approver or admin; not the person who asked)."""
-    _decide(ref, "approved", comment, output, quiet)
+    _approval(
+        ref, output, quiet, lambda ops, mid: ops.decide_model_approval(mid, "approved", comment)
+    )
 
 
 @models_app.command(
@@ -368,7 +352,7 @@ def approve(
     ),
 )
 def restrict(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     comment: CommentOpt,
     conditions: Annotated[str, typer.Option(help="the conditions, in words")],
     label: Annotated[
@@ -389,33 +373,30 @@ def restrict(
             raise UsageProblem(f"--label takes KEY=VALUE, not {pair!r}")
         labels.setdefault(key, []).append(value)
     body = {"text": conditions, "device_labels": labels, "gateway_groups": list(group or [])}
-    _decide(ref, "restricted", comment, output, quiet, body)
+    _approval(
+        ref,
+        output,
+        quiet,
+        lambda ops, mid: ops.decide_model_approval(mid, "restricted", comment, body),
+    )
 
 
 @models_app.command("block", epilog=examples("modelyard models block echo-chat -m 'bias found'"))
 def block(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    comment: CommentOpt,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
     """Block a model (approver or admin): under `enforce` its deployments stop, groups refuse."""
-    _decide(ref, "blocked", comment, output, quiet)
+    _approval(
+        ref, output, quiet, lambda ops, mid: ops.decide_model_approval(mid, "blocked", comment)
+    )
 
 
 @models_app.command("retire", epilog=examples("modelyard models retire echo-chat -m 'replaced'"))
 def retire(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
-    comment: CommentOpt,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
     """Retire a model for good (approver or admin)."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        shown = my.send(ops.retire_model(resolve(my, "models", ref)["id"], comment))
-    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+    _approval(ref, output, quiet, lambda ops, mid: ops.retire_model(mid, comment))
 
 
 policy_app = typer.Typer(

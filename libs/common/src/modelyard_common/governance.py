@@ -140,17 +140,10 @@ def judge_deploy(
 ) -> Verdict:
     """Return whether `model` may be deployed to (or started on) a device with these labels."""
     approval = standing.approval
-    reason = None
     if approval is None or approval not in RUNNABLE:
         reason = f"Model {model} is {standing.describe()}; only approved models may be deployed."
-    elif approval is ApprovalState.restricted:
-        missing = (standing.conditions or Conditions()).labels_missing(labels)
-        if missing:
-            reason = (
-                f"Model {model} is restricted to devices with {'; '.join(missing)}; "
-                f"device {device} does not qualify."
-            )
-    return _verdict(standing, reason)
+        return _verdict(standing, reason)
+    return _verdict(standing, _device_refused(standing, model=model, device=device, labels=labels))
 
 
 def judge_running(
@@ -161,18 +154,23 @@ def judge_running(
     A model sent back to `draft` or `in_review` (an edit that needs re-approval) keeps running
     where it runs until a reviewer decides; new deployments of it are judged by `judge_deploy`.
     """
-    approval = standing.approval
-    reason = None
-    if approval in STOPPING:
-        reason = f"Model {model} is {standing.describe()}; it may not run."
-    elif approval is ApprovalState.restricted:
-        missing = (standing.conditions or Conditions()).labels_missing(labels)
-        if missing:
-            reason = (
-                f"Model {model} is restricted to devices with {'; '.join(missing)}; "
-                f"device {device} does not qualify."
-            )
-    return _verdict(standing, reason)
+    if standing.approval in STOPPING:
+        return _verdict(standing, f"Model {model} is {standing.describe()}; it may not run.")
+    return _verdict(standing, _device_refused(standing, model=model, device=device, labels=labels))
+
+
+def _device_refused(
+    standing: Standing, *, model: str, device: str, labels: Mapping[str, str]
+) -> str | None:
+    if standing.approval is not ApprovalState.restricted:
+        return None
+    missing = (standing.conditions or Conditions()).labels_missing(labels)
+    if not missing:
+        return None
+    return (
+        f"Model {model} is restricted to devices with {'; '.join(missing)}; "
+        f"device {device} does not qualify."
+    )
 
 
 def judge_bind(standing: Standing, *, model: str, group: str) -> Verdict:

@@ -199,7 +199,7 @@ class OutboxRelay:
             )
             .group_by(m.routing_key)
         )
-        return {key: value for key, value in result.all()}
+        return {row[0]: row[1] for row in result.all()}
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""
