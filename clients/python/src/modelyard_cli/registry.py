@@ -31,8 +31,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("LEARNING TYPE", "learning_type"),
         ("FUNCTIONALITY", "functionality"),
         ("TAGS", "tags"),
-        ("APPROVAL", "approval"),
-        ("ARCHIVED", "archived"),
+        ("APPROVAL", "approval"),  # archived ones are listed only on request (--archived)
     ],
     "systems": [
         ("ID", "id"),
