@@ -69,3 +69,20 @@ async def test_each_workspace_has_its_own_gate(
     assert (await client.put("/v1/policy", json={"gate": "warn"}, headers=mine)).status_code == 200
     theirs = (await client.get("/v1/policy", headers=other)).json()
     assert (theirs["workspace"], theirs["is_default"]) == ("another-workspace-policy", True)
+
+
+async def test_openapi_documents_the_policy_routes_with_examples(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operations = {
+        op["operationId"]: op
+        for path, methods in spec["paths"].items()
+        if path.startswith("/v1/policy")
+        for op in methods.values()
+    }
+    assert set(operations) == {"get_policy", "set_policy", "list_policy_history"}
+    assert all(op["summary"] for op in operations.values())
+    assert {"401", "403", "422"} <= set(operations["set_policy"]["responses"])
+    schemas = spec["components"]["schemas"]
+    assert schemas["PolicyRead"]["examples"][0]["gate"] == "enforce"
+    assert schemas["PolicyUpdate"]["examples"][0]["gate"] == "warn"
+    assert schemas["Gate"]["enum"] == ["enforce", "warn", "off"]
