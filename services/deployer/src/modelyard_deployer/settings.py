@@ -78,7 +78,9 @@ class DeployerSettings(ServiceSettings):
         description="The broker address handed to devices at registration (no login in it).",
     )
     default_ingress_port: int = Field(default=8004, ge=1, le=65535)
-    provisioning_max_ttl_h: float = Field(default=24 * 30, gt=0)
+    provisioning_max_ttl_h: float = Field(
+        default=24 * 30, gt=0, le=24 * 30, description="May lower the 30-day ceiling, not raise it."
+    )
 
     def production_errors(self) -> list[str]:
         """Return what keeps the deployer from starting in prod (also the ingress seal key)."""

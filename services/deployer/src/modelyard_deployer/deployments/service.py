@@ -323,8 +323,8 @@ async def judge_targets(
     )
     verdicts = judge(standing)
     if standing.approval is not None and any(v.reason for v in verdicts.values()):
-        # A refusal (or warning) is confirmed with the registry: whoever just approved the model should not
-        # wait for its event. If the registry cannot be asked, the projection's refusal holds.
+        # A refusal (or warning) is confirmed with the registry: whoever just approved the
+        # model should not wait for its event. If it cannot be asked, the projection holds.
         standing = await model_standing(
             session,
             http=http,

@@ -15,6 +15,7 @@ from modelyard_deployer.devices.schemas import (
     _check_label_keys,
 )
 
+MAX_PROVISIONING_TTL_S = 30 * 24 * 3600  # the longest a provisioning token may live
 
 class ProvisioningTokenCreate(BaseModel):
     """Issue a token that registers up to `max_uses` devices until it expires."""
@@ -34,7 +35,15 @@ class ProvisioningTokenCreate(BaseModel):
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    expires_in_s: Annotated[int, Field(ge=60, description="Lifetime in seconds.")] = 86400
+    expires_in_s: Annotated[
+        int,
+        Field(
+            ge=60,
+            le=MAX_PROVISIONING_TTL_S,
+            description="Lifetime in seconds: at most 30 days, or less where the deployer's "
+            "`MODELYARD_DEPLOYER_PROVISIONING_MAX_TTL_H` says so (422 above it).",
+        ),
+    ] = 86400
     max_uses: Annotated[int, Field(ge=1, le=100_000)] = 1
     labels: Labels = Field(
         default_factory=dict, description="Labels every device registered with it starts with."
