@@ -334,6 +334,12 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * ApprovalState
+         * @description Where a model stands in review; only `approved` and `restricted` may run.
+         * @enum {string}
+         */
+        ApprovalState: "draft" | "in_review" | "approved" | "restricted" | "blocked" | "retired";
+        /**
          * EndpointPriority
          * @description Failover order of a bound group's deployments, by one device label.
          * @example {
@@ -370,6 +376,12 @@ export interface components {
             /** Type */
             type: string;
         };
+        /**
+         * Gate
+         * @description How a workspace's approvals are applied to deploying and serving.
+         * @enum {string}
+         */
+        Gate: "enforce" | "warn" | "off";
         /**
          * GroupCreate
          * @description A new model group.
@@ -412,6 +424,31 @@ export interface components {
             registry_model_id?: string | null;
         };
         /**
+         * GroupPolicy
+         * @description How the workspace's policy gate judges the registry model a group follows.
+         * @example {
+         *       "approval": "blocked",
+         *       "gate": "enforce",
+         *       "reason": "Model sentiment is blocked (by carol: bias found); it may not be served.",
+         *       "serving": false
+         *     }
+         */
+        GroupPolicy: {
+            /** @description The model's approval as the gateway knows it (null: never heard of it). */
+            approval: components["schemas"]["ApprovalState"] | null;
+            gate: components["schemas"]["Gate"];
+            /**
+             * Reason
+             * @description Why the approval does not allow serving; under `warn` it is the warning.
+             */
+            reason: string | null;
+            /**
+             * Serving
+             * @description False while the gate refuses clients (403 policy error).
+             */
+            serving: boolean;
+        };
+        /**
          * GroupRead
          * @description A model group as the API shows it.
          */
@@ -437,6 +474,8 @@ export interface components {
             instance_ids: string[];
             /** Name */
             name: string;
+            /** @description The policy gate on the followed model (null when none). */
+            policy?: components["schemas"]["GroupPolicy"] | null;
             /** Registry Model Id */
             registry_model_id: string | null;
             /**
@@ -794,6 +833,8 @@ export interface components {
              * @description Replaces the whole sealed map; `{}` removes them.
              */
             secret_headers?: {
+                [key: string]: string;
+            } | {
                 [key: string]: string;
             } | null;
             /** Token */
@@ -1207,6 +1248,15 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
+            /** @description The workspace's policy gate refuses the registry model the group follows (blocked, retired, or restricted to other groups): code `model_not_approved`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
             /** @description The key may not use this model group, or it does not exist. */
             404: {
                 headers: {
@@ -1290,6 +1340,15 @@ export interface operations {
             };
             /** @description Missing or invalid API key. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description The workspace's policy gate refuses the registry model the group follows (blocked, retired, or restricted to other groups): code `model_not_approved`. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1382,6 +1441,15 @@ export interface operations {
             };
             /** @description Missing or invalid API key. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description The workspace's policy gate refuses the registry model the group follows (blocked, retired, or restricted to other groups): code `model_not_approved`. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1601,6 +1669,22 @@ export interface operations {
                      * @example {
                      *       "status": 422,
                      *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
                      *       "type": "about:blank"
                      *     }
                      */
@@ -1924,6 +2008,22 @@ export interface operations {
                      * @example {
                      *       "status": 428,
                      *       "title": "Precondition Required",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
                      *       "type": "about:blank"
                      *     }
                      */
@@ -2921,6 +3021,15 @@ export interface operations {
                     "application/json": components["schemas"]["OpenAIError"];
                 };
             };
+            /** @description The workspace's policy gate refuses the registry model the group follows (blocked, retired, or restricted to other groups): code `model_not_approved`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
             /** @description The key may not use this model group, or it does not exist. */
             404: {
                 headers: {
@@ -2981,6 +3090,15 @@ export interface operations {
             };
             /** @description Missing or invalid API key. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description The workspace's policy gate refuses the registry model the group follows (blocked, retired, or restricted to other groups): code `model_not_approved`. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -367,6 +367,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's policy gate (enforce, warn or off) */
+        get: operations["get_policy"];
+        /** Set the workspace's policy gate (admin); the deployer and gateway follow in seconds */
+        put: operations["set_policy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policy/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every change to the workspace's gate: who, when, old and new */
+        get: operations["list_policy_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/systems": {
         parameters: {
             query?: never;
@@ -621,6 +656,11 @@ export interface components {
         AIModelRead: {
             /** @description Review state; only approved (or restricted) models may be deployed and served. */
             approval: components["schemas"]["ApprovalState"];
+            /**
+             * Approval Comment
+             * @description The comment of the last approval decision (why it stands).
+             */
+            approval_comment?: string | null;
             /** @description Where a restricted model may run; null unless restricted. */
             approval_conditions: components["schemas"]["ApprovalConditions"] | null;
             /** Archived */
@@ -1111,6 +1151,12 @@ export interface components {
             /** Type */
             type: string;
         };
+        /**
+         * Gate
+         * @description How a workspace's approvals are applied to deploying and serving.
+         * @enum {string}
+         */
+        Gate: "enforce" | "warn" | "off";
         /** Health */
         Health: {
             /**
@@ -1441,6 +1487,51 @@ export interface components {
              * @description Opaque cursor of the next page; null on the last page.
              */
             next_cursor?: string | null;
+        };
+        /**
+         * PolicyRead
+         * @description The workspace's gate: `enforce` refuses, `warn` allows and warns, `off` checks nothing.
+         * @example {
+         *       "comment": "Production workspace: nothing unapproved runs.",
+         *       "gate": "enforce",
+         *       "is_default": false,
+         *       "updated_at": "2026-12-02T10:00:00Z",
+         *       "updated_by": "alice",
+         *       "workspace": "acme"
+         *     }
+         */
+        PolicyRead: {
+            /** Comment */
+            comment: string;
+            /** @description enforce: the deployer refuses unapproved models and stops blocked ones, the gateway refuses to bind or serve them; warn: everything runs and every step carries a warning; off: approvals are recorded, not checked. */
+            gate: components["schemas"]["Gate"];
+            /**
+             * Is Default
+             * @description True while the workspace never chose a gate.
+             */
+            is_default: boolean;
+            /** Updated At */
+            updated_at: string | null;
+            /** Updated By */
+            updated_by: string | null;
+            /** Workspace */
+            workspace: string;
+        };
+        /**
+         * PolicyUpdate
+         * @description Set the workspace's gate (admin).
+         * @example {
+         *       "comment": "Pilot: warn for a month.",
+         *       "gate": "warn"
+         *     }
+         */
+        PolicyUpdate: {
+            /**
+             * Comment
+             * @default
+             */
+            comment?: string;
+            gate: components["schemas"]["Gate"];
         };
         /**
          * Problem
@@ -3933,6 +4024,241 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyRead"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyRead"];
+                };
+            };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_policy_history: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string | null;
+                /** @description One of `at`, `-at`. */
+                sort?: "at" | "-at";
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_HistoryEntryRead_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
