@@ -78,6 +78,7 @@ class GroupRoute:
     name: str
     created: int
     instances: tuple[InstanceRoute, ...]
+    registry_model_id: uuid.UUID | None = None  # its usage is counted for this registry model
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ class Catalog:
                 name=group.name,
                 created=int(group.created_at.timestamp()),
                 instances=routes,
+                registry_model_id=group.registry_model_id,
             )
         for key in key_rows:
             snapshot.keys[key.key_hash] = ClientKey(
