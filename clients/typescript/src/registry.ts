@@ -367,6 +367,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models/{model_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gateway requests, errors and tokens of a model per UTC day, with totals
+         * @description Counted by the gateway for groups bound to the model (`registry_model_id`); tokens are those the backends reported. `from` and `to` are UTC days, both included; by default the last 30 days up to today, at most 366. Days without traffic are left out of `days`. Counts arrive a few seconds after the requests (the gateway writes them every `MODELYARD_GATEWAY_USAGE_FLUSH_S`).
+         */
+        get: operations["get_model_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/policy": {
         parameters: {
             query?: never;
@@ -1376,6 +1396,65 @@ export interface components {
             updated_at: string;
         };
         /**
+         * ModelUsage
+         * @description The model's gateway usage per UTC day in a date range, and the range's totals.
+         * @example {
+         *       "days": [
+         *         {
+         *           "completion_tokens": 18004,
+         *           "day": "2026-03-02",
+         *           "errors": 3,
+         *           "prompt_tokens": 45210,
+         *           "requests": 120,
+         *           "total_tokens": 63214
+         *         },
+         *         {
+         *           "completion_tokens": 11876,
+         *           "day": "2026-03-03",
+         *           "errors": 0,
+         *           "prompt_tokens": 30112,
+         *           "requests": 80,
+         *           "total_tokens": 41988
+         *         }
+         *       ],
+         *       "from": "2026-03-01",
+         *       "model_id": "0b4f3c1e-8a4d-4c4e-9a51-2f7d3c9e6a10",
+         *       "to": "2026-03-30",
+         *       "totals": {
+         *         "completion_tokens": 29880,
+         *         "errors": 3,
+         *         "prompt_tokens": 75322,
+         *         "requests": 200,
+         *         "total_tokens": 105202
+         *       }
+         *     }
+         */
+        ModelUsage: {
+            /**
+             * Days
+             * @description Days with traffic, oldest first (others: none).
+             */
+            days: components["schemas"]["UsageDay"][];
+            /**
+             * From
+             * Format: date
+             * @description First day of the range (UTC).
+             */
+            from: string;
+            /**
+             * Model Id
+             * Format: uuid
+             */
+            model_id: string;
+            /**
+             * To
+             * Format: date
+             * @description Last day of the range (UTC), included.
+             */
+            to: string;
+            totals: components["schemas"]["UsageCounts"];
+        };
+        /**
          * ObligationRead
          * @description One obligation of a system, as derived from its risk level and role, with its status.
          */
@@ -1637,6 +1716,61 @@ export interface components {
          * @enum {string}
          */
         SystemStatus: "draft" | "in_use" | "retired";
+        /**
+         * UsageCounts
+         * @description Gateway traffic through groups bound to the model.
+         */
+        UsageCounts: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Errors
+             * @description Requests answered with an error status or a failed stream.
+             */
+            errors: number;
+            /**
+             * Prompt Tokens
+             * @description As the backends reported them (`usage`).
+             */
+            prompt_tokens: number;
+            /**
+             * Requests
+             * @description Requests answered (errors included).
+             */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /**
+         * UsageDay
+         * @description The model's gateway traffic on one UTC day.
+         */
+        UsageDay: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /**
+             * Errors
+             * @description Requests answered with an error status or a failed stream.
+             */
+            errors: number;
+            /**
+             * Prompt Tokens
+             * @description As the backends reported them (`usage`).
+             */
+            prompt_tokens: number;
+            /**
+             * Requests
+             * @description Requests answered (errors included).
+             */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -4024,6 +4158,100 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_model_usage: {
+        parameters: {
+            query?: {
+                /** @description First UTC day, e.g. 2026-03-01 (default: 29 days before `to`). */
+                from?: string | null;
+                /** @description Last UTC day, included (default: today). */
+                to?: string | null;
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                model_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelUsage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };

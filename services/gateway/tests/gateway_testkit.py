@@ -35,6 +35,9 @@ def free_port() -> int:
         return port
 
 
+STREAM_PROMPT_TOKENS = 4  # what a fake backend's stream reports as its prompt (include_usage)
+
+
 class LoopThread:
     """An event loop running in a daemon thread."""
 
@@ -251,6 +254,10 @@ class FakeBackend:
             assert request.transport is not None
             request.transport.abort()
             return response
+        # As OpenAI does with `stream_options.include_usage`: `usage` null in every chunk, then
+        # a last chunk without choices that carries it.
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
         try:
             for i in range(b.stream_chunks):
                 if chat:
@@ -272,6 +279,8 @@ class FakeBackend:
                         "model": body.get("model"),
                         "choices": [{"index": 0, "text": f"{b.reply}{i} ", "finish_reason": None}],
                     }
+                if include_usage:
+                    chunk["usage"] = None
                 await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                 if b.mode == "drop" and i == 0:
                     assert request.transport is not None
@@ -279,6 +288,15 @@ class FakeBackend:
                     return response
                 if b.chunk_delay_s:
                     await asyncio.sleep(b.chunk_delay_s)
+            if include_usage:
+                usage = {
+                    "prompt_tokens": STREAM_PROMPT_TOKENS,
+                    "completion_tokens": b.stream_chunks,
+                    "total_tokens": STREAM_PROMPT_TOKENS + b.stream_chunks,
+                }
+                last = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1}
+                last.update({"model": body.get("model"), "choices": [], "usage": usage})
+                await response.write(b"data: " + json.dumps(last).encode() + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):

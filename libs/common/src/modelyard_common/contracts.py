@@ -9,12 +9,13 @@ Exchanges and routing keys:
   ``agent.deployment.reported`` (``DeploymentReport``), ``agent.device.heartbeat``
   (``DeviceHeartbeat``), ``deployer.deployment.state_changed``,
   ``deployer.deployment.endpoint_ready`` / ``deployer.deployment.endpoint_gone``
-  (``EndpointAnnouncement``), ``registry.model.*`` and friends.
+  (``EndpointAnnouncement``), ``gateway.usage.recorded`` (``UsageRecorded``),
+  ``registry.model.*`` and friends.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,7 @@ DEVICE_HEARTBEAT = "agent.device.heartbeat"
 DEPLOYMENT_STATE_CHANGED = "deployer.deployment.state_changed"
 ENDPOINT_READY = "deployer.deployment.endpoint_ready"
 ENDPOINT_GONE = "deployer.deployment.endpoint_gone"
+GATEWAY_USAGE_RECORDED = "gateway.usage.recorded"
 
 
 def device_routing_key(device_id: UUID | str) -> str:
@@ -180,3 +182,32 @@ class EndpointAnnouncement(BaseModel):
     # The device ingress credential, sealed (Fernet) with the key the deployer and the gateway
     # share (`MODELYARD_INGRESS_SEAL_KEY`): never in clear on the bus.
     ingress_token_sealed: str | None = None
+
+
+class UsageCounts(BaseModel):
+    """Counts of gateway traffic: requests, the errors among them, tokens the backends reported."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    requests: int = Field(default=0, ge=0)
+    errors: int = Field(default=0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+
+
+class UsageRecorded(BaseModel):
+    """What one gateway replica counted for one registry model on one UTC day in one interval.
+
+    The counts are deltas (add them up); the event id makes each delta count once.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    workspace: str
+    model_id: UUID
+    day: date
+    deltas: UsageCounts
+    gateway_replica: str
+    interval_start: datetime
+    interval_end: datetime

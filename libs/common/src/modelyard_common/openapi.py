@@ -135,7 +135,9 @@ def _no_nul(schema: Any) -> None:
         return
     types = schema.get("type")
     is_string = types == "string" or (isinstance(types, list) and "string" in types)
-    if is_string and not {"format", "enum", "const", "contentMediaType"} & schema.keys():
+    # Formats such as uuid and date-time exclude a NUL already; a write-only secret does not.
+    free = schema.get("format") in (None, "password")
+    if is_string and free and not {"enum", "const", "contentMediaType"} & schema.keys():
         if "pattern" not in schema:
             schema["pattern"] = NO_NUL_PATTERN
         elif "[^" in schema["pattern"]:  # a negated class could let a NUL through

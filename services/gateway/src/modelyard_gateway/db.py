@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.http import IdempotencyRecordMixin
 from modelyard_common.inbox import ProcessedEventMixin
+from modelyard_common.outbox import OutboxMixin
 from modelyard_gateway.settings import SCHEMA
 
 CONFIG_CHANNEL = "gateway_config"
@@ -155,6 +157,28 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has already applied (consumers are idempotent by event id)."""
 
     __tablename__ = "processed_events"
+
+
+class OutboxEvent(OutboxMixin, Base):
+    """Events written with the change they announce; the relay publishes them."""
+
+    __tablename__ = "outbox"
+
+
+class ModelUsage(Base):
+    """Requests, errors and tokens of one registry model's bound groups on one UTC day."""
+
+    __tablename__ = "model_usage"
+
+    workspace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class InstanceState(Base):

@@ -68,6 +68,12 @@ class GatewaySettings(ServiceSettings):
     config_refresh_s: float = Field(default=30.0, gt=0, description="Full reload fallback.")
     state_refresh_s: float = Field(default=5.0, gt=0, description="Shared state reload fallback.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    usage_flush_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a replica writes its usage counts (and their events); a crash "
+        "loses at most this much of its counts.",
+    )
     consume_events: bool = True
 
     @field_validator("egress_allow", "egress_deny", mode="before")

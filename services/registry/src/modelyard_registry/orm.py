@@ -260,6 +260,21 @@ class WorkspacePolicy(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ModelUsageDay(Base):
+    """Gateway traffic of one model on one UTC day, added up from `gateway.usage.recorded`."""
+
+    __tablename__ = "model_usage"
+
+    workspace: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ProcessedEvent(ProcessedEventMixin, Base):
     __tablename__ = "processed_events"
 

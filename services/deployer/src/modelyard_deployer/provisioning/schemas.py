@@ -17,6 +17,7 @@ from modelyard_deployer.devices.schemas import (
 
 MAX_PROVISIONING_TTL_S = 30 * 24 * 3600  # the longest a provisioning token may live
 
+
 class ProvisioningTokenCreate(BaseModel):
     """Issue a token that registers up to `max_uses` devices until it expires."""
 

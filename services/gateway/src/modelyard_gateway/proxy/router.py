@@ -31,6 +31,7 @@ from modelyard_gateway.runtime.catalog import ClientKey, GroupRoute
 from modelyard_gateway.runtime.fastclient import BoundReached
 from modelyard_gateway.runtime.upstream import UpstreamResponse
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.usage.service import StreamUsage
 
 if TYPE_CHECKING:
     from modelyard_gateway.runtime.runner import Runtime
@@ -274,6 +275,7 @@ class ProxyEndpoints:
         deadline = asyncio.get_running_loop().time() + _budget(scope, runtime.settings)
         result = await runtime.proxy.forward(group, path, request, stream=stream, deadline=deadline)
         if isinstance(result, Answer):
+            runtime.usage.record(group, error=result.status >= 400, usage=result.usage)
             headers = [
                 (b"content-type", result.content_type.encode("latin-1")),
                 (_INSTANCE, result.instance.name.encode()),
@@ -284,6 +286,7 @@ class ProxyEndpoints:
         elif isinstance(result, StreamAnswer):
             await self._relay(group, result, receive, send)
         else:
+            runtime.usage.record(group, error=True)
             await self._exhausted(group, result, send)
 
     async def _exhausted(self, group: GroupRoute, result: Exhausted, send: Send) -> None:
@@ -329,6 +332,7 @@ class ProxyEndpoints:
             metrics.requests(
                 group.workspace, group.name, answer.instance.name, "client_closed"
             ).inc()
+            self.runtime.usage.record(group, error=False)  # the client left: not the model's error
         finally:
             progress.finished = True
             watcher.cancel()
@@ -353,13 +357,16 @@ class ProxyEndpoints:
         inst = answer.instance
         upstream = answer.response
         pending = answer.first_chunk
+        tap = StreamUsage() if group.registry_model_id is not None else None
+        if tap is not None:
+            tap.feed(pending)
         cut = _event_boundary(pending)
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
             pending = pending[cut:]
         try:
             # The upstream's reads are bounded by the request's deadline (`until`).
-            pending = await _copy(upstream, send, pending)
+            pending = await _copy(upstream, send, pending, tap)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             progress.finished = True
             upstream.close()
@@ -376,6 +383,7 @@ class ProxyEndpoints:
                 board.abandoned(answer.ticket)
             metrics.failures(group.workspace, group.name, inst.name, cause).inc()
             metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
+            self.runtime.usage.record(group, error=True)
             event = error_body(
                 f"Instance '{inst.name}' failed mid-stream: {reason}.",
                 type_="upstream_error",
@@ -393,13 +401,18 @@ class ProxyEndpoints:
         upstream.release()
         board.succeeded(answer.ticket)
         metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
+        self.runtime.usage.record(group, error=False, usage=tap.usage() if tap else None)
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 
-async def _copy(upstream: UpstreamResponse, send: Send, pending: bytes) -> bytes:
+async def _copy(
+    upstream: UpstreamResponse, send: Send, pending: bytes, tap: StreamUsage | None = None
+) -> bytes:
     """Relay the upstream's chunks cut on SSE event boundaries; return the unsent tail."""
     while chunk := await upstream.next_chunk():
         data = pending + chunk if pending else chunk
+        if tap is not None:
+            tap.feed(data)
         cut = _event_boundary(data)
         if cut == len(data):
             pending = b""

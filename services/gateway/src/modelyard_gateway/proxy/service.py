@@ -30,6 +30,7 @@ from modelyard_gateway.runtime.upstream import (
     parse_retry_after,
 )
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.usage.service import reported_usage
 
 log = logging.getLogger("modelyard.gateway.proxy")
 
@@ -66,6 +67,7 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    usage: Mapping[str, Any] | None = None  # what the backend reported it used (OpenAI `usage`)
 
 
 @dataclass(slots=True)
@@ -278,15 +280,16 @@ class ProxyService:
         except BaseException:
             resp.close()
             raise
+        usage = None
         if status < 300:
             try:
-                orjson.loads(body)
+                usage = reported_usage(orjson.loads(body))  # parsed anyway, to check it
             except orjson.JSONDecodeError as exc:
                 raise UpstreamFailure("malformed", "answer is not valid JSON") from exc
         metrics.latency(group.workspace, group.name, inst.name).observe(
             time.perf_counter() - started
         )
-        return Answer(inst, attempts, status, content_type, body)
+        return Answer(inst, attempts, status, content_type, body, usage)
 
 
 def _first_phase_failure(

@@ -85,6 +85,7 @@ class GroupRoute:
     name: str
     created: int
     instances: tuple[InstanceRoute, ...]
+    registry_model_id: uuid.UUID | None = None  # its usage is counted for this registry model
     # The policy gate on the registry model it follows: a refusal answers clients with 403;
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
@@ -236,6 +237,7 @@ class Catalog:
                 name=group.name,
                 created=int(group.created_at.timestamp()),
                 instances=routes,
+                registry_model_id=group.registry_model_id,
                 **verdicts.get(group.id, {}),
             )
         for key in key_rows:

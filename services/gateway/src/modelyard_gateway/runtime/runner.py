@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,10 +15,17 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from modelyard_common.outbox import asyncpg_dsn
+from modelyard_common.messaging import Broker
+from modelyard_common.outbox import OutboxRelay, asyncpg_dsn
 from modelyard_common.web import ServiceRuntime
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL, IdempotencyRecord, ProcessedEvent
+from modelyard_gateway.db import (
+    CONFIG_CHANNEL,
+    STATE_CHANNEL,
+    IdempotencyRecord,
+    OutboxEvent,
+    ProcessedEvent,
+)
 from modelyard_gateway.deps import governance
 from modelyard_gateway.egress import EgressPolicy
 from modelyard_gateway.proxy.service import ProxyService
@@ -25,6 +34,7 @@ from modelyard_gateway.runtime.health import HealthBoard, decode_notification
 from modelyard_gateway.runtime.repository import claim_check, publish_check
 from modelyard_gateway.runtime.upstream import Upstreams, probe
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.usage.service import UsageRecorder
 
 log = logging.getLogger("modelyard.gateway.runtime")
 
@@ -48,6 +58,20 @@ class Runtime(ServiceRuntime):
             cooldown_jitter=settings.cooldown_jitter,
             failure_window_s=settings.failure_window_s,
             max_retry_after_s=settings.max_retry_after_s,
+        )
+        # Names this replica in its usage events (a restart is a new one: its counts start anew).
+        self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.usage = UsageRecorder(
+            self.sessionmaker, flush_s=settings.usage_flush_s, replica=self.replica_id
+        )
+        # Usage events leave by the outbox; a replica that does not connect to the broker
+        # (consume_events off) leaves them to the relays of the others.
+        self.relay = OutboxRelay(
+            self.sessionmaker,
+            OutboxEvent,
+            self.broker,
+            database_url=settings.database_url,
+            poll_interval_s=settings.outbox_poll_interval_s,
         )
         self._upstreams: Upstreams | None = None
         self._proxy: ProxyService | None = None
@@ -79,6 +103,7 @@ class Runtime(ServiceRuntime):
         self._spawn(self._refresh_state_forever(), "gateway-state-refresh")
         self._spawn(self.board.publish_forever(self.engine), "gateway-state-publish")
         self._spawn(self._check_forever(), "gateway-health-checks")
+        self.usage.start()
         self.retain(
             IdempotencyRecord.created_at, timedelta(hours=self.settings.idempotency_retention_h)
         )
@@ -89,13 +114,22 @@ class Runtime(ServiceRuntime):
         if self.settings.consume_events:
             from modelyard_gateway.endpoints.consumer import start_consumer
 
+            self.on_broker_ready(self._start_relay)
             self.on_broker_ready(lambda broker: start_consumer(broker, self))
             await super().start()
         else:
             self.start_housekeeping()
 
+    async def _start_relay(self, _broker: Broker) -> None:
+        self.relay.start()
+
     async def stop(self) -> None:
-        """Stop background work and close connections."""
+        """Flush the usage counts, stop background work and close connections."""
+        await self.usage.stop()
+        if self.broker.is_connected:
+            with contextlib.suppress(Exception):  # what stays unsent goes with another relay
+                await asyncio.wait_for(self.relay.publish_batch(), 5)
+        await self.relay.stop()
         await super().stop()
         if self._upstreams is not None:
             await self._upstreams.close()

@@ -1,15 +1,16 @@
-"""Every SQL statement about the footprint projection."""
+"""Every SQL statement about the footprint projection and the usage counts."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.pagination import PageParams, paginate
-from modelyard_registry.orm import DeploymentFootprint, ServingInterval
+from modelyard_registry.orm import AIModel, DeploymentFootprint, ModelUsageDay, ServingInterval
 
 SPAN_SORT = {"started_at": ServingInterval.started_at}
 
@@ -70,3 +71,50 @@ async def spans(
     return await paginate(
         session, stmt, params=params, columns=SPAN_SORT, id_column=ServingInterval.id
     )
+
+
+USAGE_COUNTERS = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens")
+
+
+async def model_exists(session: AsyncSession, *, workspace: str, model_id: uuid.UUID) -> bool:
+    """Return whether the workspace has a model with this id."""
+    found = await session.scalar(
+        select(AIModel.id).where(AIModel.workspace == workspace, AIModel.id == model_id)
+    )
+    return found is not None
+
+
+async def add_usage(
+    session: AsyncSession,
+    *,
+    workspace: str,
+    model_id: uuid.UUID,
+    day: date,
+    counts: dict[str, int],
+) -> None:
+    """Add `counts` to the model's row of that day (created at zero when it is the first)."""
+    stmt = insert(ModelUsageDay).values(workspace=workspace, model_id=model_id, day=day, **counts)
+    table = ModelUsageDay.__table__
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ModelUsageDay.workspace, ModelUsageDay.model_id, ModelUsageDay.day],
+            set_={name: table.c[name] + stmt.excluded[name] for name in USAGE_COUNTERS},
+        )
+    )
+
+
+async def usage_days(
+    session: AsyncSession, *, workspace: str, model_id: uuid.UUID, first: date, last: date
+) -> list[ModelUsageDay]:
+    """Return the model's usage rows from `first` to `last` (both included), oldest first."""
+    rows = await session.scalars(
+        select(ModelUsageDay)
+        .where(
+            ModelUsageDay.workspace == workspace,
+            ModelUsageDay.model_id == model_id,
+            ModelUsageDay.day >= first,
+            ModelUsageDay.day <= last,
+        )
+        .order_by(ModelUsageDay.day)
+    )
+    return list(rows)

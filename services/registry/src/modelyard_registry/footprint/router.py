@@ -1,9 +1,9 @@
-"""HTTP routes of a model's footprint: thin, one service call each."""
+"""HTTP routes of a model's footprint and usage: thin, one service call each."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -14,14 +14,14 @@ from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_registry.footprint import service
 from modelyard_registry.footprint.repository import SPAN_SORT
-from modelyard_registry.footprint.schemas import ModelFootprint, ServingSpan
+from modelyard_registry.footprint.schemas import ModelFootprint, ModelUsage, ServingSpan
 
-router = APIRouter(prefix="/v1/models/{model_id}/footprint", tags=["footprint"])
+router = APIRouter(prefix="/v1/models/{model_id}", tags=["footprint"])
 SpanPage = Annotated[PageParams, Depends(page_params("started_at", list(SPAN_SORT)))]
 
 
 @router.get(
-    "",
+    "/footprint",
     operation_id="get_model_footprint",
     summary="Where a model runs now: devices, versions and states of its deployments",
     responses=problem_responses(401, 403, 404),
@@ -33,7 +33,7 @@ async def get_model_footprint(
 
 
 @router.get(
-    "/timeline",
+    "/footprint/timeline",
     operation_id="list_model_serving_spans",
     summary="Where a model ran when; `at` answers what was serving at that moment",
     responses=problem_responses(401, 403, 404, 422),
@@ -51,3 +51,36 @@ async def list_model_serving_spans(
         session, principal=principal, model_id=model_id, at=at, params=params
     )
     return Page(items=items, next_cursor=cursor)
+
+
+@router.get(
+    "/usage",
+    operation_id="get_model_usage",
+    summary="Gateway requests, errors and tokens of a model per UTC day, with totals",
+    description=(
+        "Counted by the gateway for groups bound to the model (`registry_model_id`); tokens "
+        "are those the backends reported. `from` and `to` are UTC days, both included; by "
+        "default the last 30 days up to today, at most 366. Days without traffic are left out "
+        "of `days`. Counts arrive a few seconds after the requests (the gateway writes them "
+        "every `MODELYARD_GATEWAY_USAGE_FLUSH_S`)."
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_model_usage(
+    session: SessionDep,
+    principal: Viewer,
+    model_id: uuid.UUID,
+    first: Annotated[
+        date | None,
+        Query(
+            alias="from",
+            description="First UTC day, e.g. 2026-03-01 (default: 29 days before `to`).",
+        ),
+    ] = None,
+    last: Annotated[
+        date | None, Query(alias="to", description="Last UTC day, included (default: today).")
+    ] = None,
+) -> ModelUsage:
+    return await service.model_usage(
+        session, principal=principal, model_id=model_id, first=first, last=last
+    )

@@ -1,24 +1,37 @@
-"""The footprint projection: deployer state events in, "where does it run (and when)" out."""
+"""The footprint projection: deployer state events in, "where does it run (and when)" out;
+gateway usage events in, "how much did it serve, per day" out."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
+from modelyard_common.contracts import UsageRecorded
+from modelyard_common.errors import FieldError, UnprocessableError
 from modelyard_common.events import CloudEvent
 from modelyard_common.pagination import PageParams
 from modelyard_registry.ai_models import service as models
 from modelyard_registry.footprint import repository
-from modelyard_registry.footprint.schemas import DeploymentPlace, ModelFootprint, ServingSpan
+from modelyard_registry.footprint.schemas import (
+    DeploymentPlace,
+    ModelFootprint,
+    ModelUsage,
+    ServingSpan,
+    UsageCounts,
+    UsageDay,
+)
 from modelyard_registry.orm import DeploymentFootprint, ServingInterval
 
 log = logging.getLogger("modelyard.registry.footprint")
 # States in which a deployment's running version is not serving (being stopped or gone).
 NOT_SERVING = {"stopped", "removing", "removed"}
+USAGE_DEFAULT_DAYS = 30
+USAGE_MAX_DAYS = 366
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -120,3 +133,85 @@ async def model_timeline(
         )
         for r in rows
     ], cursor
+
+
+async def apply_usage_event(session: AsyncSession, event: CloudEvent) -> None:
+    """Add one `gateway.usage.recorded` event's deltas to its model's day.
+
+    Only models of the event's workspace are counted: a group bound to an id this workspace does
+    not hold (another workspace's model, a deleted or mistyped one) would otherwise add rows that
+    no one can read (`/usage` is 404 for such a model) or, worse, count one workspace's traffic
+    against another's model. Such events are logged and dropped; the gateway keeps its own copy.
+    """
+    try:
+        usage = UsageRecorded.model_validate(event.data)
+    except ValidationError as exc:
+        log.warning("usage event %s is malformed; dropped: %s", event.id, exc)
+        return
+    if not await repository.model_exists(
+        session, workspace=usage.workspace, model_id=usage.model_id
+    ):
+        log.warning(
+            "usage event %s is about model %s, which workspace %s does not have; dropped",
+            event.id,
+            usage.model_id,
+            usage.workspace,
+        )
+        return
+    await repository.add_usage(
+        session,
+        workspace=usage.workspace,
+        model_id=usage.model_id,
+        day=usage.day,
+        counts=usage.deltas.model_dump(),
+    )
+
+
+def usage_range(first: date | None, last: date | None) -> tuple[date, date]:
+    """Return the days a usage query covers: by default the last 30 (today UTC included)."""
+    last = last or datetime.now(UTC).date()
+    first = first or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
+    if first > last:
+        raise UnprocessableError(
+            "`from` is after `to`.",
+            errors=[
+                FieldError(loc=["query", "from"], field="from", message="after `to`", type="range")
+            ],
+        )
+    if (last - first).days + 1 > USAGE_MAX_DAYS:
+        raise UnprocessableError(
+            f"A usage query covers at most {USAGE_MAX_DAYS} days.",
+            errors=[
+                FieldError(
+                    loc=["query", "to"],
+                    field="to",
+                    message=f"more than {USAGE_MAX_DAYS} days after `from`",
+                    type="range",
+                )
+            ],
+        )
+    return first, last
+
+
+async def model_usage(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    first: date | None,
+    last: date | None,
+) -> ModelUsage:
+    """Return the model's gateway usage per day from `first` to `last`, with the totals."""
+    first, last = usage_range(first, last)
+    await models.get_model(session, principal=principal, model_id=model_id)
+    rows = await repository.usage_days(
+        session, workspace=principal.workspace, model_id=model_id, first=first, last=last
+    )
+    days = [
+        UsageDay(day=r.day, **{name: getattr(r, name) for name in repository.USAGE_COUNTERS})
+        for r in rows
+    ]
+    totals = UsageCounts(
+        **{name: sum(getattr(d, name) for d in days) for name in repository.USAGE_COUNTERS}
+    )
+    return ModelUsage(model_id=model_id, from_day=first, to_day=last, days=days, totals=totals)

@@ -1,0 +1,42 @@
+"""Usage per registry model per day, and the outbox its `gateway.usage.recorded` events leave by.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from modelyard_common.outbox import outbox_ddl
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    for statement in outbox_ddl("gateway"):
+        op.execute(statement)
+    op.execute(
+        """
+        CREATE TABLE IF NOT EXISTS gateway.model_usage (
+            workspace varchar(200) NOT NULL,
+            model_id uuid NOT NULL,
+            day date NOT NULL,
+            requests bigint NOT NULL DEFAULT 0,
+            errors bigint NOT NULL DEFAULT 0,
+            prompt_tokens bigint NOT NULL DEFAULT 0,
+            completion_tokens bigint NOT NULL DEFAULT 0,
+            total_tokens bigint NOT NULL DEFAULT 0,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT pk_model_usage PRIMARY KEY (workspace, model_id, day)
+        )
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS gateway.model_usage")
+    op.execute("DROP TABLE IF EXISTS gateway.outbox")

@@ -1,0 +1,1 @@
+"""Usage of registry models through bound groups: counted per request, written per interval."""
