@@ -37,7 +37,7 @@ from modelyard_common.testing import (
     recreate_database,
     s3_test_server,
 )
-from modelyard_deployer.app import build_app
+from modelyard_deployer.app import create_app
 from modelyard_deployer.artifacts import MIN_PART_BYTES, LocalArtifactStore, S3ArtifactStore
 from modelyard_deployer.cli import migrate
 from modelyard_deployer.settings import DeployerSettings
@@ -158,7 +158,7 @@ async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSet
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def app(settings: DeployerSettings) -> AsyncIterator[FastAPI]:
-    application = build_app(settings)
+    application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         await application.state.runtime.wait_broker(timeout=30)
         yield application

@@ -22,7 +22,7 @@ from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.testing import TEST_ADMIN_DB_URL, recreate_database
 from modelyard_common.testservers import PrivateRabbit
-from modelyard_deployer.app import build_app
+from modelyard_deployer.app import create_app
 from modelyard_deployer.cli import migrate
 from modelyard_deployer.settings import DeployerSettings
 
@@ -50,7 +50,7 @@ async def test_commands_are_accepted_during_a_broker_outage_and_delivered_after(
         update={"amqp_url": rabbit.url, "database_url": database_url, "consume_events": False}
     )
     await asyncio.to_thread(migrate, own)
-    app = build_app(own)
+    app = create_app(own)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         runtime = app.state.runtime
         await runtime.wait_broker(timeout=30)

@@ -20,7 +20,7 @@ from modelyard_common.inbox import ProcessedEventMixin, idempotent_handler
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.outbox import OutboxRelay
 from modelyard_common.testing import EventCapture, create_ok, wait_for
-from modelyard_registry.orm import OutboxEvent
+from modelyard_registry.db import OutboxEvent
 from modelyard_registry.settings import RegistrySettings
 
 Headers = dict[str, str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelyard_common.web import ServiceRuntime
-from modelyard_registry.orm import IdempotencyRecord
+from modelyard_registry.db import IdempotencyRecord
 from modelyard_registry.settings import RegistrySettings
 
 

@@ -244,7 +244,7 @@ async def test_expired_idempotency_keys_are_purged(
     from sqlalchemy import select, update
 
     from modelyard_common.db import utcnow
-    from modelyard_registry.orm import IdempotencyRecord
+    from modelyard_registry.db import IdempotencyRecord
 
     for key in ("old", "fresh"):
         response = await client.post(

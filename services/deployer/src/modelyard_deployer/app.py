@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 from modelyard_common.messaging import Broker, Consumer
 from modelyard_common.outbox import OutboxRelay
-from modelyard_common.web import ServiceRuntime, create_app
+from modelyard_common.web import ServiceRuntime
+from modelyard_common.web import create_app as create_service_app
 from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
 from modelyard_deployer.artifacts import build_store
@@ -34,7 +35,7 @@ TAGS = [
 ]
 
 
-def build_app(settings: DeployerSettings | None = None) -> FastAPI:
+def create_app(settings: DeployerSettings | None = None) -> FastAPI:
     """Return the deployer app; its lifespan connects the broker, consumers and relay."""
     settings = settings or DeployerSettings()
     runtime = ServiceRuntime(settings)
@@ -79,7 +80,7 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
             await app.state.broker_logins.close()
             await store.close()
 
-    app = create_app(
+    app = create_service_app(
         title="Modelyard deployer",
         description="Model versions (zip + run manifest), devices, deployments and their "
         "history, and per-model access grants.",
@@ -110,4 +111,4 @@ def build_app(settings: DeployerSettings | None = None) -> FastAPI:
 
 def app_factory() -> FastAPI:
     """Return the app configured from the environment (uvicorn's `--factory` entry point)."""
-    return build_app()
+    return create_app()

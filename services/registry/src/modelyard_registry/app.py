@@ -19,11 +19,11 @@ from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
 from modelyard_registry.approvals.router import router as approvals_router
 from modelyard_registry.consumers import start_consumers
+from modelyard_registry.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_registry.evidence.router import router as evidence_router
 from modelyard_registry.footprint.router import router as footprint_router
 from modelyard_registry.links.router import router as links_router
 from modelyard_registry.obligations.router import router as obligations_router
-from modelyard_registry.orm import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_registry.policy.router import router as policy_router
 from modelyard_registry.reports.router import router as reports_router
 from modelyard_registry.settings import RegistrySettings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from modelyard_common.cli import service_main
 from modelyard_common.db import upgrade_head
-from modelyard_registry.orm import SCHEMA
+from modelyard_registry.db import SCHEMA
 from modelyard_registry.settings import RegistrySettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

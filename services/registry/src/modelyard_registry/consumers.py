@@ -14,8 +14,8 @@ from modelyard_common.contracts import (
 )
 from modelyard_common.inbox import KeyedSerializer, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer
+from modelyard_registry.db import ProcessedEvent
 from modelyard_registry.footprint.service import apply_deployment_event, apply_usage_event
-from modelyard_registry.orm import ProcessedEvent
 from modelyard_registry.settings import RegistrySettings
 
 

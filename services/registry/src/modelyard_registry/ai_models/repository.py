@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.pagination import PageParams, paginate
-from modelyard_registry.orm import AIModel, AISystem, SystemModelLink
+from modelyard_registry.db import AIModel, AISystem, SystemModelLink
 from modelyard_registry.search import matches_text
 
 SORT_COLUMNS = {

@@ -24,8 +24,8 @@ from modelyard_registry.approvals.schemas import (
     ApprovalConditions,
     ApprovalState,
 )
+from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
-from modelyard_registry.orm import AIModel
 
 RESOURCE = "model"
 # A change of what the model is sends these back to draft: a new review is needed.

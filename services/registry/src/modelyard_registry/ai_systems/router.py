@@ -22,9 +22,9 @@ from modelyard_registry.ai_systems.schemas import (
     RiskLevel,
     SystemStatus,
 )
+from modelyard_registry.db import IdempotencyRecord
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
-from modelyard_registry.orm import IdempotencyRecord
 
 router = APIRouter(prefix="/v1", tags=["systems"])
 

@@ -14,9 +14,9 @@ from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
+from modelyard_registry.db import AISystem
 from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
 from modelyard_registry.obligations import service as obligations
-from modelyard_registry.orm import AISystem
 
 RESOURCE = "system"
 _TRACKED = {

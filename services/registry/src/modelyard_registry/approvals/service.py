@@ -18,8 +18,8 @@ from modelyard_registry.approvals.schemas import (
     ApprovalState,
     Decision,
 )
+from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff, save_revision
-from modelyard_registry.orm import AIModel
 
 APPROVER_ROLE = "approver"
 # A decision to approve or restrict answers a pending request; blocking is a safety stop

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from modelyard_common.pagination import PageParams, paginate
-from modelyard_registry.orm import Evidence
+from modelyard_registry.db import Evidence
 
 SORT_COLUMNS = {"created_at": Evidence.created_at, "updated_at": Evidence.updated_at}
 

@@ -13,10 +13,10 @@ from modelyard_common.db import SessionDep
 from modelyard_common.errors import NotFoundError, problem_responses
 from modelyard_common.http import IdempotencyKey, attachment, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_registry.db import IdempotencyRecord
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
-from modelyard_registry.orm import IdempotencyRecord
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]

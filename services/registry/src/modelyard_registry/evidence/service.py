@@ -19,10 +19,10 @@ from modelyard_common.errors import (
 )
 from modelyard_common.http import make_etag
 from modelyard_common.pagination import PageParams
+from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType
 from modelyard_registry.history.service import add_entry
-from modelyard_registry.orm import AIModel, AISystem, Evidence
 
 RESOURCE = "evidence"
 

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.pagination import PageParams, paginate
-from modelyard_registry.orm import AIModel, DeploymentFootprint, ModelUsageDay, ServingInterval
+from modelyard_registry.db import AIModel, DeploymentFootprint, ModelUsageDay, ServingInterval
 
 SPAN_SORT = {"started_at": ServingInterval.started_at}
 

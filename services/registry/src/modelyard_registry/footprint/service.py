@@ -16,6 +16,7 @@ from modelyard_common.errors import FieldError, UnprocessableError
 from modelyard_common.events import CloudEvent
 from modelyard_common.pagination import PageParams
 from modelyard_registry.ai_models import service as models
+from modelyard_registry.db import DeploymentFootprint, ServingInterval
 from modelyard_registry.footprint import repository
 from modelyard_registry.footprint.schemas import (
     DeploymentPlace,
@@ -25,7 +26,6 @@ from modelyard_registry.footprint.schemas import (
     UsageCounts,
     UsageDay,
 )
-from modelyard_registry.orm import DeploymentFootprint, ServingInterval
 
 log = logging.getLogger("modelyard.registry.footprint")
 # States in which a deployment's running version is not serving (being stopped or gone).

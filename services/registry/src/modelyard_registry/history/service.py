@@ -17,7 +17,7 @@ from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams, paginate
-from modelyard_registry.orm import HistoryEntry, OutboxEvent
+from modelyard_registry.db import HistoryEntry, OutboxEvent
 
 EVENT_SOURCE = "modelyard/registry"
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_registry.orm import AIModel, SystemModelLink
+from modelyard_registry.db import AIModel, SystemModelLink
 
 
 async def get(

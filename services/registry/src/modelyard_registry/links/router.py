@@ -11,9 +11,9 @@ from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
+from modelyard_registry.db import IdempotencyRecord
 from modelyard_registry.links import service
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
-from modelyard_registry.orm import IdempotencyRecord
 
 router = APIRouter(prefix="/v1/systems/{system_id}/models", tags=["links"])
 AUTH_ERRORS = (401, 403)

@@ -14,10 +14,10 @@ from modelyard_registry.ai_models.service import RESOURCE as MODEL
 from modelyard_registry.ai_models.service import get_model
 from modelyard_registry.ai_systems.service import RESOURCE as SYSTEM
 from modelyard_registry.ai_systems.service import get_system
+from modelyard_registry.db import AIModel, AISystem, SystemModelLink
 from modelyard_registry.history.service import add_entry, emit, flush_unique
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
-from modelyard_registry.orm import AIModel, AISystem, SystemModelLink
 
 
 def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_registry.orm import SystemObligation
+from modelyard_registry.db import SystemObligation
 
 
 async def of_system(session: AsyncSession, *, system_id: uuid.UUID) -> dict[str, SystemObligation]:

@@ -11,6 +11,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.ai_systems import repository as systems
+from modelyard_registry.db import AISystem, Evidence, SystemObligation
 from modelyard_registry.history.service import add_entry, diff
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for
@@ -20,7 +21,6 @@ from modelyard_registry.obligations.schemas import (
     ObligationStatus,
     ObligationUpdate,
 )
-from modelyard_registry.orm import AISystem, Evidence, SystemObligation
 
 
 def _read(item: Obligation, row: SystemObligation | None) -> ObligationRead:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_registry.orm import WorkspacePolicy
+from modelyard_registry.db import WorkspacePolicy
 
 
 async def get(

@@ -15,8 +15,8 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.governance import POLICY_UPDATED, Gate, PolicyEvent
 from modelyard_common.pagination import PageParams
+from modelyard_registry.db import HistoryEntry, WorkspacePolicy
 from modelyard_registry.history.service import add_entry, emit, list_history
-from modelyard_registry.orm import HistoryEntry, WorkspacePolicy
 from modelyard_registry.policy import repository
 from modelyard_registry.policy.schemas import PolicyRead, PolicyUpdate
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_registry.orm import AIModel, AISystem, Evidence, SystemModelLink, SystemObligation
+from modelyard_registry.db import AIModel, AISystem, Evidence, SystemModelLink, SystemObligation
 
 
 async def models(session: AsyncSession, *, workspace: str) -> list[AIModel]:
