@@ -217,6 +217,8 @@ async def story(commands: Any, tmp_path: Path) -> AsyncIterator[Story]:
         env = {
             **platform_free_env(),
             "MODELYARD_ENV": "dev",  # the platform signs HS256 test tokens
+            # This story is about network trust; the policy gate has its own (test_policy_gate).
+            "MODELYARD_POLICY_DEFAULT_GATE": "off",
             "MODELYARD_DATABASE_URL": database_url,
             "MODELYARD_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{name}",
             "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
