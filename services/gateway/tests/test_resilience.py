@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ import openai
 import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually, free_port
 
+from modelyard_common.db import make_engine
+from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.catalog import InstanceRoute
 from modelyard_gateway.runtime.health import HealthBoard
 from modelyard_gateway.settings import GatewaySettings
@@ -94,6 +97,33 @@ async def test_when_every_instance_is_cooling_they_are_tried_anyway(
     # That success ended its cooldown: it is used normally again.
     assert board.state(_id(ia if first_to_end == "a" else ib)).cooldown_until == 0
     await c.close()
+
+
+async def test_a_reload_does_not_undo_a_success_not_yet_shared(
+    gateway: GatewayServer, admin: Admin
+) -> None:
+    inst = await admin.instance(free_port(), name="flaky")
+    engine = make_engine(gateway.settings.database_url, pool_size=1)
+    try:
+        # Another replica saw it fail: the shared table says it cools for a minute.
+        await repository.publish_cooldown(
+            engine,
+            _id(inst),
+            until=datetime.now(UTC) + timedelta(seconds=60),
+            level=1,
+            retry_until=None,
+            cause="http_5xx",
+            reason="HTTP 500",
+        )
+        board = HealthBoard(cooldown_failures=2, cooldown_s=1.0, max_retry_after_s=300.0)
+        await board.reload(engine)
+        assert board.state(_id(inst)).cooldown_until > time.time()
+        # A success here ends the cooldown; the periodic reload comes before it is written.
+        board.clear_cooldown(_id(inst))
+        await board.reload(engine)
+        assert board.state(_id(inst)).cooldown_until == 0
+    finally:
+        await engine.dispose()
 
 
 async def test_marked_down_instance_is_tried_when_nothing_else_answers(

@@ -103,6 +103,7 @@ class HealthBoard:
         self.max_retry_after_s = max_retry_after_s
         self._states: dict[uuid.UUID, InstanceHealth] = {}
         self._dirty: set[uuid.UUID] = set()
+        self._publishing: set[uuid.UUID] = set()  # taken off `_dirty`, not yet committed
         self._changed = asyncio.Event()
 
     def state(self, instance_id: uuid.UUID) -> InstanceHealth:
@@ -238,8 +239,14 @@ class HealthBoard:
         self._release(self.state(ticket.instance_id), ticket)
 
     def apply_shared(self, payload: dict[str, Any]) -> None:
-        """Apply a state change announced by any replica (or read from the table)."""
+        """Apply a state change announced by any replica (or read from the table).
+
+        A change this replica made and has not yet written is newer than anything read: it is
+        kept (and written next), so a periodic reload cannot undo a success seen a moment ago.
+        """
         instance_id = uuid.UUID(str(payload["instance_id"]))
+        if instance_id in self._dirty or instance_id in self._publishing:
+            return
         st = self.state(instance_id)
         until = float(payload.get("cooldown_until") or 0.0)
         if until == 0.0 and st.cooldown_until:
@@ -268,6 +275,7 @@ class HealthBoard:
             await self._changed.wait()
             self._changed.clear()
             dirty, self._dirty = self._dirty, set()
+            self._publishing = set(dirty)
             for instance_id in dirty:
                 st = self.state(instance_id)
                 try:
@@ -285,6 +293,8 @@ class HealthBoard:
                     self._dirty.add(instance_id)
                     await asyncio.sleep(1.0)
                     self._changed.set()
+                finally:
+                    self._publishing.discard(instance_id)
 
     async def reload(self, engine: AsyncEngine) -> None:
         """Replace the shared part of every instance's state with the table's."""
