@@ -275,8 +275,9 @@ async def test_a_good_probe_does_not_end_a_cooldown_for_bad_answers(
     for _ in range(2):
         assert await chat(p.client) == ("spare", "2")
     checks = p.backend.health_checks
-    await eventually(lambda: p.backend.health_checks >= checks + 3, within=5)
-    assert strict.runtime.board.state(_id(p.instance)).cooldown_until - time.time() > 20
+    await eventually(lambda: p.backend.health_checks >= checks + 3, within=15)
+    # Three good probes later it still cools (cooldown_s=30): bad answers are not unreachability.
+    assert strict.runtime.board.state(_id(p.instance)).cooldown_until > time.time()
     assert await chat(p.client) == ("spare", "1")
     await p.close()
 
