@@ -53,6 +53,27 @@ async def test_nul_in_admin_fields_is_a_422_and_stores_nothing(admin: Admin) -> 
         assert (await admin.http.get(path)).json()["items"] == []
 
 
+@pytest.mark.parametrize("field", ["extra_headers", "secret_headers"])
+async def test_a_header_value_that_cannot_go_on_the_wire_is_a_422(admin: Admin, field: str) -> None:
+    # Header values are Latin-1 text (RFC 9110 obs-text at most): U+8ED60 could not be sent, and
+    # once stored it made every probe of the instance a 500.
+    body = {
+        "name": "i",
+        "kind": "local",
+        "host": "127.0.0.1",
+        "port": 9,
+        "upstream_model": "m",
+        field: {"x-region": "eu-\U0008ed60"},
+    }
+    assert_problem(await admin.http.post("/v1/instances", json=body), 422, field)
+    accepted = await admin.http.post(
+        "/v1/instances", json={**body, field: {"x-region": "Zürich\tnord"}}
+    )
+    assert accepted.status_code == 201, accepted.text
+    checked = await admin.http.post(f"/v1/instances/{accepted.json()['id']}/check")
+    assert checked.status_code == 200, checked.text  # probed (port 9 refuses): no 500
+
+
 @pytest.mark.parametrize("host", ["p\u00ec\u4e2d", "a b", "-x", "[zz]", "h:80", "[6fCc]"])
 async def test_an_instance_host_that_no_url_can_hold_is_a_422(admin: Admin, host: str) -> None:
     body = {"name": "i", "kind": "local", "host": host, "port": 401, "upstream_model": "m"}

@@ -159,7 +159,7 @@ async def delete_instance(session: SessionDep, principal: Operator, instance_id:
     operation_id="check_instance",
     summary="Probe a model instance now: latency or the error",
     response_model=InstanceCheck,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def check_instance(
     session: SessionDep, runtime: RuntimeDep, principal: Operator, instance_id: uuid.UUID

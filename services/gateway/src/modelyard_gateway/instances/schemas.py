@@ -30,7 +30,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*$"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 9110 token
-HEADER_VALUE = r"^[^\r\n\u0000]*$"
+# RFC 9110 field-value: visible ASCII, obs-text (Latin-1), spaces and tabs; what goes on the wire.
+HEADER_VALUE = r"^[\t\u0020-\u007e\u0080-\u00ff]*$"
 PREFIX_PATTERN = r"^(?:/\S*)?$"
 URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/\S*)?$"
 
@@ -85,6 +86,10 @@ def _check_header_lines(names: Iterable[str], values: Iterable[str]) -> None:
     for header_value in values:
         if "\r" in header_value or "\n" in header_value:
             raise ValueError("header values cannot contain line breaks")
+        if not re.match(HEADER_VALUE, header_value):
+            raise ValueError(
+                "header values hold visible ASCII or Latin-1 text, spaces and tabs only"
+            )
 
 
 def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:

@@ -313,7 +313,12 @@ async def check_instance(
     row = await _require(session, principal.workspace, instance_id)
     # Names are resolved again: what was allowed when it was saved may point elsewhere now.
     await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
-    route = build_instance(row, box)
+    try:
+        route = build_instance(row, box)
+    except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
+        raise ConflictError(
+            "The instance has a header value that is not Latin-1 text; set its headers again."
+        ) from exc
     path = row.health_path or default_path
     result = await probe(client, route, path=path, timeout_s=timeout_s)
     await publish_check(

@@ -217,6 +217,9 @@ class Catalog:
                 continue
             try:
                 snapshot.instances[inst.id] = build_instance(inst, self._box)
+            except UnicodeEncodeError:
+                # Headers stored before values were limited to Latin-1 text cannot be sent.
+                log.error("instance %s left out of routing: a header is not Latin-1", inst.id)
             except ValueError:
                 log.error("instance %s has a secret the configured key cannot open", inst.id)
         verdicts = await self._policy_verdicts(group_rows)
