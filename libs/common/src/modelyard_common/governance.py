@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -291,6 +291,15 @@ class PolicyEvent(BaseModel):
     updated_by: str | None = None
 
 
+class BoundGroup(Protocol):
+    """A gateway group that may follow a registry model (what `Governance.serving` reads)."""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    registry_model_id: uuid.UUID | None
+
+
 class Governance:
     """One service's projection: reads standings, applies registry events, records HTTP reads."""
 
@@ -312,10 +321,56 @@ class Governance:
         )
         return Gate(found) if found else self.default_gate
 
-    async def gates(self, session: AsyncSession) -> dict[str, Gate]:
-        """Return every workspace's chosen gate (absent ones use `default_gate`)."""
-        rows = (await session.execute(select(self.policies.workspace, self.policies.gate))).all()
-        return {workspace: Gate(gate) for workspace, gate in rows}
+    async def gates(self, session: AsyncSession, workspaces: Collection[str]) -> dict[str, Gate]:
+        """Return the gate of each workspace (`default_gate` where none was chosen)."""
+        rows = (
+            await session.execute(
+                select(self.policies.workspace, self.policies.gate).where(
+                    self.policies.workspace.in_(list(workspaces))
+                )
+            )
+        ).all()
+        chosen = {workspace: Gate(gate) for workspace, gate in rows}
+        return {w: chosen.get(w, self.default_gate) for w in workspaces}
+
+    async def constrained(
+        self, session: AsyncSession, workspace: str
+    ) -> Sequence[ModelApprovalMixin]:
+        """Return the workspace's models whose approval limits where they run (a new gate
+        re-judges these: blocked, retired, restricted)."""
+        limiting = [state.value for state in (*STOPPING, ApprovalState.restricted)]
+        return (
+            await session.scalars(
+                select(self.approvals)
+                .where(self.approvals.workspace == workspace, self.approvals.approval.in_(limiting))
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+
+    async def serving(
+        self, session: AsyncSession, groups: Sequence[BoundGroup]
+    ) -> dict[uuid.UUID, tuple[Standing, Verdict]]:
+        """Return, per group that follows a model, its model's standing and the serve verdict.
+
+        Two queries whatever the number of groups (the routing catalog judges them all).
+        """
+        bound = [(g, g.registry_model_id) for g in groups if g.registry_model_id is not None]
+        if not bound:
+            return {}
+        approvals = await self.standings(session, [model_id for _, model_id in bound])
+        gates = await self.gates(session, {g.workspace for g, _ in bound})
+        result = {}
+        for group, model_id in bound:
+            row = approvals.get(model_id)
+            gate = gates[group.workspace]
+            standing = (
+                standing_of(row, gate)
+                if row is not None and row.workspace == group.workspace
+                else Standing(gate=gate, approval=None)
+            )
+            name = standing.model_name or str(model_id)
+            result[group.id] = (standing, judge_serve(standing, model=name, group=group.name))
+        return result
 
     async def standing(
         self, session: AsyncSession, *, workspace: str, model_id: uuid.UUID

@@ -5,10 +5,11 @@ Each applies an event id once, in the same transaction as its effects, and acks 
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
@@ -16,13 +17,11 @@ from modelyard_common.events import CloudEvent
 from modelyard_common.governance import (
     GOVERNANCE_ROUTING_KEYS,
     POLICY_UPDATED,
-    STOPPING,
-    ApprovalState,
     standing_of,
 )
 from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
-from modelyard_deployer.db import ModelApproval, ProcessedEvent
+from modelyard_deployer.db import ProcessedEvent
 from modelyard_deployer.deployments.reports import apply_heartbeat, apply_report
 from modelyard_deployer.deployments.service import enforce_standing
 from modelyard_deployer.registry_models.service import apply_registry_event, governance
@@ -54,16 +53,7 @@ async def apply_governance(
     if event.type == POLICY_UPDATED:
         workspace = str(event.data.get("workspace"))
         policy = await gate.gate(session, workspace)
-        judged = (
-            await session.scalars(
-                select(ModelApproval).where(
-                    ModelApproval.workspace == workspace,
-                    ModelApproval.approval.in_(
-                        [s.value for s in (*STOPPING, ApprovalState.restricted)]
-                    ),
-                )
-            )
-        ).all()
+        judged = await gate.constrained(session, workspace)
         for row in judged:
             await enforce_standing(
                 session,
@@ -74,18 +64,17 @@ async def apply_governance(
                 model_name=row.name,
                 standing=standing_of(row, policy),
             )
-    elif changed is not None:
-        approval = await session.get(ModelApproval, event.data.get("id"))
-        if approval is not None:
-            await enforce_standing(
-                session,
-                broker=broker,
-                settings=settings,
-                workspace=approval.workspace,
-                model_id=approval.model_id,
-                model_name=approval.name,
-                standing=changed,
-            )
+    elif changed is not None:  # a readable model event (apply_event validated it)
+        model_id = uuid.UUID(str(event.data["id"]))
+        await enforce_standing(
+            session,
+            broker=broker,
+            settings=settings,
+            workspace=str(event.data["workspace"]),
+            model_id=model_id,
+            model_name=changed.model_name or str(model_id),
+            standing=changed,
+        )
 
 
 async def start_consumers(

@@ -466,6 +466,7 @@ async def _judge_one(
     settings: DeployerSettings,
     principal: Principal,
     deployment: Deployment,
+    device: Device,
     authorization: str | None,
 ) -> Verdict:
     """Return the gate's verdict on running this deployment again (409 when refused)."""
@@ -476,8 +477,6 @@ async def _judge_one(
         model_id=deployment.model_id,
         authorization=authorization,
     )
-    device = await devices.get_by_id(session, deployment.device_id)
-    assert device is not None
     verdicts = await judge_targets(
         session,
         http=http,
@@ -491,7 +490,7 @@ async def _judge_one(
 
 async def _actionable(
     session: AsyncSession, *, principal: Principal, deployment_id: uuid.UUID
-) -> Deployment:
+) -> tuple[Deployment, Device]:
     deployment = await visible_deployment(
         session,
         principal=principal,
@@ -502,7 +501,7 @@ async def _actionable(
     device = await devices.get_by_id(session, deployment.device_id)
     if device is None or device.revoked_at is not None:
         raise ConflictError("The deployment's device is revoked; it takes no more commands.")
-    return deployment
+    return deployment, device
 
 
 def _refuse_removed(deployment: Deployment, action: CommandAction) -> None:
@@ -529,7 +528,9 @@ async def act(
     Start, restart and rollback run the model again, so the policy gate judges them like a new
     deployment; stop, cancel and remove are always allowed.
     """
-    deployment = await _actionable(session, principal=principal, deployment_id=deployment_id)
+    deployment, device = await _actionable(
+        session, principal=principal, deployment_id=deployment_id
+    )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
     who = principal.sub
     if action is CommandAction.remove:
@@ -548,6 +549,7 @@ async def act(
             settings=settings,
             principal=principal,
             deployment=deployment,
+            device=device,
             authorization=authorization,
         )
         warning = _flag(deployment, verdict)
@@ -628,7 +630,9 @@ async def redeploy(
     authorization: str | None,
 ) -> schemas.Deployment:
     """Return the deployment after switching it to another version of its model."""
-    deployment = await _actionable(session, principal=principal, deployment_id=deployment_id)
+    deployment, device = await _actionable(
+        session, principal=principal, deployment_id=deployment_id
+    )
     _refuse_removed(deployment, CommandAction.deploy)
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
@@ -651,6 +655,7 @@ async def redeploy(
         settings=settings,
         principal=principal,
         deployment=deployment,
+        device=device,
         authorization=authorization,
     )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)

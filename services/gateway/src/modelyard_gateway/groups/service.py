@@ -30,8 +30,6 @@ from modelyard_common.governance import (
     Verdict,
     fetch_registry_model,
     judge_bind,
-    judge_serve,
-    standing_of,
 )
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
@@ -120,30 +118,16 @@ async def judge_binding(
 async def policies_of(
     session: AsyncSession, governance: Governance, rows: Sequence[ModelGroup]
 ) -> dict[uuid.UUID, GroupPolicy]:
-    """Return, per bound group, how the gate judges serving its model now (two queries)."""
-    bound = [r for r in rows if r.registry_model_id is not None]
-    if not bound:
-        return {}
-    approvals = await governance.standings(
-        session, [r.registry_model_id for r in bound if r.registry_model_id]
-    )
-    gates = await governance.gates(session)
-    result = {}
-    for row in bound:
-        assert row.registry_model_id is not None
-        gate = gates.get(row.workspace, governance.default_gate)
-        found = approvals.get(row.registry_model_id)
-        if found is None or found.workspace != row.workspace:
-            standing = Standing(gate=gate, approval=None)
-        else:
-            standing = standing_of(found, gate)
-        verdict = judge_serve(
-            standing, model=standing.model_name or str(row.registry_model_id), group=row.name
+    """Return, per bound group, how the gate judges serving its model now."""
+    return {
+        group_id: GroupPolicy(
+            gate=standing.gate,
+            approval=standing.approval,
+            serving=verdict.allowed,
+            reason=verdict.reason,
         )
-        result[row.id] = GroupPolicy(
-            gate=gate, approval=standing.approval, serving=verdict.allowed, reason=verdict.reason
-        )
-    return result
+        for group_id, (standing, verdict) in (await governance.serving(session, rows)).items()
+    }
 
 
 def to_read(

@@ -21,9 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from modelyard_common.governance import (
     ApprovalState,
     Governance,
-    Standing,
-    judge_serve,
-    standing_of,
 )
 from modelyard_gateway.crypto import SecretBox, hash_api_key
 from modelyard_gateway.db import ModelGroup, ModelInstance
@@ -257,28 +254,13 @@ class Catalog:
         self, groups: Sequence[ModelGroup]
     ) -> dict[uuid.UUID, dict[str, str | None]]:
         """Return the gate's refusal or warning per bound group (from the projection)."""
-        bound = [g for g in groups if g.registry_model_id is not None and g.enabled]
-        if self._governance is None or not bound:
+        enabled = [g for g in groups if g.enabled]
+        if self._governance is None or not any(g.registry_model_id for g in enabled):
             return {}
-        governance = self._governance
         async with AsyncSession(self._engine) as session:
-            approvals = await governance.standings(
-                session, [g.registry_model_id for g in bound if g.registry_model_id]
-            )
-            gates = await governance.gates(session)
+            judged = await self._governance.serving(session, enabled)
         verdicts: dict[uuid.UUID, dict[str, str | None]] = {}
-        for group in bound:
-            assert group.registry_model_id is not None
-            gate = gates.get(group.workspace, governance.default_gate)
-            row = approvals.get(group.registry_model_id)
-            standing = (
-                standing_of(row, gate)
-                if row is not None and row.workspace == group.workspace
-                else Standing(gate=gate, approval=None)
-            )
-            verdict = judge_serve(
-                standing, model=standing.model_name or group.name, group=group.name
-            )
+        for group_id, (standing, verdict) in judged.items():
             if verdict.reason is None:
                 continue
             # Clients get the approval state, not who decided or why (that is for admins).
@@ -287,7 +269,7 @@ class Catalog:
             else:
                 said = standing.approval.value if standing.approval else "not approved"
             text = f"the model it serves is {said} under the workspace's policy"
-            verdicts[group.id] = {"warning": text} if verdict.allowed else {"refusal": text}
+            verdicts[group_id] = {"warning": text} if verdict.allowed else {"refusal": text}
         return verdicts
 
     async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
