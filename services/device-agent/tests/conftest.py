@@ -135,7 +135,7 @@ async def make_agent(
 
 
 def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> None:
-    """Remove every container and image labelled with one of the test devices."""
+    """Remove every container, image and network labelled with one of the test devices."""
     for device in devices:
         label = f"{LABEL_DEVICE}={device}"
         for container in client.containers.list(
@@ -144,6 +144,8 @@ def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> 
             container.remove(force=True)
         for image in client.images.list(filters={"label": label}):
             client.images.remove(str(image.id), force=True)
+        for network in client.networks.list(filters={"label": label}):
+            network.remove()
 
 
 @pytest.fixture
