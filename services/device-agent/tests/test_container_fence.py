@@ -9,6 +9,7 @@ CPU limit that never becomes "unlimited".
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,12 +180,18 @@ async def test_model_containers_are_unprivileged_capless_and_limited(
     docker_engine: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    agent = await make_agent(container_pids_limit=200)
-    # A project on the base image (mounted read-only) and one built from its Dockerfile (the
-    # handler reads weights its build step wrote in the WORKDIR): both still serve.
-    mounted, mounted_version = await deploy(
-        probe, artifact_server, agent, "handlers_echo", echo_manifest(cores=0.25)
-    )
+    # An agent whose umask keeps its files private still gives the unprivileged user a readable
+    # project and wrapper.
+    umask = os.umask(0o077)
+    try:
+        agent = await make_agent(container_pids_limit=200)
+        mounted, mounted_version = await deploy(
+            probe, artifact_server, agent, "handlers_echo", echo_manifest(cores=0.25)
+        )
+    finally:
+        os.umask(umask)
+    # A project on the base image (mounted read-only, above) and one built from its Dockerfile
+    # (the handler reads weights its build step wrote in the WORKDIR): both serve.
     built, built_version = await deploy(
         probe,
         artifact_server,
@@ -388,7 +395,8 @@ async def test_networks_go_with_their_deployment_and_orphans_are_collected(
             return not docker_engine.networks.list(ids=[network_id])
 
         await probe.wait_for(lambda: gone(str(orphan.id)), timeout_s=15, what="orphan removed")
-        assert not gone(str(foreign.id)) and not gone(str(bystander.id))
+        assert not gone(str(foreign.id))
+        assert not gone(str(bystander.id))
 
         # Stopped: the network stays for the container to start again; removed: it goes too.
         await probe.send(
@@ -413,3 +421,61 @@ async def test_networks_go_with_their_deployment_and_orphans_are_collected(
         for network in (orphan, foreign, bystander):
             if docker_engine.networks.list(ids=[str(network.id)]):
                 network.remove()
+
+
+async def test_an_unfenced_container_from_before_is_replaced_by_a_fenced_one(
+    make_agent: AgentFactory,
+    probe: BrokerProbe,
+    artifact_server: ArtifactServer,
+    api_client: Callable[[Agent], httpx.AsyncClient],
+    docker_engine: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    device, data_dir = uuid4(), tmp_path / "data"
+    agent = await make_agent(device_id=device, data_dir=data_dir)
+    deployment_id, version = await deploy(
+        probe, artifact_server, agent, "handlers_echo", echo_manifest()
+    )
+    await agent.stop()
+    # What an agent made before fencing: the same container on the default bridge, as root,
+    # with every default capability.
+    fenced = managed(docker_engine, deployment_id)
+    attrs = fenced.attrs
+    fenced.remove(force=True)
+    legacy = docker_engine.containers.run(
+        attrs["Config"]["Image"],
+        command=attrs["Config"]["Cmd"],
+        name=attrs["Name"].lstrip("/"),
+        detach=True,
+        labels=attrs["Config"]["Labels"],
+        environment=attrs["Config"]["Env"],
+        ports={
+            "8080/tcp": (
+                "127.0.0.1",
+                int(attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"]),
+            )
+        },
+        working_dir=attrs["Config"]["WorkingDir"],
+        volumes={m["Source"]: {"bind": m["Destination"], "mode": "ro"} for m in attrs["Mounts"]},
+        init=True,
+    )
+    before = probe.last(deployment_id)
+    assert before is not None
+
+    agent = await make_agent(device_id=device, data_dir=data_dir)
+    await probe.wait_for(
+        lambda: (
+            (probe.last(deployment_id) or before).sequence > before.sequence
+            and probe.states(deployment_id)[-1] is DeploymentState.running
+        ),
+        timeout_s=60,
+        what="the deployment running again",
+    )
+    replacement = managed(docker_engine, deployment_id)
+    assert replacement.id != legacy.id
+    assert replacement.attrs["HostConfig"]["NetworkMode"] == network_name(deployment_id)
+    assert replacement.attrs["Config"]["User"] == UNPRIVILEGED_USER
+    assert replacement.attrs["HostConfig"]["CapDrop"] == ["ALL"]
+    async with api_client(agent) as client:
+        answer = await client.post(f"/models/{version.model_name}/predict", json=[3])
+        assert answer.status_code == 200, answer.text

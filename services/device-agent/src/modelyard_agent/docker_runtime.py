@@ -189,7 +189,8 @@ class DockerRuntime:
     async def close(self) -> None:
         """Release the client and the thread pool."""
         if self._client is not None:
-            await self._call(self._client.close)
+            client, self._client = self._client, None
+            await self._call(client.close)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- facts about the engine ------------------------------------------------------------
