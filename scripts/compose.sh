@@ -104,7 +104,7 @@ up() {
     "deployer http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002} (project $PROJECT)"
 }
 
-# Removes the model containers and images the compose agent started (they are not compose's).
+# Removes the model containers, images and networks the compose agent made (not compose's).
 remove_model_containers() {
   local device ids
   [ -r "$DATA_DIR/agent.env" ] || return 0
@@ -116,6 +116,9 @@ remove_model_containers() {
   ids="$(docker images -q --filter label=io.modelyard.managed=true --filter "label=io.modelyard.device=$device")"
   # shellcheck disable=SC2086
   [ -z "$ids" ] || docker rmi -f $ids >/dev/null 2>&1 || true
+  ids="$(docker network ls -q --filter label=io.modelyard.managed=true --filter "label=io.modelyard.device=$device")"
+  # shellcheck disable=SC2086
+  [ -z "$ids" ] || docker network rm $ids >/dev/null 2>&1 || true
 }
 
 down() {

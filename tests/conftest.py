@@ -106,7 +106,7 @@ class Commands:
 
     @staticmethod
     async def docker_remove_labelled(labels: Sequence[str]) -> None:
-        """Remove every container and image that carries all `labels` (`key=value`)."""
+        """Remove every container, image and network that carries all `labels` (`key=value`)."""
         filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
         _, containers = await Commands.run_command("docker", "ps", "-aq", *filters)
         if containers.split():
@@ -114,6 +114,9 @@ class Commands:
         _, images = await Commands.run_command("docker", "images", "-q", *filters)
         if images.split():
             await Commands.run_command("docker", "rmi", "-f", *set(images.split()), check=False)
+        _, networks = await Commands.run_command("docker", "network", "ls", "-q", *filters)
+        if networks.split():
+            await Commands.run_command("docker", "network", "rm", *networks.split(), check=False)
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,13 @@ import pytest
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.app import create_app
-from modelyard_agent.docker_runtime import LABEL_DEVICE
 from modelyard_agent.settings import AgentSettings
 from modelyard_agent.testing import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
     delete_device_queues,
+    remove_device_leftovers,
 )
 from modelyard_common.testing import TEST_AMQP_URL, TEST_VHOST, ensure_vhost
 
@@ -132,18 +132,6 @@ async def make_agent(
         await agent.stop()
     await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
     await delete_device_queues(amqp_url, devices)
-
-
-def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> None:
-    """Remove every container and image labelled with one of the test devices."""
-    for device in devices:
-        label = f"{LABEL_DEVICE}={device}"
-        for container in client.containers.list(
-            all=True, ignore_removed=True, filters={"label": label}
-        ):
-            container.remove(force=True)
-        for image in client.images.list(filters={"label": label}):
-            client.images.remove(str(image.id), force=True)
 
 
 @pytest.fixture

@@ -20,12 +20,13 @@ import docker
 import httpx
 import pytest
 
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_DEVICE, free_loopback_port
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, free_loopback_port
 from modelyard_agent.testing import (
     ArtifactServer,
     BrokerProbe,
     delete_device_queues,
     project_manifest,
+    remove_device_leftovers,
     version_spec,
     zip_project,
 )
@@ -117,11 +118,7 @@ async def agent_process(
         finally:
             agent.terminate()
             await delete_device_queues(amqp_url, {device_id})
-            label = f"{LABEL_DEVICE}={device_id}"
-            for container in docker_engine.containers.list(
-                all=True, ignore_removed=True, filters={"label": label}
-            ):
-                container.remove(force=True)
+            remove_device_leftovers(docker_engine, {device_id})
     print((tmp_path / "agent.log").read_text(errors="replace")[-3000:])
 
 

@@ -135,6 +135,8 @@ class Agent:
         wrapper = WRAPPER_SOURCE.read_bytes()
         if not self.wrapper_path.exists() or self.wrapper_path.read_bytes() != wrapper:
             self.wrapper_path.write_bytes(wrapper)
+        # Mounted read-only into containers that run as an unprivileged user, whatever the umask.
+        self.wrapper_path.chmod(0o644)
         self.store.load()
         self.outbox.prepare()
         self.agent_epoch = self.reconciler.agent_epoch = _load_epoch(self.settings.data_dir)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,9 +35,23 @@ LABEL_MODEL_NAME = "io.modelyard.model-name"
 LABEL_VERSION = "io.modelyard.version"
 LABEL_DEPLOYMENT = "io.modelyard.deployment"
 
+#: The user a model runs as when neither the manifest nor a non-root `USER` of its image names
+#: one: `nobody:nogroup`, present in every Debian-based image and owning nothing.
+UNPRIVILEGED_USER = "65534:65534"
+#: The smallest CPU limit Docker enforces (0.01 core). Zero `NanoCpus` means "no limit" to Docker,
+#: so a smaller request is raised to this, never rounded down to nothing.
+MIN_NANO_CPUS = 10_000_000
+#: Per-deployment networks: no traffic between containers on the same bridge either (an old and
+#: a new version of a deployment do not need to talk). Published ports and outbound traffic work.
+NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+
 
 class DockerError(RuntimeError):
     """A Docker operation failed; the message is fit for a deployment report."""
+
+
+class NetworkPoolExhaustedError(DockerError):
+    """The engine has no free address range left for another deployment network."""
 
 
 class BuildFailedError(DockerError):
@@ -45,6 +60,23 @@ class BuildFailedError(DockerError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """How a model container is kept apart from the device and from other deployments.
+
+    The defaults are the fenced ones; `privileged_user()` is the manifest's opt-out
+    (`run_as_root`), which keeps the network, the pids limit and the CPU floor.
+    """
+
+    network: str  # the deployment's own bridge network, made on demand
+    network_labels: dict[str, str]
+    pids_limit: int
+    tmp_mb: int
+    user: str = UNPRIVILEGED_USER
+    read_only_rootfs: bool = True
+    drop_capabilities: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +91,7 @@ class ContainerSpec:
     host_port: int
     mem_limit_mb: int
     cores: float
+    fence: Fence
     command: list[str] | None = None
     working_dir: str | None = None
     mounts: dict[str, str] = field(default_factory=dict)  # host path -> container path (ro)
@@ -75,6 +108,7 @@ class ManagedContainer:
     host_port: int | None
     restart_count: int
     exit_code: int | None
+    network: str | None = None  # HostConfig.NetworkMode: "default"/"bridge" for old containers
 
     @property
     def deployment_id(self) -> UUID | None:
@@ -99,6 +133,26 @@ def _uuid_or_none(value: str | None) -> UUID | None:
         return None
 
 
+def nano_cpus(cores: float, host_cpus: int | None) -> int:
+    """Return Docker's `NanoCpus` for a CPU limit of `cores`: never 0 (which means unlimited).
+
+    At least `MIN_NANO_CPUS`, at most every CPU of the host (Docker refuses more); a value that
+    is not a positive finite number is refused with ValueError.
+    """
+    if not math.isfinite(cores) or cores <= 0:
+        raise ValueError(f"a CPU limit must be a positive number of cores, not {cores!r}")
+    nano = max(MIN_NANO_CPUS, round(cores * 1_000_000_000))
+    if host_cpus:
+        nano = min(nano, host_cpus * 1_000_000_000)
+    return nano
+
+
+def is_root_user(user: str | None) -> bool:
+    """Return whether a Docker `User` value runs as root (empty means the image's root)."""
+    name = (user or "").split(":", 1)[0].strip()
+    return name in ("", "0", "root")
+
+
 def free_loopback_port() -> int:
     """Return a TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -114,6 +168,7 @@ class DockerRuntime:
         self.device_id = str(device_id)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
+        self._host_cpus: int | None = None
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -134,7 +189,8 @@ class DockerRuntime:
     async def close(self) -> None:
         """Release the client and the thread pool."""
         if self._client is not None:
-            await self._call(self._client.close)
+            client, self._client = self._client, None
+            await self._call(client.close)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- facts about the engine ------------------------------------------------------------
@@ -182,13 +238,20 @@ class DockerRuntime:
         return await self._call(look)
 
     async def run(self, spec: ContainerSpec) -> ManagedContainer:
-        """Create and start a container from `spec`; return it as Docker reports it."""
+        """Create and start a container from `spec`, in its fence; return it as Docker reports it.
+
+        The deployment's network is made first if missing (see `ensure_network`).
+        """
+        fence = spec.fence
 
         def create() -> ManagedContainer:
             client = self._docker()
             with contextlib.suppress(docker.errors.NotFound):
                 # A container of that name is a leftover of an interrupted attempt.
                 client.containers.get(spec.name).remove(force=True)
+            self._ensure_network(client, fence.network, fence.network_labels)
+            if self._host_cpus is None:
+                self._host_cpus = int(client.info().get("NCPU") or 0) or None
             volumes = {host: {"bind": inner, "mode": "ro"} for host, inner in spec.mounts.items()}
             container = client.containers.run(
                 spec.image,
@@ -197,10 +260,17 @@ class DockerRuntime:
                 detach=True,
                 labels=spec.labels,
                 environment=spec.environment,
+                network=fence.network,
                 ports={f"{spec.container_port}/tcp": ("127.0.0.1", spec.host_port)},
                 mem_limit=f"{spec.mem_limit_mb}m",
                 memswap_limit=f"{spec.mem_limit_mb}m",
-                nano_cpus=int(spec.cores * 1_000_000_000),
+                nano_cpus=nano_cpus(spec.cores, self._host_cpus),
+                pids_limit=fence.pids_limit,
+                user=fence.user,
+                read_only=fence.read_only_rootfs,
+                # Scratch space and HOME for an unprivileged user (counted in the memory limit).
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={fence.tmp_mb}m,mode=1777"},
+                cap_drop=["ALL"] if fence.drop_capabilities else None,
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},
                 working_dir=spec.working_dir,
                 volumes=volumes,
@@ -218,6 +288,89 @@ class DockerRuntime:
             raise DockerError(f"Image {spec.image!r} is not on this device.") from exc
         except docker.errors.APIError as exc:
             raise DockerError(f"Docker could not start the container: {_explain(exc)}") from exc
+
+    # -- networks --------------------------------------------------------------------------
+
+    def _ensure_network(
+        self, client: docker.DockerClient, name: str, labels: dict[str, str]
+    ) -> None:
+        """Make the deployment's bridge network unless it is there (and ours)."""
+        try:
+            existing = client.networks.get(name)
+        except docker.errors.NotFound:
+            pass
+        else:
+            mine = existing.attrs.get("Labels") or {}
+            if mine.get(LABEL_DEVICE) != self.device_id or mine.get(LABEL_MANAGED) != "true":
+                raise DockerError(f"Network {name!r} exists and is not this agent's.")
+            return
+        try:
+            client.networks.create(
+                name,
+                driver="bridge",
+                options=NETWORK_OPTIONS,
+                labels=labels,
+                check_duplicate=True,
+                internal=False,
+            )
+        except docker.errors.APIError as exc:
+            reason = _explain(exc)
+            if "available" in reason and "pool" in reason:
+                raise NetworkPoolExhaustedError(
+                    "Docker has no free address range for another deployment network; widen "
+                    f"`default-address-pools` in the engine's daemon.json ({reason})."
+                ) from exc
+            raise
+
+    async def remove_networks(self, deployment_id: UUID | None = None) -> list[str]:
+        """Remove this device's deployment networks (all, or one deployment's); return names.
+
+        A network a container is still attached to stays (Docker refuses); the next sweep
+        takes it once the container is gone.
+        """
+        filters = [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"]
+        if deployment_id is not None:
+            filters.append(f"{LABEL_DEPLOYMENT}={deployment_id}")
+
+        def remove() -> list[str]:
+            removed = []
+            for network in self._docker().networks.list(filters={"label": filters}):
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError as exc:
+                    log.info("network %s stays for now: %s", network.name, _explain(exc))
+                    continue
+                removed.append(str(network.name))
+            return removed
+
+        return await self._call(remove)
+
+    async def managed_networks(self) -> list[tuple[str, dict[str, str]]]:
+        """Return (name, labels) of the deployment networks this device's agent made."""
+        filters = [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"]
+
+        def listing() -> list[tuple[str, dict[str, str]]]:
+            found = self._docker().networks.list(filters={"label": filters})
+            return [(str(n.name), dict(n.attrs.get("Labels") or {})) for n in found]
+
+        return await self._call(listing)
+
+    async def remove_network(self, name: str) -> None:
+        """Remove one network by name (gone already, or still in use, is fine)."""
+
+        def remove() -> None:
+            try:
+                self._docker().networks.get(name).remove()
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                log.info("network %s stays for now: %s", name, _explain(exc))
+
+        await self._call(remove)
+
+    # -- containers, continued -------------------------------------------------------------
 
     async def start(self, container_id: str) -> None:
         """Start a stopped container."""
@@ -267,6 +420,18 @@ class DockerRuntime:
         return await self._call(read)
 
     # -- images ----------------------------------------------------------------------------
+
+    async def image_user(self, reference: str) -> str:
+        """Return the `USER` an image runs as ("" for root by default)."""
+
+        def look() -> str:
+            image = self._docker().images.get(reference)
+            return str((image.attrs.get("Config") or {}).get("User") or "")
+
+        try:
+            return await self._call(look)
+        except docker.errors.ImageNotFound as exc:
+            raise DockerError(f"Image {reference!r} is not on this device.") from exc
 
     async def image_exists(self, reference: str) -> bool:
         """Return whether an image is present locally."""
@@ -344,7 +509,8 @@ class DockerRuntime:
 def _describe(container: Container) -> ManagedContainer:
     attrs = container.attrs
     state = attrs.get("State", {})
-    ports = (attrs.get("HostConfig", {}).get("PortBindings") or {}).values()
+    host_config = attrs.get("HostConfig", {})
+    ports = (host_config.get("PortBindings") or {}).values()
     host_port = None
     for bindings in ports:
         for binding in bindings or []:
@@ -358,6 +524,7 @@ def _describe(container: Container) -> ManagedContainer:
         host_port=host_port,
         restart_count=int(attrs.get("RestartCount", 0)),
         exit_code=state.get("ExitCode"),
+        network=host_config.get("NetworkMode"),
     )
 
 

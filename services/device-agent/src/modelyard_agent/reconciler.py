@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -41,12 +43,15 @@ from modelyard_agent.docker_runtime import (
     LABEL_MODEL,
     LABEL_MODEL_NAME,
     LABEL_VERSION,
+    UNPRIVILEGED_USER,
     BuildFailedError,
     ContainerSpec,
     DockerError,
     DockerRuntime,
+    Fence,
     ManagedContainer,
     free_loopback_port,
+    is_root_user,
 )
 from modelyard_agent.outbox import ReportOutbox
 from modelyard_agent.routes import Route, RouteTable
@@ -62,7 +67,7 @@ from modelyard_common.contracts import (
     VersionSpec,
 )
 from modelyard_common.events import new_event
-from modelyard_common.manifest import Protocol
+from modelyard_common.manifest import Manifest, Protocol
 
 log = logging.getLogger("modelyard.agent.reconciler")
 
@@ -83,6 +88,19 @@ class Schedule:
 def built_image_tag(deployment_id: UUID, version_id: UUID) -> str:
     """Return the tag of the image built from a version's Dockerfile for one deployment."""
     return f"modelyard-built/{deployment_id.hex[:12]}:{version_id.hex}"
+
+
+def network_name(deployment_id: UUID) -> str:
+    """Return the Docker name of a deployment's own bridge network."""
+    return f"modelyard-net-{deployment_id.hex}"
+
+
+def runs_as_root(manifest: Manifest) -> bool:
+    """Return whether the manifest opts out of the unprivileged user (`run_as_root: true`).
+
+    Read defensively: a manifest schema without the field means no opt-out.
+    """
+    return getattr(manifest, "run_as_root", False) is True
 
 
 def container_name(model_name: str, deployment_id: UUID, version_id: UUID) -> str:
@@ -236,6 +254,7 @@ class Reconciler:
         for container in containers:
             await self.routes.drain(container.id, self.settings.drain_timeout_s)
             await self.docker.remove(container.id, self.settings.stop_timeout_s)
+        await self.docker.remove_networks(deployment_id)
         for image in await self._images_of(deployment_id):
             await self.docker.remove_image(image)
         await asyncio.to_thread(
@@ -270,6 +289,13 @@ class Reconciler:
         for duplicate in mine[1:]:
             await self.docker.remove(duplicate.id, self.settings.stop_timeout_s)
         current = mine[0] if mine else None
+        if current is not None and current.network != network_name(command.deployment_id):
+            # Made before containers were fenced (on the default bridge, as root): replace it.
+            log.info("replacing unfenced container %s", current.name)
+            self.routes.withdraw(command.deployment_id)
+            await self.routes.drain(current.id, self.settings.drain_timeout_s)
+            await self.docker.remove(current.id, self.settings.stop_timeout_s)
+            current = None
 
         if record.failed_generation == command.generation:
             # This generation failed for good; only keep the previous version serving.
@@ -402,13 +428,25 @@ class Reconciler:
             raise PermanentError(f"The artifact was refused: {exc}") from exc
         finally:
             await asyncio.to_thread(zip_path.unlink, missing_ok=True)
+        # The container's unprivileged user reads the (read-only) project whatever the agent's
+        # umask was; nothing in it is secret from the model it belongs to.
+        await asyncio.to_thread(_readable_by_all, project_dir)
         return project_dir
 
     async def _start_container(
         self, deployment_id: UUID, target: VersionSpec, image: str, project_dir: Path
     ) -> ManagedContainer:
         manifest = target.manifest
+        if not math.isfinite(manifest.cores) or manifest.cores <= 0:
+            raise PermanentError(
+                f"Version {target.number} asks for {manifest.cores!r} cores: a CPU limit is a "
+                "positive number."
+            )
+        fence = await self._fence(deployment_id, manifest, image)
         environment = {**manifest.env, "PORT": str(manifest.port)}
+        if fence.user == UNPRIVILEGED_USER:
+            # `nobody` has no home; Python and most libraries want a writable one.
+            environment.setdefault("HOME", "/tmp")
         mounts: dict[str, str] = {}
         command: list[str] | None = None
         working_dir: str | None = None
@@ -444,6 +482,7 @@ class Reconciler:
                 host_port=free_loopback_port(),
                 mem_limit_mb=manifest.max_ram_mb,
                 cores=manifest.cores,
+                fence=fence,
                 command=command,
                 working_dir=working_dir,
                 mounts=mounts,
@@ -457,6 +496,28 @@ class Reconciler:
                     raise
                 last_error = exc
         raise TransientError(str(last_error))
+
+    async def _fence(self, deployment_id: UUID, manifest: Manifest, image: str) -> Fence:
+        """Return how a version's container is fenced: see `Fence` and the README."""
+        settings = self.settings
+        fence = Fence(
+            network=network_name(deployment_id),
+            network_labels={
+                LABEL_MANAGED: "true",
+                LABEL_DEVICE: str(settings.device_id),
+                LABEL_DEPLOYMENT: str(deployment_id),
+            },
+            pids_limit=settings.container_pids_limit,
+            tmp_mb=settings.container_tmp_mb,
+        )
+        if runs_as_root(manifest):
+            # The opt-out: root with Docker's default capabilities and a writable root file
+            # system; its own network, the pids limit and the CPU floor still hold.
+            return replace(fence, user="0:0", read_only_rootfs=False, drop_capabilities=False)
+        # An image that names a non-root user of its own (Dockerfile `USER app`) runs as that
+        # user; one that would run as root runs as `nobody` instead.
+        image_user = await self.docker.image_user(image)
+        return replace(fence, user=UNPRIVILEGED_USER if is_root_user(image_user) else image_user)
 
     async def _wait_healthy(
         self, container: ManagedContainer, target: VersionSpec
@@ -629,6 +690,12 @@ class Reconciler:
             owner_id = _uuid(owner_label)
             if owner_id not in known and owner_id not in busy:
                 await self.docker.remove_image(reference)
+        # Networks left by a crash between a container's removal and its network's.
+        for name, labels in await self.docker.managed_networks():
+            owner_id = _uuid(labels.get(LABEL_DEPLOYMENT))
+            if owner_id not in known and owner_id not in busy:
+                log.info("removing orphan network %s", name)
+                await self.docker.remove_network(name)
 
     def _labels(self, deployment_id: UUID, target: VersionSpec) -> dict[str, str]:
         return {
@@ -680,6 +747,16 @@ class Reconciler:
                 data=report.model_dump(mode="json"),
             )
         )
+
+
+def _readable_by_all(directory: Path) -> None:
+    """Give everyone read access to a tree (and search access to its directories)."""
+    for root, dirs, files in os.walk(directory):
+        os.chmod(root, os.stat(root).st_mode | 0o555)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, os.stat(path).st_mode | 0o444)
+        del dirs
 
 
 def _uuid(value: str | None) -> UUID | None:

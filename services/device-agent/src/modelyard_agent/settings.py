@@ -58,6 +58,12 @@ class AgentSettings(ProcessSettings):
     proxy_timeout_s: float = Field(default=300.0, gt=0)
     outbox_retry_s: float = Field(default=2.0, gt=0)
     docker_workers: int = Field(default=4, ge=1)
+    container_pids_limit: int = Field(
+        default=512, ge=16, description="Most processes and threads one model container may have."
+    )
+    container_tmp_mb: int = Field(
+        default=256, ge=1, description="Size of a model container's /tmp (its memory counts)."
+    )
 
     def production_errors(self) -> list[str]:
         """Return what keeps the agent from starting in prod: it needs its own identity.

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import aio_pika
+import docker
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from modelyard_agent.docker_runtime import LABEL_DEVICE
 from modelyard_common.contracts import (
     DEPLOYMENT_REPORTED,
     DEVICE_COMMAND,
@@ -261,6 +263,20 @@ async def delete_device_queues(amqp_url: str, devices: set[UUID]) -> None:
                         await channel.close()
     finally:
         await connection.close()
+
+
+def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> None:
+    """Remove every container, image and network labelled with one of the test devices."""
+    for device in devices:
+        label = f"{LABEL_DEVICE}={device}"
+        for container in client.containers.list(
+            all=True, ignore_removed=True, filters={"label": label}
+        ):
+            container.remove(force=True)
+        for image in client.images.list(filters={"label": label}):
+            client.images.remove(str(image.id), force=True)
+        for network in client.networks.list(filters={"label": label}):
+            network.remove()
 
 
 class BrokerProbe:
