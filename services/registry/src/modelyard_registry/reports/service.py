@@ -169,9 +169,9 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise _invalid(
-                [RowProblem(row=reader.line_num, kind="", field=None, message=f"{exc}")]
-            ) from exc
+            # The DictReader counts only rows it returned: its reader knows the failing line.
+            line = reader.reader.line_num
+            raise _invalid([RowProblem(row=line, kind="", field=None, message=f"{exc}")]) from exc
         yield row
 
 
