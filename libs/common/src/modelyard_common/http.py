@@ -150,6 +150,11 @@ def request_fingerprint(payload: Any, *, scope: str = "") -> str:
     return hashlib.sha256(f"{scope}\x00{raw}".encode()).hexdigest()
 
 
+def idempotency_scope(*, workspace: str, operation: str, key: str, subject: str) -> str:
+    """Return what identifies one idempotency record (and salts its fingerprint)."""
+    return json.dumps([workspace, operation, key, subject])
+
+
 def _reused_key() -> UnprocessableError:
     return UnprocessableError(
         "This Idempotency-Key was used with a different request body.",
@@ -197,7 +202,7 @@ async def run_idempotent(
         result = await create()
         return StoredResponse(status_code, result.model_dump(mode="json"), replayed=False)
     workspace, subject = principal.workspace, principal.sub
-    scope = json.dumps([workspace, operation, key, subject])
+    scope = idempotency_scope(workspace=workspace, operation=operation, key=key, subject=subject)
     fingerprint = request_fingerprint(payload, scope=scope)
     # Serialise concurrent retries of one key: the second waits, then sees the first's record.
     await session.execute(
