@@ -12,7 +12,7 @@ from deployer_testkit import Tenant
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from modelyard_common.http import request_fingerprint
+from modelyard_common.http import idempotency_scope, request_fingerprint
 from modelyard_deployer.devices.schemas import DeviceCreate
 
 scrub = importlib.import_module(
@@ -96,8 +96,11 @@ async def test_records_written_before_the_fix_neither_replay_nor_keep_the_token(
     leaked = "mydev_" + "L" * 43
     legacy = {"id": str(uuid.uuid4()), "name": "cam-legacy", "token": leaked, "etag": '"1"'}
     insert = text(
-        "INSERT INTO deployer.idempotency_keys (workspace, operation, key, request_hash, "
-        "status_code, body) VALUES (:w, 'create_device', :k, :h, 201, CAST(:b AS jsonb))"
+        "INSERT INTO deployer.idempotency_keys (workspace, operation, key, subject, request_hash, "
+        "status_code, body) VALUES (:w, 'create_device', :k, 'root', :h, 201, CAST(:b AS jsonb))"
+    )
+    scope = idempotency_scope(
+        workspace=tenant.workspace, operation="create_device", key=key, subject="root"
     )
     async with app.state.sessionmaker() as session, session.begin():
         await session.execute(
@@ -105,7 +108,7 @@ async def test_records_written_before_the_fix_neither_replay_nor_keep_the_token(
             {
                 "w": tenant.workspace,
                 "k": key,
-                "h": request_fingerprint(DeviceCreate(**body)),
+                "h": request_fingerprint(DeviceCreate(**body), scope=scope),
                 "b": json.dumps(legacy),
             },
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -9,7 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -51,11 +54,77 @@ class TimestampMixin:
     )
 
 
+# What a database error may quote of the caller's values: the value PostgreSQL quotes at the end
+# of a data error ('invalid input syntax for type uuid: "..."'), and the argument asyncpg could
+# not encode ("invalid input for query argument $1: '...' (...)").
+_QUOTED_VALUE = re.compile(r': ".*"$', re.DOTALL)
+_QUERY_ARGUMENT = re.compile(r"(query argument \$\d+):.*", re.DOTALL)
+WITHHELD = "(values withheld from logs)"
+
+
+def _scrub_text(text: str, *, data_error: bool) -> str:
+    text = _QUERY_ARGUMENT.sub(rf"\1: {WITHHELD}", text)
+    if data_error:
+        # Only the first line: SQLAlchemy's own lines ([SQL: ...]) follow in some messages.
+        first, sep, rest = text.partition("\n")
+        text = _QUOTED_VALUE.sub(f": {WITHHELD}", first) + sep + rest
+    return text
+
+
+def _scrub_args(error: BaseException, *, data_error: bool) -> bool:
+    """Scrub `error`'s message in place; return whether it quoted a query argument."""
+    if not error.args or not isinstance(error.args[0], str):
+        return False
+    first = error.args[0]
+    error.args = (_scrub_text(first, data_error=data_error), *error.args[1:])
+    return bool(_QUERY_ARGUMENT.search(first))
+
+
+def redact_database_error(context: ExceptionContext) -> None:
+    """Strip the caller's values from a database error before anything can log it.
+
+    SQL parameters are hidden by the engine (`hide_parameters`); what remains is the server's
+    and the driver's own text: `DETAIL:  Failing row contains (...)` or `Key (name)=(...)`
+    lists values of the row (sealed tokens, passwords), a data error quotes the refused value,
+    and a parameter the driver cannot encode is quoted with its codec's error chained below.
+    The error keeps its type, SQLSTATE and constraint name, what code and operators act on.
+    """
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    data_error = isinstance(sqlstate, str) and sqlstate.startswith("22")
+    seen: set[int] = set()
+    error: BaseException | None = context.original_exception
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "detail", None):
+            with contextlib.suppress(AttributeError):  # a read-only detail: nothing to strip
+                error.detail = WITHHELD  # type: ignore[attr-defined]
+        if _scrub_args(error, data_error=data_error):
+            # What lies below is the codec's own error about the value: not kept.
+            error.__cause__ = None
+            error.__context__ = None
+            error.__suppress_context__ = True
+            break
+        error = error.__cause__ or error.__context__
+    if context.sqlalchemy_exception is not None:
+        _scrub_args(context.sqlalchemy_exception, data_error=data_error)
+
+
 def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """Return an asyncpg engine with health-checked pooled connections."""
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    """Return an asyncpg engine with health-checked pooled connections.
+
+    Its errors never carry SQL parameters or row values (see `redact_database_error`): a
+    failed write of a sealed token must not put the token in a log.
+    """
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        **kwargs,
     )
+    event.listen(engine.sync_engine, "handle_error", redact_database_error)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -131,7 +200,8 @@ def run_alembic_env(target_metadata: MetaData, schema: str) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
+        event.listen(engine.sync_engine, "handle_error", redact_database_error)
         async with engine.connect() as connection:
             await connection.run_sync(do_run)
             await connection.commit()

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://modelyard.dev/problems/"
@@ -275,3 +276,64 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             },
         }
     return out
+
+
+# Headers of a bodiless error that do not describe a problem body (it gets its own length).
+_DROPPED_ON_FILL = {b"content-length", b"content-type", b"content-disposition", b"content-encoding"}
+
+
+class ProblemBodyMiddleware:
+    """Give every error answer a problem body: a 4xx/5xx sent without one gets one here.
+
+    Handlers answer problems already; this covers what bypasses them: a response built as
+    `Response(status_code=416)`, Starlette's own range answers, a route returning an empty error.
+    Error responses that carry any body are passed on unchanged (and unbuffered past the first
+    chunk), as are HEAD requests, whose answers have no body by definition.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") == "HEAD":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                held = message  # wait for the first body chunk to know whether it is empty
+                return
+            if held is not None and message["type"] == "http.response.body":
+                start, held = held, None
+                if message.get("body") or message.get("more_body", False):
+                    await send(start)
+                    await send(message)
+                    return
+                await _send_problem(scope, start, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+        if held is not None:  # the app ended without sending a body at all
+            await _send_problem(scope, held, send)
+
+
+async def _send_problem(scope: Scope, start: Message, send: Send) -> None:
+    status = int(start["status"])
+    body = {
+        "type": "about:blank",
+        "title": _reason(status),
+        "status": status,
+        "detail": _reason(status),
+        "instance": scope.get("path"),
+    }
+    payload = JSONResponse(body).body
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _DROPPED_ON_FILL]
+    headers += [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})

@@ -12,12 +12,14 @@ from urllib.parse import quote
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretBytes, SecretStr
+from pydantic_core import to_jsonable_python
 from sqlalchemy import DateTime, Integer, String, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from modelyard_common.auth import Principal
 from modelyard_common.errors import (
     FieldError,
     PreconditionFailedError,
@@ -76,15 +78,38 @@ def check_if_match(if_match: str | None, revision: int) -> None:
 
 
 class IdempotencyRecordMixin:
-    """Columns of a service's `idempotency_keys` table."""
+    """Columns of a service's `idempotency_keys` table.
+
+    A record belongs to the caller who made it (`subject`): another caller sending the same key
+    is a new request, authorized as such, never a replay of someone else's answer.
+    """
 
     workspace: Mapped[str] = mapped_column(String(100), primary_key=True)
     operation: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def idempotency_subject_ddl(schema: str, *, upgrade: bool = True) -> list[str]:
+    """Return the statements scoping a service's `idempotency_keys` records to their caller.
+
+    Each service's migration runs them on its own schema. Existing records are dropped: they
+    name no caller, their hashes predate secret-aware fingerprints, and they expire in a day.
+    """
+    table = f'"{schema}".idempotency_keys'
+    columns = "workspace, operation, key, subject" if upgrade else "workspace, operation, key"
+    return [
+        f"DELETE FROM {table}",
+        f"ALTER TABLE {table} DROP CONSTRAINT pk_idempotency_keys",
+        f"ALTER TABLE {table} ADD COLUMN subject varchar(200) NOT NULL"
+        if upgrade
+        else f"ALTER TABLE {table} DROP COLUMN subject",
+        f"ALTER TABLE {table} ADD CONSTRAINT pk_idempotency_keys PRIMARY KEY ({columns})",
+    ]
 
 
 SECRET_WITHHELD_HEADER = "Idempotent-Secret-Withheld"
@@ -104,27 +129,69 @@ def without_secrets(body: dict[str, Any], secret_fields: Sequence[str]) -> dict[
     return {name: (None if name in secret_fields else value) for name, value in body.items()}
 
 
-def request_fingerprint(payload: Any) -> str:
-    """Return a stable hash of a request body."""
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, SecretBytes):
+        return value.get_secret_value().hex()
+    return to_jsonable_python(value, fallback=str)
+
+
+def request_fingerprint(payload: Any, *, scope: str = "") -> str:
+    """Return a stable hash of a whole request body, its secret fields included.
+
+    Secrets count (the same key sent with another token is another request) but are never
+    stored: only this hash is, salted with the record's `scope` (workspace, operation, key,
+    caller) so equal requests of different records do not share a hash.
+    """
     if isinstance(payload, BaseModel):
-        payload = payload.model_dump(mode="json")
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+        payload = payload.model_dump(mode="python")
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_reveal)
+    return hashlib.sha256(f"{scope}\x00{raw}".encode()).hexdigest()
+
+
+def idempotency_scope(*, workspace: str, operation: str, key: str, subject: str) -> str:
+    """Return what identifies one idempotency record (and salts its fingerprint)."""
+    return json.dumps([workspace, operation, key, subject])
+
+
+def _reused_key() -> UnprocessableError:
+    return UnprocessableError(
+        "This Idempotency-Key was used with a different request body.",
+        errors=[
+            FieldError(
+                loc=["header", "Idempotency-Key"],
+                field="Idempotency-Key",
+                message="reused with a different body",
+                type="idempotency_key_reused",
+            )
+        ],
+    )
 
 
 async def run_idempotent(
     session: AsyncSession,
     model: type[IdempotencyRecordMixin],
     *,
-    workspace: str,
+    principal: Principal,
     operation: str,
     key: str | None,
     payload: Any,
     create: Callable[[], Awaitable[BaseModel]],
     status_code: int = 201,
     secret_fields: Sequence[str] = (),
+    authorize: Callable[[], Awaitable[None]] | None = None,
 ) -> StoredResponse:
-    """Run `create` once per idempotency key; a retry gets the first response back.
+    """Run `create` once per idempotency key and caller; a retry gets the first response back.
+
+    Records are scoped to the caller (`principal`: its workspace and subject). Another caller
+    sending the same key and body finds no record: theirs is a fresh request, which `create`
+    authorizes as any other (a viewer replaying an admin's key gets the viewer's 403/404, not
+    the admin's resource). `authorize`, when given, runs before a replay, so a caller who lost
+    the right to the act since the first request is refused on its retry too.
+
+    The fingerprint covers the whole `payload`, secret fields included (hashed, never stored):
+    the same key with any other body is a 422.
 
     `secret_fields` name the fields of the response that carry a secret shown only once (a
     device token, an API key): the record stores the response without them, so a replay
@@ -134,29 +201,26 @@ async def run_idempotent(
     if key is None:
         result = await create()
         return StoredResponse(status_code, result.model_dump(mode="json"), replayed=False)
-    fingerprint = request_fingerprint(payload)
+    workspace, subject = principal.workspace, principal.sub
+    scope = idempotency_scope(workspace=workspace, operation=operation, key=key, subject=subject)
+    fingerprint = request_fingerprint(payload, scope=scope)
     # Serialise concurrent retries of one key: the second waits, then sees the first's record.
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{workspace}/{operation}/{key}"}
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"idempotency:{scope}"}
     )
     stored = await session.scalar(
         select(model).where(
-            model.workspace == workspace, model.operation == operation, model.key == key
+            model.workspace == workspace,
+            model.operation == operation,
+            model.key == key,
+            model.subject == subject,
         )
     )
     if stored is not None:
         if stored.request_hash != fingerprint:
-            raise UnprocessableError(
-                "This Idempotency-Key was used with a different request body.",
-                errors=[
-                    FieldError(
-                        loc=["header", "Idempotency-Key"],
-                        field="Idempotency-Key",
-                        message="reused with a different body",
-                        type="idempotency_key_reused",
-                    )
-                ],
-            )
+            raise _reused_key()
+        if authorize is not None:
+            await authorize()
         withheld = tuple(name for name in secret_fields if name in stored.body)
         # Records written before a route declared its secrets may still hold them: never replay.
         body = without_secrets(stored.body, secret_fields)
@@ -168,6 +232,7 @@ async def run_idempotent(
             workspace=workspace,
             operation=operation,
             key=key,
+            subject=subject,
             request_hash=fingerprint,
             status_code=status_code,
             body=without_secrets(body, secret_fields),

@@ -7,11 +7,18 @@ request target (path and query) and for JSON bodies, and answered 422 naming the
 Bodies are capped for every route (`max_request_bytes`, 413 past it): routes whose body is not a
 JSON document of the API (an upload streamed to storage, a payload relayed to a model) are named
 by method and path template with a limit of their own, or None when the route enforces one.
+
+JSON is checked before it is parsed: nesting deeper than `MAX_JSON_DEPTH` is refused (a scan
+of the brackets outside strings, no recursion), and so are `NaN`, `Infinity` and numbers past
+the float range (Python's parser takes them, PostgreSQL's jsonb and every other client do not).
+`loads_guarded` is that parse for bodies a route reads itself (imports, manifests, cursors).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -30,6 +37,124 @@ from modelyard_common.errors import (
 
 NUL = "\x00"
 NUL_MESSAGE = "Text may not contain the NUL character (U+0000)."
+MAX_JSON_DEPTH = 64
+NON_FINITE_MESSAGE = "NaN, Infinity and numbers beyond the float range are not accepted."
+
+# A JSON string (escapes included), matched whole so brackets inside it are not counted.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS_ONLY = bytes(range(256)).translate(None, b"[]{}")
+# Outside strings: a non-standard constant, or a number that may overflow a float (an exponent
+# of three digits or more, or 309 digits before the point). Only then is the document parsed
+# twice, to name the field.
+_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
+
+
+class JSONInputError(ValueError):
+    """A JSON document refused before (or while) parsing; `path` is where inside it."""
+
+    def __init__(self, message: str, *, path: tuple[str | int, ...] = (), type: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.type = type
+
+    def to_error(self, loc: list[str | int]) -> UnprocessableError:
+        """Return the 422 problem naming the field, `loc` being where the document is."""
+        where = [*loc, *self.path]
+        inner = where[1:] if where and where[0] in {"body", "query", "path", "header"} else where
+        return UnprocessableError(
+            "The request has invalid fields.",
+            errors=[
+                FieldError(
+                    loc=where,
+                    field=".".join(str(p) for p in inner),
+                    message=self.message,
+                    type=self.type,
+                )
+            ],
+        )
+
+
+def json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """Return how deep `raw`'s arrays and objects nest, stopping once past `limit`.
+
+    Brackets inside strings do not count; the scan is linear and never recurses.
+    """
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _BRACKETS_ONLY)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+class _NonFinite:
+    """Stands for a NaN, an Infinity or an overflowing number while it is being located."""
+
+
+_NON_FINITE = _NonFinite()
+
+
+def _finite_or_marker(text: str) -> Any:
+    value = float(text)
+    return value if math.isfinite(value) else _NON_FINITE
+
+
+def _find_marker(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    # Recursive, but only over documents whose depth was checked first.
+    if value is _NON_FINITE:
+        return path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_marker(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_marker(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def check_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise JSONInputError if `raw` nests deeper than `max_depth` or holds a non-finite number.
+
+    A document that is not JSON passes: its parser answers that. Cheap on ordinary documents
+    (two regular-expression passes); a suspect number costs one parse to name its field.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    if json_depth(data, max_depth) > max_depth:
+        raise JSONInputError(
+            f"The JSON document nests deeper than {max_depth} levels.", type="json_too_deep"
+        )
+    if _MAYBE_NON_FINITE.search(_JSON_STRING.sub(b'""', data)) is None:
+        return
+    try:
+        marked = json.loads(
+            data, parse_constant=lambda _: _NON_FINITE, parse_float=_finite_or_marker
+        )
+    except (ValueError, RecursionError):
+        return
+    found = _find_marker(marked)
+    if found is not None:
+        raise JSONInputError(NON_FINITE_MESSAGE, path=found, type="finite_number")
+
+
+def loads_guarded(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Return the parsed JSON document, checked first by `check_json`.
+
+    Raises JSONInputError (depth, non-finite numbers) or json.JSONDecodeError (not JSON), both
+    ValueErrors.
+    """
+    check_json(raw, max_depth=max_depth)
+    return json.loads(raw)
 
 
 def find_nul(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
@@ -106,7 +231,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class RequestGuardMiddleware:
-    """Refuse NUL in the request target and JSON bodies (422) and bodies over a limit (413)."""
+    """Refuse NUL in the request target and JSON bodies (422), JSON nested too deep or holding
+    NaN/Infinity (422), and bodies over a limit (413)."""
 
     def __init__(
         self,
@@ -142,14 +268,20 @@ class RequestGuardMiddleware:
         if more:
             await self._refuse(scope, send, _too_large(self.max_request_bytes))
             return
-        if b"u0000" in body and _is_json(scope):
+        if body and _is_json(scope):
             try:
-                found = find_nul(json.loads(body))
-            except (ValueError, RecursionError):
-                found = None  # not JSON (or absurdly deep): the route's own parsing answers it
-            if found is not None:
-                await self._refuse(scope, send, nul_error(["body", *found]))
+                check_json(body)
+            except JSONInputError as exc:
+                await self._refuse(scope, send, exc.to_error(["body"]))
                 return
+            if b"u0000" in body:
+                try:
+                    found = find_nul(json.loads(body))
+                except (ValueError, RecursionError):
+                    found = None  # not JSON: the route's own parsing answers it
+                if found is not None:
+                    await self._refuse(scope, send, nul_error(["body", *found]))
+                    return
         await self.app(scope, _replay(body, receive), send)
 
     def _route_limit(self, scope: Scope) -> tuple[bool, int | None]:

@@ -11,7 +11,15 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelyard_common.inputs import JSONInputError, loads_guarded
+
 MANIFEST_FILENAMES = ("modelyard.json", "modelyard.yaml", "modelyard.yml")
+# A manifest is a handful of keys: these bounds hold any real one with room to spare.
+MAX_MANIFEST_DOCUMENT_BYTES = 256 * 1024
+MAX_MANIFEST_DEPTH = 16
+# The smallest CPU share a model may get: Docker reads 0 nano-CPUs as "no limit", so a share
+# that would round down to it is refused rather than becoming unlimited.
+MIN_CORES = 0.01
 
 _HANDLER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
@@ -76,7 +84,10 @@ class Manifest(BaseModel):
     input_type: InputType = InputType.json
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     max_ram_mb: Annotated[int, Field(ge=16, le=1_048_576)] = 512
-    cores: Annotated[float, Field(gt=0, le=256)] = 1.0
+    cores: Annotated[
+        float,
+        Field(ge=MIN_CORES, le=256, description=f"CPU share, at least {MIN_CORES} of a core."),
+    ] = 1.0
     env: dict[str, str] = Field(default_factory=dict)
     health_path: Annotated[str, Field(pattern=r"^/[\x21-\x7e]*$", max_length=255)] = "/healthz"
     protocol: Protocol = Protocol.handlers
@@ -113,14 +124,63 @@ class Manifest(BaseModel):
         return self
 
 
-def parse_manifest_document(filename: str, raw: bytes) -> dict[str, Any]:
-    """Return the mapping held by a `modelyard.json` / `modelyard.yaml` file's bytes."""
-    import json
+class ManifestDocumentError(ValueError):
+    """A manifest file that cannot be read as a manifest document (answered 422 at upload)."""
 
+
+def _yaml_loader() -> Any:
     import yaml
 
+    class ManifestLoader(yaml.SafeLoader):
+        """SafeLoader without anchors and aliases, and with a nesting limit.
+
+        An alias makes a document expand past its size (445 bytes can cost seconds of CPU);
+        a manifest has no use for them, so the first anchor or alias ends the parse.
+        """
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ManifestDocumentError(
+                    "YAML anchors and aliases (&, *) are not allowed in a manifest"
+                )
+            self.depth += 1
+            if self.depth > MAX_MANIFEST_DEPTH:
+                raise ManifestDocumentError(
+                    f"the manifest nests deeper than {MAX_MANIFEST_DEPTH} levels"
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return ManifestLoader
+
+
+def parse_manifest_document(filename: str, raw: bytes) -> dict[str, Any]:
+    """Return the mapping held by a `modelyard.json` / `modelyard.yaml` file's bytes.
+
+    Raises ManifestDocumentError (a ValueError) for a document too large or too deep, with YAML
+    anchors or aliases, or with NaN/Infinity; json.JSONDecodeError, yaml.YAMLError or
+    UnicodeDecodeError when it is not JSON, YAML or UTF-8.
+    """
+    import yaml
+
+    if len(raw) > MAX_MANIFEST_DOCUMENT_BYTES:
+        raise ManifestDocumentError(
+            f"{filename} is larger than {MAX_MANIFEST_DOCUMENT_BYTES} bytes"
+        )
     text = raw.decode("utf-8")
-    loaded = json.loads(text) if filename.endswith(".json") else yaml.safe_load(text)
+    if filename.endswith(".json"):
+        try:
+            loaded = loads_guarded(text, max_depth=MAX_MANIFEST_DEPTH)
+        except JSONInputError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            raise ManifestDocumentError(f"{exc}" + (f" ({where})" if where else "")) from exc
+    else:
+        loaded = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     if not isinstance(loaded, dict):
-        raise ValueError(f"{filename} must hold a mapping")
+        raise ManifestDocumentError(f"{filename} must hold a mapping")
     return loaded

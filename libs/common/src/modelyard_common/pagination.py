@@ -18,8 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.errors import FieldError, UnprocessableError
+from modelyard_common.inputs import loads_guarded
 
 MAX_LIMIT = 200
+# A cursor is a sort position: two values, each at most a `{"dt": ...}` wrapper. Anything longer
+# or deeper than a service could have made is refused before it is decoded or parsed.
+MAX_CURSOR_CHARS = 4096
+MAX_CURSOR_DEPTH = 3
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,9 +98,17 @@ def decode_cursor(
     key's type and range, so a crafted cursor never reaches the database.
     """
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("cursor too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if payload["s"] != sort or not isinstance(payload["v"], list):
+        payload = loads_guarded(
+            base64.urlsafe_b64decode(padded.encode()), max_depth=MAX_CURSOR_DEPTH
+        )
+        if (
+            not isinstance(payload, dict)
+            or payload["s"] != sort
+            or not isinstance(payload["v"], list)
+        ):
             raise ValueError("sort mismatch")
         values = [_decode_value(v) for v in payload["v"]]
         if keys is not None:

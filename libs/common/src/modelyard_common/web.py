@@ -23,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.db import make_engine, make_sessionmaker, utcnow
 from modelyard_common.errors import (
     ForbiddenError,
+    ProblemBodyMiddleware,
     UnauthorizedError,
     install_problem_handlers,
     problem_responses,
@@ -185,6 +186,7 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     install_contract_openapi(app)
+    app.add_middleware(ProblemBodyMiddleware)
     app.add_middleware(
         RequestGuardMiddleware,
         max_request_bytes=settings.max_request_bytes,

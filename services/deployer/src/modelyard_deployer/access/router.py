@@ -58,7 +58,7 @@ async def create_access_grant(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation=f"create_access_grant:{model_id}",
         key=idempotency_key,
         payload=body,

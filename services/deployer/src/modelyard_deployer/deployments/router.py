@@ -61,7 +61,7 @@ async def create_deployment(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_deployment",
         key=idempotency_key,
         payload=body,

@@ -74,7 +74,7 @@ async def create_device(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_device",
         key=idempotency_key,
         payload=body,

@@ -311,7 +311,7 @@ async def accept_upload(
         stored = await run_idempotent(
             session,
             IdempotencyRecord,
-            workspace=principal.workspace,
+            principal=principal,
             operation=f"create_model_version:{model_id}",
             key=idempotency_key,
             # The zip's hash stands for its bytes: a retry must send the same file.

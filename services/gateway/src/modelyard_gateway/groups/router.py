@@ -113,7 +113,7 @@ async def create_group(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_group",
         key=idempotency_key,
         payload=payload,

@@ -28,15 +28,6 @@ router = APIRouter(prefix="/v1/instances", tags=["instances"])
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-def secrets_fingerprint(payload: InstanceCreate) -> list[Any]:
-    """Return which secrets a create sends (never their values) for the idempotency hash."""
-    return [
-        payload.token is not None,
-        payload.proxy_password is not None,
-        sorted(payload.secret_headers),
-    ]
-
-
 @router.get(
     "",
     operation_id="list_instances",
@@ -83,13 +74,10 @@ async def create_instance(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_instance",
         key=idempotency_key,
-        payload=payload.model_dump(
-            mode="json", exclude={"token", "proxy_password", "secret_headers"}
-        )
-        | {"secrets": secrets_fingerprint(payload)},
+        payload=payload,  # secrets included: hashed, never stored
         create=create,
     )
     return created_response(stored, location=f"/v1/instances/{stored.body['id']}")

@@ -66,7 +66,7 @@ async def create_key(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_key",
         key=idempotency_key,
         payload=payload,

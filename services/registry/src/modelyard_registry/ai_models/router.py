@@ -110,7 +110,7 @@ async def create_model(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_model",
         key=idempotency_key,
         payload=body,

@@ -92,7 +92,7 @@ async def create_system(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_system",
         key=idempotency_key,
         payload=body,

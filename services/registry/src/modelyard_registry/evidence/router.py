@@ -73,7 +73,7 @@ async def create_evidence(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation="create_evidence",
         key=idempotency_key,
         payload=body,

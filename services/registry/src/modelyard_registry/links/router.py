@@ -49,7 +49,7 @@ async def link_model(
     stored = await run_idempotent(
         session,
         IdempotencyRecord,
-        workspace=principal.workspace,
+        principal=principal,
         operation=f"link_model:{system_id}",
         key=idempotency_key,
         payload=body,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from modelyard_common.errors import (
     problem_responses,
 )
 from modelyard_common.http import attachment
-from modelyard_common.inputs import reject_nul
+from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
 
@@ -98,9 +97,11 @@ async def import_inventory(
         inventory, lines = service.inventory_from_csv(text)
     elif kind == "application/json":
         try:
-            document = json.loads(text)
+            document = loads_guarded(text)  # depth and NaN checked before parsing
             reject_nul(document, ["body"])
             inventory = Inventory.model_validate(document)
+        except JSONInputError as exc:
+            raise exc.to_error(["body"]) from exc
         except (ValueError, ValidationError) as exc:
             raise UnprocessableError(
                 "The body is not an inventory document.",

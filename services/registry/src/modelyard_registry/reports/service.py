@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,6 +16,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ProblemError, UnprocessableError
 from modelyard_common.http import make_etag
+from modelyard_common.inputs import JSONInputError, loads_guarded
 from modelyard_registry.ai_models import service as models_service
 from modelyard_registry.ai_models.schemas import AIModelCreate
 from modelyard_registry.ai_systems import service as systems_service
@@ -122,7 +124,7 @@ def inventory_from_csv(text: str) -> tuple[Inventory, dict[tuple[str, int], int]
             + (f" (unknown: {', '.join(sorted(unknown))})." if unknown else "."),
         )
     inventory, lines, bad = Inventory(), {}, []
-    for row in reader:
+    for row in _rows(reader):
         kind = row.get("kind") or ""
         if kind not in KINDS:
             bad.append(
@@ -137,7 +139,12 @@ def inventory_from_csv(text: str) -> tuple[Inventory, dict[tuple[str, int], int]
                 continue
             if key in JSON_CELLS:
                 try:
-                    record[key] = json.loads(value)
+                    record[key] = loads_guarded(value)
+                except JSONInputError as exc:
+                    where = ".".join(str(p) for p in (key, *exc.path))
+                    bad.append(
+                        RowProblem(row=reader.line_num, kind=kind, field=where, message=str(exc))
+                    )
                 except ValueError:
                     record[key] = value  # validation names the field below
             else:
@@ -148,6 +155,24 @@ def inventory_from_csv(text: str) -> tuple[Inventory, dict[tuple[str, int], int]
     if bad:
         raise _invalid(bad)
     return inventory, lines
+
+
+def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
+    """Yield the reader's rows; a row the csv module refuses is a 422 naming its line.
+
+    The module refuses a field past `csv.field_size_limit()` (128 KiB, left at its default:
+    no inventory field is that long) and malformed quoting.
+    """
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The DictReader counts only rows it returned: its reader knows the failing line.
+            line = reader.reader.line_num
+            raise _invalid([RowProblem(row=line, kind="", field=None, message=f"{exc}")]) from exc
+        yield row
 
 
 def _invalid(problems: list[RowProblem]) -> UnprocessableError:
