@@ -279,10 +279,6 @@ async def test_model_containers_are_unprivileged_capless_and_limited(
     assert container.attrs["HostConfig"]["CapDrop"] == ["ALL"]
 
 
-@pytest.mark.skipif(
-    "run_as_root" not in Manifest.model_fields,
-    reason="the manifest schema has no `run_as_root` field yet",
-)
 async def test_a_manifest_may_opt_out_of_the_unprivileged_user(
     make_agent: AgentFactory,
     probe: BrokerProbe,

@@ -91,6 +91,15 @@ class Manifest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     health_path: Annotated[str, Field(pattern=r"^/[\x21-\x7e]*$", max_length=255)] = "/healthz"
     protocol: Protocol = Protocol.handlers
+    run_as_root: Annotated[
+        bool,
+        Field(
+            description=(
+                "Run as root with Docker's default capabilities and a writable root file system "
+                "(the container keeps its own network, pids limit and CPU floor)."
+            )
+        ),
+    ] = False
 
     @field_validator("image")
     @classmethod

@@ -96,11 +96,8 @@ def network_name(deployment_id: UUID) -> str:
 
 
 def runs_as_root(manifest: Manifest) -> bool:
-    """Return whether the manifest opts out of the unprivileged user (`run_as_root: true`).
-
-    Read defensively: a manifest schema without the field means no opt-out.
-    """
-    return getattr(manifest, "run_as_root", False) is True
+    """Return whether the manifest opts out of the unprivileged user (`run_as_root: true`)."""
+    return manifest.run_as_root
 
 
 def container_name(model_name: str, deployment_id: UUID, version_id: UUID) -> str:
