@@ -60,7 +60,9 @@ def test_compose_sh_installs_compose_when_none_works(tmp_path: Path) -> None:
     _shadow(
         shims,
         "docker",
-        'if [ "$1" = compose ]; then echo "docker: unknown command: docker compose" >&2; exit 1; fi\n'
+        'if [ "$1" = compose ]; then\n'
+        '  echo "docker: unknown command: docker compose" >&2; exit 1\n'
+        "fi\n"
         f'exec {docker} "$@"\n',
     )
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"}
@@ -201,11 +203,13 @@ async def test_docs_load_nothing_from_another_origin(service: str, tmp_path: Pat
                 response = await client.get(page)
                 assert response.status_code == 200, page
                 html = response.text
-                assert "http://" not in html and "https://" not in html, f"{page}:\n{html}"
+                assert "http://" not in html, f"{page}:\n{html}"
+                assert "https://" not in html, f"{page}:\n{html}"
                 urls = {a or b for a, b in ASSET.findall(html)}
                 assert any(url.endswith(".js") for url in urls), f"{page} loads no script"
                 for url in sorted(urls):
-                    assert url.startswith("/") and not url.startswith("//"), (page, url)
+                    assert url.startswith("/"), (page, url)
+                    assert not url.startswith("//"), (page, url)
                     asset = await client.get(url)
                     assert asset.status_code == 200, (page, url)
                     expected = CONTENT_TYPES[Path(url).suffix]

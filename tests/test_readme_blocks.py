@@ -25,9 +25,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import asyncpg
+import pytest
 
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import (
@@ -230,10 +229,12 @@ async def test_local_block_runs_as_written(block: Block, tmp_path: Path) -> None
     text = output.decode(errors="replace")
     assert process.returncode == 0, f"{block.where} failed (exit {process.returncode}):\n{text}"
     # Nothing a block started outlives it (its registry listened on the port given above).
-    leftovers = subprocess.run(
-        ["pgrep", "-f", "--", f"serve --port {env['MODELYARD_REGISTRY_PORT']}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
+    pgrep = await asyncio.create_subprocess_exec(
+        "pgrep",
+        "-f",
+        "--",
+        f"serve --port {env['MODELYARD_REGISTRY_PORT']}",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    leftovers = (await pgrep.communicate())[0].decode().split()
     assert not leftovers, f"{block.where} left processes running: {leftovers}"
