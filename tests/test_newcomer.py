@@ -26,7 +26,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from modelyard_common.testing import TEST_AMQP_URL
+from modelyard_common.testing import TEST_AMQP_URL, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -138,6 +138,37 @@ def test_serve_on_a_taken_port_exits_with_one_line(command: str, tmp_path: Path)
         "(another process listens there: stop it or pick another --port)"
     ], done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_agent_serve_on_a_taken_ingress_port_exits_with_one_line(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELYARD_")}
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ingress = taken.getsockname()[1]
+        env.update(
+            MODELYARD_ENV="dev",
+            MODELYARD_AMQP_URL=TEST_AMQP_URL,
+            MODELYARD_AGENT_DATA_DIR=str(tmp_path / "agent"),
+            MODELYARD_AGENT_INGRESS_PORT=str(ingress),
+        )
+        try:
+            done = subprocess.run(
+                [str(BIN / "modelyard-agent"), "serve", "--port", str(port)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"the agent kept running on a taken ingress port:\n{exc.stderr!r}")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"modelyard-agent: cannot listen on 127.0.0.1:{ingress}: address already in use "
+        "(another process listens there: stop it or set MODELYARD_AGENT_INGRESS_PORT)"
+    ], done.stderr
 
 
 # --- /docs and /redoc without the internet --------------------------------------------------
