@@ -79,6 +79,14 @@ ensure_compose() {
 
 compose() { "${COMPOSE_CMD[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
 
+# The agent needs the Docker socket's group inside its container (known once Docker runs).
+GIVEN_DOCKER_GID="${DOCKER_GID:-}"
+docker_gid() {
+  DOCKER_GID="${GIVEN_DOCKER_GID:-$(stat -c %g "${DOCKER_SOCKET:-/var/run/docker.sock}" 2>/dev/null || echo 0)}"
+  export DOCKER_GID
+}
+docker_gid
+
 ensure_docker() {
   if docker info >/dev/null 2>&1; then
     return 0
@@ -88,6 +96,7 @@ ensure_docker() {
 
 tools() {
   ensure_docker
+  docker_gid
   ensure_compose
   log "using ${COMPOSE_CMD[*]} ($("${COMPOSE_CMD[@]}" version --short 2>/dev/null || echo "version unknown"))"
 }
@@ -113,9 +122,6 @@ prepare() {
   fi
 }
 
-# The agent needs the Docker socket's group inside its container.
-DOCKER_GID="${DOCKER_GID:-$(stat -c %g "${DOCKER_SOCKET:-/var/run/docker.sock}" 2>/dev/null || echo 0)}"
-export DOCKER_GID
 
 # Prints each container of the project as: service state health exit-code.
 container_states() {
