@@ -33,7 +33,6 @@ from modelyard_common.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
     TEST_VHOST,
-    ensure_vhost,
     free_port,
     recreate_database,
 )
@@ -193,7 +192,6 @@ def test_the_registry_walkthrough_is_run_here() -> None:
 async def test_local_block_runs_as_written(block: Block, tmp_path: Path) -> None:
     name = "modelyard_readme"
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
-    await asyncio.to_thread(ensure_vhost, TEST_VHOST)
     # What a person's shell has, less any MODELYARD_ setting: the block must set what it needs
     # (MODELYARD_ENV above all); only the places below are the test's own.
     env = {key: value for key, value in os.environ.items() if not key.startswith("MODELYARD_")}
@@ -228,6 +226,7 @@ async def test_local_block_runs_as_written(block: Block, tmp_path: Path) -> None
         await drop_database(database_url)
     text = output.decode(errors="replace")
     assert process.returncode == 0, f"{block.where} failed (exit {process.returncode}):\n{text}"
+    assert "Traceback" not in text, text
     # Nothing a block started outlives it (its registry listened on the port given above).
     pgrep = await asyncio.create_subprocess_exec(
         "pgrep",
