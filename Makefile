@@ -50,7 +50,7 @@ fmt: install ## format and auto-fix
 dev: install services ## run all services locally with interleaved logs (Ctrl-C stops them)
 	@bash scripts/dev.sh
 
-up: ## from nothing: Docker, compose, images, then the whole suite with compose (prints its URLs)
+up: ## from nothing: Docker, compose, images, the whole suite; prints its URLs
 	@bash scripts/compose.sh up
 
 down: ## stop the compose suite
