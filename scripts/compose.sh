@@ -119,6 +119,8 @@ prepare() {
   if [ ${#missing[@]} -gt 0 ]; then
     step "building local stand-ins for ${missing[*]} (Debian packages; once)" \
       bash scripts/standin-images.sh
+  else
+    log "base image and stand-in images present"
   fi
 }
 
