@@ -171,6 +171,32 @@ def test_agent_serve_on_a_taken_ingress_port_exits_with_one_line(tmp_path: Path)
     ], done.stderr
 
 
+def test_serve_on_a_taken_metrics_port_exits_with_one_line() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELYARD_")}
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics = taken.getsockname()[1]
+        env.update(MODELYARD_ENV="dev", MODELYARD_METRICS_PORT=str(metrics))
+        try:
+            done = subprocess.run(
+                [str(BIN / "modelyard-registry"), "serve", "--port", str(port)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"the registry kept running on a taken metrics port:\n{exc.stderr!r}")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"modelyard-registry: cannot listen on 127.0.0.1:{metrics}: address already in use "
+        "(another process listens there: stop it or set MODELYARD_METRICS_PORT)"
+    ], done.stderr
+
+
 # --- /docs and /redoc without the internet --------------------------------------------------
 
 

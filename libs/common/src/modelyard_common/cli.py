@@ -54,6 +54,12 @@ def service_main(
         migrate()
     elif args.command == "serve":
         exit_unless_startable(prog, settings)
+        listeners = list(also_listens() if also_listens is not None else ())
+        metrics_port = settings().metrics_port
+        if metrics_port is not None:
+            listeners.append(
+                Listener(settings().metrics_host, metrics_port, "MODELYARD_METRICS_PORT")
+            )
         serve_app(
             prog,
             app_path,
@@ -61,7 +67,7 @@ def service_main(
             port=args.port,
             workers=args.workers,
             proxy_headers=args.proxy_headers,
-            also_listens=also_listens() if also_listens is not None else (),
+            also_listens=listeners,
         )
 
 
