@@ -9,7 +9,6 @@ PACKAGES := libs/common clients/python $(patsubst %/pyproject.toml,%,$(wildcard 
 TEST_DIRS := $(wildcard libs/common/tests clients/python/tests services/*/tests tests)
 MYPY_PACKAGES := -p modelyard_common -p modelyard_client -p modelyard_cli $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
 STAMP := $(VENV)/.installed
-COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 
 .PHONY: help install services docker test test-fast lint fmt fuzz dev up down bench chaos clean clients clients-check
 
@@ -51,7 +50,7 @@ fmt: install ## format and auto-fix
 dev: install services ## run all services locally with interleaved logs (Ctrl-C stops them)
 	@bash scripts/dev.sh
 
-up: ## build and start the whole suite with compose
+up: ## from nothing: Docker, compose, images, the whole suite; prints its URLs
 	@bash scripts/compose.sh up
 
 down: ## stop the compose suite

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from modelyard_common.settings import ConfigurationError, ProcessSettings, ServiceSettings
 
@@ -18,15 +23,15 @@ def service_main(
     argv: Sequence[str] | None = None,
     settings: Callable[[], ProcessSettings] = ServiceSettings,
     commands: dict[str, tuple[str, Callable[[], None]]] | None = None,
+    also_listens: Callable[[], Sequence[Listener]] | None = None,
 ) -> None:
     """Run a service's CLI: `serve [--host] [--port] [--workers]` and `migrate`.
 
     `serve` refuses to start (one line on stderr, exit 2) when the settings are not fit for
-    MODELYARD_ENV (prod without its own secrets). `commands` adds a service's own commands
-    (name: (help, run)).
+    MODELYARD_ENV (prod without its own secrets), and stops (one line, exit 1) when it cannot
+    listen on its address, or on one of the other addresses `also_listens` names (the app binds
+    those itself once it runs). `commands` adds a service's own commands (name: (help, run)).
     """
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
@@ -49,16 +54,96 @@ def service_main(
         migrate()
     elif args.command == "serve":
         exit_unless_startable(prog, settings)
-        uvicorn.run(
+        listeners = list(also_listens() if also_listens is not None else ())
+        metrics_port = settings().metrics_port
+        if metrics_port is not None:
+            listeners.append(
+                Listener(settings().metrics_host, metrics_port, "MODELYARD_METRICS_PORT")
+            )
+        serve_app(
+            prog,
             app_path,
-            factory=True,
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_config=None,
-            access_log=False,
             proxy_headers=args.proxy_headers,
+            also_listens=listeners,
         )
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Another address a service listens on, and the setting that moves it."""
+
+    host: str
+    port: int  # 0: any free port, never taken
+    setting: str
+
+
+def serve_app(
+    prog: str,
+    app_path: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    proxy_headers: bool,
+    also_listens: Sequence[Listener] = (),
+) -> None:
+    """Serve the app factory at `app_path` on host:port with uvicorn.
+
+    The socket is bound before the app starts: when the address is taken, the command says so in
+    one line and exits 1 (uvicorn alone logs the error and may then hang in the app's shutdown,
+    alive but serving nothing). The addresses in `also_listens` are tried (and let go) first.
+    """
+    import uvicorn
+
+    sock = listen_socket(prog, host, port)
+    for other in also_listens:
+        if other.port:
+            listen_socket(prog, other.host, other.port, fix=f"set {other.setting}").close()
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": proxy_headers,
+    }
+    if workers > 1:
+        # uvicorn's supervisor binds once more and shares that socket with its workers: the
+        # address was free a moment ago, and uvicorn exits 1 should it be taken meanwhile.
+        sock.close()
+        uvicorn.run(app_path, **options)
+        return
+    logging.getLogger("modelyard.serve").info("%s listening on %s:%d", prog, host, port)
+    server = uvicorn.Server(uvicorn.Config(app_path, **options))
+    server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(1)
+
+
+def listen_socket(
+    prog: str, host: str, port: int, *, fix: str = "pick another --port"
+) -> socket.socket:
+    """Return a TCP socket bound to host:port, or exit 1 with one line saying why it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        hint = f" (another process listens there: stop it or {fix})"
+        print(
+            f"{prog}: cannot listen on {host}:{port}: {reason}"
+            f"{hint if exc.errno == errno.EADDRINUSE else ''}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    return sock
 
 
 def exit_unless_startable(prog: str, settings: Callable[[], ProcessSettings]) -> None:

@@ -14,6 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest, start_http_server
 from pydantic import BaseModel
 from sqlalchemy import delete, text
@@ -45,6 +46,10 @@ HOUSEKEEPING_ROUNDS = Counter(
     "Housekeeping rounds this replica ran (one replica of a service runs them at a time)",
     ["service"],
 )
+
+
+# Where /docs and /redoc load Swagger UI's and ReDoc's scripts, styles and favicon from.
+DOCS_ASSETS_URL = "/docs/assets"
 
 
 class Health(BaseModel):
@@ -174,9 +179,12 @@ def create_app(
 
     Request bodies are capped at `settings.max_request_bytes` and checked for NUL; `raw_bodies`
     names (method, path template) the routes whose body is not an API document, each with its
-    own limit (None: the route enforces one).
+    own limit (None: the route enforces one). `/docs` (Swagger UI) and `/redoc` load their
+    scripts and styles from the service itself (DOCS_ASSETS_URL, the fastapi-offline package's
+    copies), never from a CDN: they work on a network without the internet.
     """
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
         title=title,
         description=description,
         version=version,

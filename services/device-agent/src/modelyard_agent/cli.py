@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from modelyard_agent.settings import AgentSettings
-from modelyard_common.cli import service_main
+from modelyard_common.cli import Listener, service_main
 
 DEFAULT_CONFIG = Path("/etc/modelyard-agent/agent.env")
 
@@ -28,7 +28,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         migrate=None,
         argv=args,
         settings=AgentSettings,
+        also_listens=_ingress,
     )
+
+
+def _ingress() -> list[Listener]:
+    """The ingress listens too: a taken ingress port stops `serve` as its own port does."""
+    settings = AgentSettings()
+    host = settings.ingress_host or settings.advertise_host
+    return [Listener(host, settings.ingress_port, "MODELYARD_AGENT_INGRESS_PORT")]
 
 
 def _label(text: str) -> tuple[str, str]:
