@@ -36,7 +36,7 @@ def samples(directory):
     _, test_x, _, test_y = split()
     os.makedirs(directory, exist_ok=True)
     written = set()
-    for pixels, label in zip(test_x, test_y):
+    for pixels, label in zip(test_x, test_y, strict=True):
         if int(label) in written:
             continue
         ink = bytes(255 - int(value * 255 / 16) for value in pixels)

@@ -30,7 +30,9 @@ def _answer(probabilities):
     best = max(range(len(CLASSES)), key=lambda i: probabilities[i])
     return {
         "species": CLASSES[best],
-        "probabilities": {name: round(float(p), 6) for name, p in zip(CLASSES, probabilities)},
+        "probabilities": {
+            name: round(float(p), 6) for name, p in zip(CLASSES, probabilities, strict=True)
+        },
     }
 
 

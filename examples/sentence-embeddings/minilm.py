@@ -71,7 +71,11 @@ class WordPiece:
         cleaned = []
         for char in text:
             code = ord(char)
-            if code == 0 or code == 0xFFFD or (unicodedata.category(char).startswith("C") and char not in "\t\n\r"):
+            if (
+                code == 0
+                or code == 0xFFFD
+                or (unicodedata.category(char).startswith("C") and char not in "\t\n\r")
+            ):
                 continue
             if char in " \t\n\r" or unicodedata.category(char) == "Zs":
                 cleaned.append(" ")
@@ -81,7 +85,9 @@ class WordPiece:
                 cleaned.append(char)
         tokens = []
         for word in "".join(cleaned).lower().split():
-            word = "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
+            word = "".join(
+                c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn"
+            )
             current = ""
             for char in word:
                 if self._is_punctuation(char):
@@ -129,7 +135,9 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 def _erf(x: np.ndarray) -> np.ndarray:
     """Return erf(x), vectorised (Abramowitz and Stegun 7.1.26: error below 1.5e-7)."""
     t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
     return np.sign(x) * (1.0 - poly * np.exp(-x * x))
 
 
@@ -162,7 +170,9 @@ class MiniLM:
             + w["embeddings.position_embeddings.weight"][np.arange(length)][None]
             + w["embeddings.token_type_embeddings.weight"][0][None, None]
         )
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        x = _layer_norm(
+            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps
+        )
         width = self.dimension // self.heads
         bias = ((1.0 - mask[:, None, None, :]) * np.finfo(np.float32).min).astype(np.float32)
         for i in range(self.layers):
@@ -203,6 +213,8 @@ class MiniLM:
             ids[row, : len(tokens)] = tokens
             mask[row, : len(tokens)] = 1.0
         hidden = self._encode(ids, mask)
-        pooled = (hidden * mask[:, :, None]).sum(1) / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
+        pooled = (hidden * mask[:, :, None]).sum(1) / np.clip(
+            mask.sum(1, keepdims=True), 1e-9, None
+        )
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.clip(norms, 1e-12, None), int(mask.sum())

@@ -76,15 +76,15 @@ class Handler(BaseHTTPRequestHandler):
         texts = request.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if (
-            not isinstance(texts, list)
-            or not texts
-            or not all(isinstance(t, str) for t in texts)
-        ):
-            self._error(400, "`input` must be a string or a list of strings.", "invalid_input", "input")
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            self._error(
+                400, "`input` must be a string or a list of strings.", "invalid_input", "input"
+            )
             return
         if len(texts) > MAX_INPUTS:
-            self._error(400, f"At most {MAX_INPUTS} inputs per request.", "too_many_inputs", "input")
+            self._error(
+                400, f"At most {MAX_INPUTS} inputs per request.", "too_many_inputs", "input"
+            )
             return
         base64_format = request.get("encoding_format") == "base64"
         with LOCK:

