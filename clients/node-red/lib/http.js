@@ -98,6 +98,13 @@ async function* sseData(body) {
   }
 }
 
+/** Return an error's message with its cause (fetch says only "fetch failed"). */
+function causeOf(err) {
+  const cause = err && err.cause;
+  const detail = cause && (cause.code || cause.message);
+  return detail ? `${err.message} (${detail})` : String((err && err.message) || err);
+}
+
 /** Return true when `value` is an absolute http(s) URL. */
 function isHttpUrl(value) {
   try {
@@ -108,4 +115,4 @@ function isHttpUrl(value) {
   }
 }
 
-module.exports = { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData, isHttpUrl };
+module.exports = { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData, isHttpUrl, causeOf };

@@ -4,7 +4,7 @@
 // it now), the answer back in msg.payload with msg.statusCode, msg.headers, msg.duration and
 // msg.version. An error answer (a stopped or unknown model, a handler that raised) is a
 // catchable error carrying the problem's detail.
-const { joinUrl, headersObject, readBody, describeError, ModelyardError } = require("../lib/http");
+const { joinUrl, headersObject, readBody, describeError, ModelyardError, causeOf } = require("../lib/http");
 
 const DEFAULT_TIMEOUT_S = 60;
 
@@ -82,7 +82,7 @@ module.exports = function (RED) {
         send(msg);
         done();
       } catch (err) {
-        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : err.message;
+        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : causeOf(err);
         node.status({ fill: "red", shape: "ring", text: reason.slice(0, 40) });
         done(new ModelyardError(`${model}/${handler}: ${reason}`, { reason }));
       } finally {

@@ -7,7 +7,7 @@
 // (msg.complete = true); with `message`, one message at the end. An error answer (403 the model
 // is not approved, 429, 503 no instance could answer, a stream cut mid-way) is a catchable error
 // with msg.reason (the gateway's error code) and msg.statusCode.
-const { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData } = require("../lib/http");
+const { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData, causeOf } = require("../lib/http");
 
 const DEFAULT_TIMEOUT_S = 120;
 
@@ -158,7 +158,7 @@ module.exports = function (RED) {
         send(msg);
         done();
       } catch (err) {
-        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : err.message;
+        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : causeOf(err);
         msg.reason = controller.signal.aborted ? "timeout" : "connect_failed";
         node.status({ fill: "red", shape: "ring", text: reason.slice(0, 40) });
         done(new ModelyardError(`${group}: ${reason}`, { reason: msg.reason }));
