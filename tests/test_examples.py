@@ -15,6 +15,7 @@ the same vectors.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -66,7 +67,7 @@ async def push(suite: Suite, tmp_path: Path, example: str) -> tuple[Any, Any]:
     response = await suite.http.post(
         f"{suite.deployer}/v1/models/{model['id']}/versions",
         headers=suite.headers,
-        data={"manifest": yaml.safe_dump(manifest_of(example)), "title": "example"},
+        data={"manifest": json.dumps(manifest_of(example)), "title": "example"},
         files={"file": (archive.name, archive.read_bytes(), "application/zip")},
     )
     assert response.status_code == 201, response.text
