@@ -201,9 +201,18 @@ start_containers() {
   rm -f "$out"
 }
 
+# True when COMPOSE_PROFILES asks for the optional Node-RED on the compose device.
+node_red_profile() { [[ ",${COMPOSE_PROFILES:-}," == *",node-red,"* ]]; }
+install_node_red_nodes() {
+  npm --prefix clients/node-red ci --no-audit --no-fund --loglevel=error >/dev/null
+}
+
 up() {
   local started=$SECONDS
   prepare
+  if node_red_profile; then
+    step "installing the Node-RED nodes (clients/node-red, npm ci)" install_node_red_nodes
+  fi
   step "building the service images (registry, deployer, gateway, device-agent)" build_images
   step "starting PostgreSQL, RabbitMQ, the four services and one device agent" start_containers
   step "waiting for every healthcheck (at most ${TIMEOUT_S}s)" wait_healthy
@@ -213,6 +222,10 @@ up() {
     registry "http://$BIND:${MODELYARD_REGISTRY_PORT:-8001}" "docs at /docs" \
     deployer "http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002}" "docs at /docs" \
     agent "http://127.0.0.1:${MODELYARD_AGENT_PORT:-8003}" "docs at /docs (this machine only)"
+  if node_red_profile; then
+    printf '  %-9s %-26s %s\n' node-red "http://$BIND:${MODELYARD_NODE_RED_PORT:-1880}" \
+      "flow editor with the Modelyard nodes"
+  fi
   echo "stop it with 'make down' ('bash scripts/compose.sh down -v' also drops its data)"
 }
 
