@@ -32,7 +32,7 @@ DEVICE_TOKEN = "device-token-for-tests"
 BASE_IMAGE = "modelyard/python-base:bookworm"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_engine() -> Iterator[docker.DockerClient]:
     """Start Docker and build the base image if needed (the project's scripts do both)."""
     subprocess.run(["bash", str(REPO / "scripts" / "ensure-docker.sh")], check=True)
@@ -42,14 +42,14 @@ def docker_engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def amqp_url() -> str:
     """Return the URL of the test vhost, created if missing."""
     ensure_vhost(VHOST)
     return AMQP_URL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifact_server() -> Iterator[ArtifactServer]:
     """Serve zips like the deployer does, for the test device token."""
     server = ArtifactServer(token=DEVICE_TOKEN)
@@ -58,7 +58,7 @@ def artifact_server() -> Iterator[ArtifactServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def probe(amqp_url: str) -> AsyncIterator[BrokerProbe]:
     """Send commands and read reports over the real broker."""
     broker_probe = BrokerProbe(amqp_url)

@@ -21,7 +21,7 @@ ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TEST_DB = "modelyard_test_gateway"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def database_url() -> str:
     """Return the URL of a database recreated for this run and migrated to head."""
     url: str = asyncio.run(recreate_database(ADMIN_URL, TEST_DB))
@@ -29,7 +29,7 @@ def database_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     """Return a factory of test settings (short cooldowns and health intervals)."""
     ensure_vhost(TEST_VHOST)
@@ -55,7 +55,7 @@ def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(make_settings: Callable[..., GatewaySettings]) -> Iterator[GatewayServer]:
     """Yield the main gateway replica (consumes deployer events too)."""
     server = GatewayServer(make_settings()).start()
@@ -63,7 +63,7 @@ def gateway(make_settings: Callable[..., GatewaySettings]) -> Iterator[GatewaySe
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def replica(
     make_settings: Callable[..., GatewaySettings], gateway: GatewayServer
 ) -> Iterator[GatewayServer]:
@@ -73,7 +73,7 @@ def replica(
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def backend_pool() -> Iterator[BackendPool]:
     pool = BackendPool()
     yield pool
