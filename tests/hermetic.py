@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 import weakref
@@ -95,7 +94,9 @@ def _describe_task(task: asyncio.Task[Any]) -> str:
     return f"task {task.get_name()!r} running {qualname}{where}"
 
 
-def live_tasks(ignore_loop: asyncio.AbstractEventLoop | None = None) -> dict[asyncio.Task[Any], str]:
+def live_tasks(
+    ignore_loop: asyncio.AbstractEventLoop | None = None,
+) -> dict[asyncio.Task[Any], str]:
     """Return the pending tasks of every open loop in this process (with a description)."""
     found: dict[asyncio.Task[Any], str] = {}
     for task in _all_tasks():
@@ -384,7 +385,9 @@ class Hermetic:
         snap.connections = set(current.get("connections", {}))
         return snap
 
-    def leaks(self, allowed: Snapshot, kinds: Iterable[str], settle_s: float = SETTLE_S) -> list[str]:
+    def leaks(
+        self, allowed: Snapshot, kinds: Iterable[str], settle_s: float = SETTLE_S
+    ) -> list[str]:
         """Return what is alive now and not in `allowed`, after letting teardowns settle."""
         kinds = tuple(kinds)
         deadline = time.monotonic() + settle_s
@@ -403,7 +406,9 @@ class Hermetic:
             ):
                 if kind in kinds:
                     found += [
-                        text for key, text in current.get(kind, {}).items() if key not in allowed_keys
+                        text
+                        for key, text in current.get(kind, {}).items()
+                        if key not in allowed_keys
                     ]
             if not found or time.monotonic() > deadline:
                 return sorted(found)
@@ -488,7 +493,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: Any) -> Generator[None, Any, Any]:
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: Any
+) -> Generator[None, Any, Any]:
     state = _state(request.config)
     if state is None or fixturedef.scope not in ("package", "session"):
         return (yield)

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ asyncio_default_fixture_loop_scope = session
 asyncio_default_test_loop_scope = session
 """
 
-LEAKY = '''\
+LEAKY = """\
 import asyncio
 import subprocess
 import sys
@@ -67,9 +66,9 @@ def test_leaks_a_container(tmp_path):
     ).stdout.strip()
     with open(CONTAINERS, "a") as ids:
         print(name, file=ids)
-'''
+"""
 
-CLEAN = '''\
+CLEAN = """\
 import asyncio
 import subprocess
 import sys
@@ -88,7 +87,7 @@ async def test_cleans_up_after_itself():
     await connection.close()
     process.terminate()
     process.wait()
-'''
+"""
 
 AFTER = """\
 def test_runs_after_the_leaky_directory():
@@ -106,10 +105,26 @@ def docker_image_available() -> bool:
 
 
 def run_pytest(project: Path, *paths: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "hermetic", "-p", "no:cacheprovider",
-         "-p", "no:randomly", "--import-mode=importlib", "-q", "-rA", *paths],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "hermetic",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--import-mode=importlib",
+            "-q",
+            "-rA",
+            *paths,
+        ],
         cwd=project,
         env=env,
         capture_output=True,
@@ -166,6 +181,5 @@ def test_a_tidy_run_passes_the_check(tmp_path: Path) -> None:
     assert "not measured" not in output, output
 
 
-@pytest.mark.parametrize("name", ["hermetic"])
-def test_the_plugin_is_loaded_by_the_root_conftest(request: pytest.FixtureRequest, name: str) -> None:
-    assert request.config.pluginmanager.has_plugin(name)
+def test_the_plugin_is_loaded_by_the_root_conftest(request: pytest.FixtureRequest) -> None:
+    assert request.config.pluginmanager.has_plugin("hermetic")
