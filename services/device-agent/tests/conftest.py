@@ -128,10 +128,19 @@ async def make_agent(
         return agent
 
     yield factory
-    for agent in started:
-        await agent.stop()
-    await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
-    await delete_device_queues(amqp_url, devices)
+    # Every agent stops and every container and queue goes, even if one of them fails.
+    errors: list[Exception] = []
+    try:
+        for agent in started:
+            try:
+                await agent.stop()
+            except Exception as exc:
+                errors.append(exc)
+    finally:
+        await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
+        await delete_device_queues(amqp_url, devices)
+    if errors:
+        raise errors[0]
 
 
 def remove_device_leftovers(client: docker.DockerClient, devices: set[UUID]) -> None:
