@@ -226,6 +226,9 @@ class PostgresView:
         self.peak_run = 0
         self.peak_server = 0
         self.samples = 0
+        self.sample_errors = 0
+        self.last_error = ""
+        self.connected_once = False
 
     def _created(self) -> set[str]:
         from modelyard_common import testing
@@ -270,14 +273,22 @@ class PostgresView:
             if self.unavailable is not None:
                 return []
             try:
-                return asyncio.run_coroutine_threadsafe(query(), self._loop).result(30)
-            except Exception as exc:  # PostgreSQL down: the tests that need it say so
-                self.unavailable = f"{type(exc).__name__}: {exc}"
-                return []
+                rows = asyncio.run_coroutine_threadsafe(query(), self._loop).result(30)
+            except Exception as exc:
+                self._conn = None  # a new connection next time
+                if not self.connected_once:  # no PostgreSQL here: nothing of ours to count
+                    self.unavailable = f"{type(exc).__name__}: {exc}"
+                    return []
+                raise
+            self.connected_once = True
+            return rows
 
     def connections(self) -> dict[int, str]:
         """Return this run's connections: backend pid -> description."""
-        rows = self._rows()
+        try:
+            rows = self._rows()
+        except Exception as exc:  # the check cannot pass without looking
+            return {-1: f"PostgreSQL connections not readable: {type(exc).__name__}: {exc}"}
         created = self._created()
         ports = self._our_ports()
         found: dict[int, str] = {}
@@ -290,8 +301,13 @@ class PostgresView:
         return found
 
     def sample(self) -> None:
-        rows = self._rows()
-        if not rows and self.unavailable:
+        try:
+            rows = self._rows()
+        except Exception as exc:
+            self.sample_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return
+        if self.unavailable:
             return
         created = self._created()
         ports = self._our_ports()
@@ -613,3 +629,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"peak PostgreSQL connections: {pg.peak_run} "
             f"(this run; {pg.peak_server} on the server, all clients; {pg.samples} samples)"
         )
+        if pg.sample_errors:
+            write(f"  {pg.sample_errors} sample(s) failed, the last: {pg.last_error}")

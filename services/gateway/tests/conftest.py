@@ -13,11 +13,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer  # noqa: E402
 
-from modelyard_common.testing import TEST_VHOST, ensure_vhost, recreate_database  # noqa: E402
+from modelyard_common.testing import (  # noqa: E402
+    TEST_ADMIN_DB_URL,
+    TEST_VHOST,
+    ensure_vhost,
+    recreate_database,
+)
 from modelyard_gateway.migrations import migrate  # noqa: E402
 from modelyard_gateway.settings import GatewaySettings  # noqa: E402
 
-ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+ADMIN_URL = TEST_ADMIN_DB_URL
 TEST_DB = "modelyard_test_gateway"
 
 
