@@ -134,10 +134,13 @@ class DockerView:
     def __init__(self, basetemp: Path) -> None:
         self.basetemp = str(basetemp)
         self._client: Any = None
-        self._unavailable = False
+        self._probed_at = -1e9
 
     def _docker(self) -> Any:
-        if self._client is None and not self._unavailable:
+        # Without an engine there is nothing to check; a test may start one (ensure-docker.sh),
+        # so look again now and then.
+        if self._client is None and time.monotonic() - self._probed_at > 30:
+            self._probed_at = time.monotonic()
             try:
                 import docker
 
@@ -145,7 +148,7 @@ class DockerView:
                 client.ping()
                 self._client = client
             except Exception:
-                self._unavailable = True
+                pass
         return self._client
 
     def _ours(self, container: Any) -> bool:

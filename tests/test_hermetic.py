@@ -181,5 +181,66 @@ def test_a_tidy_run_passes_the_check(tmp_path: Path) -> None:
     assert "not measured" not in output, output
 
 
+SERVICE_CONFTEST = """\
+import asyncio
+
+import pytest
+
+ORDER = {order!r}
+
+
+def note(what):
+    with open(ORDER, "a") as order:
+        print(what, file=order)
+
+
+@pytest.fixture(scope="package")
+def app():
+    note("app up")
+    yield
+    note("app down")
+
+
+@pytest.fixture(scope="session")
+async def health_loop():
+    # As the gateway's replicas did: a session fixture of a service's directory whose loop
+    # runs on while the next directory's tests run.
+    task = asyncio.create_task(asyncio.sleep(3600), name="health-loop")
+    yield
+    task.cancel()
+"""
+
+SERVICE_TEST = """\
+def test_uses_the_app(app, health_loop):
+    pass
+"""
+
+OTHER_TEST = """\
+def test_in_the_next_directory():
+    with open({order!r}, "a") as order:
+        print("next directory", file=order)
+"""
+
+
+def test_a_directory_s_fixtures_end_with_it_and_a_loop_outliving_it_is_reported(
+    tmp_path: Path,
+) -> None:
+    order = tmp_path / "order"
+    (tmp_path / "pytest.ini").write_text(INI)
+    for name in ("service", "other"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "service" / "conftest.py").write_text(SERVICE_CONFTEST.format(order=str(order)))
+    (tmp_path / "service" / "test_service.py").write_text(SERVICE_TEST)
+    (tmp_path / "other" / "test_other.py").write_text(OTHER_TEST.format(order=str(order)))
+    result = run_pytest(tmp_path, "service", "other")
+    output = result.stdout + result.stderr
+    # `scope="package"` in a directory without __init__.py: over when the directory is.
+    assert order.read_text().split("\n")[:-1] == ["app up", "app down", "next directory"]
+    # The session fixture's loop was still running when its directory ended.
+    assert "directory service left behind (its fixtures have ended):" in output, output
+    assert "task 'health-loop' running sleep" in output, output
+    assert result.returncode == 1, output
+
+
 def test_the_plugin_is_loaded_by_the_root_conftest(request: pytest.FixtureRequest) -> None:
     assert request.config.pluginmanager.has_plugin("hermetic")
