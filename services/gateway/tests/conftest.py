@@ -15,6 +15,7 @@ from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer  # no
 
 from modelyard_common.testing import (  # noqa: E402
     TEST_ADMIN_DB_URL,
+    TEST_AMQP_URL,
     TEST_VHOST,
     ensure_vhost,
     recreate_database,
@@ -42,7 +43,7 @@ def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     def make(**overrides: object) -> GatewaySettings:
         values: dict[str, object] = {
             "database_url": database_url,
-            "amqp_url": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
+            "amqp_url": TEST_AMQP_URL,
             "jwt_secret": "gateway-tests-secret-0123456789abcdefghijkl",
             "cooldown_failures": 2,
             "cooldown_s": 1.0,
