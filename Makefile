@@ -32,7 +32,7 @@ docker: ## make sure a Docker engine runs and the local base image exists
 
 test: install docker ## run every test against real PostgreSQL, RabbitMQ and Docker
 	@bash scripts/ensure-services.sh --reset-test-vhost
-	$(BIN)/pytest $(TEST_DIRS) $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/pytest --durations=15 $(TEST_DIRS) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 fuzz: install services docker ## schemathesis (--checks all) over every service's live OpenAPI

@@ -146,3 +146,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 totals[c] += row[c]
         cells = "  ".join(f"{totals[c]:>{len(c)}}" for c in columns)
         terminalreporter.write_line(f"{'total':<{width}}  {cells}")
+
+
+# --- Hermetic tests (issue 20): nothing a test or fixture starts outlives it. -----------------
+#
+# tests/hermetic.py checks, when each module, directory and the session end, that no asyncio
+# task, process, Docker container or PostgreSQL connection of the run is left, and prints the
+# run's peak PostgreSQL connections. Directories whose conftest defines fixtures are collected as
+# packages there, so `scope="package"` fixtures end with their directory.
+#
+# Every engine of the run (in-process apps and the services tests start as processes) keeps a
+# small pool: at most 2 x MODELYARD_DB_POOL_SIZE connections each (pool plus overflow), so the
+# suite stays far from PostgreSQL's max_connections even when another client holds many.
+
+import sys  # noqa: E402
+
+os.environ.setdefault("MODELYARD_DB_POOL_SIZE", "3")
+sys.path.insert(0, str(Path(__file__).parent / "tests"))
+pytest_plugins = ["hermetic"]

@@ -63,21 +63,21 @@ TEST_MAX_UPLOAD = 4 * 1024 * 1024
 S3_BUCKET = "modelyard-test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifact_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="deployer-artifacts-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_endpoint() -> Iterator[str]:
     """An S3-compatible server (moto) on a free port, with the test bucket."""
     with s3_test_server(S3_BUCKET) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_spool_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="deployer-s3-spool-"))
     yield path
@@ -112,7 +112,7 @@ async def artifact_backend(
         await store.close()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def registry() -> AsyncIterator[RegistryStandIn]:
     """A registry stand-in answering `GET /v1/models/{id}` over real HTTP on loopback."""
     stand_in = RegistryStandIn()
@@ -131,7 +131,7 @@ async def registry() -> AsyncIterator[RegistryStandIn]:
     await task
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSettings:
     await asyncio.to_thread(ensure_vhost, VHOST)
     await asyncio.to_thread(ensure_management_api)
@@ -148,7 +148,6 @@ async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSet
         outbox_poll_interval_s=0.2,
         queue_prefix=f"deployer-test-{uuid.uuid4().hex[:8]}",
         broker_management_url=TEST_MANAGEMENT_URL,
-        db_pool_size=5,
         log_json=False,
     )
     # Alembic's env runs its own event loop, so it goes to a thread.
@@ -156,7 +155,7 @@ async def settings(artifact_dir: Path, registry: RegistryStandIn) -> DeployerSet
     return result
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def app(settings: DeployerSettings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
@@ -183,7 +182,7 @@ async def _delete_test_queues(settings: DeployerSettings) -> None:
                     await channel.queue_delete(name)
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -192,7 +191,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def broker() -> AsyncIterator[Broker]:
     """The tests' own broker connection (as an agent or the registry would have)."""
     test_broker = Broker(AMQP_URL, prefetch=50)

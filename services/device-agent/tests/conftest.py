@@ -32,7 +32,7 @@ DEVICE_TOKEN = "device-token-for-tests"
 BASE_IMAGE = "modelyard/python-base:bookworm"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_engine() -> Iterator[docker.DockerClient]:
     """Start Docker and build the base image if needed (the project's scripts do both)."""
     subprocess.run(["bash", str(REPO / "scripts" / "ensure-docker.sh")], check=True)
@@ -42,14 +42,14 @@ def docker_engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def amqp_url() -> str:
     """Return the URL of the test vhost, created if missing."""
     ensure_vhost(VHOST)
     return AMQP_URL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifact_server() -> Iterator[ArtifactServer]:
     """Serve zips like the deployer does, for the test device token."""
     server = ArtifactServer(token=DEVICE_TOKEN)
@@ -58,7 +58,7 @@ def artifact_server() -> Iterator[ArtifactServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def probe(amqp_url: str) -> AsyncIterator[BrokerProbe]:
     """Send commands and read reports over the real broker."""
     broker_probe = BrokerProbe(amqp_url)
@@ -128,10 +128,19 @@ async def make_agent(
         return agent
 
     yield factory
-    for agent in started:
-        await agent.stop()
-    await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
-    await delete_device_queues(amqp_url, devices)
+    # Every agent stops and every container and queue goes, even if one of them fails.
+    errors: list[Exception] = []
+    try:
+        for agent in started:
+            try:
+                await agent.stop()
+            except Exception as exc:
+                errors.append(exc)
+    finally:
+        await asyncio.to_thread(remove_device_leftovers, docker_engine, devices)
+        await delete_device_queues(amqp_url, devices)
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

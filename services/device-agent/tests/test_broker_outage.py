@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import docker
@@ -124,7 +125,8 @@ async def test_reports_survive_a_cut_connection_in_order(
     docker_engine: docker.DockerClient,
     amqp_url: str,
 ) -> None:
-    proxy = TcpProxy("127.0.0.1", 5672)
+    broker = urlsplit(amqp_url)  # the test broker (MODELYARD_TEST_AMQP_URL), not a fixed port
+    proxy = TcpProxy(broker.hostname or "127.0.0.1", broker.port or 5672)
     await proxy.start()
     vhost = amqp_url.rsplit("/", 1)[-1]
     agent = await make_agent(

@@ -13,15 +13,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer  # noqa: E402
 
-from modelyard_common.testing import TEST_VHOST, ensure_vhost, recreate_database  # noqa: E402
+from modelyard_common.testing import (  # noqa: E402
+    TEST_ADMIN_DB_URL,
+    TEST_AMQP_URL,
+    TEST_VHOST,
+    ensure_vhost,
+    recreate_database,
+)
 from modelyard_gateway.migrations import migrate  # noqa: E402
 from modelyard_gateway.settings import GatewaySettings  # noqa: E402
 
-ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+ADMIN_URL = TEST_ADMIN_DB_URL
 TEST_DB = "modelyard_test_gateway"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def database_url() -> str:
     """Return the URL of a database recreated for this run and migrated to head."""
     url: str = asyncio.run(recreate_database(ADMIN_URL, TEST_DB))
@@ -29,7 +35,7 @@ def database_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     """Return a factory of test settings (short cooldowns and health intervals)."""
     ensure_vhost(TEST_VHOST)
@@ -37,7 +43,7 @@ def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     def make(**overrides: object) -> GatewaySettings:
         values: dict[str, object] = {
             "database_url": database_url,
-            "amqp_url": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
+            "amqp_url": TEST_AMQP_URL,
             "jwt_secret": "gateway-tests-secret-0123456789abcdefghijkl",
             "cooldown_failures": 2,
             "cooldown_s": 1.0,
@@ -55,7 +61,7 @@ def make_settings(database_url: str) -> Callable[..., GatewaySettings]:
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(make_settings: Callable[..., GatewaySettings]) -> Iterator[GatewayServer]:
     """Yield the main gateway replica (consumes deployer events too)."""
     server = GatewayServer(make_settings()).start()
@@ -63,7 +69,7 @@ def gateway(make_settings: Callable[..., GatewaySettings]) -> Iterator[GatewaySe
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def replica(
     make_settings: Callable[..., GatewaySettings], gateway: GatewayServer
 ) -> Iterator[GatewayServer]:
@@ -73,7 +79,7 @@ def replica(
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def backend_pool() -> Iterator[BackendPool]:
     pool = BackendPool()
     yield pool

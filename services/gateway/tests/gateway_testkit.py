@@ -51,9 +51,21 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        """Stop the loop and join the thread."""
+        """Cancel what still runs on the loop, stop it, join the thread and close the loop."""
+
+        async def cancel_rest() -> None:
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(cancel_rest(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.thread.join(10)
+        if self.thread.is_alive():
+            raise RuntimeError(f"loop thread {self.thread.name} did not stop")
+        self.loop.close()
 
 
 @dataclass
@@ -367,8 +379,11 @@ class GatewayServer:
         return self
 
     def stop(self) -> None:
+        """Stop the replica (its lifespan ends: background loops, pools) and its thread."""
         self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.join(30)
+        if self.thread.is_alive():
+            raise RuntimeError(f"gateway replica on port {self.port} did not stop within 30 s")
 
     def catalog_version(self) -> int:
         return self.runtime.catalog.version

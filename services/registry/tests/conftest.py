@@ -27,14 +27,14 @@ from modelyard_registry.cli import migrate
 from modelyard_registry.settings import RegistrySettings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def database_url() -> str:
     url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_test_registry")
     await asyncio.to_thread(migrate, url)
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def settings(database_url: str) -> RegistrySettings:
     ensure_vhost()
     return RegistrySettings(
@@ -46,7 +46,7 @@ def settings(database_url: str) -> RegistrySettings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def app(settings: RegistrySettings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30):

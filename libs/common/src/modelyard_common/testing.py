@@ -36,11 +36,15 @@ TEST_JWT_SECRET = "test-secret-of-sufficient-length"
 # Lets two checkouts run their suites side by side on one machine: each sets its own suffix
 # (and MODELYARD_TEST_VHOST), so neither drops the other's databases or queues.
 TEST_DB_SUFFIX = os.environ.get("MODELYARD_TEST_DB_SUFFIX", "")
+# The databases this process created: the hermetic check (tests/hermetic.py) counts the
+# connections to them as this test run's.
+CREATED_DATABASES: set[str] = set()
 
 
 async def recreate_database(admin_url: str, name: str) -> str:
     """Drop and create database `name` (plus MODELYARD_TEST_DB_SUFFIX); return its URL."""
     name = f"{name}{TEST_DB_SUFFIX}"
+    CREATED_DATABASES.add(name)
     conn = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
