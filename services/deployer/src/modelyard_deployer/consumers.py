@@ -23,8 +23,12 @@ from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_h
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
 from modelyard_deployer.deployments.reports import apply_heartbeat, apply_report
-from modelyard_deployer.deployments.service import enforce_standing
-from modelyard_deployer.registry_models.service import apply_registry_event, governance
+from modelyard_deployer.deployments.service import enforce_standing, judged_since
+from modelyard_deployer.registry_models.service import (
+    apply_registry_event,
+    governance,
+    policy_time,
+)
 from modelyard_deployer.settings import DeployerSettings
 
 
@@ -50,11 +54,16 @@ async def apply_governance(
     await apply_registry_event(session, event)
     gate = governance(settings)
     changed = await gate.apply_event(session, event)
+    # Deployments let run from this moment on were judged on the approval (or gate) as it was
+    # before this event: they are judged again as new ones (see `enforce_standing`).
+    since = event.time - timedelta(seconds=settings.policy_clock_skew_s)
     if event.type == POLICY_UPDATED:
         workspace = str(event.data.get("workspace"))
         policy = await gate.gate(session, workspace)
-        judged = await gate.constrained(session, workspace)
-        for row in judged:
+        # A late policy event (an older one than the gate applied) opens no window.
+        latest = await policy_time(session, workspace) == event.time
+        judged = {row.model_id: row for row in await gate.constrained(session, workspace)}
+        for row in judged.values():
             await enforce_standing(
                 session,
                 broker=broker,
@@ -63,6 +72,23 @@ async def apply_governance(
                 model_id=row.model_id,
                 model_name=row.name,
                 standing=standing_of(row, policy),
+                changed_since=since if latest else None,
+            )
+        window = await judged_since(session, workspace=workspace, since=since) if latest else []
+        for model_id in window:
+            if model_id in judged:
+                continue
+            standing = await gate.standing(session, workspace=workspace, model_id=model_id)
+            await enforce_standing(
+                session,
+                broker=broker,
+                settings=settings,
+                workspace=workspace,
+                model_id=model_id,
+                model_name=standing.model_name or str(model_id),
+                standing=standing,
+                changed_since=since,
+                window_only=True,
             )
     elif changed is not None:  # a readable model event (apply_event validated it)
         model_id = uuid.UUID(str(event.data["id"]))
@@ -74,6 +100,7 @@ async def apply_governance(
             model_id=model_id,
             model_name=changed.model_name or str(model_id),
             standing=changed,
+            changed_since=since,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
@@ -69,6 +70,23 @@ async def running_of_model(
         .with_for_update(of=Deployment)
     )
     return [(deployment, device) for deployment, device in rows.all()]
+
+
+async def models_judged_since(
+    session: AsyncSession, *, workspace: str, since: datetime
+) -> list[uuid.UUID]:
+    """Return the models of a workspace with a deployment desired running and let run since."""
+    rows = await session.scalars(
+        select(Deployment.model_id)
+        .where(
+            Deployment.workspace == workspace,
+            Deployment.desired_state == "running",
+            Deployment.run_judged_at >= since,
+        )
+        .distinct()
+        .order_by(Deployment.model_id)
+    )
+    return list(rows.all())
 
 
 async def reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:

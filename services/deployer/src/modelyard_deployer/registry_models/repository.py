@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_deployer.db import RegistryModel
+from modelyard_deployer.db import RegistryModel, WorkspacePolicy
 
 
 async def get(session: AsyncSession, model_id: uuid.UUID) -> RegistryModel | None:
@@ -51,3 +51,10 @@ async def upsert(
         & (RegistryModel.deleted.is_(False)),
     )
     await session.execute(stmt)
+
+
+async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
+    """Return the source time of the workspace's projected gate (None: never chosen)."""
+    return await session.scalar(
+        select(WorkspacePolicy.source_time).where(WorkspacePolicy.workspace == workspace)
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -160,6 +161,11 @@ async def model_standing(
         source_time=utcnow(),
     )
     return await gate.standing(session, workspace=model.workspace, model_id=model.id)
+
+
+async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
+    """Return the time of the workspace's gate as projected (None: it never chose one)."""
+    return await repository.policy_time(session, workspace)
 
 
 async def apply_registry_event(session: AsyncSession, event: CloudEvent) -> None:
