@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
@@ -19,6 +21,7 @@ SCHEMA = "deployer"
 # The platform's own ports (gateway, registry, deployer, agent local API; PostgreSQL; RabbitMQ's
 # AMQP, management, Prometheus, clustering and epmd): never a device's ingress.
 DEFAULT_PLATFORM_PORTS = frozenset({8000, 8001, 8002, 8003, 5432, 5672, 15672, 15692, 25672, 4369})
+_ALLOWED_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
 GiB = 1024**3
 MiB = 1024**2
 
@@ -126,6 +129,20 @@ class DeployerSettings(ServiceSettings):
     def _split_allow(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("device_ingress_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _ALLOWED_HOST.match(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a network (CIDR or IP) nor a host name "
+                        "(`name.lan`, `*.edge.example`)"
+                    ) from None
         return value
 
     @field_validator("device_ingress_refused_ports", mode="before")
