@@ -39,6 +39,7 @@ from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
 from modelyard_common.testing import TEST_AMQP_URL, assert_problem
+from modelyard_deployer.registry_models.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]
@@ -355,6 +356,61 @@ async def test_a_deployment_let_run_after_the_model_went_back_to_draft_is_stoppe
     again = await tenant.client.post(f"/v1/deployments/{late['id']}/start", headers=tenant.admin)
     assert again.status_code == 409, again.text
     adversarial_tally.add(probes=2, gate_bypasses=int(current["desired_state"] == "running"))
+
+
+async def test_a_deployment_committed_while_the_change_is_applied_is_stopped(
+    tenant: Tenant, app: FastAPI, adversarial_tally: Any
+) -> None:
+    """The window inside the deployer: a request judged on `approved` and not yet committed
+    when the consumer applies the change. The consumer waits for it, then stops what it made."""
+    version = await tenant.new_version()
+    first = await tenant.register_device("first")
+    second = await tenant.register_device("second")
+    await approved_under(app, tenant, "enforce")
+    (running,) = await tenant.deploy(version["id"], [first])
+    await first.next_command()
+    await judged_long_ago(app, running["id"])
+    edited_at = datetime.now(UTC)
+    async with app.state.sessionmaker() as request:
+        # A create in flight, as `create_deployments` runs it: the gate's locks, then its row.
+        await hold_for_judgement(request, workspace=tenant.workspace, model_id=tenant.model_id)
+        await request.execute(
+            text(
+                "CREATE TEMP TABLE in_flight ON COMMIT DROP AS "
+                "SELECT * FROM deployer.deployments WHERE id = :id"
+            ),
+            {"id": running["id"]},
+        )
+        late_id = str(uuid.uuid4())
+        await request.execute(
+            text("UPDATE in_flight SET id = :new, device_id = :device, run_judged_at = now()"),
+            {"new": late_id, "device": str(second.id)},
+        )
+        await request.execute(text("INSERT INTO deployer.deployments SELECT * FROM in_flight"))
+        draft = await registry_says(
+            tenant, "registry.model.updated", model_data(tenant, "draft"), at=edited_at
+        )
+
+        async def consumer_waits() -> bool:
+            async with app.state.sessionmaker() as session:
+                waiting = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND NOT granted AND database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
+                    )
+                )
+            return bool(waiting)
+
+        await eventually(consumer_waits)
+        await request.commit()
+    await processed(app, draft)
+    current = await tenant.deployment(late_id)
+    assert current["desired_state"] == "stopped"
+    stop = await second.next_command()
+    assert (stop.action.value, str(stop.deployment_id)) == ("stop", late_id)
+    assert (await tenant.deployment(running["id"]))["desired_state"] == "running"
+    adversarial_tally.add(probes=1, gate_bypasses=int(current["desired_state"] == "running"))
 
 
 async def test_under_warn_a_deployment_in_the_window_is_flagged(

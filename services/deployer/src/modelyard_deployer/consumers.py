@@ -27,6 +27,7 @@ from modelyard_deployer.deployments.service import enforce_standing, judged_sinc
 from modelyard_deployer.registry_models.service import (
     apply_registry_event,
     governance,
+    hold_for_change,
     policy_time,
 )
 from modelyard_deployer.settings import DeployerSettings
@@ -51,6 +52,7 @@ async def apply_governance(
     A model's approval change re-judges its running deployments; a workspace's gate change
     re-judges every model of that workspace that is blocked, retired or restricted.
     """
+    await hold_for_change(session, event)
     await apply_registry_event(session, event)
     gate = governance(settings)
     changed = await gate.apply_event(session, event)

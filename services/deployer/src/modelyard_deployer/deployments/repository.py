@@ -28,6 +28,17 @@ async def get(
     return await session.scalar(stmt)
 
 
+async def model_of(
+    session: AsyncSession, *, workspace: str, deployment_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Return the model of a deployment of a workspace (read without locking it)."""
+    return await session.scalar(
+        select(Deployment.model_id).where(
+            Deployment.workspace == workspace, Deployment.id == deployment_id
+        )
+    )
+
+
 async def get_for_report(session: AsyncSession, deployment_id: uuid.UUID) -> Deployment | None:
     """Return a deployment by id alone, locked: reports of one deployment apply one at a time."""
     return await session.scalar(

@@ -49,7 +49,11 @@ from modelyard_deployer.deployments import messages, reports, repository, schema
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
 from modelyard_deployer.registry_models import repository as registry_models
-from modelyard_deployer.registry_models.service import model_standing, require_open_model
+from modelyard_deployer.registry_models.service import (
+    hold_for_judgement,
+    model_standing,
+    require_open_model,
+)
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
 from modelyard_deployer.versions.service import visible_version
@@ -395,6 +399,8 @@ async def create_deployments(
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
     )
+    # Before any row is locked (the model's projection may be written just below).
+    await hold_for_judgement(session, workspace=principal.workspace, model_id=version.model_id)
     model = await require_open_model(
         session,
         http=http,
@@ -509,8 +515,19 @@ async def _judge_one(
 
 
 async def _actionable(
-    session: AsyncSession, *, principal: Principal, deployment_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    deployment_id: uuid.UUID,
+    judged: bool = False,
 ) -> tuple[Deployment, Device]:
+    if judged:
+        # The gate will judge running it: its locks come before the deployment's row lock.
+        model_id = await repository.model_of(
+            session, workspace=principal.workspace, deployment_id=deployment_id
+        )
+        if model_id is not None:
+            await hold_for_judgement(session, workspace=principal.workspace, model_id=model_id)
     deployment = await visible_deployment(
         session,
         principal=principal,
@@ -549,7 +566,7 @@ async def act(
     deployment; stop, cancel and remove are always allowed.
     """
     deployment, device = await _actionable(
-        session, principal=principal, deployment_id=deployment_id
+        session, principal=principal, deployment_id=deployment_id, judged=action in RUNS_AGAIN
     )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
     who = principal.sub
@@ -651,7 +668,7 @@ async def redeploy(
 ) -> schemas.Deployment:
     """Return the deployment after switching it to another version of its model."""
     deployment, device = await _actionable(
-        session, principal=principal, deployment_id=deployment_id
+        session, principal=principal, deployment_id=deployment_id, judged=True
     )
     _refuse_removed(deployment, CommandAction.deploy)
     version = await visible_version(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,3 +58,15 @@ async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
     return await session.scalar(
         select(WorkspacePolicy.source_time).where(WorkspacePolicy.workspace == workspace)
     )
+
+
+def governance_lock_key(*, workspace: str, model_id: uuid.UUID | None = None) -> str:
+    """Return the advisory lock key of a workspace's gate, or of one model's approval."""
+    return f"governance:{workspace}" if model_id is None else f"governance:model:{model_id}"
+
+
+async def lock_governance(session: AsyncSession, keys: list[str], *, shared: bool) -> None:
+    """Take transaction-scoped advisory locks on `keys`, in the order given."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for key in keys:
+        await session.execute(text(f"SELECT {function}(hashtext(:k))"), {"k": key})

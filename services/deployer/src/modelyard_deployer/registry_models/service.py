@@ -24,6 +24,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from modelyard_common.events import CloudEvent
 from modelyard_common.governance import (
+    POLICY_UPDATED,
     Governance,
     ModelApprovalEvent,
     Standing,
@@ -161,6 +162,41 @@ async def model_standing(
         source_time=utcnow(),
     )
     return await gate.standing(session, workspace=model.workspace, model_id=model.id)
+
+
+async def hold_for_judgement(session: AsyncSession, *, workspace: str, model_id: uuid.UUID) -> None:
+    """Keep the model's approval and the workspace's gate from changing until this commits.
+
+    A request that judges a run takes these (shared) before it reads the standing and before
+    any row lock; the consumer applying an approval or gate change takes them exclusively
+    first. So either the change commits first and the request judges on it, or the request's
+    deployments are committed before the consumer looks for deployments let run since the
+    change (`enforce_standing`): none slips between the two.
+    """
+    await repository.lock_governance(
+        session,
+        [
+            repository.governance_lock_key(workspace=workspace),
+            repository.governance_lock_key(workspace=workspace, model_id=model_id),
+        ],
+        shared=True,
+    )
+
+
+async def hold_for_change(session: AsyncSession, event: CloudEvent) -> None:
+    """Wait for the requests judging on what `event` changes, and hold them off meanwhile."""
+    workspace = event.data.get("workspace")
+    if not isinstance(workspace, str):
+        return
+    if event.type == POLICY_UPDATED:
+        key = repository.governance_lock_key(workspace=workspace)
+    else:
+        try:
+            model_id = uuid.UUID(str(event.data.get("id")))
+        except ValueError:
+            return
+        key = repository.governance_lock_key(workspace=workspace, model_id=model_id)
+    await repository.lock_governance(session, [key], shared=False)
 
 
 async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
