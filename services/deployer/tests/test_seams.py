@@ -456,6 +456,38 @@ async def test_a_deployment_let_run_before_the_gate_change_arrived_is_stopped(
     adversarial_tally.add(probes=1, gate_bypasses=int(current["desired_state"] == "running"))
 
 
+async def test_new_conditions_of_a_restricted_model_stop_what_they_exclude(
+    tenant: Tenant, app: FastAPI, adversarial_tally: Any
+) -> None:
+    version = await tenant.new_version()
+    berlin = await tenant.register_device("berlin", {"site": "berlin"})
+    await choose_gate(tenant, "enforce")
+    berlin_only = {"text": "Berlin only", "device_labels": {"site": ["berlin"]}}
+    await registry_says(
+        tenant,
+        "registry.model.restricted",
+        model_data(tenant, "restricted", approval_conditions=berlin_only),
+    )
+    await projected(app, tenant, gate="enforce", approval="restricted")
+    (deployment,) = await tenant.deploy(version["id"], [berlin])
+    await berlin.next_command()
+    # Still `restricted`, now to Paris: the approval's state did not change, its scope did.
+    paris_only = {"text": "Paris only", "device_labels": {"site": ["paris"]}}
+    narrowed = await registry_says(
+        tenant,
+        "registry.model.updated",
+        model_data(tenant, "restricted", approval_conditions=paris_only),
+    )
+    await processed(app, narrowed)
+    stop = await berlin.next_command()
+    assert stop.action.value == "stop"
+    current = await tenant.deployment(deployment["id"])
+    assert current["desired_state"] == "stopped"
+    (entry,) = [h for h in await tenant.history(deployment["id"]) if h["actor"] == "policy-gate"]
+    assert "site in (paris)" in entry["message"]
+    adversarial_tally.add(probes=1, gate_bypasses=int(current["desired_state"] == "running"))
+
+
 # --- 6. idempotent replays are authorized ----------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from modelyard_deployer.registry_models.service import (
     governance,
     hold_for_change,
     policy_time,
+    restricted_anew,
 )
 from modelyard_deployer.settings import DeployerSettings
 
@@ -49,8 +50,9 @@ async def apply_governance(
 ) -> None:
     """Project one registry event, and apply the policy gate to what runs if it changed.
 
-    A model's approval change re-judges its running deployments; a workspace's gate change
-    re-judges every model of that workspace that is blocked, retired or restricted.
+    A model's approval change (or new conditions of a restricted one) re-judges its running
+    deployments; a workspace's gate change re-judges every model of that workspace that is
+    blocked, retired or restricted.
     """
     await hold_for_change(session, event)
     await apply_registry_event(session, event)
@@ -80,30 +82,34 @@ async def apply_governance(
         for model_id in window:
             if model_id in judged:
                 continue
-            standing = await gate.standing(session, workspace=workspace, model_id=model_id)
+            current = await gate.standing(session, workspace=workspace, model_id=model_id)
             await enforce_standing(
                 session,
                 broker=broker,
                 settings=settings,
                 workspace=workspace,
                 model_id=model_id,
-                model_name=standing.model_name or str(model_id),
-                standing=standing,
+                model_name=current.model_name or str(model_id),
+                standing=current,
                 changed_since=since,
                 window_only=True,
             )
-    elif changed is not None:  # a readable model event (apply_event validated it)
-        model_id = uuid.UUID(str(event.data["id"]))
-        await enforce_standing(
-            session,
-            broker=broker,
-            settings=settings,
-            workspace=str(event.data["workspace"]),
-            model_id=model_id,
-            model_name=changed.model_name or str(model_id),
-            standing=changed,
-            changed_since=since,
-        )
+        return
+    # A model event: its approval changed, or (still restricted) its conditions may have.
+    standing = changed if changed is not None else await restricted_anew(session, gate, event)
+    if standing is None:
+        return
+    model_id = uuid.UUID(str(event.data["id"]))  # validated by apply_event / restricted_anew
+    await enforce_standing(
+        session,
+        broker=broker,
+        settings=settings,
+        workspace=str(event.data["workspace"]),
+        model_id=model_id,
+        model_name=standing.model_name or str(model_id),
+        standing=standing,
+        changed_since=since,
+    )
 
 
 async def start_consumers(

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_deployer.db import RegistryModel, WorkspacePolicy
+from modelyard_deployer.db import ModelApproval, RegistryModel, WorkspacePolicy
 
 
 async def get(session: AsyncSession, model_id: uuid.UUID) -> RegistryModel | None:
@@ -70,3 +70,10 @@ async def lock_governance(session: AsyncSession, keys: list[str], *, shared: boo
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     for key in keys:
         await session.execute(text(f"SELECT {function}(hashtext(:k))"), {"k": key})
+
+
+async def approval_time(session: AsyncSession, model_id: uuid.UUID) -> datetime | None:
+    """Return the source time of a model's projected approval (None: never heard of)."""
+    return await session.scalar(
+        select(ModelApproval.source_time).where(ModelApproval.model_id == model_id)
+    )

@@ -25,6 +25,7 @@ from modelyard_common.errors import ConflictError, NotFoundError, ServiceUnavail
 from modelyard_common.events import CloudEvent
 from modelyard_common.governance import (
     POLICY_UPDATED,
+    ApprovalState,
     Governance,
     ModelApprovalEvent,
     Standing,
@@ -197,6 +198,26 @@ async def hold_for_change(session: AsyncSession, event: CloudEvent) -> None:
             return
         key = repository.governance_lock_key(workspace=workspace, model_id=model_id)
     await repository.lock_governance(session, [key], shared=False)
+
+
+async def restricted_anew(
+    session: AsyncSession, gate: Governance, event: CloudEvent
+) -> Standing | None:
+    """Return the model's standing when `event` was just applied and leaves it `restricted`.
+
+    `Governance.apply_event` reports approval changes only; a restricted model whose conditions
+    change (other labels, other groups) must be judged again as well.
+    """
+    if not event.type.startswith(MODEL_EVENT_PREFIX):
+        return None
+    try:
+        model = ModelApprovalEvent.model_validate(event.data)
+    except ValidationError:
+        return None
+    if await repository.approval_time(session, model.id) != event.time:
+        return None  # an older event than the projection holds, or none applied
+    standing = await gate.standing(session, workspace=model.workspace, model_id=model.id)
+    return standing if standing.approval is ApprovalState.restricted else None
 
 
 async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
