@@ -157,9 +157,10 @@ async def self_register(tenant: Tenant, token: str, **body: Any) -> httpx.Respon
 
 
 async def test_a_device_gets_exactly_its_provisioning_labels(
-    tenant: Tenant, adversarial_tally: Any
+    tenant: Tenant, adversarial_tally: Any, secret_watch: Any
 ) -> None:
     token = await provisioning_token(tenant, {"site": "prov"}, uses=1)
+    secret_watch.add(token)
     answers = []
     for labels, field in (
         ({"site": "a"}, "labels.site"),
@@ -175,6 +176,7 @@ async def test_a_device_gets_exactly_its_provisioning_labels(
     )
     answers.append(repeated)
     assert repeated.status_code == 201, repeated.text
+    secret_watch.add(repeated.json()["token"])
     assert repeated.json()["labels"] == {"site": "prov"}
     # So nothing a device said makes deployments by selector `site=a` reach it.
     version = await tenant.new_version()
