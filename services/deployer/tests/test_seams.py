@@ -39,6 +39,7 @@ from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
 from modelyard_common.testing import TEST_AMQP_URL, assert_problem
+from modelyard_deployer.registry_models.repository import governance_lock_key
 from modelyard_deployer.registry_models.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings
 
@@ -394,13 +395,20 @@ async def test_a_deployment_committed_while_the_change_is_applied_is_stopped(
         )
 
         async def consumer_waits() -> bool:
+            # The consumer waits for the model's lock (a bigint key: its low 32 bits in objid).
             async with app.state.sessionmaker() as session:
                 waiting = await session.scalar(
                     text(
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                         "AND NOT granted AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"
-                    )
+                        "WHERE datname = current_database()) "
+                        "AND objid::text::bigint = (hashtext(:key)::bigint & 4294967295)"
+                    ),
+                    {
+                        "key": governance_lock_key(
+                            workspace=tenant.workspace, model_id=tenant.model_id
+                        )
+                    },
                 )
             return bool(waiting)
 
