@@ -238,7 +238,16 @@ async def test_advertised_addresses_follow_the_ingress_policy(
         assert answer.status_code == 201, answer.text
     # Never in prod (the default there), names of the loopback interface included.
     with ingress_settings(settings, device_ingress_allow_loopback=False):
-        for host in ("127.0.0.1", "127.8.9.10", "localhost", "edge.localhost", "0:0:0:0:0:0:0:1"):
+        for host in (
+            "127.0.0.1",
+            "127.8.9.10",
+            "localhost",
+            "edge.localhost",
+            "0:0:0:0:0:0:0:1",
+            "0::ffff:127.0.0.1",
+            "127.1",  # resolves to 127.0.0.1, as does the next
+            "2130706433",
+        ):
             for answer in await both_ways(host, 18999):
                 assert_problem(answer, 422, "advertise_host")
     # An allow list admits only its networks and names.
