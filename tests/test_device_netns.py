@@ -385,8 +385,9 @@ async def test_device_on_its_own_network_host_answers_through_the_gateway_only_v
         provisioning["token"],
         "--name",
         f"edge-{suffix}",
+        # The token's labels, repeated: a device may not add or change any (issue 18).
         "--label",
-        "line=3",
+        "site=edge",
         "--advertise-host",
         story.host_ip,
         "--ingress-port",
@@ -432,7 +433,7 @@ async def test_device_on_its_own_network_host_answers_through_the_gateway_only_v
     await story.start("agent", agent_argv, agent_env)
     await story.wait_ready("agent", f"http://127.0.0.1:{agent_port}/readyz")
     device = await story.call("GET", f"{deployer}/v1/devices/{story.device_id}", status=200)
-    assert device["labels"] == {"site": "edge", "line": "3"}
+    assert device["labels"] == {"site": "edge"}
     assert (device["advertise_host"], device["ingress_port"]) == (story.host_ip, ingress_port)
 
     # -- a group bound before, a deployment, the first answer on each side ---------------------

@@ -263,7 +263,10 @@ export interface paths {
         delete: operations["revoke_device"];
         options?: never;
         head?: never;
-        /** Rename a device or replace its labels */
+        /**
+         * Rename a device or replace its labels (admins: also move it)
+         * @description `advertise_host` and `ingress_port` say where the gateway sends the device's traffic and its ingress credential: only a workspace admin changes them (403 naming the fields for anyone else), and the new address must pass the deployer's ingress policy (422). Labels are changed by workspace editors.
+         */
         patch: operations["update_device"];
         trace?: never;
     };
@@ -723,7 +726,7 @@ export interface components {
         DeviceCreate: {
             /**
              * Advertise Host
-             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; a device's own messages never change it.
+             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; it is set at registration, changed afterwards by a workspace admin only, always within the deployer's ingress policy; a device's own messages (heartbeats, reports) never change it.
              */
             advertise_host?: string | null;
             /**
@@ -747,16 +750,13 @@ export interface components {
          * @example {
          *       "advertise_host": "10.0.4.17",
          *       "ingress_port": 8004,
-         *       "labels": {
-         *         "line": "3"
-         *       },
          *       "name": "press-line-3"
          *     }
          */
         DeviceRegistration: {
             /**
              * Advertise Host
-             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; a device's own messages never change it.
+             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; it is set at registration, changed afterwards by a workspace admin only, always within the deployer's ingress policy; a device's own messages (heartbeats, reports) never change it.
              */
             advertise_host?: string | null;
             /**
@@ -766,7 +766,7 @@ export interface components {
             ingress_port?: number | null;
             /**
              * Labels
-             * @description Free labels to select devices by, e.g. `site: plant-1`.
+             * @description The device gets exactly its provisioning token's labels: these may only repeat them (422 naming any label the token does not give).
              */
             labels?: {
                 [key: string]: string;
@@ -781,7 +781,7 @@ export interface components {
         DeviceStatus: "online" | "offline" | "revoked";
         /**
          * DeviceUpdate
-         * @description Rename a device or replace its labels.
+         * @description Rename a device or replace its labels; a workspace admin may also move it.
          * @example {
          *       "labels": {}
          *     }
@@ -789,7 +789,7 @@ export interface components {
         DeviceUpdate: {
             /**
              * Advertise Host
-             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; a device's own messages never change it.
+             * @description The address other machines reach the device's ingress at (host or IP). Endpoint URLs are built from it; it is set at registration, changed afterwards by a workspace admin only, always within the deployer's ingress policy; a device's own messages (heartbeats, reports) never change it.
              */
             advertise_host?: string | null;
             /**
@@ -1396,7 +1396,7 @@ export interface components {
             expires_in_s?: number;
             /**
              * Labels
-             * @description Labels every device registered with it starts with.
+             * @description The labels every device registered with it gets (a device may not add or change any).
              */
             labels?: {
                 [key: string]: string;
@@ -5126,12 +5126,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The range lies outside the file */
+            /** @description Requested Range Not Satisfiable */
             416: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 416,
+                     *       "title": "Requested Range Not Satisfiable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Validation Error */
             422: {

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -461,3 +463,68 @@ class ArtifactBackend:
         except FileNotFoundError:
             return None
         return b"".join([chunk async for chunk in self.store.read(key, 0, size)])
+
+
+# --- the registry's governance events ----------------------------------------------------------
+
+
+async def registry_says(
+    tenant: Tenant, event_type: str, data: dict[str, Any], *, at: datetime | None = None
+) -> CloudEvent:
+    event = CloudEvent(
+        type=event_type,
+        source="modelyard/registry",
+        data={"workspace": tenant.workspace, **data},
+        **({"time": at} if at else {}),
+    )
+    await publish_event(tenant.broker, event)
+    return event
+
+
+async def choose_gate(tenant: Tenant, gate: str, *, at: datetime | None = None) -> CloudEvent:
+    return await registry_says(
+        tenant, "registry.policy.updated", {"gate": gate, "updated_by": "root"}, at=at
+    )
+
+
+async def projected(app: FastAPI, tenant: Tenant, *, gate: str, approval: str) -> None:
+    """Wait until the deployer's projection holds the workspace's gate and the model's approval."""
+
+    async def applied() -> bool:
+        async with app.state.sessionmaker() as session:
+            found = (
+                await session.execute(
+                    text(
+                        "SELECT (SELECT gate FROM deployer.workspace_policies"
+                        " WHERE workspace = :w), (SELECT approval FROM deployer.model_approvals"
+                        " WHERE model_id = :m)"
+                    ),
+                    {"w": tenant.workspace, "m": tenant.model_id},
+                )
+            ).one()
+        return tuple(found) == (gate, approval)
+
+    await eventually(applied)
+
+
+def model_data(tenant: Tenant, approval: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **tenant.registry.models[str(tenant.model_id)],
+        "approval": approval,
+        "updated_by": "bob",
+        **extra,
+    }
+
+
+async def processed(app: FastAPI, event: CloudEvent, *, within: float = 10.0) -> None:
+    """Wait until a consumer of the deployer has applied `event` (and committed its effects)."""
+
+    async def seen() -> bool:
+        async with app.state.sessionmaker() as session:
+            found = await session.scalar(
+                text("SELECT count(*) FROM deployer.processed_events WHERE event_id = :id"),
+                {"id": event.id},
+            )
+        return bool(found)
+
+    await eventually(seen, within=within)

@@ -12,57 +12,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deployer_testkit import Tenant, eventually, publish_event
+from deployer_testkit import (
+    Tenant,
+    choose_gate,
+    eventually,
+    model_data,
+    projected,
+    registry_says,
+)
 from fastapi import FastAPI
 from sqlalchemy import text
-
-from modelyard_common.events import CloudEvent
-
-
-async def registry_says(
-    tenant: Tenant, event_type: str, data: dict[str, Any], *, at: datetime | None = None
-) -> CloudEvent:
-    event = CloudEvent(
-        type=event_type,
-        source="modelyard/registry",
-        data={"workspace": tenant.workspace, **data},
-        **({"time": at} if at else {}),
-    )
-    await publish_event(tenant.broker, event)
-    return event
-
-
-async def choose_gate(tenant: Tenant, gate: str) -> None:
-    await registry_says(tenant, "registry.policy.updated", {"gate": gate, "updated_by": "root"})
-
-
-async def projected(app: FastAPI, tenant: Tenant, *, gate: str, approval: str) -> None:
-    """Wait until the deployer's projection holds the workspace's gate and the model's approval."""
-
-    async def applied() -> bool:
-        async with app.state.sessionmaker() as session:
-            found = (
-                await session.execute(
-                    text(
-                        "SELECT (SELECT gate FROM deployer.workspace_policies"
-                        " WHERE workspace = :w), (SELECT approval FROM deployer.model_approvals"
-                        " WHERE model_id = :m)"
-                    ),
-                    {"w": tenant.workspace, "m": tenant.model_id},
-                )
-            ).one()
-        return tuple(found) == (gate, approval)
-
-    await eventually(applied)
-
-
-def model_data(tenant: Tenant, approval: str, **extra: Any) -> dict[str, Any]:
-    return {
-        **tenant.registry.models[str(tenant.model_id)],
-        "approval": approval,
-        "updated_by": "bob",
-        **extra,
-    }
 
 
 async def deploy(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:

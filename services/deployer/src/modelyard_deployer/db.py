@@ -186,6 +186,10 @@ class Deployment(TimestampMixin, Base):
     host_port: Mapped[int | None] = mapped_column(Integer)
     # Set while it runs only because the workspace's gate is `warn` (why it would be refused).
     policy_warning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the gate last judged running it (deploy, redeploy, start, restart, rollback), on the
+    # approval the deployer knew then: an approval change it hears of later, made before this,
+    # judges it again as a new deployment.
+    run_judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The OpenAI-compatible endpoint announced (endpoint_ready) and not yet withdrawn.
     base_url: Mapped[str | None] = mapped_column(String(2048))
     endpoint_version_id: Mapped[uuid.UUID | None] = mapped_column()

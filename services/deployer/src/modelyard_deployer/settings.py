@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from modelyard_common.settings import (
     DEV_INGRESS_SEAL_KEY,
@@ -15,6 +18,10 @@ from modelyard_common.settings import (
 )
 
 SCHEMA = "deployer"
+# The platform's own ports (gateway, registry, deployer, agent local API; PostgreSQL; RabbitMQ's
+# AMQP, management, Prometheus, clustering and epmd): never a device's ingress.
+DEFAULT_PLATFORM_PORTS = frozenset({8000, 8001, 8002, 8003, 5432, 5672, 15672, 15692, 25672, 4369})
+_ALLOWED_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
 GiB = 1024**3
 MiB = 1024**2
 
@@ -81,6 +88,69 @@ class DeployerSettings(ServiceSettings):
     provisioning_max_ttl_h: float = Field(
         default=24 * 30, gt=0, le=24 * 30, description="May lower the 30-day ceiling, not raise it."
     )
+    # The ingress policy: where a device may say it is reached (devices/ingress.py).
+    device_ingress_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated networks (CIDR or IP) and host names (`*.edge.example` for "
+        "a domain's names) a device may advertise; empty: any address the policy does not "
+        "refuse (loopback, link-local, unspecified, multicast, reserved, platform ports).",
+    )
+    device_ingress_allow_loopback: bool | None = Field(
+        default=None,
+        description="Whether a device may advertise a loopback address; unset: in dev only "
+        "(every process on one machine), never in prod.",
+    )
+    device_ingress_refused_ports: Annotated[list[int] | None, NoDecode] = Field(
+        default=None,
+        description="Ports no device may advertise, on any address; unset: the platform's own "
+        "(see `platform_ports`).",
+    )
+    device_ingress_resolve_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a device's advertised host name may take to "
+        "resolve before it is judged as unresolved.",
+    )
+    max_capabilities_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest `capabilities` a heartbeat may carry (its JSON); a larger or "
+        "malformed one drops the whole heartbeat.",
+    )
+    policy_clock_skew_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Margin for the clocks of the registry and the deployer: a deployment "
+        "judged up to this long before an approval change is judged again by it.",
+    )
+
+    @field_validator("device_ingress_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("device_ingress_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _ALLOWED_HOST.match(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a network (CIDR or IP) nor a host name "
+                        "(`name.lan`, `*.edge.example`)"
+                    ) from None
+        return value
+
+    @field_validator("device_ingress_refused_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(item) for item in value.split(",") if item.strip()]
+        return value
 
     def production_errors(self) -> list[str]:
         """Return what keeps the deployer from starting in prod (also the ingress seal key)."""
@@ -88,6 +158,35 @@ class DeployerSettings(ServiceSettings):
         if self.ingress_seal_key == DEV_INGRESS_SEAL_KEY:
             errors.append(INGRESS_SEAL_KEY_ERROR)
         return errors
+
+    @property
+    def loopback_ingress_allowed(self) -> bool:
+        """Return whether devices may advertise loopback addresses (dev only, by default)."""
+        if self.device_ingress_allow_loopback is not None:
+            return self.device_ingress_allow_loopback
+        return self.env == "dev"
+
+    @property
+    def platform_ports(self) -> frozenset[int]:
+        """Return the ports no device may advertise: the platform's services and broker."""
+        if self.device_ingress_refused_ports is not None:
+            return frozenset(self.device_ingress_refused_ports)
+        ports = set(DEFAULT_PLATFORM_PORTS)
+        for url in (
+            self.deployer_url,
+            self.registry_url,
+            self.public_url,
+            self.amqp_url,
+            self.database_url,
+            self.broker_management_url,
+            self.device_broker_url,
+        ):
+            port = _port_of(url)
+            if port is not None:
+                ports.add(port)
+        if self.metrics_port is not None:
+            ports.add(self.metrics_port)
+        return frozenset(ports)
 
     @property
     def broker_vhost(self) -> str:
@@ -99,3 +198,17 @@ class DeployerSettings(ServiceSettings):
     def artifact_base_url(self) -> str:
         """Return the base URL put into device commands' `artifact_url`."""
         return (self.public_url or self.deployer_url).rstrip("/")
+
+
+def _port_of(url: str | None) -> int | None:
+    """Return the port a URL names (None when it names none or is unreadable).
+
+    Only explicit ports count: a public URL on 443 says nothing about what listens on a
+    device's own machine, and refusing 80/443 would refuse reverse-proxied ingresses.
+    """
+    if not url:
+        return None
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import re
 
+from modelyard_common.errors import ProblemError
 from modelyard_common.http import AuthorizationHeader
 
-__all__ = ["AuthorizationHeader", "parse_range"]
+__all__ = ["AuthorizationHeader", "RangeNotSatisfiableError", "parse_range"]
+
+
+class RangeNotSatisfiableError(ProblemError):
+    """The requested byte range lies outside the file (416, with `Content-Range: bytes */size`)."""
+
+    status, title, slug = 416, "Range Not Satisfiable", "range-not-satisfiable"
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -55,6 +55,8 @@ async def create_access_grant(
     authorization: AuthorizationHeader,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    # A replayed Idempotency-Key answers only someone a fresh request would serve.
+    await service.authorize_grant_change(session, principal=principal, model_id=model_id)
     stored = await run_idempotent(
         session,
         IdempotencyRecord,

@@ -110,6 +110,15 @@ async def list_grants(
     return [to_schema(row) for row in rows], cursor
 
 
+async def authorize_grant_change(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
+) -> None:
+    """Raise 404/403 unless the principal manages the model's grants (before any replay)."""
+    await require_access(
+        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
+    )
+
+
 async def create_grant(
     session: AsyncSession,
     *,

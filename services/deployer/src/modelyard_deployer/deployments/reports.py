@@ -43,6 +43,13 @@ from modelyard_common.manifest import Protocol
 from modelyard_deployer.db import Deployment, Device
 from modelyard_deployer.deployments import messages, repository
 from modelyard_deployer.devices import repository as devices
+from modelyard_deployer.devices.messages import (
+    HeartbeatBounds,
+    ReportBounds,
+    bounded_capabilities,
+    check_bounds,
+    log_lines,
+)
 from modelyard_deployer.registry_models import repository as registry_models
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
@@ -93,6 +100,10 @@ async def apply_report(
     except ValidationError:
         _reject("report", "unreadable", event, "not a deployment report")
         return
+    out_of_bounds = check_bounds(ReportBounds, event.data)
+    if out_of_bounds is not None:
+        _reject("report", "out_of_bounds", event, out_of_bounds)
+        return
     device = await _sending_device(session, event, report.device_id, "report")
     if device is None:
         await _record_refusal(session, event, report)
@@ -119,7 +130,7 @@ async def apply_report(
             "action": None,
             "state": report.state.value,
             "message": report.message[:10_000],
-            "log_tail": report.log_tail[-200:],
+            "log_tail": log_lines(report.log_tail),
             "generation": report.generation,
             "sequence": sequence,
             "actor": None,
@@ -152,9 +163,24 @@ async def apply_report(
 async def _record_refusal(
     session: AsyncSession, event: CloudEvent, report: DeploymentReport
 ) -> None:
-    """Write a refused report into the history of the deployment it names, with the reason."""
+    """Write a refused report into the history of the deployment it names, with the reason.
+
+    Only a device of that deployment's own workspace leaves such a note: a message from another
+    workspace's device, from a login that is no device, or without a broker-checked sender is
+    dropped and counted, and writes nothing into a workspace it does not belong to.
+    """
     deployment = await session.get(Deployment, report.deployment_id)
     if deployment is None:
+        return
+    sender_id = device_of_sender(event.sender)
+    sender = await devices.get_by_id(session, sender_id) if sender_id else None
+    if sender is None or sender.workspace != deployment.workspace:
+        log.warning(
+            "report %s about deployment %s not noted in its history: the sender is not a device "
+            "of its workspace",
+            event.id,
+            deployment.id,
+        )
         return
     session.add(
         repository.deployer_entry(
@@ -183,11 +209,26 @@ async def apply_heartbeat(
     settings: DeployerSettings,
     offline_after: timedelta,
 ) -> None:
-    """Record a heartbeat (last seen, agent version, capabilities), then reconcile its list."""
+    """Record a heartbeat (last seen, agent version, capabilities), then reconcile its list.
+
+    A heartbeat outside the bounds of `devices.messages` is dropped whole. Its `advertise_host`
+    (and anything else it says about the device's address or labels) is never applied: a
+    device's address changes through its registration or an admin, its labels through editors.
+    """
     try:
         heartbeat = DeviceHeartbeat.model_validate(event.data)
     except ValidationError:
         _reject("heartbeat", "unreadable", event, "not a heartbeat")
+        return
+    out_of_bounds = check_bounds(HeartbeatBounds, event.data)
+    try:
+        capabilities = bounded_capabilities(
+            event.data.get("capabilities"), max_bytes=settings.max_capabilities_bytes
+        )
+    except ValueError as exc:
+        out_of_bounds = out_of_bounds or str(exc)
+    if out_of_bounds is not None:
+        _reject("heartbeat", "out_of_bounds", event, out_of_bounds)
         return
     device = await _sending_device(session, event, heartbeat.device_id, "heartbeat")
     if device is None:
@@ -207,7 +248,7 @@ async def apply_heartbeat(
         device_id=heartbeat.device_id,
         seen_at=seen_at,
         agent_version=heartbeat.agent_version,
-        capabilities=heartbeat.capabilities.model_dump(mode="json", exclude_none=True),
+        capabilities=capabilities,
     )
     if applied and seen_at == now:
         await _reconcile_listing(session, settings=settings, device=device, heartbeat=heartbeat)

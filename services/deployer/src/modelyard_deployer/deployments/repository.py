@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
@@ -25,6 +26,17 @@ async def get(
     if for_update:
         stmt = stmt.with_for_update()
     return await session.scalar(stmt)
+
+
+async def model_of(
+    session: AsyncSession, *, workspace: str, deployment_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Return the model of a deployment of a workspace (read without locking it)."""
+    return await session.scalar(
+        select(Deployment.model_id).where(
+            Deployment.workspace == workspace, Deployment.id == deployment_id
+        )
+    )
 
 
 async def get_for_report(session: AsyncSession, deployment_id: uuid.UUID) -> Deployment | None:
@@ -69,6 +81,23 @@ async def running_of_model(
         .with_for_update(of=Deployment)
     )
     return [(deployment, device) for deployment, device in rows.all()]
+
+
+async def models_judged_since(
+    session: AsyncSession, *, workspace: str, since: datetime
+) -> list[uuid.UUID]:
+    """Return the models of a workspace with a deployment desired running and let run since."""
+    rows = await session.scalars(
+        select(Deployment.model_id)
+        .where(
+            Deployment.workspace == workspace,
+            Deployment.desired_state == "running",
+            Deployment.run_judged_at >= since,
+        )
+        .distinct()
+        .order_by(Deployment.model_id)
+    )
+    return list(rows.all())
 
 
 async def reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:

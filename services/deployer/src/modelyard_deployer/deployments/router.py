@@ -58,6 +58,7 @@ async def create_deployment(
     authorization: AuthorizationHeader,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    await service.authorize_create(session, principal=principal, body=body)
     stored = await run_idempotent(
         session,
         IdempotencyRecord,

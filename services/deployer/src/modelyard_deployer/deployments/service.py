@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import httpx
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from modelyard_common.contracts import (
     DeploymentState,
     DesiredState,
 )
+from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     ConflictError,
     FieldError,
@@ -47,7 +49,11 @@ from modelyard_deployer.deployments import messages, reports, repository, schema
 from modelyard_deployer.devices import repository as devices
 from modelyard_deployer.devices.service import ensure_device_queue, get_device_row
 from modelyard_deployer.registry_models import repository as registry_models
-from modelyard_deployer.registry_models.service import model_standing, require_open_model
+from modelyard_deployer.registry_models.service import (
+    hold_for_judgement,
+    model_standing,
+    require_open_model,
+)
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
 from modelyard_deployer.versions.service import visible_version
@@ -361,6 +367,24 @@ def _flag(deployment: Deployment, verdict: Verdict | None) -> str:
     return f" (policy warning: {warning})" if warning else ""
 
 
+def _judged_run(deployment: Deployment, verdict: Verdict | None) -> str:
+    """Record that the gate let the deployment run now (see `enforce_standing`); return `_flag`."""
+    deployment.run_judged_at = utcnow()
+    return _flag(deployment, verdict)
+
+
+async def authorize_create(
+    session: AsyncSession, *, principal: Principal, body: schemas.DeploymentCreate
+) -> None:
+    """Raise 404/403 unless the principal may deploy the version (before any replay is read).
+
+    An Idempotency-Key replays the first answer only to someone a fresh request would serve.
+    """
+    await visible_version(
+        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
+    )
+
+
 async def create_deployments(
     session: AsyncSession,
     *,
@@ -375,6 +399,8 @@ async def create_deployments(
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
     )
+    # Before any row is locked (the model's projection may be written just below).
+    await hold_for_judgement(session, workspace=principal.workspace, model_id=version.model_id)
     model = await require_open_model(
         session,
         http=http,
@@ -421,7 +447,7 @@ async def create_deployments(
                 raise ConflictError(
                     f"A concurrent request deployed this model to device {device.id}; retry."
                 ) from exc
-            warning = _flag(deployment, verdicts[device.id])
+            warning = _judged_run(deployment, verdicts[device.id])
             await dispatcher.dispatch(
                 deployment,
                 action=CommandAction.deploy,
@@ -450,7 +476,7 @@ async def _switch_version(
         deployment.previous_version_id = deployment.version_id
         deployment.version_id = version.id
     deployment.desired_state = DesiredState.running.value
-    warning = _flag(deployment, verdict)
+    warning = _judged_run(deployment, verdict)
     await dispatcher.dispatch(
         deployment,
         action=CommandAction.deploy,
@@ -489,8 +515,19 @@ async def _judge_one(
 
 
 async def _actionable(
-    session: AsyncSession, *, principal: Principal, deployment_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    deployment_id: uuid.UUID,
+    judged: bool = False,
 ) -> tuple[Deployment, Device]:
+    if judged:
+        # The gate will judge running it: its locks come before the deployment's row lock.
+        model_id = await repository.model_of(
+            session, workspace=principal.workspace, deployment_id=deployment_id
+        )
+        if model_id is not None:
+            await hold_for_judgement(session, workspace=principal.workspace, model_id=model_id)
     deployment = await visible_deployment(
         session,
         principal=principal,
@@ -529,7 +566,7 @@ async def act(
     deployment; stop, cancel and remove are always allowed.
     """
     deployment, device = await _actionable(
-        session, principal=principal, deployment_id=deployment_id
+        session, principal=principal, deployment_id=deployment_id, judged=action in RUNS_AGAIN
     )
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
     who = principal.sub
@@ -552,7 +589,7 @@ async def act(
             device=device,
             authorization=authorization,
         )
-        warning = _flag(deployment, verdict)
+        warning = _judged_run(deployment, verdict)
     if action in (CommandAction.start, CommandAction.restart):
         deployment.desired_state = DesiredState.running.value
         await dispatcher.dispatch(
@@ -631,7 +668,7 @@ async def redeploy(
 ) -> schemas.Deployment:
     """Return the deployment after switching it to another version of its model."""
     deployment, device = await _actionable(
-        session, principal=principal, deployment_id=deployment_id
+        session, principal=principal, deployment_id=deployment_id, judged=True
     )
     _refuse_removed(deployment, CommandAction.deploy)
     version = await visible_version(
@@ -766,6 +803,8 @@ async def enforce_standing(
     model_id: uuid.UUID,
     model_name: str,
     standing: Standing,
+    changed_since: datetime | None = None,
+    window_only: bool = False,
 ) -> int:
     """Apply a model's new approval to its running deployments; return how many were stopped.
 
@@ -773,6 +812,12 @@ async def enforce_standing(
     to labels its device lacks) is stopped through the outbox like any stop; under `warn` it
     keeps running and is flagged, with a history entry; a flag the approval no longer warrants
     is cleared. Runs in the consumer's transaction, so it happens once per registry event.
+
+    `changed_since` closes the window between a change in the registry and its event here: a
+    deployment the gate let run at or after that time was judged on an approval the deployer
+    had not heard the change of, so it is judged again as a new deployment would be
+    (`judge_deploy`: a model sent back to draft may not start), not as one that ran before.
+    With `window_only`, only those are judged (a gate change re-judging other models).
     """
     principal = Principal(sub=POLICY_ACTOR, workspace=workspace, roles=frozenset({"admin"}))
     dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
@@ -780,8 +825,19 @@ async def enforce_standing(
     for deployment, device in await repository.running_of_model(
         session, workspace=workspace, model_id=model_id
     ):
-        verdict = judge_running(
-            standing, model=model_name, device=device.name, labels=device.labels
+        in_window = (
+            changed_since is not None
+            and deployment.run_judged_at is not None
+            and deployment.run_judged_at >= changed_since
+        )
+        if window_only and not in_window:
+            continue
+        judge = judge_deploy if in_window else judge_running
+        verdict = judge(standing, model=model_name, device=device.name, labels=device.labels)
+        late = (
+            " (it was let run after the approval changed, before the deployer heard of it)"
+            if in_window
+            else ""
         )
         if not verdict.allowed:
             deployment.desired_state = DesiredState.stopped.value
@@ -789,13 +845,13 @@ async def enforce_standing(
             await dispatcher.dispatch(
                 deployment,
                 action=CommandAction.stop,
-                message=f"stopped by the policy gate: {verdict.reason}",
+                message=f"stopped by the policy gate: {verdict.reason}{late}",
             )
             stopped += 1
         elif verdict.warning != deployment.policy_warning:
             deployment.policy_warning = verdict.warning
             message = (
-                f"policy warning (gate is warn, so it keeps running): {verdict.warning}"
+                f"policy warning (gate is warn, so it keeps running): {verdict.warning}{late}"
                 if verdict.warning
                 else "policy warning cleared: the approval allows it again"
             )
@@ -804,3 +860,10 @@ async def enforce_standing(
     if stopped:
         log.warning("policy gate stopped %d deployment(s) of model %s", stopped, model_id)
     return stopped
+
+
+async def judged_since(
+    session: AsyncSession, *, workspace: str, since: datetime
+) -> list[uuid.UUID]:
+    """Return the models with deployments the gate let run at or after `since`."""
+    return await repository.models_judged_since(session, workspace=workspace, since=since)

@@ -143,7 +143,11 @@ async def get_device(
 @router.patch(
     "/{device_id}",
     operation_id="update_device",
-    summary="Rename a device or replace its labels",
+    summary="Rename a device or replace its labels (admins: also move it)",
+    description="`advertise_host` and `ingress_port` say where the gateway sends the device's "
+    "traffic and its ingress credential: only a workspace admin changes them (403 naming the "
+    "fields for anyone else), and the new address must pass the deployer's ingress policy "
+    "(422). Labels are changed by workspace editors.",
     responses=problem_responses(401, 403, 404, 412, 422, 428),
 )
 async def update_device(

@@ -27,7 +27,9 @@ AdvertiseHost = Annotated[
     Field(
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}|[0-9a-fA-F:.]{0,252})$",
         description="The address other machines reach the device's ingress at (host or IP). "
-        "Endpoint URLs are built from it; a device's own messages never change it.",
+        "Endpoint URLs are built from it; it is set at registration, changed afterwards by a "
+        "workspace admin only, always within the deployer's ingress policy; a device's own "
+        "messages (heartbeats, reports) never change it.",
     ),
 ]
 IngressPort = Annotated[
@@ -65,7 +67,7 @@ class DeviceCreate(BaseModel):
 
 
 class DeviceUpdate(BaseModel):
-    """Rename a device or replace its labels."""
+    """Rename a device or replace its labels; a workspace admin may also move it."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"labels": {}}]})
 

@@ -8,10 +8,15 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.auth import Principal
+from modelyard_common.auth import Principal, Role
 from modelyard_common.contracts import DEVICES_EXCHANGE, device_routing_key
 from modelyard_common.db import utcnow
-from modelyard_common.errors import NotFoundError, ServiceUnavailableError
+from modelyard_common.errors import (
+    FieldError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.messaging import Binding, Broker
 from modelyard_common.pagination import PageParams, paginate
@@ -20,6 +25,7 @@ from modelyard_deployer.deployments import reports
 from modelyard_deployer.devices import repository
 from modelyard_deployer.devices.auth import new_token
 from modelyard_deployer.devices.broker_logins import BrokerLogins
+from modelyard_deployer.devices.ingress import IngressPolicy, check_ingress
 from modelyard_deployer.devices.schemas import Device as DeviceView
 from modelyard_deployer.devices.schemas import (
     DeviceCreate,
@@ -32,6 +38,9 @@ from modelyard_deployer.settings import DeployerSettings
 log = logging.getLogger("modelyard.deployer.devices")
 
 SORTS = ("name", "created_at")
+# Where the gateway sends a device's traffic and its ingress credential: set at registration,
+# changed afterwards by a workspace admin only.
+ADDRESS_FIELDS = ("advertise_host", "ingress_port")
 
 
 def status_of(device: Device, offline_after: timedelta) -> DeviceStatus:
@@ -108,8 +117,12 @@ async def register_device(
     """Return the new device with its token (the only time the token is shown).
 
     The device gets its command queue and its own broker login (permissions to that queue and
-    to its own reports only) before the answer goes out.
+    to its own reports only) before the answer goes out. Its address must pass the ingress
+    policy (422 naming the field otherwise).
     """
+    await check_ingress(
+        IngressPolicy.from_settings(settings), host=body.advertise_host, port=body.ingress_port
+    )
     token, token_hash = new_token()
     device = Device(
         workspace=workspace,
@@ -181,19 +194,46 @@ async def update_device(
     body: DeviceUpdate,
     if_match: str | None,
 ) -> DeviceView:
-    """Return the device after renaming it or replacing its labels."""
+    """Return the device after renaming it, replacing its labels or (admins) moving it.
+
+    Its address decides where the gateway sends prompts and the ingress credential, so only a
+    workspace admin changes it (403 naming the fields for anyone else, and nothing changes),
+    and the new address must pass the ingress policy.
+    """
     device = await get_device_row(session, principal=principal, device_id=device_id)
+    moves = {
+        field: getattr(body, field)
+        for field in ADDRESS_FIELDS
+        if getattr(body, field) is not None and getattr(body, field) != getattr(device, field)
+    }
+    if moves and not principal.has_role(Role.admin):
+        raise ForbiddenError(
+            "Only a workspace admin changes where a device is reached "
+            f"({', '.join(moves)}); the device's own registration sets it.",
+            errors=[
+                FieldError(
+                    loc=["body", field],
+                    field=field,
+                    message="only a workspace admin may change it",
+                    type="forbidden",
+                )
+                for field in moves
+            ],
+        )
     check_if_match(if_match, device.revision)
+    if moves:
+        await check_ingress(
+            IngressPolicy.from_settings(settings),
+            host=moves.get("advertise_host", device.advertise_host),
+            port=moves.get("ingress_port", device.ingress_port),
+        )
     if body.name is not None:
         device.name = body.name
     if body.labels is not None:
         device.labels = body.labels
-    moved = False
-    for field in ("advertise_host", "ingress_port"):
-        value = getattr(body, field)
-        if value is not None and value != getattr(device, field):
-            setattr(device, field, value)
-            moved = True
+    for field, value in moves.items():
+        setattr(device, field, value)
+    moved = bool(moves)
     device.revision += 1
     await session.flush()
     if moved:

@@ -47,7 +47,9 @@ class ProvisioningTokenCreate(BaseModel):
     ] = 86400
     max_uses: Annotated[int, Field(ge=1, le=100_000)] = 1
     labels: Labels = Field(
-        default_factory=dict, description="Labels every device registered with it starts with."
+        default_factory=dict,
+        description="The labels every device registered with it gets (a device may not add or "
+        "change any).",
     )
 
     _keys = field_validator("labels")(_check_label_keys)
@@ -82,7 +84,6 @@ class DeviceRegistration(BaseModel):
             "examples": [
                 {
                     "name": "press-line-3",
-                    "labels": {"line": "3"},
                     "advertise_host": "10.0.4.17",
                     "ingress_port": 8004,
                 }
@@ -91,7 +92,11 @@ class DeviceRegistration(BaseModel):
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = Field(
+        default_factory=dict,
+        description="The device gets exactly its provisioning token's labels: these may only "
+        "repeat them (422 naming any label the token does not give).",
+    )
     advertise_host: AdvertiseHost = None
     ingress_port: IngressPort = None
 

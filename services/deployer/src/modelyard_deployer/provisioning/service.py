@@ -137,6 +137,7 @@ async def register_with_token(
         raise ForbiddenError(
             f"The provisioning token has registered its {row.max_uses} device(s) already."
         )
+    _check_fixed_labels(row, body.labels)
     row.uses += 1
     return await register_device(
         session,
@@ -146,8 +147,35 @@ async def register_with_token(
         workspace=row.workspace,
         body=DeviceCreate(
             name=body.name,
-            labels={**row.labels, **body.labels},
+            labels=dict(row.labels),
             advertise_host=body.advertise_host,
             ingress_port=body.ingress_port,
         ),
     )
+
+
+def _check_fixed_labels(row: ProvisioningToken, sent: dict[str, str]) -> None:
+    """Refuse labels a device sends that its provisioning token does not give it (422).
+
+    Labels decide which deployments reach a device and which restricted models may run on it,
+    so a device gets exactly its token's labels: it may repeat them, never add or change one.
+    """
+    wrong = {key: value for key, value in sent.items() if row.labels.get(key) != value}
+    if wrong:
+        raise UnprocessableError(
+            "A device gets the labels of its provisioning token; it may not add or change any. "
+            "Ask for a token with the labels this device needs, or have an editor label it.",
+            errors=[
+                FieldError(
+                    loc=["body", "labels", key],
+                    field=f"labels.{key}",
+                    message=(
+                        f"the provisioning token gives {key}={row.labels[key]!r}"
+                        if key in row.labels
+                        else "the provisioning token gives no such label"
+                    ),
+                    type="label_not_granted",
+                )
+                for key in sorted(wrong)
+            ],
+        )

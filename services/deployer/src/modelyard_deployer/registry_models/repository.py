@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_deployer.db import RegistryModel
+from modelyard_deployer.db import ModelApproval, RegistryModel, WorkspacePolicy
 
 
 async def get(session: AsyncSession, model_id: uuid.UUID) -> RegistryModel | None:
@@ -51,3 +51,29 @@ async def upsert(
         & (RegistryModel.deleted.is_(False)),
     )
     await session.execute(stmt)
+
+
+async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
+    """Return the source time of the workspace's projected gate (None: never chosen)."""
+    return await session.scalar(
+        select(WorkspacePolicy.source_time).where(WorkspacePolicy.workspace == workspace)
+    )
+
+
+def governance_lock_key(*, workspace: str, model_id: uuid.UUID | None = None) -> str:
+    """Return the advisory lock key of a workspace's gate, or of one model's approval."""
+    return f"governance:{workspace}" if model_id is None else f"governance:model:{model_id}"
+
+
+async def lock_governance(session: AsyncSession, keys: list[str], *, shared: bool) -> None:
+    """Take transaction-scoped advisory locks on `keys`, in the order given."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for key in keys:
+        await session.execute(text(f"SELECT {function}(hashtext(:k))"), {"k": key})
+
+
+async def approval_time(session: AsyncSession, model_id: uuid.UUID) -> datetime | None:
+    """Return the source time of a model's projected approval (None: never heard of)."""
+    return await session.scalar(
+        select(ModelApproval.source_time).where(ModelApproval.model_id == model_id)
+    )

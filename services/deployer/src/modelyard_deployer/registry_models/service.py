@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from modelyard_common.events import CloudEvent
 from modelyard_common.governance import (
+    POLICY_UPDATED,
+    ApprovalState,
     Governance,
     ModelApprovalEvent,
     Standing,
@@ -160,6 +163,66 @@ async def model_standing(
         source_time=utcnow(),
     )
     return await gate.standing(session, workspace=model.workspace, model_id=model.id)
+
+
+async def hold_for_judgement(session: AsyncSession, *, workspace: str, model_id: uuid.UUID) -> None:
+    """Keep the model's approval and the workspace's gate from changing until this commits.
+
+    A request that judges a run takes these (shared) before it reads the standing and before
+    any row lock; the consumer applying an approval or gate change takes them exclusively
+    first. So either the change commits first and the request judges on it, or the request's
+    deployments are committed before the consumer looks for deployments let run since the
+    change (`enforce_standing`): none slips between the two.
+    """
+    await repository.lock_governance(
+        session,
+        [
+            repository.governance_lock_key(workspace=workspace),
+            repository.governance_lock_key(workspace=workspace, model_id=model_id),
+        ],
+        shared=True,
+    )
+
+
+async def hold_for_change(session: AsyncSession, event: CloudEvent) -> None:
+    """Wait for the requests judging on what `event` changes, and hold them off meanwhile."""
+    workspace = event.data.get("workspace")
+    if not isinstance(workspace, str):
+        return
+    if event.type == POLICY_UPDATED:
+        key = repository.governance_lock_key(workspace=workspace)
+    else:
+        try:
+            model_id = uuid.UUID(str(event.data.get("id")))
+        except ValueError:
+            return
+        key = repository.governance_lock_key(workspace=workspace, model_id=model_id)
+    await repository.lock_governance(session, [key], shared=False)
+
+
+async def restricted_anew(
+    session: AsyncSession, gate: Governance, event: CloudEvent
+) -> Standing | None:
+    """Return the model's standing when `event` was just applied and leaves it `restricted`.
+
+    `Governance.apply_event` reports approval changes only; a restricted model whose conditions
+    change (other labels, other groups) must be judged again as well.
+    """
+    if not event.type.startswith(MODEL_EVENT_PREFIX):
+        return None
+    try:
+        model = ModelApprovalEvent.model_validate(event.data)
+    except ValidationError:
+        return None
+    if await repository.approval_time(session, model.id) != event.time:
+        return None  # an older event than the projection holds, or none applied
+    standing = await gate.standing(session, workspace=model.workspace, model_id=model.id)
+    return standing if standing.approval is ApprovalState.restricted else None
+
+
+async def policy_time(session: AsyncSession, workspace: str) -> datetime | None:
+    """Return the time of the workspace's gate as projected (None: it never chose one)."""
+    return await repository.policy_time(session, workspace)
 
 
 async def apply_registry_event(session: AsyncSession, event: CloudEvent) -> None:

@@ -18,7 +18,7 @@ from modelyard_deployer.devices.auth import ArtifactCaller
 from modelyard_deployer.versions import service
 from modelyard_deployer.versions.schemas import ModelVersion
 from modelyard_deployer.versions.upload import receive_upload
-from modelyard_deployer.web import AuthorizationHeader, parse_range
+from modelyard_deployer.web import AuthorizationHeader, RangeNotSatisfiableError, parse_range
 
 router = APIRouter(tags=["versions"])
 
@@ -163,8 +163,7 @@ async def delete_model_version(
     responses={
         200: {"content": {"application/zip": {}}, "description": "The whole zip"},
         206: {"content": {"application/zip": {}}, "description": "The requested byte range"},
-        416: {"description": "The range lies outside the file"},
-        **problem_responses(401, 404),
+        **problem_responses(401, 404, 416),
     },
 )
 async def download_model_version(
@@ -189,11 +188,13 @@ async def download_model_version(
         range_header = None  # the client's partial copy is of other bytes: send them all
     try:
         byte_range = parse_range(range_header, size)
-    except ValueError:
-        return Response(
-            status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
-            headers={**headers, "Content-Range": f"bytes */{size}"},
-        )
+    except ValueError as exc:
+        raise RangeNotSatisfiableError(
+            f"The requested range lies outside the file's {size} bytes; ask for a range within "
+            f"bytes 0-{max(size - 1, 0)}, or for the whole file.",
+            headers={"Accept-Ranges": "bytes", "ETag": etag, "Content-Range": f"bytes */{size}"},
+            size=size,
+        ) from exc
     start, end = byte_range if byte_range is not None else (0, size - 1)
     length = end - start + 1 if size else 0
     headers["Content-Length"] = str(length)

@@ -109,13 +109,25 @@ def _manifest_from_form(raw: str) -> Manifest:
         raise _unprocessable(
             "manifest", f"The manifest is not valid JSON ({exc}).", "json"
         ) from exc
+    except (RecursionError, ValueError) as exc:
+        raise _too_deep("manifest", "The manifest") from exc
     return _validate_manifest(document, ["body", "manifest"])
 
 
+def _too_deep(field: str, what: str) -> UnprocessableError:
+    # Whatever limit the parser hit (nesting, size), the answer names the manifest: a
+    # manifest is a flat document a few levels deep, never a reason for a 5xx.
+    return _unprocessable(
+        field, f"{what} is nested too deeply or too large to read as a run manifest.", "too_deep"
+    )
+
+
 def _validate_manifest(document: Any, loc: list[str | int]) -> Manifest:
-    reject_nul(document, loc)
     try:
+        reject_nul(document, loc)
         return Manifest.model_validate(document)
+    except RecursionError as exc:
+        raise _too_deep("manifest", "The manifest") from exc
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
@@ -155,8 +167,12 @@ def _manifest_from_zip(path: Path, members: frozenset[str], max_bytes: int) -> M
             ) from exc
     try:
         document = parse_manifest_document(name, raw)
+    except RecursionError as exc:
+        raise _too_deep("manifest", name) from exc
     except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise _unprocessable("manifest", f"{name} is unreadable ({exc}).", "parse") from exc
+        raise _unprocessable(
+            "manifest", f"{name} is unreadable ({str(exc)[:500]}).", "parse"
+        ) from exc
     return _validate_manifest(document, ["body", "file", name])
 
 

@@ -1,0 +1,30 @@
+"""When the policy gate last judged a deployment's run: approval changes re-judge later ones.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Null for deployments judged before this column: none of them is in a window any more.
+    op.execute(
+        "ALTER TABLE deployer.deployments ADD COLUMN IF NOT EXISTS run_judged_at timestamptz"
+    )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_deployments_workspace_run_judged_at"
+        " ON deployer.deployments (workspace, run_judged_at)"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS deployer.ix_deployments_workspace_run_judged_at")
+    op.execute("ALTER TABLE deployer.deployments DROP COLUMN IF EXISTS run_judged_at")
