@@ -252,10 +252,21 @@ def command_paths() -> Iterator[tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-def test_help_shows_each_example_on_its_own_line(columns: int) -> None:
+def test_help_shows_each_example_on_its_own_line(columns: int, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from modelyard_cli.main import app
+
+    root = run("--help", config=tmp_path / "c", COLUMNS=str(columns))
+    found, _ = help_examples(root.stdout)
+    assert found == [
+        "modelyard login --dev --sub alice --role admin --workspace default",
+        "modelyard models create echo-chat --learning-type supervised",
+        "modelyard version push echo-chat ./project --title v1",
+        "modelyard deploy echo-chat --selector site=lab",
+        'modelyard chat echo-chat "hello" --key "$KEY"',
+    ], root.stdout
+
     from modelyard_cli.session import EXAMPLES
 
     runner = CliRunner()

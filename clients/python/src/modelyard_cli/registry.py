@@ -275,7 +275,7 @@ systems_app = registry_app("systems")
 def create_model(
     name: str,
     learning_type: Annotated[
-        str, typer.Option(help="supervised, unsupervised, semi-supervised or reinforcement")
+        str, typer.Option(help="supervised, unsupervised, semi_supervised or reinforcement")
     ],
     functionality: Annotated[str | None, typer.Option(help="what it is used for")] = None,
     foundations: Annotated[str | None, typer.Option(help="architecture, e.g. transformer")] = None,
