@@ -373,6 +373,13 @@ async def test_tables_fit_80_columns_with_short_ids_that_resolve(world: CliWorld
     assert (await world.ok("devices", "delete", device_id[:8])).out.strip() == (
         f"revoked device {device_id}"
     )
+    for kind, name in (("groups", group), ("instances", instance)):  # not left to other tests
+        listed = (await world.ok(kind, "list", "-o", "json")).json()
+        resource_id = next(item["id"] for item in listed if item["name"] == name)
+        await world.ok(kind, "delete", resource_id[:8])
+        left = {item["name"] for item in (await world.ok(kind, "list", "-o", "json")).json()}
+        assert name not in left, (kind, left)
+        assert len(left) == len(listed) - 1, (kind, left)
 
 
 async def test_an_ambiguous_id_prefix_is_refused_with_its_candidates(world: CliWorld) -> None:
