@@ -317,10 +317,12 @@ async def test_tables_fit_80_columns_with_short_ids_that_resolve(world: CliWorld
     await world.ok("systems", "create", system, "--risk-level", "limited", "--owner", "help desk")
     await world.ok("link", system, model, "--use", "drafts the first answer to each ticket")
     project = write_project(world.tmp / model, main="print('idle')\n", manifest=openai_manifest())
-    await world.ok("version", "push", model, str(project), "--title", "a first cut", "-q")
+    pushed = await world.ok("version", "push", model, str(project), "--title", "a first cut", "-q")
+    version_id = pushed.out.strip()
     # A device without an agent: its deployment stays pending, no container is started.
     await world.ok("devices", "register", device, "--label", f"spare={suffix}", "-q")
-    await world.ok("deploy", model, "--selector", f"spare={suffix}", "--no-wait", "-q")
+    target = f"{model}:{version_id[:8]}"  # MODEL:VERSION takes the start of a version's id
+    await world.ok("deploy", target, "--selector", f"spare={suffix}", "--no-wait", "-q")
     instance, group, key = f"local-{suffix}", f"grp-{suffix}", f"key-{suffix}"
     await world.ok("instances", "create", instance, "--kind", "local", "--host", "127.0.0.1",
                    "--port", "9", "--upstream-model", "tiny", "-q")  # fmt: skip
@@ -367,8 +369,9 @@ async def test_tables_fit_80_columns_with_short_ids_that_resolve(world: CliWorld
     assert "pending" in (await world.ok("logs", deployment["id"][:8])).out
     removed = (await world.ok("deployments", "remove", deployment["id"][:8], "-o", "json")).json()
     assert (removed["id"], removed["desired_state"]) == (deployment["id"], "removed"), removed
+    assert deployment["version_id"] == version_id
     version = (await world.ok("version", "get", f"{model}:1", "-o", "json")).json()
-    assert version["id"] == deployment["version_id"]
+    assert version["id"] == version_id
     device_id = (await world.ok("devices", "get", device, "-o", "json")).json()["id"]
     assert (await world.ok("devices", "delete", device_id[:8])).out.strip() == (
         f"revoked device {device_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -117,9 +118,10 @@ def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, 
     for candidate in versions:
         if ref.isdigit() and int(candidate["number"]) == int(ref):
             return candidate
-    if id_prefix(ref) is None:
-        raise UsageProblem(f"the model has no version {ref}")
-    return by_prefix(versions, ref, "version")
+    if id_prefix(ref) is not None:
+        with contextlib.suppress(NameNotFound):  # a number that starts no id: say so below
+            return by_prefix(versions, ref, "version")
+    raise UsageProblem(f"the model has no version {ref}")
 
 
 def by_prefix(items: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
