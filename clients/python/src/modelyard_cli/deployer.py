@@ -188,8 +188,10 @@ def push(
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
-    """Upload a version: zips a directory (honouring .modelyardignore), reads modelyard.yaml,
-    shows upload progress, prints the new version."""
+    """Upload a version: a directory is zipped (minus .modelyardignore) with its modelyard.yaml.
+
+    Shows the upload's progress, then prints the new version.
+    """
     from modelyard_cli.project import parse_manifest, read_manifest, zip_project
 
     if not path.exists():
@@ -285,7 +287,7 @@ def list_versions(
     epilog=examples("modelyard version get 3f2a9c1e -o json", "modelyard version get echo-chat:2"),
 )
 def get_version(ref: VersionArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
-    """Show a version with its manifest."""
+    """Show a version with its manifest (VERSION: an id, its start, or MODEL:NUMBER)."""
     from modelyard_client import operations as ops
 
     with client() as my:
@@ -296,7 +298,7 @@ def get_version(ref: VersionArg, output: OutputOpt = Format.table, quiet: QuietO
 
 @version_app.command("delete", epilog=examples("modelyard version delete echo-chat:1"))
 def delete_version(ref: VersionArg) -> None:
-    """Delete a version no device runs."""
+    """Delete a version no device runs (VERSION: an id, its start, or MODEL:NUMBER)."""
     from modelyard_client import operations as ops
 
     with client() as my:
@@ -319,7 +321,7 @@ def deploy(
     quiet: QuietOpt = False,
     wide: WideOpt = False,
 ) -> None:
-    """Deploy a version (the latest by default) and follow it live, one line per device."""
+    """Deploy a version (the latest, or MODEL:NUMBER|ID) and follow it live, one line per device."""
     from modelyard_client import operations as ops
 
     if bool(device) == bool(selector):
@@ -452,7 +454,7 @@ def deployments_list(
 def get_deployment(
     ref: DeploymentArg, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
-    """Show one deployment."""
+    """Show one deployment (by its id or the id's first characters)."""
     from modelyard_client import operations as ops
 
     with client() as my:

@@ -24,7 +24,9 @@ from modelyard_cli.session import STATE, OutputOpt, QuietOpt, context_values, ex
 
 app = typer.Typer(
     name="modelyard",
-    help="Modelyard from the terminal: govern models, ship versions to devices, serve them.",
+    help="Modelyard from the terminal: govern models, ship versions to devices, serve them."
+    " Wherever a command takes an id, a name or the id's first characters (as tables show"
+    " them, 4 at least) do too; --wide or -o json show full ids.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
