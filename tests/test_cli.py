@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 import sys
 import uuid
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import yaml
@@ -36,6 +38,7 @@ from suite_testkit import (  # tests/ is on the path (conftest)
 
 from modelyard_client import AsyncModelyard, Endpoints, Modelyard, RetryPolicy
 from modelyard_client import operations as ops
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import TEST_JWT_SECRET, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
@@ -94,9 +97,9 @@ class CliWorld:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
         return Result(process.returncode or 0, out.decode(), err.decode())
 
-    async def ok(self, *args: str, timeout: float = 120) -> Result:
+    async def ok(self, *args: str, timeout: float = 120, **env: str) -> Result:
         """Run the CLI and assert it exited 0."""
-        result = await self.run(*args, timeout=timeout)
+        result = await self.run(*args, timeout=timeout, **env)
         assert result.code == 0, f"modelyard {' '.join(args)} -> {result.code}\n{result.err}"
         return result
 
@@ -300,6 +303,135 @@ async def test_bad_usage_exits_2_and_a_wrong_token_exits_1(world: CliWorld) -> N
         assert "Examples" in (await world.ok(*args)).out
 
 
+def id_cells(table: str) -> list[str]:
+    """Return the first cell of each row of a table whose first column holds ids."""
+    return [line.split()[0] for line in table.splitlines() if re.match(r"[0-9a-f]{8}", line)]
+
+
+async def test_tables_fit_80_columns_with_short_ids_that_resolve(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    model, system, device = f"short-{suffix}", f"desk-{suffix}", f"spare-{suffix}"
+    await world.ok("models", "create", model, "--learning-type", "semi_supervised",
+                   "--functionality", "answers questions about the catalogue, in four languages",
+                   "--tag", "support", "--tag", "multilingual")  # fmt: skip
+    await world.ok("systems", "create", system, "--risk-level", "limited", "--owner", "help desk")
+    await world.ok("link", system, model, "--use", "drafts the first answer to each ticket")
+    project = write_project(world.tmp / model, main="print('idle')\n", manifest=openai_manifest())
+    pushed = await world.ok("version", "push", model, str(project), "--title", "a first cut", "-q")
+    version_id = pushed.out.strip()
+    # A device without an agent: its deployment stays pending, no container is started.
+    await world.ok("devices", "register", device, "--label", f"spare={suffix}", "-q")
+    target = f"{model}:{version_id[:8]}"  # MODEL:VERSION takes the start of a version's id
+    await world.ok("deploy", target, "--selector", f"spare={suffix}", "--no-wait", "-q")
+    instance, group, key = f"local-{suffix}", f"grp-{suffix}", f"key-{suffix}"
+    await world.ok("instances", "create", instance, "--kind", "local", "--host", "127.0.0.1",
+                   "--port", "9", "--upstream-model", "tiny", "-q")  # fmt: skip
+    await world.ok("groups", "create", group, "--model", model, "-q")
+    await world.ok("keys", "create", key, "--group", group, "-q")
+
+    lists = {  # a list command, and how to show one of its items
+        "models": (("models", "list"), ("models", "get")),
+        "systems": (("systems", "list"), ("systems", "get")),
+        "versions": (("version", "list", model), ("version", "get")),
+        "deployments": (("deployments", "--model", model), ("deployments", "get")),
+        "devices": (("devices",), ("devices", "get")),
+        "groups": (("groups", "list"), ("groups", "get")),
+        "instances": (("instances", "list"), ("instances", "get")),
+        "keys": (("keys", "list"), ("keys", "get")),
+    }
+    for what, (listing, show) in lists.items():
+        table = (await world.ok(*listing, COLUMNS="80")).out
+        full = [item["id"] for item in (await world.ok(*listing, "-o", "json")).json()]
+        assert full, what
+        assert max(len(line) for line in table.splitlines()) <= 80, (what, table)
+        assert id_cells(table) == [i[:8] for i in full], (what, table)  # one line, 8 characters
+        wide = (await world.ok(*listing, "--wide", COLUMNS="80")).out
+        assert id_cells(wide) == full, (what, wide)
+        yaml_ids = [
+            item["id"] for item in yaml.safe_load((await world.ok(*listing, "-o", "yaml")).out)
+        ]
+        assert yaml_ids == full, what
+        shown = (await world.ok(*show, full[-1][:8], "-o", "json")).json()  # a prefix resolves
+        assert shown["id"] == full[-1], what
+
+    history = (await world.ok("models", "history", model, COLUMNS="80")).out
+    uses = (await world.ok("models", "systems", model, COLUMNS="80")).out
+    assert "drafts the first answer" in uses
+    for table in (history, uses):
+        assert max(len(line) for line in table.splitlines()) <= 80, table
+
+    # An 8-character prefix acts on the right resource, wherever an id is taken.
+    models = (await world.ok("models", "list", "-o", "json")).json()
+    model_id = next(m["id"] for m in models if m["name"] == model)
+    await world.ok("models", "edit", model_id[:8], "--set", "provider=in-house")
+    assert (await world.ok("models", "get", model, "-o", "json")).json()["provider"] == "in-house"
+    deployment = (await world.ok("deployments", "--model", model_id[:8], "-o", "json")).json()[0]
+    assert "pending" in (await world.ok("logs", deployment["id"][:8])).out
+    removed = (await world.ok("deployments", "remove", deployment["id"][:8], "-o", "json")).json()
+    assert (removed["id"], removed["desired_state"]) == (deployment["id"], "removed"), removed
+    assert deployment["version_id"] == version_id
+    version = (await world.ok("version", "get", f"{model}:1", "-o", "json")).json()
+    assert version["id"] == version_id
+    device_id = (await world.ok("devices", "get", device, "-o", "json")).json()["id"]
+    assert (await world.ok("devices", "delete", device_id[:8])).out.strip() == (
+        f"revoked device {device_id}"
+    )
+    for kind, name in (("groups", group), ("instances", instance)):  # not left to other tests
+        listed = (await world.ok(kind, "list", "-o", "json")).json()
+        resource_id = next(item["id"] for item in listed if item["name"] == name)
+        await world.ok(kind, "delete", resource_id[:8])
+        left = {item["name"] for item in (await world.ok(kind, "list", "-o", "json")).json()}
+        assert name not in left, (kind, left)
+        assert len(left) == len(listed) - 1, (kind, left)
+
+
+async def test_an_ambiguous_id_prefix_is_refused_with_its_candidates(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    created = [
+        (await world.ok("keys", "create", f"twin-{suffix}-{n}", "-o", "json")).json()
+        for n in range(3)
+    ]
+    # Ids are the service's UUIDs; two that share their first 8 characters are made in the
+    # gateway's database (a collision the API cannot be asked for).
+    start = uuid.uuid4().hex[:8]
+    twins = [f"{start}-{n * 1111:04d}-4000-8000-{uuid.uuid4().hex[:12]}" for n in (0, 1)]
+    connection = await asyncpg.connect(asyncpg_dsn(world.suite.env["MODELYARD_DATABASE_URL"]))
+    try:
+        for key, twin in zip(created, twins, strict=False):
+            await connection.execute(
+                "UPDATE gateway.api_keys SET id = $1 WHERE id = $2",
+                uuid.UUID(twin),
+                uuid.UUID(key["id"]),
+            )
+    finally:
+        await connection.close()
+
+    table = (await world.ok("keys", "list", COLUMNS="80")).out
+    shown = id_cells(table)
+    assert f"{start}-0" in shown  # two ids share 9 characters: one more is shown, as git does
+    assert f"{start}-1" in shown
+    assert created[2]["id"][:8] in shown
+
+    ambiguous = await world.run("keys", "get", start)
+    assert ambiguous.code == 2, ambiguous
+    lines = ambiguous.err.splitlines()
+    assert lines[0] == f"error: '{start}' starts the ids of 2 keys: give more of the id", lines
+    assert sorted(lines[1:]) == [f"  {twins[0]}  twin-{suffix}-0", f"  {twins[1]}  twin-{suffix}-1"]
+    assert (await world.run("keys", "revoke", start)).code == 2  # nothing revoked
+
+    second = (await world.ok("keys", "get", f"{start}-1", "-o", "json")).json()
+    assert (second["id"], second["name"]) == (twins[1], f"twin-{suffix}-1")
+    await world.ok("keys", "revoke", f"{start}-0")
+    keys = {k["id"]: k for k in (await world.ok("keys", "list", "-o", "json")).json()}
+    assert keys[twins[0]]["revoked_at"]
+    assert not keys[twins[1]]["revoked_at"]
+    assert not keys[created[2]["id"]]["revoked_at"]
+
+    too_short = await world.run("keys", "get", start[:3])
+    assert too_short.code == 1, too_short
+    assert "an id prefix has at least 4 hex digits" in too_short.err, too_short
+
+
 async def test_push_deploy_follow_logs_serve_and_chat(world: CliWorld) -> None:
     suffix = uuid.uuid4().hex[:6]
     model = f"echo-{suffix}"
@@ -360,8 +492,7 @@ async def test_push_deploy_follow_logs_serve_and_chat(world: CliWorld) -> None:
         chat = await wait_for(answered, timeout=60, interval=1)
     except TimeoutError:
         raise AssertionError(f"no chat answer in 60 s: {tries[-1]}") from None
-    assert "cli" in chat.out, chat.out
-    assert "hello there" in chat.out, chat.out
+    assert chat.out == "cli: hello there\n", repr(chat.out)  # no stray blank before the newline
 
     instances = (await world.ok("instances", "list", "-o", "json")).json()
     assert instances, "the gateway made no instance for the running deployment"

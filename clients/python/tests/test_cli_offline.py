@@ -217,3 +217,163 @@ def test_a_problem_prints_as_one_line_with_its_fields() -> None:
         "422 Unprocessable Content: The request is invalid. "
         "(name: Field required; learning_type: Input should be 'supervised')"
     )
+
+
+def help_examples(text: str) -> tuple[list[str], list[str]]:
+    """Return the examples a --help shows (continuation lines joined) and the block's lines."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    start = next(n for n, line in enumerate(lines) if line.strip() == "Examples:")
+    block = [line for line in lines[start + 1 :] if line.strip()]
+    found: list[str] = []
+    for line in block:
+        if found and found[-1].endswith(" \\"):
+            found[-1] = f"{found[-1][:-2]} {line.strip()}"
+        else:
+            assert line.lstrip().startswith("$ "), f"not an example's first line: {line!r}"
+            found.append(line.lstrip()[2:])
+    return found, block
+
+
+def command_paths() -> Iterator[tuple[list[str], str]]:
+    """Yield each visible command's argv path and epilog (the hidden `versions` alias skipped)."""
+    import click
+    import typer
+
+    from modelyard_cli.main import app
+
+    def walk(command: click.Command, path: list[str]) -> Iterator[tuple[list[str], str]]:
+        if command.epilog:
+            yield path, command.epilog
+        for name, sub in getattr(command, "commands", {}).items():
+            if not sub.hidden:
+                yield from walk(sub, [*path, name])
+
+    yield from walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_shows_each_example_on_its_own_line(columns: int, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelyard_cli.main import app
+
+    root = run("--help", config=tmp_path / "c", COLUMNS=str(columns))
+    found, _ = help_examples(root.stdout)
+    assert found == [
+        "modelyard login --dev --sub alice --role admin --workspace default",
+        "modelyard models create echo-chat --learning-type supervised",
+        "modelyard version push echo-chat ./project --title v1",
+        "modelyard deploy echo-chat --selector site=lab",
+        'modelyard chat echo-chat "hello" --key "$KEY"',
+    ], root.stdout
+
+    from modelyard_cli.session import EXAMPLES
+
+    runner = CliRunner()
+    checked = 0
+    for path, epilog in command_paths():
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(columns)})
+        assert shown.exit_code == 0, (path, shown.output)
+        found, block = help_examples(shown.output)
+        expected = [" ".join(command.split()) for command in EXAMPLES[epilog]]
+        assert [" ".join(f.split()) for f in found] == expected, (path, block)
+        assert all(len(line) <= min(columns, 78) for line in block), (path, block)
+        checked += 1
+    assert checked > 50  # every command has examples
+
+
+def test_tables_fit_80_columns_with_short_ids(capsys: Any, monkeypatch: Any) -> None:
+    import uuid
+
+    from modelyard_cli.deployer import DEPLOYMENT_COLUMNS
+    from modelyard_cli.output import Format, emit
+    from modelyard_cli.registry import COLUMNS
+
+    monkeypatch.setenv("COLUMNS", "80")
+    models = [
+        {
+            "id": str(uuid.uuid4()),
+            "name": f"fraud-detector-{n}",
+            "learning_type": "semi-supervised",
+            "functionality": "fraud detection for card payments across the whole of Europe",
+            "tags": ["payments", "risk", "europe"],
+            "approval": "not_reviewed",
+        }
+        for n in range(3)
+    ]
+    twin = models[0]["id"][:9] + "ffff" + models[0]["id"][13:]  # shares its first 9 characters
+    models.append({**models[1], "id": twin, "name": "[b]x[/b]"})
+    emit(models, output=Format.table, columns=COLUMNS["models"])
+    table = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in table) <= 80, table
+    assert all(line == line.rstrip() for line in table)
+    rows = [line for line in table if line and not line.startswith((" ", "ID"))]
+    shown = [row.split()[0] for row in rows]
+    assert (
+        shown
+        == [
+            models[0]["id"][:10],  # two ids share 9 characters: one more, as git does
+            models[1]["id"][:8],
+            models[2]["id"][:8],
+            twin[:10],
+        ]
+    ), table
+    assert "[b]x[/b]" in "\n".join(table)  # values are never read as markup
+    assert "fraud-detector-1" in "\n".join(table)  # names fold only after the descriptive text
+
+    emit(models, output=Format.table, columns=COLUMNS["models"], wide=True)
+    wide = capsys.readouterr().out
+    assert all(m["id"] in wide for m in models)
+    emit(models, output=Format.json, columns=COLUMNS["models"])
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)] == [m["id"] for m in models]
+
+    deployment = {
+        "id": str(uuid.uuid4()),
+        "model_name": "echo-chat",
+        "version_number": 3,
+        "device_name": "edge-berlin-01",
+        "desired_state": "running",
+        "state": "failed",
+        "state_message": "container exited with code 1: weights missing (retrying in 30 s)",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    emit([deployment], output=Format.table, columns=DEPLOYMENT_COLUMNS)
+    table = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in table) <= 80, table
+    assert table[1].split()[:6] == [deployment["id"][:8], "echo-chat", "3", "edge-berlin-01",
+                                    "running", "failed"], table  # fmt: skip
+
+
+def test_a_name_or_an_id_prefix_finds_one_item() -> None:
+    from modelyard_cli.session import AmbiguousReference, NameNotFound, find
+
+    items = [
+        {"id": "abcd1234-0000-4000-8000-000000000001", "name": "alpha"},
+        {"id": "abcd1234-1111-4000-8000-000000000002", "name": "beta"},
+        {"id": "ef012345-2222-4000-8000-000000000003", "name": "abcd1234"},
+    ]
+    listed: list[int] = []
+
+    def every() -> list[dict[str, Any]]:
+        listed.append(1)
+        return items
+
+    assert find("beta", "key", every)["id"].startswith("abcd1234-1")
+    assert find("abcd1234", "key", every)["name"] == "abcd1234"  # a name beats a prefix (docker)
+    assert find("EF01", "key", every)["name"] == "abcd1234"  # 4 hex digits are enough (git)
+    assert find("abcd1234-1", "key", every)["name"] == "beta"
+    with pytest.raises(AmbiguousReference) as ambiguous:
+        find("abcd", "key", every)
+    assert isinstance(ambiguous.value, UsageProblem)  # exit 2
+    lines = str(ambiguous.value).splitlines()
+    assert lines[0] == "'abcd' starts the ids of 2 keys: give more of the id"
+    assert lines[1:] == [f"  {items[0]['id']}  alpha", f"  {items[1]['id']}  beta"]
+    with pytest.raises(NameNotFound, match=r"no key named 'abc' \(an id prefix has at least 4"):
+        find("abc", "key", every)
+    with pytest.raises(NameNotFound, match="no key named 'ffff' or with an id starting 'ffff'"):
+        find("ffff", "key", every)
+    with pytest.raises(NameNotFound):
+        find("abcd12340", "key", every)  # a dash belongs at the 9th character
+    twice = [{"id": "1" * 8, "name": "same"}, {"id": "2" * 8, "name": "same"}]
+    with pytest.raises(AmbiguousReference, match="2 keys are named 'same'"):
+        find("same", "key", lambda: twice)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,14 +16,19 @@ import typer
 from modelyard_cli.output import Column, Format, ago, emit
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
+    AmbiguousReference,
+    NameNotFound,
     OutputOpt,
     QuietOpt,
+    RefArg,
     UsageProblem,
+    WideOpt,
     client,
     examples,
+    find,
+    id_prefix,
     is_uuid,
     parse_pairs,
-    pick_by_name,
     plain,
 )
 
@@ -29,30 +36,41 @@ if TYPE_CHECKING:
     from modelyard_client import Modelyard
 
 VERSION_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("NUMBER", "number"),
-    ("TITLE", "title"),
-    ("SIZE", lambda v: f"{v.get('size_bytes', 0) / 1e6:.1f} MB"),
-    ("SHA-256", lambda v: str(v.get("sha256", ""))[:16]),
-    ("CREATED", lambda v: ago(v.get("created_at"))),
+    Column("ID", "id"),
+    Column("NUMBER", "number"),
+    Column("TITLE", "title", text=True),
+    Column("SIZE", lambda v: f"{v.get('size_bytes', 0) / 1e6:.1f} MB"),
+    Column("SHA-256", lambda v: str(v.get("sha256", ""))[:16]),
+    Column("CREATED", lambda v: ago(v.get("created_at"))),
 ]
 DEPLOYMENT_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("MODEL", lambda d: d.get("model_name") or d.get("model_id")),
-    ("VERSION", "version_number"),
-    ("DEVICE", "device_name"),
-    ("DESIRED", "desired_state"),
-    ("STATE", "state"),
-    ("MESSAGE", "state_message"),
-    ("UPDATED", lambda d: ago(d.get("updated_at"))),
+    Column("ID", "id"),
+    Column("MODEL", lambda d: d.get("model_name") or d.get("model_id")),
+    Column("VERSION", "version_number"),
+    Column("DEVICE", "device_name"),
+    Column("DESIRED", "desired_state"),
+    Column("STATE", "state"),
+    Column("MESSAGE", "state_message", text=True),
+    Column("UPDATED", lambda d: ago(d.get("updated_at"))),
 ]
 DEVICE_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("NAME", "name"),
-    ("STATUS", "status"),
-    ("LABELS", "labels"),
-    ("AGENT", "agent_version"),
-    ("LAST SEEN", lambda d: ago(d.get("last_seen_at"))),
+    Column("ID", "id"),
+    Column("NAME", "name"),
+    Column("STATUS", "status"),
+    Column("LABELS", "labels", text=True),
+    Column("AGENT", "agent_version"),
+    Column("LAST SEEN", lambda d: ago(d.get("last_seen_at"))),
+]
+VersionArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="VERSION",
+        help="an id, the start of one (as lists show it), or MODEL:NUMBER",
+    ),
+]
+DeploymentArg = Annotated[
+    str,
+    typer.Argument(metavar="DEPLOYMENT", help="an id or the start of one (as lists show it)"),
 ]
 # States after which a deployment does nothing more on its own.
 SETTLED = frozenset({"running", "stopped", "removed", "failed", "rolled_back", "cancelled"})
@@ -69,32 +87,86 @@ devices_app = typer.Typer(
 
 
 def resolve_device(my: Modelyard, ref: str) -> str:
-    """Return the id of a device given by id or name."""
+    """Return the id of a device given by id, name or id prefix."""
     from modelyard_client import operations as ops
 
     if is_uuid(ref):
         return ref
-    page = my.send(ops.list_devices(name=ref, limit=100))
-    return str(pick_by_name([plain(d) for d in page["items"]], ref, "device")["id"])
+
+    def named() -> list[dict[str, Any]]:
+        return [plain(d) for d in my.send(ops.list_devices(name=ref, limit=100))["items"]]
+
+    def every() -> Iterator[dict[str, Any]]:
+        return (plain(d) for d in my.iterate(ops.list_devices(limit=100)))
+
+    return str(find(ref, "device", every, named=named)["id"])
 
 
 def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, Any]:
-    """Return a model's version by id, number, or the latest when `ref` is None."""
+    """Return a model's version by number, id or id prefix; the latest when `ref` is None."""
     from modelyard_client import operations as ops
 
     if ref is not None and is_uuid(ref):
         return plain(my.send(ops.get_model_version(ref)))
-    if ref is not None and not ref.isdigit():
-        raise UsageProblem(f"a version is a number or an id, not {ref!r}")
+    if ref is not None and not ref.isdigit() and id_prefix(ref) is None:
+        raise UsageProblem(f"a version is a number, an id or the start of one, not {ref!r}")
     versions = [plain(v) for v in my.iterate(ops.list_model_versions(model_id, limit=100))]
     if not versions:
         raise UsageProblem("the model has no version yet: `modelyard version push` one")
     if ref is None:
         return max(versions, key=lambda v: int(v["number"]))
     for candidate in versions:
-        if int(candidate["number"]) == int(ref):
+        if ref.isdigit() and int(candidate["number"]) == int(ref):
             return candidate
+    if id_prefix(ref) is not None:
+        with contextlib.suppress(NameNotFound):  # a number that starts no id: say so below
+            return by_prefix(versions, ref, "version")
     raise UsageProblem(f"the model has no version {ref}")
+
+
+def by_prefix(items: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
+    """Return the one item whose id starts with `ref` (resources without names)."""
+    prefix = id_prefix(ref) or ref.lower()
+    matches = [item for item in items if str(item["id"]).lower().startswith(prefix)]
+    if not matches:
+        raise NameNotFound(f"no {what} with an id starting {ref!r}")
+    if len(matches) > 1:
+        raise AmbiguousReference(
+            f"{ref!r} starts the ids of {len(matches)} {what}s: give more of the id", matches
+        )
+    return matches[0]
+
+
+def resolve_any_version(my: Modelyard, ref: str) -> str:
+    """Return the id of a version given as an id, MODEL:NUMBER (or MODEL:ID-PREFIX), or an id
+    prefix (looked up among the versions of every model in the workspace)."""
+    from modelyard_client import operations as ops
+
+    if is_uuid(ref):
+        return ref
+    model, colon, version = ref.rpartition(":")
+    if colon:
+        return str(resolve_version(my, resolve(my, "models", model)["id"], version)["id"])
+    if id_prefix(ref) is None:
+        raise UsageProblem(f"a version is an id, the start of one, or MODEL:NUMBER, not {ref!r}")
+    versions: list[dict[str, Any]] = []
+    for archived in (False, True):
+        for model_row in my.iterate(ops.list_registry("models", archived=archived, limit=100)):
+            listed = my.iterate(ops.list_model_versions(model_row["id"], limit=100))
+            versions.extend(plain(v) for v in listed)
+    return str(by_prefix(versions, ref, "version")["id"])
+
+
+def resolve_deployment(my: Modelyard, ref: str) -> str:
+    """Return the id of a deployment given as an id or an id prefix."""
+    from modelyard_client import operations as ops
+
+    if is_uuid(ref):
+        return ref
+    if id_prefix(ref) is None:
+        raise UsageProblem(f"a deployment is an id or the start of one, not {ref!r}")
+    every = [plain(d) for d in my.iterate(ops.list_deployments(limit=100))]
+    return str(by_prefix(every, ref, "deployment")["id"])
 
 
 @version_app.command(
@@ -116,8 +188,10 @@ def push(
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
-    """Upload a version: zips a directory (honouring .modelyardignore), reads modelyard.yaml,
-    shows upload progress, prints the new version."""
+    """Upload a version: a directory is zipped (minus .modelyardignore) with its modelyard.yaml.
+
+    Shows the upload's progress, then prints the new version.
+    """
     from modelyard_cli.project import parse_manifest, read_manifest, zip_project
 
     if not path.exists():
@@ -197,6 +271,7 @@ def list_versions(
     model: Annotated[str, typer.Argument(metavar="MODEL")],
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """List a model's versions."""
     from modelyard_client import operations as ops
@@ -204,24 +279,30 @@ def list_versions(
     with client() as my:
         model_id = resolve(my, "models", model)["id"]
         versions = list(my.iterate(ops.list_model_versions(model_id)))
-    emit(versions, output=output, quiet=quiet, columns=VERSION_COLUMNS)
+    emit(versions, output=output, quiet=quiet, columns=VERSION_COLUMNS, wide=wide)
 
 
-@version_app.command("get", epilog=examples("modelyard version get VERSION-ID -o json"))
-def get_version(version_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
-    """Show a version with its manifest."""
+@version_app.command(
+    "get",
+    epilog=examples("modelyard version get 3f2a9c1e -o json", "modelyard version get echo-chat:2"),
+)
+def get_version(ref: VersionArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+    """Show a version with its manifest (VERSION: an id, its start, or MODEL:NUMBER)."""
     from modelyard_client import operations as ops
 
     with client() as my:
-        emit(my.send(ops.get_model_version(version_id)), output=output, quiet=quiet)
+        emit(
+            my.send(ops.get_model_version(resolve_any_version(my, ref))), output=output, quiet=quiet
+        )
 
 
-@version_app.command("delete", epilog=examples("modelyard version delete VERSION-ID"))
-def delete_version(version_id: str) -> None:
-    """Delete a version no device runs."""
+@version_app.command("delete", epilog=examples("modelyard version delete echo-chat:1"))
+def delete_version(ref: VersionArg) -> None:
+    """Delete a version no device runs (VERSION: an id, its start, or MODEL:NUMBER)."""
     from modelyard_client import operations as ops
 
     with client() as my:
+        version_id = resolve_any_version(my, ref)
         my.send(ops.delete_model_version(version_id))
     print(f"deleted version {version_id}")
 
@@ -238,8 +319,9 @@ def deploy(
     timeout: Annotated[float, typer.Option(help="seconds to follow before giving up")] = 600,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
-    """Deploy a version (the latest by default) and follow it live, one line per device."""
+    """Deploy a version (the latest, or MODEL:NUMBER|ID) and follow it live, one line per device."""
     from modelyard_client import operations as ops
 
     if bool(device) == bool(selector):
@@ -257,7 +339,7 @@ def deploy(
         if not deployments:
             raise NoTargets("no device matched: nothing was deployed")
         if not wait:
-            emit(deployments, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS)
+            emit(deployments, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS, wide=wide)
             return
         if quiet:
             emit(deployments, output=output, quiet=True)
@@ -351,6 +433,7 @@ def deployments_list(
     state: Annotated[str | None, typer.Option(help="e.g. running, failed")] = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """List deployments with their live state (when no command follows)."""
     if ctx.invoked_subcommand is not None:
@@ -364,31 +447,29 @@ def deployments_list(
         if device:
             filters["device_id"] = resolve_device(my, device)
         items = list(my.iterate(ops.list_deployments(**filters)))
-    emit(items, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS)
+    emit(items, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS, wide=wide)
 
 
-@deployments_app.command("get", epilog=examples("modelyard deployments get DEPLOYMENT-ID"))
+@deployments_app.command("get", epilog=examples("modelyard deployments get 5b7e04d2"))
 def get_deployment(
-    deployment_id: str, output: OutputOpt = Format.table, quiet: QuietOpt = False
+    ref: DeploymentArg, output: OutputOpt = Format.table, quiet: QuietOpt = False
 ) -> None:
-    """Show one deployment."""
+    """Show one deployment (by its id or the id's first characters)."""
     from modelyard_client import operations as ops
 
     with client() as my:
-        emit(my.send(ops.get_deployment(deployment_id)), output=output, quiet=quiet)
+        shown = my.send(ops.get_deployment(resolve_deployment(my, ref)))
+    emit(shown, output=output, quiet=quiet)
 
 
 def _action(verb: str) -> None:
     """Register `modelyard deployments VERB ID`."""
 
-    def run(
-        deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT")],
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-    ) -> None:
+    def run(ref: DeploymentArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
         from modelyard_client import operations as ops
 
         with client() as my:
+            deployment_id = resolve_deployment(my, ref)
             if verb == "remove":
                 result = my.send(ops.remove_deployment(deployment_id))
             else:
@@ -404,9 +485,7 @@ def _action(verb: str) -> None:
         "cancel": "Cancel a deployment still on its way.",
     }
     run.__doc__ = helps[verb]
-    deployments_app.command(verb, epilog=examples(f"modelyard deployments {verb} DEPLOYMENT-ID"))(
-        run
-    )
+    deployments_app.command(verb, epilog=examples(f"modelyard deployments {verb} 5b7e04d2"))(run)
 
 
 for _verb in ("start", "stop", "restart", "remove", "rollback", "cancel"):
@@ -414,7 +493,7 @@ for _verb in ("start", "stop", "restart", "remove", "rollback", "cancel"):
 
 
 def logs(
-    deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT")],
+    ref: DeploymentArg,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="keep printing new entries (Ctrl-C stops)")
     ] = False,
@@ -424,6 +503,7 @@ def logs(
 
     seen: set[Any] = set()
     with client() as my:
+        deployment_id = resolve_deployment(my, ref)
         while True:
             entries = list(
                 my.iterate(ops.get_deployment_history(deployment_id, sort="recorded_at"))
@@ -452,6 +532,7 @@ def devices_list(
     label: Annotated[list[str] | None, typer.Option(help="label=value; repeat")] = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """List devices with their status and when they were last seen (when no command follows)."""
     if ctx.invoked_subcommand is not None:
@@ -461,12 +542,12 @@ def devices_list(
     parse_pairs(label, "--label")
     with client() as my:
         items = list(my.iterate(ops.list_devices(status=status, label=label)))
-    emit(items, output=output, quiet=quiet, columns=DEVICE_COLUMNS)
+    emit(items, output=output, quiet=quiet, columns=DEVICE_COLUMNS, wide=wide)
 
 
 @devices_app.command("get", epilog=examples("modelyard devices get edge-01 -o yaml"))
 def get_device(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -495,7 +576,7 @@ def register_device(
 
 
 @devices_app.command("delete", epilog=examples("modelyard devices delete edge-01"))
-def delete_device(ref: Annotated[str, typer.Argument(metavar="NAME|ID")]) -> None:
+def delete_device(ref: RefArg) -> None:
     """Revoke a device (its token stops working)."""
     from modelyard_client import operations as ops
 
@@ -507,7 +588,7 @@ def delete_device(ref: Annotated[str, typer.Argument(metavar="NAME|ID")]) -> Non
 
 @devices_app.command("rotate-token", epilog=examples("modelyard devices rotate-token edge-01 -q"))
 def rotate_token(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:

@@ -7,17 +7,19 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from modelyard_cli.output import Column, Format, emit
+from modelyard_cli.output import Column, Format, ago, emit
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
     OutputOpt,
     QuietOpt,
+    RefArg,
     UsageProblem,
+    WideOpt,
     client,
     examples,
+    find,
     is_uuid,
     parse_pairs,
-    pick_by_name,
     plain,
 )
 
@@ -27,27 +29,27 @@ if TYPE_CHECKING:
 Kind = Literal["groups", "instances", "keys"]
 COLUMNS: dict[Kind, list[Column]] = {
     "groups": [
-        ("ID", "id"),
-        ("NAME", "name"),
-        ("ENABLED", "enabled"),
-        ("INSTANCES", lambda g: len(g.get("instance_ids") or [])),
-        ("REGISTRY MODEL", "registry_model_id"),
+        Column("ID", "id"),
+        Column("NAME", "name"),
+        Column("ENABLED", "enabled"),
+        Column("INSTANCES", lambda g: len(g.get("instance_ids") or [])),
+        Column("REGISTRY MODEL", "registry_model_id"),
     ],
     "instances": [
-        ("ID", "id"),
-        ("NAME", "name"),
-        ("KIND", "kind"),
-        ("TARGET", lambda i: i.get("base_url") or f"{i.get('host')}:{i.get('port')}"),
-        ("UPSTREAM MODEL", "upstream_model"),
-        ("ENABLED", "enabled"),
-        ("HEALTH", lambda i: (i.get("health") or {}).get("status")),
+        Column("ID", "id"),
+        Column("NAME", "name"),
+        Column("KIND", "kind"),
+        Column("TARGET", lambda i: i.get("base_url") or f"{i.get('host')}:{i.get('port')}"),
+        Column("UPSTREAM MODEL", "upstream_model"),
+        Column("ENABLED", "enabled"),
+        Column("HEALTH", lambda i: (i.get("health") or {}).get("status")),
     ],
     "keys": [
-        ("ID", "id"),
-        ("NAME", "name"),
-        ("GROUPS", "groups"),
-        ("HINT", "key_hint"),
-        ("REVOKED", "revoked_at"),
+        Column("ID", "id"),
+        Column("NAME", "name"),
+        Column("GROUPS", "groups", text=True),
+        Column("HINT", "key_hint"),
+        Column("REVOKED", lambda k: ago(k.get("revoked_at")) if k.get("revoked_at") else None),
     ],
 }
 
@@ -59,13 +61,12 @@ keys_app = typer.Typer(help="Client API keys (shown once, stored hashed).", no_a
 
 
 def resolve_gateway(my: Modelyard, kind: Kind, ref: str) -> str:
-    """Return the id of a group, instance or key given by id or name."""
+    """Return the id of a group, instance or key given by id, name or id prefix."""
     from modelyard_client import operations as ops
 
     if is_uuid(ref):
         return ref
-    items = list(my.iterate(ops.list_gateway(kind, limit=100)))
-    return str(pick_by_name(items, ref, kind[:-1])["id"])
+    return str(find(ref, kind[:-1], lambda: my.iterate(ops.list_gateway(kind, limit=100)))["id"])
 
 
 def _common(app: typer.Typer, kind: Kind) -> None:
@@ -73,18 +74,20 @@ def _common(app: typer.Typer, kind: Kind) -> None:
     one = kind[:-1]
 
     @app.command("list", epilog=examples(f"modelyard {kind} list -o json"))
-    def list_(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+    def list_(
+        output: OutputOpt = Format.table, quiet: QuietOpt = False, wide: WideOpt = False
+    ) -> None:
         from modelyard_client import operations as ops
 
         with client() as my:
             items = list(my.iterate(ops.list_gateway(kind)))
-        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind])
+        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind], wide=wide)
 
     list_.__doc__ = f"List {kind}."
 
     @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID"))
     def get(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        ref: RefArg,
         output: OutputOpt = Format.table,
         quiet: QuietOpt = False,
     ) -> None:
@@ -101,7 +104,7 @@ def _common(app: typer.Typer, kind: Kind) -> None:
     verb = "revoke" if kind == "keys" else "delete"
 
     @app.command(verb, epilog=examples(f"modelyard {kind} {verb} NAME-OR-ID"))
-    def delete(ref: Annotated[str, typer.Argument(metavar="NAME|ID")]) -> None:
+    def delete(ref: RefArg) -> None:
         from modelyard_client import operations as ops
 
         with client() as my:
@@ -199,7 +202,7 @@ def create_instance(
 
 @instances_app.command("check", epilog=examples("modelyard instances check local-llm"))
 def check_instance(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -240,7 +243,7 @@ def chat(
     ] = None,
     system: Annotated[str | None, typer.Option(help="a system message first")] = None,
 ) -> None:
-    """Ask a model group and print the answer as it streams in."""
+    """Ask a model group and print the answer as it streams in (trailing blanks dropped)."""
     if prompt == "-":
         prompt = sys.stdin.read()
     messages = [{"role": "user", "content": prompt}]
@@ -249,12 +252,16 @@ def chat(
     with client() as my:
         if not (key or my.endpoints.gateway_key):
             raise UsageProblem("chat needs a client key: --key sk-... or MODELYARD_GATEWAY_KEY")
+        held = ""  # trailing whitespace, written only when more text follows it
         try:
             for text in my.chat_stream(group, messages, key=key):
-                sys.stdout.write(text)
-                sys.stdout.flush()
+                shown = (held + text).rstrip()
+                held = (held + text)[len(shown) :]
+                if shown:
+                    sys.stdout.write(shown)
+                    sys.stdout.flush()
         finally:
-            sys.stdout.write("\n")
+            sys.stdout.write("\n")  # the answer ends with exactly one newline
 
 
 CHAT_EXAMPLES = examples(

@@ -1,8 +1,9 @@
 """The `modelyard` command: root options, contexts, login, and the error policy.
 
 Exit codes: 0 ok; 1 the operation failed (the service refused it, a deploy failed, a service was
-unreachable); 2 bad usage (unknown option or context, unreadable file). Service errors print as
-one line: `error: 422 Unprocessable Content: ... (field: message; ...)`.
+unreachable, nothing has the name or id prefix given); 2 bad usage (unknown option or context,
+unreadable file, a name or id prefix that several things match: they are listed). Service errors
+print as one line: `error: 422 Unprocessable Content: ... (field: message; ...)`.
 Imports of the SDK, httpx, Rich and YAML happen inside the commands, so `--help` stays fast.
 """
 
@@ -18,14 +19,17 @@ import typer
 
 from modelyard_cli import deployer, gateway, registry
 from modelyard_cli.config import DEFAULTS, ENV_OVERRIDES, Config, UsageProblem
-from modelyard_cli.output import Format, emit
+from modelyard_cli.output import Column, Format, emit
 from modelyard_cli.session import STATE, OutputOpt, QuietOpt, context_values, examples
 
 app = typer.Typer(
     name="modelyard",
-    help="Modelyard from the terminal: govern models, ship versions to devices, serve them.",
+    help="Modelyard from the terminal: govern models, ship versions to devices, serve them."
+    " Wherever a command takes an id, a name or the id's first characters (as tables show"
+    " them, 4 at least) do too; --wide or -o json show full ids.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=examples(
         "modelyard login --dev --sub alice --role admin --workspace default",
@@ -67,7 +71,7 @@ app.command(
 )(deployer.deploy)
 app.add_typer(deployer.deployments_app, name="deployments")
 app.add_typer(deployer.devices_app, name="devices")
-app.command("logs", epilog=examples("modelyard logs DEPLOYMENT-ID", "modelyard logs ID -f"))(
+app.command("logs", epilog=examples("modelyard logs 5b7e04d2", "modelyard logs 5b7e04d2 -f"))(
     deployer.logs
 )
 app.add_typer(gateway.groups_app, name="groups")
@@ -265,7 +269,7 @@ def context_list(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> N
         for name, values in config.contexts.items()
     ]
     columns = [
-        (k.upper().replace("_", " "), k)
+        Column(k.upper().replace("_", " "), k)
         for k in ("current", "name", "workspace", "registry_url", "logged_in")
     ]
     emit(rows, output=output, quiet=quiet, columns=columns, id_field="name")

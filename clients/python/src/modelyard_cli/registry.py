@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from modelyard_cli.output import Column, Format, emit
+from modelyard_cli.output import Column, Format, emit, when
 from modelyard_cli.session import (
     OutputOpt,
     QuietOpt,
+    RefArg,
     UsageProblem,
+    WideOpt,
     client,
     examples,
+    find,
     is_uuid,
-    pick_by_name,
 )
 
 if TYPE_CHECKING:
@@ -26,38 +28,39 @@ if TYPE_CHECKING:
 Kind = Literal["models", "systems"]
 COLUMNS: dict[Kind, list[Column]] = {
     "models": [
-        ("ID", "id"),
-        ("NAME", "name"),
-        ("LEARNING TYPE", "learning_type"),
-        ("FUNCTIONALITY", "functionality"),
-        ("TAGS", "tags"),
-        ("APPROVAL", "approval"),  # archived ones are listed only on request (--archived)
+        Column("ID", "id"),
+        Column("NAME", "name"),
+        Column("LEARNING TYPE", "learning_type"),
+        Column("USED FOR", "functionality", text=True),
+        Column("TAGS", "tags", text=True),
+        Column("APPROVAL", "approval"),  # archived ones are listed only on request (--archived)
     ],
     "systems": [
-        ("ID", "id"),
-        ("NAME", "name"),
-        ("RISK", "risk_level"),
-        ("STATUS", "status"),
-        ("OWNER", "owner"),
-        ("ARCHIVED", "archived"),
+        Column("ID", "id"),
+        Column("NAME", "name"),
+        Column("RISK", "risk_level"),
+        Column("STATUS", "status"),
+        Column("OWNER", "owner", text=True),
+        Column("ARCHIVED", "archived"),
     ],
 }
 HISTORY_COLUMNS: list[Column] = [
-    ("WHEN", "at"),
-    ("WHO", "actor"),
-    ("ACTION", "action"),
-    (
+    Column("WHEN", lambda e: when(e.get("at"))),
+    Column("WHO", "actor"),
+    Column("ACTION", "action"),
+    Column(
         "CHANGES",
         lambda e: "; ".join(
             f"{field}: {change.get('old')!r} -> {change.get('new')!r}"
             for field, change in (e.get("changes") or {}).items()
         ),
+        text=True,
     ),
 ]
 LINK_COLUMNS: list[Column] = [
-    ("SYSTEM", lambda link: link.get("system_name") or link.get("system_id")),
-    ("MODEL", lambda link: link.get("model_name") or link.get("model_id")),
-    ("DESCRIPTION OF USE", "description_of_use"),
+    Column("SYSTEM", lambda link: link.get("system_name") or link.get("system_id")),
+    Column("MODEL", lambda link: link.get("model_name") or link.get("model_id")),
+    Column("DESCRIPTION OF USE", "description_of_use", text=True),
 ]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="a tag; repeat for several")]
 DescriptionOpt = Annotated[
@@ -66,14 +69,22 @@ DescriptionOpt = Annotated[
 
 
 def resolve(my: Modelyard, kind: Kind, ref: str) -> dict[str, Any]:
-    """Return the model or system an id or an exact name refers to."""
+    """Return the model or system an id, an exact name or a unique id prefix refers to (a prefix
+    is looked up among the workspace's archived ones too)."""
     from modelyard_client import operations as ops
 
     if is_uuid(ref):
         result: dict[str, Any] = my.send(ops.get_registry(kind, ref))
         return result
-    page = my.send(ops.list_registry(kind, q=ref, limit=100))
-    return pick_by_name(page["items"], ref, kind[:-1])
+
+    def named() -> list[dict[str, Any]]:
+        return list(my.send(ops.list_registry(kind, q=ref, limit=100))["items"])
+
+    def every() -> Iterator[dict[str, Any]]:
+        for archived in (False, True):
+            yield from my.iterate(ops.list_registry(kind, archived=archived, limit=100))
+
+    return find(ref, kind[:-1], every, named=named)
 
 
 def text_arg(value: str | None) -> str | None:
@@ -122,6 +133,7 @@ def registry_app(kind: Kind) -> typer.Typer:
         limit: Annotated[int, typer.Option(help="at most this many")] = 100,
         output: OutputOpt = Format.table,
         quiet: QuietOpt = False,
+        wide: WideOpt = False,
     ) -> None:
         """List AI {kind}."""
         from modelyard_client import operations as ops
@@ -133,13 +145,13 @@ def registry_app(kind: Kind) -> typer.Typer:
                 items.append(item)
                 if len(items) >= limit:
                     break
-        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind])
+        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind], wide=wide)
 
     list_.__doc__ = f"List AI {kind} (all pages, up to --limit)."
 
     @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID -o yaml"))
     def get(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        ref: RefArg,
         output: OutputOpt = Format.table,
         quiet: QuietOpt = False,
     ) -> None:
@@ -155,7 +167,7 @@ def registry_app(kind: Kind) -> typer.Typer:
         ),
     )
     def edit(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        ref: RefArg,
         sets: Annotated[
             list[str] | None,
             typer.Option("--set", help="field=value (JSON values allowed); repeat"),
@@ -191,9 +203,7 @@ def registry_app(kind: Kind) -> typer.Typer:
         emit(updated, output=output, quiet=quiet)
 
     @app.command("archive", epilog=examples(f"modelyard {kind} archive NAME"))
-    def archive(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False
-    ) -> None:
+    def archive(ref: RefArg, quiet: QuietOpt = False) -> None:
         """Archive (soft delete): hidden from lists, kept with its history."""
         from modelyard_client import operations as ops
 
@@ -203,9 +213,7 @@ def registry_app(kind: Kind) -> typer.Typer:
         print(target["id"] if quiet else f"archived {one} {target['name']} ({target['id']})")
 
     @app.command("unarchive", epilog=examples(f"modelyard {kind} unarchive ID"))
-    def unarchive(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")], quiet: QuietOpt = False
-    ) -> None:
+    def unarchive(ref: RefArg, quiet: QuietOpt = False) -> None:
         """Restore an archived one."""
         from modelyard_client import operations as ops
 
@@ -216,7 +224,7 @@ def registry_app(kind: Kind) -> typer.Typer:
 
     @app.command("delete", epilog=examples(f"modelyard {kind} delete ID --yes"))
     def delete(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        ref: RefArg,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
         quiet: QuietOpt = False,
     ) -> None:
@@ -232,9 +240,10 @@ def registry_app(kind: Kind) -> typer.Typer:
 
     @app.command("history", epilog=examples(f"modelyard {kind} history NAME"))
     def history(
-        ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+        ref: RefArg,
         output: OutputOpt = Format.table,
         quiet: QuietOpt = False,
+        wide: WideOpt = False,
     ) -> None:
         """Show the audit trail: who changed what, when, old -> new."""
         from modelyard_client import operations as ops
@@ -242,7 +251,7 @@ def registry_app(kind: Kind) -> typer.Typer:
         with client() as my:
             target = resolve(my, kind, ref)
             entries = list(my.iterate(ops.registry_history(kind, target["id"])))
-        emit(entries, output=output, quiet=quiet, columns=HISTORY_COLUMNS)
+        emit(entries, output=output, quiet=quiet, columns=HISTORY_COLUMNS, wide=wide)
 
     return app
 
@@ -266,7 +275,7 @@ systems_app = registry_app("systems")
 def create_model(
     name: str,
     learning_type: Annotated[
-        str, typer.Option(help="supervised, unsupervised, semi-supervised or reinforcement")
+        str, typer.Option(help="supervised, unsupervised, semi_supervised or reinforcement")
     ],
     functionality: Annotated[str | None, typer.Option(help="what it is used for")] = None,
     foundations: Annotated[str | None, typer.Option(help="architecture, e.g. transformer")] = None,
@@ -293,11 +302,11 @@ def create_model(
 
 
 APPROVAL_COLUMNS: list[Column] = [
-    ("STATE", "state"),
-    ("REQUESTED BY", "requested_by"),
-    ("DECIDED BY", "decided_by"),
-    ("DECISION", "decision_comment"),
-    ("CONDITIONS", lambda a: (a.get("conditions") or {}).get("text") or ""),
+    Column("STATE", "state"),
+    Column("REQUESTED BY", "requested_by"),
+    Column("DECIDED BY", "decided_by"),
+    Column("DECISION", "decision_comment", text=True),
+    Column("CONDITIONS", lambda a: (a.get("conditions") or {}).get("text") or "", text=True),
 ]
 CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="why (recorded in history)")]
 
@@ -312,9 +321,6 @@ def _approval(
         model_id = resolve(my, "models", ref)["id"]
         shown = my.send(call(ops, model_id) if call else ops.get_model_approval(model_id))
     emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
-
-
-RefArg = Annotated[str, typer.Argument(metavar="NAME|ID")]
 
 
 @models_app.command("approval", epilog=examples("modelyard models approval echo-chat -o yaml"))
@@ -402,11 +408,11 @@ policy_app = typer.Typer(
     help="The workspace's policy gate: enforce, warn or off.", no_args_is_help=True
 )
 POLICY_COLUMNS: list[Column] = [
-    ("WORKSPACE", "workspace"),
-    ("GATE", "gate"),
-    ("DEFAULT", "is_default"),
-    ("BY", "updated_by"),
-    ("COMMENT", "comment"),
+    Column("WORKSPACE", "workspace"),
+    Column("GATE", "gate"),
+    Column("DEFAULT", "is_default"),
+    Column("BY", "updated_by"),
+    Column("COMMENT", "comment", text=True),
 ]
 
 
@@ -437,16 +443,24 @@ def policy_set(
 
 @models_app.command("systems", epilog=examples("modelyard models systems fraud-detector"))
 def model_systems(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """List the systems that use a model, with how they use it."""
     from modelyard_client import operations as ops
 
     with client() as my:
         links = my.send(ops.list_model_systems(resolve(my, "models", ref)["id"]))
-    emit(list(links), output=output, quiet=quiet, columns=LINK_COLUMNS, id_field="system_id")
+    emit(
+        list(links),
+        output=output,
+        quiet=quiet,
+        columns=LINK_COLUMNS,
+        id_field="system_id",
+        wide=wide,
+    )
 
 
 @systems_app.command(
@@ -486,16 +500,24 @@ def create_system(
 
 @systems_app.command("models", epilog=examples("modelyard systems models helpdesk"))
 def system_models(
-    ref: Annotated[str, typer.Argument(metavar="NAME|ID")],
+    ref: RefArg,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """List the models a system uses, with how it uses them."""
     from modelyard_client import operations as ops
 
     with client() as my:
         links = my.send(ops.list_system_models(resolve(my, "systems", ref)["id"]))
-    emit(list(links), output=output, quiet=quiet, columns=LINK_COLUMNS, id_field="model_id")
+    emit(
+        list(links),
+        output=output,
+        quiet=quiet,
+        columns=LINK_COLUMNS,
+        id_field="model_id",
+        wide=wide,
+    )
 
 
 def link(

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from modelyard_cli.config import Config, UsageProblem
-from modelyard_cli.output import Format
+from modelyard_cli.output import Format, is_uuid
 
 if TYPE_CHECKING:
     from modelyard_client import Modelyard
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-
+MIN_PREFIX = 4  # hex digits an id prefix needs, as git asks of a short commit id
+UUID_SHAPE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 OutputOpt = Annotated[
     Format, typer.Option("--output", "-o", help="table for people, json or yaml for scripts")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print ids only")]
+RefArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME|ID", help="a name, an id, or the start of an id (as lists show it)"
+    ),
+]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", "-w", help="full ids in the table (default: 8-character prefixes)")
+]
 
 
 class State:
@@ -31,10 +41,82 @@ class State:
 STATE = State()
 
 
+EXAMPLE_WIDTH = 76  # an example line fits 80 columns inside the help's margins
+# An epilog's example commands, by epilog (for the test that reads them back from --help).
+EXAMPLES: dict[str, tuple[str, ...]] = {}
+
+
 def examples(*commands: str) -> str:
-    """Return a command's help epilog listing example invocations."""
-    body = "\n".join(f"    $ {command}" for command in commands)
-    return f"Examples:\n\n{body}\n"
+    """Return a command's help epilog: its example invocations, one per line.
+
+    Typer's Rich help joins an epilog's lines into paragraphs (a blank line separates them) and
+    strips each paragraph, so every line is a paragraph here, and starts with markup (the dimmed
+    `$` prompt) that keeps a continuation line's indent. A command longer than a line is split
+    between arguments with a trailing backslash, so it still pastes into a shell.
+    """
+    lines = ["[bold]Examples:[/bold]"]
+    for command in commands:
+        for n, line in enumerate(wrap_command(command, EXAMPLE_WIDTH - 2)):
+            lines.append(f"[dim]{'$' if n == 0 else ' '}[/dim] {escape_markup(line)}")
+    epilog = "\n\n".join(lines) + "\n"
+    EXAMPLES[epilog] = commands
+    return epilog
+
+
+def wrap_command(command: str, width: int) -> list[str]:
+    """Return a shell command as lines of at most `width` characters where it can: broken
+    between words (an option stays with its value), continued by ` \\`, indented by 4."""
+    words = shell_words(command)
+    units: list[str] = []
+    for word in words:
+        follows_option = units and units[-1].startswith("-") and " " not in units[-1]
+        if follows_option and not word.startswith(("-", "#", "|")):
+            units[-1] = f"{units[-1]} {word}"
+        else:
+            units.append(word)
+    lines: list[str] = []
+    current = ""
+    for unit in units:
+        if current and len(current) + 1 + len(unit) + 2 > width:
+            lines.append(current + " \\")
+            current = f"    {unit}"
+        else:
+            current = f"{current} {unit}" if current else unit
+    lines.append(current)
+    return lines
+
+
+def shell_words(command: str) -> list[str]:
+    """Return a command's words, quotes kept (`--set 'a b'` is two words); a `# comment`
+    is one word."""
+    words: list[str] = []
+    word = ""
+    quote = ""
+    for n, char in enumerate(command):
+        if quote:
+            word += char
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            word += char
+            quote = char
+        elif char == "#" and not word:
+            words.append(command[n:].strip())
+            return words
+        elif char == " ":
+            if word:
+                words.append(word)
+            word = ""
+        else:
+            word += char
+    if word:
+        words.append(word)
+    return words
+
+
+def escape_markup(text: str) -> str:
+    """Return `text` with what Rich would read as a markup tag escaped."""
+    return re.sub(r"(\\*)(\[[a-z#/@][^[]*?])", lambda m: f"{m[1]}{m[1]}\\{m[2]}", text)
 
 
 def context_values() -> tuple[Config, str, dict[str, Any]]:
@@ -90,24 +172,81 @@ def refresh_login(config: Config, name: str, values: dict[str, Any]) -> dict[str
     return {**values, **stored}
 
 
-def is_uuid(value: str) -> bool:
-    """Return whether `value` is a UUID (an id rather than a name)."""
-    return bool(UUID_RE.match(value))
+def id_prefix(ref: str) -> str | None:
+    """Return `ref` in lower case when it can be the start of an id: 4 hex digits or more, with
+    dashes where a UUID has them; None otherwise."""
+    ref = ref.lower()
+    if len(ref) > len(UUID_SHAPE):
+        return None
+    for char, shape in zip(ref, UUID_SHAPE, strict=False):
+        if (char == "-") != (shape == "-") or (char != "-" and char not in "0123456789abcdef"):
+            return None
+    return ref if len(ref.replace("-", "")) >= MIN_PREFIX else None
 
 
-def pick_by_name(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
-    """Return the one item named `name`; a clear error when none or several are."""
-    matches = [item for item in items if item.get("name") == name]
-    if not matches:
-        raise NameNotFound(f"no {what} named {name!r}")
+def find(
+    ref: str,
+    what: str,
+    every: Callable[[], Iterable[dict[str, Any]]],
+    *,
+    named: Callable[[], Iterable[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Return the one item `ref` refers to, in docker's order: its exact name, else a unique id
+    prefix. `every` lists all the items a prefix may match (called only for a prefix); `named`
+    lists the candidates for a name (default: the same list). Callers fetch a full id directly.
+
+    Nothing found is a failure (exit 1), like a 404; several found is bad usage (exit 2), with
+    the candidates listed.
+    """
+    candidates = list(named() if named is not None else every())
+    listed = candidates if named is None else None
+    matches = [item for item in candidates if item.get("name") == ref]
     if len(matches) > 1:
-        ids = ", ".join(str(m["id"]) for m in matches)
-        raise NameNotFound(f"{len(matches)} {what}s are named {name!r} ({ids}): use an id")
+        raise AmbiguousReference(f"{len(matches)} {what}s are named {ref!r}: use an id", matches)
+    if matches:
+        return matches[0]
+    prefix = id_prefix(ref)
+    if prefix is None:
+        hint = f" (an id prefix has at least {MIN_PREFIX} hex digits)" if is_hexish(ref) else ""
+        raise NameNotFound(f"no {what} named {ref!r}{hint}")
+    if listed is None:
+        listed = list(every())
+    matches = [item for item in listed if str(item.get("id", "")).lower().startswith(prefix)]
+    if not matches:
+        raise NameNotFound(f"no {what} named {ref!r} or with an id starting {ref!r}")
+    if len(matches) > 1:
+        raise AmbiguousReference(
+            f"{ref!r} starts the ids of {len(matches)} {what}s: give more of the id", matches
+        )
     return matches[0]
 
 
+def is_hexish(ref: str) -> bool:
+    """Return whether `ref` looks like the start of an id (hex digits and dashes)."""
+    return bool(ref) and all(c in "0123456789abcdef-" for c in ref.lower())
+
+
+def pick_by_name(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
+    """Return the one item named `name`, or whose id starts with `name` (see `find`)."""
+    return find(name, what, lambda: items)
+
+
 class NameNotFound(Exception):
-    """A name given for an id matches nothing (or several things): exit 1."""
+    """A name or id prefix given for an id matches nothing: exit 1."""
+
+
+class AmbiguousReference(UsageProblem):
+    """A name or id prefix matches several items: bad usage (exit 2), the candidates listed."""
+
+    def __init__(self, message: str, candidates: list[dict[str, Any]]) -> None:
+        shown = [
+            f"  {item.get('id')}  {item.get('name') or item.get('number') or ''}".rstrip()
+            for item in candidates[:10]
+        ]
+        if len(candidates) > 10:
+            shown.append(f"  ... and {len(candidates) - 10} more")
+        super().__init__("\n".join([message, *shown]))
+        self.candidates = candidates
 
 
 def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
@@ -121,7 +260,17 @@ def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
     return result
 
 
-__all__ = ["STATE", "OutputOpt", "QuietOpt", "UsageProblem", "client", "examples"]
+__all__ = [
+    "STATE",
+    "OutputOpt",
+    "QuietOpt",
+    "RefArg",
+    "UsageProblem",
+    "WideOpt",
+    "client",
+    "examples",
+    "is_uuid",
+]
 
 
 def plain(value: object) -> dict[str, Any]:
