@@ -24,6 +24,7 @@ from modelyard_common.governance import (
 )
 from modelyard_gateway.crypto import SecretBox, hash_api_key
 from modelyard_gateway.db import ModelGroup, ModelInstance
+from modelyard_gateway.destination import DestinationError, check_base, local_base
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.fastclient import Target, tls_context
@@ -43,12 +44,17 @@ def instance_base_url(
     path_prefix: str,
     base_url: str | None,
 ) -> str:
-    """Return the URL that `/v1/...` paths are appended to (a trailing `/v1` is dropped)."""
+    """Return the URL that `/v1/...` paths are joined to (a trailing `/v1` is dropped).
+
+    Raises DestinationError when the stored parts do not make a safe URL (rows written before
+    paths were checked): such an instance is left out of routing and never probed.
+    """
     if kind == "cloud":
-        base = (base_url or "").rstrip("/")
+        base = check_base((base_url or "").rstrip("/"))
     else:
-        prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
-        base = f"{protocol}://{host}:{port}{prefix}"
+        if not host or port is None:
+            raise DestinationError("a local instance needs host and port")
+        base = local_base(protocol=protocol, host=host, port=port, path_prefix=path_prefix)
     return base[:-3] if base.endswith("/v1") else base
 
 
@@ -217,6 +223,8 @@ class Catalog:
             except UnicodeEncodeError:
                 # Headers stored before values were limited to Latin-1 text cannot be sent.
                 log.error("instance %s left out of routing: a header is not Latin-1", inst.id)
+            except DestinationError as exc:
+                log.error("instance %s left out of routing: its destination %s", inst.id, exc)
             except ValueError:
                 log.error("instance %s has a secret the configured key cannot open", inst.id)
         verdicts = await self._policy_verdicts(group_rows)

@@ -27,7 +27,7 @@ from modelyard_gateway.db import (
     ProcessedEvent,
 )
 from modelyard_gateway.deps import governance
-from modelyard_gateway.egress import EgressPolicy
+from modelyard_gateway.instances.service import CheckLimiter
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
 from modelyard_gateway.runtime.health import HealthBoard, decode_notification
@@ -47,7 +47,10 @@ class Runtime(ServiceRuntime):
     def __init__(self, settings: GatewaySettings) -> None:
         super().__init__(settings)
         self.box = SecretBox(settings.encryption_key)
-        self.egress = EgressPolicy.parse(allow=settings.egress_allow, deny=settings.egress_deny)
+        self.egress = settings.egress_policy()
+        self.check_limiter = CheckLimiter(
+            burst=settings.check_burst, window_s=settings.check_window_s
+        )
         self.catalog = Catalog(
             self.engine, self.box, egress=self.egress, governance=governance(settings)
         )
