@@ -38,7 +38,9 @@ Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 def _digest(secret: SecretStr | None) -> str | None:
     if secret is None:
         return None
-    return hashlib.sha256(b"modelyard-idempotency\0" + secret.get_secret_value().encode()).hexdigest()
+    return hashlib.sha256(
+        b"modelyard-idempotency\0" + secret.get_secret_value().encode()
+    ).hexdigest()
 
 
 def secrets_fingerprint(payload: InstanceCreate) -> dict[str, Any]:

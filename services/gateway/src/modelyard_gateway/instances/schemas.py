@@ -11,8 +11,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from modelyard_gateway.destination import check_base, check_path
-
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from modelyard_gateway.destination import check_base, check_path
 
 Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
@@ -79,7 +79,9 @@ def _check_path(value: str | None) -> str | None:
 def _finite(value: Any, where: str = "") -> None:
     """Raise ValueError naming the place of a NaN or infinite number inside a JSON value."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where or 'the value'} is not a finite number (NaN and Infinity are not JSON)")
+        raise ValueError(
+            f"{where or 'the value'} is not a finite number (NaN and Infinity are not JSON)"
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             _finite(item, f"{where}.{key}" if where else str(key))

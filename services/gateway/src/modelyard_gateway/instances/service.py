@@ -75,7 +75,9 @@ class CheckLimiter:
         """Count one check of the instance; raise a 429 problem past the limit."""
         now = time.monotonic()
         if len(self._calls) > 10_000:
-            self._calls = {k: v for k, v in self._calls.items() if v and v[-1] > now - self.window_s}
+            self._calls = {
+                k: v for k, v in self._calls.items() if v and v[-1] > now - self.window_s
+            }
         calls = self._calls.setdefault(instance_id, deque())
         while calls and calls[0] <= now - self.window_s:
             calls.popleft()
