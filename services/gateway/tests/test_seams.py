@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -98,6 +98,14 @@ async def listener() -> AsyncIterator[Listener]:
     await found.stop()
 
 
+async def _answer(request: Awaitable[httpx.Response]) -> httpx.Response:
+    """Return the answer; a connection the server dropped counts as a 5xx (599)."""
+    try:
+        return await request
+    except httpx.TransportError as exc:
+        return httpx.Response(599, text=f"transport error: {type(exc).__name__}")
+
+
 async def _create(admin: Admin, body: dict[str, Any]) -> dict[str, Any]:
     made = await admin.post("/v1/instances", body)
     assert made.status_code == 201, made.text
@@ -144,26 +152,28 @@ async def test_a_health_path_cannot_carry_the_token_to_another_host(
         (victim, "/v1\\models"),
     ]
     probes = server_errors = 0
+    refusals: list[httpx.Response] = []
     for number, (inst, path) in enumerate(attacks):
         current = (await admin.http.get(f"/v1/instances/{inst['id']}")).json()
-        patched = await admin.http.patch(
-            f"/v1/instances/{inst['id']}",
-            json={"health_path": path},
-            headers={"If-Match": current["etag"]},
+        patched = await _answer(
+            admin.http.patch(
+                f"/v1/instances/{inst['id']}",
+                json={"health_path": path},
+                headers={"If-Match": current["etag"]},
+            )
         )
         probes += 1
         server_errors += patched.status_code >= 500
         if number < 3:  # the issue's three: then ask for a check (it would carry the token)
-            check = await admin.http.post(f"/v1/instances/{inst['id']}/check")
+            check = await _answer(admin.http.post(f"/v1/instances/{inst['id']}/check"))
             probes += 1
             server_errors += check.status_code >= 500
-        assert_problem(patched, 422, "health_path")
-        created = await admin.http.post(
-            "/v1/instances", json=_cloud("http://127.0.0.1:1/v1", health_path=path)
+        created = await _answer(
+            admin.http.post("/v1/instances", json=_cloud("http://127.0.0.1:1/v1", health_path=path))
         )
         probes += 1
         server_errors += created.status_code >= 500
-        assert_problem(created, 422, "health_path")
+        refusals += [patched, created]
 
     # A row stored before paths were checked is refused before any connection, by `/check` and
     # by the background probes alike (they run every 0.3 s here).
@@ -179,13 +189,15 @@ async def test_a_health_path_cannot_carry_the_token_to_another_host(
         await eventually(lambda: gateway.catalog_version() > before)
     finally:
         await conn.close()
-    stored = await admin.http.post(f"/v1/instances/{victim['id']}/check")
+    stored = await _answer(admin.http.post(f"/v1/instances/{victim['id']}/check"))
     probes += 1
-    assert_problem(stored, 422)
     await asyncio.sleep(1.0)
 
     seen = listener.secrets_seen(CLOUD_TOKEN, HEADER_SECRET)
     adversarial_tally.add(probes=probes, server_errors=server_errors, secrets_seen=seen)
+    for refusal in refusals:
+        assert_problem(refusal, 422, "health_path")
+    assert_problem(stored, 422)
     assert listener.connections == 0
     assert seen == 0
     assert server_errors == 0
@@ -201,7 +213,8 @@ async def test_health_path_is_destination_admins_only_and_drops_secrets(
     secret_watch.add(CLOUD_TOKEN, HEADER_SECRET)
     backend = backends("health-path")
     inst = await _create(admin, _cloud(f"http://127.0.0.1:{backend.port}/v1"))
-    assert inst["has_token"] and inst["has_secret_headers"]
+    assert inst["has_token"]
+    assert inst["has_secret_headers"]
     operator = Admin(gateway, workspace=admin.workspace, role="operator")
     try:
         refused = await operator.http.patch(
@@ -247,7 +260,8 @@ async def test_health_path_is_destination_admins_only_and_drops_secrets(
 async def test_prod_egress_default_refuses_loopback_link_local_and_private_for_cloud() -> None:
     prod = GatewaySettings(env="prod").egress_policy()
     dev = GatewaySettings(env="dev").egress_policy()
-    assert prod.strict and not dev.strict
+    assert prod.strict
+    assert not dev.strict
     refused = [
         ("local", "127.0.0.1"),
         ("local", "127.1.2.3"),
@@ -294,9 +308,7 @@ async def test_prod_egress_default_refuses_loopback_link_local_and_private_for_c
 
 
 @pytest.fixture(scope="module")
-def strict_gateway(
-    make_settings: Callable[..., GatewaySettings], gateway: GatewayServer
-) -> Any:
+def strict_gateway(make_settings: Callable[..., GatewaySettings], gateway: GatewayServer) -> Any:
     """A replica with prod's egress rules (the rest of prod needs an OIDC issuer)."""
     server = GatewayServer(make_settings(egress_strict=True, consume_events=False)).start()
     yield server
@@ -383,10 +395,10 @@ async def test_check_is_rate_limited_per_instance(
 
 
 async def _announce(
-    registry: Broker, admin: Admin, *, model_id: uuid.UUID, base_url: str
+    broker: Broker, admin: Admin, *, model_id: uuid.UUID, base_url: str
 ) -> uuid.UUID:
     deployment_id = uuid.uuid4()
-    await registry.publish(
+    await broker.publish(
         new_event(
             type=ENDPOINT_READY,
             source="/deployer",
@@ -475,9 +487,12 @@ async def test_a_deployment_instance_in_an_unbound_group_is_judged_as_its_model(
 
     hits = len(backend.requests)
     # Restricted to "chat": every other group is refused before any backend is asked.
-    assert [await attempt("side"), await attempt("copy")] == [403, 403]
-    assert await attempt("borrowed", as_key=stranger_key) == 403
-    assert len(backend.requests) == hits
+    restricted = [
+        await attempt("side"),
+        await attempt("copy"),
+        await attempt("borrowed", as_key=stranger_key),
+    ]
+    asked_while_restricted = len(backend.requests) - hits
 
     # Blocked: nothing serves it, the bound group included.
     await say(registry, "registry.model.blocked", model(admin, model_id, "blocked"))
@@ -488,12 +503,14 @@ async def test_a_deployment_instance_in_an_unbound_group_is_judged_as_its_model(
 
     await wait_for(refused, timeout=10)
     hits = len(backend.requests)
-    codes = [await attempt(group) for group in ("chat", "side", "copy")]
+    blocked = [await attempt(group) for group in ("chat", "side", "copy")]
+    asked_while_blocked = len(backend.requests) - hits
     await client.aclose()
     await stranger.close()
     adversarial_tally.add(probes=probes, server_errors=server_errors, gate_bypasses=bypasses)
-    assert codes == [403, 403, 403]
-    assert len(backend.requests) == hits
+    assert restricted == [403, 403, 403]
+    assert blocked == [403, 403, 403]
+    assert asked_while_restricted == asked_while_blocked == 0
     assert bypasses == 0
 
 
@@ -527,29 +544,39 @@ async def test_replays_are_authorized_and_another_secret_is_another_request(
     first = await admin.http.post("/v1/instances", json=body, headers=key)
     assert first.status_code == 201, first.text
     again = await admin.http.post("/v1/instances", json=body, headers=key)
-    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
-    probes, codes = 2, []
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    probes = 2
+    changed_secret: list[httpx.Response] = []
     for changed in (
         {"token": other_token},
         {"proxy_password": other_token},
         {"secret_headers": {"api-key": other_token}},
     ):
-        answer = await admin.http.post("/v1/instances", json={**body, **changed}, headers=key)
+        changed_secret.append(
+            await admin.http.post("/v1/instances", json={**body, **changed}, headers=key)
+        )
         probes += 1
-        codes.append(answer.status_code)
-        assert_problem(answer, 422, "Idempotency-Key")
     # Replayed by anyone who is not an admin: refused as a fresh request would be.
+    replays: list[httpx.Response] = []
     for role in ("operator", "editor", "viewer"):
         replayer = Admin(gateway, workspace=admin.workspace, role=role)
         try:
-            answer = await replayer.http.post("/v1/instances", json=body, headers=key)
+            replays.append(await replayer.http.post("/v1/instances", json=body, headers=key))
         finally:
             await replayer.close()
         probes += 1
-        codes.append(answer.status_code)
+    codes = [a.status_code for a in changed_secret + replays]
+    # A replay that hands the admin's instance to someone who may not create it is a bypass.
+    handed = sum(a.status_code < 300 for a in replays)
+    adversarial_tally.add(
+        probes=probes, server_errors=sum(c >= 500 for c in codes), gate_bypasses=handed
+    )
+    for answer in changed_secret:
+        assert_problem(answer, 422, "Idempotency-Key")
+    for answer in replays:
         assert_problem(answer, 403)
         assert first.json()["id"] not in answer.text
-    adversarial_tally.add(probes=probes, server_errors=sum(c >= 500 for c in codes))
 
 
 # --- 9. Hostile input still finds 5xx ---------------------------------------------------------
@@ -564,26 +591,33 @@ async def test_non_finite_numbers_are_a_422_naming_the_field(
         '"upstream_model": "m", %s}'
     )
     cases = [
-        ("default_params", '"default_params": {"temperature": %s}' % number),
-        ("default_params", '"default_params": {"deep": [1, {"x": %s}]}' % number),
-        ("param_caps", '"param_caps": {"max_tokens": %s}' % number),
+        ("default_params", f'"default_params": {{"temperature": {number}}}'),
+        ("default_params", f'"default_params": {{"deep": [1, {{"x": {number}}}]}}'),
+        ("param_caps", f'"param_caps": {{"max_tokens": {number}}}'),
     ]
-    codes = []
+    inst = await admin.instance(9)
+    answers: list[tuple[str, httpx.Response]] = []
     headers = {"Content-Type": "application/json"}
     for field, fragment in cases:
         raw = base % (uuid.uuid4().hex[:6], fragment)
-        answer = await admin.http.post("/v1/instances", content=raw, headers=headers)
-        codes.append(answer.status_code)
-        body = assert_problem(answer, 422, field)
-        assert "finite" in repr(body) or "NaN" in repr(body) or "inf" in repr(body).lower()
-    inst = await admin.instance(9)
-    for field, fragment in cases:
-        answer = await admin.http.patch(
-            f"/v1/instances/{inst['id']}",
-            content="{" + fragment + "}",
-            headers={**headers, "If-Match": inst["etag"]},
+        answers.append(
+            (
+                field,
+                await _answer(admin.http.post("/v1/instances", content=raw, headers=headers)),
+            )
         )
-        codes.append(answer.status_code)
-        assert_problem(answer, 422, field)
+    for field, fragment in cases:
+        answer = await _answer(
+            admin.http.patch(
+                f"/v1/instances/{inst['id']}",
+                content="{" + fragment + "}",
+                headers={**headers, "If-Match": inst["etag"]},
+            )
+        )
+        answers.append((field, answer))
+    codes = [answer.status_code for _, answer in answers]
     adversarial_tally.add(probes=len(codes), server_errors=sum(c >= 500 for c in codes))
+    for field, answer in answers:
+        body = assert_problem(answer, 422, field)
+        assert "finite" in repr(body)
     assert (await admin.http.get(f"/v1/instances/{inst['id']}")).json()["default_params"] == {}
