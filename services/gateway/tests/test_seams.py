@@ -36,6 +36,7 @@ from modelyard_common.events import new_event
 from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import assert_problem, wait_for
+from modelyard_gateway.destination import DestinationError, check_path, join
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.settings import GatewaySettings
 
@@ -255,6 +256,42 @@ async def test_health_path_is_destination_admins_only_and_drops_secrets(
     )
     adversarial_tally.add(probes=3, secrets_seen=seen)
     assert seen == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "8999/v1/models",
+        "@127.0.0.1:18999/x",
+        ".evil.example/",
+        "//evil.example/x",
+        "/a/../b",
+        "/a/./b",
+        "/..",
+        "/a%2f..%2fb",
+        "/a%40evil",
+        "/a?b",
+        "/a#b",
+        "/a\\b",
+        "/a b",
+        "/a\tb",
+        "/a\nb",
+        "/a@b",
+    ],
+)
+def test_a_path_that_is_not_a_path_is_refused_and_never_joined(path: str) -> None:
+    with pytest.raises(DestinationError):
+        check_path(path)
+    with pytest.raises(DestinationError):
+        join("http://127.0.0.1:1/v1", path)
+
+
+def test_joining_keeps_the_base_host_and_port() -> None:
+    assert join("http://127.0.0.1:1", "/v1/models") == "http://127.0.0.1:1/v1/models"
+    assert join("https://api.example.com/v1/", "/models") == "https://api.example.com/v1/models"
+    assert join("http://h:8/p", "") == "http://h:8/p"
+    with pytest.raises(DestinationError):
+        join("http://user@h:8/p", "/x")
 
 
 async def test_prod_egress_default_refuses_loopback_link_local_and_private_for_cloud() -> None:

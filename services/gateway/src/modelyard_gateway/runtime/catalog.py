@@ -85,6 +85,7 @@ class InstanceRoute:
     health_path: str | None
     enabled: bool
     target: Target | None = None  # set when the lean client can reach it (no HTTP proxy)
+    kind: str = "local"  # `cloud` instances face stricter egress rules (private ranges refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,7 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         health_path=row.health_path,
         enabled=row.enabled,
         target=None if row.proxy_url else fast_target(base_url, headers),
+        kind=row.kind,
     )
 
 

@@ -27,6 +27,7 @@ from modelyard_gateway.db import (
     ProcessedEvent,
 )
 from modelyard_gateway.deps import governance
+from modelyard_gateway.egress import EgressRefused
 from modelyard_gateway.instances.service import CheckLimiter
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
@@ -215,6 +216,14 @@ class Runtime(ServiceRuntime):
     async def _check(self, inst: InstanceRoute) -> None:
         path = self.settings.health_path if inst.health_path is None else inst.health_path
         if not path:
+            return
+        try:
+            # Resolved again before connecting: a name may point elsewhere since the last load.
+            await self.egress.check_url(inst.base_url, kind=inst.kind)
+            if inst.proxy_url:
+                await self.egress.check_url(inst.proxy_url)
+        except EgressRefused as exc:
+            log.warning("health check of %s not sent: %s", inst.name, exc)
             return
         try:
             if not await claim_check(self.engine, inst.id, self.settings.health_interval_s):
