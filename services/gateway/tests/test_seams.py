@@ -495,10 +495,13 @@ async def test_a_deployment_instance_in_an_unbound_group_is_judged_as_its_model(
     # hand-made instance at the device's ingress address goes in another.
     editor = Admin(gateway, workspace=admin.workspace, role="editor")
     handmade = await admin.instance(backend)
+    by_name = await admin.instance(backend, host="localhost")  # the same ingress, by a name
     try:
         side = await editor.post("/v1/groups", {"name": "side", "instance_ids": [deployed["id"]]})
         assert side.status_code == 201, side.text
-        copy = await editor.post("/v1/groups", {"name": "copy", "instance_ids": [handmade["id"]]})
+        copy = await editor.post(
+            "/v1/groups", {"name": "copy", "instance_ids": [handmade["id"], by_name["id"]]}
+        )
         assert copy.status_code == 201, copy.text
     finally:
         await editor.close()

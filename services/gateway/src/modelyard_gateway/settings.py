@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from modelyard_common.settings import DEV_INGRESS_SEAL_KEY, INGRESS_SEAL_KEY_ERROR, ServiceSettings
+from modelyard_gateway.destination import check_path
 from modelyard_gateway.egress import DEFAULT_LOCAL_NETWORKS, EgressPolicy
 
 SCHEMA = "gateway"
@@ -92,6 +93,11 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        return check_path(value)  # a path, joined to each instance's URL (never appended)
 
     @field_validator("egress_local_networks")
     @classmethod
