@@ -530,9 +530,18 @@ export interface components {
          *       "status_code": 200,
          *       "url": "http://10.0.0.12:8080/v1/models"
          *     }
+         * @example {
+         *       "error": "connect_failed",
+         *       "latency_ms": 0.4,
+         *       "ok": false,
+         *       "url": "http://10.0.0.12:8080/v1/models"
+         *     }
          */
         InstanceCheck: {
-            /** Error */
+            /**
+             * Error
+             * @description Why not ok, as a fixed word: `connect_failed`, `connect_timeout`, `timeout`, `http_status`, `dropped`, `malformed`, `refused`, ... (never the transport's text).
+             */
             error: string | null;
             /** Latency Ms */
             latency_ms: number;
@@ -540,7 +549,10 @@ export interface components {
             ok: boolean;
             /** Status Code */
             status_code: number | null;
-            /** Url */
+            /**
+             * Url
+             * @description The URL probed: the health path joined to the instance's URL.
+             */
             url: string;
         };
         /**

@@ -423,7 +423,14 @@ class InstanceCheck(BaseModel):
                     "status_code": 200,
                     "error": None,
                     "url": "http://10.0.0.12:8080/v1/models",
-                }
+                },
+                {
+                    "ok": False,
+                    "latency_ms": 0.4,
+                    "status_code": None,
+                    "error": "connect_failed",
+                    "url": "http://10.0.0.12:8080/v1/models",
+                },
             ]
         }
     )
@@ -431,5 +438,8 @@ class InstanceCheck(BaseModel):
     ok: bool
     latency_ms: float
     status_code: int | None
-    error: str | None
-    url: str
+    error: str | None = Field(
+        description="Why not ok, as a fixed word: `connect_failed`, `connect_timeout`, `timeout`, "
+        "`http_status`, `dropped`, `malformed`, `refused`, ... (never the transport's text)."
+    )
+    url: str = Field(description="The URL probed: the health path joined to the instance's URL.")
