@@ -37,7 +37,9 @@ from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_common.testing import assert_problem, wait_for
 from modelyard_gateway.destination import DestinationError, check_path, join
-from modelyard_gateway.egress import EgressPolicy, EgressRefused
+from modelyard_gateway.egress import EgressPolicy, EgressRefused, connect_guard
+from modelyard_gateway.runtime.catalog import fast_target
+from modelyard_gateway.runtime.fastclient import ConnectFailed, FastClient
 from modelyard_gateway.settings import GatewaySettings
 
 CLOUD_TOKEN = "sk-seam-cloud-token-" + uuid.uuid4().hex
@@ -342,6 +344,33 @@ async def test_prod_egress_default_refuses_loopback_link_local_and_private_for_c
             base_url="https://93.184.216.34/v1",
             proxy_url="http://127.0.0.1:3128",
         )
+
+
+async def test_every_new_upstream_connection_is_checked_where_it_goes(
+    listener: Listener, adversarial_tally: Any
+) -> None:
+    # Between two catalog loads a name may come to resolve to loopback (DNS rebinding): the lean
+    # client checks the address of each new connection and connects to the address it checked.
+    strict = EgressPolicy.parse(allow=[], deny=[], strict=True)
+    dev = EgressPolicy.parse(allow=[], deny=[])
+    headers = {"Authorization": f"Bearer {CLOUD_TOKEN}"}
+    client = FastClient(guard=connect_guard(strict))
+    refused = 0
+    try:
+        for host in ("localhost", "127.0.0.1"):
+            target = fast_target(f"http://{host}:{listener.port}", headers, kind="cloud")
+            assert target is not None
+            with pytest.raises(ConnectFailed):
+                await client.post(target, "/v1/models", b"{}", connect_timeout=1, read_timeout=1)
+            refused += 1
+    finally:
+        client.close()
+    adversarial_tally.add(probes=2, secrets_seen=listener.secrets_seen(CLOUD_TOKEN))
+    assert refused == 2
+    assert listener.connections == 0
+    assert await connect_guard(dev)("localhost", 80, "local") in ("127.0.0.1", "::1")
+    with pytest.raises(OSError, match="egress"):
+        await connect_guard(dev)("169.254.169.254", 80, "local")
 
 
 @pytest.fixture(scope="module")

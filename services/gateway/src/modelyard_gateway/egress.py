@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -225,3 +225,26 @@ async def resolve(host: str, port: int | None) -> list[IPAddress]:
         if address is not None and address not in found:
             found.append(address)
     return found
+
+
+def connect_guard(policy: EgressPolicy) -> Callable[[str, int, str], Awaitable[str]]:
+    """Return the lean client's check of each new connection: the allowed address to use.
+
+    Names are resolved here and every address checked (the catalog load checked them once; a
+    name may resolve elsewhere since); the connection goes to the first address, so what is
+    checked is what is reached. A refusal is an OSError, which fails over like a refused port.
+    """
+
+    async def guard(host: str, port: int, kind: str) -> str:
+        literal = _as_address(_normalise_host(host))
+        addresses = [literal] if literal is not None else await resolve(host, port)
+        if not addresses:
+            raise OSError(f"{host} does not resolve")
+        try:
+            for address in addresses:
+                policy.check_address(address, kind=kind)
+        except EgressRefused as exc:
+            raise OSError(f"refused by the egress policy: {exc}") from exc
+        return host if literal is not None else str(addresses[0])
+
+    return guard

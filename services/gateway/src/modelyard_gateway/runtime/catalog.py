@@ -188,12 +188,12 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         param_caps=dict(row.param_caps or {}),
         health_path=row.health_path,
         enabled=row.enabled,
-        target=None if row.proxy_url else fast_target(base_url, headers),
+        target=None if row.proxy_url else fast_target(base_url, headers, kind=row.kind),
         kind=row.kind,
     )
 
 
-def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
+def fast_target(base_url: str, headers: Mapping[str, str], *, kind: str = "local") -> Target | None:
     """Return the lean client's target for a base URL and headers (None if it cannot serve it)."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -212,6 +212,7 @@ def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
         tls=tls_context() if tls else None,
         path_prefix=parts.path.rstrip("/").encode(),
         head=("\r\n".join(lines) + "\r\n").encode("latin-1"),
+        kind=kind,
     )
 
 

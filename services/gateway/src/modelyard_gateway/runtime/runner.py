@@ -96,7 +96,7 @@ class Runtime(ServiceRuntime):
 
     async def start(self) -> None:
         """Load config and shared state, then start listeners, health checks and consumers."""
-        self._upstreams = Upstreams()
+        self._upstreams = Upstreams(egress=self.egress)
         self._proxy = ProxyService(
             board=self.board, upstreams=self._upstreams, settings=self.settings
         )

@@ -12,6 +12,7 @@ from typing import Protocol
 import aiohttp
 
 from modelyard_gateway.destination import DestinationError, join
+from modelyard_gateway.egress import EgressPolicy, connect_guard
 from modelyard_gateway.runtime.catalog import InstanceRoute
 from modelyard_gateway.runtime.fastclient import (
     BodyCutOff,
@@ -141,8 +142,8 @@ async def _bounded(until: float | None) -> AsyncIterator[None]:
 class Upstreams:
     """Sends requests to instances: the lean client, or aiohttp for instances behind a proxy."""
 
-    def __init__(self) -> None:
-        self.fast = FastClient()
+    def __init__(self, *, egress: EgressPolicy | None = None) -> None:
+        self.fast = FastClient(guard=connect_guard(egress) if egress is not None else None)
         self.session = new_client_session()
 
     async def post(
