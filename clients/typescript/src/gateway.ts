@@ -233,6 +233,11 @@ export interface paths {
         /**
          * Probe a model instance now: latency or the error
          * @description Probe the instance now (its health path) and return the latency or the error.
+         *
+         *     A destination the egress policy refuses is a 422 before any connection, in the same words
+         *     whatever it is; `error` is a fixed word (`connect_failed`, `timeout`, `http_status`, ...),
+         *     never the transport's text; at most `MODELYARD_GATEWAY_CHECK_BURST` checks per instance
+         *     within `_CHECK_WINDOW_S` (429 with `Retry-After` past it).
          */
         post: operations["check_instance"];
         delete?: never;
@@ -525,9 +530,18 @@ export interface components {
          *       "status_code": 200,
          *       "url": "http://10.0.0.12:8080/v1/models"
          *     }
+         * @example {
+         *       "error": "connect_failed",
+         *       "latency_ms": 0.4,
+         *       "ok": false,
+         *       "url": "http://10.0.0.12:8080/v1/models"
+         *     }
          */
         InstanceCheck: {
-            /** Error */
+            /**
+             * Error
+             * @description Why not ok, as a fixed word: `connect_failed`, `connect_timeout`, `timeout`, `http_status`, `dropped`, `malformed`, `refused`, ... (never the transport's text).
+             */
             error: string | null;
             /** Latency Ms */
             latency_ms: number;
@@ -535,7 +549,10 @@ export interface components {
             ok: boolean;
             /** Status Code */
             status_code: number | null;
-            /** Url */
+            /**
+             * Url
+             * @description The URL probed: the health path joined to the instance's URL.
+             */
             url: string;
         };
         /**
@@ -607,7 +624,7 @@ export interface components {
             };
             /**
              * Health Path
-             * @description Health check path (default the gateway's, `/v1/models`); empty turns it off.
+             * @description Health check path (default the gateway's, `/v1/models`); empty turns it off. A path after the instance's URL, part of its destination.
              */
             health_path?: string | null;
             /** Host */
@@ -2661,6 +2678,22 @@ export interface operations {
                      * @example {
                      *       "status": 422,
                      *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
                      *       "type": "about:blank"
                      *     }
                      */

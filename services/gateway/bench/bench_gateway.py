@@ -167,7 +167,7 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz", 30, proc)
-    token = issue_token(secret=JWT_SECRET, sub="bench", roles=["editor"], workspace="bench")
+    token = issue_token(secret=JWT_SECRET, sub="bench", roles=["admin"], workspace="bench")
     backend_port = int(backend.rsplit(":", 1)[1])
 
     def instance(name: str, port: int, **extra: Any) -> str:

@@ -98,7 +98,7 @@ def backends(backend_pool: BackendPool) -> Callable[[str], FakeBackend]:
 
 @pytest.fixture
 async def admin(gateway: GatewayServer) -> AsyncIterator[Admin]:
-    """Yield an editor and operator of a workspace of its own (tests never share rows)."""
+    """Yield an admin of a workspace of its own (tests never share rows)."""
     user = Admin(gateway)
     yield user
     await user.close()

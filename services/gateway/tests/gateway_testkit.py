@@ -409,8 +409,9 @@ class Admin:
     ) -> None:
         self.gateway = gateway
         self.workspace = workspace or f"ws-{uuid.uuid4().hex[:10]}"
-        # By default an editor who is also the workspace's operator (instances and keys).
-        roles = [role] if role else ["editor", "operator"]
+        # By default the workspace's admin (only admins create instances and say where they
+        # send traffic); pass `role` for an editor, operator or viewer.
+        roles = [role] if role else ["admin"]
         token = issue_token(
             secret=gateway.settings.jwt_secret, sub="tester", roles=roles, workspace=self.workspace
         )

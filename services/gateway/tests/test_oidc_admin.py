@@ -1,4 +1,5 @@
-"""The gateway in prod mode: operators from a real OpenID provider manage instances."""
+"""The gateway in prod mode: admins from a real OpenID provider create instances, operators
+manage them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ async def test_operator_and_editor_tokens_from_the_provider(
             "claims": {"groups": ["modelyard-operator"], "workspaces": [workspace]},
         },
         {
+            "client_id": "adm",
+            "client_secret": "adm-secret-0123456789abcdefgh",
+            "claims": {"groups": ["modelyard-admin"], "workspaces": [workspace]},
+        },
+        {
             "client_id": "ed",
             "client_secret": "ed-secret-0123456789abcdefghi",
             "claims": {"groups": ["modelyard-editor"], "workspaces": [workspace]},
@@ -46,6 +52,7 @@ async def test_operator_and_editor_tokens_from_the_provider(
     await asyncio.to_thread(server.start)
     try:
         ops = await asyncio.to_thread(idp.token, "ops")
+        adm = await asyncio.to_thread(idp.token, "adm")
         ed = await asyncio.to_thread(idp.token, "ed")
         body = {
             "name": f"i-{uuid.uuid4().hex[:6]}",
@@ -57,9 +64,18 @@ async def test_operator_and_editor_tokens_from_the_provider(
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             as_ed = {"Authorization": f"Bearer {ed}"}
             as_ops = {"Authorization": f"Bearer {ops}"}
+            as_adm = {"Authorization": f"Bearer {adm}"}
             assert_problem(await http.post("/v1/instances", json=body, headers=as_ed), 403)
-            created = await http.post("/v1/instances", json=body, headers=as_ops)
+            # Only admins say where traffic goes: an operator manages instances, not places.
+            assert_problem(await http.post("/v1/instances", json=body, headers=as_ops), 403)
+            created = await http.post("/v1/instances", json=body, headers=as_adm)
             assert created.status_code == 201, created.text
+            disabled = await http.patch(
+                f"/v1/instances/{created.json()['id']}",
+                json={"enabled": False},
+                headers={**as_ops, "If-Match": created.json()["etag"]},
+            )
+            assert disabled.status_code == 200, disabled.text
             listed = await http.get("/v1/instances", headers=as_ed)
             assert [i["id"] for i in listed.json()["items"]] == [created.json()["id"]]
             assert listed.json()["items"][0]["has_token"] is True

@@ -32,8 +32,9 @@ One OpenAI-compatible endpoint in front of grouped backends.
   `x-modelyard-instance` (and how many it tried in `x-modelyard-attempts`). Errors use OpenAI's
   error shape.
 * **Admin API** (bearer token of your OpenID issuer; viewers read, editors write groups, admins
-  and operators write instances and keys): model groups, model instances, client API keys.
-  Secrets are write-only. Errors are RFC 9457 problem details.
+  create instances and change where they send traffic, admins and operators run instances and
+  manage keys): model groups, model instances, client API keys. Secrets are write-only. Errors
+  are RFC 9457 problem details.
 """
 
 TAGS = [

@@ -73,6 +73,27 @@ class ModelInstance(TimestampMixin, Base):
     # Set on instances the gateway created from a deployer endpoint event (bound groups).
     deployment_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     device_labels: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # The registry model such an instance serves: set from the endpoint event, never by the API,
+    # so the instance is judged as that model in whatever group lists it.
+    registry_model_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+
+
+class DeviceEndpoint(Base):
+    """A running deployment's address on a device's ingress (from `endpoint_ready` events).
+
+    Any instance pointing at a device ingress serves what runs there: the routing catalog judges
+    hand-made instances at these addresses as the models deployed behind them.
+    """
+
+    __tablename__ = "device_endpoints"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace: Mapped[str | None] = mapped_column(String(200))
+    model_id: Mapped[uuid.UUID] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(2048), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ModelGroup(TimestampMixin, Base):

@@ -5,6 +5,14 @@ always link-local (169.254.0.0/16, fe80::/10, which holds the cloud metadata ser
 metadata names and addresses of the big clouds; then MODELYARD_GATEWAY_EGRESS_DENY. With
 MODELYARD_GATEWAY_EGRESS_ALLOW set, a destination must also be allowed: its host name matches an
 allowed name, or every address it resolves to lies in an allowed network.
+
+Strict mode (the default when MODELYARD_ENV=prod, MODELYARD_GATEWAY_EGRESS_STRICT to choose)
+adds what a prod gateway must never reach on anybody's say-so: loopback, "this network",
+multicast and reserved addresses for every instance; private ranges (RFC 1918, CGNAT, ULA) for
+cloud instances; and for local instances (and proxies) private addresses outside the networks an
+admin allows (MODELYARD_GATEWAY_EGRESS_LOCAL_NETWORKS, by default every private range, since
+model servers live on the local network). A network named in MODELYARD_GATEWAY_EGRESS_ALLOW is
+exempt from the strict rules (an admin's explicit choice), never from the always-denied ones.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,6 +35,27 @@ ALWAYS_DENIED_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("0.0.0.0/32"),  # "this host": reaches loopback services on Linux
     ipaddress.ip_network("::/128"),
 )
+# Never reachable in strict mode, whatever the kind of instance.
+STRICT_DENIED_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),  # loopback: the gateway's own host and its sidecars
+    ipaddress.ip_network("::1/128"),
+    ipaddress.ip_network("0.0.0.0/8"),  # "this network"
+    ipaddress.ip_network("224.0.0.0/4"),  # multicast
+    ipaddress.ip_network("240.0.0.0/4"),  # reserved, broadcast
+    ipaddress.ip_network("ff00::/8"),
+    ipaddress.ip_network("64:ff9b::/96"),  # NAT64: would wrap any IPv4 address above
+    ipaddress.ip_network("2002::/16"),  # 6to4: likewise
+)
+# Private ranges: refused for cloud instances; local ones reach those an admin allows.
+PRIVATE_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("172.16.0.0/12"),
+    ipaddress.ip_network("192.168.0.0/16"),
+    ipaddress.ip_network("100.64.0.0/10"),  # carrier-grade NAT
+    ipaddress.ip_network("fc00::/7"),  # unique local
+)
+# What local instances may reach by default in strict mode: RFC 1918 and unique local.
+DEFAULT_LOCAL_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 ALWAYS_DENIED_HOSTS = frozenset(
     {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "metadata.azure.com"}
 )
@@ -68,32 +97,57 @@ class EgressPolicy:
     allow_hosts: tuple[str, ...] = ()
     deny_networks: tuple[IPNetwork, ...] = ()
     deny_hosts: tuple[str, ...] = ()
+    strict: bool = False
+    local_networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
-    def parse(cls, *, allow: Iterable[str], deny: Iterable[str]) -> EgressPolicy:
-        """Return the policy of MODELYARD_GATEWAY_EGRESS_ALLOW / _DENY entries."""
+    def parse(
+        cls,
+        *,
+        allow: Iterable[str],
+        deny: Iterable[str],
+        strict: bool = False,
+        local_networks: Iterable[str] = DEFAULT_LOCAL_NETWORKS,
+    ) -> EgressPolicy:
+        """Return the policy of MODELYARD_GATEWAY_EGRESS_* settings (strict: prod's rules)."""
         allow_nets, allow_hosts = _split_entries(allow)
         deny_nets, deny_hosts = _split_entries(deny)
-        return cls(allow_nets, allow_hosts, deny_nets, deny_hosts)
+        local = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in local_networks if n)
+        return cls(allow_nets, allow_hosts, deny_nets, deny_hosts, strict, local)
 
     @property
     def restricts(self) -> bool:
         """Return whether an allow list is configured (then only allowed places are reachable)."""
         return bool(self.allow_networks or self.allow_hosts)
 
-    def check_address(self, address: IPAddress) -> None:
-        """Raise EgressRefused unless connecting to `address` is allowed (names aside)."""
+    def check_address(self, address: IPAddress, *, kind: str = "local") -> None:
+        """Raise EgressRefused unless connecting to `address` is allowed (names aside).
+
+        `kind` is the instance's (`cloud` or `local`; a proxy counts as `local`).
+        """
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if any(address in net for net in ALWAYS_DENIED_NETWORKS):
             raise EgressRefused(f"{address} is link-local or a cloud metadata address")
         if any(address in net for net in self.deny_networks):
             raise EgressRefused(f"{address} is in MODELYARD_GATEWAY_EGRESS_DENY")
+        if not self.strict or self._allowed_address(address):
+            return
+        if any(address in net for net in STRICT_DENIED_NETWORKS):
+            raise EgressRefused(f"{address} is loopback, multicast or reserved")
+        if any(address in net for net in PRIVATE_NETWORKS):
+            if kind == "cloud":
+                raise EgressRefused(f"{address} is a private address (a cloud instance)")
+            if not any(address in net for net in self.local_networks):
+                raise EgressRefused(
+                    f"{address} is a private address outside "
+                    "MODELYARD_GATEWAY_EGRESS_LOCAL_NETWORKS"
+                )
 
     def _allowed_address(self, address: IPAddress) -> bool:
         return any(address in net for net in self.allow_networks)
 
-    async def check_host(self, host: str, port: int | None = None) -> None:
+    async def check_host(self, host: str, port: int | None = None, *, kind: str = "local") -> None:
         """Raise EgressRefused unless `host` and every address it resolves to may be reached.
 
         A name that does not resolve now is let through (nothing can be reached there); every
@@ -109,20 +163,20 @@ class EgressPolicy:
         literal = _as_address(name)
         addresses = [literal] if literal is not None else await resolve(name, port)
         for address in addresses:
-            self.check_address(address)
+            self.check_address(address, kind=kind)
         if not self.restricts or _host_matches(name, self.allow_hosts):
             return
         if not addresses or not all(self._allowed_address(a) for a in addresses):
             raise EgressRefused(f"{name} is not in MODELYARD_GATEWAY_EGRESS_ALLOW")
 
-    async def check_url(self, url: str) -> None:
+    async def check_url(self, url: str, *, kind: str = "local") -> None:
         """Raise EgressRefused unless the host of `url` may be reached."""
         parts = urlsplit(url)
         try:
             port = parts.port
         except ValueError as exc:
             raise EgressRefused("the URL's port is not a number") from exc
-        await self.check_host(parts.hostname or "", port)
+        await self.check_host(parts.hostname or "", port, kind=kind)
 
     async def check_instance(
         self,
@@ -135,11 +189,11 @@ class EgressPolicy:
     ) -> None:
         """Raise EgressRefused unless an instance's backend and proxy may both be reached."""
         if kind == "cloud":
-            await self.check_url(base_url or "")
+            await self.check_url(base_url or "", kind="cloud")
         else:
-            await self.check_host(host or "", port)
+            await self.check_host(host or "", port, kind="local")
         if proxy_url:
-            await self.check_url(proxy_url)
+            await self.check_url(proxy_url, kind="local")
 
 
 def _split_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:
@@ -171,3 +225,26 @@ async def resolve(host: str, port: int | None) -> list[IPAddress]:
         if address is not None and address not in found:
             found.append(address)
     return found
+
+
+def connect_guard(policy: EgressPolicy) -> Callable[[str, int, str], Awaitable[str]]:
+    """Return the lean client's check of each new connection: the allowed address to use.
+
+    Names are resolved here and every address checked (the catalog load checked them once; a
+    name may resolve elsewhere since); the connection goes to the first address, so what is
+    checked is what is reached. A refusal is an OSError, which fails over like a refused port.
+    """
+
+    async def guard(host: str, port: int, kind: str) -> str:
+        literal = _as_address(_normalise_host(host))
+        addresses = [literal] if literal is not None else await resolve(host, port)
+        if not addresses:
+            raise OSError(f"{host} does not resolve")
+        try:
+            for address in addresses:
+                policy.check_address(address, kind=kind)
+        except EgressRefused as exc:
+            raise OSError(f"refused by the egress policy: {exc}") from exc
+        return host if literal is not None else str(addresses[0])
+
+    return guard

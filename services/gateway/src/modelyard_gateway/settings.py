@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from modelyard_common.settings import DEV_INGRESS_SEAL_KEY, INGRESS_SEAL_KEY_ERROR, ServiceSettings
+from modelyard_gateway.destination import check_path
+from modelyard_gateway.egress import DEFAULT_LOCAL_NETWORKS, EgressPolicy
 
 SCHEMA = "gateway"
 DEV_ENCRYPTION_KEY = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
@@ -36,6 +39,16 @@ class GatewaySettings(ServiceSettings):
     # metadata addresses are always refused.
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     egress_deny: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Prod's egress rules (see `egress.py`): no loopback, multicast or reserved addresses for any
+    # instance, no private ones for cloud instances, only `egress_local_networks` among the
+    # private ones for local instances and proxies. None: on when MODELYARD_ENV=prod.
+    egress_strict: bool | None = None
+    egress_local_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_LOCAL_NETWORKS)
+    )
+    # `POST /v1/instances/{id}/check` calls per instance and window (per replica); more are 429.
+    check_burst: int = Field(default=5, ge=1)
+    check_window_s: float = Field(default=10.0, gt=0)
     cooldown_failures: int = Field(
         default=3, ge=1, description="Failures (one per outage) within the window that cool."
     )
@@ -76,10 +89,36 @@ class GatewaySettings(ServiceSettings):
     )
     consume_events: bool = True
 
-    @field_validator("egress_allow", "egress_deny", mode="before")
+    @field_validator("egress_allow", "egress_deny", "egress_local_networks", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        return check_path(value)  # a path, joined to each instance's URL (never appended)
+
+    @field_validator("egress_local_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
+
+    @property
+    def egress_is_strict(self) -> bool:
+        """Return whether prod's egress rules apply (MODELYARD_ENV=prod unless configured)."""
+        return self.env == "prod" if self.egress_strict is None else self.egress_strict
+
+    def egress_policy(self) -> EgressPolicy:
+        """Return the egress policy these settings describe."""
+        return EgressPolicy.parse(
+            allow=self.egress_allow,
+            deny=self.egress_deny,
+            strict=self.egress_is_strict,
+            local_networks=self.egress_local_networks,
+        )
 
     def env_name(self, field: str) -> str:
         """Return the variable of a field; the gateway's own ones carry MODELYARD_GATEWAY_."""

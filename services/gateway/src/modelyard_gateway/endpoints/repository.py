@@ -10,7 +10,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.db import utcnow
-from modelyard_gateway.db import EndpointSequence, GroupMember, ModelGroup, ModelInstance
+from modelyard_gateway.db import (
+    DeviceEndpoint,
+    EndpointSequence,
+    GroupMember,
+    ModelGroup,
+    ModelInstance,
+)
 
 
 async def advance_sequence(
@@ -37,6 +43,41 @@ async def advance_sequence(
     row.sequence = sequence
     row.updated_at = utcnow()
     return True
+
+
+async def record_endpoint(
+    session: AsyncSession,
+    *,
+    deployment_id: uuid.UUID,
+    workspace: str | None,
+    model_id: uuid.UUID,
+    host: str,
+    port: int,
+    path: str,
+) -> None:
+    """Remember where a deployment runs (its device's ingress address and its path there)."""
+    values = {
+        "workspace": workspace,
+        "model_id": model_id,
+        "host": host.lower().rstrip("."),
+        "port": port,
+        "path": path,
+        "updated_at": utcnow(),
+    }
+    stmt = insert(DeviceEndpoint).values(deployment_id=deployment_id, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[DeviceEndpoint.deployment_id], set_=values)
+    )
+
+
+async def forget_endpoint(session: AsyncSession, *, deployment_id: uuid.UUID) -> bool:
+    """Forget a deployment's address (it no longer runs there); return whether one was known."""
+    result = await session.execute(
+        delete(DeviceEndpoint)
+        .where(DeviceEndpoint.deployment_id == deployment_id)
+        .returning(DeviceEndpoint.deployment_id)
+    )
+    return result.first() is not None
 
 
 async def bound_groups(

@@ -62,6 +62,18 @@ async def endpoint_ready(
     if url.scheme not in ("http", "https") or not url.hostname:
         return 0
     port = url.port or (443 if url.scheme == "https" else 80)
+    await repository.record_endpoint(
+        session,
+        deployment_id=announcement.deployment_id,
+        workspace=announcement.workspace,
+        model_id=announcement.model_id,
+        host=url.hostname,
+        port=port,
+        path=url.path.rstrip("/"),
+    )
+    # Every replica learns the device's ingress address (hand-made instances there are judged
+    # as this model), whether or not a group is bound to it.
+    await announce_config_change(session)
     joined = 0
     groups = await repository.bound_groups(
         session, model_id=announcement.model_id, workspace=announcement.workspace
@@ -89,6 +101,7 @@ async def endpoint_ready(
                 revision=1,
                 deployment_id=announcement.deployment_id,
                 device_labels=announcement.device_labels,
+                registry_model_id=announcement.model_id,
             )
             session.add(inst)
             await session.flush()
@@ -97,13 +110,12 @@ async def endpoint_ready(
             inst.path_prefix = url.path.rstrip("/")
             inst.token_sealed = token_sealed
             inst.device_labels = announcement.device_labels
+            inst.registry_model_id = announcement.model_id
             inst.revision += 1
         if not await repository.is_member(session, group_id=group.id, instance_id=inst.id):
             await repository.append_member(session, group_id=group.id, instance_id=inst.id)
         await repository.reorder_members(session, group=group)
         joined += 1
-    if joined:
-        await announce_config_change(session)
     return joined
 
 
@@ -112,7 +124,8 @@ async def endpoint_gone(session: AsyncSession, *, announcement: EndpointAnnounce
     removed = await repository.remove_deployment_instances(
         session, deployment_id=announcement.deployment_id
     )
-    if removed:
+    forgotten = await repository.forget_endpoint(session, deployment_id=announcement.deployment_id)
+    if removed or forgotten:
         await announce_config_change(session)
     return removed
 

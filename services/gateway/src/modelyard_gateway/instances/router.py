@@ -1,4 +1,9 @@
-"""Admin routes of model instances (JWT: viewers read; admins and operators write, check)."""
+"""Admin routes of model instances.
+
+JWT: viewers read; admins create instances and change where they send traffic (their
+destination); admins and operators change the rest, delete and check. Roles are checked by the
+route's dependency, before anything else runs (an idempotent replay included).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from modelyard_common.auth import Operator, Viewer
+from modelyard_common.auth import Admin, Operator, Viewer
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
 from modelyard_common.pagination import Page, PageParams, page_params
@@ -59,7 +64,7 @@ async def list_instances(
 async def create_instance(
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: Operator,
+    principal: Admin,
     payload: InstanceCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -147,12 +152,19 @@ async def delete_instance(session: SessionDep, principal: Operator, instance_id:
     operation_id="check_instance",
     summary="Probe a model instance now: latency or the error",
     response_model=InstanceCheck,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def check_instance(
     session: SessionDep, runtime: RuntimeDep, principal: Operator, instance_id: uuid.UUID
 ) -> InstanceCheck:
-    """Probe the instance now (its health path) and return the latency or the error."""
+    """Probe the instance now (its health path) and return the latency or the error.
+
+    A destination the egress policy refuses is a 422 before any connection, in the same words
+    whatever it is; `error` is a fixed word (`connect_failed`, `timeout`, `http_status`, ...),
+    never the transport's text; at most `MODELYARD_GATEWAY_CHECK_BURST` checks per instance
+    within `_CHECK_WINDOW_S` (429 with `Retry-After` past it).
+    """
+    runtime.check_limiter.take(instance_id)
     settings = runtime.settings
     return await service.check_instance(
         session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from modelyard_gateway.destination import check_base, check_path
+
 Name = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 ]
@@ -32,8 +35,11 @@ _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an RFC 9110 token
 # RFC 9110 field-value: visible ASCII, obs-text (Latin-1), spaces and tabs; what goes on the wire.
 HEADER_VALUE = r"^[\t\u0020-\u007e\u0080-\u00ff]*$"
-PREFIX_PATTERN = r"^(?:/\S*)?$"
-URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/\S*)?$"
+# Paths (path_prefix, health_path, a URL's path): see `destination.check_path`, which also
+# refuses '.' and '..' segments (this pattern has no lookahead to say so).
+_PCHARS = r"[A-Za-z0-9._~!$&'()*+,;=:-]"
+PREFIX_PATTERN = rf"^(?:/{_PCHARS}+)*/?$"
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/{_PCHARS}+)*/?$"
 
 HEADERS_SCHEMA: dict[str, Any] = {
     "propertyNames": {"pattern": HEADER_NAME, "maxLength": 200},
@@ -59,7 +65,29 @@ def _check_url(value: str | None) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http(s) URL")
-    return value.rstrip("/")
+    return check_base(value.rstrip("/"))
+
+
+def _check_path(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value and not value.startswith("/"):
+        raise ValueError("must start with '/'")
+    return check_path(value)
+
+
+def _finite(value: Any, where: str = "") -> None:
+    """Raise ValueError naming the place of a NaN or infinite number inside a JSON value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(
+            f"{where or 'the value'} is not a finite number (NaN and Infinity are not JSON)"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _finite(item, f"{where}[{index}]")
 
 
 # Header names that carry credentials: they belong in the sealed `secret_headers`.
@@ -131,7 +159,7 @@ def _check_proxy_url(value: str | None) -> str | None:
 
 
 class _InstanceFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("base_url", check_fields=False)
     @classmethod
@@ -160,16 +188,25 @@ class _InstanceFields(BaseModel):
         for reserved in ("model", "stream"):
             if value is not None and reserved in value:
                 raise ValueError(f"'{reserved}' cannot have a default")
+        _finite(value)
+        return value
+
+    @field_validator("param_caps", mode="before", check_fields=False)
+    @classmethod
+    def _caps(cls, value: Any) -> Any:
+        _finite(value)
         return value
 
     @field_validator("path_prefix", check_fields=False)
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if value and not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value.rstrip("/")
+        checked = _check_path(value)
+        return None if checked is None else checked.rstrip("/")
+
+    @field_validator("health_path", check_fields=False)
+    @classmethod
+    def _health_path(cls, value: str | None) -> str | None:
+        return _check_path(value)
 
 
 class InstanceCreate(_InstanceFields):
@@ -177,6 +214,7 @@ class InstanceCreate(_InstanceFields):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {
@@ -274,7 +312,9 @@ class InstanceCreate(_InstanceFields):
     health_path: str | None = Field(
         default=None,
         max_length=255,
-        description="Health check path (default the gateway's, `/v1/models`); empty turns it off.",
+        pattern=PREFIX_PATTERN,
+        description="Health check path (default the gateway's, `/v1/models`); empty turns it off. "
+        "A path after the instance's URL, part of its destination.",
     )
     enabled: StrictBool = True
 
@@ -298,7 +338,9 @@ class InstanceUpdate(_InstanceFields):
     """Fields to change; absent ones stay. `token: ""` removes the token."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"enabled": False}, {"read_timeout_s": 30}]}
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"enabled": False}, {"read_timeout_s": 30}]},
     )
 
     name: Name | None = None
@@ -324,7 +366,7 @@ class InstanceUpdate(_InstanceFields):
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
     default_params: dict[str, Any] | None = None
     param_caps: dict[str, StrictFloat] | None = None
-    health_path: str | None = Field(default=None, max_length=255)
+    health_path: str | None = Field(default=None, max_length=255, pattern=PREFIX_PATTERN)
     enabled: StrictBool | None = None
 
 
@@ -381,7 +423,14 @@ class InstanceCheck(BaseModel):
                     "status_code": 200,
                     "error": None,
                     "url": "http://10.0.0.12:8080/v1/models",
-                }
+                },
+                {
+                    "ok": False,
+                    "latency_ms": 0.4,
+                    "status_code": None,
+                    "error": "connect_failed",
+                    "url": "http://10.0.0.12:8080/v1/models",
+                },
             ]
         }
     )
@@ -389,5 +438,8 @@ class InstanceCheck(BaseModel):
     ok: bool
     latency_ms: float
     status_code: int | None
-    error: str | None
-    url: str
+    error: str | None = Field(
+        description="Why not ok, as a fixed word: `connect_failed`, `connect_timeout`, `timeout`, "
+        "`http_status`, `dropped`, `malformed`, `refused`, ... (never the transport's text)."
+    )
+    url: str = Field(description="The URL probed: the health path joined to the instance's URL.")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,12 +15,20 @@ import aiohttp
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.auth import Principal, Role
+from modelyard_common.errors import (
+    ConflictError,
+    FieldError,
+    ForbiddenError,
+    NotFoundError,
+    ProblemError,
+    UnprocessableError,
+)
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
+from modelyard_gateway.destination import DESTINATION_FIELDS, DestinationError, join
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.instances import repository
 from modelyard_gateway.instances.schemas import (
@@ -33,11 +45,49 @@ from modelyard_gateway.runtime.catalog import build_instance
 from modelyard_gateway.runtime.repository import publish_check
 from modelyard_gateway.runtime.upstream import probe
 
+log = logging.getLogger("modelyard.gateway.instances")
+
 _SECRET_FIELDS = {"token", "proxy_password", "secret_headers"}
-# Where requests go: changing any of these drops the sealed secrets the request does not resend,
-# so nobody can point an instance elsewhere and collect its credentials.
-DESTINATION_FIELDS = ("kind", "host", "port", "protocol", "path_prefix", "base_url", "proxy_url")
+# Where requests go (`destination.DESTINATION_FIELDS`, health_path included): changing any of
+# them drops the sealed secrets the request does not resend, so nobody can point an instance
+# elsewhere and collect its credentials; and only admins may change them.
 HIDDEN_VALUE = "********"
+# What `POST /check` answers when the egress policy refuses the destination: the same words and
+# no address, whatever the reason (the refusal, with its reason, goes to the log).
+CHECK_REFUSED = "The instance's destination is not allowed by the gateway's egress policy."
+
+
+class TooManyChecksError(ProblemError):
+    """`POST /check` called more often than the per-instance limit allows."""
+
+    status, title, slug = 429, "Too Many Requests", "too-many-requests"
+
+
+class CheckLimiter:
+    """At most `burst` manual checks per instance within `window_s` (per replica)."""
+
+    def __init__(self, *, burst: int, window_s: float) -> None:
+        self.burst = burst
+        self.window_s = window_s
+        self._calls: dict[uuid.UUID, deque[float]] = {}
+
+    def take(self, instance_id: uuid.UUID) -> None:
+        """Count one check of the instance; raise a 429 problem past the limit."""
+        now = time.monotonic()
+        if len(self._calls) > 10_000:
+            self._calls = {
+                k: v for k, v in self._calls.items() if v and v[-1] > now - self.window_s
+            }
+        calls = self._calls.setdefault(instance_id, deque())
+        while calls and calls[0] <= now - self.window_s:
+            calls.popleft()
+        if len(calls) >= self.burst:
+            wait = max(1, math.ceil(calls[0] + self.window_s - now))
+            raise TooManyChecksError(
+                f"At most {self.burst} checks of one instance per {self.window_s:g} s.",
+                headers={"Retry-After": str(wait)},
+            )
+        calls.append(now)
 
 
 def health_of(state: InstanceState | None) -> InstanceHealthRead:
@@ -260,6 +310,11 @@ async def update_instance(
     if "name" in changes and changes["name"] != row.name:
         await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
     moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
+    if moved and not principal.has_role(Role.admin):
+        raise ForbiddenError(
+            "Only admins change where an instance's traffic goes (kind, host, port, protocol, "
+            "path_prefix, base_url, health_path, proxy_url)."
+        )
     if moved:
         await check_egress(egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS})
     for field, value in changes.items():
@@ -311,29 +366,41 @@ async def check_instance(
 ) -> InstanceCheck:
     """Return the result of probing an instance now (and share it as a health check)."""
     row = await _require(session, principal.workspace, instance_id)
-    # Names are resolved again: what was allowed when it was saved may point elsewhere now.
-    await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
+    path = default_path if row.health_path is None else row.health_path
     try:
+        # Names are resolved again: what was allowed when it was saved may point elsewhere now.
+        await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
         route = build_instance(row, box)
+        url = join(route.base_url, path or default_path)
+    except (UnprocessableError, DestinationError) as exc:
+        # Refused before any connection, in one shape whatever the target: no port scanner.
+        log.warning("check of instance %s refused: %s", row.id, exc)
+        raise UnprocessableError(
+            CHECK_REFUSED,
+            errors=[
+                FieldError(loc=["body"], field="", message=CHECK_REFUSED, type="egress_refused")
+            ],
+        ) from None
     except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
         raise ConflictError(
             "The instance has a header value that is not Latin-1 text; set its headers again."
         ) from exc
-    path = row.health_path or default_path
-    result = await probe(client, route, path=path, timeout_s=timeout_s)
+    result = await probe(client, route, path=path or default_path, timeout_s=timeout_s)
     await publish_check(
         engine,
         row.id,
         ok=result.ok,
-        reason=f"health check: {result.error}" if result.error else "",
+        reason=f"health check: {result.code}" if not result.ok else "",
         threshold=down_after,
     )
+    # The outcome as a fixed word (`connect_failed`, `timeout`, `http_status`, ...): never the
+    # transport's text, which would tell a closed port from a filtered one in its own words.
     return InstanceCheck(
         ok=result.ok,
         latency_ms=round(result.latency_ms, 3),
         status_code=result.status,
-        error=result.error,
-        url=route.base_url + path,
+        error=None if result.ok else result.code,
+        url=url,
     )
 
 

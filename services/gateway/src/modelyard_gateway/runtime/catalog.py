@@ -20,13 +20,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modelyard_common.governance import (
     ApprovalState,
+    Gate,
     Governance,
 )
 from modelyard_gateway.crypto import SecretBox, hash_api_key
-from modelyard_gateway.db import ModelGroup, ModelInstance
+from modelyard_gateway.db import DeviceEndpoint, ModelGroup, ModelInstance
+from modelyard_gateway.destination import DestinationError, check_base, local_base
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.runtime import repository
 from modelyard_gateway.runtime.fastclient import Target, tls_context
+from modelyard_gateway.runtime.served import (
+    OTHER_WORKSPACE,
+    UNKNOWN_MODEL,
+    IngressIndex,
+    Unservable,
+    served_by,
+)
 
 log = logging.getLogger("modelyard.gateway.catalog")
 
@@ -43,12 +52,17 @@ def instance_base_url(
     path_prefix: str,
     base_url: str | None,
 ) -> str:
-    """Return the URL that `/v1/...` paths are appended to (a trailing `/v1` is dropped)."""
+    """Return the URL that `/v1/...` paths are joined to (a trailing `/v1` is dropped).
+
+    Raises DestinationError when the stored parts do not make a safe URL (rows written before
+    paths were checked): such an instance is left out of routing and never probed.
+    """
     if kind == "cloud":
-        base = (base_url or "").rstrip("/")
+        base = check_base((base_url or "").rstrip("/"))
     else:
-        prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
-        base = f"{protocol}://{host}:{port}{prefix}"
+        if not host or port is None:
+            raise DestinationError("a local instance needs host and port")
+        base = local_base(protocol=protocol, host=host, port=port, path_prefix=path_prefix)
     return base[:-3] if base.endswith("/v1") else base
 
 
@@ -71,6 +85,7 @@ class InstanceRoute:
     health_path: str | None
     enabled: bool
     target: Target | None = None  # set when the lean client can reach it (no HTTP proxy)
+    kind: str = "local"  # `cloud` instances face stricter egress rules (private ranges refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,22 @@ class GroupRoute:
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
     warning: str | None = None
+
+
+@dataclass(slots=True)
+class _Ask:
+    """One question to the gate: may `registry_model_id` be served as group `name`?"""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    registry_model_id: uuid.UUID | None
+
+
+_UNSERVABLE = {
+    UNKNOWN_MODEL: "the registry model it serves is not known to the gateway",
+    OTHER_WORKSPACE: "it points at another workspace's device",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +188,12 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
         param_caps=dict(row.param_caps or {}),
         health_path=row.health_path,
         enabled=row.enabled,
-        target=None if row.proxy_url else fast_target(base_url, headers),
+        target=None if row.proxy_url else fast_target(base_url, headers, kind=row.kind),
+        kind=row.kind,
     )
 
 
-def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
+def fast_target(base_url: str, headers: Mapping[str, str], *, kind: str = "local") -> Target | None:
     """Return the lean client's target for a base URL and headers (None if it cannot serve it)."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -180,6 +212,7 @@ def fast_target(base_url: str, headers: Mapping[str, str]) -> Target | None:
         tls=tls_context() if tls else None,
         path_prefix=parts.path.rstrip("/").encode(),
         head=("\r\n".join(lines) + "\r\n").encode("latin-1"),
+        kind=kind,
     )
 
 
@@ -204,8 +237,12 @@ class Catalog:
 
     async def reload(self) -> None:
         """Rebuild the snapshot from the database and swap it in."""
-        instance_rows, group_rows, member_rows, key_rows = await repository.routing_rows(
-            self._engine
+        rows = await repository.routing_rows(self._engine)
+        instance_rows, group_rows, member_rows, key_rows = (
+            rows.instances,
+            rows.groups,
+            rows.members,
+            rows.keys,
         )
         snapshot = Snapshot()
         refused = await self._refused_by_egress(instance_rows)
@@ -217,28 +254,46 @@ class Catalog:
             except UnicodeEncodeError:
                 # Headers stored before values were limited to Latin-1 text cannot be sent.
                 log.error("instance %s left out of routing: a header is not Latin-1", inst.id)
+            except DestinationError as exc:
+                log.error("instance %s left out of routing: its destination %s", inst.id, exc)
             except ValueError:
                 log.error("instance %s has a secret the configured key cannot open", inst.id)
-        verdicts = await self._policy_verdicts(group_rows)
         members: dict[uuid.UUID, list[uuid.UUID]] = {}
         for member in member_rows:
             members.setdefault(member.group_id, []).append(member.instance_id)
+        by_id = {row.id: row for row in instance_rows}
+        verdicts, judged = await self._policy_verdicts(group_rows, members, by_id, rows.endpoints)
         for group in group_rows:
             if not group.enabled:
                 continue
-            routes = tuple(
-                snapshot.instances[i]
-                for i in members.get(group.id, [])
-                if i in snapshot.instances and snapshot.instances[i].enabled
-            )
+            routes: list[InstanceRoute] = []
+            refusals: list[str] = []
+            warnings: list[str] = []
+            for i in members.get(group.id, []):
+                route = snapshot.instances.get(i)
+                if route is None or not route.enabled:
+                    continue
+                said = judged.get((group.id, i), {})
+                if said.get("refusal"):
+                    # Judged as the model it serves, in this group: not asked at all.
+                    refusals.append(said["refusal"] or "")
+                    continue
+                if said.get("warning"):
+                    warnings.append(said["warning"] or "")
+                routes.append(route)
+            verdict = dict(verdicts.get(group.id, {}))
+            if not verdict.get("refusal") and not routes and refusals:
+                verdict = {"refusal": refusals[0]}
+            elif not verdict and warnings:
+                verdict = {"warning": warnings[0]}
             snapshot.groups[(group.workspace, group.name)] = GroupRoute(
                 id=group.id,
                 workspace=group.workspace,
                 name=group.name,
                 created=int(group.created_at.timestamp()),
-                instances=routes,
+                instances=tuple(routes),
                 registry_model_id=group.registry_model_id,
-                **verdicts.get(group.id, {}),
+                **verdict,
             )
         for key in key_rows:
             snapshot.keys[key.key_hash] = ClientKey(
@@ -251,16 +306,61 @@ class Catalog:
         self.version += 1
 
     async def _policy_verdicts(
-        self, groups: Sequence[ModelGroup]
-    ) -> dict[uuid.UUID, dict[str, str | None]]:
-        """Return the gate's refusal or warning per bound group (from the projection)."""
+        self,
+        groups: Sequence[ModelGroup],
+        members: Mapping[uuid.UUID, Sequence[uuid.UUID]],
+        instances: Mapping[uuid.UUID, ModelInstance],
+        endpoints: Sequence[DeviceEndpoint],
+    ) -> tuple[
+        dict[uuid.UUID, dict[str, str | None]],
+        dict[tuple[uuid.UUID, uuid.UUID], dict[str, str | None]],
+    ]:
+        """Return the gate's refusal or warning per bound group, and per (group, instance)
+        whose instance serves a registry model (from the projection).
+
+        Governance is judged per instance: whatever group lists an instance that serves a
+        registry model, bound or not, that model must be servable in that group.
+        """
         enabled = [g for g in groups if g.enabled]
-        if self._governance is None or not any(g.registry_model_id for g in enabled):
-            return {}
+        if self._governance is None:
+            return {}, {}
+        index = await IngressIndex.build(endpoints)
+        asks: list[_Ask] = [
+            _Ask(g.id, g.workspace, g.name, g.registry_model_id)
+            for g in enabled
+            if g.registry_model_id is not None
+        ]
+        pairs: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
+        fixed: dict[tuple[uuid.UUID, uuid.UUID], dict[str, str | None]] = {}
+        for group in enabled:
+            for instance_id in members.get(group.id, []):
+                row = instances.get(instance_id)
+                if row is None:
+                    continue
+                served = await served_by(row, index, group_model=group.registry_model_id)
+                if isinstance(served, Unservable):
+                    fixed[(group.id, instance_id)] = {"refusal": _UNSERVABLE[served.why]}
+                    continue
+                for model in served:
+                    ask_id = uuid.uuid4()
+                    pairs[ask_id] = (group.id, instance_id)
+                    asks.append(_Ask(ask_id, model.workspace, group.name, model.model_id))
+        if not asks and not fixed:
+            return {}, {}
         async with AsyncSession(self._engine) as session:
-            judged = await self._governance.serving(session, enabled)
+            judged = await self._governance.serving(session, asks) if asks else {}
+            if fixed:
+                workspaces = {g.id: g.workspace for g in enabled}
+                gates = await self._governance.gates(session, set(workspaces.values()))
+                for pair, refused in list(fixed.items()):
+                    gate = gates[workspaces[pair[0]]]
+                    if gate is Gate.off:
+                        del fixed[pair]
+                    elif gate is Gate.warn:
+                        fixed[pair] = {"warning": refused["refusal"]}
         verdicts: dict[uuid.UUID, dict[str, str | None]] = {}
-        for group_id, (standing, verdict) in judged.items():
+        per_instance = fixed
+        for ask_id, (standing, verdict) in judged.items():
             if verdict.reason is None:
                 continue
             # Clients get the approval state, not who decided or why (that is for admins).
@@ -269,8 +369,16 @@ class Catalog:
             else:
                 said = standing.approval.value if standing.approval else "not approved"
             text = f"the model it serves is {said} under the workspace's policy"
-            verdicts[group_id] = {"warning": text} if verdict.allowed else {"refusal": text}
-        return verdicts
+            found: dict[str, str | None] = (
+                {"warning": text} if verdict.allowed else {"refusal": text}
+            )
+            if ask_id in pairs:
+                pair = pairs[ask_id]
+                if not per_instance.get(pair, {}).get("refusal"):
+                    per_instance[pair] = found
+            else:
+                verdicts[ask_id] = found
+        return verdicts, per_instance
 
     async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
         """Return the instances whose destination (resolved now) the egress policy refuses."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httptools
@@ -39,6 +40,11 @@ class MalformedResponse(ConnectionError):
     """The upstream's bytes are not HTTP."""
 
 
+# Checks a destination before a new connection: returns the address to connect to (one the
+# egress policy allows) or raises OSError (the attempt fails over like a refused connection).
+ConnectGuard = Callable[[str, int, str], Awaitable[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where an instance's requests go, with everything that never changes pre-encoded."""
@@ -48,6 +54,7 @@ class Target:
     tls: ssl.SSLContext | None
     path_prefix: bytes
     head: bytes  # Host and static headers, each line ending with CRLF
+    kind: str = "local"  # the instance's kind, for the egress check of each new connection
 
     @property
     def key(self) -> tuple[str, int, bool]:
@@ -242,9 +249,12 @@ class FastResponse:
 class FastClient:
     """Sends requests over pooled keep-alive connections."""
 
-    def __init__(self, max_idle_per_target: int = 256) -> None:
+    def __init__(
+        self, max_idle_per_target: int = 256, *, guard: ConnectGuard | None = None
+    ) -> None:
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._max_idle = max_idle_per_target
+        self._guard = guard
 
     def _give_back(self, key: tuple[str, int, bool], conn: _Connection) -> None:
         idle = self._idle.setdefault(key, [])
@@ -258,9 +268,14 @@ class FastClient:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_s):
+                host = target.host
+                if self._guard is not None:
+                    # The address connected to is the one the egress policy just allowed: a
+                    # name that now resolves elsewhere (loopback, metadata) is never reached.
+                    host = await self._guard(target.host, target.port, target.kind)
                 _, conn = await loop.create_connection(
                     _Connection,
-                    target.host,
+                    host,
                     target.port,
                     ssl=target.tls,
                     server_hostname=target.host if target.tls else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,16 +14,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from modelyard_gateway.db import (
     STATE_CHANNEL,
     ApiKey,
+    DeviceEndpoint,
     GroupMember,
     ModelGroup,
     ModelInstance,
 )
 
 
-async def routing_rows(
-    engine: AsyncEngine,
-) -> tuple[Sequence[ModelInstance], Sequence[ModelGroup], Sequence[GroupMember], Sequence[ApiKey]]:
-    """Return every instance, group, membership (in order) and live key, read together."""
+@dataclass(frozen=True, slots=True)
+class RoutingRows:
+    """What the routing catalog is built from, read in one snapshot."""
+
+    instances: Sequence[ModelInstance]
+    groups: Sequence[ModelGroup]
+    members: Sequence[GroupMember]
+    keys: Sequence[ApiKey]
+    endpoints: Sequence[DeviceEndpoint]
+
+
+async def routing_rows(engine: AsyncEngine) -> RoutingRows:
+    """Return every instance, group, membership (in order), live key and device endpoint."""
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
         # One snapshot: the four reads see the same committed state.
         await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
@@ -30,7 +41,8 @@ async def routing_rows(
         groups = (await session.scalars(select(ModelGroup))).all()
         members = (await session.scalars(select(GroupMember).order_by(GroupMember.position))).all()
         keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
-    return instances, groups, members, keys
+        endpoints = (await session.scalars(select(DeviceEndpoint))).all()
+    return RoutingRows(instances, groups, members, keys, endpoints)
 
 
 async def live_key(engine: AsyncEngine, *, key_hash: str) -> ApiKey | None:

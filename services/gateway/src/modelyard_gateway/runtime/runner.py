@@ -27,7 +27,8 @@ from modelyard_gateway.db import (
     ProcessedEvent,
 )
 from modelyard_gateway.deps import governance
-from modelyard_gateway.egress import EgressPolicy
+from modelyard_gateway.egress import EgressRefused
+from modelyard_gateway.instances.service import CheckLimiter
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
 from modelyard_gateway.runtime.health import HealthBoard, decode_notification
@@ -47,7 +48,10 @@ class Runtime(ServiceRuntime):
     def __init__(self, settings: GatewaySettings) -> None:
         super().__init__(settings)
         self.box = SecretBox(settings.encryption_key)
-        self.egress = EgressPolicy.parse(allow=settings.egress_allow, deny=settings.egress_deny)
+        self.egress = settings.egress_policy()
+        self.check_limiter = CheckLimiter(
+            burst=settings.check_burst, window_s=settings.check_window_s
+        )
         self.catalog = Catalog(
             self.engine, self.box, egress=self.egress, governance=governance(settings)
         )
@@ -92,7 +96,7 @@ class Runtime(ServiceRuntime):
 
     async def start(self) -> None:
         """Load config and shared state, then start listeners, health checks and consumers."""
-        self._upstreams = Upstreams()
+        self._upstreams = Upstreams(egress=self.egress)
         self._proxy = ProxyService(
             board=self.board, upstreams=self._upstreams, settings=self.settings
         )
@@ -212,6 +216,14 @@ class Runtime(ServiceRuntime):
     async def _check(self, inst: InstanceRoute) -> None:
         path = self.settings.health_path if inst.health_path is None else inst.health_path
         if not path:
+            return
+        try:
+            # Resolved again before connecting: a name may point elsewhere since the last load.
+            await self.egress.check_url(inst.base_url, kind=inst.kind)
+            if inst.proxy_url:
+                await self.egress.check_url(inst.proxy_url)
+        except EgressRefused as exc:
+            log.warning("health check of %s not sent: %s", inst.name, exc)
             return
         try:
             if not await claim_check(self.engine, inst.id, self.settings.health_interval_s):

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import aiohttp
 
+from modelyard_gateway.destination import DestinationError, join
+from modelyard_gateway.egress import EgressPolicy, connect_guard
 from modelyard_gateway.runtime.catalog import InstanceRoute
 from modelyard_gateway.runtime.fastclient import (
     BodyCutOff,
@@ -140,8 +142,8 @@ async def _bounded(until: float | None) -> AsyncIterator[None]:
 class Upstreams:
     """Sends requests to instances: the lean client, or aiohttp for instances behind a proxy."""
 
-    def __init__(self) -> None:
-        self.fast = FastClient()
+    def __init__(self, *, egress: EgressPolicy | None = None) -> None:
+        self.fast = FastClient(guard=connect_guard(egress) if egress is not None else None)
         self.session = new_client_session()
 
     async def post(
@@ -222,6 +224,9 @@ class ProbeResult:
     latency_ms: float
     status: int | None
     error: str | None
+    # A fixed word for the outcome (`ok`, `http_status`, `timeout`, `connect_failed`, ...):
+    # what `POST /check` answers, never the transport's own text.
+    code: str = "ok"
 
 
 async def probe(
@@ -229,10 +234,15 @@ async def probe(
 ) -> ProbeResult:
     """Return whether `GET {base}{path}` answers 2xx within the timeout, and how fast."""
     headers = {k: v for k, v in inst.headers.items() if k.lower() != "content-type"}
+    try:
+        url = join(inst.base_url, path)
+    except DestinationError:
+        # Refused before any connection: a path that is not a path never leaves the gateway.
+        return ProbeResult(False, 0.0, None, "the health path is not a path", "refused")
     started = time.perf_counter()
     try:
         async with session.get(
-            inst.base_url + path,
+            url,
             headers=headers,
             proxy=inst.proxy_url,
             proxy_headers=inst.proxy_headers,
@@ -244,12 +254,13 @@ async def probe(
             latency = (time.perf_counter() - started) * 1000
             if 200 <= resp.status < 300:
                 return ProbeResult(True, latency, resp.status, None)
-            return ProbeResult(False, latency, resp.status, f"HTTP {resp.status}")
+            return ProbeResult(False, latency, resp.status, f"HTTP {resp.status}", "http_status")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         latency = (time.perf_counter() - started) * 1000
         failure = classify_transport_error(exc, inst)
         if isinstance(exc, TimeoutError):
             failure.reason = f"no answer within {timeout_s}s"
-        return ProbeResult(False, latency, None, failure.reason)
+            failure.cause = "timeout"
+        return ProbeResult(False, latency, None, failure.reason, failure.cause)
     except asyncio.CancelledError:
         raise
