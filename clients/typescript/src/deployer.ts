@@ -1113,6 +1113,7 @@ export interface components {
         Manifest: {
             /**
              * Cores
+             * @description CPU share, at least 0.01 of a core.
              * @default 1
              */
             cores?: number;
@@ -1162,6 +1163,12 @@ export interface components {
             port?: number;
             /** @default handlers */
             protocol?: components["schemas"]["Protocol"];
+            /**
+             * Run As Root
+             * @description Run as root with Docker's default capabilities and a writable root file system (the container keeps its own network, pids limit and CPU floor).
+             * @default false
+             */
+            run_as_root?: boolean;
         };
         /**
          * ModelVersion
