@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from gateway_policy_kit import registry  # noqa: E402, F401 - the registry's events, a fixture
 from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer  # noqa: E402
 
 from modelyard_common.testing import (  # noqa: E402

@@ -21,15 +21,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
-from test_policy_gate import (  # noqa: F401 - `registry` is a fixture
+from gateway_policy_kit import (
     bind,
     choose_gate,
     model,
     projected,
-    registry,
     say,
 )
+from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
 
 from modelyard_common.contracts import ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import new_event
