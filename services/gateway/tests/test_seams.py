@@ -659,9 +659,9 @@ async def test_non_finite_numbers_are_a_422_naming_the_field(
         '"upstream_model": "m", %s}'
     )
     cases = [
-        ("default_params", f'"default_params": {{"temperature": {number}}}'),
-        ("default_params", f'"default_params": {{"deep": [1, {{"x": {number}}}]}}'),
-        ("param_caps", f'"param_caps": {{"max_tokens": {number}}}'),
+        ("default_params.temperature", f'"default_params": {{"temperature": {number}}}'),
+        ("default_params.deep.1.x", f'"default_params": {{"deep": [1, {{"x": {number}}}]}}'),
+        ("param_caps.max_tokens", f'"param_caps": {{"max_tokens": {number}}}'),
     ]
     inst = await admin.instance(9)
     answers: list[tuple[str, httpx.Response]] = []

@@ -15,6 +15,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 from pydantic import ValidationError
 
 from modelyard_common.contracts import DEAD_LETTER_EXCHANGE, DEVICES_EXCHANGE, EVENTS_EXCHANGE
@@ -57,8 +58,11 @@ class Broker:
         async with self._lock:
             if self._channel is not None:
                 return
-            connection = await aio_pika.connect_robust(self.url, timeout=timeout)
+            # Built here rather than by aio_pika.connect_robust, which drops a connection whose
+            # first attempt fails while its reconnect loop runs on (a leak per failed connect).
+            connection = aio_pika.RobustConnection(make_url(self.url))
             try:
+                await connection.connect(timeout=timeout)
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 await channel.set_qos(prefetch_count=self.prefetch)
                 for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
