@@ -260,6 +260,7 @@ async def running_suite(
             await commands.run_command("rabbitmqctl", "-q", "delete_vhost", name, check=False)
             connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
             try:
-                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                database = database_url.rsplit("/", 1)[-1]  # the name plus any test suffix
+                await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             finally:
                 await connection.close()
