@@ -5,9 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/common clients/python $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PACKAGES := libs/common libs/testkit clients/python $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 TEST_DIRS := $(wildcard libs/common/tests clients/python/tests services/*/tests tests)
-MYPY_PACKAGES := -p modelyard_common -p modelyard_client -p modelyard_cli $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
+MYPY_PACKAGES := -p modelyard_common -p modelyard_testkit -p modelyard_client -p modelyard_cli $(foreach p,$(filter-out %.egg-info,$(wildcard services/*/src/modelyard_*)),-p $(notdir $(p)))
 STAMP := $(VENV)/.installed
 
 .PHONY: help install services docker test test-fast lint fmt fuzz dev up down bench chaos clean clients clients-check
@@ -42,6 +42,10 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check libs clients services tests
 	$(BIN)/ruff format --check libs clients services tests
 	$(BIN)/mypy $(MYPY_PACKAGES)
+	@# The house plan: layers and import directions, one contract file per package.
+	@for f in libs/common/.importlinter services/*/.importlinter; do \
+	  [ -f "$$f" ] || continue; echo "lint-imports --config $$f"; \
+	  $(BIN)/lint-imports --no-cache --config "$$f" || exit 1; done
 
 fmt: install ## format and auto-fix
 	$(BIN)/ruff format libs clients services tests

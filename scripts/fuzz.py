@@ -30,9 +30,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-
-from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import (
+from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_DB_SUFFIX,
     TEST_JWT_SECRET,
@@ -40,6 +38,8 @@ from modelyard_common.testing import (
     recreate_database,
     wait_for,
 )
+
+from modelyard_common.outbox import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -12,7 +12,7 @@ down:
   mounting something under this run's pytest base directory, or a compose project of this
   working directory;
 - PostgreSQL connections of this run: to a database the run created with
-  `modelyard_common.testing.recreate_database`, or from a TCP port of the pytest process or one
+  `modelyard_testkit.testing.recreate_database`, or from a TCP port of the pytest process or one
   of its descendants (other runs on the machine, with their own MODELYARD_TEST_DB_SUFFIX, are
   not counted).
 
@@ -215,7 +215,7 @@ class PostgresView:
     """This run's connections, read from pg_stat_activity over a connection of its own."""
 
     def __init__(self) -> None:
-        from modelyard_common.testing import TEST_ADMIN_DB_URL
+        from modelyard_testkit.testing import TEST_ADMIN_DB_URL
 
         self.admin_url = TEST_ADMIN_DB_URL
         self._loop = self.loop = asyncio.new_event_loop()
@@ -234,7 +234,7 @@ class PostgresView:
         self.connected_once = False
 
     def _created(self) -> set[str]:
-        from modelyard_common import testing
+        from modelyard_testkit import testing
 
         return set(getattr(testing, "CREATED_DATABASES", ()))
 

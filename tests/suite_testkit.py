@@ -19,9 +19,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-
-from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import (
+from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_JWT_SECRET,
     bearer,
@@ -30,6 +28,8 @@ from modelyard_common.testing import (
     recreate_database,
     wait_for,
 )
+
+from modelyard_common.outbox import asyncpg_dsn
 
 BIN = Path(sys.executable).parent
 STEP_TIMEOUT_S = 120.0

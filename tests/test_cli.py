@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 import yaml
+from modelyard_testkit.testing import TEST_JWT_SECRET, wait_for
 from suite_testkit import (  # tests/ is on the path (conftest)
     Agent,
     Suite,
@@ -39,7 +40,6 @@ from suite_testkit import (  # tests/ is on the path (conftest)
 from modelyard_client import AsyncModelyard, Endpoints, Modelyard, RetryPolicy
 from modelyard_client import operations as ops
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import TEST_JWT_SECRET, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

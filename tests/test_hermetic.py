@@ -35,7 +35,7 @@ import sys
 import asyncpg
 
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import TEST_ADMIN_DB_URL
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL
 
 KEEP = []
 
@@ -76,7 +76,7 @@ import sys
 import asyncpg
 
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import TEST_ADMIN_DB_URL
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL
 
 
 async def test_cleans_up_after_itself():

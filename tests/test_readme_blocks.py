@@ -27,15 +27,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
-from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import (
+from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
     TEST_VHOST,
     free_port,
     recreate_database,
 )
+
+from modelyard_common.outbox import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console", "zsh"}

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelyard_common.testservers import port_open
+from modelyard_testkit.servers import port_open
 
 
 def wait_port(port: int, within: float, what: str) -> None:

@@ -14,10 +14,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
+from modelyard_testkit.testing import OidcProvider, assert_problem
 
 from modelyard_common.auth import WORKSPACE_HEADER, Operator, Viewer, issue_token
 from modelyard_common.settings import DEV_JWT_SECRET, ServiceSettings
-from modelyard_common.testing import OidcProvider, assert_problem
 from modelyard_common.web import create_app
 
 AUDIENCE = "https://api.modelyard.test"

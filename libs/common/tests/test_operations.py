@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from modelyard_testkit.testing import assert_problem, free_port
 
 from modelyard_common.settings import ServiceSettings
-from modelyard_common.testing import assert_problem, free_port
 from modelyard_common.web import create_app
 
 TOKEN = "metrics-token-0123456789abcdef"

@@ -15,6 +15,13 @@ import httpx
 import pytest
 from fastapi import APIRouter, Body, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from modelyard_testkit.testing import (
+    TEST_ADMIN_DB_URL,
+    TEST_JWT_SECRET,
+    assert_problem,
+    bearer,
+    recreate_database,
+)
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import String, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,13 +40,6 @@ from modelyard_common.inputs import JSONInputError, check_json, loads_guarded
 from modelyard_common.manifest import Manifest, ManifestDocumentError, parse_manifest_document
 from modelyard_common.pagination import decode_cursor
 from modelyard_common.settings import ServiceSettings
-from modelyard_common.testing import (
-    TEST_ADMIN_DB_URL,
-    TEST_JWT_SECRET,
-    assert_problem,
-    bearer,
-    recreate_database,
-)
 from modelyard_common.web import create_app
 
 SCHEMA = "seams"

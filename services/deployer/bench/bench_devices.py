@@ -55,10 +55,10 @@ from bench_upload import (
 )
 from fleet import REPORTED_STATES, Fleet
 from modelyard_agent.settings import AgentSettings
+from modelyard_testkit.testing import recreate_database, wait_for_port
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import recreate_database, wait_for_port
 
 AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
 WORKSPACE = "bench"

@@ -22,9 +22,7 @@ import pytest_asyncio
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-
-from modelyard_common.messaging import Broker
-from modelyard_common.testing import (
+from modelyard_testkit.testing import (
     S3_TEST_CREDENTIALS,
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
@@ -37,6 +35,8 @@ from modelyard_common.testing import (
     recreate_database,
     s3_test_server,
 )
+
+from modelyard_common.messaging import Broker
 from modelyard_deployer.app import create_app
 from modelyard_deployer.artifacts import MIN_PART_BYTES, LocalArtifactStore, S3ArtifactStore
 from modelyard_deployer.cli import migrate

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 from fastapi import FastAPI
+from modelyard_testkit.testing import TEST_AMQP_URL, TEST_JWT_SECRET
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,7 +34,6 @@ from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.errors import UnauthorizedError
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker, Consumer
-from modelyard_common.testing import TEST_AMQP_URL, TEST_JWT_SECRET
 from modelyard_deployer.artifacts import ArtifactStore, S3ArtifactStore
 
 JWT_SECRET = TEST_JWT_SECRET

@@ -16,12 +16,12 @@ import httpx
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
 from deployer_testkit import RegistryStandIn, Tenant
+from modelyard_testkit.servers import PrivateRabbit
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL, recreate_database
 
 from modelyard_common.contracts import DEVICES_EXCHANGE, DeviceCommand
 from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker
-from modelyard_common.testing import TEST_ADMIN_DB_URL, recreate_database
-from modelyard_common.testservers import PrivateRabbit
 from modelyard_deployer.app import create_app
 from modelyard_deployer.cli import migrate
 from modelyard_deployer.settings import DeployerSettings

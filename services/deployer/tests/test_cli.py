@@ -17,9 +17,9 @@ import asyncpg
 import httpx
 import pytest_asyncio
 from deployer_testkit import DEFAULT_MANIFEST, MAIN_PY, RegistryStandIn, Tenant, project_zip
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL, recreate_database
 
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import TEST_ADMIN_DB_URL, recreate_database
 from modelyard_deployer.settings import DeployerSettings
 
 CLI = str(Path(sys.executable).with_name("modelyard-deployer"))

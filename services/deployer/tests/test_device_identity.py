@@ -16,6 +16,7 @@ from aio_pika.exceptions import AMQPError, ChannelClosed, ProbableAuthentication
 from cryptography.fernet import Fernet
 from deployer_testkit import OPENAI_MANIFEST, DeviceStandIn, EventTap, Tenant, eventually
 from fastapi import FastAPI
+from modelyard_testkit.testing import TEST_AMQP_URL
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
@@ -27,7 +28,6 @@ from modelyard_common.device_identity import (
     token_hash,
 )
 from modelyard_common.events import CloudEvent, new_event
-from modelyard_common.testing import TEST_AMQP_URL
 from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]

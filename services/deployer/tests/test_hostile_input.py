@@ -7,8 +7,7 @@ import json
 import uuid
 
 from deployer_testkit import DEFAULT_MANIFEST, Tenant, bearer
-
-from modelyard_common.testing import assert_problem
+from modelyard_testkit.testing import assert_problem
 
 
 def _cursor(payload: object) -> str:

@@ -32,13 +32,13 @@ from deployer_testkit import (
     registry_says,
 )
 from fastapi import FastAPI
+from modelyard_testkit.testing import TEST_AMQP_URL, assert_problem
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
-from modelyard_common.testing import TEST_AMQP_URL, assert_problem
 from modelyard_deployer.registry_models.repository import governance_lock_key
 from modelyard_deployer.registry_models.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings

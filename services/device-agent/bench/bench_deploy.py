@@ -26,13 +26,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import httpx
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
-from modelyard_agent.docker_runtime import LABEL_DEVICE, free_loopback_port
-from modelyard_agent.reconciler import PROJECT_MOUNT, WRAPPER_MOUNT
-from modelyard_agent.settings import AgentSettings
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     ArtifactServer,
     BrokerProbe,
     delete_device_queues,
@@ -40,7 +34,13 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
-from modelyard_common.testing import ensure_vhost
+from modelyard_testkit.testing import ensure_vhost
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.app import create_app
+from modelyard_agent.docker_runtime import LABEL_DEVICE, free_loopback_port
+from modelyard_agent.reconciler import PROJECT_MOUNT, WRAPPER_MOUNT
+from modelyard_agent.settings import AgentSettings
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]

@@ -12,18 +12,18 @@ from uuid import UUID, uuid4
 import docker
 import httpx
 import pytest
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
-from modelyard_agent.settings import AgentSettings
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
     delete_device_queues,
     remove_device_leftovers,
 )
-from modelyard_common.testing import TEST_AMQP_URL, TEST_VHOST, ensure_vhost
+from modelyard_testkit.testing import TEST_AMQP_URL, TEST_VHOST, ensure_vhost
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.app import create_app
+from modelyard_agent.settings import AgentSettings
 
 REPO = Path(__file__).resolve().parents[3]
 VHOST = TEST_VHOST

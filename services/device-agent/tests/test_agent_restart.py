@@ -19,9 +19,7 @@ from uuid import UUID, uuid4
 import docker
 import httpx
 import pytest
-
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, free_loopback_port
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     ArtifactServer,
     BrokerProbe,
     delete_device_queues,
@@ -30,6 +28,8 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, free_loopback_port
 from modelyard_common.contracts import DeploymentState
 
 PROJECTS = Path(__file__).parent / "projects"

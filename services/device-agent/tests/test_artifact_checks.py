@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import uuid4
 
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -13,6 +13,7 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+
 from modelyard_common.contracts import DeploymentState, VersionSpec
 
 PROJECTS = Path(__file__).parent / "projects"

@@ -16,10 +16,7 @@ from uuid import uuid4
 
 import docker
 import pytest
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -28,8 +25,11 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+from modelyard_testkit.servers import PrivateRabbit
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
-from modelyard_common.testservers import PrivateRabbit
 
 PROJECTS = Path(__file__).parent / "projects"
 Step = Callable[[], Awaitable[None]]

@@ -19,6 +19,14 @@ import docker
 import httpx
 import pytest
 from docker.models.containers import Container
+from modelyard_testkit.agent import (
+    AgentFactory,
+    ArtifactServer,
+    BrokerProbe,
+    project_manifest,
+    version_spec,
+    zip_project,
+)
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import (
@@ -34,14 +42,6 @@ from modelyard_agent.docker_runtime import (
     nano_cpus,
 )
 from modelyard_agent.reconciler import network_name
-from modelyard_agent.testing import (
-    AgentFactory,
-    ArtifactServer,
-    BrokerProbe,
-    project_manifest,
-    version_spec,
-    zip_project,
-)
 from modelyard_common.contracts import DeploymentState, DesiredState, VersionSpec
 from modelyard_common.manifest import Manifest
 

@@ -9,10 +9,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.settings import AgentSettings
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -20,6 +17,9 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.settings import AgentSettings
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState, VersionSpec
 from modelyard_common.device_identity import ingress_token, token_hash
 

@@ -8,10 +8,7 @@ from uuid import uuid4
 
 import docker
 import httpx
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -19,6 +16,9 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
 from modelyard_common.contracts import DeploymentState
 from modelyard_common.manifest import Manifest
 

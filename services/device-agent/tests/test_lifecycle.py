@@ -10,6 +10,14 @@ from uuid import UUID, uuid4
 import docker
 import httpx
 from docker.models.containers import Container
+from modelyard_testkit.agent import (
+    AgentFactory,
+    ArtifactServer,
+    BrokerProbe,
+    project_manifest,
+    version_spec,
+    zip_project,
+)
 
 from modelyard_agent.agent import Agent
 from modelyard_agent.docker_runtime import (
@@ -17,14 +25,6 @@ from modelyard_agent.docker_runtime import (
     LABEL_DEVICE,
     LABEL_MANAGED,
     LABEL_VERSION,
-)
-from modelyard_agent.testing import (
-    AgentFactory,
-    ArtifactServer,
-    BrokerProbe,
-    project_manifest,
-    version_spec,
-    zip_project,
 )
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from modelyard_testkit.agent import AgentFactory
 
 from modelyard_agent.app import MAX_HANDLER_BODY_BYTES, create_app
-from modelyard_agent.testing import AgentFactory
 
 
 async def test_405_allow_problem_types_and_handler_bodies(make_agent: AgentFactory) -> None:

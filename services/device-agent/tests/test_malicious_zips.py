@@ -10,15 +10,15 @@ from uuid import uuid4
 
 import docker
 import pytest
-
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
     project_manifest,
     version_spec,
 )
+
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
 from modelyard_common.contracts import DeploymentState
 
 ESCAPE_NAME = f"escaped-{uuid4().hex}.txt"

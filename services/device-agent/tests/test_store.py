@@ -6,8 +6,9 @@ import hashlib
 from pathlib import Path
 from uuid import uuid4
 
+from modelyard_testkit.agent import project_manifest
+
 from modelyard_agent.store import DesiredStateStore
-from modelyard_agent.testing import project_manifest
 from modelyard_common.contracts import CommandAction, DesiredState, DeviceCommand, VersionSpec
 
 

@@ -12,10 +12,7 @@ from uuid import uuid4
 
 import httpx
 import uvicorn
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -23,8 +20,11 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+from modelyard_testkit.testing import wait_for
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.app import create_app
 from modelyard_common.contracts import DeploymentState
-from modelyard_common.testing import wait_for
 
 PROJECTS = Path(__file__).parent / "projects"
 

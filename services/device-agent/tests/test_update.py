@@ -11,10 +11,7 @@ from uuid import UUID, uuid4
 
 import docker
 import httpx
-
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
-from modelyard_agent.testing import (
+from modelyard_testkit.agent import (
     AgentFactory,
     ArtifactServer,
     BrokerProbe,
@@ -22,6 +19,9 @@ from modelyard_agent.testing import (
     version_spec,
     zip_project,
 )
+
+from modelyard_agent.agent import Agent
+from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
 from modelyard_common.contracts import DeploymentState, VersionSpec
 
 PROJECTS = Path(__file__).parent / "projects"

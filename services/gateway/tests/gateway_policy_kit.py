@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import Admin, GatewayServer
+from modelyard_testkit.testing import wait_for
 from sqlalchemy import text
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
@@ -16,7 +17,6 @@ from modelyard_common.db import make_engine
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS
 from modelyard_common.messaging import Binding, Broker
-from modelyard_common.testing import wait_for
 from modelyard_gateway.endpoints.consumer import GOVERNANCE_QUEUE
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import openai
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+from modelyard_testkit.testing import wait_for
 from sqlalchemy import func, select
 
 from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.db import make_engine
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker
-from modelyard_common.testing import wait_for
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import EndpointSequence, ProcessedEvent
 from modelyard_gateway.endpoints.consumer import QUEUE

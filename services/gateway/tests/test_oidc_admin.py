@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 from gateway_testkit import GatewayServer
+from modelyard_testkit.testing import OidcProvider, assert_problem
 
-from modelyard_common.testing import OidcProvider, assert_problem
 from modelyard_gateway.settings import GatewaySettings
 
 AUDIENCE = "api://modelyard-gateway"

@@ -46,10 +46,16 @@ def _id(instance: dict[str, object]) -> uuid.UUID:
 
 @pytest.fixture(scope="module")
 def strict(make_settings: Callable[..., GatewaySettings]) -> Iterator[GatewayServer]:
-    """Yield a replica with short first-byte/idle/answer deadlines and a long first cooldown."""
+    """Yield a replica with short first-byte/idle/answer deadlines and a long first cooldown.
+
+    Failed probes never mark an instance down here (`health_failures` out of reach): these tests
+    are about what answers and good probes do to a cooldown, and a failing probe that lands before
+    the first request (one in a few runs on a loaded machine) would cool the instance first.
+    """
     server = GatewayServer(
         make_settings(
             consume_events=False,
+            health_failures=1_000_000,
             first_byte_timeout_s=0.5,
             answer_timeout_s=0.5,
             stream_idle_timeout_s=0.5,

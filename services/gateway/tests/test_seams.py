@@ -29,12 +29,12 @@ from gateway_policy_kit import (
     say,
 )
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+from modelyard_testkit.testing import assert_problem, wait_for
 
 from modelyard_common.contracts import ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import new_event
 from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
-from modelyard_common.testing import assert_problem, wait_for
 from modelyard_gateway.destination import DestinationError, check_path, join
 from modelyard_gateway.egress import EgressPolicy, EgressRefused, connect_guard
 from modelyard_gateway.runtime.catalog import fast_target

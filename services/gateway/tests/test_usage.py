@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import STREAM_PROMPT_TOKENS, Admin, FakeBackend, GatewayServer
+from modelyard_testkit.testing import EventCapture
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from modelyard_common.contracts import GATEWAY_USAGE_RECORDED
-from modelyard_common.testing import EventCapture
 from modelyard_gateway.db import ModelUsage
 from modelyard_gateway.runtime.catalog import GroupRoute
 from modelyard_gateway.settings import GatewaySettings

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-
-from modelyard_common.testing import (
+from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
     TEST_JWT_SECRET,
@@ -22,6 +21,7 @@ from modelyard_common.testing import (
     ensure_vhost,
     recreate_database,
 )
+
 from modelyard_registry.app import create_app
 from modelyard_registry.cli import migrate
 from modelyard_registry.settings import RegistrySettings

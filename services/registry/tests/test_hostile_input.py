@@ -7,8 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
-
-from modelyard_common.testing import assert_problem, bearer
+from modelyard_testkit.testing import assert_problem, bearer
 
 
 def _cursor(payload: object) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from modelyard_testkit.testing import assert_problem, create_ok, wait_for
 
 from modelyard_common.contracts import EVENTS_EXCHANGE, GATEWAY_USAGE_RECORDED
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Broker
-from modelyard_common.testing import assert_problem, create_ok, wait_for
 from modelyard_registry.settings import RegistrySettings
 
 Headers = dict[str, str]

@@ -253,3 +253,54 @@ def created_response(stored: StoredResponse, *, location: str | None = None) -> 
     if stored.withheld:
         headers[SECRET_WITHHELD_HEADER] = ", ".join(stored.withheld)
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+@dataclass(frozen=True)
+class IdempotentCreates:
+    """One service's idempotent creates, written once: run once per key and caller, answer 201.
+
+    A route hands over what it creates and where the result lives; the record table is the
+    service's own `IdempotencyRecord` (bound here once, in the service's `db.py`):
+
+        creates = IdempotentCreates(IdempotencyRecord)
+        ...
+        return await creates.respond(
+            session, principal=principal, operation="create_model", key=idempotency_key,
+            body=body, create=lambda: service.create_model(session, principal=principal, body=body),
+            location="/v1/models/{id}",
+        )
+
+    `location` is formatted with the created body's fields (`{id}` most often); the rest is
+    `run_idempotent`'s contract (scope per caller, `authorize` before a replay, secrets withheld).
+    """
+
+    model: type[IdempotencyRecordMixin]
+
+    async def respond(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        operation: str,
+        key: str | None,
+        body: Any,
+        create: Callable[[], Awaitable[BaseModel]],
+        location: str | None = None,
+        status_code: int = 201,
+        secret_fields: Sequence[str] = (),
+        authorize: Callable[[], Awaitable[None]] | None = None,
+    ) -> JSONResponse:
+        stored = await run_idempotent(
+            session,
+            self.model,
+            principal=principal,
+            operation=operation,
+            key=key,
+            payload=body,
+            create=create,
+            status_code=status_code,
+            secret_fields=secret_fields,
+            authorize=authorize,
+        )
+        where = location.format(**stored.body) if location is not None else None
+        return created_response(stored, location=where)
