@@ -1,213 +1,36 @@
-"""The policy gate: what registry approvals allow the deployer to ship and the gateway to serve.
-
-The registry decides (a model's `approval`, a workspace's `gate`); the deployer and the gateway
-enforce, each from its own projection of `registry.model.*` and `registry.policy.*` events, so
-the gate holds while the registry is down. Both projections are the tables below, migrated by
-each service (`governance_ddl`), and both judge with the same functions.
-
-Gates, per workspace:
-- `enforce`: refuse what the approval does not allow (deploy, start, bind, serve);
-- `warn`: allow it, and say so on every step (responses, history, logs);
-- `off`: the approval is recorded and shown, nothing is checked.
-
-A workspace that never chose a gate gets the service's `policy_default_gate` (`enforce` unless
-configured; every service of one installation must agree).
-"""
+"""One service's projection of the registry's approvals and gates: tables, reads, event upserts."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import DateTime, String, Text, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from modelyard_common.errors import ServiceUnavailableError
 from modelyard_common.events import CloudEvent
+from modelyard_common.governance.rules import (
+    MODEL_DELETED,
+    MODEL_EVENT_PREFIX,
+    POLICY_UPDATED,
+    STOPPING,
+    ApprovalState,
+    Conditions,
+    Gate,
+    ModelApprovalEvent,
+    PolicyEvent,
+    Standing,
+    Verdict,
+    judge_serve,
+)
 
 log = logging.getLogger("modelyard.governance")
-
-MODEL_EVENT_PREFIX = "registry.model."
-MODEL_DELETED = "registry.model.deleted"
-POLICY_UPDATED = "registry.policy.updated"
-GOVERNANCE_ROUTING_KEYS = ("registry.model.*", "registry.policy.*")
-POLICY_PROBLEM = "policy-refused"
-
-
-class Gate(StrEnum):
-    """How a workspace's approvals are applied to deploying and serving."""
-
-    enforce = "enforce"
-    warn = "warn"
-    off = "off"
-
-
-class ApprovalState(StrEnum):
-    """Where a model stands in review; only `approved` and `restricted` may run."""
-
-    draft = "draft"
-    in_review = "in_review"
-    approved = "approved"
-    restricted = "restricted"
-    blocked = "blocked"
-    retired = "retired"
-
-
-RUNNABLE = frozenset({ApprovalState.approved, ApprovalState.restricted})
-# Deployments already running are stopped, and bound groups stop serving, only on these: a model
-# sent back to `draft` by an edit (re-approval required) keeps what it runs until decided.
-STOPPING = frozenset({ApprovalState.blocked, ApprovalState.retired})
-
-
-class Conditions(BaseModel):
-    """What a `restricted` approval allows (the registry's `approval_conditions`)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    text: str = ""
-    device_labels: dict[str, list[str]] = Field(default_factory=dict)
-    gateway_groups: list[str] = Field(default_factory=list)
-
-    def labels_missing(self, labels: Mapping[str, str]) -> list[str]:
-        """Return the `key in (values)` conditions a device with these labels fails."""
-        return [
-            f"{key} in ({', '.join(values)})"
-            for key, values in sorted(self.device_labels.items())
-            if labels.get(key) not in values
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """What a service knows of one model's approval, and the gate of its workspace."""
-
-    gate: Gate
-    approval: ApprovalState | None  # None: the model's approval is not known here
-    conditions: Conditions | None = None
-    decided_by: str | None = None
-    comment: str | None = None
-    model_name: str | None = None
-
-    def describe(self) -> str:
-        """Return the approval in words, e.g. `blocked (by alice: bias found)`."""
-        if self.approval is None:
-            return "of unknown approval (the registry could not be asked)"
-        who = f" by {self.decided_by}" if self.decided_by else ""
-        why = f": {self.comment}" if self.comment else ""
-        return f"{self.approval.value}{' (' + who.strip() + why + ')' if who or why else ''}"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The gate's answer for one act: allowed or not, and why not (the warning under `warn`)."""
-
-    allowed: bool
-    gate: Gate
-    approval: ApprovalState | None
-    reason: str | None = None  # set when the approval does not allow the act
-
-    @property
-    def warning(self) -> str | None:
-        """Return the reason when the act goes ahead only because the gate is `warn`."""
-        return self.reason if self.allowed and self.reason else None
-
-    def problem_fields(self) -> dict[str, Any]:
-        """Return the extension members of the 409/403 problem this verdict refuses with."""
-        return {
-            "approval": self.approval.value if self.approval else None,
-            "gate": self.gate.value,
-        }
-
-
-def _verdict(standing: Standing, reason: str | None) -> Verdict:
-    if reason is None or standing.gate is Gate.off:
-        return Verdict(True, standing.gate, standing.approval)
-    allowed = standing.gate is Gate.warn
-    return Verdict(allowed, standing.gate, standing.approval, reason)
-
-
-def judge_deploy(
-    standing: Standing, *, model: str, device: str, labels: Mapping[str, str]
-) -> Verdict:
-    """Return whether `model` may be deployed to (or started on) a device with these labels."""
-    approval = standing.approval
-    if approval is None or approval not in RUNNABLE:
-        reason = f"Model {model} is {standing.describe()}; only approved models may be deployed."
-        return _verdict(standing, reason)
-    return _verdict(standing, _device_refused(standing, model=model, device=device, labels=labels))
-
-
-def judge_running(
-    standing: Standing, *, model: str, device: str, labels: Mapping[str, str]
-) -> Verdict:
-    """Return whether a deployment already running may go on (stopped once blocked or retired).
-
-    A model sent back to `draft` or `in_review` (an edit that needs re-approval) keeps running
-    where it runs until a reviewer decides; new deployments of it are judged by `judge_deploy`.
-    """
-    if standing.approval in STOPPING:
-        return _verdict(standing, f"Model {model} is {standing.describe()}; it may not run.")
-    return _verdict(standing, _device_refused(standing, model=model, device=device, labels=labels))
-
-
-def _device_refused(
-    standing: Standing, *, model: str, device: str, labels: Mapping[str, str]
-) -> str | None:
-    if standing.approval is not ApprovalState.restricted:
-        return None
-    missing = (standing.conditions or Conditions()).labels_missing(labels)
-    if not missing:
-        return None
-    return (
-        f"Model {model} is restricted to devices with {'; '.join(missing)}; "
-        f"device {device} does not qualify."
-    )
-
-
-def judge_bind(standing: Standing, *, model: str, group: str) -> Verdict:
-    """Return whether a gateway group named `group` may be bound to `model`."""
-    approval = standing.approval
-    reason = None
-    if approval is None or approval not in RUNNABLE:
-        reason = f"Model {model} is {standing.describe()}; only approved models may be served."
-    else:
-        reason = _group_refused(standing, model=model, group=group)
-    return _verdict(standing, reason)
-
-
-def judge_serve(standing: Standing, *, model: str, group: str) -> Verdict:
-    """Return whether a bound group may keep serving `model` (refused once blocked or retired)."""
-    approval = standing.approval
-    reason = None
-    if approval in STOPPING:
-        reason = f"Model {model} is {standing.describe()}; it may not be served."
-    elif approval is ApprovalState.restricted:
-        reason = _group_refused(standing, model=model, group=group)
-    return _verdict(standing, reason)
-
-
-def _group_refused(standing: Standing, *, model: str, group: str) -> str | None:
-    if standing.approval is not ApprovalState.restricted:
-        return None
-    allowed = (standing.conditions or Conditions()).gateway_groups
-    if group in allowed:
-        return None
-    return (
-        f"Model {model} is restricted to the gateway groups {', '.join(allowed) or '(none)'}; "
-        f"group {group} is not one of them."
-    )
-
-
-# --- The projection: tables each enforcing service migrates (see `governance_ddl`). ---------
 
 
 class ModelApprovalMixin:
@@ -265,30 +88,6 @@ def governance_drop_ddl(schema: str) -> list[str]:
         f"DROP TABLE IF EXISTS {schema}.workspace_policies",
         f"DROP TABLE IF EXISTS {schema}.model_approvals",
     ]
-
-
-class ModelApprovalEvent(BaseModel):
-    """The fields of a `registry.model.*` event (or registry read) the projection keeps."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    workspace: str
-    name: str
-    approval: ApprovalState = ApprovalState.draft
-    approval_conditions: dict[str, Any] | None = None
-    approval_comment: str | None = None
-    updated_by: str | None = None
-
-
-class PolicyEvent(BaseModel):
-    """The data of a `registry.policy.updated` event (and of `GET /v1/policy`)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    workspace: str
-    gate: Gate
-    updated_by: str | None = None
 
 
 class BoundGroup(Protocol):
@@ -500,31 +299,3 @@ def standing_of(row: ModelApprovalMixin, gate: Gate) -> Standing:
         comment=row.comment,
         model_name=row.name,
     )
-
-
-async def fetch_registry_model(
-    http: httpx.AsyncClient, *, model_id: uuid.UUID, authorization: str | None
-) -> dict[str, Any] | None:
-    """Return the model as the registry shows it to the caller, or None when it has none.
-
-    The caller's own token is passed on, so the answer proves the model is in their workspace.
-    Raises 503 when the registry cannot answer.
-    """
-    headers = {"Authorization": authorization} if authorization else {}
-    try:
-        response = await http.get(f"/v1/models/{model_id}", headers=headers)
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(
-            f"The registry is unreachable ({type(exc).__name__})."
-        ) from exc
-    if response.status_code in (403, 404):
-        return None
-    if response.status_code != 200:
-        raise ServiceUnavailableError(f"The registry answered {response.status_code}.")
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise ServiceUnavailableError("The registry sent an unreadable model.") from exc
-    if not isinstance(body, dict):
-        raise ServiceUnavailableError("The registry sent an unreadable model.")
-    return body
