@@ -1,64 +1,27 @@
-"""Fetch a model version's zip from the deployer, verify it and unpack it safely.
+"""Fetch a model version's zip from the deployer, resuming, and check its SHA-256.
 
 Downloads go to `<data_dir>/downloads/<version>.part` and resume with an HTTP Range request after
 a dropped connection or an agent restart. The SHA-256 recorded at upload is checked before the
-zip is opened, and extraction goes through `modelyard_common.archive`.
+zip is opened (see `unpack`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
-from modelyard_common.archive import ArchiveLimits, ArchiveSummary, extract_archive
+from modelyard_agent.artifacts.verify import check_free_disk, sha256, sha256_or_none, size_or_zero
+from modelyard_agent.errors import PermanentError, TransientError
 from modelyard_common.contracts import VersionSpec
 
 log = logging.getLogger("modelyard.agent.artifacts")
 
 _CHUNK = 256 * 1024
-
-
-class PermanentError(Exception):
-    """A failure that retrying the same command cannot fix (bad zip, wrong checksum, ...).
-
-    `log_tail` carries lines worth showing next to the message (build output, container logs).
-    """
-
-    def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.log_tail = log_tail or []
-
-
-def same_origin(url: str, trusted: str) -> bool:
-    """Return whether `url` has the scheme, host and port of `trusted` (RFC 6454 origin)."""
-    a, b = urlsplit(url), urlsplit(trusted)
-
-    def port(parts: SplitResult) -> int | None:
-        try:
-            return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-        except ValueError:
-            return None
-
-    return (
-        a.scheme.lower() in ("http", "https")
-        and a.scheme.lower() == b.scheme.lower()
-        and (a.hostname or "") == (b.hostname or "")
-        and port(a) == port(b)
-        and a.username is None
-        and port(a) is not None
-    )
-
-
-class TransientError(Exception):
-    """A failure worth retrying later (network, full disk, Docker hiccup)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +50,13 @@ async def download_artifact(
     Raises `TransientError` when the disk is too full or the network keeps failing, and
     `PermanentError` when the deployer refuses the request or the checksum does not match.
     """
-    if await asyncio.to_thread(_sha256_or_none, destination) == version.sha256.lower():
+    if await asyncio.to_thread(sha256_or_none, destination) == version.sha256.lower():
         return destination
     partial = destination.with_name(destination.name + ".part")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    await _check_free_disk(destination.parent, version.size_bytes, partial, policy)
+    await check_free_disk(
+        destination.parent, version.size_bytes, partial, policy.disk_reserve_bytes
+    )
     digest_mismatches = 0
     attempt = 0
     while True:
@@ -108,7 +73,7 @@ async def download_artifact(
             continue
         if on_verify is not None:
             await on_verify()
-        if await asyncio.to_thread(_sha256, partial) == version.sha256.lower():
+        if await asyncio.to_thread(sha256, partial) == version.sha256.lower():
             await asyncio.to_thread(partial.replace, destination)
             return destination
         # A corrupt resume is possible (the file changed under us); one fresh download settles
@@ -129,7 +94,7 @@ class _RetryableStatusError(Exception):
 async def _fetch(
     client: httpx.AsyncClient, version: VersionSpec, partial: Path, policy: DownloadPolicy
 ) -> None:
-    offset = await asyncio.to_thread(_size_or_zero, partial)
+    offset = await asyncio.to_thread(size_or_zero, partial)
     if offset > version.size_bytes:
         await asyncio.to_thread(partial.unlink)
         offset = 0
@@ -166,49 +131,3 @@ async def _fetch(
             await asyncio.to_thread(handle.flush)
         finally:
             await asyncio.to_thread(handle.close)
-
-
-async def _check_free_disk(
-    directory: Path, size: int, partial: Path, policy: DownloadPolicy
-) -> None:
-    already = await asyncio.to_thread(_size_or_zero, partial)
-    # The zip and its extracted copy live side by side until the zip is deleted.
-    needed = 2 * size - already + policy.disk_reserve_bytes
-    free = (await asyncio.to_thread(shutil.disk_usage, directory)).free
-    if free < needed:
-        raise TransientError(
-            f"Not enough free disk: {needed // 2**20} MiB needed, {free // 2**20} MiB free."
-        )
-
-
-def _size_or_zero(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _sha256_or_none(path: Path) -> str | None:
-    try:
-        return _sha256(path)
-    except FileNotFoundError:
-        return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-async def unpack_artifact(zip_path: Path, target: Path, limits: ArchiveLimits) -> ArchiveSummary:
-    """Extract a verified zip into `target` (all or nothing); an existing target is reused."""
-
-    def unpack() -> ArchiveSummary:
-        if target.is_dir():
-            return ArchiveSummary()
-        return extract_archive(zip_path, target, limits)
-
-    return await asyncio.to_thread(unpack)

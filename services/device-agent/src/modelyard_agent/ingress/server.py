@@ -1,36 +1,23 @@
-"""The ingress app and its server, listening on the device's advertised address."""
+"""The ingress server: uvicorn inside the agent's event loop, on the device's advertised address.
+
+The ingress app itself is built by `app.create_ingress_app`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
-
-from modelyard_agent.ingress.router import router
-from modelyard_common.errors import install_problem_handlers
-
-if TYPE_CHECKING:
-    from modelyard_agent.agent import Agent
-
-
-def create_ingress_app(agent: Agent) -> FastAPI:
-    """Return the ingress app (no docs, no health routes: everything needs the credential)."""
-    app = FastAPI(title="Modelyard device ingress", docs_url=None, redoc_url=None, openapi_url=None)
-    install_problem_handlers(app)
-    app.include_router(router)
-    app.state.agent = agent
-    return app
 
 
 class IngressServer:
     """Runs the ingress app with uvicorn inside the agent's event loop."""
 
-    def __init__(self, agent: Agent, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(
-            create_ingress_app(agent),
+            app,
             host=host,
             port=port,
             log_config=None,

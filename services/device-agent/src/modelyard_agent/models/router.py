@@ -1,4 +1,4 @@
-"""Local API routes: thin, one call into `api.service` each."""
+"""Local API routes: thin, one call into `models.service` each."""
 
 from __future__ import annotations
 
@@ -6,27 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.api import service
-from modelyard_agent.api.schemas import ModelList, ModelLogs
+from modelyard_agent.containers.runtime import DockerRuntime
+from modelyard_agent.deps import ProxyClientDep, RoutesDep, StoreDep
+from modelyard_agent.models import service
+from modelyard_agent.models.schemas import ModelList, ModelLogs
 from modelyard_common.errors import problem_responses
 
 
-def get_agent(request: Request) -> Agent:
-    """Return the agent serving this app."""
-    agent: Agent = request.app.state.agent
-    return agent
+def get_docker(request: Request) -> DockerRuntime:
+    """Return the device's Docker runtime (container logs are read through it)."""
+    docker: DockerRuntime = request.app.state.docker
+    return docker
 
 
-AgentDep = Annotated[Agent, Depends(get_agent)]
+DockerDep = Annotated[DockerRuntime, Depends(get_docker)]
 ModelName = Annotated[str, Path(min_length=1, max_length=255, description="The model's name.")]
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", operation_id="list_local_models", summary="List the models on this device")
-async def list_models(agent: AgentDep) -> ModelList:
-    return service.list_models(agent=agent)
+async def list_models(store: StoreDep, routes: RoutesDep) -> ModelList:
+    return service.list_models(store=store, routes=routes)
 
 
 @router.post(
@@ -40,13 +41,17 @@ async def list_models(agent: AgentDep) -> ModelList:
     },
 )
 async def call_handler(
-    agent: AgentDep,
+    store: StoreDep,
+    routes: RoutesDep,
+    client: ProxyClientDep,
     request: Request,
     model_name: ModelName,
     handler: Annotated[str, Path(pattern=r"^[A-Za-z0-9_./-]{1,255}$")],
 ) -> Response:
     return await service.call_handler(
-        agent=agent,
+        store=store,
+        routes=routes,
+        client=client,
         model_name=model_name,
         handler=handler,
         body=await request.body(),
@@ -61,8 +66,12 @@ async def call_handler(
     responses=problem_responses(404),
 )
 async def model_logs(
-    agent: AgentDep,
+    store: StoreDep,
+    routes: RoutesDep,
+    docker: DockerDep,
     model_name: ModelName,
     tail: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> ModelLogs:
-    return await service.model_logs(agent=agent, model_name=model_name, tail=tail)
+    return await service.model_logs(
+        store=store, routes=routes, docker=docker, model_name=model_name, tail=tail
+    )
