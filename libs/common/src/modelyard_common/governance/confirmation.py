@@ -111,6 +111,8 @@ class RegistryConfirmation:
             return standing
         if body is None:
             raise unknown_model(model_id, field=field)
+        if body.get("approval") is None:
+            return standing  # an answer without an approval confirms nothing
         try:
             model = ModelApprovalEvent.model_validate({**body, "workspace": workspace})
         except ValidationError:
