@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer.access import repository
 from modelyard_deployer.access.schemas import (
     AccessLevel,
@@ -30,10 +30,9 @@ from modelyard_deployer.access.schemas import (
     SubjectType,
 )
 from modelyard_deployer.db import AccessGrant
-from modelyard_deployer.registry_models.service import get_visible_model
+from modelyard_deployer.governance.models import get_visible_model
 
 RANK = {AccessLevel.viewer: 1, AccessLevel.deployer: 2, AccessLevel.editor: 3}
-SORTS = ("created_at", "subject")
 
 
 def is_admin(principal: Principal) -> bool:
@@ -95,7 +94,7 @@ def _grant_not_found(model_id: uuid.UUID) -> str:
 
 async def list_grants(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
-) -> tuple[list[Grant], str | None]:
+) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
     await require_access(
         session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
@@ -104,10 +103,10 @@ async def list_grants(
         session,
         repository.list_statement(workspace=principal.workspace, model_id=model_id),
         params=params,
-        columns={"created_at": AccessGrant.created_at, "subject": AccessGrant.subject},
+        columns=repository.SORT_COLUMNS,
         id_column=AccessGrant.id,
     )
-    return [to_schema(row) for row in rows], cursor
+    return Page[Grant](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
 
 async def authorize_grant_change(

@@ -10,10 +10,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.contracts import CommandAction
 from modelyard_common.db import utcnow
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
+
+# What `sort` may name, and the column each orders by (history: in the order recorded).
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "created_at": Deployment.created_at,
+    "updated_at": Deployment.updated_at,
+}
+SORTS = tuple(SORT_COLUMNS)
+HISTORY_SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {"recorded_at": DeploymentEvent.id}
+HISTORY_SORTS = tuple(HISTORY_SORT_COLUMNS)
 
 
 async def get(

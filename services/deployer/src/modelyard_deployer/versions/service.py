@@ -22,7 +22,7 @@ from modelyard_common.errors import ConflictError, FieldError, NotFoundError, Un
 from modelyard_common.http import StoredResponse, run_idempotent
 from modelyard_common.inputs import reject_nul
 from modelyard_common.manifest import MANIFEST_FILENAMES, Manifest, parse_manifest_document
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access
@@ -34,12 +34,11 @@ from modelyard_deployer.db import (
     after_commit,
     after_rollback,
 )
-from modelyard_deployer.registry_models.service import require_open_model
+from modelyard_deployer.governance.models import require_open_model
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository, schemas
 from modelyard_deployer.versions.upload import ReceivedUpload
 
-SORTS = ("number", "created_at")
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -364,7 +363,7 @@ def _delete_later(store: ArtifactStore, key: str) -> None:
 
 async def list_versions(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
-) -> tuple[list[schemas.ModelVersion], str | None]:
+) -> Page[schemas.ModelVersion]:
     """Return one page of a model's versions."""
     await require_access(
         session,
@@ -377,10 +376,10 @@ async def list_versions(
         session,
         repository.list_statement(workspace=principal.workspace, model_id=model_id),
         params=params,
-        columns={"number": ModelVersion.number, "created_at": ModelVersion.created_at},
+        columns=repository.SORT_COLUMNS,
         id_column=ModelVersion.id,
     )
-    return [to_schema(row) for row in rows], cursor
+    return Page[schemas.ModelVersion](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
 
 async def visible_version(
