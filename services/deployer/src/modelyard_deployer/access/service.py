@@ -161,12 +161,16 @@ async def create_grant(
     return to_schema(grant)
 
 
-async def _editable_grant(
-    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
+async def _grant(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    level: AccessLevel,
 ) -> AccessGrant:
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    """Return a grant of a model the principal holds `level` on (404 without it, or no grant)."""
+    await require_access(session, principal, model_id, level, not_found=_grant_not_found(model_id))
     grant = await repository.get(
         session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
     )
@@ -179,14 +183,13 @@ async def get_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> Grant:
     """Return one grant of a model."""
-    await require_access(
-        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.viewer,
     )
-    grant = await repository.get(
-        session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
-    )
-    if grant is None:
-        raise NotFoundError(f"No grant {grant_id} on model {model_id}.")
     return to_schema(grant)
 
 
@@ -200,8 +203,12 @@ async def update_grant(
     if_match: str | None,
 ) -> Grant:
     """Return the grant after changing its level (If-Match must name its current ETag)."""
-    grant = await _editable_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.editor,
     )
     check_if_match(if_match, grant.revision)
     grant.level = body.level.value
@@ -215,8 +222,12 @@ async def delete_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> None:
     """Remove a grant."""
-    grant = await _editable_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.editor,
     )
     await session.delete(grant)
     await session.flush()

@@ -152,12 +152,8 @@ async def act(
 async def _rollback(
     session: AsyncSession, dispatcher: Dispatcher, deployment: Deployment, warning: str = ""
 ) -> None:
-    previous = (
-        await versions.get_any(session, deployment.previous_version_id)
-        if deployment.previous_version_id
-        else None
-    )
-    if previous is None or previous.deleted_at is not None:
+    previous = await versions.get_live(session, deployment.previous_version_id)
+    if previous is None:
         raise ConflictError("There is no previous version to roll back to.")
     deployment.previous_version_id, deployment.version_id = deployment.version_id, previous.id
     deployment.desired_state = DesiredState.running.value
@@ -174,12 +170,8 @@ async def _cancel(session: AsyncSession, dispatcher: Dispatcher, deployment: Dep
         raise ConflictError(
             f"Only a deployment in progress can be cancelled; this one is {deployment.state}."
         )
-    previous = (
-        await versions.get_any(session, deployment.previous_version_id)
-        if deployment.previous_version_id
-        else None
-    )
-    if previous is not None and previous.deleted_at is None:
+    previous = await versions.get_live(session, deployment.previous_version_id)
+    if previous is not None:
         # Back to what ran before: the agent keeps (or restores) the previous version.
         deployment.version_id, deployment.previous_version_id = previous.id, None
         deployment.desired_state = DesiredState.running.value

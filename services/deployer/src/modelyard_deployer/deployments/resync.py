@@ -82,13 +82,7 @@ async def resend_desired_state(
         version = await versions.get_any(session, deployment.version_id)
         if version is None:
             continue
-        previous = (
-            await versions.get_any(session, deployment.previous_version_id)
-            if deployment.previous_version_id
-            else None
-        )
-        if previous is not None and previous.deleted_at is not None:
-            previous = None
+        previous = await versions.get_live(session, deployment.previous_version_id)
         model = await registry_models.get(session, deployment.model_id)
         action = ACTION_FOR_DESIRED.get(deployment.desired_state, CommandAction.deploy)
         await messages.send_command(

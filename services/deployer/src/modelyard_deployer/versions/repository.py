@@ -52,6 +52,14 @@ async def get_any(session: AsyncSession, version_id: uuid.UUID) -> ModelVersion 
     return await session.scalar(select(ModelVersion).where(ModelVersion.id == version_id))
 
 
+async def get_live(session: AsyncSession, version_id: uuid.UUID | None) -> ModelVersion | None:
+    """Return a version by id unless it is deleted (None for no id: a rollback target)."""
+    if version_id is None:
+        return None
+    version = await get_any(session, version_id)
+    return version if version is not None and version.deleted_at is None else None
+
+
 def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[ModelVersion]:
     """Return the query of a model's live versions."""
     return select(ModelVersion).where(
