@@ -19,6 +19,7 @@ from modelyard_deployer.access.router import router as access_router
 from modelyard_deployer.artifacts import build_store
 from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_deployer.deployments import router as deployments
+from modelyard_deployer.deployments import scoped_router as scoped_deployments
 from modelyard_deployer.deployments.consumer import start_consumers
 from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.router import router as devices_router
@@ -120,8 +121,8 @@ def create_app(settings: DeployerSettings | None = None) -> FastAPI:
             provisioning.registration_router,
             devices_router,
             deployments.router,
-            deployments.device_router,
-            deployments.model_router,
+            scoped_deployments.device_router,
+            scoped_deployments.model_router,
             access_router,
         ],
         lifespan=lifespan,

@@ -1,4 +1,7 @@
-"""Routes of deployments, their actions and history; per device and per model views."""
+"""Routes of `/v1/deployments`: deploy, read, act on a deployment, its history.
+
+The same deployments seen from one device or one model are routed in `scoped_router`.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from modelyard_deployer.deployments.schemas import (
     Deployment,
     DeploymentBatch,
     DeploymentCreate,
-    EndpointsAnnounced,
     HistoryEntry,
     Redeploy,
 )
@@ -28,8 +30,6 @@ from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
 from modelyard_deployer.web import AuthorizationHeader
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
-device_router = APIRouter(prefix="/v1/devices/{device_id}/deployments", tags=["deployments"])
-model_router = APIRouter(prefix="/v1/models/{model_id}", tags=["deployments"])
 
 DeploymentPage = Annotated[PageParams, Depends(page_params("-created_at", repository.SORTS))]
 HistoryPage = Annotated[PageParams, Depends(page_params("recorded_at", repository.HISTORY_SORTS))]
@@ -235,105 +235,3 @@ async def remove_deployment(
         deployment_id=deployment_id,
         action=CommandAction.remove,
     )
-
-
-@device_router.get(
-    "",
-    operation_id="list_device_deployments",
-    summary="The models on a device and their live status (manage models)",
-    tags=["devices"],
-    responses=problem_responses(401, 404, 422),
-)
-async def list_device_deployments(
-    device_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: DeploymentPage,
-    state: StateFilter = None,
-    desired_state: DesiredFilter = None,
-    model_id: uuid.UUID | None = None,
-    include_removed: Annotated[
-        bool, Query(description="Also list deployments already removed from the device.")
-    ] = False,
-) -> Page[Deployment]:
-    return await service.list_deployments(
-        session,
-        principal=principal,
-        params=params,
-        state=state,
-        desired_state=desired_state,
-        device_id=device_id,
-        model_id=model_id,
-        include_removed=include_removed,
-    )
-
-
-@model_router.get(
-    "/deployments",
-    operation_id="list_model_deployments",
-    summary="A model's deployments across devices",
-    responses=problem_responses(401, 404, 422),
-)
-async def list_model_deployments(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: DeploymentPage,
-    state: StateFilter = None,
-    desired_state: DesiredFilter = None,
-    device_id: uuid.UUID | None = None,
-    version_id: uuid.UUID | None = None,
-) -> Page[Deployment]:
-    return await service.list_deployments(
-        session,
-        principal=principal,
-        params=params,
-        state=state,
-        desired_state=desired_state,
-        model_id=model_id,
-        device_id=device_id,
-        version_id=version_id,
-    )
-
-
-@model_router.get(
-    "/deployment-history",
-    operation_id="list_model_deployment_history",
-    summary="A model's deployment history across devices",
-    responses=problem_responses(401, 404, 422),
-)
-async def list_model_deployment_history(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: HistoryPage,
-    device_id: uuid.UUID | None = None,
-    source: SourceFilter = None,
-) -> Page[HistoryEntry]:
-    return await service.deployment_history(
-        session,
-        principal=principal,
-        params=params,
-        model_id=model_id,
-        device_id=device_id,
-        source=source,
-    )
-
-
-@model_router.post(
-    "/endpoints/announce",
-    operation_id="announce_model_endpoints",
-    summary="Announce again the running endpoints of a model (a gateway group bound just now)",
-    description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
-    "deployment of the model in the workspace, so a gateway group created or re-bound after "
-    "they started serves them. The answer counts them; the events carry the rest.",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 404),
-)
-async def announce_model_endpoints(
-    model_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
-) -> EndpointsAnnounced:
-    count = await service.announce_model_endpoints(
-        session, settings=settings, principal=principal, model_id=model_id
-    )
-    return EndpointsAnnounced(announced=count)
