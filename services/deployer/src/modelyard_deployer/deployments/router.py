@@ -213,25 +213,14 @@ async def redeploy_deployment(
     )
 
 
-@router.delete(
+# Removing is an action too (always allowed, never judged), answered on DELETE.
+router.add_api_route(
     "/{deployment_id}",
+    _action_route(CommandAction.remove),
+    methods=["DELETE"],
     operation_id="remove_deployment",
     summary="Remove a deployment from its device",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def remove_deployment(
-    deployment_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    broker: BrokerDep,
-    settings: SettingsDep,
-) -> Deployment:
-    return await actions.act(
-        session,
-        broker=broker,
-        settings=settings,
-        principal=principal,
-        deployment_id=deployment_id,
-        action=CommandAction.remove,
-    )
