@@ -229,7 +229,7 @@ async def _column_by_id(
     if not wanted:
         return {}
     rows = await session.execute(select(key, value).where(key.in_(wanted)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def version_numbers(
