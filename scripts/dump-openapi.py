@@ -16,7 +16,7 @@ from pathlib import Path
 
 APPS = {
     "registry": "modelyard_registry.app:create_app",
-    "deployer": "modelyard_deployer.app:app_factory",
+    "deployer": "modelyard_deployer.app:create_app",
     "gateway": "modelyard_gateway.app:factory",
 }
 

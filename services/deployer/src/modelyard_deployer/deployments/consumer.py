@@ -1,11 +1,10 @@
-"""The deployer's event consumers: agent reports, heartbeats, registry models and policies.
+"""The deployer's consumers: agent reports, heartbeats, and registry models and policies.
 
 Each applies an event id once, in the same transaction as its effects, and acks after commit.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from functools import partial
 
@@ -14,23 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent
-from modelyard_common.governance import (
-    GOVERNANCE_ROUTING_KEYS,
-    POLICY_UPDATED,
-    standing_of,
-)
+from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS, POLICY_UPDATED
 from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
+from modelyard_deployer.deployments.enforcement import rejudge
 from modelyard_deployer.deployments.reports import apply_heartbeat, apply_report
-from modelyard_deployer.deployments.service import enforce_standing, judged_since
-from modelyard_deployer.registry_models.service import (
-    apply_registry_event,
-    governance,
-    hold_for_change,
-    policy_time,
-    restricted_anew,
-)
 from modelyard_deployer.settings import DeployerSettings
 
 
@@ -43,73 +31,6 @@ def _registry_key(event: CloudEvent) -> str:
     if event.type == POLICY_UPDATED:
         return f"policy:{event.data.get('workspace')}"
     return str(event.data.get("id"))
-
-
-async def apply_governance(
-    session: AsyncSession, event: CloudEvent, *, broker: Broker, settings: DeployerSettings
-) -> None:
-    """Project one registry event, and apply the policy gate to what runs if it changed.
-
-    A model's approval change (or new conditions of a restricted one) re-judges its running
-    deployments; a workspace's gate change re-judges every model of that workspace that is
-    blocked, retired or restricted.
-    """
-    await hold_for_change(session, event)
-    await apply_registry_event(session, event)
-    gate = governance(settings)
-    changed = await gate.apply_event(session, event)
-    # Deployments let run from this moment on were judged on the approval (or gate) as it was
-    # before this event: they are judged again as new ones (see `enforce_standing`).
-    since = event.time - timedelta(seconds=settings.policy_clock_skew_s)
-    if event.type == POLICY_UPDATED:
-        workspace = str(event.data.get("workspace"))
-        policy = await gate.gate(session, workspace)
-        # A late policy event (an older one than the gate applied) opens no window.
-        latest = await policy_time(session, workspace) == event.time
-        judged = {row.model_id: row for row in await gate.constrained(session, workspace)}
-        for row in judged.values():
-            await enforce_standing(
-                session,
-                broker=broker,
-                settings=settings,
-                workspace=workspace,
-                model_id=row.model_id,
-                model_name=row.name,
-                standing=standing_of(row, policy),
-                changed_since=since if latest else None,
-            )
-        window = await judged_since(session, workspace=workspace, since=since) if latest else []
-        for model_id in window:
-            if model_id in judged:
-                continue
-            current = await gate.standing(session, workspace=workspace, model_id=model_id)
-            await enforce_standing(
-                session,
-                broker=broker,
-                settings=settings,
-                workspace=workspace,
-                model_id=model_id,
-                model_name=current.model_name or str(model_id),
-                standing=current,
-                changed_since=since,
-                window_only=True,
-            )
-        return
-    # A model event: its approval changed, or (still restricted) its conditions may have.
-    standing = changed if changed is not None else await restricted_anew(session, gate, event)
-    if standing is None:
-        return
-    model_id = uuid.UUID(str(event.data["id"]))  # validated by apply_event / restricted_anew
-    await enforce_standing(
-        session,
-        broker=broker,
-        settings=settings,
-        workspace=str(event.data["workspace"]),
-        model_id=model_id,
-        model_name=standing.model_name or str(model_id),
-        standing=standing,
-        changed_since=since,
-    )
 
 
 async def start_consumers(
@@ -159,7 +80,7 @@ async def start_consumers(
             registry,
             GOVERNANCE_ROUTING_KEYS,
             KeyedSerializer(
-                once(registry, partial(apply_governance, broker=broker, settings=settings)),
+                once(registry, partial(rejudge, broker=broker, settings=settings)),
                 _registry_key,
             ),
         ),

@@ -1,4 +1,10 @@
-"""One RabbitMQ login per device, managed through the broker's management API.
+"""A device's place on the broker: its command queue, and its own login.
+
+Commands wait for a device in its durable queue `device.<id>`, declared when it registers (and
+again before a command, when the broker can be asked): the outbox relay publishes them as
+mandatory, so without the queue they would be refused.
+
+One RabbitMQ login per device is managed through the broker's management API.
 
 A device's login may read its own command queue `device.<id>` and write only its reports and
 heartbeats to `aimodels.events` (topic permissions on the routing key); it may configure
@@ -21,13 +27,17 @@ import httpx
 from modelyard_common.contracts import (
     DEPLOYMENT_REPORTED,
     DEVICE_HEARTBEAT,
+    DEVICES_EXCHANGE,
     EVENTS_EXCHANGE,
     device_routing_key,
 )
 from modelyard_common.device_identity import broker_password, broker_username
 from modelyard_common.errors import ServiceUnavailableError
+from modelyard_common.messaging import Binding, Broker
+from modelyard_deployer.settings import DeployerSettings
 
 log = logging.getLogger("modelyard.deployer.broker_logins")
+queue_log = logging.getLogger("modelyard.deployer.devices")
 
 NOTHING = "^$"
 # The management API lists a connection a few seconds after it opens (stats interval); a
@@ -134,3 +144,24 @@ class BrokerLogins:
         """Return whether the device has a broker login."""
         response = await self._call("GET", f"/users/{quote(broker_username(device_id), safe='')}")
         return response.status_code == 200
+
+
+async def ensure_device_queue(
+    broker: Broker, settings: DeployerSettings, device_id: uuid.UUID
+) -> None:
+    """Declare the device's command queue, so commands wait there while it is offline.
+
+    The outbox relay publishes commands as mandatory: without the queue they would be refused.
+    """
+    name = device_routing_key(device_id)
+    if not broker.is_connected:
+        raise ServiceUnavailableError("The message broker is unreachable; try again shortly.")
+    try:
+        await broker.declare_queue(
+            name,
+            [Binding(DEVICES_EXCHANGE, name)],
+            delivery_limit=settings.consumer_delivery_limit,
+        )
+    except Exception as exc:
+        queue_log.warning("declaring %s failed: %s", name, exc)
+        raise ServiceUnavailableError("The device's command queue could not be declared.") from exc

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal, authenticate
+from modelyard_common.db import SessionDep
 from modelyard_common.device_identity import token_hash
 from modelyard_common.errors import UnauthorizedError
-from modelyard_deployer.db import Device, SessionDep
+from modelyard_deployer.db import Device
 
 # A fixed prefix tells a device token from a user's JWT on routes both may call.
 DEVICE_TOKEN_PREFIX = "mydev_"
