@@ -13,13 +13,9 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.inventory.repository import InventoryFilters, equal_to
+from modelyard_registry.inventory.repository import InventoryFilters, equal_to, sort_columns
 
-SORT_COLUMNS = {
-    "name": AIModel.name,
-    "created_at": AIModel.created_at,
-    "updated_at": AIModel.updated_at,
-}
+SORT_COLUMNS = sort_columns(AIModel)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,14 @@ from modelyard_registry.ai_models.schemas import (
     LearningTypeRead,
     ModelSystemLinkRead,
 )
-from modelyard_registry.inventory.router import InventoryRoutes
+from modelyard_registry.inventory.router import (
+    AnyTag,
+    ArchivedOnly,
+    InventoryRoutes,
+    SearchText,
+    SomeIds,
+    shared_filters,
+)
 
 learning_types_router = APIRouter(prefix="/v1/learning-types", tags=["models", "reference"])
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -41,27 +48,20 @@ async def list_learning_types() -> list[LearningTypeRead]:
 
 
 def model_filters(
-    q: Annotated[str | None, Query(max_length=200, description="Full-text search.")] = None,
+    q: SearchText = None,
     learning_type: LearningType | None = None,
-    tag: Annotated[list[str] | None, Query(description="Any of these tags.")] = None,
+    tag: AnyTag = None,
     provider: str | None = None,
-    archived: Annotated[
-        bool | None, Query(description="false (default): active only; true: archived only.")
-    ] = False,
-    ids: Annotated[
-        list[uuid.UUID] | None, Query(max_length=200, description="Fetch these ids in one call.")
-    ] = None,
+    archived: ArchivedOnly = False,
+    ids: SomeIds = None,
     approval: Annotated[
         list[ApprovalState] | None, Query(description="Any of these approval states.")
     ] = None,
 ) -> ModelFilters:
     return ModelFilters(
-        q=q,
+        **shared_filters(q, tag, archived, ids),
         learning_type=learning_type,
-        tags=[t.lower() for t in tag or []],
         provider=provider,
-        archived=None if ids else archived,
-        ids=ids or [],
         approval=[a.value for a in approval or []],
     )
 

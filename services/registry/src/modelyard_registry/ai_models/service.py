@@ -14,37 +14,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance import ApprovalState
-from modelyard_common.http import make_etag
 from modelyard_registry.ai_models import repository
 from modelyard_registry.ai_models.repository import ModelFilters
 from modelyard_registry.ai_models.schemas import (
     AIModelCreate,
     AIModelRead,
+    AIModelUpdate,
     ApprovalConditions,
+    LearningType,
     ModelSystemLinkRead,
 )
 from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff
-from modelyard_registry.inventory.service import Inventory
+from modelyard_registry.inventory.service import Inventory, shared_view
 
 # Fields whose change voids an approval: they alter what the model is, so a reviewer's
 # decision about the old values says nothing about the new ones.
 REAPPROVAL_FIELDS = ("learning_type", "functionality", "foundations", "provider")
 # A change of what the model is sends these back to draft: a new review is needed.
 VOIDABLE = {ApprovalState.in_review, ApprovalState.approved, ApprovalState.restricted}
-TRACKED = {
-    "name",
-    "description",
-    "learning_type",
-    "functionality",
-    "foundations",
-    "provider",
-    "tags",
-    "properties",
-    "archived",
-    "approval",
-    "approval_conditions",
-}
+# History records every field a change may set, and the states that change with it.
+TRACKED = {*AIModelUpdate.model_fields, "archived", "approval", "approval_conditions"}
 
 
 def reset_approval(model: AIModel) -> None:
@@ -60,31 +50,23 @@ def reset_approval(model: AIModel) -> None:
 def to_read(model: AIModel) -> AIModelRead:
     """Return the API view of a model row."""
     return AIModelRead(
-        id=model.id,
-        workspace=model.workspace,
-        name=model.name,
-        description=model.description,
-        learning_type=model.learning_type,  # type: ignore[arg-type]
+        **shared_view(model),
+        learning_type=LearningType(model.learning_type),
         functionality=model.functionality,
         foundations=model.foundations,
         provider=model.provider,
-        tags=list(model.tags),
         properties=model.properties,
-        archived=model.archived_at is not None,
-        archived_at=model.archived_at,
         approval=ApprovalState(model.approval),
-        approval_conditions=(
-            ApprovalConditions.model_validate(model.approval_conditions)
-            if model.approval_conditions
-            else None
-        ),
+        approval_conditions=approval_conditions(model),
         approval_comment=model.approval_decision_comment,
-        created_at=model.created_at,
-        created_by=model.created_by,
-        updated_at=model.updated_at,
-        updated_by=model.updated_by,
-        etag=make_etag(model.revision),
     )
+
+
+def approval_conditions(model: AIModel) -> ApprovalConditions | None:
+    """Return where a restricted model may run; None unless it is restricted."""
+    if not model.approval_conditions:
+        return None
+    return ApprovalConditions.model_validate(model.approval_conditions)
 
 
 class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate]):

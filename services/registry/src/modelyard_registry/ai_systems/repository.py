@@ -10,14 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement
 
 from modelyard_registry.db import AISystem
-from modelyard_registry.inventory.repository import InventoryFilters, equal_to
+from modelyard_registry.inventory.repository import InventoryFilters, equal_to, sort_columns
 
-SORT_COLUMNS = {
-    "name": AISystem.name,
-    "created_at": AISystem.created_at,
-    "updated_at": AISystem.updated_at,
-    "risk_level": AISystem.risk_level,
-}
+SORT_COLUMNS = {**sort_columns(AISystem), "risk_level": AISystem.risk_level}
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from modelyard_registry.ai_systems import service
 from modelyard_registry.ai_systems.repository import SystemFilters
@@ -16,32 +13,29 @@ from modelyard_registry.ai_systems.schemas import (
     RiskLevel,
     SystemStatus,
 )
-from modelyard_registry.inventory.router import InventoryRoutes
+from modelyard_registry.inventory.router import (
+    AnyTag,
+    ArchivedOnly,
+    InventoryRoutes,
+    SearchText,
+    SomeIds,
+    shared_filters,
+)
 
 router = APIRouter(prefix="/v1/systems", tags=["systems"])
 
 
 def system_filters(
-    q: Annotated[str | None, Query(max_length=200, description="Full-text search.")] = None,
+    q: SearchText = None,
     status: SystemStatus | None = None,
     risk_level: RiskLevel | None = None,
-    tag: Annotated[list[str] | None, Query(description="Any of these tags.")] = None,
+    tag: AnyTag = None,
     owner: str | None = None,
-    archived: Annotated[
-        bool | None, Query(description="false (default): active only; true: archived only.")
-    ] = False,
-    ids: Annotated[
-        list[uuid.UUID] | None, Query(max_length=200, description="Fetch these ids in one call.")
-    ] = None,
+    archived: ArchivedOnly = False,
+    ids: SomeIds = None,
 ) -> SystemFilters:
     return SystemFilters(
-        q=q,
-        status=status,
-        risk_level=risk_level,
-        tags=[t.lower() for t in tag or []],
-        owner=owner,
-        archived=None if ids else archived,
-        ids=ids or [],
+        **shared_filters(q, tag, archived, ids), status=status, risk_level=risk_level, owner=owner
     )
 
 

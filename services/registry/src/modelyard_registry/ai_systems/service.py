@@ -11,50 +11,35 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.http import make_etag
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.repository import SystemFilters
-from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead
+from modelyard_registry.ai_systems.schemas import (
+    AIActRole,
+    AISystemCreate,
+    AISystemRead,
+    AISystemUpdate,
+    RiskLevel,
+    SystemStatus,
+)
 from modelyard_registry.db import AISystem
-from modelyard_registry.inventory.service import Inventory
+from modelyard_registry.inventory.service import Inventory, shared_view
 from modelyard_registry.links import service as links
 from modelyard_registry.obligations import service as obligations
 
-TRACKED = {
-    "name",
-    "description",
-    "purpose",
-    "owner",
-    "status",
-    "risk_level",
-    "risk_justification",
-    "ai_act_role",
-    "tags",
-    "archived",
-}
+# History records every field a change may set, and the archive state.
+TRACKED = {*AISystemUpdate.model_fields, "archived"}
 
 
 def to_read(system: AISystem) -> AISystemRead:
     """Return the API view of a system row."""
     return AISystemRead(
-        id=system.id,
-        workspace=system.workspace,
-        name=system.name,
-        description=system.description,
+        **shared_view(system),
         purpose=system.purpose,
         owner=system.owner,
-        status=system.status,  # type: ignore[arg-type]
-        risk_level=system.risk_level,  # type: ignore[arg-type]
+        status=SystemStatus(system.status),
+        risk_level=RiskLevel(system.risk_level),
         risk_justification=system.risk_justification,
-        ai_act_role=system.ai_act_role,  # type: ignore[arg-type]
-        tags=list(system.tags),
-        archived=system.archived_at is not None,
-        archived_at=system.archived_at,
-        created_at=system.created_at,
-        created_by=system.created_by,
-        updated_at=system.updated_at,
-        updated_by=system.updated_by,
-        etag=make_etag(system.revision),
+        ai_act_role=AIActRole(system.ai_act_role),
     )
 
 

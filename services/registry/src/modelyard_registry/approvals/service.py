@@ -11,8 +11,8 @@ from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, ForbiddenError
 from modelyard_common.governance import ApprovalState
-from modelyard_registry.ai_models.schemas import AIModelRead, ApprovalConditions
-from modelyard_registry.ai_models.service import models
+from modelyard_registry.ai_models.schemas import AIModelRead
+from modelyard_registry.ai_models.service import approval_conditions, models
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision
 from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff
@@ -41,11 +41,7 @@ def to_read(model: AIModel) -> ApprovalRead:
     """Return the approval view of a model row."""
     return ApprovalRead(
         state=ApprovalState(model.approval),
-        conditions=(
-            ApprovalConditions.model_validate(model.approval_conditions)
-            if model.approval_conditions
-            else None
-        ),
+        conditions=approval_conditions(model),
         requested_by=model.approval_requested_by,
         requested_at=model.approval_requested_at,
         request_comment=model.approval_request_comment,

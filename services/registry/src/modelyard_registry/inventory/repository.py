@@ -19,6 +19,11 @@ from modelyard_registry.search import matches_text
 Item = TypeVar("Item", AIModel, AISystem)
 
 
+def sort_columns(table: type[Item]) -> dict[str, InstrumentedAttribute[Any]]:
+    """Return the sort keys every inventory list has (name, creation, last change)."""
+    return {"name": table.name, "created_at": table.created_at, "updated_at": table.updated_at}
+
+
 @dataclass(frozen=True)
 class InventoryFilters:
     """The filters of every inventory list; each kind adds its own."""

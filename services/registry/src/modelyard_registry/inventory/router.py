@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Protocol, cast
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -28,6 +28,28 @@ from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
 from modelyard_registry.inventory.repository import Item
 from modelyard_registry.inventory.service import Create, Filters, Inventory, Read
+
+# The query parameters every inventory list has (each kind's filter dependency declares them).
+SearchText = Annotated[str | None, Query(max_length=200, description="Full-text search.")]
+AnyTag = Annotated[list[str] | None, Query(description="Any of these tags.")]
+ArchivedOnly = Annotated[
+    bool | None, Query(description="false (default): active only; true: archived only.")
+]
+SomeIds = Annotated[
+    list[uuid.UUID] | None, Query(max_length=200, description="Fetch these ids in one call.")
+]
+
+
+def shared_filters(
+    q: str | None, tag: list[str] | None, archived: bool | None, ids: list[uuid.UUID] | None
+) -> dict[str, Any]:
+    """Return the shared filters' fields: tags lower-cased; `ids` finds rows archived or not."""
+    return {
+        "q": q,
+        "tags": [t.lower() for t in tag or []],
+        "archived": None if ids else archived,
+        "ids": ids or [],
+    }
 
 
 class _Tagged(Protocol):

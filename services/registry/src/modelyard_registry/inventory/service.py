@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
-from modelyard_common.http import check_if_match
+from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
@@ -48,6 +48,24 @@ async def get_item(
     if row is None:
         raise NotFoundError(f"No {RESOURCES[table]} {item_id} in this workspace.")
     return row
+
+
+def shared_view(row: Item) -> dict[str, Any]:
+    """Return the fields every inventory view has (identity, name, tags, archive, audit, ETag)."""
+    return {
+        "id": row.id,
+        "workspace": row.workspace,
+        "name": row.name,
+        "description": row.description,
+        "tags": list(row.tags),
+        "archived": row.archived_at is not None,
+        "archived_at": row.archived_at,
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+        "updated_at": row.updated_at,
+        "updated_by": row.updated_by,
+        "etag": make_etag(row.revision),
+    }
 
 
 class Inventory(Generic[Item, Read, Filters, Create]):

@@ -38,14 +38,13 @@ async def _audit(
     session: AsyncSession,
     *,
     principal: Principal,
-    system: AISystem | uuid.UUID,
     read: LinkRead,
     action: str,
     old: str | None,
     new: str | None,
 ) -> None:
     """Record the change on both ends' histories and emit one `registry.link.<action>`."""
-    system_id = system if isinstance(system, uuid.UUID) else system.id
+    system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
     model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
     add_entry(
@@ -106,7 +105,6 @@ async def attach(
     await _audit(
         session,
         principal=principal,
-        system=system,
         read=read,
         action="linked",
         old=None,
@@ -161,7 +159,6 @@ async def update(
     await _audit(
         session,
         principal=principal,
-        system=system_id,
         read=read,
         action="updated",
         old=old,
@@ -189,7 +186,6 @@ async def _remove(
     await _audit(
         session,
         principal=principal,
-        system=link.system_id,
         read=read,
         action="unlinked",
         old=link.description_of_use,
