@@ -1,8 +1,13 @@
-"""A system's AI Act register as a PDF, laid out with ReportLab's platypus."""
+"""A system's AI Act register as a PDF, laid out with ReportLab's platypus.
+
+Rendering is CPU-bound and blocking: async callers run it in a worker thread
+(`reports.service.system_register_pdf`), so the event loop keeps serving other requests.
+"""
 
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from xml.sax.saxutils import escape
@@ -14,6 +19,9 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 _STYLES = getSampleStyleSheet()
+# ReportLab keeps process-wide state (this style sheet, its font and glyph caches): one render
+# at a time, as when renders ran on the event loop, now without holding the loop.
+_RENDERING = threading.Lock()
 
 
 def _p(text: object, style: str = "BodyText") -> Paragraph:
@@ -47,7 +55,30 @@ def render_register(
     generated_at: datetime,
     generated_by: str,
 ) -> bytes:
-    """Return the PDF bytes of one system's register: its facts, models, obligations, evidence."""
+    """Return the PDF bytes of one system's register: its facts, models, obligations, evidence.
+
+    Blocking (seconds for a large register): call it from a worker thread in async code.
+    """
+    with _RENDERING:
+        return _render(
+            system=system,
+            models=models,
+            obligations=obligations,
+            evidence=evidence,
+            generated_at=generated_at,
+            generated_by=generated_by,
+        )
+
+
+def _render(
+    *,
+    system: dict[str, object],
+    models: Sequence[Sequence[object]],
+    obligations: Sequence[Sequence[object]],
+    evidence: Sequence[Sequence[object]],
+    generated_at: datetime,
+    generated_by: str,
+) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(
         out,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -366,7 +367,9 @@ async def system_register_pdf(
         session, principal=principal, system_id=system_id
     )
     items = await repository.evidence(session, workspace=principal.workspace, system_id=system_id)
-    pdf = render_register(
+    # ReportLab blocks for as long as it lays the pages out: off the event loop, in a thread.
+    pdf = await asyncio.to_thread(
+        render_register,
         system=systems_service.to_read(system).model_dump(mode="json"),
         models=[
             (
