@@ -8,9 +8,10 @@ from fastapi import Depends
 
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_registry.db import HistoryEntry
+from modelyard_registry.history.repository import SORT_COLUMNS
 from modelyard_registry.history.schemas import HistoryEntryRead
 
-HistoryPage = Annotated[PageParams, Depends(page_params("at", ["at"]))]
+HistoryPage = Annotated[PageParams, Depends(page_params("at", list(SORT_COLUMNS)))]
 
 
 def history_page(rows: list[HistoryEntry], cursor: str | None) -> Page[HistoryEntryRead]:
