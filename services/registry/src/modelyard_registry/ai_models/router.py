@@ -22,14 +22,7 @@ from modelyard_registry.ai_models.schemas import (
     LearningTypeRead,
     ModelSystemLinkRead,
 )
-from modelyard_registry.inventory.router import (
-    AnyTag,
-    ArchivedOnly,
-    InventoryRoutes,
-    SearchText,
-    SomeIds,
-    shared_filters,
-)
+from modelyard_registry.inventory import router as inventory
 
 learning_types_router = APIRouter(prefix="/v1/learning-types", tags=["models", "reference"])
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -48,25 +41,25 @@ async def list_learning_types() -> list[LearningTypeRead]:
 
 
 def model_filters(
-    q: SearchText = None,
+    q: inventory.SearchText = None,
     learning_type: LearningType | None = None,
-    tag: AnyTag = None,
+    tag: inventory.AnyTag = None,
     provider: str | None = None,
-    archived: ArchivedOnly = False,
-    ids: SomeIds = None,
+    archived: inventory.ArchivedOnly = False,
+    ids: inventory.SomeIds = None,
     approval: Annotated[
         list[ApprovalState] | None, Query(description="Any of these approval states.")
     ] = None,
 ) -> ModelFilters:
     return ModelFilters(
-        **shared_filters(q, tag, archived, ids),
+        **inventory.shared_filters(q, tag, archived, ids),
         learning_type=learning_type,
         provider=provider,
         approval=[a.value for a in approval or []],
     )
 
 
-routes = InventoryRoutes(
+routes = inventory.InventoryRoutes(
     inventory=service.models,
     noun="model",
     title="AI model",

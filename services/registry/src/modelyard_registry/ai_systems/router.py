@@ -13,33 +13,29 @@ from modelyard_registry.ai_systems.schemas import (
     RiskLevel,
     SystemStatus,
 )
-from modelyard_registry.inventory.router import (
-    AnyTag,
-    ArchivedOnly,
-    InventoryRoutes,
-    SearchText,
-    SomeIds,
-    shared_filters,
-)
+from modelyard_registry.inventory import router as inventory
 
 router = APIRouter(prefix="/v1/systems", tags=["systems"])
 
 
 def system_filters(
-    q: SearchText = None,
+    q: inventory.SearchText = None,
     status: SystemStatus | None = None,
     risk_level: RiskLevel | None = None,
-    tag: AnyTag = None,
+    tag: inventory.AnyTag = None,
     owner: str | None = None,
-    archived: ArchivedOnly = False,
-    ids: SomeIds = None,
+    archived: inventory.ArchivedOnly = False,
+    ids: inventory.SomeIds = None,
 ) -> SystemFilters:
     return SystemFilters(
-        **shared_filters(q, tag, archived, ids), status=status, risk_level=risk_level, owner=owner
+        **inventory.shared_filters(q, tag, archived, ids),
+        status=status,
+        risk_level=risk_level,
+        owner=owner,
     )
 
 
-routes = InventoryRoutes(
+routes = inventory.InventoryRoutes(
     inventory=service.systems,
     noun="system",
     title="AI system",

@@ -60,76 +60,57 @@ def render_register(
     Blocking (seconds for a large register): call it from a worker thread in async code.
     """
     with _RENDERING:
-        return _render(
-            system=system,
-            models=models,
-            obligations=obligations,
-            evidence=evidence,
-            generated_at=generated_at,
-            generated_by=generated_by,
+        out = io.BytesIO()
+        doc = SimpleDocTemplate(
+            out,
+            pagesize=A4,
+            title=f"AI Act register: {system['name']}",
+            author="Modelyard registry",
+            leftMargin=15 * mm,
+            rightMargin=15 * mm,
         )
-
-
-def _render(
-    *,
-    system: dict[str, object],
-    models: Sequence[Sequence[object]],
-    obligations: Sequence[Sequence[object]],
-    evidence: Sequence[Sequence[object]],
-    generated_at: datetime,
-    generated_by: str,
-) -> bytes:
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        title=f"AI Act register: {system['name']}",
-        author="Modelyard registry",
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-    )
-    story: list[object] = [
-        _p(f"AI Act register: {system['name']}", "Title"),
-        _p(
-            f"Workspace {system['workspace']}. Generated {generated_at:%Y-%m-%d %H:%M} UTC "
-            f"by {generated_by}. Regulation (EU) 2024/1689."
-        ),
-        Spacer(1, 4 * mm),
-        _p("System", "Heading2"),
-        _table(
-            ["Field", "Value"],
-            [
-                (label, system.get(key, ""))
-                for label, key in (
-                    ("Purpose", "purpose"),
-                    ("Description", "description"),
-                    ("Owner", "owner"),
-                    ("Status", "status"),
-                    ("Risk level", "risk_level"),
-                    ("Risk justification", "risk_justification"),
-                    ("AI Act role", "ai_act_role"),
-                )
-            ],
-            [40, 140],
-        ),
-        _p("Models used", "Heading2"),
-        _table(
-            ["Model", "Provider", "Learning type", "Approval", "Description of use"],
-            models or [("(none)", "", "", "", "")],
-            [35, 30, 28, 25, 62],
-        ),
-        _p("Obligations", "Heading2"),
-        _table(
-            ["Article", "Obligation", "Required", "Status", "Owner"],
-            obligations or [("", "(none at this risk level)", "", "", "")],
-            [28, 80, 18, 24, 30],
-        ),
-        _p("Evidence", "Heading2"),
-        _table(
-            ["Type", "Title", "Owner", "Expires", "Where"],
-            evidence or [("(none)", "", "", "", "")],
-            [28, 50, 30, 22, 50],
-        ),
-    ]
-    doc.build(story)
-    return out.getvalue()
+        story: list[object] = [
+            _p(f"AI Act register: {system['name']}", "Title"),
+            _p(
+                f"Workspace {system['workspace']}. Generated {generated_at:%Y-%m-%d %H:%M} UTC "
+                f"by {generated_by}. Regulation (EU) 2024/1689."
+            ),
+            Spacer(1, 4 * mm),
+            _p("System", "Heading2"),
+            _table(
+                ["Field", "Value"],
+                [
+                    (label, system.get(key, ""))
+                    for label, key in (
+                        ("Purpose", "purpose"),
+                        ("Description", "description"),
+                        ("Owner", "owner"),
+                        ("Status", "status"),
+                        ("Risk level", "risk_level"),
+                        ("Risk justification", "risk_justification"),
+                        ("AI Act role", "ai_act_role"),
+                    )
+                ],
+                [40, 140],
+            ),
+            _p("Models used", "Heading2"),
+            _table(
+                ["Model", "Provider", "Learning type", "Approval", "Description of use"],
+                models or [("(none)", "", "", "", "")],
+                [35, 30, 28, 25, 62],
+            ),
+            _p("Obligations", "Heading2"),
+            _table(
+                ["Article", "Obligation", "Required", "Status", "Owner"],
+                obligations or [("", "(none at this risk level)", "", "", "")],
+                [28, 80, 18, 24, 30],
+            ),
+            _p("Evidence", "Heading2"),
+            _table(
+                ["Type", "Title", "Owner", "Expires", "Where"],
+                evidence or [("(none)", "", "", "", "")],
+                [28, 50, 30, 22, 50],
+            ),
+        ]
+        doc.build(story)
+        return out.getvalue()
