@@ -1,4 +1,4 @@
-"""The registry's event consumers: deployment states (each model's footprint) and gateway usage.
+"""The footprint's event consumers: deployment states (where each model runs) and gateway usage.
 
 Each applies an event id once, in the same transaction as its effects, and acks after commit.
 """
