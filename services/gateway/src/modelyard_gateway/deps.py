@@ -1,46 +1,33 @@
-"""FastAPI dependencies shared by the admin routers."""
+"""What the gateway's admin routers share: idempotent creates and answering with an ETag.
+
+Foundation: imports no feature. The session is `modelyard_common.db.SessionDep`, principals and
+roles are `modelyard_common.auth`'s; each feature reads its own handles from `app.state`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Protocol, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Response
 
-from modelyard_common.db import SessionDep
-from modelyard_common.governance import Governance
-from modelyard_gateway.db import ModelApproval, WorkspacePolicy
-from modelyard_gateway.settings import GatewaySettings
+from modelyard_common.http import IdempotentCreates
+from modelyard_gateway.db import IdempotencyRecord
 
-if TYPE_CHECKING:
-    from modelyard_gateway.runtime.runner import Runtime
+# Creates accept `Idempotency-Key`: a retry answers the first result (records per caller).
+creates = IdempotentCreates(IdempotencyRecord)
 
 
-def get_runtime(request: Request) -> Runtime:
-    """Return the gateway runtime started by the app's lifespan."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+class Versioned(Protocol):
+    """An API view that carries its resource's ETag."""
+
+    @property
+    def etag(self) -> str: ...
 
 
-RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
+V = TypeVar("V", bound=Versioned)
 
 
-def governance(settings: GatewaySettings) -> Governance:
-    """Return the gateway's view of the policy gate (its projection tables)."""
-    return Governance(ModelApproval, WorkspacePolicy, default_gate=settings.policy_default_gate)
-
-
-def get_governance(request: Request) -> Governance:
-    """Return the policy gate's projection, for the admin routes."""
-    return governance(request.app.state.settings)
-
-
-GovernanceDep = Annotated[Governance, Depends(get_governance)]
-
-__all__ = [
-    "GovernanceDep",
-    "RuntimeDep",
-    "SessionDep",
-    "get_governance",
-    "get_runtime",
-    "governance",
-]
+def with_etag(response: Response, resource: V) -> V:
+    """Return `resource`, its ETag set on the response's header."""
+    response.headers["ETag"] = resource.etag
+    return resource

@@ -8,18 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
 from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import (
-    AuthorizationHeader,
-    IdempotencyKey,
-    IfMatch,
-    created_response,
-    run_idempotent,
-)
+from modelyard_common.http import AuthorizationHeader, IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import GovernanceDep, SessionDep
+from modelyard_gateway.deps import creates, with_etag
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
+from modelyard_gateway.governance.binding import BindingGateDep
+from modelyard_gateway.governance.projection import ProjectionDep
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
@@ -27,20 +23,6 @@ from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
-
-
-def policy_context(
-    request: Request, governance: GovernanceDep, authorization: AuthorizationHeader = None
-) -> service.PolicyContext:
-    """Return what judging a binding needs (the registry is asked with the caller's token)."""
-    return service.PolicyContext(
-        governance=governance,
-        registry_url=request.app.state.settings.registry_url,
-        authorization=authorization,
-    )
-
-
-PolicyDep = Annotated[service.PolicyContext, Depends(policy_context)]
 
 
 def fill_when_committed(
@@ -70,7 +52,7 @@ async def list_groups(
     session: SessionDep,
     principal: Viewer,
     paging: Paging,
-    governance: GovernanceDep,
+    governance: ProjectionDep,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
 ) -> Page[GroupRead]:
     """Return one page of the workspace's model groups."""
@@ -91,10 +73,10 @@ async def list_groups(
 async def create_group(
     session: SessionDep,
     principal: Editor,
-    payload: GroupCreate,
+    body: GroupCreate,
     tasks: BackgroundTasks,
     request: Request,
-    policy: PolicyDep,
+    gate: BindingGateDep,
     authorization: AuthorizationHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -102,24 +84,16 @@ async def create_group(
 
     A group bound to a registry model also serves the deployments already running for it.
     """
-    fill_when_committed(tasks, request, payload.registry_model_id, authorization)
-
-    async def create() -> GroupRead:
-        """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_group(
-            session, principal=principal, payload=payload, policy=policy
-        )
-
-    stored = await run_idempotent(
+    fill_when_committed(tasks, request, body.registry_model_id, authorization)
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_group",
         key=idempotency_key,
-        payload=payload,
-        create=create,
+        body=body,
+        create=lambda: service.create_group(session, principal=principal, body=body, gate=gate),
+        location="/v1/groups/{id}",
     )
-    return created_response(stored, location=f"/v1/groups/{stored.body['id']}")
 
 
 @router.get(
@@ -134,14 +108,13 @@ async def get_group(
     principal: Viewer,
     group_id: uuid.UUID,
     response: Response,
-    governance: GovernanceDep,
+    governance: ProjectionDep,
 ) -> GroupRead:
     """Return one group; its ETag is in the header."""
     found = await service.get_group(
         session, principal=principal, group_id=group_id, governance=governance
     )
-    response.headers["ETag"] = found.etag
-    return found
+    return with_etag(response, found)
 
 
 @router.patch(
@@ -155,11 +128,11 @@ async def update_group(
     session: SessionDep,
     principal: Editor,
     group_id: uuid.UUID,
-    payload: GroupUpdate,
+    body: GroupUpdate,
     response: Response,
     tasks: BackgroundTasks,
     request: Request,
-    policy: PolicyDep,
+    gate: BindingGateDep,
     authorization: AuthorizationHeader = None,
     if_match: IfMatch = None,
 ) -> GroupRead:
@@ -168,14 +141,13 @@ async def update_group(
         session,
         principal=principal,
         group_id=group_id,
-        payload=payload,
+        body=body,
         if_match=if_match,
-        policy=policy,
+        gate=gate,
     )
-    if "registry_model_id" in payload.model_fields_set:
+    if "registry_model_id" in body.model_fields_set:
         fill_when_committed(tasks, request, updated.registry_model_id, authorization)
-    response.headers["ETag"] = updated.etag
-    return updated
+    return with_etag(response, updated)
 
 
 @router.delete(

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 
 from modelyard_common.auth import Operator, Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import SessionDep
+from modelyard_gateway.deps import creates
 from modelyard_gateway.keys import service
 from modelyard_gateway.keys.repository import SORTS
 from modelyard_gateway.keys.schemas import KeyCreate, KeyCreated, KeyRead
@@ -52,28 +52,23 @@ async def list_keys(
 async def create_key(
     session: SessionDep,
     principal: Operator,
-    payload: KeyCreate,
+    body: KeyCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create a key; the answer is the only place the key appears."""
 
-    async def create() -> KeyCreated:
-        """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_key(session, principal=principal, payload=payload)
-
     # Only the hash of a key is stored anywhere, the idempotency record included: a retried
     # create confirms the key but answers `key: null` (header Idempotent-Secret-Withheld).
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_key",
         key=idempotency_key,
-        payload=payload,
-        create=create,
+        body=body,
+        create=lambda: service.create_key(session, principal=principal, body=body),
+        location="/v1/keys/{id}",
         secret_fields=("key",),
     )
-    return created_response(stored, location=f"/v1/keys/{stored.body['id']}")
 
 
 @router.get(
