@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import AuthorizationHeader, IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.deps import creates, with_etag
+from modelyard_gateway.deps import AdminRoutes, creates, with_etag
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
 from modelyard_gateway.governance.binding import BindingGateDep
 from modelyard_gateway.governance.projection import ProjectionDep
@@ -21,6 +20,7 @@ from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
+routes = AdminRoutes(router, "/{group_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
@@ -42,12 +42,7 @@ def fill_when_committed(
     )
 
 
-@router.get(
-    "",
-    operation_id="list_groups",
-    summary="List the workspace's model groups",
-    responses=problem_responses(401, 403, 422),
-)
+@routes.listing("list_groups", "List the workspace's model groups")
 async def list_groups(
     session: SessionDep,
     principal: Viewer,
@@ -62,13 +57,13 @@ async def list_groups(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_group",
-    summary="Create a model group (the name clients send as `model`)",
-    status_code=status.HTTP_201_CREATED,
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 409, 422, 503),
+@routes.creating(
+    "create_group",
+    "Create a model group (the name clients send as `model`)",
+    GroupRead,
+    409,
+    422,
+    503,
 )
 async def create_group(
     session: SessionDep,
@@ -96,13 +91,7 @@ async def create_group(
     )
 
 
-@router.get(
-    "/{group_id}",
-    operation_id="get_group",
-    summary="Get a model group",
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.reading("get_group", "Get a model group", GroupRead)
 async def get_group(
     session: SessionDep,
     principal: Viewer,
@@ -117,12 +106,8 @@ async def get_group(
     return with_etag(response, found)
 
 
-@router.patch(
-    "/{group_id}",
-    operation_id="update_group",
-    summary="Change a model group (If-Match required)",
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
+@routes.changing(
+    "update_group", "Change a model group (If-Match required)", GroupRead, 409, 412, 422, 428, 503
 )
 async def update_group(
     session: SessionDep,
@@ -150,14 +135,7 @@ async def update_group(
     return with_etag(response, updated)
 
 
-@router.delete(
-    "/{group_id}",
-    operation_id="delete_group",
-    summary="Delete a model group (its instances stay)",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.deleting("delete_group", "Delete a model group (its instances stay)")
 async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> None:
     """Delete a group; its instances stay."""
     await service.delete_group(session, principal=principal, group_id=group_id)

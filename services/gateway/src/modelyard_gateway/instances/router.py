@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response
 
 from modelyard_common.auth import Admin, Operator, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.deps import creates, with_etag
+from modelyard_gateway.deps import AdminRoutes, creates, with_etag
 from modelyard_gateway.instances import service
 from modelyard_gateway.instances.check import CheckLimiterDep
 from modelyard_gateway.instances.check import check_instance as probe_now
@@ -32,16 +32,12 @@ from modelyard_gateway.instances.schemas import (
 from modelyard_gateway.routing.engine import RoutingDep
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
+routes = AdminRoutes(router, "/{instance_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-@router.get(
-    "",
-    operation_id="list_instances",
-    summary="List the workspace's model instances",
-    responses=problem_responses(401, 403, 422),
-)
+@routes.listing("list_instances", "List the workspace's model instances")
 async def list_instances(
     session: SessionDep,
     principal: Viewer,
@@ -56,14 +52,7 @@ async def list_instances(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_instance",
-    summary="Create a model instance (a backend)",
-    status_code=status.HTTP_201_CREATED,
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 409, 422),
-)
+@routes.creating("create_instance", "Create a model instance (a backend)", InstanceRead, 409, 422)
 async def create_instance(
     session: SessionDep,
     routing: RoutingDep,
@@ -85,13 +74,7 @@ async def create_instance(
     )
 
 
-@router.get(
-    "/{instance_id}",
-    operation_id="get_instance",
-    summary="Get a model instance with its shared health",
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.reading("get_instance", "Get a model instance with its shared health", InstanceRead)
 async def get_instance(
     session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
 ) -> InstanceRead:
@@ -100,12 +83,14 @@ async def get_instance(
     return with_etag(response, found)
 
 
-@router.patch(
-    "/{instance_id}",
-    operation_id="update_instance",
-    summary="Change a model instance (If-Match required)",
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+@routes.changing(
+    "update_instance",
+    "Change a model instance (If-Match required)",
+    InstanceRead,
+    409,
+    412,
+    422,
+    428,
 )
 async def update_instance(
     session: SessionDep,
@@ -129,14 +114,7 @@ async def update_instance(
     return with_etag(response, updated)
 
 
-@router.delete(
-    "/{instance_id}",
-    operation_id="delete_instance",
-    summary="Delete a model instance that no group lists",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(401, 403, 404, 409),
-)
+@routes.deleting("delete_instance", "Delete a model instance that no group lists", 409)
 async def delete_instance(session: SessionDep, principal: Operator, instance_id: uuid.UUID) -> None:
     """Delete an instance; 409 names the groups that still list it."""
     await service.delete_instance(session, principal=principal, instance_id=instance_id)
