@@ -73,7 +73,7 @@ def get_check_limiter(request: Request) -> CheckLimiter:
 CheckLimiterDep = Annotated[CheckLimiter, Depends(get_check_limiter)]
 
 
-async def check_instance(
+async def probe_instance(
     session: AsyncSession,
     *,
     engine: AsyncEngine,

@@ -19,8 +19,7 @@ from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_gateway.deps import AdminRoutes, creates, with_etag
 from modelyard_gateway.instances import service
-from modelyard_gateway.instances.check import CheckLimiterDep
-from modelyard_gateway.instances.check import check_instance as probe_now
+from modelyard_gateway.instances.check import CheckLimiterDep, probe_instance
 from modelyard_gateway.instances.repository import SORTS
 from modelyard_gateway.instances.schemas import (
     InstanceCheck,
@@ -143,7 +142,7 @@ async def check_instance(
     """
     limiter.take(instance_id)
     settings = routing.settings
-    return await probe_now(
+    return await probe_instance(
         session,
         engine=routing.engine,
         box=routing.box,
