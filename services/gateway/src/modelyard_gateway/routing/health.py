@@ -25,8 +25,8 @@ import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from modelyard_gateway.runtime import repository
-from modelyard_gateway.runtime.catalog import InstanceRoute
+from modelyard_gateway.routing import repository
+from modelyard_gateway.routing.catalog import InstanceRoute
 
 log = logging.getLogger("modelyard.gateway.health")
 

@@ -13,8 +13,8 @@ import aiohttp
 
 from modelyard_gateway.destination import DestinationError, join
 from modelyard_gateway.egress import EgressPolicy, connect_guard
-from modelyard_gateway.runtime.catalog import InstanceRoute
-from modelyard_gateway.runtime.fastclient import (
+from modelyard_gateway.routing.catalog import InstanceRoute
+from modelyard_gateway.routing.fastclient import (
     BodyCutOff,
     BoundReached,
     ConnectFailed,

@@ -16,26 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from modelyard_common.governance import (
-    ApprovalState,
-    Gate,
-    Governance,
-)
+from modelyard_common.governance import Governance
 from modelyard_gateway.crypto import SecretBox, hash_api_key
-from modelyard_gateway.db import DeviceEndpoint, ModelGroup, ModelInstance
+from modelyard_gateway.db import ModelInstance
 from modelyard_gateway.destination import DestinationError, check_base, local_base
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
-from modelyard_gateway.runtime import repository
-from modelyard_gateway.runtime.fastclient import Target, tls_context
-from modelyard_gateway.runtime.served import (
-    OTHER_WORKSPACE,
-    UNKNOWN_MODEL,
-    IngressIndex,
-    Unservable,
-    served_by,
-)
+from modelyard_gateway.governance.serving import serve_verdicts
+from modelyard_gateway.routing import repository
+from modelyard_gateway.routing.fastclient import Target, tls_context
 
 log = logging.getLogger("modelyard.gateway.catalog")
 
@@ -102,22 +92,6 @@ class GroupRoute:
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
     warning: str | None = None
-
-
-@dataclass(slots=True)
-class _Ask:
-    """One question to the gate: may `registry_model_id` be served as group `name`?"""
-
-    id: uuid.UUID
-    workspace: str
-    name: str
-    registry_model_id: uuid.UUID | None
-
-
-_UNSERVABLE = {
-    UNKNOWN_MODEL: "the registry model it serves is not known to the gateway",
-    OTHER_WORKSPACE: "it points at another workspace's device",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +236,9 @@ class Catalog:
         for member in member_rows:
             members.setdefault(member.group_id, []).append(member.instance_id)
         by_id = {row.id: row for row in instance_rows}
-        verdicts, judged = await self._policy_verdicts(group_rows, members, by_id, rows.endpoints)
+        verdicts, judged = await serve_verdicts(
+            self._engine, self._governance, group_rows, members, by_id, rows.endpoints
+        )
         for group in group_rows:
             if not group.enabled:
                 continue
@@ -304,81 +280,6 @@ class Catalog:
         self.snapshot = snapshot
         self._negative_keys.clear()
         self.version += 1
-
-    async def _policy_verdicts(
-        self,
-        groups: Sequence[ModelGroup],
-        members: Mapping[uuid.UUID, Sequence[uuid.UUID]],
-        instances: Mapping[uuid.UUID, ModelInstance],
-        endpoints: Sequence[DeviceEndpoint],
-    ) -> tuple[
-        dict[uuid.UUID, dict[str, str | None]],
-        dict[tuple[uuid.UUID, uuid.UUID], dict[str, str | None]],
-    ]:
-        """Return the gate's refusal or warning per bound group, and per (group, instance)
-        whose instance serves a registry model (from the projection).
-
-        Governance is judged per instance: whatever group lists an instance that serves a
-        registry model, bound or not, that model must be servable in that group.
-        """
-        enabled = [g for g in groups if g.enabled]
-        if self._governance is None:
-            return {}, {}
-        index = await IngressIndex.build(endpoints)
-        asks: list[_Ask] = [
-            _Ask(g.id, g.workspace, g.name, g.registry_model_id)
-            for g in enabled
-            if g.registry_model_id is not None
-        ]
-        pairs: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
-        fixed: dict[tuple[uuid.UUID, uuid.UUID], dict[str, str | None]] = {}
-        for group in enabled:
-            for instance_id in members.get(group.id, []):
-                row = instances.get(instance_id)
-                if row is None:
-                    continue
-                served = await served_by(row, index, group_model=group.registry_model_id)
-                if isinstance(served, Unservable):
-                    fixed[(group.id, instance_id)] = {"refusal": _UNSERVABLE[served.why]}
-                    continue
-                for model in served:
-                    ask_id = uuid.uuid4()
-                    pairs[ask_id] = (group.id, instance_id)
-                    asks.append(_Ask(ask_id, model.workspace, group.name, model.model_id))
-        if not asks and not fixed:
-            return {}, {}
-        async with AsyncSession(self._engine) as session:
-            judged = await self._governance.serving(session, asks) if asks else {}
-            if fixed:
-                workspaces = {g.id: g.workspace for g in enabled}
-                gates = await self._governance.gates(session, set(workspaces.values()))
-                for pair, refused in list(fixed.items()):
-                    gate = gates[workspaces[pair[0]]]
-                    if gate is Gate.off:
-                        del fixed[pair]
-                    elif gate is Gate.warn:
-                        fixed[pair] = {"warning": refused["refusal"]}
-        verdicts: dict[uuid.UUID, dict[str, str | None]] = {}
-        per_instance = fixed
-        for ask_id, (standing, verdict) in judged.items():
-            if verdict.reason is None:
-                continue
-            # Clients get the approval state, not who decided or why (that is for admins).
-            if standing.approval is ApprovalState.restricted:
-                said = "restricted to other model groups"
-            else:
-                said = standing.approval.value if standing.approval else "not approved"
-            text = f"the model it serves is {said} under the workspace's policy"
-            found: dict[str, str | None] = (
-                {"warning": text} if verdict.allowed else {"refusal": text}
-            )
-            if ask_id in pairs:
-                pair = pairs[ask_id]
-                if not per_instance.get(pair, {}).get("refusal"):
-                    per_instance[pair] = found
-            else:
-                verdicts[ask_id] = found
-        return verdicts, per_instance
 
     async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
         """Return the instances whose destination (resolved now) the egress policy refuses."""

@@ -1,4 +1,9 @@
-"""The gateway's process-wide runtime: catalog, shared health, upstream client, background work."""
+"""The routing engine of one gateway replica: catalog, shared health board, upstream client.
+
+It keeps what every request needs in memory and keeps it current (database notifications, a
+reload loop, the shared state refresh and the background health checks). The app's lifespan
+builds, starts and stops it (`app.py`); the proxy and the admin routes read it.
+"""
 
 from __future__ import annotations
 
@@ -9,52 +14,39 @@ import os
 import random
 import socket
 import uuid
-from datetime import timedelta
-from typing import Any
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import aiohttp
 import asyncpg
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from modelyard_common.messaging import Broker
-from modelyard_common.outbox import OutboxRelay, asyncpg_dsn
-from modelyard_common.web import ServiceRuntime
+from modelyard_common.governance import Governance
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.db import (
-    CONFIG_CHANNEL,
-    STATE_CHANNEL,
-    IdempotencyRecord,
-    OutboxEvent,
-    ProcessedEvent,
-)
-from modelyard_gateway.deps import governance
+from modelyard_gateway.db import CONFIG_CHANNEL, STATE_CHANNEL
 from modelyard_gateway.egress import EgressRefused
-from modelyard_gateway.instances.service import CheckLimiter
-from modelyard_gateway.proxy.service import ProxyService
-from modelyard_gateway.runtime.catalog import Catalog, InstanceRoute
-from modelyard_gateway.runtime.health import HealthBoard, decode_notification
-from modelyard_gateway.runtime.repository import claim_check, publish_check
-from modelyard_gateway.runtime.upstream import Upstreams, probe
+from modelyard_gateway.routing.catalog import Catalog, InstanceRoute
+from modelyard_gateway.routing.health import HealthBoard, decode_notification
+from modelyard_gateway.routing.repository import claim_check, publish_check
+from modelyard_gateway.routing.upstream import Upstreams, probe
 from modelyard_gateway.settings import GatewaySettings
-from modelyard_gateway.usage.service import UsageRecorder
 
 log = logging.getLogger("modelyard.gateway.runtime")
 
 
-class Runtime(ServiceRuntime):
-    """Everything one gateway replica keeps between requests."""
+class RoutingEngine:
+    """Everything one gateway replica keeps between requests to route them."""
 
-    settings: GatewaySettings
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, settings: GatewaySettings, engine: AsyncEngine, *, governance: Governance
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
         self.box = SecretBox(settings.encryption_key)
         self.egress = settings.egress_policy()
-        self.check_limiter = CheckLimiter(
-            burst=settings.check_burst, window_s=settings.check_window_s
-        )
-        self.catalog = Catalog(
-            self.engine, self.box, egress=self.egress, governance=governance(settings)
-        )
+        self.catalog = Catalog(engine, self.box, egress=self.egress, governance=governance)
         self.board = HealthBoard(
             cooldown_failures=settings.cooldown_failures,
             cooldown_s=settings.cooldown_s,
@@ -63,43 +55,27 @@ class Runtime(ServiceRuntime):
             failure_window_s=settings.failure_window_s,
             max_retry_after_s=settings.max_retry_after_s,
         )
-        # Names this replica in its usage events (a restart is a new one: its counts start anew).
+        # Names this replica in what it reports (a restart is a new one: its counts start anew).
         self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.usage = UsageRecorder(
-            self.sessionmaker, flush_s=settings.usage_flush_s, replica=self.replica_id
-        )
-        # Usage events leave by the outbox; a replica that does not connect to the broker
-        # (consume_events off) leaves them to the relays of the others.
-        self.relay = OutboxRelay(
-            self.sessionmaker,
-            OutboxEvent,
-            self.broker,
-            database_url=settings.database_url,
-            poll_interval_s=settings.outbox_poll_interval_s,
-        )
         self._upstreams: Upstreams | None = None
-        self._proxy: ProxyService | None = None
         self._config_dirty = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
 
     @property
-    def client(self) -> aiohttp.ClientSession:
-        """Return the aiohttp session for probes (exists once the runtime has started)."""
-        assert self._upstreams is not None, "runtime not started"
-        return self._upstreams.session
+    def upstreams(self) -> Upstreams:
+        """Return the upstream client (exists once the engine has started)."""
+        assert self._upstreams is not None, "routing engine not started"
+        return self._upstreams
 
     @property
-    def proxy(self) -> ProxyService:
-        """Return the failover proxy (exists once the runtime has started)."""
-        assert self._proxy is not None, "runtime not started"
-        return self._proxy
+    def client(self) -> aiohttp.ClientSession:
+        """Return the aiohttp session for probes (exists once the engine has started)."""
+        return self.upstreams.session
 
     async def start(self) -> None:
-        """Load config and shared state, then start listeners, health checks and consumers."""
+        """Open the upstream client, load config and shared state, start the background loops."""
         self._upstreams = Upstreams(egress=self.egress)
-        self._proxy = ProxyService(
-            board=self.board, upstreams=self._upstreams, settings=self.settings
-        )
         await self.catalog.reload()
         await self.board.reload(self.engine)
         self._spawn(self._listen_forever(), "gateway-listen")
@@ -107,39 +83,20 @@ class Runtime(ServiceRuntime):
         self._spawn(self._refresh_state_forever(), "gateway-state-refresh")
         self._spawn(self.board.publish_forever(self.engine), "gateway-state-publish")
         self._spawn(self._check_forever(), "gateway-health-checks")
-        self.usage.start()
-        self.retain(
-            IdempotencyRecord.created_at, timedelta(hours=self.settings.idempotency_retention_h)
-        )
-        self.retain(
-            ProcessedEvent.processed_at,
-            timedelta(hours=self.settings.processed_events_retention_h),
-        )
-        if self.settings.consume_events:
-            from modelyard_gateway.endpoints.consumer import start_consumer
-
-            self.on_broker_ready(self._start_relay)
-            self.on_broker_ready(lambda broker: start_consumer(broker, self))
-            await super().start()
-        else:
-            self.start_housekeeping()
-
-    async def _start_relay(self, _broker: Broker) -> None:
-        self.relay.start()
 
     async def stop(self) -> None:
-        """Flush the usage counts, stop background work and close connections."""
-        await self.usage.stop()
-        if self.broker.is_connected:
-            with contextlib.suppress(Exception):  # what stays unsent goes with another relay
-                await asyncio.wait_for(self.relay.publish_batch(), 5)
-        await self.relay.stop()
-        await super().stop()
+        """Stop the background loops and close the upstream client."""
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._background.clear()
         if self._upstreams is not None:
             await self._upstreams.close()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self.background.append(asyncio.create_task(coro, name=name))
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._background.append(asyncio.create_task(coro, name=name))
 
     def config_changed(self) -> None:
         """Ask for a catalog reload (coalesced with others arriving meanwhile)."""
@@ -251,3 +208,12 @@ class Runtime(ServiceRuntime):
             "consecutive_failures": st.consecutive_failures,
             "cooldown_level": st.cooldown_level,
         }
+
+
+def get_routing(request: Request) -> RoutingEngine:
+    """Return the routing engine started by the app's lifespan."""
+    routing: RoutingEngine = request.app.state.routing
+    return routing
+
+
+RoutingDep = Annotated[RoutingEngine, Depends(get_routing)]
