@@ -51,7 +51,7 @@ def _lint(config: Path, pythonpath: Path | None = None) -> subprocess.CompletedP
     if pythonpath is not None:
         env["PYTHONPATH"] = f"{pythonpath}{os.pathsep}{env.get('PYTHONPATH', '')}"
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(config)],
+        [str(LINT_IMPORTS), "--no-cache", str(config)],
         cwd=REPO,
         env=env,
         capture_output=True,
