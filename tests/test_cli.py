@@ -523,7 +523,9 @@ async def test_a_failed_deploy_exits_1_with_the_log_tail(world: CliWorld) -> Non
 
 
 async def test_sdk_pages_and_retries_a_create_whose_answer_was_lost(world: CliWorld) -> None:
-    tag = f"page-{uuid.uuid4().hex[:6]}"
+    # A letter first: an all-digit tag ("page-123456-once") parses as a signed number in
+    # PostgreSQL's text search and drops the "once" (seen once: the search found all six).
+    tag = f"page-x{uuid.uuid4().hex[:6]}"
     endpoints = Endpoints(
         registry_url=world.suite.registry,
         deployer_url=world.suite.deployer,

@@ -262,6 +262,10 @@ async def test_a_good_health_probe_ends_a_reachability_cooldown_early(
     # Connections cut mid-answer: the instance looks unreachable.
     p = await probed(strict, backends, "flaky", "drop")
     p.backend.behaviour.health_status = 503
+    # A probe answered 200 just before may still be landing: once two later probes have been
+    # answered 503, none can end the cooldown the two requests below start.
+    checks = p.backend.health_checks
+    await eventually(lambda: p.backend.health_checks >= checks + 2, within=10)
     for _ in range(2):
         assert await chat(p.client) == ("spare", "2")
     state = strict.runtime.board.state(_id(p.instance))
