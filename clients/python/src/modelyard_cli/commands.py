@@ -82,9 +82,10 @@ def list_of_one_command(
     fetch: OnOne,
     *,
     columns: Sequence[Column],
-    id_field: str,
     doc: str,
     example: Sequence[str],
+    ref: Any = RefArg,
+    id_field: str = "id",
 ) -> None:
     """Register `NAME REF [-o FORMAT] [-q] [-w]`: print the items `fetch` answers for REF."""
 
@@ -100,6 +101,7 @@ def list_of_one_command(
             items = list(fetch(my, ops, ref))
         emit(items, output=output, quiet=quiet, columns=columns, id_field=id_field, wide=wide)
 
+    list_.__annotations__["ref"] = ref
     _register(app, name, list_, doc=doc, example=example)
 
 

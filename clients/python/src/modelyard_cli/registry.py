@@ -223,20 +223,14 @@ def registry_app(kind: Kind) -> typer.Typer:
             my.send(ops.delete_registry(kind, target["id"]))
         print(target["id"] if quiet else f"deleted {one} {target['name']} ({target['id']})")
 
-    @app.command("history", epilog=examples(f"modelyard {kind} history NAME"))
-    def history(
-        ref: RefArg,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-        wide: WideOpt = False,
-    ) -> None:
-        """Show the audit trail: who changed what, when, old -> new."""
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            target = resolve(my, kind, ref)
-            entries = list(my.iterate(ops.registry_history(kind, target["id"])))
-        emit(entries, output=output, quiet=quiet, columns=HISTORY_COLUMNS, wide=wide)
+    list_of_one_command(
+        app,
+        "history",
+        lambda my, ops, ref: my.iterate(ops.registry_history(kind, resolve(my, kind, ref)["id"])),
+        columns=HISTORY_COLUMNS,
+        doc="Show the audit trail: who changed what, when, old -> new.",
+        example=[f"modelyard {kind} history NAME"],
+    )
 
     return app
 
