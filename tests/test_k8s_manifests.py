@@ -78,7 +78,12 @@ def env_names(settings: type[BaseSettings]) -> set[str]:
 
 
 def dockerfile(service: str) -> str:
-    return (REPO / "services" / service / "Dockerfile").read_text()
+    """Return the recipe of the service's image: the shared stages of deploy/service.Dockerfile
+    and the service's own (`FROM service AS <service>`), not the other services' stages."""
+    recipe = (REPO / "deploy" / "service.Dockerfile").read_text()
+    blocks = re.split(r"^(?=FROM )", recipe, flags=re.M)
+    stages = {block.split()[3]: block for block in blocks if re.match(r"FROM \S+ AS ", block)}
+    return stages["builder"] + stages["service"] + stages[service]
 
 
 def console_script(service: str) -> str:

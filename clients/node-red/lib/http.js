@@ -75,27 +75,27 @@ async function* sseData(body) {
     pending += decoder.decode(chunk, { stream: true });
     let cut;
     while ((cut = pending.search(/\r?\n\r?\n/)) >= 0) {
-      const event = pending.slice(0, cut);
+      const data = dataOf(pending.slice(0, cut));
       pending = pending.slice(cut).replace(/^\r?\n\r?\n/, "");
-      const data = event
-        .split(/\r?\n/)
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(5).replace(/^ /, ""))
-        .join("\n");
       if (data) {
         yield data;
       }
     }
   }
   pending += decoder.decode();
-  const tail = pending
+  const tail = dataOf(pending);
+  if (tail) {
+    yield tail;
+  }
+}
+
+/** Return the payload of one server-sent event: its `data:` lines joined ("" when none). */
+function dataOf(event) {
+  return event
     .split(/\r?\n/)
     .filter((line) => line.startsWith("data:"))
     .map((line) => line.slice(5).replace(/^ /, ""))
     .join("\n");
-  if (tail) {
-    yield tail;
-  }
 }
 
 /** Return an error's message with its cause (fetch says only "fetch failed"). */

@@ -4,7 +4,8 @@
 // it now), the answer back in msg.payload with msg.statusCode, msg.headers, msg.duration and
 // msg.version. An error answer (a stopped or unknown model, a handler that raised) is a
 // catchable error carrying the problem's detail.
-const { joinUrl, headersObject, readBody, describeError, ModelyardError, causeOf } = require("../lib/http");
+const { joinUrl, headersObject, readBody, describeError, ModelyardError } = require("../lib/http");
+const { timeoutOf, inflightCalls } = require("../lib/inflight");
 
 const DEFAULT_TIMEOUT_S = 60;
 
@@ -35,8 +36,8 @@ module.exports = function (RED) {
     node.model = config.model || "";
     node.handler = config.handler || "";
     node.send_as = config.sendAs || "auto";
-    node.timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_S;
-    const inflight = new Set();
+    node.timeout = timeoutOf(config, DEFAULT_TIMEOUT_S);
+    const calls = inflightCalls(node);
 
     node.on("input", async (msg, send, done) => {
       const model = node.model || msg.model;
@@ -49,10 +50,7 @@ module.exports = function (RED) {
         done(new Error("no model or handler: set them on the node or in msg.model/msg.handler"));
         return;
       }
-      const controller = new AbortController();
-      inflight.add(controller);
-      const timer = setTimeout(() => controller.abort(new Error("timed out")), node.timeout * 1000);
-      const started = process.hrtime.bigint();
+      const call = calls.start(node.timeout);
       node.status({ fill: "blue", shape: "dot", text: `${model}/${handler}` });
       try {
         const { body, type } = encode(msg.payload, node.send_as);
@@ -64,12 +62,12 @@ module.exports = function (RED) {
           method: "POST",
           headers: { "content-type": type, accept: "application/json, */*" },
           body,
-          signal: controller.signal,
+          signal: call.signal,
         });
         const answer = await readBody(response);
         msg.statusCode = response.status;
         msg.headers = headersObject(response.headers);
-        msg.duration = Number(process.hrtime.bigint() - started) / 1e6;
+        msg.duration = call.elapsedMs();
         msg.version = response.headers.get("x-modelyard-version") || undefined;
         msg.payload = answer;
         if (!response.ok) {
@@ -82,21 +80,12 @@ module.exports = function (RED) {
         send(msg);
         done();
       } catch (err) {
-        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : causeOf(err);
+        const reason = call.failure(err);
         node.status({ fill: "red", shape: "ring", text: reason.slice(0, 40) });
         done(new ModelyardError(`${model}/${handler}: ${reason}`, { reason }));
       } finally {
-        clearTimeout(timer);
-        inflight.delete(controller);
+        call.end();
       }
-    });
-
-    node.on("close", () => {
-      for (const controller of inflight) {
-        controller.abort(new Error("flow stopped"));
-      }
-      inflight.clear();
-      node.status({});
     });
   }
   RED.nodes.registerType("modelyard-device-model", DeviceModelNode);

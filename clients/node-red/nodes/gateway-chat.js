@@ -7,7 +7,8 @@
 // (msg.complete = true); with `message`, one message at the end. An error answer (403 the model
 // is not approved, 429, 503 no instance could answer, a stream cut mid-way) is a catchable error
 // with msg.reason (the gateway's error code) and msg.statusCode.
-const { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData, causeOf } = require("../lib/http");
+const { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData } = require("../lib/http");
+const { timeoutOf, inflightCalls } = require("../lib/inflight");
 
 const DEFAULT_TIMEOUT_S = 120;
 
@@ -47,8 +48,8 @@ module.exports = function (RED) {
     node.group = config.group || "";
     node.output = config.output === "chunks" ? "chunks" : "message";
     node.system = config.system || "";
-    node.timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_S;
-    const inflight = new Set();
+    node.timeout = timeoutOf(config, DEFAULT_TIMEOUT_S);
+    const calls = inflightCalls(node);
 
     /** Mark `msg` with the failed answer and end the input with a catchable error. */
     function fail(msg, done, status, answer, prefix) {
@@ -74,10 +75,7 @@ module.exports = function (RED) {
         return;
       }
       const stream = node.output === "chunks";
-      const controller = new AbortController();
-      inflight.add(controller);
-      const timer = setTimeout(() => controller.abort(new Error("timed out")), node.timeout * 1000);
-      const started = process.hrtime.bigint();
+      const call = calls.start(node.timeout);
       node.status({ fill: "blue", shape: "dot", text: group });
       try {
         const body = requestBody(msg, group, node.system);
@@ -94,7 +92,7 @@ module.exports = function (RED) {
             authorization: `Bearer ${node.gateway.apiKey}`,
           },
           body: JSON.stringify(body),
-          signal: controller.signal,
+          signal: call.signal,
         });
         msg.statusCode = response.status;
         msg.headers = headersObject(response.headers);
@@ -116,7 +114,7 @@ module.exports = function (RED) {
           const answer = await readBody(response);
           msg.completion = answer;
           msg.payload = answer && answer.choices ? answer.choices[0]?.message?.content ?? "" : answer;
-          msg.duration = Number(process.hrtime.bigint() - started) / 1e6;
+          msg.duration = call.elapsedMs();
           node.status({ fill: "green", shape: "dot", text: `${msg.instance || "ok"} (${msg.attempts ?? 1})` });
           send(msg);
           done();
@@ -153,27 +151,18 @@ module.exports = function (RED) {
         msg.payload = text;
         msg.chunks = index;
         msg.complete = true;
-        msg.duration = Number(process.hrtime.bigint() - started) / 1e6;
+        msg.duration = call.elapsedMs();
         node.status({ fill: "green", shape: "dot", text: `${msg.instance || "ok"}: ${index} chunks` });
         send(msg);
         done();
       } catch (err) {
-        const reason = controller.signal.aborted ? String(controller.signal.reason?.message || "aborted") : causeOf(err);
-        msg.reason = controller.signal.aborted ? "timeout" : "connect_failed";
+        const reason = call.failure(err);
+        msg.reason = call.aborted() ? "timeout" : "connect_failed";
         node.status({ fill: "red", shape: "ring", text: reason.slice(0, 40) });
         done(new ModelyardError(`${group}: ${reason}`, { reason: msg.reason }));
       } finally {
-        clearTimeout(timer);
-        inflight.delete(controller);
+        call.end();
       }
-    });
-
-    node.on("close", () => {
-      for (const controller of inflight) {
-        controller.abort(new Error("flow stopped"));
-      }
-      inflight.clear();
-      node.status({});
     });
   }
   RED.nodes.registerType("modelyard-gateway-chat", GatewayChatNode);

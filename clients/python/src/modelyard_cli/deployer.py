@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from modelyard_cli.commands import act_command, show_command
 from modelyard_cli.output import Column, Format, ago, emit
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
-    AmbiguousReference,
     NameNotFound,
     OutputOpt,
     QuietOpt,
-    RefArg,
     UsageProblem,
     WideOpt,
+    by_prefix,
     client,
     examples,
     find,
@@ -122,19 +122,6 @@ def resolve_version(my: Modelyard, model_id: str, ref: str | None) -> dict[str, 
         with contextlib.suppress(NameNotFound):  # a number that starts no id: say so below
             return by_prefix(versions, ref, "version")
     raise UsageProblem(f"the model has no version {ref}")
-
-
-def by_prefix(items: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
-    """Return the one item whose id starts with `ref` (resources without names)."""
-    prefix = id_prefix(ref) or ref.lower()
-    matches = [item for item in items if str(item["id"]).lower().startswith(prefix)]
-    if not matches:
-        raise NameNotFound(f"no {what} with an id starting {ref!r}")
-    if len(matches) > 1:
-        raise AmbiguousReference(
-            f"{ref!r} starts the ids of {len(matches)} {what}s: give more of the id", matches
-        )
-    return matches[0]
 
 
 def resolve_any_version(my: Modelyard, ref: str) -> str:
@@ -282,29 +269,31 @@ def list_versions(
     emit(versions, output=output, quiet=quiet, columns=VERSION_COLUMNS, wide=wide)
 
 
-@version_app.command(
+show_command(
+    version_app,
     "get",
-    epilog=examples("modelyard version get 3f2a9c1e -o json", "modelyard version get echo-chat:2"),
+    lambda my, ops, ref: my.send(ops.get_model_version(resolve_any_version(my, ref))),
+    ref=VersionArg,
+    doc="Show a version with its manifest (VERSION: an id, its start, or MODEL:NUMBER).",
+    example=["modelyard version get 3f2a9c1e -o json", "modelyard version get echo-chat:2"],
 )
-def get_version(ref: VersionArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
-    """Show a version with its manifest (VERSION: an id, its start, or MODEL:NUMBER)."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        emit(
-            my.send(ops.get_model_version(resolve_any_version(my, ref))), output=output, quiet=quiet
-        )
 
 
-@version_app.command("delete", epilog=examples("modelyard version delete echo-chat:1"))
-def delete_version(ref: VersionArg) -> None:
-    """Delete a version no device runs (VERSION: an id, its start, or MODEL:NUMBER)."""
-    from modelyard_client import operations as ops
+def _delete_version(my: Modelyard, ops: Any, ref: str) -> str:
+    version_id = resolve_any_version(my, ref)
+    my.send(ops.delete_model_version(version_id))
+    return version_id
 
-    with client() as my:
-        version_id = resolve_any_version(my, ref)
-        my.send(ops.delete_model_version(version_id))
-    print(f"deleted version {version_id}")
+
+act_command(
+    version_app,
+    "delete",
+    _delete_version,
+    ref=VersionArg,
+    done="deleted version",
+    doc="Delete a version no device runs (VERSION: an id, its start, or MODEL:NUMBER).",
+    example=["modelyard version delete echo-chat:1"],
+)
 
 
 def deploy(
@@ -450,16 +439,14 @@ def deployments_list(
     emit(items, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS, wide=wide)
 
 
-@deployments_app.command("get", epilog=examples("modelyard deployments get 5b7e04d2"))
-def get_deployment(
-    ref: DeploymentArg, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
-    """Show one deployment (by its id or the id's first characters)."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        shown = my.send(ops.get_deployment(resolve_deployment(my, ref)))
-    emit(shown, output=output, quiet=quiet)
+show_command(
+    deployments_app,
+    "get",
+    lambda my, ops, ref: my.send(ops.get_deployment(resolve_deployment(my, ref))),
+    ref=DeploymentArg,
+    doc="Show one deployment (by its id or the id's first characters).",
+    example=["modelyard deployments get 5b7e04d2"],
+)
 
 
 def _action(verb: str) -> None:
@@ -545,17 +532,13 @@ def devices_list(
     emit(items, output=output, quiet=quiet, columns=DEVICE_COLUMNS, wide=wide)
 
 
-@devices_app.command("get", epilog=examples("modelyard devices get edge-01 -o yaml"))
-def get_device(
-    ref: RefArg,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-) -> None:
-    """Show a device with its capabilities."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        emit(my.send(ops.get_device(resolve_device(my, ref))), output=output, quiet=quiet)
+show_command(
+    devices_app,
+    "get",
+    lambda my, ops, ref: my.send(ops.get_device(resolve_device(my, ref))),
+    doc="Show a device with its capabilities.",
+    example=["modelyard devices get edge-01 -o yaml"],
+)
 
 
 @devices_app.command(
@@ -575,26 +558,25 @@ def register_device(
     emit(created, output=output, quiet=quiet)
 
 
-@devices_app.command("delete", epilog=examples("modelyard devices delete edge-01"))
-def delete_device(ref: RefArg) -> None:
-    """Revoke a device (its token stops working)."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        device_id = resolve_device(my, ref)
-        my.send(ops.revoke_device(device_id))
-    print(f"revoked device {device_id}")
+def _revoke_device(my: Modelyard, ops: Any, ref: str) -> str:
+    device_id = resolve_device(my, ref)
+    my.send(ops.revoke_device(device_id))
+    return device_id
 
 
-@devices_app.command("rotate-token", epilog=examples("modelyard devices rotate-token edge-01 -q"))
-def rotate_token(
-    ref: RefArg,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-) -> None:
-    """Issue a new device token (shown once) and revoke the old one."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        rotated = my.send(ops.rotate_device_token(resolve_device(my, ref)))
-    emit(rotated, output=output, quiet=quiet, id_field="token")
+act_command(
+    devices_app,
+    "delete",
+    _revoke_device,
+    done="revoked device",
+    doc="Revoke a device (its token stops working).",
+    example=["modelyard devices delete edge-01"],
+)
+show_command(
+    devices_app,
+    "rotate-token",
+    lambda my, ops, ref: my.send(ops.rotate_device_token(resolve_device(my, ref))),
+    id_field="token",
+    doc="Issue a new device token (shown once) and revoke the old one.",
+    example=["modelyard devices rotate-token edge-01 -q"],
+)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from modelyard_cli.commands import act_command, list_command, show_command
 from modelyard_cli.output import Column, Format, ago, emit
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
@@ -14,7 +15,6 @@ from modelyard_cli.session import (
     QuietOpt,
     RefArg,
     UsageProblem,
-    WideOpt,
     client,
     examples,
     find,
@@ -72,47 +72,36 @@ def resolve_gateway(my: Modelyard, kind: Kind, ref: str) -> str:
 def _common(app: typer.Typer, kind: Kind) -> None:
     """Register list, get and delete for one gateway resource."""
     one = kind[:-1]
-
-    @app.command("list", epilog=examples(f"modelyard {kind} list -o json"))
-    def list_(
-        output: OutputOpt = Format.table, quiet: QuietOpt = False, wide: WideOpt = False
-    ) -> None:
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            items = list(my.iterate(ops.list_gateway(kind)))
-        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind], wide=wide)
-
-    list_.__doc__ = f"List {kind}."
-
-    @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID"))
-    def get(
-        ref: RefArg,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-    ) -> None:
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            emit(
-                my.send(ops.get_gateway(kind, resolve_gateway(my, kind, ref))),
-                output=output,
-                quiet=quiet,
-            )
-
-    get.__doc__ = f"Show one {one}."
+    list_command(
+        app,
+        "list",
+        lambda my, ops: list(my.iterate(ops.list_gateway(kind))),
+        columns=COLUMNS[kind],
+        doc=f"List {kind}.",
+        example=[f"modelyard {kind} list -o json"],
+    )
+    show_command(
+        app,
+        "get",
+        lambda my, ops, ref: my.send(ops.get_gateway(kind, resolve_gateway(my, kind, ref))),
+        doc=f"Show one {one}.",
+        example=[f"modelyard {kind} get NAME-OR-ID"],
+    )
     verb = "revoke" if kind == "keys" else "delete"
 
-    @app.command(verb, epilog=examples(f"modelyard {kind} {verb} NAME-OR-ID"))
-    def delete(ref: RefArg) -> None:
-        from modelyard_client import operations as ops
+    def delete(my: Modelyard, ops: Any, ref: str) -> str:
+        resource_id = resolve_gateway(my, kind, ref)
+        my.send(ops.delete_gateway(kind, resource_id))
+        return resource_id
 
-        with client() as my:
-            resource_id = resolve_gateway(my, kind, ref)
-            my.send(ops.delete_gateway(kind, resource_id))
-        print(f"{verb}d {one} {resource_id}")
-
-    delete.__doc__ = f"{verb.capitalize()} a {one}."
+    act_command(
+        app,
+        verb,
+        delete,
+        done=f"{verb}d {one}",
+        doc=f"{verb.capitalize()} a {one}.",
+        example=[f"modelyard {kind} {verb} NAME-OR-ID"],
+    )
 
 
 for _app, _kind in ((groups_app, "groups"), (instances_app, "instances"), (keys_app, "keys")):

@@ -47,12 +47,9 @@ class Format(enum.StrEnum):
 
 def ago(value: Any) -> str:
     """Return an RFC 3339 time as a short age ('12s ago'), or '-'."""
-    if not value:
-        return "-"
-    try:
-        then = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
+    then = _time(value)
+    if not isinstance(then, datetime):
+        return then
     seconds = int((datetime.now(UTC) - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -62,13 +59,20 @@ def ago(value: Any) -> str:
 
 def when(value: Any) -> str:
     """Return an RFC 3339 time to the second, in UTC ('2026-12-06 02:20:48Z'), or '-'."""
+    then = _time(value)
+    if not isinstance(then, datetime):
+        return then
+    return then.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _time(value: Any) -> datetime | str:
+    """Return an RFC 3339 time parsed; '-' when there is none, the text when it is no time."""
     if not value:
         return "-"
     try:
-        then = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return str(value)
-    return then.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def is_uuid(value: object) -> bool:

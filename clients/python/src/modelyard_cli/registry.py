@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from modelyard_cli.commands import list_of_one_command, show_command
 from modelyard_cli.output import Column, Format, emit, when
 from modelyard_cli.session import (
     OutputOpt,
@@ -149,15 +150,13 @@ def registry_app(kind: Kind) -> typer.Typer:
 
     list_.__doc__ = f"List AI {kind} (all pages, up to --limit)."
 
-    @app.command("get", epilog=examples(f"modelyard {kind} get NAME-OR-ID -o yaml"))
-    def get(
-        ref: RefArg,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-    ) -> None:
-        """Show one by id or name."""
-        with client() as my:
-            emit(resolve(my, kind, ref), output=output, quiet=quiet)
+    show_command(
+        app,
+        "get",
+        lambda my, ops, ref: resolve(my, kind, ref),
+        doc="Show one by id or name.",
+        example=[f"modelyard {kind} get NAME-OR-ID -o yaml"],
+    )
 
     @app.command(
         "edit",
@@ -202,25 +201,11 @@ def registry_app(kind: Kind) -> typer.Typer:
                 ) from exc
         emit(updated, output=output, quiet=quiet)
 
-    @app.command("archive", epilog=examples(f"modelyard {kind} archive NAME"))
-    def archive(ref: RefArg, quiet: QuietOpt = False) -> None:
-        """Archive (soft delete): hidden from lists, kept with its history."""
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            target = resolve(my, kind, ref)
-            my.send(ops.archive_registry(kind, target["id"]))
-        print(target["id"] if quiet else f"archived {one} {target['name']} ({target['id']})")
-
-    @app.command("unarchive", epilog=examples(f"modelyard {kind} unarchive ID"))
-    def unarchive(ref: RefArg, quiet: QuietOpt = False) -> None:
-        """Restore an archived one."""
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            target = resolve(my, kind, ref)
-            my.send(ops.archive_registry(kind, target["id"], restore=True))
-        print(target["id"] if quiet else f"restored {one} {target['name']} ({target['id']})")
+    archive_doc = "Archive (soft delete): hidden from lists, kept with its history."
+    _archive_command(app, kind, "archive", restore=False, done="archived", doc=archive_doc)
+    _archive_command(
+        app, kind, "unarchive", restore=True, done="restored", doc="Restore an archived one."
+    )
 
     @app.command("delete", epilog=examples(f"modelyard {kind} delete ID --yes"))
     def delete(
@@ -238,22 +223,42 @@ def registry_app(kind: Kind) -> typer.Typer:
             my.send(ops.delete_registry(kind, target["id"]))
         print(target["id"] if quiet else f"deleted {one} {target['name']} ({target['id']})")
 
-    @app.command("history", epilog=examples(f"modelyard {kind} history NAME"))
-    def history(
-        ref: RefArg,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-        wide: WideOpt = False,
-    ) -> None:
-        """Show the audit trail: who changed what, when, old -> new."""
+    list_of_one_command(
+        app,
+        "history",
+        lambda my, ops, ref: my.iterate(ops.registry_history(kind, resolve(my, kind, ref)["id"])),
+        columns=HISTORY_COLUMNS,
+        doc="Show the audit trail: who changed what, when, old -> new.",
+        example=[f"modelyard {kind} history NAME"],
+    )
+
+    return app
+
+
+def _archive_command(
+    app: typer.Typer, kind: Kind, verb: str, *, restore: bool, done: str, doc: str
+) -> None:
+    """Register `modelyard KIND archive|unarchive REF [-q]`."""
+
+    def run(ref: RefArg, quiet: QuietOpt = False) -> None:
         from modelyard_client import operations as ops
 
         with client() as my:
             target = resolve(my, kind, ref)
-            entries = list(my.iterate(ops.registry_history(kind, target["id"])))
-        emit(entries, output=output, quiet=quiet, columns=HISTORY_COLUMNS, wide=wide)
+            my.send(ops.archive_registry(kind, target["id"], restore=restore))
+        print(target["id"] if quiet else f"{done} {kind[:-1]} {target['name']} ({target['id']})")
 
-    return app
+    run.__doc__ = doc
+    example = "ID" if restore else "NAME"
+    app.command(verb, epilog=examples(f"modelyard {kind} {verb} {example}"))(run)
+
+
+def _create(kind: Kind, body: dict[str, Any], output: Format, quiet: bool) -> None:
+    """Create a model or system from the fields given and print it."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        emit(my.send(ops.create_registry(kind, body)), output=output, quiet=quiet)
 
 
 class ConflictReported(Exception):
@@ -286,8 +291,6 @@ def create_model(
     quiet: QuietOpt = False,
 ) -> None:
     """Register an AI model."""
-    from modelyard_client import operations as ops
-
     body = given(
         name=name,
         learning_type=learning_type,
@@ -297,8 +300,7 @@ def create_model(
         description=text_arg(description),
         tags=tag,
     )
-    with client() as my:
-        emit(my.send(ops.create_registry("models", body)), output=output, quiet=quiet)
+    _create("models", body, output, quiet)
 
 
 APPROVAL_COLUMNS: list[Column] = [
@@ -419,11 +421,7 @@ POLICY_COLUMNS: list[Column] = [
 @policy_app.command("show", epilog=examples("modelyard policy show -o json"))
 def policy_show(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
     """Show the workspace's gate."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        shown = my.send(ops.get_policy())
-    emit(dict(shown), output=output, quiet=quiet, columns=POLICY_COLUMNS, id_field="gate")
+    _policy(lambda ops: ops.get_policy(), output, quiet)
 
 
 @policy_app.command("set", epilog=examples("modelyard policy set warn -m 'pilot for a month'"))
@@ -434,33 +432,27 @@ def policy_set(
     quiet: QuietOpt = False,
 ) -> None:
     """Set the workspace's gate (admin); the deployer and gateway follow within seconds."""
+    _policy(lambda ops: ops.set_policy(gate, comment), output, quiet)
+
+
+def _policy(call: Callable[[Any], Any], output: Format, quiet: bool) -> None:
+    """Send `call(ops)` and print the policy it answers."""
     from modelyard_client import operations as ops
 
     with client() as my:
-        shown = my.send(ops.set_policy(gate, comment))
+        shown = my.send(call(ops))
     emit(dict(shown), output=output, quiet=quiet, columns=POLICY_COLUMNS, id_field="gate")
 
 
-@models_app.command("systems", epilog=examples("modelyard models systems fraud-detector"))
-def model_systems(
-    ref: RefArg,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
-) -> None:
-    """List the systems that use a model, with how they use it."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        links = my.send(ops.list_model_systems(resolve(my, "models", ref)["id"]))
-    emit(
-        list(links),
-        output=output,
-        quiet=quiet,
-        columns=LINK_COLUMNS,
-        id_field="system_id",
-        wide=wide,
-    )
+list_of_one_command(
+    models_app,
+    "systems",
+    lambda my, ops, ref: my.send(ops.list_model_systems(resolve(my, "models", ref)["id"])),
+    columns=LINK_COLUMNS,
+    id_field="system_id",
+    doc="List the systems that use a model, with how they use it.",
+    example=["modelyard models systems fraud-detector"],
+)
 
 
 @systems_app.command(
@@ -483,8 +475,6 @@ def create_system(
     quiet: QuietOpt = False,
 ) -> None:
     """Register an AI system."""
-    from modelyard_client import operations as ops
-
     body = given(
         name=name,
         risk_level=risk_level,
@@ -494,30 +484,18 @@ def create_system(
         description=text_arg(description),
         tags=tag,
     )
-    with client() as my:
-        emit(my.send(ops.create_registry("systems", body)), output=output, quiet=quiet)
+    _create("systems", body, output, quiet)
 
 
-@systems_app.command("models", epilog=examples("modelyard systems models helpdesk"))
-def system_models(
-    ref: RefArg,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
-) -> None:
-    """List the models a system uses, with how it uses them."""
-    from modelyard_client import operations as ops
-
-    with client() as my:
-        links = my.send(ops.list_system_models(resolve(my, "systems", ref)["id"]))
-    emit(
-        list(links),
-        output=output,
-        quiet=quiet,
-        columns=LINK_COLUMNS,
-        id_field="model_id",
-        wide=wide,
-    )
+list_of_one_command(
+    systems_app,
+    "models",
+    lambda my, ops, ref: my.send(ops.list_system_models(resolve(my, "systems", ref)["id"])),
+    columns=LINK_COLUMNS,
+    id_field="model_id",
+    doc="List the models a system uses, with how it uses them.",
+    example=["modelyard systems models helpdesk"],
+)
 
 
 def link(

@@ -211,9 +211,20 @@ def find(
         raise NameNotFound(f"no {what} named {ref!r}{hint}")
     if listed is None:
         listed = list(every())
-    matches = [item for item in listed if str(item.get("id", "")).lower().startswith(prefix)]
+    return by_prefix(
+        listed, ref, what, none=f"no {what} named {ref!r} or with an id starting {ref!r}"
+    )
+
+
+def by_prefix(
+    items: Iterable[dict[str, Any]], ref: str, what: str, *, none: str | None = None
+) -> dict[str, Any]:
+    """Return the one item whose id starts with `ref` (at least 4 hex digits); nothing found is a
+    failure (message `none`), several found is bad usage, with the candidates listed."""
+    prefix = id_prefix(ref) or ref.lower()
+    matches = [item for item in items if str(item.get("id", "")).lower().startswith(prefix)]
     if not matches:
-        raise NameNotFound(f"no {what} named {ref!r} or with an id starting {ref!r}")
+        raise NameNotFound(none or f"no {what} with an id starting {ref!r}")
     if len(matches) > 1:
         raise AmbiguousReference(
             f"{ref!r} starts the ids of {len(matches)} {what}s: give more of the id", matches

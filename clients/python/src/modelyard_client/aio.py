@@ -1,8 +1,11 @@
-"""The asyncio client: `await AsyncModelyard(...).send(operations.get_model(id))`."""
+"""The asyncio client: `await AsyncModelyard(...).send(operations.get_model(id))`.
+
+The synchronous client (client.py, `Modelyard`) is generated from this file by
+clients/python/scripts/generate_sync.py: edit this one, then run that script.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,6 +24,7 @@ from modelyard_client._core import (
     should_retry,
     sse_delta,
 )
+from modelyard_client._io_async import pause, run_blocking
 from modelyard_client.errors import TransportError
 from modelyard_client.types import Page
 
@@ -28,7 +32,7 @@ T = TypeVar("T")
 
 
 class AsyncModelyard:
-    """The asyncio twin of `Modelyard`: the same calls, awaited."""
+    """A client of the registry, the deployer and the gateway (one connection pool for all)."""
 
     def __init__(
         self,
@@ -58,8 +62,8 @@ class AsyncModelyard:
         """Return the answer of `call`, retrying it when that is safe; raise ApiError."""
         attempt = 0
         while True:
-            # Building the request opens the upload file: off the event loop.
-            kwargs, upload = await asyncio.to_thread(request_kwargs, call, self.endpoints)
+            # Building the request opens the upload file, which blocks (async: in a thread).
+            kwargs, upload = await run_blocking(request_kwargs, call, self.endpoints)
             response: httpx.Response | None = None
             error: Exception | None = None
             try:
@@ -72,7 +76,7 @@ class AsyncModelyard:
                     upload.close()
             attempt += 1
             if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
-                await asyncio.sleep(self.retry.delay(attempt - 1, response))
+                await pause(self.retry.delay(attempt - 1, response))
                 continue
             if response is None:
                 raise TransportError(f"{kwargs['url']}: {error}", url=str(kwargs["url"]))

@@ -1,8 +1,11 @@
+# Generated from aio.py by clients/python/scripts/generate_sync.py (unasync); do not edit.
+# Change aio.py, then run: python clients/python/scripts/generate_sync.py
+# An async generator cannot `yield from`, so neither can its generated twin:
+# ruff: noqa: UP028
 """The synchronous client: `Modelyard(...).send(operations.get_model(id))`."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,6 +24,7 @@ from modelyard_client._core import (
     should_retry,
     sse_delta,
 )
+from modelyard_client._io_sync import pause, run_blocking
 from modelyard_client.errors import TransportError
 from modelyard_client.types import Page
 
@@ -58,11 +62,13 @@ class Modelyard:
         """Return the answer of `call`, retrying it when that is safe; raise ApiError."""
         attempt = 0
         while True:
-            kwargs, upload = request_kwargs(call, self.endpoints)
+            # Building the request opens the upload file, which blocks (async: in a thread).
+            kwargs, upload = run_blocking(request_kwargs, call, self.endpoints)
             response: httpx.Response | None = None
             error: Exception | None = None
             try:
-                response = self._http.send(self._http.build_request(**kwargs))
+                request = self._http.build_request(**kwargs)
+                response = self._http.send(request)
             except httpx.TransportError as exc:
                 error = exc
             finally:
@@ -70,7 +76,7 @@ class Modelyard:
                     upload.close()
             attempt += 1
             if attempt < self.retry.attempts and should_retry(call, response=response, error=error):
-                time.sleep(self.retry.delay(attempt - 1, response))
+                pause(self.retry.delay(attempt - 1, response))
                 continue
             if response is None:
                 raise TransportError(f"{kwargs['url']}: {error}", url=str(kwargs["url"]))
@@ -88,7 +94,8 @@ class Modelyard:
     def iterate(self, call: Call[Page[T]]) -> Iterator[T]:
         """Yield every item of a list call, page after page."""
         for page in self.pages(call):
-            yield from page["items"]
+            for item in page["items"]:
+                yield item
 
     def chat_stream(
         self,
