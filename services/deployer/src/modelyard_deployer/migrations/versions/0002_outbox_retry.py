@@ -4,15 +4,11 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
 from modelyard_common.infrastructure import execute_ddl
 from modelyard_common.outbox import outbox_retry_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 # IF [NOT] EXISTS: 0001 creates the outbox as it is now, so on a database it built this does
 # nothing; on one built before, it adds the column.

@@ -5,8 +5,6 @@ Revises:
 Create Date: 2026-11-22 07:50:35.968285
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -21,8 +19,6 @@ from modelyard_common.infrastructure import (
 
 revision: str = '0001'
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

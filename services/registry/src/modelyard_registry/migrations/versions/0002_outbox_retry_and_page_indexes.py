@@ -4,8 +4,6 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from modelyard_common.infrastructure import execute_ddl
@@ -13,8 +11,6 @@ from modelyard_common.outbox import outbox_retry_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 # IF [NOT] EXISTS: databases created by an early build of 0001 may already have some of these
 # (and 0001 creates the outbox as it is now).
