@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import Column, DateTime, MetaData, event, func
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -52,6 +52,14 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )
+
+
+def timestamp_columns() -> list[Column[datetime]]:
+    """Return the columns `TimestampMixin` maps, for a migration's `create_table`."""
+    return [
+        Column(name, DateTime(timezone=True), server_default=func.now(), nullable=False)
+        for name in ("created_at", "updated_at")
+    ]
 
 
 # What a database error may quote of the caller's values: the value PostgreSQL quotes at the end

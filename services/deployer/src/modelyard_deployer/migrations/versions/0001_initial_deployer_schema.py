@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from modelyard_common.db import timestamp_columns
 from modelyard_common.infrastructure import (
     IDEMPOTENCY_KEYS,
     OUTBOX,
@@ -36,18 +37,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(length=10), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_grants")),
         sa.UniqueConstraint(
             "model_id", "subject_type", "subject", name=op.f("uq_access_grants_model_id")
@@ -82,18 +72,7 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_devices_token_hash")),
         schema="deployer",
@@ -179,18 +158,7 @@ def upgrade() -> None:
         sa.Column("endpoint_version_id", sa.Uuid(), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.ForeignKeyConstraint(
             ["device_id"],
             ["deployer.devices.id"],

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from modelyard_common.db import timestamp_columns
 from modelyard_common.infrastructure import (
     IDEMPOTENCY_KEYS,
     PROCESSED_EVENTS,
@@ -56,18 +57,7 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("registry_model_id", sa.Uuid(), nullable=True),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_groups")),
         sa.UniqueConstraint("workspace", "name", name=op.f("uq_model_groups_workspace")),
         schema="gateway",
@@ -112,18 +102,7 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("deployment_id", sa.Uuid(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_instances")),
         sa.UniqueConstraint("workspace", "name", name=op.f("uq_model_instances_workspace")),
         schema="gateway",
