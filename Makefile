@@ -44,8 +44,8 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/mypy $(MYPY_PACKAGES)
 	@# The house plan: layers and import directions, one contract file per package.
 	@for f in libs/common/.importlinter services/*/.importlinter; do \
-	  [ -f "$$f" ] || continue; echo "lint-imports --config $$f"; \
-	  $(BIN)/lint-imports --no-cache --config "$$f" || exit 1; done
+	  [ -f "$$f" ] || continue; echo "lint-imports $$f"; \
+	  $(BIN)/lint-imports --no-cache "$$f" || exit 1; done
 
 fmt: install ## format and auto-fix
 	$(BIN)/ruff format libs clients services tests

@@ -16,8 +16,8 @@ from pathlib import Path
 
 APPS = {
     "registry": "modelyard_registry.app:create_app",
-    "deployer": "modelyard_deployer.app:app_factory",
-    "gateway": "modelyard_gateway.app:factory",
+    "deployer": "modelyard_deployer.app:create_app",
+    "gateway": "modelyard_gateway.app:create_app",
 }
 
 

@@ -223,8 +223,7 @@ async def _gateway(_: Path) -> AsyncIterator[FastAPI]:
 
 @contextlib.asynccontextmanager
 async def _agent(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    from modelyard_agent.agent import Agent
-    from modelyard_agent.app import create_app
+    from modelyard_agent.app import Agent, create_app
     from modelyard_agent.settings import AgentSettings
 
     agent = Agent(AgentSettings(data_dir=tmp_path / "agent"))

@@ -9,7 +9,7 @@ from deployer_testkit import Tenant, eventually
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from modelyard_deployer.devices.auth import hash_token
+from modelyard_deployer.device_tokens import hash_token
 
 
 async def test_token_is_shown_once_and_stored_hashed(tenant: Tenant, app: FastAPI) -> None:

@@ -39,8 +39,8 @@ from sqlalchemy import text
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
-from modelyard_deployer.registry_models.repository import governance_lock_key
-from modelyard_deployer.registry_models.service import hold_for_judgement
+from modelyard_deployer.governance.repository import governance_lock_key
+from modelyard_deployer.governance.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings
 
 LIFECYCLE = ["downloading", "verifying", "building", "starting", "running"]

@@ -36,11 +36,11 @@ from modelyard_testkit.agent import (
 )
 from modelyard_testkit.testing import ensure_vhost
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
-from modelyard_agent.docker_runtime import LABEL_DEVICE, free_loopback_port
-from modelyard_agent.reconciler import PROJECT_MOUNT, WRAPPER_MOUNT
+from modelyard_agent.app import Agent, create_app
+from modelyard_agent.containers.labels import LABEL_DEVICE
+from modelyard_agent.containers.specs import free_loopback_port
 from modelyard_agent.settings import AgentSettings
+from modelyard_agent.workloads.naming import PROJECT_MOUNT, WRAPPER_MOUNT
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]

@@ -21,8 +21,7 @@ from modelyard_testkit.agent import (
 )
 from modelyard_testkit.testing import TEST_AMQP_URL, TEST_VHOST, ensure_vhost
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
+from modelyard_agent.app import Agent, create_app
 from modelyard_agent.settings import AgentSettings
 
 REPO = Path(__file__).resolve().parents[3]

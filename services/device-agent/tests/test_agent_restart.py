@@ -29,7 +29,8 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, free_loopback_port
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT
+from modelyard_agent.containers.specs import free_loopback_port
 from modelyard_common.contracts import DeploymentState
 
 PROJECTS = Path(__file__).parent / "projects"

@@ -27,8 +27,8 @@ from modelyard_testkit.agent import (
 )
 from modelyard_testkit.servers import PrivateRabbit
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 
 PROJECTS = Path(__file__).parent / "projects"

@@ -28,20 +28,18 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import (
-    LABEL_DEPLOYMENT,
-    LABEL_DEVICE,
-    LABEL_MANAGED,
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT, LABEL_DEVICE, LABEL_MANAGED
+from modelyard_agent.containers.runtime import DockerRuntime
+from modelyard_agent.containers.specs import (
     MIN_NANO_CPUS,
     UNPRIVILEGED_USER,
     ContainerSpec,
-    DockerRuntime,
     Fence,
     free_loopback_port,
     nano_cpus,
 )
-from modelyard_agent.reconciler import network_name
+from modelyard_agent.workloads.naming import network_name
 from modelyard_common.contracts import DeploymentState, DesiredState, VersionSpec
 from modelyard_common.manifest import Manifest
 

@@ -18,7 +18,7 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.agent import Agent
+from modelyard_agent.app import Agent
 from modelyard_agent.settings import AgentSettings
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState, VersionSpec
 from modelyard_common.device_identity import ingress_token, token_hash

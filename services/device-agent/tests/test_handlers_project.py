@@ -17,8 +17,8 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT, LABEL_MANAGED
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT, LABEL_MANAGED
 from modelyard_common.contracts import DeploymentState
 from modelyard_common.manifest import Manifest
 

@@ -19,8 +19,8 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import (
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import (
     LABEL_DEPLOYMENT,
     LABEL_DEVICE,
     LABEL_MANAGED,

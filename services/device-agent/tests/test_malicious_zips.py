@@ -18,7 +18,7 @@ from modelyard_testkit.agent import (
     version_spec,
 )
 
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT
 from modelyard_common.contracts import DeploymentState
 
 ESCAPE_NAME = f"escaped-{uuid4().hex}.txt"

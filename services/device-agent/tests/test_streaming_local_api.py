@@ -22,8 +22,7 @@ from modelyard_testkit.agent import (
 )
 from modelyard_testkit.testing import wait_for
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.app import create_app
+from modelyard_agent.app import Agent, create_app
 from modelyard_common.contracts import DeploymentState
 
 PROJECTS = Path(__file__).parent / "projects"

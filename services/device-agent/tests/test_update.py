@@ -20,8 +20,8 @@ from modelyard_testkit.agent import (
     zip_project,
 )
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.docker_runtime import LABEL_DEPLOYMENT
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import LABEL_DEPLOYMENT
 from modelyard_common.contracts import DeploymentState, VersionSpec
 
 PROJECTS = Path(__file__).parent / "projects"

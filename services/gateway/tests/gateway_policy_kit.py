@@ -17,7 +17,7 @@ from modelyard_common.db import make_engine
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS
 from modelyard_common.messaging import Binding, Broker
-from modelyard_gateway.endpoints.consumer import GOVERNANCE_QUEUE
+from modelyard_gateway.governance.consumer import GOVERNANCE_QUEUE
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from modelyard_common.auth import issue_token
 from modelyard_gateway.app import create_app
-from modelyard_gateway.runtime.runner import Runtime
+from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.settings import GatewaySettings
 
 
@@ -360,8 +360,8 @@ class GatewayServer:
         )
 
     @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
+    def runtime(self) -> RoutingEngine:
+        runtime: RoutingEngine = self.app.state.routing
         return runtime
 
     def start(self) -> GatewayServer:

@@ -278,7 +278,7 @@ async def test_a_key_not_yet_in_the_catalog_is_found_in_the_database_once(
 ) -> None:
     from modelyard_common.db import make_engine
     from modelyard_gateway.crypto import SecretBox
-    from modelyard_gateway.runtime.catalog import Catalog
+    from modelyard_gateway.routing.catalog import Catalog
 
     created = (await admin.http.post("/v1/keys", json={"name": "fresh", "groups": None})).json()
     engine = make_engine(database_url, pool_size=1)

@@ -21,9 +21,9 @@ import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually, free_port
 
 from modelyard_common.db import make_engine
-from modelyard_gateway.runtime import repository
-from modelyard_gateway.runtime.catalog import InstanceRoute
-from modelyard_gateway.runtime.health import HealthBoard
+from modelyard_gateway.routing import repository
+from modelyard_gateway.routing.catalog import InstanceRoute
+from modelyard_gateway.routing.health import HealthBoard
 from modelyard_gateway.settings import GatewaySettings
 
 

@@ -37,8 +37,8 @@ from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_gateway.destination import DestinationError, check_path, join
 from modelyard_gateway.egress import EgressPolicy, EgressRefused, connect_guard
-from modelyard_gateway.runtime.catalog import fast_target
-from modelyard_gateway.runtime.fastclient import ConnectFailed, FastClient
+from modelyard_gateway.routing.catalog import fast_target
+from modelyard_gateway.routing.fastclient import ConnectFailed, FastClient
 from modelyard_gateway.settings import GatewaySettings
 
 CLOUD_TOKEN = "sk-seam-cloud-token-" + uuid.uuid4().hex

@@ -23,7 +23,7 @@ from modelyard_common.db import make_engine
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
-from modelyard_gateway.runtime.catalog import Catalog
+from modelyard_gateway.routing.catalog import Catalog
 
 ORG_TOKEN = "sk-org-cloud-token-" + "7" * 20
 HEADER_SECRET = "azure-api-key-" + "5" * 20

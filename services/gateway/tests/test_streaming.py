@@ -107,7 +107,7 @@ async def test_client_disconnect_cancels_the_upstream_request(
 
 def test_relay_cuts_only_at_sse_event_boundaries() -> None:
     # An error event appended after a half-sent event would corrupt both for the client.
-    from modelyard_gateway.proxy.router import _event_boundary
+    from modelyard_gateway.proxy.streaming import _event_boundary
 
     assert _event_boundary(b"data: 1\n\ndata: 2") == len(b"data: 1\n\n")
     assert _event_boundary(b"data: 1\r\n\r\n") == len(b"data: 1\r\n\r\n")

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from modelyard_common.contracts import GATEWAY_USAGE_RECORDED
 from modelyard_gateway.db import ModelUsage
-from modelyard_gateway.runtime.catalog import GroupRoute
+from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import StreamUsage, UsageRecorder
 

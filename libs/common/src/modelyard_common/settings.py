@@ -13,7 +13,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from modelyard_common.governance import Gate
+from modelyard_common.governance.rules import Gate
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelyard"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -18,14 +18,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid4
 
 import aio_pika
 import docker
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from modelyard_agent.docker_runtime import LABEL_DEVICE
+from modelyard_agent.app import Agent
+from modelyard_agent.containers.labels import LABEL_DEVICE
 from modelyard_common.contracts import (
     DEPLOYMENT_REPORTED,
     DEVICE_COMMAND,
@@ -43,11 +44,8 @@ from modelyard_common.contracts import (
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.manifest import Manifest
 
-if TYPE_CHECKING:
-    from modelyard_agent.agent import Agent
-
 #: The `make_agent` fixture: `await make_agent(device_id=..., data_dir=..., **settings)`.
-AgentFactory = Callable[..., Awaitable["Agent"]]
+AgentFactory = Callable[..., Awaitable[Agent]]
 
 
 class TcpProxy:

@@ -212,7 +212,7 @@ def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
     return body
 
 
-OIDC_PROVIDER_DIR = Path(__file__).resolve().parents[2] / "tests" / "oidc"
+OIDC_PROVIDER_DIR = Path(__file__).resolve().parents[2] / "oidc"
 
 
 def _signing_jwk(kind: str, kid: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from modelyard_common.governance import RegistryConfirmation
 from modelyard_common.messaging import Broker, Consumer
 from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime
@@ -16,14 +17,16 @@ from modelyard_common.web import create_app as create_service_app
 from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
 from modelyard_deployer.artifacts import build_store
-from modelyard_deployer.consumers import start_consumers
 from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
-from modelyard_deployer.deployments.router import router as deployments_router
-from modelyard_deployer.devices.broker_logins import BrokerLogins
+from modelyard_deployer.deployments import router as deployments
+from modelyard_deployer.deployments import scoped_router as scoped_deployments
+from modelyard_deployer.deployments.consumer import start_consumers
+from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.router import router as devices_router
-from modelyard_deployer.provisioning.router import router as provisioning_router
+from modelyard_deployer.governance.service import projection
+from modelyard_deployer.provisioning import router as provisioning
 from modelyard_deployer.settings import DeployerSettings
-from modelyard_deployer.versions.router import router as versions_router
+from modelyard_deployer.versions import router as versions
 
 TAGS = [
     {"name": "versions", "description": "Model versions: uploaded AI project zips + manifests."},
@@ -35,14 +38,38 @@ TAGS = [
 ]
 
 
-def create_app(settings: DeployerSettings | None = None) -> FastAPI:
-    """Return the deployer app; its lifespan connects the broker, consumers and relay."""
-    settings = settings or DeployerSettings()
+async def build_runtime(
+    app: FastAPI, settings: DeployerSettings, stack: contextlib.AsyncExitStack
+) -> None:
+    """Start the deployer's resources on `app.state`; `stack` stops them, in reverse order.
+
+    Artifact store, devices' broker logins, the one client of the registry, then the database
+    and broker runtime with its housekeeping, the outbox relay and (once the broker is
+    reachable) the consumers.
+    """
+    store = build_store(settings)
+    stack.push_async_callback(store.close)
+    app.state.artifact_store = store
+    logins = BrokerLogins(
+        settings.broker_management_url,
+        settings.broker_vhost,
+        timeout_s=settings.broker_management_timeout_s,
+    )
+    stack.push_async_callback(logins.close)
+    app.state.broker_logins = logins
+    registry_http = httpx.AsyncClient(
+        base_url=settings.registry_url, timeout=settings.registry_timeout_s
+    )
+    stack.push_async_callback(registry_http.aclose)
+    app.state.registry = RegistryConfirmation(projection(settings), registry_http)
+
     runtime = ServiceRuntime(settings)
     runtime.retain(IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h))
     runtime.retain(
         ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
     )
+    staging_age = timedelta(hours=settings.artifact_staging_max_age_h)
+    runtime.housekeep("artifact staging", lambda: store.sweep(staging_age))
     relay = OutboxRelay(
         runtime.sessionmaker,
         OutboxEvent,
@@ -51,46 +78,51 @@ def create_app(settings: DeployerSettings | None = None) -> FastAPI:
         poll_interval_s=settings.outbox_poll_interval_s,
     )
     consumers: list[Consumer] = []
-    store = build_store(settings)
-    staging_age = timedelta(hours=settings.artifact_staging_max_age_h)
-    runtime.housekeep("artifact staging", lambda: store.sweep(staging_age))
 
     async def on_broker_ready(broker: Broker) -> None:
         relay.start()
         if settings.consume_events:
             consumers.extend(await start_consumers(broker, runtime.sessionmaker, settings))
 
+    async def stop_consumers() -> None:
+        for consumer in consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
     runtime.on_broker_ready(on_broker_ready)
+    runtime.bind(app)
+    app.state.relay = relay
+    stack.push_async_callback(runtime.stop)
+    await runtime.start()
+    stack.push_async_callback(relay.stop)
+    stack.push_async_callback(stop_consumers)
+
+
+def create_app(settings: DeployerSettings | None = None) -> FastAPI:
+    """Return the deployer app; its lifespan connects the broker, consumers and relay."""
+    settings = settings or DeployerSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.registry_http = httpx.AsyncClient(
-            base_url=settings.registry_url, timeout=settings.registry_timeout_s
-        )
-        await runtime.start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            await build_runtime(app, settings, stack)
             yield
-        finally:
-            for consumer in consumers:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-            await relay.stop()
-            await runtime.stop()
-            await app.state.registry_http.aclose()
-            await app.state.broker_logins.close()
-            await store.close()
 
-    app = create_service_app(
+    return create_service_app(
         title="Modelyard deployer",
         description="Model versions (zip + run manifest), devices, deployments and their "
         "history, and per-model access grants.",
         version=__version__,
         settings=settings,
         routers=[
-            versions_router,
-            provisioning_router,
+            versions.model_router,
+            versions.router,
+            provisioning.router,
+            provisioning.registration_router,
             devices_router,
-            deployments_router,
+            deployments.router,
+            scoped_deployments.device_router,
+            scoped_deployments.model_router,
             access_router,
         ],
         lifespan=lifespan,
@@ -98,17 +130,3 @@ def create_app(settings: DeployerSettings | None = None) -> FastAPI:
         # The upload is streamed to the store under its own limit (max_upload_bytes).
         raw_bodies={("POST", "/v1/models/{model_id}/versions"): None},
     )
-    runtime.bind(app)
-    app.state.artifact_store = store
-    app.state.relay = relay
-    app.state.broker_logins = BrokerLogins(
-        settings.broker_management_url,
-        settings.broker_vhost,
-        timeout_s=settings.broker_management_timeout_s,
-    )
-    return app
-
-
-def app_factory() -> FastAPI:
-    """Return the app configured from the environment (uvicorn's `--factory` entry point)."""
-    return create_app()

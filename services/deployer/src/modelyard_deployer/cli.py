@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("deployer", settings.log_level, json_logs=settings.log_json)
     service_main(
         prog="modelyard-deployer",
-        app_path="modelyard_deployer.app:app_factory",
+        app_path="modelyard_deployer.app:create_app",
         default_port=8002,
         migrate=lambda: migrate(settings),
         argv=argv,

@@ -1,4 +1,4 @@
-"""Tables of the deployer's own Postgres schema, and the session dependency of its routes."""
+"""Tables of the deployer's own Postgres schema, and hooks run when a transaction ends."""
 
 from __future__ import annotations
 
@@ -31,13 +31,10 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from modelyard_common.db import SessionDep as CommonSessionDep
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_deployer.settings import SCHEMA
-
-SessionDep = CommonSessionDep
 
 
 class Base(DeclarativeBase):

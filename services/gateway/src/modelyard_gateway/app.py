@@ -1,27 +1,43 @@
-"""The gateway's FastAPI app: admin API, OpenAI-compatible API, health and metrics."""
+"""The gateway's FastAPI app: admin API, OpenAI-compatible API, health and metrics (wiring)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI, Request
 
+from modelyard_common.governance import RegistryConfirmation
+from modelyard_common.messaging import Broker
 from modelyard_common.observability import configure_logging
-from modelyard_common.web import ReadinessCheck, default_readiness
+from modelyard_common.outbox import OutboxRelay
+from modelyard_common.web import ReadinessCheck, ServiceRuntime, default_readiness
 from modelyard_common.web import create_app as create_service_app
+from modelyard_gateway.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
+from modelyard_gateway.endpoints import consumer as endpoint_events
+from modelyard_gateway.governance import consumer as governance_events
+from modelyard_gateway.governance.projection import projection
 from modelyard_gateway.groups.router import router as groups_router
+from modelyard_gateway.instances.check import CheckLimiter
 from modelyard_gateway.instances.router import router as instances_router
 from modelyard_gateway.keys.router import router as keys_router
-from modelyard_gateway.proxy.router import (
-    POST_PATHS,
-    ProxyEndpoints,
-    ProxyFastPath,
-    build_router,
-)
-from modelyard_gateway.runtime.runner import Runtime
+from modelyard_gateway.proxy.endpoints import ProxyEndpoints
+from modelyard_gateway.proxy.fastpath import ProxyFastPath
+from modelyard_gateway.proxy.router import router as openai_router
+from modelyard_gateway.proxy.service import ProxyService
+from modelyard_gateway.proxy.wire import POST_PATHS
+from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.usage.service import UsageRecorder
+
+# How long the policy gate waits for the registry before it judges from its projection alone.
+REGISTRY_TIMEOUT_S = 5.0
 
 DESCRIPTION = """
 One OpenAI-compatible endpoint in front of grouped backends.
@@ -54,23 +70,108 @@ def _readiness(request: Request) -> dict[str, ReadinessCheck]:
     return checks
 
 
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """What one gateway replica runs besides requests, built and stopped by the lifespan."""
+
+    runtime: ServiceRuntime
+    routing: RoutingEngine
+    usage: UsageRecorder
+    relay: OutboxRelay
+    registry_http: httpx.AsyncClient
+
+
+def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
+    """Return the replica's parts, each exposed on `app.state` for the routes that read it."""
+    runtime = ServiceRuntime(settings)
+    runtime.bind(app)  # engine, sessionmaker, broker (readiness reads them)
+    gate = projection(settings)
+    routing = RoutingEngine(settings, runtime.engine, governance=gate)
+    registry_http = httpx.AsyncClient(base_url=settings.registry_url, timeout=REGISTRY_TIMEOUT_S)
+    usage = UsageRecorder(
+        runtime.sessionmaker, flush_s=settings.usage_flush_s, replica=routing.replica_id
+    )
+    # Usage events leave by the outbox; a replica that does not connect to the broker
+    # (consume_events off) leaves them to the relays of the others.
+    relay = OutboxRelay(
+        runtime.sessionmaker,
+        OutboxEvent,
+        runtime.broker,
+        database_url=settings.database_url,
+        poll_interval_s=settings.outbox_poll_interval_s,
+    )
+    runtime.retain(IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h))
+    runtime.retain(
+        ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
+    )
+    app.state.routing = routing
+    app.state.confirmation = RegistryConfirmation(gate, registry_http)
+    app.state.check_limiter = CheckLimiter(
+        burst=settings.check_burst, window_s=settings.check_window_s
+    )
+    return Replica(runtime, routing, usage, relay, registry_http)
+
+
+async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replica) -> None:
+    """Load routing and shared state, then start listeners, health checks and consumers."""
+    runtime, routing = replica.runtime, replica.routing
+    await routing.start()
+    app.state.proxy_endpoints = ProxyEndpoints(
+        settings,
+        catalog=routing.catalog,
+        board=routing.board,
+        proxy=ProxyService(board=routing.board, upstreams=routing.upstreams, settings=settings),
+        usage=replica.usage,
+    )
+    replica.usage.start()
+    if not settings.consume_events:
+        runtime.start_housekeeping()
+        return
+
+    async def on_broker_ready(broker: Broker) -> None:
+        replica.relay.start()
+        await endpoint_events.start_consumer(broker, runtime.sessionmaker, settings)
+        await governance_events.start_consumer(broker, runtime.sessionmaker, settings)
+
+    runtime.on_broker_ready(on_broker_ready)
+    await runtime.start()
+
+
+async def stop_replica(replica: Replica) -> None:
+    """Flush the usage counts, stop background work and close connections."""
+    await replica.usage.stop()
+    if replica.runtime.broker.is_connected:
+        with contextlib.suppress(Exception):  # what stays unsent goes with another relay
+            await asyncio.wait_for(replica.relay.publish_batch(), 5)
+    await replica.relay.stop()
+    await replica.routing.stop()
+    await replica.runtime.stop()
+    await replica.registry_http.aclose()
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """Return the gateway app; its lifespan starts the runtime (config, health, listeners)."""
-    settings = settings or GatewaySettings()
+    """Return the gateway app; its lifespan starts the replica (routing, health, listeners).
+
+    Without `settings` (as `modelyard-gateway serve` runs it) they are read from the
+    environment and the process's logging is configured from them.
+    """
+    if settings is None:
+        settings = GatewaySettings()
+        configure_logging(settings.service_name, settings.log_level, json_logs=settings.log_json)
+    configured = settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Start the runtime for the app's life and stop it afterwards."""
-        runtime = Runtime(settings)
-        runtime.bind(app)
-        await runtime.start()
+        """Start the replica for the app's life and stop it afterwards."""
+        replica = build_replica(app, configured)
+        await start_replica(app, configured, replica)
         # Everything loaded so far lives as long as the process: keep it out of the cyclic GC,
         # whose full collections would otherwise show up as latency spikes under load.
         gc.freeze()
         try:
             yield
         finally:
-            await runtime.stop()
+            await stop_replica(replica)
 
     app = create_service_app(
         title="Modelyard gateway",
@@ -84,14 +185,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # The proxy reads these under its own limit (max_body_bytes).
         raw_bodies={("POST", path): None for path in POST_PATHS},
     )
-    endpoints = ProxyEndpoints(app.state)
-    app.include_router(build_router(endpoints))
-    app.add_middleware(ProxyFastPath, endpoints=endpoints)
+    app.include_router(openai_router)
+    app.add_middleware(ProxyFastPath, state=app.state)
     return app
-
-
-def factory() -> FastAPI:
-    """Return the app as `modelyard-gateway serve` runs it (logging configured)."""
-    settings = GatewaySettings()
-    configure_logging(settings.service_name, settings.log_level, json_logs=settings.log_json)
-    return create_app(settings)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from modelyard_common.cli import service_main
 from modelyard_common.db import make_engine, make_sessionmaker
 from modelyard_gateway.crypto import SecretBox
+from modelyard_gateway.instances.secrets import reseal_secrets
 from modelyard_gateway.settings import GatewaySettings
 
 
@@ -19,8 +20,6 @@ def _migrate() -> None:
 
 
 async def _reseal_all(settings: GatewaySettings) -> str:
-    from modelyard_gateway.instances.service import reseal_secrets
-
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
@@ -45,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the gateway's command line."""
     service_main(
         prog="modelyard-gateway",
-        app_path="modelyard_gateway.app:factory",
+        app_path="modelyard_gateway.app:create_app",
         default_port=8000,
         migrate=_migrate,
         argv=argv,

@@ -15,12 +15,13 @@ from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime
 from modelyard_common.web import create_app as create_service_app
 from modelyard_registry import __doc__ as DESCRIPTION
+from modelyard_registry.ai_models.router import learning_types_router
 from modelyard_registry.ai_models.router import router as models_router
 from modelyard_registry.ai_systems.router import router as systems_router
 from modelyard_registry.approvals.router import router as approvals_router
-from modelyard_registry.consumers import start_consumers
 from modelyard_registry.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
 from modelyard_registry.evidence.router import router as evidence_router
+from modelyard_registry.footprint.consumer import start_consumers
 from modelyard_registry.footprint.router import router as footprint_router
 from modelyard_registry.links.router import router as links_router
 from modelyard_registry.obligations.router import router as obligations_router
@@ -96,6 +97,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         version=VERSION,
         settings=settings,
         routers=[
+            learning_types_router,
             models_router,
             approvals_router,
             footprint_router,

@@ -9,18 +9,18 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.access import service
+from modelyard_deployer.access import repository, service
 from modelyard_deployer.access.schemas import Grant, GrantCreate, GrantUpdate
-from modelyard_deployer.db import IdempotencyRecord, SessionDep
-from modelyard_deployer.deps import RegistryHttpDep
-from modelyard_deployer.web import AuthorizationHeader
+from modelyard_deployer.deps import RegistryHttpDep, creates
+from modelyard_deployer.web import AuthorizationHeader, with_etag
 
 router = APIRouter(prefix="/v1/models/{model_id}/access", tags=["access"])
 
-GrantPage = Annotated[PageParams, Depends(page_params("created_at", service.SORTS))]
+GrantPage = Annotated[PageParams, Depends(page_params("created_at", repository.SORTS))]
 
 
 @router.get(
@@ -32,10 +32,7 @@ GrantPage = Annotated[PageParams, Depends(page_params("created_at", service.SORT
 async def list_access_grants(
     model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: GrantPage
 ) -> Page[Grant]:
-    items, cursor = await service.list_grants(
-        session, principal=principal, model_id=model_id, params=params
-    )
-    return Page[Grant](items=items, next_cursor=cursor)
+    return await service.list_grants(session, principal=principal, model_id=model_id, params=params)
 
 
 @router.post(
@@ -57,13 +54,12 @@ async def create_access_grant(
 ) -> JSONResponse:
     # A replayed Idempotency-Key answers only someone a fresh request would serve.
     await service.authorize_grant_change(session, principal=principal, model_id=model_id)
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation=f"create_access_grant:{model_id}",
         key=idempotency_key,
-        payload=body,
+        body=body,
         create=lambda: service.create_grant(
             session,
             http=http,
@@ -72,8 +68,8 @@ async def create_access_grant(
             body=body,
             authorization=authorization,
         ),
+        location=f"/v1/models/{model_id}/access/{{id}}",
     )
-    return created_response(stored, location=f"/v1/models/{model_id}/access/{stored.body['id']}")
 
 
 @router.get(
@@ -89,11 +85,10 @@ async def get_access_grant(
     principal: Viewer,
     response: Response,
 ) -> Grant:
-    grant = await service.get_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    return with_etag(
+        response,
+        await service.get_grant(session, principal=principal, model_id=model_id, grant_id=grant_id),
     )
-    response.headers["ETag"] = grant.etag
-    return grant
 
 
 @router.patch(
@@ -111,16 +106,17 @@ async def update_access_grant(
     response: Response,
     if_match: IfMatch = None,
 ) -> Grant:
-    grant = await service.update_grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        body=body,
-        if_match=if_match,
+    return with_etag(
+        response,
+        await service.update_grant(
+            session,
+            principal=principal,
+            model_id=model_id,
+            grant_id=grant_id,
+            body=body,
+            if_match=if_match,
+        ),
     )
-    response.headers["ETag"] = grant.etag
-    return grant
 
 
 @router.delete(

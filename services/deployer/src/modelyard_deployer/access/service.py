@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer.access import repository
 from modelyard_deployer.access.schemas import (
     AccessLevel,
@@ -30,10 +30,9 @@ from modelyard_deployer.access.schemas import (
     SubjectType,
 )
 from modelyard_deployer.db import AccessGrant
-from modelyard_deployer.registry_models.service import get_visible_model
+from modelyard_deployer.governance.models import get_visible_model
 
 RANK = {AccessLevel.viewer: 1, AccessLevel.deployer: 2, AccessLevel.editor: 3}
-SORTS = ("created_at", "subject")
 
 
 def is_admin(principal: Principal) -> bool:
@@ -95,7 +94,7 @@ def _grant_not_found(model_id: uuid.UUID) -> str:
 
 async def list_grants(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
-) -> tuple[list[Grant], str | None]:
+) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
     await require_access(
         session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
@@ -104,10 +103,10 @@ async def list_grants(
         session,
         repository.list_statement(workspace=principal.workspace, model_id=model_id),
         params=params,
-        columns={"created_at": AccessGrant.created_at, "subject": AccessGrant.subject},
+        columns=repository.SORT_COLUMNS,
         id_column=AccessGrant.id,
     )
-    return [to_schema(row) for row in rows], cursor
+    return Page[Grant](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
 
 async def authorize_grant_change(
@@ -162,12 +161,16 @@ async def create_grant(
     return to_schema(grant)
 
 
-async def _editable_grant(
-    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
+async def _grant(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    level: AccessLevel,
 ) -> AccessGrant:
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    """Return a grant of a model the principal holds `level` on (404 without it, or no grant)."""
+    await require_access(session, principal, model_id, level, not_found=_grant_not_found(model_id))
     grant = await repository.get(
         session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
     )
@@ -180,14 +183,13 @@ async def get_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> Grant:
     """Return one grant of a model."""
-    await require_access(
-        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.viewer,
     )
-    grant = await repository.get(
-        session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
-    )
-    if grant is None:
-        raise NotFoundError(f"No grant {grant_id} on model {model_id}.")
     return to_schema(grant)
 
 
@@ -201,8 +203,12 @@ async def update_grant(
     if_match: str | None,
 ) -> Grant:
     """Return the grant after changing its level (If-Match must name its current ETag)."""
-    grant = await _editable_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.editor,
     )
     check_if_match(if_match, grant.revision)
     grant.level = body.level.value
@@ -216,8 +222,12 @@ async def delete_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> None:
     """Remove a grant."""
-    grant = await _editable_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    grant = await _grant(
+        session,
+        principal=principal,
+        model_id=model_id,
+        grant_id=grant_id,
+        level=AccessLevel.editor,
     )
     await session.delete(grant)
     await session.flush()

@@ -5,15 +5,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.contracts import CommandAction
 from modelyard_common.db import utcnow
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
+
+T = TypeVar("T")
+
+# What `sort` may name, and the column each orders by (history: in the order recorded).
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "created_at": Deployment.created_at,
+    "updated_at": Deployment.updated_at,
+}
+SORTS = tuple(SORT_COLUMNS)
+HISTORY_SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {"recorded_at": DeploymentEvent.id}
+HISTORY_SORTS = tuple(HISTORY_SORT_COLUMNS)
 
 
 async def get(
@@ -206,38 +218,36 @@ async def record_event(session: AsyncSession, values: dict[str, Any]) -> bool:
     return inserted is not None
 
 
+async def _column_by_id(
+    session: AsyncSession,
+    key: InstrumentedAttribute[uuid.UUID],
+    value: InstrumentedAttribute[T],
+    ids: Iterable[uuid.UUID],
+) -> dict[uuid.UUID, T]:
+    """Return `value` of each row whose `key` is one of `ids`, in one query."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(key, value).where(key.in_(wanted)))
+    return dict(rows.all())
+
+
 async def version_numbers(
     session: AsyncSession, version_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
     """Return the number of each version id."""
-    ids = set(version_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(ModelVersion.id, ModelVersion.number).where(ModelVersion.id.in_(ids))
-    )
-    return {row.id: row.number for row in rows}
+    return await _column_by_id(session, ModelVersion.id, ModelVersion.number, version_ids)
 
 
 async def device_names(
     session: AsyncSession, device_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     """Return the name of each device id."""
-    ids = set(device_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
-    return {row.id: row.name for row in rows}
+    return await _column_by_id(session, Device.id, Device.name, device_ids)
 
 
 async def model_names(
     session: AsyncSession, model_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     """Return the projected name of each model id."""
-    ids = set(model_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(RegistryModel.id, RegistryModel.name).where(RegistryModel.id.in_(ids))
-    )
-    return {row.id: row.name for row in rows}
+    return await _column_by_id(session, RegistryModel.id, RegistryModel.name, model_ids)

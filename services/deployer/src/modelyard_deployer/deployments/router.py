@@ -1,4 +1,7 @@
-"""Routes of deployments, their actions and history; per device and per model views."""
+"""Routes of `/v1/deployments`: deploy, read, act on a deployment, its history.
+
+The same deployments seen from one device or one model are routed in `scoped_router`.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +14,25 @@ from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Viewer
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.db import IdempotencyRecord, SessionDep
-from modelyard_deployer.deployments import service
+from modelyard_deployer.deployments import actions, repository, service
 from modelyard_deployer.deployments.schemas import (
     Deployment,
     DeploymentBatch,
     DeploymentCreate,
-    EndpointsAnnounced,
     HistoryEntry,
     Redeploy,
 )
-from modelyard_deployer.deps import BrokerDep, RegistryHttpDep, SettingsDep
+from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
 from modelyard_deployer.web import AuthorizationHeader
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
-DeploymentPage = Annotated[PageParams, Depends(page_params("-created_at", service.SORTS))]
-HistoryPage = Annotated[PageParams, Depends(page_params("recorded_at", service.HISTORY_SORTS))]
+DeploymentPage = Annotated[PageParams, Depends(page_params("-created_at", repository.SORTS))]
+HistoryPage = Annotated[PageParams, Depends(page_params("recorded_at", repository.HISTORY_SORTS))]
 StateFilter = Annotated[DeploymentState | None, Query(description="Last reported state.")]
 DesiredFilter = Annotated[DesiredState | None, Query(description="Desired state.")]
 SourceFilter = Annotated[
@@ -39,7 +41,7 @@ SourceFilter = Annotated[
 
 
 @router.post(
-    "/v1/deployments",
+    "",
     operation_id="create_deployment",
     summary="Deploy a version to devices (by id or by label selector)",
     description="Makes one deployment per device. A device that already has a live deployment "
@@ -52,23 +54,22 @@ async def create_deployment(
     body: DeploymentCreate,
     session: SessionDep,
     principal: Viewer,
-    http: RegistryHttpDep,
+    registry: RegistryDep,
     broker: BrokerDep,
     settings: SettingsDep,
     authorization: AuthorizationHeader,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     await service.authorize_create(session, principal=principal, body=body)
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_deployment",
         key=idempotency_key,
-        payload=body,
+        body=body,
         create=lambda: service.create_deployments(
             session,
-            http=http,
+            registry=registry,
             broker=broker,
             settings=settings,
             principal=principal,
@@ -76,11 +77,10 @@ async def create_deployment(
             authorization=authorization,
         ),
     )
-    return created_response(stored)
 
 
 @router.get(
-    "/v1/deployments",
+    "",
     operation_id="list_deployments",
     summary="List deployments, filtered by model, device, version or state",
     responses=problem_responses(401, 404, 422),
@@ -95,21 +95,20 @@ async def list_deployments(
     device_id: uuid.UUID | None = None,
     version_id: uuid.UUID | None = None,
 ) -> Page[Deployment]:
-    items, cursor = await service.list_deployments(
+    return await service.list_deployments(
         session,
         principal=principal,
         params=params,
+        state=state,
+        desired_state=desired_state,
         model_id=model_id,
         device_id=device_id,
         version_id=version_id,
-        state=state,
-        desired_state=desired_state,
     )
-    return Page[Deployment](items=items, next_cursor=cursor)
 
 
 @router.get(
-    "/v1/deployments/{deployment_id}",
+    "/{deployment_id}",
     operation_id="get_deployment",
     summary="Get one deployment and its live status",
     responses=problem_responses(401, 404),
@@ -121,7 +120,7 @@ async def get_deployment(
 
 
 @router.get(
-    "/v1/deployments/{deployment_id}/history",
+    "/{deployment_id}/history",
     operation_id="get_deployment_history",
     summary="Every state a deployment reported, and every action taken on it",
     responses=problem_responses(401, 404, 422),
@@ -133,10 +132,9 @@ async def get_deployment_history(
     params: HistoryPage,
     source: SourceFilter = None,
 ) -> Page[HistoryEntry]:
-    items, cursor = await service.deployment_history(
+    return await service.deployment_history(
         session, principal=principal, params=params, deployment_id=deployment_id, source=source
     )
-    return Page[HistoryEntry](items=items, next_cursor=cursor)
 
 
 ActionRoute = Callable[..., Awaitable[Deployment]]
@@ -149,17 +147,17 @@ def _action_route(action: CommandAction) -> ActionRoute:
         principal: Viewer,
         broker: BrokerDep,
         settings: SettingsDep,
-        http: RegistryHttpDep,
+        registry: RegistryDep,
         authorization: AuthorizationHeader,
     ) -> Deployment:
-        return await service.act(
+        return await actions.act(
             session,
             broker=broker,
             settings=settings,
             principal=principal,
             deployment_id=deployment_id,
             action=action,
-            http=http,
+            registry=registry,
             authorization=authorization,
         )
 
@@ -175,7 +173,7 @@ _ACTIONS = {
 }
 for _action, _summary in _ACTIONS.items():
     router.add_api_route(
-        f"/v1/deployments/{{deployment_id}}/{_action.value}",
+        f"/{{deployment_id}}/{_action.value}",
         _action_route(_action),
         methods=["POST"],
         operation_id=f"{_action.value}_deployment",
@@ -187,7 +185,7 @@ for _action, _summary in _ACTIONS.items():
 
 
 @router.post(
-    "/v1/deployments/{deployment_id}/redeploy",
+    "/{deployment_id}/redeploy",
     operation_id="redeploy_deployment",
     summary="Switch a deployment to another version of its model",
     status_code=status.HTTP_202_ACCEPTED,
@@ -198,14 +196,14 @@ async def redeploy_deployment(
     body: Redeploy,
     session: SessionDep,
     principal: Viewer,
-    http: RegistryHttpDep,
+    registry: RegistryDep,
     broker: BrokerDep,
     settings: SettingsDep,
     authorization: AuthorizationHeader,
 ) -> Deployment:
-    return await service.redeploy(
+    return await actions.redeploy(
         session,
-        http=http,
+        registry=registry,
         broker=broker,
         settings=settings,
         principal=principal,
@@ -215,130 +213,14 @@ async def redeploy_deployment(
     )
 
 
-@router.delete(
-    "/v1/deployments/{deployment_id}",
+# Removing is an action too (always allowed, never judged), answered on DELETE.
+router.add_api_route(
+    "/{deployment_id}",
+    _action_route(CommandAction.remove),
+    methods=["DELETE"],
     operation_id="remove_deployment",
     summary="Remove a deployment from its device",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Deployment,
     responses=problem_responses(401, 403, 404, 409),
 )
-async def remove_deployment(
-    deployment_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    broker: BrokerDep,
-    settings: SettingsDep,
-) -> Deployment:
-    return await service.act(
-        session,
-        broker=broker,
-        settings=settings,
-        principal=principal,
-        deployment_id=deployment_id,
-        action=CommandAction.remove,
-    )
-
-
-@router.get(
-    "/v1/devices/{device_id}/deployments",
-    operation_id="list_device_deployments",
-    summary="The models on a device and their live status (manage models)",
-    tags=["devices"],
-    responses=problem_responses(401, 404, 422),
-)
-async def list_device_deployments(
-    device_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: DeploymentPage,
-    state: StateFilter = None,
-    desired_state: DesiredFilter = None,
-    model_id: uuid.UUID | None = None,
-    include_removed: Annotated[
-        bool, Query(description="Also list deployments already removed from the device.")
-    ] = False,
-) -> Page[Deployment]:
-    items, cursor = await service.list_deployments(
-        session,
-        principal=principal,
-        params=params,
-        device_id=device_id,
-        model_id=model_id,
-        state=state,
-        desired_state=desired_state,
-        include_removed=include_removed,
-    )
-    return Page[Deployment](items=items, next_cursor=cursor)
-
-
-@router.get(
-    "/v1/models/{model_id}/deployments",
-    operation_id="list_model_deployments",
-    summary="A model's deployments across devices",
-    responses=problem_responses(401, 404, 422),
-)
-async def list_model_deployments(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: DeploymentPage,
-    state: StateFilter = None,
-    desired_state: DesiredFilter = None,
-    device_id: uuid.UUID | None = None,
-    version_id: uuid.UUID | None = None,
-) -> Page[Deployment]:
-    items, cursor = await service.list_deployments(
-        session,
-        principal=principal,
-        params=params,
-        model_id=model_id,
-        device_id=device_id,
-        version_id=version_id,
-        state=state,
-        desired_state=desired_state,
-    )
-    return Page[Deployment](items=items, next_cursor=cursor)
-
-
-@router.get(
-    "/v1/models/{model_id}/deployment-history",
-    operation_id="list_model_deployment_history",
-    summary="A model's deployment history across devices",
-    responses=problem_responses(401, 404, 422),
-)
-async def list_model_deployment_history(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: HistoryPage,
-    device_id: uuid.UUID | None = None,
-    source: SourceFilter = None,
-) -> Page[HistoryEntry]:
-    items, cursor = await service.deployment_history(
-        session,
-        principal=principal,
-        params=params,
-        model_id=model_id,
-        device_id=device_id,
-        source=source,
-    )
-    return Page[HistoryEntry](items=items, next_cursor=cursor)
-
-
-@router.post(
-    "/v1/models/{model_id}/endpoints/announce",
-    operation_id="announce_model_endpoints",
-    summary="Announce again the running endpoints of a model (a gateway group bound just now)",
-    description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
-    "deployment of the model in the workspace, so a gateway group created or re-bound after "
-    "they started serves them. The answer counts them; the events carry the rest.",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 404),
-)
-async def announce_model_endpoints(
-    model_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
-) -> EndpointsAnnounced:
-    count = await service.announce_model_endpoints(
-        session, settings=settings, principal=principal, model_id=model_id
-    )
-    return EndpointsAnnounced(announced=count)

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import FieldError, UnprocessableError, problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.db import IdempotencyRecord, SessionDep
-from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep
-from modelyard_deployer.devices import service
+from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep, creates
+from modelyard_deployer.devices import repository, service
 from modelyard_deployer.devices.schemas import (
     Device,
     DeviceCreate,
@@ -22,10 +22,11 @@ from modelyard_deployer.devices.schemas import (
     DeviceUpdate,
     DeviceWithToken,
 )
+from modelyard_deployer.web import with_etag
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
-DevicePage = Annotated[PageParams, Depends(page_params("name", service.SORTS))]
+DevicePage = Annotated[PageParams, Depends(page_params("name", repository.SORTS))]
 
 
 def label_filter(
@@ -71,13 +72,12 @@ async def create_device(
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_device",
         key=idempotency_key,
-        payload=body,
+        body=body,
         secret_fields=("token",),
         create=lambda: service.register_device(
             session,
@@ -87,8 +87,8 @@ async def create_device(
             workspace=principal.workspace,
             body=body,
         ),
+        location="/v1/devices/{id}",
     )
-    return created_response(stored, location=f"/v1/devices/{stored.body['id']}")
 
 
 @router.get(
@@ -108,7 +108,7 @@ async def list_devices(
     ] = None,
     name: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
 ) -> Page[Device]:
-    items, cursor = await service.list_devices(
+    return await service.list_devices(
         session,
         settings=settings,
         principal=principal,
@@ -117,7 +117,6 @@ async def list_devices(
         name=name,
         params=params,
     )
-    return Page[Device](items=items, next_cursor=cursor)
 
 
 @router.get(
@@ -133,11 +132,12 @@ async def get_device(
     settings: SettingsDep,
     response: Response,
 ) -> Device:
-    device = await service.get_device(
-        session, settings=settings, principal=principal, device_id=device_id
+    return with_etag(
+        response,
+        await service.get_device(
+            session, settings=settings, principal=principal, device_id=device_id
+        ),
     )
-    response.headers["ETag"] = device.etag
-    return device
 
 
 @router.patch(
@@ -159,16 +159,17 @@ async def update_device(
     response: Response,
     if_match: IfMatch = None,
 ) -> Device:
-    device = await service.update_device(
-        session,
-        settings=settings,
-        principal=principal,
-        device_id=device_id,
-        body=body,
-        if_match=if_match,
+    return with_etag(
+        response,
+        await service.update_device(
+            session,
+            settings=settings,
+            principal=principal,
+            device_id=device_id,
+            body=body,
+            if_match=if_match,
+        ),
     )
-    response.headers["ETag"] = device.etag
-    return device
 
 
 @router.post(

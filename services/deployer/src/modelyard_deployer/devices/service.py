@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal, Role
-from modelyard_common.contracts import DEVICES_EXCHANGE, device_routing_key
 from modelyard_common.db import utcnow
-from modelyard_common.errors import (
-    FieldError,
-    ForbiddenError,
-    NotFoundError,
-    ServiceUnavailableError,
-)
+from modelyard_common.errors import FieldError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.messaging import Binding, Broker
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.messaging import Broker
+from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer.db import Device
-from modelyard_deployer.deployments import reports
+from modelyard_deployer.deployments import device_changes
+from modelyard_deployer.device_broker import BrokerLogins, ensure_device_queue
+from modelyard_deployer.device_tokens import new_token
 from modelyard_deployer.devices import repository
-from modelyard_deployer.devices.auth import new_token
-from modelyard_deployer.devices.broker_logins import BrokerLogins
 from modelyard_deployer.devices.ingress import IngressPolicy, check_ingress
 from modelyard_deployer.devices.schemas import Device as DeviceView
 from modelyard_deployer.devices.schemas import (
@@ -35,9 +28,6 @@ from modelyard_deployer.devices.schemas import (
 )
 from modelyard_deployer.settings import DeployerSettings
 
-log = logging.getLogger("modelyard.deployer.devices")
-
-SORTS = ("name", "created_at")
 # Where the gateway sends a device's traffic and its ingress credential: set at registration,
 # changed afterwards by a workspace admin only.
 ADDRESS_FIELDS = ("advertise_host", "ingress_port")
@@ -68,27 +58,6 @@ def to_schema(device: Device, settings: DeployerSettings) -> DeviceView:
         updated_at=device.updated_at,
         etag=make_etag(device.revision),
     )
-
-
-async def ensure_device_queue(
-    broker: Broker, settings: DeployerSettings, device_id: uuid.UUID
-) -> None:
-    """Declare the device's command queue, so commands wait there while it is offline.
-
-    The outbox relay publishes commands as mandatory: without the queue they would be refused.
-    """
-    name = device_routing_key(device_id)
-    if not broker.is_connected:
-        raise ServiceUnavailableError("The message broker is unreachable; try again shortly.")
-    try:
-        await broker.declare_queue(
-            name,
-            [Binding(DEVICES_EXCHANGE, name)],
-            delivery_limit=settings.consumer_delivery_limit,
-        )
-    except Exception as exc:
-        log.warning("declaring %s failed: %s", name, exc)
-        raise ServiceUnavailableError("The device's command queue could not be declared.") from exc
 
 
 def _not_found(device_id: uuid.UUID) -> NotFoundError:
@@ -166,7 +135,7 @@ async def list_devices(
     status: DeviceStatus | None,
     name: str | None,
     params: PageParams,
-) -> tuple[list[DeviceView], str | None]:
+) -> Page[DeviceView]:
     """Return one page of the workspace's devices matching the filters."""
     stmt = repository.list_statement(
         workspace=principal.workspace,
@@ -179,10 +148,10 @@ async def list_devices(
         session,
         stmt,
         params=params,
-        columns={"name": Device.name, "created_at": Device.created_at},
+        columns=repository.SORT_COLUMNS,
         id_column=Device.id,
     )
-    return [to_schema(row, settings) for row in rows], cursor
+    return Page[DeviceView](items=[to_schema(row, settings) for row in rows], next_cursor=cursor)
 
 
 async def update_device(
@@ -237,7 +206,7 @@ async def update_device(
     device.revision += 1
     await session.flush()
     if moved:
-        await reports.reannounce_device(session, settings=settings, device=device)
+        await device_changes.reannounce_device(session, settings=settings, device=device)
     await session.refresh(device)
     return to_schema(device, settings)
 
@@ -264,7 +233,7 @@ async def rotate_token(
     device.revision += 1
     await session.flush()
     await logins.grant(device.id, token)
-    await reports.reannounce_device(session, settings=settings, device=device)
+    await device_changes.reannounce_device(session, settings=settings, device=device)
     await session.refresh(device)
     return _with_token(device, token, settings)
 
@@ -288,6 +257,6 @@ async def revoke_device(
     device.token_hash = None
     device.revision += 1
     await session.flush()
-    await reports.retire_device(session, settings=settings, device=device)
+    await device_changes.retire_device(session, settings=settings, device=device)
     await logins.revoke(device.id)
     logins.sweep_later(device.id)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_deployer.db import ProvisioningToken
+
+# What `sort` may name, and the column each orders by.
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {"created_at": ProvisioningToken.created_at}
+SORTS = tuple(SORT_COLUMNS)
 
 
 async def get(

@@ -9,21 +9,22 @@ from fastapi import APIRouter, Depends, Response, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelyard_common.auth import Editor
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.db import SessionDep
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep
 from modelyard_deployer.devices.schemas import DeviceWithToken
-from modelyard_deployer.provisioning import schemas, service
+from modelyard_deployer.provisioning import repository, schemas, service
 
-router = APIRouter(tags=["provisioning"])
+router = APIRouter(prefix="/v1/provisioning-tokens", tags=["provisioning"])
+registration_router = APIRouter(prefix="/v1/devices", tags=["provisioning"])
 
-TokenPage = Annotated[PageParams, Depends(page_params("-created_at", service.SORTS))]
+TokenPage = Annotated[PageParams, Depends(page_params("-created_at", repository.SORTS))]
 _provisioning = HTTPBearer(auto_error=False, description="A provisioning token (`myprov_...`).")
 
 
 @router.post(
-    "/v1/provisioning-tokens",
+    "",
     operation_id="create_provisioning_token",
     summary="Issue a provisioning token (expiry, uses, default labels); shown only here",
     status_code=status.HTTP_201_CREATED,
@@ -39,7 +40,7 @@ async def create_provisioning_token(
 
 
 @router.get(
-    "/v1/provisioning-tokens",
+    "",
     operation_id="list_provisioning_tokens",
     summary="List the workspace's provisioning tokens (never their secrets)",
     responses=problem_responses(401, 403, 422),
@@ -47,12 +48,11 @@ async def create_provisioning_token(
 async def list_provisioning_tokens(
     session: SessionDep, principal: Editor, params: TokenPage
 ) -> Page[schemas.ProvisioningToken]:
-    items, cursor = await service.list_tokens(session, principal=principal, params=params)
-    return Page[schemas.ProvisioningToken](items=items, next_cursor=cursor)
+    return await service.list_tokens(session, principal=principal, params=params)
 
 
 @router.delete(
-    "/v1/provisioning-tokens/{token_id}",
+    "/{token_id}",
     operation_id="revoke_provisioning_token",
     summary="Revoke a provisioning token (devices it registered keep working)",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -65,8 +65,8 @@ async def revoke_provisioning_token(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
-    "/v1/devices/register",
+@registration_router.post(
+    "/register",
     operation_id="register_device_with_provisioning_token",
     summary="A device registers itself with a provisioning token; its token is shown only here",
     status_code=status.HTTP_201_CREATED,

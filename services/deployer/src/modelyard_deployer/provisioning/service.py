@@ -19,16 +19,15 @@ from modelyard_common.errors import (
     UnprocessableError,
 )
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer.db import ProvisioningToken
-from modelyard_deployer.devices.broker_logins import BrokerLogins
+from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.schemas import DeviceCreate, DeviceWithToken
 from modelyard_deployer.devices.service import register_device
 from modelyard_deployer.provisioning import repository, schemas
 from modelyard_deployer.settings import DeployerSettings
 
 PROVISIONING_TOKEN_PREFIX = "myprov_"
-SORTS = ("created_at",)
 
 
 def to_schema(row: ProvisioningToken) -> schemas.ProvisioningToken:
@@ -86,16 +85,18 @@ async def create_token(
 
 async def list_tokens(
     session: AsyncSession, *, principal: Principal, params: PageParams
-) -> tuple[list[schemas.ProvisioningToken], str | None]:
+) -> Page[schemas.ProvisioningToken]:
     """Return one page of the workspace's provisioning tokens."""
     rows, cursor = await paginate(
         session,
         repository.list_statement(workspace=principal.workspace),
         params=params,
-        columns={"created_at": ProvisioningToken.created_at},
+        columns=repository.SORT_COLUMNS,
         id_column=ProvisioningToken.id,
     )
-    return [to_schema(row) for row in rows], cursor
+    return Page[schemas.ProvisioningToken](
+        items=[to_schema(row) for row in rows], next_cursor=cursor
+    )
 
 
 async def revoke_token(session: AsyncSession, *, principal: Principal, token_id: uuid.UUID) -> None:

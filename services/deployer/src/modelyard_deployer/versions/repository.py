@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_deployer.db import Deployment, ModelVersion
+
+# What `sort` may name, and the column each orders by.
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "number": ModelVersion.number,
+    "created_at": ModelVersion.created_at,
+}
+SORTS = tuple(SORT_COLUMNS)
 
 
 async def lock_numbering(session: AsyncSession, model_id: uuid.UUID) -> None:
@@ -41,6 +50,14 @@ async def get(
 async def get_any(session: AsyncSession, version_id: uuid.UUID) -> ModelVersion | None:
     """Return a version by id, deleted or not (to describe history)."""
     return await session.scalar(select(ModelVersion).where(ModelVersion.id == version_id))
+
+
+async def get_live(session: AsyncSession, version_id: uuid.UUID | None) -> ModelVersion | None:
+    """Return a version by id unless it is deleted (None for no id: a rollback target)."""
+    if version_id is None:
+        return None
+    version = await get_any(session, version_id)
+    return version if version is not None and version.deleted_at is None else None
 
 
 def list_statement(*, workspace: str, model_id: uuid.UUID) -> Select[ModelVersion]:

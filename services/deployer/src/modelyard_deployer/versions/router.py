@@ -9,20 +9,21 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelyard_common.auth import Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, created_response
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_deployer.db import SessionDep
 from modelyard_deployer.deps import RegistryHttpDep, SessionmakerDep, SettingsDep, StoreDep
-from modelyard_deployer.devices.auth import ArtifactCaller
-from modelyard_deployer.versions import service
+from modelyard_deployer.device_tokens import ArtifactCaller
+from modelyard_deployer.versions import repository, service
 from modelyard_deployer.versions.schemas import ModelVersion
 from modelyard_deployer.versions.upload import receive_upload
 from modelyard_deployer.web import AuthorizationHeader, RangeNotSatisfiableError, parse_range
 
-router = APIRouter(tags=["versions"])
+model_router = APIRouter(prefix="/v1/models/{model_id}/versions", tags=["versions"])
+router = APIRouter(prefix="/v1/versions", tags=["versions"])
 
-VersionPage = Annotated[PageParams, Depends(page_params("-number", service.SORTS))]
+VersionPage = Annotated[PageParams, Depends(page_params("-number", repository.SORTS))]
 
 _UPLOAD_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -53,8 +54,8 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post(
-    "/v1/models/{model_id}/versions",
+@model_router.post(
+    "",
     operation_id="create_model_version",
     summary="Upload a new version of a model (zip + run manifest)",
     description="The zip is streamed to the artifact store while its size and SHA-256 are "
@@ -112,8 +113,8 @@ async def create_model_version(
     return created_response(stored, location=f"/v1/versions/{stored.body['id']}")
 
 
-@router.get(
-    "/v1/models/{model_id}/versions",
+@model_router.get(
+    "",
     operation_id="list_model_versions",
     summary="List the versions of a model",
     responses=problem_responses(401, 404, 422),
@@ -121,14 +122,13 @@ async def create_model_version(
 async def list_model_versions(
     model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: VersionPage
 ) -> Page[ModelVersion]:
-    items, cursor = await service.list_versions(
+    return await service.list_versions(
         session, principal=principal, model_id=model_id, params=params
     )
-    return Page[ModelVersion](items=items, next_cursor=cursor)
 
 
 @router.get(
-    "/v1/versions/{version_id}",
+    "/{version_id}",
     operation_id="get_model_version",
     summary="Get one model version",
     responses=problem_responses(401, 404),
@@ -140,7 +140,7 @@ async def get_model_version(
 
 
 @router.delete(
-    "/v1/versions/{version_id}",
+    "/{version_id}",
     operation_id="delete_model_version",
     summary="Delete a model version no device runs",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -154,7 +154,7 @@ async def delete_model_version(
 
 
 @router.get(
-    "/v1/versions/{version_id}/artifact",
+    "/{version_id}/artifact",
     operation_id="download_model_version",
     summary="Download a version's zip (range requests supported)",
     description="For users with access to the model, and for devices the version is deployed "

@@ -9,25 +9,24 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modelyard_agent.agent import Agent
+from modelyard_agent.deps import ProxyClientDep, RoutesDep
 from modelyard_agent.ingress import service
 from modelyard_common.errors import UnauthorizedError, problem_responses
 
 _bearer = HTTPBearer(auto_error=False, description="The device's ingress credential (`myin_`).")
 
 
-def authorized_agent(
+def require_credential(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Agent:
-    """Return the agent if the caller presents the device's ingress credential; else 401."""
-    agent: Agent = request.app.state.agent
+) -> None:
+    """Pass if the caller presents the device's ingress credential; else 401."""
+    expected: str = request.app.state.ingress_token
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), agent.ingress_token.encode()):
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise UnauthorizedError(
             "This device's ingress needs its credential (Authorization: Bearer myin_...)."
         )
-    return agent
 
 
 router = APIRouter(prefix="/deployments", tags=["ingress"])
@@ -40,15 +39,18 @@ router = APIRouter(prefix="/deployments", tags=["ingress"])
     summary="Forward a request to a running deployment's container (on the device's loopback)",
     response_class=Response,
     responses={200: {"description": "The container's answer."}, **problem_responses(401, 502, 503)},
+    dependencies=[Depends(require_credential)],
 )
 async def forward(
     deployment_id: uuid.UUID,
     path: str,
     request: Request,
-    agent: Annotated[Agent, Depends(authorized_agent)],
+    routes: RoutesDep,
+    client: ProxyClientDep,
 ) -> Response:
     return await service.forward(
-        agent=agent,
+        routes=routes,
+        client=client,
         deployment_id=deployment_id,
         method=request.method,
         path=path,

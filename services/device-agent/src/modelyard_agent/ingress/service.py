@@ -6,10 +6,11 @@ import contextlib
 import uuid
 from collections.abc import Mapping
 
+import httpx
 from fastapi import Response
 
-from modelyard_agent.agent import Agent
-from modelyard_agent.api.service import relay
+from modelyard_agent.models.relay import relay
+from modelyard_agent.routes import RouteTable
 from modelyard_common.errors import ServiceUnavailableError
 
 # Only what a model needs to understand the request; the caller's credential stays here.
@@ -18,7 +19,8 @@ _FORWARDED = ("content-type", "accept", "accept-encoding", "x-request-id")
 
 async def forward(
     *,
-    agent: Agent,
+    routes: RouteTable,
+    client: httpx.AsyncClient,
     deployment_id: uuid.UUID,
     method: str,
     path: str,
@@ -28,7 +30,7 @@ async def forward(
 ) -> Response:
     """Return the deployment's answer to the request, streamed as it arrives."""
     calls = contextlib.AsyncExitStack()
-    route = calls.enter_context(agent.routes.use_deployment(deployment_id))
+    route = calls.enter_context(routes.use_deployment(deployment_id))
     if route is None:
         await calls.aclose()
         raise ServiceUnavailableError(
@@ -36,7 +38,7 @@ async def forward(
             headers={"Retry-After": "5"},
         )
     return await relay(
-        agent,
+        client,
         calls,
         route,
         method=method,

@@ -5,42 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from modelyard_common.auth import Editor, Viewer
-from modelyard_common.errors import problem_responses
-from modelyard_common.http import (
-    AuthorizationHeader,
-    IdempotencyKey,
-    IfMatch,
-    created_response,
-    run_idempotent,
-)
+from modelyard_common.db import SessionDep
+from modelyard_common.http import AuthorizationHeader, IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import GovernanceDep, SessionDep
+from modelyard_gateway.deps import AdminRoutes, creates, with_etag
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
+from modelyard_gateway.governance.binding import BindingGateDep
+from modelyard_gateway.governance.projection import ProjectionDep
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
+routes = AdminRoutes(router, "/{group_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
-
-
-def policy_context(
-    request: Request, governance: GovernanceDep, authorization: AuthorizationHeader = None
-) -> service.PolicyContext:
-    """Return what judging a binding needs (the registry is asked with the caller's token)."""
-    return service.PolicyContext(
-        governance=governance,
-        registry_url=request.app.state.settings.registry_url,
-        authorization=authorization,
-    )
-
-
-PolicyDep = Annotated[service.PolicyContext, Depends(policy_context)]
 
 
 def fill_when_committed(
@@ -60,17 +42,12 @@ def fill_when_committed(
     )
 
 
-@router.get(
-    "",
-    operation_id="list_groups",
-    summary="List the workspace's model groups",
-    responses=problem_responses(401, 403, 422),
-)
+@routes.listing("list_groups", "List the workspace's model groups")
 async def list_groups(
     session: SessionDep,
     principal: Viewer,
     paging: Paging,
-    governance: GovernanceDep,
+    governance: ProjectionDep,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
 ) -> Page[GroupRead]:
     """Return one page of the workspace's model groups."""
@@ -80,21 +57,21 @@ async def list_groups(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_group",
-    summary="Create a model group (the name clients send as `model`)",
-    status_code=status.HTTP_201_CREATED,
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 409, 422, 503),
+@routes.creating(
+    "create_group",
+    "Create a model group (the name clients send as `model`)",
+    GroupRead,
+    409,
+    422,
+    503,
 )
 async def create_group(
     session: SessionDep,
     principal: Editor,
-    payload: GroupCreate,
+    body: GroupCreate,
     tasks: BackgroundTasks,
     request: Request,
-    policy: PolicyDep,
+    gate: BindingGateDep,
     authorization: AuthorizationHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -102,64 +79,45 @@ async def create_group(
 
     A group bound to a registry model also serves the deployments already running for it.
     """
-    fill_when_committed(tasks, request, payload.registry_model_id, authorization)
-
-    async def create() -> GroupRead:
-        """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_group(
-            session, principal=principal, payload=payload, policy=policy
-        )
-
-    stored = await run_idempotent(
+    fill_when_committed(tasks, request, body.registry_model_id, authorization)
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_group",
         key=idempotency_key,
-        payload=payload,
-        create=create,
+        body=body,
+        create=lambda: service.create_group(session, principal=principal, body=body, gate=gate),
+        location="/v1/groups/{id}",
     )
-    return created_response(stored, location=f"/v1/groups/{stored.body['id']}")
 
 
-@router.get(
-    "/{group_id}",
-    operation_id="get_group",
-    summary="Get a model group",
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.reading("get_group", "Get a model group", GroupRead)
 async def get_group(
     session: SessionDep,
     principal: Viewer,
     group_id: uuid.UUID,
     response: Response,
-    governance: GovernanceDep,
+    governance: ProjectionDep,
 ) -> GroupRead:
     """Return one group; its ETag is in the header."""
     found = await service.get_group(
         session, principal=principal, group_id=group_id, governance=governance
     )
-    response.headers["ETag"] = found.etag
-    return found
+    return with_etag(response, found)
 
 
-@router.patch(
-    "/{group_id}",
-    operation_id="update_group",
-    summary="Change a model group (If-Match required)",
-    response_model=GroupRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
+@routes.changing(
+    "update_group", "Change a model group (If-Match required)", GroupRead, 409, 412, 422, 428, 503
 )
 async def update_group(
     session: SessionDep,
     principal: Editor,
     group_id: uuid.UUID,
-    payload: GroupUpdate,
+    body: GroupUpdate,
     response: Response,
     tasks: BackgroundTasks,
     request: Request,
-    policy: PolicyDep,
+    gate: BindingGateDep,
     authorization: AuthorizationHeader = None,
     if_match: IfMatch = None,
 ) -> GroupRead:
@@ -168,24 +126,16 @@ async def update_group(
         session,
         principal=principal,
         group_id=group_id,
-        payload=payload,
+        body=body,
         if_match=if_match,
-        policy=policy,
+        gate=gate,
     )
-    if "registry_model_id" in payload.model_fields_set:
+    if "registry_model_id" in body.model_fields_set:
         fill_when_committed(tasks, request, updated.registry_model_id, authorization)
-    response.headers["ETag"] = updated.etag
-    return updated
+    return with_etag(response, updated)
 
 
-@router.delete(
-    "/{group_id}",
-    operation_id="delete_group",
-    summary="Delete a model group (its instances stay)",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.deleting("delete_group", "Delete a model group (its instances stay)")
 async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> None:
     """Delete a group; its instances stay."""
     await service.delete_group(session, principal=principal, group_id=group_id)

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from modelyard_common.governance import ApprovalState, Gate
-from modelyard_gateway.instances.schemas import Name
+from modelyard_gateway.fields import Name
 
 
 def _unique(ids: list[uuid.UUID]) -> list[uuid.UUID]:

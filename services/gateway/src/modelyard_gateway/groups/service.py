@@ -5,114 +5,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
-from modelyard_common.errors import (
-    ConflictError,
-    FieldError,
-    NotFoundError,
-    PolicyRefusedError,
-    ServiceUnavailableError,
-    UnprocessableError,
-)
-from modelyard_common.governance import (
-    Gate,
-    Governance,
-    ModelApprovalEvent,
-    Standing,
-    Verdict,
-    fetch_registry_model,
-    judge_bind,
-)
+from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.governance import Governance
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.db import ModelGroup, announce_config_change
 from modelyard_gateway.endpoints import repository as endpoints
+from modelyard_gateway.governance.binding import BindingGate
 from modelyard_gateway.groups import repository
 from modelyard_gateway.groups.schemas import GroupCreate, GroupPolicy, GroupRead, GroupUpdate
 from modelyard_gateway.instances import repository as instances
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyContext:
-    """What judging a binding needs: the projection, and the registry to ask when it is silent."""
-
-    governance: Governance
-    registry_url: str
-    authorization: str | None = None
-    timeout_s: float = 5.0
-
-
-async def _standing(
-    session: AsyncSession,
-    ctx: PolicyContext,
-    *,
-    workspace: str,
-    model_id: uuid.UUID,
-    fresh: bool = False,
-) -> Standing:
-    """Return the model's standing here; ask the registry (caller's token) when never heard of,
-    or when `fresh` (to confirm a refusal); if it cannot be asked, the projection's view stands."""
-    standing = await ctx.governance.standing(session, workspace=workspace, model_id=model_id)
-    if (standing.approval is not None and not fresh) or standing.gate is Gate.off:
-        return standing
-    try:
-        async with httpx.AsyncClient(base_url=ctx.registry_url, timeout=ctx.timeout_s) as http:
-            body = await fetch_registry_model(
-                http, model_id=model_id, authorization=ctx.authorization
-            )
-    except ServiceUnavailableError:
-        return standing
-    if body is None:
-        raise UnprocessableError(
-            f"The registry has no model {model_id} in this workspace.",
-            errors=[
-                FieldError(
-                    loc=["body", "registry_model_id"],
-                    field="registry_model_id",
-                    message="no such registry model",
-                    type="not_found",
-                )
-            ],
-        )
-    try:
-        model = ModelApprovalEvent.model_validate({**body, "workspace": workspace})
-    except ValidationError:
-        return standing
-    await ctx.governance.record_model(session, model, source_time=utcnow())
-    return await ctx.governance.standing(session, workspace=workspace, model_id=model_id)
-
-
-async def judge_binding(
-    session: AsyncSession,
-    ctx: PolicyContext,
-    *,
-    workspace: str,
-    model_id: uuid.UUID,
-    group: str,
-) -> Verdict:
-    """Return the gate's verdict on serving `model_id` as `group`; 409 when it refuses."""
-    standing = await _standing(session, ctx, workspace=workspace, model_id=model_id)
-    verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
-    if standing.approval is not None and verdict.reason:
-        # Confirmed with the registry: an approval made a moment ago may not have arrived yet.
-        standing = await _standing(session, ctx, workspace=workspace, model_id=model_id, fresh=True)
-        verdict = judge_bind(standing, model=standing.model_name or str(model_id), group=group)
-    if standing.approval is None and standing.gate is Gate.enforce:
-        raise ServiceUnavailableError(
-            f"The approval of model {model_id} is not known here and the registry cannot be "
-            "asked; the policy gate refuses the binding until it can. Retry shortly."
-        )
-    if not verdict.allowed:
-        raise PolicyRefusedError(verdict.reason, **verdict.problem_fields(), model_id=str(model_id))
-    return verdict
 
 
 async def policies_of(
@@ -182,37 +89,34 @@ async def _ensure_name_free(
 
 
 async def create_group(
-    session: AsyncSession, *, principal: Principal, payload: GroupCreate, policy: PolicyContext
+    session: AsyncSession, *, principal: Principal, body: GroupCreate, gate: BindingGate
 ) -> GroupRead:
     """Return the new group after storing it with its ordered instances."""
-    await _ensure_name_free(session, principal.workspace, payload.name)
-    await _check_instances(session, principal.workspace, payload.instance_ids)
-    if payload.registry_model_id is not None:
-        await judge_binding(
+    await _ensure_name_free(session, principal.workspace, body.name)
+    await _check_instances(session, principal.workspace, body.instance_ids)
+    if body.registry_model_id is not None:
+        await gate.judge(
             session,
-            policy,
             workspace=principal.workspace,
-            model_id=payload.registry_model_id,
-            group=payload.name,
+            model_id=body.registry_model_id,
+            group=body.name,
         )
     row = ModelGroup(
         id=uuid.uuid4(),
         workspace=principal.workspace,
-        name=payload.name,
-        description=payload.description,
-        enabled=payload.enabled,
-        registry_model_id=payload.registry_model_id,
-        endpoint_priority=(
-            payload.endpoint_priority.model_dump() if payload.endpoint_priority else None
-        ),
+        name=body.name,
+        description=body.description,
+        enabled=body.enabled,
+        registry_model_id=body.registry_model_id,
+        endpoint_priority=(body.endpoint_priority.model_dump() if body.endpoint_priority else None),
         revision=1,
     )
     session.add(row)
     await session.flush()
-    await repository.replace_members(session, group_id=row.id, instance_ids=payload.instance_ids)
+    await repository.replace_members(session, group_id=row.id, instance_ids=body.instance_ids)
     await announce_config_change(session)
-    policies = await policies_of(session, policy.governance, [row])
-    return to_read(row, payload.instance_ids, policies.get(row.id))
+    policies = await policies_of(session, gate.projection, [row])
+    return to_read(row, body.instance_ids, policies.get(row.id))
 
 
 async def get_group(
@@ -247,21 +151,19 @@ async def update_group(
     *,
     principal: Principal,
     group_id: uuid.UUID,
-    payload: GroupUpdate,
+    body: GroupUpdate,
     if_match: str | None,
-    policy: PolicyContext,
+    gate: BindingGate,
 ) -> GroupRead:
     """Return the group after applying the given fields (412 on a stale ETag)."""
     row = await _require(session, principal.workspace, group_id)
     check_if_match(if_match, row.revision)
-    changes = payload.model_dump(exclude_unset=True)
+    changes = body.model_dump(exclude_unset=True)
     model_id = changes.get("registry_model_id", row.registry_model_id)
     name = changes.get("name") or row.name
     if model_id is not None and (model_id != row.registry_model_id or name != row.name):
         # A new binding, or a rename (a restricted approval names the groups that may serve).
-        await judge_binding(
-            session, policy, workspace=principal.workspace, model_id=model_id, group=name
-        )
+        await gate.judge(session, workspace=principal.workspace, model_id=model_id, group=name)
     for field in ("name", "description", "instance_ids", "enabled"):
         if field in changes and changes[field] is None:
             raise UnprocessableError(
@@ -274,11 +176,9 @@ async def update_group(
             )
     if "name" in changes and changes["name"] != row.name:
         await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
-    if payload.instance_ids is not None:
-        await _check_instances(session, principal.workspace, payload.instance_ids)
-        await repository.replace_members(
-            session, group_id=row.id, instance_ids=payload.instance_ids
-        )
+    if body.instance_ids is not None:
+        await _check_instances(session, principal.workspace, body.instance_ids)
+        await repository.replace_members(session, group_id=row.id, instance_ids=body.instance_ids)
     if changes.get("registry_model_id", row.registry_model_id) != row.registry_model_id:
         # Re-bound: the old model's deployments leave; the new one's arrive by announcement.
         await endpoints.drop_deployment_members(session, group_id=row.id)
@@ -292,7 +192,7 @@ async def update_group(
     await session.flush()
     await announce_config_change(session)
     members = await repository.members(session, group_ids=[row.id])
-    policies = await policies_of(session, policy.governance, [row])
+    policies = await policies_of(session, gate.projection, [row])
     return to_read(row, members[row.id], policies.get(row.id))
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response
 
 from modelyard_common.auth import Admin, Operator, Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import RuntimeDep, SessionDep
+from modelyard_gateway.deps import AdminRoutes, creates, with_etag
 from modelyard_gateway.instances import service
+from modelyard_gateway.instances.check import CheckLimiterDep, probe_instance
 from modelyard_gateway.instances.repository import SORTS
 from modelyard_gateway.instances.schemas import (
     InstanceCheck,
@@ -27,18 +28,15 @@ from modelyard_gateway.instances.schemas import (
     InstanceRead,
     InstanceUpdate,
 )
+from modelyard_gateway.routing.engine import RoutingDep
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
+routes = AdminRoutes(router, "/{instance_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-@router.get(
-    "",
-    operation_id="list_instances",
-    summary="List the workspace's model instances",
-    responses=problem_responses(401, 403, 422),
-)
+@routes.listing("list_instances", "List the workspace's model instances")
 async def list_instances(
     session: SessionDep,
     principal: Viewer,
@@ -53,95 +51,69 @@ async def list_instances(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_instance",
-    summary="Create a model instance (a backend)",
-    status_code=status.HTTP_201_CREATED,
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 409, 422),
-)
+@routes.creating("create_instance", "Create a model instance (a backend)", InstanceRead, 409, 422)
 async def create_instance(
     session: SessionDep,
-    runtime: RuntimeDep,
+    routing: RoutingDep,
     principal: Admin,
-    payload: InstanceCreate,
+    body: InstanceCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create an instance; secrets are encrypted and never returned."""
-
-    async def create() -> InstanceRead:
-        """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_instance(
-            session, box=runtime.box, egress=runtime.egress, principal=principal, payload=payload
-        )
-
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_instance",
         key=idempotency_key,
-        payload=payload,  # secrets included: hashed, never stored
-        create=create,
+        body=body,  # secrets included: hashed, never stored
+        create=lambda: service.create_instance(
+            session, box=routing.box, egress=routing.egress, principal=principal, body=body
+        ),
+        location="/v1/instances/{id}",
     )
-    return created_response(stored, location=f"/v1/instances/{stored.body['id']}")
 
 
-@router.get(
-    "/{instance_id}",
-    operation_id="get_instance",
-    summary="Get a model instance with its shared health",
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.reading("get_instance", "Get a model instance with its shared health", InstanceRead)
 async def get_instance(
     session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
 ) -> InstanceRead:
     """Return one instance with its shared health; its ETag is in the header."""
     found = await service.get_instance(session, principal=principal, instance_id=instance_id)
-    response.headers["ETag"] = found.etag
-    return found
+    return with_etag(response, found)
 
 
-@router.patch(
-    "/{instance_id}",
-    operation_id="update_instance",
-    summary="Change a model instance (If-Match required)",
-    response_model=InstanceRead,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+@routes.changing(
+    "update_instance",
+    "Change a model instance (If-Match required)",
+    InstanceRead,
+    409,
+    412,
+    422,
+    428,
 )
 async def update_instance(
     session: SessionDep,
-    runtime: RuntimeDep,
+    routing: RoutingDep,
     principal: Operator,
     instance_id: uuid.UUID,
-    payload: InstanceUpdate,
+    body: InstanceUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> InstanceRead:
     """Change the given fields; `If-Match` must carry the current ETag."""
     updated = await service.update_instance(
         session,
-        box=runtime.box,
-        egress=runtime.egress,
+        box=routing.box,
+        egress=routing.egress,
         principal=principal,
         instance_id=instance_id,
-        payload=payload,
+        body=body,
         if_match=if_match,
     )
-    response.headers["ETag"] = updated.etag
-    return updated
+    return with_etag(response, updated)
 
 
-@router.delete(
-    "/{instance_id}",
-    operation_id="delete_instance",
-    summary="Delete a model instance that no group lists",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(401, 403, 404, 409),
-)
+@routes.deleting("delete_instance", "Delete a model instance that no group lists", 409)
 async def delete_instance(session: SessionDep, principal: Operator, instance_id: uuid.UUID) -> None:
     """Delete an instance; 409 names the groups that still list it."""
     await service.delete_instance(session, principal=principal, instance_id=instance_id)
@@ -155,7 +127,11 @@ async def delete_instance(session: SessionDep, principal: Operator, instance_id:
     responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def check_instance(
-    session: SessionDep, runtime: RuntimeDep, principal: Operator, instance_id: uuid.UUID
+    session: SessionDep,
+    routing: RoutingDep,
+    limiter: CheckLimiterDep,
+    principal: Operator,
+    instance_id: uuid.UUID,
 ) -> InstanceCheck:
     """Probe the instance now (its health path) and return the latency or the error.
 
@@ -164,14 +140,14 @@ async def check_instance(
     never the transport's text; at most `MODELYARD_GATEWAY_CHECK_BURST` checks per instance
     within `_CHECK_WINDOW_S` (429 with `Retry-After` past it).
     """
-    runtime.check_limiter.take(instance_id)
-    settings = runtime.settings
-    return await service.check_instance(
+    limiter.take(instance_id)
+    settings = routing.settings
+    return await probe_instance(
         session,
-        engine=runtime.engine,
-        box=runtime.box,
-        egress=runtime.egress,
-        client=runtime.client,
+        engine=routing.engine,
+        box=routing.box,
+        egress=routing.egress,
+        client=routing.client,
         principal=principal,
         instance_id=instance_id,
         default_path=settings.health_path,

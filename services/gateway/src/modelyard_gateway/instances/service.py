@@ -1,19 +1,12 @@
-"""Rules about model instances: validation across fields, secrets, deletion, checks."""
+"""Rules about model instances: validation across fields, destinations, secrets, deletion."""
 
 from __future__ import annotations
 
-import logging
-import math
-import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import (
@@ -21,73 +14,31 @@ from modelyard_common.errors import (
     FieldError,
     ForbiddenError,
     NotFoundError,
-    ProblemError,
     UnprocessableError,
 )
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
-from modelyard_gateway.destination import DESTINATION_FIELDS, DestinationError, join
+from modelyard_gateway.destination import DESTINATION_FIELDS
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.instances import repository
 from modelyard_gateway.instances.schemas import (
-    InstanceCheck,
     InstanceCreate,
     InstanceHealthRead,
     InstanceKind,
     InstanceRead,
     InstanceUpdate,
     check_kind_fields,
-    looks_like_credential,
 )
-from modelyard_gateway.runtime.catalog import build_instance
-from modelyard_gateway.runtime.repository import publish_check
-from modelyard_gateway.runtime.upstream import probe
-
-log = logging.getLogger("modelyard.gateway.instances")
+from modelyard_gateway.instances.secrets import seal, seal_headers
+from modelyard_gateway.instances.validation import looks_like_credential
 
 _SECRET_FIELDS = {"token", "proxy_password", "secret_headers"}
 # Where requests go (`destination.DESTINATION_FIELDS`, health_path included): changing any of
 # them drops the sealed secrets the request does not resend, so nobody can point an instance
 # elsewhere and collect its credentials; and only admins may change them.
 HIDDEN_VALUE = "********"
-# What `POST /check` answers when the egress policy refuses the destination: the same words and
-# no address, whatever the reason (the refusal, with its reason, goes to the log).
-CHECK_REFUSED = "The instance's destination is not allowed by the gateway's egress policy."
-
-
-class TooManyChecksError(ProblemError):
-    """`POST /check` called more often than the per-instance limit allows."""
-
-    status, title, slug = 429, "Too Many Requests", "too-many-requests"
-
-
-class CheckLimiter:
-    """At most `burst` manual checks per instance within `window_s` (per replica)."""
-
-    def __init__(self, *, burst: int, window_s: float) -> None:
-        self.burst = burst
-        self.window_s = window_s
-        self._calls: dict[uuid.UUID, deque[float]] = {}
-
-    def take(self, instance_id: uuid.UUID) -> None:
-        """Count one check of the instance; raise a 429 problem past the limit."""
-        now = time.monotonic()
-        if len(self._calls) > 10_000:
-            self._calls = {
-                k: v for k, v in self._calls.items() if v and v[-1] > now - self.window_s
-            }
-        calls = self._calls.setdefault(instance_id, deque())
-        while calls and calls[0] <= now - self.window_s:
-            calls.popleft()
-        if len(calls) >= self.burst:
-            wait = max(1, math.ceil(calls[0] + self.window_s - now))
-            raise TooManyChecksError(
-                f"At most {self.burst} checks of one instance per {self.window_s:g} s.",
-                headers={"Retry-After": str(wait)},
-            )
-        calls.append(now)
 
 
 def health_of(state: InstanceState | None) -> InstanceHealthRead:
@@ -154,21 +105,6 @@ def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
     )
 
 
-def _seal(box: SecretBox, secret: SecretStr | None) -> str | None:
-    if secret is None or not secret.get_secret_value():
-        return None
-    return box.seal(secret.get_secret_value())
-
-
-def _seal_headers(
-    box: SecretBox, headers: dict[str, SecretStr] | None
-) -> tuple[str | None, list[str]]:
-    if not headers:
-        return None, []
-    plain = {name: value.get_secret_value() for name, value in headers.items()}
-    return box.seal_headers(plain), sorted(plain)
-
-
 async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> None:
     """Raise a 422 problem unless the egress policy lets the gateway reach the destination."""
     try:
@@ -186,7 +122,8 @@ async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> Non
         ) from exc
 
 
-async def _require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
+async def require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
+    """Return the instance with this id in the workspace (404 otherwise)."""
     row = await repository.get(session, workspace=workspace, instance_id=instance_id)
     if row is None:
         raise NotFoundError(f"No instance {instance_id} in this workspace.")
@@ -206,18 +143,18 @@ async def create_instance(
     box: SecretBox,
     egress: EgressPolicy,
     principal: Principal,
-    payload: InstanceCreate,
+    body: InstanceCreate,
 ) -> InstanceRead:
     """Return the new instance after storing it (secrets encrypted, destination allowed)."""
-    await _ensure_name_free(session, principal.workspace, payload.name)
-    fields = payload.model_dump(exclude=_SECRET_FIELDS)
+    await _ensure_name_free(session, principal.workspace, body.name)
+    fields = body.model_dump(exclude=_SECRET_FIELDS)
     await check_egress(egress, {f: fields[f] for f in DESTINATION_FIELDS})
-    headers_sealed, header_names = _seal_headers(box, payload.secret_headers)
+    headers_sealed, header_names = seal_headers(box, body.secret_headers)
     row = ModelInstance(
         id=uuid.uuid4(),
         workspace=principal.workspace,
-        token_sealed=_seal(box, payload.token),
-        proxy_password_sealed=_seal(box, payload.proxy_password),
+        token_sealed=seal(box, body.token),
+        proxy_password_sealed=seal(box, body.proxy_password),
         secret_headers_sealed=headers_sealed,
         secret_header_names=header_names,
         revision=1,
@@ -233,7 +170,7 @@ async def get_instance(
     session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
 ) -> InstanceRead:
     """Return one instance of the principal's workspace."""
-    row = await _require(session, principal.workspace, instance_id)
+    row = await require(session, principal.workspace, instance_id)
     states = await repository.states(session, ids=[row.id])
     return to_read(row, states.get(row.id))
 
@@ -265,16 +202,16 @@ async def update_instance(
     egress: EgressPolicy,
     principal: Principal,
     instance_id: uuid.UUID,
-    payload: InstanceUpdate,
+    body: InstanceUpdate,
     if_match: str | None,
 ) -> InstanceRead:
     """Return the instance after applying the given fields (412 on a stale ETag).
 
     A new destination drops every sealed secret that this request does not send again.
     """
-    row = await _require(session, principal.workspace, instance_id)
+    row = await require(session, principal.workspace, instance_id)
     check_if_match(if_match, row.revision)
-    changes: dict[str, Any] = payload.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
     nullable = {
         "host",
         "port",
@@ -319,15 +256,13 @@ async def update_instance(
         await check_egress(egress, {f: changes.get(f, getattr(row, f)) for f in DESTINATION_FIELDS})
     for field, value in changes.items():
         setattr(row, field, value)
-    sent = payload.model_fields_set
+    sent = body.model_fields_set
     if "token" in sent or moved:
-        row.token_sealed = _seal(box, payload.token)
+        row.token_sealed = seal(box, body.token)
     if "proxy_password" in sent or moved:
-        row.proxy_password_sealed = _seal(box, payload.proxy_password)
+        row.proxy_password_sealed = seal(box, body.proxy_password)
     if "secret_headers" in sent or moved:
-        row.secret_headers_sealed, row.secret_header_names = _seal_headers(
-            box, payload.secret_headers
-        )
+        row.secret_headers_sealed, row.secret_header_names = seal_headers(box, body.secret_headers)
     row.revision += 1
     row.updated_at = datetime.now(UTC)
     await session.flush()
@@ -340,7 +275,7 @@ async def delete_instance(
     session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
 ) -> None:
     """Delete an instance no group lists (409 naming the groups otherwise)."""
-    row = await _require(session, principal.workspace, instance_id)
+    row = await require(session, principal.workspace, instance_id)
     groups = await repository.group_names_using(session, instance_id=row.id)
     if groups:
         raise ConflictError(
@@ -349,98 +284,3 @@ async def delete_instance(
         )
     await repository.delete(session, instance=row)
     await announce_config_change(session)
-
-
-async def check_instance(
-    session: AsyncSession,
-    *,
-    engine: AsyncEngine,
-    box: SecretBox,
-    egress: EgressPolicy,
-    client: aiohttp.ClientSession,
-    principal: Principal,
-    instance_id: uuid.UUID,
-    default_path: str,
-    timeout_s: float,
-    down_after: int,
-) -> InstanceCheck:
-    """Return the result of probing an instance now (and share it as a health check)."""
-    row = await _require(session, principal.workspace, instance_id)
-    path = default_path if row.health_path is None else row.health_path
-    try:
-        # Names are resolved again: what was allowed when it was saved may point elsewhere now.
-        await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
-        route = build_instance(row, box)
-        url = join(route.base_url, path or default_path)
-    except (UnprocessableError, DestinationError) as exc:
-        # Refused before any connection, in one shape whatever the target: no port scanner.
-        log.warning("check of instance %s refused: %s", row.id, exc)
-        raise UnprocessableError(
-            CHECK_REFUSED,
-            errors=[
-                FieldError(loc=["body"], field="", message=CHECK_REFUSED, type="egress_refused")
-            ],
-        ) from None
-    except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
-        raise ConflictError(
-            "The instance has a header value that is not Latin-1 text; set its headers again."
-        ) from exc
-    result = await probe(client, route, path=path or default_path, timeout_s=timeout_s)
-    await publish_check(
-        engine,
-        row.id,
-        ok=result.ok,
-        reason=f"health check: {result.code}" if not result.ok else "",
-        threshold=down_after,
-    )
-    # The outcome as a fixed word (`connect_failed`, `timeout`, `http_status`, ...): never the
-    # transport's text, which would tell a closed port from a filtered one in its own words.
-    return InstanceCheck(
-        ok=result.ok,
-        latency_ms=round(result.latency_ms, 3),
-        status_code=result.status,
-        error=None if result.ok else result.code,
-        url=url,
-    )
-
-
-@dataclass(frozen=True)
-class ResealReport:
-    """What `reseal_secrets` did."""
-
-    instances: int
-    resealed: int
-    moved_headers: int
-
-
-async def reseal_secrets(session: AsyncSession, *, box: SecretBox) -> ResealReport:
-    """Return what changed after sealing every stored secret under the newest key.
-
-    Also moves credential-looking `extra_headers` (stored in clear by earlier versions) into
-    the sealed `secret_headers`. Raises ValueError (and changes nothing, the caller rolls back)
-    if a secret opens with none of the configured keys.
-    """
-    rows = await repository.all_for_update(session)
-    resealed = moved = 0
-    for row in rows:
-        for column in ("token_sealed", "proxy_password_sealed", "secret_headers_sealed"):
-            sealed = getattr(row, column)
-            if sealed is not None and not box.is_current(sealed):
-                setattr(row, column, box.reseal(sealed))
-                resealed += 1
-        plain = dict(row.extra_headers or {})
-        credentials = {name: value for name, value in plain.items() if looks_like_credential(name)}
-        if credentials:
-            secret = (
-                box.open_headers(row.secret_headers_sealed) if row.secret_headers_sealed else {}
-            )
-            secret.update(credentials)
-            row.secret_headers_sealed = box.seal_headers(secret)
-            row.secret_header_names = sorted(secret)
-            row.extra_headers = {n: v for n, v in plain.items() if n not in credentials}
-            row.revision += 1
-            moved += len(credentials)
-    await session.flush()
-    if resealed or moved:
-        await announce_config_change(session)
-    return ResealReport(instances=len(rows), resealed=resealed, moved_headers=moved)

@@ -5,29 +5,25 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query
 
 from modelyard_common.auth import Operator, Viewer
+from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.db import IdempotencyRecord
-from modelyard_gateway.deps import SessionDep
+from modelyard_gateway.deps import AdminRoutes, creates
 from modelyard_gateway.keys import service
 from modelyard_gateway.keys.repository import SORTS
 from modelyard_gateway.keys.schemas import KeyCreate, KeyCreated, KeyRead
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
+routes = AdminRoutes(router, "/{key_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-@router.get(
-    "",
-    operation_id="list_keys",
-    summary="List the workspace's client API keys (never the keys themselves)",
-    responses=problem_responses(401, 403, 422),
-)
+@routes.listing("list_keys", "List the workspace's client API keys (never the keys themselves)")
 async def list_keys(
     session: SessionDep,
     principal: Viewer,
@@ -41,48 +37,32 @@ async def list_keys(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_key",
-    summary="Create a client API key; the key is shown only in this answer",
-    status_code=status.HTTP_201_CREATED,
-    response_model=KeyCreated,
-    responses=problem_responses(401, 403, 422),
+@routes.creating(
+    "create_key", "Create a client API key; the key is shown only in this answer", KeyCreated, 422
 )
 async def create_key(
     session: SessionDep,
     principal: Operator,
-    payload: KeyCreate,
+    body: KeyCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create a key; the answer is the only place the key appears."""
 
-    async def create() -> KeyCreated:
-        """Return the created resource (run once per Idempotency-Key)."""
-        return await service.create_key(session, principal=principal, payload=payload)
-
     # Only the hash of a key is stored anywhere, the idempotency record included: a retried
     # create confirms the key but answers `key: null` (header Idempotent-Secret-Withheld).
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_key",
         key=idempotency_key,
-        payload=payload,
-        create=create,
+        body=body,
+        create=lambda: service.create_key(session, principal=principal, body=body),
+        location="/v1/keys/{id}",
         secret_fields=("key",),
     )
-    return created_response(stored, location=f"/v1/keys/{stored.body['id']}")
 
 
-@router.get(
-    "/{key_id}",
-    operation_id="get_key",
-    summary="Get a client API key (without the key)",
-    response_model=KeyRead,
-    responses=problem_responses(401, 403, 404),
-)
+@routes.reading("get_key", "Get a client API key (without the key)", KeyRead)
 async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> KeyRead:
     """Return one key (without the key)."""
     return await service.get_key(session, principal=principal, key_id=key_id)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard_gateway.instances.schemas import Name
+from modelyard_gateway.fields import Name
 
 
 class KeyCreate(BaseModel):

@@ -30,13 +30,11 @@ def to_read(row: ApiKey) -> KeyRead:
     )
 
 
-async def create_key(
-    session: AsyncSession, *, principal: Principal, payload: KeyCreate
-) -> KeyCreated:
+async def create_key(session: AsyncSession, *, principal: Principal, body: KeyCreate) -> KeyCreated:
     """Return a new key with its secret (the only time it is shown); only its hash is stored."""
-    if payload.groups:
+    if body.groups:
         found = await groups.existing_names(
-            session, workspace=principal.workspace, names=payload.groups
+            session, workspace=principal.workspace, names=body.groups
         )
         missing = [
             FieldError(
@@ -45,7 +43,7 @@ async def create_key(
                 message=f"no model group '{name}' in this workspace",
                 type="not_found",
             )
-            for i, name in enumerate(payload.groups)
+            for i, name in enumerate(body.groups)
             if name not in found
         ]
         if missing:
@@ -54,10 +52,10 @@ async def create_key(
     row = ApiKey(
         id=uuid.uuid4(),
         workspace=principal.workspace,
-        name=payload.name,
+        name=body.name,
         key_hash=hash_api_key(secret),
         key_hint=secret[:10],
-        groups=sorted(set(payload.groups)) if payload.groups is not None else None,
+        groups=sorted(set(body.groups)) if body.groups is not None else None,
         created_by=principal.sub,
         created_at=datetime.now(UTC),
     )

@@ -18,10 +18,10 @@ import aiohttp
 import orjson
 
 from modelyard_gateway import metrics
-from modelyard_gateway.runtime.catalog import GroupRoute, InstanceRoute
-from modelyard_gateway.runtime.fastclient import BoundReached
-from modelyard_gateway.runtime.health import TRY_ANYWAY, HealthBoard, Ticket
-from modelyard_gateway.runtime.upstream import (
+from modelyard_gateway.routing.catalog import GroupRoute, InstanceRoute
+from modelyard_gateway.routing.fastclient import BoundReached
+from modelyard_gateway.routing.health import TRY_ANYWAY, HealthBoard, Ticket
+from modelyard_gateway.routing.upstream import (
     INSTANCE_FAULT_4XX,
     UpstreamFailure,
     UpstreamResponse,

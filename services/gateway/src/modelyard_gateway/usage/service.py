@@ -37,7 +37,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
 from modelyard_gateway.db import OutboxEvent
-from modelyard_gateway.runtime.catalog import GroupRoute
+from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.usage import repository
 
 log = logging.getLogger("modelyard.gateway.usage")

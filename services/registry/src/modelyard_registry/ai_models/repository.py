@@ -1,4 +1,7 @@
-"""Every SQL statement about AI models."""
+"""The SQL of AI models: their filters and sort keys, and the systems that use a model.
+
+Lookup, names and pages are the inventory's (`inventory.repository`), shared with AI systems.
+"""
 
 from __future__ import annotations
 
@@ -6,85 +9,30 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.pagination import PageParams, paginate
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.search import matches_text
+from modelyard_registry.inventory.repository import InventoryFilters, equal_to, sort_columns
 
-SORT_COLUMNS = {
-    "name": AIModel.name,
-    "created_at": AIModel.created_at,
-    "updated_at": AIModel.updated_at,
-}
+SORT_COLUMNS = sort_columns(AIModel)
 
 
 @dataclass(frozen=True)
-class ModelFilters:
-    q: str | None = None
+class ModelFilters(InventoryFilters):
     learning_type: str | None = None
-    tags: Sequence[str] = ()
     provider: str | None = None
-    archived: bool | None = False
-    ids: Sequence[uuid.UUID] = ()
     approval: Sequence[str] = ()
 
 
-async def get(
-    session: AsyncSession, *, workspace: str, model_id: uuid.UUID, for_update: bool = False
-) -> AIModel | None:
-    """Return the workspace's model with this id, or None."""
-    stmt = select(AIModel).where(AIModel.workspace == workspace, AIModel.id == model_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
-
-
-async def name_taken(
-    session: AsyncSession, *, workspace: str, name: str, exclude_id: uuid.UUID | None = None
-) -> bool:
-    """Return whether another model of the workspace has this name (case-insensitive)."""
-    stmt = select(AIModel.id).where(
-        AIModel.workspace == workspace, func.lower(AIModel.name) == name.lower()
+def conditions(filters: ModelFilters) -> list[ColumnElement[bool]]:
+    """Return the conditions of the filters only models have."""
+    found = equal_to(
+        [(AIModel.learning_type, filters.learning_type), (AIModel.provider, filters.provider)]
     )
-    if exclude_id is not None:
-        stmt = stmt.where(AIModel.id != exclude_id)
-    return (await session.scalar(stmt.limit(1))) is not None
-
-
-def _filtered(workspace: str, filters: ModelFilters) -> Select[AIModel]:
-    stmt = select(AIModel).where(AIModel.workspace == workspace)
-    if filters.q:
-        stmt = stmt.where(matches_text(AIModel.search, AIModel.name, filters.q))
-    if filters.learning_type:
-        stmt = stmt.where(AIModel.learning_type == filters.learning_type)
-    if filters.tags:
-        stmt = stmt.where(AIModel.tags.overlap(list(filters.tags)))
-    if filters.provider:
-        stmt = stmt.where(AIModel.provider == filters.provider)
-    if filters.archived is not None:
-        stmt = stmt.where(
-            AIModel.archived_at.is_not(None) if filters.archived else AIModel.archived_at.is_(None)
-        )
-    if filters.ids:
-        stmt = stmt.where(AIModel.id.in_(list(filters.ids)))
     if filters.approval:
-        stmt = stmt.where(AIModel.approval.in_(list(filters.approval)))
-    return stmt
-
-
-async def list_page(
-    session: AsyncSession, *, workspace: str, filters: ModelFilters, params: PageParams
-) -> tuple[list[AIModel], str | None]:
-    """Return one page of the workspace's models matching the filters."""
-    return await paginate(
-        session,
-        _filtered(workspace, filters),
-        params=params,
-        columns=SORT_COLUMNS,
-        id_column=AIModel.id,
-    )
+        found.append(AIModel.approval.in_(list(filters.approval)))
+    return found
 
 
 async def systems_using(

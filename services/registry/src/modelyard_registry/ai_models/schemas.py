@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from modelyard_registry.approvals.schemas import ApprovalConditions, ApprovalState
+from modelyard_common.governance import ApprovalState
 from modelyard_registry.schemas_common import LongText, Name, Properties, ShortText, Tags
 
 
@@ -46,6 +47,32 @@ LEARNING_TYPE_DEFINITIONS: dict[LearningType, tuple[str, str]] = {
         "robotics, games and recommendation policies.",
     ),
 }
+
+
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+LABEL = r"^[\w.\-/]+$"
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL)]
+LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-]+$")]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
+
+
+class ApprovalConditions(BaseModel):
+    """What a `restricted` approval allows: where the model may be deployed and served."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Comment = Field(description="The conditions in words, for people.")
+    device_labels: dict[LabelKey, list[LabelValue]] = Field(
+        default_factory=dict,
+        max_length=20,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 63, "pattern": LABEL}},
+        description="A target device must carry, for every key listed, one of its values.",
+    )
+    gateway_groups: list[GroupName] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The only gateway groups that may serve the model (empty: none).",
+    )
 
 
 class LearningTypeRead(BaseModel):

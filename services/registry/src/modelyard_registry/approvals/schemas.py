@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from modelyard_common.governance import ApprovalState as ApprovalState
-
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-LABEL = r"^[\w.\-/]+$"
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL)]
-LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[\w.\-]+$")]
-GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
-
-
-# Fields whose change voids an approval: they alter what the model is, so a reviewer's
-# decision about the old values says nothing about the new ones.
-REAPPROVAL_FIELDS = ("learning_type", "functionality", "foundations", "provider")
-
-
-class ApprovalConditions(BaseModel):
-    """What a `restricted` approval allows: where the model may be deployed and served."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: Comment = Field(description="The conditions in words, for people.")
-    device_labels: dict[LabelKey, list[LabelValue]] = Field(
-        default_factory=dict,
-        max_length=20,
-        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 63, "pattern": LABEL}},
-        description="A target device must carry, for every key listed, one of its values.",
-    )
-    gateway_groups: list[GroupName] = Field(
-        default_factory=list,
-        max_length=100,
-        description="The only gateway groups that may serve the model (empty: none).",
-    )
+from modelyard_common.governance import ApprovalState
+from modelyard_registry.ai_models.schemas import ApprovalConditions, Comment
 
 
 class ReviewRequest(BaseModel):

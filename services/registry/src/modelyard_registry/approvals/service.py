@@ -10,16 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, ForbiddenError
-from modelyard_registry.ai_models import service as models
+from modelyard_common.governance import ApprovalState
 from modelyard_registry.ai_models.schemas import AIModelRead
-from modelyard_registry.approvals.schemas import (
-    ApprovalConditions,
-    ApprovalRead,
-    ApprovalState,
-    Decision,
-)
+from modelyard_registry.ai_models.service import approval_conditions, models
+from modelyard_registry.approvals.schemas import ApprovalRead, Decision
 from modelyard_registry.db import AIModel
-from modelyard_registry.history.service import diff, save_revision
+from modelyard_registry.history.service import diff
 
 APPROVER_ROLE = "approver"
 # A decision to approve or restrict answers a pending request; blocking is a safety stop
@@ -45,11 +41,7 @@ def to_read(model: AIModel) -> ApprovalRead:
     """Return the approval view of a model row."""
     return ApprovalRead(
         state=ApprovalState(model.approval),
-        conditions=(
-            ApprovalConditions.model_validate(model.approval_conditions)
-            if model.approval_conditions
-            else None
-        ),
+        conditions=approval_conditions(model),
         requested_by=model.approval_requested_by,
         requested_at=model.approval_requested_at,
         request_comment=model.approval_request_comment,
@@ -63,7 +55,7 @@ async def get_approval(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
 ) -> ApprovalRead:
     """Return the model's approval state and who asked and decided."""
-    return to_read(await models.get_model(session, principal=principal, model_id=model_id))
+    return to_read(await models.get(session, principal=principal, item_id=model_id))
 
 
 async def _transition(
@@ -75,27 +67,19 @@ async def _transition(
     comment: str,
     apply: dict[str, Any],
 ) -> AIModelRead:
-    before = models._snapshot(model)
+    before = models.snapshot(model)
     for field, value in apply.items():
         setattr(model, field, value)
-    delta = diff(before, models._snapshot(model))
+    delta = diff(before, models.snapshot(model))
     delta["comment"] = {"old": None, "new": comment}
-    return await save_revision(
-        session,
-        principal=principal,
-        row=model,
-        resource_type=models.RESOURCE,
-        action=action,
-        delta=delta,
-        to_read=models.to_read,
-    )
+    return await models.save(session, principal=principal, row=model, action=action, delta=delta)
 
 
 async def request_review(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, comment: str
 ) -> ApprovalRead:
     """Return the approval after asking for a review; 409 while one is pending or retired."""
-    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    model = await models.get(session, principal=principal, item_id=model_id, for_update=True)
     state = ApprovalState(model.approval)
     if state in (ApprovalState.in_review, ApprovalState.retired):
         raise ConflictError(
@@ -129,7 +113,7 @@ async def decide(
     """Return the approval after a reviewer's decision (four-eyes for approve and restrict)."""
     if not can_decide(principal):
         raise ForbiddenError("Deciding an approval needs the approver role (or admin).")
-    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    model = await models.get(session, principal=principal, item_id=model_id, for_update=True)
     state = ApprovalState(model.approval)
     if state not in DECIDABLE[decision.decision]:
         raise ConflictError(
@@ -166,7 +150,7 @@ async def retire(
     """Return the approval after retiring the model for good; 409 when already retired."""
     if not can_decide(principal):
         raise ForbiddenError("Retiring a model needs the approver role (or admin).")
-    model = await models.get_model(session, principal=principal, model_id=model_id, for_update=True)
+    model = await models.get(session, principal=principal, item_id=model_id, for_update=True)
     if model.approval == ApprovalState.retired:
         raise ConflictError("The model is already retired.", approval="retired")
     await _transition(

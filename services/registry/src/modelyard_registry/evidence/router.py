@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import NotFoundError, problem_responses
-from modelyard_common.http import IdempotencyKey, attachment, created_response, run_idempotent
+from modelyard_common.http import IdempotencyKey, attachment
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_registry.db import IdempotencyRecord
+from modelyard_registry.deps import SettingsDep, creates
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
@@ -70,16 +70,15 @@ async def create_evidence(
     body: EvidenceCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation="create_evidence",
         key=idempotency_key,
-        payload=body,
-        create=lambda: service.create_evidence(session, principal=principal, data=body),
+        body=body,
+        create=lambda: service.create_evidence(session, principal=principal, body=body),
+        location="/v1/evidence/{id}",
     )
-    return created_response(stored, location=f"/v1/evidence/{stored.body['id']}")
 
 
 @router.get(
@@ -125,6 +124,7 @@ async def put_evidence_file(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    settings: SettingsDep,
     evidence_id: uuid.UUID,
     filename: Annotated[FileName, Query(description="The file's name, for downloads.")],
     content_type: Annotated[str, Header(max_length=200)] = "application/octet-stream",
@@ -136,7 +136,7 @@ async def put_evidence_file(
         file_name=filename,
         content_type=content_type,
         chunks=request.stream(),
-        max_bytes=request.app.state.settings.evidence_max_bytes,
+        max_bytes=settings.evidence_max_bytes,
     )
 
 

@@ -71,24 +71,24 @@ async def _check_subject(
 
 
 async def create_evidence(
-    session: AsyncSession, *, principal: Principal, data: EvidenceCreate
+    session: AsyncSession, *, principal: Principal, body: EvidenceCreate
 ) -> EvidenceRead:
     """Return the new evidence item, after checking what it is about is in the workspace."""
-    if data.system_id:
-        await _check_subject(session, principal, AISystem, data.system_id)
-    if data.model_id:
-        await _check_subject(session, principal, AIModel, data.model_id)
+    if body.system_id:
+        await _check_subject(session, principal, AISystem, body.system_id)
+    if body.model_id:
+        await _check_subject(session, principal, AIModel, body.model_id)
     item = Evidence(
         workspace=principal.workspace,
         created_by=principal.sub,
         updated_by=principal.sub,
-        type=data.type.value,
-        title=data.title,
-        url=str(data.url) if data.url else None,
-        owner=data.owner,
-        expires_on=data.expires_on,
-        system_id=data.system_id,
-        model_id=data.model_id,
+        type=body.type.value,
+        title=body.title,
+        url=str(body.url) if body.url else None,
+        owner=body.owner,
+        expires_on=body.expires_on,
+        system_id=body.system_id,
+        model_id=body.model_id,
     )
     session.add(item)
     await session.flush()

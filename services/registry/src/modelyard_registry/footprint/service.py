@@ -15,7 +15,7 @@ from modelyard_common.contracts import UsageRecorded
 from modelyard_common.errors import FieldError, UnprocessableError
 from modelyard_common.events import CloudEvent
 from modelyard_common.pagination import PageParams
-from modelyard_registry.ai_models import service as models
+from modelyard_registry.ai_models.service import models
 from modelyard_registry.db import DeploymentFootprint, ServingInterval
 from modelyard_registry.footprint import repository
 from modelyard_registry.footprint.schemas import (
@@ -89,7 +89,7 @@ async def model_footprint(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
 ) -> ModelFootprint:
     """Return where the model runs now: each deployment's device, versions and state."""
-    await models.get_model(session, principal=principal, model_id=model_id)
+    await models.get(session, principal=principal, item_id=model_id)
     rows = await repository.places(session, workspace=principal.workspace, model_id=model_id)
     return ModelFootprint(
         model_id=model_id,
@@ -117,7 +117,7 @@ async def model_timeline(
     params: PageParams,
 ) -> tuple[list[ServingSpan], str | None]:
     """Return the model's serving spans (those covering `at` when given), oldest first."""
-    await models.get_model(session, principal=principal, model_id=model_id)
+    await models.get(session, principal=principal, item_id=model_id)
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # RFC 3339 without an offset: read as UTC
     rows, cursor = await repository.spans(
@@ -203,7 +203,7 @@ async def model_usage(
 ) -> ModelUsage:
     """Return the model's gateway usage per day from `first` to `last`, with the totals."""
     first, last = usage_range(first, last)
-    await models.get_model(session, principal=principal, model_id=model_id)
+    await models.get(session, principal=principal, item_id=model_id)
     rows = await repository.usage_days(
         session, workspace=principal.workspace, model_id=model_id, first=first, last=last
     )

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +15,9 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import PageParams
 from modelyard_registry.db import HistoryEntry, OutboxEvent
+from modelyard_registry.history import repository
 
 EVENT_SOURCE = "modelyard/registry"
 
@@ -105,11 +105,8 @@ async def list_history(
     session: AsyncSession, *, workspace: str, resource_id: uuid.UUID, params: PageParams
 ) -> tuple[list[HistoryEntry], str | None]:
     """Return one page of a resource's history, oldest first by default."""
-    stmt = select(HistoryEntry).where(
-        HistoryEntry.workspace == workspace, HistoryEntry.resource_id == resource_id
-    )
-    return await paginate(
-        session, stmt, params=params, columns={"at": HistoryEntry.at}, id_column=HistoryEntry.id
+    return await repository.list_page(
+        session, workspace=workspace, resource_id=resource_id, params=params
     )
 
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.http import IdempotencyKey, IfMatch, created_response, run_idempotent
-from modelyard_registry.db import IdempotencyRecord
+from modelyard_common.http import IdempotencyKey, IfMatch
+from modelyard_registry.deps import creates
 from modelyard_registry.links import service
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 
@@ -46,17 +46,14 @@ async def link_model(
     body: LinkCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    stored = await run_idempotent(
+    return await creates.respond(
         session,
-        IdempotencyRecord,
         principal=principal,
         operation=f"link_model:{system_id}",
         key=idempotency_key,
-        payload=body,
-        create=lambda: service.attach(session, principal=principal, system_id=system_id, data=body),
-    )
-    return created_response(
-        stored, location=f"/v1/systems/{system_id}/models/{stored.body['model_id']}"
+        body=body,
+        create=lambda: service.attach(session, principal=principal, system_id=system_id, body=body),
+        location=f"/v1/systems/{system_id}/models/{{model_id}}",
     )
 
 
@@ -80,7 +77,7 @@ async def update_link(
         principal=principal,
         system_id=system_id,
         model_id=model_id,
-        data=body,
+        body=body,
         if_match=if_match,
     )
     response.headers["ETag"] = read.etag

@@ -10,12 +10,9 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_registry.ai_models.service import RESOURCE as MODEL
-from modelyard_registry.ai_models.service import get_model
-from modelyard_registry.ai_systems.service import RESOURCE as SYSTEM
-from modelyard_registry.ai_systems.service import get_system
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
 from modelyard_registry.history.service import add_entry, emit, flush_unique
+from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 
@@ -41,19 +38,19 @@ async def _audit(
     session: AsyncSession,
     *,
     principal: Principal,
-    system: AISystem | uuid.UUID,
     read: LinkRead,
     action: str,
     old: str | None,
     new: str | None,
 ) -> None:
     """Record the change on both ends' histories and emit one `registry.link.<action>`."""
-    system_id = system if isinstance(system, uuid.UUID) else system.id
+    system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
+    model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
     add_entry(
         session,
         principal=principal,
-        resource_type=SYSTEM,
+        resource_type=system_resource,
         resource_id=system_id,
         action=f"model_{action}",
         changes={"model_id": {"old": None, "new": str(read.model_id)}, **change},
@@ -61,7 +58,7 @@ async def _audit(
     add_entry(
         session,
         principal=principal,
-        resource_type=MODEL,
+        resource_type=model_resource,
         resource_id=read.model_id,
         action=f"system_{action}",
         changes={"system_id": {"old": None, "new": str(system_id)}, **change},
@@ -76,11 +73,15 @@ async def _audit(
 
 
 async def attach(
-    session: AsyncSession, *, principal: Principal, system_id: uuid.UUID, data: LinkCreate
+    session: AsyncSession, *, principal: Principal, system_id: uuid.UUID, body: LinkCreate
 ) -> LinkRead:
     """Return the new link; 409 when either end is archived or the pair is linked already."""
-    system = await get_system(session, principal=principal, system_id=system_id, for_update=True)
-    model = await get_model(session, principal=principal, model_id=data.model_id, for_update=True)
+    system = await get_item(
+        session, AISystem, principal=principal, item_id=system_id, for_update=True
+    )
+    model = await get_item(
+        session, AIModel, principal=principal, item_id=body.model_id, for_update=True
+    )
     if system.archived_at is not None:
         raise ConflictError("The system is archived; unarchive it before linking models.")
     if model.archived_at is not None:
@@ -93,7 +94,7 @@ async def attach(
         system_id=system.id,
         model_id=model.id,
         workspace=principal.workspace,
-        description_of_use=data.description_of_use,
+        description_of_use=body.description_of_use,
         created_by=principal.sub,
         updated_by=principal.sub,
     )
@@ -104,7 +105,6 @@ async def attach(
     await _audit(
         session,
         principal=principal,
-        system=system,
         read=read,
         action="linked",
         old=None,
@@ -139,7 +139,7 @@ async def update(
     principal: Principal,
     system_id: uuid.UUID,
     model_id: uuid.UUID,
-    data: LinkUpdate,
+    body: LinkUpdate,
     if_match: str | None,
 ) -> LinkRead:
     """Return the link with its new description of use; 412 when `if_match` is stale."""
@@ -147,10 +147,10 @@ async def update(
         session, principal=principal, system_id=system_id, model_id=model_id, for_update=True
     )
     check_if_match(if_match, link.revision)
-    if link.description_of_use == data.description_of_use:
+    if link.description_of_use == body.description_of_use:
         return to_read(link, model)
     old = link.description_of_use
-    link.description_of_use = data.description_of_use
+    link.description_of_use = body.description_of_use
     link.revision += 1
     link.updated_by = principal.sub
     link.updated_at = utcnow()
@@ -159,7 +159,6 @@ async def update(
     await _audit(
         session,
         principal=principal,
-        system=system_id,
         read=read,
         action="updated",
         old=old,
@@ -187,7 +186,6 @@ async def _remove(
     await _audit(
         session,
         principal=principal,
-        system=link.system_id,
         read=read,
         action="unlinked",
         old=link.description_of_use,
@@ -207,7 +205,7 @@ async def list_models_of_system(
     session: AsyncSession, *, principal: Principal, system_id: uuid.UUID
 ) -> list[LinkRead]:
     """Return the models a system uses, each with its description of use."""
-    await get_system(session, principal=principal, system_id=system_id)
+    await get_item(session, AISystem, principal=principal, item_id=system_id)
     return [
         to_read(link, model)
         for link, model in await repository.models_of_system(

@@ -46,7 +46,7 @@ async def update_system_obligation(
     if_match: IfMatch = None,
 ) -> ObligationRead:
     read = await service.update_obligation(
-        session, principal=principal, system_id=system_id, code=code, data=body, if_match=if_match
+        session, principal=principal, system_id=system_id, code=code, body=body, if_match=if_match
     )
     response.headers["ETag"] = read.etag
     return read

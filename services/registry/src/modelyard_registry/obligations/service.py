@@ -10,9 +10,9 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_registry.ai_systems import repository as systems
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
 from modelyard_registry.history.service import add_entry, diff
+from modelyard_registry.inventory.service import get_item
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for
 from modelyard_registry.obligations.schemas import (
@@ -39,18 +39,11 @@ def _read(item: Obligation, row: SystemObligation | None) -> ObligationRead:
     )
 
 
-async def _system(session: AsyncSession, principal: Principal, system_id: uuid.UUID) -> AISystem:
-    system = await systems.get(session, workspace=principal.workspace, system_id=system_id)
-    if system is None:
-        raise NotFoundError(f"No system {system_id} in this workspace.")
-    return system
-
-
 async def list_obligations(
     session: AsyncSession, *, principal: Principal, system_id: uuid.UUID
 ) -> list[ObligationRead]:
     """Return the system's obligations for its current risk level and role, with status."""
-    system = await _system(session, principal, system_id)
+    system = await get_item(session, AISystem, principal=principal, item_id=system_id)
     rows = await repository.of_system(session, system_id=system.id)
     return [
         _read(item, rows.get(item.code))
@@ -64,24 +57,24 @@ async def update_obligation(
     principal: Principal,
     system_id: uuid.UUID,
     code: str,
-    data: ObligationUpdate,
+    body: ObligationUpdate,
     if_match: str | None,
 ) -> ObligationRead:
     """Return the obligation after the change; 412 when `if_match` is stale."""
-    system = await _system(session, principal, system_id)
+    system = await get_item(session, AISystem, principal=principal, item_id=system_id)
     item = BY_CODE.get(code)
     if item is None or item not in obligations_for(system.risk_level, system.ai_act_role):
         raise NotFoundError(f"The system has no obligation {code!r} at its risk level and role.")
     row = await repository.get(session, system_id=system.id, code=code, for_update=True)
     check_if_match(if_match, row.revision if row else 0)
-    changes = data.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if changes.get("status") == ObligationStatus.not_applicable and item.required:
         raise ConflictError(
             f"{item.article} requires {code!r} of this system; it cannot be marked not "
             "applicable. If it truly does not apply, the risk level or role is wrong."
         )
-    if data.evidence_id is not None:
-        evidence = await session.get(Evidence, data.evidence_id)
+    if body.evidence_id is not None:
+        evidence = await session.get(Evidence, body.evidence_id)
         if evidence is None or evidence.workspace != principal.workspace:
             raise UnprocessableError(
                 "No such evidence item in this workspace.",

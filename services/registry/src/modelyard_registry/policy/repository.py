@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_registry.db import WorkspacePolicy
@@ -16,3 +19,33 @@ async def get(
     if for_update:
         stmt = stmt.with_for_update()
     return await session.scalar(stmt)
+
+
+async def upsert(
+    session: AsyncSession,
+    *,
+    workspace: str,
+    gate: str,
+    comment: str,
+    updated_by: str,
+    updated_at: datetime,
+) -> None:
+    """Set the workspace's policy, creating its row the first time."""
+    stmt = insert(WorkspacePolicy).values(
+        workspace=workspace,
+        gate=gate,
+        comment=comment,
+        updated_by=updated_by,
+        updated_at=updated_at,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[WorkspacePolicy.workspace],
+            set_={
+                "gate": stmt.excluded.gate,
+                "comment": stmt.excluded.comment,
+                "updated_by": stmt.excluded.updated_by,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
 from modelyard_common.auth import Admin, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import problem_responses
-from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.pagination import Page
+from modelyard_registry.deps import SettingsDep
+from modelyard_registry.history.router import HistoryPage, history_page
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.policy import service
 from modelyard_registry.policy.schemas import PolicyRead, PolicyUpdate
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
-HistoryPage = Annotated[PageParams, Depends(page_params("at", ["at"]))]
 
 
 @router.get(
@@ -24,9 +23,9 @@ HistoryPage = Annotated[PageParams, Depends(page_params("at", ["at"]))]
     summary="The workspace's policy gate (enforce, warn or off)",
     responses=problem_responses(401, 403),
 )
-async def get_policy(session: SessionDep, principal: Viewer, request: Request) -> PolicyRead:
+async def get_policy(session: SessionDep, principal: Viewer, settings: SettingsDep) -> PolicyRead:
     return await service.get_policy(
-        session, principal=principal, default_gate=request.app.state.settings.policy_default_gate
+        session, principal=principal, default_gate=settings.policy_default_gate
     )
 
 
@@ -37,13 +36,13 @@ async def get_policy(session: SessionDep, principal: Viewer, request: Request) -
     responses=problem_responses(401, 403, 422),
 )
 async def set_policy(
-    session: SessionDep, principal: Admin, request: Request, body: PolicyUpdate
+    session: SessionDep, principal: Admin, settings: SettingsDep, body: PolicyUpdate
 ) -> PolicyRead:
     return await service.set_policy(
         session,
         principal=principal,
         body=body,
-        default_gate=request.app.state.settings.policy_default_gate,
+        default_gate=settings.policy_default_gate,
     )
 
 
@@ -57,4 +56,4 @@ async def list_policy_history(
     session: SessionDep, principal: Viewer, params: HistoryPage
 ) -> Page[HistoryEntryRead]:
     rows, cursor = await service.policy_history(session, principal=principal, params=params)
-    return Page(items=[HistoryEntryRead.model_validate(r) for r in rows], next_cursor=cursor)
+    return history_page(rows, cursor)

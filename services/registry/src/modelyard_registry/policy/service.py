@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
@@ -63,24 +62,13 @@ async def set_policy(
     workspace = principal.workspace
     before = await repository.get(session, workspace, for_update=True)
     old_gate = before.gate if before else default_gate.value
-    now = utcnow()
-    stmt = insert(WorkspacePolicy).values(
+    await repository.upsert(
+        session,
         workspace=workspace,
         gate=body.gate.value,
         comment=body.comment,
         updated_by=principal.sub,
-        updated_at=now,
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[WorkspacePolicy.workspace],
-            set_={
-                "gate": stmt.excluded.gate,
-                "comment": stmt.excluded.comment,
-                "updated_by": stmt.excluded.updated_by,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
+        updated_at=utcnow(),
     )
     resource_id = policy_resource_id(workspace)
     add_entry(

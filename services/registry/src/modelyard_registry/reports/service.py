@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -199,9 +200,9 @@ class _Importer:
         row = self.lines.get((kind, index), index + 1)
         self.errors.append(RowProblem(row=row, kind=kind, field=field, message=message))
 
-    def _parse(self, schema: type[BaseModel], kind: str, index: int, data: dict[str, Any]) -> Any:
+    def _parse(self, schema: type[BaseModel], kind: str, index: int, record: dict[str, Any]) -> Any:
         try:
-            return schema.model_validate(data)
+            return schema.model_validate(record)
         except ValidationError as exc:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or None
@@ -231,23 +232,23 @@ class _Importer:
     async def run(self, inventory: Inventory) -> None:
         p, s = self.principal, self.session
         for i, record in enumerate(inventory.models):
-            data = self._parse(
+            body = self._parse(
                 AIModelCreate, "model", i, {k: v for k, v in record.items() if k != "approval"}
             )
-            if data is not None:
+            if body is not None:
                 read = await self._apply(
-                    "model", i, models_service.create_model(s, principal=p, data=data)
+                    "model", i, models_service.models.create(s, principal=p, body=body)
                 )
                 if read is not None:
                     self.models[read.name] = read.id
         for i, record in enumerate(inventory.systems):
-            data = self._parse(AISystemCreate, "system", i, record)
-            if data is not None:
+            body = self._parse(AISystemCreate, "system", i, record)
+            if body is not None:
                 # Created as draft: obligations are recorded before the system may be in use.
-                target = data.status
-                data = data.model_copy(update={"status": SystemStatus.draft})
+                target = body.status
+                body = body.model_copy(update={"status": SystemStatus.draft})
                 read = await self._apply(
-                    "system", i, systems_service.create_system(s, principal=p, data=data)
+                    "system", i, systems_service.systems.create(s, principal=p, body=body)
                 )
                 if read is not None:
                     self.systems[read.name] = read.id
@@ -255,21 +256,21 @@ class _Importer:
         for i, record in enumerate(inventory.links):
             system = self._ref("link", i, self.systems, "system", record.get("system"))
             model = self._ref("link", i, self.models, "model", record.get("model"))
-            data = self._parse(
+            body = self._parse(
                 LinkCreate,
                 "link",
                 i,
                 {"model_id": model, "description_of_use": record.get("description_of_use")},
             )
-            if system and model and data is not None:
+            if system and model and body is not None:
                 await self._apply(
-                    "link", i, links_service.attach(s, principal=p, system_id=system, data=data)
+                    "link", i, links_service.attach(s, principal=p, system_id=system, body=body)
                 )
         for i, record in enumerate(inventory.obligations):
             system = self._ref("obligation", i, self.systems, "system", record.get("system"))
             fields = {k: v for k, v in record.items() if k not in ("system", "code")}
-            data = self._parse(ObligationUpdate, "obligation", i, fields)
-            if system and data is not None:
+            body = self._parse(ObligationUpdate, "obligation", i, fields)
+            if system and body is not None:
                 code = str(record.get("code"))
                 stored = await obligations_repository.get(s, system_id=system, code=code)
                 await self._apply(
@@ -280,7 +281,7 @@ class _Importer:
                         principal=p,
                         system_id=system,
                         code=code,
-                        data=data,
+                        body=body,
                         if_match=make_etag(stored.revision if stored else 0),
                     ),
                 )
@@ -292,12 +293,12 @@ class _Importer:
                 for k, v in record.items()
                 if k not in ("system", "model", "file_name", "file_sha256")
             }
-            data = self._parse(
+            body = self._parse(
                 EvidenceCreate, "evidence", i, {**fields, "system_id": system, "model_id": model}
             )
-            if system is not False and model is not False and data is not None:
+            if system is not False and model is not False and body is not None:
                 await self._apply(
-                    "evidence", i, evidence_service.create_evidence(s, principal=p, data=data)
+                    "evidence", i, evidence_service.create_evidence(s, principal=p, body=body)
                 )
         for i, record in enumerate(inventory.systems):
             name = record.get("name")
@@ -308,14 +309,14 @@ class _Importer:
     async def _set_status(self, index: int, name: str, status: str) -> None:
         try:
             async with self.session.begin_nested():
-                current = await systems_service.get_system(
-                    self.session, principal=self.principal, system_id=self.systems[name]
+                current = await systems_service.systems.get(
+                    self.session, principal=self.principal, item_id=self.systems[name]
                 )
-                await systems_service.update_system(
+                await systems_service.systems.update(
                     self.session,
                     principal=self.principal,
-                    system_id=current.id,
-                    data=AISystemUpdate.model_validate({"status": status}),
+                    item_id=current.id,
+                    body=AISystemUpdate.model_validate({"status": status}),
                     if_match=make_etag(current.revision),
                 )
         except ProblemError as exc:
@@ -353,7 +354,7 @@ async def system_register_pdf(
     session: AsyncSession, *, principal: Principal, system_id: uuid.UUID
 ) -> tuple[str, bytes]:
     """Return a file name and the PDF of the system's AI Act register."""
-    system = await systems_service.get_system(session, principal=principal, system_id=system_id)
+    system = await systems_service.systems.get(session, principal=principal, item_id=system_id)
     links = await links_service.list_models_of_system(
         session, principal=principal, system_id=system_id
     )
@@ -366,7 +367,9 @@ async def system_register_pdf(
         session, principal=principal, system_id=system_id
     )
     items = await repository.evidence(session, workspace=principal.workspace, system_id=system_id)
-    pdf = render_register(
+    # ReportLab blocks for as long as it lays the pages out: off the event loop, in a thread.
+    pdf = await asyncio.to_thread(
+        render_register,
         system=systems_service.to_read(system).model_dump(mode="json"),
         models=[
             (

@@ -1,0 +1,182 @@
+"""The local artifact store: files under one (possibly shared) directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO
+
+from modelyard_deployer.artifacts.store import READ_CHUNK
+
+
+def _sweep_dir(staging: Path, older_than: timedelta) -> int:
+    """Remove files of `staging` last modified longer than `older_than` ago (blocking)."""
+    if not staging.is_dir():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for entry in staging.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            # An upload in progress keeps touching its file; only abandoned ones are old.
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+    return removed
+
+
+class LocalStagedArtifact:
+    """A temporary file under the store's `.staging` directory."""
+
+    def __init__(self, root: Path, staging: Path, key: str) -> None:
+        self._root = root
+        self._path = staging
+        self._key = key
+        self._file: IO[bytes] | None = open(staging, "xb")  # noqa: SIM115 - closed on commit/discard
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._in_flight: asyncio.Future[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    async def write(self, chunk: bytes) -> None:
+        """Append `chunk`, hashing it on the way, in a worker thread (both block).
+
+        Returns once the previous chunk is written, not this one: the next chunk is received
+        from the network while this one is hashed and written, and at most one is in flight.
+        """
+        await self._settle()
+        self._size += len(chunk)
+        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, chunk)
+
+    async def _settle(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+
+    def sha256(self) -> str:
+        """Return the hex SHA-256 of everything written."""
+        return self._hash.hexdigest()
+
+    def _close(self, *, sync: bool) -> None:
+        if self._file is not None:
+            self._file.flush()
+            if sync:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+    async def flush(self) -> None:
+        """Close the file so it can be read back (validation) before commit."""
+        await self._settle()
+        await asyncio.to_thread(self._close, sync=True)
+
+    def _commit(self) -> None:
+        self._close(sync=True)
+        final = self._root / self._key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path, final)
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def commit(self) -> None:
+        """Make the bytes visible under the key, atomically (rename on the same filesystem)."""
+        await self._settle()
+        await asyncio.to_thread(self._commit)
+
+    def _discard(self) -> None:
+        self._close(sync=False)
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+
+    async def discard(self) -> None:
+        """Remove the staged bytes (after any write still in flight, whatever its outcome)."""
+        with contextlib.suppress(Exception):
+            await self._settle()
+        await asyncio.to_thread(self._discard)
+
+
+class LocalArtifactStore:
+    """Artifacts as files under one directory: `<root>/<key>`, staging in `<root>/.staging`.
+
+    Safe for several replicas on one shared volume (NFS, a ReadWriteMany claim): staging is on
+    the same filesystem as the artifacts, so a commit is an atomic rename and a reader sees a
+    whole zip or none; each upload stages under a fresh name, so replicas never share a file.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.staging = self.root / ".staging"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"artifact key {key!r} escapes the store")
+        return path
+
+    async def stage(self, key: str) -> LocalStagedArtifact:
+        """Return a new staged artifact, committed later under `key`."""
+        self._path(key)
+        await asyncio.to_thread(self.staging.mkdir, parents=True, exist_ok=True)
+        staging = self.staging / f"{uuid.uuid4().hex}.part"
+        return await asyncio.to_thread(LocalStagedArtifact, self.root, staging, key)
+
+    async def size(self, key: str) -> int:
+        """Return the size in bytes of a stored artifact."""
+        stat = await asyncio.to_thread(os.stat, self._path(key))
+        return stat.st_size
+
+    async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Yield `length` bytes of an artifact from offset `start`, a chunk at a time."""
+        handle = await asyncio.to_thread(open, self._path(key), "rb")
+        try:
+            await asyncio.to_thread(handle.seek, start)
+            remaining = length
+            while remaining > 0:
+                chunk = await asyncio.to_thread(handle.read, min(READ_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    def delete_now(self, key: str) -> None:
+        """Remove an artifact (blocking; for post-commit hooks)."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    async def delete(self, key: str) -> None:
+        """Remove an artifact; a missing one is not an error."""
+        await asyncio.to_thread(self.delete_now, key)
+
+    async def sweep(self, older_than: timedelta) -> int:
+        """Remove staging files a crashed upload left, once untouched for `older_than`."""
+        return await asyncio.to_thread(_sweep_dir, self.staging, older_than)
+
+    async def close(self) -> None:
+        """Nothing to release."""

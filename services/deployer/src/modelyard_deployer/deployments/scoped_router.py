@@ -1,0 +1,128 @@
+"""Routes of deployments as seen from one device or one model (lists, history, endpoints)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from modelyard_common.auth import Viewer
+from modelyard_common.db import SessionDep
+from modelyard_common.errors import problem_responses
+from modelyard_common.pagination import Page
+from modelyard_deployer.deployments import service
+from modelyard_deployer.deployments.router import (
+    DeploymentPage,
+    DesiredFilter,
+    HistoryPage,
+    SourceFilter,
+    StateFilter,
+)
+from modelyard_deployer.deployments.schemas import Deployment, EndpointsAnnounced, HistoryEntry
+from modelyard_deployer.deps import SettingsDep
+
+device_router = APIRouter(prefix="/v1/devices/{device_id}/deployments", tags=["deployments"])
+model_router = APIRouter(prefix="/v1/models/{model_id}", tags=["deployments"])
+
+
+@device_router.get(
+    "",
+    operation_id="list_device_deployments",
+    summary="The models on a device and their live status (manage models)",
+    tags=["devices"],
+    responses=problem_responses(401, 404, 422),
+)
+async def list_device_deployments(
+    device_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    params: DeploymentPage,
+    state: StateFilter = None,
+    desired_state: DesiredFilter = None,
+    model_id: uuid.UUID | None = None,
+    include_removed: Annotated[
+        bool, Query(description="Also list deployments already removed from the device.")
+    ] = False,
+) -> Page[Deployment]:
+    return await service.list_deployments(
+        session,
+        principal=principal,
+        params=params,
+        state=state,
+        desired_state=desired_state,
+        device_id=device_id,
+        model_id=model_id,
+        include_removed=include_removed,
+    )
+
+
+@model_router.get(
+    "/deployments",
+    operation_id="list_model_deployments",
+    summary="A model's deployments across devices",
+    responses=problem_responses(401, 404, 422),
+)
+async def list_model_deployments(
+    model_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    params: DeploymentPage,
+    state: StateFilter = None,
+    desired_state: DesiredFilter = None,
+    device_id: uuid.UUID | None = None,
+    version_id: uuid.UUID | None = None,
+) -> Page[Deployment]:
+    return await service.list_deployments(
+        session,
+        principal=principal,
+        params=params,
+        state=state,
+        desired_state=desired_state,
+        model_id=model_id,
+        device_id=device_id,
+        version_id=version_id,
+    )
+
+
+@model_router.get(
+    "/deployment-history",
+    operation_id="list_model_deployment_history",
+    summary="A model's deployment history across devices",
+    responses=problem_responses(401, 404, 422),
+)
+async def list_model_deployment_history(
+    model_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    params: HistoryPage,
+    device_id: uuid.UUID | None = None,
+    source: SourceFilter = None,
+) -> Page[HistoryEntry]:
+    return await service.deployment_history(
+        session,
+        principal=principal,
+        params=params,
+        model_id=model_id,
+        device_id=device_id,
+        source=source,
+    )
+
+
+@model_router.post(
+    "/endpoints/announce",
+    operation_id="announce_model_endpoints",
+    summary="Announce again the running endpoints of a model (a gateway group bound just now)",
+    description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
+    "deployment of the model in the workspace, so a gateway group created or re-bound after "
+    "they started serves them. The answer counts them; the events carry the rest.",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401, 404),
+)
+async def announce_model_endpoints(
+    model_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
+) -> EndpointsAnnounced:
+    count = await service.announce_model_endpoints(
+        session, settings=settings, principal=principal, model_id=model_id
+    )
+    return EndpointsAnnounced(announced=count)

@@ -1,0 +1,1 @@
+"""A model version's zip: fetched from the deployer only, verified, unpacked safely."""

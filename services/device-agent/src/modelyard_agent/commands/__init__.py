@@ -1,0 +1,1 @@
+"""Commands for this device (deploy, start, stop, restart, remove) from its broker queue."""

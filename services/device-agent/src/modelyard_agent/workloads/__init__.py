@@ -1,0 +1,1 @@
+"""What runs on the device, brought in line with the desired state, one deployment at a time."""

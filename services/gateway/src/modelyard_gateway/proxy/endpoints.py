@@ -1,0 +1,175 @@
+"""The OpenAI-compatible API's handlers, as raw ASGI so the hot path stays lean.
+
+`ProxyFastPath` (fastpath.py) hands them requests before the rest of the middleware stack runs;
+browsers (with an `Origin` header) come through FastAPI's documented routes (router.py), which
+call the same handlers. Either way, no database query runs per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from modelyard_gateway.proxy.intake import bearer, budget, parse_request, read_body
+from modelyard_gateway.proxy.schemas import ModelList, ModelObject, error_body
+from modelyard_gateway.proxy.service import Answer, Exhausted, ProxyService, StreamAnswer
+from modelyard_gateway.proxy.streaming import StreamRelay
+from modelyard_gateway.proxy.wire import (
+    ATTEMPTS,
+    INSTANCE,
+    JSON,
+    MODELS_PATH,
+    MODELS_PREFIX,
+    POST_PATHS,
+    STREAMING_PATHS,
+    ClientError,
+    Receive,
+    Scope,
+    Send,
+    policy_headers,
+    send_bytes,
+)
+from modelyard_gateway.routing.catalog import Catalog, ClientKey, GroupRoute
+from modelyard_gateway.routing.health import HealthBoard
+from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.usage.service import UsageRecorder
+
+log = logging.getLogger("modelyard.gateway.proxy")
+
+
+class ProxyEndpoints:
+    """The ASGI handlers of the OpenAI-compatible API (built by the app's lifespan)."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        catalog: Catalog,
+        board: HealthBoard,
+        proxy: ProxyService,
+        usage: UsageRecorder,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.proxy = proxy
+        self.usage = usage
+        self.streams = StreamRelay(board, usage)
+
+    async def _client_key(self, scope: Scope) -> ClientKey:
+        token = bearer(scope)
+        if token is None:
+            raise ClientError(
+                401,
+                "You didn't provide an API key (Authorization: Bearer sk-...).",
+                type_="invalid_request_error",
+                code="missing_api_key",
+            )
+        key = await self.catalog.client_key(token)
+        if key is None:
+            raise ClientError(
+                401,
+                "Incorrect API key provided.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+            )
+        return key
+
+    def _group(self, key: ClientKey, name: Any) -> GroupRoute:
+        group = None
+        if isinstance(name, str) and key.may_use(name):
+            group = self.catalog.snapshot.groups.get((key.workspace, name))
+        if group is None:
+            raise ClientError(
+                404,
+                f"The model '{name}' does not exist or you do not have access to it.",
+                type_="invalid_request_error",
+                code="model_not_found",
+                param="model",
+            )
+        if group.refusal is not None:
+            # The workspace's policy gate: the model this group follows may not be served.
+            raise ClientError(
+                403,
+                f"The model '{group.name}' is not available: {group.refusal}",
+                type_="permission_error",
+                code="model_not_approved",
+                param="model",
+            )
+        return group
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one OpenAI-compatible request (the path decides which)."""
+        try:
+            path: str = scope["path"]
+            if path in POST_PATHS:
+                await self._post(scope, receive, send, path)
+            elif path == MODELS_PATH:
+                await self._list_models(scope, send)
+            else:
+                await self._get_model(scope, send, path[len(MODELS_PREFIX) :])
+        except ClientError as exc:
+            await send_bytes(send, exc.status, exc.body, [JSON])
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            body = error_body(
+                "The gateway had an unexpected error.", type_="server_error", code="internal_error"
+            )
+            # If the response had already started this cannot be sent; the client sees the cut.
+            with contextlib.suppress(Exception):
+                await send_bytes(send, 500, body, [JSON])
+
+    async def _list_models(self, scope: Scope, send: Send) -> None:
+        key = await self._client_key(scope)
+        groups = self.catalog.groups_for(key)
+        body = ModelList(data=[ModelObject(id=g.name, created=g.created) for g in groups])
+        await send_bytes(send, 200, body.model_dump_json().encode(), [JSON])
+
+    async def _get_model(self, scope: Scope, send: Send, name: str) -> None:
+        key = await self._client_key(scope)
+        group = self._group(key, name)
+        body = ModelObject(id=group.name, created=group.created)
+        await send_bytes(send, 200, body.model_dump_json().encode(), [JSON])
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        settings = self.settings
+        key = await self._client_key(scope)
+        request = parse_request(await read_body(receive, settings.max_body_bytes))
+        group = self._group(key, request["model"])
+        stream = path in STREAMING_PATHS and request.get("stream") is True
+        deadline = asyncio.get_running_loop().time() + budget(scope, settings)
+        result = await self.proxy.forward(group, path, request, stream=stream, deadline=deadline)
+        if isinstance(result, Answer):
+            self.usage.record(group, error=result.status >= 400, usage=result.usage)
+            headers = [
+                (b"content-type", result.content_type.encode("latin-1")),
+                (INSTANCE, result.instance.name.encode()),
+                (ATTEMPTS, str(result.attempts).encode()),
+                *policy_headers(group),
+            ]
+            await send_bytes(send, result.status, result.body, headers)
+        elif isinstance(result, StreamAnswer):
+            await self.streams.relay(group, result, receive, send)
+        else:
+            self.usage.record(group, error=True)
+            await self._exhausted(group, result, send)
+
+    async def _exhausted(self, group: GroupRoute, result: Exhausted, send: Send) -> None:
+        # Reason codes only: upstream addresses and error texts stay in the logs and admin API.
+        if not group.instances:
+            message = f"The model group '{group.name}' has no enabled instances."
+        else:
+            codes = ", ".join(f"{o.instance}: {o.code}" for o in result.outcomes)
+            message = (
+                f"No instance of '{group.name}' could answer after {result.attempts} "
+                f"attempt{'s' if result.attempts != 1 else ''} ({codes})."
+            )
+        body = error_body(
+            message,
+            type_="service_unavailable",
+            code="all_instances_failed",
+            attempts=result.client_view(),
+            attempt_count=result.attempts,
+        )
+        await send_bytes(send, 503, body, [JSON, (ATTEMPTS, str(result.attempts).encode())])

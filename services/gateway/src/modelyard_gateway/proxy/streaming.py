@@ -1,0 +1,176 @@
+"""Relaying an upstream's server-sent events to the client, cut on event boundaries.
+
+A failure after the first byte ends the stream with an SSE error event (never a silent cut); a
+client that goes away cancels the relay at once, so the upstream connection is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from modelyard_gateway import metrics
+from modelyard_gateway.proxy.schemas import error_body
+from modelyard_gateway.proxy.service import StreamAnswer
+from modelyard_gateway.proxy.wire import (
+    ATTEMPTS,
+    INSTANCE,
+    SSE_HEADERS,
+    Receive,
+    Send,
+    policy_headers,
+)
+from modelyard_gateway.routing.catalog import GroupRoute
+from modelyard_gateway.routing.fastclient import BoundReached
+from modelyard_gateway.routing.health import HealthBoard
+from modelyard_gateway.routing.upstream import UpstreamResponse
+from modelyard_gateway.usage.service import StreamUsage, UsageRecorder
+
+
+def _event_boundary(data: bytes) -> int:
+    """Return the end of the last complete SSE event in `data`, or 0."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+class StreamRelay:
+    """Relays answered streams; shares the outcome (health board) and counts usage."""
+
+    def __init__(self, board: HealthBoard, usage: UsageRecorder) -> None:
+        self.board = board
+        self.usage = usage
+
+    async def relay(
+        self, group: GroupRoute, answer: StreamAnswer, receive: Receive, send: Send
+    ) -> None:
+        """Relay the stream to the client until it ends, fails or the client leaves."""
+        # The stream is pumped in this task; a watcher cancels it when the client goes away, so
+        # the upstream connection is dropped at once (uvicorn's send() ignores a gone client).
+        relay = asyncio.current_task()
+        assert relay is not None
+        progress = _RelayProgress()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
+        try:
+            await self._pump(group, answer, send, progress)
+        except asyncio.CancelledError:
+            if not progress.client_gone:
+                raise
+            relay.uncancel()
+            answer.response.close()
+            self.board.abandoned(answer.ticket)
+            metrics.requests(
+                group.workspace, group.name, answer.instance.name, "client_closed"
+            ).inc()
+            self.usage.record(group, error=False)  # the client left: not the model's error
+        finally:
+            progress.finished = True
+            watcher.cancel()
+
+    async def _pump(
+        self,
+        group: GroupRoute,
+        answer: StreamAnswer,
+        send: Send,
+        progress: _RelayProgress,
+    ) -> None:
+        headers = [
+            *SSE_HEADERS,
+            (INSTANCE, answer.instance.name.encode()),
+            (ATTEMPTS, str(answer.attempts).encode()),
+            *policy_headers(group),
+        ]
+        if not answer.content_type.startswith("text/event-stream"):
+            headers[0] = (b"content-type", answer.content_type.encode("latin-1"))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        board = self.board
+        inst = answer.instance
+        upstream = answer.response
+        pending = answer.first_chunk
+        tap = StreamUsage() if group.registry_model_id is not None else None
+        if tap is not None:
+            tap.feed(pending)
+        cut = _event_boundary(pending)
+        if cut:
+            await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
+            pending = pending[cut:]
+        try:
+            # The upstream's reads are bounded by the request's deadline (`until`).
+            pending = await _copy(upstream, send, pending, tap)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            progress.finished = True
+            upstream.close()
+            if isinstance(exc, BoundReached):
+                reason, cause = "the request's deadline ran out", "deadline_exceeded"
+            elif isinstance(exc, TimeoutError):
+                reason = f"the upstream sent nothing for {answer.idle_timeout:g}s"
+                cause = "stream_timeout"
+            else:
+                reason, cause = "the upstream stream was cut off", "stream_dropped"
+            if cause != "deadline_exceeded":
+                board.failed(answer.ticket, reason, code=cause)
+            else:
+                board.abandoned(answer.ticket)
+            metrics.failures(group.workspace, group.name, inst.name, cause).inc()
+            metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
+            self.usage.record(group, error=True)
+            event = error_body(
+                f"Instance '{inst.name}' failed mid-stream: {reason}.",
+                type_="upstream_error",
+                code="stream_interrupted",
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + event + b"\n\n",
+                    "more_body": False,
+                }
+            )
+            return
+        progress.finished = True
+        upstream.release()
+        board.succeeded(answer.ticket)
+        metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
+        self.usage.record(group, error=False, usage=tap.usage() if tap else None)
+        await send({"type": "http.response.body", "body": pending, "more_body": False})
+
+
+async def _copy(
+    upstream: UpstreamResponse, send: Send, pending: bytes, tap: StreamUsage | None = None
+) -> bytes:
+    """Relay the upstream's chunks cut on SSE event boundaries; return the unsent tail."""
+    while chunk := await upstream.next_chunk():
+        data = pending + chunk if pending else chunk
+        if tap is not None:
+            tap.feed(data)
+        cut = _event_boundary(data)
+        if cut == len(data):
+            pending = b""
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        elif cut:
+            pending = data[cut:]
+            await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
+        else:
+            pending = data
+    return pending
+
+
+class _RelayProgress:
+    __slots__ = ("client_gone", "finished")
+
+    def __init__(self) -> None:
+        self.client_gone = False
+        self.finished = False
+
+
+async def _watch_disconnect(
+    receive: Receive, relay: asyncio.Task[object], progress: _RelayProgress
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+    if not progress.finished:
+        progress.client_gone = True
+        relay.cancel()

@@ -1,0 +1,341 @@
+"""The in-memory routing catalog: groups, instances and API keys, rebuilt on config changes.
+
+The hot path reads only this snapshot; admin writes send NOTIFY on `gateway_config` inside their
+transaction, and every replica rebuilds its snapshot when the notification arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from modelyard_common.governance import Governance
+from modelyard_gateway.crypto import SecretBox, hash_api_key
+from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.destination import DestinationError, check_base, local_base
+from modelyard_gateway.egress import EgressPolicy, EgressRefused
+from modelyard_gateway.governance.serving import serve_verdicts
+from modelyard_gateway.routing import repository
+from modelyard_gateway.routing.fastclient import Target, tls_context
+
+log = logging.getLogger("modelyard.gateway.catalog")
+
+NEGATIVE_KEY_TTL_S = 2.0
+NEGATIVE_KEY_MAX = 10_000
+
+
+def instance_base_url(
+    *,
+    kind: str,
+    host: str | None,
+    port: int | None,
+    protocol: str,
+    path_prefix: str,
+    base_url: str | None,
+) -> str:
+    """Return the URL that `/v1/...` paths are joined to (a trailing `/v1` is dropped).
+
+    Raises DestinationError when the stored parts do not make a safe URL (rows written before
+    paths were checked): such an instance is left out of routing and never probed.
+    """
+    if kind == "cloud":
+        base = check_base((base_url or "").rstrip("/"))
+    else:
+        if not host or port is None:
+            raise DestinationError("a local instance needs host and port")
+        base = local_base(protocol=protocol, host=host, port=port, path_prefix=path_prefix)
+    return base[:-3] if base.endswith("/v1") else base
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRoute:
+    """Everything the proxy needs to send one request to one instance."""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    base_url: str
+    upstream_model: str
+    headers: Mapping[str, str]
+    proxy_url: str | None
+    proxy_headers: Mapping[str, str] | None
+    timeout: aiohttp.ClientTimeout
+    max_concurrency: int | None
+    default_params: Mapping[str, Any]
+    param_caps: Mapping[str, float]
+    health_path: str | None
+    enabled: bool
+    target: Target | None = None  # set when the lean client can reach it (no HTTP proxy)
+    kind: str = "local"  # `cloud` instances face stricter egress rules (private ranges refused)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRoute:
+    """A model group as the proxy sees it: enabled instances in failover order."""
+
+    id: uuid.UUID
+    workspace: str
+    name: str
+    created: int
+    instances: tuple[InstanceRoute, ...]
+    registry_model_id: uuid.UUID | None = None  # its usage is counted for this registry model
+    # The policy gate on the registry model it follows: a refusal answers clients with 403;
+    # a warning (gate `warn`) rides along on every answer.
+    refusal: str | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A non-revoked client API key."""
+
+    id: uuid.UUID
+    workspace: str
+    groups: frozenset[str] | None
+
+    def may_use(self, group: str) -> bool:
+        """Return whether this key may send requests to `group`."""
+        return self.groups is None or group in self.groups
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One consistent view of the routing config."""
+
+    groups: dict[tuple[str, str], GroupRoute] = field(default_factory=dict)
+    instances: dict[uuid.UUID, InstanceRoute] = field(default_factory=dict)
+    keys: dict[str, ClientKey] = field(default_factory=dict)
+
+
+def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
+    """Return the routing view of an instance row (secrets decrypted, headers prepared)."""
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+    headers.update(row.extra_headers or {})
+    if row.secret_headers_sealed:
+        headers.update(box.open_headers(row.secret_headers_sealed))
+    if row.token_sealed:
+        headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
+    proxy_headers = None
+    base_url = instance_base_url(
+        kind=row.kind,
+        host=row.host,
+        port=row.port,
+        protocol=row.protocol,
+        path_prefix=row.path_prefix,
+        base_url=row.base_url,
+    )
+    if row.proxy_username:
+        password = box.open(row.proxy_password_sealed) if row.proxy_password_sealed else ""
+        proxy_headers = {
+            "Proxy-Authorization": aiohttp.encode_basic_auth(row.proxy_username, password)
+        }
+        if row.proxy_url and base_url.startswith("http://"):
+            # A plain-HTTP request goes to the proxy as is (no CONNECT tunnel), so the proxy's
+            # credentials travel with it; over a tunnel they stay on the CONNECT only.
+            headers.update(proxy_headers)
+    return InstanceRoute(
+        id=row.id,
+        workspace=row.workspace,
+        name=row.name,
+        base_url=base_url,
+        upstream_model=row.upstream_model,
+        headers=headers,
+        proxy_url=row.proxy_url,
+        proxy_headers=proxy_headers,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=None,
+            sock_connect=row.connect_timeout_s,
+            sock_read=row.read_timeout_s,
+        ),
+        max_concurrency=row.max_concurrency,
+        default_params=dict(row.default_params or {}),
+        param_caps=dict(row.param_caps or {}),
+        health_path=row.health_path,
+        enabled=row.enabled,
+        target=None if row.proxy_url else fast_target(base_url, headers, kind=row.kind),
+        kind=row.kind,
+    )
+
+
+def fast_target(base_url: str, headers: Mapping[str, str], *, kind: str = "local") -> Target | None:
+    """Return the lean client's target for a base URL and headers (None if it cannot serve it)."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    default_port = port == (443 if tls else 80)
+    host_header = parts.hostname if default_port else f"{parts.hostname}:{port}"
+    if ":" in parts.hostname:  # IPv6 literal
+        host_header = f"[{parts.hostname}]" + ("" if default_port else f":{port}")
+    lines = [f"Host: {host_header}", "User-Agent: modelyard-gateway"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return Target(
+        host=parts.hostname,
+        port=port,
+        tls=tls_context() if tls else None,
+        path_prefix=parts.path.rstrip("/").encode(),
+        head=("\r\n".join(lines) + "\r\n").encode("latin-1"),
+        kind=kind,
+    )
+
+
+class Catalog:
+    """Holds the current snapshot and rebuilds it from the database."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        box: SecretBox,
+        *,
+        egress: EgressPolicy | None = None,
+        governance: Governance | None = None,
+    ) -> None:
+        self._engine = engine
+        self._box = box
+        self._egress = egress
+        self._governance = governance
+        self.snapshot = Snapshot()
+        self.version = 0
+        self._negative_keys: dict[str, float] = {}
+
+    async def reload(self) -> None:
+        """Rebuild the snapshot from the database and swap it in."""
+        rows = await repository.routing_rows(self._engine)
+        instance_rows, group_rows, member_rows, key_rows = (
+            rows.instances,
+            rows.groups,
+            rows.members,
+            rows.keys,
+        )
+        snapshot = Snapshot()
+        refused = await self._refused_by_egress(instance_rows)
+        for inst in instance_rows:
+            if inst.id in refused:
+                continue
+            try:
+                snapshot.instances[inst.id] = build_instance(inst, self._box)
+            except UnicodeEncodeError:
+                # Headers stored before values were limited to Latin-1 text cannot be sent.
+                log.error("instance %s left out of routing: a header is not Latin-1", inst.id)
+            except DestinationError as exc:
+                log.error("instance %s left out of routing: its destination %s", inst.id, exc)
+            except ValueError:
+                log.error("instance %s has a secret the configured key cannot open", inst.id)
+        members: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for member in member_rows:
+            members.setdefault(member.group_id, []).append(member.instance_id)
+        by_id = {row.id: row for row in instance_rows}
+        verdicts, judged = await serve_verdicts(
+            self._engine, self._governance, group_rows, members, by_id, rows.endpoints
+        )
+        for group in group_rows:
+            if not group.enabled:
+                continue
+            routes: list[InstanceRoute] = []
+            refusals: list[str] = []
+            warnings: list[str] = []
+            for i in members.get(group.id, []):
+                route = snapshot.instances.get(i)
+                if route is None or not route.enabled:
+                    continue
+                said = judged.get((group.id, i), {})
+                if said.get("refusal"):
+                    # Judged as the model it serves, in this group: not asked at all.
+                    refusals.append(said["refusal"] or "")
+                    continue
+                if said.get("warning"):
+                    warnings.append(said["warning"] or "")
+                routes.append(route)
+            verdict = dict(verdicts.get(group.id, {}))
+            if not verdict.get("refusal") and not routes and refusals:
+                verdict = {"refusal": refusals[0]}
+            elif not verdict and warnings:
+                verdict = {"warning": warnings[0]}
+            snapshot.groups[(group.workspace, group.name)] = GroupRoute(
+                id=group.id,
+                workspace=group.workspace,
+                name=group.name,
+                created=int(group.created_at.timestamp()),
+                instances=tuple(routes),
+                registry_model_id=group.registry_model_id,
+                **verdict,
+            )
+        for key in key_rows:
+            snapshot.keys[key.key_hash] = ClientKey(
+                id=key.id,
+                workspace=key.workspace,
+                groups=frozenset(key.groups) if key.groups is not None else None,
+            )
+        self.snapshot = snapshot
+        self._negative_keys.clear()
+        self.version += 1
+
+    async def _refused_by_egress(self, rows: Sequence[ModelInstance]) -> set[uuid.UUID]:
+        """Return the instances whose destination (resolved now) the egress policy refuses."""
+        if self._egress is None:
+            return set()
+        egress = self._egress
+
+        async def refused(row: ModelInstance) -> bool:
+            try:
+                await egress.check_instance(
+                    kind=row.kind,
+                    host=row.host,
+                    port=row.port,
+                    base_url=row.base_url,
+                    proxy_url=row.proxy_url,
+                )
+            except EgressRefused as exc:
+                log.error("instance %s left out of routing: %s", row.id, exc)
+                return True
+            return False
+
+        verdicts = await asyncio.gather(*(refused(row) for row in rows))
+        return {row.id for row, out in zip(rows, verdicts, strict=True) if out}
+
+    async def client_key(self, presented: str) -> ClientKey | None:
+        """Return the key matching a presented API key, or None; unknown keys are re-read once."""
+        digest = hash_api_key(presented)
+        found = self.snapshot.keys.get(digest)
+        if found is not None:
+            return found
+        # A key created a moment ago on another replica may not have reached us yet.
+        now = time.monotonic()
+        seen = self._negative_keys.get(digest)
+        if seen is not None and now - seen < NEGATIVE_KEY_TTL_S:
+            return None
+        row = await repository.live_key(self._engine, key_hash=digest)
+        if row is None:
+            if len(self._negative_keys) >= NEGATIVE_KEY_MAX:
+                self._negative_keys.clear()
+            self._negative_keys[digest] = now
+            return None
+        key = ClientKey(
+            id=row.id,
+            workspace=row.workspace,
+            groups=frozenset(row.groups) if row.groups is not None else None,
+        )
+        self.snapshot.keys[digest] = key
+        return key
+
+    def groups_for(self, key: ClientKey) -> list[GroupRoute]:
+        """Return the enabled groups a key may use, by name."""
+        return sorted(
+            (
+                g
+                for (ws, name), g in self.snapshot.groups.items()
+                if ws == key.workspace and key.may_use(name)
+            ),
+            key=lambda g: g.name,
+        )

@@ -1,0 +1,1 @@
+"""What AI models and AI systems share, written once: lookup, names, lists, CRUD, routes."""
