@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import Column, DateTime, MetaData, event, func
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -52,6 +52,14 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )
+
+
+def timestamp_columns() -> list[Column[datetime]]:
+    """Return the columns `TimestampMixin` maps, for a migration's `create_table`."""
+    return [
+        Column(name, DateTime(timezone=True), server_default=func.now(), nullable=False)
+        for name in ("created_at", "updated_at")
+    ]
 
 
 # What a database error may quote of the caller's values: the value PostgreSQL quotes at the end
@@ -155,26 +163,38 @@ class Base(DeclarativeBase):
     __abstract__ = True
 
 
-def alembic_config(script_location: Path, database_url: str, schema: str) -> Any:
-    """Return an Alembic Config for one service's migrations."""
+# Alembic's `script_location` of every service: one `env.py`, one revision template.
+MIGRATION_ENV = Path(__file__).parent / "migration_env"
+
+
+def alembic_config(
+    migrations: Path, database_url: str, schema: str, metadata: MetaData | None = None
+) -> Any:
+    """Return an Alembic Config for one service's migrations (its `migrations/versions/`).
+
+    `metadata` (the service's tables) matters only to autogenerate a revision.
+    """
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("script_location", str(MIGRATION_ENV).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(migrations / "versions").replace("%", "%%"))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["schema"] = schema
+    cfg.attributes["target_metadata"] = metadata
     return cfg
 
 
-def upgrade_head(script_location: Path, database_url: str, schema: str) -> None:
+def upgrade_head(migrations: Path, database_url: str, schema: str) -> None:
     """Apply every migration of one service (creates its schema first)."""
     from alembic import command
 
-    command.upgrade(alembic_config(script_location, database_url, schema), "head")
+    command.upgrade(alembic_config(migrations, database_url, schema), "head")
 
 
-def run_alembic_env(target_metadata: MetaData, schema: str) -> None:
-    """Body of a service's `migrations/env.py`: run migrations online with asyncpg."""
+def run_alembic_env() -> None:
+    """Body of the migrations' `env.py`: run them online with asyncpg, in the Config's schema."""
     import asyncio
 
     from alembic import context
@@ -184,6 +204,8 @@ def run_alembic_env(target_metadata: MetaData, schema: str) -> None:
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
+    schema: str = config.attributes["schema"]
+    target_metadata: MetaData | None = config.attributes.get("target_metadata")
 
     def do_run(connection: Connection) -> None:
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

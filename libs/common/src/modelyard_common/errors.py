@@ -152,21 +152,42 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
+# Where a field is: the first part of a `loc`; the rest is the field's dotted name inside it.
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+def field_error(loc: list[str | int], *, message: str, type: str) -> FieldError:
+    """Return the FieldError of the field at `loc` (e.g. `["body", "labels", "team"]`)."""
+    inner = loc[1:] if loc and loc[0] in _LOCATIONS else loc
+    return FieldError(loc=loc, field=".".join(str(p) for p in inner), message=message, type=type)
+
+
+def invalid_fields(errors: Sequence[FieldError]) -> UnprocessableError:
+    """Return the 422 problem listing the invalid fields of a request."""
+    return UnprocessableError("The request has invalid fields.", errors=errors)
+
+
 def field_errors(raw: Iterable[Any]) -> list[FieldError]:
     """Return pydantic/FastAPI validation errors as FieldError objects."""
-    result = []
-    for err in raw:
-        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
-        inner = loc[1:] if loc and loc[0] in {"body", "query", "path", "header", "cookie"} else loc
-        result.append(
-            FieldError(
-                loc=loc,
-                field=".".join(str(p) for p in inner),
-                message=str(err.get("msg", "invalid")),
-                type=str(err.get("type", "value_error")),
-            )
+    return [
+        field_error(
+            [p if isinstance(p, int) else str(p) for p in err.get("loc", ())],
+            message=str(err.get("msg", "invalid")),
+            type=str(err.get("type", "value_error")),
         )
-    return result
+        for err in raw
+    ]
+
+
+def blank_problem(status: int, detail: str | None, instance: str | None) -> dict[str, Any]:
+    """Return the body of a problem that only its status explains (`type` about:blank)."""
+    return {
+        "type": "about:blank",
+        "title": _reason(status),
+        "status": status,
+        "detail": _reason(status) if detail is None else detail,
+        "instance": instance,
+    }
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -183,28 +204,14 @@ def install_problem_handlers(app: FastAPI) -> None:
             # literal path has no PATCH: the resource exists, the method does not (405).
             allowed = allowed_methods(request)
             if request.method not in allowed.split(", "):
-                body = {
-                    "type": "about:blank",
-                    "title": "Method Not Allowed",
-                    "status": 405,
-                    "detail": "Method Not Allowed",
-                    "instance": request.url.path,
-                }
+                body = blank_problem(405, None, request.url.path)
                 return problem_response(body, {"Allow": allowed})
-        err = UnprocessableError(
-            "The request has invalid fields.", errors=field_errors(exc.errors())
-        )
+        err = invalid_fields(field_errors(exc.errors()))
         return problem_response(err.to_problem(request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = {
-            "type": "about:blank",
-            "title": _reason(exc.status_code),
-            "status": exc.status_code,
-            "detail": str(exc.detail),
-            "instance": request.url.path,
-        }
+        body = blank_problem(exc.status_code, str(exc.detail), request.url.path)
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             # Starlette names only the methods of the first route matching the path.
@@ -247,17 +254,21 @@ def _reason(status: int) -> str:
         return "Error"
 
 
+# The titles of the problems above, for their OpenAPI examples (HTTP's own phrase otherwise).
 _EXAMPLE_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    412: "Precondition Failed",
-    413: "Content Too Large",
-    422: "Unprocessable Content",
-    428: "Precondition Required",
-    503: "Service Unavailable",
+    error.status: error.title
+    for error in (
+        BadRequestError,
+        UnauthorizedError,
+        ForbiddenError,
+        NotFoundError,
+        ConflictError,
+        PreconditionFailedError,
+        PayloadTooLargeError,
+        UnprocessableError,
+        PreconditionRequiredError,
+        ServiceUnavailableError,
+    )
 }
 
 
@@ -322,14 +333,7 @@ class ProblemBodyMiddleware:
 
 async def _send_problem(scope: Scope, start: Message, send: Send) -> None:
     status = int(start["status"])
-    body = {
-        "type": "about:blank",
-        "title": _reason(status),
-        "status": status,
-        "detail": _reason(status),
-        "instance": scope.get("path"),
-    }
-    payload = JSONResponse(body).body
+    payload = JSONResponse(blank_problem(status, None, scope.get("path"))).body
     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _DROPPED_ON_FILL]
     headers += [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),

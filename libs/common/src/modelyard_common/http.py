@@ -94,18 +94,39 @@ class IdempotencyRecordMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+def idempotency_keys_ddl(schema: str) -> list[str]:
+    """Return the idempotent DDL of a service's `idempotency_keys` table (as the mixin maps it).
+
+    `subject` comes last: it was added to the first tables later (`idempotency_subject_ddl`).
+    """
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
+            workspace varchar(100) NOT NULL,
+            operation varchar(100) NOT NULL,
+            key varchar(200) NOT NULL,
+            request_hash varchar(64) NOT NULL,
+            status_code integer NOT NULL,
+            body jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            subject varchar(200) NOT NULL,
+            CONSTRAINT pk_idempotency_keys PRIMARY KEY (workspace, operation, key, subject)
+        )""",
+    ]
+
+
 def idempotency_subject_ddl(schema: str, *, upgrade: bool = True) -> list[str]:
     """Return the statements scoping a service's `idempotency_keys` records to their caller.
 
     Each service's migration runs them on its own schema. Existing records are dropped: they
     name no caller, their hashes predate secret-aware fingerprints, and they expire in a day.
+    A table created with its `subject` already (`idempotency_keys_ddl`) comes out the same.
     """
     table = f'"{schema}".idempotency_keys'
     columns = "workspace, operation, key, subject" if upgrade else "workspace, operation, key"
     return [
         f"DELETE FROM {table}",
         f"ALTER TABLE {table} DROP CONSTRAINT pk_idempotency_keys",
-        f"ALTER TABLE {table} ADD COLUMN subject varchar(200) NOT NULL"
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS subject varchar(200) NOT NULL"
         if upgrade
         else f"ALTER TABLE {table} DROP COLUMN subject",
         f"ALTER TABLE {table} ADD CONSTRAINT pk_idempotency_keys PRIMARY KEY ({columns})",

@@ -28,10 +28,11 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard_common.errors import (
-    FieldError,
     PayloadTooLargeError,
     ProblemError,
     UnprocessableError,
+    field_error,
+    invalid_fields,
     problem_response,
 )
 
@@ -61,18 +62,7 @@ class JSONInputError(ValueError):
     def to_error(self, loc: list[str | int]) -> UnprocessableError:
         """Return the 422 problem naming the field, `loc` being where the document is."""
         where = [*loc, *self.path]
-        inner = where[1:] if where and where[0] in {"body", "query", "path", "header"} else where
-        return UnprocessableError(
-            "The request has invalid fields.",
-            errors=[
-                FieldError(
-                    loc=where,
-                    field=".".join(str(p) for p in inner),
-                    message=self.message,
-                    type=self.type,
-                )
-            ],
-        )
+        return invalid_fields([field_error(where, message=self.message, type=self.type)])
 
 
 def json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> int:
@@ -180,18 +170,7 @@ def nul_error(loc: list[str | int]) -> UnprocessableError:
     """Return the 422 problem for a NUL at `loc` (e.g. `["body", "name"]`)."""
     # A key holding the NUL is named with U+FFFD in its place: the answer carries no NUL either.
     loc = [p.replace(NUL, "\ufffd") if isinstance(p, str) else p for p in loc]
-    inner = loc[1:] if loc and loc[0] in {"body", "query", "path", "header"} else loc
-    return UnprocessableError(
-        "The request has invalid fields.",
-        errors=[
-            FieldError(
-                loc=loc,
-                field=".".join(str(p) for p in inner),
-                message=NUL_MESSAGE,
-                type="string_nul",
-            )
-        ],
-    )
+    return invalid_fields([field_error(loc, message=NUL_MESSAGE, type="string_nul")])
 
 
 def reject_nul(value: Any, loc: list[str | int]) -> None:

@@ -60,6 +60,16 @@ def outbox_ddl(schema: str) -> list[str]:
     ]
 
 
+def outbox_retry_ddl(schema: str, *, upgrade: bool = True) -> list[str]:
+    """Return the statement adding (or dropping) the outbox's `next_attempt_at` (retry backoff).
+
+    For the outboxes created before it: on one created by `outbox_ddl` it changes nothing.
+    """
+    if upgrade:
+        return [f"ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz"]
+    return [f"ALTER TABLE {schema}.outbox DROP COLUMN IF EXISTS next_attempt_at"]
+
+
 def notify_channel(schema: str) -> str:
     """Return the LISTEN/NOTIFY channel that wakes a schema's relays."""
     return f"{schema}_outbox"

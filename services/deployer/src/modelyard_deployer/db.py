@@ -33,9 +33,7 @@ from sqlalchemy.orm import (
 
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
-from modelyard_common.http import IdempotencyRecordMixin
-from modelyard_common.inbox import ProcessedEventMixin
-from modelyard_common.outbox import OutboxMixin
+from modelyard_common.infrastructure import infrastructure_models
 from modelyard_deployer.settings import SCHEMA
 
 
@@ -244,16 +242,7 @@ class WorkspacePolicy(WorkspacePolicyMixin, Base):
     __tablename__ = "workspace_policies"
 
 
-class OutboxEvent(OutboxMixin, Base):
-    __tablename__ = "outbox"
-
-
-class ProcessedEvent(ProcessedEventMixin, Base):
-    __tablename__ = "processed_events"
-
-
-class IdempotencyRecord(IdempotencyRecordMixin, Base):
-    __tablename__ = "idempotency_keys"
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
 
 
 _ON_COMMIT = "modelyard_on_commit"

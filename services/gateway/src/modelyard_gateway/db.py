@@ -25,9 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
-from modelyard_common.http import IdempotencyRecordMixin
-from modelyard_common.inbox import ProcessedEventMixin
-from modelyard_common.outbox import OutboxMixin
+from modelyard_common.infrastructure import infrastructure_models
 from modelyard_gateway.settings import SCHEMA
 
 CONFIG_CHANNEL = "gateway_config"
@@ -146,12 +144,6 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class IdempotencyRecord(IdempotencyRecordMixin, Base):
-    """The first answer to a create sent with an Idempotency-Key."""
-
-    __tablename__ = "idempotency_keys"
-
-
 class EndpointSequence(Base):
     """The last endpoint event applied for a deployment (older ones arriving late are skipped)."""
 
@@ -174,16 +166,7 @@ class WorkspacePolicy(WorkspacePolicyMixin, Base):
     __tablename__ = "workspace_policies"
 
 
-class ProcessedEvent(ProcessedEventMixin, Base):
-    """Events this service has already applied (consumers are idempotent by event id)."""
-
-    __tablename__ = "processed_events"
-
-
-class OutboxEvent(OutboxMixin, Base):
-    """Events written with the change they announce; the relay publishes them."""
-
-    __tablename__ = "outbox"
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
 
 
 class ModelUsage(Base):

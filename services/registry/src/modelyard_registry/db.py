@@ -23,9 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import new_id, schema_metadata, utcnow
-from modelyard_common.http import IdempotencyRecordMixin
-from modelyard_common.inbox import ProcessedEventMixin
-from modelyard_common.outbox import OutboxMixin
+from modelyard_common.infrastructure import infrastructure_models
 
 SCHEMA = "registry"
 
@@ -275,13 +273,4 @@ class ModelUsageDay(Base):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class ProcessedEvent(ProcessedEventMixin, Base):
-    __tablename__ = "processed_events"
-
-
-class OutboxEvent(OutboxMixin, Base):
-    __tablename__ = "outbox"
-
-
-class IdempotencyRecord(IdempotencyRecordMixin, Base):
-    __tablename__ = "idempotency_keys"
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)

@@ -7,9 +7,9 @@ from pathlib import Path
 from modelyard_common.db import upgrade_head
 from modelyard_gateway.settings import SCHEMA
 
-SCRIPT_LOCATION = Path(__file__).parent
+MIGRATIONS = Path(__file__).parent  # its revisions are in versions/
 
 
 def migrate(database_url: str) -> None:
     """Apply every gateway migration to the database (blocking; run it outside an event loop)."""
-    upgrade_head(SCRIPT_LOCATION, database_url, SCHEMA)
+    upgrade_head(MIGRATIONS, database_url, SCHEMA)

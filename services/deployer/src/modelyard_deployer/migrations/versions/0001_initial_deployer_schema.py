@@ -7,16 +7,22 @@ Create Date: 2026-11-22 07:51:35.750480
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from modelyard_common.db import timestamp_columns
+from modelyard_common.infrastructure import (
+    IDEMPOTENCY_KEYS,
+    OUTBOX,
+    PROCESSED_EVENTS,
+    execute_ddl,
+    infrastructure_ddl,
+    infrastructure_drop_ddl,
+)
+
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -31,18 +37,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(length=10), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_grants")),
         sa.UniqueConstraint(
             "model_id", "subject_type", "subject", name=op.f("uq_access_grants_model_id")
@@ -77,18 +72,7 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_devices_token_hash")),
         schema="deployer",
@@ -98,23 +82,6 @@ def upgrade() -> None:
         "devices",
         ["workspace"],
         unique=False,
-        schema="deployer",
-    )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("workspace", sa.String(length=100), nullable=False),
-        sa.Column("operation", sa.String(length=100), nullable=False),
-        sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column("request_hash", sa.String(length=64), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=False),
-        sa.Column("body", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("workspace", "operation", "key", name=op.f("pk_idempotency_keys")),
         schema="deployer",
     )
     op.create_table(
@@ -150,46 +117,6 @@ def upgrade() -> None:
         "model_versions",
         ["workspace"],
         unique=False,
-        schema="deployer",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("position", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.String(length=200), nullable=False),
-        sa.Column("exchange", sa.String(length=100), nullable=False),
-        sa.Column("routing_key", sa.String(length=255), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("last_error", sa.String(length=1000), nullable=True),
-        sa.PrimaryKeyConstraint("position", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
-        schema="deployer",
-    )
-    op.create_index(
-        op.f("ix_deployer_outbox_published_at"),
-        "outbox",
-        ["published_at"],
-        unique=False,
-        schema="deployer",
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_id", sa.String(length=200), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_processed_events")),
         schema="deployer",
     )
     op.create_table(
@@ -231,18 +158,7 @@ def upgrade() -> None:
         sa.Column("endpoint_version_id", sa.Uuid(), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        *timestamp_columns(),
         sa.ForeignKeyConstraint(
             ["device_id"],
             ["deployer.devices.id"],
@@ -358,9 +274,11 @@ def upgrade() -> None:
         postgresql_where=sa.text("sequence IS NOT NULL"),
     )
     # ### end Alembic commands ###
+    execute_ddl(infrastructure_ddl("deployer", OUTBOX, PROCESSED_EVENTS, IDEMPOTENCY_KEYS))
 
 
 def downgrade() -> None:
+    execute_ddl(infrastructure_drop_ddl("deployer", OUTBOX, PROCESSED_EVENTS, IDEMPOTENCY_KEYS))
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index(
         "uq_deployment_events_sequence",
@@ -409,9 +327,6 @@ def downgrade() -> None:
         schema="deployer",
     )
     op.drop_table("registry_models", schema="deployer")
-    op.drop_table("processed_events", schema="deployer")
-    op.drop_index(op.f("ix_deployer_outbox_published_at"), table_name="outbox", schema="deployer")
-    op.drop_table("outbox", schema="deployer")
     op.drop_index(
         op.f("ix_deployer_model_versions_workspace"), table_name="model_versions", schema="deployer"
     )
@@ -419,7 +334,6 @@ def downgrade() -> None:
         op.f("ix_deployer_model_versions_model_id"), table_name="model_versions", schema="deployer"
     )
     op.drop_table("model_versions", schema="deployer")
-    op.drop_table("idempotency_keys", schema="deployer")
     op.drop_index(op.f("ix_deployer_devices_workspace"), table_name="devices", schema="deployer")
     op.drop_table("devices", schema="deployer")
     op.drop_index(

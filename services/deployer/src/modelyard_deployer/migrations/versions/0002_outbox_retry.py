@@ -4,21 +4,19 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
-from alembic import op
+from modelyard_common.infrastructure import execute_ddl
+from modelyard_common.outbox import outbox_retry_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-# IF [NOT] EXISTS: databases created by an early build of 0001 may already have some of these.
+# IF [NOT] EXISTS: 0001 creates the outbox as it is now, so on a database it built this does
+# nothing; on one built before, it adds the column.
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE deployer.outbox ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz")
+    execute_ddl(outbox_retry_ddl("deployer"))
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE deployer.outbox DROP COLUMN IF EXISTS next_attempt_at")
+    execute_ddl(outbox_retry_ddl("deployer", upgrade=False))

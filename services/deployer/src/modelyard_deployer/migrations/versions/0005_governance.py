@@ -4,16 +4,12 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from modelyard_common.governance import governance_ddl, governance_drop_ddl
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,16 +4,12 @@ Revision ID: 0006
 Revises: 0005
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from modelyard_common.governance import governance_ddl, governance_drop_ddl
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

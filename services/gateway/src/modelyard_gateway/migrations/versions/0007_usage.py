@@ -4,21 +4,21 @@ Revision ID: 0007
 Revises: 0006
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
-from modelyard_common.outbox import outbox_ddl
+from modelyard_common.infrastructure import (
+    OUTBOX,
+    execute_ddl,
+    infrastructure_ddl,
+    infrastructure_drop_ddl,
+)
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    for statement in outbox_ddl("gateway"):
-        op.execute(statement)
+    execute_ddl(infrastructure_ddl("gateway", OUTBOX))
     op.execute(
         """
         CREATE TABLE IF NOT EXISTS gateway.model_usage (
@@ -39,4 +39,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS gateway.model_usage")
-    op.execute("DROP TABLE IF EXISTS gateway.outbox")
+    execute_ddl(infrastructure_drop_ddl("gateway", OUTBOX))

@@ -4,14 +4,10 @@ Revision ID: 0009
 Revises: 0008
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0009"
 down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,20 +4,20 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
 from alembic import op
+
+from modelyard_common.infrastructure import execute_ddl
+from modelyard_common.outbox import outbox_retry_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-# IF [NOT] EXISTS: databases created by an early build of 0001 may already have some of these.
+# IF [NOT] EXISTS: databases created by an early build of 0001 may already have some of these
+# (and 0001 creates the outbox as it is now).
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE registry.outbox ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz")
+    execute_ddl(outbox_retry_ddl("registry"))
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_ai_models_page_name "
         "ON registry.ai_models (workspace, name, id)"
@@ -45,4 +45,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE registry.outbox DROP COLUMN IF EXISTS next_attempt_at")
+    execute_ddl(outbox_retry_ddl("registry", upgrade=False))

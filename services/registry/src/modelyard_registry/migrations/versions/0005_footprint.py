@@ -4,21 +4,21 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
-from modelyard_common.inbox import processed_events_ddl
+from modelyard_common.infrastructure import (
+    PROCESSED_EVENTS,
+    execute_ddl,
+    infrastructure_ddl,
+    infrastructure_drop_ddl,
+)
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    for statement in processed_events_ddl("registry"):
-        op.execute(statement)
+    execute_ddl(infrastructure_ddl("registry", PROCESSED_EVENTS))
     op.execute(
         """
         CREATE TABLE IF NOT EXISTS registry.deployment_footprint (
@@ -65,4 +65,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS registry.serving_intervals")
     op.execute("DROP TABLE IF EXISTS registry.deployment_footprint")
-    op.execute("DROP TABLE IF EXISTS registry.processed_events")
+    execute_ddl(infrastructure_drop_ddl("registry", PROCESSED_EVENTS))
