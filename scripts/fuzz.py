@@ -30,6 +30,8 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_DB_SUFFIX,
@@ -38,8 +40,6 @@ from modelyard_testkit.testing import (
     recreate_database,
     wait_for,
 )
-
-from modelyard_common.outbox import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_JWT_SECRET,
@@ -28,8 +30,6 @@ from modelyard_testkit.testing import (
     recreate_database,
     wait_for,
 )
-
-from modelyard_common.outbox import asyncpg_dsn
 
 BIN = Path(sys.executable).parent
 STEP_TIMEOUT_S = 120.0

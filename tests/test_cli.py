@@ -29,7 +29,6 @@ import asyncpg
 import httpx
 import pytest
 import yaml
-from modelyard_testkit.testing import TEST_JWT_SECRET, wait_for
 from suite_testkit import (  # tests/ is on the path (conftest)
     Agent,
     Suite,
@@ -40,6 +39,7 @@ from suite_testkit import (  # tests/ is on the path (conftest)
 from modelyard_client import AsyncModelyard, Endpoints, Modelyard, RetryPolicy
 from modelyard_client import operations as ops
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.testing import TEST_JWT_SECRET, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

@@ -35,6 +35,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from openai import AsyncOpenAI
+
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_JWT_SECRET,
@@ -44,9 +47,6 @@ from modelyard_testkit.testing import (
     recreate_database,
     wait_for,
 )
-from openai import AsyncOpenAI
-
-from modelyard_common.outbox import asyncpg_dsn
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

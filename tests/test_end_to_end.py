@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelyard_testkit.testing import wait_for
 from openai import AsyncOpenAI
 from suite_testkit import MODEL_IMAGE, Suite, openai_manifest, running_suite  # tests/ on path
+
+from modelyard_testkit.testing import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 import yaml
-from modelyard_testkit.testing import wait_for
 from node_red_kit import ensure_node_modules, node_test  # tests/ on path
 from openai import AsyncOpenAI
 from suite_testkit import STEP_TIMEOUT_S, Suite, running_suite
 
 from modelyard_cli.project import project_files, zip_project
 from modelyard_common.manifest import Manifest
+from modelyard_testkit.testing import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from modelyard_testkit.testing import TEST_AMQP_URL, free_port
 
 REPO = Path(__file__).resolve().parent.parent

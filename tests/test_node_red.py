@@ -32,6 +32,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from node_red_kit import ensure_node_modules, node_test  # tests/ on path
+from suite_testkit import MODEL_IMAGE, STEP_TIMEOUT_S, Suite, running_suite
+
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_DB_SUFFIX,
@@ -40,10 +44,6 @@ from modelyard_testkit.testing import (
     recreate_database,
     wait_for,
 )
-from node_red_kit import ensure_node_modules, node_test  # tests/ on path
-from suite_testkit import MODEL_IMAGE, STEP_TIMEOUT_S, Suite, running_suite
-
-from modelyard_common.outbox import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_OPENAI = REPO / "tests" / "chaos" / "fake_openai.py"

@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard_testkit.testing import bearer, wait_for
 from suite_testkit import STEP_TIMEOUT_S, Suite, openai_manifest, running_suite  # tests/ on path
+
+from modelyard_testkit.testing import bearer, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from modelyard_testkit.testing import free_port
 
 BIN = Path(sys.executable).parent

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
@@ -34,8 +36,6 @@ from modelyard_testkit.testing import (
     free_port,
     recreate_database,
 )
-
-from modelyard_common.outbox import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console", "zsh"}

@@ -35,6 +35,15 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICES_EXCHANGE, EVENTS_EXCHANGE
+from modelyard_common.device_identity import broker_username, device_amqp_url
+from modelyard_common.events import new_event
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     S3_TEST_CREDENTIALS,
     TEST_ADMIN_DB_URL,
@@ -50,15 +59,6 @@ from modelyard_testkit.testing import (
     s3_test_server,
     wait_for,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICES_EXCHANGE, EVENTS_EXCHANGE
-from modelyard_common.device_identity import broker_username, device_amqp_url
-from modelyard_common.events import new_event
-from modelyard_common.outbox import asyncpg_dsn
 
 BIN = Path(sys.executable).parent
 SERVICES = ("registry", "deployer", "gateway")

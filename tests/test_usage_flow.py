@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from modelyard_testkit.testing import bearer, wait_for
 from suite_testkit import Suite, running_suite  # tests/ on path
+
+from modelyard_testkit.testing import bearer, wait_for
 
 pytestmark = [pytest.mark.end_to_end]
 

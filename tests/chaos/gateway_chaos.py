@@ -30,9 +30,9 @@ from typing import Any
 import asyncpg
 import httpx
 from chaoskit import Proc, print_table, wait_port
-from modelyard_testkit.servers import PrivatePostgres, free_port, port_open
 
 from modelyard_common.auth import issue_token
+from modelyard_testkit.servers import PrivatePostgres, free_port, port_open
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable

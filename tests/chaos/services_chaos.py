@@ -33,12 +33,12 @@ from typing import Any
 import asyncpg
 import httpx
 from chaoskit import Proc, print_table
-from modelyard_testkit.servers import PrivatePostgres, PrivateRabbit, free_port
 
 from modelyard_common.auth import issue_token
 from modelyard_common.contracts import DEVICES_EXCHANGE, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker
+from modelyard_testkit.servers import PrivatePostgres, PrivateRabbit, free_port
 
 # The deployer suite's test project and manifest (one definition for both).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "deployer" / "tests"))

@@ -32,10 +32,10 @@ import uuid
 from pathlib import Path
 
 import httpx
-from modelyard_testkit.testing import recreate_database
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.testing import recreate_database
 
 ADMIN_URL = os.environ.get(
     "MODELYARD_BENCH_ADMIN_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

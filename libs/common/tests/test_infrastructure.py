@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from modelyard_testkit.testing import TEST_ADMIN_DB_URL, recreate_database
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -16,6 +15,7 @@ from modelyard_common.infrastructure import (
     infrastructure_drop_ddl,
     infrastructure_models,
 )
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL, recreate_database
 
 SCHEMA = "infra_test"
 TABLES = (OUTBOX, PROCESSED_EVENTS, IDEMPOTENCY_KEYS)

@@ -14,11 +14,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
-from modelyard_testkit.testing import OidcProvider, assert_problem
 
 from modelyard_common.auth import WORKSPACE_HEADER, Operator, Viewer, issue_token
 from modelyard_common.settings import DEV_JWT_SECRET, ServiceSettings
 from modelyard_common.web import create_app
+from modelyard_testkit.testing import OidcProvider, assert_problem
 
 AUDIENCE = "https://api.modelyard.test"
 WORKSPACES_CLAIM = "https://modelyard.example/workspaces"  # an Auth0-style URL claim

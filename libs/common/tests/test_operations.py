@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from modelyard_testkit.testing import assert_problem, free_port
 
 from modelyard_common.settings import ServiceSettings
 from modelyard_common.web import create_app
+from modelyard_testkit.testing import assert_problem, free_port
 
 TOKEN = "metrics-token-0123456789abcdef"
 

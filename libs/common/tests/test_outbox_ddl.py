@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from modelyard_testkit.testing import (
-    TEST_ADMIN_DB_URL,
-    TEST_AMQP_URL,
-    EventCapture,
-    ensure_vhost,
-    recreate_database,
-)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -18,6 +11,13 @@ from sqlalchemy.orm import DeclarativeBase
 from modelyard_common.events import new_event
 from modelyard_common.messaging import Broker
 from modelyard_common.outbox import OutboxMixin, OutboxRelay, enqueue, outbox_ddl
+from modelyard_testkit.testing import (
+    TEST_ADMIN_DB_URL,
+    TEST_AMQP_URL,
+    EventCapture,
+    ensure_vhost,
+    recreate_database,
+)
 
 SCHEMA = "ddl_test"
 

@@ -14,8 +14,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from modelyard_testkit.servers import PrivatePostgres
-from modelyard_testkit.testing import TEST_AMQP_URL, EventCapture, ensure_vhost
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -23,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase
 from modelyard_common.events import new_event
 from modelyard_common.messaging import Broker
 from modelyard_common.outbox import OutboxMixin, OutboxRelay, enqueue
+from modelyard_testkit.servers import PrivatePostgres
+from modelyard_testkit.testing import TEST_AMQP_URL, EventCapture, ensure_vhost
 
 
 class _Base(DeclarativeBase):

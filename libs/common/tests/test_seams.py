@@ -15,13 +15,6 @@ import httpx
 import pytest
 from fastapi import APIRouter, Body, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
-from modelyard_testkit.testing import (
-    TEST_ADMIN_DB_URL,
-    TEST_JWT_SECRET,
-    assert_problem,
-    bearer,
-    recreate_database,
-)
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import String, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +34,13 @@ from modelyard_common.manifest import Manifest, ManifestDocumentError, parse_man
 from modelyard_common.pagination import decode_cursor
 from modelyard_common.settings import ServiceSettings
 from modelyard_common.web import create_app
+from modelyard_testkit.testing import (
+    TEST_ADMIN_DB_URL,
+    TEST_JWT_SECRET,
+    assert_problem,
+    bearer,
+    recreate_database,
+)
 
 SCHEMA = "seams"
 

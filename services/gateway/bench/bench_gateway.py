@@ -141,9 +141,8 @@ def start_backend(procs: Processes, logs: Path) -> str:
 def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]:
     """Start the gateway on a fresh bench database; return (url, client key)."""
     sys.path.insert(0, str(ROOT / "libs/common/src"))
-    from modelyard_testkit.testing import recreate_database
-
     from modelyard_common.auth import issue_token
+    from modelyard_testkit.testing import recreate_database
 
     db_url = asyncio.run(recreate_database(DB_ADMIN_URL, BENCH_DB))
     env = {

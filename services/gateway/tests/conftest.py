@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gateway_policy_kit import registry  # noqa: E402, F401 - the registry's events, a fixture
 from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer  # noqa: E402
+
+from modelyard_gateway.migrations import migrate  # noqa: E402
+from modelyard_gateway.settings import GatewaySettings  # noqa: E402
 from modelyard_testkit.testing import (  # noqa: E402
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
@@ -20,9 +23,6 @@ from modelyard_testkit.testing import (  # noqa: E402
     ensure_vhost,
     recreate_database,
 )
-
-from modelyard_gateway.migrations import migrate  # noqa: E402
-from modelyard_gateway.settings import GatewaySettings  # noqa: E402
 
 ADMIN_URL = TEST_ADMIN_DB_URL
 TEST_DB = "modelyard_test_gateway"

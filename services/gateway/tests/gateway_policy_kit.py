@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import Admin, GatewayServer
-from modelyard_testkit.testing import wait_for
 from sqlalchemy import text
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
@@ -18,6 +17,7 @@ from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS
 from modelyard_common.messaging import Binding, Broker
 from modelyard_gateway.governance.consumer import GOVERNANCE_QUEUE
+from modelyard_testkit.testing import wait_for
 
 
 @pytest.fixture

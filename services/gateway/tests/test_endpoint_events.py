@@ -9,7 +9,6 @@ from typing import Any
 
 import openai
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
-from modelyard_testkit.testing import wait_for
 from sqlalchemy import func, select
 
 from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EVENTS_EXCHANGE
@@ -19,6 +18,7 @@ from modelyard_common.messaging import Binding, Broker
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import EndpointSequence, ProcessedEvent
 from modelyard_gateway.endpoints.consumer import QUEUE
+from modelyard_testkit.testing import wait_for
 
 
 async def endpoint_publisher(gateway: GatewayServer) -> Broker:

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer
-from modelyard_testkit.testing import assert_problem
 
 from modelyard_common.auth import issue_token
+from modelyard_testkit.testing import assert_problem
 
 
 @pytest.mark.parametrize("stream", [None, -60262, "true", 1, [], {}])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 from gateway_testkit import GatewayServer
-from modelyard_testkit.testing import OidcProvider, assert_problem
 
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_testkit.testing import OidcProvider, assert_problem
 
 AUDIENCE = "api://modelyard-gateway"
 

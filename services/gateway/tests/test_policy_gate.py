@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 from gateway_policy_kit import bind, choose_gate, model, projected, say
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
-from modelyard_testkit.testing import wait_for
 
 from modelyard_common.contracts import ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import new_event
 from modelyard_common.messaging import Broker
+from modelyard_testkit.testing import wait_for
 
 
 async def test_restricted_groups_bind_serve_and_stop_when_blocked(

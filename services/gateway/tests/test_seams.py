@@ -29,7 +29,6 @@ from gateway_policy_kit import (
     say,
 )
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
-from modelyard_testkit.testing import assert_problem, wait_for
 
 from modelyard_common.contracts import ENDPOINT_READY, EVENTS_EXCHANGE
 from modelyard_common.events import new_event
@@ -40,6 +39,7 @@ from modelyard_gateway.egress import EgressPolicy, EgressRefused, connect_guard
 from modelyard_gateway.routing.catalog import fast_target
 from modelyard_gateway.routing.fastclient import ConnectFailed, FastClient
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_testkit.testing import assert_problem, wait_for
 
 CLOUD_TOKEN = "sk-seam-cloud-token-" + uuid.uuid4().hex
 HEADER_SECRET = "seam-api-key-" + uuid.uuid4().hex

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from gateway_testkit import Admin, FakeBackend, GatewayServer
-from modelyard_testkit.testing import assert_problem
 
 from modelyard_common.db import make_engine
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.routing.catalog import Catalog
+from modelyard_testkit.testing import assert_problem
 
 ORG_TOKEN = "sk-org-cloud-token-" + "7" * 20
 HEADER_SECRET = "azure-api-key-" + "5" * 20

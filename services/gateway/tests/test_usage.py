@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import STREAM_PROMPT_TOKENS, Admin, FakeBackend, GatewayServer
-from modelyard_testkit.testing import EventCapture
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -25,6 +24,7 @@ from modelyard_gateway.db import ModelUsage
 from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import StreamUsage, UsageRecorder
+from modelyard_testkit.testing import EventCapture
 
 COUNTERS = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens")
 FLUSH_S = 0.3

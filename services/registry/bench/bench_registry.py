@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,

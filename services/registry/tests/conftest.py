@@ -12,6 +12,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+
+from modelyard_registry.app import create_app
+from modelyard_registry.cli import migrate
+from modelyard_registry.settings import RegistrySettings
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
@@ -21,10 +25,6 @@ from modelyard_testkit.testing import (
     ensure_vhost,
     recreate_database,
 )
-
-from modelyard_registry.app import create_app
-from modelyard_registry.cli import migrate
-from modelyard_registry.settings import RegistrySettings
 
 
 @pytest.fixture(scope="package")

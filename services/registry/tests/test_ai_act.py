@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+
 from modelyard_testkit.testing import assert_problem, create_ok
 
 Headers = dict[str, str]

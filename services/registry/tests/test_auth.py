@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from modelyard_testkit.testing import TEST_JWT_SECRET, assert_problem, create_ok
 
 from modelyard_common.auth import issue_token
+from modelyard_testkit.testing import TEST_JWT_SECRET, assert_problem, create_ok
 
 Headers = dict[str, str]
 

@@ -15,13 +15,13 @@ import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from modelyard_testkit.servers import PrivateRabbit
-from modelyard_testkit.testing import TEST_ADMIN_DB_URL, create_ok, recreate_database, wait_for
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_registry.app import create_app
 from modelyard_registry.cli import migrate
 from modelyard_registry.settings import RegistrySettings
+from modelyard_testkit.servers import PrivateRabbit
+from modelyard_testkit.testing import TEST_ADMIN_DB_URL, create_ok, recreate_database, wait_for
 
 Headers = dict[str, str]
 

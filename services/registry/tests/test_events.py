@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from modelyard_testkit.testing import EventCapture, create_ok, wait_for
 from sqlalchemy import Integer, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,6 +21,7 @@ from modelyard_common.messaging import Binding, Broker
 from modelyard_common.outbox import OutboxRelay
 from modelyard_registry.db import OutboxEvent
 from modelyard_registry.settings import RegistrySettings
+from modelyard_testkit.testing import EventCapture, create_ok, wait_for
 
 Headers = dict[str, str]
 

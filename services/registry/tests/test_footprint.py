@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard_testkit.testing import assert_problem, create_ok, wait_for
 
 from modelyard_common.contracts import DEPLOYMENT_STATE_CHANGED, EVENTS_EXCHANGE
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Broker
 from modelyard_registry.settings import RegistrySettings
+from modelyard_testkit.testing import assert_problem, create_ok, wait_for
 
 Headers = dict[str, str]
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

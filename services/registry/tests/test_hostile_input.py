@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+
 from modelyard_testkit.testing import assert_problem, bearer
 
 

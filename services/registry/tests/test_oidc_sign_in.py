@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from modelyard_testkit.testing import TEST_JWT_SECRET, OidcProvider, assert_problem
 
 from modelyard_common.auth import WORKSPACE_HEADER, issue_token
 from modelyard_registry.app import create_app
 from modelyard_registry.settings import RegistrySettings
+from modelyard_testkit.testing import TEST_JWT_SECRET, OidcProvider, assert_problem
 
 AUDIENCE = "api://modelyard-registry"
 

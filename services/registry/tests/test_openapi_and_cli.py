@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,

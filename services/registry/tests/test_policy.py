@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+
 from modelyard_testkit.testing import EventCapture, assert_problem
 
 Headers = dict[str, str]

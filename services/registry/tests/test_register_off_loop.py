@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard_testkit.testing import create_ok
 
 from modelyard_registry.reports import service as reports_service
 from modelyard_registry.reports.pdf import render_register
+from modelyard_testkit.testing import create_ok
 
 TICK_S = 0.001
 MODELS = 20  # about a third of a second of ReportLab layout on a developer machine

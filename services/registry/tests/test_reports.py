@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from modelyard_testkit.testing import assert_problem, create_ok
 
 Headers = dict[str, str]

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+
 from modelyard_testkit.testing import assert_problem
 
 Headers = dict[str, str]

@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from modelyard_testkit.testing import assert_problem, create_ok, wait_for
 
 from modelyard_common.contracts import EVENTS_EXCHANGE, GATEWAY_USAGE_RECORDED
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Broker
 from modelyard_registry.settings import RegistrySettings
+from modelyard_testkit.testing import assert_problem, create_ok, wait_for
 
 Headers = dict[str, str]
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
