@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -165,6 +165,20 @@ def field_error(loc: list[str | int], *, message: str, type: str) -> FieldError:
 def invalid_fields(errors: Sequence[FieldError]) -> UnprocessableError:
     """Return the 422 problem listing the invalid fields of a request."""
     return UnprocessableError("The request has invalid fields.", errors=errors)
+
+
+def reject_nulls(changes: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Raise the 422 problem naming the first of `fields` that a partial update sets to null."""
+    for field in fields:
+        if field in changes and changes[field] is None:
+            raise UnprocessableError(
+                "A field cannot be null.",
+                errors=[
+                    FieldError(
+                        loc=["body", field], field=field, message="cannot be null", type="null"
+                    )
+                ],
+            )
 
 
 def field_errors(raw: Iterable[Any]) -> list[FieldError]:

@@ -15,6 +15,7 @@ from modelyard_common.errors import (
     ForbiddenError,
     NotFoundError,
     UnprocessableError,
+    reject_nulls,
 )
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
@@ -221,16 +222,7 @@ async def update_instance(
         "max_concurrency",
         "health_path",
     }
-    for field, value in list(changes.items()):
-        if value is None and field not in nullable:
-            raise UnprocessableError(
-                "A field cannot be null.",
-                errors=[
-                    FieldError(
-                        loc=["body", field], field=field, message="cannot be null", type="null"
-                    )
-                ],
-            )
+    reject_nulls(changes, [field for field in changes if field not in nullable])
     merged = {
         "kind": changes.get("kind", row.kind),
         "host": changes.get("host", row.host),
