@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.db import TimestampMixin, UsageCountersMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_gateway.settings import SCHEMA
@@ -169,7 +169,7 @@ class WorkspacePolicy(WorkspacePolicyMixin, Base):
 OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
 
 
-class ModelUsage(Base):
+class ModelUsage(UsageCountersMixin, Base):
     """Requests, errors and tokens of one registry model's bound groups on one UTC day."""
 
     __tablename__ = "model_usage"
@@ -177,11 +177,6 @@ class ModelUsage(Base):
     workspace: Mapped[str] = mapped_column(String(200), primary_key=True)
     model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
