@@ -42,8 +42,8 @@ async def _audit(
     action: str,
     old: str | None,
     new: str | None,
-) -> None:
-    """Record the change on both ends' histories and emit one `registry.link.<action>`."""
+) -> LinkRead:
+    """Return `read` once both ends' histories and a `registry.link.<action>` event record it."""
     system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
     model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
@@ -70,6 +70,7 @@ async def _audit(
         subject=system_id,
         data=read,
     )
+    return read
 
 
 async def attach(
@@ -101,16 +102,14 @@ async def attach(
     session.add(link)
     await flush_unique(session, "This model is already linked to this system.")
     await session.refresh(link)
-    read = to_read(link, model)
-    await _audit(
+    return await _audit(
         session,
         principal=principal,
-        read=read,
+        read=to_read(link, model),
         action="linked",
         old=None,
         new=link.description_of_use,
     )
-    return read
 
 
 async def _get_link(
@@ -155,16 +154,14 @@ async def update(
     link.updated_by = principal.sub
     link.updated_at = utcnow()
     await session.flush()
-    read = to_read(link, model)
-    await _audit(
+    return await _audit(
         session,
         principal=principal,
-        read=read,
+        read=to_read(link, model),
         action="updated",
         old=old,
         new=link.description_of_use,
     )
-    return read
 
 
 async def detach(
