@@ -17,12 +17,11 @@ from modelyard_common.errors import (
     PayloadTooLargeError,
     UnprocessableError,
 )
-from modelyard_common.http import make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType
-from modelyard_registry.history.service import add_entry
+from modelyard_registry.history.service import add_entry, audit_view
 
 RESOURCE = "evidence"
 
@@ -45,11 +44,7 @@ def to_read(item: Evidence) -> EvidenceRead:
         file_size=item.file_size,
         file_sha256=item.file_sha256,
         content_type=item.content_type,
-        created_at=item.created_at,
-        created_by=item.created_by,
-        updated_at=item.updated_at,
-        updated_by=item.updated_by,
-        etag=make_etag(item.revision),
+        **audit_view(item),
     )
 
 

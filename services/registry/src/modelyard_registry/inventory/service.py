@@ -18,10 +18,16 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
-from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
-from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
+from modelyard_registry.history.service import (
+    audit_view,
+    diff,
+    flush_unique,
+    record_change,
+    save_revision,
+)
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
 
@@ -60,11 +66,7 @@ def shared_view(row: Item) -> dict[str, Any]:
         "tags": list(row.tags),
         "archived": row.archived_at is not None,
         "archived_at": row.archived_at,
-        "created_at": row.created_at,
-        "created_by": row.created_by,
-        "updated_at": row.updated_at,
-        "updated_by": row.updated_by,
-        "etag": make_etag(row.revision),
+        **audit_view(row),
     }
 
 

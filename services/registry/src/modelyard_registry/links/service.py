@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
-from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.http import check_if_match
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import add_entry, emit, flush_unique
+from modelyard_registry.history.service import add_entry, audit_view, emit, flush_unique
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
@@ -26,11 +26,7 @@ def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:
         learning_type=model.learning_type,
         model_archived=model.archived_at is not None,
         description_of_use=link.description_of_use,
-        created_at=link.created_at,
-        created_by=link.created_by,
-        updated_at=link.updated_at,
-        updated_by=link.updated_by,
-        etag=make_etag(link.revision),
+        **audit_view(link),
     )
 
 
