@@ -33,13 +33,13 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
     }
 
 
+AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by")
+
+
 def audit_view(row: Audited) -> dict[str, Any]:
     """Return the audit fields of a row's API view: who created and changed it, when, its ETag."""
     return {
-        "created_at": row.created_at,
-        "created_by": row.created_by,
-        "updated_at": row.updated_at,
-        "updated_by": row.updated_by,
+        **{field: getattr(row, field) for field in AUDIT_FIELDS},
         "etag": make_etag(row.revision),
     }
 
