@@ -34,6 +34,7 @@ import httpx
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.bench import print_metrics
 from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import recreate_database
 
@@ -222,11 +223,7 @@ def main() -> None:
         ("modelyard --help", help_ms),
         ("modelyard models --help", group_help_ms),
     ]
-    width = max(len(label) for label, _ in rows)
-    print(f"{'metric':<{width}}  value (best of {args.runs} uploads; median of 15 start-ups)")
-    print(f"{'-' * width}  {'-' * 24}")
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    print_metrics(rows, f"value (best of {args.runs} uploads; median of 15 start-ups)")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from modelyard_testkit.bench import print_metrics
 from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import recreate_database
 
@@ -331,11 +332,7 @@ def main() -> None:
         ("deployer peak RSS during upload (sampled)", f"{sampler.peak_kib / 1024:,.1f} MiB"),
         ("deployer peak RSS of the process (VmHWM)", f"{after['VmHWM'] / 1024:,.1f} MiB"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"{'metric':<{width}}  value")
-    print(f"{'-' * width}  {'-' * 14}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_metrics(rows)
 
 
 if __name__ == "__main__":

@@ -389,24 +389,17 @@ def main() -> None:
         try:
             gateway, key = start_gateway(procs, logs, backend)
             measure("gateway", gateway, key)
-            failover["refuse"] = loadgen(
-                gateway,
-                concurrency=1,
-                requests=200,
-                stream=False,
-                key=key,
-                model="failover-refuse",
-                warmup=20,
-            )
-            failover["hang"] = loadgen(
-                gateway,
-                concurrency=1,
-                requests=5,
-                stream=False,
-                key=key,
-                model="failover-hang",
-                warmup=1,
-            )
+            # A refusing first instance fails over at once; a hanging one only after its timeout.
+            for case, requests, warmup in (("refuse", 200, 20), ("hang", 5, 1)):
+                failover[case] = loadgen(
+                    gateway,
+                    concurrency=1,
+                    requests=requests,
+                    stream=False,
+                    key=key,
+                    model=f"failover-{case}",
+                    warmup=warmup,
+                )
         finally:
             procs.stop_all()
         procs = Processes()
