@@ -13,8 +13,8 @@ from modelyard_common.auth import Principal
 from modelyard_common.errors import (
     ConflictError,
     FieldError,
-    NotFoundError,
     UnprocessableError,
+    found,
     reject_nulls,
 )
 from modelyard_common.governance import Governance
@@ -64,9 +64,7 @@ def to_read(
 
 async def _require(session: AsyncSession, workspace: str, group_id: uuid.UUID) -> ModelGroup:
     row = await repository.get(session, workspace=workspace, group_id=group_id)
-    if row is None:
-        raise NotFoundError(f"No model group {group_id} in this workspace.")
-    return row
+    return found(row, f"No model group {group_id} in this workspace.")
 
 
 async def _check_instances(

@@ -13,9 +13,9 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     FieldError,
-    NotFoundError,
     PayloadTooLargeError,
     UnprocessableError,
+    found,
 )
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
@@ -117,9 +117,7 @@ async def get_evidence(
     item = await repository.get(
         session, workspace=principal.workspace, evidence_id=evidence_id, with_content=with_content
     )
-    if item is None:
-        raise NotFoundError(f"No evidence {evidence_id} in this workspace.")
-    return item
+    return found(item, f"No evidence {evidence_id} in this workspace.")
 
 
 async def attach_file(
@@ -133,11 +131,12 @@ async def attach_file(
     max_bytes: int,
 ) -> EvidenceRead:
     """Return the item with its file replaced; 413 past `max_bytes` (nothing is kept then)."""
-    item = await repository.get(
-        session, workspace=principal.workspace, evidence_id=evidence_id, for_update=True
+    item = found(
+        await repository.get(
+            session, workspace=principal.workspace, evidence_id=evidence_id, for_update=True
+        ),
+        f"No evidence {evidence_id} in this workspace.",
     )
-    if item is None:
-        raise NotFoundError(f"No evidence {evidence_id} in this workspace.")
     digest, parts, size = hashlib.sha256(), [], 0
     async for chunk in chunks:
         size += len(chunk)

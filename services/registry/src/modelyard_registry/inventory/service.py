@@ -17,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.errors import ConflictError, NotFoundError
+from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
@@ -51,9 +51,7 @@ async def get_item(
     row = await repository.get(
         session, table, workspace=principal.workspace, item_id=item_id, for_update=for_update
     )
-    if row is None:
-        raise NotFoundError(f"No {RESOURCES[table]} {item_id} in this workspace.")
-    return row
+    return found(row, f"No {RESOURCES[table]} {item_id} in this workspace.")
 
 
 def shared_view(row: Item) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.errors import ConflictError, NotFoundError
+from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
 from modelyard_registry.history.service import add_entry, audit_view, emit, flush_unique
@@ -116,16 +116,14 @@ async def _get_link(
     model_id: uuid.UUID,
     for_update: bool = False,
 ) -> tuple[SystemModelLink, AIModel]:
-    found = await repository.get(
+    link = await repository.get(
         session,
         workspace=principal.workspace,
         system_id=system_id,
         model_id=model_id,
         for_update=for_update,
     )
-    if found is None:
-        raise NotFoundError(f"Model {model_id} is not linked to system {system_id}.")
-    return found
+    return found(link, f"Model {model_id} is not linked to system {system_id}.")
 
 
 async def update(
