@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import httpx
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.bench import print_metrics
+from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import recreate_database
 
 ADMIN_URL = os.environ.get(
@@ -44,29 +45,6 @@ SECRET = "bench-secret-0123456789abcdef-0123456789"
 WORKSPACE = "bench"
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60) -> None:
-    """Wait until `url` answers 200."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the service exited ({process.returncode})")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} not ready within {within:.0f}s")
 
 
 def make_project(root: Path, size_mb: int) -> None:
@@ -245,11 +223,7 @@ def main() -> None:
         ("modelyard --help", help_ms),
         ("modelyard models --help", group_help_ms),
     ]
-    width = max(len(label) for label, _ in rows)
-    print(f"{'metric':<{width}}  value (best of {args.runs} uploads; median of 15 start-ups)")
-    print(f"{'-' * width}  {'-' * 24}")
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    print_metrics(rows, f"value (best of {args.runs} uploads; median of 15 start-ups)")
 
 
 if __name__ == "__main__":

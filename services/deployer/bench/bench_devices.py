@@ -47,14 +47,13 @@ from bench_upload import (
     ADMIN_URL,
     SECRET,
     drop_database,
-    free_port,
     registry_stand_in,
     start_deployer,
     stop,
-    wait_ready,
 )
 from fleet import REPORTED_STATES, Fleet
 from modelyard_agent.settings import AgentSettings
+from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import recreate_database, wait_for_port
 
 from modelyard_common.auth import issue_token
@@ -382,7 +381,7 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
                 queue_prefix=QUEUE_PREFIX,
             )
             try:
-                wait_ready(base_url, process)
+                wait_ready(f"{base_url}/readyz", process)
                 return asyncio.run(
                     run_fleet(
                         n,

@@ -35,6 +35,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from modelyard_testkit.bench import print_metrics
+from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import recreate_database
 
 from modelyard_common.auth import issue_token
@@ -47,14 +49,6 @@ AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL", "amqp://guest:guest@127.0.
 SECRET = "bench-secret-0123456789abcdef-0123456789"
 WORKSPACE = "bench"
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def drop_database(name: str) -> None:
@@ -227,21 +221,6 @@ def raw_copy_seconds(source: Path, directory: Path) -> float:
     return elapsed
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], within: float = 60.0) -> None:
-    """Wait until the deployer answers /readyz (database and broker reachable)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the deployer exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the deployer did not become ready")
-
-
 def start_deployer(
     port: int,
     *,
@@ -310,7 +289,7 @@ def main() -> None:
             consume_events="false",
         )
         try:
-            wait_ready(base_url, process)
+            wait_ready(f"{base_url}/readyz", process)
             token = issue_token(
                 secret=SECRET,
                 sub="bench",
@@ -353,11 +332,7 @@ def main() -> None:
         ("deployer peak RSS during upload (sampled)", f"{sampler.peak_kib / 1024:,.1f} MiB"),
         ("deployer peak RSS of the process (VmHWM)", f"{after['VmHWM'] / 1024:,.1f} MiB"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"{'metric':<{width}}  value")
-    print(f"{'-' * width}  {'-' * 14}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_metrics(rows)
 
 
 if __name__ == "__main__":

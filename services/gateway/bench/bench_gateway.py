@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from modelyard_testkit.servers import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -41,13 +42,6 @@ BENCH_DB = "modelyard_bench_gateway"
 JWT_SECRET = "bench-secret-0123456789abcdefghijklmnop"
 HANG_TIMEOUT_S = 0.5
 LITELLM_MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpus() -> tuple[str | None, str | None]:
@@ -395,24 +389,17 @@ def main() -> None:
         try:
             gateway, key = start_gateway(procs, logs, backend)
             measure("gateway", gateway, key)
-            failover["refuse"] = loadgen(
-                gateway,
-                concurrency=1,
-                requests=200,
-                stream=False,
-                key=key,
-                model="failover-refuse",
-                warmup=20,
-            )
-            failover["hang"] = loadgen(
-                gateway,
-                concurrency=1,
-                requests=5,
-                stream=False,
-                key=key,
-                model="failover-hang",
-                warmup=1,
-            )
+            # A refusing first instance fails over at once; a hanging one only after its timeout.
+            for case, requests, warmup in (("refuse", 200, 20), ("hang", 5, 1)):
+                failover[case] = loadgen(
+                    gateway,
+                    concurrency=1,
+                    requests=requests,
+                    stream=False,
+                    key=key,
+                    model=f"failover-{case}",
+                    warmup=warmup,
+                )
         finally:
             procs.stop_all()
         procs = Processes()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +18,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://modelyard.dev/problems/"
 
 log = logging.getLogger("modelyard.errors")
+
+T = TypeVar("T")
 
 
 class FieldError(BaseModel):
@@ -165,6 +167,27 @@ def field_error(loc: list[str | int], *, message: str, type: str) -> FieldError:
 def invalid_fields(errors: Sequence[FieldError]) -> UnprocessableError:
     """Return the 422 problem listing the invalid fields of a request."""
     return UnprocessableError("The request has invalid fields.", errors=errors)
+
+
+def found(row: T | None, detail: str) -> T:
+    """Return `row`; raise the 404 problem `detail` when there is none."""
+    if row is None:
+        raise NotFoundError(detail)
+    return row
+
+
+def reject_nulls(changes: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Raise the 422 problem naming the first of `fields` that a partial update sets to null."""
+    for field in fields:
+        if field in changes and changes[field] is None:
+            raise UnprocessableError(
+                "A field cannot be null.",
+                errors=[
+                    FieldError(
+                        loc=["body", field], field=field, message="cannot be null", type="null"
+                    )
+                ],
+            )
 
 
 def field_errors(raw: Iterable[Any]) -> list[FieldError]:

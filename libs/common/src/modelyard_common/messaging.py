@@ -53,6 +53,18 @@ class Broker:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()
 
+    async def connect_forever(self, logger: logging.Logger = log) -> None:
+        """Connect, retrying with backoff (up to 15 s apart) while the broker is unreachable."""
+        delay = 0.5
+        while True:
+            try:
+                await self.connect()
+                return
+            except Exception as exc:
+                logger.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
     async def connect(self, *, timeout: float = 10.0) -> None:
         """Open the connection and declare the shared exchanges."""
         async with self._lock:

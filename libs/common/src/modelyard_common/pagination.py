@@ -200,3 +200,29 @@ async def paginate(
             params.sort, [getattr(last, column.key), getattr(last, id_column.key)]
         )
     return rows, next_cursor
+
+
+def where_given(stmt: Select[R], entity: Any, **values: Any) -> Select[R]:
+    """Return `stmt` keeping the rows whose columns equal the given values (None: any value)."""
+    for name, value in values.items():
+        if value is not None:
+            stmt = stmt.where(getattr(entity, name) == value)
+    return stmt
+
+
+async def paginate_entity(
+    session: AsyncSession,
+    stmt: Select[R],
+    entity: Any,
+    *,
+    params: PageParams,
+    sorts: Sequence[str],
+) -> tuple[list[R], str | None]:
+    """Return one page of `stmt`'s `entity` rows, sorted by one of the `sorts` columns, then id."""
+    return await paginate(
+        session,
+        stmt,
+        params=params,
+        columns={name: getattr(entity, name) for name in sorts},
+        id_column=entity.id,
+    )

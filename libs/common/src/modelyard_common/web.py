@@ -353,15 +353,7 @@ class ServiceRuntime:
         app.state.broker = self.broker
 
     async def _connect_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.broker.connect()
-                break
-            except Exception as exc:
-                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)
+        await self.broker.connect_forever(log)
         for callback in self._on_broker_ready:
             await callback(self.broker)
 

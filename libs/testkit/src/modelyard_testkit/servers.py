@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
 RABBITMQ_SERVER = os.environ.get("MODELYARD_TEST_RABBITMQ_SERVER", "")
 POSTGRES_BIN = os.environ.get("MODELYARD_TEST_POSTGRES_BIN", "")
 
@@ -36,6 +38,21 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60.0) -> None:
+    """Wait until `url` (a service's /readyz) answers 200; exit if `process` ends first."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url}: the service exited ({process.returncode})")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready within {within:.0f}s")
 
 
 def _wait(predicate: object, timeout: float, what: str) -> None:

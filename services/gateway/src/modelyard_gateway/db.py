@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.db import TimestampMixin, UsageCountersMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_gateway.settings import SCHEMA
@@ -36,15 +36,20 @@ class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
 
 
-class ModelInstance(TimestampMixin, Base):
+class NamedInWorkspace:
+    """An id, and a name (unique in its workspace: each table declares the constraint)."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id, sort_order=-1)
+    workspace: Mapped[str] = mapped_column(String(200), index=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(String(200), sort_order=-1)
+
+
+class ModelInstance(NamedInWorkspace, TimestampMixin, Base):
     """One backend: a local OpenAI-compatible server or a cloud API."""
 
     __tablename__ = "model_instances"
     __table_args__ = (UniqueConstraint("workspace", "name"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(10))
     host: Mapped[str | None] = mapped_column(String(255))
     port: Mapped[int | None] = mapped_column(Integer)
@@ -94,15 +99,12 @@ class DeviceEndpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ModelGroup(TimestampMixin, Base):
+class ModelGroup(NamedInWorkspace, TimestampMixin, Base):
     """What clients name in `model`: an ordered list of instances."""
 
     __tablename__ = "model_groups"
     __table_args__ = (UniqueConstraint("workspace", "name"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     registry_model_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
@@ -169,7 +171,7 @@ class WorkspacePolicy(WorkspacePolicyMixin, Base):
 OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
 
 
-class ModelUsage(Base):
+class ModelUsage(UsageCountersMixin, Base):
     """Requests, errors and tokens of one registry model's bound groups on one UTC day."""
 
     __tablename__ = "model_usage"
@@ -177,11 +179,6 @@ class ModelUsage(Base):
     workspace: Mapped[str] = mapped_column(String(200), primary_key=True)
     model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

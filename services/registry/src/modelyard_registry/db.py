@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from modelyard_common.db import new_id, schema_metadata, utcnow
+from modelyard_common.db import UsageCountersMixin, new_id, schema_metadata, utcnow
 from modelyard_common.infrastructure import infrastructure_models
 
 SCHEMA = "registry"
@@ -44,6 +44,35 @@ class Audited:
     )
     updated_by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+def _search_vector(*columns: str) -> Mapped[Any]:
+    """Return the full-text `search` column over `columns` (computed and stored by PostgreSQL)."""
+    text = " || ' ' || ".join(f"coalesce({column}, '')" for column in columns)
+    return mapped_column(
+        TSVECTOR, Computed(f"to_tsvector('english', {text})", persisted=True), deferred=True
+    )
+
+
+_PAGE_COLUMNS = {"name": "name", "created": "created_at", "updated": "updated_at"}
+
+
+def _inventory_indexes(table: str, name: Any) -> tuple[Index, ...]:
+    """Return the indexes of an inventory table: unique name, search, tags and keyset pages."""
+    return (
+        Index(f"uq_{table}_workspace_name", "workspace", func.lower(name), unique=True),
+        Index(f"ix_{table}_search", "search", postgresql_using="gin"),
+        Index(f"ix_{table}_tags", "tags", postgresql_using="gin"),
+        # Keyset pagination walks these: (workspace, sort column, id).
+        *(
+            Index(f"ix_{table}_page_{page}", "workspace", column, "id")
+            for page, column in (
+                ("name", "name"),
+                ("created", "created_at"),
+                ("updated", "updated_at"),
+            )
+        ),
+    )
 
 
 class AIModel(Audited, Base):
@@ -68,23 +97,10 @@ class AIModel(Audited, Base):
     approval_decided_by: Mapped[str | None] = mapped_column(String(200))
     approval_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     approval_decision_comment: Mapped[str | None] = mapped_column(Text)
-    search: Mapped[Any] = mapped_column(
-        TSVECTOR,
-        Computed(
-            "to_tsvector('english', coalesce(name, '') || ' ' || coalesce(description, ''))",
-            persisted=True,
-        ),
-        deferred=True,
-    )
+    search: Mapped[Any] = _search_vector("name", "description")
 
     __table_args__ = (
-        Index("uq_ai_models_workspace_name", "workspace", func.lower(name), unique=True),
-        Index("ix_ai_models_search", "search", postgresql_using="gin"),
-        Index("ix_ai_models_tags", "tags", postgresql_using="gin"),
-        # Keyset pagination walks these: (workspace, sort column, id).
-        Index("ix_ai_models_page_name", "workspace", "name", "id"),
-        Index("ix_ai_models_page_created", "workspace", "created_at", "id"),
-        Index("ix_ai_models_page_updated", "workspace", "updated_at", "id"),
+        *_inventory_indexes("ai_models", name),
         Index("ix_ai_models_approval", "workspace", "approval"),
     )
 
@@ -104,24 +120,9 @@ class AISystem(Audited, Base):
     risk_justification: Mapped[str] = mapped_column(Text, default="", server_default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    search: Mapped[Any] = mapped_column(
-        TSVECTOR,
-        Computed(
-            "to_tsvector('english', coalesce(name, '') || ' ' || coalesce(description, '')"
-            " || ' ' || coalesce(purpose, ''))",
-            persisted=True,
-        ),
-        deferred=True,
-    )
+    search: Mapped[Any] = _search_vector("name", "description", "purpose")
 
-    __table_args__ = (
-        Index("uq_ai_systems_workspace_name", "workspace", func.lower(name), unique=True),
-        Index("ix_ai_systems_search", "search", postgresql_using="gin"),
-        Index("ix_ai_systems_tags", "tags", postgresql_using="gin"),
-        Index("ix_ai_systems_page_name", "workspace", "name", "id"),
-        Index("ix_ai_systems_page_created", "workspace", "created_at", "id"),
-        Index("ix_ai_systems_page_updated", "workspace", "updated_at", "id"),
-    )
+    __table_args__ = _inventory_indexes("ai_systems", name)
 
 
 class SystemModelLink(Audited, Base):
@@ -258,7 +259,7 @@ class WorkspacePolicy(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ModelUsageDay(Base):
+class ModelUsageDay(UsageCountersMixin, Base):
     """Gateway traffic of one model on one UTC day, added up from `gateway.usage.recorded`."""
 
     __tablename__ = "model_usage"
@@ -266,11 +267,6 @@ class ModelUsageDay(Base):
     workspace: Mapped[str] = mapped_column(String(100), primary_key=True)
     model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)

@@ -205,55 +205,38 @@ class Governance:
         self, session: AsyncSession, model: ModelApprovalEvent, *, source_time: datetime
     ) -> bool:
         """Upsert a model's approval unless a newer source is already applied; return if it was."""
-        approvals = self.approvals
-        stmt = insert(approvals).values(
-            model_id=model.id,
-            workspace=model.workspace,
-            name=model.name,
-            approval=model.approval.value,
-            conditions=model.approval_conditions,
-            decided_by=model.updated_by,
-            comment=model.approval_comment,
-            source_time=source_time,
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[approvals.model_id],
-            set_={
-                "workspace": stmt.excluded.workspace,
-                "name": stmt.excluded.name,
-                "approval": stmt.excluded.approval,
-                "conditions": stmt.excluded.conditions,
-                "decided_by": stmt.excluded.decided_by,
-                "comment": stmt.excluded.comment,
-                "source_time": stmt.excluded.source_time,
-                "updated_at": func.now(),
+        return await _upsert_if_newer(
+            session,
+            self.approvals,
+            "model_id",
+            {
+                "model_id": model.id,
+                "workspace": model.workspace,
+                "name": model.name,
+                "approval": model.approval.value,
+                "conditions": model.approval_conditions,
+                "decided_by": model.updated_by,
+                "comment": model.approval_comment,
+                "source_time": source_time,
             },
-            # Events arrive out of order across relays; only a newer one changes the row.
-            where=approvals.source_time <= stmt.excluded.source_time,
-        ).returning(approvals.model_id)
-        return (await session.scalar(upsert)) is not None
+            touch=True,
+        )
 
     async def record_policy(
         self, session: AsyncSession, policy: PolicyEvent, *, source_time: datetime
     ) -> bool:
         """Upsert a workspace's gate unless a newer one is already applied; return if it was."""
-        policies = self.policies
-        stmt = insert(policies).values(
-            workspace=policy.workspace,
-            gate=policy.gate.value,
-            updated_by=policy.updated_by,
-            source_time=source_time,
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[policies.workspace],
-            set_={
-                "gate": stmt.excluded.gate,
-                "updated_by": stmt.excluded.updated_by,
-                "source_time": stmt.excluded.source_time,
+        return await _upsert_if_newer(
+            session,
+            self.policies,
+            "workspace",
+            {
+                "workspace": policy.workspace,
+                "gate": policy.gate.value,
+                "updated_by": policy.updated_by,
+                "source_time": source_time,
             },
-            where=policies.source_time <= stmt.excluded.source_time,
-        ).returning(policies.workspace)
-        return (await session.scalar(upsert)) is not None
+        )
 
     async def apply_event(self, session: AsyncSession, event: CloudEvent) -> Standing | None:
         """Apply one registry event; return the model's new standing when its approval changed.
@@ -299,3 +282,23 @@ def standing_of(row: ModelApprovalMixin, gate: Gate) -> Standing:
         comment=row.comment,
         model_name=row.name,
     )
+
+
+async def _upsert_if_newer(
+    session: AsyncSession, table: Any, key: str, values: dict[str, Any], *, touch: bool = False
+) -> bool:
+    """Upsert the row `values` of `table` unless it holds a newer `source_time`; return if it did.
+
+    Events arrive out of order across relays; only a newer one changes the row. `touch` also
+    sets the row's `updated_at`.
+    """
+    stmt = insert(table).values(**values)
+    changes: dict[str, Any] = {name: stmt.excluded[name] for name in values if name != key}
+    if touch:
+        changes["updated_at"] = func.now()
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[getattr(table, key)],
+        set_=changes,
+        where=table.source_time <= stmt.excluded.source_time,
+    ).returning(getattr(table, key))
+    return (await session.scalar(upsert)) is not None

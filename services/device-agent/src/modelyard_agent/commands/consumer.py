@@ -35,15 +35,7 @@ class CommandConsumer:
 
     async def run(self) -> None:
         """Connect (retrying with backoff while the broker is unreachable), then consume."""
-        delay = 0.5
-        while True:
-            try:
-                await self.broker.connect()
-                break
-            except Exception as exc:
-                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)
+        await self.broker.connect_forever(log)
         self.consumer = await self.broker.consume(
             self.queue_name,
             [Binding(DEVICES_EXCHANGE, self.queue_name)],

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import PageParams, paginate_entity, where_given
 from modelyard_gateway.db import GroupMember, ModelGroup
 
 SORTS = ("created_at", "name")
@@ -50,15 +50,8 @@ async def page(
 ) -> tuple[list[ModelGroup], str | None]:
     """Return one page of the workspace's groups and the next cursor."""
     stmt = select(ModelGroup).where(ModelGroup.workspace == workspace)
-    if enabled is not None:
-        stmt = stmt.where(ModelGroup.enabled == enabled)
-    return await paginate(
-        session,
-        stmt,
-        params=params,
-        columns={"created_at": ModelGroup.created_at, "name": ModelGroup.name},
-        id_column=ModelGroup.id,
-    )
+    stmt = where_given(stmt, ModelGroup, enabled=enabled)
+    return await paginate_entity(session, stmt, ModelGroup, params=params, sorts=SORTS)
 
 
 async def members(

@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.errors import (
+    ConflictError,
+    FieldError,
+    UnprocessableError,
+    found,
+    reject_nulls,
+)
 from modelyard_common.governance import Governance
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
@@ -58,9 +64,7 @@ def to_read(
 
 async def _require(session: AsyncSession, workspace: str, group_id: uuid.UUID) -> ModelGroup:
     row = await repository.get(session, workspace=workspace, group_id=group_id)
-    if row is None:
-        raise NotFoundError(f"No model group {group_id} in this workspace.")
-    return row
+    return found(row, f"No model group {group_id} in this workspace.")
 
 
 async def _check_instances(
@@ -164,16 +168,7 @@ async def update_group(
     if model_id is not None and (model_id != row.registry_model_id or name != row.name):
         # A new binding, or a rename (a restricted approval names the groups that may serve).
         await gate.judge(session, workspace=principal.workspace, model_id=model_id, group=name)
-    for field in ("name", "description", "instance_ids", "enabled"):
-        if field in changes and changes[field] is None:
-            raise UnprocessableError(
-                "A field cannot be null.",
-                errors=[
-                    FieldError(
-                        loc=["body", field], field=field, message="cannot be null", type="null"
-                    )
-                ],
-            )
+    reject_nulls(changes, ("name", "description", "instance_ids", "enabled"))
     if "name" in changes and changes["name"] != row.name:
         await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
     if body.instance_ids is not None:

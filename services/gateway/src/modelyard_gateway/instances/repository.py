@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import PageParams, paginate_entity, where_given
 from modelyard_gateway.db import GroupMember, InstanceState, ModelGroup, ModelInstance
 
 SORTS = ("created_at", "name")
@@ -47,17 +47,8 @@ async def page(
 ) -> tuple[list[ModelInstance], str | None]:
     """Return one page of the workspace's instances and the next cursor."""
     stmt = select(ModelInstance).where(ModelInstance.workspace == workspace)
-    if kind is not None:
-        stmt = stmt.where(ModelInstance.kind == kind)
-    if enabled is not None:
-        stmt = stmt.where(ModelInstance.enabled == enabled)
-    return await paginate(
-        session,
-        stmt,
-        params=params,
-        columns={"created_at": ModelInstance.created_at, "name": ModelInstance.name},
-        id_column=ModelInstance.id,
-    )
+    stmt = where_given(stmt, ModelInstance, kind=kind, enabled=enabled)
+    return await paginate_entity(session, stmt, ModelInstance, params=params, sorts=SORTS)
 
 
 async def existing_ids(

@@ -13,8 +13,9 @@ from modelyard_common.errors import (
     ConflictError,
     FieldError,
     ForbiddenError,
-    NotFoundError,
     UnprocessableError,
+    found,
+    reject_nulls,
 )
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
@@ -125,9 +126,7 @@ async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> Non
 async def require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
     """Return the instance with this id in the workspace (404 otherwise)."""
     row = await repository.get(session, workspace=workspace, instance_id=instance_id)
-    if row is None:
-        raise NotFoundError(f"No instance {instance_id} in this workspace.")
-    return row
+    return found(row, f"No instance {instance_id} in this workspace.")
 
 
 async def _ensure_name_free(
@@ -221,16 +220,7 @@ async def update_instance(
         "max_concurrency",
         "health_path",
     }
-    for field, value in list(changes.items()):
-        if value is None and field not in nullable:
-            raise UnprocessableError(
-                "A field cannot be null.",
-                errors=[
-                    FieldError(
-                        loc=["body", field], field=field, message="cannot be null", type="null"
-                    )
-                ],
-            )
+    reject_nulls(changes, [field for field in changes if field not in nullable])
     merged = {
         "kind": changes.get("kind", row.kind),
         "host": changes.get("host", row.host),

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.pagination import PageParams, paginate_entity
 from modelyard_gateway.db import ApiKey
 
 SORTS = ("created_at", "name")
@@ -29,13 +29,7 @@ async def page(
         stmt = stmt.where(
             ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
         )
-    return await paginate(
-        session,
-        stmt,
-        params=params,
-        columns={"created_at": ApiKey.created_at, "name": ApiKey.name},
-        id_column=ApiKey.id,
-    )
+    return await paginate_entity(session, stmt, ApiKey, params=params, sorts=SORTS)
 
 
 async def add(session: AsyncSession, *, key: ApiKey) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import FieldError, NotFoundError, UnprocessableError
+from modelyard_common.errors import FieldError, UnprocessableError, found
 from modelyard_common.pagination import PageParams
 from modelyard_gateway.crypto import hash_api_key, new_api_key
 from modelyard_gateway.db import ApiKey, announce_config_change
@@ -74,19 +74,20 @@ async def list_keys(
     return [to_read(r) for r in rows], cursor
 
 
+async def _require(session: AsyncSession, workspace: str, key_id: uuid.UUID) -> ApiKey:
+    row = await repository.get(session, workspace=workspace, key_id=key_id)
+    return found(row, f"No API key {key_id} in this workspace.")
+
+
 async def get_key(session: AsyncSession, *, principal: Principal, key_id: uuid.UUID) -> KeyRead:
     """Return one key of the principal's workspace (without its secret)."""
-    row = await repository.get(session, workspace=principal.workspace, key_id=key_id)
-    if row is None:
-        raise NotFoundError(f"No API key {key_id} in this workspace.")
+    row = await _require(session, principal.workspace, key_id)
     return to_read(row)
 
 
 async def revoke_key(session: AsyncSession, *, principal: Principal, key_id: uuid.UUID) -> KeyRead:
     """Return the key after revoking it (revoking twice keeps the first time)."""
-    row = await repository.get(session, workspace=principal.workspace, key_id=key_id)
-    if row is None:
-        raise NotFoundError(f"No API key {key_id} in this workspace.")
+    row = await _require(session, principal.workspace, key_id)
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await session.flush()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from modelyard_gateway.db import (
     STATE_CHANNEL,
@@ -78,6 +78,14 @@ FROM gateway.instance_states s WHERE s.instance_id = :id
 """
 
 
+async def _instance_exists(conn: AsyncConnection, instance_id: uuid.UUID) -> bool:
+    """Return whether the instance still exists (a state row of a deleted one is not written)."""
+    found = await conn.scalar(
+        text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
+    )
+    return bool(found)
+
+
 async def publish_cooldown(
     engine: AsyncEngine,
     instance_id: uuid.UUID,
@@ -90,10 +98,7 @@ async def publish_cooldown(
 ) -> None:
     """Store an instance's cooldown (and its backoff) in the shared table and notify replicas."""
     async with engine.begin() as conn:
-        exists = await conn.scalar(
-            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
-        )
-        if not exists:
+        if not await _instance_exists(conn, instance_id):
             return
         await conn.execute(
             text(
@@ -125,10 +130,7 @@ _REACHABILITY = "(" + ", ".join(f"'{c}'" for c in REACHABILITY_CAUSES) + ")"
 async def claim_check(engine: AsyncEngine, instance_id: uuid.UUID, interval_s: float) -> bool:
     """Return whether this replica won the right to health-check an instance this interval."""
     async with engine.begin() as conn:
-        exists = await conn.scalar(
-            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
-        )
-        if not exists:
+        if not await _instance_exists(conn, instance_id):
             return False
         won = await conn.scalar(
             text(
@@ -158,10 +160,7 @@ async def publish_check(
     about completions.
     """
     async with engine.begin() as conn:
-        exists = await conn.scalar(
-            text("SELECT 1 FROM gateway.model_instances WHERE id = :id"), {"id": instance_id}
-        )
-        if not exists:
+        if not await _instance_exists(conn, instance_id):
             return
         await conn.execute(
             text(

@@ -27,6 +27,7 @@ from modelyard_registry.ai_models.schemas import (
 from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff
 from modelyard_registry.inventory.service import Inventory, shared_view
+from modelyard_registry.links import repository as link_repository
 
 # Fields whose change voids an approval: they alter what the model is, so a reviewer's
 # decision about the old values says nothing about the new ones.
@@ -90,7 +91,7 @@ class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate
 
     async def on_delete(self, session: AsyncSession, *, principal: Principal, row: AIModel) -> None:
         """Refuse to delete a linked model: 409 naming the systems that still use it."""
-        links = await repository.systems_using(
+        links = await link_repository.systems_of_model(
             session, workspace=principal.workspace, model_id=row.id
         )
         if links:
@@ -126,7 +127,7 @@ async def list_systems_of_model(
             created_at=link.created_at,
             updated_at=link.updated_at,
         )
-        for link, system in await repository.systems_using(
+        for link, system in await link_repository.systems_of_model(
             session, workspace=principal.workspace, model_id=model_id
         )
     ]

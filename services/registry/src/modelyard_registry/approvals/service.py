@@ -11,7 +11,6 @@ from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, ForbiddenError
 from modelyard_common.governance import ApprovalState
-from modelyard_registry.ai_models.schemas import AIModelRead
 from modelyard_registry.ai_models.service import approval_conditions, models
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision
 from modelyard_registry.db import AIModel
@@ -66,13 +65,33 @@ async def _transition(
     action: str,
     comment: str,
     apply: dict[str, Any],
-) -> AIModelRead:
+) -> ApprovalRead:
+    """Return the approval after applying `apply` to the model, saved with its history entry."""
     before = models.snapshot(model)
     for field, value in apply.items():
         setattr(model, field, value)
     delta = diff(before, models.snapshot(model))
     delta["comment"] = {"old": None, "new": comment}
-    return await models.save(session, principal=principal, row=model, action=action, delta=delta)
+    await models.save(session, principal=principal, row=model, action=action, delta=delta)
+    return to_read(model)
+
+
+def _decided_by(principal: Principal, comment: str) -> dict[str, Any]:
+    """Return the fields recording who decided, when, and why."""
+    return {
+        "approval_decided_by": principal.sub,
+        "approval_decided_at": utcnow(),
+        "approval_decision_comment": comment,
+    }
+
+
+async def _model_to_decide(
+    session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, act: str
+) -> AIModel:
+    """Return the model locked for a decision; 403 unless the principal may decide (`act`)."""
+    if not can_decide(principal):
+        raise ForbiddenError(f"{act} needs the approver role (or admin).")
+    return await models.get(session, principal=principal, item_id=model_id, for_update=True)
 
 
 async def request_review(
@@ -88,7 +107,7 @@ async def request_review(
         )
     if model.archived_at is not None:
         raise ConflictError("The model is archived; unarchive it before asking for review.")
-    await _transition(
+    return await _transition(
         session,
         principal=principal,
         model=model,
@@ -104,16 +123,15 @@ async def request_review(
             "approval_decision_comment": None,
         },
     )
-    return to_read(model)
 
 
 async def decide(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, decision: Decision
 ) -> ApprovalRead:
     """Return the approval after a reviewer's decision (four-eyes for approve and restrict)."""
-    if not can_decide(principal):
-        raise ForbiddenError("Deciding an approval needs the approver role (or admin).")
-    model = await models.get(session, principal=principal, item_id=model_id, for_update=True)
+    model = await _model_to_decide(
+        session, principal=principal, model_id=model_id, act="Deciding an approval"
+    )
     state = ApprovalState(model.approval)
     if state not in DECIDABLE[decision.decision]:
         raise ConflictError(
@@ -125,7 +143,7 @@ async def decide(
             "Four-eyes rule: the person who requested the review cannot decide it.",
             requested_by=model.approval_requested_by,
         )
-    await _transition(
+    return await _transition(
         session,
         principal=principal,
         model=model,
@@ -136,24 +154,21 @@ async def decide(
             "approval_conditions": (
                 decision.conditions.model_dump(mode="json") if decision.conditions else None
             ),
-            "approval_decided_by": principal.sub,
-            "approval_decided_at": utcnow(),
-            "approval_decision_comment": decision.comment,
+            **_decided_by(principal, decision.comment),
         },
     )
-    return to_read(model)
 
 
 async def retire(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, comment: str
 ) -> ApprovalRead:
     """Return the approval after retiring the model for good; 409 when already retired."""
-    if not can_decide(principal):
-        raise ForbiddenError("Retiring a model needs the approver role (or admin).")
-    model = await models.get(session, principal=principal, item_id=model_id, for_update=True)
+    model = await _model_to_decide(
+        session, principal=principal, model_id=model_id, act="Retiring a model"
+    )
     if model.approval == ApprovalState.retired:
         raise ConflictError("The model is already retired.", approval="retired")
-    await _transition(
+    return await _transition(
         session,
         principal=principal,
         model=model,
@@ -162,9 +177,6 @@ async def retire(
         apply={
             "approval": ApprovalState.retired.value,
             "approval_conditions": None,
-            "approval_decided_by": principal.sub,
-            "approval_decided_at": utcnow(),
-            "approval_decision_comment": comment,
+            **_decided_by(principal, comment),
         },
     )
-    return to_read(model)

@@ -13,16 +13,15 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     FieldError,
-    NotFoundError,
     PayloadTooLargeError,
     UnprocessableError,
+    found,
 )
-from modelyard_common.http import make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType
-from modelyard_registry.history.service import add_entry
+from modelyard_registry.history.service import add_entry, audit_view
 
 RESOURCE = "evidence"
 
@@ -45,11 +44,7 @@ def to_read(item: Evidence) -> EvidenceRead:
         file_size=item.file_size,
         file_sha256=item.file_sha256,
         content_type=item.content_type,
-        created_at=item.created_at,
-        created_by=item.created_by,
-        updated_at=item.updated_at,
-        updated_by=item.updated_by,
-        etag=make_etag(item.revision),
+        **audit_view(item),
     )
 
 
@@ -122,9 +117,7 @@ async def get_evidence(
     item = await repository.get(
         session, workspace=principal.workspace, evidence_id=evidence_id, with_content=with_content
     )
-    if item is None:
-        raise NotFoundError(f"No evidence {evidence_id} in this workspace.")
-    return item
+    return found(item, f"No evidence {evidence_id} in this workspace.")
 
 
 async def attach_file(
@@ -138,11 +131,12 @@ async def attach_file(
     max_bytes: int,
 ) -> EvidenceRead:
     """Return the item with its file replaced; 413 past `max_bytes` (nothing is kept then)."""
-    item = await repository.get(
-        session, workspace=principal.workspace, evidence_id=evidence_id, for_update=True
+    item = found(
+        await repository.get(
+            session, workspace=principal.workspace, evidence_id=evidence_id, for_update=True
+        ),
+        f"No evidence {evidence_id} in this workspace.",
     )
-    if item is None:
-        raise NotFoundError(f"No evidence {evidence_id} in this workspace.")
     digest, parts, size = hashlib.sha256(), [], 0
     async for chunk in chunks:
         size += len(chunk)

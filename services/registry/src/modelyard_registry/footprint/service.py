@@ -93,18 +93,7 @@ async def model_footprint(
     rows = await repository.places(session, workspace=principal.workspace, model_id=model_id)
     return ModelFootprint(
         model_id=model_id,
-        deployments=[
-            DeploymentPlace(
-                deployment_id=r.deployment_id,
-                device_id=r.device_id,
-                version_id=r.version_id,
-                running_version_id=r.running_version_id,
-                state=r.state,
-                desired_state=r.desired_state,
-                since=r.since,
-            )
-            for r in rows
-        ],
+        deployments=[DeploymentPlace.model_validate(r, from_attributes=True) for r in rows],
     )
 
 
@@ -123,16 +112,7 @@ async def model_timeline(
     rows, cursor = await repository.spans(
         session, workspace=principal.workspace, model_id=model_id, at=at, params=params
     )
-    return [
-        ServingSpan(
-            deployment_id=r.deployment_id,
-            device_id=r.device_id,
-            version_id=r.version_id,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-        )
-        for r in rows
-    ], cursor
+    return [ServingSpan.model_validate(r, from_attributes=True) for r in rows], cursor
 
 
 async def apply_usage_event(session: AsyncSession, event: CloudEvent) -> None:

@@ -14,9 +14,10 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
+from modelyard_common.http import make_etag
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
-from modelyard_registry.db import HistoryEntry, OutboxEvent
+from modelyard_registry.db import Audited, HistoryEntry, OutboxEvent
 from modelyard_registry.history import repository
 
 EVENT_SOURCE = "modelyard/registry"
@@ -29,6 +30,17 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
         key: {"old": before.get(key), "new": after.get(key)}
         for key in keys
         if before.get(key) != after.get(key)
+    }
+
+
+AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by")
+
+
+def audit_view(row: Audited) -> dict[str, Any]:
+    """Return the audit fields of a row's API view: who created and changed it, when, its ETag."""
+    return {
+        **{field: getattr(row, field) for field in AUDIT_FIELDS},
+        "etag": make_etag(row.revision),
     }
 
 

@@ -17,11 +17,17 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.errors import ConflictError, NotFoundError
-from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.errors import ConflictError, found
+from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
-from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
+from modelyard_registry.history.service import (
+    audit_view,
+    diff,
+    flush_unique,
+    record_change,
+    save_revision,
+)
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
 
@@ -45,9 +51,7 @@ async def get_item(
     row = await repository.get(
         session, table, workspace=principal.workspace, item_id=item_id, for_update=for_update
     )
-    if row is None:
-        raise NotFoundError(f"No {RESOURCES[table]} {item_id} in this workspace.")
-    return row
+    return found(row, f"No {RESOURCES[table]} {item_id} in this workspace.")
 
 
 def shared_view(row: Item) -> dict[str, Any]:
@@ -60,11 +64,7 @@ def shared_view(row: Item) -> dict[str, Any]:
         "tags": list(row.tags),
         "archived": row.archived_at is not None,
         "archived_at": row.archived_at,
-        "created_at": row.created_at,
-        "created_by": row.created_by,
-        "updated_at": row.updated_at,
-        "updated_by": row.updated_by,
-        "etag": make_etag(row.revision),
+        **audit_view(row),
     }
 
 

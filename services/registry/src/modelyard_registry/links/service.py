@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.errors import ConflictError, NotFoundError
-from modelyard_common.http import check_if_match, make_etag
+from modelyard_common.errors import ConflictError, found
+from modelyard_common.http import check_if_match
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import add_entry, emit, flush_unique
+from modelyard_registry.history.service import add_entry, audit_view, emit, flush_unique
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
@@ -26,11 +26,7 @@ def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:
         learning_type=model.learning_type,
         model_archived=model.archived_at is not None,
         description_of_use=link.description_of_use,
-        created_at=link.created_at,
-        created_by=link.created_by,
-        updated_at=link.updated_at,
-        updated_by=link.updated_by,
-        etag=make_etag(link.revision),
+        **audit_view(link),
     )
 
 
@@ -42,8 +38,8 @@ async def _audit(
     action: str,
     old: str | None,
     new: str | None,
-) -> None:
-    """Record the change on both ends' histories and emit one `registry.link.<action>`."""
+) -> LinkRead:
+    """Return `read` once both ends' histories and a `registry.link.<action>` event record it."""
     system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
     model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
@@ -70,6 +66,7 @@ async def _audit(
         subject=system_id,
         data=read,
     )
+    return read
 
 
 async def attach(
@@ -101,16 +98,14 @@ async def attach(
     session.add(link)
     await flush_unique(session, "This model is already linked to this system.")
     await session.refresh(link)
-    read = to_read(link, model)
-    await _audit(
+    return await _audit(
         session,
         principal=principal,
-        read=read,
+        read=to_read(link, model),
         action="linked",
         old=None,
         new=link.description_of_use,
     )
-    return read
 
 
 async def _get_link(
@@ -121,16 +116,14 @@ async def _get_link(
     model_id: uuid.UUID,
     for_update: bool = False,
 ) -> tuple[SystemModelLink, AIModel]:
-    found = await repository.get(
+    link = await repository.get(
         session,
         workspace=principal.workspace,
         system_id=system_id,
         model_id=model_id,
         for_update=for_update,
     )
-    if found is None:
-        raise NotFoundError(f"Model {model_id} is not linked to system {system_id}.")
-    return found
+    return found(link, f"Model {model_id} is not linked to system {system_id}.")
 
 
 async def update(
@@ -155,16 +148,14 @@ async def update(
     link.updated_by = principal.sub
     link.updated_at = utcnow()
     await session.flush()
-    read = to_read(link, model)
-    await _audit(
+    return await _audit(
         session,
         principal=principal,
-        read=read,
+        read=to_read(link, model),
         action="updated",
         old=old,
         new=link.description_of_use,
     )
-    return read
 
 
 async def detach(

@@ -3,47 +3,49 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_registry.db import AIModel, AISystem, Evidence, SystemModelLink, SystemObligation
+
+Row = TypeVar("Row", AIModel, AISystem, SystemModelLink, SystemObligation)
+
+
+async def _every(
+    session: AsyncSession, entity: type[Row], workspace: str, *order: InstrumentedAttribute[Any]
+) -> list[Row]:
+    """Return every row of `entity` in the workspace, in `order`."""
+    rows = await session.scalars(
+        select(entity).where(entity.workspace == workspace).order_by(*order)
+    )
+    return list(rows)
 
 
 async def models(session: AsyncSession, *, workspace: str) -> list[AIModel]:
     """Return every model of the workspace, archived ones included, by name."""
-    rows = await session.scalars(
-        select(AIModel).where(AIModel.workspace == workspace).order_by(AIModel.name, AIModel.id)
-    )
-    return list(rows)
+    return await _every(session, AIModel, workspace, AIModel.name, AIModel.id)
 
 
 async def systems(session: AsyncSession, *, workspace: str) -> list[AISystem]:
     """Return every system of the workspace, by name."""
-    rows = await session.scalars(
-        select(AISystem).where(AISystem.workspace == workspace).order_by(AISystem.name, AISystem.id)
-    )
-    return list(rows)
+    return await _every(session, AISystem, workspace, AISystem.name, AISystem.id)
 
 
 async def links(session: AsyncSession, *, workspace: str) -> list[SystemModelLink]:
     """Return every link of the workspace."""
-    rows = await session.scalars(
-        select(SystemModelLink)
-        .where(SystemModelLink.workspace == workspace)
-        .order_by(SystemModelLink.system_id, SystemModelLink.model_id)
+    return await _every(
+        session, SystemModelLink, workspace, SystemModelLink.system_id, SystemModelLink.model_id
     )
-    return list(rows)
 
 
 async def obligations(session: AsyncSession, *, workspace: str) -> list[SystemObligation]:
     """Return every stored obligation status of the workspace."""
-    rows = await session.scalars(
-        select(SystemObligation)
-        .where(SystemObligation.workspace == workspace)
-        .order_by(SystemObligation.system_id, SystemObligation.code)
+    return await _every(
+        session, SystemObligation, workspace, SystemObligation.system_id, SystemObligation.code
     )
-    return list(rows)
 
 
 async def evidence(
