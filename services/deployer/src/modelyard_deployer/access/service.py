@@ -88,17 +88,19 @@ def to_schema(grant: AccessGrant) -> Grant:
     )
 
 
-def _grant_not_found(model_id: uuid.UUID) -> str:
-    return f"No model {model_id} with access grants you may see."
+async def _require_on_grants(
+    session: AsyncSession, principal: Principal, model_id: uuid.UUID, level: AccessLevel
+) -> None:
+    """Raise 404 without any access to the model's grants, 403 below `level`."""
+    not_found = f"No model {model_id} with access grants you may see."
+    await require_access(session, principal, model_id, level, not_found=not_found)
 
 
 async def list_grants(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
 ) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
-    await require_access(
-        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.viewer)
     rows, cursor = await paginate(
         session,
         repository.list_statement(workspace=principal.workspace, model_id=model_id),
@@ -113,9 +115,7 @@ async def authorize_grant_change(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
 ) -> None:
     """Raise 404/403 unless the principal manages the model's grants (before any replay)."""
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.editor)
 
 
 async def create_grant(
@@ -128,9 +128,7 @@ async def create_grant(
     authorization: str | None,
 ) -> Grant:
     """Return a new grant on a model; 409 if the subject already has one."""
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.editor)
     await get_visible_model(
         session, http=http, principal=principal, model_id=model_id, authorization=authorization
     )
@@ -163,14 +161,13 @@ async def create_grant(
 
 async def _grant(
     session: AsyncSession,
-    *,
     principal: Principal,
     model_id: uuid.UUID,
     grant_id: uuid.UUID,
     level: AccessLevel,
 ) -> AccessGrant:
     """Return a grant of a model the principal holds `level` on (404 without it, or no grant)."""
-    await require_access(session, principal, model_id, level, not_found=_grant_not_found(model_id))
+    await _require_on_grants(session, principal, model_id, level)
     grant = await repository.get(
         session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
     )
@@ -183,13 +180,7 @@ async def get_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> Grant:
     """Return one grant of a model."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.viewer,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.viewer)
     return to_schema(grant)
 
 
@@ -203,13 +194,7 @@ async def update_grant(
     if_match: str | None,
 ) -> Grant:
     """Return the grant after changing its level (If-Match must name its current ETag)."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.editor,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.editor)
     check_if_match(if_match, grant.revision)
     grant.level = body.level.value
     grant.revision += 1
@@ -222,12 +207,6 @@ async def delete_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> None:
     """Remove a grant."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.editor,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.editor)
     await session.delete(grant)
     await session.flush()
