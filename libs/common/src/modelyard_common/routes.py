@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from functools import partialmethod
+from typing import Any, Protocol, TypeVar, cast
 
 from fastapi import APIRouter, Response, status
 
@@ -51,91 +52,46 @@ def no_content() -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+class Shape(Protocol):
+    """A route shape: the decorator of one route, given its names and problem responses."""
+
+    def __call__(
+        self,
+        operation_id: str,
+        summary: str,
+        *,
+        problems: Sequence[int],
+        subpath: str = "",
+        **options: Any,
+    ) -> Callable[[F], F]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Routes:
-    """The route shapes of one router: `item` is the path of one resource, e.g. `/{grant_id}`.
+    """The route shapes of one router; `item` is the path of one resource, e.g. `/{grant_id}`.
 
-    Item shapes take an optional `suffix` below the item (`/history`, `/token`); collection
-    shapes an optional `path` (default: the router's prefix itself).
+    `subpath` names a route below the shape's own path: `/history` below the item, or
+    `/deployments` below a router whose prefix is itself an item.
     """
 
     router: APIRouter
     item: str = ""
 
-    def listing(
-        self,
-        operation_id: str,
-        summary: str,
-        *,
-        problems: Sequence[int],
-        path: str = "",
-        **options: Any,
-    ) -> Callable[[F], F]:
-        """Return the decorator of `GET path`: one page of resources."""
-        return self._route("GET", path, operation_id, summary, problems, options)
-
-    def creating(
-        self,
-        operation_id: str,
-        summary: str,
-        *,
-        problems: Sequence[int],
-        path: str = "",
-        **options: Any,
-    ) -> Callable[[F], F]:
-        """Return the decorator of `POST path`, answered 201."""
-        options = {"status_code": status.HTTP_201_CREATED, **options}
-        return self._route("POST", path, operation_id, summary, problems, options)
-
-    def reading(
-        self,
-        operation_id: str,
-        summary: str,
-        *,
-        problems: Sequence[int],
-        suffix: str = "",
-        **options: Any,
-    ) -> Callable[[F], F]:
-        """Return the decorator of `GET item` (or of a read below it)."""
-        return self._route("GET", self.item + suffix, operation_id, summary, problems, options)
-
-    def changing(
-        self, operation_id: str, summary: str, *, problems: Sequence[int], **options: Any
-    ) -> Callable[[F], F]:
-        """Return the decorator of `PATCH item`."""
-        return self._route("PATCH", self.item, operation_id, summary, problems, options)
-
-    def deleting(
-        self, operation_id: str, summary: str, *, problems: Sequence[int], **options: Any
-    ) -> Callable[[F], F]:
-        """Return the decorator of `DELETE item`, answered 204."""
-        options = {"status_code": status.HTTP_204_NO_CONTENT, **options}
-        return self._route("DELETE", self.item, operation_id, summary, problems, options)
-
-    def acting(
-        self,
-        operation_id: str,
-        summary: str,
-        *,
-        problems: Sequence[int],
-        suffix: str = "",
-        **options: Any,
-    ) -> Callable[[F], F]:
-        """Return the decorator of `POST item+suffix`: an action on one resource."""
-        return self._route("POST", self.item + suffix, operation_id, summary, problems, options)
-
-    def _route(
+    def route(
         self,
         method: str,
-        path: str,
+        on_item: bool,
         operation_id: str,
         summary: str,
+        *,
         problems: Sequence[int],
-        options: dict[str, Any],
+        subpath: str = "",
+        **options: Any,
     ) -> Callable[[F], F]:
-        fastapi_options = dict(options)
+        """Return a decorator adding its endpoint as `method` on the collection or the item."""
         # A route's own responses (a 206, a download's media type) come with its problems.
-        responses = {**fastapi_options.pop("responses", {}), **problem_responses(*problems)}
+        responses = {**options.pop("responses", {}), **problem_responses(*problems)}
+        path = (self.item if on_item else "") + subpath
 
         def declare(endpoint: F) -> F:
             self.router.add_api_route(
@@ -145,8 +101,17 @@ class Routes:
                 operation_id=operation_id,
                 summary=summary,
                 responses=responses,
-                **fastapi_options,
+                **options,
             )
             return endpoint
 
         return declare
+
+    # The shapes: the collection's list and create, the item's read, change, delete and actions
+    # (`Shape` gives mypy the signature a `partialmethod` hides).
+    listing = cast(Shape, partialmethod(route, "GET", False))
+    creating = cast(Shape, partialmethod(route, "POST", False, status_code=201))
+    reading = cast(Shape, partialmethod(route, "GET", True))
+    changing = cast(Shape, partialmethod(route, "PATCH", True))
+    deleting = cast(Shape, partialmethod(route, "DELETE", True, status_code=204))
+    acting = cast(Shape, partialmethod(route, "POST", True))

@@ -118,7 +118,7 @@ async def get_deployment(
     "get_deployment_history",
     "Every state a deployment reported, and every action taken on it",
     problems=(401, 404, 422),
-    suffix="/history",
+    subpath="/history",
 )
 async def get_deployment_history(
     deployment_id: uuid.UUID,
@@ -171,7 +171,7 @@ for _action, _summary in _ACTIONS.items():
         f"{_action.value}_deployment",
         _summary,
         problems=(401, 403, 404, 409, 503),
-        suffix=f"/{_action.value}",
+        subpath=f"/{_action.value}",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Deployment,
     )(_action_route(_action))
@@ -181,7 +181,7 @@ for _action, _summary in _ACTIONS.items():
     "redeploy_deployment",
     "Switch a deployment to another version of its model",
     problems=(401, 403, 404, 409, 422, 503),
-    suffix="/redeploy",
+    subpath="/redeploy",
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def redeploy_deployment(

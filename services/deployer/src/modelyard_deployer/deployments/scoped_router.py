@@ -61,7 +61,7 @@ async def list_device_deployments(
     "list_model_deployments",
     "A model's deployments across devices",
     problems=(401, 404, 422),
-    path="/deployments",
+    subpath="/deployments",
 )
 async def list_model_deployments(
     model_id: uuid.UUID,
@@ -89,7 +89,7 @@ async def list_model_deployments(
     "list_model_deployment_history",
     "A model's deployment history across devices",
     problems=(401, 404, 422),
-    path="/deployment-history",
+    subpath="/deployment-history",
 )
 async def list_model_deployment_history(
     model_id: uuid.UUID,
@@ -113,7 +113,7 @@ async def list_model_deployment_history(
     "announce_model_endpoints",
     "Announce again the running endpoints of a model (a gateway group bound just now)",
     problems=(401, 404),
-    suffix="/endpoints/announce",
+    subpath="/endpoints/announce",
     description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
     "deployment of the model in the workspace, so a gateway group created or re-bound after "
     "they started serves them. The answer counts them; the events carry the rest.",

@@ -166,7 +166,7 @@ async def update_device(
     "rotate_device_token",
     "Issue a new device token (the old one stops working)",
     problems=(401, 403, 404),
-    suffix="/token",
+    subpath="/token",
 )
 async def rotate_device_token(
     device_id: uuid.UUID,

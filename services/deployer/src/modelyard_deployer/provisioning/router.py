@@ -65,7 +65,7 @@ async def revoke_provisioning_token(
     "register_device_with_provisioning_token",
     "A device registers itself with a provisioning token; its token is shown only here",
     problems=(401, 403, 422, 503),
-    path="/register",
+    subpath="/register",
 )
 async def register_device(
     body: schemas.DeviceRegistration,

@@ -147,7 +147,7 @@ async def delete_model_version(
     "download_model_version",
     "Download a version's zip (range requests supported)",
     problems=(401, 404, 416),
-    suffix="/artifact",
+    subpath="/artifact",
     description="For users with access to the model, and for devices the version is deployed "
     "to (device token). Send `Range: bytes=N-` to resume an interrupted download.",
     response_class=StreamingResponse,
