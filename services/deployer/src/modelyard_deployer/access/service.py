@@ -10,6 +10,7 @@ caller (404, not 403), so ids cannot be probed.
 from __future__ import annotations
 
 import uuid
+from typing import Protocol, TypeVar
 
 import httpx
 from sqlalchemy import ColumnElement, true
@@ -62,6 +63,31 @@ async def require_access(
         raise NotFoundError(not_found)
     if rank < RANK[level]:
         raise ForbiddenError(f"This needs the {level.value} grant on model {model_id}.")
+
+
+class OfModel(Protocol):
+    """A row that belongs to one model (a version, a deployment)."""
+
+    @property
+    def model_id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=OfModel)
+
+
+async def require_row_access(
+    session: AsyncSession,
+    principal: Principal,
+    row: Row | None,
+    level: AccessLevel,
+    *,
+    missing: NotFoundError,
+) -> Row:
+    """Return `row` if the principal holds `level` on its model; raise `missing` (a 404) if not."""
+    if row is None:
+        raise missing
+    await require_access(session, principal, row.model_id, level, not_found=str(missing))
+    return row
 
 
 def visible_models(

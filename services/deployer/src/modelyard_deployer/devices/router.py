@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import FieldError, UnprocessableError
+from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, no_content, with_etag
@@ -44,12 +44,7 @@ def label_filter(
             raise UnprocessableError(
                 "A label filter is `key=value`.",
                 errors=[
-                    FieldError(
-                        loc=["query", "label"],
-                        field="label",
-                        message="expected key=value",
-                        type="format",
-                    )
+                    field_error(["query", "label"], message="expected key=value", type="format")
                 ],
             )
         wanted[key] = value
