@@ -1,26 +1,13 @@
-"""Small HTTP helpers shared by the deployer's routers (byte ranges, ETags)."""
+"""Small HTTP helpers shared by the deployer's routers (byte ranges)."""
 
 from __future__ import annotations
 
 import re
-from typing import Protocol, TypeVar
-
-from fastapi import Response
 
 from modelyard_common.errors import ProblemError
 from modelyard_common.http import AuthorizationHeader
 
-__all__ = ["AuthorizationHeader", "RangeNotSatisfiableError", "parse_range", "with_etag"]
-
-
-class Tagged(Protocol):
-    """A resource view carrying its ETag."""
-
-    @property
-    def etag(self) -> str: ...
-
-
-V = TypeVar("V", bound=Tagged)
+__all__ = ["AuthorizationHeader", "RangeNotSatisfiableError", "parse_range"]
 
 
 class RangeNotSatisfiableError(ProblemError):
@@ -56,9 +43,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or end < start:
         raise ValueError("range outside the file")
     return start, end
-
-
-def with_etag(response: Response, resource: V) -> V:
-    """Return `resource` after setting its `ETag` on the response (reads and updates)."""
-    response.headers["ETag"] = resource.etag
-    return resource

@@ -5,43 +5,37 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_deployer.access import repository, service
 from modelyard_deployer.access.schemas import Grant, GrantCreate, GrantUpdate
 from modelyard_deployer.deps import RegistryHttpDep, creates
-from modelyard_deployer.web import AuthorizationHeader, with_etag
+from modelyard_deployer.web import AuthorizationHeader
 
 router = APIRouter(prefix="/v1/models/{model_id}/access", tags=["access"])
+grants = Routes(router, item="/{grant_id}")
 
 GrantPage = Annotated[PageParams, Depends(page_params("created_at", repository.SORTS))]
 
 
-@router.get(
-    "",
-    operation_id="list_access_grants",
-    summary="List who has access to a model",
-    responses=problem_responses(401, 404, 422),
-)
+@grants.listing("list_access_grants", "List who has access to a model", problems=(401, 404, 422))
 async def list_access_grants(
     model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: GrantPage
 ) -> Page[Grant]:
     return await service.list_grants(session, principal=principal, model_id=model_id, params=params)
 
 
-@router.post(
-    "",
-    operation_id="create_access_grant",
-    summary="Grant a user or a role access to a model",
-    status_code=status.HTTP_201_CREATED,
+@grants.creating(
+    "create_access_grant",
+    "Grant a user or a role access to a model",
+    problems=(401, 403, 404, 409, 422, 503),
     response_model=Grant,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def create_access_grant(
     model_id: uuid.UUID,
@@ -72,12 +66,7 @@ async def create_access_grant(
     )
 
 
-@router.get(
-    "/{grant_id}",
-    operation_id="get_access_grant",
-    summary="Get one access grant",
-    responses=problem_responses(401, 404),
-)
+@grants.reading("get_access_grant", "Get one access grant", problems=(401, 404))
 async def get_access_grant(
     model_id: uuid.UUID,
     grant_id: uuid.UUID,
@@ -91,11 +80,10 @@ async def get_access_grant(
     )
 
 
-@router.patch(
-    "/{grant_id}",
-    operation_id="update_access_grant",
-    summary="Change the level of an access grant",
-    responses=problem_responses(401, 403, 404, 412, 422, 428),
+@grants.changing(
+    "update_access_grant",
+    "Change the level of an access grant",
+    problems=(401, 403, 404, 412, 422, 428),
 )
 async def update_access_grant(
     model_id: uuid.UUID,
@@ -119,15 +107,9 @@ async def update_access_grant(
     )
 
 
-@router.delete(
-    "/{grant_id}",
-    operation_id="delete_access_grant",
-    summary="Revoke an access grant",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
-)
+@grants.deleting("delete_access_grant", "Revoke an access grant", problems=(401, 403, 404))
 async def delete_access_grant(
     model_id: uuid.UUID, grant_id: uuid.UUID, session: SessionDep, principal: Viewer
 ) -> Response:
     await service.delete_grant(session, principal=principal, model_id=model_id, grant_id=grant_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return no_content()

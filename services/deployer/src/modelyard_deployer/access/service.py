@@ -10,6 +10,7 @@ caller (404, not 403), so ids cannot be probed.
 from __future__ import annotations
 
 import uuid
+from typing import Protocol, TypeVar
 
 import httpx
 from sqlalchemy import ColumnElement, true
@@ -64,6 +65,31 @@ async def require_access(
         raise ForbiddenError(f"This needs the {level.value} grant on model {model_id}.")
 
 
+class OfModel(Protocol):
+    """A row that belongs to one model (a version, a deployment)."""
+
+    @property
+    def model_id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=OfModel)
+
+
+async def require_row_access(
+    session: AsyncSession,
+    principal: Principal,
+    row: Row | None,
+    level: AccessLevel,
+    *,
+    missing: NotFoundError,
+) -> Row:
+    """Return `row` if the principal holds `level` on its model; raise `missing` (a 404) if not."""
+    if row is None:
+        raise missing
+    await require_access(session, principal, row.model_id, level, not_found=str(missing))
+    return row
+
+
 def visible_models(
     principal: Principal, model_id_column: InstrumentedAttribute[uuid.UUID]
 ) -> ColumnElement[bool]:
@@ -88,17 +114,19 @@ def to_schema(grant: AccessGrant) -> Grant:
     )
 
 
-def _grant_not_found(model_id: uuid.UUID) -> str:
-    return f"No model {model_id} with access grants you may see."
+async def _require_on_grants(
+    session: AsyncSession, principal: Principal, model_id: uuid.UUID, level: AccessLevel
+) -> None:
+    """Raise 404 without any access to the model's grants, 403 below `level`."""
+    not_found = f"No model {model_id} with access grants you may see."
+    await require_access(session, principal, model_id, level, not_found=not_found)
 
 
 async def list_grants(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
 ) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
-    await require_access(
-        session, principal, model_id, AccessLevel.viewer, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.viewer)
     rows, cursor = await paginate(
         session,
         repository.list_statement(workspace=principal.workspace, model_id=model_id),
@@ -113,9 +141,7 @@ async def authorize_grant_change(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID
 ) -> None:
     """Raise 404/403 unless the principal manages the model's grants (before any replay)."""
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.editor)
 
 
 async def create_grant(
@@ -128,9 +154,7 @@ async def create_grant(
     authorization: str | None,
 ) -> Grant:
     """Return a new grant on a model; 409 if the subject already has one."""
-    await require_access(
-        session, principal, model_id, AccessLevel.editor, not_found=_grant_not_found(model_id)
-    )
+    await _require_on_grants(session, principal, model_id, AccessLevel.editor)
     await get_visible_model(
         session, http=http, principal=principal, model_id=model_id, authorization=authorization
     )
@@ -163,14 +187,13 @@ async def create_grant(
 
 async def _grant(
     session: AsyncSession,
-    *,
     principal: Principal,
     model_id: uuid.UUID,
     grant_id: uuid.UUID,
     level: AccessLevel,
 ) -> AccessGrant:
     """Return a grant of a model the principal holds `level` on (404 without it, or no grant)."""
-    await require_access(session, principal, model_id, level, not_found=_grant_not_found(model_id))
+    await _require_on_grants(session, principal, model_id, level)
     grant = await repository.get(
         session, workspace=principal.workspace, model_id=model_id, grant_id=grant_id
     )
@@ -183,13 +206,7 @@ async def get_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> Grant:
     """Return one grant of a model."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.viewer,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.viewer)
     return to_schema(grant)
 
 
@@ -203,13 +220,7 @@ async def update_grant(
     if_match: str | None,
 ) -> Grant:
     """Return the grant after changing its level (If-Match must name its current ETag)."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.editor,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.editor)
     check_if_match(if_match, grant.revision)
     grant.level = body.level.value
     grant.revision += 1
@@ -222,12 +233,6 @@ async def delete_grant(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, grant_id: uuid.UUID
 ) -> None:
     """Remove a grant."""
-    grant = await _grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        level=AccessLevel.editor,
-    )
+    grant = await _grant(session, principal, model_id, grant_id, AccessLevel.editor)
     await session.delete(grant)
     await session.flush()

@@ -19,9 +19,9 @@ from modelyard_common.contracts import (
 )
 from modelyard_common.errors import (
     ConflictError,
-    FieldError,
     ServiceUnavailableError,
     UnprocessableError,
+    field_error,
 )
 from modelyard_common.governance import RegistryConfirmation, Verdict
 from modelyard_common.messaging import Broker
@@ -209,9 +209,8 @@ async def redeploy(
         raise UnprocessableError(
             "The version belongs to another model.",
             errors=[
-                FieldError(
-                    loc=["body", "version_id"],
-                    field="version_id",
+                field_error(
+                    ["body", "version_id"],
                     message="not a version of this deployment's model",
                     type="model_mismatch",
                 )

@@ -17,6 +17,7 @@ from modelyard_common.db import utcnow
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # What `sort` may name, and the column each orders by (history: in the order recorded).
 SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
@@ -122,6 +123,16 @@ async def reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
         )
 
 
+def _where_given(
+    stmt: Select[R], *filters: tuple[InstrumentedAttribute[Any], object | None]
+) -> Select[R]:
+    """Return `stmt` narrowed to rows whose column equals each given value (None: any)."""
+    for column, value in filters:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 def list_statement(
     *,
     workspace: str,
@@ -134,17 +145,14 @@ def list_statement(
     include_removed: bool = True,
 ) -> Select[Deployment]:
     """Return the query of a workspace's visible deployments matching every filter."""
-    stmt = select(Deployment).where(Deployment.workspace == workspace, visible)
-    if model_id is not None:
-        stmt = stmt.where(Deployment.model_id == model_id)
-    if device_id is not None:
-        stmt = stmt.where(Deployment.device_id == device_id)
-    if version_id is not None:
-        stmt = stmt.where(Deployment.version_id == version_id)
-    if state is not None:
-        stmt = stmt.where(Deployment.state == state)
-    if desired_state is not None:
-        stmt = stmt.where(Deployment.desired_state == desired_state)
+    stmt = _where_given(
+        select(Deployment).where(Deployment.workspace == workspace, visible),
+        (Deployment.model_id, model_id),
+        (Deployment.device_id, device_id),
+        (Deployment.version_id, version_id),
+        (Deployment.state, state),
+        (Deployment.desired_state, desired_state),
+    )
     if not include_removed:
         stmt = stmt.where(
             ~((Deployment.desired_state == "removed") & (Deployment.state == "removed"))
@@ -161,16 +169,13 @@ def history_statement(
     source: str | None = None,
 ) -> Select[DeploymentEvent]:
     """Return the query of history entries of one deployment or one model."""
-    stmt = select(DeploymentEvent).where(DeploymentEvent.workspace == workspace)
-    if deployment_id is not None:
-        stmt = stmt.where(DeploymentEvent.deployment_id == deployment_id)
-    if model_id is not None:
-        stmt = stmt.where(DeploymentEvent.model_id == model_id)
-    if device_id is not None:
-        stmt = stmt.where(DeploymentEvent.device_id == device_id)
-    if source is not None:
-        stmt = stmt.where(DeploymentEvent.source == source)
-    return stmt
+    return _where_given(
+        select(DeploymentEvent).where(DeploymentEvent.workspace == workspace),
+        (DeploymentEvent.deployment_id, deployment_id),
+        (DeploymentEvent.model_id, model_id),
+        (DeploymentEvent.device_id, device_id),
+        (DeploymentEvent.source, source),
+    )
 
 
 def deployer_entry(

@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Viewer
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes
 from modelyard_deployer.deployments import actions, repository, service
 from modelyard_deployer.deployments.schemas import (
     Deployment,
@@ -30,6 +30,7 @@ from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
 from modelyard_deployer.web import AuthorizationHeader
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
+deployments = Routes(router, item="/{deployment_id}")
 
 DeploymentPage = Annotated[PageParams, Depends(page_params("-created_at", repository.SORTS))]
 HistoryPage = Annotated[PageParams, Depends(page_params("recorded_at", repository.HISTORY_SORTS))]
@@ -40,15 +41,13 @@ SourceFilter = Annotated[
 ]
 
 
-@router.post(
-    "",
-    operation_id="create_deployment",
-    summary="Deploy a version to devices (by id or by label selector)",
+@deployments.creating(
+    "create_deployment",
+    "Deploy a version to devices (by id or by label selector)",
+    problems=(401, 403, 404, 409, 422, 503),
     description="Makes one deployment per device. A device that already has a live deployment "
     "of the model is redeployed to the version (download-then-switch on the device).",
-    status_code=status.HTTP_201_CREATED,
     response_model=DeploymentBatch,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def create_deployment(
     body: DeploymentCreate,
@@ -79,11 +78,10 @@ async def create_deployment(
     )
 
 
-@router.get(
-    "",
-    operation_id="list_deployments",
-    summary="List deployments, filtered by model, device, version or state",
-    responses=problem_responses(401, 404, 422),
+@deployments.listing(
+    "list_deployments",
+    "List deployments, filtered by model, device, version or state",
+    problems=(401, 404, 422),
 )
 async def list_deployments(
     session: SessionDep,
@@ -107,11 +105,8 @@ async def list_deployments(
     )
 
 
-@router.get(
-    "/{deployment_id}",
-    operation_id="get_deployment",
-    summary="Get one deployment and its live status",
-    responses=problem_responses(401, 404),
+@deployments.reading(
+    "get_deployment", "Get one deployment and its live status", problems=(401, 404)
 )
 async def get_deployment(
     deployment_id: uuid.UUID, session: SessionDep, principal: Viewer
@@ -119,11 +114,11 @@ async def get_deployment(
     return await service.get_deployment(session, principal=principal, deployment_id=deployment_id)
 
 
-@router.get(
-    "/{deployment_id}/history",
-    operation_id="get_deployment_history",
-    summary="Every state a deployment reported, and every action taken on it",
-    responses=problem_responses(401, 404, 422),
+@deployments.reading(
+    "get_deployment_history",
+    "Every state a deployment reported, and every action taken on it",
+    problems=(401, 404, 422),
+    subpath="/history",
 )
 async def get_deployment_history(
     deployment_id: uuid.UUID,
@@ -172,24 +167,22 @@ _ACTIONS = {
     CommandAction.cancel: "Cancel a deployment stuck in progress",
 }
 for _action, _summary in _ACTIONS.items():
-    router.add_api_route(
-        f"/{{deployment_id}}/{_action.value}",
-        _action_route(_action),
-        methods=["POST"],
-        operation_id=f"{_action.value}_deployment",
-        summary=_summary,
+    deployments.acting(
+        f"{_action.value}_deployment",
+        _summary,
+        problems=(401, 403, 404, 409, 503),
+        subpath=f"/{_action.value}",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Deployment,
-        responses=problem_responses(401, 403, 404, 409, 503),
-    )
+    )(_action_route(_action))
 
 
-@router.post(
-    "/{deployment_id}/redeploy",
-    operation_id="redeploy_deployment",
-    summary="Switch a deployment to another version of its model",
+@deployments.acting(
+    "redeploy_deployment",
+    "Switch a deployment to another version of its model",
+    problems=(401, 403, 404, 409, 422, 503),
+    subpath="/redeploy",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def redeploy_deployment(
     deployment_id: uuid.UUID,
@@ -214,13 +207,10 @@ async def redeploy_deployment(
 
 
 # Removing is an action too (always allowed, never judged), answered on DELETE.
-router.add_api_route(
-    "/{deployment_id}",
-    _action_route(CommandAction.remove),
-    methods=["DELETE"],
-    operation_id="remove_deployment",
-    summary="Remove a deployment from its device",
+deployments.deleting(
+    "remove_deployment",
+    "Remove a deployment from its device",
+    problems=(401, 403, 404, 409),
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Deployment,
-    responses=problem_responses(401, 403, 404, 409),
-)
+)(_action_route(CommandAction.remove))

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, status
 
 from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page
+from modelyard_common.routes import Routes
 from modelyard_deployer.deployments import service
 from modelyard_deployer.deployments.router import (
     DeploymentPage,
@@ -24,14 +24,14 @@ from modelyard_deployer.deps import SettingsDep
 
 device_router = APIRouter(prefix="/v1/devices/{device_id}/deployments", tags=["deployments"])
 model_router = APIRouter(prefix="/v1/models/{model_id}", tags=["deployments"])
+model_scope = Routes(model_router)  # the model is the item: its prefix names it
 
 
-@device_router.get(
-    "",
-    operation_id="list_device_deployments",
-    summary="The models on a device and their live status (manage models)",
+@Routes(device_router).listing(
+    "list_device_deployments",
+    "The models on a device and their live status (manage models)",
+    problems=(401, 404, 422),
     tags=["devices"],
-    responses=problem_responses(401, 404, 422),
 )
 async def list_device_deployments(
     device_id: uuid.UUID,
@@ -57,11 +57,11 @@ async def list_device_deployments(
     )
 
 
-@model_router.get(
-    "/deployments",
-    operation_id="list_model_deployments",
-    summary="A model's deployments across devices",
-    responses=problem_responses(401, 404, 422),
+@model_scope.listing(
+    "list_model_deployments",
+    "A model's deployments across devices",
+    problems=(401, 404, 422),
+    subpath="/deployments",
 )
 async def list_model_deployments(
     model_id: uuid.UUID,
@@ -85,11 +85,11 @@ async def list_model_deployments(
     )
 
 
-@model_router.get(
-    "/deployment-history",
-    operation_id="list_model_deployment_history",
-    summary="A model's deployment history across devices",
-    responses=problem_responses(401, 404, 422),
+@model_scope.listing(
+    "list_model_deployment_history",
+    "A model's deployment history across devices",
+    problems=(401, 404, 422),
+    subpath="/deployment-history",
 )
 async def list_model_deployment_history(
     model_id: uuid.UUID,
@@ -109,15 +109,15 @@ async def list_model_deployment_history(
     )
 
 
-@model_router.post(
-    "/endpoints/announce",
-    operation_id="announce_model_endpoints",
-    summary="Announce again the running endpoints of a model (a gateway group bound just now)",
+@model_scope.acting(
+    "announce_model_endpoints",
+    "Announce again the running endpoints of a model (a gateway group bound just now)",
+    problems=(401, 404),
+    subpath="/endpoints/announce",
     description="Queues `deployer.deployment.endpoint_ready` for every running OpenAI-compatible "
     "deployment of the model in the workspace, so a gateway group created or re-bound after "
     "they started serves them. The answer counts them; the events carry the rest.",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(401, 404),
 )
 async def announce_model_endpoints(
     model_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import FieldError, UnprocessableError
+from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_deployer.db import Device
 from modelyard_deployer.deployments import fleet_repository as fleet
 from modelyard_deployer.deployments import schemas
@@ -23,12 +23,7 @@ async def target_devices(
             raise UnprocessableError(
                 "No registered device matches the selector.",
                 errors=[
-                    FieldError(
-                        loc=["body", "selector"],
-                        field="selector",
-                        message="matches no device",
-                        type="no_match",
-                    )
+                    field_error(["body", "selector"], message="matches no device", type="no_match")
                 ],
             )
         # Rows are locked device by device: one order (by id) for every request, no deadlock.
@@ -41,11 +36,8 @@ async def target_devices(
         raise UnprocessableError(
             "Some devices do not exist in this workspace (or are revoked).",
             errors=[
-                FieldError(
-                    loc=["body", "device_ids", i],
-                    field=f"device_ids.{i}",
-                    message=f"no device {device_id}",
-                    type="not_found",
+                field_error(
+                    ["body", "device_ids", i], message=f"no device {device_id}", type="not_found"
                 )
                 for i, device_id in missing
             ],

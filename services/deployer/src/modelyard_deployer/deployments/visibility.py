@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import NotFoundError
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_access
+from modelyard_deployer.access.service import require_access, require_row_access
 from modelyard_deployer.db import Deployment
 from modelyard_deployer.deployments import fleet_repository as fleet
 from modelyard_deployer.deployments import repository
@@ -47,12 +47,9 @@ async def visible_deployment(
         deployment_id=deployment_id,
         for_update=for_update,
     )
-    if deployment is None:
-        raise not_found(deployment_id)
-    await require_access(
-        session, principal, deployment.model_id, level, not_found=str(not_found(deployment_id))
+    return await require_row_access(
+        session, principal, deployment, level, missing=not_found(deployment_id)
     )
-    return deployment
 
 
 async def require_device(

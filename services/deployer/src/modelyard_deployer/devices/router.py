@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import FieldError, UnprocessableError, problem_responses
+from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep, creates
 from modelyard_deployer.devices import repository, service
 from modelyard_deployer.devices.schemas import (
@@ -22,9 +23,9 @@ from modelyard_deployer.devices.schemas import (
     DeviceUpdate,
     DeviceWithToken,
 )
-from modelyard_deployer.web import with_etag
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
+devices = Routes(router, item="/{device_id}")
 
 DevicePage = Annotated[PageParams, Depends(page_params("name", repository.SORTS))]
 
@@ -43,25 +44,18 @@ def label_filter(
             raise UnprocessableError(
                 "A label filter is `key=value`.",
                 errors=[
-                    FieldError(
-                        loc=["query", "label"],
-                        field="label",
-                        message="expected key=value",
-                        type="format",
-                    )
+                    field_error(["query", "label"], message="expected key=value", type="format")
                 ],
             )
         wanted[key] = value
     return wanted
 
 
-@router.post(
-    "",
-    operation_id="create_device",
-    summary="Register a device; its token is returned only here",
-    status_code=status.HTTP_201_CREATED,
+@devices.creating(
+    "create_device",
+    "Register a device; its token is returned only here",
+    problems=(401, 403, 422, 503),
     response_model=DeviceWithToken,
-    responses=problem_responses(401, 403, 422, 503),
 )
 async def create_device(
     body: DeviceCreate,
@@ -91,11 +85,8 @@ async def create_device(
     )
 
 
-@router.get(
-    "",
-    operation_id="list_devices",
-    summary="List devices, filtered by label, status or name",
-    responses=problem_responses(401, 422),
+@devices.listing(
+    "list_devices", "List devices, filtered by label, status or name", problems=(401, 422)
 )
 async def list_devices(
     session: SessionDep,
@@ -119,12 +110,7 @@ async def list_devices(
     )
 
 
-@router.get(
-    "/{device_id}",
-    operation_id="get_device",
-    summary="Get one device",
-    responses=problem_responses(401, 404),
-)
+@devices.reading("get_device", "Get one device", problems=(401, 404))
 async def get_device(
     device_id: uuid.UUID,
     session: SessionDep,
@@ -140,15 +126,14 @@ async def get_device(
     )
 
 
-@router.patch(
-    "/{device_id}",
-    operation_id="update_device",
-    summary="Rename a device or replace its labels (admins: also move it)",
+@devices.changing(
+    "update_device",
+    "Rename a device or replace its labels (admins: also move it)",
+    problems=(401, 403, 404, 412, 422, 428),
     description="`advertise_host` and `ingress_port` say where the gateway sends the device's "
     "traffic and its ingress credential: only a workspace admin changes them (403 naming the "
     "fields for anyone else), and the new address must pass the deployer's ingress policy "
     "(422). Labels are changed by workspace editors.",
-    responses=problem_responses(401, 403, 404, 412, 422, 428),
 )
 async def update_device(
     device_id: uuid.UUID,
@@ -172,11 +157,11 @@ async def update_device(
     )
 
 
-@router.post(
-    "/{device_id}/token",
-    operation_id="rotate_device_token",
-    summary="Issue a new device token (the old one stops working)",
-    responses=problem_responses(401, 403, 404),
+@devices.acting(
+    "rotate_device_token",
+    "Issue a new device token (the old one stops working)",
+    problems=(401, 403, 404),
+    subpath="/token",
 )
 async def rotate_device_token(
     device_id: uuid.UUID,
@@ -190,12 +175,10 @@ async def rotate_device_token(
     )
 
 
-@router.delete(
-    "/{device_id}",
-    operation_id="revoke_device",
-    summary="Revoke a device: token and broker login refused at once, deployments removed",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 503),
+@devices.deleting(
+    "revoke_device",
+    "Revoke a device: token and broker login refused at once, deployments removed",
+    problems=(401, 403, 404, 503),
 )
 async def revoke_device(
     device_id: uuid.UUID,
@@ -207,4 +190,4 @@ async def revoke_device(
     await service.revoke_device(
         session, logins=logins, settings=settings, principal=principal, device_id=device_id
     )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return no_content()

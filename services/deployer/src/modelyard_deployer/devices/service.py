@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
-from modelyard_common.errors import FieldError, ForbiddenError, NotFoundError
+from modelyard_common.errors import ForbiddenError, NotFoundError, field_error
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import Page, PageParams, paginate
@@ -180,9 +180,8 @@ async def update_device(
             "Only a workspace admin changes where a device is reached "
             f"({', '.join(moves)}); the device's own registration sets it.",
             errors=[
-                FieldError(
-                    loc=["body", field],
-                    field=field,
+                field_error(
+                    ["body", field],
                     message="only a workspace admin may change it",
                     type="forbidden",
                 )

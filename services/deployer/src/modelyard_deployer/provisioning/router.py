@@ -5,30 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, Security, status
+from fastapi import APIRouter, Depends, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelyard_common.auth import Editor
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes, no_content
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep
 from modelyard_deployer.devices.schemas import DeviceWithToken
 from modelyard_deployer.provisioning import repository, schemas, service
 
 router = APIRouter(prefix="/v1/provisioning-tokens", tags=["provisioning"])
 registration_router = APIRouter(prefix="/v1/devices", tags=["provisioning"])
+tokens = Routes(router, item="/{token_id}")
 
 TokenPage = Annotated[PageParams, Depends(page_params("-created_at", repository.SORTS))]
 _provisioning = HTTPBearer(auto_error=False, description="A provisioning token (`myprov_...`).")
 
 
-@router.post(
-    "",
-    operation_id="create_provisioning_token",
-    summary="Issue a provisioning token (expiry, uses, default labels); shown only here",
-    status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 422),
+@tokens.creating(
+    "create_provisioning_token",
+    "Issue a provisioning token (expiry, uses, default labels); shown only here",
+    problems=(401, 403, 422),
 )
 async def create_provisioning_token(
     body: schemas.ProvisioningTokenCreate,
@@ -39,11 +38,10 @@ async def create_provisioning_token(
     return await service.create_token(session, settings=settings, principal=principal, body=body)
 
 
-@router.get(
-    "",
-    operation_id="list_provisioning_tokens",
-    summary="List the workspace's provisioning tokens (never their secrets)",
-    responses=problem_responses(401, 403, 422),
+@tokens.listing(
+    "list_provisioning_tokens",
+    "List the workspace's provisioning tokens (never their secrets)",
+    problems=(401, 403, 422),
 )
 async def list_provisioning_tokens(
     session: SessionDep, principal: Editor, params: TokenPage
@@ -51,26 +49,23 @@ async def list_provisioning_tokens(
     return await service.list_tokens(session, principal=principal, params=params)
 
 
-@router.delete(
-    "/{token_id}",
-    operation_id="revoke_provisioning_token",
-    summary="Revoke a provisioning token (devices it registered keep working)",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+@tokens.deleting(
+    "revoke_provisioning_token",
+    "Revoke a provisioning token (devices it registered keep working)",
+    problems=(401, 403, 404),
 )
 async def revoke_provisioning_token(
     token_id: uuid.UUID, session: SessionDep, principal: Editor
 ) -> Response:
     await service.revoke_token(session, principal=principal, token_id=token_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return no_content()
 
 
-@registration_router.post(
-    "/register",
-    operation_id="register_device_with_provisioning_token",
-    summary="A device registers itself with a provisioning token; its token is shown only here",
-    status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 422, 503),
+@Routes(registration_router).creating(
+    "register_device_with_provisioning_token",
+    "A device registers itself with a provisioning token; its token is shown only here",
+    problems=(401, 403, 422, 503),
+    subpath="/register",
 )
 async def register_device(
     body: schemas.DeviceRegistration,

@@ -12,11 +12,11 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.device_identity import token_hash
 from modelyard_common.errors import (
-    FieldError,
     ForbiddenError,
     NotFoundError,
     UnauthorizedError,
     UnprocessableError,
+    field_error,
 )
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import Page, PageParams, paginate
@@ -58,9 +58,8 @@ async def create_token(
         raise UnprocessableError(
             "The token would live longer than this deployer allows.",
             errors=[
-                FieldError(
-                    loc=["body", "expires_in_s"],
-                    field="expires_in_s",
+                field_error(
+                    ["body", "expires_in_s"],
                     message=f"at most {longest} seconds",
                     type="less_than_equal",
                 )
@@ -167,9 +166,8 @@ def _check_fixed_labels(row: ProvisioningToken, sent: dict[str, str]) -> None:
             "A device gets the labels of its provisioning token; it may not add or change any. "
             "Ask for a token with the labels this device needs, or have an editor label it.",
             errors=[
-                FieldError(
-                    loc=["body", "labels", key],
-                    field=f"labels.{key}",
+                field_error(
+                    ["body", "labels", key],
                     message=(
                         f"the provisioning token gives {key}={row.labels[key]!r}"
                         if key in row.labels

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, created_response
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes, no_content
 from modelyard_deployer.deps import RegistryHttpDep, SessionmakerDep, SettingsDep, StoreDep
 from modelyard_deployer.device_tokens import ArtifactCaller
 from modelyard_deployer.versions import repository, service
@@ -22,6 +22,8 @@ from modelyard_deployer.web import AuthorizationHeader, RangeNotSatisfiableError
 
 model_router = APIRouter(prefix="/v1/models/{model_id}/versions", tags=["versions"])
 router = APIRouter(prefix="/v1/versions", tags=["versions"])
+model_versions = Routes(model_router)
+versions = Routes(router, item="/{version_id}")
 
 VersionPage = Annotated[PageParams, Depends(page_params("-number", repository.SORTS))]
 
@@ -54,18 +56,16 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
-@model_router.post(
-    "",
-    operation_id="create_model_version",
-    summary="Upload a new version of a model (zip + run manifest)",
+@model_versions.creating(
+    "create_model_version",
+    "Upload a new version of a model (zip + run manifest)",
+    problems=(400, 401, 403, 404, 409, 413, 422, 503),
     description="The zip is streamed to the artifact store while its size and SHA-256 are "
     "computed, then checked without extracting it: readable, no absolute or `..` paths, no "
     "links, size and compression ratio under limits, main file (and Dockerfile) present. A bad "
     "zip is answered 422 saying what is wrong, and nothing is stored.",
-    status_code=status.HTTP_201_CREATED,
     response_model=ModelVersion,
     openapi_extra=_UPLOAD_SCHEMA,
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def create_model_version(
     model_id: uuid.UUID,
@@ -113,11 +113,8 @@ async def create_model_version(
     return created_response(stored, location=f"/v1/versions/{stored.body['id']}")
 
 
-@model_router.get(
-    "",
-    operation_id="list_model_versions",
-    summary="List the versions of a model",
-    responses=problem_responses(401, 404, 422),
+@model_versions.listing(
+    "list_model_versions", "List the versions of a model", problems=(401, 404, 422)
 )
 async def list_model_versions(
     model_id: uuid.UUID, session: SessionDep, principal: Viewer, params: VersionPage
@@ -127,43 +124,36 @@ async def list_model_versions(
     )
 
 
-@router.get(
-    "/{version_id}",
-    operation_id="get_model_version",
-    summary="Get one model version",
-    responses=problem_responses(401, 404),
-)
+@versions.reading("get_model_version", "Get one model version", problems=(401, 404))
 async def get_model_version(
     version_id: uuid.UUID, session: SessionDep, principal: Viewer
 ) -> ModelVersion:
     return await service.get_version(session, principal=principal, version_id=version_id)
 
 
-@router.delete(
-    "/{version_id}",
-    operation_id="delete_model_version",
-    summary="Delete a model version no device runs",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 409),
+@versions.deleting(
+    "delete_model_version",
+    "Delete a model version no device runs",
+    problems=(401, 403, 404, 409),
 )
 async def delete_model_version(
     version_id: uuid.UUID, session: SessionDep, principal: Viewer, store: StoreDep
 ) -> Response:
     await service.delete_version(session, store=store, principal=principal, version_id=version_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return no_content()
 
 
-@router.get(
-    "/{version_id}/artifact",
-    operation_id="download_model_version",
-    summary="Download a version's zip (range requests supported)",
+@versions.reading(
+    "download_model_version",
+    "Download a version's zip (range requests supported)",
+    problems=(401, 404, 416),
+    subpath="/artifact",
     description="For users with access to the model, and for devices the version is deployed "
     "to (device token). Send `Range: bytes=N-` to resume an interrupted download.",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The whole zip"},
         206: {"content": {"application/zip": {}}, "description": "The requested byte range"},
-        **problem_responses(401, 404, 416),
     },
 )
 async def download_model_version(

@@ -16,7 +16,7 @@ from modelyard_common.manifest import Manifest
 from modelyard_common.pagination import Page, PageParams, paginate
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_access
+from modelyard_deployer.access.service import require_access, require_row_access
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
 from modelyard_deployer.db import (
     Device,
@@ -225,12 +225,9 @@ async def visible_version(
 ) -> ModelVersion:
     """Return a version the principal may act on at `level` (404 if it may not see it)."""
     version = await repository.get(session, workspace=principal.workspace, version_id=version_id)
-    if version is None:
-        raise _not_found(version_id)
-    await require_access(
-        session, principal, version.model_id, level, not_found=str(_not_found(version_id))
+    return await require_row_access(
+        session, principal, version, level, missing=_not_found(version_id)
     )
-    return version
 
 
 async def get_version(
