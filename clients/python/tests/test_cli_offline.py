@@ -301,7 +301,9 @@ def test_tables_fit_80_columns_with_short_ids(capsys: Any, monkeypatch: Any) -> 
         }
         for n in range(3)
     ]
-    twin = models[0]["id"][:9] + "ffff" + models[0]["id"][13:]  # shares its first 9 characters
+    # Shares exactly its first 9 characters (the 10th differs whatever uuid4 drew there).
+    other = "0" if models[0]["id"][9] != "0" else "1"
+    twin = models[0]["id"][:9] + other * 4 + models[0]["id"][13:]
     models.append({**models[1], "id": twin, "name": "[b]x[/b]"})
     emit(models, output=Format.table, columns=COLUMNS["models"])
     table = capsys.readouterr().out.splitlines()
