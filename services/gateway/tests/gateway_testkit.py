@@ -388,6 +388,16 @@ class GatewayServer:
     def catalog_version(self) -> int:
         return self.runtime.catalog.version
 
+    async def settled(self) -> None:
+        """Rebuild the replica's routing catalog now, on its own loop, and wait for it.
+
+        A reload that began before a write committed can finish after it and bump the
+        version with the old config; one started now (reloads run one at a time) reads it.
+        """
+        loop = self.runtime._background[0].get_loop()
+        done = asyncio.run_coroutine_threadsafe(self.runtime.catalog.reload(), loop)
+        await asyncio.wrap_future(done)
+
 
 async def eventually(
     check: Callable[[], bool], *, within: float = 10.0, interval: float = 0.02
@@ -426,6 +436,7 @@ class Admin:
         if response.status_code < 300:
             # Admin writes reach the routing catalog by NOTIFY; wait until it has reloaded.
             await eventually(lambda: self.gateway.catalog_version() > before)
+            await self.gateway.settled()
         return response
 
     async def post(self, path: str, body: dict[str, Any], **kw: Any) -> httpx.Response:

@@ -134,6 +134,7 @@ async def test_warn_serves_with_a_warning_header(
     )
     assert patched.status_code == 200, patched.text
     await eventually(lambda: gateway.catalog_version() > before)
+    await gateway.settled()
     key = await admin.key()
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         answer = await client.post(

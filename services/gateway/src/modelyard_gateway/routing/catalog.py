@@ -208,9 +208,15 @@ class Catalog:
         self.snapshot = Snapshot()
         self.version = 0
         self._negative_keys: dict[str, float] = {}
+        # One rebuild at a time: two interleaved ones could swap in the older read last.
+        self._reloading = asyncio.Lock()
 
     async def reload(self) -> None:
-        """Rebuild the snapshot from the database and swap it in."""
+        """Rebuild the snapshot from the database and swap it in (one rebuild at a time)."""
+        async with self._reloading:
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
         rows = await repository.routing_rows(self._engine)
         instance_rows, group_rows, member_rows, key_rows = (
             rows.instances,
