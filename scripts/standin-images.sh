@@ -89,6 +89,21 @@ base_image() {
 
 BASE="$(base_image)"
 
+# Writes the head of DIR/Dockerfile: Debian's PACKAGES on the base image (EXTRA_CLEAN: more paths
+# removed with the apt lists) and DIR's docker-entrypoint.sh; the caller appends the rest.
+entrypoint_dockerfile() {
+  local dir="$1" packages="$2" extra_clean="${3:-}"
+  cat >"$dir/Dockerfile" <<EOF
+FROM $BASE
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      $packages >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*$extra_clean
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+EOF
+}
+
 # --- python:3.11-slim-bookworm ------------------------------------------------------------------
 # Debian's python3 is 3.11. `python` and `pip` exist as in the official image, pip may install
 # system-wide as it can there, and pip trusts the host's CA bundle (PyPI is reachable from a build
@@ -157,14 +172,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"
 EOF
-  cat >"$WORK/postgres/Dockerfile" <<EOF
-FROM $BASE
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-      postgresql-15 postgresql-client-15 >/dev/null \\
- && rm -rf /var/lib/apt/lists/*
-COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+  entrypoint_dockerfile "$WORK/postgres" "postgresql-15 postgresql-client-15"
+  cat >>"$WORK/postgres/Dockerfile" <<EOF
 ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
 VOLUME /var/lib/postgresql/data
@@ -202,14 +211,8 @@ mkdir -p /var/lib/rabbitmq
 chown -R rabbitmq:rabbitmq /var/lib/rabbitmq
 exec rabbitmq-server
 EOF
-  cat >"$WORK/rabbitmq/Dockerfile" <<EOF
-FROM $BASE
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-      rabbitmq-server >/dev/null \\
- && rm -rf /var/lib/apt/lists/* /var/lib/rabbitmq/mnesia
-COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+  entrypoint_dockerfile "$WORK/rabbitmq" rabbitmq-server " /var/lib/rabbitmq/mnesia"
+  cat >>"$WORK/rabbitmq/Dockerfile" <<EOF
 ENV LANG=C.UTF-8
 VOLUME /var/lib/rabbitmq
 EXPOSE 5672
