@@ -89,11 +89,12 @@ base_image() {
 
 BASE="$(base_image)"
 
-# Writes the head of DIR/Dockerfile: Debian's PACKAGES on the base image (EXTRA_CLEAN: more paths
-# removed with the apt lists) and DIR's docker-entrypoint.sh; the caller appends the rest.
-entrypoint_dockerfile() {
-  local dir="$1" packages="$2" extra_clean="${3:-}"
-  cat >"$dir/Dockerfile" <<EOF
+# Builds TAG from DIR: Debian's PACKAGES on the base image (EXTRA_CLEAN: more paths removed with
+# the apt lists), started by DIR's docker-entrypoint.sh; the rest of the Dockerfile comes on stdin.
+build_entrypoint_standin() {
+  local tag="$1" dir="$2" packages="$3" extra_clean="${4:-}"
+  {
+    cat <<EOF
 FROM $BASE
 RUN apt-get update -qq \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
@@ -102,6 +103,9 @@ RUN apt-get update -qq \\
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
 EOF
+    cat
+  } >"$dir/Dockerfile"
+  build "$tag" "$dir" --label org.modelyard.standin=true
 }
 
 # --- python:3.11-slim-bookworm ------------------------------------------------------------------
@@ -172,8 +176,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"
 EOF
-  entrypoint_dockerfile "$WORK/postgres" "postgresql-15 postgresql-client-15"
-  cat >>"$WORK/postgres/Dockerfile" <<EOF
+  build_entrypoint_standin "$POSTGRES_IMAGE" "$WORK/postgres" "postgresql-15 postgresql-client-15" <<EOF
 ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
 VOLUME /var/lib/postgresql/data
@@ -182,7 +185,6 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 EOF
-  build "$POSTGRES_IMAGE" "$WORK/postgres" --label org.modelyard.standin=true
 fi
 
 # --- rabbitmq:3.13 ------------------------------------------------------------------------------
@@ -211,15 +213,14 @@ mkdir -p /var/lib/rabbitmq
 chown -R rabbitmq:rabbitmq /var/lib/rabbitmq
 exec rabbitmq-server
 EOF
-  entrypoint_dockerfile "$WORK/rabbitmq" rabbitmq-server " /var/lib/rabbitmq/mnesia"
-  cat >>"$WORK/rabbitmq/Dockerfile" <<EOF
+  build_entrypoint_standin "$RABBITMQ_IMAGE" "$WORK/rabbitmq" rabbitmq-server \
+    " /var/lib/rabbitmq/mnesia" <<EOF
 ENV LANG=C.UTF-8
 VOLUME /var/lib/rabbitmq
 EXPOSE 5672
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["rabbitmq-server"]
 EOF
-  build "$RABBITMQ_IMAGE" "$WORK/rabbitmq" --label org.modelyard.standin=true
 fi
 
 # --- rabbitmq:3.13-management: the same broker with its management plugin on --------------------
