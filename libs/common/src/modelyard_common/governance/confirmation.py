@@ -24,6 +24,12 @@ from modelyard_common.errors import ServiceUnavailableError, UnprocessableError,
 from modelyard_common.governance.projection import Governance
 from modelyard_common.governance.rules import Gate, ModelApprovalEvent, Standing
 
+__all__ = [
+    "RegistryConfirmation",
+    "fetch_registry_model",
+    "unknown_model",
+]
+
 log = logging.getLogger("modelyard.governance")
 
 
