@@ -89,6 +89,25 @@ base_image() {
 
 BASE="$(base_image)"
 
+# Builds TAG from DIR: Debian's PACKAGES on the base image (EXTRA_CLEAN: more paths removed with
+# the apt lists), started by DIR's docker-entrypoint.sh; the rest of the Dockerfile comes on stdin.
+build_entrypoint_standin() {
+  local tag="$1" dir="$2" packages="$3" extra_clean="${4:-}"
+  {
+    cat <<EOF
+FROM $BASE
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      $packages >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*$extra_clean
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+EOF
+    cat
+  } >"$dir/Dockerfile"
+  build "$tag" "$dir" --label org.modelyard.standin=true
+}
+
 # --- python:3.11-slim-bookworm ------------------------------------------------------------------
 # Debian's python3 is 3.11. `python` and `pip` exist as in the official image, pip may install
 # system-wide as it can there, and pip trusts the host's CA bundle (PyPI is reachable from a build
@@ -157,14 +176,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"
 EOF
-  cat >"$WORK/postgres/Dockerfile" <<EOF
-FROM $BASE
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-      postgresql-15 postgresql-client-15 >/dev/null \\
- && rm -rf /var/lib/apt/lists/*
-COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+  build_entrypoint_standin "$POSTGRES_IMAGE" "$WORK/postgres" "postgresql-15 postgresql-client-15" <<EOF
 ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
 VOLUME /var/lib/postgresql/data
@@ -173,7 +185,6 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 EOF
-  build "$POSTGRES_IMAGE" "$WORK/postgres" --label org.modelyard.standin=true
 fi
 
 # --- rabbitmq:3.13 ------------------------------------------------------------------------------
@@ -202,21 +213,14 @@ mkdir -p /var/lib/rabbitmq
 chown -R rabbitmq:rabbitmq /var/lib/rabbitmq
 exec rabbitmq-server
 EOF
-  cat >"$WORK/rabbitmq/Dockerfile" <<EOF
-FROM $BASE
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-      rabbitmq-server >/dev/null \\
- && rm -rf /var/lib/apt/lists/* /var/lib/rabbitmq/mnesia
-COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+  build_entrypoint_standin "$RABBITMQ_IMAGE" "$WORK/rabbitmq" rabbitmq-server \
+    " /var/lib/rabbitmq/mnesia" <<EOF
 ENV LANG=C.UTF-8
 VOLUME /var/lib/rabbitmq
 EXPOSE 5672
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["rabbitmq-server"]
 EOF
-  build "$RABBITMQ_IMAGE" "$WORK/rabbitmq" --label org.modelyard.standin=true
 fi
 
 # --- rabbitmq:3.13-management: the same broker with its management plugin on --------------------

@@ -56,12 +56,38 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+# The problems every service answers with, by status: their title and the slug of their type.
+STANDARD_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("Bad Request", "bad-request"),
+    401: ("Unauthorized", "unauthorized"),
+    403: ("Forbidden", "forbidden"),
+    404: ("Not Found", "not-found"),
+    409: ("Conflict", "conflict"),
+    412: ("Precondition Failed", "precondition-failed"),
+    413: ("Content Too Large", "too-large"),
+    415: ("Unsupported Media Type", "unsupported-media-type"),
+    422: ("Unprocessable Content", "validation"),
+    428: ("Precondition Required", "precondition-required"),
+    503: ("Service Unavailable", "unavailable"),
+}
+
+
 class ProblemError(Exception):
-    """A domain error that becomes a problem+json response."""
+    """A domain error that becomes a problem+json response.
+
+    A subclass declares its `status`, `title` and `slug` as class attributes, or names one of
+    the `STANDARD_PROBLEMS` by its status: `class NotFoundError(ProblemError, status=404)`.
+    """
 
     status: int = 500
     title: str = "Internal Server Error"
     slug: str = "internal"
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+            cls.title, cls.slug = STANDARD_PROBLEMS[status]
 
     def __init__(
         self,
@@ -94,27 +120,21 @@ class ProblemError(Exception):
         return body
 
 
-class BadRequestError(ProblemError):
-    status, title, slug = 400, "Bad Request", "bad-request"
+class BadRequestError(ProblemError, status=400): ...
 
 
-class UnauthorizedError(ProblemError):
-    status, title, slug = 401, "Unauthorized", "unauthorized"
-
+class UnauthorizedError(ProblemError, status=401):
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
-class ForbiddenError(ProblemError):
-    status, title, slug = 403, "Forbidden", "forbidden"
+class ForbiddenError(ProblemError, status=403): ...
 
 
-class NotFoundError(ProblemError):
-    status, title, slug = 404, "Not Found", "not-found"
+class NotFoundError(ProblemError, status=404): ...
 
 
-class ConflictError(ProblemError):
-    status, title, slug = 409, "Conflict", "conflict"
+class ConflictError(ProblemError, status=409): ...
 
 
 class PolicyRefusedError(ConflictError):
@@ -123,28 +143,22 @@ class PolicyRefusedError(ConflictError):
     status, title, slug = 409, "Refused by policy", "policy-refused"
 
 
-class PreconditionFailedError(ProblemError):
-    status, title, slug = 412, "Precondition Failed", "precondition-failed"
+class PreconditionFailedError(ProblemError, status=412): ...
 
 
-class PreconditionRequiredError(ProblemError):
-    status, title, slug = 428, "Precondition Required", "precondition-required"
+class PreconditionRequiredError(ProblemError, status=428): ...
 
 
-class PayloadTooLargeError(ProblemError):
-    status, title, slug = 413, "Content Too Large", "too-large"
+class PayloadTooLargeError(ProblemError, status=413): ...
 
 
-class UnsupportedMediaTypeError(ProblemError):
-    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+class UnsupportedMediaTypeError(ProblemError, status=415): ...
 
 
-class UnprocessableError(ProblemError):
-    status, title, slug = 422, "Unprocessable Content", "validation"
+class UnprocessableError(ProblemError, status=422): ...
 
 
-class ServiceUnavailableError(ProblemError):
-    status, title, slug = 503, "Service Unavailable", "unavailable"
+class ServiceUnavailableError(ProblemError, status=503): ...
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -169,6 +183,13 @@ def invalid_fields(errors: Sequence[FieldError]) -> UnprocessableError:
     return UnprocessableError("The request has invalid fields.", errors=errors)
 
 
+def invalid_field(
+    detail: str, loc: list[str | int], *, message: str, type: str
+) -> UnprocessableError:
+    """Return the 422 problem `detail` naming the one invalid field at `loc`."""
+    return UnprocessableError(detail, errors=[field_error(loc, message=message, type=type)])
+
+
 def found(row: T | None, detail: str) -> T:
     """Return `row`; raise the 404 problem `detail` when there is none."""
     if row is None:
@@ -180,13 +201,8 @@ def reject_nulls(changes: Mapping[str, Any], fields: Iterable[str]) -> None:
     """Raise the 422 problem naming the first of `fields` that a partial update sets to null."""
     for field in fields:
         if field in changes and changes[field] is None:
-            raise UnprocessableError(
-                "A field cannot be null.",
-                errors=[
-                    FieldError(
-                        loc=["body", field], field=field, message="cannot be null", type="null"
-                    )
-                ],
+            raise invalid_field(
+                "A field cannot be null.", ["body", field], message="cannot be null", type="null"
             )
 
 
@@ -277,29 +293,11 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-# The titles of the problems above, for their OpenAPI examples (HTTP's own phrase otherwise).
-_EXAMPLE_TITLES = {
-    error.status: error.title
-    for error in (
-        BadRequestError,
-        UnauthorizedError,
-        ForbiddenError,
-        NotFoundError,
-        ConflictError,
-        PreconditionFailedError,
-        PayloadTooLargeError,
-        UnprocessableError,
-        PreconditionRequiredError,
-        ServiceUnavailableError,
-    )
-}
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Return OpenAPI `responses` entries documenting problem+json errors."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        title = _EXAMPLE_TITLES.get(status, _reason(status))
+        title = STANDARD_PROBLEMS[status][0] if status in STANDARD_PROBLEMS else _reason(status)
         out[status] = {
             "model": Problem,
             "description": title,

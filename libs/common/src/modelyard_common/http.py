@@ -21,10 +21,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard_common.auth import Principal
 from modelyard_common.errors import (
-    FieldError,
     PreconditionFailedError,
     PreconditionRequiredError,
     UnprocessableError,
+    invalid_field,
 )
 
 # The caller's own bearer token, forwarded when a service asks another as the caller.
@@ -177,16 +177,11 @@ def idempotency_scope(*, workspace: str, operation: str, key: str, subject: str)
 
 
 def _reused_key() -> UnprocessableError:
-    return UnprocessableError(
+    return invalid_field(
         "This Idempotency-Key was used with a different request body.",
-        errors=[
-            FieldError(
-                loc=["header", "Idempotency-Key"],
-                field="Idempotency-Key",
-                message="reused with a different body",
-                type="idempotency_key_reused",
-            )
-        ],
+        ["header", "Idempotency-Key"],
+        message="reused with a different body",
+        type="idempotency_key_reused",
     )
 
 
@@ -222,21 +217,19 @@ async def run_idempotent(
     if key is None:
         result = await create()
         return StoredResponse(status_code, result.model_dump(mode="json"), replayed=False)
-    workspace, subject = principal.workspace, principal.sub
-    scope = idempotency_scope(workspace=workspace, operation=operation, key=key, subject=subject)
+    record = {
+        "workspace": principal.workspace,
+        "operation": operation,
+        "key": key,
+        "subject": principal.sub,
+    }
+    scope = idempotency_scope(**record)
     fingerprint = request_fingerprint(payload, scope=scope)
     # Serialise concurrent retries of one key: the second waits, then sees the first's record.
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"idempotency:{scope}"}
     )
-    stored = await session.scalar(
-        select(model).where(
-            model.workspace == workspace,
-            model.operation == operation,
-            model.key == key,
-            model.subject == subject,
-        )
-    )
+    stored = await session.scalar(select(model).filter_by(**record))
     if stored is not None:
         if stored.request_hash != fingerprint:
             raise _reused_key()
@@ -250,10 +243,7 @@ async def run_idempotent(
     body = result.model_dump(mode="json")
     session.add(
         model(  # type: ignore[call-arg]
-            workspace=workspace,
-            operation=operation,
-            key=key,
-            subject=subject,
+            **record,
             request_hash=fingerprint,
             status_code=status_code,
             body=without_secrets(body, secret_fields),

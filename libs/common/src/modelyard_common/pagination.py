@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Integer, Select, SmallInteger, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from modelyard_common.errors import FieldError, UnprocessableError
+from modelyard_common.errors import invalid_field
 from modelyard_common.inputs import loads_guarded
 
 MAX_LIMIT = 200
@@ -117,13 +117,11 @@ def decode_cursor(
             values = [_check_key_value(key, value) for key, value in zip(keys, values, strict=True)]
         return values
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise UnprocessableError(
+        raise invalid_field(
             "The cursor is invalid or belongs to another sort order.",
-            errors=[
-                FieldError(
-                    loc=["query", "cursor"], field="cursor", message="invalid cursor", type="cursor"
-                )
-            ],
+            ["query", "cursor"],
+            message="invalid cursor",
+            type="cursor",
         ) from exc
 
 

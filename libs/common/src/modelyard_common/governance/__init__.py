@@ -17,68 +17,7 @@ configured; every service of one installation must agree).
 Each enforcing service keeps its own use of these in its `governance/` package.
 """
 
-from modelyard_common.governance.confirmation import (
-    RegistryConfirmation,
-    fetch_registry_model,
-    unknown_model,
-)
-from modelyard_common.governance.projection import (
-    BoundGroup,
-    Governance,
-    ModelApprovalMixin,
-    WorkspacePolicyMixin,
-    governance_ddl,
-    governance_drop_ddl,
-    standing_of,
-)
-from modelyard_common.governance.rules import (
-    GOVERNANCE_ROUTING_KEYS,
-    MODEL_DELETED,
-    MODEL_EVENT_PREFIX,
-    POLICY_PROBLEM,
-    POLICY_UPDATED,
-    RUNNABLE,
-    STOPPING,
-    ApprovalState,
-    Conditions,
-    Gate,
-    ModelApprovalEvent,
-    PolicyEvent,
-    Standing,
-    Verdict,
-    judge_bind,
-    judge_deploy,
-    judge_running,
-    judge_serve,
-)
-
-__all__ = [
-    "GOVERNANCE_ROUTING_KEYS",
-    "MODEL_DELETED",
-    "MODEL_EVENT_PREFIX",
-    "POLICY_PROBLEM",
-    "POLICY_UPDATED",
-    "RUNNABLE",
-    "STOPPING",
-    "ApprovalState",
-    "BoundGroup",
-    "Conditions",
-    "Gate",
-    "Governance",
-    "ModelApprovalEvent",
-    "ModelApprovalMixin",
-    "PolicyEvent",
-    "RegistryConfirmation",
-    "Standing",
-    "Verdict",
-    "WorkspacePolicyMixin",
-    "fetch_registry_model",
-    "governance_ddl",
-    "governance_drop_ddl",
-    "judge_bind",
-    "judge_deploy",
-    "judge_running",
-    "judge_serve",
-    "standing_of",
-    "unknown_model",
-]
+# Each module's `__all__` names what the package offers.
+from modelyard_common.governance.confirmation import *  # noqa: F403
+from modelyard_common.governance.projection import *  # noqa: F403
+from modelyard_common.governance.rules import *  # noqa: F403

@@ -20,9 +20,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.db import utcnow
-from modelyard_common.errors import FieldError, ServiceUnavailableError, UnprocessableError
+from modelyard_common.errors import ServiceUnavailableError, UnprocessableError, invalid_field
 from modelyard_common.governance.projection import Governance
 from modelyard_common.governance.rules import Gate, ModelApprovalEvent, Standing
+
+__all__ = [
+    "RegistryConfirmation",
+    "fetch_registry_model",
+    "unknown_model",
+]
 
 log = logging.getLogger("modelyard.governance")
 
@@ -57,16 +63,11 @@ async def fetch_registry_model(
 
 def unknown_model(model_id: uuid.UUID, *, field: str) -> UnprocessableError:
     """Return the one answer for a model the registry does not show the caller."""
-    return UnprocessableError(
+    return invalid_field(
         f"The registry has no model {model_id} in this workspace.",
-        errors=[
-            FieldError(
-                loc=["body", field],
-                field=field,
-                message="no such registry model",
-                type="not_found",
-            )
-        ],
+        ["body", field],
+        message="no such registry model",
+        type="not_found",
     )
 
 

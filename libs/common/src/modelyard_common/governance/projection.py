@@ -30,6 +30,16 @@ from modelyard_common.governance.rules import (
     judge_serve,
 )
 
+__all__ = [
+    "BoundGroup",
+    "Governance",
+    "ModelApprovalMixin",
+    "WorkspacePolicyMixin",
+    "governance_ddl",
+    "governance_drop_ddl",
+    "standing_of",
+]
+
 log = logging.getLogger("modelyard.governance")
 
 

@@ -14,6 +14,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "GOVERNANCE_ROUTING_KEYS",
+    "MODEL_DELETED",
+    "MODEL_EVENT_PREFIX",
+    "POLICY_PROBLEM",
+    "POLICY_UPDATED",
+    "RUNNABLE",
+    "STOPPING",
+    "ApprovalState",
+    "Conditions",
+    "Gate",
+    "ModelApprovalEvent",
+    "PolicyEvent",
+    "Standing",
+    "Verdict",
+    "judge_bind",
+    "judge_deploy",
+    "judge_running",
+    "judge_serve",
+]
+
 MODEL_EVENT_PREFIX = "registry.model."
 MODEL_DELETED = "registry.model.deleted"
 POLICY_UPDATED = "registry.policy.updated"
