@@ -20,13 +20,11 @@ from modelyard_registry.ai_models.schemas import (
     AIModelCreate,
     AIModelRead,
     AIModelUpdate,
-    ApprovalConditions,
-    LearningType,
     ModelSystemLinkRead,
 )
 from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff
-from modelyard_registry.inventory.service import Inventory, shared_view
+from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import repository as link_repository
 
 # Fields whose change voids an approval: they alter what the model is, so a reviewer's
@@ -46,28 +44,6 @@ def reset_approval(model: AIModel) -> None:
     model.approval_request_comment = None
     model.approval_decided_by = model.approval_decided_at = None
     model.approval_decision_comment = None
-
-
-def to_read(model: AIModel) -> AIModelRead:
-    """Return the API view of a model row."""
-    return AIModelRead(
-        **shared_view(model),
-        learning_type=LearningType(model.learning_type),
-        functionality=model.functionality,
-        foundations=model.foundations,
-        provider=model.provider,
-        properties=model.properties,
-        approval=ApprovalState(model.approval),
-        approval_conditions=approval_conditions(model),
-        approval_comment=model.approval_decision_comment,
-    )
-
-
-def approval_conditions(model: AIModel) -> ApprovalConditions | None:
-    """Return where a restricted model may run; None unless it is restricted."""
-    if not model.approval_conditions:
-        return None
-    return ApprovalConditions.model_validate(model.approval_conditions)
 
 
 class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate]):
@@ -105,7 +81,7 @@ class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate
 
 models = ModelInventory(
     AIModel,
-    to_read=to_read,
+    read=AIModelRead,
     tracked=TRACKED,
     sort_columns=repository.SORT_COLUMNS,
     conditions=repository.conditions,

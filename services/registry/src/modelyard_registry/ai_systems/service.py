@@ -13,34 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.repository import SystemFilters
-from modelyard_registry.ai_systems.schemas import (
-    AIActRole,
-    AISystemCreate,
-    AISystemRead,
-    AISystemUpdate,
-    RiskLevel,
-    SystemStatus,
-)
+from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
 from modelyard_registry.db import AISystem
-from modelyard_registry.inventory.service import Inventory, shared_view
+from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import service as links
 from modelyard_registry.obligations import service as obligations
 
 # History records every field a change may set, and the archive state.
 TRACKED = {*AISystemUpdate.model_fields, "archived"}
-
-
-def to_read(system: AISystem) -> AISystemRead:
-    """Return the API view of a system row."""
-    return AISystemRead(
-        **shared_view(system),
-        purpose=system.purpose,
-        owner=system.owner,
-        status=SystemStatus(system.status),
-        risk_level=RiskLevel(system.risk_level),
-        risk_justification=system.risk_justification,
-        ai_act_role=AIActRole(system.ai_act_role),
-    )
 
 
 class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemCreate]):
@@ -87,7 +67,7 @@ class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemC
 
 systems = SystemInventory(
     AISystem,
-    to_read=to_read,
+    read=AISystemRead,
     tracked=TRACKED,
     sort_columns=repository.SORT_COLUMNS,
     conditions=repository.conditions,

@@ -20,32 +20,15 @@ from modelyard_common.errors import (
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
-from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType
-from modelyard_registry.history.service import add_entry, audit_view
+from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead
+from modelyard_registry.history.service import record_change
 
 RESOURCE = "evidence"
 
 
 def to_read(item: Evidence) -> EvidenceRead:
     """Return the API view of an evidence row."""
-    return EvidenceRead(
-        id=item.id,
-        workspace=item.workspace,
-        type=EvidenceType(item.type),
-        title=item.title,
-        url=item.url,
-        owner=item.owner,
-        expires_on=item.expires_on,
-        expired=item.expires_on is not None and item.expires_on < date.today(),
-        system_id=item.system_id,
-        model_id=item.model_id,
-        has_file=item.file_sha256 is not None,
-        file_name=item.file_name,
-        file_size=item.file_size,
-        file_sha256=item.file_sha256,
-        content_type=item.content_type,
-        **audit_view(item),
-    )
+    return EvidenceRead.model_validate(item, from_attributes=True)
 
 
 async def _check_subject(
@@ -88,12 +71,12 @@ async def create_evidence(
     session.add(item)
     await session.flush()
     await session.refresh(item)
-    _audit(session, principal, item, "created")
+    await _audit(session, principal, item, "created")
     return to_read(item)
 
 
-def _audit(session: AsyncSession, principal: Principal, item: Evidence, action: str) -> None:
-    add_entry(
+async def _audit(session: AsyncSession, principal: Principal, item: Evidence, action: str) -> None:
+    await record_change(
         session,
         principal=principal,
         resource_type=RESOURCE,
@@ -155,7 +138,7 @@ async def attach_file(
     item.revision += 1
     item.updated_by, item.updated_at = principal.sub, utcnow()
     await session.flush()
-    _audit(session, principal, item, "file_attached")
+    await _audit(session, principal, item, "file_attached")
     return to_read(item)
 
 
@@ -164,7 +147,7 @@ async def delete_evidence(
 ) -> None:
     """Delete an evidence item; obligations that cited it keep their status, lose the link."""
     item = await get_evidence(session, principal=principal, evidence_id=evidence_id)
-    _audit(session, principal, item, "deleted")
+    await _audit(session, principal, item, "deleted")
     await session.delete(item)
     await session.flush()
 

@@ -14,7 +14,6 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
-from modelyard_common.http import make_etag
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import Audited, HistoryEntry, OutboxEvent
@@ -33,37 +32,12 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
     }
 
 
-AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by")
+AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by", "etag")
 
 
 def audit_view(row: Audited) -> dict[str, Any]:
     """Return the audit fields of a row's API view: who created and changed it, when, its ETag."""
-    return {
-        **{field: getattr(row, field) for field in AUDIT_FIELDS},
-        "etag": make_etag(row.revision),
-    }
-
-
-def add_entry(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    resource_type: str,
-    resource_id: uuid.UUID,
-    action: str,
-    changes: dict[str, dict[str, Any]],
-) -> None:
-    """Add one history entry to the caller's transaction."""
-    session.add(
-        HistoryEntry(
-            workspace=principal.workspace,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            action=action,
-            actor=principal.sub,
-            changes=changes,
-        )
-    )
+    return {field: getattr(row, field) for field in AUDIT_FIELDS}
 
 
 async def emit(
@@ -93,24 +67,31 @@ async def record_change(
     resource_id: uuid.UUID,
     action: str,
     changes: dict[str, dict[str, Any]],
-    event_data: BaseModel | dict[str, Any],
+    event_data: BaseModel | dict[str, Any] | None = None,
 ) -> None:
-    """Write a history entry and its `registry.<type>.<action>` event, in one transaction."""
-    add_entry(
-        session,
-        principal=principal,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        action=action,
-        changes=changes,
+    """Add a history entry to the caller's transaction; with `event_data`, its event too.
+
+    The event is `registry.<type>.<action>`; a change announced otherwise (or not at all)
+    leaves `event_data` out.
+    """
+    session.add(
+        HistoryEntry(
+            workspace=principal.workspace,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            action=action,
+            actor=principal.sub,
+            changes=changes,
+        )
     )
-    await emit(
-        session,
-        principal=principal,
-        event_type=f"registry.{resource_type}.{action}",
-        subject=resource_id,
-        data=event_data,
-    )
+    if event_data is not None:
+        await emit(
+            session,
+            principal=principal,
+            event_type=f"registry.{resource_type}.{action}",
+            subject=resource_id,
+            data=event_data,
+        )
 
 
 async def list_history(

@@ -1,7 +1,7 @@
 """The use cases AI models and AI systems share: get, register, change, archive, delete, list.
 
-Each kind builds one `Inventory` with its API view and tracked fields, and adds its own rules by
-overriding the hooks (`on_create`, `on_update`, `on_delete`).
+Each kind builds one `Inventory` with its API view (read from the row's attributes) and tracked
+fields, and adds its own rules by overriding the hooks (`on_create`, `on_update`, `on_delete`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,7 @@ from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
-from modelyard_registry.history.service import (
-    audit_view,
-    diff,
-    flush_unique,
-    record_change,
-    save_revision,
-)
+from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
 
@@ -54,20 +48,6 @@ async def get_item(
     return found(row, f"No {RESOURCES[table]} {item_id} in this workspace.")
 
 
-def shared_view(row: Item) -> dict[str, Any]:
-    """Return the fields every inventory view has (identity, name, tags, archive, audit, ETag)."""
-    return {
-        "id": row.id,
-        "workspace": row.workspace,
-        "name": row.name,
-        "description": row.description,
-        "tags": list(row.tags),
-        "archived": row.archived_at is not None,
-        "archived_at": row.archived_at,
-        **audit_view(row),
-    }
-
-
 class Inventory(Generic[Item, Read, Filters, Create]):
     """One inventory kind's use cases; names are unique per workspace, changes are audited."""
 
@@ -75,17 +55,21 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         self,
         table: type[Item],
         *,
-        to_read: Callable[[Item], Read],
+        read: type[Read],
         tracked: Set[str],
         sort_columns: Mapping[str, InstrumentedAttribute[Any]],
         conditions: Callable[[Filters], list[ColumnElement[bool]]],
     ) -> None:
         self.table: type[Item] = table
         self.resource = RESOURCES[table]
-        self.to_read: Callable[[Item], Read] = to_read
+        self.read = read
         self.tracked = tracked
         self.sort_columns = sort_columns
         self.conditions = conditions
+
+    def to_read(self, row: Item) -> Read:
+        """Return the API view of a row."""
+        return self.read.model_validate(row, from_attributes=True)
 
     def snapshot(self, row: Item) -> dict[str, Any]:
         """Return the tracked fields of a row as history records them."""

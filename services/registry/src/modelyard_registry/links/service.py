@@ -11,7 +11,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import add_entry, audit_view, emit, flush_unique
+from modelyard_registry.history.service import audit_view, emit, flush_unique, record_change
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
@@ -43,7 +43,7 @@ async def _audit(
     system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
     model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type=system_resource,
@@ -51,7 +51,7 @@ async def _audit(
         action=f"model_{action}",
         changes={"model_id": {"old": None, "new": str(read.model_id)}, **change},
     )
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type=model_resource,

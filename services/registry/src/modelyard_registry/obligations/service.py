@@ -11,7 +11,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
-from modelyard_registry.history.service import add_entry, diff
+from modelyard_registry.history.service import diff, record_change
 from modelyard_registry.inventory.service import get_item
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for
@@ -107,7 +107,7 @@ async def update_obligation(
     row.updated_at = utcnow()
     await session.flush()
     read = _read(item, row)
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type="system",
