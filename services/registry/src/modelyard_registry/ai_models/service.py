@@ -23,7 +23,7 @@ from modelyard_registry.ai_models.schemas import (
     ModelSystemLinkRead,
 )
 from modelyard_registry.db import AIModel
-from modelyard_registry.history.service import diff
+from modelyard_registry.history.service import Changes, diff
 from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import repository as link_repository
 
@@ -50,13 +50,8 @@ class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate
     """The inventory of AI models, with the rules only models have."""
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: AIModel,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: AIModel, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change, with the approval voided when what the model is changed."""
         voiding = [f for f in REAPPROVAL_FIELDS if f in delta]
         if voiding and row.approval in VOIDABLE:

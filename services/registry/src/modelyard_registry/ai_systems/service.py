@@ -15,6 +15,7 @@ from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.repository import SystemFilters
 from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
 from modelyard_registry.db import AISystem
+from modelyard_registry.history.service import Changes
 from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import service as links
 from modelyard_registry.obligations import service as obligations
@@ -40,13 +41,8 @@ class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemC
         )
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: AISystem,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: AISystem, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change; 409 when it puts in use a system the AI Act does not allow yet."""
         if {"status", "risk_level", "ai_act_role"} & delta.keys():
             await obligations.ensure_may_be_in_use(

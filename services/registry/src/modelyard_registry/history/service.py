@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
@@ -22,7 +21,11 @@ from modelyard_registry.history import repository
 EVENT_SOURCE = "modelyard/registry"
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+# A change as history records it: `{field: {"old": ..., "new": ...}}`.
+Changes = dict[str, dict[str, Any]]
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:
     """Return `{field: {old, new}}` for every field whose value differs."""
     keys = list(dict.fromkeys([*before, *after]))
     return {
@@ -66,7 +69,7 @@ async def record_change(
     resource_type: str,
     resource_id: uuid.UUID,
     action: str,
-    changes: dict[str, dict[str, Any]],
+    changes: Changes,
     event_data: BaseModel | dict[str, Any] | None = None,
 ) -> None:
     """Add a history entry to the caller's transaction; with `event_data`, its event too.
@@ -111,45 +114,3 @@ async def flush_unique(session: AsyncSession, message: str) -> None:
         if getattr(exc.orig, "sqlstate", None) == "23505" or "unique" in str(exc.orig).lower():
             raise ConflictError(message) from exc
         raise
-
-
-class Revisioned(Protocol):
-    id: uuid.UUID
-    name: str
-    revision: int
-    updated_by: str
-    updated_at: Any
-
-
-R = TypeVar("R", bound=Revisioned)
-ReadT = TypeVar("ReadT", bound=BaseModel)
-
-
-async def save_revision(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    row: R,
-    resource_type: str,
-    action: str,
-    delta: dict[str, dict[str, Any]],
-    to_read: Callable[[R], ReadT],
-) -> ReadT:
-    """Return the row's new API view after bumping its revision and recording the change."""
-    row.revision += 1
-    row.updated_by = principal.sub
-    row.updated_at = utcnow()
-    await flush_unique(
-        session, f"A {resource_type} named {row.name!r} already exists in this workspace."
-    )
-    read = to_read(row)
-    await record_change(
-        session,
-        principal=principal,
-        resource_type=resource_type,
-        resource_id=row.id,
-        action=action,
-        changes=delta,
-        event_data=read,
-    )
-    return read

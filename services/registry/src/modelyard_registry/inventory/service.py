@@ -21,7 +21,7 @@ from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
-from modelyard_registry.history.service import diff, flush_unique, record_change, save_revision
+from modelyard_registry.history.service import Changes, diff, flush_unique, record_change
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
 
@@ -108,13 +108,8 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Check a kind's own rules before a row is registered (none by default)."""
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: Item,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: Item, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change to record, after a kind's own rules about it (as is by default)."""
         return delta
 
@@ -135,17 +130,10 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         session.add(row)
         await flush_unique(session, self._taken(fields["name"]))
         await session.refresh(row)
-        read = self.to_read(row)
-        await record_change(
-            session,
-            principal=principal,
-            resource_type=self.resource,
-            resource_id=row.id,
-            action="created",
-            changes=diff({}, self.snapshot(row)),
-            event_data=read,
+        changes = diff({}, self.snapshot(row))
+        return await self._record(
+            session, principal=principal, row=row, action="created", changes=changes
         )
-        return read
 
     async def update(
         self,
@@ -174,24 +162,38 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         return await self.save(session, principal=principal, row=row, action="updated", delta=delta)
 
     async def save(
+        self, session: AsyncSession, *, principal: Principal, row: Item, action: str, delta: Changes
+    ) -> Read:
+        """Return the row's view after a new revision, recorded as `action`."""
+        row.revision += 1
+        row.updated_by = principal.sub
+        row.updated_at = utcnow()
+        await flush_unique(session, self._taken(row.name))
+        return await self._record(
+            session, principal=principal, row=row, action=action, changes=delta
+        )
+
+    async def _record(
         self,
         session: AsyncSession,
         *,
         principal: Principal,
         row: Item,
         action: str,
-        delta: dict[str, dict[str, Any]],
+        changes: Changes,
     ) -> Read:
-        """Return the row's view after a new revision, recorded as `action`."""
-        return await save_revision(
+        """Return the row's view once its history and `registry.<kind>.<action>` record it."""
+        read = self.to_read(row)
+        await record_change(
             session,
             principal=principal,
-            row=row,
             resource_type=self.resource,
+            resource_id=row.id,
             action=action,
-            delta=delta,
-            to_read=self.to_read,
+            changes=changes,
+            event_data=read,
         )
+        return read
 
     async def set_archived(
         self, session: AsyncSession, *, principal: Principal, item_id: uuid.UUID, archived: bool
@@ -216,18 +218,10 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Delete a row for good (after `on_delete`), recording it."""
         row = await self.get(session, principal=principal, item_id=item_id, for_update=True)
         await self.on_delete(session, principal=principal, row=row)
-        read = self.to_read(row)
         await session.delete(row)
         await session.flush()
-        await record_change(
-            session,
-            principal=principal,
-            resource_type=self.resource,
-            resource_id=item_id,
-            action="deleted",
-            changes=diff(self.snapshot(row), {}),
-            event_data=read,
-        )
+        changes = diff(self.snapshot(row), {})
+        await self._record(session, principal=principal, row=row, action="deleted", changes=changes)
 
     async def page(
         self, session: AsyncSession, *, principal: Principal, filters: Filters, params: PageParams
