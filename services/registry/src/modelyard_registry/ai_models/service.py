@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance import ApprovalState
+from modelyard_common.row_views import view_of
 from modelyard_registry.ai_models import repository
 from modelyard_registry.ai_models.repository import ModelFilters
 from modelyard_registry.ai_models.schemas import (
@@ -89,14 +90,12 @@ async def list_systems_of_model(
     """Return every system that uses the model, with its description of use."""
     await models.get(session, principal=principal, item_id=model_id)
     return [
-        ModelSystemLinkRead(
-            system_id=system.id,
+        view_of(
+            ModelSystemLinkRead,
+            link,
             system_name=system.name,
             risk_level=system.risk_level,
             status=system.status,
-            description_of_use=link.description_of_use,
-            created_at=link.created_at,
-            updated_at=link.updated_at,
         )
         for link, system in await link_repository.systems_of_model(
             session, workspace=principal.workspace, model_id=model_id

@@ -15,7 +15,7 @@ from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
-from modelyard_registry.db import Audited, HistoryEntry, OutboxEvent
+from modelyard_registry.db import HistoryEntry, OutboxEvent
 from modelyard_registry.history import repository
 
 EVENT_SOURCE = "modelyard/registry"
@@ -33,14 +33,6 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:
         for key in keys
         if before.get(key) != after.get(key)
     }
-
-
-AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by", "etag")
-
-
-def audit_view(row: Audited) -> dict[str, Any]:
-    """Return the audit fields of a row's API view: who created and changed it, when, its ETag."""
-    return {field: getattr(row, field) for field in AUDIT_FIELDS}
 
 
 async def emit(

@@ -10,23 +10,22 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
+from modelyard_common.row_views import view_of
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import audit_view, emit, flush_unique, record_change
+from modelyard_registry.history.service import emit, flush_unique, record_change
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 
 
 def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:
-    """Return the API view of a link."""
-    return LinkRead(
-        system_id=link.system_id,
-        model_id=link.model_id,
+    """Return the API view of a link, with what it shows of its model."""
+    return view_of(
+        LinkRead,
+        link,
         model_name=model.name,
         learning_type=model.learning_type,
-        model_archived=model.archived_at is not None,
-        description_of_use=link.description_of_use,
-        **audit_view(link),
+        model_archived=model.archived,
     )
 
 
