@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import NotFoundError
-from modelyard_common.http import IdempotencyKey, attachment
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import SettingsDep, creates
+from modelyard_registry.downloads import download
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
@@ -142,12 +143,9 @@ async def get_evidence_file(
     )
     if item.file_content is None:
         raise NotFoundError("This evidence item has no file; it may be a link (see `url`).")
-    return Response(
+    return download(
         item.file_content,
         media_type=item.content_type or "application/octet-stream",
-        headers={
-            "Content-Disposition": attachment(item.file_name or "evidence"),
-            "ETag": f'"{item.file_sha256}"',
-            "X-Content-Type-Options": "nosniff",
-        },
+        filename=item.file_name or "evidence",
+        headers={"ETag": f'"{item.file_sha256}"', "X-Content-Type-Options": "nosniff"},
     )

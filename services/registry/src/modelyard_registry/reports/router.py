@@ -16,9 +16,9 @@ from modelyard_common.errors import (
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from modelyard_common.http import attachment
 from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_common.routes import Routes
+from modelyard_registry.downloads import download
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
 
@@ -48,15 +48,10 @@ async def export_inventory(
     inventory = await service.export_inventory(session, principal=principal)
     name = f"modelyard-inventory-{principal.workspace}"
     if format == ExportFormat.csv:
-        return Response(
-            service.inventory_to_csv(inventory),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": attachment(f"{name}.csv")},
-        )
-    return Response(
-        inventory.model_dump_json(),
-        media_type="application/json",
-        headers={"Content-Disposition": attachment(f"{name}.json")},
+        csv = service.inventory_to_csv(inventory)
+        return download(csv, media_type="text/csv; charset=utf-8", filename=f"{name}.csv")
+    return download(
+        inventory.model_dump_json(), media_type="application/json", filename=f"{name}.json"
     )
 
 
@@ -129,8 +124,4 @@ async def get_system_register_pdf(
     session: SessionDep, principal: Viewer, system_id: uuid.UUID
 ) -> Response:
     name, pdf = await service.system_register_pdf(session, principal=principal, system_id=system_id)
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": attachment(name)},
-    )
+    return download(pdf, media_type="application/pdf", filename=name)
