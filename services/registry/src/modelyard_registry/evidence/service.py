@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     FieldError,
     PayloadTooLargeError,
@@ -21,7 +20,7 @@ from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead
-from modelyard_registry.history.service import record_change
+from modelyard_registry.history.service import new_revision, record_change
 
 RESOURCE = "evidence"
 
@@ -135,8 +134,7 @@ async def attach_file(
     item.file_content = b"".join(parts)
     item.file_name, item.file_size, item.file_sha256 = file_name, size, digest.hexdigest()
     item.content_type = content_type
-    item.revision += 1
-    item.updated_by, item.updated_at = principal.sub, utcnow()
+    new_revision(item, principal)
     await session.flush()
     await _audit(session, principal, item, "file_attached")
     return to_read(item)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
+from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
@@ -23,6 +25,21 @@ EVENT_SOURCE = "modelyard/registry"
 
 # A change as history records it: `{field: {"old": ..., "new": ...}}`.
 Changes = dict[str, dict[str, Any]]
+
+
+class Revisioned(Protocol):
+    """A row whose changes count revisions (behind its ETag) and say who made them, when."""
+
+    revision: int
+    updated_by: str
+    updated_at: datetime
+
+
+def new_revision(row: Revisioned, principal: Principal) -> None:
+    """Count a change to `row` by the principal: its next revision, who made it and when."""
+    row.revision += 1
+    row.updated_by = principal.sub
+    row.updated_at = utcnow()
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:

@@ -21,7 +21,13 @@ from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
-from modelyard_registry.history.service import Changes, diff, flush_unique, record_change
+from modelyard_registry.history.service import (
+    Changes,
+    diff,
+    flush_unique,
+    new_revision,
+    record_change,
+)
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
 
@@ -165,9 +171,7 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         self, session: AsyncSession, *, principal: Principal, row: Item, action: str, delta: Changes
     ) -> Read:
         """Return the row's view after a new revision, recorded as `action`."""
-        row.revision += 1
-        row.updated_by = principal.sub
-        row.updated_at = utcnow()
+        new_revision(row, principal)
         await flush_unique(session, self._taken(row.name))
         return await self._record(
             session, principal=principal, row=row, action=action, changes=delta

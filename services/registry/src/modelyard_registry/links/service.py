@@ -7,12 +7,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.row_views import view_of
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import emit, flush_unique, record_change
+from modelyard_registry.history.service import emit, flush_unique, new_revision, record_change
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
@@ -143,9 +142,7 @@ async def update(
         return to_read(link, model)
     old = link.description_of_use
     link.description_of_use = body.description_of_use
-    link.revision += 1
-    link.updated_by = principal.sub
-    link.updated_at = utcnow()
+    new_revision(link, principal)
     await session.flush()
     return await _audit(
         session,

@@ -7,11 +7,10 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
-from modelyard_registry.history.service import diff, record_change
+from modelyard_registry.history.service import diff, new_revision, record_change
 from modelyard_registry.inventory.service import get_item
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for
@@ -102,9 +101,7 @@ async def update_obligation(
     before = _read(item, row).model_dump(mode="json", include=set(ObligationUpdate.model_fields))
     for field, value in changes.items():
         setattr(row, field, value)
-    row.revision += 1
-    row.updated_by = principal.sub
-    row.updated_at = utcnow()
+    new_revision(row, principal)
     await session.flush()
     read = _read(item, row)
     await record_change(
