@@ -14,6 +14,7 @@ from modelyard_common.errors import (
     FieldError,
     PayloadTooLargeError,
     UnprocessableError,
+    field_error,
     found,
 )
 from modelyard_common.pagination import PageParams
@@ -41,9 +42,7 @@ async def _check_subject(
         field = "system_id" if model is AISystem else "model_id"
         raise UnprocessableError(
             f"No {field.removesuffix('_id')} {ident} in this workspace.",
-            errors=[
-                FieldError(loc=["body", field], field=field, message="unknown id", type="reference")
-            ],
+            errors=[field_error(["body", field], message="unknown id", type="reference")],
         )
 
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.errors import ConflictError, NotFoundError, UnprocessableError, field_error
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
 from modelyard_registry.history.service import diff, new_revision, record_change
@@ -78,11 +78,8 @@ async def update_obligation(
             raise UnprocessableError(
                 "No such evidence item in this workspace.",
                 errors=[
-                    FieldError(
-                        loc=["body", "evidence_id"],
-                        field="evidence_id",
-                        message="unknown evidence id",
-                        type="reference",
+                    field_error(
+                        ["body", "evidence_id"], message="unknown evidence id", type="reference"
                     )
                 ],
             )
