@@ -21,7 +21,7 @@ from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead
-from modelyard_registry.history.service import new_revision, record_change
+from modelyard_registry.history.service import authorship, new_revision, record_change
 
 RESOURCE = "evidence"
 
@@ -55,9 +55,7 @@ async def create_evidence(
     if body.model_id:
         await _check_subject(session, principal, AIModel, body.model_id)
     item = Evidence(
-        workspace=principal.workspace,
-        created_by=principal.sub,
-        updated_by=principal.sub,
+        **authorship(principal),
         type=body.type.value,
         title=body.title,
         url=str(body.url) if body.url else None,

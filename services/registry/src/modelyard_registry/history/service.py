@@ -35,6 +35,15 @@ class Revisioned(Protocol):
     updated_at: datetime
 
 
+def authorship(principal: Principal) -> dict[str, str]:
+    """Return the fields of a row the principal creates: its workspace, its author, its editor."""
+    return {
+        "workspace": principal.workspace,
+        "created_by": principal.sub,
+        "updated_by": principal.sub,
+    }
+
+
 def new_revision(row: Revisioned, principal: Principal) -> None:
     """Count a change to `row` by the principal: its next revision, who made it and when."""
     row.revision += 1

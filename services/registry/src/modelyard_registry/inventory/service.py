@@ -23,6 +23,7 @@ from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import (
     Changes,
+    authorship,
     diff,
     flush_unique,
     new_revision,
@@ -127,12 +128,7 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         fields = body.model_dump(mode="json")
         await self._ensure_name_free(session, principal=principal, name=fields["name"])
         await self.on_create(session, principal=principal, body=body)
-        row = self.table(
-            workspace=principal.workspace,
-            created_by=principal.sub,
-            updated_by=principal.sub,
-            **fields,
-        )
+        row = self.table(**authorship(principal), **fields)
         session.add(row)
         await flush_unique(session, self._taken(fields["name"]))
         await session.refresh(row)

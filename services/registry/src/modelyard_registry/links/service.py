@@ -11,7 +11,13 @@ from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
 from modelyard_common.row_views import view_of
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import emit, flush_unique, new_revision, record_change
+from modelyard_registry.history.service import (
+    authorship,
+    emit,
+    flush_unique,
+    new_revision,
+    record_change,
+)
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
@@ -88,10 +94,8 @@ async def attach(
     link = SystemModelLink(
         system_id=system.id,
         model_id=model.id,
-        workspace=principal.workspace,
         description_of_use=body.description_of_use,
-        created_by=principal.sub,
-        updated_by=principal.sub,
+        **authorship(principal),
     )
     session.add(link)
     await flush_unique(session, "This model is already linked to this system.")
