@@ -21,6 +21,7 @@ from modelyard_registry.ai_models.schemas import (
     LearningTypeRead,
     ModelSystemLinkRead,
 )
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.inventory import router as inventory
 
 learning_types_router = APIRouter(prefix="/v1/learning-types", tags=["models", "reference"])
@@ -76,7 +77,7 @@ routes.add_item_routes(router)
 @models.reading(
     "list_model_systems",
     "The AI systems that use a model, with each description of use",
-    problems=(401, 403, 404),
+    problems=(*AUTH_PROBLEMS, 404),
     subpath="/systems",
 )
 async def list_model_systems(

@@ -11,17 +11,18 @@ from modelyard_common.db import SessionDep
 from modelyard_common.routes import Routes
 from modelyard_registry.approvals import service
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision, Retirement, ReviewRequest
+from modelyard_registry.deps import AUTH_PROBLEMS
 
 router = APIRouter(prefix="/v1/models/{model_id}/approval", tags=["approvals"])
 approval = Routes(router)  # the approval is the item: its prefix names it
 # Asking for a review, deciding and retiring are actions on the approval; each may conflict.
-ACTION_PROBLEMS = (401, 403, 404, 409, 422)
+ACTION_PROBLEMS = (*AUTH_PROBLEMS, 404, 409, 422)
 
 
 @approval.reading(
     "get_model_approval",
     "A model's approval: state, conditions, who asked and who decided",
-    problems=(401, 403, 404),
+    problems=(*AUTH_PROBLEMS, 404),
 )
 async def get_model_approval(
     session: SessionDep, principal: Viewer, model_id: uuid.UUID

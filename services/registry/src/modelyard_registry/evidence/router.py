@@ -14,7 +14,7 @@ from modelyard_common.errors import NotFoundError
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
-from modelyard_registry.deps import SettingsDep, creates
+from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep, creates
 from modelyard_registry.downloads import download
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
@@ -23,7 +23,6 @@ from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, Ev
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 evidence = Routes(router, item="/{evidence_id}")
 EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]
-AUTH_ERRORS = (401, 403)
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -40,7 +39,7 @@ def evidence_filters(
 @evidence.listing(
     "list_evidence",
     "List evidence items; `expiring_within_days` lists what expires soon (or has)",
-    problems=(*AUTH_ERRORS, 422),
+    problems=(*AUTH_PROBLEMS, 422),
 )
 async def list_evidence(
     session: SessionDep,
@@ -62,7 +61,7 @@ async def list_evidence(
 @evidence.creating(
     "create_evidence",
     "Record an evidence item (a link; attach a file with PUT .../file)",
-    problems=(*AUTH_ERRORS, 422),
+    problems=(*AUTH_PROBLEMS, 422),
     response_model=EvidenceRead,
 )
 async def create_evidence(
@@ -82,7 +81,7 @@ async def create_evidence(
     )
 
 
-@evidence.reading("get_evidence", "Get one evidence item", problems=(*AUTH_ERRORS, 404))
+@evidence.reading("get_evidence", "Get one evidence item", problems=(*AUTH_PROBLEMS, 404))
 async def get_evidence(
     session: SessionDep, principal: Viewer, evidence_id: uuid.UUID
 ) -> EvidenceRead:
@@ -91,7 +90,7 @@ async def get_evidence(
     )
 
 
-@evidence.deleting("delete_evidence", "Delete an evidence item", problems=(*AUTH_ERRORS, 404))
+@evidence.deleting("delete_evidence", "Delete an evidence item", problems=(*AUTH_PROBLEMS, 404))
 async def delete_evidence(session: SessionDep, principal: Editor, evidence_id: uuid.UUID) -> None:
     await service.delete_evidence(session, principal=principal, evidence_id=evidence_id)
 
@@ -101,7 +100,7 @@ async def delete_evidence(session: SessionDep, principal: Editor, evidence_id: u
     True,
     "put_evidence_file",
     "Attach (or replace) the evidence file: the request body is the file",
-    problems=(*AUTH_ERRORS, 404, 413, 422),
+    problems=(*AUTH_PROBLEMS, 404, 413, 422),
     subpath="/file",
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/octet-stream": BINARY}}
@@ -130,7 +129,7 @@ async def put_evidence_file(
 @evidence.reading(
     "get_evidence_file",
     "Download the evidence file",
-    problems=(*AUTH_ERRORS, 404),
+    problems=(*AUTH_PROBLEMS, 404),
     subpath="/file",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": BINARY}}},

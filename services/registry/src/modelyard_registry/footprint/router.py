@@ -12,6 +12,7 @@ from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.footprint import service
 from modelyard_registry.footprint.repository import SPAN_SORT
 from modelyard_registry.footprint.schemas import ModelFootprint, ModelUsage, ServingSpan
@@ -24,7 +25,7 @@ SpanPage = Annotated[PageParams, Depends(page_params("started_at", list(SPAN_SOR
 @model.reading(
     "get_model_footprint",
     "Where a model runs now: devices, versions and states of its deployments",
-    problems=(401, 403, 404),
+    problems=(*AUTH_PROBLEMS, 404),
     subpath="/footprint",
 )
 async def get_model_footprint(
@@ -36,7 +37,7 @@ async def get_model_footprint(
 @model.listing(
     "list_model_serving_spans",
     "Where a model ran when; `at` answers what was serving at that moment",
-    problems=(401, 403, 404, 422),
+    problems=(*AUTH_PROBLEMS, 404, 422),
     subpath="/footprint/timeline",
 )
 async def list_model_serving_spans(
@@ -57,7 +58,7 @@ async def list_model_serving_spans(
 @model.reading(
     "get_model_usage",
     "Gateway requests, errors and tokens of a model per UTC day, with totals",
-    problems=(401, 403, 404, 422),
+    problems=(*AUTH_PROBLEMS, 404, 422),
     subpath="/usage",
     description=(
         "Counted by the gateway for groups bound to the model (`registry_model_id`); tokens "

@@ -22,7 +22,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, Tagged, with_etag
-from modelyard_registry.deps import creates
+from modelyard_registry.deps import AUTH_PROBLEMS, creates
 from modelyard_registry.history.router import HistoryPage, history_page
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
@@ -82,7 +82,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
         @routes.listing(
             f"list_{noun}s",
             f"List {title}s (filter, search, sort, paginate)",
-            problems=(401, 403, 422),
+            problems=(*AUTH_PROBLEMS, 422),
             response_model=Page[inventory.read],  # type: ignore[name-defined]
         )
         async def list_items(
@@ -96,7 +96,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
         @routes.creating(
             f"create_{noun}",
             f"Register an {title}",
-            problems=(401, 403, 409, 422),
+            problems=(*AUTH_PROBLEMS, 409, 422),
             response_model=inventory.read,
         )
         async def create_item(
@@ -118,7 +118,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
         @routes.reading(
             f"get_{noun}",
             f"Get one {title}",
-            problems=(401, 403, 404),
+            problems=(*AUTH_PROBLEMS, 404),
             response_model=inventory.read,
         )
         async def get_item(
@@ -130,7 +130,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
         @routes.changing(
             f"update_{noun}",
             f"Change an {title} (send If-Match with its ETag)",
-            problems=(401, 403, 404, 409, 412, 422, 428),
+            problems=(*AUTH_PROBLEMS, 404, 409, 412, 422, 428),
             response_model=inventory.read,
         )
         async def update_item(
@@ -147,7 +147,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             return with_etag(response, cast(Tagged, read))
 
         @routes.deleting(
-            f"delete_{noun}", self.delete_summary, problems=(401, 403, *self.delete_errors)
+            f"delete_{noun}", self.delete_summary, problems=(*AUTH_PROBLEMS, *self.delete_errors)
         )
         async def delete_item(session: SessionDep, principal: Admin, item_id: ItemId) -> None:
             await inventory.delete(session, principal=principal, item_id=item_id)
@@ -167,7 +167,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             routes.acting(
                 f"{action}_{noun}",
                 summary,
-                problems=(401, 403, 404),
+                problems=(*AUTH_PROBLEMS, 404),
                 subpath=f"/{action}",
                 response_model=inventory.read,
             )(archiving(archived))
@@ -179,7 +179,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
         @self.routes(router).reading(
             f"list_{noun}_history",
             self.history_summary,
-            problems=(401, 403, 404, 422),
+            problems=(*AUTH_PROBLEMS, 404, 422),
             subpath="/history",
         )
         async def list_item_history(

@@ -11,19 +11,18 @@ from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.routes import Routes, with_etag
-from modelyard_registry.deps import creates
+from modelyard_registry.deps import AUTH_PROBLEMS, creates
 from modelyard_registry.links import service
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 
 router = APIRouter(prefix="/v1/systems/{system_id}/models", tags=["links"])
 links = Routes(router, item="/{model_id}")
-AUTH_ERRORS = (401, 403)
 
 
 @links.listing(
     "list_system_models",
     "The models a system uses, with each description of use",
-    problems=(*AUTH_ERRORS, 404),
+    problems=(*AUTH_PROBLEMS, 404),
 )
 async def list_system_models(
     session: SessionDep, principal: Viewer, system_id: uuid.UUID
@@ -34,7 +33,7 @@ async def list_system_models(
 @links.creating(
     "link_model",
     "Link a model to a system, saying how the system uses it",
-    problems=(*AUTH_ERRORS, 404, 409, 422),
+    problems=(*AUTH_PROBLEMS, 404, 409, 422),
     response_model=LinkRead,
 )
 async def link_model(
@@ -58,7 +57,7 @@ async def link_model(
 @links.changing(
     "update_link",
     "Change how a system uses a model (send If-Match)",
-    problems=(*AUTH_ERRORS, 404, 412, 422, 428),
+    problems=(*AUTH_PROBLEMS, 404, 412, 422, 428),
 )
 async def update_link(
     session: SessionDep,
@@ -80,7 +79,7 @@ async def update_link(
     return with_etag(response, read)
 
 
-@links.deleting("unlink_model", "Unlink a model from a system", problems=(*AUTH_ERRORS, 404))
+@links.deleting("unlink_model", "Unlink a model from a system", problems=(*AUTH_PROBLEMS, 404))
 async def unlink_model(
     session: SessionDep, principal: Editor, system_id: uuid.UUID, model_id: uuid.UUID
 ) -> None:

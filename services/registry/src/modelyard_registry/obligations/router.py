@@ -11,6 +11,7 @@ from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IfMatch
 from modelyard_common.routes import Routes, with_etag
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.obligations import service
 from modelyard_registry.obligations.schemas import ObligationRead, ObligationUpdate
 
@@ -22,7 +23,7 @@ Code = Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$")]
 @obligations.listing(
     "list_system_obligations",
     "The system's AI Act obligations for its risk level and role, with their status",
-    problems=(401, 403, 404),
+    problems=(*AUTH_PROBLEMS, 404),
 )
 async def list_system_obligations(
     session: SessionDep, principal: Viewer, system_id: uuid.UUID
@@ -33,7 +34,7 @@ async def list_system_obligations(
 @obligations.changing(
     "update_system_obligation",
     "Change an obligation's status, owner, evidence or note (send If-Match)",
-    problems=(401, 403, 404, 409, 412, 422, 428),
+    problems=(*AUTH_PROBLEMS, 404, 409, 412, 422, 428),
 )
 async def update_system_obligation(
     session: SessionDep,

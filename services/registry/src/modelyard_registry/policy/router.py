@@ -8,7 +8,7 @@ from modelyard_common.auth import Admin, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.pagination import Page
 from modelyard_common.routes import Routes
-from modelyard_registry.deps import SettingsDep
+from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep
 from modelyard_registry.history.router import HistoryPage, history_page
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.policy import service
@@ -19,7 +19,7 @@ policy = Routes(router)  # one policy per workspace: the collection is the item
 
 
 @policy.reading(
-    "get_policy", "The workspace's policy gate (enforce, warn or off)", problems=(401, 403)
+    "get_policy", "The workspace's policy gate (enforce, warn or off)", problems=AUTH_PROBLEMS
 )
 async def get_policy(session: SessionDep, principal: Viewer, settings: SettingsDep) -> PolicyRead:
     return await service.get_policy(
@@ -32,7 +32,7 @@ async def get_policy(session: SessionDep, principal: Viewer, settings: SettingsD
     True,
     "set_policy",
     "Set the workspace's policy gate (admin); the deployer and gateway follow in seconds",
-    problems=(401, 403, 422),
+    problems=(*AUTH_PROBLEMS, 422),
 )
 async def set_policy(
     session: SessionDep, principal: Admin, settings: SettingsDep, body: PolicyUpdate
@@ -48,7 +48,7 @@ async def set_policy(
 @policy.listing(
     "list_policy_history",
     "Every change to the workspace's gate: who, when, old and new",
-    problems=(401, 403, 422),
+    problems=(*AUTH_PROBLEMS, 422),
     subpath="/history",
 )
 async def list_policy_history(

@@ -18,6 +18,7 @@ from modelyard_common.errors import (
 )
 from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.downloads import download
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
@@ -32,7 +33,7 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
     "export_inventory",
     "Export the workspace's inventory (models, systems, links, approvals, obligations, "
     "evidence) as JSON or CSV",
-    problems=(401, 403, 422),
+    problems=(*AUTH_PROBLEMS, 422),
     subpath="/inventory/export",
     responses={
         # `model` registers Inventory (and what it nests) under components/schemas, which the
@@ -59,7 +60,7 @@ async def export_inventory(
     "import_inventory",
     "Import models, systems, links, obligations and evidence links from an export "
     "(JSON or CSV); `dry_run` reports every invalid record and keeps nothing",
-    problems=(401, 403, 413, 415, 422),
+    problems=(*AUTH_PROBLEMS, 413, 415, 422),
     subpath="/inventory/import",
     openapi_extra={
         "requestBody": {
@@ -115,7 +116,7 @@ async def import_inventory(
 @reports.reading(
     "get_system_register_pdf",
     "A system's AI Act register as a PDF: its facts, models, obligations and evidence",
-    problems=(401, 403, 404),
+    problems=(*AUTH_PROBLEMS, 404),
     subpath="/systems/{system_id}/register.pdf",
     response_class=Response,
     responses={200: {"content": {"application/pdf": BINARY}}},
