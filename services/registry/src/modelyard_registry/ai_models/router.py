@@ -62,7 +62,6 @@ def model_filters(
 
 routes = inventory.InventoryRoutes(
     inventory=service.models,
-    noun="model",
     title="AI model",
     create_schema=AIModelCreate,
     update_schema=AIModelUpdate,

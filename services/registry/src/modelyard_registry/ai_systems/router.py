@@ -36,7 +36,6 @@ def system_filters(
 
 routes = inventory.InventoryRoutes(
     inventory=service.systems,
-    noun="system",
     title="AI system",
     create_schema=AISystemCreate,
     update_schema=AISystemUpdate,

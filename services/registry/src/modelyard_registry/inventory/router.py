@@ -57,7 +57,6 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
     """What a kind's shared routes need: its use cases, names, schemas and filters."""
 
     inventory: Inventory[Item, Read, Filters, Create]
-    noun: str  # "model": paths /models/{model_id}, operation ids create_model, ...
     title: str  # "AI model", in summaries
     create_schema: type[Create]
     update_schema: type[BaseModel]
@@ -65,6 +64,11 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
     delete_summary: str
     delete_errors: Sequence[int]
     history_summary: str
+
+    @property
+    def noun(self) -> str:
+        """The kind's resource, "model": paths /models/{model_id}, operation ids create_model..."""
+        return self.inventory.resource
 
     def routes(self, router: APIRouter) -> Routes:
         """Return the route shapes of `router`, whose item is one row: `/{model_id}`, ..."""
