@@ -1,12 +1,21 @@
-"""The answer of every download: the file's content, its media type and the name to save it as."""
+"""Downloads: how the OpenAPI document describes a file, and the answer that sends one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Response
 
 from modelyard_common.http import attachment
+
+# The OpenAPI schema of a file's bytes (a download's body, or an upload's).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def download_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI `responses` of a download route: its 200 is a file of `media_type`."""
+    return {200: {"content": {media_type: BINARY}}}
 
 
 def download(

@@ -15,7 +15,7 @@ from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep, creates
-from modelyard_registry.downloads import download
+from modelyard_registry.downloads import BINARY, download, download_responses
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
@@ -23,7 +23,6 @@ from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, Ev
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 evidence = Routes(router, item="/{evidence_id}")
 EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]
-BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def evidence_filters(
@@ -132,7 +131,7 @@ async def put_evidence_file(
     problems=(*AUTH_PROBLEMS, 404),
     subpath="/file",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": BINARY}}},
+    responses=download_responses("application/octet-stream"),
 )
 async def get_evidence_file(
     session: SessionDep, principal: Viewer, evidence_id: uuid.UUID

@@ -19,14 +19,13 @@ from modelyard_common.errors import (
 from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import AUTH_PROBLEMS
-from modelyard_registry.downloads import download
+from modelyard_registry.downloads import download, download_responses
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 reports = Routes(router)
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
-BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 @reports.reading(
@@ -119,7 +118,7 @@ async def import_inventory(
     problems=(*AUTH_PROBLEMS, 404),
     subpath="/systems/{system_id}/register.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": BINARY}}},
+    responses=download_responses("application/pdf"),
 )
 async def get_system_register_pdf(
     session: SessionDep, principal: Viewer, system_id: uuid.UUID
