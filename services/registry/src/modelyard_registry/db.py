@@ -17,12 +17,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    column,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import UsageCountersMixin, new_id, schema_metadata, utcnow
+from modelyard_common.http import make_etag
 from modelyard_common.infrastructure import infrastructure_models
 
 SCHEMA = "registry"
@@ -45,6 +47,11 @@ class Audited:
     updated_by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
+    @property
+    def etag(self) -> str:
+        """The ETag of the row's revision, for If-Match."""
+        return make_etag(self.revision)
+
 
 def _search_vector(*columns: str) -> Mapped[Any]:
     """Return the full-text `search` column over `columns` (computed and stored by PostgreSQL)."""
@@ -57,38 +64,44 @@ def _search_vector(*columns: str) -> Mapped[Any]:
 _PAGE_COLUMNS = {"name": "name", "created": "created_at", "updated": "updated_at"}
 
 
-def _inventory_indexes(table: str, name: Any) -> tuple[Index, ...]:
+def _inventory_indexes(table: str) -> tuple[Index, ...]:
     """Return the indexes of an inventory table: unique name, search, tags and keyset pages."""
     return (
-        Index(f"uq_{table}_workspace_name", "workspace", func.lower(name), unique=True),
+        Index(f"uq_{table}_workspace_name", "workspace", func.lower(column("name")), unique=True),
         Index(f"ix_{table}_search", "search", postgresql_using="gin"),
         Index(f"ix_{table}_tags", "tags", postgresql_using="gin"),
         # Keyset pagination walks these: (workspace, sort column, id).
         *(
-            Index(f"ix_{table}_page_{page}", "workspace", column, "id")
-            for page, column in (
-                ("name", "name"),
-                ("created", "created_at"),
-                ("updated", "updated_at"),
-            )
+            Index(f"ix_{table}_page_{page}", "workspace", sort_column, "id")
+            for page, sort_column in _PAGE_COLUMNS.items()
         ),
     )
 
 
-class AIModel(Audited, Base):
-    __tablename__ = "ai_models"
+class Inventoried(Audited):
+    """What AI models and AI systems both are: named, described, tagged rows one may archive."""
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     workspace: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def archived(self) -> bool:
+        """Whether the row is archived (soft-deleted)."""
+        return self.archived_at is not None
+
+
+class AIModel(Inventoried, Base):
+    __tablename__ = "ai_models"
+
     learning_type: Mapped[str] = mapped_column(String(32))
     functionality: Mapped[str] = mapped_column(String(200), default="", server_default="")
     foundations: Mapped[str] = mapped_column(String(200), default="", server_default="")
     provider: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     approval: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
     approval_conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     approval_requested_by: Mapped[str | None] = mapped_column(String(200))
@@ -100,29 +113,23 @@ class AIModel(Audited, Base):
     search: Mapped[Any] = _search_vector("name", "description")
 
     __table_args__ = (
-        *_inventory_indexes("ai_models", name),
+        *_inventory_indexes("ai_models"),
         Index("ix_ai_models_approval", "workspace", "approval"),
     )
 
 
-class AISystem(Audited, Base):
+class AISystem(Inventoried, Base):
     __tablename__ = "ai_systems"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(100))
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     purpose: Mapped[str] = mapped_column(Text, default="", server_default="")
     owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
     status: Mapped[str] = mapped_column(String(16))
     risk_level: Mapped[str] = mapped_column(String(16))
     ai_act_role: Mapped[str] = mapped_column(String(16))
     risk_justification: Mapped[str] = mapped_column(Text, default="", server_default="")
-    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     search: Mapped[Any] = _search_vector("name", "description", "purpose")
 
-    __table_args__ = _inventory_indexes("ai_systems", name)
+    __table_args__ = _inventory_indexes("ai_systems")
 
 
 class SystemModelLink(Audited, Base):
@@ -164,6 +171,16 @@ class Evidence(Audited, Base):
     content_type: Mapped[str | None] = mapped_column(String(200))
     # Kept in the database, so every replica serves it and backups hold it (size-limited).
     file_content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+
+    @property
+    def expired(self) -> bool:
+        """Whether the item's expiry day has passed."""
+        return self.expires_on is not None and self.expires_on < date.today()
+
+    @property
+    def has_file(self) -> bool:
+        """Whether a file is attached (a link-only item has none)."""
+        return self.file_sha256 is not None
 
     __table_args__ = (
         Index("ix_evidence_page_created", "workspace", "created_at", "id"),

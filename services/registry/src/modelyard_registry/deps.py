@@ -11,6 +11,9 @@ from modelyard_registry.db import IdempotencyRecord
 from modelyard_registry.settings import RegistrySettings
 
 creates = IdempotentCreates(IdempotencyRecord)
+# Every route but the reference lists needs a caller: 401 without a valid token, 403 without
+# the role it needs. Routes list these first among their problem responses.
+AUTH_PROBLEMS = (401, 403)
 
 
 def get_settings(request: Request) -> RegistrySettings:

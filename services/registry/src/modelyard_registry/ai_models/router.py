@@ -9,29 +9,30 @@ from fastapi import APIRouter, Query
 
 from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.governance import ApprovalState
+from modelyard_common.routes import Routes
 from modelyard_registry.ai_models import service
 from modelyard_registry.ai_models.repository import ModelFilters
 from modelyard_registry.ai_models.schemas import (
     LEARNING_TYPE_DEFINITIONS,
     AIModelCreate,
-    AIModelRead,
     AIModelUpdate,
     LearningType,
     LearningTypeRead,
     ModelSystemLinkRead,
 )
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.inventory import router as inventory
 
 learning_types_router = APIRouter(prefix="/v1/learning-types", tags=["models", "reference"])
 router = APIRouter(prefix="/v1/models", tags=["models"])
+models = Routes(router, item="/{model_id}")
 
 
-@learning_types_router.get(
-    "",
-    operation_id="list_learning_types",
-    summary="The learning types a model can have, each with its definition",
+@Routes(learning_types_router).listing(
+    "list_learning_types",
+    "The learning types a model can have, each with its definition",
+    problems=(),
 )
 async def list_learning_types() -> list[LearningTypeRead]:
     return [
@@ -61,9 +62,7 @@ def model_filters(
 
 routes = inventory.InventoryRoutes(
     inventory=service.models,
-    noun="model",
     title="AI model",
-    read_schema=AIModelRead,
     create_schema=AIModelCreate,
     update_schema=AIModelUpdate,
     filters=model_filters,
@@ -74,11 +73,11 @@ routes = inventory.InventoryRoutes(
 routes.add_item_routes(router)
 
 
-@router.get(
-    "/{model_id}/systems",
-    operation_id="list_model_systems",
-    summary="The AI systems that use a model, with each description of use",
-    responses=problem_responses(401, 403, 404),
+@models.reading(
+    "list_model_systems",
+    "The AI systems that use a model, with each description of use",
+    problems=(*AUTH_PROBLEMS, 404),
+    subpath="/systems",
 )
 async def list_model_systems(
     session: SessionDep, principal: Viewer, model_id: uuid.UUID

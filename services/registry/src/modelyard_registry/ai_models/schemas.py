@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from modelyard_common.governance import ApprovalState
 from modelyard_registry.schemas_common import LongText, Name, Properties, ShortText, Tags
@@ -75,6 +75,10 @@ class ApprovalConditions(BaseModel):
     )
 
 
+# A model row keeps no conditions as NULL (or, defensively, as an empty object).
+Conditions = Annotated[ApprovalConditions | None, BeforeValidator(lambda stored: stored or None)]
+
+
 class LearningTypeRead(BaseModel):
     id: LearningType
     label: str
@@ -131,7 +135,8 @@ class AIModelUpdate(BaseModel):
 class AIModelRead(BaseModel):
     """An AI model as the API returns it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    # By name too: FastAPI validates the view again as it sends it.
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
     id: uuid.UUID
     workspace: str
@@ -148,11 +153,13 @@ class AIModelRead(BaseModel):
     approval: ApprovalState = Field(
         description="Review state; only approved (or restricted) models may be deployed and served."
     )
-    approval_conditions: ApprovalConditions | None = Field(
+    approval_conditions: Conditions = Field(
         description="Where a restricted model may run; null unless restricted."
     )
     approval_comment: str | None = Field(
-        default=None, description="The comment of the last approval decision (why it stands)."
+        default=None,
+        validation_alias="approval_decision_comment",
+        description="The comment of the last approval decision (why it stands).",
     )
     created_at: datetime
     created_by: str

@@ -14,19 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance import ApprovalState
+from modelyard_common.row_views import view_of
 from modelyard_registry.ai_models import repository
 from modelyard_registry.ai_models.repository import ModelFilters
 from modelyard_registry.ai_models.schemas import (
     AIModelCreate,
     AIModelRead,
     AIModelUpdate,
-    ApprovalConditions,
-    LearningType,
     ModelSystemLinkRead,
 )
 from modelyard_registry.db import AIModel
-from modelyard_registry.history.service import diff
-from modelyard_registry.inventory.service import Inventory, shared_view
+from modelyard_registry.history.service import Changes, diff
+from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import repository as link_repository
 
 # Fields whose change voids an approval: they alter what the model is, so a reviewer's
@@ -48,39 +47,12 @@ def reset_approval(model: AIModel) -> None:
     model.approval_decision_comment = None
 
 
-def to_read(model: AIModel) -> AIModelRead:
-    """Return the API view of a model row."""
-    return AIModelRead(
-        **shared_view(model),
-        learning_type=LearningType(model.learning_type),
-        functionality=model.functionality,
-        foundations=model.foundations,
-        provider=model.provider,
-        properties=model.properties,
-        approval=ApprovalState(model.approval),
-        approval_conditions=approval_conditions(model),
-        approval_comment=model.approval_decision_comment,
-    )
-
-
-def approval_conditions(model: AIModel) -> ApprovalConditions | None:
-    """Return where a restricted model may run; None unless it is restricted."""
-    if not model.approval_conditions:
-        return None
-    return ApprovalConditions.model_validate(model.approval_conditions)
-
-
 class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate]):
     """The inventory of AI models, with the rules only models have."""
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: AIModel,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: AIModel, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change, with the approval voided when what the model is changed."""
         voiding = [f for f in REAPPROVAL_FIELDS if f in delta]
         if voiding and row.approval in VOIDABLE:
@@ -105,7 +77,7 @@ class ModelInventory(Inventory[AIModel, AIModelRead, ModelFilters, AIModelCreate
 
 models = ModelInventory(
     AIModel,
-    to_read=to_read,
+    read=AIModelRead,
     tracked=TRACKED,
     sort_columns=repository.SORT_COLUMNS,
     conditions=repository.conditions,
@@ -118,14 +90,12 @@ async def list_systems_of_model(
     """Return every system that uses the model, with its description of use."""
     await models.get(session, principal=principal, item_id=model_id)
     return [
-        ModelSystemLinkRead(
-            system_id=system.id,
+        view_of(
+            ModelSystemLinkRead,
+            link,
             system_name=system.name,
             risk_level=system.risk_level,
             status=system.status,
-            description_of_use=link.description_of_use,
-            created_at=link.created_at,
-            updated_at=link.updated_at,
         )
         for link, system in await link_repository.systems_of_model(
             session, workspace=principal.workspace, model_id=model_id

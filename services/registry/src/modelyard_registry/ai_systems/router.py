@@ -8,7 +8,6 @@ from modelyard_registry.ai_systems import service
 from modelyard_registry.ai_systems.repository import SystemFilters
 from modelyard_registry.ai_systems.schemas import (
     AISystemCreate,
-    AISystemRead,
     AISystemUpdate,
     RiskLevel,
     SystemStatus,
@@ -37,9 +36,7 @@ def system_filters(
 
 routes = inventory.InventoryRoutes(
     inventory=service.systems,
-    noun="system",
     title="AI system",
-    read_schema=AISystemRead,
     create_schema=AISystemCreate,
     update_schema=AISystemUpdate,
     filters=system_filters,

@@ -90,6 +90,8 @@ class AISystemUpdate(BaseModel):
 class AISystemRead(BaseModel):
     """An AI system as the API returns it."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     workspace: str
     name: str

@@ -13,34 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.repository import SystemFilters
-from modelyard_registry.ai_systems.schemas import (
-    AIActRole,
-    AISystemCreate,
-    AISystemRead,
-    AISystemUpdate,
-    RiskLevel,
-    SystemStatus,
-)
+from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
 from modelyard_registry.db import AISystem
-from modelyard_registry.inventory.service import Inventory, shared_view
+from modelyard_registry.history.service import Changes
+from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import service as links
 from modelyard_registry.obligations import service as obligations
 
 # History records every field a change may set, and the archive state.
 TRACKED = {*AISystemUpdate.model_fields, "archived"}
-
-
-def to_read(system: AISystem) -> AISystemRead:
-    """Return the API view of a system row."""
-    return AISystemRead(
-        **shared_view(system),
-        purpose=system.purpose,
-        owner=system.owner,
-        status=SystemStatus(system.status),
-        risk_level=RiskLevel(system.risk_level),
-        risk_justification=system.risk_justification,
-        ai_act_role=AIActRole(system.ai_act_role),
-    )
 
 
 class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemCreate]):
@@ -60,13 +41,8 @@ class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemC
         )
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: AISystem,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: AISystem, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change; 409 when it puts in use a system the AI Act does not allow yet."""
         if {"status", "risk_level", "ai_act_role"} & delta.keys():
             await obligations.ensure_may_be_in_use(
@@ -87,7 +63,7 @@ class SystemInventory(Inventory[AISystem, AISystemRead, SystemFilters, AISystemC
 
 systems = SystemInventory(
     AISystem,
-    to_read=to_read,
+    read=AISystemRead,
     tracked=TRACKED,
     sort_columns=repository.SORT_COLUMNS,
     conditions=repository.conditions,

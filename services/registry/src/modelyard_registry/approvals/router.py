@@ -8,18 +8,21 @@ from fastapi import APIRouter
 
 from modelyard_common.auth import CurrentPrincipal, Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
+from modelyard_common.routes import Routes
 from modelyard_registry.approvals import service
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision, Retirement, ReviewRequest
+from modelyard_registry.deps import AUTH_PROBLEMS
 
 router = APIRouter(prefix="/v1/models/{model_id}/approval", tags=["approvals"])
+approval = Routes(router)  # the approval is the item: its prefix names it
+# Asking for a review, deciding and retiring are actions on the approval; each may conflict.
+ACTION_PROBLEMS = (*AUTH_PROBLEMS, 404, 409, 422)
 
 
-@router.get(
-    "",
-    operation_id="get_model_approval",
-    summary="A model's approval: state, conditions, who asked and who decided",
-    responses=problem_responses(401, 403, 404),
+@approval.reading(
+    "get_model_approval",
+    "A model's approval: state, conditions, who asked and who decided",
+    problems=(*AUTH_PROBLEMS, 404),
 )
 async def get_model_approval(
     session: SessionDep, principal: Viewer, model_id: uuid.UUID
@@ -27,11 +30,11 @@ async def get_model_approval(
     return await service.get_approval(session, principal=principal, model_id=model_id)
 
 
-@router.post(
-    "/request",
-    operation_id="request_model_review",
-    summary="Ask for a model to be reviewed (editor); it moves to in_review",
-    responses=problem_responses(401, 403, 404, 409, 422),
+@approval.acting(
+    "request_model_review",
+    "Ask for a model to be reviewed (editor); it moves to in_review",
+    problems=ACTION_PROBLEMS,
+    subpath="/request",
 )
 async def request_model_review(
     session: SessionDep, principal: Editor, model_id: uuid.UUID, body: ReviewRequest
@@ -41,11 +44,11 @@ async def request_model_review(
     )
 
 
-@router.post(
-    "/decision",
-    operation_id="decide_model_approval",
-    summary="Approve, restrict or block a model (approver or admin; not the requester)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+@approval.acting(
+    "decide_model_approval",
+    "Approve, restrict or block a model (approver or admin; not the requester)",
+    problems=ACTION_PROBLEMS,
+    subpath="/decision",
 )
 async def decide_model_approval(
     session: SessionDep, principal: CurrentPrincipal, model_id: uuid.UUID, body: Decision
@@ -53,11 +56,11 @@ async def decide_model_approval(
     return await service.decide(session, principal=principal, model_id=model_id, decision=body)
 
 
-@router.post(
-    "/retire",
-    operation_id="retire_model",
-    summary="Retire a model for good (approver or admin)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+@approval.acting(
+    "retire_model",
+    "Retire a model for good (approver or admin)",
+    problems=ACTION_PROBLEMS,
+    subpath="/retire",
 )
 async def retire_model(
     session: SessionDep, principal: CurrentPrincipal, model_id: uuid.UUID, body: Retirement

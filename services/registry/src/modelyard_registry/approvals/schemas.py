@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.governance import ApprovalState
-from modelyard_registry.ai_models.schemas import ApprovalConditions, Comment
+from modelyard_registry.ai_models.schemas import ApprovalConditions, Comment, Conditions
 
 
 class ReviewRequest(BaseModel):
@@ -71,8 +71,16 @@ class Retirement(BaseModel):
 class ApprovalRead(BaseModel):
     """A model's approval: its state, and who asked and decided, when and why."""
 
-    state: ApprovalState
-    conditions: ApprovalConditions | None
+    # Read from a model row: each field is its `approval_<field>` column, the state `approval`
+    # (and by name too: FastAPI validates the view again as it sends it).
+    model_config = ConfigDict(
+        from_attributes=True,
+        populate_by_name=True,
+        alias_generator=AliasGenerator(validation_alias=lambda field: f"approval_{field}"),
+    )
+
+    state: ApprovalState = Field(validation_alias="approval")
+    conditions: Conditions
     requested_by: str | None
     requested_at: datetime | None
     request_comment: str | None

@@ -11,7 +11,7 @@ from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, ForbiddenError
 from modelyard_common.governance import ApprovalState
-from modelyard_registry.ai_models.service import approval_conditions, models
+from modelyard_registry.ai_models.service import models
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision
 from modelyard_registry.db import AIModel
 from modelyard_registry.history.service import diff
@@ -37,17 +37,8 @@ def can_decide(principal: Principal) -> bool:
 
 
 def to_read(model: AIModel) -> ApprovalRead:
-    """Return the approval view of a model row."""
-    return ApprovalRead(
-        state=ApprovalState(model.approval),
-        conditions=approval_conditions(model),
-        requested_by=model.approval_requested_by,
-        requested_at=model.approval_requested_at,
-        request_comment=model.approval_request_comment,
-        decided_by=model.approval_decided_by,
-        decided_at=model.approval_decided_at,
-        decision_comment=model.approval_decision_comment,
-    )
+    """Return the approval view of a model row (its `approval*` columns)."""
+    return ApprovalRead.model_validate(model, from_attributes=True)
 
 
 async def get_approval(

@@ -5,22 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import NotFoundError, problem_responses
-from modelyard_common.http import IdempotencyKey, attachment
+from modelyard_common.errors import NotFoundError
+from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_registry.deps import SettingsDep, creates
+from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep, creates
+from modelyard_registry.downloads import BINARY, download, download_responses
 from modelyard_registry.evidence import service
 from modelyard_registry.evidence.repository import SORT_COLUMNS, EvidenceFilters
 from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType, FileName
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
+evidence = Routes(router, item="/{evidence_id}")
 EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]
-AUTH_ERRORS = (401, 403)
 
 
 def evidence_filters(
@@ -33,11 +35,10 @@ def evidence_filters(
     )
 
 
-@router.get(
-    "",
-    operation_id="list_evidence",
-    summary="List evidence items; `expiring_within_days` lists what expires soon (or has)",
-    responses=problem_responses(*AUTH_ERRORS, 422),
+@evidence.listing(
+    "list_evidence",
+    "List evidence items; `expiring_within_days` lists what expires soon (or has)",
+    problems=(*AUTH_PROBLEMS, 422),
 )
 async def list_evidence(
     session: SessionDep,
@@ -56,13 +57,11 @@ async def list_evidence(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.post(
-    "",
-    operation_id="create_evidence",
-    summary="Record an evidence item (a link; attach a file with PUT .../file)",
-    status_code=status.HTTP_201_CREATED,
+@evidence.creating(
+    "create_evidence",
+    "Record an evidence item (a link; attach a file with PUT .../file)",
+    problems=(*AUTH_PROBLEMS, 422),
     response_model=EvidenceRead,
-    responses=problem_responses(*AUTH_ERRORS, 422),
 )
 async def create_evidence(
     session: SessionDep,
@@ -81,12 +80,7 @@ async def create_evidence(
     )
 
 
-@router.get(
-    "/{evidence_id}",
-    operation_id="get_evidence",
-    summary="Get one evidence item",
-    responses=problem_responses(*AUTH_ERRORS, 404),
-)
+@evidence.reading("get_evidence", "Get one evidence item", problems=(*AUTH_PROBLEMS, 404))
 async def get_evidence(
     session: SessionDep, principal: Viewer, evidence_id: uuid.UUID
 ) -> EvidenceRead:
@@ -95,29 +89,20 @@ async def get_evidence(
     )
 
 
-@router.delete(
-    "/{evidence_id}",
-    operation_id="delete_evidence",
-    summary="Delete an evidence item",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(*AUTH_ERRORS, 404),
-)
+@evidence.deleting("delete_evidence", "Delete an evidence item", problems=(*AUTH_PROBLEMS, 404))
 async def delete_evidence(session: SessionDep, principal: Editor, evidence_id: uuid.UUID) -> None:
     await service.delete_evidence(session, principal=principal, evidence_id=evidence_id)
 
 
-@router.put(
-    "/{evidence_id}/file",
-    operation_id="put_evidence_file",
-    summary="Attach (or replace) the evidence file: the request body is the file",
-    responses=problem_responses(*AUTH_ERRORS, 404, 413, 422),
+@evidence.route(
+    "PUT",
+    True,
+    "put_evidence_file",
+    "Attach (or replace) the evidence file: the request body is the file",
+    problems=(*AUTH_PROBLEMS, 404, 413, 422),
+    subpath="/file",
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
+        "requestBody": {"required": True, "content": {"application/octet-stream": BINARY}}
     },
 )
 async def put_evidence_file(
@@ -140,19 +125,13 @@ async def put_evidence_file(
     )
 
 
-@router.get(
-    "/{evidence_id}/file",
-    operation_id="get_evidence_file",
-    summary="Download the evidence file",
+@evidence.reading(
+    "get_evidence_file",
+    "Download the evidence file",
+    problems=(*AUTH_PROBLEMS, 404),
+    subpath="/file",
     response_class=Response,
-    responses={
-        200: {
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            }
-        },
-        **problem_responses(*AUTH_ERRORS, 404),
-    },
+    responses=download_responses("application/octet-stream"),
 )
 async def get_evidence_file(
     session: SessionDep, principal: Viewer, evidence_id: uuid.UUID
@@ -162,12 +141,9 @@ async def get_evidence_file(
     )
     if item.file_content is None:
         raise NotFoundError("This evidence item has no file; it may be a link (see `url`).")
-    return Response(
+    return download(
         item.file_content,
         media_type=item.content_type or "application/octet-stream",
-        headers={
-            "Content-Disposition": attachment(item.file_name or "evidence"),
-            "ETag": f'"{item.file_sha256}"',
-            "X-Content-Type-Options": "nosniff",
-        },
+        filename=item.file_name or "evidence",
+        headers={"ETag": f'"{item.file_sha256}"', "X-Content-Type-Options": "nosniff"},
     )

@@ -60,6 +60,8 @@ class EvidenceCreate(BaseModel):
 class EvidenceRead(BaseModel):
     """An evidence item as the API returns it; the file itself is at `.../file`."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     workspace: str
     type: EvidenceType

@@ -10,42 +10,25 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import (
     FieldError,
     PayloadTooLargeError,
     UnprocessableError,
+    field_error,
     found,
 )
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem, Evidence
 from modelyard_registry.evidence import repository
-from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead, EvidenceType
-from modelyard_registry.history.service import add_entry, audit_view
+from modelyard_registry.evidence.schemas import EvidenceCreate, EvidenceRead
+from modelyard_registry.history.service import authorship, new_revision, record_change
 
 RESOURCE = "evidence"
 
 
 def to_read(item: Evidence) -> EvidenceRead:
     """Return the API view of an evidence row."""
-    return EvidenceRead(
-        id=item.id,
-        workspace=item.workspace,
-        type=EvidenceType(item.type),
-        title=item.title,
-        url=item.url,
-        owner=item.owner,
-        expires_on=item.expires_on,
-        expired=item.expires_on is not None and item.expires_on < date.today(),
-        system_id=item.system_id,
-        model_id=item.model_id,
-        has_file=item.file_sha256 is not None,
-        file_name=item.file_name,
-        file_size=item.file_size,
-        file_sha256=item.file_sha256,
-        content_type=item.content_type,
-        **audit_view(item),
-    )
+    return EvidenceRead.model_validate(item, from_attributes=True)
 
 
 async def _check_subject(
@@ -59,9 +42,7 @@ async def _check_subject(
         field = "system_id" if model is AISystem else "model_id"
         raise UnprocessableError(
             f"No {field.removesuffix('_id')} {ident} in this workspace.",
-            errors=[
-                FieldError(loc=["body", field], field=field, message="unknown id", type="reference")
-            ],
+            errors=[field_error(["body", field], message="unknown id", type="reference")],
         )
 
 
@@ -74,9 +55,7 @@ async def create_evidence(
     if body.model_id:
         await _check_subject(session, principal, AIModel, body.model_id)
     item = Evidence(
-        workspace=principal.workspace,
-        created_by=principal.sub,
-        updated_by=principal.sub,
+        **authorship(principal),
         type=body.type.value,
         title=body.title,
         url=str(body.url) if body.url else None,
@@ -88,12 +67,12 @@ async def create_evidence(
     session.add(item)
     await session.flush()
     await session.refresh(item)
-    _audit(session, principal, item, "created")
+    await _audit(session, principal, item, "created")
     return to_read(item)
 
 
-def _audit(session: AsyncSession, principal: Principal, item: Evidence, action: str) -> None:
-    add_entry(
+async def _audit(session: AsyncSession, principal: Principal, item: Evidence, action: str) -> None:
+    await record_change(
         session,
         principal=principal,
         resource_type=RESOURCE,
@@ -152,10 +131,9 @@ async def attach_file(
     item.file_content = b"".join(parts)
     item.file_name, item.file_size, item.file_sha256 = file_name, size, digest.hexdigest()
     item.content_type = content_type
-    item.revision += 1
-    item.updated_by, item.updated_at = principal.sub, utcnow()
+    new_revision(item, principal)
     await session.flush()
-    _audit(session, principal, item, "file_attached")
+    await _audit(session, principal, item, "file_attached")
     return to_read(item)
 
 
@@ -164,7 +142,7 @@ async def delete_evidence(
 ) -> None:
     """Delete an evidence item; obligations that cited it keep their status, lose the link."""
     item = await get_evidence(session, principal=principal, evidence_id=evidence_id)
-    _audit(session, principal, item, "deleted")
+    await _audit(session, principal, item, "deleted")
     await session.delete(item)
     await session.flush()
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,13 @@ from modelyard_common.pagination import PageParams, paginate
 from modelyard_registry.db import AIModel, DeploymentFootprint, ModelUsageDay, ServingInterval
 
 SPAN_SORT = {"started_at": ServingInterval.started_at}
+# The tables kept per model: where it runs, where it ran when, its traffic per day.
+PerModel = TypeVar("PerModel", DeploymentFootprint, ServingInterval, ModelUsageDay)
+
+
+def _of_model(table: type[PerModel], workspace: str, model_id: uuid.UUID) -> Select[PerModel]:
+    """Return the select of a workspace's rows of one model in `table`."""
+    return select(table).where(table.workspace == workspace, table.model_id == model_id)
 
 
 async def get_place(
@@ -40,12 +48,8 @@ async def places(
 ) -> list[DeploymentFootprint]:
     """Return the model's deployments that are not removed, by device."""
     rows = await session.scalars(
-        select(DeploymentFootprint)
-        .where(
-            DeploymentFootprint.workspace == workspace,
-            DeploymentFootprint.model_id == model_id,
-            DeploymentFootprint.state != "removed",
-        )
+        _of_model(DeploymentFootprint, workspace, model_id)
+        .where(DeploymentFootprint.state != "removed")
         .order_by(DeploymentFootprint.device_id, DeploymentFootprint.deployment_id)
     )
     return list(rows)
@@ -60,9 +64,7 @@ async def spans(
     params: PageParams,
 ) -> tuple[list[ServingInterval], str | None]:
     """Return one page of the model's serving spans; with `at`, only those covering it."""
-    stmt = select(ServingInterval).where(
-        ServingInterval.workspace == workspace, ServingInterval.model_id == model_id
-    )
+    stmt = _of_model(ServingInterval, workspace, model_id)
     if at is not None:
         stmt = stmt.where(
             ServingInterval.started_at <= at,
@@ -108,13 +110,8 @@ async def usage_days(
 ) -> list[ModelUsageDay]:
     """Return the model's usage rows from `first` to `last` (both included), oldest first."""
     rows = await session.scalars(
-        select(ModelUsageDay)
-        .where(
-            ModelUsageDay.workspace == workspace,
-            ModelUsageDay.model_id == model_id,
-            ModelUsageDay.day >= first,
-            ModelUsageDay.day <= last,
-        )
+        _of_model(ModelUsageDay, workspace, model_id)
+        .where(ModelUsageDay.day >= first, ModelUsageDay.day <= last)
         .order_by(ModelUsageDay.day)
     )
     return list(rows)

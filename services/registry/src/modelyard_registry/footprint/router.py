@@ -10,21 +10,23 @@ from fastapi import APIRouter, Depends, Query
 
 from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page, PageParams, page_params
+from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.footprint import service
 from modelyard_registry.footprint.repository import SPAN_SORT
 from modelyard_registry.footprint.schemas import ModelFootprint, ModelUsage, ServingSpan
 
 router = APIRouter(prefix="/v1/models/{model_id}", tags=["footprint"])
+model = Routes(router)  # the model is the item: its prefix names it
 SpanPage = Annotated[PageParams, Depends(page_params("started_at", list(SPAN_SORT)))]
 
 
-@router.get(
-    "/footprint",
-    operation_id="get_model_footprint",
-    summary="Where a model runs now: devices, versions and states of its deployments",
-    responses=problem_responses(401, 403, 404),
+@model.reading(
+    "get_model_footprint",
+    "Where a model runs now: devices, versions and states of its deployments",
+    problems=(*AUTH_PROBLEMS, 404),
+    subpath="/footprint",
 )
 async def get_model_footprint(
     session: SessionDep, principal: Viewer, model_id: uuid.UUID
@@ -32,11 +34,11 @@ async def get_model_footprint(
     return await service.model_footprint(session, principal=principal, model_id=model_id)
 
 
-@router.get(
-    "/footprint/timeline",
-    operation_id="list_model_serving_spans",
-    summary="Where a model ran when; `at` answers what was serving at that moment",
-    responses=problem_responses(401, 403, 404, 422),
+@model.listing(
+    "list_model_serving_spans",
+    "Where a model ran when; `at` answers what was serving at that moment",
+    problems=(*AUTH_PROBLEMS, 404, 422),
+    subpath="/footprint/timeline",
 )
 async def list_model_serving_spans(
     session: SessionDep,
@@ -53,10 +55,11 @@ async def list_model_serving_spans(
     return Page(items=items, next_cursor=cursor)
 
 
-@router.get(
-    "/usage",
-    operation_id="get_model_usage",
-    summary="Gateway requests, errors and tokens of a model per UTC day, with totals",
+@model.reading(
+    "get_model_usage",
+    "Gateway requests, errors and tokens of a model per UTC day, with totals",
+    problems=(*AUTH_PROBLEMS, 404, 422),
+    subpath="/usage",
     description=(
         "Counted by the gateway for groups bound to the model (`registry_model_id`); tokens "
         "are those the backends reported. `from` and `to` are UTC days, both included; by "
@@ -64,7 +67,6 @@ async def list_model_serving_spans(
         "of `days`. Counts arrive a few seconds after the requests (the gateway writes them "
         "every `MODELYARD_GATEWAY_USAGE_FLUSH_S`)."
     ),
-    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_model_usage(
     session: SessionDep,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.contracts import UsageRecorded
-from modelyard_common.errors import FieldError, UnprocessableError
+from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_common.events import CloudEvent
 from modelyard_common.pagination import PageParams
 from modelyard_registry.ai_models.service import models
@@ -154,17 +154,14 @@ def usage_range(first: date | None, last: date | None) -> tuple[date, date]:
     if first > last:
         raise UnprocessableError(
             "`from` is after `to`.",
-            errors=[
-                FieldError(loc=["query", "from"], field="from", message="after `to`", type="range")
-            ],
+            errors=[field_error(["query", "from"], message="after `to`", type="range")],
         )
     if (last - first).days + 1 > USAGE_MAX_DAYS:
         raise UnprocessableError(
             f"A usage query covers at most {USAGE_MAX_DAYS} days.",
             errors=[
-                FieldError(
-                    loc=["query", "to"],
-                    field="to",
+                field_error(
+                    ["query", "to"],
                     message=f"more than {USAGE_MAX_DAYS} days after `from`",
                     type="range",
                 )

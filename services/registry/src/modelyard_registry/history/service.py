@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -14,16 +15,43 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
-from modelyard_common.http import make_etag
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
-from modelyard_registry.db import Audited, HistoryEntry, OutboxEvent
+from modelyard_registry.db import HistoryEntry, OutboxEvent
 from modelyard_registry.history import repository
 
 EVENT_SOURCE = "modelyard/registry"
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+# A change as history records it: `{field: {"old": ..., "new": ...}}`.
+Changes = dict[str, dict[str, Any]]
+
+
+class Revisioned(Protocol):
+    """A row whose changes count revisions (behind its ETag) and say who made them, when."""
+
+    revision: int
+    updated_by: str
+    updated_at: datetime
+
+
+def authorship(principal: Principal) -> dict[str, str]:
+    """Return the fields of a row the principal creates: its workspace, its author, its editor."""
+    return {
+        "workspace": principal.workspace,
+        "created_by": principal.sub,
+        "updated_by": principal.sub,
+    }
+
+
+def new_revision(row: Revisioned, principal: Principal) -> None:
+    """Count a change to `row` by the principal: its next revision, who made it and when."""
+    row.revision += 1
+    row.updated_by = principal.sub
+    row.updated_at = utcnow()
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:
     """Return `{field: {old, new}}` for every field whose value differs."""
     keys = list(dict.fromkeys([*before, *after]))
     return {
@@ -31,39 +59,6 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
         for key in keys
         if before.get(key) != after.get(key)
     }
-
-
-AUDIT_FIELDS = ("created_at", "created_by", "updated_at", "updated_by")
-
-
-def audit_view(row: Audited) -> dict[str, Any]:
-    """Return the audit fields of a row's API view: who created and changed it, when, its ETag."""
-    return {
-        **{field: getattr(row, field) for field in AUDIT_FIELDS},
-        "etag": make_etag(row.revision),
-    }
-
-
-def add_entry(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    resource_type: str,
-    resource_id: uuid.UUID,
-    action: str,
-    changes: dict[str, dict[str, Any]],
-) -> None:
-    """Add one history entry to the caller's transaction."""
-    session.add(
-        HistoryEntry(
-            workspace=principal.workspace,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            action=action,
-            actor=principal.sub,
-            changes=changes,
-        )
-    )
 
 
 async def emit(
@@ -92,25 +87,32 @@ async def record_change(
     resource_type: str,
     resource_id: uuid.UUID,
     action: str,
-    changes: dict[str, dict[str, Any]],
-    event_data: BaseModel | dict[str, Any],
+    changes: Changes,
+    event_data: BaseModel | dict[str, Any] | None = None,
 ) -> None:
-    """Write a history entry and its `registry.<type>.<action>` event, in one transaction."""
-    add_entry(
-        session,
-        principal=principal,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        action=action,
-        changes=changes,
+    """Add a history entry to the caller's transaction; with `event_data`, its event too.
+
+    The event is `registry.<type>.<action>`; a change announced otherwise (or not at all)
+    leaves `event_data` out.
+    """
+    session.add(
+        HistoryEntry(
+            workspace=principal.workspace,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            action=action,
+            actor=principal.sub,
+            changes=changes,
+        )
     )
-    await emit(
-        session,
-        principal=principal,
-        event_type=f"registry.{resource_type}.{action}",
-        subject=resource_id,
-        data=event_data,
-    )
+    if event_data is not None:
+        await emit(
+            session,
+            principal=principal,
+            event_type=f"registry.{resource_type}.{action}",
+            subject=resource_id,
+            data=event_data,
+        )
 
 
 async def list_history(
@@ -130,45 +132,3 @@ async def flush_unique(session: AsyncSession, message: str) -> None:
         if getattr(exc.orig, "sqlstate", None) == "23505" or "unique" in str(exc.orig).lower():
             raise ConflictError(message) from exc
         raise
-
-
-class Revisioned(Protocol):
-    id: uuid.UUID
-    name: str
-    revision: int
-    updated_by: str
-    updated_at: Any
-
-
-R = TypeVar("R", bound=Revisioned)
-ReadT = TypeVar("ReadT", bound=BaseModel)
-
-
-async def save_revision(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    row: R,
-    resource_type: str,
-    action: str,
-    delta: dict[str, dict[str, Any]],
-    to_read: Callable[[R], ReadT],
-) -> ReadT:
-    """Return the row's new API view after bumping its revision and recording the change."""
-    row.revision += 1
-    row.updated_by = principal.sub
-    row.updated_at = utcnow()
-    await flush_unique(
-        session, f"A {resource_type} named {row.name!r} already exists in this workspace."
-    )
-    read = to_read(row)
-    await record_change(
-        session,
-        principal=principal,
-        resource_type=resource_type,
-        resource_id=row.id,
-        action=action,
-        changes=delta,
-        event_data=read,
-    )
-    return read

@@ -11,18 +11,18 @@ Paths, operation ids and summaries follow the kind's noun: `GET /v1/models` is `
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Protocol, cast
+from typing import Annotated, Any, Generic, cast
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modelyard_common.auth import Admin, Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_registry.deps import creates
+from modelyard_common.routes import Routes, Tagged, with_etag
+from modelyard_registry.deps import AUTH_PROBLEMS, creates
 from modelyard_registry.history.router import HistoryPage, history_page
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
@@ -52,23 +52,12 @@ def shared_filters(
     }
 
 
-class _Tagged(Protocol):
-    etag: str
-
-
-def _send_etag(response: Response, read: BaseModel) -> None:
-    # Every inventory view carries the ETag of its revision.
-    response.headers["ETag"] = cast(_Tagged, read).etag
-
-
 @dataclass(frozen=True)
 class InventoryRoutes(Generic[Item, Read, Filters, Create]):
     """What a kind's shared routes need: its use cases, names, schemas and filters."""
 
     inventory: Inventory[Item, Read, Filters, Create]
-    noun: str  # "model": paths /models/{model_id}, operation ids create_model, ...
     title: str  # "AI model", in summaries
-    read_schema: type[Read]
     create_schema: type[Create]
     update_schema: type[BaseModel]
     filters: Callable[..., Filters]  # the list's query parameters (a dependency)
@@ -76,20 +65,29 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
     delete_errors: Sequence[int]
     history_summary: str
 
+    @property
+    def noun(self) -> str:
+        """The kind's resource, "model": paths /models/{model_id}, operation ids create_model..."""
+        return self.inventory.resource
+
+    def routes(self, router: APIRouter) -> Routes:
+        """Return the route shapes of `router`, whose item is one row: `/{model_id}`, ..."""
+        return Routes(router, item="/{" + self.noun + "_id}")
+
     def add_item_routes(self, router: APIRouter) -> None:
         """Add list, register, get, change, delete, archive and unarchive to `router`."""
         inventory, noun, title = self.inventory, self.noun, self.title
         CreateBody, UpdateBody = self.create_schema, self.update_schema
         ItemId = Annotated[uuid.UUID, Path(alias=f"{noun}_id")]
+        routes = self.routes(router)
         ItemPage = Annotated[PageParams, Depends(page_params("name", list(inventory.sort_columns)))]
         ItemFilters = Annotated[Any, Depends(self.filters)]
 
-        @router.get(
-            "",
-            operation_id=f"list_{noun}s",
-            summary=f"List {title}s (filter, search, sort, paginate)",
-            response_model=Page[self.read_schema],  # type: ignore[name-defined]
-            responses=problem_responses(401, 403, 422),
+        @routes.listing(
+            f"list_{noun}s",
+            f"List {title}s (filter, search, sort, paginate)",
+            problems=(*AUTH_PROBLEMS, 422),
+            response_model=Page[inventory.read],  # type: ignore[name-defined]
         )
         async def list_items(
             session: SessionDep, principal: Viewer, filters: ItemFilters, params: ItemPage
@@ -99,13 +97,11 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             )
             return Page(items=items, next_cursor=cursor)
 
-        @router.post(
-            "",
-            operation_id=f"create_{noun}",
-            summary=f"Register an {title}",
-            status_code=status.HTTP_201_CREATED,
-            response_model=self.read_schema,
-            responses=problem_responses(401, 403, 409, 422),
+        @routes.creating(
+            f"create_{noun}",
+            f"Register an {title}",
+            problems=(*AUTH_PROBLEMS, 409, 422),
+            response_model=inventory.read,
         )
         async def create_item(
             session: SessionDep,
@@ -123,28 +119,23 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
                 location=f"/v1/{noun}s/{{id}}",
             )
 
-        @router.get(
-            "/{" + noun + "_id}",
-            operation_id=f"get_{noun}",
-            summary=f"Get one {title}",
-            response_model=self.read_schema,
-            responses=problem_responses(401, 403, 404),
+        @routes.reading(
+            f"get_{noun}",
+            f"Get one {title}",
+            problems=(*AUTH_PROBLEMS, 404),
+            response_model=inventory.read,
         )
         async def get_item(
             session: SessionDep, principal: Viewer, item_id: ItemId, response: Response
         ) -> Any:
-            read = inventory.to_read(
-                await inventory.get(session, principal=principal, item_id=item_id)
-            )
-            _send_etag(response, read)
-            return read
+            row = await inventory.get(session, principal=principal, item_id=item_id)
+            return with_etag(response, cast(Tagged, inventory.to_read(row)))
 
-        @router.patch(
-            "/{" + noun + "_id}",
-            operation_id=f"update_{noun}",
-            summary=f"Change an {title} (send If-Match with its ETag)",
-            response_model=self.read_schema,
-            responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+        @routes.changing(
+            f"update_{noun}",
+            f"Change an {title} (send If-Match with its ETag)",
+            problems=(*AUTH_PROBLEMS, 404, 409, 412, 422, 428),
+            response_model=inventory.read,
         )
         async def update_item(
             session: SessionDep,
@@ -157,15 +148,10 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             read = await inventory.update(
                 session, principal=principal, item_id=item_id, body=body, if_match=if_match
             )
-            _send_etag(response, read)
-            return read
+            return with_etag(response, cast(Tagged, read))
 
-        @router.delete(
-            "/{" + noun + "_id}",
-            operation_id=f"delete_{noun}",
-            summary=self.delete_summary,
-            status_code=status.HTTP_204_NO_CONTENT,
-            responses=problem_responses(401, 403, *self.delete_errors),
+        @routes.deleting(
+            f"delete_{noun}", self.delete_summary, problems=(*AUTH_PROBLEMS, *self.delete_errors)
         )
         async def delete_item(session: SessionDep, principal: Admin, item_id: ItemId) -> None:
             await inventory.delete(session, principal=principal, item_id=item_id)
@@ -182,23 +168,23 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             ("archive", True, f"Archive (soft-delete) an {title}"),
             ("unarchive", False, f"Restore an archived {title}"),
         ):
-            router.post(
-                "/{" + noun + "_id}/" + action,
-                operation_id=f"{action}_{noun}",
-                summary=summary,
-                response_model=self.read_schema,
-                responses=problem_responses(401, 403, 404),
+            routes.acting(
+                f"{action}_{noun}",
+                summary,
+                problems=(*AUTH_PROBLEMS, 404),
+                subpath=f"/{action}",
+                response_model=inventory.read,
             )(archiving(archived))
 
     def add_history_route(self, router: APIRouter) -> None:
         """Add the list of every change to one row (its history) to `router`."""
         inventory, noun = self.inventory, self.noun
 
-        @router.get(
-            "/{" + noun + "_id}/history",
-            operation_id=f"list_{noun}_history",
-            summary=self.history_summary,
-            responses=problem_responses(401, 403, 404, 422),
+        @self.routes(router).reading(
+            f"list_{noun}_history",
+            self.history_summary,
+            problems=(*AUTH_PROBLEMS, 404, 422),
+            subpath="/history",
         )
         async def list_item_history(
             session: SessionDep,

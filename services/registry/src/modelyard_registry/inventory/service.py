@@ -1,7 +1,7 @@
 """The use cases AI models and AI systems share: get, register, change, archive, delete, list.
 
-Each kind builds one `Inventory` with its API view and tracked fields, and adds its own rules by
-overriding the hooks (`on_create`, `on_update`, `on_delete`).
+Each kind builds one `Inventory` with its API view (read from the row's attributes) and tracked
+fields, and adds its own rules by overriding the hooks (`on_create`, `on_update`, `on_delete`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import (
-    audit_view,
+    Changes,
+    authorship,
     diff,
     flush_unique,
+    new_revision,
     record_change,
-    save_revision,
 )
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
@@ -54,20 +55,6 @@ async def get_item(
     return found(row, f"No {RESOURCES[table]} {item_id} in this workspace.")
 
 
-def shared_view(row: Item) -> dict[str, Any]:
-    """Return the fields every inventory view has (identity, name, tags, archive, audit, ETag)."""
-    return {
-        "id": row.id,
-        "workspace": row.workspace,
-        "name": row.name,
-        "description": row.description,
-        "tags": list(row.tags),
-        "archived": row.archived_at is not None,
-        "archived_at": row.archived_at,
-        **audit_view(row),
-    }
-
-
 class Inventory(Generic[Item, Read, Filters, Create]):
     """One inventory kind's use cases; names are unique per workspace, changes are audited."""
 
@@ -75,17 +62,21 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         self,
         table: type[Item],
         *,
-        to_read: Callable[[Item], Read],
+        read: type[Read],
         tracked: Set[str],
         sort_columns: Mapping[str, InstrumentedAttribute[Any]],
         conditions: Callable[[Filters], list[ColumnElement[bool]]],
     ) -> None:
         self.table: type[Item] = table
         self.resource = RESOURCES[table]
-        self.to_read: Callable[[Item], Read] = to_read
+        self.read = read
         self.tracked = tracked
         self.sort_columns = sort_columns
         self.conditions = conditions
+
+    def to_read(self, row: Item) -> Read:
+        """Return the API view of a row."""
+        return self.read.model_validate(row, from_attributes=True)
 
     def snapshot(self, row: Item) -> dict[str, Any]:
         """Return the tracked fields of a row as history records them."""
@@ -124,13 +115,8 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Check a kind's own rules before a row is registered (none by default)."""
 
     async def on_update(
-        self,
-        session: AsyncSession,
-        *,
-        row: Item,
-        before: dict[str, Any],
-        delta: dict[str, dict[str, Any]],
-    ) -> dict[str, dict[str, Any]]:
+        self, session: AsyncSession, *, row: Item, before: dict[str, Any], delta: Changes
+    ) -> Changes:
         """Return the change to record, after a kind's own rules about it (as is by default)."""
         return delta
 
@@ -142,26 +128,14 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         fields = body.model_dump(mode="json")
         await self._ensure_name_free(session, principal=principal, name=fields["name"])
         await self.on_create(session, principal=principal, body=body)
-        row = self.table(
-            workspace=principal.workspace,
-            created_by=principal.sub,
-            updated_by=principal.sub,
-            **fields,
-        )
+        row = self.table(**authorship(principal), **fields)
         session.add(row)
         await flush_unique(session, self._taken(fields["name"]))
         await session.refresh(row)
-        read = self.to_read(row)
-        await record_change(
-            session,
-            principal=principal,
-            resource_type=self.resource,
-            resource_id=row.id,
-            action="created",
-            changes=diff({}, self.snapshot(row)),
-            event_data=read,
+        changes = diff({}, self.snapshot(row))
+        return await self._record(
+            session, principal=principal, row=row, action="created", changes=changes
         )
-        return read
 
     async def update(
         self,
@@ -190,24 +164,36 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         return await self.save(session, principal=principal, row=row, action="updated", delta=delta)
 
     async def save(
+        self, session: AsyncSession, *, principal: Principal, row: Item, action: str, delta: Changes
+    ) -> Read:
+        """Return the row's view after a new revision, recorded as `action`."""
+        new_revision(row, principal)
+        await flush_unique(session, self._taken(row.name))
+        return await self._record(
+            session, principal=principal, row=row, action=action, changes=delta
+        )
+
+    async def _record(
         self,
         session: AsyncSession,
         *,
         principal: Principal,
         row: Item,
         action: str,
-        delta: dict[str, dict[str, Any]],
+        changes: Changes,
     ) -> Read:
-        """Return the row's view after a new revision, recorded as `action`."""
-        return await save_revision(
+        """Return the row's view once its history and `registry.<kind>.<action>` record it."""
+        read = self.to_read(row)
+        await record_change(
             session,
             principal=principal,
-            row=row,
             resource_type=self.resource,
+            resource_id=row.id,
             action=action,
-            delta=delta,
-            to_read=self.to_read,
+            changes=changes,
+            event_data=read,
         )
+        return read
 
     async def set_archived(
         self, session: AsyncSession, *, principal: Principal, item_id: uuid.UUID, archived: bool
@@ -232,18 +218,10 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Delete a row for good (after `on_delete`), recording it."""
         row = await self.get(session, principal=principal, item_id=item_id, for_update=True)
         await self.on_delete(session, principal=principal, row=row)
-        read = self.to_read(row)
         await session.delete(row)
         await session.flush()
-        await record_change(
-            session,
-            principal=principal,
-            resource_type=self.resource,
-            resource_id=item_id,
-            action="deleted",
-            changes=diff(self.snapshot(row), {}),
-            event_data=read,
-        )
+        changes = diff(self.snapshot(row), {})
+        await self._record(session, principal=principal, row=row, action="deleted", changes=changes)
 
     async def page(
         self, session: AsyncSession, *, principal: Principal, filters: Filters, params: PageParams

@@ -7,26 +7,30 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.http import check_if_match
+from modelyard_common.row_views import view_of
 from modelyard_registry.db import AIModel, AISystem, SystemModelLink
-from modelyard_registry.history.service import add_entry, audit_view, emit, flush_unique
+from modelyard_registry.history.service import (
+    authorship,
+    emit,
+    flush_unique,
+    new_revision,
+    record_change,
+)
 from modelyard_registry.inventory.service import RESOURCES, get_item
 from modelyard_registry.links import repository
 from modelyard_registry.links.schemas import LinkCreate, LinkRead, LinkUpdate
 
 
 def to_read(link: SystemModelLink, model: AIModel) -> LinkRead:
-    """Return the API view of a link."""
-    return LinkRead(
-        system_id=link.system_id,
-        model_id=link.model_id,
+    """Return the API view of a link, with what it shows of its model."""
+    return view_of(
+        LinkRead,
+        link,
         model_name=model.name,
         learning_type=model.learning_type,
-        model_archived=model.archived_at is not None,
-        description_of_use=link.description_of_use,
-        **audit_view(link),
+        model_archived=model.archived,
     )
 
 
@@ -43,7 +47,7 @@ async def _audit(
     system_id = read.system_id
     change = {"description_of_use": {"old": old, "new": new}}
     model_resource, system_resource = RESOURCES[AIModel], RESOURCES[AISystem]
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type=system_resource,
@@ -51,7 +55,7 @@ async def _audit(
         action=f"model_{action}",
         changes={"model_id": {"old": None, "new": str(read.model_id)}, **change},
     )
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type=model_resource,
@@ -90,10 +94,8 @@ async def attach(
     link = SystemModelLink(
         system_id=system.id,
         model_id=model.id,
-        workspace=principal.workspace,
         description_of_use=body.description_of_use,
-        created_by=principal.sub,
-        updated_by=principal.sub,
+        **authorship(principal),
     )
     session.add(link)
     await flush_unique(session, "This model is already linked to this system.")
@@ -144,9 +146,7 @@ async def update(
         return to_read(link, model)
     old = link.description_of_use
     link.description_of_use = body.description_of_use
-    link.revision += 1
-    link.updated_by = principal.sub
-    link.updated_at = utcnow()
+    new_revision(link, principal)
     await session.flush()
     return await _audit(
         session,

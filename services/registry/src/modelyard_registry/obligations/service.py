@@ -7,11 +7,10 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
-from modelyard_common.errors import ConflictError, FieldError, NotFoundError, UnprocessableError
+from modelyard_common.errors import ConflictError, NotFoundError, UnprocessableError, field_error
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
-from modelyard_registry.history.service import add_entry, diff
+from modelyard_registry.history.service import diff, new_revision, record_change
 from modelyard_registry.inventory.service import get_item
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for
@@ -79,11 +78,8 @@ async def update_obligation(
             raise UnprocessableError(
                 "No such evidence item in this workspace.",
                 errors=[
-                    FieldError(
-                        loc=["body", "evidence_id"],
-                        field="evidence_id",
-                        message="unknown evidence id",
-                        type="reference",
+                    field_error(
+                        ["body", "evidence_id"], message="unknown evidence id", type="reference"
                     )
                 ],
             )
@@ -102,12 +98,10 @@ async def update_obligation(
     before = _read(item, row).model_dump(mode="json", include=set(ObligationUpdate.model_fields))
     for field, value in changes.items():
         setattr(row, field, value)
-    row.revision += 1
-    row.updated_by = principal.sub
-    row.updated_at = utcnow()
+    new_revision(row, principal)
     await session.flush()
     read = _read(item, row)
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type="system",

@@ -6,22 +6,20 @@ from fastapi import APIRouter
 
 from modelyard_common.auth import Admin, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.pagination import Page
-from modelyard_registry.deps import SettingsDep
+from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep
 from modelyard_registry.history.router import HistoryPage, history_page
 from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.policy import service
 from modelyard_registry.policy.schemas import PolicyRead, PolicyUpdate
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
+policy = Routes(router)  # one policy per workspace: the collection is the item
 
 
-@router.get(
-    "",
-    operation_id="get_policy",
-    summary="The workspace's policy gate (enforce, warn or off)",
-    responses=problem_responses(401, 403),
+@policy.reading(
+    "get_policy", "The workspace's policy gate (enforce, warn or off)", problems=AUTH_PROBLEMS
 )
 async def get_policy(session: SessionDep, principal: Viewer, settings: SettingsDep) -> PolicyRead:
     return await service.get_policy(
@@ -29,11 +27,12 @@ async def get_policy(session: SessionDep, principal: Viewer, settings: SettingsD
     )
 
 
-@router.put(
-    "",
-    operation_id="set_policy",
-    summary="Set the workspace's policy gate (admin); the deployer and gateway follow in seconds",
-    responses=problem_responses(401, 403, 422),
+@policy.route(
+    "PUT",
+    True,
+    "set_policy",
+    "Set the workspace's policy gate (admin); the deployer and gateway follow in seconds",
+    problems=(*AUTH_PROBLEMS, 422),
 )
 async def set_policy(
     session: SessionDep, principal: Admin, settings: SettingsDep, body: PolicyUpdate
@@ -46,11 +45,11 @@ async def set_policy(
     )
 
 
-@router.get(
-    "/history",
-    operation_id="list_policy_history",
-    summary="Every change to the workspace's gate: who, when, old and new",
-    responses=problem_responses(401, 403, 422),
+@policy.listing(
+    "list_policy_history",
+    "Every change to the workspace's gate: who, when, old and new",
+    problems=(*AUTH_PROBLEMS, 422),
+    subpath="/history",
 )
 async def list_policy_history(
     session: SessionDep, principal: Viewer, params: HistoryPage

@@ -15,7 +15,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.governance import POLICY_UPDATED, Gate, PolicyEvent
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import HistoryEntry, WorkspacePolicy
-from modelyard_registry.history.service import add_entry, emit, list_history
+from modelyard_registry.history.service import emit, list_history, record_change
 from modelyard_registry.policy import repository
 from modelyard_registry.policy.schemas import PolicyRead, PolicyUpdate
 
@@ -71,7 +71,7 @@ async def set_policy(
         updated_at=utcnow(),
     )
     resource_id = policy_resource_id(workspace)
-    add_entry(
+    await record_change(
         session,
         principal=principal,
         resource_type=RESOURCE,

@@ -15,29 +15,30 @@ from modelyard_common.errors import (
     PayloadTooLargeError,
     UnprocessableError,
     UnsupportedMediaTypeError,
-    problem_responses,
 )
-from modelyard_common.http import attachment
 from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
+from modelyard_common.routes import Routes
+from modelyard_registry.deps import AUTH_PROBLEMS
+from modelyard_registry.downloads import download, download_responses
 from modelyard_registry.reports import service
 from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inventory
 
 router = APIRouter(prefix="/v1", tags=["reports"])
+reports = Routes(router)
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
-BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-@router.get(
-    "/inventory/export",
-    operation_id="export_inventory",
-    summary="Export the workspace's inventory (models, systems, links, approvals, obligations, "
+@reports.reading(
+    "export_inventory",
+    "Export the workspace's inventory (models, systems, links, approvals, obligations, "
     "evidence) as JSON or CSV",
+    problems=(*AUTH_PROBLEMS, 422),
+    subpath="/inventory/export",
     responses={
         # `model` registers Inventory (and what it nests) under components/schemas, which the
         # import's request body refers to; an inlined model_json_schema() would leave its
         # `#/$defs/...` references dangling in the OpenAPI document.
         200: {"model": Inventory, "content": {"text/csv": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 422),
     },
     response_class=Response,
 )
@@ -47,24 +48,19 @@ async def export_inventory(
     inventory = await service.export_inventory(session, principal=principal)
     name = f"modelyard-inventory-{principal.workspace}"
     if format == ExportFormat.csv:
-        return Response(
-            service.inventory_to_csv(inventory),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": attachment(f"{name}.csv")},
-        )
-    return Response(
-        inventory.model_dump_json(),
-        media_type="application/json",
-        headers={"Content-Disposition": attachment(f"{name}.json")},
+        csv = service.inventory_to_csv(inventory)
+        return download(csv, media_type="text/csv; charset=utf-8", filename=f"{name}.csv")
+    return download(
+        inventory.model_dump_json(), media_type="application/json", filename=f"{name}.json"
     )
 
 
-@router.post(
-    "/inventory/import",
-    operation_id="import_inventory",
-    summary="Import models, systems, links, obligations and evidence links from an export "
+@reports.acting(
+    "import_inventory",
+    "Import models, systems, links, obligations and evidence links from an export "
     "(JSON or CSV); `dry_run` reports every invalid record and keeps nothing",
-    responses=problem_responses(401, 403, 413, 415, 422),
+    problems=(*AUTH_PROBLEMS, 413, 415, 422),
+    subpath="/inventory/import",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -116,19 +112,16 @@ async def import_inventory(
     )
 
 
-@router.get(
-    "/systems/{system_id}/register.pdf",
-    operation_id="get_system_register_pdf",
-    summary="A system's AI Act register as a PDF: its facts, models, obligations and evidence",
+@reports.reading(
+    "get_system_register_pdf",
+    "A system's AI Act register as a PDF: its facts, models, obligations and evidence",
+    problems=(*AUTH_PROBLEMS, 404),
+    subpath="/systems/{system_id}/register.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": BINARY}}, **problem_responses(401, 403, 404)},
+    responses=download_responses("application/pdf"),
 )
 async def get_system_register_pdf(
     session: SessionDep, principal: Viewer, system_id: uuid.UUID
 ) -> Response:
     name, pdf = await service.system_register_pdf(session, principal=principal, system_id=system_id)
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": attachment(name)},
-    )
+    return download(pdf, media_type="application/pdf", filename=name)

@@ -56,10 +56,10 @@ async def export_inventory(session: AsyncSession, *, principal: Principal) -> In
     system_names = {s.id: s.name for s in systems}
     inventory = Inventory(workspace=ws, exported_at=utcnow())
     for model in models:
-        read = models_service.to_read(model).model_dump(mode="json")
+        read = models_service.models.to_read(model).model_dump(mode="json")
         inventory.models.append({f: read[f] for f in (*MODEL_FIELDS, "approval")})
     for system in systems:
-        read = systems_service.to_read(system).model_dump(mode="json")
+        read = systems_service.systems.to_read(system).model_dump(mode="json")
         inventory.systems.append({f: read[f] for f in SYSTEM_FIELDS})
     for link in await repository.links(session, workspace=ws):
         inventory.links.append(
@@ -370,7 +370,7 @@ async def system_register_pdf(
     # ReportLab blocks for as long as it lays the pages out: off the event loop, in a thread.
     pdf = await asyncio.to_thread(
         render_register,
-        system=systems_service.to_read(system).model_dump(mode="json"),
+        system=systems_service.systems.to_read(system).model_dump(mode="json"),
         models=[
             (
                 link.model_name,
