@@ -93,11 +93,11 @@ def create_infrastructure(schema: str, *tables: InfrastructureTable) -> Change:
 def create_tables(tables: sa.MetaData, *infrastructure: InfrastructureTable) -> Change:
     """Return creating the tables declared on `tables`, then the schema's `infrastructure` tables.
 
-    The declared tables are created in order, each with its indexes; the infrastructure ones
-    (outbox, processed events, idempotency keys) by `infrastructure_ddl`. Undone by dropping them, the last first (indexes go with their tables). For a service's first
-    revision: tables declared like ORM models on `schema_metadata(schema)`, so that primary keys,
-    foreign keys, unique constraints and column indexes get the names its models give them (the
-    columns they share are in `migration_env.columns`).
+    For a service's first revision. Its tables are declared like ORM models, on
+    `schema_metadata(schema)`, so that keys, constraints and column indexes get the names its
+    models give them (`migration_env.columns` has the columns several share). They are created
+    in order, each with its indexes; the infrastructure ones (outbox, processed events,
+    idempotency keys) by `infrastructure_ddl`. Undone by dropping them all, the last first.
     """
     declared = list(tables.tables.values())
     apply: list[Statement] = []
@@ -106,7 +106,7 @@ def create_tables(tables: sa.MetaData, *infrastructure: InfrastructureTable) -> 
         apply.extend(
             CreateIndex(index) for index in sorted(table.indexes, key=lambda i: str(i.name))
         )
-    undo = [DropTable(table) for table in reversed(declared)]
+    undo: list[Statement] = [DropTable(table) for table in reversed(declared)]
     if infrastructure:
         schema = str(tables.schema)
         apply.extend(infrastructure_ddl(schema, *infrastructure))
