@@ -8,8 +8,8 @@ ${imports if imports else ""}
 from modelyard_common.migration_env.changes import migration
 % endif
 
-revision: str = ${repr(up_revision)}
-down_revision: str | None = ${repr(down_revision)}
+revision: str = "${up_revision}"
+down_revision: str | None = ${'"%s"' % down_revision if isinstance(down_revision, str) else repr(down_revision)}
 % if branch_labels:
 branch_labels = ${repr(branch_labels)}
 % endif
