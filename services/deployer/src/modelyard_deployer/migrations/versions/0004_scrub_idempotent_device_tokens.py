@@ -1,8 +1,4 @@
-"""Idempotency records of device registrations no longer hold the device token.
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""Idempotency records of device registrations no longer hold the device token."""
 
 from alembic import op
 

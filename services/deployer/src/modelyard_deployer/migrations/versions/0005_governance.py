@@ -1,25 +1,13 @@
-"""Governance: the deployer's projection of model approvals and workspace gates.
-
-Revision ID: 0005
-Revises: 0004
-"""
-
-from alembic import op
+"""Governance: the deployer's projection of model approvals and workspace gates."""
 
 from modelyard_common.governance import governance_ddl, governance_drop_ddl
+from modelyard_common.migration_env.changes import add_columns, migration, sql
 
 revision: str = "0005"
 down_revision: str | None = "0004"
 
-
-def upgrade() -> None:
-    for statement in governance_ddl("deployer"):
-        op.execute(statement)
+upgrade, downgrade = migration(
+    sql(governance_ddl("deployer"), governance_drop_ddl("deployer")),
     # The warning a deployment carries while it runs only because the gate is `warn`.
-    op.execute("ALTER TABLE deployer.deployments ADD COLUMN IF NOT EXISTS policy_warning text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE deployer.deployments DROP COLUMN IF EXISTS policy_warning")
-    for statement in governance_drop_ddl("deployer"):
-        op.execute(statement)
+    add_columns("deployer.deployments", policy_warning="text"),
+)
