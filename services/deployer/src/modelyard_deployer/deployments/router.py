@@ -27,7 +27,7 @@ from modelyard_deployer.deployments.schemas import (
     Redeploy,
 )
 from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
-from modelyard_deployer.web import AuthorizationHeader
+from modelyard_deployer.web import AuthorizationHeader, scoped
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 deployments = Routes(router, item="/{deployment_id}")
@@ -114,22 +114,33 @@ async def get_deployment(
     return await service.get_deployment(session, principal=principal, deployment_id=deployment_id)
 
 
-@deployments.reading(
+async def deployment_history(
+    session: SessionDep,
+    principal: Viewer,
+    params: HistoryPage,
+    deployment_id: uuid.UUID | None = None,
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    source: SourceFilter = None,
+) -> Page[HistoryEntry]:
+    return await service.deployment_history(
+        session,
+        principal=principal,
+        params=params,
+        deployment_id=deployment_id,
+        model_id=model_id,
+        device_id=device_id,
+        source=source,
+    )
+
+
+# A model's history across its devices is the same handler (`scoped_router`).
+deployments.reading(
     "get_deployment_history",
     "Every state a deployment reported, and every action taken on it",
     problems=(401, 404, 422),
     subpath="/history",
-)
-async def get_deployment_history(
-    deployment_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: HistoryPage,
-    source: SourceFilter = None,
-) -> Page[HistoryEntry]:
-    return await service.deployment_history(
-        session, principal=principal, params=params, deployment_id=deployment_id, source=source
-    )
+)(scoped(deployment_history, "deployment_id", without=("model_id", "device_id")))
 
 
 ActionRoute = Callable[..., Awaitable[Deployment]]

@@ -20,6 +20,7 @@ from modelyard_common.errors import (
 )
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.row_views import view_of
 from modelyard_deployer.db import ProvisioningToken
 from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.schemas import DeviceCreate, DeviceWithToken
@@ -32,17 +33,7 @@ PROVISIONING_TOKEN_PREFIX = "myprov_"
 
 def to_schema(row: ProvisioningToken) -> schemas.ProvisioningToken:
     """Return the API view of a provisioning token."""
-    return schemas.ProvisioningToken(
-        id=row.id,
-        name=row.name,
-        labels=row.labels,
-        expires_at=row.expires_at,
-        max_uses=row.max_uses,
-        uses=row.uses,
-        revoked=row.revoked_at is not None,
-        created_by=row.created_by,
-        created_at=row.created_at,
-    )
+    return view_of(schemas.ProvisioningToken, row, revoked=row.revoked_at is not None)
 
 
 async def create_token(

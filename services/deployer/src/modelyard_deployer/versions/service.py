@@ -12,8 +12,8 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
 from modelyard_common.http import StoredResponse, run_idempotent
-from modelyard_common.manifest import Manifest
 from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.row_views import view_of
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_access, require_row_access
@@ -46,21 +46,7 @@ def artifact_path(version_id: uuid.UUID) -> str:
 
 def to_schema(version: ModelVersion) -> schemas.ModelVersion:
     """Return the API view of a version."""
-    return schemas.ModelVersion(
-        id=version.id,
-        model_id=version.model_id,
-        number=version.number,
-        title=version.title,
-        comment=version.comment,
-        manifest=Manifest.model_validate(version.manifest),
-        sha256=version.sha256,
-        size_bytes=version.size_bytes,
-        uncompressed_bytes=version.uncompressed_bytes,
-        file_count=version.file_count,
-        artifact_url=artifact_path(version.id),
-        created_by=version.created_by,
-        created_at=version.created_at,
-    )
+    return view_of(schemas.ModelVersion, version, artifact_url=artifact_path(version.id))
 
 
 def _not_found(version_id: uuid.UUID) -> NotFoundError:
