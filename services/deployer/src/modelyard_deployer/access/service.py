@@ -21,7 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access import repository
 from modelyard_deployer.access.schemas import (
     AccessLevel,
@@ -127,12 +127,8 @@ async def list_grants(
 ) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
     await _require_on_grants(session, principal, model_id, AccessLevel.viewer)
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace, model_id=model_id),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=AccessGrant.id,
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
     return Page[Grant](items=[to_schema(row) for row in rows], next_cursor=cursor)
 

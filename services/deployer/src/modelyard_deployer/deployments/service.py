@@ -15,10 +15,10 @@ from modelyard_common.contracts import CommandAction, DeploymentState, DesiredSt
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance import RegistryConfirmation
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import visible_models
-from modelyard_deployer.db import Deployment, DeploymentEvent
+from modelyard_deployer.db import Deployment
 from modelyard_deployer.deployments import endpoints, repository, schemas
 from modelyard_deployer.deployments.actions import switch_version
 from modelyard_deployer.deployments.dispatch import Dispatcher
@@ -168,13 +168,7 @@ async def list_deployments(
         desired_state=desired_state.value if desired_state else None,
         include_removed=include_removed,
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=Deployment.id,
-    )
+    rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[schemas.Deployment](items=await to_views(session, rows), next_cursor=cursor)
 
 
@@ -202,13 +196,7 @@ async def deployment_history(
         device_id=device_id,
         source=source,
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.HISTORY_SORT_COLUMNS,
-        id_column=DeploymentEvent.id,
-    )
+    rows, cursor = await repository.HISTORY_SORTING.page(session, stmt, params)
     return Page[schemas.HistoryEntry](items=[history_view(row) for row in rows], next_cursor=cursor)
 
 

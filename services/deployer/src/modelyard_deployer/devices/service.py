@@ -12,7 +12,7 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ForbiddenError, NotFoundError, field_error
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_common.row_views import view_of
 from modelyard_deployer.db import Device
 from modelyard_deployer.deployments import device_changes
@@ -137,13 +137,7 @@ async def list_devices(
         name=name,
         offline_after=timedelta(seconds=settings.device_offline_after_s),
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=Device.id,
-    )
+    rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[DeviceView](items=[to_schema(row, settings) for row in rows], next_cursor=cursor)
 
 

@@ -19,7 +19,7 @@ from modelyard_common.errors import (
     field_error,
 )
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_common.row_views import view_of
 from modelyard_deployer.db import ProvisioningToken
 from modelyard_deployer.device_broker import BrokerLogins
@@ -77,12 +77,8 @@ async def list_tokens(
     session: AsyncSession, *, principal: Principal, params: PageParams
 ) -> Page[schemas.ProvisioningToken]:
     """Return one page of the workspace's provisioning tokens."""
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=ProvisioningToken.id,
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace), params
     )
     return Page[schemas.ProvisioningToken](
         items=[to_schema(row) for row in rows], next_cursor=cursor

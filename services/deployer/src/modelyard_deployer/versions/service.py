@@ -12,7 +12,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
 from modelyard_common.http import StoredResponse, run_idempotent
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_common.row_views import view_of
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
@@ -196,12 +196,8 @@ async def list_versions(
         AccessLevel.viewer,
         not_found=f"No model {model_id} you may see in this workspace.",
     )
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace, model_id=model_id),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=ModelVersion.id,
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
     return Page[schemas.ModelVersion](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
