@@ -7,29 +7,23 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
-from modelyard_common.errors import ConflictError
 from modelyard_common.governance import RegistryConfirmation
 from modelyard_common.messaging import Broker
 from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import visible_models
-from modelyard_deployer.db import Deployment
+from modelyard_deployer.access.service import require_model_viewer, visible_models
+from modelyard_deployer.db import Deployment, add_unique
 from modelyard_deployer.deployments import endpoints, repository, schemas
 from modelyard_deployer.deployments.actions import switch_version
 from modelyard_deployer.deployments.dispatch import Dispatcher
 from modelyard_deployer.deployments.policy import flag, judged_run
 from modelyard_deployer.deployments.targeting import target_devices
 from modelyard_deployer.deployments.views import history_view, to_views
-from modelyard_deployer.deployments.visibility import (
-    require_device,
-    require_model_viewer,
-    visible_deployment,
-)
+from modelyard_deployer.deployments.visibility import require_device, visible_deployment
 from modelyard_deployer.governance.models import require_open_model
 from modelyard_deployer.governance.service import hold_for_judgement, judge_targets
 from modelyard_deployer.settings import DeployerSettings
@@ -101,14 +95,11 @@ async def create_deployments(
                 last_sequence=0,
                 created_by=principal.sub,
             )
-            session.add(deployment)
-            try:
-                async with session.begin_nested():
-                    await session.flush()
-            except IntegrityError as exc:
-                raise ConflictError(
-                    f"A concurrent request deployed this model to device {device.id}; retry."
-                ) from exc
+            await add_unique(
+                session,
+                deployment,
+                conflict=f"A concurrent request deployed this model to device {device.id}; retry.",
+            )
             warning = judged_run(deployment, verdicts[device.id])
             await dispatcher.dispatch(
                 deployment,

@@ -16,7 +16,11 @@ from modelyard_common.pagination import Page, PageParams
 from modelyard_common.row_views import view_of
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_access, require_row_access
+from modelyard_deployer.access.service import (
+    require_access,
+    require_model_viewer,
+    require_row_access,
+)
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
 from modelyard_deployer.db import (
     Device,
@@ -189,13 +193,7 @@ async def list_versions(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
 ) -> Page[schemas.ModelVersion]:
     """Return one page of a model's versions."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.viewer,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
+    await require_model_viewer(session, principal, model_id)
     rows, cursor = await repository.SORTING.page(
         session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
