@@ -11,21 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
-from modelyard_common.governance import RegistryConfirmation
-from modelyard_common.messaging import Broker
 from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import require_model_viewer, visible_models
 from modelyard_deployer.db import Deployment, add_unique
 from modelyard_deployer.deployments import endpoints, repository, schemas
 from modelyard_deployer.deployments.actions import switch_version
-from modelyard_deployer.deployments.dispatch import Dispatcher
+from modelyard_deployer.deployments.deploying import Deploying
 from modelyard_deployer.deployments.policy import flag, judged_run
 from modelyard_deployer.deployments.targeting import target_devices
 from modelyard_deployer.deployments.views import history_view, to_views
 from modelyard_deployer.deployments.visibility import require_device, visible_deployment
-from modelyard_deployer.governance.models import require_open_model
-from modelyard_deployer.governance.service import hold_for_judgement, judge_targets
+from modelyard_deployer.governance.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions.service import visible_version
 
@@ -43,37 +40,19 @@ async def authorize_create(
 
 
 async def create_deployments(
-    session: AsyncSession,
-    *,
-    registry: RegistryConfirmation,
-    broker: Broker,
-    settings: DeployerSettings,
-    principal: Principal,
-    body: schemas.DeploymentCreate,
-    authorization: str | None,
+    deploying: Deploying, *, body: schemas.DeploymentCreate
 ) -> schemas.DeploymentBatch:
     """Return one deployment per target device: new, redeployed to the version, or unchanged."""
+    session, principal = deploying.session, deploying.principal
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
     )
     # Before any row is locked (the model's projection may be written just below).
     await hold_for_judgement(session, workspace=principal.workspace, model_id=version.model_id)
-    model = await require_open_model(
-        session,
-        http=registry.http,
-        principal=principal,
-        model_id=version.model_id,
-        authorization=authorization,
-    )
+    model = await deploying.open_model(version.model_id)
     targets = await target_devices(session, principal=principal, body=body)
-    verdicts = await judge_targets(
-        session,
-        registry=registry,
-        model=model,
-        targets=targets,
-        authorization=authorization,
-    )
-    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    verdicts = await deploying.judge(model, targets)
+    dispatcher = deploying.dispatcher()
     # One query for every target's current deployment, not one per device (fleets are large).
     live = await repository.live_on_devices(
         session, device_ids=[d.id for d in targets], model_id=version.model_id
