@@ -39,19 +39,35 @@ from modelyard_deployer.versions.service import visible_version
 RUNS_AGAIN = frozenset({CommandAction.start, CommandAction.restart, CommandAction.rollback})
 
 
-async def switch_version(
-    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion, verdict: Verdict
+async def run_version(
+    dispatcher: Dispatcher,
+    deployment: Deployment,
+    version: ModelVersion,
+    *,
+    action: CommandAction,
+    message: str,
 ) -> None:
+    """Send the deployment to run `version`; the version it had becomes its previous one."""
     if deployment.version_id != version.id:
         deployment.previous_version_id = deployment.version_id
         deployment.version_id = version.id
     deployment.desired_state = DesiredState.running.value
-    warning = judged_run(deployment, verdict)
     await dispatcher.dispatch(
+        deployment, action=action, message=message, set_state=DeploymentState.pending
+    )
+
+
+async def switch_version(
+    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion, verdict: Verdict
+) -> None:
+    """Redeploy the deployment to `version`, as the gate's `verdict` lets it run."""
+    warning = judged_run(deployment, verdict)
+    await run_version(
+        dispatcher,
         deployment,
+        version,
         action=CommandAction.deploy,
         message=f"redeploy to version {version.number} requested{warning}",
-        set_state=DeploymentState.pending,
     )
 
 
@@ -136,13 +152,12 @@ async def _rollback(
     previous = await versions.get_live(session, deployment.previous_version_id)
     if previous is None:
         raise ConflictError("There is no previous version to roll back to.")
-    deployment.previous_version_id, deployment.version_id = deployment.version_id, previous.id
-    deployment.desired_state = DesiredState.running.value
-    await dispatcher.dispatch(
+    await run_version(
+        dispatcher,
         deployment,
+        previous,
         action=CommandAction.rollback,
         message=f"rollback to version {previous.number} by {dispatcher.principal.sub}{warning}",
-        set_state=DeploymentState.pending,
     )
 
 
