@@ -9,7 +9,9 @@ from modelyard_common.schema_examples import with_examples
 
 
 class Label(BaseModel):
-    model_config = with_examples({"key": "site", "value": "plant-1"}, {"key": "line"}, extra="forbid")
+    model_config = with_examples(
+        {"key": "site", "value": "plant-1"}, {"key": "line"}, extra="forbid"
+    )
 
     key: str
     value: str = ""
