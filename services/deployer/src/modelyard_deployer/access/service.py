@@ -64,15 +64,18 @@ async def require_access(
         raise ForbiddenError(f"This needs the {level.value} grant on model {model_id}.")
 
 
-async def require_model_viewer(
-    session: AsyncSession, principal: Principal, model_id: uuid.UUID
+async def require_model_access(
+    session: AsyncSession,
+    principal: Principal,
+    model_id: uuid.UUID,
+    level: AccessLevel = AccessLevel.viewer,
 ) -> None:
-    """Raise 404 unless the principal may see the model."""
+    """Raise 404 unless the principal may see the model, 403 below `level`."""
     await require_access(
         session,
         principal,
         model_id,
-        AccessLevel.viewer,
+        level,
         not_found=f"No model {model_id} you may see in this workspace.",
     )
 

@@ -13,7 +13,7 @@ from modelyard_common.governance import RegistryConfirmation, Verdict
 from modelyard_common.messaging import Broker
 from modelyard_deployer.db import Device, RegistryModel
 from modelyard_deployer.deployments.dispatch import Dispatcher
-from modelyard_deployer.governance.models import require_open_model
+from modelyard_deployer.governance.models import get_visible_model, require_open
 from modelyard_deployer.governance.service import judge_targets
 from modelyard_deployer.settings import DeployerSettings
 
@@ -41,13 +41,14 @@ class Deploying:
 
     async def open_model(self, model_id: uuid.UUID) -> RegistryModel:
         """Return the model if it may get new deployments (it exists and is not archived)."""
-        return await require_open_model(
+        model = await get_visible_model(
             self.session,
             http=self.registry.http,
             principal=self.principal,
             model_id=model_id,
             authorization=self.authorization,
         )
+        return require_open(model)
 
     async def judge(
         self, model: RegistryModel, targets: Sequence[Device]

@@ -13,7 +13,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_model_viewer, visible_models
+from modelyard_deployer.access.service import require_model_access, visible_models
 from modelyard_deployer.db import Deployment, add_unique
 from modelyard_deployer.deployments import endpoints, repository, schemas
 from modelyard_deployer.deployments.actions import switch_version
@@ -125,7 +125,7 @@ async def list_deployments(
 ) -> Page[schemas.Deployment]:
     """Return one page of the deployments the principal may see, filtered."""
     if model_id is not None:
-        await require_model_viewer(session, principal, model_id)
+        await require_model_access(session, principal, model_id)
     if device_id is not None:
         await require_device(session, principal=principal, device_id=device_id)
     stmt = repository.list_statement(
@@ -158,7 +158,7 @@ async def deployment_history(
             session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
         )
     if model_id is not None:
-        await require_model_viewer(session, principal, model_id)
+        await require_model_access(session, principal, model_id)
     stmt = repository.history_statement(
         workspace=principal.workspace,
         deployment_id=deployment_id,
@@ -174,7 +174,7 @@ async def announce_model_endpoints(
     session: AsyncSession, *, settings: DeployerSettings, principal: Principal, model_id: uuid.UUID
 ) -> int:
     """Return how many running endpoints of a model were announced again."""
-    await require_model_viewer(session, principal, model_id)
+    await require_model_access(session, principal, model_id)
     return await endpoints.reannounce_model(
         session, settings=settings, workspace=principal.workspace, model_id=model_id
     )

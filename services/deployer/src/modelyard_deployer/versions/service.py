@@ -17,8 +17,7 @@ from modelyard_common.row_views import view_of
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.access.service import (
-    require_access,
-    require_model_viewer,
+    require_model_access,
     require_row_access,
 )
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
@@ -29,7 +28,7 @@ from modelyard_deployer.db import (
     after_commit,
     after_rollback,
 )
-from modelyard_deployer.governance.models import require_open_model
+from modelyard_deployer.governance.models import get_visible_model, require_open
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository, schemas
 from modelyard_deployer.versions.upload import ReceivedUpload
@@ -66,15 +65,11 @@ async def prepare_upload(
     authorization: str | None,
 ) -> None:
     """Check, before any byte is read, that the caller may add a version to an open model."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.editor,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
-    await require_open_model(
-        session, http=http, principal=principal, model_id=model_id, authorization=authorization
+    await require_model_access(session, principal, model_id, AccessLevel.editor)
+    require_open(
+        await get_visible_model(
+            session, http=http, principal=principal, model_id=model_id, authorization=authorization
+        )
     )
 
 
@@ -193,7 +188,7 @@ async def list_versions(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
 ) -> Page[schemas.ModelVersion]:
     """Return one page of a model's versions."""
-    await require_model_viewer(session, principal, model_id)
+    await require_model_access(session, principal, model_id)
     rows, cursor = await repository.SORTING.page(
         session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
