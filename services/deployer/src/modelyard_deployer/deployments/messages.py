@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,28 +103,56 @@ async def announce_state(
         "generation": deployment.generation,
         "occurred_at": utcnow().isoformat(),
     }
-    await enqueue(
+    await _announce(session, deployment, DEPLOYMENT_STATE_CHANGED, data)
+
+
+async def announce_endpoint_gone(
+    session: AsyncSession, *, deployment: Deployment, device: Device, base_url: str
+) -> None:
+    """Queue `endpoint_gone` for the endpoint the deployment announced last, at `base_url`."""
+    await _announce_endpoint(
         session,
-        OutboxEvent,
-        new_event(
-            type=DEPLOYMENT_STATE_CHANGED, source=SOURCE, subject=str(deployment.id), data=data
-        ),
-        exchange=EVENTS_EXCHANGE,
+        ENDPOINT_GONE,
+        deployment=deployment,
+        device=device,
+        version_id=deployment.endpoint_version_id or deployment.version_id,
+        base_url=base_url,
+        ingress_token_sealed=None,
     )
 
 
-async def announce_endpoint(
+async def announce_endpoint_ready(
     session: AsyncSession,
     *,
-    ready: bool,
     deployment: Deployment,
     device: Device,
-    version_id: Any,
     base_url: str,
-    sequence: int,
     ingress_token_sealed: str | None,
 ) -> None:
-    """Queue `endpoint_ready` (or `endpoint_gone`) for an OpenAI-compatible deployment."""
+    """Queue `endpoint_ready` for the version the deployment runs, served at `base_url`."""
+    await _announce_endpoint(
+        session,
+        ENDPOINT_READY,
+        deployment=deployment,
+        device=device,
+        version_id=deployment.running_version_id,
+        base_url=base_url,
+        ingress_token_sealed=ingress_token_sealed,
+    )
+
+
+async def _announce_endpoint(
+    session: AsyncSession,
+    event_type: str,
+    *,
+    deployment: Deployment,
+    device: Device,
+    version_id: uuid.UUID | None,
+    base_url: str,
+    ingress_token_sealed: str | None,
+) -> None:
+    """Queue an endpoint event of an OpenAI-compatible deployment, with its next sequence."""
+    deployment.endpoint_sequence += 1
     announcement = EndpointAnnouncement(
         deployment_id=deployment.id,
         model_id=deployment.model_id,
@@ -132,17 +161,19 @@ async def announce_endpoint(
         base_url=base_url,
         device_labels=device.labels,
         workspace=deployment.workspace,
-        sequence=sequence,
+        sequence=deployment.endpoint_sequence,
         ingress_token_sealed=ingress_token_sealed,
     )
+    await _announce(session, deployment, event_type, announcement.model_dump(mode="json"))
+
+
+async def _announce(
+    session: AsyncSession, deployment: Deployment, event_type: str, data: dict[str, Any]
+) -> None:
+    """Queue a domain event about the deployment on the events exchange (through the outbox)."""
     await enqueue(
         session,
         OutboxEvent,
-        new_event(
-            type=ENDPOINT_READY if ready else ENDPOINT_GONE,
-            source=SOURCE,
-            subject=str(deployment.id),
-            data=announcement.model_dump(mode="json"),
-        ),
+        new_event(type=event_type, source=SOURCE, subject=str(deployment.id), data=data),
         exchange=EVENTS_EXCHANGE,
     )
