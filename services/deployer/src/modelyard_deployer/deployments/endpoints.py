@@ -67,12 +67,18 @@ async def follow_endpoint(
     if announced == wanted and not (force and wanted_url):
         return
     if deployment.base_url is not None and announced != wanted:
-        await messages.announce_endpoint_gone(
-            session, deployment=deployment, device=device, base_url=deployment.base_url
+        await messages.announce_endpoint(
+            session,
+            ready=False,
+            deployment=deployment,
+            device=device,
+            base_url=deployment.base_url,
+            ingress_token_sealed=None,
         )
     if wanted_url is not None:
-        await messages.announce_endpoint_ready(
+        await messages.announce_endpoint(
             session,
+            ready=True,
             deployment=deployment,
             device=device,
             base_url=wanted_url,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -106,57 +105,29 @@ async def announce_state(
     await _announce(session, deployment, DEPLOYMENT_STATE_CHANGED, data)
 
 
-async def announce_endpoint_gone(
-    session: AsyncSession, *, deployment: Deployment, device: Device, base_url: str
-) -> None:
-    """Queue `endpoint_gone` for the endpoint the deployment announced last, at `base_url`."""
-    await _announce_endpoint(
-        session,
-        ENDPOINT_GONE,
-        deployment=deployment,
-        device=device,
-        version_id=deployment.endpoint_version_id or deployment.version_id,
-        base_url=base_url,
-        ingress_token_sealed=None,
-    )
-
-
-async def announce_endpoint_ready(
+async def announce_endpoint(
     session: AsyncSession,
     *,
+    ready: bool,
     deployment: Deployment,
     device: Device,
     base_url: str,
     ingress_token_sealed: str | None,
 ) -> None:
-    """Queue `endpoint_ready` for the version the deployment runs, served at `base_url`."""
-    await _announce_endpoint(
-        session,
-        ENDPOINT_READY,
-        deployment=deployment,
-        device=device,
-        version_id=deployment.running_version_id,
-        base_url=base_url,
-        ingress_token_sealed=ingress_token_sealed,
-    )
+    """Queue `endpoint_ready` (or `endpoint_gone`) for an OpenAI-compatible deployment.
 
-
-async def _announce_endpoint(
-    session: AsyncSession,
-    event_type: str,
-    *,
-    deployment: Deployment,
-    device: Device,
-    version_id: uuid.UUID | None,
-    base_url: str,
-    ingress_token_sealed: str | None,
-) -> None:
-    """Queue an endpoint event of an OpenAI-compatible deployment, with its next sequence."""
+    A ready endpoint serves the version the device runs; a gone one, the version it was
+    announced with. Each announcement takes the deployment's next endpoint sequence.
+    """
     deployment.endpoint_sequence += 1
     announcement = EndpointAnnouncement(
         deployment_id=deployment.id,
         model_id=deployment.model_id,
-        version_id=version_id,
+        version_id=(
+            deployment.running_version_id
+            if ready
+            else deployment.endpoint_version_id or deployment.version_id
+        ),
         device_id=deployment.device_id,
         base_url=base_url,
         device_labels=device.labels,
@@ -164,6 +135,7 @@ async def _announce_endpoint(
         sequence=deployment.endpoint_sequence,
         ingress_token_sealed=ingress_token_sealed,
     )
+    event_type = ENDPOINT_READY if ready else ENDPOINT_GONE
     await _announce(session, deployment, event_type, announcement.model_dump(mode="json"))
 
 
