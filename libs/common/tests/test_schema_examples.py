@@ -1,15 +1,15 @@
-"""`with_examples` puts a schema's examples in its JSON schema, beside the rest of its config."""
+"""`examples_config` puts a schema's examples in its JSON schema, beside the rest of its config."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 
 
 class Label(BaseModel):
-    model_config = with_examples(
+    model_config = examples_config(
         {"key": "site", "value": "plant-1"}, {"key": "line"}, extra="forbid"
     )
 

@@ -1,21 +1,20 @@
-"""The examples a schema shows in the OpenAPI document, given where the schema is declared.
+"""Examples in a schema's OpenAPI document, declared as the examples themselves.
 
-    class Device(BaseModel):
-        model_config = with_examples({"name": "press-line-3"}, extra="forbid")
+    class KeyCreate(BaseModel):
+        model_config = examples_config({"name": "support-chatbot"}, extra="forbid")
 
-is pydantic's `ConfigDict(extra="forbid", json_schema_extra={"examples": [...]})`, written once.
+is `ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "support-chatbot"}]})`.
 """
 
 from __future__ import annotations
 
-from typing import Unpack
+from typing import Any, Unpack
 
 from pydantic import ConfigDict
-from pydantic.config import JsonDict
 
-__all__ = ["with_examples"]
+__all__ = ["examples_config"]
 
 
-def with_examples(*examples: JsonDict, **config: Unpack[ConfigDict]) -> ConfigDict:
-    """Return a model config listing `examples` in the model's JSON schema (and `config`)."""
-    return ConfigDict(**config, json_schema_extra={"examples": [*examples]})
+def examples_config(*examples: dict[str, Any], **config: Unpack[ConfigDict]) -> ConfigDict:
+    """Return the model config `config` whose JSON schema lists `examples`, in that order."""
+    return ConfigDict(**config, json_schema_extra={"examples": list(examples)})

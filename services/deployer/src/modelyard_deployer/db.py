@@ -34,7 +34,7 @@ from sqlalchemy.orm import (
 
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.errors import ConflictError
-from modelyard_common.governance.projection_models import projection_models
+from modelyard_common.governance.tables import projection_models
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_deployer.settings import SCHEMA
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 
 
 class AccessLevel(StrEnum):
@@ -28,7 +28,7 @@ class SubjectType(StrEnum):
 class GrantCreate(BaseModel):
     """Give a user (JWT `sub`) or a role (one of the JWT `roles`) access to a model."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {"subject_type": "user", "subject": "alice", "level": "deployer"}, extra="forbid"
     )
 
@@ -40,7 +40,7 @@ class GrantCreate(BaseModel):
 class GrantUpdate(BaseModel):
     """Change the level of a grant."""
 
-    model_config = with_examples({"level": "editor"}, extra="forbid")
+    model_config = examples_config({"level": "editor"}, extra="forbid")
 
     level: AccessLevel
 
@@ -48,7 +48,7 @@ class GrantUpdate(BaseModel):
 class Grant(BaseModel):
     """A grant as the API shows it."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
             "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",

@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 
 
 class DeploymentCreate(BaseModel):
@@ -66,7 +66,7 @@ class Redeploy(BaseModel):
 class Deployment(BaseModel):
     """One model version desired on one device, and what the device last reported."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
             "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
@@ -124,7 +124,7 @@ class DeploymentBatch(BaseModel):
 class HistoryEntry(BaseModel):
     """A reported state (source `agent`) or an action taken (source `deployer`)."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "id": 812,
             "deployment_id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
@@ -166,6 +166,6 @@ class HistoryEntry(BaseModel):
 class EndpointsAnnounced(BaseModel):
     """How many running endpoints were announced again."""
 
-    model_config = with_examples({"announced": 2})
+    model_config = examples_config({"announced": 2})
 
     announced: int

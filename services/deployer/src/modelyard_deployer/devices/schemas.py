@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 
 LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
 
@@ -55,7 +55,7 @@ class DeviceStatus(StrEnum):
 class DeviceCreate(BaseModel):
     """Register a device that will run the agent."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {"name": "press-line-3", "labels": {"site": "plant-1"}}, extra="forbid"
     )
 
@@ -70,7 +70,7 @@ class DeviceCreate(BaseModel):
 class DeviceUpdate(BaseModel):
     """Rename a device or replace its labels; a workspace admin may also move it."""
 
-    model_config = with_examples({"labels": {}}, extra="forbid")
+    model_config = examples_config({"labels": {}}, extra="forbid")
 
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     labels: Labels | None = None
@@ -83,7 +83,7 @@ class DeviceUpdate(BaseModel):
 class Device(BaseModel):
     """A device as the API shows it (never its token)."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
             "name": "press-line-3",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 from modelyard_deployer.devices.schemas import (
     AdvertiseHost,
     IngressPort,
@@ -22,7 +22,7 @@ MAX_PROVISIONING_TTL_S = 30 * 24 * 3600  # the longest a provisioning token may 
 class ProvisioningTokenCreate(BaseModel):
     """Issue a token that registers up to `max_uses` devices until it expires."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "name": "plant-1 rollout",
             "expires_in_s": 86400,
@@ -75,7 +75,7 @@ class ProvisioningTokenWithSecret(ProvisioningToken):
 class DeviceRegistration(BaseModel):
     """What a device sends to register itself with a provisioning token."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "name": "press-line-3",
             "advertise_host": "10.0.4.17",

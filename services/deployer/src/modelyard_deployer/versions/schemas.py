@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from modelyard_common.manifest import Manifest
-from modelyard_common.schema_examples import with_examples
+from modelyard_common.schema_examples import examples_config
 
 TITLE_MAX = 30
 COMMENT_MAX = 512
@@ -17,7 +17,7 @@ COMMENT_MAX = 512
 class ModelVersion(BaseModel):
     """An uploaded AI project (zip) and the manifest that says how to run it. Immutable."""
 
-    model_config = with_examples(
+    model_config = examples_config(
         {
             "id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
             "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",

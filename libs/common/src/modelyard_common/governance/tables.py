@@ -1,10 +1,9 @@
-"""The two classes of a service's governance projection, mapped on its own declarative base.
+"""The projection's two tables as one service's classes, the way `infrastructure_models` does:
 
     # db.py
     ModelApproval, WorkspacePolicy = projection_models(Base)
 
-The columns are the mixins of `projection` (`ModelApprovalMixin`, `WorkspacePolicyMixin`); the
-tables are those `governance_ddl` creates in the service's schema.
+Each enforcing service maps the same mixins on its own schema; `governance_ddl` creates them.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from modelyard_common.governance.projection import ModelApprovalMixin, Workspace
 
 __all__ = ["ProjectionModels", "projection_models"]
 
-M = TypeVar("M")
+Mixin = TypeVar("Mixin")
 
 
 class ProjectionModels(NamedTuple):
@@ -33,18 +32,18 @@ def projection_models(base: type[DeclarativeBase]) -> ProjectionModels:
     The classes are named and placed as if declared in `base`'s module (its `db.py`).
     """
 
-    def mapped(mixin: type[M], name: str, table: str, doc: str) -> type[M]:
+    def declare(mixin: type[Mixin], name: str, table: str, doc: str) -> type[Mixin]:
         namespace = {"__tablename__": table, "__module__": base.__module__, "__doc__": doc}
-        return cast(type[M], type(name, (mixin, base), namespace))
+        return cast(type[Mixin], type(name, (mixin, base), namespace))
 
     return ProjectionModels(
-        mapped(
+        declare(
             ModelApprovalMixin,
             "ModelApproval",
             "model_approvals",
             "The projection of registry approvals the policy gate reads (`registry.model.*`).",
         ),
-        mapped(
+        declare(
             WorkspacePolicyMixin,
             "WorkspacePolicy",
             "workspace_policies",

@@ -1,4 +1,4 @@
-"""`projection_models` maps a service's governance projection on its own base and schema."""
+"""`projection_models` (governance.tables) maps a projection on its own base and schema."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from modelyard_common.db import schema_metadata
 from modelyard_common.governance import governance_ddl
-from modelyard_common.governance.projection_models import projection_models
+from modelyard_common.governance.tables import projection_models
 
 SCHEMA = "projection_test"
 
