@@ -233,7 +233,8 @@ class DeploymentEvent(Base):
 
 
 ModelApproval, WorkspacePolicy = projection_models(Base)
-OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
+infrastructure = infrastructure_models(Base)
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure
 
 
 _ON_COMMIT = "modelyard_on_commit"
