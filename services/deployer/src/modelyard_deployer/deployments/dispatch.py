@@ -3,6 +3,8 @@
 Every action bumps the deployment's `generation` and queues the deployment's whole desired
 state for its device through the outbox (in the same transaction as the change), so the device
 gets it even if it is offline now, and an older command can never undo a newer one.
+`CommandQueue`, the dispatcher's base, is that queueing alone: `resync` sends a command again
+at the same generation through it.
 """
 
 from __future__ import annotations
