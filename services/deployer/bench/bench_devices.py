@@ -47,13 +47,11 @@ from bench_upload import (
     ADMIN_URL,
     SECRET,
     drop_database,
-    registry_stand_in,
-    start_deployer,
-    stop,
+    running_deployer,
 )
 from fleet import REPORTED_STATES, Fleet
 from modelyard_agent.settings import AgentSettings
-from modelyard_testkit.servers import free_port, wait_ready
+from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database, wait_for_port
 
 from modelyard_common.auth import issue_token
@@ -370,33 +368,28 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     try:
-        with registry_stand_in(model_id) as registry_url:
-            process = start_deployer(
-                port,
-                database_url=database_url,
-                amqp_url=amqp_url,
-                registry_url=registry_url,
-                artifacts=workdir / f"artifacts-{n}",
-                public_url=base_url,
-                queue_prefix=QUEUE_PREFIX,
-            )
-            try:
-                wait_ready(f"{base_url}/readyz", process)
-                return asyncio.run(
-                    run_fleet(
-                        n,
-                        base_url=base_url,
-                        amqp_url=amqp_url,
-                        database_url=database_url,
-                        database=database,
-                        pid=process.pid,
-                        model_id=model_id,
-                        interval_s=interval_s,
-                        burst=burst,
-                    )
+        with running_deployer(
+            port,
+            model_id=model_id,
+            database_url=database_url,
+            amqp_url=amqp_url,
+            artifacts=workdir / f"artifacts-{n}",
+            public_url=base_url,
+            queue_prefix=QUEUE_PREFIX,
+        ) as process:
+            return asyncio.run(
+                run_fleet(
+                    n,
+                    base_url=base_url,
+                    amqp_url=amqp_url,
+                    database_url=database_url,
+                    database=database,
+                    pid=process.pid,
+                    model_id=model_id,
+                    interval_s=interval_s,
+                    burst=burst,
                 )
-            finally:
-                stop(process)
+            )
     finally:
         asyncio.run(drop_database(database))
 

@@ -262,6 +262,30 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@contextmanager
+def running_deployer(
+    port: int, *, model_id: str, database_url: str, amqp_url: str, artifacts: Path, **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a ready deployer on loopback `port` (registry stand-in knowing `model_id`), then stop it.
+
+    `settings` are more deployer settings by field name, as for `start_deployer`.
+    """
+    with registry_stand_in(model_id) as registry_url:
+        process = start_deployer(
+            port,
+            database_url=database_url,
+            amqp_url=amqp_url,
+            registry_url=registry_url,
+            artifacts=artifacts,
+            **settings,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+            yield process
+        finally:
+            stop(process)
+
+
 def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -278,43 +302,38 @@ def main() -> None:
     database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    with registry_stand_in(model_id) as registry_url:
-        process = start_deployer(
-            port,
-            database_url=database_url,
-            amqp_url=AMQP_URL,
-            registry_url=registry_url,
-            artifacts=artifacts,
-            queue_prefix=f"deployer-bench-{model_id[:8]}",
-            consume_events="false",
+    with running_deployer(
+        port,
+        model_id=model_id,
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        artifacts=artifacts,
+        queue_prefix=f"deployer-bench-{model_id[:8]}",
+        consume_events="false",
+    ) as process:
+        token = issue_token(
+            secret=SECRET,
+            sub="bench",
+            roles=["admin"],
+            workspace=WORKSPACE,
+            ttl=timedelta(hours=1),
         )
-        try:
-            wait_ready(f"{base_url}/readyz", process)
-            token = issue_token(
-                secret=SECRET,
-                sub="bench",
-                roles=["admin"],
-                workspace=WORKSPACE,
-                ttl=timedelta(hours=1),
+        idle = memory_kib(process.pid)
+        manifest = json.dumps(
+            {
+                "image": "modelyard/python-base:bookworm",
+                "main": "main.py",
+                "handlers": [{"name": "predict"}],
+            }
+        )
+        with RssSampler(process.pid) as sampler:
+            upload_s = post_file(
+                f"{base_url}/v1/models/{model_id}/versions",
+                zip_path,
+                {"manifest": manifest, "title": "bench"},
+                {"Authorization": f"Bearer {token}"},
             )
-            idle = memory_kib(process.pid)
-            manifest = json.dumps(
-                {
-                    "image": "modelyard/python-base:bookworm",
-                    "main": "main.py",
-                    "handlers": [{"name": "predict"}],
-                }
-            )
-            with RssSampler(process.pid) as sampler:
-                upload_s = post_file(
-                    f"{base_url}/v1/models/{model_id}/versions",
-                    zip_path,
-                    {"manifest": manifest, "title": "bench"},
-                    {"Authorization": f"Bearer {token}"},
-                )
-            after = memory_kib(process.pid)
-        finally:
-            stop(process)
+        after = memory_kib(process.pid)
     copy_s = raw_copy_seconds(zip_path, artifacts)
     ceiling_s = http_ceiling_seconds(zip_path)
     shutil.rmtree(workdir, ignore_errors=True)

@@ -10,14 +10,14 @@ import httpx
 from fastapi import FastAPI
 
 from modelyard_common.governance import RegistryConfirmation
+from modelyard_common.infrastructure_upkeep import relay_and_purge
 from modelyard_common.messaging import Broker, Consumer
-from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ServiceRuntime
 from modelyard_common.web import create_app as create_service_app
 from modelyard_deployer import __version__
 from modelyard_deployer.access.router import router as access_router
 from modelyard_deployer.artifacts import build_store
-from modelyard_deployer.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
+from modelyard_deployer.db import infrastructure
 from modelyard_deployer.deployments import router as deployments
 from modelyard_deployer.deployments import scoped_router as scoped_deployments
 from modelyard_deployer.deployments.consumer import start_consumers
@@ -64,19 +64,9 @@ async def build_runtime(
     app.state.registry = RegistryConfirmation(projection(settings), registry_http)
 
     runtime = ServiceRuntime(settings)
-    runtime.retain(IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h))
-    runtime.retain(
-        ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
-    )
+    relay = relay_and_purge(runtime, infrastructure)
     staging_age = timedelta(hours=settings.artifact_staging_max_age_h)
     runtime.housekeep("artifact staging", lambda: store.sweep(staging_age))
-    relay = OutboxRelay(
-        runtime.sessionmaker,
-        OutboxEvent,
-        runtime.broker,
-        database_url=settings.database_url,
-        poll_interval_s=settings.outbox_poll_interval_s,
-    )
     consumers: list[Consumer] = []
 
     async def on_broker_ready(broker: Broker) -> None:

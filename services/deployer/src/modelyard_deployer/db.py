@@ -22,6 +22,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -32,7 +33,8 @@ from sqlalchemy.orm import (
 )
 
 from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
-from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
+from modelyard_common.errors import ConflictError
+from modelyard_common.governance.tables import projection_models
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_deployer.settings import SCHEMA
 
@@ -230,23 +232,23 @@ class DeploymentEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ModelApproval(ModelApprovalMixin, Base):
-    """The projection of registry approvals the policy gate reads (`registry.model.*`)."""
-
-    __tablename__ = "model_approvals"
-
-
-class WorkspacePolicy(WorkspacePolicyMixin, Base):
-    """The projection of workspace gates (`registry.policy.updated`)."""
-
-    __tablename__ = "workspace_policies"
-
-
-OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
+ModelApproval, WorkspacePolicy = projection_models(Base)
+infrastructure = infrastructure_models(Base)
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure
 
 
 _ON_COMMIT = "modelyard_on_commit"
 _ON_ROLLBACK = "modelyard_on_rollback"
+
+
+async def add_unique(session: AsyncSession, row: Base, *, conflict: str) -> None:
+    """Add `row` and flush it; a unique key it breaks (a concurrent request's row) is a 409."""
+    session.add(row)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(conflict) from exc
 
 
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.auth import Principal
+from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import AccessGrant
 
 # What `sort` may name, and the column each orders by.
-SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
-    "created_at": AccessGrant.created_at,
-    "subject": AccessGrant.subject,
-}
-SORTS = tuple(SORT_COLUMNS)
+SORTING = Sorting(
+    {"created_at": AccessGrant.created_at, "subject": AccessGrant.subject},
+    id_column=AccessGrant.id,
+)
+SORTS = SORTING.names
 
 
 def subject_clause(principal: Principal) -> ColumnElement[bool]:

@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from modelyard_common.schema_examples import examples_config
 
 
 class AccessLevel(StrEnum):
@@ -26,11 +28,8 @@ class SubjectType(StrEnum):
 class GrantCreate(BaseModel):
     """Give a user (JWT `sub`) or a role (one of the JWT `roles`) access to a model."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"subject_type": "user", "subject": "alice", "level": "deployer"}]
-        },
+    model_config = examples_config(
+        {"subject_type": "user", "subject": "alice", "level": "deployer"}, extra="forbid"
     )
 
     subject_type: SubjectType
@@ -41,7 +40,7 @@ class GrantCreate(BaseModel):
 class GrantUpdate(BaseModel):
     """Change the level of a grant."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"level": "editor"}]})
+    model_config = examples_config({"level": "editor"}, extra="forbid")
 
     level: AccessLevel
 
@@ -49,21 +48,17 @@ class GrantUpdate(BaseModel):
 class Grant(BaseModel):
     """A grant as the API shows it."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-                    "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                    "subject_type": "role",
-                    "subject": "ml-team",
-                    "level": "deployer",
-                    "created_by": "root",
-                    "created_at": "2026-11-22T08:00:00Z",
-                    "updated_at": "2026-11-22T08:00:00Z",
-                    "etag": '"1"',
-                }
-            ]
+    model_config = examples_config(
+        {
+            "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "subject_type": "role",
+            "subject": "ml-team",
+            "level": "deployer",
+            "created_by": "root",
+            "created_at": "2026-11-22T08:00:00Z",
+            "updated_at": "2026-11-22T08:00:00Z",
+            "etag": '"1"',
         }
     )
 

@@ -14,23 +14,22 @@ from typing import Protocol, TypeVar
 
 import httpx
 from sqlalchemy import ColumnElement, true
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import ConflictError, ForbiddenError, NotFoundError
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
+from modelyard_common.row_views import view_of
 from modelyard_deployer.access import repository
 from modelyard_deployer.access.schemas import (
     AccessLevel,
     Grant,
     GrantCreate,
     GrantUpdate,
-    SubjectType,
 )
-from modelyard_deployer.db import AccessGrant
+from modelyard_deployer.db import AccessGrant, add_unique
 from modelyard_deployer.governance.models import get_visible_model
 
 RANK = {AccessLevel.viewer: 1, AccessLevel.deployer: 2, AccessLevel.editor: 3}
@@ -63,6 +62,22 @@ async def require_access(
         raise NotFoundError(not_found)
     if rank < RANK[level]:
         raise ForbiddenError(f"This needs the {level.value} grant on model {model_id}.")
+
+
+async def require_model_access(
+    session: AsyncSession,
+    principal: Principal,
+    model_id: uuid.UUID,
+    level: AccessLevel = AccessLevel.viewer,
+) -> None:
+    """Raise 404 unless the principal may see the model, 403 below `level`."""
+    await require_access(
+        session,
+        principal,
+        model_id,
+        level,
+        not_found=f"No model {model_id} you may see in this workspace.",
+    )
 
 
 class OfModel(Protocol):
@@ -101,17 +116,7 @@ def visible_models(
 
 def to_schema(grant: AccessGrant) -> Grant:
     """Return the API view of a grant."""
-    return Grant(
-        id=grant.id,
-        model_id=grant.model_id,
-        subject_type=SubjectType(grant.subject_type),
-        subject=grant.subject,
-        level=AccessLevel(grant.level),
-        created_by=grant.created_by,
-        created_at=grant.created_at,
-        updated_at=grant.updated_at,
-        etag=make_etag(grant.revision),
-    )
+    return view_of(Grant, grant, etag=make_etag(grant.revision))
 
 
 async def _require_on_grants(
@@ -127,12 +132,8 @@ async def list_grants(
 ) -> Page[Grant]:
     """Return one page of a model's grants (any grantee may read them)."""
     await _require_on_grants(session, principal, model_id, AccessLevel.viewer)
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace, model_id=model_id),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=AccessGrant.id,
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
     return Page[Grant](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
@@ -175,12 +176,7 @@ async def create_grant(
         level=body.level.value,
         created_by=principal.sub,
     )
-    session.add(grant)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise ConflictError("A concurrent request created the same grant.") from exc
+    await add_unique(session, grant, conflict="A concurrent request created the same grant.")
     await session.refresh(grant)
     return to_schema(grant)
 

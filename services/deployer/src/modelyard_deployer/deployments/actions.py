@@ -19,41 +19,55 @@ from modelyard_common.contracts import (
 )
 from modelyard_common.errors import (
     ConflictError,
-    ServiceUnavailableError,
     UnprocessableError,
     field_error,
 )
-from modelyard_common.governance import RegistryConfirmation, Verdict
-from modelyard_common.messaging import Broker
+from modelyard_common.governance import Verdict
 from modelyard_deployer.access.schemas import AccessLevel
 from modelyard_deployer.db import Deployment, Device, ModelVersion
 from modelyard_deployer.deployments import fleet_repository as fleet
 from modelyard_deployer.deployments import repository, schemas
+from modelyard_deployer.deployments.deploying import Deploying
 from modelyard_deployer.deployments.dispatch import Dispatcher
 from modelyard_deployer.deployments.policy import judge_one, judged_run
 from modelyard_deployer.deployments.views import to_view
 from modelyard_deployer.deployments.visibility import visible_deployment
 from modelyard_deployer.governance.service import hold_for_judgement
-from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository as versions
 from modelyard_deployer.versions.service import visible_version
 
 RUNS_AGAIN = frozenset({CommandAction.start, CommandAction.restart, CommandAction.rollback})
 
 
-async def switch_version(
-    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion, verdict: Verdict
+async def run_version(
+    dispatcher: Dispatcher,
+    deployment: Deployment,
+    version: ModelVersion,
+    *,
+    action: CommandAction,
+    message: str,
 ) -> None:
+    """Send the deployment to run `version`; the version it had becomes its previous one."""
     if deployment.version_id != version.id:
         deployment.previous_version_id = deployment.version_id
         deployment.version_id = version.id
     deployment.desired_state = DesiredState.running.value
-    warning = judged_run(deployment, verdict)
     await dispatcher.dispatch(
+        deployment, action=action, message=message, set_state=DeploymentState.pending
+    )
+
+
+async def switch_version(
+    dispatcher: Dispatcher, deployment: Deployment, version: ModelVersion, verdict: Verdict
+) -> None:
+    """Redeploy the deployment to `version`, as the gate's `verdict` lets it run."""
+    warning = judged_run(deployment, verdict)
+    await run_version(
+        dispatcher,
         deployment,
+        version,
         action=CommandAction.deploy,
         message=f"redeploy to version {version.number} requested{warning}",
-        set_state=DeploymentState.pending,
     )
 
 
@@ -93,25 +107,18 @@ def refuse_removed(deployment: Deployment, action: CommandAction) -> None:
 
 
 async def act(
-    session: AsyncSession,
-    *,
-    broker: Broker,
-    settings: DeployerSettings,
-    principal: Principal,
-    deployment_id: uuid.UUID,
-    action: CommandAction,
-    registry: RegistryConfirmation | None = None,
-    authorization: str | None = None,
+    deploying: Deploying, *, deployment_id: uuid.UUID, action: CommandAction
 ) -> schemas.Deployment:
     """Return the deployment after start, stop, restart, rollback, cancel or remove.
 
     Start, restart and rollback run the model again, so the policy gate judges them like a new
     deployment; stop, cancel and remove are always allowed.
     """
+    session, principal = deploying.session, deploying.principal
     deployment, device = await actionable(
         session, principal=principal, deployment_id=deployment_id, judged=action in RUNS_AGAIN
     )
-    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    dispatcher = deploying.dispatcher()
     who = principal.sub
     if action is CommandAction.remove:
         if deployment.desired_state != DesiredState.removed.value:
@@ -121,17 +128,7 @@ async def act(
     refuse_removed(deployment, action)
     warning = ""
     if action in RUNS_AGAIN:
-        if registry is None:
-            raise ServiceUnavailableError("The registry client is not configured.")
-        verdict = await judge_one(
-            session,
-            registry=registry,
-            principal=principal,
-            deployment=deployment,
-            device=device,
-            authorization=authorization,
-        )
-        warning = judged_run(deployment, verdict)
+        warning = judged_run(deployment, await judge_one(deploying, deployment, device))
     if action in (CommandAction.start, CommandAction.restart):
         deployment.desired_state = DesiredState.running.value
         await dispatcher.dispatch(
@@ -155,13 +152,12 @@ async def _rollback(
     previous = await versions.get_live(session, deployment.previous_version_id)
     if previous is None:
         raise ConflictError("There is no previous version to roll back to.")
-    deployment.previous_version_id, deployment.version_id = deployment.version_id, previous.id
-    deployment.desired_state = DesiredState.running.value
-    await dispatcher.dispatch(
+    await run_version(
+        dispatcher,
         deployment,
+        previous,
         action=CommandAction.rollback,
         message=f"rollback to version {previous.number} by {dispatcher.principal.sub}{warning}",
-        set_state=DeploymentState.pending,
     )
 
 
@@ -187,17 +183,10 @@ async def _cancel(session: AsyncSession, dispatcher: Dispatcher, deployment: Dep
 
 
 async def redeploy(
-    session: AsyncSession,
-    *,
-    registry: RegistryConfirmation,
-    broker: Broker,
-    settings: DeployerSettings,
-    principal: Principal,
-    deployment_id: uuid.UUID,
-    body: schemas.Redeploy,
-    authorization: str | None,
+    deploying: Deploying, *, deployment_id: uuid.UUID, body: schemas.Redeploy
 ) -> schemas.Deployment:
     """Return the deployment after switching it to another version of its model."""
+    session, principal = deploying.session, deploying.principal
     deployment, device = await actionable(
         session, principal=principal, deployment_id=deployment_id, judged=True
     )
@@ -216,14 +205,6 @@ async def redeploy(
                 )
             ],
         )
-    verdict = await judge_one(
-        session,
-        registry=registry,
-        principal=principal,
-        deployment=deployment,
-        device=device,
-        authorization=authorization,
-    )
-    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
-    await switch_version(dispatcher, deployment, version, verdict)
+    verdict = await judge_one(deploying, deployment, device)
+    await switch_version(deploying.dispatcher(), deployment, version, verdict)
     return await to_view(session, deployment)

@@ -12,9 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICE_HEARTBEAT, EVENTS_EXCHANGE
+from modelyard_common.event_queues import EventQueue, consume_once
 from modelyard_common.events import CloudEvent
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS, POLICY_UPDATED
-from modelyard_common.inbox import KeyedSerializer, SessionHandler, idempotent_handler
+from modelyard_common.inbox import SessionHandler
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
 from modelyard_deployer.db import ProcessedEvent
 from modelyard_deployer.deployments.enforcement import rejudge
@@ -42,9 +43,6 @@ async def start_consumers(
     prefix = settings.queue_prefix
     offline_after = timedelta(seconds=settings.device_offline_after_s)
 
-    def once(queue: str, handle: SessionHandler) -> EventHandler:
-        return idempotent_handler(sessionmaker, ProcessedEvent, queue, handle)
-
     def in_transaction(handle: SessionHandler) -> EventHandler:
         # For heartbeats: applying one twice changes nothing (only a newer one is applied), and
         # recording every heartbeat's id would grow `processed_events` by the fleet's pulse.
@@ -58,42 +56,34 @@ async def start_consumers(
 
         return handler
 
-    reports = f"{prefix}.deployment-reports"
-    heartbeats = f"{prefix}.device-heartbeats"
-    registry = f"{prefix}.registry-models"
-    routes: list[tuple[str, str | tuple[str, ...], EventHandler]] = [
-        (
-            reports,
-            DEPLOYMENT_REPORTED,
-            KeyedSerializer(
-                once(reports, partial(apply_report, settings=settings)), _deployment_key
-            ),
+    limit = settings.consumer_delivery_limit
+    applied_once = [
+        EventQueue(
+            f"{prefix}.deployment-reports",
+            (DEPLOYMENT_REPORTED,),
+            partial(apply_report, settings=settings),
+            in_order_of=_deployment_key,
         ),
-        (
-            heartbeats,
-            DEVICE_HEARTBEAT,
-            in_transaction(
-                partial(apply_heartbeat, settings=settings, offline_after=offline_after)
-            ),
-        ),
-        (
-            registry,
+        EventQueue(
+            f"{prefix}.registry-models",
             GOVERNANCE_ROUTING_KEYS,
-            KeyedSerializer(
-                once(registry, partial(rejudge, broker=broker, settings=settings)),
-                _registry_key,
-            ),
+            partial(rejudge, broker=broker, settings=settings),
+            in_order_of=_registry_key,
         ),
     ]
-    consumers = []
-    for queue, routing_keys, handler in routes:
-        keys = (routing_keys,) if isinstance(routing_keys, str) else routing_keys
-        consumers.append(
-            await broker.consume(
-                queue,
-                [Binding(EVENTS_EXCHANGE, key) for key in keys],
-                handler,
-                delivery_limit=settings.consumer_delivery_limit,
-            )
+    consumers = [
+        await consume_once(broker, sessionmaker, ProcessedEvent, queue, delivery_limit=limit)
+        for queue in applied_once
+    ]
+    heartbeats = in_transaction(
+        partial(apply_heartbeat, settings=settings, offline_after=offline_after)
+    )
+    consumers.append(
+        await broker.consume(
+            f"{prefix}.device-heartbeats",
+            [Binding(EVENTS_EXCHANGE, DEVICE_HEARTBEAT)],
+            heartbeats,
+            delivery_limit=limit,
         )
+    )
     return consumers

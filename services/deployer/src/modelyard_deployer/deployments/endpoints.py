@@ -67,27 +67,21 @@ async def follow_endpoint(
     if announced == wanted and not (force and wanted_url):
         return
     if deployment.base_url is not None and announced != wanted:
-        deployment.endpoint_sequence += 1
         await messages.announce_endpoint(
             session,
             ready=False,
             deployment=deployment,
             device=device,
-            version_id=deployment.endpoint_version_id or deployment.version_id,
             base_url=deployment.base_url,
-            sequence=deployment.endpoint_sequence,
             ingress_token_sealed=None,
         )
     if wanted_url is not None:
-        deployment.endpoint_sequence += 1
         await messages.announce_endpoint(
             session,
             ready=True,
             deployment=deployment,
             device=device,
-            version_id=deployment.running_version_id,
             base_url=wanted_url,
-            sequence=deployment.endpoint_sequence,
             ingress_token_sealed=sealed_ingress_token(device, settings),
         )
     deployment.base_url, deployment.endpoint_version_id = wanted

@@ -102,14 +102,7 @@ async def announce_state(
         "generation": deployment.generation,
         "occurred_at": utcnow().isoformat(),
     }
-    await enqueue(
-        session,
-        OutboxEvent,
-        new_event(
-            type=DEPLOYMENT_STATE_CHANGED, source=SOURCE, subject=str(deployment.id), data=data
-        ),
-        exchange=EVENTS_EXCHANGE,
-    )
+    await _announce(session, deployment, DEPLOYMENT_STATE_CHANGED, data)
 
 
 async def announce_endpoint(
@@ -118,31 +111,41 @@ async def announce_endpoint(
     ready: bool,
     deployment: Deployment,
     device: Device,
-    version_id: Any,
     base_url: str,
-    sequence: int,
     ingress_token_sealed: str | None,
 ) -> None:
-    """Queue `endpoint_ready` (or `endpoint_gone`) for an OpenAI-compatible deployment."""
+    """Queue `endpoint_ready` (or `endpoint_gone`) for an OpenAI-compatible deployment.
+
+    A ready endpoint serves the version the device runs; a gone one, the version it was
+    announced with. Each announcement takes the deployment's next endpoint sequence.
+    """
+    deployment.endpoint_sequence += 1
     announcement = EndpointAnnouncement(
         deployment_id=deployment.id,
         model_id=deployment.model_id,
-        version_id=version_id,
+        version_id=(
+            deployment.running_version_id
+            if ready
+            else deployment.endpoint_version_id or deployment.version_id
+        ),
         device_id=deployment.device_id,
         base_url=base_url,
         device_labels=device.labels,
         workspace=deployment.workspace,
-        sequence=sequence,
+        sequence=deployment.endpoint_sequence,
         ingress_token_sealed=ingress_token_sealed,
     )
+    event_type = ENDPOINT_READY if ready else ENDPOINT_GONE
+    await _announce(session, deployment, event_type, announcement.model_dump(mode="json"))
+
+
+async def _announce(
+    session: AsyncSession, deployment: Deployment, event_type: str, data: dict[str, Any]
+) -> None:
+    """Queue a domain event about the deployment on the events exchange (through the outbox)."""
     await enqueue(
         session,
         OutboxEvent,
-        new_event(
-            type=ENDPOINT_READY if ready else ENDPOINT_GONE,
-            source=SOURCE,
-            subject=str(deployment.id),
-            data=announcement.model_dump(mode="json"),
-        ),
+        new_event(type=event_type, source=SOURCE, subject=str(deployment.id), data=data),
         exchange=EVENTS_EXCHANGE,
     )

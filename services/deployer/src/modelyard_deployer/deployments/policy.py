@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.governance import RegistryConfirmation, Verdict
+from modelyard_common.governance import Verdict
 from modelyard_deployer.db import Deployment, Device
-from modelyard_deployer.governance.models import require_open_model
-from modelyard_deployer.governance.service import judge_targets
+from modelyard_deployer.deployments.deploying import Deploying
 
 
 def flag(deployment: Deployment, verdict: Verdict | None) -> str:
@@ -25,28 +21,7 @@ def judged_run(deployment: Deployment, verdict: Verdict | None) -> str:
     return flag(deployment, verdict)
 
 
-async def judge_one(
-    session: AsyncSession,
-    *,
-    registry: RegistryConfirmation,
-    principal: Principal,
-    deployment: Deployment,
-    device: Device,
-    authorization: str | None,
-) -> Verdict:
+async def judge_one(deploying: Deploying, deployment: Deployment, device: Device) -> Verdict:
     """Return the gate's verdict on running this deployment again (409 when refused)."""
-    model = await require_open_model(
-        session,
-        http=registry.http,
-        principal=principal,
-        model_id=deployment.model_id,
-        authorization=authorization,
-    )
-    verdicts = await judge_targets(
-        session,
-        registry=registry,
-        model=model,
-        targets=[device],
-        authorization=authorization,
-    )
-    return verdicts[device.id]
+    model = await deploying.open_model(deployment.model_id)
+    return (await deploying.judge(model, [device]))[device.id]

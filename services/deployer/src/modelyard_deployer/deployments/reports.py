@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.contracts import DeploymentReport, DeploymentState, DeviceHeartbeat
@@ -31,7 +30,7 @@ from modelyard_deployer.deployments.bounds import (
 )
 from modelyard_deployer.deployments.endpoints import follow_endpoint
 from modelyard_deployer.deployments.resync import reconcile_listing
-from modelyard_deployer.deployments.senders import follow_epoch, reject, sending_device
+from modelyard_deployer.deployments.senders import follow_epoch, readable, reject, sending_device
 from modelyard_deployer.settings import DeployerSettings
 
 log = logging.getLogger("modelyard.deployer.reports")
@@ -41,10 +40,8 @@ async def apply_report(
     session: AsyncSession, event: CloudEvent, *, settings: DeployerSettings
 ) -> None:
     """Record one `agent.deployment.reported` event and move the deployment's state."""
-    try:
-        report = DeploymentReport.model_validate(event.data)
-    except ValidationError:
-        reject("report", "unreadable", event, "not a deployment report")
+    report = readable(DeploymentReport, event, "report", "not a deployment report")
+    if report is None:
         return
     out_of_bounds = check_bounds(ReportBounds, event.data)
     if out_of_bounds is not None:
@@ -161,10 +158,8 @@ async def apply_heartbeat(
     (and anything else it says about the device's address or labels) is never applied: a
     device's address changes through its registration or an admin, its labels through editors.
     """
-    try:
-        heartbeat = DeviceHeartbeat.model_validate(event.data)
-    except ValidationError:
-        reject("heartbeat", "unreadable", event, "not a heartbeat")
+    heartbeat = readable(DeviceHeartbeat, event, "heartbeat", "not a heartbeat")
+    if heartbeat is None:
         return
     out_of_bounds = check_bounds(HeartbeatBounds, event.data)
     try:

@@ -14,19 +14,20 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.contracts import CommandAction
 from modelyard_common.db import utcnow
+from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # What `sort` may name, and the column each orders by (history: in the order recorded).
-SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
-    "created_at": Deployment.created_at,
-    "updated_at": Deployment.updated_at,
-}
-SORTS = tuple(SORT_COLUMNS)
-HISTORY_SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {"recorded_at": DeploymentEvent.id}
-HISTORY_SORTS = tuple(HISTORY_SORT_COLUMNS)
+SORTING = Sorting(
+    {"created_at": Deployment.created_at, "updated_at": Deployment.updated_at},
+    id_column=Deployment.id,
+)
+SORTS = SORTING.names
+HISTORY_SORTING = Sorting({"recorded_at": DeploymentEvent.id}, id_column=DeploymentEvent.id)
+HISTORY_SORTS = HISTORY_SORTING.names
 
 
 async def get(

@@ -16,10 +16,8 @@ from modelyard_common.contracts import (
 from modelyard_common.db import utcnow
 from modelyard_deployer.db import Deployment, Device
 from modelyard_deployer.deployments import fleet_repository as fleet
-from modelyard_deployer.deployments import messages, repository
-from modelyard_deployer.governance import repository as registry_models
+from modelyard_deployer.deployments.dispatch import CommandQueue
 from modelyard_deployer.settings import DeployerSettings
-from modelyard_deployer.versions import repository as versions
 
 # A deployment the heartbeat leaves out is re-sent only once its last command had time to land.
 RESEND_GRACE = timedelta(seconds=15)
@@ -78,21 +76,8 @@ async def resend_desired_state(
     message: str,
 ) -> None:
     """Queue each deployment's current command again (same generation) and note it in history."""
+    commands = CommandQueue(session, settings=settings)
     for deployment in deployments:
-        version = await versions.get_any(session, deployment.version_id)
-        if version is None:
-            continue
-        previous = await versions.get_live(session, deployment.previous_version_id)
-        model = await registry_models.get(session, deployment.model_id)
         action = ACTION_FOR_DESIRED.get(deployment.desired_state, CommandAction.deploy)
-        await messages.send_command(
-            session,
-            deployment=deployment,
-            action=action,
-            version=version,
-            previous=previous,
-            model_name=model.name if model else str(deployment.model_id),
-            base_url=settings.artifact_base_url,
-        )
-        session.add(repository.deployer_entry(deployment, action=action, message=message))
+        await commands.queue(deployment, action=action, message=message)
     await session.flush()

@@ -19,6 +19,7 @@ from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
 from modelyard_deployer.deployments import actions, repository, service
+from modelyard_deployer.deployments.deploying import Deploying
 from modelyard_deployer.deployments.schemas import (
     Deployment,
     DeploymentBatch,
@@ -27,7 +28,7 @@ from modelyard_deployer.deployments.schemas import (
     Redeploy,
 )
 from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
-from modelyard_deployer.web import AuthorizationHeader
+from modelyard_deployer.web import AuthorizationHeader, scoped
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 deployments = Routes(router, item="/{deployment_id}")
@@ -41,6 +42,21 @@ SourceFilter = Annotated[
 ]
 
 
+def deploying(
+    session: SessionDep,
+    principal: Viewer,
+    registry: RegistryDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+    authorization: AuthorizationHeader,
+) -> Deploying:
+    """Return the caller of this request with what deploying takes."""
+    return Deploying(session, principal, registry, broker, settings, authorization)
+
+
+DeployingDep = Annotated[Deploying, Depends(deploying)]
+
+
 @deployments.creating(
     "create_deployment",
     "Deploy a version to devices (by id or by label selector)",
@@ -50,15 +66,9 @@ SourceFilter = Annotated[
     response_model=DeploymentBatch,
 )
 async def create_deployment(
-    body: DeploymentCreate,
-    session: SessionDep,
-    principal: Viewer,
-    registry: RegistryDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    authorization: AuthorizationHeader,
-    idempotency_key: IdempotencyKey = None,
+    body: DeploymentCreate, deploying: DeployingDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
+    session, principal = deploying.session, deploying.principal
     await service.authorize_create(session, principal=principal, body=body)
     return await creates.respond(
         session,
@@ -66,15 +76,7 @@ async def create_deployment(
         operation="create_deployment",
         key=idempotency_key,
         body=body,
-        create=lambda: service.create_deployments(
-            session,
-            registry=registry,
-            broker=broker,
-            settings=settings,
-            principal=principal,
-            body=body,
-            authorization=authorization,
-        ),
+        create=lambda: service.create_deployments(deploying, body=body),
     )
 
 
@@ -114,47 +116,41 @@ async def get_deployment(
     return await service.get_deployment(session, principal=principal, deployment_id=deployment_id)
 
 
-@deployments.reading(
+async def deployment_history(
+    session: SessionDep,
+    principal: Viewer,
+    params: HistoryPage,
+    deployment_id: uuid.UUID | None = None,
+    model_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    source: SourceFilter = None,
+) -> Page[HistoryEntry]:
+    return await service.deployment_history(
+        session,
+        principal=principal,
+        params=params,
+        deployment_id=deployment_id,
+        model_id=model_id,
+        device_id=device_id,
+        source=source,
+    )
+
+
+# A model's history across its devices is the same handler (`scoped_router`).
+deployments.reading(
     "get_deployment_history",
     "Every state a deployment reported, and every action taken on it",
     problems=(401, 404, 422),
     subpath="/history",
-)
-async def get_deployment_history(
-    deployment_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: HistoryPage,
-    source: SourceFilter = None,
-) -> Page[HistoryEntry]:
-    return await service.deployment_history(
-        session, principal=principal, params=params, deployment_id=deployment_id, source=source
-    )
+)(scoped(deployment_history, "deployment_id", without=("model_id", "device_id")))
 
 
 ActionRoute = Callable[..., Awaitable[Deployment]]
 
 
 def _action_route(action: CommandAction) -> ActionRoute:
-    async def route(
-        deployment_id: uuid.UUID,
-        session: SessionDep,
-        principal: Viewer,
-        broker: BrokerDep,
-        settings: SettingsDep,
-        registry: RegistryDep,
-        authorization: AuthorizationHeader,
-    ) -> Deployment:
-        return await actions.act(
-            session,
-            broker=broker,
-            settings=settings,
-            principal=principal,
-            deployment_id=deployment_id,
-            action=action,
-            registry=registry,
-            authorization=authorization,
-        )
+    async def route(deployment_id: uuid.UUID, deploying: DeployingDep) -> Deployment:
+        return await actions.act(deploying, deployment_id=deployment_id, action=action)
 
     return route
 
@@ -185,25 +181,9 @@ for _action, _summary in _ACTIONS.items():
     status_code=status.HTTP_202_ACCEPTED,
 )
 async def redeploy_deployment(
-    deployment_id: uuid.UUID,
-    body: Redeploy,
-    session: SessionDep,
-    principal: Viewer,
-    registry: RegistryDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
-    authorization: AuthorizationHeader,
+    deployment_id: uuid.UUID, body: Redeploy, deploying: DeployingDep
 ) -> Deployment:
-    return await actions.redeploy(
-        session,
-        registry=registry,
-        broker=broker,
-        settings=settings,
-        principal=principal,
-        deployment_id=deployment_id,
-        body=body,
-        authorization=authorization,
-    )
+    return await actions.redeploy(deploying, deployment_id=deployment_id, body=body)
 
 
 # Removing is an action too (always allowed, never judged), answered on DELETE.

@@ -9,6 +9,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+from modelyard_common.schema_examples import examples_config
 
 
 class DeploymentCreate(BaseModel):
@@ -65,31 +66,27 @@ class Redeploy(BaseModel):
 class Deployment(BaseModel):
     """One model version desired on one device, and what the device last reported."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
-                    "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                    "model_name": "fraud-detector",
-                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
-                    "version_number": 3,
-                    "previous_version_id": None,
-                    "running_version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
-                    "device_id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
-                    "device_name": "press-line-3",
-                    "desired_state": "running",
-                    "state": "running",
-                    "state_message": "healthy on port 41234",
-                    "generation": 1,
-                    "base_url": None,
-                    "policy_warning": None,
-                    "created_by": "alice",
-                    "created_at": "2026-11-22T08:00:00Z",
-                    "updated_at": "2026-11-22T08:01:10Z",
-                    "etag": '"2"',
-                }
-            ]
+    model_config = examples_config(
+        {
+            "id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
+            "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "model_name": "fraud-detector",
+            "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+            "version_number": 3,
+            "previous_version_id": None,
+            "running_version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+            "device_id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
+            "device_name": "press-line-3",
+            "desired_state": "running",
+            "state": "running",
+            "state_message": "healthy on port 41234",
+            "generation": 1,
+            "base_url": None,
+            "policy_warning": None,
+            "created_by": "alice",
+            "created_at": "2026-11-22T08:00:00Z",
+            "updated_at": "2026-11-22T08:01:10Z",
+            "etag": '"2"',
         }
     )
 
@@ -127,28 +124,24 @@ class DeploymentBatch(BaseModel):
 class HistoryEntry(BaseModel):
     """A reported state (source `agent`) or an action taken (source `deployer`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 812,
-                    "deployment_id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
-                    "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                    "device_id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
-                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
-                    "source": "agent",
-                    "action": None,
-                    "state": "failed",
-                    "message": "health check /healthz never answered 200",
-                    "log_tail": ["Traceback (most recent call last):", "ImportError: numpy"],
-                    "generation": 2,
-                    "sequence": 7,
-                    "applied": True,
-                    "actor": None,
-                    "occurred_at": "2026-11-22T08:03:12Z",
-                    "recorded_at": "2026-11-22T08:03:12Z",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "id": 812,
+            "deployment_id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
+            "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "device_id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
+            "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+            "source": "agent",
+            "action": None,
+            "state": "failed",
+            "message": "health check /healthz never answered 200",
+            "log_tail": ["Traceback (most recent call last):", "ImportError: numpy"],
+            "generation": 2,
+            "sequence": 7,
+            "applied": True,
+            "actor": None,
+            "occurred_at": "2026-11-22T08:03:12Z",
+            "recorded_at": "2026-11-22T08:03:12Z",
         }
     )
 
@@ -173,6 +166,6 @@ class HistoryEntry(BaseModel):
 class EndpointsAnnounced(BaseModel):
     """How many running endpoints were announced again."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"announced": 2}]})
+    model_config = examples_config({"announced": 2})
 
     announced: int

@@ -15,12 +15,13 @@ from modelyard_deployer.deployments import service
 from modelyard_deployer.deployments.router import (
     DeploymentPage,
     DesiredFilter,
-    HistoryPage,
-    SourceFilter,
     StateFilter,
+    deployment_history,
+    list_deployments,
 )
-from modelyard_deployer.deployments.schemas import Deployment, EndpointsAnnounced, HistoryEntry
+from modelyard_deployer.deployments.schemas import Deployment, EndpointsAnnounced
 from modelyard_deployer.deps import SettingsDep
+from modelyard_deployer.web import scoped
 
 device_router = APIRouter(prefix="/v1/devices/{device_id}/deployments", tags=["deployments"])
 model_router = APIRouter(prefix="/v1/models/{model_id}", tags=["deployments"])
@@ -57,56 +58,19 @@ async def list_device_deployments(
     )
 
 
-@model_scope.listing(
+# The handlers of `/v1/deployments` with the model fixed by the path.
+model_scope.listing(
     "list_model_deployments",
     "A model's deployments across devices",
     problems=(401, 404, 422),
     subpath="/deployments",
-)
-async def list_model_deployments(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: DeploymentPage,
-    state: StateFilter = None,
-    desired_state: DesiredFilter = None,
-    device_id: uuid.UUID | None = None,
-    version_id: uuid.UUID | None = None,
-) -> Page[Deployment]:
-    return await service.list_deployments(
-        session,
-        principal=principal,
-        params=params,
-        state=state,
-        desired_state=desired_state,
-        model_id=model_id,
-        device_id=device_id,
-        version_id=version_id,
-    )
-
-
-@model_scope.listing(
+)(scoped(list_deployments, "model_id"))
+model_scope.listing(
     "list_model_deployment_history",
     "A model's deployment history across devices",
     problems=(401, 404, 422),
     subpath="/deployment-history",
-)
-async def list_model_deployment_history(
-    model_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    params: HistoryPage,
-    device_id: uuid.UUID | None = None,
-    source: SourceFilter = None,
-) -> Page[HistoryEntry]:
-    return await service.deployment_history(
-        session,
-        principal=principal,
-        params=params,
-        model_id=model_id,
-        device_id=device_id,
-        source=source,
-    )
+)(scoped(deployment_history, "model_id", without=("deployment_id",)))
 
 
 @model_scope.acting(

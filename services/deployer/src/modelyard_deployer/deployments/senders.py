@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TypeVar
 
 from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.device_identity import device_of_sender
@@ -35,10 +37,21 @@ REJECTED = Counter(
 )
 RETIRED_EPOCHS_KEPT = 20
 
+M = TypeVar("M", bound=BaseModel)
+
 
 def reject(kind: str, reason: str, event: CloudEvent, detail: str) -> None:
     REJECTED.labels(kind=kind, reason=reason).inc()
     log.warning("dropping %s %s (%s): %s", kind, event.id, reason, detail)
+
+
+def readable(model: type[M], event: CloudEvent, kind: str, detail: str) -> M | None:
+    """Return the message's data as `model`; None once it is rejected as unreadable."""
+    try:
+        return model.model_validate(event.data)
+    except ValidationError:
+        reject(kind, "unreadable", event, detail)
+        return None
 
 
 async def sending_device(

@@ -7,31 +7,22 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
-from modelyard_common.errors import ConflictError
-from modelyard_common.governance import RegistryConfirmation
-from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import visible_models
-from modelyard_deployer.db import Deployment, DeploymentEvent
+from modelyard_deployer.access.service import require_model_access, visible_models
+from modelyard_deployer.db import Deployment, add_unique
 from modelyard_deployer.deployments import endpoints, repository, schemas
 from modelyard_deployer.deployments.actions import switch_version
-from modelyard_deployer.deployments.dispatch import Dispatcher
+from modelyard_deployer.deployments.deploying import Deploying
 from modelyard_deployer.deployments.policy import flag, judged_run
 from modelyard_deployer.deployments.targeting import target_devices
 from modelyard_deployer.deployments.views import history_view, to_views
-from modelyard_deployer.deployments.visibility import (
-    require_device,
-    require_model_viewer,
-    visible_deployment,
-)
-from modelyard_deployer.governance.models import require_open_model
-from modelyard_deployer.governance.service import hold_for_judgement, judge_targets
+from modelyard_deployer.deployments.visibility import require_device, visible_deployment
+from modelyard_deployer.governance.service import hold_for_judgement
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions.service import visible_version
 
@@ -49,37 +40,19 @@ async def authorize_create(
 
 
 async def create_deployments(
-    session: AsyncSession,
-    *,
-    registry: RegistryConfirmation,
-    broker: Broker,
-    settings: DeployerSettings,
-    principal: Principal,
-    body: schemas.DeploymentCreate,
-    authorization: str | None,
+    deploying: Deploying, *, body: schemas.DeploymentCreate
 ) -> schemas.DeploymentBatch:
     """Return one deployment per target device: new, redeployed to the version, or unchanged."""
+    session, principal = deploying.session, deploying.principal
     version = await visible_version(
         session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
     )
     # Before any row is locked (the model's projection may be written just below).
     await hold_for_judgement(session, workspace=principal.workspace, model_id=version.model_id)
-    model = await require_open_model(
-        session,
-        http=registry.http,
-        principal=principal,
-        model_id=version.model_id,
-        authorization=authorization,
-    )
+    model = await deploying.open_model(version.model_id)
     targets = await target_devices(session, principal=principal, body=body)
-    verdicts = await judge_targets(
-        session,
-        registry=registry,
-        model=model,
-        targets=targets,
-        authorization=authorization,
-    )
-    dispatcher = Dispatcher(session, broker=broker, settings=settings, principal=principal)
+    verdicts = await deploying.judge(model, targets)
+    dispatcher = deploying.dispatcher()
     # One query for every target's current deployment, not one per device (fleets are large).
     live = await repository.live_on_devices(
         session, device_ids=[d.id for d in targets], model_id=version.model_id
@@ -101,14 +74,11 @@ async def create_deployments(
                 last_sequence=0,
                 created_by=principal.sub,
             )
-            session.add(deployment)
-            try:
-                async with session.begin_nested():
-                    await session.flush()
-            except IntegrityError as exc:
-                raise ConflictError(
-                    f"A concurrent request deployed this model to device {device.id}; retry."
-                ) from exc
+            await add_unique(
+                session,
+                deployment,
+                conflict=f"A concurrent request deployed this model to device {device.id}; retry.",
+            )
             warning = judged_run(deployment, verdicts[device.id])
             await dispatcher.dispatch(
                 deployment,
@@ -155,7 +125,7 @@ async def list_deployments(
 ) -> Page[schemas.Deployment]:
     """Return one page of the deployments the principal may see, filtered."""
     if model_id is not None:
-        await require_model_viewer(session, principal, model_id)
+        await require_model_access(session, principal, model_id)
     if device_id is not None:
         await require_device(session, principal=principal, device_id=device_id)
     stmt = repository.list_statement(
@@ -168,13 +138,7 @@ async def list_deployments(
         desired_state=desired_state.value if desired_state else None,
         include_removed=include_removed,
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=Deployment.id,
-    )
+    rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[schemas.Deployment](items=await to_views(session, rows), next_cursor=cursor)
 
 
@@ -194,7 +158,7 @@ async def deployment_history(
             session, principal=principal, deployment_id=deployment_id, level=AccessLevel.viewer
         )
     if model_id is not None:
-        await require_model_viewer(session, principal, model_id)
+        await require_model_access(session, principal, model_id)
     stmt = repository.history_statement(
         workspace=principal.workspace,
         deployment_id=deployment_id,
@@ -202,13 +166,7 @@ async def deployment_history(
         device_id=device_id,
         source=source,
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.HISTORY_SORT_COLUMNS,
-        id_column=DeploymentEvent.id,
-    )
+    rows, cursor = await repository.HISTORY_SORTING.page(session, stmt, params)
     return Page[schemas.HistoryEntry](items=[history_view(row) for row in rows], next_cursor=cursor)
 
 
@@ -216,7 +174,7 @@ async def announce_model_endpoints(
     session: AsyncSession, *, settings: DeployerSettings, principal: Principal, model_id: uuid.UUID
 ) -> int:
     """Return how many running endpoints of a model were announced again."""
-    await require_model_viewer(session, principal, model_id)
+    await require_model_access(session, principal, model_id)
     return await endpoints.reannounce_model(
         session, settings=settings, workspace=principal.workspace, model_id=model_id
     )

@@ -9,23 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import NotFoundError
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_access, require_row_access
+from modelyard_deployer.access.service import require_row_access
 from modelyard_deployer.db import Deployment
 from modelyard_deployer.deployments import fleet_repository as fleet
 from modelyard_deployer.deployments import repository
-
-
-async def require_model_viewer(
-    session: AsyncSession, principal: Principal, model_id: uuid.UUID
-) -> None:
-    """Raise 404 unless the principal may see the model."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.viewer,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
 
 
 def not_found(deployment_id: uuid.UUID) -> NotFoundError:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.db import utcnow
+from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import Device
 from modelyard_deployer.devices.schemas import DeviceStatus
 
 # What `sort` may name, and the column each orders by.
-SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
-    "name": Device.name,
-    "created_at": Device.created_at,
-}
-SORTS = tuple(SORT_COLUMNS)
+SORTING = Sorting({"name": Device.name, "created_at": Device.created_at}, id_column=Device.id)
+SORTS = SORTING.names
 
 
 async def get(

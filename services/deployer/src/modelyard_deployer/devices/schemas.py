@@ -8,7 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from modelyard_common.schema_examples import examples_config
 
 LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
 
@@ -53,9 +55,8 @@ class DeviceStatus(StrEnum):
 class DeviceCreate(BaseModel):
     """Register a device that will run the agent."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"name": "press-line-3", "labels": {"site": "plant-1"}}]},
+    model_config = examples_config(
+        {"name": "press-line-3", "labels": {"site": "plant-1"}}, extra="forbid"
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -69,7 +70,7 @@ class DeviceCreate(BaseModel):
 class DeviceUpdate(BaseModel):
     """Rename a device or replace its labels; a workspace admin may also move it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"labels": {}}]})
+    model_config = examples_config({"labels": {}}, extra="forbid")
 
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     labels: Labels | None = None
@@ -82,23 +83,19 @@ class DeviceUpdate(BaseModel):
 class Device(BaseModel):
     """A device as the API shows it (never its token)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
-                    "name": "press-line-3",
-                    "labels": {"site": "plant-1"},
-                    "status": "online",
-                    "agent_version": "0.1.0",
-                    "capabilities": {"arch": "arm64", "docker_version": "27.1", "ram_mb": 8192},
-                    "advertise_host": "10.0.4.17",
-                    "last_seen_at": "2026-11-22T08:00:30Z",
-                    "created_at": "2026-11-20T10:00:00Z",
-                    "updated_at": "2026-11-22T08:00:30Z",
-                    "etag": '"3"',
-                }
-            ]
+    model_config = examples_config(
+        {
+            "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
+            "name": "press-line-3",
+            "labels": {"site": "plant-1"},
+            "status": "online",
+            "agent_version": "0.1.0",
+            "capabilities": {"arch": "arm64", "docker_version": "27.1", "ram_mb": 8192},
+            "advertise_host": "10.0.4.17",
+            "last_seen_at": "2026-11-22T08:00:30Z",
+            "created_at": "2026-11-20T10:00:00Z",
+            "updated_at": "2026-11-22T08:00:30Z",
+            "etag": '"3"',
         }
     )
 

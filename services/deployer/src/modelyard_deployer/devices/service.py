@@ -12,7 +12,8 @@ from modelyard_common.db import utcnow
 from modelyard_common.errors import ForbiddenError, NotFoundError, field_error
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
+from modelyard_common.row_views import view_of
 from modelyard_deployer.db import Device
 from modelyard_deployer.deployments import device_changes
 from modelyard_deployer.device_broker import BrokerLogins, ensure_device_queue
@@ -44,18 +45,10 @@ def status_of(device: Device, offline_after: timedelta) -> DeviceStatus:
 
 def to_schema(device: Device, settings: DeployerSettings) -> DeviceView:
     """Return the API view of a device."""
-    return DeviceView(
-        id=device.id,
-        name=device.name,
-        labels=device.labels,
+    return view_of(
+        DeviceView,
+        device,
         status=status_of(device, timedelta(seconds=settings.device_offline_after_s)),
-        agent_version=device.agent_version,
-        capabilities=device.capabilities,
-        advertise_host=device.advertise_host,
-        ingress_port=device.ingress_port,
-        last_seen_at=device.last_seen_at,
-        created_at=device.created_at,
-        updated_at=device.updated_at,
         etag=make_etag(device.revision),
     )
 
@@ -144,13 +137,7 @@ async def list_devices(
         name=name,
         offline_after=timedelta(seconds=settings.device_offline_after_s),
     )
-    rows, cursor = await paginate(
-        session,
-        stmt,
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=Device.id,
-    )
+    rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[DeviceView](items=[to_schema(row, settings) for row in rows], next_cursor=cursor)
 
 

@@ -91,21 +91,11 @@ async def get_visible_model(
     return model
 
 
-async def require_open_model(
-    session: AsyncSession,
-    *,
-    http: httpx.AsyncClient,
-    principal: Principal,
-    model_id: uuid.UUID,
-    authorization: str | None,
-) -> RegistryModel:
-    """Return the model if it can get new versions and deployments (exists, not archived)."""
-    model = await get_visible_model(
-        session, http=http, principal=principal, model_id=model_id, authorization=authorization
-    )
+def require_open(model: RegistryModel) -> RegistryModel:
+    """Return the model if it can get new versions and deployments (409 while it is archived)."""
     if model.archived:
         raise ConflictError(
-            f"Model {model_id} is archived: it gets no new versions or deployments. "
+            f"Model {model.id} is archived: it gets no new versions or deployments. "
             "Unarchive it in the registry first."
         )
     return model

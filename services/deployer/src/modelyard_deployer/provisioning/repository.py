@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
+from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import ProvisioningToken
 
 # What `sort` may name, and the column each orders by.
-SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {"created_at": ProvisioningToken.created_at}
-SORTS = tuple(SORT_COLUMNS)
+SORTING = Sorting({"created_at": ProvisioningToken.created_at}, id_column=ProvisioningToken.id)
+SORTS = SORTING.names
 
 
 async def get(

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_deployer.devices.schemas import (
     AdvertiseHost,
     IngressPort,
@@ -21,18 +22,14 @@ MAX_PROVISIONING_TTL_S = 30 * 24 * 3600  # the longest a provisioning token may 
 class ProvisioningTokenCreate(BaseModel):
     """Issue a token that registers up to `max_uses` devices until it expires."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "plant-1 rollout",
-                    "expires_in_s": 86400,
-                    "max_uses": 20,
-                    "labels": {"site": "plant-1"},
-                }
-            ]
+    model_config = examples_config(
+        {
+            "name": "plant-1 rollout",
+            "expires_in_s": 86400,
+            "max_uses": 20,
+            "labels": {"site": "plant-1"},
         },
+        extra="forbid",
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -78,17 +75,13 @@ class ProvisioningTokenWithSecret(ProvisioningToken):
 class DeviceRegistration(BaseModel):
     """What a device sends to register itself with a provisioning token."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "press-line-3",
-                    "advertise_host": "10.0.4.17",
-                    "ingress_port": 8004,
-                }
-            ]
+    model_config = examples_config(
+        {
+            "name": "press-line-3",
+            "advertise_host": "10.0.4.17",
+            "ingress_port": 8004,
         },
+        extra="forbid",
     )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]

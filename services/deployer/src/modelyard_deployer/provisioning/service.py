@@ -19,7 +19,8 @@ from modelyard_common.errors import (
     field_error,
 )
 from modelyard_common.messaging import Broker
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
+from modelyard_common.row_views import view_of
 from modelyard_deployer.db import ProvisioningToken
 from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.schemas import DeviceCreate, DeviceWithToken
@@ -32,17 +33,7 @@ PROVISIONING_TOKEN_PREFIX = "myprov_"
 
 def to_schema(row: ProvisioningToken) -> schemas.ProvisioningToken:
     """Return the API view of a provisioning token."""
-    return schemas.ProvisioningToken(
-        id=row.id,
-        name=row.name,
-        labels=row.labels,
-        expires_at=row.expires_at,
-        max_uses=row.max_uses,
-        uses=row.uses,
-        revoked=row.revoked_at is not None,
-        created_by=row.created_by,
-        created_at=row.created_at,
-    )
+    return view_of(schemas.ProvisioningToken, row, revoked=row.revoked_at is not None)
 
 
 async def create_token(
@@ -86,12 +77,8 @@ async def list_tokens(
     session: AsyncSession, *, principal: Principal, params: PageParams
 ) -> Page[schemas.ProvisioningToken]:
     """Return one page of the workspace's provisioning tokens."""
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=ProvisioningToken.id,
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace), params
     )
     return Page[schemas.ProvisioningToken](
         items=[to_schema(row) for row in rows], next_cursor=cursor

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
+from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import Deployment, ModelVersion
 
 # What `sort` may name, and the column each orders by.
-SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
-    "number": ModelVersion.number,
-    "created_at": ModelVersion.created_at,
-}
-SORTS = tuple(SORT_COLUMNS)
+SORTING = Sorting(
+    {"number": ModelVersion.number, "created_at": ModelVersion.created_at},
+    id_column=ModelVersion.id,
+)
+SORTS = SORTING.names
 
 
 async def lock_numbering(session: AsyncSession, model_id: uuid.UUID) -> None:

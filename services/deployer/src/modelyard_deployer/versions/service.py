@@ -12,11 +12,14 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, NotFoundError
 from modelyard_common.http import StoredResponse, run_idempotent
-from modelyard_common.manifest import Manifest
-from modelyard_common.pagination import Page, PageParams, paginate
+from modelyard_common.pagination import Page, PageParams
+from modelyard_common.row_views import view_of
 from modelyard_deployer import db
 from modelyard_deployer.access.schemas import AccessLevel
-from modelyard_deployer.access.service import require_access, require_row_access
+from modelyard_deployer.access.service import (
+    require_model_access,
+    require_row_access,
+)
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
 from modelyard_deployer.db import (
     Device,
@@ -25,7 +28,7 @@ from modelyard_deployer.db import (
     after_commit,
     after_rollback,
 )
-from modelyard_deployer.governance.models import require_open_model
+from modelyard_deployer.governance.models import get_visible_model, require_open
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import repository, schemas
 from modelyard_deployer.versions.upload import ReceivedUpload
@@ -46,21 +49,7 @@ def artifact_path(version_id: uuid.UUID) -> str:
 
 def to_schema(version: ModelVersion) -> schemas.ModelVersion:
     """Return the API view of a version."""
-    return schemas.ModelVersion(
-        id=version.id,
-        model_id=version.model_id,
-        number=version.number,
-        title=version.title,
-        comment=version.comment,
-        manifest=Manifest.model_validate(version.manifest),
-        sha256=version.sha256,
-        size_bytes=version.size_bytes,
-        uncompressed_bytes=version.uncompressed_bytes,
-        file_count=version.file_count,
-        artifact_url=artifact_path(version.id),
-        created_by=version.created_by,
-        created_at=version.created_at,
-    )
+    return view_of(schemas.ModelVersion, version, artifact_url=artifact_path(version.id))
 
 
 def _not_found(version_id: uuid.UUID) -> NotFoundError:
@@ -76,15 +65,11 @@ async def prepare_upload(
     authorization: str | None,
 ) -> None:
     """Check, before any byte is read, that the caller may add a version to an open model."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.editor,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
-    await require_open_model(
-        session, http=http, principal=principal, model_id=model_id, authorization=authorization
+    await require_model_access(session, principal, model_id, AccessLevel.editor)
+    require_open(
+        await get_visible_model(
+            session, http=http, principal=principal, model_id=model_id, authorization=authorization
+        )
     )
 
 
@@ -203,19 +188,9 @@ async def list_versions(
     session: AsyncSession, *, principal: Principal, model_id: uuid.UUID, params: PageParams
 ) -> Page[schemas.ModelVersion]:
     """Return one page of a model's versions."""
-    await require_access(
-        session,
-        principal,
-        model_id,
-        AccessLevel.viewer,
-        not_found=f"No model {model_id} you may see in this workspace.",
-    )
-    rows, cursor = await paginate(
-        session,
-        repository.list_statement(workspace=principal.workspace, model_id=model_id),
-        params=params,
-        columns=repository.SORT_COLUMNS,
-        id_column=ModelVersion.id,
+    await require_model_access(session, principal, model_id)
+    rows, cursor = await repository.SORTING.page(
+        session, repository.list_statement(workspace=principal.workspace, model_id=model_id), params
     )
     return Page[schemas.ModelVersion](items=[to_schema(row) for row in rows], next_cursor=cursor)
 
