@@ -14,15 +14,17 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, ProblemError, UnprocessableError
+from modelyard_common.errors import ConflictError, ProblemError, UnprocessableError, field_error
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.destination import DESTINATION_FIELDS, DestinationError, join
+from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.destination import DestinationError, destination_of, join
 from modelyard_gateway.egress import EgressPolicy
 from modelyard_gateway.instances.schemas import InstanceCheck
-from modelyard_gateway.instances.service import check_egress, require
+from modelyard_gateway.instances.service import check_egress
 from modelyard_gateway.routing.catalog import build_instance
 from modelyard_gateway.routing.repository import publish_check
 from modelyard_gateway.routing.upstream import probe
+from modelyard_gateway.workspace_rows import require
 
 log = logging.getLogger("modelyard.gateway.instances")
 
@@ -87,11 +89,11 @@ async def probe_instance(
     down_after: int,
 ) -> InstanceCheck:
     """Return the result of probing an instance now (and share it as a health check)."""
-    row = await require(session, principal.workspace, instance_id)
+    row = await require(session, ModelInstance, workspace=principal.workspace, row_id=instance_id)
     path = default_path if row.health_path is None else row.health_path
     try:
         # Names are resolved again: what was allowed when it was saved may point elsewhere now.
-        await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
+        await check_egress(egress, destination_of(row))
         route = build_instance(row, box)
         url = join(route.base_url, path or default_path)
     except (UnprocessableError, DestinationError) as exc:
@@ -99,9 +101,7 @@ async def probe_instance(
         log.warning("check of instance %s refused: %s", row.id, exc)
         raise UnprocessableError(
             CHECK_REFUSED,
-            errors=[
-                FieldError(loc=["body"], field="", message=CHECK_REFUSED, type="egress_refused")
-            ],
+            errors=[field_error(["body"], message=CHECK_REFUSED, type="egress_refused")],
         ) from None
     except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
         raise ConflictError(
