@@ -151,16 +151,6 @@ async def check_instance(
     within `_CHECK_WINDOW_S` (429 with `Retry-After` past it).
     """
     limiter.take(instance_id)
-    settings = routing.settings
     return await probe_instance(
-        session,
-        engine=routing.engine,
-        box=routing.box,
-        egress=routing.egress,
-        client=routing.client,
-        principal=principal,
-        instance_id=instance_id,
-        default_path=settings.health_path,
-        timeout_s=settings.health_timeout_s,
-        down_after=settings.health_failures,
+        session, routing=routing, principal=principal, instance_id=instance_id
     )
