@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,16 @@ def main() -> None:
                     tail = detail.decode(errors="replace").strip().splitlines()[-1:] or [str(exc)]
                     results[(name, stream, concurrency)] = {"failed": tail[0][:150]}
 
+    def measure_other(name: str, start: Callable[[Processes], str], key: str | None) -> None:
+        """Measure another proxy, started for it alone; one that cannot start is unavailable."""
+        others = Processes()
+        try:
+            measure(name, start(others), key)
+        except Exception as exc:
+            targets[name] = (None, None, f"unavailable: {type(exc).__name__}: {exc}"[:200])
+        finally:
+            others.stop_all()
+
     backend_procs = Processes()
     try:
         backend = start_backend(backend_procs, logs)
@@ -402,23 +413,13 @@ def main() -> None:
                 )
         finally:
             procs.stop_all()
-        procs = Processes()
-        try:
-            measure("nginx", start_nginx(procs, logs, backend), None)
-        except Exception as exc:
-            targets["nginx"] = (None, None, f"unavailable: {type(exc).__name__}: {exc}"[:200])
-        finally:
-            procs.stop_all()
-        procs = Processes()
+        measure_other("nginx", lambda others: start_nginx(others, logs, backend), None)
         if args.skip_litellm:
             targets["litellm"] = (None, None, "unavailable: skipped (--skip-litellm)")
         else:
-            try:
-                measure("litellm", start_litellm(procs, logs, backend), LITELLM_MASTER_KEY)
-            except Exception as exc:
-                targets["litellm"] = (None, None, f"unavailable: {type(exc).__name__}: {exc}"[:200])
-            finally:
-                procs.stop_all()
+            measure_other(
+                "litellm", lambda others: start_litellm(others, logs, backend), LITELLM_MASTER_KEY
+            )
         print_table(targets, results, failover, logs)
         (logs / "results.json").write_text(
             json.dumps(

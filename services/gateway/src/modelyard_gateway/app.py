@@ -8,20 +8,21 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI, Request
 
+from modelyard_common.event_queues import consume_once
 from modelyard_common.governance import RegistryConfirmation
+from modelyard_common.infrastructure_upkeep import relay_and_purge
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import configure_logging
 from modelyard_common.outbox import OutboxRelay
 from modelyard_common.web import ReadinessCheck, ServiceRuntime, default_readiness
 from modelyard_common.web import create_app as create_service_app
-from modelyard_gateway.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
-from modelyard_gateway.endpoints import consumer as endpoint_events
-from modelyard_gateway.governance import consumer as governance_events
+from modelyard_gateway.db import ProcessedEvent, infrastructure
+from modelyard_gateway.endpoints.consumer import endpoint_queue
+from modelyard_gateway.governance.consumer import governance_queue
 from modelyard_gateway.governance.projection import projection
 from modelyard_gateway.groups.router import router as groups_router
 from modelyard_gateway.instances.check import CheckLimiter
@@ -93,17 +94,7 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
     )
     # Usage events leave by the outbox; a replica that does not connect to the broker
     # (consume_events off) leaves them to the relays of the others.
-    relay = OutboxRelay(
-        runtime.sessionmaker,
-        OutboxEvent,
-        runtime.broker,
-        database_url=settings.database_url,
-        poll_interval_s=settings.outbox_poll_interval_s,
-    )
-    runtime.retain(IdempotencyRecord.created_at, timedelta(hours=settings.idempotency_retention_h))
-    runtime.retain(
-        ProcessedEvent.processed_at, timedelta(hours=settings.processed_events_retention_h)
-    )
+    relay = relay_and_purge(runtime, infrastructure)
     app.state.routing = routing
     app.state.confirmation = RegistryConfirmation(gate, registry_http)
     app.state.check_limiter = CheckLimiter(
@@ -130,8 +121,14 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
 
     async def on_broker_ready(broker: Broker) -> None:
         replica.relay.start()
-        await endpoint_events.start_consumer(broker, runtime.sessionmaker, settings)
-        await governance_events.start_consumer(broker, runtime.sessionmaker, settings)
+        for queue in (endpoint_queue(settings), governance_queue(settings)):
+            await consume_once(
+                broker,
+                runtime.sessionmaker,
+                ProcessedEvent,
+                queue,
+                delivery_limit=settings.consumer_delivery_limit,
+            )
 
     runtime.on_broker_ready(on_broker_ready)
     await runtime.start()

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import TimestampMixin, UsageCountersMixin, new_id, schema_metadata, utcnow
-from modelyard_common.governance import ModelApprovalMixin, WorkspacePolicyMixin
+from modelyard_common.governance.tables import projection_models
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_gateway.settings import SCHEMA
 
@@ -156,19 +156,9 @@ class EndpointSequence(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ModelApproval(ModelApprovalMixin, Base):
-    """The projection of registry approvals the policy gate reads (`registry.model.*`)."""
-
-    __tablename__ = "model_approvals"
-
-
-class WorkspacePolicy(WorkspacePolicyMixin, Base):
-    """The projection of workspace gates (`registry.policy.updated`)."""
-
-    __tablename__ = "workspace_policies"
-
-
-OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure_models(Base)
+ModelApproval, WorkspacePolicy = projection_models(Base)
+infrastructure = infrastructure_models(Base)
+OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure
 
 
 class ModelUsage(UsageCountersMixin, Base):

@@ -11,6 +11,7 @@ path can move a request (and the token riding on it) to another host or port.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 # The fields that say where an instance's traffic goes; changing any of them drops the stored
@@ -25,6 +26,12 @@ DESTINATION_FIELDS = (
     "health_path",
     "proxy_url",
 )
+
+
+def destination_of(instance: object) -> dict[str, Any]:
+    """Return an instance's destination: its values of `DESTINATION_FIELDS`, by name."""
+    return {name: getattr(instance, name) for name in DESTINATION_FIELDS}
+
 
 # `/segment`s of RFC 3986 pchars without '@' (it reads as userinfo to lax parsers) and without
 # '%' (nothing to decode, so nothing hides a '..' or a '/'); a trailing '/' is allowed.

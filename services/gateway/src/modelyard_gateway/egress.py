@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -194,6 +195,20 @@ class EgressPolicy:
             await self.check_host(host or "", port, kind="local")
         if proxy_url:
             await self.check_url(proxy_url, kind="local")
+
+    async def check_destination(self, destination: Mapping[str, Any]) -> None:
+        """Raise EgressRefused unless an instance's destination may be reached.
+
+        `destination` maps the names of `DESTINATION_FIELDS` (at least kind, host, port,
+        base_url and proxy_url) to their values.
+        """
+        await self.check_instance(
+            kind=destination["kind"],
+            host=destination["host"],
+            port=destination["port"],
+            base_url=destination["base_url"],
+            proxy_url=destination["proxy_url"],
+        )
 
 
 def _split_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple[str, ...]]:

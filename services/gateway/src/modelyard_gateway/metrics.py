@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
@@ -24,60 +26,54 @@ LATENCY_BUCKETS = (
     60.0,
 )
 
-REQUESTS = Counter(
-    "modelyard_gateway_requests",
-    "Proxied requests by group, serving instance (or none) and outcome.",
-    ["workspace", "group", "instance", "outcome"],
+M = TypeVar("M", Counter, Histogram)
+
+
+def per_instance(metric: M) -> Callable[..., M]:
+    """Return `metric`'s child lookup by workspace, group, instance (and a cause), kept cached.
+
+    The hot path asks for the same few children on every request: the cache saves `labels`'
+    lock and dictionary work.
+    """
+    return lru_cache(maxsize=4096)(metric.labels)
+
+
+_PER_INSTANCE = ["workspace", "group", "instance"]
+
+requests = per_instance(
+    Counter(
+        "modelyard_gateway_requests",
+        "Proxied requests by group, serving instance (or none) and outcome.",
+        [*_PER_INSTANCE, "outcome"],
+    )
 )
-FAILURES = Counter(
-    "modelyard_gateway_upstream_failures",
-    "Failed upstream attempts by group, instance and cause.",
-    ["workspace", "group", "instance", "cause"],
+failures = per_instance(
+    Counter(
+        "modelyard_gateway_upstream_failures",
+        "Failed upstream attempts by group, instance and cause.",
+        [*_PER_INSTANCE, "cause"],
+    )
 )
-SKIPS = Counter(
-    "modelyard_gateway_instance_skips",
-    "Instances skipped without a request (cooldown, down, at capacity).",
-    ["workspace", "group", "instance", "reason"],
+skips = per_instance(
+    Counter(
+        "modelyard_gateway_instance_skips",
+        "Instances skipped without a request (cooldown, down, at capacity).",
+        [*_PER_INSTANCE, "reason"],
+    )
 )
-LATENCY = Histogram(
-    "modelyard_gateway_upstream_latency_seconds",
-    "Time from sending to an upstream until its full answer (non-streaming).",
-    ["workspace", "group", "instance"],
-    buckets=LATENCY_BUCKETS,
+latency = per_instance(
+    Histogram(
+        "modelyard_gateway_upstream_latency_seconds",
+        "Time from sending to an upstream until its full answer (non-streaming).",
+        _PER_INSTANCE,
+        buckets=LATENCY_BUCKETS,
+    )
 )
-TTFB = Histogram(
-    "modelyard_gateway_upstream_ttfb_seconds",
-    "Time from sending to an upstream until the first byte of its stream.",
-    ["workspace", "group", "instance"],
-    buckets=LATENCY_BUCKETS,
+ttfb = per_instance(
+    Histogram(
+        "modelyard_gateway_upstream_ttfb_seconds",
+        "Time from sending to an upstream until the first byte of its stream.",
+        _PER_INSTANCE,
+        buckets=LATENCY_BUCKETS,
+    )
 )
-
-
-@lru_cache(maxsize=4096)
-def requests(workspace: str, group: str, instance: str, outcome: str) -> Counter:
-    """Return the request counter child of one workspace, group, instance and outcome."""
-    return REQUESTS.labels(workspace, group, instance, outcome)
-
-
-@lru_cache(maxsize=4096)
-def failures(workspace: str, group: str, instance: str, cause: str) -> Counter:
-    """Return the failure counter child of one workspace, group, instance and cause."""
-    return FAILURES.labels(workspace, group, instance, cause)
-
-
-@lru_cache(maxsize=4096)
-def skips(workspace: str, group: str, instance: str, reason: str) -> Counter:
-    """Return the skip counter child of one workspace, group, instance and reason."""
-    return SKIPS.labels(workspace, group, instance, reason)
-
-
-@lru_cache(maxsize=4096)
-def latency(workspace: str, group: str, instance: str) -> Histogram:
-    """Return the latency histogram child of one workspace, group and instance."""
-    return LATENCY.labels(workspace, group, instance)
-
-
-@lru_cache(maxsize=4096)
-def ttfb(workspace: str, group: str, instance: str) -> Histogram:
-    """Return the time-to-first-byte histogram child of one workspace, group and instance."""
-    return TTFB.labels(workspace, group, instance)

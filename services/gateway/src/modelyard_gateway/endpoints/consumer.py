@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.contracts import (
-    ENDPOINT_GONE,
-    ENDPOINT_READY,
-    EVENTS_EXCHANGE,
-    EndpointAnnouncement,
-)
+from modelyard_common.contracts import ENDPOINT_GONE, ENDPOINT_READY, EndpointAnnouncement
+from modelyard_common.event_queues import EventQueue
 from modelyard_common.events import CloudEvent
-from modelyard_common.inbox import idempotent_handler
-from modelyard_common.messaging import Binding, Broker
 from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.db import ProcessedEvent
 from modelyard_gateway.endpoints import service
 from modelyard_gateway.settings import GatewaySettings
 
@@ -41,22 +34,8 @@ async def apply_event(
         await service.endpoint_gone(session, announcement=announcement)
 
 
-async def start_consumer(
-    broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], settings: GatewaySettings
-) -> None:
-    """Start consuming endpoint events on the gateway's durable quorum queue."""
-    handler = idempotent_handler(
-        sessionmaker,
-        ProcessedEvent,
-        QUEUE,
-        partial(apply_event, settings=settings),
-    )
-    await broker.consume(
-        QUEUE,
-        [
-            Binding(EVENTS_EXCHANGE, ENDPOINT_READY),
-            Binding(EVENTS_EXCHANGE, ENDPOINT_GONE),
-        ],
-        handler,
-        delivery_limit=settings.consumer_delivery_limit,
+def endpoint_queue(settings: GatewaySettings) -> EventQueue:
+    """Return the gateway's durable queue of the deployer's endpoint events."""
+    return EventQueue(
+        QUEUE, (ENDPOINT_READY, ENDPOINT_GONE), partial(apply_event, settings=settings)
     )

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.contracts import EVENTS_EXCHANGE
+from modelyard_common.event_queues import EventQueue
 from modelyard_common.events import CloudEvent
 from modelyard_common.governance import GOVERNANCE_ROUTING_KEYS, POLICY_UPDATED, Governance
-from modelyard_common.inbox import KeyedSerializer, idempotent_handler
-from modelyard_common.messaging import Binding, Broker
-from modelyard_gateway.db import ProcessedEvent, announce_config_change
+from modelyard_gateway.db import announce_config_change
 from modelyard_gateway.governance.projection import projection
 from modelyard_gateway.settings import GatewaySettings
 
@@ -30,19 +28,14 @@ async def apply_governance_event(
         await announce_config_change(session)
 
 
-async def start_consumer(
-    broker: Broker, sessionmaker: async_sessionmaker[AsyncSession], settings: GatewaySettings
-) -> None:
-    """Start consuming registry model and policy events (one model's events in order)."""
-    registry = idempotent_handler(
-        sessionmaker,
-        ProcessedEvent,
+def governance_queue(settings: GatewaySettings) -> EventQueue:
+    """Return the gateway's durable queue of registry model and policy events.
+
+    One model's events (or one workspace's policy changes) are applied in order.
+    """
+    return EventQueue(
         GOVERNANCE_QUEUE,
+        GOVERNANCE_ROUTING_KEYS,
         partial(apply_governance_event, gate=projection(settings)),
-    )
-    await broker.consume(
-        GOVERNANCE_QUEUE,
-        [Binding(EVENTS_EXCHANGE, key) for key in GOVERNANCE_ROUTING_KEYS],
-        KeyedSerializer(registry, lambda e: str(e.data.get("id") or e.data.get("workspace"))),
-        delivery_limit=settings.consumer_delivery_limit,
+        in_order_of=lambda e: str(e.data.get("id") or e.data.get("workspace")),
     )

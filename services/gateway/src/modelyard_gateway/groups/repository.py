@@ -14,23 +14,6 @@ from modelyard_gateway.db import GroupMember, ModelGroup
 SORTS = ("created_at", "name")
 
 
-async def get(session: AsyncSession, *, workspace: str, group_id: uuid.UUID) -> ModelGroup | None:
-    """Return the group with this id in the workspace, or None."""
-    return await session.scalar(
-        select(ModelGroup).where(ModelGroup.id == group_id, ModelGroup.workspace == workspace)
-    )
-
-
-async def name_taken(
-    session: AsyncSession, *, workspace: str, name: str, other_than: uuid.UUID | None = None
-) -> bool:
-    """Return whether another group of the workspace has this name."""
-    stmt = select(ModelGroup.id).where(ModelGroup.workspace == workspace, ModelGroup.name == name)
-    if other_than is not None:
-        stmt = stmt.where(ModelGroup.id != other_than)
-    return (await session.scalar(stmt)) is not None
-
-
 async def existing_names(
     session: AsyncSession, *, workspace: str, names: Sequence[str]
 ) -> set[str]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import AuthorizationHeader, IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.deps import AdminRoutes, creates, with_etag
+from modelyard_common.routes import Routes, no_content, with_etag
+from modelyard_gateway.deps import EnabledFilter, creates
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
 from modelyard_gateway.governance.binding import BindingGateDep
 from modelyard_gateway.governance.projection import ProjectionDep
@@ -20,66 +22,74 @@ from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
-routes = AdminRoutes(router, "/{group_id}")
+groups = Routes(router, item="/{group_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-def fill_when_committed(
-    tasks: BackgroundTasks,
-    request: Request,
-    model_id: uuid.UUID | None,
-    authorization: str | None,
-) -> None:
-    """Once the group is committed, have the deployer announce what already runs for it."""
-    if model_id is None:
-        return
-    tasks.add_task(
-        ask_deployer_to_announce,
-        deployer_url=request.app.state.settings.deployer_url,
-        model_id=model_id,
-        authorization=authorization,
-    )
+@dataclass(frozen=True, slots=True)
+class Filling:
+    """Fills a bound group once it is committed: the deployer announces what already runs."""
+
+    tasks: BackgroundTasks
+    deployer_url: str
+    authorization: str | None
+
+    def after_commit(self, model_id: uuid.UUID | None) -> None:
+        """Once the group is committed, have the deployer announce what runs for `model_id`."""
+        if model_id is None:
+            return
+        self.tasks.add_task(
+            ask_deployer_to_announce,
+            deployer_url=self.deployer_url,
+            model_id=model_id,
+            authorization=self.authorization,
+        )
 
 
-@routes.listing("list_groups", "List the workspace's model groups")
+def filling(
+    tasks: BackgroundTasks, request: Request, authorization: AuthorizationHeader = None
+) -> Filling:
+    """Return this request's filling, asking the deployer as the caller."""
+    return Filling(tasks, request.app.state.settings.deployer_url, authorization)
+
+
+FillingDep = Annotated[Filling, Depends(filling)]
+
+
+@groups.listing("list_groups", "List the workspace's model groups", problems=(401, 403, 422))
 async def list_groups(
     session: SessionDep,
     principal: Viewer,
     paging: Paging,
     governance: ProjectionDep,
-    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
+    enabled: EnabledFilter = None,
 ) -> Page[GroupRead]:
     """Return one page of the workspace's model groups."""
-    items, cursor = await service.list_groups(
+    return await service.list_groups(
         session, principal=principal, params=paging, enabled=enabled, governance=governance
     )
-    return Page(items=items, next_cursor=cursor)
 
 
-@routes.creating(
+@groups.creating(
     "create_group",
     "Create a model group (the name clients send as `model`)",
-    GroupRead,
-    409,
-    422,
-    503,
+    problems=(401, 403, 409, 422, 503),
+    response_model=GroupRead,
 )
 async def create_group(
     session: SessionDep,
     principal: Editor,
     body: GroupCreate,
-    tasks: BackgroundTasks,
-    request: Request,
     gate: BindingGateDep,
-    authorization: AuthorizationHeader = None,
+    fill: FillingDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create a group; `instance_ids` is the failover order.
 
     A group bound to a registry model also serves the deployments already running for it.
     """
-    fill_when_committed(tasks, request, body.registry_model_id, authorization)
+    fill.after_commit(body.registry_model_id)
     return await creates.respond(
         session,
         principal=principal,
@@ -91,7 +101,7 @@ async def create_group(
     )
 
 
-@routes.reading("get_group", "Get a model group", GroupRead)
+@groups.reading("get_group", "Get a model group", problems=(401, 403, 404))
 async def get_group(
     session: SessionDep,
     principal: Viewer,
@@ -106,8 +116,10 @@ async def get_group(
     return with_etag(response, found)
 
 
-@routes.changing(
-    "update_group", "Change a model group (If-Match required)", GroupRead, 409, 412, 422, 428, 503
+@groups.changing(
+    "update_group",
+    "Change a model group (If-Match required)",
+    problems=(401, 403, 404, 409, 412, 422, 428, 503),
 )
 async def update_group(
     session: SessionDep,
@@ -115,10 +127,8 @@ async def update_group(
     group_id: uuid.UUID,
     body: GroupUpdate,
     response: Response,
-    tasks: BackgroundTasks,
-    request: Request,
     gate: BindingGateDep,
-    authorization: AuthorizationHeader = None,
+    fill: FillingDep,
     if_match: IfMatch = None,
 ) -> GroupRead:
     """Change the given fields; `If-Match` must carry the current ETag."""
@@ -131,11 +141,14 @@ async def update_group(
         gate=gate,
     )
     if "registry_model_id" in body.model_fields_set:
-        fill_when_committed(tasks, request, updated.registry_model_id, authorization)
+        fill.after_commit(updated.registry_model_id)
     return with_etag(response, updated)
 
 
-@routes.deleting("delete_group", "Delete a model group (its instances stay)")
-async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> None:
+@groups.deleting(
+    "delete_group", "Delete a model group (its instances stay)", problems=(401, 403, 404)
+)
+async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UUID) -> Response:
     """Delete a group; its instances stay."""
     await service.delete_group(session, principal=principal, group_id=group_id)
+    return no_content()

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, Field, StrictBool
 
 from modelyard_common.governance import ApprovalState, Gate
+from modelyard_common.schema_examples import examples_config
 from modelyard_gateway.fields import Name
 
 
@@ -28,10 +29,7 @@ InstanceIds = Annotated[
 class EndpointPriority(BaseModel):
     """Failover order of a bound group's deployments, by one device label."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"label": "site", "values": ["berlin", "paris"]}]},
-    )
+    model_config = examples_config({"label": "site", "values": ["berlin", "paris"]}, extra="forbid")
 
     label: str = Field(min_length=1, max_length=100)
     values: list[Annotated[str, Field(max_length=200)]] = Field(max_length=100)
@@ -40,20 +38,16 @@ class EndpointPriority(BaseModel):
 class GroupCreate(BaseModel):
     """A new model group."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "chat",
-                    "description": "General chat: local Llama first, cloud as fallback.",
-                    "instance_ids": [
-                        "0f8fad5b-d9cb-469f-a165-70867728950e",
-                        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
-                    ],
-                }
-            ]
+    model_config = examples_config(
+        {
+            "name": "chat",
+            "description": "General chat: local Llama first, cloud as fallback.",
+            "instance_ids": [
+                "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            ],
         },
+        extra="forbid",
     )
 
     name: Name = Field(description="What clients send as `model`.")
@@ -74,7 +68,7 @@ class GroupCreate(BaseModel):
 class GroupUpdate(BaseModel):
     """Fields to change; absent ones stay. `instance_ids` replaces the whole order."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
+    model_config = examples_config({"enabled": False}, extra="forbid")
 
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
@@ -87,17 +81,12 @@ class GroupUpdate(BaseModel):
 class GroupPolicy(BaseModel):
     """How the workspace's policy gate judges the registry model a group follows."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "gate": "enforce",
-                    "approval": "blocked",
-                    "serving": False,
-                    "reason": "Model sentiment is blocked (by carol: bias found); it may not be "
-                    "served.",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "gate": "enforce",
+            "approval": "blocked",
+            "serving": False,
+            "reason": "Model sentiment is blocked (by carol: bias found); it may not be served.",
         }
     )
 

@@ -9,20 +9,20 @@ import uuid
 from collections import deque
 from typing import Annotated
 
-import aiohttp
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, FieldError, ProblemError, UnprocessableError
-from modelyard_gateway.crypto import SecretBox
-from modelyard_gateway.destination import DESTINATION_FIELDS, DestinationError, join
-from modelyard_gateway.egress import EgressPolicy
+from modelyard_common.errors import ConflictError, ProblemError, UnprocessableError, field_error
+from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.destination import DestinationError, destination_of, join
 from modelyard_gateway.instances.schemas import InstanceCheck
-from modelyard_gateway.instances.service import check_egress, require
+from modelyard_gateway.instances.service import check_egress
 from modelyard_gateway.routing.catalog import build_instance
+from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.routing.repository import publish_check
 from modelyard_gateway.routing.upstream import probe
+from modelyard_gateway.workspace_rows import require
 
 log = logging.getLogger("modelyard.gateway.instances")
 
@@ -74,46 +74,42 @@ CheckLimiterDep = Annotated[CheckLimiter, Depends(get_check_limiter)]
 
 
 async def probe_instance(
-    session: AsyncSession,
-    *,
-    engine: AsyncEngine,
-    box: SecretBox,
-    egress: EgressPolicy,
-    client: aiohttp.ClientSession,
-    principal: Principal,
-    instance_id: uuid.UUID,
-    default_path: str,
-    timeout_s: float,
-    down_after: int,
+    session: AsyncSession, *, routing: RoutingEngine, principal: Principal, instance_id: uuid.UUID
 ) -> InstanceCheck:
-    """Return the result of probing an instance now (and share it as a health check)."""
-    row = await require(session, principal.workspace, instance_id)
+    """Return the result of probing an instance now (and share it as a health check).
+
+    The probe is the routing's health check (its settings' path, timeout and threshold), made
+    with its client, secrets and egress policy.
+    """
+    settings = routing.settings
+    default_path = settings.health_path
+    row = await require(session, ModelInstance, workspace=principal.workspace, row_id=instance_id)
     path = default_path if row.health_path is None else row.health_path
     try:
         # Names are resolved again: what was allowed when it was saved may point elsewhere now.
-        await check_egress(egress, {f: getattr(row, f) for f in DESTINATION_FIELDS})
-        route = build_instance(row, box)
+        await check_egress(routing.egress, destination_of(row))
+        route = build_instance(row, routing.box)
         url = join(route.base_url, path or default_path)
     except (UnprocessableError, DestinationError) as exc:
         # Refused before any connection, in one shape whatever the target: no port scanner.
         log.warning("check of instance %s refused: %s", row.id, exc)
         raise UnprocessableError(
             CHECK_REFUSED,
-            errors=[
-                FieldError(loc=["body"], field="", message=CHECK_REFUSED, type="egress_refused")
-            ],
+            errors=[field_error(["body"], message=CHECK_REFUSED, type="egress_refused")],
         ) from None
     except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
         raise ConflictError(
             "The instance has a header value that is not Latin-1 text; set its headers again."
         ) from exc
-    result = await probe(client, route, path=path or default_path, timeout_s=timeout_s)
+    result = await probe(
+        routing.client, route, path=path or default_path, timeout_s=settings.health_timeout_s
+    )
     await publish_check(
-        engine,
+        routing.engine,
         row.id,
         ok=result.ok,
         reason=f"health check: {result.code}" if not result.ok else "",
-        threshold=down_after,
+        threshold=settings.health_failures,
     )
     # The outcome as a fixed word (`connect_failed`, `timeout`, `http_status`, ...): never the
     # transport's text, which would tell a closed port from a filtered one in its own words.

@@ -14,29 +14,6 @@ from modelyard_gateway.db import GroupMember, InstanceState, ModelGroup, ModelIn
 SORTS = ("created_at", "name")
 
 
-async def get(
-    session: AsyncSession, *, workspace: str, instance_id: uuid.UUID
-) -> ModelInstance | None:
-    """Return the instance with this id in the workspace, or None."""
-    return await session.scalar(
-        select(ModelInstance).where(
-            ModelInstance.id == instance_id, ModelInstance.workspace == workspace
-        )
-    )
-
-
-async def name_taken(
-    session: AsyncSession, *, workspace: str, name: str, other_than: uuid.UUID | None = None
-) -> bool:
-    """Return whether another instance of the workspace has this name."""
-    stmt = select(ModelInstance.id).where(
-        ModelInstance.workspace == workspace, ModelInstance.name == name
-    )
-    if other_than is not None:
-        stmt = stmt.where(ModelInstance.id != other_than)
-    return (await session.scalar(stmt)) is not None
-
-
 async def page(
     session: AsyncSession,
     *,

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from modelyard_common.auth import Admin, Operator, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.deps import AdminRoutes, creates, with_etag
+from modelyard_common.routes import Routes, no_content, with_etag
+from modelyard_gateway.deps import EnabledFilter, creates
 from modelyard_gateway.instances import service
 from modelyard_gateway.instances.check import CheckLimiterDep, probe_instance
 from modelyard_gateway.instances.repository import SORTS
@@ -31,27 +31,33 @@ from modelyard_gateway.instances.schemas import (
 from modelyard_gateway.routing.engine import RoutingDep
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
-routes = AdminRoutes(router, "/{instance_id}")
+instances = Routes(router, item="/{instance_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-@routes.listing("list_instances", "List the workspace's model instances")
+@instances.listing(
+    "list_instances", "List the workspace's model instances", problems=(401, 403, 422)
+)
 async def list_instances(
     session: SessionDep,
     principal: Viewer,
     paging: Paging,
     kind: Annotated[InstanceKind | None, Query(description="Only this kind.")] = None,
-    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) ones.")] = None,
+    enabled: EnabledFilter = None,
 ) -> Page[InstanceRead]:
     """Return one page of the workspace's instances, each with its shared health."""
-    items, cursor = await service.list_instances(
+    return await service.list_instances(
         session, principal=principal, params=paging, kind=kind, enabled=enabled
     )
-    return Page(items=items, next_cursor=cursor)
 
 
-@routes.creating("create_instance", "Create a model instance (a backend)", InstanceRead, 409, 422)
+@instances.creating(
+    "create_instance",
+    "Create a model instance (a backend)",
+    problems=(401, 403, 409, 422),
+    response_model=InstanceRead,
+)
 async def create_instance(
     session: SessionDep,
     routing: RoutingDep,
@@ -73,7 +79,9 @@ async def create_instance(
     )
 
 
-@routes.reading("get_instance", "Get a model instance with its shared health", InstanceRead)
+@instances.reading(
+    "get_instance", "Get a model instance with its shared health", problems=(401, 403, 404)
+)
 async def get_instance(
     session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
 ) -> InstanceRead:
@@ -82,14 +90,10 @@ async def get_instance(
     return with_etag(response, found)
 
 
-@routes.changing(
+@instances.changing(
     "update_instance",
     "Change a model instance (If-Match required)",
-    InstanceRead,
-    409,
-    412,
-    422,
-    428,
+    problems=(401, 403, 404, 409, 412, 422, 428),
 )
 async def update_instance(
     session: SessionDep,
@@ -113,18 +117,24 @@ async def update_instance(
     return with_etag(response, updated)
 
 
-@routes.deleting("delete_instance", "Delete a model instance that no group lists", 409)
-async def delete_instance(session: SessionDep, principal: Operator, instance_id: uuid.UUID) -> None:
+@instances.deleting(
+    "delete_instance",
+    "Delete a model instance that no group lists",
+    problems=(401, 403, 404, 409),
+)
+async def delete_instance(
+    session: SessionDep, principal: Operator, instance_id: uuid.UUID
+) -> Response:
     """Delete an instance; 409 names the groups that still list it."""
     await service.delete_instance(session, principal=principal, instance_id=instance_id)
+    return no_content()
 
 
-@router.post(
-    "/{instance_id}/check",
-    operation_id="check_instance",
-    summary="Probe a model instance now: latency or the error",
-    response_model=InstanceCheck,
-    responses=problem_responses(401, 403, 404, 409, 422, 429),
+@instances.acting(
+    "check_instance",
+    "Probe a model instance now: latency or the error",
+    problems=(401, 403, 404, 409, 422, 429),
+    subpath="/check",
 )
 async def check_instance(
     session: SessionDep,
@@ -141,16 +151,6 @@ async def check_instance(
     within `_CHECK_WINDOW_S` (429 with `Retry-After` past it).
     """
     limiter.take(instance_id)
-    settings = routing.settings
     return await probe_instance(
-        session,
-        engine=routing.engine,
-        box=routing.box,
-        egress=routing.egress,
-        client=routing.client,
-        principal=principal,
-        instance_id=instance_id,
-        default_path=settings.health_path,
-        timeout_s=settings.health_timeout_s,
-        down_after=settings.health_failures,
+        session, routing=routing, principal=principal, instance_id=instance_id
     )

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_gateway.fields import Name
 from modelyard_gateway.instances.validation import (
     HEADERS_SCHEMA,
@@ -223,10 +224,8 @@ def check_kind_fields(
 class InstanceUpdate(_InstanceFields):
     """Fields to change; absent ones stay. `token: ""` removes the token."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={"examples": [{"enabled": False}, {"read_timeout_s": 30}]},
+    model_config = examples_config(
+        {"enabled": False}, {"read_timeout_s": 30}, extra="forbid", allow_inf_nan=False
     )
 
     name: Name | None = None
@@ -300,25 +299,21 @@ class InstanceRead(BaseModel):
 class InstanceCheck(BaseModel):
     """The result of probing an instance now."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "ok": True,
-                    "latency_ms": 3.2,
-                    "status_code": 200,
-                    "error": None,
-                    "url": "http://10.0.0.12:8080/v1/models",
-                },
-                {
-                    "ok": False,
-                    "latency_ms": 0.4,
-                    "status_code": None,
-                    "error": "connect_failed",
-                    "url": "http://10.0.0.12:8080/v1/models",
-                },
-            ]
-        }
+    model_config = examples_config(
+        {
+            "ok": True,
+            "latency_ms": 3.2,
+            "status_code": 200,
+            "error": None,
+            "url": "http://10.0.0.12:8080/v1/models",
+        },
+        {
+            "ok": False,
+            "latency_ms": 0.4,
+            "status_code": None,
+            "error": "connect_failed",
+            "url": "http://10.0.0.12:8080/v1/models",
+        },
     )
 
     ok: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import (
     ConflictError,
-    FieldError,
     ForbiddenError,
     UnprocessableError,
-    found,
+    field_error,
     reject_nulls,
 )
 from modelyard_common.http import check_if_match, make_etag
-from modelyard_common.pagination import PageParams
+from modelyard_common.pagination import Page, PageParams
+from modelyard_common.views import view_of
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
 from modelyard_gateway.destination import DESTINATION_FIELDS
@@ -34,6 +35,12 @@ from modelyard_gateway.instances.schemas import (
 )
 from modelyard_gateway.instances.secrets import seal, seal_headers
 from modelyard_gateway.instances.validation import looks_like_credential
+from modelyard_gateway.workspace_rows import (
+    ensure_name_free,
+    ensure_rename_free,
+    require,
+    save_change,
+)
 
 _SECRET_FIELDS = {"token", "proxy_password", "secret_headers"}
 # Where requests go (`destination.DESTINATION_FIELDS`, health_path included): changing any of
@@ -75,65 +82,34 @@ def visible_headers(headers: dict[str, str] | None) -> dict[str, str]:
 
 def to_read(row: ModelInstance, state: InstanceState | None) -> InstanceRead:
     """Return the API view of an instance (secrets left out)."""
-    return InstanceRead(
-        id=row.id,
-        name=row.name,
-        kind=InstanceKind(row.kind),
-        host=row.host,
-        port=row.port,
-        protocol=row.protocol,
-        path_prefix=row.path_prefix,
-        base_url=row.base_url,
+    return view_of(
+        InstanceRead,
+        row,
         has_token=row.token_sealed is not None,
-        proxy_url=row.proxy_url,
-        proxy_username=row.proxy_username,
         has_proxy_password=row.proxy_password_sealed is not None,
         extra_headers=visible_headers(row.extra_headers),
         has_secret_headers=row.secret_headers_sealed is not None,
         secret_header_names=list(row.secret_header_names or []),
-        upstream_model=row.upstream_model,
-        connect_timeout_s=row.connect_timeout_s,
-        read_timeout_s=row.read_timeout_s,
-        max_concurrency=row.max_concurrency,
-        default_params=row.default_params,
-        param_caps=row.param_caps,
-        health_path=row.health_path,
-        enabled=row.enabled,
         health=health_of(state),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
         etag=make_etag(row.revision),
     )
 
 
-async def check_egress(egress: EgressPolicy, destination: dict[str, Any]) -> None:
+async def views(session: AsyncSession, rows: Sequence[ModelInstance]) -> list[InstanceRead]:
+    """Return the API views of instances, each with its shared health."""
+    states = await repository.states(session, ids=[r.id for r in rows])
+    return [to_read(r, states.get(r.id)) for r in rows]
+
+
+async def check_egress(egress: EgressPolicy, destination: Mapping[str, Any]) -> None:
     """Raise a 422 problem unless the egress policy lets the gateway reach the destination."""
     try:
-        await egress.check_instance(
-            kind=destination["kind"],
-            host=destination["host"],
-            port=destination["port"],
-            base_url=destination["base_url"],
-            proxy_url=destination["proxy_url"],
-        )
+        await egress.check_destination(destination)
     except EgressRefused as exc:
         raise UnprocessableError(
             f"The gateway may not connect there: {exc}.",
-            errors=[FieldError(loc=["body"], field="", message=str(exc), type="egress_refused")],
+            errors=[field_error(["body"], message=str(exc), type="egress_refused")],
         ) from exc
-
-
-async def require(session: AsyncSession, workspace: str, instance_id: uuid.UUID) -> ModelInstance:
-    """Return the instance with this id in the workspace (404 otherwise)."""
-    row = await repository.get(session, workspace=workspace, instance_id=instance_id)
-    return found(row, f"No instance {instance_id} in this workspace.")
-
-
-async def _ensure_name_free(
-    session: AsyncSession, workspace: str, name: str, other_than: uuid.UUID | None = None
-) -> None:
-    if await repository.name_taken(session, workspace=workspace, name=name, other_than=other_than):
-        raise ConflictError(f"An instance named '{name}' already exists in this workspace.")
 
 
 async def create_instance(
@@ -145,7 +121,7 @@ async def create_instance(
     body: InstanceCreate,
 ) -> InstanceRead:
     """Return the new instance after storing it (secrets encrypted, destination allowed)."""
-    await _ensure_name_free(session, principal.workspace, body.name)
+    await ensure_name_free(session, ModelInstance, workspace=principal.workspace, name=body.name)
     fields = body.model_dump(exclude=_SECRET_FIELDS)
     await check_egress(egress, {f: fields[f] for f in DESTINATION_FIELDS})
     headers_sealed, header_names = seal_headers(box, body.secret_headers)
@@ -169,9 +145,9 @@ async def get_instance(
     session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
 ) -> InstanceRead:
     """Return one instance of the principal's workspace."""
-    row = await require(session, principal.workspace, instance_id)
-    states = await repository.states(session, ids=[row.id])
-    return to_read(row, states.get(row.id))
+    row = await require(session, ModelInstance, workspace=principal.workspace, row_id=instance_id)
+    [view] = await views(session, [row])
+    return view
 
 
 async def list_instances(
@@ -181,8 +157,8 @@ async def list_instances(
     params: PageParams,
     kind: InstanceKind | None,
     enabled: bool | None,
-) -> tuple[list[InstanceRead], str | None]:
-    """Return one page of the workspace's instances and the next cursor."""
+) -> Page[InstanceRead]:
+    """Return one page of the workspace's instances."""
     rows, cursor = await repository.page(
         session,
         workspace=principal.workspace,
@@ -190,8 +166,7 @@ async def list_instances(
         kind=kind.value if kind else None,
         enabled=enabled,
     )
-    states = await repository.states(session, ids=[r.id for r in rows])
-    return [to_read(r, states.get(r.id)) for r in rows], cursor
+    return Page(items=await views(session, rows), next_cursor=cursor)
 
 
 async def update_instance(
@@ -208,7 +183,7 @@ async def update_instance(
 
     A new destination drops every sealed secret that this request does not send again.
     """
-    row = await require(session, principal.workspace, instance_id)
+    row = await require(session, ModelInstance, workspace=principal.workspace, row_id=instance_id)
     check_if_match(if_match, row.revision)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude=_SECRET_FIELDS)
     nullable = {
@@ -232,10 +207,9 @@ async def update_instance(
     except ValueError as exc:
         raise UnprocessableError(
             str(exc),
-            errors=[FieldError(loc=["body"], field="", message=str(exc), type="value_error")],
+            errors=[field_error(["body"], message=str(exc), type="value_error")],
         ) from exc
-    if "name" in changes and changes["name"] != row.name:
-        await _ensure_name_free(session, principal.workspace, changes["name"], row.id)
+    await ensure_rename_free(session, row, changes.get("name"))
     moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
     if moved and not principal.has_role(Role.admin):
         raise ForbiddenError(
@@ -253,19 +227,16 @@ async def update_instance(
         row.proxy_password_sealed = seal(box, body.proxy_password)
     if "secret_headers" in sent or moved:
         row.secret_headers_sealed, row.secret_header_names = seal_headers(box, body.secret_headers)
-    row.revision += 1
-    row.updated_at = datetime.now(UTC)
-    await session.flush()
-    await announce_config_change(session)
-    states = await repository.states(session, ids=[row.id])
-    return to_read(row, states.get(row.id))
+    await save_change(session, row)
+    [view] = await views(session, [row])
+    return view
 
 
 async def delete_instance(
     session: AsyncSession, *, principal: Principal, instance_id: uuid.UUID
 ) -> None:
     """Delete an instance no group lists (409 naming the groups otherwise)."""
-    row = await require(session, principal.workspace, instance_id)
+    row = await require(session, ModelInstance, workspace=principal.workspace, row_id=instance_id)
     groups = await repository.group_names_using(session, instance_id=row.id)
     if groups:
         raise ConflictError(

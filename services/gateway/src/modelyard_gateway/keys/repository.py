@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,13 +9,6 @@ from modelyard_common.pagination import PageParams, paginate_entity
 from modelyard_gateway.db import ApiKey
 
 SORTS = ("created_at", "name")
-
-
-async def get(session: AsyncSession, *, workspace: str, key_id: uuid.UUID) -> ApiKey | None:
-    """Return the key with this id in the workspace, or None."""
-    return await session.scalar(
-        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace == workspace)
-    )
 
 
 async def page(

@@ -9,21 +9,25 @@ from fastapi import APIRouter, Depends, Query
 
 from modelyard_common.auth import Operator, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import problem_responses
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_gateway.deps import AdminRoutes, creates
+from modelyard_common.routes import Routes
+from modelyard_gateway.deps import creates
 from modelyard_gateway.keys import service
 from modelyard_gateway.keys.repository import SORTS
 from modelyard_gateway.keys.schemas import KeyCreate, KeyCreated, KeyRead
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
-routes = AdminRoutes(router, "/{key_id}")
+keys = Routes(router, item="/{key_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
 
 
-@routes.listing("list_keys", "List the workspace's client API keys (never the keys themselves)")
+@keys.listing(
+    "list_keys",
+    "List the workspace's client API keys (never the keys themselves)",
+    problems=(401, 403, 422),
+)
 async def list_keys(
     session: SessionDep,
     principal: Viewer,
@@ -31,14 +35,14 @@ async def list_keys(
     revoked: Annotated[bool | None, Query(description="Only revoked (or live) keys.")] = None,
 ) -> Page[KeyRead]:
     """Return one page of the workspace's keys (never the keys themselves)."""
-    items, cursor = await service.list_keys(
-        session, principal=principal, params=paging, revoked=revoked
-    )
-    return Page(items=items, next_cursor=cursor)
+    return await service.list_keys(session, principal=principal, params=paging, revoked=revoked)
 
 
-@routes.creating(
-    "create_key", "Create a client API key; the key is shown only in this answer", KeyCreated, 422
+@keys.creating(
+    "create_key",
+    "Create a client API key; the key is shown only in this answer",
+    problems=(401, 403, 422),
+    response_model=KeyCreated,
 )
 async def create_key(
     session: SessionDep,
@@ -62,18 +66,17 @@ async def create_key(
     )
 
 
-@routes.reading("get_key", "Get a client API key (without the key)", KeyRead)
+@keys.reading("get_key", "Get a client API key (without the key)", problems=(401, 403, 404))
 async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> KeyRead:
     """Return one key (without the key)."""
     return await service.get_key(session, principal=principal, key_id=key_id)
 
 
-@router.delete(
-    "/{key_id}",
-    operation_id="revoke_key",
-    summary="Revoke a client API key; it stops working within a second on every replica",
-    response_model=KeyRead,
-    responses=problem_responses(401, 403, 404),
+@keys.deleting(
+    "revoke_key",
+    "Revoke a client API key; it stops working within a second on every replica",
+    problems=(401, 403, 404),
+    status_code=200,
 )
 async def revoke_key(session: SessionDep, principal: Operator, key_id: uuid.UUID) -> KeyRead:
     """Revoke a key; every replica refuses it within a second."""

@@ -5,18 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_gateway.fields import Name
 
 
 class KeyCreate(BaseModel):
     """A new client API key, for all groups of the workspace or only some."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"name": "support-chatbot", "groups": ["chat"]}]},
-    )
+    model_config = examples_config({"name": "support-chatbot", "groups": ["chat"]}, extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     groups: list[Name] | None = Field(
@@ -39,20 +37,16 @@ class KeyRead(BaseModel):
 class KeyCreated(KeyRead):
     """A client API key just created: `key` appears only in this answer."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                    "name": "support-chatbot",
-                    "groups": ["chat"],
-                    "key": "sk-my-...",
-                    "key_hint": "sk-my-AbCd",
-                    "created_by": "alice",
-                    "created_at": "2026-01-01T00:00:00Z",
-                    "revoked_at": None,
-                }
-            ]
+    model_config = examples_config(
+        {
+            "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "name": "support-chatbot",
+            "groups": ["chat"],
+            "key": "sk-my-...",
+            "key_hint": "sk-my-AbCd",
+            "created_by": "alice",
+            "created_at": "2026-01-01T00:00:00Z",
+            "revoked_at": None,
         }
     )
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from modelyard_common.schema_examples import examples_config
 
 
 class OpenAIErrorDetail(BaseModel):
@@ -27,18 +29,14 @@ class OpenAIErrorDetail(BaseModel):
 class OpenAIError(BaseModel):
     """An error in OpenAI's shape, as the official SDKs expect it."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "error": {
-                        "message": "The model 'chat' does not exist or you do not have access.",
-                        "type": "invalid_request_error",
-                        "code": "model_not_found",
-                        "param": "model",
-                    }
-                }
-            ]
+    model_config = examples_config(
+        {
+            "error": {
+                "message": "The model 'chat' does not exist or you do not have access.",
+                "type": "invalid_request_error",
+                "code": "model_not_found",
+                "param": "model",
+            }
         }
     )
 
@@ -62,17 +60,13 @@ class ModelList(BaseModel):
 class PassThroughRequest(BaseModel):
     """An OpenAI request body; every field besides `model` and `stream` passes through as is."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "chat",
-                    "messages": [{"role": "user", "content": "Hello"}],
-                    "stream": False,
-                }
-            ]
+    model_config = examples_config(
+        {
+            "model": "chat",
+            "messages": [{"role": "user", "content": "Hello"}],
+            "stream": False,
         },
+        extra="allow",
     )
 
     model: str = Field(description="A model group's name; rewritten to the instance's model.")

@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from modelyard_common.governance import Governance
 from modelyard_gateway.crypto import SecretBox, hash_api_key
 from modelyard_gateway.db import ModelInstance
-from modelyard_gateway.destination import DestinationError, check_base, local_base
+from modelyard_gateway.destination import (
+    DestinationError,
+    check_base,
+    destination_of,
+    local_base,
+)
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.governance.serving import serve_verdicts
 from modelyard_gateway.routing import repository
@@ -33,26 +38,20 @@ NEGATIVE_KEY_TTL_S = 2.0
 NEGATIVE_KEY_MAX = 10_000
 
 
-def instance_base_url(
-    *,
-    kind: str,
-    host: str | None,
-    port: int | None,
-    protocol: str,
-    path_prefix: str,
-    base_url: str | None,
-) -> str:
-    """Return the URL that `/v1/...` paths are joined to (a trailing `/v1` is dropped).
+def instance_base_url(row: ModelInstance) -> str:
+    """Return the URL that an instance's `/v1/...` paths are joined to (a trailing `/v1` dropped).
 
     Raises DestinationError when the stored parts do not make a safe URL (rows written before
     paths were checked): such an instance is left out of routing and never probed.
     """
-    if kind == "cloud":
-        base = check_base((base_url or "").rstrip("/"))
+    if row.kind == "cloud":
+        base = check_base((row.base_url or "").rstrip("/"))
     else:
-        if not host or port is None:
+        if not row.host or row.port is None:
             raise DestinationError("a local instance needs host and port")
-        base = local_base(protocol=protocol, host=host, port=port, path_prefix=path_prefix)
+        base = local_base(
+            protocol=row.protocol, host=row.host, port=row.port, path_prefix=row.path_prefix
+        )
     return base[:-3] if base.endswith("/v1") else base
 
 
@@ -125,14 +124,7 @@ def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
     if row.token_sealed:
         headers["Authorization"] = "Bearer " + box.open(row.token_sealed)
     proxy_headers = None
-    base_url = instance_base_url(
-        kind=row.kind,
-        host=row.host,
-        port=row.port,
-        protocol=row.protocol,
-        path_prefix=row.path_prefix,
-        base_url=row.base_url,
-    )
+    base_url = instance_base_url(row)
     if row.proxy_username:
         password = box.open(row.proxy_password_sealed) if row.proxy_password_sealed else ""
         proxy_headers = {
@@ -295,13 +287,7 @@ class Catalog:
 
         async def refused(row: ModelInstance) -> bool:
             try:
-                await egress.check_instance(
-                    kind=row.kind,
-                    host=row.host,
-                    port=row.port,
-                    base_url=row.base_url,
-                    proxy_url=row.proxy_url,
-                )
+                await egress.check_destination(destination_of(row))
             except EgressRefused as exc:
                 log.error("instance %s left out of routing: %s", row.id, exc)
                 return True

@@ -86,6 +86,17 @@ async def _instance_exists(conn: AsyncConnection, instance_id: uuid.UUID) -> boo
     return bool(found)
 
 
+async def _write_state(
+    engine: AsyncEngine, instance_id: uuid.UUID, statement: str, values: dict[str, Any]
+) -> None:
+    """Run `statement` on an existing instance's shared state row, then notify every replica."""
+    async with engine.begin() as conn:
+        if not await _instance_exists(conn, instance_id):
+            return
+        await conn.execute(text(statement), {"id": instance_id, **values})
+        await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
+
+
 async def publish_cooldown(
     engine: AsyncEngine,
     instance_id: uuid.UUID,
@@ -97,29 +108,24 @@ async def publish_cooldown(
     reason: str,
 ) -> None:
     """Store an instance's cooldown (and its backoff) in the shared table and notify replicas."""
-    async with engine.begin() as conn:
-        if not await _instance_exists(conn, instance_id):
-            return
-        await conn.execute(
-            text(
-                "INSERT INTO gateway.instance_states (instance_id, cooldown_until, cooldown_level,"
-                " retry_until, cooldown_cause, health_down, check_failures, reason, updated_at)"
-                " VALUES (:id, :until, :level, :retry_until, :cause, false, 0, :reason, now())"
-                " ON CONFLICT (instance_id) DO UPDATE SET cooldown_until = EXCLUDED.cooldown_until,"
-                " cooldown_level = EXCLUDED.cooldown_level, retry_until = EXCLUDED.retry_until,"
-                " cooldown_cause = EXCLUDED.cooldown_cause,"
-                " reason = EXCLUDED.reason, updated_at = now()"
-            ),
-            {
-                "id": instance_id,
-                "until": until,
-                "level": level,
-                "retry_until": retry_until,
-                "cause": cause[:40],
-                "reason": reason[:500],
-            },
-        )
-        await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
+    await _write_state(
+        engine,
+        instance_id,
+        "INSERT INTO gateway.instance_states (instance_id, cooldown_until, cooldown_level,"
+        " retry_until, cooldown_cause, health_down, check_failures, reason, updated_at)"
+        " VALUES (:id, :until, :level, :retry_until, :cause, false, 0, :reason, now())"
+        " ON CONFLICT (instance_id) DO UPDATE SET cooldown_until = EXCLUDED.cooldown_until,"
+        " cooldown_level = EXCLUDED.cooldown_level, retry_until = EXCLUDED.retry_until,"
+        " cooldown_cause = EXCLUDED.cooldown_cause,"
+        " reason = EXCLUDED.reason, updated_at = now()",
+        {
+            "until": until,
+            "level": level,
+            "retry_until": retry_until,
+            "cause": cause[:40],
+            "reason": reason[:500],
+        },
+    )
 
 
 # Failure codes a good health probe disproves (so it ends their cooldown early).
@@ -159,35 +165,30 @@ async def publish_check(
     their course and end with a half-open trial, since a health path that answers says nothing
     about completions.
     """
-    async with engine.begin() as conn:
-        if not await _instance_exists(conn, instance_id):
-            return
-        await conn.execute(
-            text(
-                "INSERT INTO gateway.instance_states AS s"
-                " (instance_id, health_down, check_failures, reason, checked_at, updated_at)"
-                " VALUES (:id, :first_down, :first_failures, :reason, now(), now())"
-                " ON CONFLICT (instance_id) DO UPDATE SET"
-                " check_failures = CASE WHEN :ok THEN 0 ELSE s.check_failures + 1 END,"
-                " health_down = CASE WHEN :ok THEN false"
-                " ELSE s.check_failures + 1 >= :threshold END,"
-                " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down"
-                f" OR s.cooldown_cause IN {_REACHABILITY} THEN '' ELSE s.reason END,"
-                f" cooldown_until = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
-                " THEN NULL ELSE s.cooldown_until END,"
-                f" cooldown_level = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
-                " THEN 0 ELSE s.cooldown_level END,"
-                f" cooldown_cause = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
-                " THEN '' ELSE s.cooldown_cause END,"
-                " checked_at = now(), updated_at = now()"
-            ),
-            {
-                "id": instance_id,
-                "ok": ok,
-                "reason": "" if ok else reason[:500],
-                "threshold": threshold,
-                "first_down": (not ok) and threshold <= 1,
-                "first_failures": 0 if ok else 1,
-            },
-        )
-        await conn.execute(text(_NOTIFY_ROW), {"channel": STATE_CHANNEL, "id": instance_id})
+    await _write_state(
+        engine,
+        instance_id,
+        "INSERT INTO gateway.instance_states AS s"
+        " (instance_id, health_down, check_failures, reason, checked_at, updated_at)"
+        " VALUES (:id, :first_down, :first_failures, :reason, now(), now())"
+        " ON CONFLICT (instance_id) DO UPDATE SET"
+        " check_failures = CASE WHEN :ok THEN 0 ELSE s.check_failures + 1 END,"
+        " health_down = CASE WHEN :ok THEN false"
+        " ELSE s.check_failures + 1 >= :threshold END,"
+        " reason = CASE WHEN NOT :ok THEN :reason WHEN s.health_down"
+        f" OR s.cooldown_cause IN {_REACHABILITY} THEN '' ELSE s.reason END,"
+        f" cooldown_until = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+        " THEN NULL ELSE s.cooldown_until END,"
+        f" cooldown_level = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+        " THEN 0 ELSE s.cooldown_level END,"
+        f" cooldown_cause = CASE WHEN :ok AND s.cooldown_cause IN {_REACHABILITY}"
+        " THEN '' ELSE s.cooldown_cause END,"
+        " checked_at = now(), updated_at = now()",
+        {
+            "ok": ok,
+            "reason": "" if ok else reason[:500],
+            "threshold": threshold,
+            "first_down": (not ok) and threshold <= 1,
+            "first_failures": 0 if ok else 1,
+        },
+    )
