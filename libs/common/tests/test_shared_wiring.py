@@ -1,27 +1,21 @@
-"""Helpers the services share for their views, schemas, tables and queues (no server needed)."""
+"""Wiring the services share: the outbox relay with the bookkeeping purge, and event queues."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
-import pytest
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import DeclarativeBase
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.db import schema_metadata
 from modelyard_common.event_queues import EventQueue, consume_once
 from modelyard_common.events import CloudEvent
-from modelyard_common.governance.tables import projection_models
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_common.infrastructure_upkeep import relay_and_purge
 from modelyard_common.messaging import Binding
-from modelyard_common.schema_examples import examples_config
 from modelyard_common.settings import ServiceSettings
-from modelyard_common.views import view_of
 from modelyard_common.web import ServiceRuntime
 
 SCHEMA = "shared_wiring_test"
@@ -31,59 +25,7 @@ class _Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
 
 
-ModelApproval, WorkspacePolicy = projection_models(_Base)
 tables = infrastructure_models(_Base)
-
-
-class _Thing(BaseModel):
-    id: uuid.UUID
-    name: str
-    count: int
-    has_secret: bool
-    note: str = "none"
-
-
-@dataclass
-class _Row:
-    id: uuid.UUID
-    name: str
-    count: Any
-    secret: str | None
-
-
-def test_a_view_reads_the_row_and_the_computed_fields() -> None:
-    row = _Row(uuid.uuid4(), "alpha", "3", secret=None)
-    view = view_of(_Thing, row, has_secret=row.secret is not None, name="shown")
-    assert view == _Thing(id=row.id, name="shown", count=3, has_secret=False)
-    with pytest.raises(ValidationError):  # the schema's own validation still applies
-        view_of(_Thing, _Row(uuid.uuid4(), "beta", "many", secret="s"), has_secret=True)
-    with pytest.raises(ValidationError):  # a field neither the row nor `computed` has
-        view_of(_Thing, row)
-
-
-def test_examples_config_lists_the_examples_in_the_json_schema() -> None:
-    class _Example(BaseModel):
-        model_config = examples_config({"name": "a"}, {"name": "b"}, extra="forbid")
-
-        name: str
-
-    assert _Example.model_json_schema()["examples"] == [{"name": "a"}, {"name": "b"}]
-    with pytest.raises(ValidationError):
-        _Example.model_validate({"name": "a", "other": 1})
-
-
-def test_the_projection_classes_are_mapped_as_if_declared_on_the_base() -> None:
-    for model, table in (
-        (ModelApproval, "model_approvals"),
-        (WorkspacePolicy, "workspace_policies"),
-    ):
-        assert model.__module__ == __name__
-        assert model.__table__.name == table  # type: ignore[attr-defined]
-        assert model.__table__.schema == SCHEMA  # type: ignore[attr-defined]
-    assert [ModelApproval.__name__, WorkspacePolicy.__name__] == [
-        "ModelApproval",
-        "WorkspacePolicy",
-    ]
 
 
 class _Settings(ServiceSettings):

@@ -13,7 +13,7 @@ from modelyard_common.errors import reject_nulls
 from modelyard_common.governance import Governance
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import Page, PageParams
-from modelyard_common.views import view_of
+from modelyard_common.row_views import view_of
 from modelyard_gateway.db import ModelGroup, announce_config_change
 from modelyard_gateway.endpoints import repository as endpoints
 from modelyard_gateway.governance.binding import BindingGate

@@ -19,7 +19,7 @@ from modelyard_common.errors import (
 )
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import Page, PageParams
-from modelyard_common.views import view_of
+from modelyard_common.row_views import view_of
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.db import InstanceState, ModelInstance, announce_config_change
 from modelyard_gateway.destination import DESTINATION_FIELDS

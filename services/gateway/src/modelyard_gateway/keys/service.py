@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.pagination import Page, PageParams
-from modelyard_common.views import view_of
+from modelyard_common.row_views import view_of
 from modelyard_gateway.crypto import hash_api_key, new_api_key
 from modelyard_gateway.db import ApiKey, announce_config_change
 from modelyard_gateway.groups import repository as groups
