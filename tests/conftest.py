@@ -142,7 +142,13 @@ class ComposeSuite:
         ports = {
             name: str(commands.free_port())
             for name in (
-                "POSTGRES", "RABBITMQ", "REGISTRY", "DEPLOYER", "GATEWAY", "AGENT", "CONSOLE"
+                "POSTGRES",
+                "RABBITMQ",
+                "REGISTRY",
+                "DEPLOYER",
+                "GATEWAY",
+                "AGENT",
+                "CONSOLE",
             )
         }
         self.env = {

@@ -88,7 +88,9 @@ async def run(*argv: str, cwd: Path, timeout: float, env: dict[str, str] | None 
 async def console_dist() -> Path:
     """Return clients/console/dist, built once (`npm ci` first when node_modules is missing)."""
     if not (CONSOLE / "node_modules" / "vite").is_dir():
-        await run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=CONSOLE, timeout=300)
+        await run(
+            "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=CONSOLE, timeout=300
+        )
     await run("npm", "run", "build", cwd=CONSOLE, timeout=180)
     return CONSOLE / "dist"
 
@@ -316,7 +318,8 @@ async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_
     assert set(results) == EXPECTED_CHECKS, output[-6000:]
     failed = [f"{name}:\n{r['error']}" for name, r in results.items() if not r["ok"]]
     assert not failed, "\n\n".join(failed)
-    assert sorted(p.name for p in Path(screenshots).glob("*.png")), "no screenshots saved"
+    saved = await asyncio.to_thread(lambda: sorted(Path(screenshots).glob("*.png")))
+    assert saved, "no screenshots saved"
 
     bench = await run_node(
         CONSOLE / "bench" / "bench.mjs",

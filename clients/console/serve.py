@@ -16,6 +16,7 @@ Usage: python3 serve.py [--host H] [--port P] [--root DIR]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -61,7 +62,9 @@ class ConsoleHandler(SimpleHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         path = self.path.split("?", 1)[0]
         immutable = path.startswith("/assets/")
-        self.send_header("Cache-Control", "public, max-age=31536000, immutable" if immutable else "no-cache")
+        self.send_header(
+            "Cache-Control", "public, max-age=31536000, immutable" if immutable else "no-cache"
+        )
         super().end_headers()
 
     def do_GET(self) -> None:
@@ -89,24 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default=os.environ.get("MODELYARD_CONSOLE_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MODELYARD_CONSOLE_PORT", "8080")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("MODELYARD_CONSOLE_PORT", "8080"))
+    )
     parser.add_argument("--root", default=str(Path(__file__).parent / "dist"))
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "index.html").is_file():
         print(f"serve.py: no built console in {root} (run `npm run build`)", file=sys.stderr)
         return 1
-    handler = type("Handler", (ConsoleHandler,), {"config_body": json.dumps(console_config(dict(os.environ))).encode()})
+    handler = type(
+        "Handler",
+        (ConsoleHandler,),
+        {"config_body": json.dumps(console_config(dict(os.environ))).encode()},
+    )
     try:
         server = ThreadingHTTPServer((args.host, args.port), partial(handler, directory=str(root)))
     except OSError as exc:
-        print(f"serve.py: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"serve.py: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
+        )
         return 1
     print(f"ready http://{args.host}:{server.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

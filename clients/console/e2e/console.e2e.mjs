@@ -16,7 +16,9 @@ const heading = (page, name) => page.getByRole('heading', { name, level: 1 });
 const rowCount = (page) => page.getByRole('rowheader').count();
 
 async function openModel(page, name, tab) {
+  // A fresh list (no filters left from before): the console is opened anew in this tab.
   await page.goto(`${url}#/models`);
+  await page.reload();
   await page.getByLabel('Search AI models').fill(name);
   await page.getByRole('link', { name, exact: true }).click();
   await heading(page, name).waitFor();
@@ -67,7 +69,7 @@ const ok = await runChecks([
       await page.getByText('No AI models in this workspace yet.').waitFor();
       await screenshot(page, shots, 'models-empty');
       await switcher.selectOption('acme');
-      await page.getByRole('link', { name: seeded.linked_model, exact: true }).waitFor();
+      await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
     },
   ],
   [
@@ -75,7 +77,7 @@ const ok = await runChecks([
     async () => {
       const page = await personPage(browser, url);
       await signIn(page, 'victor');
-      await page.getByRole('link', { name: seeded.linked_model, exact: true }).waitFor();
+      await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
       expect((await page.getByRole('button', { name: 'Create an AI model' }).count()) === 0, 'Create offered to a viewer');
       await openModel(page, seeded.linked_model, 'Approval');
       await page.getByText('Review requested by').waitFor();
@@ -101,7 +103,7 @@ const ok = await runChecks([
       await page.getByRole('link', { name: `${seeded.bulk_prefix}042` }).waitFor();
       await page.getByLabel('Search AI models').fill('');
       // Learning type
-      await page.getByLabel('Learning type').selectOption({ label: 'Reinforcement' });
+      await page.getByLabel('Learning type').selectOption({ label: 'Reinforcement learning' });
       await untilRows(page, (n) => n === seeded.reinforcement_count, `${seeded.reinforcement_count} reinforcement models`);
       await page.getByLabel('Learning type').selectOption({ label: 'Any' });
       // Tag
@@ -129,7 +131,7 @@ const ok = await runChecks([
       await page.getByRole('button', { name: 'Create an AI model' }).click();
       const dialog = page.getByRole('dialog', { name: 'Create an AI model' });
       await dialog.waitFor();
-      for (const label of ['Supervised', 'Unsupervised', 'Semi-supervised', 'Reinforcement']) {
+      for (const label of ['Supervised learning', 'Unsupervised learning', 'Semi-supervised learning', 'Reinforcement learning']) {
         const radio = dialog.getByRole('radio', { name: label, exact: true });
         await radio.waitFor();
         const definition = await radio.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby')).textContent);
@@ -137,7 +139,7 @@ const ok = await runChecks([
       }
       // A name of spaces only: the registry refuses it, naming the field.
       await dialog.getByLabel('Name', { exact: true }).fill('   ');
-      await dialog.getByRole('radio', { name: 'Supervised', exact: true }).check();
+      await dialog.getByRole('radio', { name: 'Supervised learning', exact: true }).check();
       await dialog.getByRole('button', { name: 'Create', exact: true }).click();
       const name = dialog.getByRole('textbox', { name: 'Name' });
       await page.waitForFunction(() => document.querySelector('dialog [aria-invalid="true"]'));
@@ -147,7 +149,7 @@ const ok = await runChecks([
       );
       expect(described.trim().length > 0 && /char|empty|blank|white|pattern|match|name/i.test(described), `no error under Name: ${described}`);
       expect(await name.evaluate((el) => el === document.activeElement), 'focus not moved to the invalid field');
-      await screenshot(page, shots, 'create-model-error');
+      await screenshot(page, shots, 'create-model-error', { fullPage: true });
       // Now a good one, with every field and a markdown description with preview.
       await name.fill('churn-predictor');
       await dialog.getByLabel('Functionality').fill('churn prediction');
@@ -161,7 +163,7 @@ const ok = await runChecks([
       await dialog.getByLabel('Value', { exact: true }).fill('0.91');
       await dialog.getByRole('tab', { name: 'Preview' }).click();
       await dialog.getByRole('heading', { name: 'Known limits' }).waitFor();
-      await screenshot(page, shots, 'create-model');
+      await screenshot(page, shots, 'create-model', { fullPage: true });
       await dialog.getByRole('button', { name: 'Create', exact: true }).click();
       await heading(page, 'churn-predictor').waitFor();
       await page.getByText('churn prediction').waitFor();
@@ -185,14 +187,14 @@ const ok = await runChecks([
       await page.getByLabel('Find AI models').fill('churn');
       await page.getByRole('checkbox', { name: 'churn-predictor' }).check();
       await page.getByLabel('Description of use for churn-predictor').fill('ranks customers by churn risk each morning');
-      await screenshot(page, shots, 'system-form');
+      await screenshot(page, shots, 'system-form', { fullPage: true });
       await page.getByRole('button', { name: 'Create the AI system' }).click();
       await heading(page, 'AI systems').waitFor();
       await page.getByRole('link', { name: 'retention-desk' }).waitFor();
       await openModel(page, 'churn-predictor');
       await page.getByRole('cell', { name: 'ranks customers by churn risk each morning' }).waitFor();
       await page.getByRole('link', { name: 'retention-desk' }).waitFor();
-      await screenshot(page, shots, 'model-overview');
+      await screenshot(page, shots, 'model-overview', { fullPage: true });
     },
   ],
   [
@@ -223,6 +225,7 @@ const ok = await runChecks([
       await alice.goto(`${url}#/models`);
       await alice.getByLabel('Approval').selectOption({ label: 'Approved' });
       await untilRows(alice, (n) => n === 1, 'one approved model');
+      await alice.getByLabel('Approval').selectOption({ label: 'Any' });
       await bob.context().close();
     },
   ],
@@ -245,7 +248,7 @@ const ok = await runChecks([
       await first.getByRole('button', { name: 'Save changes' }).click();
       await first.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
       await first.getByRole('button', { name: 'Reload' }).waitFor();
-      await screenshot(first, shots, 'model-settings-412');
+      await screenshot(first, shots, 'model-settings-412', { fullPage: true });
       await first.getByRole('button', { name: 'Reload' }).click();
       await heading(first, 'churn-predictor-v2').waitFor();
     },
@@ -260,7 +263,7 @@ const ok = await runChecks([
       await row.first().waitFor();
       const text = await row.first().innerText();
       expect(/name/.test(text) && /churn-predictor\b/.test(text.replace('churn-predictor-v2', '')), `history row: ${text}`);
-      await screenshot(page, shots, 'model-history');
+      await screenshot(page, shots, 'model-history', { fullPage: true });
     },
   ],
   [
@@ -275,9 +278,10 @@ const ok = await runChecks([
       await alert.waitFor();
       const used = alert.getByRole('list', { name: 'AI systems using this model' });
       await used.getByRole('link', { name: seeded.system }).waitFor();
-      await screenshot(page, shots, 'model-delete-409');
+      await screenshot(page, shots, 'model-delete-409', { fullPage: true });
       // Still there.
       await page.goto(`${url}#/models`);
+      await page.getByLabel('Search AI models').fill(seeded.linked_model);
       await page.getByRole('link', { name: seeded.linked_model, exact: true }).waitFor();
       await page.context().close();
     },

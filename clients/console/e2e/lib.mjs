@@ -58,10 +58,10 @@ export async function signIn(page, login) {
 }
 
 /** Save a PNG of the page as a person sees it. */
-export async function screenshot(page, dir, name) {
+export async function screenshot(page, dir, name, { fullPage = false } = {}) {
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage });
 }
 
 /** Run named checks in order; print one JSON line per check; return whether all passed. */

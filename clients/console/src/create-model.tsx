@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ApiError, type Model, type ModelCreate, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { useLearningTypes } from "./learning-types.ts";
+import { useLearningTypeState } from "./learning-types.ts";
 import { MarkdownEditor } from "./markdown.tsx";
 import { ErrorNote, Field, Loading } from "./ui.tsx";
 
@@ -30,7 +30,7 @@ export function parseTags(text: string): string[] {
 /** The "Create an AI model" dialog: every field, the learning types with their definitions. */
 export function CreateModelDialog(props: { onClose: () => void; onCreated: (model: Model) => void }) {
   const { registry } = useConsole();
-  const types = useLearningTypes();
+  const { types, error: typesError, retry } = useLearningTypeState();
   const dialog = useRef<HTMLDialogElement>(null);
   const [form, setForm] = useState({
     name: "",
@@ -107,9 +107,11 @@ export function CreateModelDialog(props: { onClose: () => void; onCreated: (mode
           </Field>
           <fieldset aria-describedby={errors.learning_type ? "lt-error" : undefined}>
             <legend>
-              Learning type<span aria-hidden="true"> *</span>
+              Learning type<span class="required" aria-hidden="true" />
             </legend>
-            {types === null ? (
+            {typesError ? (
+              <ErrorNote error={typesError} onRetry={retry} />
+            ) : types === null ? (
               <Loading what="the learning types" />
             ) : (
               types.map((type) => (
@@ -169,28 +171,29 @@ export function CreateModelDialog(props: { onClose: () => void; onCreated: (mode
               const update = (patch: Partial<PropertyRow>) =>
                 setProperties(properties.map((p, i) => (i === index ? { ...p, ...patch } : p)));
               return (
-                <div class="grid property" key={index} role="group" aria-label={`Property ${index + 1}`}>
-                  <label>
-                    Property name
-                    <input value={row.name} onInput={(e) => update({ name: e.currentTarget.value })} />
-                  </label>
-                  <label>
-                    Type
-                    <select value={row.type} onChange={(e) => update({ type: e.currentTarget.value as PropertyType })}>
+                <div class="grid property" key={index}>
+                  <div>
+                    <label htmlFor={`property-${index}-name`}>Property name</label>
+                    <input id={`property-${index}-name`} value={row.name} onInput={(e) => update({ name: e.currentTarget.value })} />
+                  </div>
+                  <div>
+                    <label htmlFor={`property-${index}-type`}>Type</label>
+                    <select id={`property-${index}-type`} value={row.type} onChange={(e) => update({ type: e.currentTarget.value as PropertyType })}>
                       {["string", "number", "boolean", "date", "url"].map((t) => (
                         <option key={t}>{t}</option>
                       ))}
                     </select>
-                  </label>
-                  <label>
-                    Value
+                  </div>
+                  <div>
+                    <label htmlFor={`property-${index}-value`}>Value</label>
                     <input
+                      id={`property-${index}-value`}
                       type={row.type === "number" ? "number" : row.type === "date" ? "date" : "text"}
                       step="any"
                       value={row.value}
                       onInput={(e) => update({ value: e.currentTarget.value })}
                     />
-                  </label>
+                  </div>
                   <button type="button" class="secondary outline" onClick={() => setProperties(properties.filter((_, i) => i !== index))}>
                     Remove
                   </button>

@@ -284,7 +284,8 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
         <p class="muted">You asked for this review: someone else decides it (four-eyes rule).</p>
       )}
       {offered.length > 0 && (
-        <div class="actions" role="group" aria-label="Approval actions">
+        <fieldset class="actions">
+          <legend class="visually-hidden">Approval actions</legend>
           {offered.map((a) => (
             <button
               key={a}
@@ -298,7 +299,7 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
               {ACT_LABEL[a]}
             </button>
           ))}
-        </div>
+        </fieldset>
       )}
       {act && (
         <form onSubmit={submit} aria-label={ACT_LABEL[act]}>
@@ -491,7 +492,7 @@ function Settings(props: { model: Model; onChanged: (model: Model) => void }) {
               Delete this AI model
             </button>
           ) : (
-            <div role="group" aria-label="Confirm deletion">
+            <div class="confirm">
               <p>
                 Delete <strong>{model.name}</strong> for good?
               </p>

@@ -84,7 +84,7 @@ export function ModelsList() {
         </label>
         <label>
           Learning type
-          <select value={filters.learning_type} onChange={(e) => set({ learning_type: e.currentTarget.value })}>
+          <select aria-label="Learning type" value={filters.learning_type} onChange={(e) => set({ learning_type: e.currentTarget.value })}>
             <option value="">Any</option>
             {types?.map((t) => (
               <option key={t.id} value={t.id}>
@@ -99,7 +99,7 @@ export function ModelsList() {
         </label>
         <label>
           Approval
-          <select value={filters.approval} onChange={(e) => set({ approval: e.currentTarget.value })}>
+          <select aria-label="Approval" value={filters.approval} onChange={(e) => set({ approval: e.currentTarget.value })}>
             <option value="">Any</option>
             {APPROVALS.map((a) => (
               <option key={a} value={a}>

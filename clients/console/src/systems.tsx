@@ -254,7 +254,7 @@ export function SystemForm(props: { id?: string }) {
           </div>
           <fieldset>
             <legend>
-              Risk level (EU AI Act)<span aria-hidden="true"> *</span>
+              Risk level (EU AI Act)<span class="required" aria-hidden="true" />
             </legend>
             {RISK_LEVELS.map(([level, meaning]) => (
               <label key={level} class="choice">

@@ -23,10 +23,13 @@ export function Field(props: {
   const described = [props.hint ? `${id}-hint` : null, props.error ? `${id}-error` : null]
     .filter(Boolean)
     .join(" ");
+  // The label holds only the field's name (hint and error are described-by, not part of it).
   return (
-    <label htmlFor={id}>
-      {props.label}
-      {props.required && <span aria-hidden="true"> *</span>}
+    <div class="field">
+      <label htmlFor={id}>
+        {props.label}
+        {props.required && <span class="required" aria-hidden="true" />}
+      </label>
       {props.children({
         id,
         required: props.required,
@@ -39,7 +42,7 @@ export function Field(props: {
           {props.error}
         </small>
       )}
-    </label>
+    </div>
   );
 }
 
