@@ -102,6 +102,8 @@ class Platform:
     registry: str
     console: str
     provider: OidcProvider
+    # The same console told the services run in dev mode (MODELYARD_ENV=dev).
+    dev_console: str
 
 
 async def start(
@@ -127,8 +129,9 @@ async def answers(http: httpx.AsyncClient, url: str) -> bool:
 @pytest.fixture
 async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform]:
     """Yield the registry in prod mode on a fresh database, the provider and the console."""
-    console_port = free_port()
+    console_port, dev_console_port = free_port(), free_port()
     console = f"http://127.0.0.1:{console_port}"
+    dev_console = f"http://127.0.0.1:{dev_console_port}"
     provider = OidcProvider(
         [
             {
@@ -182,10 +185,19 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
             tmp_path / "console.log",
             processes,
         )
+        await start(
+            [sys.executable, str(CONSOLE / "serve.py"), "--host", "127.0.0.1"]
+            + ["--port", str(dev_console_port), "--root", str(console_dist)],
+            {**env, "MODELYARD_ENV": "dev"},
+            tmp_path / "dev-console.log",
+            processes,
+        )
         async with httpx.AsyncClient() as http:
-            for url in (f"{registry}/readyz", f"{console}/healthz"):
+            for url in (f"{registry}/readyz", f"{console}/healthz", f"{dev_console}/healthz"):
                 await wait_for(lambda url=url: answers(http, url), timeout=60, interval=0.2)
-        yield Platform(registry=registry, console=console, provider=provider)
+        yield Platform(
+            registry=registry, console=console, provider=provider, dev_console=dev_console
+        )
     finally:
         for process in processes:
             if process.returncode is None:
@@ -246,6 +258,7 @@ async def run_node(script: Path, config: dict[str, Any], tmp_path: Path, timeout
 
 EXPECTED_CHECKS = {
     "no dev sign-in outside dev mode",
+    "dev sign-in offered when the services run in dev mode",
     "sign-in with the OpenID provider (authorization code + PKCE)",
     "workspace switcher",
     "a viewer sees no Create button",
@@ -296,6 +309,7 @@ async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_
         CONSOLE / "e2e" / "console.e2e.mjs",
         {
             "console_url": platform.console,
+            "dev_console_url": platform.dev_console,
             "screenshots": screenshots,
             "seeded": {
                 "linked_model": "fraud-detector",

@@ -47,6 +47,17 @@ const ok = await runChecks([
     },
   ],
   [
+    'dev sign-in offered when the services run in dev mode',
+    async () => {
+      const page = await personPage(browser, config.dev_console_url);
+      await page.getByRole('heading', { name: 'Development sign-in' }).waitFor();
+      await page.getByLabel('Development token').fill('not a token');
+      await page.getByRole('button', { name: 'Sign in with the development token' }).click();
+      await page.getByRole('alert').filter({ hasText: 'This is not a token' }).waitFor();
+      await page.context().close();
+    },
+  ],
+  [
     'sign-in with the OpenID provider (authorization code + PKCE)',
     async () => {
       const page = people.alice;
@@ -149,7 +160,7 @@ const ok = await runChecks([
       );
       expect(described.trim().length > 0 && /char|empty|blank|white|pattern|match|name/i.test(described), `no error under Name: ${described}`);
       expect(await name.evaluate((el) => el === document.activeElement), 'focus not moved to the invalid field');
-      await screenshot(page, shots, 'create-model-error', { fullPage: true });
+      await screenshot(page, shots, 'create-model-error', { height: 1500 });
       // Now a good one, with every field and a markdown description with preview.
       await name.fill('churn-predictor');
       await dialog.getByLabel('Functionality').fill('churn prediction');
@@ -163,7 +174,7 @@ const ok = await runChecks([
       await dialog.getByLabel('Value', { exact: true }).fill('0.91');
       await dialog.getByRole('tab', { name: 'Preview' }).click();
       await dialog.getByRole('heading', { name: 'Known limits' }).waitFor();
-      await screenshot(page, shots, 'create-model', { fullPage: true });
+      await screenshot(page, shots, 'create-model', { height: 1500 });
       await dialog.getByRole('button', { name: 'Create', exact: true }).click();
       await heading(page, 'churn-predictor').waitFor();
       await page.getByText('churn prediction').waitFor();
@@ -191,8 +202,17 @@ const ok = await runChecks([
       await page.getByRole('button', { name: 'Create the AI system' }).click();
       await heading(page, 'AI systems').waitFor();
       await page.getByRole('link', { name: 'retention-desk' }).waitFor();
+      // Edit: the system's facts and the description of use (PATCH with the ETags read).
+      await page.getByRole('link', { name: 'retention-desk' }).click();
+      await heading(page, 'retention-desk').waitFor();
+      expect((await page.getByLabel('AI Act role').inputValue()) === 'deployer', 'AI Act role not shown');
+      await page.getByLabel('Owner').fill('retention team');
+      await page.getByLabel('Description of use for churn-predictor').fill('ranks customers by churn risk each morning, for the call list');
+      await page.getByRole('button', { name: 'Save the AI system' }).click();
+      await heading(page, 'AI systems').waitFor();
+      await page.getByRole('cell', { name: 'Helps the retention team call customers at risk.' }).waitFor();
       await openModel(page, 'churn-predictor');
-      await page.getByRole('cell', { name: 'ranks customers by churn risk each morning' }).waitFor();
+      await page.getByRole('cell', { name: 'ranks customers by churn risk each morning, for the call list' }).waitFor();
       await page.getByRole('link', { name: 'retention-desk' }).waitFor();
       await screenshot(page, shots, 'model-overview', { fullPage: true });
     },

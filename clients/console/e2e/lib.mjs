@@ -58,10 +58,14 @@ export async function signIn(page, login) {
 }
 
 /** Save a PNG of the page as a person sees it. */
-export async function screenshot(page, dir, name, { fullPage = false } = {}) {
+export async function screenshot(page, dir, name, { fullPage = false, height = null } = {}) {
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
+  // A dialog is fixed to the viewport: a taller one shows all of it.
+  const before = page.viewportSize();
+  if (height) await page.setViewportSize({ width: before.width, height });
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage });
+  if (height) await page.setViewportSize(before);
 }
 
 /** Run named checks in order; print one JSON line per check; return whether all passed. */

@@ -32,7 +32,8 @@ export class ApiError extends Error {
     const fields: Record<string, string> = {};
     for (const error of this.problem?.errors ?? []) {
       const name = error.field.replace(/^body\./, "").split(".")[0] ?? error.field;
-      fields[name] = fields[name] ? `${fields[name]}; ${error.message}` : error.message;
+      const message = humanMessage(error.type, error.message);
+      fields[name] = fields[name] ? `${fields[name]}; ${message}` : message;
     }
     return fields;
   }
@@ -40,6 +41,15 @@ export class ApiError extends Error {
   get offline(): boolean {
     return this.status === 0;
   }
+}
+
+/** Return a field error as a person reads it (a regular expression means nothing to them). */
+function humanMessage(type: string, message: string): string {
+  if (type === "string_pattern_mismatch") {
+    return "Not accepted: it cannot be blank (spaces only) or hold control characters.";
+  }
+  if (type === "missing") return "Required.";
+  return message;
 }
 
 export type Registry_ = ReturnType<typeof registryClient>;
