@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
@@ -204,9 +206,20 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
                 process.terminate()
                 await process.wait()
         await asyncio.to_thread(provider.stop)
+        await drop_database(database_url)
         for log in ("registry.log", "console.log"):
             if (tmp_path / log).exists():
                 print(f"--- {log}", (tmp_path / log).read_text(errors="replace")[-3000:], sep="\n")
+
+
+async def drop_database(database_url: str) -> None:
+    """Drop the test's database (its name carries MODELYARD_TEST_DB_SUFFIX)."""
+    connection = await asyncpg.connect(asyncpg_dsn(TEST_ADMIN_DB_URL))
+    try:
+        name = database_url.rsplit("/", 1)[-1]
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 class Seeder:
