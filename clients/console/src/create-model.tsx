@@ -52,8 +52,11 @@ export function CreateModelDialog(props: { onClose: () => void; onCreated: (mode
     dialog.current?.showModal();
   }, []);
 
-  const set = (key: keyof typeof form) => (e: { currentTarget: { value: string } }) =>
+  // Editing a field the service refused clears its error: the person is fixing it.
+  const set = (key: keyof typeof form) => (e: { currentTarget: { value: string } }) => {
     setForm({ ...form, [key]: e.currentTarget.value });
+    if (errors[key]) setErrors({ ...errors, [key]: "" });
+  };
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -161,7 +164,10 @@ export function CreateModelDialog(props: { onClose: () => void; onCreated: (mode
           <MarkdownEditor
             label="Description"
             value={form.description}
-            onInput={(description) => setForm({ ...form, description })}
+            onInput={(description) => {
+              setForm({ ...form, description });
+              if (errors.description) setErrors({ ...errors, description: "" });
+            }}
             error={errors.description}
             hint="Markdown: features, known limits, intended use."
           />
