@@ -276,6 +276,7 @@ EXPECTED_CHECKS = {
     "workspace switcher",
     "a viewer sees no Create button",
     "list: search, filters and cursor paging",
+    "offline: said so, and the list comes back with Try again",
     "Create an AI model: learning types with definitions, field error next to its field",
     "AI system with its AI Models section: a description of use for each model",
     "approval by two people: alice asks, bob decides",

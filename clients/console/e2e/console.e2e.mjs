@@ -135,6 +135,23 @@ const ok = await runChecks([
     },
   ],
   [
+    'offline: said so, and the list comes back with Try again',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/models`);
+      await untilRows(page, (n) => n === 100, 'the first page');
+      await page.context().setOffline(true);
+      await page.getByRole('status').filter({ hasText: 'You are offline' }).waitFor();
+      await page.getByLabel('Search AI models').fill(`${seeded.bulk_prefix}01`);
+      await page.getByRole('alert').filter({ hasText: 'cannot be reached' }).waitFor();
+      await screenshot(page, shots, 'models-offline');
+      await page.context().setOffline(false);
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await untilRows(page, (n) => n === 10, `the ten ${seeded.bulk_prefix}01x models`);
+      await page.getByLabel('Search AI models').fill('');
+    },
+  ],
+  [
     'Create an AI model: learning types with definitions, field error next to its field',
     async () => {
       const page = people.alice;
