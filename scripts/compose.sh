@@ -207,9 +207,22 @@ install_node_red_nodes() {
   npm --prefix clients/node-red ci --no-audit --no-fund --loglevel=error >/dev/null
 }
 
+# Builds the web console's static files on the host (its image copies clients/console/dist).
+build_console() {
+  if ! command -v npm >/dev/null; then
+    apt-get install -y -qq nodejs npm >/dev/null 2>&1 || {
+      apt-get update -qq
+      apt-get install -y -qq nodejs npm >/dev/null
+    }
+  fi
+  npm --prefix clients/console ci --no-audit --no-fund --loglevel=error >/dev/null
+  npm --prefix clients/console run build >/dev/null
+}
+
 up() {
   local started=$SECONDS
   prepare
+  step "building the web console (clients/console: npm ci, vite build)" build_console
   if node_red_profile; then
     step "installing the Node-RED nodes (clients/node-red, npm ci)" install_node_red_nodes
   fi
@@ -221,7 +234,8 @@ up() {
     gateway "http://$BIND:${MODELYARD_GATEWAY_PORT:-8000}" "OpenAI API at /v1, docs at /docs" \
     registry "http://$BIND:${MODELYARD_REGISTRY_PORT:-8001}" "docs at /docs" \
     deployer "http://$BIND:${MODELYARD_DEPLOYER_PORT:-8002}" "docs at /docs" \
-    agent "http://127.0.0.1:${MODELYARD_AGENT_PORT:-8003}" "docs at /docs (this machine only)"
+    agent "http://127.0.0.1:${MODELYARD_AGENT_PORT:-8003}" "docs at /docs (this machine only)" \
+    console "http://$BIND:${MODELYARD_CONSOLE_PORT:-8080}" "the web console (dev sign-in: modelyard dev-token)"
   if node_red_profile; then
     printf '  %-9s %-26s %s\n' node-red "http://$BIND:${MODELYARD_NODE_RED_PORT:-1880}" \
       "flow editor with the Modelyard nodes"

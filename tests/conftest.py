@@ -141,7 +141,15 @@ class ComposeSuite:
         self.data_dir = Path("/tmp") / project
         ports = {
             name: str(commands.free_port())
-            for name in ("POSTGRES", "RABBITMQ", "REGISTRY", "DEPLOYER", "GATEWAY", "AGENT")
+            for name in (
+                "POSTGRES",
+                "RABBITMQ",
+                "REGISTRY",
+                "DEPLOYER",
+                "GATEWAY",
+                "AGENT",
+                "CONSOLE",
+            )
         }
         self.env = {
             "MODELYARD_COMPOSE_PROJECT": project,

@@ -245,8 +245,20 @@ class OidcProvider:
     signing keys, as an identity provider's key rotation does.
     """
 
-    def __init__(self, clients: list[dict[str, Any]], *, audience: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        clients: list[dict[str, Any]],
+        *,
+        audience: str,
+        workdir: Path,
+        browser_clients: list[dict[str, Any]] | None = None,
+        accounts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.clients = {c["client_id"]: c for c in clients}
+        # Public clients signing people in with the authorization code grant and PKCE (a web
+        # console: {client_id, redirect_uris, origins}), and the people's claims by login.
+        self.browser_clients = browser_clients or []
+        self.accounts = accounts or {}
         self.audience = audience
         self.workdir = workdir
         self.port = free_port()
@@ -277,6 +289,8 @@ class OidcProvider:
                     "keys": self.keys,
                     "default_audience": self.audience,
                     "clients": list(self.clients.values()),
+                    "browser_clients": self.browser_clients,
+                    "accounts": self.accounts,
                 }
             )
         )

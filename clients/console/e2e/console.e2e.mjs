@@ -1,0 +1,329 @@
+// The console's browser tests against the real services (tests/test_console.py starts them,
+// seeds a few things, serves the console and runs this). Usage: node console.e2e.mjs CONFIG.json
+// CONFIG: {console_url, screenshots, seeded: {linked_model, system, archived_model, bulk_prefix,
+//          bulk_count, reinforcement_count}}
+// Each check prints one JSON line; the exit code is 0 only if every check passed.
+import fs from 'node:fs';
+
+import { expect, launch, personPage, runChecks, screenshot, signIn } from './lib.mjs';
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const { console_url: url, screenshots: shots, seeded } = config;
+const browser = await launch();
+const people = {};
+
+const heading = (page, name) => page.getByRole('heading', { name, level: 1 });
+const rowCount = (page) => page.getByRole('rowheader').count();
+
+async function openModel(page, name, tab) {
+  // A fresh list (no filters left from before): the console is opened anew in this tab.
+  await page.goto(`${url}#/models`);
+  await page.reload();
+  await page.getByLabel('Search AI models').fill(name);
+  await page.getByRole('link', { name, exact: true }).click();
+  await heading(page, name).waitFor();
+  if (tab) await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: tab }).click();
+}
+
+async function untilRows(page, predicate, what) {
+  for (let i = 0; i < 100; i++) {
+    if (predicate(await rowCount(page))) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the list never showed ${what} (rows: ${await rowCount(page)})`);
+}
+
+const ok = await runChecks([
+  [
+    'no dev sign-in outside dev mode',
+    async () => {
+      const page = await personPage(browser, url);
+      await heading(page, 'Sign in to Modelyard').waitFor();
+      await page.getByRole('button', { name: 'Sign in with your organisation' }).waitFor();
+      expect((await page.getByLabel('Development token').count()) === 0, 'a development sign-in is offered');
+      expect((await page.getByText('Development sign-in').count()) === 0, 'a development sign-in is offered');
+      await screenshot(page, shots, 'sign-in');
+      people.alice = page;
+    },
+  ],
+  [
+    'dev sign-in offered when the services run in dev mode',
+    async () => {
+      const page = await personPage(browser, config.dev_console_url);
+      await page.getByRole('heading', { name: 'Development sign-in' }).waitFor();
+      await page.getByLabel('Development token').fill('not a token');
+      await page.getByRole('button', { name: 'Sign in with the development token' }).click();
+      await page.getByRole('alert').filter({ hasText: 'This is not a token' }).waitFor();
+      await page.context().close();
+    },
+  ],
+  [
+    'sign-in with the OpenID provider (authorization code + PKCE)',
+    async () => {
+      const page = people.alice;
+      const authorize = await signIn(page, 'alice');
+      expect(authorize?.get('response_type') === 'code', `response_type: ${authorize?.get('response_type')}`);
+      expect(authorize?.get('code_challenge_method') === 'S256', 'no S256 code challenge');
+      expect((authorize?.get('code_challenge') ?? '').length >= 43, 'no code challenge');
+      await page.getByText('alice', { exact: false }).first().waitFor();
+      // An editor is offered Create.
+      await page.getByRole('button', { name: 'Create an AI model' }).waitFor();
+    },
+  ],
+  [
+    'workspace switcher',
+    async () => {
+      const page = people.alice;
+      const switcher = page.getByLabel('Workspace');
+      expect((await switcher.inputValue()) === 'acme', `workspace ${await switcher.inputValue()}`);
+      await switcher.selectOption('lab');
+      await page.getByText('No AI models in this workspace yet.').waitFor();
+      await screenshot(page, shots, 'models-empty');
+      await switcher.selectOption('acme');
+      await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
+    },
+  ],
+  [
+    'a viewer sees no Create button',
+    async () => {
+      const page = await personPage(browser, url);
+      await signIn(page, 'victor');
+      await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
+      expect((await page.getByRole('button', { name: 'Create an AI model' }).count()) === 0, 'Create offered to a viewer');
+      await openModel(page, seeded.linked_model, 'Approval');
+      await page.getByText('Review requested by').waitFor();
+      expect((await page.getByRole('button', { name: 'Request review' }).count()) === 0, 'Request review offered to a viewer');
+      await page.context().close();
+    },
+  ],
+  [
+    'list: search, filters and cursor paging',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/models`);
+      await untilRows(page, (n) => n === 100, '100 models on the first page');
+      await screenshot(page, shots, 'models-list');
+      await page.getByRole('button', { name: 'Load more AI models' }).click();
+      await untilRows(page, (n) => n > 100, 'the next page');
+      const total = await rowCount(page);
+      expect(total === seeded.total_models, `rows after paging: ${total}, want ${seeded.total_models}`);
+      expect((await page.getByRole('button', { name: 'Load more AI models' }).count()) === 0, 'more to load after the last page');
+      // Search
+      await page.getByLabel('Search AI models').fill(`${seeded.bulk_prefix}042`);
+      await untilRows(page, (n) => n === 1, 'one search result');
+      await page.getByRole('link', { name: `${seeded.bulk_prefix}042` }).waitFor();
+      await page.getByLabel('Search AI models').fill('');
+      // Learning type
+      await page.getByLabel('Learning type').selectOption({ label: 'Reinforcement learning' });
+      await untilRows(page, (n) => n === seeded.reinforcement_count, `${seeded.reinforcement_count} reinforcement models`);
+      await page.getByLabel('Learning type').selectOption({ label: 'Any' });
+      // Tag
+      await page.getByLabel('Tag', { exact: true }).fill('payments');
+      await untilRows(page, (n) => n === 1, 'one model tagged payments');
+      await page.getByRole('link', { name: seeded.linked_model, exact: true }).waitFor();
+      await page.getByLabel('Tag', { exact: true }).fill('');
+      // Archived
+      await page.getByRole('switch', { name: 'Archived only' }).check();
+      await untilRows(page, (n) => n === 1, 'the archived model only');
+      await page.getByRole('link', { name: seeded.archived_model, exact: true }).waitFor();
+      await page.getByRole('switch', { name: 'Archived only' }).uncheck();
+      // Approval (the seeded models are drafts)
+      await page.getByLabel('Approval').selectOption({ label: 'Approved' });
+      await page.getByText('No AI models match these filters.').waitFor();
+      await page.getByRole('button', { name: 'Clear the filters' }).click();
+      await untilRows(page, (n) => n === 100, 'the first page again');
+    },
+  ],
+  [
+    'offline: said so, and the list comes back with Try again',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/models`);
+      await untilRows(page, (n) => n === 100, 'the first page');
+      await page.context().setOffline(true);
+      await page.getByRole('status').filter({ hasText: 'You are offline' }).waitFor();
+      await page.getByLabel('Search AI models').fill(`${seeded.bulk_prefix}01`);
+      await page.getByRole('alert').filter({ hasText: 'cannot be reached' }).waitFor();
+      await screenshot(page, shots, 'models-offline');
+      await page.context().setOffline(false);
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await untilRows(page, (n) => n === 10, `the ten ${seeded.bulk_prefix}01x models`);
+      await page.getByLabel('Search AI models').fill('');
+    },
+  ],
+  [
+    'Create an AI model: learning types with definitions, field error next to its field',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/models`);
+      await page.getByRole('button', { name: 'Create an AI model' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Create an AI model' });
+      await dialog.waitFor();
+      for (const label of ['Supervised learning', 'Unsupervised learning', 'Semi-supervised learning', 'Reinforcement learning']) {
+        const radio = dialog.getByRole('radio', { name: label, exact: true });
+        await radio.waitFor();
+        const definition = await radio.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby')).textContent);
+        expect(definition.length > 40, `no definition next to ${label}`);
+      }
+      // A name of spaces only: the registry refuses it, naming the field.
+      await dialog.getByLabel('Name', { exact: true }).fill('   ');
+      await dialog.getByRole('radio', { name: 'Supervised learning', exact: true }).check();
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      const name = dialog.getByRole('textbox', { name: 'Name' });
+      await page.waitForFunction(() => document.querySelector('dialog [aria-invalid="true"]'));
+      expect((await name.getAttribute('aria-invalid')) === 'true', 'Name not marked invalid');
+      const described = await name.evaluate((el) =>
+        el.getAttribute('aria-describedby').split(' ').map((id) => document.getElementById(id).textContent).join(' '),
+      );
+      expect(described.trim().length > 0 && /char|empty|blank|white|pattern|match|name/i.test(described), `no error under Name: ${described}`);
+      expect(await name.evaluate((el) => el === document.activeElement), 'focus not moved to the invalid field');
+      await screenshot(page, shots, 'create-model-error', { height: 1500 });
+      // Now a good one, with every field and a markdown description with preview.
+      await name.fill('churn-predictor');
+      await dialog.getByLabel('Functionality').fill('churn prediction');
+      await dialog.getByLabel('Foundations').fill('gradient boosted trees');
+      await dialog.getByLabel('Provider').fill('in-house');
+      await dialog.getByLabel('Tags').fill('Retention, CRM');
+      await dialog.getByRole('textbox', { name: 'Description' }).fill('## Known limits\n\n- trained on 2025 data only');
+      await dialog.getByRole('button', { name: 'Add a property' }).click();
+      await dialog.getByLabel('Property name', { exact: true }).fill('accuracy');
+      await dialog.getByLabel('Type', { exact: true }).selectOption('number');
+      await dialog.getByLabel('Value', { exact: true }).fill('0.91');
+      await dialog.getByRole('tab', { name: 'Preview' }).click();
+      await dialog.getByRole('heading', { name: 'Known limits' }).waitFor();
+      await screenshot(page, shots, 'create-model', { height: 1500 });
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await heading(page, 'churn-predictor').waitFor();
+      await page.getByText('churn prediction').waitFor();
+      await page.getByText('retention, crm').waitFor();
+      await page.getByRole('heading', { name: 'Known limits' }).waitFor();
+      await page.getByText('0.91').waitFor();
+    },
+  ],
+  [
+    'AI system with its AI Models section: a description of use for each model',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/systems`);
+      await page.getByRole('button', { name: 'Create an AI system' }).click();
+      await heading(page, 'Create an AI system').waitFor();
+      await page.getByLabel('Name').fill('retention-desk');
+      await page.getByLabel('Purpose').fill('Helps the retention team call customers at risk.');
+      await page.getByRole('radio', { name: /^limited/ }).check();
+      await page.getByLabel('AI Act role').selectOption('deployer');
+      await page.getByLabel('Risk justification').fill('Art. 50: staff and customers are told AI is involved.');
+      await page.getByLabel('Find AI models').fill('churn');
+      await page.getByRole('checkbox', { name: 'churn-predictor' }).check();
+      await page.getByLabel('Description of use for churn-predictor').fill('ranks customers by churn risk each morning');
+      await screenshot(page, shots, 'system-form', { fullPage: true });
+      await page.getByRole('button', { name: 'Create the AI system' }).click();
+      await heading(page, 'AI systems').waitFor();
+      await page.getByRole('link', { name: 'retention-desk' }).waitFor();
+      // Edit: the system's facts and the description of use (PATCH with the ETags read).
+      await page.getByRole('link', { name: 'retention-desk' }).click();
+      await heading(page, 'retention-desk').waitFor();
+      expect((await page.getByLabel('AI Act role').inputValue()) === 'deployer', 'AI Act role not shown');
+      await page.getByLabel('Owner').fill('retention team');
+      await page.getByLabel('Description of use for churn-predictor').fill('ranks customers by churn risk each morning, for the call list');
+      await page.getByRole('button', { name: 'Save the AI system' }).click();
+      await heading(page, 'AI systems').waitFor();
+      await page.getByRole('cell', { name: 'Helps the retention team call customers at risk.' }).waitFor();
+      await openModel(page, 'churn-predictor');
+      await page.getByRole('cell', { name: 'ranks customers by churn risk each morning, for the call list' }).waitFor();
+      await page.getByRole('link', { name: 'retention-desk' }).waitFor();
+      await screenshot(page, shots, 'model-overview', { fullPage: true });
+    },
+  ],
+  [
+    'approval by two people: alice asks, bob decides',
+    async () => {
+      const alice = people.alice;
+      await openModel(alice, seeded.linked_model, 'Approval');
+      await alice.getByRole('button', { name: 'Request review' }).click();
+      await alice.getByLabel('Comment').fill('model card attached');
+      await alice.getByRole('button', { name: 'Request review: confirm' }).click();
+      await alice.getByText('In review').first().waitFor();
+      expect((await alice.getByRole('button', { name: 'Approve' }).count()) === 0, 'the requester is offered Approve');
+      const bob = await personPage(browser, url);
+      await signIn(bob, 'bob');
+      await openModel(bob, seeded.linked_model, 'Approval');
+      await bob.getByText('model card attached').waitFor();
+      await bob.getByRole('button', { name: 'Approve' }).click();
+      await bob.getByLabel('Comment').fill('limited risk, fine');
+      await bob.getByRole('button', { name: 'Approve: confirm' }).click();
+      await bob.getByText('limited risk, fine').waitFor();
+      const facts = bob.locator('dl.approval');
+      const text = await facts.innerText();
+      expect(/Approved/.test(text) && /alice/.test(text) && /bob/.test(text), `approval facts: ${text}`);
+      await screenshot(bob, shots, 'model-approval');
+      // Alice sees the decision and who made it; the list filter finds it as approved.
+      await alice.reload();
+      await alice.getByText('limited risk, fine').waitFor();
+      await alice.goto(`${url}#/models`);
+      await alice.getByLabel('Approval').selectOption({ label: 'Approved' });
+      await untilRows(alice, (n) => n === 1, 'one approved model');
+      await alice.getByLabel('Approval').selectOption({ label: 'Any' });
+      await bob.context().close();
+    },
+  ],
+  [
+    'a stale save is shown as changed by someone else (412)',
+    async () => {
+      const first = people.alice;
+      await openModel(first, 'churn-predictor', 'Settings');
+      // The same person duplicates the tab (the session goes with it) and saves there first.
+      const [second] = await Promise.all([
+        first.context().waitForEvent('page'),
+        first.evaluate(() => window.open(window.location.href)),
+      ]);
+      await second.getByRole('heading', { name: 'Settings' }).waitFor();
+      await second.getByLabel('Name').fill('churn-predictor-v2');
+      await second.getByRole('button', { name: 'Save changes' }).click();
+      await second.getByText('Saved.').waitFor();
+      await second.close();
+      await first.getByLabel('Tags').fill('retention, crm, monthly');
+      await first.getByRole('button', { name: 'Save changes' }).click();
+      await first.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+      await first.getByRole('button', { name: 'Reload' }).waitFor();
+      await screenshot(first, shots, 'model-settings-412', { fullPage: true });
+      await first.getByRole('button', { name: 'Reload' }).click();
+      await heading(first, 'churn-predictor-v2').waitFor();
+    },
+  ],
+  [
+    'field-level history',
+    async () => {
+      const page = people.alice;
+      await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'History' }).click();
+      await page.getByRole('heading', { name: 'History' }).waitFor();
+      const row = page.getByRole('row').filter({ hasText: 'churn-predictor-v2' });
+      await row.first().waitFor();
+      const text = await row.first().innerText();
+      expect(/name/.test(text) && /churn-predictor\b/.test(text.replace('churn-predictor-v2', '')), `history row: ${text}`);
+      await screenshot(page, shots, 'model-history', { fullPage: true });
+    },
+  ],
+  [
+    'delete refused while AI systems use the model (409 naming them)',
+    async () => {
+      const page = await personPage(browser, url);
+      await signIn(page, 'root');
+      await openModel(page, seeded.linked_model, 'Settings');
+      await page.getByRole('button', { name: 'Delete this AI model' }).click();
+      await page.getByRole('button', { name: `Yes, delete ${seeded.linked_model}` }).click();
+      const alert = page.getByRole('alert').filter({ hasText: 'cannot be deleted' });
+      await alert.waitFor();
+      const used = alert.getByRole('list', { name: 'AI systems using this model' });
+      await used.getByRole('link', { name: seeded.system }).waitFor();
+      await screenshot(page, shots, 'model-delete-409', { fullPage: true });
+      // Still there.
+      await page.goto(`${url}#/models`);
+      await page.getByLabel('Search AI models').fill(seeded.linked_model);
+      await page.getByRole('link', { name: seeded.linked_model, exact: true }).waitFor();
+      await page.context().close();
+    },
+  ],
+]);
+
+await browser.close();
+process.exit(ok ? 0 : 1);

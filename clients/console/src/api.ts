@@ -1,0 +1,95 @@
+/** The registry as the console reaches it: the typed client, a token and a workspace. */
+import { isProblem, registryClient, type Problem, type Registry } from "@modelyard/clients";
+
+export type Model = Registry.components["schemas"]["AIModelRead"];
+export type ModelCreate = Registry.components["schemas"]["AIModelCreate"];
+export type LearningType = Registry.components["schemas"]["LearningTypeRead"];
+export type Approval = Registry.components["schemas"]["ApprovalRead"];
+export type ApprovalState = Registry.components["schemas"]["ApprovalState"];
+export type HistoryEntry = Registry.components["schemas"]["HistoryEntryRead"];
+export type SystemLink = Registry.components["schemas"]["ModelSystemLinkRead"];
+export type System = Registry.components["schemas"]["AISystemRead"];
+export type SystemCreate = Registry.components["schemas"]["AISystemCreate"];
+export type RiskLevel = Registry.components["schemas"]["RiskLevel"];
+export type AIActRole = Registry.components["schemas"]["AIActRole"];
+export type LinkRead = Registry.components["schemas"]["LinkRead"];
+
+/** An answer that was not a success: a problem document, or no answer at all (offline). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem | null,
+  ) {
+    super(
+      status === 0
+        ? "The service cannot be reached. Check your connection and try again."
+        : (problem?.detail ?? problem?.title ?? `HTTP ${status}`),
+    );
+  }
+
+  /** Return the message of each invalid field, by field name (a problem's `errors`). */
+  fieldErrors(): Record<string, string> {
+    const fields: Record<string, string> = {};
+    for (const error of this.problem?.errors ?? []) {
+      const name = error.field.replace(/^body\./, "").split(".")[0] ?? error.field;
+      const message = humanMessage(error.type, error.message);
+      fields[name] = fields[name] ? `${fields[name]}; ${message}` : message;
+    }
+    return fields;
+  }
+
+  get offline(): boolean {
+    return this.status === 0;
+  }
+}
+
+/** Return a field error as a person reads it (a regular expression means nothing to them). */
+function humanMessage(type: string, message: string): string {
+  if (type === "string_pattern_mismatch") {
+    return "Not accepted: it cannot be blank (spaces only) or hold control characters.";
+  }
+  if (type === "missing") return "Required.";
+  return message;
+}
+
+export type Registry_ = ReturnType<typeof registryClient>;
+
+/** Return a registry client acting for `token` in `workspace`. */
+export function registryFor(baseUrl: string, token: string, workspace: string): Registry_ {
+  const client = registryClient({ baseUrl, token });
+  client.use({
+    onRequest({ request }) {
+      request.headers.set("X-Modelyard-Workspace", workspace);
+      return request;
+    },
+  });
+  return client;
+}
+
+/** Return a call's data, or throw an ApiError carrying its problem (status 0: offline). */
+export async function unwrap<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<{ data: T; response: Response }> {
+  let result: { data?: T; error?: unknown; response: Response };
+  try {
+    result = await call;
+  } catch {
+    throw new ApiError(0, null);
+  }
+  if (result.error !== undefined || !result.response.ok) {
+    const problem = isProblem(result.error) ? result.error : null;
+    throw new ApiError(result.response.status, problem);
+  }
+  return { data: result.data as T, response: result.response };
+}
+
+/** Return the systems a 409 names (a model still used by AI systems), if it names any. */
+export function systemsNamed(error: ApiError): { id: string; name: string }[] {
+  const systems = (error.problem as { systems?: unknown } | null)?.systems;
+  return Array.isArray(systems)
+    ? systems.filter(
+        (s): s is { id: string; name: string } =>
+          typeof s === "object" && s !== null && typeof (s as { name?: unknown }).name === "string",
+      )
+    : [];
+}
