@@ -22,7 +22,13 @@ command -v stress-ng >/dev/null || { apt-get update -qq && apt-get install -y -q
 bash scripts/ensure-services.sh >/dev/null
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # A killed psql leaves its backend sleeping: end the held sessions on the server too.
+  psql "$PGURL" -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE query LIKE 'SELECT pg_sleep(86400)%' AND pid <> pg_backend_pid()" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 stress-ng --cpu "$CPU" --timeout 0 --quiet &

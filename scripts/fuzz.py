@@ -210,7 +210,8 @@ async def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="modelyard-fuzz-"))
     report_dir = REPORT_DIR
     database_url = await recreate_database(TEST_ADMIN_DB_URL, name)
-    ports = {s: free_port() for s in ("registry", "deployer", "gateway", "agent")}
+    # Free ports only (the agent's ingress too): two runs on one machine must not collide.
+    ports = {s: free_port() for s in ("registry", "deployer", "gateway", "agent", "ingress")}
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     env = {
         "MODELYARD_ENV": "dev",
@@ -264,6 +265,7 @@ async def main() -> int:
                     "MODELYARD_AGENT_TOKEN": device["token"],
                     "MODELYARD_AGENT_DATA_DIR": str(tmp / "agent"),
                     "MODELYARD_AGENT_PORT": str(ports["agent"]),
+                    "MODELYARD_AGENT_INGRESS_PORT": str(ports["ingress"]),
                 },
             )
             await suite.wait_ready("agent", f"{urls['agent']}/readyz")

@@ -148,6 +148,7 @@ class ComposeSuite:
                 "DEPLOYER",
                 "GATEWAY",
                 "AGENT",
+                "AGENT_INGRESS",  # the agent's host-network ingress: never the fixed 8004
                 "CONSOLE",
             )
         }
