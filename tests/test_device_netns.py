@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -204,7 +205,9 @@ async def story(commands: Any, tmp_path: Path) -> AsyncIterator[Story]:
         await run("rabbitmqctl", "-q", "add_vhost", name)
         await run("rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         await asyncio.to_thread(ensure_management_api)
-        pg = await Forwarder(host_ip, 5432).start()
+        # The server the test kit uses (MODELYARD_TEST_ADMIN_DATABASE_URL may name another port).
+        pg_port = urlsplit(database_url).port or 5432
+        pg = await Forwarder(host_ip, pg_port).start()
         amqp = await Forwarder(host_ip, 5672).start()
         forwarders += [pg, amqp]
         ports = {s: commands.free_port() for s in ("registry", "deployer", "gateway", "replica")}
@@ -258,7 +261,7 @@ async def story(commands: Any, tmp_path: Path) -> AsyncIterator[Story]:
                 ns_env = {
                     **env,
                     "MODELYARD_DATABASE_URL": database_url.replace(
-                        "127.0.0.1:5432", f"{host_ip}:{pg.port}"
+                        f"127.0.0.1:{pg_port}", f"{host_ip}:{pg.port}"
                     ),
                     "MODELYARD_AMQP_URL": f"amqp://guest:guest@{host_ip}:{amqp.port}/{name}",
                 }
