@@ -253,25 +253,19 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
         </dd>
         <dt>Review requested by</dt>
         <dd>
-          {approval.requested_by ? (
-            <>
-              {approval.requested_by} <small>{when(approval.requested_at)}</small>
-              {approval.request_comment && <q>{approval.request_comment}</q>}
-            </>
-          ) : (
-            "—"
-          )}
+          <Who
+            who={approval.requested_by}
+            at={approval.requested_at}
+            comment={approval.request_comment}
+          />
         </dd>
         <dt>Decided by</dt>
         <dd>
-          {approval.decided_by ? (
-            <>
-              {approval.decided_by} <small>{when(approval.decided_at)}</small>
-              {approval.decision_comment && <q>{approval.decision_comment}</q>}
-            </>
-          ) : (
-            "—"
-          )}
+          <Who
+            who={approval.decided_by}
+            at={approval.decided_at}
+            comment={approval.decision_comment}
+          />
         </dd>
         {approval.conditions?.text && (
           <>
@@ -319,6 +313,17 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
       )}
       {act === null && failure !== null && <ErrorNote error={failure} />}
     </article>
+  );
+}
+
+/** Who asked or decided, when, and what they said; a dash when nobody has. */
+function Who(props: { who?: string | null; at?: string | null; comment?: string | null }) {
+  if (!props.who) return <>—</>;
+  return (
+    <>
+      {props.who} <small>{when(props.at)}</small>
+      {props.comment && <q>{props.comment}</q>}
+    </>
   );
 }
 
