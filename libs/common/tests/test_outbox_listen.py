@@ -94,3 +94,47 @@ async def test_relay_listens_again_after_a_postgres_restart(
         await engine.dispose()
     messages = [r.getMessage() for r in caplog.records if r.name == "modelyard.outbox"]
     assert any("LISTEN connection lost" in m for m in messages)
+
+
+async def test_a_notify_during_a_batch_wakes_the_next_one(postgres: PrivatePostgres) -> None:
+    """A row committed while a batch runs (after its SELECT) is published at once, not a poll later.
+
+    The relay once cleared its wake-up flag after each batch, dropping a NOTIFY that arrived
+    during it: the row then waited for the next poll (30 s here).
+    """
+    await asyncio.to_thread(ensure_vhost)
+    url = postgres.admin_url
+    engine = create_async_engine(url, pool_pre_ping=True)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE SCHEMA IF NOT EXISTS listen_test"))
+        await conn.run_sync(_Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    broker = Broker(TEST_AMQP_URL)
+    await broker.connect()
+    routing_key = f"test.during.{uuid.uuid4().hex[:8]}"
+    relay = OutboxRelay(sessions, _Outbox, broker, database_url=url, poll_interval_s=30.0)
+    late: list[str] = []
+    publish_batch = relay.publish_batch
+
+    async def batch_then_a_late_row() -> int:
+        published = await publish_batch()
+        if not late:  # once: a row (and its NOTIFY) lands after this batch has looked
+            event = new_event(type=routing_key, source="test", data={"late": True})
+            async with sessions() as session, session.begin():
+                await enqueue(session, _Outbox, event, routing_key=routing_key)
+            late.append(event.id)
+            await asyncio.sleep(0.3)  # the NOTIFY reaches the relay before the batch ends
+        return published
+
+    relay.publish_batch = batch_then_a_late_row  # type: ignore[method-assign]
+    try:
+        async with EventCapture(TEST_AMQP_URL, routing_key) as capture:
+            relay.start()
+            started = time.monotonic()
+            while not late or not any(e["id"] == late[0] for e in capture.events):
+                assert time.monotonic() - started < 10.0, "the late row waited for the poll"
+                await asyncio.sleep(0.05)
+    finally:
+        await relay.stop()
+        await broker.close()
+        await engine.dispose()

@@ -290,6 +290,9 @@ class OutboxRelay:
         backoff = self.poll_interval_s
         cycles = 0
         while True:
+            # Cleared before the batch, never after it: a NOTIFY that arrives while the batch
+            # runs (its row committed after the batch's SELECT) must wake the next cycle.
+            self._wake.clear()
             try:
                 await self._ensure_listening()
                 published = await self.publish_batch()
@@ -305,7 +308,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
             if published >= self.batch_size:
                 continue  # more rows are probably waiting
-            self._wake.clear()
             # While deaf to NOTIFY, look again soon: LISTEN is retried on the next cycle.
             wait = backoff if self.listening else min(backoff, self.listen_interval_s)
             with contextlib.suppress(TimeoutError):
