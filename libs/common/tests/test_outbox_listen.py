@@ -15,7 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from modelyard_common.events import new_event
@@ -41,19 +46,26 @@ def postgres() -> Iterator[PrivatePostgres]:
     server.close()
 
 
+async def _outbox_world(
+    postgres: PrivatePostgres,
+) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession], Broker]:
+    """Return an engine with the outbox table, its sessions and a connected broker."""
+    await asyncio.to_thread(ensure_vhost)
+    engine = create_async_engine(postgres.admin_url, pool_pre_ping=True)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE SCHEMA IF NOT EXISTS listen_test"))
+        await conn.run_sync(_Base.metadata.create_all)
+    broker = Broker(TEST_AMQP_URL)
+    await broker.connect()
+    return engine, async_sessionmaker(engine, expire_on_commit=False), broker
+
+
 async def test_relay_listens_again_after_a_postgres_restart(
     postgres: PrivatePostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="modelyard.outbox")
-    await asyncio.to_thread(ensure_vhost)
+    engine, sessions, broker = await _outbox_world(postgres)
     url = postgres.admin_url
-    engine = create_async_engine(url, pool_pre_ping=True)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE SCHEMA IF NOT EXISTS listen_test"))
-        await conn.run_sync(_Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    broker = Broker(TEST_AMQP_URL)
-    await broker.connect()
     routing_key = f"test.listen.{uuid.uuid4().hex[:8]}"
     relay = OutboxRelay(sessions, _Outbox, broker, database_url=url, poll_interval_s=30.0)
     relay.listen_interval_s = 0.5
@@ -102,15 +114,8 @@ async def test_a_notify_during_a_batch_wakes_the_next_one(postgres: PrivatePostg
     The relay once cleared its wake-up flag after each batch, dropping a NOTIFY that arrived
     during it: the row then waited for the next poll (30 s here).
     """
-    await asyncio.to_thread(ensure_vhost)
+    engine, sessions, broker = await _outbox_world(postgres)
     url = postgres.admin_url
-    engine = create_async_engine(url, pool_pre_ping=True)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE SCHEMA IF NOT EXISTS listen_test"))
-        await conn.run_sync(_Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    broker = Broker(TEST_AMQP_URL)
-    await broker.connect()
     routing_key = f"test.during.{uuid.uuid4().hex[:8]}"
     relay = OutboxRelay(sessions, _Outbox, broker, database_url=url, poll_interval_s=30.0)
     late: list[str] = []
