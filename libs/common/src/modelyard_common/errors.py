@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard_common.schema_examples import examples_config
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://modelyard.dev/problems/"
@@ -34,18 +36,14 @@ class FieldError(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem details object."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "https://modelyard.dev/problems/not-found",
-                    "title": "Not Found",
-                    "status": 404,
-                    "detail": "No model 0f8fad5b-d9cb-469f-a165-70867728950e in this workspace.",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "type": "https://modelyard.dev/problems/not-found",
+            "title": "Not Found",
+            "status": 404,
+            "detail": "No model 0f8fad5b-d9cb-469f-a165-70867728950e in this workspace.",
         },
+        extra="allow",
     )
 
     type: str = "about:blank"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,6 +28,7 @@ from modelyard_common.errors import (
     UnprocessableError,
     invalid_field,
 )
+from modelyard_common.routes import Routes
 
 # The caller's own bearer token, forwarded when a service asks another as the caller.
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
@@ -37,6 +40,9 @@ IfMatch = Annotated[
         description="The resource's current ETag; required, a stale one is answered 412.",
     ),
 ]
+# A create route's body: given its dependencies by name, it returns what it created.
+Creator = Callable[..., Awaitable[BaseModel]]
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -270,19 +276,21 @@ def created_response(stored: StoredResponse, *, location: str | None = None) -> 
 class IdempotentCreates:
     """One service's idempotent creates, written once: run once per key and caller, answer 201.
 
-    A route hands over what it creates and where the result lives; the record table is the
-    service's own `IdempotencyRecord` (bound here once, in the service's `db.py`):
+    The record table is the service's own `IdempotencyRecord`, bound here once in the
+    service's `deps.py` (`creates = IdempotentCreates(IdempotencyRecord)`). A create route is
+    declared with `route`, and its body is only the creating:
 
-        creates = IdempotentCreates(IdempotencyRecord)
-        ...
-        return await creates.respond(
-            session, principal=principal, operation="create_model", key=idempotency_key,
-            body=body, create=lambda: service.create_model(session, principal=principal, body=body),
-            location="/v1/models/{id}",
+        @creates.route(
+            keys, "create_key", "Create a client API key", problems=(401, 403, 422),
+            response_model=KeyCreated, location="/v1/keys/{id}", secret_fields=("key",),
         )
+        async def create_key(
+            session: SessionDep, principal: Operator, body: KeyCreate
+        ) -> KeyCreated:
+            return await service.create_key(session, principal=principal, body=body)
 
-    `location` is formatted with the created body's fields (`{id}` most often); the rest is
-    `run_idempotent`'s contract (scope per caller, `authorize` before a replay, secrets withheld).
+    `respond` is the same for a route that must do more around the record (authorize a
+    replay, reach the session through another dependency).
     """
 
     model: type[IdempotencyRecordMixin]
@@ -297,10 +305,15 @@ class IdempotentCreates:
         body: Any,
         create: Callable[[], Awaitable[BaseModel]],
         location: str | None = None,
+        path: Mapping[str, Any] | None = None,
         status_code: int = 201,
         secret_fields: Sequence[str] = (),
         authorize: Callable[[], Awaitable[None]] | None = None,
     ) -> JSONResponse:
+        """Run `create` once per key and caller (`run_idempotent`) and answer its 201.
+
+        `location` is formatted with the created fields (`{id}`) and, where given, `path`'s.
+        """
         stored = await run_idempotent(
             session,
             self.model,
@@ -313,5 +326,62 @@ class IdempotentCreates:
             secret_fields=secret_fields,
             authorize=authorize,
         )
-        where = location.format(**stored.body) if location is not None else None
+        where = location.format_map({**(path or {}), **stored.body}) if location else None
         return created_response(stored, location=where)
+
+    def route(
+        self,
+        routes: Routes,
+        operation_id: str,
+        summary: str,
+        *,
+        location: str | None = None,
+        secret_fields: Sequence[str] = (),
+        **options: Any,
+    ) -> Callable[[Creator], Creator]:
+        """Return a decorator declaring its `create` as the idempotent POST on `routes`.
+
+        `create` takes `session`, `principal` and `body` by those names, with any other
+        dependency or path parameter, and returns the created resource. The endpoint FastAPI
+        sees is `create`'s signature plus the `Idempotency-Key` header; it answers 201 with
+        ETag and `location` (formatted with the path parameters and the created fields).
+        The record's operation is the operation id, scoped by the router's path parameters
+        (`link_model:<system_id>`): one key may create under two systems.
+        """
+        scope = re.findall(r"{(\w+)}", routes.router.prefix)
+
+        def declare(create: Creator) -> Creator:
+            signature = inspect.signature(create, eval_str=True)
+            header = inspect.Parameter(
+                "idempotency_key",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=IdempotencyKey,
+            )
+
+            async def endpoint(
+                idempotency_key: str | None = None, **arguments: Any
+            ) -> JSONResponse:
+                return await self.respond(
+                    arguments["session"],
+                    principal=arguments["principal"],
+                    operation=":".join([operation_id, *(str(arguments[n]) for n in scope)]),
+                    key=idempotency_key,
+                    body=arguments["body"],
+                    create=lambda: create(**arguments),
+                    location=location,
+                    path=arguments,
+                    secret_fields=secret_fields,
+                )
+
+            endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[*signature.parameters.values(), header]
+            )
+            endpoint.__name__ = create.__name__
+            endpoint.__qualname__ = create.__qualname__
+            endpoint.__module__ = create.__module__
+            endpoint.__doc__ = create.__doc__
+            routes.creating(operation_id, summary, **options)(endpoint)
+            return create
+
+        return declare

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelyard_common.inputs import JSONInputError, loads_guarded
+from modelyard_common.schema_examples import examples_config
 
 MANIFEST_FILENAMES = ("modelyard.json", "modelyard.yaml", "modelyard.yml")
 # A manifest is a handful of keys: these bounds hold any real one with room to spare.
@@ -53,25 +54,21 @@ class Handler(BaseModel):
 class Manifest(BaseModel):
     """How to run one AI project: image or Dockerfile, entry point, limits, protocol."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "image": "modelyard/python-base:bookworm",
-                    "language": "python3",
-                    "main": "main.py",
-                    "handlers": [{"name": "predict", "description": "Classify a JSON record"}],
-                    "input_type": "json",
-                    "port": 8080,
-                    "max_ram_mb": 256,
-                    "cores": 0.5,
-                    "env": {"LOG_LEVEL": "info"},
-                    "health_path": "/healthz",
-                    "protocol": "handlers",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "image": "modelyard/python-base:bookworm",
+            "language": "python3",
+            "main": "main.py",
+            "handlers": [{"name": "predict", "description": "Classify a JSON record"}],
+            "input_type": "json",
+            "port": 8080,
+            "max_ram_mb": 256,
+            "cores": 0.5,
+            "env": {"LOG_LEVEL": "info"},
+            "health_path": "/healthz",
+            "protocol": "handlers",
         },
+        extra="forbid",
     )
 
     image: Annotated[str | None, Field(description="Base image to run the project in.")] = None

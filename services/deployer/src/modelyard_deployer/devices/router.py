@@ -6,12 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import UnprocessableError, field_error
-from modelyard_common.http import IdempotencyKey, IfMatch
+from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep, creates
@@ -51,11 +50,14 @@ def label_filter(
     return wanted
 
 
-@devices.creating(
+@creates.route(
+    devices,
     "create_device",
     "Register a device; its token is returned only here",
     problems=(401, 403, 422, 503),
     response_model=DeviceWithToken,
+    location="/v1/devices/{id}",
+    secret_fields=("token",),
 )
 async def create_device(
     body: DeviceCreate,
@@ -64,24 +66,14 @@ async def create_device(
     broker: BrokerDep,
     logins: BrokerLoginsDep,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    return await creates.respond(
+) -> DeviceWithToken:
+    return await service.register_device(
         session,
-        principal=principal,
-        operation="create_device",
-        key=idempotency_key,
+        broker=broker,
+        logins=logins,
+        settings=settings,
+        workspace=principal.workspace,
         body=body,
-        secret_fields=("token",),
-        create=lambda: service.register_device(
-            session,
-            broker=broker,
-            logins=logins,
-            settings=settings,
-            workspace=principal.workspace,
-            body=body,
-        ),
-        location="/v1/devices/{id}",
     )
 
 

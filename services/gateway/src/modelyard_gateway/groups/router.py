@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.http import AuthorizationHeader, IdempotencyKey, IfMatch
+from modelyard_common.http import AuthorizationHeader, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_gateway.deps import EnabledFilter, creates
@@ -71,11 +71,13 @@ async def list_groups(
     )
 
 
-@groups.creating(
+@creates.route(
+    groups,
     "create_group",
     "Create a model group (the name clients send as `model`)",
     problems=(401, 403, 409, 422, 503),
     response_model=GroupRead,
+    location="/v1/groups/{id}",
 )
 async def create_group(
     session: SessionDep,
@@ -83,22 +85,13 @@ async def create_group(
     body: GroupCreate,
     gate: BindingGateDep,
     fill: FillingDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+) -> GroupRead:
     """Create a group; `instance_ids` is the failover order.
 
     A group bound to a registry model also serves the deployments already running for it.
     """
     fill.after_commit(body.registry_model_id)
-    return await creates.respond(
-        session,
-        principal=principal,
-        operation="create_group",
-        key=idempotency_key,
-        body=body,
-        create=lambda: service.create_group(session, principal=principal, body=body, gate=gate),
-        location="/v1/groups/{id}",
-    )
+    return await service.create_group(session, principal=principal, body=body, gate=gate)
 
 
 @groups.reading("get_group", "Get a model group", problems=(401, 403, 404))

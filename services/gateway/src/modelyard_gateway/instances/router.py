@@ -8,13 +8,13 @@ route's dependency, before anything else runs (an idempotent replay included).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from modelyard_common.auth import Admin, Operator, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.http import IdempotencyKey, IfMatch
+from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_gateway.deps import EnabledFilter, creates
@@ -52,30 +52,21 @@ async def list_instances(
     )
 
 
-@instances.creating(
+@creates.route(
+    instances,
     "create_instance",
     "Create a model instance (a backend)",
     problems=(401, 403, 409, 422),
     response_model=InstanceRead,
+    location="/v1/instances/{id}",
 )
 async def create_instance(
-    session: SessionDep,
-    routing: RoutingDep,
-    principal: Admin,
-    body: InstanceCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+    session: SessionDep, routing: RoutingDep, principal: Admin, body: InstanceCreate
+) -> InstanceRead:
     """Create an instance; secrets are encrypted and never returned."""
-    return await creates.respond(
-        session,
-        principal=principal,
-        operation="create_instance",
-        key=idempotency_key,
-        body=body,  # secrets included: hashed, never stored
-        create=lambda: service.create_instance(
-            session, box=routing.box, egress=routing.egress, principal=principal, body=body
-        ),
-        location="/v1/instances/{id}",
+    # The idempotency record's fingerprint covers the secrets too: hashed, never stored.
+    return await service.create_instance(
+        session, box=routing.box, egress=routing.egress, principal=principal, body=body
     )
 
 

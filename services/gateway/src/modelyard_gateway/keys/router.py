@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from modelyard_common.auth import Operator, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
 from modelyard_gateway.deps import creates
@@ -38,32 +37,20 @@ async def list_keys(
     return await service.list_keys(session, principal=principal, params=paging, revoked=revoked)
 
 
-@keys.creating(
+# Only the hash of a key is stored anywhere, the idempotency record included: a retried
+# create confirms the key but answers `key: null` (header Idempotent-Secret-Withheld).
+@creates.route(
+    keys,
     "create_key",
     "Create a client API key; the key is shown only in this answer",
     problems=(401, 403, 422),
     response_model=KeyCreated,
+    location="/v1/keys/{id}",
+    secret_fields=("key",),
 )
-async def create_key(
-    session: SessionDep,
-    principal: Operator,
-    body: KeyCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+async def create_key(session: SessionDep, principal: Operator, body: KeyCreate) -> KeyCreated:
     """Create a key; the answer is the only place the key appears."""
-
-    # Only the hash of a key is stored anywhere, the idempotency record included: a retried
-    # create confirms the key but answers `key: null` (header Idempotent-Secret-Withheld).
-    return await creates.respond(
-        session,
-        principal=principal,
-        operation="create_key",
-        key=idempotency_key,
-        body=body,
-        create=lambda: service.create_key(session, principal=principal, body=body),
-        location="/v1/keys/{id}",
-        secret_fields=("key",),
-    )
+    return await service.create_key(session, principal=principal, body=body)
 
 
 @keys.reading("get_key", "Get a client API key (without the key)", problems=(401, 403, 404))

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from modelyard_common.governance import ApprovalState
+from modelyard_common.schema_examples import examples_config
 from modelyard_registry.schemas_common import LongText, Name, Properties, ShortText, Tags
 
 
@@ -88,23 +89,19 @@ class LearningTypeRead(BaseModel):
 class AIModelCreate(BaseModel):
     """A new AI model."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "fraud-detector",
-                    "description": "## Features\nScores card payments.\n\n## Known limits\n"
-                    "Not trained on B2B payments.",
-                    "learning_type": "supervised",
-                    "functionality": "fraud detection",
-                    "foundations": "gradient boosted trees",
-                    "provider": "in-house",
-                    "tags": ["payments", "risk"],
-                    "properties": {"accuracy": {"type": "number", "value": 0.97}},
-                }
-            ]
+    model_config = examples_config(
+        {
+            "name": "fraud-detector",
+            "description": "## Features\nScores card payments.\n\n## Known limits\n"
+            "Not trained on B2B payments.",
+            "learning_type": "supervised",
+            "functionality": "fraud detection",
+            "foundations": "gradient boosted trees",
+            "provider": "in-house",
+            "tags": ["payments", "risk"],
+            "properties": {"accuracy": {"type": "number", "value": 0.97}},
         },
+        extra="forbid",
     )
 
     name: Name
@@ -120,7 +117,7 @@ class AIModelCreate(BaseModel):
 class AIModelUpdate(BaseModel):
     """Fields to change; omitted fields keep their value."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tags": ["nlp"]}]})
+    model_config = examples_config({"tags": ["nlp"]}, extra="forbid")
 
     name: Name | None = None
     description: LongText | None = None

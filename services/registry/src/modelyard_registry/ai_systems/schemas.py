@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_registry.schemas_common import LongText, Name, ShortText, Tags
 
 
@@ -37,23 +38,19 @@ class AIActRole(StrEnum):
 class AISystemCreate(BaseModel):
     """A new AI system."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "checkout-risk",
-                    "description": "Blocks risky card payments at checkout.",
-                    "purpose": "Fraud prevention",
-                    "owner": "payments-team",
-                    "status": "draft",
-                    "risk_level": "high",
-                    "risk_justification": "Annex III 5(b): creditworthiness of people.",
-                    "ai_act_role": "deployer",
-                    "tags": ["payments"],
-                }
-            ]
+    model_config = examples_config(
+        {
+            "name": "checkout-risk",
+            "description": "Blocks risky card payments at checkout.",
+            "purpose": "Fraud prevention",
+            "owner": "payments-team",
+            "status": "draft",
+            "risk_level": "high",
+            "risk_justification": "Annex III 5(b): creditworthiness of people.",
+            "ai_act_role": "deployer",
+            "tags": ["payments"],
         },
+        extra="forbid",
     )
 
     name: Name
@@ -72,9 +69,7 @@ class AISystemCreate(BaseModel):
 class AISystemUpdate(BaseModel):
     """Fields to change; omitted fields keep their value."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"status": "retired"}]}
-    )
+    model_config = examples_config({"status": "retired"}, extra="forbid")
 
     name: Name | None = None
     description: LongText | None = None

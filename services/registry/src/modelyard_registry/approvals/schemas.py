@@ -8,15 +8,15 @@ from typing import Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.governance import ApprovalState
+from modelyard_common.schema_examples import examples_config
 from modelyard_registry.ai_models.schemas import ApprovalConditions, Comment, Conditions
 
 
 class ReviewRequest(BaseModel):
     """Ask for the model to be reviewed."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"comment": "Bias report attached; ready for review."}]},
+    model_config = examples_config(
+        {"comment": "Bias report attached; ready for review."}, extra="forbid"
     )
 
     comment: Comment

@@ -6,12 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.errors import NotFoundError
-from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep, creates
@@ -57,27 +55,18 @@ async def list_evidence(
     return Page(items=items, next_cursor=cursor)
 
 
-@evidence.creating(
+@creates.route(
+    evidence,
     "create_evidence",
     "Record an evidence item (a link; attach a file with PUT .../file)",
     problems=(*AUTH_PROBLEMS, 422),
     response_model=EvidenceRead,
+    location="/v1/evidence/{id}",
 )
 async def create_evidence(
-    session: SessionDep,
-    principal: Editor,
-    body: EvidenceCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    return await creates.respond(
-        session,
-        principal=principal,
-        operation="create_evidence",
-        key=idempotency_key,
-        body=body,
-        create=lambda: service.create_evidence(session, principal=principal, body=body),
-        location="/v1/evidence/{id}",
-    )
+    session: SessionDep, principal: Editor, body: EvidenceCreate
+) -> EvidenceRead:
+    return await service.create_evidence(session, principal=principal, body=body)
 
 
 @evidence.reading("get_evidence", "Get one evidence item", problems=(*AUTH_PROBLEMS, 404))

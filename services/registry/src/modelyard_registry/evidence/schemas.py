@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_registry.schemas_common import Name, ShortText
 
 
@@ -32,20 +33,16 @@ FileName = Annotated[
 class EvidenceCreate(BaseModel):
     """A new evidence item: a link, or a file attached afterwards with PUT .../file."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "fria",
-                    "title": "FRIA for checkout-risk, 2026 review",
-                    "url": "https://dms.example.org/docs/fria-2026.pdf",
-                    "owner": "dpo@example.org",
-                    "expires_on": "2027-06-30",
-                    "system_id": "1b0e6c5e-0c7e-4c16-9d9f-0d0f5f9bb2a1",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "type": "fria",
+            "title": "FRIA for checkout-risk, 2026 review",
+            "url": "https://dms.example.org/docs/fria-2026.pdf",
+            "owner": "dpo@example.org",
+            "expires_on": "2027-06-30",
+            "system_id": "1b0e6c5e-0c7e-4c16-9d9f-0d0f5f9bb2a1",
         },
+        extra="forbid",
     )
 
     type: EvidenceType

@@ -6,7 +6,9 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from modelyard_common.schema_examples import examples_config
 
 
 class DeploymentPlace(BaseModel):
@@ -89,9 +91,7 @@ USAGE_EXAMPLE: dict[str, Any] = {
 class ModelUsage(BaseModel):
     """The model's gateway usage per UTC day in a date range, and the range's totals."""
 
-    model_config = ConfigDict(
-        populate_by_name=True, json_schema_extra={"examples": [USAGE_EXAMPLE]}
-    )
+    model_config = examples_config(USAGE_EXAMPLE, populate_by_name=True)
 
     model_id: uuid.UUID
     from_day: date = Field(alias="from", description="First day of the range (UTC).")

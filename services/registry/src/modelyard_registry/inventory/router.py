@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modelyard_common.auth import Admin, Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.http import IdempotencyKey, IfMatch
+from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, Tagged, with_etag
 from modelyard_registry.deps import AUTH_PROBLEMS, creates
@@ -97,27 +96,20 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             )
             return Page(items=items, next_cursor=cursor)
 
-        @routes.creating(
+        @creates.route(
+            routes,
             f"create_{noun}",
             f"Register an {title}",
             problems=(*AUTH_PROBLEMS, 409, 422),
             response_model=inventory.read,
+            location=f"/v1/{noun}s/{{id}}",
         )
         async def create_item(
             session: SessionDep,
             principal: Editor,
             body: CreateBody,  # type: ignore[valid-type]
-            idempotency_key: IdempotencyKey = None,
-        ) -> JSONResponse:
-            return await creates.respond(
-                session,
-                principal=principal,
-                operation=f"create_{noun}",
-                key=idempotency_key,
-                body=body,
-                create=lambda: inventory.create(session, principal=principal, body=body),
-                location=f"/v1/{noun}s/{{id}}",
-            )
+        ) -> Any:
+            return await inventory.create(session, principal=principal, body=body)
 
         @routes.reading(
             f"get_{noun}",

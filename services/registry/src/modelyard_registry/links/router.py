@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.http import IdempotencyKey, IfMatch
+from modelyard_common.http import IfMatch
 from modelyard_common.routes import Routes, with_etag
 from modelyard_registry.deps import AUTH_PROBLEMS, creates
 from modelyard_registry.links import service
@@ -30,28 +29,18 @@ async def list_system_models(
     return await service.list_models_of_system(session, principal=principal, system_id=system_id)
 
 
-@links.creating(
+@creates.route(
+    links,
     "link_model",
     "Link a model to a system, saying how the system uses it",
     problems=(*AUTH_PROBLEMS, 404, 409, 422),
     response_model=LinkRead,
+    location="/v1/systems/{system_id}/models/{model_id}",
 )
 async def link_model(
-    session: SessionDep,
-    principal: Editor,
-    system_id: uuid.UUID,
-    body: LinkCreate,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    return await creates.respond(
-        session,
-        principal=principal,
-        operation=f"link_model:{system_id}",
-        key=idempotency_key,
-        body=body,
-        create=lambda: service.attach(session, principal=principal, system_id=system_id, body=body),
-        location=f"/v1/systems/{system_id}/models/{{model_id}}",
-    )
+    session: SessionDep, principal: Editor, system_id: uuid.UUID, body: LinkCreate
+) -> LinkRead:
+    return await service.attach(session, principal=principal, system_id=system_id, body=body)
 
 
 @links.changing(

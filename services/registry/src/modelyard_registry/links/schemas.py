@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from modelyard_common.schema_examples import examples_config
+
 DescriptionOfUse = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
 ]
@@ -16,16 +18,12 @@ DescriptionOfUse = Annotated[
 class LinkCreate(BaseModel):
     """Attach a model to a system, saying how the system uses it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                    "description_of_use": "Scores each payment before authorisation.",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "description_of_use": "Scores each payment before authorisation.",
         },
+        extra="forbid",
     )
 
     model_id: uuid.UUID

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from modelyard_common.schema_examples import examples_config
 from modelyard_registry.schemas_common import LongText, ShortText
 
 
@@ -42,11 +43,8 @@ class ObligationRead(BaseModel):
 class ObligationUpdate(BaseModel):
     """Fields to change; omitted fields keep their value."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"status": "done", "owner": "dpo@example.org", "note": "Signed off."}]
-        },
+    model_config = examples_config(
+        {"status": "done", "owner": "dpo@example.org", "note": "Signed off."}, extra="forbid"
     )
 
     status: ObligationStatus | None = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from modelyard_common.governance import Gate
+from modelyard_common.schema_examples import examples_config
 
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
@@ -15,18 +16,14 @@ Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200
 class PolicyRead(BaseModel):
     """The workspace's gate: `enforce` refuses, `warn` allows and warns, `off` checks nothing."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "workspace": "acme",
-                    "gate": "enforce",
-                    "is_default": False,
-                    "comment": "Production workspace: nothing unapproved runs.",
-                    "updated_by": "alice",
-                    "updated_at": "2026-12-02T10:00:00Z",
-                }
-            ]
+    model_config = examples_config(
+        {
+            "workspace": "acme",
+            "gate": "enforce",
+            "is_default": False,
+            "comment": "Production workspace: nothing unapproved runs.",
+            "updated_by": "alice",
+            "updated_at": "2026-12-02T10:00:00Z",
         }
     )
 
@@ -45,9 +42,8 @@ class PolicyRead(BaseModel):
 class PolicyUpdate(BaseModel):
     """Set the workspace's gate (admin)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"gate": "warn", "comment": "Pilot: warn for a month."}]},
+    model_config = examples_config(
+        {"gate": "warn", "comment": "Pilot: warn for a month."}, extra="forbid"
     )
 
     gate: Gate
