@@ -304,6 +304,85 @@ const ok = await runChecks([
     },
   ],
   [
+    'Model instances: an admin creates a local and a cloud one; the token never comes back',
+    async () => {
+      const page = await personPage(browser, url);
+      await signIn(page, 'root');
+      // Every answer of the gateway this person's browser receives, to look for the secret in.
+      const bodies = [];
+      page.on('response', async (response) => {
+        if (response.url().startsWith(config.gateway_url)) bodies.push(await response.text().catch(() => ''));
+      });
+      await page.getByRole('link', { name: 'Gateway' }).click();
+      await heading(page, 'Models').waitFor();
+      await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'Model instances' }).click();
+      await page.getByText('No model instances yet.').waitFor();
+      // Local: host, port, protocol; a host the gateway refuses is said under the field.
+      await page.getByRole('button', { name: 'Create a model instance' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Create a model instance' });
+      await dialog.getByLabel('Name', { exact: true }).fill(seeded.local_instance);
+      await dialog.getByLabel('Host', { exact: true }).fill('not a host!');
+      await dialog.getByLabel('Port', { exact: true }).fill(String(seeded.local_port));
+      await dialog.getByLabel('Upstream model', { exact: true }).fill('llama-3.1-8b');
+      await dialog.getByRole('button', { name: 'Create the model instance' }).click();
+      const host = dialog.getByLabel('Host', { exact: true });
+      await page.waitForFunction(() => document.activeElement?.getAttribute('aria-invalid') === 'true');
+      expect((await host.getAttribute('aria-invalid')) === 'true', 'the refused host is not marked');
+      await host.fill('127.0.0.1');
+      await dialog.getByRole('button', { name: 'Create the model instance' }).click();
+      await page.getByRole('rowheader', { name: seeded.local_instance }).waitFor();
+      // Cloud: URL, token (write-only) and proxy.
+      await page.getByRole('button', { name: 'Create a model instance' }).click();
+      await dialog.getByLabel('Name', { exact: true }).fill(seeded.cloud_instance);
+      await dialog.getByLabel(/^Cloud/).check();
+      await dialog.getByLabel('Base URL', { exact: true }).fill(seeded.cloud_url);
+      await dialog.getByLabel('Token', { exact: true }).fill(seeded.cloud_token);
+      await dialog.getByLabel('Upstream model', { exact: true }).fill('gpt-4o-mini');
+      await screenshot(page, shots, 'gateway-create-instance', { height: 1100 });
+      await dialog.getByRole('button', { name: 'Create the model instance' }).click();
+      const cloud = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.cloud_instance }) });
+      await cloud.getByText('stored: token').waitFor();
+      // Check now: the local one answers (a model server on loopback).
+      await page.getByRole('button', { name: `Check ${seeded.local_instance} now` }).click();
+      await page.getByRole('status').filter({ hasText: 'answered in' }).waitFor();
+      await screenshot(page, shots, 'gateway-instances');
+      await page.reload();
+      await cloud.getByText('stored: token').waitFor();
+      const leaked = bodies.filter((body) => body.includes(seeded.cloud_token)).length;
+      expect(bodies.length >= 4, `only ${bodies.length} gateway answers seen`);
+      expect(leaked === 0, `${leaked} gateway answers carried the token`);
+      expect(!(await page.content()).includes(seeded.cloud_token), 'the page shows the token');
+      await page.context().close();
+    },
+  ],
+  [
+    'Models: an editor makes a model of two instances in failover order',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/gateway/instances`);
+      await page.getByRole('rowheader', { name: seeded.cloud_instance }).waitFor();
+      expect((await page.getByRole('button', { name: 'Create a model instance' }).count()) === 0, 'an editor is offered Create a model instance');
+      expect((await page.getByRole('button', { name: /^Check .* now$/ }).count()) === 0, 'an editor is offered Check now');
+      await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'Models' }).click();
+      await page.getByRole('button', { name: 'Create a model' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Create a model' });
+      await dialog.getByLabel('Name', { exact: true }).fill(seeded.group);
+      // Chosen cloud first, then local; then the local one moved up: local first.
+      await dialog.getByLabel(seeded.cloud_instance).check();
+      await dialog.getByLabel(seeded.local_instance).check();
+      await dialog.getByRole('button', { name: `Move ${seeded.local_instance} up` }).click();
+      const order = await dialog.getByRole('list', { name: 'Failover order' }).innerText();
+      expect(order.indexOf(seeded.local_instance) < order.indexOf(seeded.cloud_instance), `order: ${order}`);
+      await screenshot(page, shots, 'gateway-create-model', { height: 1000 });
+      await dialog.getByRole('button', { name: 'Create the model' }).click();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.group }) });
+      await row.waitFor();
+      const text = await row.innerText();
+      expect(text.indexOf(seeded.local_instance) < text.indexOf(seeded.cloud_instance), `row: ${text}`);
+      await screenshot(page, shots, 'gateway-models');
+    },
+  ],
+  [
     'delete refused while AI systems use the model (409 naming them)',
     async () => {
       const page = await personPage(browser, url);

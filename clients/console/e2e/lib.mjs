@@ -26,7 +26,8 @@ export function launch() {
 export async function personPage(browser, consoleUrl) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
-  page.setDefaultTimeout(15000);
+  // Generous: a CI machine with both cores busy answers a search in seconds, not milliseconds.
+  page.setDefaultTimeout(30000);
   await page.goto(consoleUrl);
   return page;
 }

@@ -1,5 +1,12 @@
 /** The registry as the console reaches it: the typed client, a token and a workspace. */
-import { isProblem, registryClient, type Problem, type Registry } from "@modelyard/clients";
+import {
+  gatewayClient,
+  type Gateway,
+  isProblem,
+  type Problem,
+  type Registry,
+  registryClient,
+} from "@modelyard/clients";
 
 export type Model = Registry.components["schemas"]["AIModelRead"];
 export type ModelCreate = Registry.components["schemas"]["AIModelCreate"];
@@ -13,6 +20,11 @@ export type SystemCreate = Registry.components["schemas"]["AISystemCreate"];
 export type RiskLevel = Registry.components["schemas"]["RiskLevel"];
 export type AIActRole = Registry.components["schemas"]["AIActRole"];
 export type LinkRead = Registry.components["schemas"]["LinkRead"];
+export type Group = Gateway.components["schemas"]["GroupRead"];
+export type GroupCreate = Gateway.components["schemas"]["GroupCreate"];
+export type Instance = Gateway.components["schemas"]["InstanceRead"];
+export type InstanceCreate = Gateway.components["schemas"]["InstanceCreate"];
+export type InstanceCheck = Gateway.components["schemas"]["InstanceCheck"];
 
 /** An answer that was not a success: a problem document, or no answer at all (offline). */
 export class ApiError extends Error {
@@ -53,10 +65,10 @@ function humanMessage(type: string, message: string): string {
 }
 
 export type Registry_ = ReturnType<typeof registryClient>;
+export type Gateway_ = ReturnType<typeof gatewayClient>;
 
-/** Return a registry client acting for `token` in `workspace`. */
-export function registryFor(baseUrl: string, token: string, workspace: string): Registry_ {
-  const client = registryClient({ baseUrl, token });
+/** Return `client` with every request made in `workspace` (the services' workspace header). */
+function inWorkspace<C extends { use: Registry_["use"] }>(client: C, workspace: string): C {
   client.use({
     onRequest({ request }) {
       request.headers.set("X-Modelyard-Workspace", workspace);
@@ -65,6 +77,14 @@ export function registryFor(baseUrl: string, token: string, workspace: string): 
   });
   return client;
 }
+
+/** Return a registry client acting for `token` in `workspace`. */
+export const registryFor = (baseUrl: string, token: string, workspace: string): Registry_ =>
+  inWorkspace(registryClient({ baseUrl, token }), workspace);
+
+/** Return a gateway client (its admin API) acting for `token` in `workspace`. */
+export const gatewayFor = (baseUrl: string, token: string, workspace: string): Gateway_ =>
+  inWorkspace(gatewayClient({ baseUrl, token }), workspace);
 
 /** Return a call's data, or throw an ApiError carrying its problem (status 0: offline). */
 export async function unwrap<T>(

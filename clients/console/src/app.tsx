@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
-import { registryFor } from "./api.ts";
+import { gatewayFor, registryFor } from "./api.ts";
 import {
   type Auth,
   canDecide,
@@ -16,6 +16,7 @@ import { ModelPage } from "./model-page.tsx";
 import { ModelsList } from "./models-list.tsx";
 import { useRoute } from "./router.ts";
 import { SignIn } from "./sign-in.tsx";
+import { GatewayModels } from "./gateway.tsx";
 import { SystemForm, SystemsList } from "./systems.tsx";
 
 export function App(props: { config: ConsoleConfig; auth: Auth; initial: Session | null }) {
@@ -61,8 +62,10 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
       session,
       workspace,
       registry: registryFor(props.config.registry_url, session.token, workspace),
+      gateway: gatewayFor(props.config.gateway_url, session.token, workspace),
       canEdit: hasRole(session, workspace, "editor"),
       canAdmin: hasRole(session, workspace, "admin"),
+      canOperate: hasRole(session, workspace, "admin") || rolesIn(session, workspace).has("operator"),
       canDecide: canDecide(session, workspace),
     }),
     [props.config, session, workspace],
@@ -90,6 +93,11 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
             <li>
               <a href="#/systems" aria-current={section === "systems" ? "page" : undefined}>
                 AI systems
+              </a>
+            </li>
+            <li>
+              <a href="#/gateway" aria-current={section === "gateway" ? "page" : undefined}>
+                Gateway
               </a>
             </li>
           </ul>
@@ -142,6 +150,7 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
         {section === "systems" && route[1] === "new" && <SystemForm />}
         {section === "systems" && route[1] && route[1] !== "new" && <SystemForm id={route[1]} />}
         {section === "systems" && !route[1] && <SystemsList />}
+        {section === "gateway" && <GatewayModels tab={route[1] === "instances" ? "instances" : "models"} />}
       </main>
     </ContextProvider>
   );

@@ -1,18 +1,21 @@
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
 
-import type { Registry_ } from "./api.ts";
+import type { Gateway_, Registry_ } from "./api.ts";
 import type { Session } from "./auth.ts";
 import type { ConsoleConfig } from "./config.ts";
 
-/** What every screen needs: who acts, in which workspace, what they may do, and the registry. */
+/** What every screen needs: who acts, in which workspace, what they may do, and the services. */
 export interface Context {
   config: ConsoleConfig;
   session: Session;
   workspace: string;
   registry: Registry_;
+  gateway: Gateway_;
   canEdit: boolean;
   canAdmin: boolean;
+  /** May say where traffic goes (admin or operator): instances' changes and checks. */
+  canOperate: boolean;
   canDecide: boolean;
 }
 

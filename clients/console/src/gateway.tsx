@@ -1,0 +1,576 @@
+/**
+ * The gateway's Models screen, in the product documents' words: "Models" (what clients name:
+ * the gateway's model groups, each a failover order of instances) and "Model instances" (the
+ * backends: local, by host, port and protocol; or cloud, by URL, token and proxy). Secrets go
+ * in and never come back: the gateway answers only whether one is stored.
+ */
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+
+import {
+  ApiError,
+  type Group,
+  type GroupCreate,
+  type Instance,
+  type InstanceCheck,
+  type InstanceCreate,
+  type Model,
+  unwrap,
+} from "./api.ts";
+import { useConsole } from "./context.ts";
+import { ErrorNote, Field, Loading, when } from "./ui.tsx";
+
+type Tab = "models" | "instances";
+const TABS: [Tab, string][] = [
+  ["models", "Models"],
+  ["instances", "Model instances"],
+];
+
+/** Return the list at `load`, reloaded by `reload()`; null while it loads. */
+function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
+  const [items, setItems] = useState<T[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    setError(null);
+    load().then(setItems, setError);
+  }, [...deps, attempt]);
+  return { items, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+export function GatewayModels(props: { tab: Tab }) {
+  const { gateway } = useConsole();
+  const instances = useList(
+    async () => (await unwrap(gateway.GET("/v1/instances", { params: { query: { limit: 200 } } }))).data.items,
+    [gateway],
+  );
+  return (
+    <section aria-labelledby="gateway-title">
+      <div class="page-head">
+        <h1 id="gateway-title">Models</h1>
+      </div>
+      <p class="muted">
+        Clients of the gateway name a model; the gateway answers from its first model instance that
+        is up, in the order given, and fails over to the next.
+      </p>
+      <nav aria-label="Gateway sections" class="tabs">
+        <ul>
+          {TABS.map(([key, label]) => (
+            <li key={key}>
+              <a href={`#/gateway/${key}`} aria-current={props.tab === key ? "page" : undefined}>
+                {label}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      {props.tab === "models" ? (
+        <GroupsPanel instances={instances.items ?? []} />
+      ) : (
+        <InstancesPanel list={instances} />
+      )}
+    </section>
+  );
+}
+
+function ListState<T>(props: {
+  what: string;
+  list: { items: T[] | null; error: unknown; reload: () => void };
+  empty: string;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  const { items, error, reload } = props.list;
+  if (error) return <ErrorNote error={error} onRetry={reload} />;
+  if (items === null) return <Loading what={props.what} />;
+  if (items.length === 0)
+    return (
+      <p role="status" class="empty">
+        {props.empty}
+      </p>
+    );
+  return <>{props.children(items)}</>;
+}
+
+function GroupsPanel(props: { instances: Instance[] }) {
+  const { gateway, canEdit } = useConsole();
+  const groups = useList(
+    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
+    [gateway],
+  );
+  const [creating, setCreating] = useState(false);
+  const names = new Map(props.instances.map((i) => [i.id, i.name]));
+  return (
+    <>
+      <div class="page-head">
+        <h2>Models</h2>
+        {canEdit && <button onClick={() => setCreating(true)}>Create a model</button>}
+      </div>
+      <ListState what="models" list={groups} empty="No models yet: create one and give it its model instances.">
+        {(items: Group[]) => (
+          <table class="striped">
+            <caption class="visually-hidden">Models</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name (what clients send as model)</th>
+                <th scope="col">Model instances, in failover order</th>
+                <th scope="col">Serving</th>
+                <th scope="col">Enabled</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((g) => (
+                <tr key={g.id}>
+                  <th scope="row">{g.name}</th>
+                  <td>
+                    {g.instance_ids.length === 0 ? (
+                      <span class="muted">none{g.registry_model_id ? " (its deployments join it)" : ""}</span>
+                    ) : (
+                      <ol class="inline-list">
+                        {g.instance_ids.map((id, index) => (
+                          <li key={id}>
+                            {index + 1}. {names.get(id) ?? id.slice(0, 8)}
+                          </li>
+                        ))}
+                      </ol>
+                    )}
+                  </td>
+                  <td>
+                    {g.policy === null || g.policy === undefined
+                      ? "yes"
+                      : g.policy.serving
+                        ? "yes"
+                        : <span title={g.policy.reason ?? ""}>refused: {g.policy.reason}</span>}
+                  </td>
+                  <td>{g.enabled ? "yes" : "no"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListState>
+      {creating && (
+        <CreateGroupDialog
+          instances={props.instances}
+          onClose={() => setCreating(false)}
+          onCreated={() => {
+            setCreating(false);
+            groups.reload();
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+function healthLabel(instance: Instance): string {
+  const { status, reason, checked_at, cooldown_until } = instance.health;
+  if (!instance.enabled) return "disabled";
+  if (status === "cooldown" && cooldown_until) return `cooling down until ${when(cooldown_until)}`;
+  // Served until a check says otherwise; say so rather than "up".
+  if (status === "up" && !checked_at) return "not checked yet";
+  return reason ? `${status}: ${reason}` : status;
+}
+
+function where(instance: Instance): string {
+  return instance.kind === "local"
+    ? `${instance.protocol}://${instance.host}:${instance.port}${instance.path_prefix}`
+    : (instance.base_url ?? "");
+}
+
+function InstancesPanel(props: { list: ReturnType<typeof useList<Instance>> }) {
+  const { gateway, canAdmin, canOperate } = useConsole();
+  const [creating, setCreating] = useState(false);
+  const [checks, setChecks] = useState<Record<string, InstanceCheck | ApiError | "busy">>({});
+
+  async function check(instance: Instance) {
+    setChecks((c) => ({ ...c, [instance.id]: "busy" }));
+    try {
+      const { data } = await unwrap(
+        gateway.POST("/v1/instances/{instance_id}/check", { params: { path: { instance_id: instance.id } } }),
+      );
+      setChecks((c) => ({ ...c, [instance.id]: data }));
+    } catch (error) {
+      setChecks((c) => ({ ...c, [instance.id]: error instanceof ApiError ? error : new ApiError(0, null) }));
+    }
+  }
+
+  return (
+    <>
+      <div class="page-head">
+        <h2>Model instances</h2>
+        {canAdmin && <button onClick={() => setCreating(true)}>Create a model instance</button>}
+      </div>
+      <ListState what="model instances" list={props.list} empty="No model instances yet.">
+        {(items: Instance[]) => (
+          <table class="striped">
+            <caption class="visually-hidden">Model instances</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Where</th>
+                <th scope="col">Upstream model</th>
+                <th scope="col">Secrets</th>
+                <th scope="col">Health</th>
+                {canOperate && <th scope="col">Check</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((i) => {
+                const result = checks[i.id];
+                return (
+                  <tr key={i.id}>
+                    <th scope="row">{i.name}</th>
+                    <td>{i.kind}</td>
+                    <td>
+                      <code>{where(i)}</code>
+                      {i.proxy_url && <small> via proxy {i.proxy_url}</small>}
+                    </td>
+                    <td>{i.upstream_model}</td>
+                    <td>{secretsLabel(i)}</td>
+                    <td>{healthLabel(i)}</td>
+                    {canOperate && (
+                      <td>
+                        <button
+                          class="secondary outline"
+                          aria-label={`Check ${i.name} now`}
+                          aria-busy={result === "busy"}
+                          disabled={result === "busy"}
+                          onClick={() => check(i)}
+                        >
+                          Check now
+                        </button>
+                        {result && result !== "busy" && (
+                          <small role="status">
+                            {result instanceof ApiError
+                              ? result.message
+                              : result.ok
+                                ? ` answered in ${result.latency_ms.toFixed(0)} ms`
+                                : ` failed: ${result.error ?? "no answer"}`}
+                          </small>
+                        )}
+                      </td>
+                    )}
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </ListState>
+      {creating && (
+        <CreateInstanceDialog
+          onClose={() => setCreating(false)}
+          onCreated={() => {
+            setCreating(false);
+            props.list.reload();
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+/** Say which secrets are stored, never what they are (the gateway cannot answer them). */
+function secretsLabel(instance: Instance): string {
+  const held = [
+    instance.has_token ? "token" : null,
+    instance.has_proxy_password ? "proxy password" : null,
+    ...instance.secret_header_names.map((name) => `header ${name}`),
+  ].filter(Boolean);
+  return held.length ? `stored: ${held.join(", ")}` : "none";
+}
+
+type DialogRef = { current: HTMLDialogElement | null };
+
+/** A dialog around a form: opened modal, closed by Esc or its close button. */
+function FormDialog(props: {
+  id: string;
+  title: string;
+  dialog: DialogRef;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const { dialog } = props;
+  useEffect(() => dialog.current?.showModal(), []);
+  return (
+    <dialog ref={dialog} aria-labelledby={props.id} onClose={props.onClose}>
+      <article>
+        <header>
+          <button type="button" aria-label="Close" {...({ rel: "prev" } as object)} onClick={() => dialog.current?.close()} />
+          <h2 id={props.id}>{props.title}</h2>
+        </header>
+        {props.children}
+      </article>
+    </dialog>
+  );
+}
+
+/** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
+function useSubmit(dialog: DialogRef) {
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [failure, setFailure] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(call: () => Promise<unknown>) {
+    setBusy(true);
+    setErrors({});
+    setFailure(null);
+    try {
+      await call();
+    } catch (error) {
+      const fields = error instanceof ApiError ? error.fieldErrors() : {};
+      setErrors(fields);
+      if (Object.keys(fields).length === 0) setFailure(error);
+      else requestAnimationFrame(() => dialog.current?.querySelector<HTMLElement>("[aria-invalid=true]")?.focus());
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { errors, failure, busy, submit };
+}
+
+function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance: Instance) => void }) {
+  const { gateway } = useConsole();
+  const dialog = useRef<HTMLDialogElement>(null);
+  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const [key] = useState(() => crypto.randomUUID());
+  const [kind, setKind] = useState<"local" | "cloud">("local");
+  const [form, setForm] = useState({
+    name: "",
+    host: "",
+    port: "",
+    protocol: "http",
+    base_url: "",
+    token: "",
+    proxy_url: "",
+    proxy_username: "",
+    proxy_password: "",
+    upstream_model: "",
+    max_concurrency: "",
+  });
+  const set = (name: keyof typeof form) => (e: { currentTarget: { value: string } }) =>
+    setForm({ ...form, [name]: e.currentTarget.value });
+
+  function body(): InstanceCreate {
+    const common = {
+      name: form.name,
+      upstream_model: form.upstream_model,
+      ...(form.max_concurrency ? { max_concurrency: Number(form.max_concurrency) } : {}),
+    };
+    if (kind === "local") {
+      return {
+        ...common,
+        kind,
+        host: form.host,
+        port: form.port ? Number(form.port) : null,
+        protocol: form.protocol as InstanceCreate["protocol"],
+      };
+    }
+    return {
+      ...common,
+      kind,
+      base_url: form.base_url,
+      ...(form.token ? { token: form.token } : {}),
+      ...(form.proxy_url ? { proxy_url: form.proxy_url } : {}),
+      ...(form.proxy_username ? { proxy_username: form.proxy_username } : {}),
+      ...(form.proxy_password ? { proxy_password: form.proxy_password } : {}),
+    };
+  }
+
+  return (
+    <FormDialog id="create-instance-title" title="Create a model instance" dialog={dialog} onClose={props.onClose}>
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              void submit(async () => {
+                const { data } = await unwrap(
+                  gateway.POST("/v1/instances", { body: body(), params: { header: { "Idempotency-Key": key } } }),
+                );
+                props.onCreated(data);
+              });
+            }}
+          >
+            <Field label="Name" required error={errors.name}>
+              {(a) => <input {...a} value={form.name} onInput={set("name")} maxLength={100} />}
+            </Field>
+            <fieldset>
+              <legend>Kind</legend>
+              <label>
+                <input type="radio" name="kind" checked={kind === "local"} onChange={() => setKind("local")} />
+                Local: a model server on your network (host, port, protocol)
+              </label>
+              <label>
+                <input type="radio" name="kind" checked={kind === "cloud"} onChange={() => setKind("cloud")} />
+                Cloud: an API by URL, with a token and optionally a proxy
+              </label>
+            </fieldset>
+            {kind === "local" ? (
+              <div class="grid">
+                <Field label="Host" required error={errors.host}>
+                  {(a) => <input {...a} value={form.host} onInput={set("host")} placeholder="10.0.0.12" />}
+                </Field>
+                <Field label="Port" required error={errors.port}>
+                  {(a) => <input {...a} type="number" min={1} max={65535} value={form.port} onInput={set("port")} />}
+                </Field>
+                <Field label="Protocol" error={errors.protocol}>
+                  {(a) => (
+                    <select {...a} value={form.protocol} onChange={set("protocol")}>
+                      <option value="http">http</option>
+                      <option value="https">https</option>
+                    </select>
+                  )}
+                </Field>
+              </div>
+            ) : (
+              <>
+                <Field label="Base URL" required error={errors.base_url} hint="The API's URL; a trailing /v1 is optional.">
+                  {(a) => <input {...a} type="url" value={form.base_url} onInput={set("base_url")} placeholder="https://api.openai.com/v1" />}
+                </Field>
+                <Field label="Token" error={errors.token} hint="Sent as Authorization: Bearer. Write-only: stored encrypted, never shown again.">
+                  {(a) => <input {...a} type="password" autoComplete="off" value={form.token} onInput={set("token")} />}
+                </Field>
+                <Field label="Proxy URL" error={errors.proxy_url}>
+                  {(a) => <input {...a} type="url" value={form.proxy_url} onInput={set("proxy_url")} placeholder="http://proxy.example.org:3128" />}
+                </Field>
+                <div class="grid">
+                  <Field label="Proxy user name" error={errors.proxy_username}>
+                    {(a) => <input {...a} value={form.proxy_username} onInput={set("proxy_username")} autoComplete="off" />}
+                  </Field>
+                  <Field label="Proxy password" error={errors.proxy_password} hint="Write-only.">
+                    {(a) => <input {...a} type="password" autoComplete="off" value={form.proxy_password} onInput={set("proxy_password")} />}
+                  </Field>
+                </div>
+              </>
+            )}
+            <div class="grid">
+              <Field label="Upstream model" required error={errors.upstream_model} hint="Sent to the backend as model.">
+                {(a) => <input {...a} value={form.upstream_model} onInput={set("upstream_model")} />}
+              </Field>
+              <Field label="Most requests at once" error={errors.max_concurrency} hint="Empty: no limit.">
+                {(a) => <input {...a} type="number" min={1} value={form.max_concurrency} onInput={set("max_concurrency")} />}
+              </Field>
+            </div>
+            {failure ? <ErrorNote error={failure} /> : null}
+            <footer>
+              <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
+                Cancel
+              </button>
+              <button type="submit" aria-busy={busy} disabled={busy}>
+                Create the model instance
+              </button>
+            </footer>
+          </form>
+    </FormDialog>
+  );
+}
+
+function CreateGroupDialog(props: { instances: Instance[]; onClose: () => void; onCreated: (group: Group) => void }) {
+  const { gateway, registry } = useConsole();
+  const dialog = useRef<HTMLDialogElement>(null);
+  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const [key] = useState(() => crypto.randomUUID());
+  const [form, setForm] = useState({ name: "", description: "", registry_model_id: "" });
+  const [order, setOrder] = useState<string[]>([]);
+  const [models, setModels] = useState<Model[]>([]);
+  useEffect(() => {
+    // The registry's models a gateway model may follow (optional; their deployments join it).
+    unwrap(registry.GET("/v1/models", { params: { query: { limit: 200 } } })).then(
+      ({ data }) => setModels(data.items),
+      () => setModels([]),
+    );
+  }, [registry]);
+  const names = new Map(props.instances.map((i) => [i.id, i.name]));
+  const toggle = (id: string, on: boolean) => setOrder(on ? [...order, id] : order.filter((x) => x !== id));
+  const move = (index: number, by: number) => {
+    const next = [...order];
+    const [moved] = next.splice(index, 1);
+    next.splice(index + by, 0, moved!);
+    setOrder(next);
+  };
+  const set = (name: keyof typeof form) => (e: { currentTarget: { value: string } }) =>
+    setForm({ ...form, [name]: e.currentTarget.value });
+
+  return (
+    <FormDialog id="create-group-title" title="Create a model" dialog={dialog} onClose={props.onClose}>
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              const body: GroupCreate = {
+                name: form.name,
+                description: form.description,
+                instance_ids: order,
+                ...(form.registry_model_id ? { registry_model_id: form.registry_model_id } : {}),
+              };
+              void submit(async () => {
+                const { data } = await unwrap(
+                  gateway.POST("/v1/groups", { body, params: { header: { "Idempotency-Key": key } } }),
+                );
+                props.onCreated(data);
+              });
+            }}
+          >
+            <Field label="Name" required error={errors.name} hint="What clients send as model, e.g. chat.">
+              {(a) => <input {...a} value={form.name} onInput={set("name")} maxLength={100} />}
+            </Field>
+            <Field label="Description" error={errors.description}>
+              {(a) => <textarea {...a} rows={2} value={form.description} onInput={set("description")} />}
+            </Field>
+            <fieldset>
+              <legend>Model instances</legend>
+              {props.instances.length === 0 ? (
+                <p class="muted">No model instances yet: an admin creates them under Model instances.</p>
+              ) : (
+                props.instances.map((i) => (
+                  <label key={i.id}>
+                    <input type="checkbox" checked={order.includes(i.id)} onChange={(e) => toggle(i.id, e.currentTarget.checked)} />
+                    <span>
+                      {i.name} <small class="muted">({i.kind}, {i.upstream_model})</small>
+                    </span>
+                  </label>
+                ))
+              )}
+              {errors.instance_ids && <small class="field-error">{errors.instance_ids}</small>}
+            </fieldset>
+            {order.length > 0 && (
+              <section aria-labelledby="failover-order">
+                <h3 id="failover-order">Failover order</h3>
+                <ol aria-label="Failover order">
+                  {order.map((id, index) => (
+                    <li key={id}>
+                      {names.get(id)}{" "}
+                      <button type="button" class="secondary outline small" aria-label={`Move ${names.get(id)} up`} disabled={index === 0} onClick={() => move(index, -1)}>
+                        ↑
+                      </button>{" "}
+                      <button type="button" class="secondary outline small" aria-label={`Move ${names.get(id)} down`} disabled={index === order.length - 1} onClick={() => move(index, 1)}>
+                        ↓
+                      </button>
+                    </li>
+                  ))}
+                </ol>
+              </section>
+            )}
+            <Field label="Follow an AI model of the registry" error={errors.registry_model_id} hint="Its running deployments join this model; the policy gate applies.">
+              {(a) => (
+                <select {...a} value={form.registry_model_id} onChange={set("registry_model_id")}>
+                  <option value="">(none)</option>
+                  {models.map((m) => (
+                    <option key={m.id} value={m.id}>
+                      {m.name}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            {failure ? <ErrorNote error={failure} /> : null}
+            <footer>
+              <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
+                Cancel
+              </button>
+              <button type="submit" aria-busy={busy} disabled={busy}>
+                Create the model
+              </button>
+            </footer>
+          </form>
+    </FormDialog>
+  );
+}
