@@ -36,8 +36,10 @@ from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
     TEST_ADMIN_DB_URL,
     TEST_AMQP_URL,
+    TEST_MANAGEMENT_URL,
     TEST_VHOST,
     OidcProvider,
+    ensure_management_api,
     ensure_vhost,
     free_port,
     recreate_database,
@@ -103,10 +105,11 @@ async def console_dist() -> Path:
 
 @dataclass
 class Platform:
-    """The registry and gateway (prod mode), the OpenID provider and the console, as a browser
-    reaches them."""
+    """The registry, deployer and gateway (prod mode), the OpenID provider and the console, as a
+    browser reaches them."""
 
     registry: str
+    deployer: str
     gateway: str
     console: str
     provider: OidcProvider
@@ -136,8 +139,8 @@ async def answers(http: httpx.AsyncClient, url: str) -> bool:
 
 @pytest.fixture
 async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform]:
-    """Yield the registry and gateway in prod mode on fresh databases, the provider and the
-    console."""
+    """Yield the registry, deployer and gateway in prod mode on fresh databases, the provider
+    and the console."""
     console_port, dev_console_port = free_port(), free_port()
     console = f"http://127.0.0.1:{console_port}"
     dev_console = f"http://127.0.0.1:{dev_console_port}"
@@ -163,10 +166,13 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
     await asyncio.to_thread(provider.start)
     database_url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_console")
     gateway_database_url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_console_gw")
+    deployer_database_url = await recreate_database(TEST_ADMIN_DB_URL, "modelyard_console_dp")
     await asyncio.to_thread(ensure_vhost, TEST_VHOST)
+    await asyncio.to_thread(ensure_management_api)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-    registry_port, gateway_port = free_port(), free_port()
+    registry_port, gateway_port, deployer_port = free_port(), free_port(), free_port()
     registry = f"http://127.0.0.1:{registry_port}"
+    deployer = f"http://127.0.0.1:{deployer_port}"
     gateway = f"http://127.0.0.1:{gateway_port}"
     env = {
         **clean,
@@ -178,7 +184,13 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         "MODELYARD_CORS_ORIGINS": console,
         "MODELYARD_LOG_JSON": "false",
         "MODELYARD_REGISTRY_URL": registry,
+        "MODELYARD_DEPLOYER_URL": deployer,
+        "MODELYARD_INGRESS_SEAL_KEY": Fernet.generate_key().decode(),
+        # Unapproved models may be deployed and served, with a warning (the browser checks are
+        # about the screens; the gate has its own tests).
+        "MODELYARD_POLICY_DEFAULT_GATE": "warn",
         "MODELYARD_CONSOLE_REGISTRY_URL": registry,
+        "MODELYARD_CONSOLE_DEPLOYER_URL": deployer,
         "MODELYARD_CONSOLE_GATEWAY_URL": gateway,
         "MODELYARD_CONSOLE_OIDC_CLIENT_ID": "modelyard-console",
     }
@@ -186,10 +198,15 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         **env,
         "MODELYARD_DATABASE_URL": gateway_database_url,
         "MODELYARD_GATEWAY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "MODELYARD_INGRESS_SEAL_KEY": Fernet.generate_key().decode(),
         # The instances the browser creates point at loopback (test traffic stays there): prod's
         # egress rules would refuse them, the rest of prod mode stays.
         "MODELYARD_GATEWAY_EGRESS_STRICT": "false",
+    }
+    deployer_env = {
+        **env,
+        "MODELYARD_DATABASE_URL": deployer_database_url,
+        "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "MODELYARD_DEPLOYER_BROKER_MANAGEMENT_URL": TEST_MANAGEMENT_URL,
     }
     processes: list[asyncio.subprocess.Process] = []
     try:
@@ -200,7 +217,16 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
             tmp_path / "registry.log",
             processes,
         )
-        await run(str(BIN / "modelyard-gateway"), "migrate", cwd=REPO, env=gateway_env, timeout=120)
+        for command, service_env in (("gateway", gateway_env), ("deployer", deployer_env)):
+            await run(
+                str(BIN / f"modelyard-{command}"), "migrate", cwd=REPO, env=service_env, timeout=120
+            )
+        await start(
+            [str(BIN / "modelyard-deployer"), "serve", "--port", str(deployer_port)],
+            deployer_env,
+            tmp_path / "deployer.log",
+            processes,
+        )
         await start(
             [str(BIN / "modelyard-gateway"), "serve", "--port", str(gateway_port)],
             gateway_env,
@@ -222,11 +248,12 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
             processes,
         )
         async with httpx.AsyncClient() as http:
-            ready = (f"{registry}/readyz", f"{gateway}/readyz")
+            ready = (f"{registry}/readyz", f"{deployer}/readyz", f"{gateway}/readyz")
             for url in (*ready, f"{console}/healthz", f"{dev_console}/healthz"):
                 await wait_for(lambda url=url: answers(http, url), timeout=60, interval=0.2)
         yield Platform(
             registry=registry,
+            deployer=deployer,
             gateway=gateway,
             console=console,
             provider=provider,
@@ -240,7 +267,8 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         await asyncio.to_thread(provider.stop)
         await drop_database(database_url)
         await drop_database(gateway_database_url)
-        for log in ("registry.log", "gateway.log", "console.log"):
+        await drop_database(deployer_database_url)
+        for log in ("registry.log", "deployer.log", "gateway.log", "console.log"):
             if (tmp_path / log).exists():
                 print(f"--- {log}", (tmp_path / log).read_text(errors="replace")[-3000:], sep="\n")
 
@@ -287,6 +315,61 @@ class Seeder:
                 await self.post(workspace, "/v1/models", body)
 
         await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
+
+
+DEVICE = "edge-berlin-1"
+MANIFEST = {
+    "image": "modelyard/python-base:bookworm",
+    "language": "python3",
+    "main": "main.py",
+    "port": 8080,
+    "max_ram_mb": 128,
+    "cores": 0.5,
+    "health_path": "/healthz",
+    "protocol": "openai",
+}
+
+
+async def seed_device(
+    platform: Platform, token: str, *, model_id: str, project: bytes
+) -> dict[str, Any]:
+    """Upload a version of `model_id`, register a device and deploy the version to it; return
+    the deployment (pending: no agent runs, the commands wait in the device's queue)."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=60) as http:
+        version = await http.post(
+            f"/v1/models/{model_id}/versions",
+            data={"manifest": json.dumps(MANIFEST), "title": "v1", "comment": "console"},
+            files={"file": ("openai_echo.zip", project, "application/zip")},
+        )
+        assert version.status_code == 201, version.text
+        device = await http.post("/v1/devices", json={"name": DEVICE, "labels": {"site": "berlin"}})
+        assert device.status_code == 201, device.text
+        batch = await http.post(
+            "/v1/deployments",
+            json={"version_id": version.json()["id"], "device_ids": [device.json()["id"]]},
+        )
+        assert batch.status_code == 201, batch.text
+        (deployment,) = batch.json()["items"]
+        return dict(deployment)
+
+
+async def assert_device_as_the_browser_left_it(
+    platform: Platform, token: str, deployment_id: str
+) -> None:
+    """The deployer holds what root did in Manage models: stop, start, then delete, in order."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=30) as http:
+        deployment = (await http.get(f"/v1/deployments/{deployment_id}")).json()
+        assert deployment["desired_state"] == "removed", deployment
+        history = (
+            await http.get(
+                f"/v1/deployments/{deployment_id}/history", params={"source": "deployer"}
+            )
+        ).json()["items"]
+    actions = [(entry.get("action"), entry.get("actor")) for entry in history]
+    taken = [action for action, actor in actions if actor == "root"]
+    assert taken == ["stop", "start", "remove"], actions
 
 
 async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) -> None:
@@ -351,6 +434,7 @@ EXPECTED_CHECKS = {
     "delete refused while AI systems use the model (409 naming them)",
     "Model instances: an admin creates a local and a cloud one; the token never comes back",
     "Models: an editor makes a model of two instances in failover order",
+    "Device List and Manage models: stop, start and delete a model on a device",
 }
 CLOUD_TOKEN = "sk-console-secret-4242-do-not-show"
 
@@ -387,7 +471,9 @@ class ModelServer:
 
 # Seeding 1,105 models, the browser checks and the bench: minutes on a busy CI machine.
 @pytest.mark.timeout(900)
-async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_path: Path) -> None:
+async def test_console_in_a_browser(
+    platform: Platform, console_dist: Path, tmp_path: Path, commands: Any
+) -> None:
     token = await asyncio.to_thread(platform.provider.token, "seeder")
     async with httpx.AsyncClient(base_url=platform.registry, timeout=30) as http:
         seeder = Seeder(http, token)
@@ -417,6 +503,8 @@ async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_
         bulk = [f"{BULK}{i:03d}" for i in range(BULK_COUNT)]
         await seeder.models("acme", bulk)
         await seeder.models("bench", [f"bench-{i:04d}" for i in range(BENCH_MODELS)])
+    project = await asyncio.to_thread(commands.project_zip, "openai_echo")
+    deployment = await seed_device(platform, token, model_id=linked["id"], project=project)
 
     shots = os.environ.get("MODELYARD_CONSOLE_SCREENSHOTS")
     screenshots = str(REPO / shots) if shots else str(tmp_path / "screenshots")
@@ -437,6 +525,7 @@ async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_
                     "cloud_url": f"http://127.0.0.1:{free_port()}/v1",
                     "cloud_token": CLOUD_TOKEN,
                     "group": "chat",
+                    "device": DEVICE,
                     "linked_model": "fraud-detector",
                     "system": "checkout-risk",
                     "archived_model": "old-model",
@@ -460,6 +549,7 @@ async def test_console_in_a_browser(platform: Platform, console_dist: Path, tmp_
     saved = await asyncio.to_thread(lambda: sorted(Path(screenshots).glob("*.png")))
     assert saved, "no screenshots saved"
     await assert_gateway_as_the_browser_left_it(platform, token)
+    await assert_device_as_the_browser_left_it(platform, token, deployment["id"])
 
     bench = await run_node(
         CONSOLE / "bench" / "bench.mjs",

@@ -383,6 +383,54 @@ const ok = await runChecks([
     },
   ],
   [
+    'Device List and Manage models: stop, start and delete a model on a device',
+    async () => {
+      // A viewer without access to the model sees the device, not the model, and no action.
+      const viewer = await personPage(browser, url);
+      await signIn(viewer, 'victor');
+      await viewer.getByRole('link', { name: 'Devices' }).click();
+      await viewer.getByRole('link', { name: seeded.device }).click();
+      await heading(viewer, seeded.device).waitFor();
+      await viewer.getByText('No models on this device.').waitFor();
+      expect((await viewer.getByRole('button').filter({ hasText: /^(Stop|Start|Delete)$/ }).count()) === 0, 'actions offered to a viewer');
+      await viewer.context().close();
+
+      const page = await personPage(browser, url);
+      await signIn(page, 'root');
+      await page.getByRole('link', { name: 'Devices' }).click();
+      await heading(page, 'Device List').waitFor();
+      await page.getByLabel('Label').fill('site=nowhere');
+      await page.getByText('No devices match these filters.').waitFor();
+      await page.getByLabel('Label').fill('site=berlin');
+      await page.getByRole('link', { name: seeded.device }).waitFor();
+      await screenshot(page, shots, 'devices-list');
+      await page.getByRole('link', { name: seeded.device }).click();
+      await heading(page, seeded.device).waitFor();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.linked_model }) });
+      const asked = async (state) => {
+        for (let i = 0; i < 100; i++) {
+          if ((await row.getByRole('cell').nth(2).innerText()).trim() === state) return;
+          await page.waitForTimeout(100);
+        }
+        throw new Error(`never asked for ${state}: ${await row.innerText()}`);
+      };
+      await asked('running');
+      await screenshot(page, shots, 'device-manage-models');
+      await page.getByRole('button', { name: `Stop ${seeded.linked_model}` }).click();
+      await asked('stopped');
+      await page.getByRole('button', { name: `Start ${seeded.linked_model}` }).click();
+      await asked('running');
+      await page.getByRole('button', { name: `Delete ${seeded.linked_model}` }).click();
+      await page.getByRole('button', { name: 'Keep it' }).click();
+      await asked('running');
+      await page.getByRole('button', { name: `Delete ${seeded.linked_model}` }).click();
+      await page.getByRole('button', { name: `Yes, delete ${seeded.linked_model} from this device` }).click();
+      await asked('removed');
+      expect((await row.getByRole('button').count()) === 0, 'actions offered on a removed model');
+      await page.context().close();
+    },
+  ],
+  [
     'delete refused while AI systems use the model (409 naming them)',
     async () => {
       const page = await personPage(browser, url);

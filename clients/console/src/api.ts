@@ -1,5 +1,7 @@
 /** The registry as the console reaches it: the typed client, a token and a workspace. */
 import {
+  type Deployer,
+  deployerClient,
   gatewayClient,
   type Gateway,
   isProblem,
@@ -25,6 +27,9 @@ export type GroupCreate = Gateway.components["schemas"]["GroupCreate"];
 export type Instance = Gateway.components["schemas"]["InstanceRead"];
 export type InstanceCreate = Gateway.components["schemas"]["InstanceCreate"];
 export type InstanceCheck = Gateway.components["schemas"]["InstanceCheck"];
+export type Device = Deployer.components["schemas"]["Device"];
+export type DeviceStatus = Deployer.components["schemas"]["DeviceStatus"];
+export type Deployment = Deployer.components["schemas"]["Deployment"];
 
 /** An answer that was not a success: a problem document, or no answer at all (offline). */
 export class ApiError extends Error {
@@ -66,6 +71,7 @@ function humanMessage(type: string, message: string): string {
 
 export type Registry_ = ReturnType<typeof registryClient>;
 export type Gateway_ = ReturnType<typeof gatewayClient>;
+export type Deployer_ = ReturnType<typeof deployerClient>;
 
 /** Return `client` with every request made in `workspace` (the services' workspace header). */
 function inWorkspace<C extends { use: Registry_["use"] }>(client: C, workspace: string): C {
@@ -81,6 +87,10 @@ function inWorkspace<C extends { use: Registry_["use"] }>(client: C, workspace: 
 /** Return a registry client acting for `token` in `workspace`. */
 export const registryFor = (baseUrl: string, token: string, workspace: string): Registry_ =>
   inWorkspace(registryClient({ baseUrl, token }), workspace);
+
+/** Return a deployer client acting for `token` in `workspace`. */
+export const deployerFor = (baseUrl: string, token: string, workspace: string): Deployer_ =>
+  inWorkspace(deployerClient({ baseUrl, token }), workspace);
 
 /** Return a gateway client (its admin API) acting for `token` in `workspace`. */
 export const gatewayFor = (baseUrl: string, token: string, workspace: string): Gateway_ =>

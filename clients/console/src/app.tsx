@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
-import { gatewayFor, registryFor } from "./api.ts";
+import { deployerFor, gatewayFor, registryFor } from "./api.ts";
 import {
   type Auth,
   canDecide,
@@ -16,6 +16,7 @@ import { ModelPage } from "./model-page.tsx";
 import { ModelsList } from "./models-list.tsx";
 import { useRoute } from "./router.ts";
 import { SignIn } from "./sign-in.tsx";
+import { DevicePage, DevicesList } from "./devices.tsx";
 import { GatewayModels } from "./gateway.tsx";
 import { SystemForm, SystemsList } from "./systems.tsx";
 
@@ -62,6 +63,7 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
       session,
       workspace,
       registry: registryFor(props.config.registry_url, session.token, workspace),
+      deployer: deployerFor(props.config.deployer_url, session.token, workspace),
       gateway: gatewayFor(props.config.gateway_url, session.token, workspace),
       canEdit: hasRole(session, workspace, "editor"),
       canAdmin: hasRole(session, workspace, "admin"),
@@ -93,6 +95,11 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
             <li>
               <a href="#/systems" aria-current={section === "systems" ? "page" : undefined}>
                 AI systems
+              </a>
+            </li>
+            <li>
+              <a href="#/devices" aria-current={section === "devices" ? "page" : undefined}>
+                Devices
               </a>
             </li>
             <li>
@@ -150,6 +157,7 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
         {section === "systems" && route[1] === "new" && <SystemForm />}
         {section === "systems" && route[1] && route[1] !== "new" && <SystemForm id={route[1]} />}
         {section === "systems" && !route[1] && <SystemsList />}
+        {section === "devices" && (route[1] ? <DevicePage id={route[1]} /> : <DevicesList />)}
         {section === "gateway" && <GatewayModels tab={route[1] === "instances" ? "instances" : "models"} />}
       </main>
     </ContextProvider>

@@ -1,7 +1,7 @@
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
 
-import type { Gateway_, Registry_ } from "./api.ts";
+import type { Deployer_, Gateway_, Registry_ } from "./api.ts";
 import type { Session } from "./auth.ts";
 import type { ConsoleConfig } from "./config.ts";
 
@@ -11,6 +11,7 @@ export interface Context {
   session: Session;
   workspace: string;
   registry: Registry_;
+  deployer: Deployer_;
   gateway: Gateway_;
   canEdit: boolean;
   canAdmin: boolean;

@@ -31,7 +31,7 @@ from modelyard_common.contracts import (
     DeviceCommand,
 )
 from modelyard_common.device_identity import broker_username, device_amqp_url
-from modelyard_common.errors import UnauthorizedError
+from modelyard_common.errors import ForbiddenError, UnauthorizedError
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker, Consumer
 from modelyard_deployer.artifacts import ArtifactStore, S3ArtifactStore
@@ -93,9 +93,16 @@ def registry_app(stand_in: RegistryStandIn) -> Starlette:
         stand_in.hits += 1
         header = request.headers.get("authorization", "")
         try:
-            principal = decode_token(header.removeprefix("Bearer "), secret=JWT_SECRET)
+            # As the registry does: a token granting several workspaces names one in a header.
+            principal = decode_token(
+                header.removeprefix("Bearer "),
+                secret=JWT_SECRET,
+                requested_workspace=request.headers.get("x-modelyard-workspace"),
+            )
         except UnauthorizedError:
             return JSONResponse({"title": "Unauthorized", "status": 401}, status_code=401)
+        except ForbiddenError:
+            return JSONResponse({"title": "Forbidden", "status": 403}, status_code=403)
         model = stand_in.models.get(request.path_params["model_id"])
         if model is None or model["workspace"] != principal.workspace:
             return JSONResponse({"title": "Not Found", "status": 404}, status_code=404)

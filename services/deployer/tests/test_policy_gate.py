@@ -21,7 +21,10 @@ from deployer_testkit import (
     registry_says,
 )
 from fastapi import FastAPI
+from modelyard_testkit.testing import TEST_JWT_SECRET
 from sqlalchemy import text
+
+from modelyard_common.auth import issue_token
 
 
 async def deploy(tenant: Tenant, version_id: str, devices: list[Any]) -> Any:
@@ -153,3 +156,32 @@ async def test_a_refusal_is_confirmed_with_the_registry(tenant: Tenant, app: Fas
 
     allowed = await deploy(tenant, version["id"], [device])
     assert allowed.status_code == 201, allowed.text
+
+
+async def test_a_refusal_is_confirmed_for_a_person_of_several_workspaces(
+    tenant: Tenant, app: FastAPI
+) -> None:
+    """The registry is asked in the workspace the caller acts in (the header passed on): a
+    token granting several workspaces is refused by the registry without it, and the model
+    would read as unknown (a 422 "no such registry model" for a model that exists)."""
+    version = await tenant.new_version()
+    device = await tenant.register_device("edge", connect=False)
+    await choose_gate(tenant, "enforce")
+    await registry_says(tenant, "registry.model.review_requested", model_data(tenant, "in_review"))
+    await projected(app, tenant, gate="enforce", approval="in_review")
+    tenant.registry.models[str(tenant.model_id)]["approval"] = "approved"  # decided meanwhile
+    token = issue_token(
+        secret=TEST_JWT_SECRET,
+        sub="root",
+        roles=["admin"],
+        workspace=tenant.workspace,
+        workspaces=[tenant.workspace, "another-workspace"],
+    )
+    hits = tenant.registry.hits
+    allowed = await tenant.client.post(
+        "/v1/deployments",
+        json={"version_id": version["id"], "device_ids": [str(device.id)]},
+        headers={"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": tenant.workspace},
+    )
+    assert allowed.status_code == 201, allowed.text
+    assert tenant.registry.hits == hits + 1  # the refusal was confirmed, not judged blind

@@ -19,6 +19,7 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.auth import WORKSPACE_HEADER
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ServiceUnavailableError, UnprocessableError, invalid_field
 from modelyard_common.governance.projection import Governance
@@ -34,20 +35,19 @@ log = logging.getLogger("modelyard.governance")
 
 
 async def fetch_registry_model(
-    http: httpx.AsyncClient, *, model_id: uuid.UUID, authorization: str | None
+    http: httpx.AsyncClient, *, model_id: uuid.UUID, workspace: str, authorization: str | None
 ) -> dict[str, Any] | None:
     """Return the model as the registry shows it to the caller, or None when it has none.
 
-    The caller's own token is passed on, so the answer proves the model is in their workspace.
-    Raises 503 when the registry cannot answer.
+    The caller's own token is passed on with the workspace they act in, so the answer proves the
+    model is in that workspace (a token granting several workspaces needs the header: without
+    it the registry refuses, and the model would read as unknown). Raises 503 when the registry
+    cannot answer.
     """
-    headers = {"Authorization": authorization} if authorization else {}
-    try:
-        response = await http.get(f"/v1/models/{model_id}", headers=headers)
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(
-            f"The registry is unreachable ({type(exc).__name__})."
-        ) from exc
+    headers = {WORKSPACE_HEADER: workspace}
+    if authorization:
+        headers["Authorization"] = authorization
+    response = await _get(http, f"/v1/models/{model_id}", headers=headers)
     if response.status_code in (403, 404):
         return None
     if response.status_code != 200:
@@ -59,6 +59,28 @@ async def fetch_registry_model(
     if not isinstance(body, dict):
         raise ServiceUnavailableError("The registry sent an unreadable model.")
     return body
+
+
+# What a pooled keep-alive connection the registry closed meanwhile looks like on reuse (the
+# server hung up without an answer). A GET is safe to ask again: once, on a fresh connection.
+_STALE_CONNECTION = (httpx.ReadError, httpx.RemoteProtocolError)
+
+
+async def _get(http: httpx.AsyncClient, url: str, *, headers: dict[str, str]) -> httpx.Response:
+    """GET `url` from the registry, once more after a stale connection; 503 if it cannot."""
+    for attempt in (1, 2):
+        try:
+            return await http.get(url, headers=headers)
+        except _STALE_CONNECTION as exc:
+            if attempt == 2:
+                raise ServiceUnavailableError(
+                    f"The registry is unreachable ({type(exc).__name__})."
+                ) from exc
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(
+                f"The registry is unreachable ({type(exc).__name__})."
+            ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def unknown_model(model_id: uuid.UUID, *, field: str) -> UnprocessableError:
@@ -105,7 +127,7 @@ class RegistryConfirmation:
             return standing
         try:
             body = await fetch_registry_model(
-                self.http, model_id=model_id, authorization=authorization
+                self.http, model_id=model_id, workspace=workspace, authorization=authorization
             )
         except ServiceUnavailableError as exc:
             log.warning("approval of model %s unconfirmed: %s", model_id, exc.detail)

@@ -46,10 +46,12 @@ def _model_not_found(model_id: uuid.UUID) -> NotFoundError:
 
 
 async def fetch_from_registry(
-    http: httpx.AsyncClient, *, model_id: uuid.UUID, authorization: str | None
+    http: httpx.AsyncClient, *, model_id: uuid.UUID, workspace: str, authorization: str | None
 ) -> RegistryModelResource | None:
     """Return the model as the registry shows it to the caller, or None when it has none."""
-    body = await fetch_registry_model(http, model_id=model_id, authorization=authorization)
+    body = await fetch_registry_model(
+        http, model_id=model_id, workspace=workspace, authorization=authorization
+    )
     if body is None:
         return None
     try:
@@ -69,7 +71,9 @@ async def get_visible_model(
     """Return the model if it exists in the caller's workspace (projection first, then HTTP)."""
     model = await repository.get(session, model_id)
     if model is None:
-        resource = await fetch_from_registry(http, model_id=model_id, authorization=authorization)
+        resource = await fetch_from_registry(
+            http, model_id=model_id, workspace=principal.workspace, authorization=authorization
+        )
         if resource is None or resource.id != model_id:
             raise _model_not_found(model_id)
         await repository.upsert(
