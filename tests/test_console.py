@@ -31,6 +31,7 @@ import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from suite_testkit import openai_manifest  # tests/ is on the path (conftest)
 
 from modelyard_common.outbox import asyncpg_dsn
 from modelyard_testkit.testing import (
@@ -318,16 +319,6 @@ class Seeder:
 
 
 DEVICE = "edge-berlin-1"
-MANIFEST = {
-    "image": "modelyard/python-base:bookworm",
-    "language": "python3",
-    "main": "main.py",
-    "port": 8080,
-    "max_ram_mb": 128,
-    "cores": 0.5,
-    "health_path": "/healthz",
-    "protocol": "openai",
-}
 
 
 async def seed_device(
@@ -339,7 +330,7 @@ async def seed_device(
     async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=60) as http:
         version = await http.post(
             f"/v1/models/{model_id}/versions",
-            data={"manifest": json.dumps(MANIFEST), "title": "v1", "comment": "console"},
+            data={"manifest": json.dumps(openai_manifest()), "title": "v1", "comment": "console"},
             files={"file": ("openai_echo.zip", project, "application/zip")},
         )
         assert version.status_code == 201, version.text

@@ -306,6 +306,23 @@ function FormDialog(props: {
   );
 }
 
+/** A form dialog's end: what went wrong, Cancel, and the submit button (busy while it works). */
+function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy: boolean; submit: string }) {
+  return (
+    <>
+      {props.failure ? <ErrorNote error={props.failure} /> : null}
+      <footer>
+        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
+          Cancel
+        </button>
+        <button type="submit" aria-busy={props.busy} disabled={props.busy}>
+          {props.submit}
+        </button>
+      </footer>
+    </>
+  );
+}
+
 /** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
 function useSubmit(dialog: DialogRef) {
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -450,15 +467,7 @@ function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance
                 {(a) => <input {...a} type="number" min={1} value={form.max_concurrency} onInput={set("max_concurrency")} />}
               </Field>
             </div>
-            {failure ? <ErrorNote error={failure} /> : null}
-            <footer>
-              <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
-                Cancel
-              </button>
-              <button type="submit" aria-busy={busy} disabled={busy}>
-                Create the model instance
-              </button>
-            </footer>
+            <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Create the model instance" />
           </form>
     </FormDialog>
   );
@@ -561,15 +570,7 @@ function CreateGroupDialog(props: { instances: Instance[]; onClose: () => void; 
                 </select>
               )}
             </Field>
-            {failure ? <ErrorNote error={failure} /> : null}
-            <footer>
-              <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
-                Cancel
-              </button>
-              <button type="submit" aria-busy={busy} disabled={busy}>
-                Create the model
-              </button>
-            </footer>
+            <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Create the model" />
           </form>
     </FormDialog>
   );
