@@ -184,6 +184,9 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         "MODELYARD_OIDC_AUDIENCE": AUDIENCE,
         "MODELYARD_CORS_ORIGINS": console,
         "MODELYARD_LOG_JSON": "false",
+        # Three services here: small pools keep the suite's PostgreSQL peak where it was
+        # (a busy CI's server has other clients; see scripts/ci-under-load.sh).
+        "MODELYARD_DB_POOL_SIZE": "2",
         "MODELYARD_REGISTRY_URL": registry,
         "MODELYARD_DEPLOYER_URL": deployer,
         "MODELYARD_INGRESS_SEAL_KEY": Fernet.generate_key().decode(),
