@@ -145,14 +145,21 @@ async def test_warn_flags_a_blocked_model_and_enforce_then_stops_it(
     assert start.json()["approval"] == "blocked"
 
 
-async def test_a_refusal_is_confirmed_with_the_registry(tenant: Tenant, app: FastAPI) -> None:
-    """An approval made a moment ago counts before its event arrives (the registry is asked)."""
+async def approved_before_its_event(tenant: Tenant, app: FastAPI) -> tuple[Any, Any]:
+    """Return a version and a device of a model the deployer saw go in review under `enforce`,
+    and that the registry approved since (its event not arrived yet)."""
     version = await tenant.new_version()
     device = await tenant.register_device("edge", connect=False)
     await choose_gate(tenant, "enforce")
     await registry_says(tenant, "registry.model.review_requested", model_data(tenant, "in_review"))
     await projected(app, tenant, gate="enforce", approval="in_review")
     tenant.registry.models[str(tenant.model_id)]["approval"] = "approved"  # decided meanwhile
+    return version, device
+
+
+async def test_a_refusal_is_confirmed_with_the_registry(tenant: Tenant, app: FastAPI) -> None:
+    """An approval made a moment ago counts before its event arrives (the registry is asked)."""
+    version, device = await approved_before_its_event(tenant, app)
 
     allowed = await deploy(tenant, version["id"], [device])
     assert allowed.status_code == 201, allowed.text
@@ -164,12 +171,7 @@ async def test_a_refusal_is_confirmed_for_a_person_of_several_workspaces(
     """The registry is asked in the workspace the caller acts in (the header passed on): a
     token granting several workspaces is refused by the registry without it, and the model
     would read as unknown (a 422 "no such registry model" for a model that exists)."""
-    version = await tenant.new_version()
-    device = await tenant.register_device("edge", connect=False)
-    await choose_gate(tenant, "enforce")
-    await registry_says(tenant, "registry.model.review_requested", model_data(tenant, "in_review"))
-    await projected(app, tenant, gate="enforce", approval="in_review")
-    tenant.registry.models[str(tenant.model_id)]["approval"] = "approved"  # decided meanwhile
+    version, device = await approved_before_its_event(tenant, app)
     token = issue_token(
         secret=TEST_JWT_SECRET,
         sub="root",
