@@ -143,8 +143,10 @@ export function DevicePage(props: { id: string }) {
         setDevice(one.data);
         setDeployments(list.data.items);
         setError(null);
-        // Follow a device that is still carrying out a command.
-        if (list.data.items.some((d) => MOVING.has(d.state) || d.state !== d.desired_state)) {
+        // Follow a device that is online and still carrying out a command (an offline one
+        // reports nothing until it is back: no asking every 2 s meanwhile).
+        const moving = list.data.items.some((d) => MOVING.has(d.state) || d.state !== d.desired_state);
+        if (one.data.status === "online" && moving) {
           timer = setTimeout(load, 2000);
         }
       } catch (e) {
