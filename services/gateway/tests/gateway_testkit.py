@@ -72,7 +72,7 @@ class LoopThread:
 class BackendBehaviour:
     """What a fake backend does with the next requests (change it at any time)."""
 
-    mode: str = "ok"  # ok | hang | 500 | 429 | 400 | malformed | drop
+    mode: str = "ok"  # ok | hang | 500 | 429 | any other 4xx, e.g. 400 | malformed | drop
     retry_after: str | None = None
     stream_chunks: int = 3
     chunk_delay_s: float = 0.0
@@ -148,17 +148,17 @@ class FakeBackend:
                 status=429,
                 headers=headers,
             )
-        if b.mode == "400":
+        if len(b.mode) == 3 and b.mode.startswith("4"):  # the request's own fault
             return web.json_response(
                 {
                     "error": {
                         "message": "messages is too long",
                         "type": "invalid_request_error",
-                        "code": "context_length_exceeded",
+                        "code": "context_length_exceeded" if b.mode == "400" else f"e{b.mode}",
                         "param": "messages",
                     }
                 },
-                status=400,
+                status=int(b.mode),
             )
         if b.mode == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")

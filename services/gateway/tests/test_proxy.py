@@ -150,6 +150,39 @@ async def test_request_errors_come_back_as_is_without_failover(
     await client.close()
 
 
+@pytest.mark.parametrize("status", [400, 404, 405, 413, 422])
+async def test_a_4xx_the_request_caused_is_relayed_on_every_endpoint(
+    status: int, gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    """Issue 22: a backend's 404 on `completions` or `embeddings` came back as a 503."""
+    first, second = backends("r1"), backends("r2")
+    first.behaviour.mode = str(status)
+    await admin.group(
+        "chat", [await admin.instance(first, name="r1"), await admin.instance(second, name="r2")]
+    )
+    _, client = clients(gateway, await admin.key())
+    calls = {
+        "chat": lambda: client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        ),
+        "chat stream": lambda: client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}], stream=True
+        ),
+        "completions": lambda: client.completions.create(model="chat", prompt="x"),
+        "embeddings": lambda: client.embeddings.create(model="chat", input="x"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(openai.APIStatusError) as caught:
+            await call()
+        assert caught.value.status_code == status, name
+        assert caught.value.code == ("context_length_exceeded" if status == 400 else f"e{status}")
+        assert caught.value.response.headers["x-modelyard-instance"] == "r1", name
+        assert caught.value.response.headers["x-modelyard-attempts"] == "1", name
+    assert len(first.requests) == len(calls)
+    assert second.requests == []  # no failover: the other instance would refuse it too
+    await client.close()
+
+
 async def test_openai_errors_for_bad_keys_models_and_bodies(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:

@@ -23,9 +23,13 @@ from modelyard_gateway.routing.fastclient import (
     MalformedResponse,
 )
 
-# Instance faults that upstreams signal with a 4xx: our credentials, path or model name are wrong,
-# or the upstream is rate limiting. Any other 4xx is the client's request and goes back as is.
-INSTANCE_FAULT_4XX = frozenset({401, 403, 404, 407, 408, 429})
+# Instance faults that upstreams signal with a 4xx: the credentials the gateway holds for it are
+# refused (401, 403, 407), it timed out (408) or it is rate limiting (429); these fail over. Any
+# other 4xx (400, 404, 405, 413, 422, ...) is about the request itself: another instance would
+# refuse it too, so it goes back to the client as is. A 404 included: an endpoint the backend
+# lacks (`embeddings` on a chat-only server) is the request's, and a wrong path prefix is caught
+# by the health checks.
+INSTANCE_FAULT_4XX = frozenset({401, 403, 407, 408, 429})
 
 
 class UpstreamFailure(Exception):
