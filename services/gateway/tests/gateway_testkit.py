@@ -480,8 +480,14 @@ class Admin:
         created: dict[str, Any] = response.json()
         return created
 
-    async def key(self, groups: list[str] | None = None) -> str:
-        response = await self.post("/v1/keys", {"name": "test key", "groups": groups})
-        assert response.status_code == 201, response.text
-        key: str = response.json()["key"]
+    async def key(self, groups: list[str] | None = None, **fields: Any) -> str:
+        key: str = (await self.key_created(groups, **fields))["key"]
         return key
+
+    async def key_created(self, groups: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+        """Create a key (with `limits`, `expires_at`, ...); return the whole answer."""
+        body = {"name": "test key", "groups": groups, **fields}
+        response = await self.post("/v1/keys", body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created

@@ -28,6 +28,8 @@ from modelyard_gateway.groups.router import router as groups_router
 from modelyard_gateway.instances.check import CheckLimiter
 from modelyard_gateway.instances.router import router as instances_router
 from modelyard_gateway.keys.router import router as keys_router
+from modelyard_gateway.limits.meter import Meter
+from modelyard_gateway.limits.router import router as limits_router
 from modelyard_gateway.proxy.endpoints import ProxyEndpoints
 from modelyard_gateway.proxy.fastpath import ProxyFastPath
 from modelyard_gateway.proxy.router import router as openai_router
@@ -58,7 +60,8 @@ TAGS = [
     {"name": "openai", "description": "OpenAI-compatible API for clients with API keys."},
     {"name": "groups", "description": "Model groups: names clients use, ordered instances."},
     {"name": "instances", "description": "Model instances: local or cloud backends."},
-    {"name": "keys", "description": "Client API keys."},
+    {"name": "keys", "description": "Client API keys, their limits, budgets and expiry."},
+    {"name": "limits", "description": "The workspace's ceiling on every key's traffic."},
     {"name": "operations", "description": "Health and metrics."},
 ]
 
@@ -78,6 +81,7 @@ class Replica:
     runtime: ServiceRuntime
     routing: RoutingEngine
     usage: UsageRecorder
+    meter: Meter
     relay: OutboxRelay
     registry_http: httpx.AsyncClient
 
@@ -92,6 +96,7 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
     usage = UsageRecorder(
         runtime.sessionmaker, flush_s=settings.usage_flush_s, replica=routing.replica_id
     )
+    meter = Meter(runtime.engine, sync_s=settings.limits_sync_s, replica=routing.replica_id)
     # Usage events leave by the outbox; a replica that does not connect to the broker
     # (consume_events off) leaves them to the relays of the others.
     relay = relay_and_purge(runtime, infrastructure)
@@ -100,7 +105,7 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
     app.state.check_limiter = CheckLimiter(
         burst=settings.check_burst, window_s=settings.check_window_s
     )
-    return Replica(runtime, routing, usage, relay, registry_http)
+    return Replica(runtime, routing, usage, meter, relay, registry_http)
 
 
 async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replica) -> None:
@@ -113,8 +118,10 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
         board=routing.board,
         proxy=ProxyService(board=routing.board, upstreams=routing.upstreams, settings=settings),
         usage=replica.usage,
+        meter=replica.meter,
     )
     replica.usage.start()
+    replica.meter.start()
     if not settings.consume_events:
         runtime.start_housekeeping()
         return
@@ -137,6 +144,7 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
 async def stop_replica(replica: Replica) -> None:
     """Flush the usage counts, stop background work and close connections."""
     await replica.usage.stop()
+    await replica.meter.stop()
     if replica.runtime.broker.is_connected:
         with contextlib.suppress(Exception):  # what stays unsent goes with another relay
             await asyncio.wait_for(replica.relay.publish_batch(), 5)
@@ -175,7 +183,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         settings=settings,
-        routers=[groups_router, instances_router, keys_router],
+        routers=[groups_router, instances_router, keys_router, limits_router],
         lifespan=lifespan,
         readiness=_readiness,
         openapi_tags=TAGS,

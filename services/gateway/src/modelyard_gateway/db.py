@@ -130,7 +130,27 @@ class GroupMember(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
-class ApiKey(Base):
+class LimitColumns:
+    """Requests and tokens per minute, token budgets per UTC day and month (null: no limit)."""
+
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WorkspaceLimits(LimitColumns, Base):
+    """The ceiling every key of a workspace shares (a key's own limits apply as well)."""
+
+    __tablename__ = "workspace_limits"
+
+    workspace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(LimitColumns, Base):
     """A client API key; only its SHA-256 is stored."""
 
     __tablename__ = "api_keys"
@@ -144,6 +164,8 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class EndpointSequence(Base):

@@ -77,3 +77,18 @@ ttfb = per_instance(
         buckets=LATENCY_BUCKETS,
     )
 )
+limit_leases = lru_cache(maxsize=64)(
+    Counter(
+        "modelyard_gateway_limit_leases",
+        "Chunks of a requests-per-minute window this replica leased from the shared counter.",
+        ["measure"],
+    ).labels
+)
+limit_refusals = lru_cache(maxsize=4096)(
+    Counter(
+        "modelyard_gateway_limit_refusals",
+        "Requests refused with 429 by a limit, per workspace, whose limit (key or workspace) "
+        "and measure.",
+        ["workspace", "scope", "measure"],
+    ).labels
+)

@@ -81,6 +81,13 @@ class GatewaySettings(ServiceSettings):
     config_refresh_s: float = Field(default=30.0, gt=0, description="Full reload fallback.")
     state_refresh_s: float = Field(default=5.0, gt=0, description="Shared state reload fallback.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    limits_sync_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often a replica writes the tokens it counted against limits and budgets "
+        "and reads what the other replicas counted (what a token limit can be passed by).",
+    )
     usage_flush_s: float = Field(
         default=5.0,
         gt=0,

@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from modelyard_gateway import metrics
+from modelyard_gateway.limits.meter import Admission, Meter, Refused
 from modelyard_gateway.proxy.intake import bearer, budget, parse_request, read_body
 from modelyard_gateway.proxy.schemas import ModelList, ModelObject, error_body
 from modelyard_gateway.proxy.service import Answer, Exhausted, ProxyService, StreamAnswer
@@ -50,11 +54,13 @@ class ProxyEndpoints:
         board: HealthBoard,
         proxy: ProxyService,
         usage: UsageRecorder,
+        meter: Meter,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.proxy = proxy
         self.usage = usage
+        self.meter = meter
         self.streams = StreamRelay(board, usage)
 
     async def _client_key(self, scope: Scope) -> ClientKey:
@@ -74,7 +80,29 @@ class ProxyEndpoints:
                 type_="invalid_request_error",
                 code="invalid_api_key",
             )
+        if key.expires_at is not None and time.time() >= key.expires_at:
+            when = datetime.fromtimestamp(key.expires_at, UTC).isoformat().replace("+00:00", "Z")
+            raise ClientError(
+                401,
+                f"This API key expired at {when}.",
+                type_="invalid_request_error",
+                code="expired_api_key",
+            )
         return key
+
+    async def _admit(self, key: ClientKey) -> Admission:
+        """Return the request's admission under its key's limits and its workspace's ceiling."""
+        try:
+            return await self.meter.admit(key, self.catalog.snapshot.ceilings.get(key.workspace))
+        except Refused as refused:
+            metrics.limit_refusals(key.workspace, refused.kind, refused.window.measure).inc()
+            raise ClientError(
+                429,
+                refused.message,
+                type_=refused.type,
+                code=refused.code,
+                headers=[(b"retry-after", str(refused.retry_after).encode())],
+            ) from None
 
     def _group(self, key: ClientKey, name: Any) -> GroupRoute:
         group = None
@@ -110,7 +138,7 @@ class ProxyEndpoints:
             else:
                 await self._get_model(scope, send, path[len(MODELS_PREFIX) :])
         except ClientError as exc:
-            await send_bytes(send, exc.status, exc.body, [JSON])
+            await send_bytes(send, exc.status, exc.body, exc.headers)
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             body = error_body(
@@ -139,23 +167,28 @@ class ProxyEndpoints:
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)
+        admission = await self._admit(key)
         result = await self.proxy.forward(group, path, request, stream=stream, deadline=deadline)
         if isinstance(result, Answer):
             self.usage.record(group, error=result.status >= 400, usage=result.usage)
+            admission.spend(result.usage)
             headers = [
                 (b"content-type", result.content_type.encode("latin-1")),
                 (INSTANCE, result.instance.name.encode()),
                 (ATTEMPTS, str(result.attempts).encode()),
                 *policy_headers(group),
+                *admission.headers(),
             ]
             await send_bytes(send, result.status, result.body, headers)
         elif isinstance(result, StreamAnswer):
-            await self.streams.relay(group, result, receive, send)
+            await self.streams.relay(group, result, receive, send, admission)
         else:
             self.usage.record(group, error=True)
-            await self._exhausted(group, result, send)
+            await self._exhausted(group, result, send, admission)
 
-    async def _exhausted(self, group: GroupRoute, result: Exhausted, send: Send) -> None:
+    async def _exhausted(
+        self, group: GroupRoute, result: Exhausted, send: Send, admission: Admission
+    ) -> None:
         # Reason codes only: upstream addresses and error texts stay in the logs and admin API.
         if not group.instances:
             message = f"The model group '{group.name}' has no enabled instances."
@@ -172,4 +205,5 @@ class ProxyEndpoints:
             attempts=result.client_view(),
             attempt_count=result.attempts,
         )
-        await send_bytes(send, 503, body, [JSON, (ATTEMPTS, str(result.attempts).encode())])
+        headers = [JSON, (ATTEMPTS, str(result.attempts).encode()), *admission.headers()]
+        await send_bytes(send, 503, body, headers)

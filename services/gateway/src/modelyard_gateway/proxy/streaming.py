@@ -11,6 +11,7 @@ import asyncio
 import aiohttp
 
 from modelyard_gateway import metrics
+from modelyard_gateway.limits.meter import NOTHING, Admission
 from modelyard_gateway.proxy.schemas import error_body
 from modelyard_gateway.proxy.service import StreamAnswer
 from modelyard_gateway.proxy.wire import (
@@ -43,7 +44,12 @@ class StreamRelay:
         self.usage = usage
 
     async def relay(
-        self, group: GroupRoute, answer: StreamAnswer, receive: Receive, send: Send
+        self,
+        group: GroupRoute,
+        answer: StreamAnswer,
+        receive: Receive,
+        send: Send,
+        admission: Admission = NOTHING,
     ) -> None:
         """Relay the stream to the client until it ends, fails or the client leaves."""
         # The stream is pumped in this task; a watcher cancels it when the client goes away, so
@@ -53,7 +59,7 @@ class StreamRelay:
         progress = _RelayProgress()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
         try:
-            await self._pump(group, answer, send, progress)
+            await self._pump(group, answer, send, progress, admission)
         except asyncio.CancelledError:
             if not progress.client_gone:
                 raise
@@ -74,12 +80,14 @@ class StreamRelay:
         answer: StreamAnswer,
         send: Send,
         progress: _RelayProgress,
+        admission: Admission,
     ) -> None:
         headers = [
             *SSE_HEADERS,
             (INSTANCE, answer.instance.name.encode()),
             (ATTEMPTS, str(answer.attempts).encode()),
             *policy_headers(group),
+            *admission.headers(),
         ]
         if not answer.content_type.startswith("text/event-stream"):
             headers[0] = (b"content-type", answer.content_type.encode("latin-1"))
@@ -88,7 +96,8 @@ class StreamRelay:
         inst = answer.instance
         upstream = answer.response
         pending = answer.first_chunk
-        tap = StreamUsage() if group.registry_model_id is not None else None
+        counted = group.registry_model_id is not None or admission.counts_tokens
+        tap = StreamUsage() if counted else None
         if tap is not None:
             tap.feed(pending)
         cut = _event_boundary(pending)
@@ -132,7 +141,9 @@ class StreamRelay:
         upstream.release()
         board.succeeded(answer.ticket)
         metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
-        self.usage.record(group, error=False, usage=tap.usage() if tap else None)
+        usage = tap.usage() if tap else None
+        self.usage.record(group, error=False, usage=usage)
+        admission.spend(usage)
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 

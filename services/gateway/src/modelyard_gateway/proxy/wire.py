@@ -35,11 +35,19 @@ class ClientError(Exception):
     """A request the gateway refuses itself, answered in OpenAI's error shape."""
 
     def __init__(
-        self, status: int, message: str, *, type_: str, code: str, param: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str,
+        code: str,
+        param: str | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body = error_body(message, type_=type_, code=code, param=param)
+        self.headers = [JSON, *(headers or ())]
 
 
 async def send_bytes(

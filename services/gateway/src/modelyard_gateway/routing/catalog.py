@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard_common.governance import Governance
 from modelyard_gateway.crypto import SecretBox, hash_api_key
-from modelyard_gateway.db import ModelInstance
+from modelyard_gateway.db import ApiKey, LimitColumns, ModelInstance
 from modelyard_gateway.destination import (
     DestinationError,
     check_base,
@@ -94,12 +94,46 @@ class GroupRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """A key's limits or a workspace's ceiling (None: no limit on that measure)."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+
+    @classmethod
+    def of(cls, row: LimitColumns) -> Limits | None:
+        """Return the limits a row holds, or None when it sets none."""
+        limits = cls(
+            row.requests_per_minute, row.tokens_per_minute, row.tokens_per_day, row.tokens_per_month
+        )
+        return limits if limits != NO_LIMITS else None
+
+
+NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
 class ClientKey:
     """A non-revoked client API key."""
 
     id: uuid.UUID
     workspace: str
     groups: frozenset[str] | None
+    limits: Limits | None = None
+    expires_at: float | None = None  # epoch seconds
+
+    @classmethod
+    def of(cls, row: ApiKey) -> ClientKey:
+        """Return the routing view of a key row."""
+        return cls(
+            id=row.id,
+            workspace=row.workspace,
+            groups=frozenset(row.groups) if row.groups is not None else None,
+            limits=Limits.of(row),
+            expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
+        )
 
     def may_use(self, group: str) -> bool:
         """Return whether this key may send requests to `group`."""
@@ -113,6 +147,7 @@ class Snapshot:
     groups: dict[tuple[str, str], GroupRoute] = field(default_factory=dict)
     instances: dict[uuid.UUID, InstanceRoute] = field(default_factory=dict)
     keys: dict[str, ClientKey] = field(default_factory=dict)
+    ceilings: dict[str, Limits] = field(default_factory=dict)  # by workspace
 
 
 def build_instance(row: ModelInstance, box: SecretBox) -> InstanceRoute:
@@ -270,11 +305,11 @@ class Catalog:
                 **verdict,
             )
         for key in key_rows:
-            snapshot.keys[key.key_hash] = ClientKey(
-                id=key.id,
-                workspace=key.workspace,
-                groups=frozenset(key.groups) if key.groups is not None else None,
-            )
+            snapshot.keys[key.key_hash] = ClientKey.of(key)
+        for ceiling in rows.ceilings:
+            limits = Limits.of(ceiling)
+            if limits is not None:
+                snapshot.ceilings[ceiling.workspace] = limits
         self.snapshot = snapshot
         self._negative_keys.clear()
         self.version += 1
@@ -313,11 +348,7 @@ class Catalog:
                 self._negative_keys.clear()
             self._negative_keys[digest] = now
             return None
-        key = ClientKey(
-            id=row.id,
-            workspace=row.workspace,
-            groups=frozenset(row.groups) if row.groups is not None else None,
-        )
+        key = ClientKey.of(row)
         self.snapshot.keys[digest] = key
         return key
 

@@ -18,6 +18,7 @@ from modelyard_gateway.db import (
     GroupMember,
     ModelGroup,
     ModelInstance,
+    WorkspaceLimits,
 )
 
 
@@ -30,10 +31,12 @@ class RoutingRows:
     members: Sequence[GroupMember]
     keys: Sequence[ApiKey]
     endpoints: Sequence[DeviceEndpoint]
+    ceilings: Sequence[WorkspaceLimits]
 
 
 async def routing_rows(engine: AsyncEngine) -> RoutingRows:
-    """Return every instance, group, membership (in order), live key and device endpoint."""
+    """Return every instance, group, membership (in order), live key, device endpoint and
+    workspace ceiling."""
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
         # One snapshot: the four reads see the same committed state.
         await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
@@ -42,7 +45,8 @@ async def routing_rows(engine: AsyncEngine) -> RoutingRows:
         members = (await session.scalars(select(GroupMember).order_by(GroupMember.position))).all()
         keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
         endpoints = (await session.scalars(select(DeviceEndpoint))).all()
-    return RoutingRows(instances, groups, members, keys, endpoints)
+        ceilings = (await session.scalars(select(WorkspaceLimits))).all()
+    return RoutingRows(instances, groups, members, keys, endpoints, ceilings)
 
 
 async def live_key(engine: AsyncEngine, *, key_hash: str) -> ApiKey | None:

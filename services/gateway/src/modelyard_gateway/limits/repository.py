@@ -1,0 +1,143 @@
+"""Every SQL statement of limits: the shared window counters and the workspace's ceiling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from modelyard_gateway.db import WorkspaceLimits
+
+# Grants what is left of the window, at most `chunk`; the grants of every replica together never
+# pass `limit`. No row comes back when nothing is left.
+_LEASE = text(
+    """
+    INSERT INTO gateway.limit_counters AS c
+        (scope, measure, window_start, window_end, used, last_grant)
+    VALUES (:scope, :measure, :start, :end, LEAST(:chunk, :limit), LEAST(:chunk, :limit))
+    ON CONFLICT (scope, measure, window_start) DO UPDATE
+    SET used = c.used + LEAST(:chunk, :limit - c.used),
+        last_grant = LEAST(:chunk, :limit - c.used)
+    WHERE c.used < :limit
+    RETURNING last_grant, used
+    """
+).bindparams(
+    bindparam("start", type_=BigInteger),
+    bindparam("end", type_=BigInteger),
+    bindparam("chunk", type_=BigInteger),
+    bindparam("limit", type_=BigInteger),
+)
+
+_ADD = text(
+    """
+    INSERT INTO gateway.limit_counters AS c (scope, measure, window_start, window_end, used)
+    SELECT * FROM unnest(
+        CAST(:scopes AS varchar[]), CAST(:measures AS varchar[]), CAST(:starts AS bigint[]),
+        CAST(:ends AS bigint[]), CAST(:amounts AS bigint[]))
+    ON CONFLICT (scope, measure, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
+    RETURNING scope, measure, window_start, used
+    """
+)
+
+_READ = text(
+    """
+    SELECT c.scope, c.measure, c.window_start, c.used FROM gateway.limit_counters c
+    JOIN unnest(CAST(:scopes AS varchar[]), CAST(:measures AS varchar[]),
+                CAST(:starts AS bigint[])) AS w(scope, measure, window_start)
+      USING (scope, measure, window_start)
+    """
+)
+
+_PURGE = text(
+    """
+    DELETE FROM gateway.limit_counters WHERE ctid IN (
+        SELECT ctid FROM gateway.limit_counters WHERE window_end < :before LIMIT 5000)
+    """
+)
+
+CounterKey = tuple[str, str, int]
+
+
+async def lease(
+    engine: AsyncEngine, *, scope: str, measure: str, start: int, end: int, chunk: int, limit: int
+) -> tuple[int, int]:
+    """Return (granted, used in the window by every replica) after leasing up to `chunk`."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                _LEASE,
+                {
+                    "scope": scope,
+                    "measure": measure,
+                    "start": start,
+                    "end": end,
+                    "chunk": chunk,
+                    "limit": limit,
+                },
+            )
+        ).first()
+        if row is not None:
+            return int(row.last_grant), int(row.used)
+        used = await conn.scalar(
+            text(
+                "SELECT used FROM gateway.limit_counters"
+                " WHERE scope = :scope AND measure = :measure AND window_start = :start"
+            ),
+            {"scope": scope, "measure": measure, "start": start},
+        )
+        return 0, int(used or limit)
+
+
+async def add_and_read(
+    engine: AsyncEngine,
+    *,
+    adds: Sequence[tuple[str, str, int, int, int]],
+    reads: Sequence[CounterKey],
+) -> dict[CounterKey, int]:
+    """Add token counts to their windows and read others; return each window's `used`."""
+    used: dict[CounterKey, int] = {}
+    async with engine.begin() as conn:
+        if adds:
+            # One order for every replica: two adding the same windows never deadlock.
+            ordered = sorted(adds)
+            result = await conn.execute(
+                _ADD,
+                {
+                    "scopes": [a[0] for a in ordered],
+                    "measures": [a[1] for a in ordered],
+                    "starts": [a[2] for a in ordered],
+                    "ends": [a[3] for a in ordered],
+                    "amounts": [a[4] for a in ordered],
+                },
+            )
+            used.update({(r.scope, r.measure, r.window_start): int(r.used) for r in result})
+        if reads:
+            result = await conn.execute(
+                _READ,
+                {
+                    "scopes": [r[0] for r in reads],
+                    "measures": [r[1] for r in reads],
+                    "starts": [r[2] for r in reads],
+                },
+            )
+            used.update({(r.scope, r.measure, r.window_start): int(r.used) for r in result})
+    return used
+
+
+async def purge_counters(engine: AsyncEngine, *, before: int) -> int:
+    """Delete counters of windows that ended before `before` (in batches); return how many."""
+    deleted = 0
+    while True:
+        async with engine.begin() as conn:
+            count = (await conn.execute(_PURGE, {"before": before})).rowcount
+        deleted += count
+        if count < 5000:
+            return deleted
+
+
+async def workspace_limits(
+    session: AsyncSession, *, workspace: str, lock: bool = False
+) -> WorkspaceLimits | None:
+    """Return the workspace's ceiling row (locked for a change), or None when it has none."""
+    return await session.get(WorkspaceLimits, workspace, with_for_update=lock)
