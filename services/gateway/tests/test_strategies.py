@@ -158,6 +158,40 @@ async def test_sticky_by_header_keeps_each_session_and_splits_sessions_by_weight
     assert served == Counter({"a": 50, "b": 50})
 
 
+async def test_a_sticky_client_fails_over_while_its_instance_fails_and_comes_back(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    made, _ = await weighted_group(
+        admin, backends, {"a": 50, "b": 50}, sticky={"by": "header", "header": "x-session-id"}
+    )
+    key = await admin.key()
+    session = {"x-session-id": "client-7"}
+    served, _ = await send(gateway, key, 10, concurrency=1, headers=session)
+    [home] = served
+    other = "b" if home == "a" else "a"
+
+    made[home].behaviour.mode = "500"
+    served, errors = await send(gateway, key, 20, concurrency=1, headers=session)
+    assert (served, errors) == (Counter({other: 20}), 0)
+
+    made[home].behaviour.mode = "ok"
+    await asyncio.sleep(1.1)  # the first cooldown (1 s in the tests) runs out
+    served, errors = await send(gateway, key, 20, concurrency=1, headers=session)
+    assert (served, errors) == (Counter({home: 20}), 0)
+
+
+async def test_default_weight_covers_members_without_their_own(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    ia = await admin.instance(backends("a"), name="a")
+    ib = await admin.instance(backends("b"), name="b")
+    iz = await admin.instance(backends("z"), name="z")
+    strategy = {"type": "weighted", "weights": {ia["id"]: 3, iz["id"]: 0}, "default_weight": 1}
+    await admin.group("chat", [ia, ib, iz], strategy=strategy)
+    served, errors = await send(gateway, await admin.key(), 400)
+    assert (served, errors) == (Counter({"a": 300, "b": 100}), 0)  # z: only as a fallback
+
+
 async def test_least_busy_prefers_the_idle_instance_when_one_is_slow(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:
