@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer
+from gateway_testkit import Admin, BackendPool, FakeBackend, GatewayServer, eventually
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -156,6 +156,27 @@ async def test_sticky_by_header_keeps_each_session_and_splits_sessions_by_weight
     # Without the header a request is not sticky: the weights alone decide.
     served, _ = await send(gateway, key, 100)
     assert served == Counter({"a": 50, "b": 50})
+
+
+async def test_sticky_choice_is_the_same_on_every_replica(
+    gateway: GatewayServer,
+    replica: GatewayServer,
+    admin: Admin,
+    backends: Callable[[str], FakeBackend],
+) -> None:
+    await weighted_group(
+        admin, backends, {"a": 50, "b": 50}, sticky={"by": "header", "header": "x-session-id"}
+    )
+    key = await admin.key()
+    await eventually(lambda: (admin.workspace, "chat") in replica.runtime.catalog.snapshot.groups)
+    await replica.settled()
+    for n in range(10):
+        session = {"x-session-id": f"session-{n}"}
+        on_a, errors_a = await send(gateway, key, 5, concurrency=1, headers=session)
+        on_b, errors_b = await send(replica, key, 5, concurrency=1, headers=session)
+        assert errors_a == errors_b == 0
+        assert len(on_a) == 1
+        assert on_a == on_b, (on_a, on_b)
 
 
 async def test_a_sticky_client_fails_over_while_its_instance_fails_and_comes_back(
