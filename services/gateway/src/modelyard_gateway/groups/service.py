@@ -83,7 +83,8 @@ def _audited(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> dict[str, An
 
 def _check_weights(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> None:
     """Raise a 422 problem naming each weight given to an instance that is not a member."""
-    outsiders = [i for i in strategy.weights or {} if i not in set(members)]
+    known = set(members)
+    outsiders = [i for i in strategy.weights or {} if i not in known]
     if outsiders:
         raise UnprocessableError(
             "Weights may only be given to the group's instances.",
@@ -101,9 +102,10 @@ def _check_weights(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> Non
 def _without_leavers(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> GroupStrategy:
     """Return the strategy without the weights of instances that left the group (a 422 problem
     when no weight would be left)."""
-    if not strategy.weights or all(i in set(members) for i in strategy.weights):
+    known = set(members)
+    if not strategy.weights or known.issuperset(strategy.weights):
         return strategy
-    kept = {i: w for i, w in strategy.weights.items() if i in set(members)}
+    kept = {i: w for i, w in strategy.weights.items() if i in known}
     if sum(kept.values()) + strategy.default_weight <= 0:
         raise UnprocessableError(
             "The weighted strategy would have no weight left: send a new `strategy` too.",
