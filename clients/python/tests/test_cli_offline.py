@@ -379,3 +379,28 @@ def test_a_name_or_an_id_prefix_finds_one_item() -> None:
     twice = [{"id": "1" * 8, "name": "same"}, {"id": "2" * 8, "name": "same"}]
     with pytest.raises(AmbiguousReference, match="2 keys are named 'same'"):
         find("same", "key", lambda: twice)
+
+
+def test_group_strategy_options_make_the_strategy_body() -> None:
+    from modelyard_cli.gateway import strategy_body
+
+    ids = {"a": "id-a", "b": "id-b"}.__getitem__
+    assert strategy_body("ordered", None, None, None, ids) is None
+    assert strategy_body("least_busy", None, None, None, ids) == {"type": "least_busy"}
+    assert strategy_body("weighted", ["a=90", "b=10"], None, "header:x-session-id", ids) == {
+        "type": "weighted",
+        "weights": {"id-a": 90, "id-b": 10},
+        "sticky": {"by": "header", "header": "x-session-id"},
+    }
+    assert strategy_body("weighted", None, 1, "key", ids) == {
+        "type": "weighted",
+        "default_weight": 1,
+        "sticky": {"by": "key"},
+    }
+    for bad in (
+        ("ordered", ["a=1"], None, None),
+        ("weighted", ["a=ninety"], None, None),
+        ("weighted", None, 1, "cookie"),
+    ):
+        with pytest.raises(UsageProblem):
+            strategy_body(*bad, ids)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from modelyard_client import Modelyard
 
 Kind = Literal["groups", "instances", "keys"]
+Strategy = Literal["ordered", "weighted", "least_busy", "latency"]
 COLUMNS: dict[Kind, list[Column]] = {
     "groups": [
         Column("ID", "id"),
@@ -108,11 +109,48 @@ for _app, _kind in ((groups_app, "groups"), (instances_app, "instances"), (keys_
     _common(_app, _kind)  # type: ignore[arg-type]
 
 
+def strategy_body(
+    strategy: str,
+    weights: list[str] | None,
+    default_weight: int | None,
+    sticky: str | None,
+    instance_id: Any,
+) -> dict[str, Any] | None:
+    """Return a group's `strategy` from the create options (None: the default, `ordered`).
+
+    `weights` are `INSTANCE=N` (name or id, resolved by `instance_id`); `sticky` is `key` or
+    `header:NAME`.
+    """
+    if strategy != "weighted" and (weights or default_weight is not None or sticky):
+        raise UsageProblem("--weight, --default-weight and --sticky go with --strategy weighted")
+    if strategy == "ordered":
+        return None
+    body: dict[str, Any] = {"type": strategy}
+    if weights:
+        given = parse_pairs(weights, "--weight")
+        try:
+            body["weights"] = {instance_id(ref): int(n) for ref, n in given.items()}
+        except ValueError as exc:
+            raise UsageProblem("--weight takes INSTANCE=N with a whole number N") from exc
+    if default_weight is not None:
+        body["default_weight"] = default_weight
+    if sticky == "key":
+        body["sticky"] = {"by": "key"}
+    elif sticky:
+        by, _, header = sticky.partition(":")
+        if by != "header" or not header:
+            raise UsageProblem(f"--sticky takes key or header:NAME, not {sticky!r}")
+        body["sticky"] = {"by": "header", "header": header}
+    return body
+
+
 @groups_app.command(
     "create",
     epilog=examples(
         "modelyard groups create echo-chat --model echo-chat   # follows its deployments",
         "modelyard groups create chat --instance openai-eu --instance local-llm",
+        "modelyard groups create chat --instance a --instance b --strategy weighted "
+        "--weight a=90 --weight b=10 --sticky header:x-session-id",
     ),
 )
 def create_group(
@@ -124,6 +162,18 @@ def create_group(
         list[str] | None, typer.Option(help="instance name or id, in failover order; repeat")
     ] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    strategy: Annotated[
+        Strategy, typer.Option(help="how each request orders the instances")
+    ] = "ordered",
+    weight: Annotated[
+        list[str] | None, typer.Option(help="weighted: INSTANCE=N, a relative share; repeat")
+    ] = None,
+    default_weight: Annotated[
+        int | None, typer.Option(help="weighted: the share of instances without --weight")
+    ] = None,
+    sticky: Annotated[
+        str | None, typer.Option(help="weighted: keep a client on one instance: key|header:NAME")
+    ] = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -138,6 +188,15 @@ def create_group(
             body["registry_model_id"] = resolve(my, "models", model)["id"]
         if instance:
             body["instance_ids"] = [resolve_gateway(my, "instances", i) for i in instance]
+        chosen = strategy_body(
+            strategy,
+            weight,
+            default_weight,
+            sticky,
+            lambda ref: resolve_gateway(my, "instances", ref),
+        )
+        if chosen is not None:
+            body["strategy"] = chosen
         emit(my.send(ops.create_gateway("groups", body)), output=output, quiet=quiet)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -111,6 +112,11 @@ class ModelGroup(NamedInWorkspace, TimestampMixin, Base):
     # {"label": L, "values": [v1, v2, ...]}: deployment instances on devices whose label L is v1
     # come first, then v2, ...; the rest after them, each tier ordered by device id.
     endpoint_priority: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # How each request orders the instances before failover (`groups.schemas.GroupStrategy`):
+    # {"type": ..., "weights": {instance id: n}, "default_weight": n, "sticky": {...}}.
+    strategy: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=lambda: {"type": "ordered"}, server_default='{"type": "ordered"}'
+    )
     revision: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -128,6 +134,22 @@ class GroupMember(Base):
         index=True,
     )
     position: Mapped[int] = mapped_column(Integer)
+
+
+class HistoryEntry(Base):
+    """One change to one admin resource: who, when, what, each field's old and new value."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_gateway_history_resource", "workspace", "resource_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[uuid.UUID] = mapped_column()
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 class LimitColumns:

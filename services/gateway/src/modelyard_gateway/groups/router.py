@@ -20,11 +20,14 @@ from modelyard_gateway.governance.projection import ProjectionDep
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
+from modelyard_gateway.history import repository as history
+from modelyard_gateway.history.schemas import HistoryEntryRead
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 groups = Routes(router, item="/{group_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
+HistoryPaging = Annotated[PageParams, Depends(page_params("at", history.SORTS))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +148,18 @@ async def delete_group(session: SessionDep, principal: Editor, group_id: uuid.UU
     """Delete a group; its instances stay."""
     await service.delete_group(session, principal=principal, group_id=group_id)
     return no_content()
+
+
+@groups.reading(
+    "list_group_history",
+    "Every change to a model group (strategy and weights included): who, when, old and new",
+    problems=(401, 403, 422),
+    subpath="/history",
+)
+async def list_group_history(
+    session: SessionDep, principal: Viewer, group_id: uuid.UUID, paging: HistoryPaging
+) -> Page[HistoryEntryRead]:
+    """Return one page of the group's changes, oldest first (kept after a delete)."""
+    return await service.group_history(
+        session, principal=principal, group_id=group_id, params=paging
+    )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import reject_nulls
+from modelyard_common.errors import UnprocessableError, field_error, reject_nulls
 from modelyard_common.governance import Governance
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import Page, PageParams
@@ -18,7 +19,16 @@ from modelyard_gateway.db import ModelGroup, announce_config_change
 from modelyard_gateway.endpoints import repository as endpoints
 from modelyard_gateway.governance.binding import BindingGate
 from modelyard_gateway.groups import repository
-from modelyard_gateway.groups.schemas import GroupCreate, GroupPolicy, GroupRead, GroupUpdate
+from modelyard_gateway.groups.schemas import (
+    GroupCreate,
+    GroupPolicy,
+    GroupRead,
+    GroupStrategy,
+    GroupUpdate,
+    strategy_of,
+)
+from modelyard_gateway.history import service as history
+from modelyard_gateway.history.schemas import HistoryEntryRead
 from modelyard_gateway.instances import repository as instances
 from modelyard_gateway.workspace_rows import (
     ensure_name_free,
@@ -49,8 +59,65 @@ def to_read(
 ) -> GroupRead:
     """Return the API view of a group."""
     return view_of(
-        GroupRead, row, instance_ids=list(instance_ids), policy=policy, etag=make_etag(row.revision)
+        GroupRead,
+        row,
+        instance_ids=list(instance_ids),
+        strategy=strategy_of(row.strategy),
+        policy=policy,
+        etag=make_etag(row.revision),
     )
+
+
+def _audited(row: ModelGroup, instance_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    """Return the fields of a group the audit trail compares, as JSON values."""
+    return {
+        "name": row.name,
+        "description": row.description,
+        "enabled": row.enabled,
+        "registry_model_id": str(row.registry_model_id) if row.registry_model_id else None,
+        "endpoint_priority": row.endpoint_priority,
+        "instance_ids": [str(i) for i in instance_ids],
+        "strategy": strategy_of(row.strategy).stored(),
+    }
+
+
+def _check_weights(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> None:
+    """Raise a 422 problem naming each weight given to an instance that is not a member."""
+    known = set(members)
+    outsiders = [i for i in strategy.weights or {} if i not in known]
+    if outsiders:
+        raise UnprocessableError(
+            "Weights may only be given to the group's instances.",
+            errors=[
+                field_error(
+                    ["body", "strategy", "weights", str(i)],
+                    message=f"instance {i} is not a member of this group",
+                    type="not_member",
+                )
+                for i in outsiders
+            ],
+        )
+
+
+def _without_leavers(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> GroupStrategy:
+    """Return the strategy without the weights of instances that left the group (a 422 problem
+    when no weight would be left)."""
+    known = set(members)
+    if not strategy.weights or known.issuperset(strategy.weights):
+        return strategy
+    kept = {i: w for i, w in strategy.weights.items() if i in known}
+    if sum(kept.values()) + strategy.default_weight <= 0:
+        raise UnprocessableError(
+            "The weighted strategy would have no weight left: send a new `strategy` too.",
+            errors=[
+                field_error(
+                    ["body", "instance_ids"],
+                    message="removes every instance with a weight",
+                    type="no_weight_left",
+                )
+            ],
+        )
+    return strategy.model_copy(update={"weights": kept})
 
 
 async def views(
@@ -96,11 +163,21 @@ async def create_group(
         enabled=body.enabled,
         registry_model_id=body.registry_model_id,
         endpoint_priority=(body.endpoint_priority.model_dump() if body.endpoint_priority else None),
+        strategy=body.strategy.stored(),
         revision=1,
     )
+    _check_weights(body.strategy, body.instance_ids)
     session.add(row)
     await session.flush()
     await repository.replace_members(session, group_id=row.id, instance_ids=body.instance_ids)
+    history.record_change(
+        session,
+        principal=principal,
+        resource_type="group",
+        resource_id=row.id,
+        action="created",
+        changes=history.diff({}, _audited(row, body.instance_ids)),
+    )
     await announce_config_change(session)
     policies = await policies_of(session, gate.projection, [row])
     return to_read(row, body.instance_ids, policies.get(row.id))
@@ -148,10 +225,19 @@ async def update_group(
     if model_id is not None and (model_id != row.registry_model_id or name != row.name):
         # A new binding, or a rename (a restricted approval names the groups that may serve).
         await gate.judge(session, workspace=principal.workspace, model_id=model_id, group=name)
-    reject_nulls(changes, ("name", "description", "instance_ids", "enabled"))
+    reject_nulls(changes, ("name", "description", "instance_ids", "enabled", "strategy"))
     await ensure_rename_free(session, row, changes.get("name"))
+    members = (await repository.members(session, group_ids=[row.id]))[row.id]
+    before = _audited(row, members)
     if body.instance_ids is not None:
         await _check_instances(session, principal.workspace, body.instance_ids)
+        members = body.instance_ids
+    if body.strategy is not None:
+        _check_weights(body.strategy, members)
+        row.strategy = body.strategy.stored()
+    elif body.instance_ids is not None:
+        row.strategy = _without_leavers(strategy_of(row.strategy), members).stored()
+    if body.instance_ids is not None:
         await repository.replace_members(session, group_id=row.id, instance_ids=body.instance_ids)
     if changes.get("registry_model_id", row.registry_model_id) != row.registry_model_id:
         # Re-bound: the old model's deployments leave; the new one's arrive by announcement.
@@ -163,11 +249,37 @@ async def update_group(
         await endpoints.reorder_members(session, group=row)
     await save_change(session, row)
     [view] = await views(session, gate.projection, [row])
+    history.record_change(
+        session,
+        principal=principal,
+        resource_type="group",
+        resource_id=row.id,
+        action="updated",
+        changes=history.diff(before, _audited(row, view.instance_ids)),
+    )
     return view
 
 
 async def delete_group(session: AsyncSession, *, principal: Principal, group_id: uuid.UUID) -> None:
     """Delete a group; its instances stay."""
     row = await require(session, ModelGroup, workspace=principal.workspace, row_id=group_id)
+    members = (await repository.members(session, group_ids=[row.id]))[row.id]
+    history.record_change(
+        session,
+        principal=principal,
+        resource_type="group",
+        resource_id=row.id,
+        action="deleted",
+        changes=history.diff(_audited(row, members), {}),
+    )
     await repository.delete_group(session, group=row)
     await announce_config_change(session)
+
+
+async def group_history(
+    session: AsyncSession, *, principal: Principal, group_id: uuid.UUID, params: PageParams
+) -> Page[HistoryEntryRead]:
+    """Return one page of a group's audit trail (kept after the group is deleted)."""
+    return await history.list_history(
+        session, workspace=principal.workspace, resource_id=group_id, params=params
+    )

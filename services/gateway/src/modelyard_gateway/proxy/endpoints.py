@@ -37,6 +37,7 @@ from modelyard_gateway.proxy.wire import (
 )
 from modelyard_gateway.routing.catalog import Catalog, ClientKey, GroupRoute
 from modelyard_gateway.routing.health import HealthBoard
+from modelyard_gateway.routing.strategies import affinity_of
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import UsageRecorder
 
@@ -168,7 +169,10 @@ class ProxyEndpoints:
         stream = path in STREAMING_PATHS and request.get("stream") is True
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)
         admission = await self._admit(key)
-        result = await self.proxy.forward(group, path, request, stream=stream, deadline=deadline)
+        affinity = None if group.sticky_by is None else affinity_of(group, key, scope["headers"])
+        result = await self.proxy.forward(
+            group, path, request, stream=stream, deadline=deadline, affinity=affinity
+        )
         if isinstance(result, Answer):
             self.usage.record(group, error=result.status >= 400, usage=result.usage)
             admission.spend(result.usage)

@@ -1,5 +1,8 @@
 """Failover: try a group's instances in order and answer from the first that works.
 
+The group's strategy (`routing.strategies`) decides each request's order; failover is the same
+whatever the strategy.
+
 Instances that are cooling down or marked down are skipped on the first pass; when no other
 instance answered they are tried anyway (the one whose cooldown ends first, then the next), so a
 503 means every instance was tried in this request, or its deadline ran out.
@@ -21,6 +24,7 @@ from modelyard_gateway import metrics
 from modelyard_gateway.routing.catalog import GroupRoute, InstanceRoute
 from modelyard_gateway.routing.fastclient import BoundReached
 from modelyard_gateway.routing.health import TRY_ANYWAY, HealthBoard, Ticket
+from modelyard_gateway.routing.strategies import attempt_order
 from modelyard_gateway.routing.upstream import (
     INSTANCE_FAULT_4XX,
     UpstreamFailure,
@@ -145,10 +149,12 @@ class ProxyService:
         *,
         stream: bool,
         deadline: float | None = None,
+        affinity: int | None = None,
     ) -> Answer | StreamAnswer | Exhausted:
         """Return the first usable answer of the group's instances, or why there is none.
 
         `deadline` is on the event loop's clock (`loop.time()`); no attempt starts after it.
+        `affinity` names the client of a sticky group (`strategies.affinity_of`).
         """
         loop = asyncio.get_running_loop()
         if deadline is None:
@@ -156,7 +162,7 @@ class ProxyService:
         call = Call(group, path, request, stream, deadline)
         result = Exhausted(0)
         passed_over: list[InstanceRoute] = []
-        for inst in group.instances:
+        for inst in attempt_order(group, self.board, affinity):
             ticket = self.board.admit(inst)
             if isinstance(ticket, str):
                 metrics.skips(group.workspace, group.name, inst.name, ticket).inc()
@@ -241,6 +247,7 @@ class ProxyService:
             raise _expired(bound < deadline, limits.first_byte) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _first_phase_failure(exc, inst, limits.first_byte) from exc
+        headers_after = time.perf_counter() - started
         try:
             status = resp.status
             content_type = resp.header("Content-Type") or "application/json"
@@ -258,9 +265,9 @@ class ProxyService:
                 first = await resp.next_chunk()
                 if not first:
                     raise UpstreamFailure("dropped", "stream ended before its first byte")
-                metrics.ttfb(group.workspace, group.name, inst.name).observe(
-                    time.perf_counter() - started
-                )
+                took = time.perf_counter() - started
+                metrics.ttfb(group.workspace, group.name, inst.name).observe(took)
+                self.board.took(inst.id, took)
                 resp.until = deadline
                 return StreamAnswer(
                     inst, attempts, status, content_type, first, resp, ticket, limits.stream_idle
@@ -289,6 +296,8 @@ class ProxyService:
         metrics.latency(group.workspace, group.name, inst.name).observe(
             time.perf_counter() - started
         )
+        # A non-streaming answer's first byte is its headers (sent once it is generated).
+        self.board.took(inst.id, headers_after)
         return Answer(inst, attempts, status, content_type, body, usage)
 
 

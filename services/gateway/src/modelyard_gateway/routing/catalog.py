@@ -77,9 +77,29 @@ class InstanceRoute:
     kind: str = "local"  # `cloud` instances face stricter egress rules (private ranges refused)
 
 
+ORDERED = "ordered"
+WEIGHTED = "weighted"
+LEAST_BUSY = "least_busy"
+LATENCY = "latency"
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(slots=True)
+class Rotation:
+    """What a group's strategy remembers between requests on this replica."""
+
+    # Smooth weighted round robin: each instance's running credit (`weighted`, not sticky).
+    credit: list[int] = field(default_factory=list)
+    turn: int = 0  # `least_busy`: where ties start, moved on by each request
+
+
 @dataclass(frozen=True, slots=True)
 class GroupRoute:
-    """A model group as the proxy sees it: enabled instances in failover order."""
+    """A model group as the proxy sees it: enabled instances in failover order.
+
+    `strategy` decides each request's order of `instances` (`routing.strategies`); the
+    weights and salts line up with `instances`.
+    """
 
     id: uuid.UUID
     workspace: str
@@ -91,6 +111,54 @@ class GroupRoute:
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
     warning: str | None = None
+    strategy: str = ORDERED
+    weights: tuple[int, ...] = ()
+    total_weight: int = 0
+    salts: tuple[int, ...] = ()  # per instance, for sticky choices every replica agrees on
+    sticky_by: str | None = None  # `key` or `header`
+    sticky_header: bytes | None = None  # lower case, as ASGI gives header names
+    rotation: Rotation = field(default_factory=Rotation)
+
+
+def strategy_fields(
+    stored: Mapping[str, Any] | None,
+    instances: Sequence[InstanceRoute],
+    earlier: GroupRoute | None,
+) -> dict[str, Any]:
+    """Return a group route's strategy fields from its stored strategy.
+
+    A reload keeps the rotation of an unchanged group, so a weighted split stays exact.
+    """
+    stored = stored or {}
+    kind = str(stored.get("type") or ORDERED)
+    if kind not in (WEIGHTED, LEAST_BUSY, LATENCY):
+        return {}
+    fields: dict[str, Any] = {"strategy": kind}
+    if kind == WEIGHTED:
+        given = stored.get("weights") or {}
+        default = int(stored.get("default_weight") or 0)
+        weights = tuple(int(given.get(str(i.id), default)) for i in instances)
+        fields.update(
+            weights=weights,
+            total_weight=sum(weights),
+            salts=tuple(i.id.int & _MASK64 for i in instances),
+        )
+        sticky = stored.get("sticky") or {}
+        if sticky.get("by") in ("key", "header"):
+            fields["sticky_by"] = sticky["by"]
+            header = sticky.get("header")
+            fields["sticky_header"] = header.lower().encode("latin-1") if header else None
+    same = (
+        earlier is not None
+        and earlier.strategy == kind
+        and earlier.weights == fields.get("weights", ())
+        and [i.id for i in earlier.instances] == [i.id for i in instances]
+    )
+    if same and earlier is not None:
+        fields["rotation"] = earlier.rotation
+    else:
+        fields["rotation"] = Rotation(credit=[0] * len(instances))
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +320,7 @@ class Catalog:
             rows.keys,
         )
         snapshot = Snapshot()
+        earlier = self.snapshot.groups
         refused = await self._refused_by_egress(instance_rows)
         for inst in instance_rows:
             if inst.id in refused:
@@ -302,7 +371,11 @@ class Catalog:
                 created=int(group.created_at.timestamp()),
                 instances=tuple(routes),
                 registry_model_id=group.registry_model_id,
-                **verdict,
+                refusal=verdict.get("refusal"),
+                warning=verdict.get("warning"),
+                **strategy_fields(
+                    group.strategy, routes, earlier.get((group.workspace, group.name))
+                ),
             )
         for key in key_rows:
             snapshot.keys[key.key_hash] = ClientKey.of(key)

@@ -39,6 +39,8 @@ TRY_ANYWAY = frozenset({SKIP_DOWN, SKIP_COOLDOWN, SKIP_TRIAL})
 # Failures so costly that one is enough to cool the instance (each held a request that long).
 COOL_AT_ONCE = frozenset({"first_byte_timeout", "connect_timeout"})
 MAX_LEVEL = 30
+# How much one measurement moves an instance's recent time to first byte (EWMA).
+TTFB_SMOOTHING = 0.3
 
 
 @dataclass(slots=True)
@@ -57,6 +59,7 @@ class InstanceHealth:
     trial_in_flight: bool = False
     in_flight: int = 0
     reason: str = ""
+    ttfb: float = 0.0  # recent time to first byte (EWMA, seconds; 0: not measured yet)
 
     @property
     def consecutive_failures(self) -> int:
@@ -233,6 +236,11 @@ class HealthBoard:
                 changed = True
         if changed:
             self._mark(instance_id)
+
+    def took(self, instance_id: uuid.UUID, seconds: float) -> None:
+        """Record how long an instance took to its first byte (per replica, not shared)."""
+        st = self.state(instance_id)
+        st.ttfb = seconds if not st.ttfb else st.ttfb + TTFB_SMOOTHING * (seconds - st.ttfb)
 
     def abandoned(self, ticket: Ticket) -> None:
         """Give back a ticket whose request ended without a verdict (e.g. client went away)."""
