@@ -77,3 +77,12 @@ ttfb = per_instance(
         buckets=LATENCY_BUCKETS,
     )
 )
+
+request_log_written = Counter(
+    "modelyard_gateway_request_log_written",
+    "Request log records this replica wrote to the database.",
+)
+request_log_dropped = Counter(
+    "modelyard_gateway_request_log_dropped",
+    "Request log records this replica dropped: its buffer was full (database unreachable).",
+)

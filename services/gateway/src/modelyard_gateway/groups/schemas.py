@@ -63,6 +63,11 @@ class GroupCreate(BaseModel):
         default=None,
         description="Order of those deployments by a device label; otherwise by device id.",
     )
+    log_bodies: StrictBool = Field(
+        default=False,
+        description="Keep prompts and answers in the request log (each capped at 64 KiB); "
+        "otherwise the log keeps only what happened, never what was said.",
+    )
 
 
 class GroupUpdate(BaseModel):
@@ -76,6 +81,7 @@ class GroupUpdate(BaseModel):
     enabled: StrictBool | None = None
     registry_model_id: uuid.UUID | None = None
     endpoint_priority: EndpointPriority | None = None
+    log_bodies: StrictBool | None = None
 
 
 class GroupPolicy(BaseModel):
@@ -110,6 +116,7 @@ class GroupRead(BaseModel):
     enabled: bool
     registry_model_id: uuid.UUID | None
     endpoint_priority: EndpointPriority | None
+    log_bodies: bool = Field(description="Whether the request log keeps prompts and answers.")
     policy: GroupPolicy | None = Field(
         default=None, description="The policy gate on the followed model (null when none)."
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
+from modelyard_gateway.proxy import records
 from modelyard_gateway.proxy.intake import bearer, budget, parse_request, read_body
 from modelyard_gateway.proxy.schemas import ModelList, ModelObject, error_body
 from modelyard_gateway.proxy.service import Answer, Exhausted, ProxyService, StreamAnswer
@@ -31,6 +33,8 @@ from modelyard_gateway.proxy.wire import (
     policy_headers,
     send_bytes,
 )
+from modelyard_gateway.requestlog.record import RequestRecord
+from modelyard_gateway.requestlog.writer import RequestLog
 from modelyard_gateway.routing.catalog import Catalog, ClientKey, GroupRoute
 from modelyard_gateway.routing.health import HealthBoard
 from modelyard_gateway.settings import GatewaySettings
@@ -50,11 +54,13 @@ class ProxyEndpoints:
         board: HealthBoard,
         proxy: ProxyService,
         usage: UsageRecorder,
+        requests: RequestLog,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.proxy = proxy
         self.usage = usage
+        self.requests = requests
         self.streams = StreamRelay(board, usage)
 
     async def _client_key(self, scope: Scope) -> ClientKey:
@@ -133,14 +139,43 @@ class ProxyEndpoints:
         await send_bytes(send, 200, body.model_dump_json().encode(), [JSON])
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        settings = self.settings
         key = await self._client_key(scope)
-        request = parse_request(await read_body(receive, settings.max_body_bytes))
+        record = records.begin(key, path)
+        try:
+            await self._answer(scope, receive, record.watch(send), path, key, record)
+        except ClientError as exc:
+            record.ended_with(exc.status, exc.code)
+            raise
+        except asyncio.CancelledError:
+            record.ended_with(499, "client_closed")
+            raise
+        except Exception:
+            record.ended_with(500, "internal_error")
+            raise
+        finally:
+            record.ended = time.perf_counter()
+            self.requests.record(record)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        key: ClientKey,
+        record: RequestRecord,
+    ) -> None:
+        settings = self.settings
+        raw = await read_body(receive, settings.max_body_bytes)
+        request = parse_request(raw)
+        records.requested(record, request)
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
+        records.routed(record, group, raw, stream=stream, body_cap=settings.request_log_body_bytes)
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)
         result = await self.proxy.forward(group, path, request, stream=stream, deadline=deadline)
         if isinstance(result, Answer):
+            records.answered(record, result)
             self.usage.record(group, error=result.status >= 400, usage=result.usage)
             headers = [
                 (b"content-type", result.content_type.encode("latin-1")),
@@ -150,8 +185,10 @@ class ProxyEndpoints:
             ]
             await send_bytes(send, result.status, result.body, headers)
         elif isinstance(result, StreamAnswer):
-            await self.streams.relay(group, result, receive, send)
+            records.answered(record, result)
+            await self.streams.relay(group, result, receive, send, record)
         else:
+            records.exhausted(record, result)
             self.usage.record(group, error=True)
             await self._exhausted(group, result, send)
 

@@ -21,6 +21,7 @@ from modelyard_gateway.proxy.wire import (
     Send,
     policy_headers,
 )
+from modelyard_gateway.requestlog.record import RequestRecord
 from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.routing.fastclient import BoundReached
 from modelyard_gateway.routing.health import HealthBoard
@@ -43,7 +44,12 @@ class StreamRelay:
         self.usage = usage
 
     async def relay(
-        self, group: GroupRoute, answer: StreamAnswer, receive: Receive, send: Send
+        self,
+        group: GroupRoute,
+        answer: StreamAnswer,
+        receive: Receive,
+        send: Send,
+        record: RequestRecord | None = None,
     ) -> None:
         """Relay the stream to the client until it ends, fails or the client leaves."""
         # The stream is pumped in this task; a watcher cancels it when the client goes away, so
@@ -53,7 +59,7 @@ class StreamRelay:
         progress = _RelayProgress()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
         try:
-            await self._pump(group, answer, send, progress)
+            await self._pump(group, answer, send, progress, record)
         except asyncio.CancelledError:
             if not progress.client_gone:
                 raise
@@ -64,6 +70,8 @@ class StreamRelay:
                 group.workspace, group.name, answer.instance.name, "client_closed"
             ).inc()
             self.usage.record(group, error=False)  # the client left: not the model's error
+            if record is not None:
+                record.error_cause = "client_closed"
         finally:
             progress.finished = True
             watcher.cancel()
@@ -74,6 +82,7 @@ class StreamRelay:
         answer: StreamAnswer,
         send: Send,
         progress: _RelayProgress,
+        record: RequestRecord | None = None,
     ) -> None:
         headers = [
             *SSE_HEADERS,
@@ -88,9 +97,9 @@ class StreamRelay:
         inst = answer.instance
         upstream = answer.response
         pending = answer.first_chunk
-        tap = StreamUsage() if group.registry_model_id is not None else None
-        if tap is not None:
-            tap.feed(pending)
+        # The usage a stream reports goes to the request log too, whatever the group.
+        tap = StreamUsage()
+        tap.feed(pending)
         cut = _event_boundary(pending)
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
@@ -115,6 +124,8 @@ class StreamRelay:
             metrics.failures(group.workspace, group.name, inst.name, cause).inc()
             metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
             self.usage.record(group, error=True)
+            if record is not None:
+                record.error_cause = "stream_interrupted"
             event = error_body(
                 f"Instance '{inst.name}' failed mid-stream: {reason}.",
                 type_="upstream_error",
@@ -132,7 +143,10 @@ class StreamRelay:
         upstream.release()
         board.succeeded(answer.ticket)
         metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
-        self.usage.record(group, error=False, usage=tap.usage() if tap else None)
+        usage = tap.usage()
+        self.usage.record(group, error=False, usage=usage)
+        if record is not None:
+            record.usage(usage)
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 

@@ -39,6 +39,7 @@ class ClientError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
         self.body = error_body(message, type_=type_, code=code, param=param)
 
 

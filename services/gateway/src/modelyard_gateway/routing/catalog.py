@@ -91,6 +91,7 @@ class GroupRoute:
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
     warning: str | None = None
+    log_bodies: bool = False  # the request log keeps its prompts and answers (capped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,7 @@ class Catalog:
                 created=int(group.created_at.timestamp()),
                 instances=tuple(routes),
                 registry_model_id=group.registry_model_id,
+                log_bodies=group.log_bodies,
                 **verdict,
             )
         for key in key_rows:
