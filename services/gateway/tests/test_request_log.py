@@ -239,6 +239,29 @@ async def test_stream_failover_exhausted_and_unknown_model_are_recorded(
     assert all(r["request_body"] is None for r in await rows(engine, ws))
 
 
+async def test_a_client_leaving_a_stream_is_recorded_as_client_closed(
+    logging_gateway: GatewayServer,
+    logged_admin: Admin,
+    backends: Callable[[str], FakeBackend],
+    engine: AsyncEngine,
+) -> None:
+    slow = backends("reqlog-slow")
+    slow.behaviour.stream_chunks = 50
+    slow.behaviour.chunk_delay_s = 0.1
+    await logged_admin.group("slow", [await logged_admin.instance(slow)])
+    key = await logged_admin.key()
+    async with openai_http(logging_gateway, key) as client:
+        body = {"model": "slow", "stream": True, **CHAT}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            async for _ in response.aiter_bytes():
+                break  # gone after the first bytes
+    ws = logged_admin.workspace
+    assert await settled_count(engine, ws, 1) == 1
+    [left] = await rows(engine, ws)
+    assert (left["status"], left["error_cause"], left["stream"]) == (200, "client_closed", True)
+    assert left["duration_ms"] < 4000  # not the 5 s the whole stream would have taken
+
+
 async def test_bodies_are_kept_only_for_groups_that_log_them(
     logging_gateway: GatewayServer,
     logged_admin: Admin,

@@ -89,6 +89,8 @@ class RequestLog:
                 try:
                     await self._write(taken)
                 except BaseException:
+                    # A partition may have gone (a restored or recreated database): ask again.
+                    self._days_ready.clear()
                     room = max(self.limit - len(self._buffer), 0)
                     if room < len(taken):
                         self._drop(len(taken) - room)
