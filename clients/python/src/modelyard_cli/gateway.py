@@ -140,6 +140,9 @@ def create_group(
         list[str] | None, typer.Option(help="instance name or id, in failover order; repeat")
     ] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    log_bodies: Annotated[
+        bool, typer.Option("--log-bodies", help="keep prompts and answers in the request log")
+    ] = False,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -149,6 +152,8 @@ def create_group(
     body: dict[str, Any] = {"name": name}
     if description:
         body["description"] = description
+    if log_bodies:
+        body["log_bodies"] = True
     with client() as my:
         if model:
             body["registry_model_id"] = resolve(my, "models", model)["id"]
