@@ -38,6 +38,7 @@ REPLACEMENTS = {
     "aclose": "close",
     "aread": "read",
     "aiter_lines": "iter_lines",
+    "aiter_bytes": "iter_bytes",
     "_io_async": "_io_sync",
 }
 

@@ -169,6 +169,26 @@ export interface paths {
         patch: operations["update_group"];
         trace?: never;
     };
+    "/v1/groups/{group_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every change to a model group (strategy and weights included): who, when, old and new
+         * @description Return one page of the group's changes, oldest first (kept after a delete).
+         */
+        get: operations["list_group_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances": {
         parameters: {
             query?: never;
@@ -279,7 +299,7 @@ export interface paths {
         };
         /**
          * Get a client API key (without the key)
-         * @description Return one key (without the key).
+         * @description Return one key (without the key); its ETag is in the header.
          */
         get: operations["get_key"];
         put?: never;
@@ -291,7 +311,35 @@ export interface paths {
         delete: operations["revoke_key"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a client API key's name, limits and budgets or expiry (If-Match required)
+         * @description Change the given fields; every replica applies them within a second.
+         */
+        patch: operations["update_key"];
+        trace?: never;
+    };
+    "/v1/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the workspace's ceiling on requests, tokens and token budgets
+         * @description Return the ceiling every key of the workspace shares; its ETag is in the header.
+         */
+        get: operations["get_workspace_limits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the workspace's ceiling (If-Match required; "0" before the first change)
+         * @description Change the given limits (null removes one); every replica applies them within a second.
+         */
+        patch: operations["update_workspace_limits"];
         trace?: never;
     };
     "/v1/models": {
@@ -334,6 +382,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the workspace's logged client requests, newest first
+         * @description One record per request to `/v1/chat/completions`, `/v1/completions` and `/v1/embeddings` whose API key was valid, refused ones included. Records reach the log within about a second (`MODELYARD_GATEWAY_REQUEST_LOG_FLUSH_S`) and stay for `MODELYARD_GATEWAY_REQUEST_LOG_RETENTION_DAYS` days.
+         */
+        get: operations["list_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the workspace's logged client requests as CSV or JSON lines
+         * @description The same filters as the listing; every match, newest first, streamed.
+         */
+        get: operations["export_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -360,6 +448,16 @@ export interface components {
             label: string;
             /** Values */
             values: string[];
+        };
+        /**
+         * FieldChange
+         * @description One field's value before and after a change (null: absent).
+         */
+        FieldChange: {
+            /** New */
+            new?: unknown;
+            /** Old */
+            old?: unknown;
         };
         /**
          * FieldError
@@ -418,6 +516,12 @@ export interface components {
              */
             instance_ids?: string[];
             /**
+             * Log Bodies
+             * @description Keep prompts and answers in the request log (each capped at 64 KiB); otherwise the log keeps only what happened, never what was said.
+             * @default false
+             */
+            log_bodies?: boolean;
+            /**
              * Name
              * @description What clients send as `model`.
              */
@@ -427,6 +531,8 @@ export interface components {
              * @description Follow this registry model: every running deployment of it joins the group (after the hand-made instances).
              */
             registry_model_id?: string | null;
+            /** @description How each request orders the instances before failover (`ordered`). */
+            strategy?: components["schemas"]["GroupStrategy"];
         };
         /**
          * GroupPolicy
@@ -477,12 +583,18 @@ export interface components {
             id: string;
             /** Instance Ids */
             instance_ids: string[];
+            /**
+             * Log Bodies
+             * @description Whether the request log keeps prompts and answers.
+             */
+            log_bodies: boolean;
             /** Name */
             name: string;
             /** @description The policy gate on the followed model (null when none). */
             policy?: components["schemas"]["GroupPolicy"] | null;
             /** Registry Model Id */
             registry_model_id: string | null;
+            strategy: components["schemas"]["GroupStrategy"];
             /**
              * Updated At
              * Format: date-time
@@ -490,10 +602,66 @@ export interface components {
             updated_at: string;
         };
         /**
+         * GroupStrategy
+         * @description How each request orders the group's instances; failover then walks that order.
+         *
+         *     `ordered`: the group's order. `weighted`: each instance first for its share of the requests
+         *     (`weights` by instance id; members without one get `default_weight`, e.g. the deployments
+         *     joining a bound group; weight 0: only as a fallback), optionally `sticky`. `least_busy`:
+         *     fewest requests in flight on this replica first. `latency`: lowest recent time to first byte
+         *     first (instances without a measurement first, and now and then a random one).
+         * @example {
+         *       "sticky": {
+         *         "by": "header",
+         *         "header": "x-session-id"
+         *       },
+         *       "type": "weighted",
+         *       "weights": {
+         *         "0f8fad5b-d9cb-469f-a165-70867728950e": 90,
+         *         "7c9e6679-7425-40de-944b-e07fc1f90ae7": 10
+         *       }
+         *     }
+         * @example {
+         *       "type": "least_busy"
+         *     }
+         */
+        GroupStrategy: {
+            /**
+             * Default Weight
+             * @description `weighted`: the weight of members not in `weights` (0: only as a fallback).
+             * @default 0
+             */
+            default_weight?: number;
+            /** @description `weighted` only. */
+            sticky?: components["schemas"]["Sticky"] | null;
+            /**
+             * Type
+             * @default ordered
+             * @enum {string}
+             */
+            type?: "ordered" | "weighted" | "least_busy" | "latency";
+            /**
+             * Weights
+             * @description `weighted`: relative shares by member instance id (e.g. percentages); they and `default_weight` must add up to more than 0.
+             */
+            weights?: {
+                [key: string]: number;
+            } | null;
+        };
+        /**
          * GroupUpdate
          * @description Fields to change; absent ones stay. `instance_ids` replaces the whole order.
          * @example {
          *       "enabled": false
+         *     }
+         * @example {
+         *       "strategy": {
+         *         "default_weight": 1,
+         *         "sticky": {
+         *           "by": "key"
+         *         },
+         *         "type": "weighted"
+         *       }
          *     }
          */
         GroupUpdate: {
@@ -504,10 +672,14 @@ export interface components {
             endpoint_priority?: components["schemas"]["EndpointPriority"] | null;
             /** Instance Ids */
             instance_ids?: string[] | null;
+            /** Log Bodies */
+            log_bodies?: boolean | null;
             /** Name */
             name?: string | null;
             /** Registry Model Id */
             registry_model_id?: string | null;
+            /** @description Replaces the whole strategy (weights included). */
+            strategy?: components["schemas"]["GroupStrategy"] | null;
         };
         /** Health */
         Health: {
@@ -520,6 +692,65 @@ export interface components {
             };
             /** Status */
             status: string;
+        };
+        /**
+         * HistoryEntryRead
+         * @description One change: who made it, when, and each field's old and new value.
+         * @example {
+         *       "action": "updated",
+         *       "actor": "alice",
+         *       "at": "2026-12-06T15:00:00Z",
+         *       "changes": {
+         *         "strategy": {
+         *           "new": {
+         *             "default_weight": 10,
+         *             "type": "weighted",
+         *             "weights": {
+         *               "0f8fad5b-d9cb-469f-a165-70867728950e": 90
+         *             }
+         *           },
+         *           "old": {
+         *             "type": "ordered"
+         *           }
+         *         }
+         *       },
+         *       "id": "3f2b8c1e-5d4a-4e8b-9c7d-2a1b0c9d8e7f",
+         *       "resource_id": "9b2e4c6a-1d3f-4a5b-8c7d-0e1f2a3b4c5d",
+         *       "resource_type": "group"
+         *     }
+         */
+        HistoryEntryRead: {
+            /**
+             * Action
+             * @description created, updated or deleted
+             */
+            action: string;
+            /**
+             * Actor
+             * @description The `sub` of who made the change.
+             */
+            actor: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Changes */
+            changes: {
+                [key: string]: components["schemas"]["FieldChange"];
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Resource Id
+             * Format: uuid
+             */
+            resource_id: string;
+            /** Resource Type */
+            resource_type: string;
         };
         /**
          * InstanceCheck
@@ -863,18 +1094,30 @@ export interface components {
          * KeyCreate
          * @description A new client API key, for all groups of the workspace or only some.
          * @example {
+         *       "expires_at": "2027-01-01T00:00:00Z",
          *       "groups": [
          *         "chat"
          *       ],
+         *       "limits": {
+         *         "requests_per_minute": 60,
+         *         "tokens_per_day": 1000000
+         *       },
          *       "name": "support-chatbot"
          *     }
          */
         KeyCreate: {
             /**
+             * Expires At
+             * @description When the key stops working (RFC 3339 with a zone); null: never.
+             */
+            expires_at?: string | null;
+            /**
              * Groups
              * @description Group names the key may use; null for all.
              */
             groups?: string[] | null;
+            /** @description The key's limits and budgets; the workspace's ceiling applies as well. */
+            limits?: components["schemas"]["LimitValues"];
             /** Name */
             name: string;
         };
@@ -884,12 +1127,18 @@ export interface components {
          * @example {
          *       "created_at": "2026-01-01T00:00:00Z",
          *       "created_by": "alice",
+         *       "etag": "\"1\"",
+         *       "expires_at": "2027-01-01T00:00:00Z",
          *       "groups": [
          *         "chat"
          *       ],
          *       "id": "0f8fad5b-d9cb-469f-a165-70867728950e",
          *       "key": "sk-my-...",
          *       "key_hint": "sk-my-AbCd",
+         *       "limits": {
+         *         "requests_per_minute": 60,
+         *         "tokens_per_day": 1000000
+         *       },
          *       "name": "support-chatbot"
          *     }
          */
@@ -901,6 +1150,10 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: string;
+            /** Etag */
+            etag: string;
+            /** Expires At */
+            expires_at: string | null;
             /** Groups */
             groups: string[] | null;
             /**
@@ -918,6 +1171,7 @@ export interface components {
              * @description The key's first characters, to recognise it.
              */
             key_hint: string;
+            limits: components["schemas"]["LimitValues"];
             /** Name */
             name: string;
             /** Revoked At */
@@ -935,6 +1189,10 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: string;
+            /** Etag */
+            etag: string;
+            /** Expires At */
+            expires_at: string | null;
             /** Groups */
             groups: string[] | null;
             /**
@@ -947,10 +1205,189 @@ export interface components {
              * @description The key's first characters, to recognise it.
              */
             key_hint: string;
+            limits: components["schemas"]["LimitValues"];
             /** Name */
             name: string;
             /** Revoked At */
             revoked_at: string | null;
+        };
+        /**
+         * KeyUpdate
+         * @description The fields of a key to change; `limits` replaces all four (null in one: no limit).
+         * @example {
+         *       "limits": {
+         *         "requests_per_minute": 120,
+         *         "tokens_per_month": 50000000
+         *       }
+         *     }
+         */
+        KeyUpdate: {
+            /**
+             * Expires At
+             * @description When the key stops working (RFC 3339 with a zone); null: never.
+             */
+            expires_at?: string | null;
+            /** @description The key's limits and budgets; the workspace's ceiling applies as well. */
+            limits?: components["schemas"]["LimitValues"];
+            /** Name */
+            name?: string;
+        };
+        /**
+         * LimitValues
+         * @description Requests and tokens per minute, token budgets per UTC day and month; null: no limit.
+         *
+         *     Minutes are fixed windows aligned to the clock; a day and a month are UTC. A request over
+         *     any of them is answered 429 with `Retry-After` (the seconds until its window ends).
+         * @example {
+         *       "requests_per_minute": 600,
+         *       "tokens_per_day": 5000000,
+         *       "tokens_per_minute": 200000
+         *     }
+         */
+        LimitValues: {
+            /**
+             * Requests Per Minute
+             * @description Requests per clock minute.
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Tokens Per Day
+             * @description Token budget per UTC day.
+             */
+            tokens_per_day?: number | null;
+            /**
+             * Tokens Per Minute
+             * @description Tokens (as backends report them) per minute.
+             */
+            tokens_per_minute?: number | null;
+            /**
+             * Tokens Per Month
+             * @description Token budget per UTC calendar month.
+             */
+            tokens_per_month?: number | null;
+        };
+        /**
+         * LoggedRequest
+         * @description One client request to the OpenAI-compatible API, as the request log keeps it.
+         * @example {
+         *       "at": "2026-12-06T15:04:05.123Z",
+         *       "attempts": 2,
+         *       "completion_tokens": 48,
+         *       "duration_ms": 1450,
+         *       "endpoint": "chat/completions",
+         *       "group": "chat",
+         *       "id": "4b1c0a4e-8f4b-4c51-9b7e-2f3a55d0a1c2",
+         *       "instances": [
+         *         "llama-local",
+         *         "cloud-fallback"
+         *       ],
+         *       "key_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+         *       "prompt_tokens": 12,
+         *       "replica": "gateway-7d9f-1-3fa2c1",
+         *       "status": 200,
+         *       "stream": true,
+         *       "total_tokens": 60,
+         *       "ttfb_ms": 180
+         *     }
+         */
+        LoggedRequest: {
+            /**
+             * At
+             * Format: date-time
+             * @description When the gateway received the request.
+             */
+            at: string;
+            /**
+             * Attempts
+             * @description Upstream attempts made (0: refused before any).
+             */
+            attempts: number;
+            /**
+             * Completion Tokens
+             * @description As the backend reported it.
+             */
+            completion_tokens: number | null;
+            /**
+             * Duration Ms
+             * @description From receiving the request to its end.
+             */
+            duration_ms: number;
+            /**
+             * Endpoint
+             * @description `chat/completions`, `completions` or `embeddings`.
+             */
+            endpoint: string;
+            /**
+             * Error Cause
+             * @description Why it failed: `model_not_found`, `model_not_approved`, an instance's failure code (`http_5xx`, `connect_failed`, `first_byte_timeout`, ...), `http_4xx` (the backend refused the request), `stream_interrupted`, `client_closed`, ...
+             */
+            error_cause: string | null;
+            /**
+             * Group
+             * @description The model group (for a refused request: the `model` the client asked for).
+             */
+            group: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Instances
+             * @description The instances tried, in order; the last answered.
+             */
+            instances: string[];
+            /**
+             * Key Id
+             * Format: uuid
+             * @description The client API key that sent it.
+             */
+            key_id: string;
+            /**
+             * Prompt Tokens
+             * @description As the backend reported it.
+             */
+            prompt_tokens: number | null;
+            /**
+             * Registry Model Id
+             * @description The registry model the group follows, if any.
+             */
+            registry_model_id: string | null;
+            /**
+             * Replica
+             * @description The gateway replica that served it.
+             */
+            replica: string;
+            /**
+             * Request Body
+             * @description The prompt, only for groups with `log_bodies` (capped at 64 KiB).
+             */
+            request_body: string | null;
+            /**
+             * Response Body
+             * @description The answer as sent, only for groups with `log_bodies` (capped at 64 KiB).
+             */
+            response_body: string | null;
+            /**
+             * Status
+             * @description The HTTP status the client got.
+             */
+            status: number;
+            /**
+             * Stream
+             * @description Whether the answer was streamed (SSE).
+             */
+            stream: boolean;
+            /**
+             * Total Tokens
+             * @description As the backend reported it.
+             */
+            total_tokens: number | null;
+            /**
+             * Ttfb Ms
+             * @description From receiving the request to the first byte sent.
+             */
+            ttfb_ms: number | null;
         };
         /** ModelList */
         ModelList: {
@@ -1035,6 +1472,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[HistoryEntryRead] */
+        Page_HistoryEntryRead_: {
+            /** Items */
+            items: components["schemas"]["HistoryEntryRead"][];
+            /**
+             * Next Cursor
+             * @description Opaque cursor of the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[InstanceRead] */
         Page_InstanceRead_: {
             /** Items */
@@ -1049,6 +1496,16 @@ export interface components {
         Page_KeyRead_: {
             /** Items */
             items: components["schemas"]["KeyRead"][];
+            /**
+             * Next Cursor
+             * @description Opaque cursor of the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[LoggedRequest] */
+        Page_LoggedRequest_: {
+            /** Items */
+            items: components["schemas"]["LoggedRequest"][];
             /**
              * Next Cursor
              * @description Opaque cursor of the next page; null on the last page.
@@ -1089,6 +1546,106 @@ export interface components {
          * @enum {string}
          */
         Protocol: "http" | "https";
+        /**
+         * Sticky
+         * @description Keep one client on one instance (while it is healthy) under the `weighted` strategy.
+         * @example {
+         *       "by": "key"
+         *     }
+         * @example {
+         *       "by": "header",
+         *       "header": "x-session-id"
+         *     }
+         */
+        Sticky: {
+            /**
+             * By
+             * @description `key`: the client's API key; `header`: the value of the request header `header` (a request without it is not sticky).
+             * @enum {string}
+             */
+            by: "key" | "header";
+            /**
+             * Header
+             * @description The request header whose value names the client (with `by: header`).
+             */
+            header?: string | null;
+        };
+        /**
+         * WorkspaceLimitsRead
+         * @description The ceiling every key of the workspace shares, on top of each key's own limits.
+         * @example {
+         *       "etag": "\"2\"",
+         *       "requests_per_minute": 6000,
+         *       "tokens_per_month": 100000000,
+         *       "updated_at": "2026-01-01T00:00:00Z",
+         *       "updated_by": "alice",
+         *       "workspace": "default"
+         *     }
+         */
+        WorkspaceLimitsRead: {
+            /** Etag */
+            etag: string;
+            /**
+             * Requests Per Minute
+             * @description Requests per clock minute.
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Tokens Per Day
+             * @description Token budget per UTC day.
+             */
+            tokens_per_day?: number | null;
+            /**
+             * Tokens Per Minute
+             * @description Tokens (as backends report them) per minute.
+             */
+            tokens_per_minute?: number | null;
+            /**
+             * Tokens Per Month
+             * @description Token budget per UTC calendar month.
+             */
+            tokens_per_month?: number | null;
+            /** Updated At */
+            updated_at: string | null;
+            /**
+             * Updated By
+             * @description Who last changed it (null: never set).
+             */
+            updated_by: string | null;
+            /** Workspace */
+            workspace: string;
+        };
+        /**
+         * WorkspaceLimitsUpdate
+         * @description The fields of the ceiling to change (null removes that limit).
+         * @example {
+         *       "requests_per_minute": 600,
+         *       "tokens_per_day": 5000000,
+         *       "tokens_per_minute": 200000
+         *     }
+         */
+        WorkspaceLimitsUpdate: {
+            /**
+             * Requests Per Minute
+             * @description Requests per clock minute.
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Tokens Per Day
+             * @description Token budget per UTC day.
+             */
+            tokens_per_day?: number | null;
+            /**
+             * Tokens Per Minute
+             * @description Tokens (as backends report them) per minute.
+             */
+            tokens_per_minute?: number | null;
+            /**
+             * Tokens Per Month
+             * @description Token budget per UTC calendar month.
+             */
+            tokens_per_month?: number | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2041,6 +2598,86 @@ export interface operations {
                      * @example {
                      *       "status": 503,
                      *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_group_history: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string | null;
+                /** @description One of `at`, `-at`. */
+                sort?: "at" | "-at";
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_HistoryEntryRead_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
                      *       "type": "about:blank"
                      *     }
                      */
@@ -3041,6 +3678,342 @@ export interface operations {
             };
         };
     };
+    update_key: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The resource's current ETag; required, a stale one is answered 412. */
+                "If-Match": string;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyRead"];
+                };
+            };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 428,
+                     *       "title": "Precondition Required",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_workspace_limits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceLimitsRead"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_workspace_limits: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The resource's current ETag; required, a stale one is answered 412. */
+                "If-Match": string;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkspaceLimitsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceLimitsRead"];
+                };
+            };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 428,
+                     *       "title": "Precondition Required",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_openai_models: {
         parameters: {
             query?: never;
@@ -3196,6 +4169,196 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    list_requests: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string | null;
+                /** @description One of `at`, `-at`. */
+                sort?: "at" | "-at";
+                /** @description Only requests received at or after this time. */
+                since?: string | null;
+                /** @description Only requests received before this time. */
+                until?: string | null;
+                /** @description Only this client API key's. */
+                key_id?: string | null;
+                /** @description Only requests to this model group. */
+                group?: string | null;
+                /** @description Only this HTTP status (e.g. 503). */
+                status?: number | null;
+                /** @description Only this class of status (e.g. `5xx`). */
+                status_class?: ("1xx" | "2xx" | "3xx" | "4xx" | "5xx") | null;
+                /** @description Only this failure cause (e.g. `model_not_found`). */
+                error_cause?: string | null;
+                /** @description Only requests to groups following this model. */
+                registry_model_id?: string | null;
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_LoggedRequest_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_requests: {
+        parameters: {
+            query?: {
+                /** @description `csv` or `jsonl`. */
+                format?: "csv" | "jsonl";
+                /** @description Only requests received at or after this time. */
+                since?: string | null;
+                /** @description Only requests received before this time. */
+                until?: string | null;
+                /** @description Only this client API key's. */
+                key_id?: string | null;
+                /** @description Only requests to this model group. */
+                group?: string | null;
+                /** @description Only this HTTP status (e.g. 503). */
+                status?: number | null;
+                /** @description Only this class of status (e.g. `5xx`). */
+                status_class?: ("1xx" | "2xx" | "3xx" | "4xx" | "5xx") | null;
+                /** @description Only this failure cause (e.g. `model_not_found`). */
+                error_cause?: string | null;
+                /** @description Only requests to groups following this model. */
+                registry_model_id?: string | null;
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching requests, one per line (CSV with a header line). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {"id":"4b1c0a4e-8f4b-4c51-9b7e-2f3a55d0a1c2","at":"2026-12-06T15:04:05.123000Z","key_id":"0f8fad5b-d9cb-469f-a165-70867728950e","endpoint":"chat/completions","group":"chat","registry_model_id":null,"instances":["llama-local","cloud-fallback"],"attempts":2,"status":200,"error_cause":null,"prompt_tokens":12,"completion_tokens":48,"total_tokens":60,"ttfb_ms":180,"duration_ms":1450,"stream":true,"replica":"gateway-7d9f-1-3fa2c1","request_body":null,"response_body":null} */
+                    "application/x-ndjson": string;
+                    /**
+                     * @example id,at,key_id,endpoint,group,registry_model_id,instances,attempts,status,error_cause,prompt_tokens,completion_tokens,total_tokens,ttfb_ms,duration_ms,stream,replica,request_body,response_body
+                     *     4b1c0a4e-8f4b-4c51-9b7e-2f3a55d0a1c2,2026-12-06T15:04:05.123000Z,0f8fad5b-d9cb-469f-a165-70867728950e,chat/completions,chat,,llama-local cloud-fallback,2,200,,12,48,60,180,1450,true,gateway-7d9f-1-3fa2c1,,
+                     */
+                    "text/csv": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -1,20 +1,24 @@
-"""`modelyard groups|instances|keys|chat`: the gateway's routing and its OpenAI endpoint."""
+"""`modelyard groups|instances|keys|chat|gateway`: the gateway's routing, its OpenAI endpoint
+and its request log."""
 
 from __future__ import annotations
 
 import sys
+from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from modelyard_cli.commands import act_command, list_command, show_command
-from modelyard_cli.output import Column, Format, ago, emit
+from modelyard_cli.output import Column, Format, ago, emit, when
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
     OutputOpt,
     QuietOpt,
     RefArg,
     UsageProblem,
+    WideOpt,
     client,
     examples,
     find,
@@ -59,6 +63,18 @@ groups_app = typer.Typer(
 )
 instances_app = typer.Typer(help="Model instances: the gateway's backends.", no_args_is_help=True)
 keys_app = typer.Typer(help="Client API keys (shown once, stored hashed).", no_args_is_help=True)
+gateway_app = typer.Typer(help="The gateway's request log.", no_args_is_help=True)
+
+REQUEST_COLUMNS = [
+    Column("AT", lambda r: when(r.get("at"))),
+    Column("STATUS", "status"),
+    Column("CAUSE", "error_cause"),
+    Column("GROUP", "group"),
+    Column("INSTANCES", lambda r: " > ".join(r.get("instances") or []) or None, text=True),
+    Column("TOKENS", "total_tokens"),
+    Column("MS", "duration_ms"),
+    Column("KEY", "key_id"),
+]
 
 
 def resolve_gateway(my: Modelyard, kind: Kind, ref: str) -> str:
@@ -174,6 +190,9 @@ def create_group(
     sticky: Annotated[
         str | None, typer.Option(help="weighted: keep a client on one instance: key|header:NAME")
     ] = None,
+    log_bodies: Annotated[
+        bool, typer.Option("--log-bodies", help="keep prompts and answers in the request log")
+    ] = False,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -183,6 +202,8 @@ def create_group(
     body: dict[str, Any] = {"name": name}
     if description:
         body["description"] = description
+    if log_bodies:
+        body["log_bodies"] = True
     with client() as my:
         if model:
             body["registry_model_id"] = resolve(my, "models", model)["id"]
@@ -316,3 +337,87 @@ CHAT_EXAMPLES = examples(
     'modelyard chat echo-chat "hello" --key "$KEY"',
     'echo "summarise this" | modelyard chat echo-chat -',
 )
+
+
+@gateway_app.command(
+    "requests",
+    epilog=examples(
+        "modelyard gateway requests --group chat --status 5xx",
+        "modelyard gateway requests --since 2026-12-01T00:00:00Z --export december.csv",
+        "modelyard gateway requests --key support-ui --export - --format jsonl | jq .status",
+    ),
+)
+def requests(
+    since: Annotated[str | None, typer.Option(help="from this time on (RFC 3339)")] = None,
+    until: Annotated[str | None, typer.Option(help="before this time (RFC 3339)")] = None,
+    key: Annotated[str | None, typer.Option(help="client key (name, id or id prefix)")] = None,
+    group: Annotated[str | None, typer.Option(help="model group name")] = None,
+    status: Annotated[str | None, typer.Option(help="a status (503) or a class (5xx)")] = None,
+    cause: Annotated[
+        str | None, typer.Option(help="error cause, e.g. model_not_found, http_5xx")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="registry model (name or id) the group follows")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="show at most this many (newest first)")] = 50,
+    export: Annotated[
+        str | None,
+        typer.Option(help="write every match to this file (- for stdout) instead of a table"),
+    ] = None,
+    export_format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (default: from the file name, else csv)"),
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+    wide: WideOpt = False,
+) -> None:
+    """List the gateway's logged client requests, or export them as CSV or JSON lines."""
+    from modelyard_client import operations as ops
+
+    filters: dict[str, Any] = {"since": since, "until": until, "group": group}
+    filters["error_cause"] = cause
+    if status is not None:
+        filters.update(_status_filter(status))
+    fmt = _export_format(export, export_format)
+    with client() as my:
+        if key is not None:
+            filters["key_id"] = resolve_gateway(my, "keys", key)
+        if model is not None:
+            filters["registry_model_id"] = (
+                model if is_uuid(model) else resolve(my, "models", model)["id"]
+            )
+        if export is None:
+            call = ops.list_requests(limit=min(limit, 200), **filters)
+            items = list(islice(my.iterate(call), limit))
+            emit(items, output=output, quiet=quiet, columns=REQUEST_COLUMNS, wide=wide)
+            return
+        exported = ops.export_requests(fmt, **filters)
+        if export == "-":
+            for chunk in my.stream_bytes(exported):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        target = Path(export)
+        with target.open("wb") as out:
+            size = my.download(exported, out)
+    if not quiet:
+        print(f"wrote {target} ({size} bytes, {fmt})", file=sys.stderr)
+
+
+def _status_filter(status: str) -> dict[str, Any]:
+    """Return the filter a --status value means: one status, or a class like 5xx."""
+    value = status.strip().lower()
+    if len(value) == 3 and value[0] in "12345" and value[1:] == "xx":
+        return {"status_class": value}
+    if value.isdigit() and 100 <= int(value) <= 599:
+        return {"status": int(value)}
+    raise UsageProblem(f"--status is a status (404) or a class (4xx), not {status!r}")
+
+
+def _export_format(export: str | None, given: str | None) -> Literal["csv", "jsonl"]:
+    """Return the export format: --format, else the file's suffix, else csv."""
+    chosen = given or ("jsonl" if export and export.endswith((".jsonl", ".ndjson")) else "csv")
+    if chosen not in ("csv", "jsonl"):
+        raise UsageProblem(f"--format is csv or jsonl, not {chosen!r}")
+    return "jsonl" if chosen == "jsonl" else "csv"

@@ -78,6 +78,7 @@ app.add_typer(gateway.groups_app, name="groups")
 app.add_typer(gateway.instances_app, name="instances")
 app.add_typer(gateway.keys_app, name="keys")
 app.command("chat", epilog=gateway.CHAT_EXAMPLES)(gateway.chat)
+app.add_typer(gateway.gateway_app, name="gateway")
 app.add_typer(context_app, name="context")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -96,6 +96,36 @@ class Modelyard:
         for page in self.pages(call):
             for item in page["items"]:
                 yield item
+
+    def stream_bytes(self, call: Call[Any]) -> Iterator[bytes]:
+        """Yield the body of `call`'s answer as it arrives (exports); raise ApiError on errors."""
+        kwargs, upload = run_blocking(request_kwargs, call, self.endpoints)
+        if upload is not None:
+            upload.close()
+            raise ValueError("stream_bytes sends no uploads")
+        request = self._http.build_request(**kwargs)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise TransportError(f"{kwargs['url']}: {exc}", url=str(kwargs["url"])) from exc
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise error_of(call, response)
+            for chunk in response.iter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise TransportError(f"{kwargs['url']}: {exc}", url=str(kwargs["url"])) from exc
+        finally:
+            response.close()
+
+    def download(self, call: Call[Any], target: BinaryIO) -> int:
+        """Write the body of `call`'s answer to `target` as it arrives; return the bytes written."""
+        written = 0
+        for chunk in self.stream_bytes(call):
+            run_blocking(target.write, chunk)  # a file write blocks: not on the loop
+            written += len(chunk)
+        return written
 
     def chat_stream(
         self,

@@ -34,6 +34,7 @@ from modelyard_client.types import (
     Instance,
     InstanceCheck,
     Link,
+    LoggedRequest,
     ModelVersion,
     Page,
     Policy,
@@ -307,6 +308,27 @@ def create_key(name: str, groups: list[str]) -> Call[ApiKey]:
 def check_instance(instance_id: str) -> Call[InstanceCheck]:
     """Return check_instance: probe the backend now."""
     return action("gateway", f"/v1/instances/{instance_id}/check")
+
+
+RequestExportFormat = Literal["csv", "jsonl"]
+
+
+def list_requests(**filters: Any) -> Call[Page[LoggedRequest]]:
+    """Return list_requests: the workspace's request log, newest first.
+
+    Filters: since, until (RFC 3339), key_id, group, status, status_class (`4xx`), error_cause,
+    registry_model_id; and limit, cursor, sort (`-at` or `at`).
+    """
+    return read("GET", "gateway", "/v1/requests", **filters)
+
+
+def export_requests(format: RequestExportFormat = "csv", **filters: Any) -> Call[None]:
+    """Return export_requests: every matching request as CSV or JSON lines.
+
+    Send it with `stream_bytes` (or `download`): the answer is streamed, not JSON. The filters
+    are those of `list_requests` (without paging).
+    """
+    return read("GET", "gateway", "/v1/requests/export", format=format, **filters)
 
 
 def chat_completion(group: str, messages: list[dict[str, Any]], **params: Any) -> Call[Any]:

@@ -170,7 +170,32 @@ class Group(TypedDict, total=False):
     instance_ids: list[str]
     enabled: bool
     registry_model_id: str | None
+    log_bodies: bool
     etag: str
+
+
+class LoggedRequest(TypedDict, total=False):
+    """One client request in the gateway's request log."""
+
+    id: str
+    at: str
+    key_id: str
+    endpoint: str
+    group: str | None
+    registry_model_id: str | None
+    instances: list[str]
+    attempts: int
+    status: int
+    error_cause: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    ttfb_ms: int | None
+    duration_ms: int
+    stream: bool
+    replica: str
+    request_body: str | None
+    response_body: str | None
 
 
 class Instance(TypedDict, total=False):

@@ -35,6 +35,9 @@ from modelyard_gateway.proxy.fastpath import ProxyFastPath
 from modelyard_gateway.proxy.router import router as openai_router
 from modelyard_gateway.proxy.service import ProxyService
 from modelyard_gateway.proxy.wire import POST_PATHS
+from modelyard_gateway.requestlog.retention import request_log_purge
+from modelyard_gateway.requestlog.router import router as requests_router
+from modelyard_gateway.requestlog.writer import RequestLog
 from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import UsageRecorder
@@ -52,8 +55,8 @@ One OpenAI-compatible endpoint in front of grouped backends.
   error shape.
 * **Admin API** (bearer token of your OpenID issuer; viewers read, editors write groups, admins
   create instances and change where they send traffic, admins and operators run instances and
-  manage keys): model groups, model instances, client API keys. Secrets are write-only. Errors
-  are RFC 9457 problem details.
+  manage keys): model groups, model instances, client API keys, the request log. Secrets are
+  write-only. Errors are RFC 9457 problem details.
 """
 
 TAGS = [
@@ -62,6 +65,11 @@ TAGS = [
     {"name": "instances", "description": "Model instances: local or cloud backends."},
     {"name": "keys", "description": "Client API keys, their limits, budgets and expiry."},
     {"name": "limits", "description": "The workspace's ceiling on every key's traffic."},
+    {
+        "name": "requests",
+        "description": "The request log: one record per client request, kept for the "
+        "configured retention.",
+    },
     {"name": "operations", "description": "Health and metrics."},
 ]
 
@@ -82,6 +90,7 @@ class Replica:
     routing: RoutingEngine
     usage: UsageRecorder
     meter: Meter
+    requests: RequestLog
     relay: OutboxRelay
     registry_http: httpx.AsyncClient
 
@@ -97,6 +106,15 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
         runtime.sessionmaker, flush_s=settings.usage_flush_s, replica=routing.replica_id
     )
     meter = Meter(runtime.engine, sync_s=settings.limits_sync_s, replica=routing.replica_id)
+    requests = RequestLog(
+        runtime.engine,
+        replica=routing.replica_id,
+        flush_s=settings.request_log_flush_s,
+        batch=settings.request_log_batch,
+        buffer=settings.request_log_buffer,
+        body_bytes=settings.request_log_body_bytes,
+    )
+    runtime.housekeep("request log retention", request_log_purge(runtime.engine, settings))
     # Usage events leave by the outbox; a replica that does not connect to the broker
     # (consume_events off) leaves them to the relays of the others.
     relay = relay_and_purge(runtime, infrastructure)
@@ -105,7 +123,7 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
     app.state.check_limiter = CheckLimiter(
         burst=settings.check_burst, window_s=settings.check_window_s
     )
-    return Replica(runtime, routing, usage, meter, relay, registry_http)
+    return Replica(runtime, routing, usage, meter, requests, relay, registry_http)
 
 
 async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replica) -> None:
@@ -119,9 +137,11 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
         proxy=ProxyService(board=routing.board, upstreams=routing.upstreams, settings=settings),
         usage=replica.usage,
         meter=replica.meter,
+        requests=replica.requests,
     )
     replica.usage.start()
     replica.meter.start()
+    replica.requests.start()
     if not settings.consume_events:
         runtime.start_housekeeping()
         return
@@ -142,9 +162,10 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
 
 
 async def stop_replica(replica: Replica) -> None:
-    """Flush the usage counts, stop background work and close connections."""
+    """Flush the usage counts and the request log, stop background work, close connections."""
     await replica.usage.stop()
     await replica.meter.stop()
+    await replica.requests.stop()
     if replica.runtime.broker.is_connected:
         with contextlib.suppress(Exception):  # what stays unsent goes with another relay
             await asyncio.wait_for(replica.relay.publish_batch(), 5)
@@ -183,7 +204,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         settings=settings,
-        routers=[groups_router, instances_router, keys_router, limits_router],
+        routers=[groups_router, instances_router, keys_router, limits_router, requests_router],
         lifespan=lifespan,
         readiness=_readiness,
         openapi_tags=TAGS,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -118,6 +119,8 @@ class ModelGroup(NamedInWorkspace, TimestampMixin, Base):
         JSONB, default=lambda: {"type": "ordered"}, server_default='{"type": "ordered"}'
     )
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Whether the request log keeps prompts and answers of this group (capped); off by default.
+    log_bodies: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class GroupMember(Base):
@@ -214,6 +217,37 @@ class ModelUsage(UsageCountersMixin, Base):
     model_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RequestLogEntry(Base):
+    """One client request to a POST endpoint, as the request log keeps it (partitioned by day).
+
+    The table has no primary key constraint (a partitioned table's would have to include `at`
+    and cost every insert one more index); (`at`, `id`) is unique by construction.
+    """
+
+    __tablename__ = "request_log"
+
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[uuid.UUID] = mapped_column()
+    endpoint: Mapped[str] = mapped_column(String(32))
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    registry_model_id: Mapped[uuid.UUID | None] = mapped_column()
+    instances: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    attempts: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[int] = mapped_column(SmallInteger)
+    error_cause: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    total_tokens: Mapped[int | None] = mapped_column(Integer)
+    ttfb_ms: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    replica: Mapped[str] = mapped_column(String(200))
+    request_body: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
 
 
 class InstanceState(Base):

@@ -92,3 +92,12 @@ limit_refusals = lru_cache(maxsize=4096)(
         ["workspace", "scope", "measure"],
     ).labels
 )
+
+request_log_written = Counter(
+    "modelyard_gateway_request_log_written",
+    "Request log records this replica wrote to the database.",
+)
+request_log_dropped = Counter(
+    "modelyard_gateway_request_log_dropped",
+    "Request log records this replica dropped: its buffer was full (database unreachable).",
+)

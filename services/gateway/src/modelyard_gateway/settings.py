@@ -94,6 +94,28 @@ class GatewaySettings(ServiceSettings):
         description="How often a replica writes its usage counts (and their events); a crash "
         "loses at most this much of its counts.",
     )
+    request_log_retention_days: int = Field(
+        default=180,
+        ge=1,
+        description="Days the request log keeps each request (EU AI Act: at least six months).",
+    )
+    request_log_flush_s: float = Field(
+        default=1.0, gt=0, description="How often a replica writes its buffered request records."
+    )
+    request_log_batch: int = Field(
+        default=5000, ge=1, description="Records per write; a full batch is written at once."
+    )
+    request_log_buffer: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records a replica keeps while the database is unreachable; beyond, it "
+        "drops (and counts) them rather than slow down requests.",
+    )
+    request_log_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Cap on each prompt and answer kept for groups with `log_bodies`.",
+    )
     consume_events: bool = True
 
     @field_validator("egress_allow", "egress_deny", "egress_local_networks", mode="before")

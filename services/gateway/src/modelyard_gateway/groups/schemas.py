@@ -183,6 +183,11 @@ class GroupCreate(BaseModel):
         default_factory=GroupStrategy,
         description="How each request orders the instances before failover (`ordered`).",
     )
+    log_bodies: StrictBool = Field(
+        default=False,
+        description="Keep prompts and answers in the request log (each capped at 64 KiB); "
+        "otherwise the log keeps only what happened, never what was said.",
+    )
 
 
 class GroupUpdate(BaseModel):
@@ -203,6 +208,7 @@ class GroupUpdate(BaseModel):
     strategy: GroupStrategy | None = Field(
         default=None, description="Replaces the whole strategy (weights included)."
     )
+    log_bodies: StrictBool | None = None
 
 
 class GroupPolicy(BaseModel):
@@ -238,6 +244,7 @@ class GroupRead(BaseModel):
     registry_model_id: uuid.UUID | None
     endpoint_priority: EndpointPriority | None
     strategy: GroupStrategy
+    log_bodies: bool = Field(description="Whether the request log keeps prompts and answers.")
     policy: GroupPolicy | None = Field(
         default=None, description="The policy gate on the followed model (null when none)."
     )

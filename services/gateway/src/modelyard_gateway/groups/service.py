@@ -164,6 +164,7 @@ async def create_group(
         registry_model_id=body.registry_model_id,
         endpoint_priority=(body.endpoint_priority.model_dump() if body.endpoint_priority else None),
         strategy=body.strategy.stored(),
+        log_bodies=body.log_bodies,
         revision=1,
     )
     _check_weights(body.strategy, body.instance_ids)
@@ -225,7 +226,9 @@ async def update_group(
     if model_id is not None and (model_id != row.registry_model_id or name != row.name):
         # A new binding, or a rename (a restricted approval names the groups that may serve).
         await gate.judge(session, workspace=principal.workspace, model_id=model_id, group=name)
-    reject_nulls(changes, ("name", "description", "instance_ids", "enabled", "strategy"))
+    reject_nulls(
+        changes, ("name", "description", "instance_ids", "enabled", "strategy", "log_bodies")
+    )
     await ensure_rename_free(session, row, changes.get("name"))
     members = (await repository.members(session, group_ids=[row.id]))[row.id]
     before = _audited(row, members)
@@ -242,7 +245,14 @@ async def update_group(
     if changes.get("registry_model_id", row.registry_model_id) != row.registry_model_id:
         # Re-bound: the old model's deployments leave; the new one's arrive by announcement.
         await endpoints.drop_deployment_members(session, group_id=row.id)
-    for field in ("name", "description", "enabled", "registry_model_id", "endpoint_priority"):
+    for field in (
+        "name",
+        "description",
+        "enabled",
+        "registry_model_id",
+        "endpoint_priority",
+        "log_bodies",
+    ):
         if field in changes:
             setattr(row, field, changes[field])
     if "endpoint_priority" in changes:

@@ -16,6 +16,7 @@ from typing import Any
 
 from modelyard_gateway import metrics
 from modelyard_gateway.limits.meter import Admission, Meter, Refused
+from modelyard_gateway.proxy import records
 from modelyard_gateway.proxy.intake import bearer, budget, parse_request, read_body
 from modelyard_gateway.proxy.schemas import ModelList, ModelObject, error_body
 from modelyard_gateway.proxy.service import Answer, Exhausted, ProxyService, StreamAnswer
@@ -35,6 +36,8 @@ from modelyard_gateway.proxy.wire import (
     policy_headers,
     send_bytes,
 )
+from modelyard_gateway.requestlog.record import RequestRecord
+from modelyard_gateway.requestlog.writer import RequestLog
 from modelyard_gateway.routing.catalog import Catalog, ClientKey, GroupRoute
 from modelyard_gateway.routing.health import HealthBoard
 from modelyard_gateway.routing.strategies import affinity_of
@@ -56,12 +59,14 @@ class ProxyEndpoints:
         proxy: ProxyService,
         usage: UsageRecorder,
         meter: Meter,
+        requests: RequestLog,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.proxy = proxy
         self.usage = usage
         self.meter = meter
+        self.requests = requests
         self.streams = StreamRelay(board, usage)
 
     async def _client_key(self, scope: Scope) -> ClientKey:
@@ -162,11 +167,39 @@ class ProxyEndpoints:
         await send_bytes(send, 200, body.model_dump_json().encode(), [JSON])
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        settings = self.settings
         key = await self._client_key(scope)
-        request = parse_request(await read_body(receive, settings.max_body_bytes))
+        record = records.begin(key, path)
+        try:
+            await self._answer(scope, receive, record.watch(send), path, key, record)
+        except ClientError as exc:
+            record.ended_with(exc.status, exc.code)
+            raise
+        except asyncio.CancelledError:
+            record.ended_with(499, "client_closed")
+            raise
+        except Exception:
+            record.ended_with(500, "internal_error")
+            raise
+        finally:
+            record.ended = time.perf_counter()
+            self.requests.record(record)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        key: ClientKey,
+        record: RequestRecord,
+    ) -> None:
+        settings = self.settings
+        raw = await read_body(receive, settings.max_body_bytes)
+        request = parse_request(raw)
+        records.requested(record, request)
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
+        records.routed(record, group, raw, stream=stream, body_cap=settings.request_log_body_bytes)
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)
         admission = await self._admit(key)
         affinity = None if group.sticky_by is None else affinity_of(group, key, scope["headers"])
@@ -174,6 +207,7 @@ class ProxyEndpoints:
             group, path, request, stream=stream, deadline=deadline, affinity=affinity
         )
         if isinstance(result, Answer):
+            records.answered(record, result)
             self.usage.record(group, error=result.status >= 400, usage=result.usage)
             admission.spend(result.usage)
             headers = [
@@ -185,8 +219,10 @@ class ProxyEndpoints:
             ]
             await send_bytes(send, result.status, result.body, headers)
         elif isinstance(result, StreamAnswer):
-            await self.streams.relay(group, result, receive, send, admission)
+            records.answered(record, result)
+            await self.streams.relay(group, result, receive, send, admission, record)
         else:
+            records.exhausted(record, result)
             self.usage.record(group, error=True)
             await self._exhausted(group, result, send, admission)
 

@@ -72,6 +72,7 @@ class Answer:
     content_type: str
     body: bytes
     usage: Mapping[str, Any] | None = None  # what the backend reported it used (OpenAI `usage`)
+    earlier: list[Outcome] = field(default_factory=list)  # instances that failed before it
 
 
 @dataclass(slots=True)
@@ -86,6 +87,7 @@ class StreamAnswer:
     response: UpstreamResponse
     ticket: Ticket
     idle_timeout: float = 60.0
+    earlier: list[Outcome] = field(default_factory=list)  # instances that failed before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +175,14 @@ class ProxyService:
                 continue
             answer = await self._try(call, inst, ticket, result)
             if answer is not None:
+                answer.earlier = result.outcomes
                 return answer
         # Nothing answered: whatever was passed over may have recovered since; try it now.
         passed_over.sort(key=self.board.retry_order)
         for inst in passed_over:
             answer = await self._try(call, inst, self.board.force(inst), result)
             if answer is not None:
+                answer.earlier = result.outcomes
                 return answer
         metrics.requests(group.workspace, group.name, "", "exhausted").inc()
         if result.outcomes:

@@ -22,6 +22,7 @@ from modelyard_gateway.proxy.wire import (
     Send,
     policy_headers,
 )
+from modelyard_gateway.requestlog.record import RequestRecord
 from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.routing.fastclient import BoundReached
 from modelyard_gateway.routing.health import HealthBoard
@@ -50,6 +51,7 @@ class StreamRelay:
         receive: Receive,
         send: Send,
         admission: Admission = NOTHING,
+        record: RequestRecord | None = None,
     ) -> None:
         """Relay the stream to the client until it ends, fails or the client leaves."""
         # The stream is pumped in this task; a watcher cancels it when the client goes away, so
@@ -59,7 +61,7 @@ class StreamRelay:
         progress = _RelayProgress()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, relay, progress))
         try:
-            await self._pump(group, answer, send, progress, admission)
+            await self._pump(group, answer, send, progress, admission, record)
         except asyncio.CancelledError:
             if not progress.client_gone:
                 raise
@@ -70,6 +72,8 @@ class StreamRelay:
                 group.workspace, group.name, answer.instance.name, "client_closed"
             ).inc()
             self.usage.record(group, error=False)  # the client left: not the model's error
+            if record is not None:
+                record.error_cause = "client_closed"
         finally:
             progress.finished = True
             watcher.cancel()
@@ -81,6 +85,7 @@ class StreamRelay:
         send: Send,
         progress: _RelayProgress,
         admission: Admission,
+        record: RequestRecord | None = None,
     ) -> None:
         headers = [
             *SSE_HEADERS,
@@ -96,10 +101,9 @@ class StreamRelay:
         inst = answer.instance
         upstream = answer.response
         pending = answer.first_chunk
-        counted = group.registry_model_id is not None or admission.counts_tokens
-        tap = StreamUsage() if counted else None
-        if tap is not None:
-            tap.feed(pending)
+        # The usage a stream reports goes to the request log too, whatever the group.
+        tap = StreamUsage()
+        tap.feed(pending)
         cut = _event_boundary(pending)
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
@@ -124,6 +128,8 @@ class StreamRelay:
             metrics.failures(group.workspace, group.name, inst.name, cause).inc()
             metrics.requests(group.workspace, group.name, inst.name, "stream_failed").inc()
             self.usage.record(group, error=True)
+            if record is not None:
+                record.error_cause = "stream_interrupted"
             event = error_body(
                 f"Instance '{inst.name}' failed mid-stream: {reason}.",
                 type_="upstream_error",
@@ -141,9 +147,11 @@ class StreamRelay:
         upstream.release()
         board.succeeded(answer.ticket)
         metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
-        usage = tap.usage() if tap else None
+        usage = tap.usage()
         self.usage.record(group, error=False, usage=usage)
         admission.spend(usage)
+        if record is not None:
+            record.usage(usage)
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 

@@ -46,6 +46,7 @@ class ClientError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
         self.body = error_body(message, type_=type_, code=code, param=param)
         self.headers = [JSON, *(headers or ())]
 

@@ -111,6 +111,7 @@ class GroupRoute:
     # a warning (gate `warn`) rides along on every answer.
     refusal: str | None = None
     warning: str | None = None
+    log_bodies: bool = False  # the request log keeps its prompts and answers (capped)
     strategy: str = ORDERED
     weights: tuple[int, ...] = ()
     total_weight: int = 0
@@ -376,6 +377,7 @@ class Catalog:
                 **strategy_fields(
                     group.strategy, routes, earlier.get((group.workspace, group.name))
                 ),
+                log_bodies=group.log_bodies,
             )
         for key in key_rows:
             snapshot.keys[key.key_hash] = ClientKey.of(key)

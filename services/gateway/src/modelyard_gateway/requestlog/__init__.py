@@ -1,0 +1,1 @@
+"""The request log: one record per client request, kept for the configured retention."""
