@@ -584,3 +584,40 @@ async def test_sdk_pages_and_retries_a_create_whose_answer_was_lost(world: CliWo
             my.send(ops.create_registry("models", {"name": "", "learning_type": "guessing"}))
         assert refused.value.problem["status"] == 422
         assert {f for f, _ in refused.value.field_errors} >= {"learning_type"}
+
+
+async def test_key_limits_and_the_workspace_ceiling_from_the_cli(world: CliWorld) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    created = (
+        await world.ok(
+            "keys", "create", f"limited-{suffix}", "--rpm", "60", "--tokens-per-day", "5000",
+            "--expires", "2099-01-01T00:00:00Z", "-o", "json",
+        )
+    ).json()  # fmt: skip
+    assert created["key"].startswith("sk-")
+    assert created["limits"]["requests_per_minute"] == 60
+    assert created["limits"]["tokens_per_day"] == 5000
+    assert created["expires_at"].startswith("2099-01-01")
+
+    # One limit changed, one lifted (0), the others kept; the ETag is read and sent for us.
+    changed = (
+        await world.ok("keys", "limits", f"limited-{suffix}", "--rpm", "0", "--tpm", "900",
+                       "-o", "json")
+    ).json()  # fmt: skip
+    assert changed["limits"] == {
+        "requests_per_minute": None,
+        "tokens_per_minute": 900,
+        "tokens_per_day": 5000,
+        "tokens_per_month": None,
+    }
+    assert changed["etag"] != created["etag"]
+
+    shown = (await world.ok("gateway", "limits", "-o", "json")).json()
+    ceiling = (
+        await world.ok("gateway", "limits", "--tokens-per-month", "100000000", "-o", "json")
+    ).json()
+    assert ceiling["tokens_per_month"] == 100000000
+    assert ceiling["requests_per_minute"] == shown["requests_per_minute"]
+    bad = await world.run("keys", "create", f"bad-{suffix}", "--expires", "2001-01-01T00:00:00Z")
+    assert bad.code == 1
+    assert "expires_at" in bad.err

@@ -63,7 +63,9 @@ groups_app = typer.Typer(
 )
 instances_app = typer.Typer(help="Model instances: the gateway's backends.", no_args_is_help=True)
 keys_app = typer.Typer(help="Client API keys (shown once, stored hashed).", no_args_is_help=True)
-gateway_app = typer.Typer(help="The gateway's request log.", no_args_is_help=True)
+gateway_app = typer.Typer(
+    help="The gateway's request log and the workspace's limits.", no_args_is_help=True
+)
 
 REQUEST_COLUMNS = [
     Column("AT", lambda r: when(r.get("at"))),
@@ -292,15 +294,91 @@ def check_instance(
 def create_key(
     name: str,
     group: Annotated[list[str] | None, typer.Option(help="a group it may use; repeat")] = None,
+    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(help="token budget per UTC day")] = None,
+    tokens_per_month: Annotated[int | None, typer.Option(help="token budget per UTC month")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="when it stops working (RFC 3339, e.g. 2027-01-01T00:00Z)")
+    ] = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
     """Create a client key; the key is printed once (with -q: the key alone)."""
     from modelyard_client import operations as ops
 
+    limits = _limits(rpm, tpm, tokens_per_day, tokens_per_month)
     with client() as my:
-        created = my.send(ops.create_key(name, group or []))
+        created = my.send(
+            ops.create_key(name, group or [], limits=limits or None, expires_at=expires)
+        )
     emit(created, output=output, quiet=quiet, id_field="key")
+
+
+def _limits(
+    rpm: int | None, tpm: int | None, per_day: int | None, per_month: int | None
+) -> dict[str, int | None]:
+    """Return the limits given on the command line (0 means: no limit)."""
+    given = {
+        "requests_per_minute": rpm,
+        "tokens_per_minute": tpm,
+        "tokens_per_day": per_day,
+        "tokens_per_month": per_month,
+    }
+    return {name: (value or None) for name, value in given.items() if value is not None}
+
+
+@keys_app.command(
+    "limits",
+    epilog=examples(
+        "modelyard keys limits helpdesk-ui --rpm 60 --tokens-per-day 1000000",
+        "modelyard keys limits helpdesk-ui --rpm 0   # 0 lifts that limit",
+    ),
+)
+def set_key_limits(
+    key: Annotated[str, typer.Argument(help="the key's name, id or id prefix")],
+    rpm: Annotated[int | None, typer.Option(help="requests per minute (0: none)")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute (0: none)")] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(help="tokens per UTC day (0: none)")] = None,
+    tokens_per_month: Annotated[
+        int | None, typer.Option(help="tokens per UTC month (0: none)")
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Change a key's limits and budgets; the ones not given stay as they are."""
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        current = my.send(ops.get_gateway("keys", resolve_gateway(my, "keys", key)))
+        limits = {**current["limits"], **_limits(rpm, tpm, tokens_per_day, tokens_per_month)}
+        updated = my.send(ops.update_key(current["id"], {"limits": limits}, etag=current["etag"]))
+    emit(updated, output=output, quiet=quiet, id_field="id")
+
+
+@gateway_app.command(
+    "limits",
+    epilog=examples("modelyard gateway limits --rpm 6000 --tokens-per-month 100000000"),
+)
+def set_workspace_limits(
+    rpm: Annotated[int | None, typer.Option(help="requests per minute (0: none)")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute (0: none)")] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(help="tokens per UTC day (0: none)")] = None,
+    tokens_per_month: Annotated[
+        int | None, typer.Option(help="tokens per UTC month (0: none)")
+    ] = None,
+    output: OutputOpt = Format.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show the workspace's ceiling on every key; with options, change it (admins)."""
+    from modelyard_client import operations as ops
+
+    changes = _limits(rpm, tpm, tokens_per_day, tokens_per_month)
+    with client() as my:
+        current = my.send(ops.get_workspace_limits())
+        if changes:
+            current = my.send(ops.update_workspace_limits(changes, etag=current["etag"]))
+    emit(current, output=output, quiet=quiet, id_field="workspace")
 
 
 def chat(

@@ -300,9 +300,37 @@ def get_instance(instance_id: str) -> Call[Instance]:
     return get_gateway("instances", instance_id)
 
 
-def create_key(name: str, groups: list[str]) -> Call[ApiKey]:
-    """Return create_key (the answer carries the key, once)."""
-    return create_gateway("keys", {"name": name, "groups": groups})
+def create_key(
+    name: str,
+    groups: list[str],
+    *,
+    limits: Mapping[str, int | None] | None = None,
+    expires_at: str | None = None,
+) -> Call[ApiKey]:
+    """Return create_key (the answer carries the key, once), with its limits and expiry."""
+    body: dict[str, Any] = {"name": name, "groups": groups}
+    if limits:
+        body["limits"] = dict(limits)
+    if expires_at is not None:
+        body["expires_at"] = expires_at
+    return create_gateway("keys", body)
+
+
+def update_key(key_id: str, changes: Mapping[str, Any], *, etag: str) -> Call[ApiKey]:
+    """Return update_key (name, `limits` as a whole, `expires_at`) guarded by `etag`."""
+    return patch("gateway", f"/v1/keys/{key_id}", dict(changes), etag=etag)
+
+
+def get_workspace_limits() -> Call[dict[str, Any]]:
+    """Return get_workspace_limits: the ceiling every key of the workspace shares."""
+    return read("GET", "gateway", "/v1/limits")
+
+
+def update_workspace_limits(
+    changes: Mapping[str, int | None], *, etag: str
+) -> Call[dict[str, Any]]:
+    """Return update_workspace_limits guarded by `etag` ("0" before the first change)."""
+    return patch("gateway", "/v1/limits", dict(changes), etag=etag)
 
 
 def check_instance(instance_id: str) -> Call[InstanceCheck]:
