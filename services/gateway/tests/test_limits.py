@@ -13,6 +13,10 @@ import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
 
 from modelyard_gateway.limits.meter import lease_chunk
+from modelyard_gateway.migrations import migrate
+from modelyard_gateway.settings import GatewaySettings
+from modelyard_testkit.servers import PrivatePostgres
+from modelyard_testkit.testing import recreate_database
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -265,3 +269,39 @@ async def test_bad_limits_are_a_problem_and_change_nothing(
     assert answer.headers["content-type"].startswith("application/problem+json")
     listed = await admin.http.get("/v1/keys")
     assert listed.json()["items"] == []
+
+
+async def test_with_its_database_killed_a_replica_keeps_counting_from_what_it_knew(
+    make_settings: Callable[..., GatewaySettings],
+    backends: Callable[[str], FakeBackend],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The weather: PostgreSQL killed mid-window; requests go on, the limit still holds."""
+    pg = await asyncio.to_thread(lambda: PrivatePostgres().start())
+    server: GatewayServer | None = None
+    try:
+        url = await recreate_database(pg.admin_url, "modelyard_limits_weather")
+        await asyncio.to_thread(migrate, url)
+        server = await asyncio.to_thread(
+            lambda: GatewayServer(make_settings(database_url=url, consume_events=False)).start()
+        )
+        admin = Admin(server)
+        backend = backends("weather")
+        await chat_group(admin, backend)
+        key = await admin.key(limits={"requests_per_minute": 30})
+        await room_in_this_minute(25)
+
+        assert statuses(await send(server, key, 10)) == {200: 10}
+        await asyncio.to_thread(pg.stop, kill=True)
+        answers = await send(server, key, 30)
+        assert statuses(answers) == {200: 20, 429: 10}  # 30 in the window, not 30 more
+        assert len(backend.requests) == 30
+        assert any("limit counters unreachable" in r.getMessage() for r in caplog.records)
+
+        await asyncio.to_thread(pg.start)
+        assert statuses(await send(server, key, 2)) == {429: 2}  # still the same window
+        await admin.close()
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(pg.close)

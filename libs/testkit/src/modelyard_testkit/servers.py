@@ -257,4 +257,8 @@ class PrivatePostgres(_PrivateServer):
             # SIGQUIT is PostgreSQL's immediate shutdown: connections drop as in a crash.
             sig = signal.SIGKILL if kill else signal.SIGQUIT
             stop_group(process, sig, port=self.port, timeout=timeout)
+            # A killed postmaster leaves its pid and socket lock files; the next start would
+            # refuse to run beside the "other postmaster" they name.
             (self.data / "postmaster.pid").unlink(missing_ok=True)
+            (self.dir / f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
+            (self.dir / f".s.PGSQL.{self.port}").unlink(missing_ok=True)

@@ -24,8 +24,8 @@ in flight when it was reached, plus what other replicas counted since the last s
 `limits_sync_s` seconds of their traffic). Answers that report no `usage` count no tokens.
 
 **When the database cannot be reached** the replica does not stop serving: it leases from its
-own memory, allowing each window's limit on this replica alone (N replicas: up to N times the
-limit) until the database answers again, and logs that it does.
+own memory, counting on from what it last knew of each window (so one replica stays exact and N
+replicas allow at most N times what was left), until the database answers again; it logs both.
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ class Window:
     leased: int = 0  # requests leased and not yet spent by this replica
     pending: int = 0  # tokens counted here and not yet written
     exhausted: bool = False  # the database granted nothing more in this window
-    offline_taken: int = 0  # requests allowed from memory while the database was unreachable
     touched: float = 0.0  # monotonic time of the last use (the sync reads active windows only)
     lease: asyncio.Future[None] | None = None
 
@@ -107,7 +106,7 @@ class Window:
         """Start the window holding `now` if the current one has ended."""
         if now >= self.end:
             self.start, self.end = window_of(self.measure, now)
-            self.shared_used = self.leased = self.pending = self.offline_taken = 0
+            self.shared_used = self.leased = self.pending = 0
             self.exhausted = False
 
     @property
@@ -315,9 +314,10 @@ class Meter:
             )
             self._back_online()
         except Exception as exc:
+            # What this replica last knew of the window (its own leases included) stands in for
+            # the shared count: one replica stays exact; N replicas may each allow the rest.
             self._gone_offline(exc)
-            granted = max(0, min(chunk, window.limit - window.offline_taken))
-            window.offline_taken += granted
+            granted = max(0, min(chunk, window.limit - window.shared_used))
             used = window.shared_used + granted
         finally:
             window.lease = None
