@@ -701,17 +701,9 @@ export interface components {
          *       "actor": "alice",
          *       "at": "2026-12-06T15:00:00Z",
          *       "changes": {
-         *         "strategy": {
-         *           "new": {
-         *             "default_weight": 10,
-         *             "type": "weighted",
-         *             "weights": {
-         *               "0f8fad5b-d9cb-469f-a165-70867728950e": 90
-         *             }
-         *           },
-         *           "old": {
-         *             "type": "ordered"
-         *           }
+         *         "description": {
+         *           "new": "Chat for the help desk",
+         *           "old": "Chat"
          *         }
          *       },
          *       "id": "3f2b8c1e-5d4a-4e8b-9c7d-2a1b0c9d8e7f",
@@ -722,7 +714,7 @@ export interface components {
         HistoryEntryRead: {
             /**
              * Action
-             * @description created, updated or deleted
+             * @description created, updated, archived, unarchived, deleted, linked, ...
              */
             action: string;
             /**

@@ -1144,7 +1144,10 @@ export interface components {
          * @enum {string}
          */
         ExportFormat: "json" | "csv";
-        /** FieldChange */
+        /**
+         * FieldChange
+         * @description One field's value before and after a change (null: absent).
+         */
         FieldChange: {
             /** New */
             new?: unknown;
@@ -1192,6 +1195,20 @@ export interface components {
         /**
          * HistoryEntryRead
          * @description One change: who made it, when, and each field's old and new value.
+         * @example {
+         *       "action": "updated",
+         *       "actor": "alice",
+         *       "at": "2026-12-06T15:00:00Z",
+         *       "changes": {
+         *         "description": {
+         *           "new": "Chat for the help desk",
+         *           "old": "Chat"
+         *         }
+         *       },
+         *       "id": "3f2b8c1e-5d4a-4e8b-9c7d-2a1b0c9d8e7f",
+         *       "resource_id": "9b2e4c6a-1d3f-4a5b-8c7d-0e1f2a3b4c5d",
+         *       "resource_type": "group"
+         *     }
          */
         HistoryEntryRead: {
             /**
@@ -1199,7 +1216,10 @@ export interface components {
              * @description created, updated, archived, unarchived, deleted, linked, ...
              */
             action: string;
-            /** Actor */
+            /**
+             * Actor
+             * @description The `sub` of who made the change.
+             */
             actor: string;
             /**
              * At

@@ -287,6 +287,13 @@ def check_instance(
         raise typer.Exit(1)
 
 
+# The four limits of a key or of the workspace's ceiling (0 lifts one when changing it).
+RpmOpt = Annotated[int | None, typer.Option(help="requests per minute (0: none)")]
+TpmOpt = Annotated[int | None, typer.Option(help="tokens per minute (0: none)")]
+PerDayOpt = Annotated[int | None, typer.Option(help="token budget per UTC day (0: none)")]
+PerMonthOpt = Annotated[int | None, typer.Option(help="token budget per UTC month (0: none)")]
+
+
 @keys_app.command(
     "create",
     epilog=examples("KEY=$(modelyard keys create helpdesk-ui --group echo-chat -q)"),
@@ -294,10 +301,10 @@ def check_instance(
 def create_key(
     name: str,
     group: Annotated[list[str] | None, typer.Option(help="a group it may use; repeat")] = None,
-    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
-    tokens_per_day: Annotated[int | None, typer.Option(help="token budget per UTC day")] = None,
-    tokens_per_month: Annotated[int | None, typer.Option(help="token budget per UTC month")] = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tokens_per_day: PerDayOpt = None,
+    tokens_per_month: PerMonthOpt = None,
     expires: Annotated[
         str | None, typer.Option(help="when it stops working (RFC 3339, e.g. 2027-01-01T00:00Z)")
     ] = None,
@@ -337,12 +344,10 @@ def _limits(
 )
 def set_key_limits(
     key: Annotated[str, typer.Argument(help="the key's name, id or id prefix")],
-    rpm: Annotated[int | None, typer.Option(help="requests per minute (0: none)")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens per minute (0: none)")] = None,
-    tokens_per_day: Annotated[int | None, typer.Option(help="tokens per UTC day (0: none)")] = None,
-    tokens_per_month: Annotated[
-        int | None, typer.Option(help="tokens per UTC month (0: none)")
-    ] = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tokens_per_day: PerDayOpt = None,
+    tokens_per_month: PerMonthOpt = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -361,12 +366,10 @@ def set_key_limits(
     epilog=examples("modelyard gateway limits --rpm 6000 --tokens-per-month 100000000"),
 )
 def set_workspace_limits(
-    rpm: Annotated[int | None, typer.Option(help="requests per minute (0: none)")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens per minute (0: none)")] = None,
-    tokens_per_day: Annotated[int | None, typer.Option(help="tokens per UTC day (0: none)")] = None,
-    tokens_per_month: Annotated[
-        int | None, typer.Option(help="tokens per UTC month (0: none)")
-    ] = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tokens_per_day: PerDayOpt = None,
+    tokens_per_month: PerMonthOpt = None,
     output: OutputOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import TimestampMixin, UsageCountersMixin, new_id, schema_metadata, utcnow
 from modelyard_common.governance.tables import projection_models
+from modelyard_common.history import HistoryColumns
 from modelyard_common.infrastructure import infrastructure_models
 from modelyard_gateway.settings import SCHEMA
 
@@ -139,20 +140,13 @@ class GroupMember(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
-class HistoryEntry(Base):
+class HistoryEntry(HistoryColumns, Base):
     """One change to one admin resource: who, when, what, each field's old and new value."""
 
     __tablename__ = "history"
     __table_args__ = (Index("ix_gateway_history_resource", "workspace", "resource_id", "at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     workspace: Mapped[str] = mapped_column(String(200))
-    resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[uuid.UUID] = mapped_column()
-    action: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 class LimitColumns:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelyard_common.db import UsageCountersMixin, new_id, schema_metadata, utcnow
+from modelyard_common.history import HistoryColumns
 from modelyard_common.http import make_etag
 from modelyard_common.infrastructure import infrastructure_models
 
@@ -209,21 +210,13 @@ class SystemObligation(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
-class HistoryEntry(Base):
+class HistoryEntry(HistoryColumns, Base):
     """One change to one resource: who, when, what, old -> new."""
 
     __tablename__ = "history"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(100))
-    resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[uuid.UUID] = mapped_column()
-    action: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-
     __table_args__ = (Index("ix_history_resource", "workspace", "resource_id", "at"),)
+
+    workspace: Mapped[str] = mapped_column(String(100))
 
 
 class DeploymentFootprint(Base):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
+from modelyard_common.history import HistoryEntryRead, HistoryPaging
 from modelyard_common.http import AuthorizationHeader, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, no_content, with_etag
@@ -20,14 +21,11 @@ from modelyard_gateway.governance.projection import ProjectionDep
 from modelyard_gateway.groups import service
 from modelyard_gateway.groups.repository import SORTS
 from modelyard_gateway.groups.schemas import GroupCreate, GroupRead, GroupUpdate
-from modelyard_gateway.history import repository as history
-from modelyard_gateway.history.schemas import HistoryEntryRead
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 groups = Routes(router, item="/{group_id}")
 
 Paging = Annotated[PageParams, Depends(page_params("created_at", SORTS))]
-HistoryPaging = Annotated[PageParams, Depends(page_params("at", history.SORTS))]
 
 
 @dataclass(frozen=True, slots=True)

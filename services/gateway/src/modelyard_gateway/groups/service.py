@@ -4,18 +4,20 @@ policy gate on the registry model a group follows (no binding to an unapproved m
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common import history
 from modelyard_common.auth import Principal
 from modelyard_common.errors import UnprocessableError, field_error, reject_nulls
 from modelyard_common.governance import Governance
+from modelyard_common.history import HistoryEntryRead
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import Page, PageParams
 from modelyard_common.row_views import view_of
-from modelyard_gateway.db import ModelGroup, announce_config_change
+from modelyard_gateway.db import HistoryEntry, ModelGroup, announce_config_change
 from modelyard_gateway.endpoints import repository as endpoints
 from modelyard_gateway.governance.binding import BindingGate
 from modelyard_gateway.groups import repository
@@ -27,8 +29,6 @@ from modelyard_gateway.groups.schemas import (
     GroupUpdate,
     strategy_of,
 )
-from modelyard_gateway.history import service as history
-from modelyard_gateway.history.schemas import HistoryEntryRead
 from modelyard_gateway.instances import repository as instances
 from modelyard_gateway.workspace_rows import (
     ensure_name_free,
@@ -171,14 +171,7 @@ async def create_group(
     session.add(row)
     await session.flush()
     await repository.replace_members(session, group_id=row.id, instance_ids=body.instance_ids)
-    history.record_change(
-        session,
-        principal=principal,
-        resource_type="group",
-        resource_id=row.id,
-        action="created",
-        changes=history.diff({}, _audited(row, body.instance_ids)),
-    )
+    _audit(session, principal, row.id, "created", {}, _audited(row, body.instance_ids))
     await announce_config_change(session)
     policies = await policies_of(session, gate.projection, [row])
     return to_read(row, body.instance_ids, policies.get(row.id))
@@ -259,14 +252,7 @@ async def update_group(
         await endpoints.reorder_members(session, group=row)
     await save_change(session, row)
     [view] = await views(session, gate.projection, [row])
-    history.record_change(
-        session,
-        principal=principal,
-        resource_type="group",
-        resource_id=row.id,
-        action="updated",
-        changes=history.diff(before, _audited(row, view.instance_ids)),
-    )
+    _audit(session, principal, row.id, "updated", before, _audited(row, view.instance_ids))
     return view
 
 
@@ -274,14 +260,7 @@ async def delete_group(session: AsyncSession, *, principal: Principal, group_id:
     """Delete a group; its instances stay."""
     row = await require(session, ModelGroup, workspace=principal.workspace, row_id=group_id)
     members = (await repository.members(session, group_ids=[row.id]))[row.id]
-    history.record_change(
-        session,
-        principal=principal,
-        resource_type="group",
-        resource_id=row.id,
-        action="deleted",
-        changes=history.diff(_audited(row, members), {}),
-    )
+    _audit(session, principal, row.id, "deleted", _audited(row, members), {})
     await repository.delete_group(session, group=row)
     await announce_config_change(session)
 
@@ -290,6 +269,29 @@ async def group_history(
     session: AsyncSession, *, principal: Principal, group_id: uuid.UUID, params: PageParams
 ) -> Page[HistoryEntryRead]:
     """Return one page of a group's audit trail (kept after the group is deleted)."""
-    return await history.list_history(
-        session, workspace=principal.workspace, resource_id=group_id, params=params
+    rows, cursor = await history.history_rows(
+        session, HistoryEntry, workspace=principal.workspace, resource_id=group_id, params=params
     )
+    return history.history_page(rows, cursor)
+
+
+def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    group_id: uuid.UUID,
+    action: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """Record a change to a group in the trail (an update that changed nothing records none)."""
+    changes = history.diff(before, after)
+    if action != "updated" or changes:
+        history.record(
+            session,
+            HistoryEntry,
+            principal=principal,
+            resource_type="group",
+            resource_id=group_id,
+            action=action,
+            changes=changes,
+        )

@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from modelyard_common.periodic import Periodic
 from modelyard_gateway import metrics
 from modelyard_gateway.limits import repository
 from modelyard_gateway.routing.catalog import ClientKey, Limits
@@ -203,16 +204,15 @@ def _tokens(value: object) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
-class Meter:
+class Meter(Periodic):
     """One replica's view of every limit: admits requests, counts tokens, syncs the counters."""
 
     def __init__(self, engine: AsyncEngine, *, sync_s: float, replica: str) -> None:
+        super().__init__(sync_s, name="gateway limits sync", log=log)
         self.engine = engine
         self.sync_s = sync_s
         self.replica = replica
         self._windows: dict[tuple[str, str], Window] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._offline_since: float | None = None
         self._last_purge = 0.0
 
@@ -385,27 +385,6 @@ class Meter:
             )
             self._offline_since = None
 
-    async def run(self) -> None:
-        """Sync every `sync_s` until stopped, then once more."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.sync_s)
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("limit counter sync failed")
-
-    def start(self) -> None:
-        """Sync in a background task."""
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="gateway-limits-sync")
-
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop syncing after writing what is counted (given `timeout` seconds)."""
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout)
+    async def tick(self) -> None:
+        """Sync the counters (the database being unreachable is handled in `sync`)."""
+        await self.sync()

@@ -13,12 +13,12 @@ A graceful stop writes what is left; a crash loses at most the unflushed records
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from modelyard_common.periodic import Periodic
 from modelyard_gateway import metrics
 from modelyard_gateway.requestlog import retention
 from modelyard_gateway.requestlog.record import COLUMNS, RequestRecord
@@ -28,7 +28,7 @@ log = logging.getLogger("modelyard.gateway.requestlog")
 _DAY_S = 86400
 
 
-class RequestLog:
+class RequestLog(Periodic):
     """One replica's buffer of request records and the task that writes them."""
 
     def __init__(
@@ -41,18 +41,15 @@ class RequestLog:
         buffer: int,
         body_bytes: int,
     ) -> None:
+        super().__init__(flush_s, name="request log write", log=log)
         self.engine = engine
         self.replica = replica
-        self.flush_s = flush_s
         self.batch = batch
         self.limit = buffer
         self.body_bytes = body_bytes
         self._buffer: deque[RequestRecord] = deque()
-        self._full = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._days_ready: set[int] = set()
-        self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.dropped = 0
 
@@ -64,7 +61,7 @@ class RequestLog:
             return
         buffer.append(entry)
         if len(buffer) >= self.batch:
-            self._full.set()
+            self.wake()
 
     @property
     def pending(self) -> int:
@@ -117,47 +114,16 @@ class RequestLog:
                 "request_log", schema_name="gateway", columns=COLUMNS, records=rows
             )
 
-    async def run(self) -> None:
-        """Write every interval (or when a batch is full) until stopped, then once more."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), timeout=self.flush_s)
-            self._full.clear()
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "request log write failed, %d records wait for the next one: %s",
-                    self.pending,
-                    exc,
-                )
-                # Wait a whole interval before retrying, even if the buffer is full.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self.flush_s)
-        if self._buffer:
-            try:
-                await self.flush()
-            except Exception as exc:
-                log.error("the last request log write failed: %s", exc)
+    async def tick(self) -> None:
+        """Write what is buffered."""
+        await self.flush()
 
     def start(self) -> None:
-        """Write in a background task."""
-        self._stopping.clear()
+        """Write in a background task (partitions are checked again from now on)."""
         self._days_ready.clear()
-        self._task = asyncio.create_task(self.run(), name="gateway-request-log")
+        super().start()
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop the background task after a last write (given `timeout` seconds)."""
-        self._stopping.set()
-        self._full.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, timeout)
-        except TimeoutError:
-            log.error("the last request log write did not finish in %.0fs", timeout)
+    def abandoned(self) -> None:
+        """Say how many records a stop could not write."""
         if self._buffer:
             log.error("request log stopped with %d records unwritten", len(self._buffer))

@@ -20,7 +20,6 @@ replica cannot know; it then assumes the commit did not happen and counts again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -36,6 +35,7 @@ from modelyard_common.contracts import GATEWAY_USAGE_RECORDED, UsageCounts, Usag
 from modelyard_common.db import utcnow
 from modelyard_common.events import new_event
 from modelyard_common.outbox import enqueue
+from modelyard_common.periodic import Periodic
 from modelyard_gateway.db import OutboxEvent
 from modelyard_gateway.routing.catalog import GroupRoute
 from modelyard_gateway.usage import repository
@@ -114,7 +114,7 @@ class StreamUsage:
         return None
 
 
-class UsageRecorder:
+class UsageRecorder(Periodic):
     """Counts one replica's requests to bound groups and flushes them every interval."""
 
     def __init__(
@@ -124,14 +124,12 @@ class UsageRecorder:
         flush_s: float,
         replica: str,
     ) -> None:
+        super().__init__(flush_s, name="gateway usage flush", log=log)
         self.sessionmaker = sessionmaker
-        self.flush_s = flush_s
         self.replica = replica
         self._pending: dict[UsageKey, Tally] = {}
         self._since = utcnow()
         self._lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def record(
         self, group: GroupRoute, *, error: bool, usage: Mapping[str, Any] | None = None
@@ -214,34 +212,11 @@ class UsageRecorder:
             await enqueue(session, OutboxEvent, event)
         await repository.add_usage(session, rows=rows)
 
-    async def run(self) -> None:
-        """Flush every interval until stopped, then once more."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.flush_s)
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("usage flush failed, its counts wait for the next one: %s", exc)
+    async def tick(self) -> None:
+        """Flush what was counted this interval."""
+        await self.flush()
 
-    def start(self) -> None:
-        """Flush in a background task."""
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="gateway-usage-flush")
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop flushing after a last flush (given `timeout` seconds before it is abandoned)."""
-        self._stopping.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, timeout)
-        except TimeoutError:
-            log.error(
-                "the last usage flush did not finish in %.0fs; %d tallies lost",
-                timeout,
-                self.pending,
-            )
+    def abandoned(self) -> None:
+        """Say how many tallies a stop could not write."""
+        if self.pending:
+            log.error("usage recorder stopped with %d tallies unwritten (lost)", self.pending)

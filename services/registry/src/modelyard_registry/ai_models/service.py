@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance import ApprovalState
+from modelyard_common.history import Changes, diff
 from modelyard_common.row_views import view_of
 from modelyard_registry.ai_models import repository
 from modelyard_registry.ai_models.repository import ModelFilters
@@ -24,7 +25,6 @@ from modelyard_registry.ai_models.schemas import (
     ModelSystemLinkRead,
 )
 from modelyard_registry.db import AIModel
-from modelyard_registry.history.service import Changes, diff
 from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import repository as link_repository
 

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
+from modelyard_common.history import Changes
 from modelyard_registry.ai_systems import repository
 from modelyard_registry.ai_systems.repository import SystemFilters
 from modelyard_registry.ai_systems.schemas import AISystemCreate, AISystemRead, AISystemUpdate
 from modelyard_registry.db import AISystem
-from modelyard_registry.history.service import Changes
 from modelyard_registry.inventory.service import Inventory
 from modelyard_registry.links import service as links
 from modelyard_registry.obligations import service as obligations

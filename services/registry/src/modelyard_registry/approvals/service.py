@@ -11,10 +11,10 @@ from modelyard_common.auth import Principal, Role
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, ForbiddenError
 from modelyard_common.governance import ApprovalState
+from modelyard_common.history import diff
 from modelyard_registry.ai_models.service import models
 from modelyard_registry.approvals.schemas import ApprovalRead, Decision
 from modelyard_registry.db import AIModel
-from modelyard_registry.history.service import diff
 
 APPROVER_ROLE = "approver"
 # A decision to approve or restrict answers a pending request; blocking is a safety stop

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,16 +14,12 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.events import new_event
+from modelyard_common.history import Changes, history_rows, record
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import HistoryEntry, OutboxEvent
-from modelyard_registry.history import repository
 
 EVENT_SOURCE = "modelyard/registry"
-
-
-# A change as history records it: `{field: {"old": ..., "new": ...}}`.
-Changes = dict[str, dict[str, Any]]
 
 
 class Revisioned(Protocol):
@@ -49,16 +44,6 @@ def new_revision(row: Revisioned, principal: Principal) -> None:
     row.revision += 1
     row.updated_by = principal.sub
     row.updated_at = utcnow()
-
-
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:
-    """Return `{field: {old, new}}` for every field whose value differs."""
-    keys = list(dict.fromkeys([*before, *after]))
-    return {
-        key: {"old": before.get(key), "new": after.get(key)}
-        for key in keys
-        if before.get(key) != after.get(key)
-    }
 
 
 async def emit(
@@ -95,15 +80,14 @@ async def record_change(
     The event is `registry.<type>.<action>`; a change announced otherwise (or not at all)
     leaves `event_data` out.
     """
-    session.add(
-        HistoryEntry(
-            workspace=principal.workspace,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            action=action,
-            actor=principal.sub,
-            changes=changes,
-        )
+    record(
+        session,
+        HistoryEntry,
+        principal=principal,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        action=action,
+        changes=changes,
     )
     if event_data is not None:
         await emit(
@@ -119,8 +103,8 @@ async def list_history(
     session: AsyncSession, *, workspace: str, resource_id: uuid.UUID, params: PageParams
 ) -> tuple[list[HistoryEntry], str | None]:
     """Return one page of a resource's history, oldest first by default."""
-    return await repository.list_page(
-        session, workspace=workspace, resource_id=resource_id, params=params
+    return await history_rows(
+        session, HistoryEntry, workspace=workspace, resource_id=resource_id, params=params
     )
 
 

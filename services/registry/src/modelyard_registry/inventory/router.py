@@ -18,12 +18,11 @@ from pydantic import BaseModel
 
 from modelyard_common.auth import Admin, Editor, Viewer
 from modelyard_common.db import SessionDep
+from modelyard_common.history import HistoryEntryRead, HistoryPaging, history_page
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes, Tagged, with_etag
 from modelyard_registry.deps import AUTH_PROBLEMS, creates
-from modelyard_registry.history.router import HistoryPage, history_page
-from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.history.service import list_history
 from modelyard_registry.inventory.repository import Item
 from modelyard_registry.inventory.service import Create, Filters, Inventory, Read
@@ -182,7 +181,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             session: SessionDep,
             principal: Viewer,
             item_id: Annotated[uuid.UUID, Path(alias=f"{noun}_id")],
-            params: HistoryPage,
+            params: HistoryPaging,
         ) -> Page[HistoryEntryRead]:
             rows, cursor = await list_history(
                 session, workspace=principal.workspace, resource_id=item_id, params=params

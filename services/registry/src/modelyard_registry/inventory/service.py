@@ -18,13 +18,12 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError, found
+from modelyard_common.history import Changes, diff
 from modelyard_common.http import check_if_match
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import (
-    Changes,
     authorship,
-    diff,
     flush_unique,
     new_revision,
     record_change,

@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.errors import ConflictError, NotFoundError, UnprocessableError, field_error
+from modelyard_common.history import diff
 from modelyard_common.http import check_if_match, make_etag
 from modelyard_registry.db import AISystem, Evidence, SystemObligation
-from modelyard_registry.history.service import diff, new_revision, record_change
+from modelyard_registry.history.service import new_revision, record_change
 from modelyard_registry.inventory.service import get_item
 from modelyard_registry.obligations import repository
 from modelyard_registry.obligations.catalogue import BY_CODE, Obligation, obligations_for

@@ -6,11 +6,10 @@ from fastapi import APIRouter
 
 from modelyard_common.auth import Admin, Viewer
 from modelyard_common.db import SessionDep
+from modelyard_common.history import HistoryEntryRead, HistoryPaging, history_page
 from modelyard_common.pagination import Page
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import AUTH_PROBLEMS, SettingsDep
-from modelyard_registry.history.router import HistoryPage, history_page
-from modelyard_registry.history.schemas import HistoryEntryRead
 from modelyard_registry.policy import service
 from modelyard_registry.policy.schemas import PolicyRead, PolicyUpdate
 
@@ -52,7 +51,7 @@ async def set_policy(
     subpath="/history",
 )
 async def list_policy_history(
-    session: SessionDep, principal: Viewer, params: HistoryPage
+    session: SessionDep, principal: Viewer, params: HistoryPaging
 ) -> Page[HistoryEntryRead]:
     rows, cursor = await service.policy_history(session, principal=principal, params=params)
     return history_page(rows, cursor)
