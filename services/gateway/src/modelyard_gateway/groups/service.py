@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common import history
 from modelyard_common.auth import Principal
-from modelyard_common.errors import UnprocessableError, field_error, reject_nulls
+from modelyard_common.errors import UnprocessableError, field_error, invalid_field, reject_nulls
 from modelyard_common.governance import Governance
 from modelyard_common.history import HistoryEntryRead
 from modelyard_common.http import check_if_match, make_etag
@@ -107,15 +107,11 @@ def _without_leavers(strategy: GroupStrategy, members: Sequence[uuid.UUID]) -> G
         return strategy
     kept = {i: w for i, w in strategy.weights.items() if i in known}
     if sum(kept.values()) + strategy.default_weight <= 0:
-        raise UnprocessableError(
+        raise invalid_field(
             "The weighted strategy would have no weight left: send a new `strategy` too.",
-            errors=[
-                field_error(
-                    ["body", "instance_ids"],
-                    message="removes every instance with a weight",
-                    type="no_weight_left",
-                )
-            ],
+            ["body", "instance_ids"],
+            message="removes every instance with a weight",
+            type="no_weight_left",
         )
     return strategy.model_copy(update={"weights": kept})
 

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
-from modelyard_common.errors import ConflictError, ProblemError, UnprocessableError, field_error
+from modelyard_common.errors import ConflictError, ProblemError, UnprocessableError, invalid_field
 from modelyard_gateway.db import ModelInstance
 from modelyard_gateway.destination import DestinationError, destination_of, join
 from modelyard_gateway.instances.schemas import InstanceCheck
@@ -93,9 +93,8 @@ async def probe_instance(
     except (UnprocessableError, DestinationError) as exc:
         # Refused before any connection, in one shape whatever the target: no port scanner.
         log.warning("check of instance %s refused: %s", row.id, exc)
-        raise UnprocessableError(
-            CHECK_REFUSED,
-            errors=[field_error(["body"], message=CHECK_REFUSED, type="egress_refused")],
+        raise invalid_field(
+            CHECK_REFUSED, ["body"], message=CHECK_REFUSED, type="egress_refused"
         ) from None
     except UnicodeEncodeError as exc:  # stored before header values were limited to Latin-1
         raise ConflictError(

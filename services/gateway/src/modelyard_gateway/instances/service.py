@@ -13,8 +13,7 @@ from modelyard_common.auth import Principal, Role
 from modelyard_common.errors import (
     ConflictError,
     ForbiddenError,
-    UnprocessableError,
-    field_error,
+    invalid_field,
     reject_nulls,
 )
 from modelyard_common.http import check_if_match, make_etag
@@ -106,9 +105,11 @@ async def check_egress(egress: EgressPolicy, destination: Mapping[str, Any]) -> 
     try:
         await egress.check_destination(destination)
     except EgressRefused as exc:
-        raise UnprocessableError(
+        raise invalid_field(
             f"The gateway may not connect there: {exc}.",
-            errors=[field_error(["body"], message=str(exc), type="egress_refused")],
+            ["body"],
+            message=str(exc),
+            type="egress_refused",
         ) from exc
 
 
@@ -205,10 +206,7 @@ async def update_instance(
     try:
         check_kind_fields(**merged)
     except ValueError as exc:
-        raise UnprocessableError(
-            str(exc),
-            errors=[field_error(["body"], message=str(exc), type="value_error")],
-        ) from exc
+        raise invalid_field(str(exc), ["body"], message=str(exc), type="value_error") from exc
     await ensure_rename_free(session, row, changes.get("name"))
     moved = any(f in changes and changes[f] != getattr(row, f) for f in DESTINATION_FIELDS)
     if moved and not principal.has_role(Role.admin):
