@@ -122,3 +122,98 @@ export function useDebounced<T>(value: T, ms: number): T {
   }, [value, ms]);
   return settled;
 }
+
+/** Return the list at `load`, reloaded by `reload()`; null while it loads. */
+export function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
+  const [items, setItems] = useState<T[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    setError(null);
+    load().then(setItems, setError);
+  }, [...deps, attempt]);
+  return { items, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+export function ListState<T>(props: {
+  what: string;
+  list: { items: T[] | null; error: unknown; reload: () => void };
+  empty: string;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  const { items, error, reload } = props.list;
+  if (error) return <ErrorNote error={error} onRetry={reload} />;
+  if (items === null) return <Loading what={props.what} />;
+  if (items.length === 0)
+    return (
+      <p role="status" class="empty">
+        {props.empty}
+      </p>
+    );
+  return <>{props.children(items)}</>;
+}
+
+export type DialogRef = { current: HTMLDialogElement | null };
+
+/** A dialog around a form: opened modal, closed by Esc or its close button. */
+export function FormDialog(props: {
+  id: string;
+  title: string;
+  dialog: DialogRef;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const { dialog } = props;
+  useEffect(() => dialog.current?.showModal(), []);
+  return (
+    <dialog ref={dialog} aria-labelledby={props.id} onClose={props.onClose}>
+      <article>
+        <header>
+          <button type="button" aria-label="Close" {...({ rel: "prev" } as object)} onClick={() => dialog.current?.close()} />
+          <h2 id={props.id}>{props.title}</h2>
+        </header>
+        {props.children}
+      </article>
+    </dialog>
+  );
+}
+
+/** A form dialog's end: what went wrong, Cancel, and the submit button (busy while it works). */
+export function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy: boolean; submit: string }) {
+  return (
+    <>
+      {props.failure ? <ErrorNote error={props.failure} /> : null}
+      <footer>
+        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
+          Cancel
+        </button>
+        <button type="submit" aria-busy={props.busy} disabled={props.busy}>
+          {props.submit}
+        </button>
+      </footer>
+    </>
+  );
+}
+
+/** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
+export function useSubmit(dialog: DialogRef) {
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [failure, setFailure] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(call: () => Promise<unknown>) {
+    setBusy(true);
+    setErrors({});
+    setFailure(null);
+    try {
+      await call();
+    } catch (error) {
+      const fields = error instanceof ApiError ? error.fieldErrors() : {};
+      setErrors(fields);
+      if (Object.keys(fields).length === 0) setFailure(error);
+      else requestAnimationFrame(() => dialog.current?.querySelector<HTMLElement>("[aria-invalid=true]")?.focus());
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { errors, failure, busy, submit };
+}
