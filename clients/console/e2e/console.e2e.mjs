@@ -383,6 +383,114 @@ const ok = await runChecks([
     },
   ],
   [
+    'Upload a version: manifest read in the browser, bad zips refused',
+    async () => {
+      // A viewer (no grant on the model) sees no Upload.
+      const viewer = await personPage(browser, url);
+      await signIn(viewer, 'victor');
+      await openModel(viewer, seeded.linked_model, 'Version');
+      await viewer.getByText('You have no access to this AI model').waitFor();
+      expect((await viewer.getByRole('button', { name: 'Upload a version' }).count()) === 0, 'Upload offered to a viewer');
+      await viewer.context().close();
+
+      const page = await personPage(browser, url);
+      await signIn(page, 'root');
+      people.root = page;
+      await openModel(page, seeded.linked_model, 'Version');
+      await page.getByRole('rowheader', { name: /^v1/ }).waitFor();
+      await page.getByRole('button', { name: 'Upload a version' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Upload a version' });
+      const file = dialog.getByLabel('Project (.zip)');
+      const upload = dialog.getByRole('button', { name: 'Upload the version' });
+      await file.setInputFiles(seeded.zips.no_manifest);
+      await dialog.getByRole('alert').filter({ hasText: 'no run manifest' }).waitFor();
+      expect(await upload.isDisabled(), 'Upload offered for a zip without a manifest');
+      await file.setInputFiles(seeded.zips.bad_manifest);
+      const bad = dialog.getByRole('alert').filter({ hasText: 'not a valid run manifest' });
+      await bad.waitFor();
+      const said = await bad.innerText();
+      expect(/exactly one of image or dockerfile/.test(said) && /port/.test(said), `bad manifest said: ${said}`);
+      await screenshot(page, shots, 'version-upload-refused', { height: 1000 });
+      expect(await upload.isDisabled(), 'Upload offered for a bad manifest');
+      // The good one: its YAML manifest shown before anything is sent.
+      await file.setInputFiles(seeded.zips.good);
+      const facts = dialog.getByRole('definition');
+      await dialog.getByRole('heading', { name: /What will run: modelyard.yaml/ }).waitFor();
+      const shown = await dialog.locator('dl.manifest').innerText();
+      expect(/modelyard\/python-base:bookworm/.test(shown) && /8080/.test(shown) && /openai/.test(shown) && /128 MB/.test(shown), `manifest shown: ${shown}`);
+      expect((await facts.count()) >= 8, 'manifest facts missing');
+      await dialog.getByLabel('Title').fill('faster echo');
+      await dialog.getByLabel('Comment').fill('uploaded from the console');
+      // A slow link, so the progress bar is seen (and photographed) on its way.
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+      await upload.click();
+      await dialog.locator('progress').waitFor();
+      await screenshot(page, shots, 'version-upload', { height: 1100 });
+      await page.getByRole('status').filter({ hasText: 'Version 2 uploaded.' }).waitFor({ timeout: 60000 });
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /^v2/ }) });
+      const text = await row.innerText();
+      expect(/faster echo/.test(text) && /root/.test(text) && /port 8080/.test(text), `v2 row: ${text}`);
+      await screenshot(page, shots, 'model-versions', { fullPage: true });
+    },
+  ],
+  [
+    'Deploy: to chosen devices and by label; actions, history, remove',
+    async () => {
+      const page = people.root;
+      await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
+      await page.getByRole('heading', { name: 'Deploy', level: 2 }).waitFor();
+      // v1 to the chosen device.
+      await page.getByLabel('Version', { exact: true }).selectOption({ index: 1 });
+      await page.getByRole('checkbox', { name: new RegExp(`^${seeded.second_device}`) }).check();
+      await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: `Version 1 asked of 1 device: ${seeded.second_device}` }).waitFor();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.second_device }) });
+      const cell = async (index, want) => {
+        for (let i = 0; i < 100; i++) {
+          if ((await row.getByRole('cell').nth(index).innerText()).trim() === want) return;
+          await page.waitForTimeout(100);
+        }
+        throw new Error(`cell ${index} never read ${want}: ${await row.innerText()}`);
+      };
+      await cell(0, 'v1');
+      // v2 to every device labelled site=munich (the same device: switched to v2).
+      await page.getByRole('radio', { name: 'Every device with a label' }).check();
+      await page.getByLabel('Version', { exact: true }).selectOption({ index: 0 });
+      await page.getByLabel('Label selector').fill('site=munich');
+      await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: `Version 2 asked of 1 device: ${seeded.second_device}` }).waitFor();
+      await cell(0, 'v2');
+      await page.getByRole('rowheader', { name: seeded.device }).waitFor();
+      await screenshot(page, shots, 'model-deploy', { fullPage: true });
+      const on = (action) => page.getByRole('button', { name: `${action} on ${seeded.second_device}` });
+      await on('Stop').click();
+      await cell(2, 'stopped');
+      await on('Start').click();
+      await cell(2, 'running');
+      await on('Restart').click();
+      await cell(2, 'running');
+      await on('Roll back').click();
+      await cell(0, 'v1');
+      await on('History').click();
+      const history = page.getByRole('dialog', { name: `History of ${seeded.linked_model} on ${seeded.second_device}` });
+      for (const action of ['rollback', 'restart', 'start', 'stop']) {
+        await history.getByRole('cell', { name: `${action} by root` }).first().waitFor();
+      }
+      await screenshot(page, shots, 'deployment-history', { height: 1100 });
+      await history.getByRole('button', { name: 'Close', exact: true }).click();
+      // Remove: asked twice, naming the device.
+      await page.getByRole('button', { name: `Remove from ${seeded.second_device}` }).click();
+      await page.getByRole('button', { name: 'Keep it' }).click();
+      await cell(2, 'running');
+      await page.getByRole('button', { name: `Remove from ${seeded.second_device}` }).click();
+      await page.getByRole('button', { name: `Yes, remove from ${seeded.second_device}` }).click();
+      await cell(2, 'removed');
+      expect((await row.getByRole('button').filter({ hasText: /^(Stop|Start|Restart|Roll back|Remove)$/ }).count()) === 0, 'actions offered on a removed deployment');
+    },
+  ],
+  [
     'Device List and Manage models: stop, start and delete a model on a device',
     async () => {
       // A viewer without access to the model sees the device, not the model, and no action.

@@ -20,7 +20,7 @@ function StatusBadge(props: { status: DeviceStatus }) {
   return <span class={`badge device-${props.status}`}>{STATUS_LABEL[props.status]}</span>;
 }
 
-function labelsText(labels: Record<string, string>): string {
+export function labelsText(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(", ");
@@ -115,6 +115,23 @@ export function DevicesList() {
 // States the device is still moving through: the page asks again until they settle.
 const MOVING = new Set(["pending", "downloading", "verifying", "building", "starting", "removing"]);
 
+/** Return whether a deployment is still on its way to what was asked of it. */
+export function inMotion(d: Deployment): boolean {
+  return MOVING.has(d.state) || d.state !== d.desired_state;
+}
+
+/** The state a device reported for a deployment, with its message and any policy warning. */
+export function ReportedState(props: { deployment: Deployment }) {
+  const d = props.deployment;
+  return (
+    <>
+      <span class={`badge state-${d.state}`}>{d.state.replace("_", " ")}</span>
+      {d.state_message && <small class="muted"> {d.state_message}</small>}
+      {d.policy_warning && <small class="warning"> {d.policy_warning}</small>}
+    </>
+  );
+}
+
 type Action = "stop" | "start" | "remove";
 const ACTION_LABEL: Record<Action, string> = { stop: "Stop", start: "Start", remove: "Delete" };
 
@@ -145,7 +162,7 @@ export function DevicePage(props: { id: string }) {
         setError(null);
         // Follow a device that is online and still carrying out a command (an offline one
         // reports nothing until it is back: no asking every 2 s meanwhile).
-        const moving = list.data.items.some((d) => MOVING.has(d.state) || d.state !== d.desired_state);
+        const moving = list.data.items.some(inMotion);
         if (one.data.status === "online" && moving) {
           timer = setTimeout(load, 2000);
         }
@@ -231,9 +248,7 @@ export function DevicePage(props: { id: string }) {
                   <th scope="row">{name}</th>
                   <td>v{d.version_number}</td>
                   <td>
-                    <span class={`badge state-${d.state}`}>{d.state.replace("_", " ")}</span>
-                    {d.state_message && <small class="muted"> {d.state_message}</small>}
-                    {d.policy_warning && <small class="warning"> {d.policy_warning}</small>}
+                    <ReportedState deployment={d} />
                   </td>
                   <td>{d.desired_state}</td>
                   <td>{when(d.updated_at)}</td>

@@ -47,8 +47,15 @@ export function Field(props: {
 }
 
 /** What went wrong, said where the person looks: offline, 412 and the rest. */
-export function ErrorNote(props: { error: unknown; onRetry?: () => void }) {
+export function ErrorNote(props: { error: unknown; onRetry?: () => void; notFound?: string }) {
   const error = props.error;
+  if (props.notFound && error instanceof ApiError && error.status === 404) {
+    return (
+      <p role="alert" class="muted">
+        {props.notFound}
+      </p>
+    );
+  }
   if (!(error instanceof ApiError)) {
     return (
       <p role="alert" class="error">
@@ -139,10 +146,12 @@ export function ListState<T>(props: {
   what: string;
   list: { items: T[] | null; error: unknown; reload: () => void };
   empty: string;
+  /** What a 404 means here (e.g. no access to the model), said instead of the service's words. */
+  notFound?: string;
   children: (items: T[]) => ComponentChildren;
 }) {
   const { items, error, reload } = props.list;
-  if (error) return <ErrorNote error={error} onRetry={reload} />;
+  if (error) return <ErrorNote error={error} onRetry={reload} notFound={props.notFound} />;
   if (items === null) return <Loading what={props.what} />;
   if (items.length === 0)
     return (
@@ -179,7 +188,24 @@ export function FormDialog(props: {
 }
 
 /** A form dialog's end: what went wrong, Cancel, and the submit button (busy while it works). */
-export function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy: boolean; submit: string }) {
+export function DialogFooter(props: {
+  dialog: DialogRef;
+  failure: unknown;
+  busy: boolean;
+  submit: string;
+  disabled?: boolean;
+  /** Nothing to submit (a dialog that only shows): one Close button. */
+  closeOnly?: boolean;
+}) {
+  if (props.closeOnly) {
+    return (
+      <footer>
+        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
+          Close
+        </button>
+      </footer>
+    );
+  }
   return (
     <>
       {props.failure ? <ErrorNote error={props.failure} /> : null}
@@ -187,7 +213,7 @@ export function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy:
         <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
           Cancel
         </button>
-        <button type="submit" aria-busy={props.busy} disabled={props.busy}>
+        <button type="submit" aria-busy={props.busy} disabled={props.busy || props.disabled}>
           {props.submit}
         </button>
       </footer>
@@ -196,7 +222,7 @@ export function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy:
 }
 
 /** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
-export function useSubmit(dialog: DialogRef) {
+export function useSubmit(dialog: { current: HTMLElement | null }) {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [failure, setFailure] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -216,4 +242,36 @@ export function useSubmit(dialog: DialogRef) {
     }
   }
   return { errors, failure, busy, submit };
+}
+
+/**
+ * A destructive action asked twice: the first button, then "Yes, …" naming what goes, or
+ * "Keep it". `label` is the first button's accessible name (e.g. "Remove from edge-1").
+ */
+export function Confirm(props: {
+  text: string;
+  label?: string;
+  question: string;
+  yes: string;
+  disabled?: boolean;
+  onConfirm: () => void;
+}) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) {
+    return (
+      <button class="secondary outline small" aria-label={props.label} disabled={props.disabled} onClick={() => setAsking(true)}>
+        {props.text}
+      </button>
+    );
+  }
+  return (
+    <span role="group" aria-label={props.question} class="confirm">
+      <button class="contrast small" onClick={() => (setAsking(false), props.onConfirm())}>
+        {props.yes}
+      </button>{" "}
+      <button class="secondary outline small" onClick={() => setAsking(false)}>
+        Keep it
+      </button>
+    </span>
+  );
 }
