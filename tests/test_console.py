@@ -448,6 +448,17 @@ async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) 
         one = await http.get(f"/v1/instances/{cloud['id']}")
         for answer in (one.text, groups.text, json.dumps(instances)):
             assert CLOUD_TOKEN not in answer
+        # The API keys screen: the key's limits as edited last, revoked; the workspace ceiling.
+        (key,) = (await http.get("/v1/keys")).json()["items"]
+        assert key["name"] == "support-bot", key
+        assert key["groups"] == ["chat"], key
+        assert key["revoked_at"] is not None, key
+        assert key["expires_at"].startswith("2030-01-01"), key
+        limits = {name: value for name, value in key["limits"].items() if value is not None}
+        assert limits == {"requests_per_minute": 120, "tokens_per_day": 200000}, key
+        ceiling = (await http.get("/v1/limits")).json()
+        assert ceiling["requests_per_minute"] == 600, ceiling
+        assert ceiling["updated_by"] == "root", ceiling
 
 
 async def run_node(script: Path, config: dict[str, Any], tmp_path: Path, timeout: float) -> str:
@@ -494,6 +505,8 @@ EXPECTED_CHECKS = {
     "Models: an editor makes a model of two instances in failover order",
     "Device List and Manage models: stop, start and delete a model on a device",
     "Upload a version: manifest read in the browser, bad zips refused",
+    "API keys: created and shown once, limits edited (a stale edit is refused), revoked; "
+    "the workspace limits",
     "Deploy: to chosen devices and by label; actions, history, remove",
 }
 CLOUD_TOKEN = "sk-console-secret-4242-do-not-show"

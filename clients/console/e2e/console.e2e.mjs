@@ -383,6 +383,94 @@ const ok = await runChecks([
     },
   ],
   [
+    'API keys: created and shown once, limits edited (a stale edit is refused), revoked; the workspace limits',
+    async () => {
+      // An editor (not admin, not operator) reads the keys and changes nothing.
+      const alice = people.alice;
+      await alice.goto(`${url}#/gateway/keys`);
+      await heading(alice, 'API keys').waitFor();
+      await alice.getByText('No API keys yet').waitFor();
+      expect((await alice.getByRole('button', { name: 'Create an API key' }).count()) === 0, 'Create an API key offered to an editor');
+      expect((await alice.getByRole('button', { name: 'Change the workspace limits' }).count()) === 0, 'workspace limits offered to an editor');
+
+      const page = await personPage(browser, url);
+      await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
+      await signIn(page, 'root');
+      await page.getByRole('link', { name: 'Gateway' }).click();
+      await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'API keys' }).click();
+      await heading(page, 'API keys').waitFor();
+      // The workspace's ceiling (admins).
+      await page.getByRole('button', { name: 'Change the workspace limits' }).click();
+      await page.getByLabel('Requests per minute').fill('600');
+      await page.getByRole('button', { name: 'Save the workspace limits' }).click();
+      await page.getByRole('status').filter({ hasText: 'Workspace limits saved.' }).waitFor();
+      await page.getByLabel('Workspace limits now').filter({ hasText: '600 requests/min' }).waitFor();
+      // Create: the key is shown once, with Copy.
+      await page.getByRole('button', { name: 'Create an API key' }).click();
+      const create = page.getByRole('dialog', { name: 'Create an API key' });
+      await create.getByLabel('Name', { exact: true }).fill('support-bot');
+      await create.getByRole('checkbox', { name: seeded.group }).check();
+      await create.getByLabel('Requests per minute').fill('60');
+      await create.getByLabel('Tokens per day').fill('100000');
+      await create.getByLabel('Expires').fill('2030-01-01T12:00');
+      await screenshot(page, shots, 'gateway-create-key', { height: 1100 });
+      await create.getByRole('button', { name: 'Create the API key' }).click();
+      const shown = page.getByRole('dialog', { name: 'Your new API key' });
+      await shown.getByText('it is shown only this once').waitFor();
+      const secret = (await shown.getByLabel('The new API key').innerText()).trim();
+      expect(/^sk-/.test(secret), `the key shown: ${secret}`);
+      await shown.getByRole('button', { name: 'Copy' }).click();
+      await shown.getByRole('status').filter({ hasText: 'Copied to the clipboard.' }).waitFor();
+      expect((await page.evaluate(() => navigator.clipboard.readText())) === secret, 'the clipboard does not hold the key');
+      await screenshot(page, shots, 'gateway-key-created', { height: 900 });
+      await shown.getByRole('button', { name: 'Done, I have copied it' }).click();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'support-bot' }) });
+      await row.getByText('60 requests/min, 100,000 tokens/day').waitFor();
+      const text = await row.innerText();
+      expect(text.includes(seeded.group) && /2030/.test(text) && /active/.test(text), `key row: ${text}`);
+      expect(!(await page.content()).includes(secret), 'the key is still on the page');
+      // The key works at the gateway's OpenAI API, for its model.
+      const models = await fetch(`${config.gateway_url}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } });
+      expect(models.status === 200, `the new key answered ${models.status}`);
+      // Edit in a duplicated tab first; then the stale edit here is refused (412) and reloads.
+      const [second] = await Promise.all([
+        page.context().waitForEvent('page'),
+        page.evaluate(() => window.open(window.location.href)),
+      ]);
+      await second.getByRole('button', { name: 'Edit support-bot' }).click();
+      const secondEdit = second.getByRole('dialog', { name: 'Limits and expiry of support-bot' });
+      await secondEdit.getByLabel('Requests per minute').fill('120');
+      await secondEdit.getByRole('button', { name: 'Save the limits' }).click();
+      await second.getByRole('row').filter({ hasText: '120 requests/min' }).waitFor();
+      await second.close();
+      await page.getByRole('button', { name: 'Edit support-bot' }).click();
+      const edit = page.getByRole('dialog', { name: 'Limits and expiry of support-bot' });
+      await edit.getByLabel('Tokens per day').fill('200000');
+      await edit.getByRole('button', { name: 'Save the limits' }).click();
+      await edit.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+      await screenshot(page, shots, 'gateway-key-412', { height: 1000 });
+      await edit.getByRole('button', { name: 'Reload' }).click();
+      await row.getByText('120 requests/min, 100,000 tokens/day').waitFor();
+      await page.getByRole('button', { name: 'Edit support-bot' }).click();
+      await edit.getByLabel('Tokens per day').fill('200000');
+      await edit.getByRole('button', { name: 'Save the limits' }).click();
+      await row.getByText('120 requests/min, 200,000 tokens/day').waitFor();
+      // Revoke, asked twice; the key stops working.
+      await page.getByRole('button', { name: 'Revoke support-bot' }).click();
+      await page.getByRole('button', { name: 'Yes, revoke support-bot' }).click();
+      await row.getByText(/^revoked/).waitFor();
+      expect((await row.getByRole('button', { name: 'Edit support-bot' }).count()) === 0, 'Edit offered on a revoked key');
+      await screenshot(page, shots, 'gateway-keys', { fullPage: true });
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 401; i++) {
+        status = (await fetch(`${config.gateway_url}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } })).status;
+        if (status !== 401) await page.waitForTimeout(200);
+      }
+      expect(status === 401, `the revoked key answered ${status}`);
+      await page.context().close();
+    },
+  ],
+  [
     'Upload a version: manifest read in the browser, bad zips refused',
     async () => {
       // A viewer (no grant on the model) sees no Upload.

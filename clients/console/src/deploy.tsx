@@ -267,7 +267,9 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
                       checked={chosen.includes(d.id)}
                       onChange={(e) => setChosen(e.currentTarget.checked ? [...chosen, d.id] : chosen.filter((x) => x !== d.id))}
                     />
-                    {d.name} <small class="muted">({d.status}{Object.keys(d.labels).length ? `, ${labelsText(d.labels)}` : ""})</small>
+                    <span>
+                      {d.name} <small class="muted">({d.status}{Object.keys(d.labels).length ? `, ${labelsText(d.labels)}` : ""})</small>
+                    </span>
                   </label>
                 ))
               )}

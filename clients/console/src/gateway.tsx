@@ -17,12 +17,14 @@ import {
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
+import { KeysPanel } from "./keys.tsx";
 import { DialogFooter, ErrorNote, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
 
-type Tab = "models" | "instances";
+export type Tab = "models" | "instances" | "keys";
 const TABS: [Tab, string][] = [
   ["models", "Models"],
   ["instances", "Model instances"],
+  ["keys", "API keys"],
 ];
 
 export function GatewayModels(props: { tab: Tab }) {
@@ -34,11 +36,12 @@ export function GatewayModels(props: { tab: Tab }) {
   return (
     <section aria-labelledby="gateway-title">
       <div class="page-head">
-        <h1 id="gateway-title">Models</h1>
+        <h1 id="gateway-title">{props.tab === "keys" ? "API keys" : "Models"}</h1>
       </div>
       <p class="muted">
-        Clients of the gateway name a model; the gateway answers from its first model instance that
-        is up, in the order given, and fails over to the next.
+        {props.tab === "keys"
+          ? "Programs call the gateway with an API key; each key may be held to some models, to limits and to an expiry."
+          : "Clients of the gateway name a model; the gateway answers from its first model instance that is up, in the order given, and fails over to the next."}
       </p>
       <nav aria-label="Gateway sections" class="tabs">
         <ul>
@@ -51,11 +54,9 @@ export function GatewayModels(props: { tab: Tab }) {
           ))}
         </ul>
       </nav>
-      {props.tab === "models" ? (
-        <GroupsPanel instances={instances.items ?? []} />
-      ) : (
-        <InstancesPanel list={instances} />
-      )}
+      {props.tab === "models" && <GroupsPanel instances={instances.items ?? []} />}
+      {props.tab === "instances" && <InstancesPanel list={instances} />}
+      {props.tab === "keys" && <KeysPanel />}
     </section>
   );
 }

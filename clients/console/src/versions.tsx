@@ -143,7 +143,7 @@ export function VersionsPanel(props: { model: Model }) {
                   <td>
                     {v.created_by} <small class="block">{when(v.created_at)}</small>
                   </td>
-                  <td>
+                  <td class="nowrap">
                     {bytes(v.size_bytes)} <small class="block muted">{v.file_count} files</small>
                   </td>
                   <td>
