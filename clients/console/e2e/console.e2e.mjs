@@ -564,10 +564,11 @@ const ok = await runChecks([
       await on('History').click();
       const history = page.getByRole('dialog', { name: `History of ${seeded.linked_model} on ${seeded.second_device}` });
       for (const action of ['rollback', 'restart', 'start', 'stop']) {
-        await history.getByRole('cell', { name: `${action} by root` }).first().waitFor();
+        const entry = history.getByRole('row').filter({ has: history.getByRole('cell', { name: action, exact: true }) });
+        expect((await entry.first().innerText()).includes('root'), `${action}: not by root`);
       }
       await screenshot(page, shots, 'deployment-history', { height: 1100 });
-      await history.getByRole('button', { name: 'Close', exact: true }).click();
+      await history.locator('footer').getByRole('button', { name: 'Close' }).click();
       // Remove: asked twice, naming the device.
       await page.getByRole('button', { name: `Remove from ${seeded.second_device}` }).click();
       await page.getByRole('button', { name: 'Keep it' }).click();

@@ -324,7 +324,8 @@ function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: (
             <tr>
               <th scope="col">When</th>
               <th scope="col">State</th>
-              <th scope="col">Asked by</th>
+              <th scope="col">Action</th>
+              <th scope="col">By</th>
               <th scope="col">Message</th>
             </tr>
           </thead>
@@ -333,7 +334,8 @@ function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: (
               <tr key={e.id}>
                 <td>{when(e.occurred_at)}</td>
                 <td>{e.state.replace("_", " ")}</td>
-                <td>{e.action ? `${e.action} by ${e.actor ?? "?"}` : `reported by the device`}</td>
+                <td>{e.action ?? "report"}</td>
+                <td>{e.action ? e.actor : "the device"}</td>
                 <td>
                   {e.message}
                   {e.log_tail.length > 0 && <pre class="log-tail">{e.log_tail.join("\n")}</pre>}

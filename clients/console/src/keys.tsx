@@ -131,9 +131,11 @@ export function KeysPanel() {
             <tbody>
               {items.map((k) => (
                 <tr key={k.id}>
-                  <th scope="row">{k.name}</th>
+                  <th scope="row" class="nowrap">
+                    {k.name}
+                  </th>
                   <td>{k.groups === null ? <span class="muted">all</span> : k.groups.join(", ")}</td>
-                  <td>
+                  <td class="nowrap">
                     <code>{k.key_hint}</code>
                   </td>
                   <td>{limitsText(k.limits)}</td>
