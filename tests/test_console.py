@@ -507,6 +507,7 @@ EXPECTED_CHECKS = {
     "Upload a version: manifest read in the browser, bad zips refused",
     "API keys: created and shown once, limits edited (a stale edit is refused), revoked; "
     "the workspace limits",
+    "Request log: filters, cursor paging and Export CSV",
     "Deploy: to chosen devices and by label; actions, history, remove",
 }
 CLOUD_TOKEN = "sk-console-secret-4242-do-not-show"

@@ -455,6 +455,21 @@ const ok = await runChecks([
       await edit.getByLabel('Tokens per day').fill('200000');
       await edit.getByRole('button', { name: 'Save the limits' }).click();
       await row.getByText('120 requests/min, 200,000 tokens/day').waitFor();
+      // Traffic for the request log: 55 listings (more than a page), a chat the model's
+      // instances both fail (the model server answers no POST, nothing listens for the cloud
+      // one: 5xx) and a model that does not exist (4xx).
+      const bearer = { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' };
+      for (let i = 0; i < 55; i++) await fetch(`${config.gateway_url}/v1/models`, { headers: bearer });
+      const chat = (model) =>
+        fetch(`${config.gateway_url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: bearer,
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }] }),
+        });
+      const failed = await chat(seeded.group);
+      expect(failed.status >= 500, `the chat answered ${failed.status}`);
+      const unknown = await chat('no-such-model');
+      expect(unknown.status >= 400 && unknown.status < 500, `an unknown model answered ${unknown.status}`);
       // Revoke, asked twice; the key stops working.
       await page.getByRole('button', { name: 'Revoke support-bot' }).click();
       await page.getByRole('button', { name: 'Yes, revoke support-bot' }).click();
@@ -468,6 +483,53 @@ const ok = await runChecks([
       }
       expect(status === 401, `the revoked key answered ${status}`);
       await page.context().close();
+    },
+  ],
+  [
+    'Request log: filters, cursor paging and Export CSV',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/gateway/requests`);
+      await heading(page, 'Request log').waitFor();
+      const rows = page.locator('table.requests tbody tr');
+      // The gateway writes its log about every second: ask again until the first page is full.
+      for (let i = 0; i < 60 && (await rows.count()) < 50; i++) {
+        await page.waitForTimeout(500);
+        await page.getByRole('button', { name: 'Refresh' }).click();
+        await page.waitForTimeout(300);
+      }
+      expect((await rows.count()) === 50, `first page: ${await rows.count()} rows`);
+      await page.getByRole('button', { name: 'Load more requests' }).click();
+      await page.getByRole('status').filter({ hasText: /^(5[1-9]|[6-9]\d) requests shown/ }).waitFor();
+      await screenshot(page, shots, 'gateway-request-log');
+      // Status class: only the failed chat.
+      const statuses = async () => (await page.locator('table.requests tbody tr td:nth-child(4) .badge').allInnerTexts()).map(Number);
+      await page.getByLabel('Status').selectOption('5xx');
+      await page.getByRole('status').filter({ hasText: /^1 request shown/ }).waitFor();
+      expect((await statuses()).every((s) => s >= 500), `5xx filter: ${await statuses()}`);
+      const failed = await rows.first().innerText();
+      expect(failed.includes(seeded.group) && failed.includes(seeded.local_instance) && failed.includes(seeded.cloud_instance), `failed row: ${failed}`);
+      await screenshot(page, shots, 'gateway-request-log-5xx');
+      // Model and status: the chat model's refused ones (none), then any status.
+      await page.getByLabel('Model', { exact: true }).selectOption(seeded.group);
+      await page.getByLabel('Status').selectOption('4xx');
+      await page.getByText('No requests match these filters.').waitFor();
+      await page.getByLabel('Status').selectOption('');
+      await page.getByRole('status').filter({ hasText: /^1 request shown/ }).waitFor();
+      // A time range in the future: none; Clear the filters brings the first page back.
+      await page.getByLabel('Model', { exact: true }).selectOption('');
+      await page.getByLabel('From').fill('2035-01-01T00:00');
+      await page.getByText('No requests match these filters.').waitFor();
+      await page.getByRole('button', { name: 'Clear the filters' }).click();
+      await page.getByRole('status').filter({ hasText: '50 requests shown, more to load' }).waitFor();
+      // Export: a CSV of the same requests, with a header line.
+      await page.getByLabel('Status').selectOption('4xx');
+      await page.getByRole('status').filter({ hasText: /requests? shown/ }).waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+      const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+      expect(/status/.test(csv[0]) && /group/.test(csv[0]), `CSV header: ${csv[0]}`);
+      expect(csv.length >= 2 && csv.slice(1).every((line) => /,4\d\d,/.test(line)), `CSV rows: ${csv.slice(1, 4)}`);
+      expect(download.suggestedFilename().endsWith('.csv'), `file: ${download.suggestedFilename()}`);
     },
   ],
   [

@@ -131,6 +131,7 @@ export type ApiKey = Gateway.components["schemas"]["KeyRead"];
 export type ApiKeyCreated = Gateway.components["schemas"]["KeyCreated"];
 export type LimitValues = Gateway.components["schemas"]["LimitValues"];
 export type WorkspaceLimits = Gateway.components["schemas"]["WorkspaceLimitsRead"];
+export type LoggedRequest = Gateway.components["schemas"]["LoggedRequest"];
 
 type VersionUpload = Deployer.operations["create_model_version"];
 /** The form `POST /v1/models/{model_id}/versions` takes, as the typed client defines it. */

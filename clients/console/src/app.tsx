@@ -165,5 +165,5 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
 }
 
 function gatewayTab(part: string | undefined): GatewayTab {
-  return part === "instances" || part === "keys" ? part : "models";
+  return part === "instances" || part === "keys" || part === "requests" ? part : "models";
 }

@@ -18,14 +18,25 @@ import {
 } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { KeysPanel } from "./keys.tsx";
+import { RequestLogPanel } from "./requests.tsx";
 import { DialogFooter, ErrorNote, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
 
-export type Tab = "models" | "instances" | "keys";
+export type Tab = "models" | "instances" | "keys" | "requests";
 const TABS: [Tab, string][] = [
   ["models", "Models"],
   ["instances", "Model instances"],
   ["keys", "API keys"],
+  ["requests", "Request log"],
 ];
+const TITLE: Record<Tab, string> = { models: "Models", instances: "Models", keys: "API keys", requests: "Request log" };
+const FAILOVER =
+  "Clients of the gateway name a model; the gateway answers from its first model instance that is up, in the order given, and fails over to the next.";
+const INTRO: Record<Tab, string> = {
+  models: FAILOVER,
+  instances: FAILOVER,
+  keys: "Programs call the gateway with an API key; each key may be held to some models, to limits and to an expiry.",
+  requests: "Every request a program made to the gateway: which model, which instances were tried, the answer and its times.",
+};
 
 export function GatewayModels(props: { tab: Tab }) {
   const { gateway } = useConsole();
@@ -36,13 +47,9 @@ export function GatewayModels(props: { tab: Tab }) {
   return (
     <section aria-labelledby="gateway-title">
       <div class="page-head">
-        <h1 id="gateway-title">{props.tab === "keys" ? "API keys" : "Models"}</h1>
+        <h1 id="gateway-title">{TITLE[props.tab]}</h1>
       </div>
-      <p class="muted">
-        {props.tab === "keys"
-          ? "Programs call the gateway with an API key; each key may be held to some models, to limits and to an expiry."
-          : "Clients of the gateway name a model; the gateway answers from its first model instance that is up, in the order given, and fails over to the next."}
-      </p>
+      <p class="muted">{INTRO[props.tab]}</p>
       <nav aria-label="Gateway sections" class="tabs">
         <ul>
           {TABS.map(([key, label]) => (
@@ -57,6 +64,7 @@ export function GatewayModels(props: { tab: Tab }) {
       {props.tab === "models" && <GroupsPanel instances={instances.items ?? []} />}
       {props.tab === "instances" && <InstancesPanel list={instances} />}
       {props.tab === "keys" && <KeysPanel />}
+      {props.tab === "requests" && <RequestLogPanel />}
     </section>
   );
 }
