@@ -15,6 +15,17 @@ const EMPTY = { group: "", status_class: "", key_id: "", since: "", until: "" };
 
 const iso = (local: string): string | undefined => (local ? new Date(local).toISOString() : undefined);
 
+/** Return the filters as the API's query (empty ones left out). */
+function toQuery(filters: typeof EMPTY) {
+  return {
+    group: filters.group || undefined,
+    status_class: (filters.status_class || undefined) as StatusClass | undefined,
+    key_id: filters.key_id || undefined,
+    since: iso(filters.since),
+    until: iso(filters.until),
+  };
+}
+
 export function RequestLogPanel() {
   const { gateway } = useConsole();
   const groups = useList<Group>(
@@ -36,13 +47,7 @@ export function RequestLogPanel() {
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(null);
 
-  const query = {
-    group: settled.group || undefined,
-    status_class: (settled.status_class || undefined) as StatusClass | undefined,
-    key_id: settled.key_id || undefined,
-    since: iso(settled.since),
-    until: iso(settled.until),
-  };
+  const query = toQuery(settled);
 
   async function load(cursor: string | null) {
     setLoading(cursor ? "more" : "first");
@@ -66,7 +71,8 @@ export function RequestLogPanel() {
     setExportError(null);
     try {
       const { data } = await unwrap(
-        gateway.GET("/v1/requests/export", { params: { query: { ...query, format: "csv" } }, parseAs: "blob" }),
+        // The filters as set now (not the list's, which follows them a moment later).
+        gateway.GET("/v1/requests/export", { params: { query: { ...toQuery(filters), format: "csv" } }, parseAs: "blob" }),
       );
       // The export needs the bearer token, so it is fetched here and handed to the browser.
       const link = document.createElement("a");
