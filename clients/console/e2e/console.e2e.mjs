@@ -502,9 +502,9 @@ const ok = await runChecks([
         await page.waitForTimeout(300);
       }
       expect((await rows.count()) === 50, `first page: ${await rows.count()} rows`);
+      await screenshot(page, shots, 'gateway-request-log');
       await page.getByRole('button', { name: 'Load more requests' }).click();
       await page.getByRole('status').filter({ hasText: /^(5[1-9]|[6-9]\d) requests shown/ }).waitFor();
-      await screenshot(page, shots, 'gateway-request-log');
       // Status class: only the failed chat.
       const statuses = async () => (await page.locator('table.requests tbody tr td:nth-child(4) .badge').allInnerTexts()).map(Number);
       await page.getByLabel('Status').selectOption('5xx');

@@ -93,7 +93,7 @@ export function RequestLogPanel() {
   return (
     <>
       <div class="page-head">
-        <h2>Request log</h2>
+        <h2>Requests</h2>
         <button class="secondary" aria-busy={exporting} disabled={exporting} onClick={() => void exportCsv()}>
           Export CSV
         </button>
