@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { type Deployment, type Device, type DeviceStatus, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Loading, useDebounced, when } from "./ui.tsx";
+import { Confirm, ErrorNote, Loading, useDebounced, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
   online: "Online",
@@ -143,7 +143,6 @@ export function DevicePage(props: { id: string }) {
   const [error, setError] = useState<unknown>(null);
   const [actionError, setActionError] = useState<unknown>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
   const path = { params: { path: { device_id: props.id } } };
 
@@ -180,7 +179,6 @@ export function DevicePage(props: { id: string }) {
   async function act(deployment: Deployment, action: Action) {
     setBusy(deployment.id);
     setActionError(null);
-    setConfirming(null);
     const target = { params: { path: { deployment_id: deployment.id } } };
     try {
       const { data } = await unwrap(
@@ -253,29 +251,30 @@ export function DevicePage(props: { id: string }) {
                   <td>{d.desired_state}</td>
                   <td>{when(d.updated_at)}</td>
                   {canEdit && (
-                    <td>
-                      {confirming === d.id ? (
-                        <span role="group" aria-label={`Delete ${name} from ${device.name}?`}>
-                          <button class="contrast small" onClick={() => act(d, "remove")}>
-                            Yes, delete {name} from this device
-                          </button>{" "}
-                          <button class="secondary outline small" onClick={() => setConfirming(null)}>
-                            Keep it
-                          </button>
-                        </span>
-                      ) : (
-                        offered.map((action) => (
+                    <td class="actions-cell">
+                      {offered
+                        .filter((action) => action !== "remove")
+                        .map((action) => (
                           <button
                             key={action}
-                            class={action === "remove" ? "secondary outline small" : "small"}
+                            class="small"
                             aria-label={`${ACTION_LABEL[action]} ${name}`}
                             aria-busy={busy === d.id}
                             disabled={busy !== null}
-                            onClick={() => (action === "remove" ? setConfirming(d.id) : act(d, action))}
+                            onClick={() => act(d, action)}
                           >
                             {ACTION_LABEL[action]}
                           </button>
-                        ))
+                        ))}{" "}
+                      {offered.includes("remove") && (
+                        <Confirm
+                          text={ACTION_LABEL.remove}
+                          label={`Delete ${name}`}
+                          question={`Delete ${name} from ${device.name}?`}
+                          yes={`Yes, delete ${name} from this device`}
+                          disabled={busy !== null}
+                          onConfirm={() => act(d, "remove")}
+                        />
                       )}
                     </td>
                   )}
