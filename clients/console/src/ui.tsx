@@ -1,6 +1,6 @@
 /** Small pieces every screen uses: labelled fields with their errors, states, badges. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ApiError, type ApprovalState } from "./api.ts";
 
@@ -257,6 +257,11 @@ export function Confirm(props: {
   onConfirm: () => void;
 }) {
   const [asking, setAsking] = useState(false);
+  const keep = useRef<HTMLButtonElement>(null);
+  // The first button is gone once asked: focus goes to the safe answer, not to the page's top.
+  useEffect(() => {
+    if (asking) keep.current?.focus();
+  }, [asking]);
   if (!asking) {
     return (
       <button class="secondary outline small" aria-label={props.label} disabled={props.disabled} onClick={() => setAsking(true)}>
@@ -269,7 +274,7 @@ export function Confirm(props: {
       <button class="contrast small" onClick={() => (setAsking(false), props.onConfirm())}>
         {props.yes}
       </button>{" "}
-      <button class="secondary outline small" onClick={() => setAsking(false)}>
+      <button class="secondary outline small" ref={keep} onClick={() => setAsking(false)}>
         Keep it
       </button>
     </span>
