@@ -155,6 +155,8 @@ export function uploadVersion(options: {
   form: VersionForm;
   idempotencyKey: string;
   onProgress: (sent: number, total: number) => void;
+  /** Aborts the upload (the person closed the dialog). */
+  signal?: AbortSignal;
 }): Promise<VersionCreated> {
   const path: keyof Deployer.paths = "/v1/models/{model_id}/versions";
   // As openapi-fetch builds it: the base URL (which may carry a path prefix), then the path.
@@ -182,6 +184,8 @@ export function uploadVersion(options: {
       if (xhr.status === 201) resolve(answer as VersionCreated);
       else reject(new ApiError(xhr.status, isProblem(answer) ? answer : null));
     };
+    xhr.onabort = () => reject(new DOMException("The upload was cancelled.", "AbortError"));
+    options.signal?.addEventListener("abort", () => xhr.abort());
     xhr.send(body);
   });
 }

@@ -3,7 +3,7 @@
  * with its run manifest) and "Upload a version", which reads the zip's manifest in the browser,
  * shows it, and sends the zip only once the person confirms, with a progress bar.
  */
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 import { type Manifest, type Model, type ModelVersion, unwrap, uploadVersion } from "./api.ts";
 import { useConsole } from "./context.ts";
@@ -181,6 +181,9 @@ function UploadDialog(props: { model: Model; onClose: () => void; onUploaded: (v
   const [title, setTitle] = useState("");
   const [comment, setComment] = useState("");
   const [progress, setProgress] = useState<{ sent: number; total: number } | null>(null);
+  const [cancel] = useState(() => new AbortController());
+  // Closing the dialog (Cancel, Esc) stops an upload under way.
+  useEffect(() => () => cancel.abort(), []);
 
   async function pick(chosen: File | null) {
     setFile(chosen);
@@ -207,6 +210,7 @@ function UploadDialog(props: { model: Model; onClose: () => void; onUploaded: (v
               form: { file, title, comment },
               idempotencyKey: key,
               onProgress: (sent, total) => setProgress({ sent, total }),
+              signal: cancel.signal,
             });
             props.onUploaded(version);
           });
