@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import io
 import json
 import os
 import shutil
 import signal
 import sys
 import threading
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,6 +324,42 @@ class Seeder:
 
 
 DEVICE = "edge-berlin-1"
+# The device the browser deploys to from the model's Deploy section (nothing runs there first).
+SECOND_DEVICE = "edge-munich-1"
+
+
+def project_zips(tmp_path: Path, project: bytes) -> dict[str, str]:
+    """Write the zips the Upload checks pick: a good project (its modelyard.yaml, and some
+    weights so the upload takes a moment), one without a manifest, one with a bad manifest."""
+    good = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(project)) as source, zipfile.ZipFile(good, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr("weights.bin", os.urandom(512 * 1024))
+    paths = {
+        "good": tmp_path / "fraud-detector-2.zip",
+        "no_manifest": tmp_path / "no-manifest.zip",
+        "bad_manifest": tmp_path / "bad-manifest.zip",
+    }
+    paths["good"].write_bytes(good.getvalue())
+    for name, files in (
+        ("no_manifest", {"main.py": "print('hello')\n"}),
+        (
+            "bad_manifest",
+            {
+                "main.py": "print('hello')\n",
+                "modelyard.json": json.dumps(
+                    {"image": "python:3.12", "dockerfile": True, "port": 70000}
+                ),
+            },
+        ),
+    ):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for filename, text in files.items():
+                archive.writestr(filename, text)
+        paths[name].write_bytes(buffer.getvalue())
+    return {name: str(path) for name, path in paths.items()}
 
 
 async def seed_device(
@@ -339,6 +377,10 @@ async def seed_device(
         assert version.status_code == 201, version.text
         device = await http.post("/v1/devices", json={"name": DEVICE, "labels": {"site": "berlin"}})
         assert device.status_code == 201, device.text
+        second = await http.post(
+            "/v1/devices", json={"name": SECOND_DEVICE, "labels": {"site": "munich"}}
+        )
+        assert second.status_code == 201, second.text
         batch = await http.post(
             "/v1/deployments",
             json={"version_id": version.json()["id"], "device_ids": [device.json()["id"]]},
@@ -366,6 +408,28 @@ async def assert_device_as_the_browser_left_it(
     assert taken == ["stop", "start", "remove"], actions
 
 
+async def assert_deploy_as_the_browser_left_it(
+    platform: Platform, token: str, model_id: str
+) -> None:
+    """The deployer holds what root did in the model's Deploy section on the second device:
+    v1, then v2 by label, stop, start, restart, roll back to v1, remove, in order."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=30) as http:
+        items = (await http.get(f"/v1/models/{model_id}/deployments")).json()["items"]
+        (deployment,) = [d for d in items if d["device_name"] == SECOND_DEVICE]
+        assert deployment["desired_state"] == "removed", deployment
+        assert deployment["version_number"] == 1, deployment
+        history = (
+            await http.get(
+                f"/v1/deployments/{deployment['id']}/history",
+                params={"source": "deployer", "sort": "recorded_at"},
+            )
+        ).json()["items"]
+    taken = [entry["action"] for entry in history if entry.get("actor") == "root"]
+    assert taken[-5:] == ["stop", "start", "restart", "rollback", "remove"], taken
+    assert taken.count("deploy") >= 1, taken
+
+
 async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) -> None:
     """The gateway holds what the people made in the browser: two instances, the token sealed,
     the model's failover order as chosen; no answer of its admin API carries the token."""
@@ -384,6 +448,17 @@ async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) 
         one = await http.get(f"/v1/instances/{cloud['id']}")
         for answer in (one.text, groups.text, json.dumps(instances)):
             assert CLOUD_TOKEN not in answer
+        # The API keys screen: the key's limits as edited last, revoked; the workspace ceiling.
+        (key,) = (await http.get("/v1/keys")).json()["items"]
+        assert key["name"] == "support-bot", key
+        assert key["groups"] == ["chat"], key
+        assert key["revoked_at"] is not None, key
+        assert key["expires_at"].startswith("2030-01-01"), key
+        limits = {name: value for name, value in key["limits"].items() if value is not None}
+        assert limits == {"requests_per_minute": 120, "tokens_per_day": 200000}, key
+        ceiling = (await http.get("/v1/limits")).json()
+        assert ceiling["requests_per_minute"] == 600, ceiling
+        assert ceiling["updated_by"] == "root", ceiling
 
 
 async def run_node(script: Path, config: dict[str, Any], tmp_path: Path, timeout: float) -> str:
@@ -429,6 +504,11 @@ EXPECTED_CHECKS = {
     "Model instances: an admin creates a local and a cloud one; the token never comes back",
     "Models: an editor makes a model of two instances in failover order",
     "Device List and Manage models: stop, start and delete a model on a device",
+    "Upload a version: manifest read in the browser, bad zips refused",
+    "API keys: created and shown once, limits edited (a stale edit is refused), revoked; "
+    "the workspace limits",
+    "Request log: filters, cursor paging and Export CSV",
+    "Deploy: to chosen devices and by label; actions, history, remove",
 }
 CLOUD_TOKEN = "sk-console-secret-4242-do-not-show"
 
@@ -520,6 +600,8 @@ async def test_console_in_a_browser(
                     "cloud_token": CLOUD_TOKEN,
                     "group": "chat",
                     "device": DEVICE,
+                    "second_device": SECOND_DEVICE,
+                    "zips": project_zips(tmp_path, project),
                     "linked_model": "fraud-detector",
                     "system": "checkout-risk",
                     "archived_model": "old-model",
@@ -544,6 +626,7 @@ async def test_console_in_a_browser(
     assert saved, "no screenshots saved"
     await assert_gateway_as_the_browser_left_it(platform, token)
     await assert_device_as_the_browser_left_it(platform, token, deployment["id"])
+    await assert_deploy_as_the_browser_left_it(platform, token, linked["id"])
 
     bench = await run_node(
         CONSOLE / "bench" / "bench.mjs",

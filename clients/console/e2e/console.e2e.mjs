@@ -176,6 +176,8 @@ const ok = await runChecks([
         el.getAttribute('aria-describedby').split(' ').map((id) => document.getElementById(id).textContent).join(' '),
       );
       expect(described.trim().length > 0 && /char|empty|blank|white|pattern|match|name/i.test(described), `no error under Name: ${described}`);
+      // Focus moves in the next animation frame: a busy machine may not have drawn it yet.
+      await page.waitForFunction(() => document.activeElement?.getAttribute('aria-invalid') === 'true', null, { timeout: 5000 }).catch(() => {});
       expect(await name.evaluate((el) => el === document.activeElement), 'focus not moved to the invalid field');
       await screenshot(page, shots, 'create-model-error', { height: 1500 });
       // Now a good one, with every field and a markdown description with preview.
@@ -380,6 +382,270 @@ const ok = await runChecks([
       const text = await row.innerText();
       expect(text.indexOf(seeded.local_instance) < text.indexOf(seeded.cloud_instance), `row: ${text}`);
       await screenshot(page, shots, 'gateway-models');
+    },
+  ],
+  [
+    'API keys: created and shown once, limits edited (a stale edit is refused), revoked; the workspace limits',
+    async () => {
+      // An editor (not admin, not operator) reads the keys and changes nothing.
+      const alice = people.alice;
+      await alice.goto(`${url}#/gateway/keys`);
+      await heading(alice, 'API keys').waitFor();
+      await alice.getByText('No API keys yet').waitFor();
+      expect((await alice.getByRole('button', { name: 'Create an API key' }).count()) === 0, 'Create an API key offered to an editor');
+      expect((await alice.getByRole('button', { name: 'Change the workspace limits' }).count()) === 0, 'workspace limits offered to an editor');
+
+      const page = await personPage(browser, url);
+      await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
+      await signIn(page, 'root');
+      await page.getByRole('link', { name: 'Gateway' }).click();
+      await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'API keys' }).click();
+      await heading(page, 'API keys').waitFor();
+      // The workspace's ceiling (admins).
+      await page.getByRole('button', { name: 'Change the workspace limits' }).click();
+      await page.getByLabel('Requests per minute').fill('600');
+      await page.getByRole('button', { name: 'Save the workspace limits' }).click();
+      await page.getByRole('status').filter({ hasText: 'Workspace limits saved.' }).waitFor();
+      await page.getByLabel('Workspace limits now').filter({ hasText: '600 requests/min' }).waitFor();
+      // Create: the key is shown once, with Copy.
+      await page.getByRole('button', { name: 'Create an API key' }).click();
+      const create = page.getByRole('dialog', { name: 'Create an API key' });
+      await create.getByLabel('Name', { exact: true }).fill('support-bot');
+      await create.getByRole('checkbox', { name: seeded.group }).check();
+      await create.getByLabel('Requests per minute').fill('60');
+      await create.getByLabel('Tokens per day').fill('100000');
+      await create.getByLabel('Expires').fill('2030-01-01T12:00');
+      await screenshot(page, shots, 'gateway-create-key', { height: 1100 });
+      await create.getByRole('button', { name: 'Create the API key' }).click();
+      const shown = page.getByRole('dialog', { name: 'Your new API key' });
+      await shown.getByText('it is shown only this once').waitFor();
+      const secret = (await shown.getByLabel('The new API key').innerText()).trim();
+      expect(/^sk-/.test(secret), `the key shown: ${secret}`);
+      await shown.getByRole('button', { name: 'Copy' }).click();
+      await shown.getByRole('status').filter({ hasText: 'Copied to the clipboard.' }).waitFor();
+      expect((await page.evaluate(() => navigator.clipboard.readText())) === secret, 'the clipboard does not hold the key');
+      await screenshot(page, shots, 'gateway-key-created', { height: 900 });
+      await shown.getByRole('button', { name: 'Done, I have copied it' }).click();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'support-bot' }) });
+      await row.getByText('60 requests/min, 100,000 tokens/day').waitFor();
+      const text = await row.innerText();
+      expect(text.includes(seeded.group) && /2030/.test(text) && /active/.test(text), `key row: ${text}`);
+      expect(!(await page.content()).includes(secret), 'the key is still on the page');
+      // The key works at the gateway's OpenAI API, for its model.
+      const models = await fetch(`${config.gateway_url}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } });
+      expect(models.status === 200, `the new key answered ${models.status}`);
+      // Edit in a duplicated tab first; then the stale edit here is refused (412) and reloads.
+      const [second] = await Promise.all([
+        page.context().waitForEvent('page'),
+        page.evaluate(() => window.open(window.location.href)),
+      ]);
+      await second.getByRole('button', { name: 'Edit support-bot' }).click();
+      const secondEdit = second.getByRole('dialog', { name: 'Limits and expiry of support-bot' });
+      await secondEdit.getByLabel('Requests per minute').fill('120');
+      await secondEdit.getByRole('button', { name: 'Save the limits' }).click();
+      await second.getByRole('row').filter({ hasText: '120 requests/min' }).waitFor();
+      await second.close();
+      await page.getByRole('button', { name: 'Edit support-bot' }).click();
+      const edit = page.getByRole('dialog', { name: 'Limits and expiry of support-bot' });
+      await edit.getByLabel('Tokens per day').fill('200000');
+      await edit.getByRole('button', { name: 'Save the limits' }).click();
+      await edit.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+      await screenshot(page, shots, 'gateway-key-412', { height: 1000 });
+      await edit.getByRole('button', { name: 'Reload' }).click();
+      await row.getByText('120 requests/min, 100,000 tokens/day').waitFor();
+      await page.getByRole('button', { name: 'Edit support-bot' }).click();
+      await edit.getByLabel('Tokens per day').fill('200000');
+      await edit.getByRole('button', { name: 'Save the limits' }).click();
+      await row.getByText('120 requests/min, 200,000 tokens/day').waitFor();
+      // Traffic for the request log: a chat the model's instances both fail (the model server
+      // answers no POST, nothing listens for the cloud one: 5xx), then 55 chats with a model
+      // that does not exist (4xx; more than a page of the log).
+      const bearer = { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' };
+      const chat = (model) =>
+        fetch(`${config.gateway_url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: bearer,
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }] }),
+        });
+      const failed = await chat(seeded.group);
+      expect(failed.status >= 500, `the chat answered ${failed.status}`);
+      for (let i = 0; i < 55; i++) {
+        const unknown = await chat('no-such-model');
+        expect(unknown.status >= 400 && unknown.status < 500, `an unknown model answered ${unknown.status}`);
+      }
+      // Revoke, asked twice; the key stops working.
+      await page.getByRole('button', { name: 'Revoke support-bot' }).click();
+      await page.getByRole('button', { name: 'Yes, revoke support-bot' }).click();
+      await row.getByText(/^revoked/).waitFor();
+      expect((await row.getByRole('button', { name: 'Edit support-bot' }).count()) === 0, 'Edit offered on a revoked key');
+      await screenshot(page, shots, 'gateway-keys', { fullPage: true });
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 401; i++) {
+        status = (await fetch(`${config.gateway_url}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } })).status;
+        if (status !== 401) await page.waitForTimeout(200);
+      }
+      expect(status === 401, `the revoked key answered ${status}`);
+      await page.context().close();
+    },
+  ],
+  [
+    'Request log: filters, cursor paging and Export CSV',
+    async () => {
+      const page = people.alice;
+      await page.goto(`${url}#/gateway/requests`);
+      await heading(page, 'Request log').waitFor();
+      const rows = page.locator('table.requests tbody tr');
+      // The gateway writes its log about every second: ask again until the first page is full.
+      for (let i = 0; i < 60 && (await rows.count()) < 50; i++) {
+        await page.waitForTimeout(500);
+        await page.getByRole('button', { name: 'Refresh' }).click();
+        await page.waitForTimeout(300);
+      }
+      expect((await rows.count()) === 50, `first page: ${await rows.count()} rows`);
+      await screenshot(page, shots, 'gateway-request-log');
+      await page.getByRole('button', { name: 'Load more requests' }).click();
+      await page.getByRole('status').filter({ hasText: /^(5[1-9]|[6-9]\d) requests shown/ }).waitFor();
+      // Status class: only the failed chat.
+      const statuses = async () => (await page.locator('table.requests tbody tr td:nth-child(4) .badge').allInnerTexts()).map(Number);
+      await page.getByLabel('Status').selectOption('5xx');
+      await page.getByRole('status').filter({ hasText: /^1 request shown/ }).waitFor();
+      expect((await statuses()).every((s) => s >= 500), `5xx filter: ${await statuses()}`);
+      const failed = await rows.first().innerText();
+      expect(failed.includes(seeded.group) && failed.includes(seeded.local_instance) && failed.includes(seeded.cloud_instance), `failed row: ${failed}`);
+      await screenshot(page, shots, 'gateway-request-log-5xx');
+      // Model and status: the chat model's refused ones (none), then any status.
+      await page.getByLabel('Model').selectOption(seeded.group);
+      await page.getByLabel('Status').selectOption('4xx');
+      await page.getByText('No requests match these filters.').waitFor();
+      await page.getByLabel('Status').selectOption('');
+      await page.getByRole('status').filter({ hasText: /^1 request shown/ }).waitFor();
+      // A time range in the future: none; Clear the filters brings the first page back.
+      await page.getByLabel('Model').selectOption('');
+      await page.getByLabel('From').fill('2035-01-01T00:00');
+      await page.getByText('No requests match these filters.').waitFor();
+      await page.getByRole('button', { name: 'Clear the filters' }).click();
+      await page.getByRole('status').filter({ hasText: '50 requests shown, more to load' }).waitFor();
+      // Export: a CSV of the same requests, with a header line.
+      await page.getByLabel('Status').selectOption('4xx');
+      for (let i = 0; i < 100 && (await statuses()).some((s) => s < 400 || s >= 500); i++) await page.waitForTimeout(100);
+      expect((await statuses()).every((s) => s >= 400 && s < 500), `4xx filter: ${await statuses()}`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+      const csv = fs.readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+      const header = csv[0].split(',');
+      expect(header.includes('status') && header.includes('group'), `CSV header: ${csv[0]}`);
+      // The 4xx rows' fields hold no quoted commas: a plain split finds their status.
+      const odd = csv.slice(1).filter((line) => !/^4\d\d$/.test(line.split(',')[header.indexOf('status')]));
+      expect(csv.length >= 56 && odd.length === 0, `CSV: ${csv.length - 1} rows, not 4xx: ${odd.slice(0, 3).join(' | ')}`);
+      expect(download.suggestedFilename().endsWith('.csv'), `file: ${download.suggestedFilename()}`);
+    },
+  ],
+  [
+    'Upload a version: manifest read in the browser, bad zips refused',
+    async () => {
+      // A viewer (no grant on the model) sees no Upload.
+      const viewer = await personPage(browser, url);
+      await signIn(viewer, 'victor');
+      await openModel(viewer, seeded.linked_model, 'Version');
+      await viewer.getByText('You have no access to this AI model').waitFor();
+      expect((await viewer.getByRole('button', { name: 'Upload a version' }).count()) === 0, 'Upload offered to a viewer');
+      await viewer.context().close();
+
+      const page = await personPage(browser, url);
+      await signIn(page, 'root');
+      people.root = page;
+      await openModel(page, seeded.linked_model, 'Version');
+      await page.getByRole('rowheader', { name: /^v1/ }).waitFor();
+      await page.getByRole('button', { name: 'Upload a version' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Upload a version' });
+      const file = dialog.getByLabel('Project (.zip)');
+      const upload = dialog.getByRole('button', { name: 'Upload the version' });
+      await file.setInputFiles(seeded.zips.no_manifest);
+      await dialog.getByRole('alert').filter({ hasText: 'no run manifest' }).waitFor();
+      expect(await upload.isDisabled(), 'Upload offered for a zip without a manifest');
+      await file.setInputFiles(seeded.zips.bad_manifest);
+      const bad = dialog.getByRole('alert').filter({ hasText: 'not a valid run manifest' });
+      await bad.waitFor();
+      const said = await bad.innerText();
+      expect(/exactly one of image or dockerfile/.test(said) && /port/.test(said), `bad manifest said: ${said}`);
+      await screenshot(page, shots, 'version-upload-refused', { height: 1000 });
+      expect(await upload.isDisabled(), 'Upload offered for a bad manifest');
+      // The good one: its YAML manifest shown before anything is sent.
+      await file.setInputFiles(seeded.zips.good);
+      const facts = dialog.getByRole('definition');
+      await dialog.getByRole('heading', { name: /What will run: modelyard.yaml/ }).waitFor();
+      const shown = await dialog.locator('dl.manifest').innerText();
+      expect(/modelyard\/python-base:bookworm/.test(shown) && /8080/.test(shown) && /openai/.test(shown) && /128 MB/.test(shown), `manifest shown: ${shown}`);
+      expect((await facts.count()) >= 8, 'manifest facts missing');
+      await dialog.getByLabel('Title').fill('faster echo');
+      await dialog.getByLabel('Comment').fill('uploaded from the console');
+      // A slow link, so the progress bar is seen (and photographed) on its way.
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+      await upload.click();
+      await dialog.locator('progress').waitFor();
+      await screenshot(page, shots, 'version-upload', { height: 1100 });
+      await page.getByRole('status').filter({ hasText: 'Version 2 uploaded.' }).waitFor({ timeout: 60000 });
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /^v2/ }) });
+      const text = await row.innerText();
+      expect(/faster echo/.test(text) && /root/.test(text) && /port 8080/.test(text), `v2 row: ${text}`);
+      await screenshot(page, shots, 'model-versions', { fullPage: true });
+    },
+  ],
+  [
+    'Deploy: to chosen devices and by label; actions, history, remove',
+    async () => {
+      const page = people.root;
+      await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
+      await page.getByRole('heading', { name: 'Deploy', level: 2 }).waitFor();
+      // v1 to the chosen device.
+      await page.getByLabel('Version', { exact: true }).selectOption({ index: 1 });
+      await page.getByRole('checkbox', { name: new RegExp(`^${seeded.second_device}`) }).check();
+      await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: `Version 1 asked of 1 device: ${seeded.second_device}` }).waitFor();
+      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.second_device }) });
+      const cell = async (index, want) => {
+        for (let i = 0; i < 100; i++) {
+          if ((await row.getByRole('cell').nth(index).innerText()).trim() === want) return;
+          await page.waitForTimeout(100);
+        }
+        throw new Error(`cell ${index} never read ${want}: ${await row.innerText()}`);
+      };
+      await cell(0, 'v1');
+      // v2 to every device labelled site=munich (the same device: switched to v2).
+      await page.getByRole('radio', { name: 'Every device with a label' }).check();
+      await page.getByLabel('Version', { exact: true }).selectOption({ index: 0 });
+      await page.getByLabel('Label selector').fill('site=munich');
+      await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: `Version 2 asked of 1 device: ${seeded.second_device}` }).waitFor();
+      await cell(0, 'v2');
+      await page.getByRole('rowheader', { name: seeded.device }).waitFor();
+      await screenshot(page, shots, 'model-deploy', { fullPage: true });
+      const on = (action) => page.getByRole('button', { name: `${action} on ${seeded.second_device}` });
+      await on('Stop').click();
+      await cell(2, 'stopped');
+      await on('Start').click();
+      await cell(2, 'running');
+      await on('Restart').click();
+      await cell(2, 'running');
+      await on('Roll back').click();
+      await cell(0, 'v1');
+      await on('History').click();
+      const history = page.getByRole('dialog', { name: `History of ${seeded.linked_model} on ${seeded.second_device}` });
+      for (const action of ['rollback', 'restart', 'start', 'stop']) {
+        const entry = history.getByRole('row').filter({ has: page.getByRole('cell', { name: action, exact: true }) });
+        expect((await entry.first().innerText()).includes('root'), `${action}: not by root`);
+      }
+      await screenshot(page, shots, 'deployment-history', { height: 1100 });
+      await history.locator('footer').getByRole('button', { name: 'Close' }).click();
+      // Remove: asked twice, naming the device.
+      await page.getByRole('button', { name: `Remove from ${seeded.second_device}` }).click();
+      await page.getByRole('button', { name: 'Keep it' }).click();
+      await cell(2, 'running');
+      await page.getByRole('button', { name: `Remove from ${seeded.second_device}` }).click();
+      await page.getByRole('button', { name: `Yes, remove from ${seeded.second_device}` }).click();
+      await cell(2, 'removed');
+      expect((await row.getByRole('button').filter({ hasText: /^(Stop|Start|Restart|Roll back|Remove)$/ }).count()) === 0, 'actions offered on a removed deployment');
     },
   ],
   [

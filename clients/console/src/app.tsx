@@ -17,7 +17,7 @@ import { ModelsList } from "./models-list.tsx";
 import { useRoute } from "./router.ts";
 import { SignIn } from "./sign-in.tsx";
 import { DevicePage, DevicesList } from "./devices.tsx";
-import { GatewayModels } from "./gateway.tsx";
+import { GatewayModels, type Tab as GatewayTab } from "./gateway.tsx";
 import { SystemForm, SystemsList } from "./systems.tsx";
 
 export function App(props: { config: ConsoleConfig; auth: Auth; initial: Session | null }) {
@@ -158,8 +158,12 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
         {section === "systems" && route[1] && route[1] !== "new" && <SystemForm id={route[1]} />}
         {section === "systems" && !route[1] && <SystemsList />}
         {section === "devices" && (route[1] ? <DevicePage id={route[1]} /> : <DevicesList />)}
-        {section === "gateway" && <GatewayModels tab={route[1] === "instances" ? "instances" : "models"} />}
+        {section === "gateway" && <GatewayModels tab={gatewayTab(route[1])} />}
       </main>
     </ContextProvider>
   );
+}
+
+function gatewayTab(part: string | undefined): GatewayTab {
+  return part === "instances" || part === "keys" || part === "requests" ? part : "models";
 }

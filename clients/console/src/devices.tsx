@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { type Deployment, type Device, type DeviceStatus, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Loading, useDebounced, when } from "./ui.tsx";
+import { Confirm, ErrorNote, Loading, useDebounced, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
   online: "Online",
@@ -20,7 +20,7 @@ function StatusBadge(props: { status: DeviceStatus }) {
   return <span class={`badge device-${props.status}`}>{STATUS_LABEL[props.status]}</span>;
 }
 
-function labelsText(labels: Record<string, string>): string {
+export function labelsText(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(", ");
@@ -115,6 +115,23 @@ export function DevicesList() {
 // States the device is still moving through: the page asks again until they settle.
 const MOVING = new Set(["pending", "downloading", "verifying", "building", "starting", "removing"]);
 
+/** Return whether a deployment is still on its way to what was asked of it. */
+export function inMotion(d: Deployment): boolean {
+  return MOVING.has(d.state) || d.state !== d.desired_state;
+}
+
+/** The state a device reported for a deployment, with its message and any policy warning. */
+export function ReportedState(props: { deployment: Deployment }) {
+  const d = props.deployment;
+  return (
+    <>
+      <span class={`badge state-${d.state}`}>{d.state.replace("_", " ")}</span>
+      {d.state_message && <small class="muted"> {d.state_message}</small>}
+      {d.policy_warning && <small class="warning"> {d.policy_warning}</small>}
+    </>
+  );
+}
+
 type Action = "stop" | "start" | "remove";
 const ACTION_LABEL: Record<Action, string> = { stop: "Stop", start: "Start", remove: "Delete" };
 
@@ -126,7 +143,6 @@ export function DevicePage(props: { id: string }) {
   const [error, setError] = useState<unknown>(null);
   const [actionError, setActionError] = useState<unknown>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
   const path = { params: { path: { device_id: props.id } } };
 
@@ -145,7 +161,7 @@ export function DevicePage(props: { id: string }) {
         setError(null);
         // Follow a device that is online and still carrying out a command (an offline one
         // reports nothing until it is back: no asking every 2 s meanwhile).
-        const moving = list.data.items.some((d) => MOVING.has(d.state) || d.state !== d.desired_state);
+        const moving = list.data.items.some(inMotion);
         if (one.data.status === "online" && moving) {
           timer = setTimeout(load, 2000);
         }
@@ -163,7 +179,6 @@ export function DevicePage(props: { id: string }) {
   async function act(deployment: Deployment, action: Action) {
     setBusy(deployment.id);
     setActionError(null);
-    setConfirming(null);
     const target = { params: { path: { deployment_id: deployment.id } } };
     try {
       const { data } = await unwrap(
@@ -231,36 +246,35 @@ export function DevicePage(props: { id: string }) {
                   <th scope="row">{name}</th>
                   <td>v{d.version_number}</td>
                   <td>
-                    <span class={`badge state-${d.state}`}>{d.state.replace("_", " ")}</span>
-                    {d.state_message && <small class="muted"> {d.state_message}</small>}
-                    {d.policy_warning && <small class="warning"> {d.policy_warning}</small>}
+                    <ReportedState deployment={d} />
                   </td>
                   <td>{d.desired_state}</td>
                   <td>{when(d.updated_at)}</td>
                   {canEdit && (
-                    <td>
-                      {confirming === d.id ? (
-                        <span role="group" aria-label={`Delete ${name} from ${device.name}?`}>
-                          <button class="contrast small" onClick={() => act(d, "remove")}>
-                            Yes, delete {name} from this device
-                          </button>{" "}
-                          <button class="secondary outline small" onClick={() => setConfirming(null)}>
-                            Keep it
-                          </button>
-                        </span>
-                      ) : (
-                        offered.map((action) => (
+                    <td class="actions-cell">
+                      {offered
+                        .filter((action) => action !== "remove")
+                        .map((action) => (
                           <button
                             key={action}
-                            class={action === "remove" ? "secondary outline small" : "small"}
+                            class="small"
                             aria-label={`${ACTION_LABEL[action]} ${name}`}
                             aria-busy={busy === d.id}
                             disabled={busy !== null}
-                            onClick={() => (action === "remove" ? setConfirming(d.id) : act(d, action))}
+                            onClick={() => act(d, action)}
                           >
                             {ACTION_LABEL[action]}
                           </button>
-                        ))
+                        ))}{" "}
+                      {offered.includes("remove") && (
+                        <Confirm
+                          text={ACTION_LABEL.remove}
+                          label={`Delete ${name}`}
+                          question={`Delete ${name} from ${device.name}?`}
+                          yes={`Yes, delete ${name} from this device`}
+                          disabled={busy !== null}
+                          onConfirm={() => act(d, "remove")}
+                        />
                       )}
                     </td>
                   )}

@@ -4,7 +4,6 @@
  * backends: local, by host, port and protocol; or cloud, by URL, token and proxy). Secrets go
  * in and never come back: the gateway answers only whether one is stored.
  */
-import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import {
@@ -18,25 +17,26 @@ import {
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Field, Loading, when } from "./ui.tsx";
+import { KeysPanel } from "./keys.tsx";
+import { RequestLogPanel } from "./requests.tsx";
+import { DialogFooter, ErrorNote, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
 
-type Tab = "models" | "instances";
+export type Tab = "models" | "instances" | "keys" | "requests";
 const TABS: [Tab, string][] = [
   ["models", "Models"],
   ["instances", "Model instances"],
+  ["keys", "API keys"],
+  ["requests", "Request log"],
 ];
-
-/** Return the list at `load`, reloaded by `reload()`; null while it loads. */
-function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
-  const [items, setItems] = useState<T[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [attempt, setAttempt] = useState(0);
-  useEffect(() => {
-    setError(null);
-    load().then(setItems, setError);
-  }, [...deps, attempt]);
-  return { items, error, reload: () => setAttempt((n) => n + 1) };
-}
+const TITLE: Record<Tab, string> = { models: "Models", instances: "Models", keys: "API keys", requests: "Request log" };
+const FAILOVER =
+  "Clients of the gateway name a model; the gateway answers from its first model instance that is up, in the order given, and fails over to the next.";
+const INTRO: Record<Tab, string> = {
+  models: FAILOVER,
+  instances: FAILOVER,
+  keys: "Programs call the gateway with an API key; each key may be held to some models, to limits and to an expiry.",
+  requests: "Every request a program made to the gateway: which model, which instances were tried, the answer and its times.",
+};
 
 export function GatewayModels(props: { tab: Tab }) {
   const { gateway } = useConsole();
@@ -47,12 +47,9 @@ export function GatewayModels(props: { tab: Tab }) {
   return (
     <section aria-labelledby="gateway-title">
       <div class="page-head">
-        <h1 id="gateway-title">Models</h1>
+        <h1 id="gateway-title">{TITLE[props.tab]}</h1>
       </div>
-      <p class="muted">
-        Clients of the gateway name a model; the gateway answers from its first model instance that
-        is up, in the order given, and fails over to the next.
-      </p>
+      <p class="muted">{INTRO[props.tab]}</p>
       <nav aria-label="Gateway sections" class="tabs">
         <ul>
           {TABS.map(([key, label]) => (
@@ -64,31 +61,12 @@ export function GatewayModels(props: { tab: Tab }) {
           ))}
         </ul>
       </nav>
-      {props.tab === "models" ? (
-        <GroupsPanel instances={instances.items ?? []} />
-      ) : (
-        <InstancesPanel list={instances} />
-      )}
+      {props.tab === "models" && <GroupsPanel instances={instances.items ?? []} />}
+      {props.tab === "instances" && <InstancesPanel list={instances} />}
+      {props.tab === "keys" && <KeysPanel />}
+      {props.tab === "requests" && <RequestLogPanel />}
     </section>
   );
-}
-
-function ListState<T>(props: {
-  what: string;
-  list: { items: T[] | null; error: unknown; reload: () => void };
-  empty: string;
-  children: (items: T[]) => ComponentChildren;
-}) {
-  const { items, error, reload } = props.list;
-  if (error) return <ErrorNote error={error} onRetry={reload} />;
-  if (items === null) return <Loading what={props.what} />;
-  if (items.length === 0)
-    return (
-      <p role="status" class="empty">
-        {props.empty}
-      </p>
-    );
-  return <>{props.children(items)}</>;
 }
 
 function GroupsPanel(props: { instances: Instance[] }) {
@@ -279,71 +257,6 @@ function secretsLabel(instance: Instance): string {
     ...instance.secret_header_names.map((name) => `header ${name}`),
   ].filter(Boolean);
   return held.length ? `stored: ${held.join(", ")}` : "none";
-}
-
-type DialogRef = { current: HTMLDialogElement | null };
-
-/** A dialog around a form: opened modal, closed by Esc or its close button. */
-function FormDialog(props: {
-  id: string;
-  title: string;
-  dialog: DialogRef;
-  onClose: () => void;
-  children: ComponentChildren;
-}) {
-  const { dialog } = props;
-  useEffect(() => dialog.current?.showModal(), []);
-  return (
-    <dialog ref={dialog} aria-labelledby={props.id} onClose={props.onClose}>
-      <article>
-        <header>
-          <button type="button" aria-label="Close" {...({ rel: "prev" } as object)} onClick={() => dialog.current?.close()} />
-          <h2 id={props.id}>{props.title}</h2>
-        </header>
-        {props.children}
-      </article>
-    </dialog>
-  );
-}
-
-/** A form dialog's end: what went wrong, Cancel, and the submit button (busy while it works). */
-function DialogFooter(props: { dialog: DialogRef; failure: unknown; busy: boolean; submit: string }) {
-  return (
-    <>
-      {props.failure ? <ErrorNote error={props.failure} /> : null}
-      <footer>
-        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
-          Cancel
-        </button>
-        <button type="submit" aria-busy={props.busy} disabled={props.busy}>
-          {props.submit}
-        </button>
-      </footer>
-    </>
-  );
-}
-
-/** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
-function useSubmit(dialog: DialogRef) {
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [failure, setFailure] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  async function submit(call: () => Promise<unknown>) {
-    setBusy(true);
-    setErrors({});
-    setFailure(null);
-    try {
-      await call();
-    } catch (error) {
-      const fields = error instanceof ApiError ? error.fieldErrors() : {};
-      setErrors(fields);
-      if (Object.keys(fields).length === 0) setFailure(error);
-      else requestAnimationFrame(() => dialog.current?.querySelector<HTMLElement>("[aria-invalid=true]")?.focus());
-    } finally {
-      setBusy(false);
-    }
-  }
-  return { errors, failure, busy, submit };
 }
 
 function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance: Instance) => void }) {

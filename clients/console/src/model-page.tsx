@@ -15,15 +15,19 @@ import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
 import { ApprovalBadge, ErrorNote, Field, Loading, when } from "./ui.tsx";
+import { DeployPanel } from "./deploy.tsx";
+import { VersionsPanel } from "./versions.tsx";
 
 const TABS = [
   ["overview", "Overview"],
+  ["versions", "Version"],
+  ["deploy", "Deploy"],
   ["approval", "Approval"],
   ["history", "History"],
   ["settings", "Settings"],
 ] as const;
 
-/** A model's page: Overview, Approval, History and Settings. */
+/** A model's page: Overview, Version, Deploy, Approval, History and Settings. */
 export function ModelPage(props: { id: string; tab: string }) {
   const { registry } = useConsole();
   const [model, setModel] = useState<Model | null>(null);
@@ -76,6 +80,8 @@ export function ModelPage(props: { id: string; tab: string }) {
         </ul>
       </nav>
       {props.tab === "overview" && <Overview model={model} />}
+      {props.tab === "versions" && <VersionsPanel model={model} />}
+      {props.tab === "deploy" && <DeployPanel model={model} />}
       {props.tab === "approval" && <ApprovalPanel model={model} onChanged={reload} />}
       {props.tab === "history" && <History model={model} />}
       {props.tab === "settings" && <Settings model={model} onChanged={setModel} />}

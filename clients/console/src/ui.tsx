@@ -1,6 +1,6 @@
 /** Small pieces every screen uses: labelled fields with their errors, states, badges. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ApiError, type ApprovalState } from "./api.ts";
 
@@ -47,8 +47,15 @@ export function Field(props: {
 }
 
 /** What went wrong, said where the person looks: offline, 412 and the rest. */
-export function ErrorNote(props: { error: unknown; onRetry?: () => void }) {
+export function ErrorNote(props: { error: unknown; onRetry?: () => void; notFound?: string }) {
   const error = props.error;
+  if (props.notFound && error instanceof ApiError && error.status === 404) {
+    return (
+      <p role="alert" class="muted">
+        {props.notFound}
+      </p>
+    );
+  }
   if (!(error instanceof ApiError)) {
     return (
       <p role="alert" class="error">
@@ -121,4 +128,155 @@ export function useDebounced<T>(value: T, ms: number): T {
     return () => clearTimeout(timer);
   }, [value, ms]);
   return settled;
+}
+
+/** Return the list at `load`, reloaded by `reload()`; null while it loads. */
+export function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
+  const [items, setItems] = useState<T[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    setError(null);
+    load().then(setItems, setError);
+  }, [...deps, attempt]);
+  return { items, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+export function ListState<T>(props: {
+  what: string;
+  list: { items: T[] | null; error: unknown; reload: () => void };
+  empty: string;
+  /** What a 404 means here (e.g. no access to the model), said instead of the service's words. */
+  notFound?: string;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  const { items, error, reload } = props.list;
+  if (error) return <ErrorNote error={error} onRetry={reload} notFound={props.notFound} />;
+  if (items === null) return <Loading what={props.what} />;
+  if (items.length === 0)
+    return (
+      <p role="status" class="empty">
+        {props.empty}
+      </p>
+    );
+  return <>{props.children(items)}</>;
+}
+
+export type DialogRef = { current: HTMLDialogElement | null };
+
+/** A dialog around a form: opened modal, closed by Esc or its close button. */
+export function FormDialog(props: {
+  id: string;
+  title: string;
+  dialog: DialogRef;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const { dialog } = props;
+  useEffect(() => dialog.current?.showModal(), []);
+  return (
+    <dialog ref={dialog} aria-labelledby={props.id} onClose={props.onClose}>
+      <article>
+        <header>
+          <button type="button" aria-label="Close" {...({ rel: "prev" } as object)} onClick={() => dialog.current?.close()} />
+          <h2 id={props.id}>{props.title}</h2>
+        </header>
+        {props.children}
+      </article>
+    </dialog>
+  );
+}
+
+/** A form dialog's end: what went wrong, Cancel, and the submit button (busy while it works). */
+export function DialogFooter(props: {
+  dialog: DialogRef;
+  failure: unknown;
+  busy: boolean;
+  submit: string;
+  disabled?: boolean;
+  /** Nothing to submit (a dialog that only shows): one Close button. */
+  closeOnly?: boolean;
+}) {
+  if (props.closeOnly) {
+    return (
+      <footer>
+        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
+          Close
+        </button>
+      </footer>
+    );
+  }
+  return (
+    <>
+      {props.failure ? <ErrorNote error={props.failure} /> : null}
+      <footer>
+        <button type="button" class="secondary" onClick={() => props.dialog.current?.close()}>
+          Cancel
+        </button>
+        <button type="submit" aria-busy={props.busy} disabled={props.busy || props.disabled}>
+          {props.submit}
+        </button>
+      </footer>
+    </>
+  );
+}
+
+/** Submit `call`; on a problem, put its field errors by their fields (focus the first). */
+export function useSubmit(dialog: { current: HTMLElement | null }) {
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [failure, setFailure] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(call: () => Promise<unknown>) {
+    setBusy(true);
+    setErrors({});
+    setFailure(null);
+    try {
+      await call();
+    } catch (error) {
+      const fields = error instanceof ApiError ? error.fieldErrors() : {};
+      setErrors(fields);
+      if (Object.keys(fields).length === 0) setFailure(error);
+      else requestAnimationFrame(() => dialog.current?.querySelector<HTMLElement>("[aria-invalid=true]")?.focus());
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { errors, failure, busy, submit };
+}
+
+/**
+ * A destructive action asked twice: the first button, then "Yes, …" naming what goes, or
+ * "Keep it". `label` is the first button's accessible name (e.g. "Remove from edge-1").
+ */
+export function Confirm(props: {
+  text: string;
+  label?: string;
+  question: string;
+  yes: string;
+  disabled?: boolean;
+  onConfirm: () => void;
+}) {
+  const [asking, setAsking] = useState(false);
+  const keep = useRef<HTMLButtonElement>(null);
+  // The first button is gone once asked: focus goes to the safe answer, not to the page's top.
+  useEffect(() => {
+    if (asking) keep.current?.focus();
+  }, [asking]);
+  if (!asking) {
+    return (
+      <button class="secondary outline small" aria-label={props.label} disabled={props.disabled} onClick={() => setAsking(true)}>
+        {props.text}
+      </button>
+    );
+  }
+  return (
+    <span role="group" aria-label={props.question} class="confirm">
+      <button class="contrast small" onClick={() => (setAsking(false), props.onConfirm())}>
+        {props.yes}
+      </button>{" "}
+      <button class="secondary outline small" ref={keep} onClick={() => setAsking(false)}>
+        Keep it
+      </button>
+    </span>
+  );
 }
