@@ -21,7 +21,7 @@ from modelyard_testkit.testing import recreate_database
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
-async def room_in_this_minute(seconds: float = 25.0) -> None:
+async def room_in_this_minute(seconds: float = 15.0) -> None:
     """Wait until the current clock minute has `seconds` left (counts stay in one window)."""
     left = 60 - time.time() % 60
     if left < seconds:
