@@ -147,7 +147,9 @@ async def traced_admin(traced: GatewayServer) -> AsyncIterator[Admin]:
 
 
 async def flush(gateway: GatewayServer) -> None:
-    await asyncio.to_thread(gateway.app.state.telemetry.flush)
+    """Export what the replica's telemetry holds now (on the replica's loop)."""
+    telemetry = gateway.app.state.telemetry
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(telemetry.flush(), telemetry.loop))
 
 
 async def request_spans(

@@ -151,6 +151,8 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
     replica.usage.start()
     replica.meter.start()
     replica.requests.start()
+    if replica.telemetry is not None:
+        replica.telemetry.start()
     if not settings.consume_events:
         runtime.start_housekeeping()
         return
@@ -177,8 +179,7 @@ async def stop_replica(replica: Replica) -> None:
     await replica.meter.stop()
     await replica.requests.stop()
     if replica.telemetry is not None:
-        # The exporters block (their own HTTP clients): off the event loop.
-        await asyncio.to_thread(replica.telemetry.shutdown)
+        await replica.telemetry.stop()
     if replica.runtime.broker.is_connected:
         with contextlib.suppress(Exception):  # what stays unsent goes with another relay
             await asyncio.wait_for(replica.relay.publish_batch(), 5)

@@ -1,39 +1,35 @@
-"""The OpenTelemetry SDK at work: a SERVER span per client request, a CLIENT span per upstream
-attempt, and the GenAI client metrics, all exported over OTLP/HTTP by background threads.
+"""OpenTelemetry at work: a SERVER span per client request, a CLIENT span per upstream attempt
+and the GenAI client metrics, exported over OTLP/HTTP (protobuf) by a task of the replica's loop.
 
 Span and metric names and attributes follow the OpenTelemetry GenAI semantic conventions; the
 group a client names is `gen_ai.request.model`, the model an instance answered with (when it
 says) `gen_ai.response.model`. Only names, counts, codes and addresses go in: never a prompt or
 an answer.
+
+A request does a few attribute writes and one list append here; spans are encoded (`otlp.py`)
+and sent in batches, every `EXPORT_S` or once `BATCH` requests wait. What cannot be sent is
+dropped and logged, never slowing requests; at most `QUEUE` requests wait for export.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import random
 import time
+from bisect import bisect_left
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
-from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    Span,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    set_span_in_context,
-)
+import aiohttp
 
 from modelyard_gateway.requestlog.record import RequestRecord
-from modelyard_gateway.telemetry import Exporting
+from modelyard_gateway.telemetry import Exporting, otlp
+
+log = logging.getLogger("modelyard.gateway.telemetry")
 
 # The GenAI operation of each OpenAI-compatible path (gen_ai.operation.name).
 OPERATIONS = {
@@ -42,15 +38,33 @@ OPERATIONS = {
     "/v1/embeddings": "embeddings",
 }
 # Bucket boundaries the GenAI semantic conventions advise.
-TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304]
-DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48]
-FIRST_CHUNK_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
+FIRST_CHUNK_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
+EXPORT_S = 2.0  # how often finished spans leave (or sooner: BATCH of them wait)
+BATCH = 1024
+QUEUE = 20_000
+EXPORT_TIMEOUT_S = 10.0
+SCOPE = otlp.scope("modelyard_gateway", "0.1.0")
 _HEX = frozenset("0123456789abcdef")
+_MASK64 = (1 << 64) - 1
+_getrandbits = random.getrandbits
 
 
-def remote_parent(headers: list[tuple[bytes, bytes]]) -> Context | None:
-    """Return the context of a valid W3C `traceparent` request header, or None."""
+def otlp_headers(environ: Mapping[str, str], signal: str) -> dict[str, str]:
+    """Return the headers OTEL_EXPORTER_OTLP_HEADERS and its per-signal variable ask for."""
+    headers: dict[str, str] = {}
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"):
+        for pair in environ.get(name, "").split(","):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip():
+                headers[unquote(key.strip())] = unquote(value.strip())
+    return headers
+
+
+def parse_traceparent(headers: list[tuple[bytes, bytes]]) -> tuple[int, int, int] | None:
+    """Return (trace id, parent span id, trace flags) of a valid `traceparent` header."""
     for name, value in headers:
         if name != b"traceparent":
             continue
@@ -70,223 +84,423 @@ def remote_parent(headers: list[tuple[bytes, bytes]]) -> Context | None:
         trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
         if not trace_id or not span_id:
             return None
-        parent = SpanContext(trace_id, span_id, True, TraceFlags(int(parts[3], 16) & 1))
-        return set_span_in_context(NonRecordingSpan(parent))
+        return trace_id, span_id, int(parts[3], 16)
     return None
 
 
-def traceparent(span: Span) -> str:
-    """Return the W3C `traceparent` value that makes `span` the parent of the upstream's work."""
-    ctx = span.get_span_context()
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+class _Series:
+    """One histogram's cumulative counts for one set of attributes."""
+
+    __slots__ = ("attributes", "buckets", "count", "high", "low", "total")
+
+    def __init__(self, attributes: bytes, size: int) -> None:
+        self.attributes = attributes
+        self.buckets = [0] * (size + 1)
+        self.count = 0
+        self.total = 0.0
+        self.low = float("inf")
+        self.high = float("-inf")
+
+    def add(self, value: float, bounds: tuple[float, ...]) -> None:
+        self.buckets[bisect_left(bounds, value)] += 1
+        self.count += 1
+        self.total += value
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
+
+
+class Histogram:
+    """A cumulative histogram by attribute set (the attributes encoded once per set)."""
+
+    def __init__(self, name: str, unit: str, description: str, bounds: tuple[float, ...]) -> None:
+        self.name, self.unit, self.description = name, unit, description
+        self.bounds = tuple(float(b) for b in bounds)
+        self.bounds_field = otlp.bounds_field(self.bounds)
+        self.series: dict[tuple[Any, ...], _Series] = {}
+
+    def record(self, value: float, key: tuple[Any, ...], names: tuple[str, ...]) -> None:
+        """Count `value` for the attributes `names` = `key` (None values are left out)."""
+        series = self.series.get(key)
+        if series is None:
+            encoded = b"".join(
+                otlp.attribute(n, v) for n, v in zip(names, key, strict=True) if v is not None
+            )
+            series = self.series[key] = _Series(encoded, len(self.bounds))
+        series.add(value, self.bounds)
+
+    def encode(self, start_ns: int, now_ns: int) -> bytes | None:
+        """Return the Metric message of every series, or None when nothing was recorded."""
+        if not self.series:
+            return None
+        points = [
+            otlp.histogram_point(
+                attributes=s.attributes,
+                start_ns=start_ns,
+                now_ns=now_ns,
+                count=s.count,
+                total=s.total,
+                buckets=s.buckets,
+                bounds=self.bounds_field,
+                low=s.low,
+                high=s.high,
+            )
+            for s in self.series.values()
+        ]
+        return otlp.histogram_metric(self.name, self.description, self.unit, points)
+
+
+# Attribute names of the metrics' keys, in key order.
+_MEASURED = (
+    "gen_ai.operation.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "modelyard.workspace",
+    "modelyard.group",
+    "error.type",
+)
+_TOKENS = (*_MEASURED, "gen_ai.token.type")
 
 
 class Telemetry:
-    """One replica's tracer and GenAI meters, with their exporters."""
+    """One replica's traces and GenAI metrics, and the task that exports them."""
 
-    def __init__(self, target: Exporting) -> None:
+    def __init__(self, target: Exporting, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
         self.target = target
-        resource = Resource.create({"service.name": target.service_name})
-        self.tracer_provider = TracerProvider(
-            resource=resource, sampler=ParentBased(TraceIdRatioBased(target.sample_ratio))
-        )
-        self.tracer_provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=target.traces_url))
-        )
-        self.tracer = self.tracer_provider.get_tracer("modelyard_gateway")
-        self.meter_provider: MeterProvider | None = None
-        self.token_usage: Any = None
-        self.duration: Any = None
-        self.first_chunk: Any = None
-        if target.metrics_url is None:
-            return
-        reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=target.metrics_url),
-            export_interval_millis=target.metrics_interval_s * 1000,
-        )
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
-        meter = self.meter_provider.get_meter("modelyard_gateway")
-        self.token_usage = meter.create_histogram(
+        self.sample_bound = int(target.sample_ratio * (1 << 64))
+        self.resource = otlp.resource({"service.name": target.service_name})
+        self.trace_headers = {
+            **otlp_headers(env, "TRACES"),
+            "Content-Type": "application/x-protobuf",
+        }
+        self.metric_headers = {
+            **otlp_headers(env, "METRICS"),
+            "Content-Type": "application/x-protobuf",
+        }
+        self.finished: list[RequestTrace] = []
+        self.dropped = 0
+        self.started_ns = time.time_ns()
+        self.token_usage = Histogram(
             "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Tokens used per request, by token type (input, output).",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            "{token}",
+            "Tokens used per request, by token type (input, output).",
+            TOKEN_BUCKETS,
         )
-        self.duration = meter.create_histogram(
+        self.duration = Histogram(
             "gen_ai.client.operation.duration",
-            unit="s",
-            description="Duration of client requests through the gateway, failover included.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            "s",
+            "Duration of client requests through the gateway, failover included.",
+            DURATION_BUCKETS,
         )
-        self.first_chunk = meter.create_histogram(
+        self.first_chunk = Histogram(
             "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description="Time from a streaming request's arrival to its first chunk.",
-            explicit_bucket_boundaries_advisory=FIRST_CHUNK_BUCKETS,
+            "s",
+            "Time from a streaming request's arrival to its first chunk from the instance.",
+            FIRST_CHUNK_BUCKETS,
         )
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._lock: asyncio.Lock | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-    def request(self, scope: dict[str, Any] | Any, path: str) -> RequestTrace:
+    def request(self, scope: Mapping[str, Any], path: str) -> RequestTrace:
         """Return the trace of a client request that starts now."""
-        return RequestTrace(self, OPERATIONS[path], remote_parent(scope["headers"]))
+        return RequestTrace(self, OPERATIONS[path], scope["headers"])
 
-    def flush(self, timeout_s: float = 10.0) -> None:
-        """Export what is buffered now (blocking: call it off the event loop)."""
-        millis = int(timeout_s * 1000)
-        self.tracer_provider.force_flush(millis)
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(millis)
+    def ended(self, trace: RequestTrace) -> None:
+        """Keep a finished, sampled request for the next export (dropped when the queue is full)."""
+        finished = self.finished
+        if len(finished) >= QUEUE:
+            self.dropped += 1
+            return
+        finished.append(trace)
+        if len(finished) >= BATCH:
+            self._wake.set()
 
-    def shutdown(self) -> None:
-        """Export what is left and stop the exporters (blocking: call it off the event loop)."""
-        self.tracer_provider.shutdown()
-        if self.meter_provider is not None:
-            self.meter_provider.shutdown()
+    # The export task
+
+    def start(self) -> None:
+        """Export in background tasks of the running loop."""
+        self.loop = asyncio.get_running_loop()
+        self._lock = asyncio.Lock()
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=EXPORT_TIMEOUT_S),
+            connector=aiohttp.TCPConnector(limit=2),
+        )
+        self._task = asyncio.create_task(self._export_traces(), name="gateway-otel-traces")
+        if self.target.metrics_url is not None:
+            self._metrics_task = asyncio.create_task(
+                self._export_metrics(), name="gateway-otel-metrics"
+            )
+
+    async def _export_traces(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), EXPORT_S)
+            self._wake.clear()
+            await self.export_traces()
+
+    async def _export_metrics(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.target.metrics_interval_s)
+            await self.export_metrics()
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], what: str) -> bool:
+        assert self._session is not None
+        try:
+            async with self._session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status < 300:
+                    return True
+                log.warning("the OTLP endpoint refused %s: HTTP %d", what, resp.status)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("exporting %s over OTLP failed: %s", what, exc or type(exc).__name__)
+        return False
+
+    async def export_traces(self) -> int:
+        """Send the spans of every finished request now; return how many requests."""
+        assert self._lock is not None
+        async with self._lock:
+            sent = 0
+            while self.finished:
+                batch = self.finished[:BATCH]
+                del self.finished[:BATCH]
+                spans: list[bytes] = []
+                for trace in batch:
+                    trace.encode(spans)
+                body = otlp.traces_request(self.resource, SCOPE, spans)
+                if await self._post(self.target.traces_url, body, self.trace_headers, "spans"):
+                    sent += len(batch)
+                else:
+                    self.dropped += len(batch)
+            return sent
+
+    async def export_metrics(self) -> bool:
+        """Send every metric's cumulative state now; return whether it was accepted."""
+        url = self.target.metrics_url
+        if url is None:
+            return False
+        now = time.time_ns()
+        metrics = [
+            m
+            for m in (
+                h.encode(self.started_ns, now)
+                for h in (self.token_usage, self.duration, self.first_chunk)
+            )
+            if m is not None
+        ]
+        if not metrics:
+            return True
+        body = otlp.metrics_request(self.resource, SCOPE, metrics)
+        return await self._post(url, body, self.metric_headers, "metrics")
+
+    async def flush(self) -> None:
+        """Export what waits now: spans, then metrics."""
+        await self.export_traces()
+        await self.export_metrics()
+
+    async def stop(self) -> None:
+        """Export what is left (a graceful stop), then stop the tasks and close the client."""
+        self._stopping = True
+        for task in (self._task, self._metrics_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._session is None:
+            return
+        try:
+            await self.flush()
+        finally:
+            await self._session.close()
 
 
 class RequestTrace:
-    """The spans of one client request; the proxy reports the points the request passes."""
+    """The spans of one client request: ids now, everything else written down at the end."""
 
     __slots__ = (
-        "_attempt",
-        "_parent",
-        "_span",
+        "_open",
         "_telemetry",
+        "attempts",
+        "end_ns",
         "first_chunk_s",
+        "flags",
         "model",
         "operation",
+        "parent_id",
+        "record",
+        "refusal",
         "response_model",
+        "span_id",
         "started_ns",
+        "trace_hex",
+        "trace_id",
     )
 
-    def __init__(self, telemetry: Telemetry, operation: str, parent: Context | None) -> None:
+    def __init__(
+        self, telemetry: Telemetry, operation: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
         self._telemetry = telemetry
         self.operation = operation
-        self._parent = parent
         self.started_ns = time.time_ns()
-        self._span: Span | None = None
-        self._attempt: Span | None = None
+        parent = parse_traceparent(headers) if headers else None
+        if parent is not None:  # its sampled flag decides, as a ParentBased sampler does
+            self.trace_id, self.parent_id, flags = parent
+            self.flags = (flags & 1) | otlp.HAS_IS_REMOTE | otlp.IS_REMOTE
+        else:
+            self.trace_id = _getrandbits(128) or 1
+            self.parent_id = 0
+            sampled = (self.trace_id & _MASK64) < telemetry.sample_bound
+            self.flags = (1 if sampled else 0) | otlp.HAS_IS_REMOTE
+        self.trace_hex = ""
+        self.span_id = _getrandbits(64) or 1
         self.model: str | None = None  # the group asked for, once the proxy found it
         self.response_model: str | None = None
         self.first_chunk_s: float | None = None  # a stream's first chunk, after the start
-
-    def _server_span(self, model: str | None = None) -> Span:
-        # Started when first needed (a first attempt, or the end) and dated from the request's
-        # arrival, so it is named once.
-        span = self._span
-        if span is None:
-            model = self.model or model
-            span = self._span = self._telemetry.tracer.start_span(
-                f"{self.operation} {model}" if model else self.operation,
-                self._parent,
-                SpanKind.SERVER,
-                start_time=self.started_ns,
-            )
-        return span
-
-    def refused(self, status: int, code: str | None) -> None:
-        """End the span of a request refused before its key was known (no workspace)."""
-        span = self._server_span()
-        span.set_attributes(
-            {
-                "gen_ai.operation.name": self.operation,
-                "http.response.status_code": status,
-                "error.type": code or str(status),
-            }
-        )
-        span.end()
+        # Per attempt: [span id, start, end, instance, model, host, port, outcome, status]
+        self.attempts: list[list[Any]] = []
+        self._open: list[Any] | None = None
+        self.record: RequestRecord | None = None
+        self.refusal: tuple[int, str] | None = None
+        self.end_ns = 0
 
     def attempt(self, instance: str, model: str, host: str, port: int | None) -> str:
         """Start an attempt's CLIENT span; return the traceparent to send with it."""
         self._end_attempt("abandoned", None)
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "gen_ai.request.model": model,
-            "server.address": host,
-            "modelyard.instance": instance,
-        }
-        if port is not None:
-            attributes["server.port"] = port
-        span = self._attempt = self._telemetry.tracer.start_span(
-            f"{self.operation} {model}",
-            set_span_in_context(self._server_span()),
-            SpanKind.CLIENT,
-            attributes,
-        )
-        return traceparent(span)
+        span_id = _getrandbits(64) or 1
+        self._open = [span_id, time.time_ns(), 0, instance, model, host, port, None, None]
+        self.attempts.append(self._open)
+        if not self.trace_hex:
+            self.trace_hex = f"00-{self.trace_id:032x}-"
+        return f"{self.trace_hex}{span_id:016x}-{self.flags & 0xFF:02x}"
 
     def attempt_ended(self, outcome: str, status: int | None = None) -> None:
         """End the current attempt's span with its outcome (`ok` or a failure cause)."""
         self._end_attempt(outcome, status)
 
     def _end_attempt(self, outcome: str, status: int | None) -> None:
-        span = self._attempt
-        if span is None:
-            return
-        self._attempt = None
-        if status is not None:
-            span.set_attribute("http.response.status_code", status)
-        span.set_attribute("modelyard.outcome", outcome)
-        if outcome != "ok":
-            span.set_attribute("error.type", outcome)
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        attempt = self._open
+        if attempt is not None:
+            self._open = None
+            attempt[2] = time.time_ns()
+            attempt[7] = outcome
+            attempt[8] = status
+
+    def refused(self, status: int, code: str | None) -> None:
+        """End a request refused before its key was known (no workspace)."""
+        self.end_ns = time.time_ns()
+        self.refusal = (status, code or str(status))
+        if self.flags & 1:
+            self._telemetry.ended(self)
 
     def finish(self, record: RequestRecord) -> None:
-        """End the request's spans and record its metrics from what the record learned."""
-        status = record.status
-        cause = record.error_cause
-        ended = record.ended if record.ended is not None else time.perf_counter()
-        if self._attempt is not None:  # a stream's attempt lasts as long as the stream
+        """End the request (its record holds what it learned) and count its metrics."""
+        self.end_ns = time.time_ns()
+        self.record = record
+        status, cause = record.status, record.error_cause
+        if self._open is not None:  # a stream's attempt lasts as long as the stream
             self._end_attempt(cause or "ok" if status < 500 else cause or "error", status)
-        group = record.group_name
-        span = self._server_span(group)
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "http.response.status_code": status,
-            "modelyard.workspace": record.workspace,
-            "modelyard.attempts": record.attempts,
-        }
-        if group is not None:
-            attributes["gen_ai.request.model"] = group
-            attributes["modelyard.group"] = group
-        if self.response_model is not None:
-            attributes["gen_ai.response.model"] = self.response_model
-        if record.prompt_tokens is not None:
-            attributes["gen_ai.usage.input_tokens"] = record.prompt_tokens
-        if record.completion_tokens is not None:
-            attributes["gen_ai.usage.output_tokens"] = record.completion_tokens
-        failed = status >= 400 or cause is not None
-        if failed:
-            attributes["error.type"] = cause or str(status)
-        span.set_attributes(attributes)
-        if status >= 500 or (failed and status < 400):
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
         telemetry = self._telemetry
-        if telemetry.token_usage is None:
+        if self.flags & 1:
+            telemetry.ended(self)
+        if telemetry.target.metrics_url is None:
             return
-        measured: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "modelyard.workspace": record.workspace,
-        }
-        if group is not None:
-            measured["gen_ai.request.model"] = group
-            measured["modelyard.group"] = group
-        if self.response_model is not None:
-            measured["gen_ai.response.model"] = self.response_model
-        if failed:
-            telemetry.duration.record(
-                ended - record.started, {**measured, "error.type": attributes["error.type"]}
-            )
-        else:
-            telemetry.duration.record(ended - record.started, measured)
+        group = record.group_name
+        error = (cause or str(status)) if status >= 400 or cause is not None else None
+        key = (self.operation, group, self.response_model, record.workspace, group, error)
+        ended = record.ended if record.ended is not None else time.perf_counter()
+        telemetry.duration.record(ended - record.started, key, _MEASURED)
         if self.first_chunk_s is not None:
-            telemetry.first_chunk.record(self.first_chunk_s, measured)
+            telemetry.first_chunk.record(self.first_chunk_s, key, _MEASURED)
         if record.prompt_tokens is not None:
-            telemetry.token_usage.record(
-                record.prompt_tokens, {**measured, "gen_ai.token.type": "input"}
-            )
+            telemetry.token_usage.record(record.prompt_tokens, (*key, "input"), _TOKENS)
         if record.completion_tokens is not None:
-            telemetry.token_usage.record(
-                record.completion_tokens, {**measured, "gen_ai.token.type": "output"}
+            telemetry.token_usage.record(record.completion_tokens, (*key, "output"), _TOKENS)
+
+    def encode(self, spans: list[bytes]) -> None:
+        """Append the request's span and its attempts' spans, OTLP-encoded, to `spans`."""
+        a, n = otlp.attribute, otlp.number_attribute
+        operation = self.operation
+        trace_id = self.trace_id.to_bytes(16, "big")
+        flags = self.flags
+        record = self.record
+        if record is None:  # refused before its key was known
+            status, error = self.refusal or (0, "unknown")
+            attributes = [
+                a("gen_ai.operation.name", operation),
+                n("http.response.status_code", status),
+                a("error.type", error),
+            ]
+            name = otlp.attribute_name(operation)
+            failed = status >= 500
+        else:
+            status, cause = record.status, record.error_cause
+            group = record.group_name
+            attributes = [
+                a("gen_ai.operation.name", operation),
+                n("http.response.status_code", status),
+                a("modelyard.workspace", record.workspace),
+                n("modelyard.attempts", record.attempts),
+            ]
+            if group is not None:
+                attributes += (a("gen_ai.request.model", group), a("modelyard.group", group))
+            if self.response_model is not None:
+                attributes.append(a("gen_ai.response.model", self.response_model))
+            if record.prompt_tokens is not None:
+                attributes.append(n("gen_ai.usage.input_tokens", record.prompt_tokens))
+            if record.completion_tokens is not None:
+                attributes.append(n("gen_ai.usage.output_tokens", record.completion_tokens))
+            failed = status >= 400 or cause is not None
+            if failed:
+                attributes.append(a("error.type", cause or str(status)))
+            failed = status >= 500 or (failed and status < 400)
+            name = otlp.span_name(operation, self.model or group)
+        spans.append(
+            otlp.span(
+                trace_id=trace_id,
+                span_id=self.span_id,
+                parent_id=self.parent_id,
+                name=name,
+                kind=otlp.SERVER,
+                start_ns=self.started_ns,
+                end_ns=self.end_ns,
+                attributes=attributes,
+                error=failed,
+                flags=flags,
+            )
+        )
+        local = flags & ~otlp.IS_REMOTE
+        for span_id, start, end, instance, model, host, port, outcome, code in self.attempts:
+            attributes = [
+                a("gen_ai.operation.name", operation),
+                a("gen_ai.request.model", model),
+                a("server.address", host),
+                a("modelyard.instance", instance),
+                a("modelyard.outcome", outcome or "abandoned"),
+            ]
+            if port is not None:
+                attributes.append(a("server.port", port))
+            if code is not None:
+                attributes.append(n("http.response.status_code", code))
+            failed = outcome != "ok"
+            if failed:
+                attributes.append(a("error.type", outcome or "abandoned"))
+            spans.append(
+                otlp.span(
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_id=self.span_id,
+                    name=otlp.span_name(operation, model),
+                    kind=otlp.CLIENT,
+                    start_ns=start,
+                    end_ns=end or self.end_ns,
+                    attributes=attributes,
+                    error=failed,
+                    flags=local,
+                )
             )
