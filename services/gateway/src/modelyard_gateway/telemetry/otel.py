@@ -21,6 +21,7 @@ import random
 import time
 from bisect import bisect_left
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -320,6 +321,31 @@ class Telemetry:
             await self._session.close()
 
 
+@lru_cache(maxsize=4096)
+def _request_attributes(operation: str, workspace: str, group: str | None) -> bytes:
+    """Return the attributes a request span shares with every request to its group, encoded."""
+    a = otlp.attribute
+    shared = a("gen_ai.operation.name", operation) + a("modelyard.workspace", workspace)
+    if group is None:
+        return shared
+    return shared + a("gen_ai.request.model", group) + a("modelyard.group", group)
+
+
+@lru_cache(maxsize=4096)
+def _attempt_attributes(
+    operation: str, model: str, host: str, port: int | None, instance: str
+) -> bytes:
+    """Return the attributes an attempt span shares with every attempt at its instance."""
+    a = otlp.attribute
+    shared = (
+        a("gen_ai.operation.name", operation)
+        + a("gen_ai.request.model", model)
+        + a("server.address", host)
+        + a("modelyard.instance", instance)
+    )
+    return shared if port is None else shared + a("server.port", port)
+
+
 class RequestTrace:
     """The spans of one client request: ids now, everything else written down at the end."""
 
@@ -442,13 +468,10 @@ class RequestTrace:
             status, cause = record.status, record.error_cause
             group = record.group_name
             attributes = [
-                a("gen_ai.operation.name", operation),
+                _request_attributes(operation, record.workspace, group),
                 n("http.response.status_code", status),
-                a("modelyard.workspace", record.workspace),
                 n("modelyard.attempts", record.attempts),
             ]
-            if group is not None:
-                attributes += (a("gen_ai.request.model", group), a("modelyard.group", group))
             if self.response_model is not None:
                 attributes.append(a("gen_ai.response.model", self.response_model))
             if record.prompt_tokens is not None:
@@ -477,14 +500,9 @@ class RequestTrace:
         local = flags & ~otlp.IS_REMOTE
         for span_id, start, end, instance, model, host, port, outcome, code in self.attempts:
             attributes = [
-                a("gen_ai.operation.name", operation),
-                a("gen_ai.request.model", model),
-                a("server.address", host),
-                a("modelyard.instance", instance),
+                _attempt_attributes(operation, model, host, port, instance),
                 a("modelyard.outcome", outcome or "abandoned"),
             ]
-            if port is not None:
-                attributes.append(a("server.port", port))
             if code is not None:
                 attributes.append(n("http.response.status_code", code))
             failed = outcome != "ok"
