@@ -11,8 +11,9 @@ pinned to one CPU, the backend and the load generator to the other, on two or mo
 Then the cost of the gateway's per-request bookkeeping: two replicas side by side, `gw-off`
 (the request log off, a key without limits, no tracing) and `gw-on` (a key with limits and a
 workspace ceiling that never refuse, the request log on, OpenTelemetry exporting every span
-over OTLP/HTTP to a loopback sink, `otlp_sink.py`), measured in turns (`--overhead-rounds`,
-medians kept), non-streaming at concurrency 1 (added p50) and 16 (throughput).
+over OTLP/HTTP to a loopback sink, `otlp_sink.py`), with `gw-trace` (tracing alone) beside
+them, measured in turns (`--overhead-rounds`, medians kept), non-streaming at concurrency 1
+(added p50) and 16 (throughput).
 `--only-overhead` skips the proxies' comparison.
 """
 
@@ -245,7 +246,8 @@ def start_sink(procs: Processes, logs: Path) -> str:
 def start_overhead_pair(
     procs: Processes, logs: Path, backend: str, sink: str
 ) -> dict[str, tuple[str, str]]:
-    """Start `gw-off` and `gw-on` on a fresh bench database; return name -> (url, key)."""
+    """Start `gw-off`, `gw-on` and `gw-trace` on a fresh bench database; return name -> (url,
+    key)."""
     env = gateway_env(fresh_database())
     off_env = {**env, "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "false"}
     on_env = {
@@ -255,9 +257,11 @@ def start_overhead_pair(
         "MODELYARD_GATEWAY_OTEL_SAMPLE_RATIO": "1.0",
         "MODELYARD_GATEWAY_OTEL_METRICS_INTERVAL_S": "5",
     }
+    trace_env = {**on_env, "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "false"}
     pair = {
         "gw-off": serve_gateway(procs, logs, off_env, "gateway-off"),
         "gw-on": serve_gateway(procs, logs, on_env, "gateway-on"),
+        "gw-trace": serve_gateway(procs, logs, trace_env, "gateway-trace"),
     }
     backend_port = int(backend.rsplit(":", 1)[1])
     never = 10**9  # limits that are counted and checked, never reached
@@ -584,6 +588,13 @@ def print_overhead(
         f"target +0.050), c=16 {on16['rps']:.0f} vs {off16['rps']:.0f} req/s "
         f"({ratio:.2f} of OFF; target >= 0.90)"
     )
+    trace1, trace16 = results.get(("gw-trace", False, 1)), results.get(("gw-trace", False, 16))
+    if trace1 and trace16:
+        added_trace = trace1["p50_ms"] - direct
+        print(
+            f"tracing alone: added p50 {added_trace:.3f} ms ({added_trace - added_off:+.3f} ms), "
+            f"c=16 {trace16['rps']:.0f} req/s ({trace16['rps'] / off16['rps']:.2f} of OFF)"
+        )
     if sink_stats:
         traces, metrics = sink_stats.get("traces", [0, 0]), sink_stats.get("metrics", [0, 0])
         print(
@@ -616,7 +627,7 @@ def print_table(
             direct = results.get(("direct", stream, concurrency))
             if direct is not None and "failed" in direct:
                 direct = None
-            for name in ("direct", "gateway", "gw-off", "gw-on", "nginx", "litellm"):
+            for name in ("direct", "gateway", "gw-off", "gw-on", "gw-trace", "nginx", "litellm"):
                 if name not in targets or (
                     targets[name][0] is not None and (name, stream, concurrency) not in results
                 ):
