@@ -554,3 +554,43 @@ async def test_a_graceful_stop_exports_the_last_spans(
         if attributes(s.attributes).get("modelyard.workspace") == user.workspace
     ]
     assert len(spans) == 1
+
+
+async def test_a_zero_sample_ratio_records_no_span_but_passes_the_trace_on(
+    make_settings: Callable[..., GatewaySettings],
+    receiver: OtlpReceiver,
+    backends: Callable[[str], FakeBackend],
+) -> None:
+    server = GatewayServer(
+        make_settings(consume_events=False, otel_endpoint=receiver.url, otel_sample_ratio=0.0)
+    ).start()
+    user = Admin(server)
+    try:
+        backend = backends("b")
+        await user.group("chat", [await user.instance(backend)])
+        key = await user.key()
+        for _ in range(2):
+            assert (await post(server, key, chat_body())).status_code == 200
+        sent = backend.headers[-1]["traceparent"]
+        assert sent.startswith("00-")
+        assert sent.endswith("-00")  # not sampled, and said so upstream
+        # A caller that samples decides for its trace.
+        trace_id = secrets.token_hex(16)
+        headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+        assert (await post(server, key, chat_body(), headers)).status_code == 200
+        (request,), _ = await request_spans(server, receiver, user.workspace, 1)
+        assert request.trace_id.hex() == trace_id
+        await flush(server)
+        usage = _points(receiver, "gen_ai.client.token.usage", user.workspace)
+        assert sum(p.count for _, p in usage) == 6  # metrics count every request
+        await asyncio.sleep(0.1)
+        await flush(server)
+        spans = [
+            s
+            for _, s in receiver.spans()
+            if attributes(s.attributes).get("modelyard.workspace") == user.workspace
+        ]
+        assert len(spans) == 1
+    finally:
+        await user.close()
+        await asyncio.to_thread(server.stop)
