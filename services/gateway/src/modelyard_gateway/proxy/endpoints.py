@@ -44,7 +44,7 @@ from modelyard_gateway.routing.strategies import affinity_of
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import UsageRecorder
 
-if TYPE_CHECKING:  # the SDK is imported only when telemetry is configured
+if TYPE_CHECKING:  # telemetry's module is imported only when it is configured
     from modelyard_gateway.telemetry.otel import RequestTrace, Telemetry
 
 log = logging.getLogger("modelyard.gateway.proxy")
@@ -66,7 +66,7 @@ class ProxyEndpoints:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
-        self.telemetry = telemetry  # None: OpenTelemetry is off (no tracer or meter call)
+        self.telemetry = telemetry  # None: OpenTelemetry is off (no telemetry call at all)
         self.keep_records = settings.request_log_enabled
         self.catalog = catalog
         self.proxy = proxy
@@ -225,9 +225,9 @@ class ProxyEndpoints:
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
         if record is not None:
-            records.routed(
-                record, group, raw, stream=stream, body_cap=settings.request_log_body_bytes
-            )
+            # Bodies only for the log: a record kept for the trace alone never holds them.
+            cap = settings.request_log_body_bytes if self.keep_records else 0
+            records.routed(record, group, raw, stream=stream, body_cap=cap)
         if trace is not None:
             trace.model = group.name
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)

@@ -37,7 +37,7 @@ from modelyard_gateway.routing.upstream import (
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import reported_usage
 
-if TYPE_CHECKING:  # the SDK is imported only when telemetry is configured
+if TYPE_CHECKING:  # telemetry's module is imported only when it is configured
     from modelyard_gateway.telemetry.otel import RequestTrace
 
 log = logging.getLogger("modelyard.gateway.proxy")
