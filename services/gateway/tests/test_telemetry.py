@@ -594,3 +594,30 @@ async def test_a_zero_sample_ratio_records_no_span_but_passes_the_trace_on(
     finally:
         await user.close()
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_collector_that_is_down_costs_dropped_spans_not_requests(
+    make_settings: Callable[..., GatewaySettings], backends: Callable[[str], FakeBackend]
+) -> None:
+    server = GatewayServer(
+        make_settings(consume_events=False, otel_endpoint=f"http://127.0.0.1:{free_port()}")
+    ).start()
+    user = Admin(server)
+    try:
+        await user.group("chat", [await user.instance(backends("b"))])
+        key = await user.key()
+        for _ in range(3):
+            assert (await post(server, key, chat_body())).status_code == 200
+        await flush(server)
+        telemetry = server.app.state.telemetry
+        assert telemetry.dropped >= 6  # a request span and an attempt span each
+        assert telemetry.finished == []
+        metrics = (await user.http.get("/metrics")).text
+        dropped = re.search(r"^modelyard_gateway_otel_spans_dropped_total (\S+)$", metrics, re.M)
+        assert dropped is not None
+        assert float(dropped[1]) >= 6
+    finally:
+        await user.close()
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(server.stop)
+        assert asyncio.get_running_loop().time() - started < 10

@@ -133,6 +133,10 @@ limit_refusals = lru_cache(maxsize=4096)(
     ).labels
 )
 
+otel_spans_dropped = Counter(
+    "modelyard_gateway_otel_spans_dropped",
+    "OpenTelemetry spans this replica dropped: the OTLP endpoint failed, or too many waited.",
+)
 request_log_written = Counter(
     "modelyard_gateway_request_log_written",
     "Request log records this replica wrote to the database.",

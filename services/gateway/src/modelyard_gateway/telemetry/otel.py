@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 import aiohttp
 
+from modelyard_gateway import metrics
 from modelyard_gateway.requestlog.record import RequestRecord
 from modelyard_gateway.telemetry import Exporting, otlp
 
@@ -184,7 +185,8 @@ class Telemetry:
         # Spans of finished requests, encoded: bytes are no work for the garbage collector,
         # where thousands of waiting request objects made its collections a cost per request.
         self.finished: list[bytes] = []
-        self.dropped = 0
+        self.dropped = 0  # spans
+        self._failing: set[str] = set()
         self.started_ns = time.time_ns()
         self.token_usage = Histogram(
             "gen_ai.client.token.usage",
@@ -221,7 +223,7 @@ class Telemetry:
         is full)."""
         finished = self.finished
         if len(finished) >= QUEUE:
-            self.dropped += 1
+            self._drop(2)  # about a request's worth
             return
         trace.encode(finished)
         if len(finished) >= BATCH:
@@ -261,10 +263,16 @@ class Telemetry:
             async with self._session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
                 if resp.status < 300:
+                    if what in self._failing:
+                        self._failing.discard(what)
+                        log.info("exporting %s over OTLP works again", what)
                     return True
-                log.warning("the OTLP endpoint refused %s: HTTP %d", what, resp.status)
+                problem = f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("exporting %s over OTLP failed: %s", what, exc or type(exc).__name__)
+            problem = str(exc) or type(exc).__name__
+        if what not in self._failing:  # once per outage, not every interval
+            self._failing.add(what)
+            log.warning("exporting %s over OTLP failed (dropped until it works): %s", what, problem)
         return False
 
     async def export_traces(self) -> int:
@@ -276,11 +284,18 @@ class Telemetry:
                 spans = self.finished[:BATCH]
                 del self.finished[:BATCH]
                 body = otlp.traces_request(self.resource, SCOPE, spans)
-                if await self._post(self.target.traces_url, body, self.trace_headers, "spans"):
-                    sent += len(spans)
-                else:
-                    self.dropped += len(spans)
+                if not await self._post(self.target.traces_url, body, self.trace_headers, "spans"):
+                    # The collector is away: what waits goes too (a stop never waits on it for
+                    # each batch), and the next interval tries again with new spans.
+                    self._drop(len(spans) + len(self.finished))
+                    self.finished.clear()
+                    break
+                sent += len(spans)
             return sent
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        metrics.otel_spans_dropped.inc(count)
 
     async def export_metrics(self) -> bool:
         """Send every metric's cumulative state now; return whether it was accepted."""
