@@ -94,10 +94,9 @@ def parse_traceparent(headers: list[tuple[bytes, bytes]]) -> tuple[int, int, int
 class _Series:
     """One histogram's cumulative counts for one set of attributes."""
 
-    __slots__ = ("attributes", "buckets", "count", "high", "low", "total")
+    __slots__ = ("buckets", "count", "high", "low", "total")
 
-    def __init__(self, attributes: bytes, size: int) -> None:
-        self.attributes = attributes
+    def __init__(self, size: int) -> None:
         self.buckets = [0] * (size + 1)
         self.count = 0
         self.total = 0.0
@@ -114,32 +113,19 @@ class _Series:
             self.high = value
 
 
-class Histogram:
-    """A cumulative histogram by attribute set (the attributes encoded once per set)."""
+class Metric:
+    """A cumulative histogram's name, unit, description and bucket bounds."""
 
     def __init__(self, name: str, unit: str, description: str, bounds: tuple[float, ...]) -> None:
         self.name, self.unit, self.description = name, unit, description
         self.bounds = tuple(float(b) for b in bounds)
         self.bounds_field = otlp.bounds_field(self.bounds)
-        self.series: dict[tuple[Any, ...], _Series] = {}
 
-    def record(self, value: float, key: tuple[Any, ...], names: tuple[str, ...]) -> None:
-        """Count `value` for the attributes `names` = `key` (None values are left out)."""
-        series = self.series.get(key)
-        if series is None:
-            encoded = b"".join(
-                otlp.attribute(n, v) for n, v in zip(names, key, strict=True) if v is not None
-            )
-            series = self.series[key] = _Series(encoded, len(self.bounds))
-        series.add(value, self.bounds)
-
-    def encode(self, start_ns: int, now_ns: int) -> bytes | None:
-        """Return the Metric message of every series, or None when nothing was recorded."""
-        if not self.series:
-            return None
+    def encode(self, series: list[tuple[bytes, _Series]], start_ns: int, now_ns: int) -> bytes:
+        """Return the Metric message of `series` (encoded attributes, counts)."""
         points = [
             otlp.histogram_point(
-                attributes=s.attributes,
+                attributes=attributes,
                 start_ns=start_ns,
                 now_ns=now_ns,
                 count=s.count,
@@ -149,21 +135,60 @@ class Histogram:
                 low=s.low,
                 high=s.high,
             )
-            for s in self.series.values()
+            for attributes, s in series
+            if s.count
         ]
         return otlp.histogram_metric(self.name, self.description, self.unit, points)
 
 
-# Attribute names of the metrics' keys, in key order.
-_MEASURED = (
-    "gen_ai.operation.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "modelyard.workspace",
-    "modelyard.group",
-    "error.type",
+TOKEN_USAGE = Metric(
+    "gen_ai.client.token.usage",
+    "{token}",
+    "Tokens used per request, by token type (input, output).",
+    TOKEN_BUCKETS,
 )
-_TOKENS = (*_MEASURED, "gen_ai.token.type")
+DURATION = Metric(
+    "gen_ai.client.operation.duration",
+    "s",
+    "Duration of client requests through the gateway, failover included.",
+    DURATION_BUCKETS,
+)
+FIRST_CHUNK = Metric(
+    "gen_ai.client.operation.time_to_first_chunk",
+    "s",
+    "Time from a streaming request's arrival to its first chunk from the instance.",
+    FIRST_CHUNK_BUCKETS,
+)
+_INPUT = otlp.attribute("gen_ai.token.type", "input")
+_OUTPUT = otlp.attribute("gen_ai.token.type", "output")
+
+
+class Measures:
+    """The histograms of the requests that share one set of attributes (one lookup each)."""
+
+    __slots__ = ("attributes", "duration", "first_chunk", "input", "output")
+
+    def __init__(
+        self,
+        operation: str,
+        group: str | None,
+        response_model: str | None,
+        workspace: str,
+        error: str | None,
+    ) -> None:
+        a = otlp.attribute
+        attributes = a("gen_ai.operation.name", operation) + a("modelyard.workspace", workspace)
+        if group is not None:
+            attributes += a("gen_ai.request.model", group) + a("modelyard.group", group)
+        if response_model is not None:
+            attributes += a("gen_ai.response.model", response_model)
+        if error is not None:
+            attributes += a("error.type", error)
+        self.attributes = attributes
+        self.duration = _Series(len(DURATION.bounds))
+        self.first_chunk = _Series(len(FIRST_CHUNK.bounds))
+        self.input = _Series(len(TOKEN_USAGE.bounds))
+        self.output = _Series(len(TOKEN_USAGE.bounds))
 
 
 class Telemetry:
@@ -188,24 +213,7 @@ class Telemetry:
         self.dropped = 0  # spans
         self._failing: set[str] = set()
         self.started_ns = time.time_ns()
-        self.token_usage = Histogram(
-            "gen_ai.client.token.usage",
-            "{token}",
-            "Tokens used per request, by token type (input, output).",
-            TOKEN_BUCKETS,
-        )
-        self.duration = Histogram(
-            "gen_ai.client.operation.duration",
-            "s",
-            "Duration of client requests through the gateway, failover included.",
-            DURATION_BUCKETS,
-        )
-        self.first_chunk = Histogram(
-            "gen_ai.client.operation.time_to_first_chunk",
-            "s",
-            "Time from a streaming request's arrival to its first chunk from the instance.",
-            FIRST_CHUNK_BUCKETS,
-        )
+        self.measures: dict[tuple[Any, ...], Measures] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -303,16 +311,17 @@ class Telemetry:
         if url is None:
             return False
         now = time.time_ns()
-        metrics = [
-            m
-            for m in (
-                h.encode(self.started_ns, now)
-                for h in (self.token_usage, self.duration, self.first_chunk)
-            )
-            if m is not None
-        ]
-        if not metrics:
+        measures = list(self.measures.values())
+        if not measures:
             return True
+        start = self.started_ns
+        tokens = [(m.attributes + _INPUT, m.input) for m in measures]
+        tokens += [(m.attributes + _OUTPUT, m.output) for m in measures]
+        metrics = [
+            TOKEN_USAGE.encode(tokens, start, now),
+            DURATION.encode([(m.attributes, m.duration) for m in measures], start, now),
+            FIRST_CHUNK.encode([(m.attributes, m.first_chunk) for m in measures], start, now),
+        ]
         body = otlp.metrics_request(self.resource, SCOPE, metrics)
         return await self._post(url, body, self.metric_headers, "metrics")
 
@@ -338,28 +347,59 @@ class Telemetry:
 
 
 @lru_cache(maxsize=4096)
-def _request_attributes(operation: str, workspace: str, group: str | None) -> bytes:
-    """Return the attributes a request span shares with every request to its group, encoded."""
-    a = otlp.attribute
-    shared = a("gen_ai.operation.name", operation) + a("modelyard.workspace", workspace)
-    if group is None:
-        return shared
-    return shared + a("gen_ai.request.model", group) + a("modelyard.group", group)
+def _request_attributes(
+    operation: str,
+    workspace: str,
+    group: str | None,
+    response_model: str | None,
+    status: int,
+    attempts: int,
+    error: str | None,
+) -> bytes:
+    """Return a request span's attributes but its token counts, encoded (most requests to a
+    group share them all)."""
+    a, n = otlp.attribute, otlp.number_attribute
+    shared = (
+        a("gen_ai.operation.name", operation)
+        + a("modelyard.workspace", workspace)
+        + n("http.response.status_code", status)
+        + n("modelyard.attempts", attempts)
+    )
+    if group is not None:
+        shared += a("gen_ai.request.model", group) + a("modelyard.group", group)
+    if response_model is not None:
+        shared += a("gen_ai.response.model", response_model)
+    if error is not None:
+        shared += a("error.type", error)
+    return shared
 
 
 @lru_cache(maxsize=4096)
 def _attempt_attributes(
-    operation: str, model: str, host: str, port: int | None, instance: str
+    operation: str,
+    model: str,
+    host: str,
+    port: int | None,
+    instance: str,
+    outcome: str,
+    status: int | None,
 ) -> bytes:
-    """Return the attributes an attempt span shares with every attempt at its instance."""
-    a = otlp.attribute
+    """Return an attempt span's attributes, encoded (shared by the attempts like it)."""
+    a, n = otlp.attribute, otlp.number_attribute
     shared = (
         a("gen_ai.operation.name", operation)
         + a("gen_ai.request.model", model)
         + a("server.address", host)
         + a("modelyard.instance", instance)
+        + a("modelyard.outcome", outcome)
     )
-    return shared if port is None else shared + a("server.port", port)
+    if port is not None:
+        shared += a("server.port", port)
+    if status is not None:
+        shared += n("http.response.status_code", status)
+    if outcome != "ok":
+        shared += a("error.type", outcome)
+    return shared
 
 
 class RequestTrace:
@@ -452,17 +492,19 @@ class RequestTrace:
             telemetry.ended(self)
         if telemetry.target.metrics_url is None:
             return
-        group = record.group_name
         error = (cause or str(status)) if status >= 400 or cause is not None else None
-        key = (self.operation, group, self.response_model, record.workspace, group, error)
+        key = (self.operation, record.group_name, self.response_model, record.workspace, error)
+        measures = telemetry.measures.get(key)
+        if measures is None:
+            measures = telemetry.measures[key] = Measures(*key)
         ended = record.ended if record.ended is not None else time.perf_counter()
-        telemetry.duration.record(ended - record.started, key, _MEASURED)
+        measures.duration.add(ended - record.started, DURATION.bounds)
         if self.first_chunk_s is not None:
-            telemetry.first_chunk.record(self.first_chunk_s, key, _MEASURED)
+            measures.first_chunk.add(self.first_chunk_s, FIRST_CHUNK.bounds)
         if record.prompt_tokens is not None:
-            telemetry.token_usage.record(record.prompt_tokens, (*key, "input"), _TOKENS)
+            measures.input.add(record.prompt_tokens, TOKEN_USAGE.bounds)
         if record.completion_tokens is not None:
-            telemetry.token_usage.record(record.completion_tokens, (*key, "output"), _TOKENS)
+            measures.output.add(record.completion_tokens, TOKEN_USAGE.bounds)
 
     def encode(self, spans: list[bytes]) -> None:
         """Append the request's span and its attempts' spans, OTLP-encoded, to `spans`."""
@@ -472,32 +514,34 @@ class RequestTrace:
         flags = self.flags
         record = self.record
         if record is None:  # refused before its key was known
-            status, error = self.refusal or (0, "unknown")
+            status, refusal = self.refusal or (0, "unknown")
             attributes = [
                 a("gen_ai.operation.name", operation),
                 n("http.response.status_code", status),
-                a("error.type", error),
+                a("error.type", refusal),
             ]
             name = otlp.attribute_name(operation)
             failed = status >= 500
         else:
             status, cause = record.status, record.error_cause
             group = record.group_name
+            error = (cause or str(status)) if status >= 400 or cause is not None else None
             attributes = [
-                _request_attributes(operation, record.workspace, group),
-                n("http.response.status_code", status),
-                n("modelyard.attempts", record.attempts),
+                _request_attributes(
+                    operation,
+                    record.workspace,
+                    group,
+                    self.response_model,
+                    status,
+                    record.attempts,
+                    error,
+                )
             ]
-            if self.response_model is not None:
-                attributes.append(a("gen_ai.response.model", self.response_model))
             if record.prompt_tokens is not None:
                 attributes.append(n("gen_ai.usage.input_tokens", record.prompt_tokens))
             if record.completion_tokens is not None:
                 attributes.append(n("gen_ai.usage.output_tokens", record.completion_tokens))
-            failed = status >= 400 or cause is not None
-            if failed:
-                attributes.append(a("error.type", cause or str(status)))
-            failed = status >= 500 or (failed and status < 400)
+            failed = status >= 500 or (error is not None and status < 400)
             name = otlp.span_name(operation, self.model or group)
         spans.append(
             otlp.span(
@@ -515,15 +559,11 @@ class RequestTrace:
         )
         local = flags & ~otlp.IS_REMOTE
         for span_id, start, end, instance, model, host, port, outcome, code in self.attempts:
+            outcome = outcome or "abandoned"
             attributes = [
-                _attempt_attributes(operation, model, host, port, instance),
-                a("modelyard.outcome", outcome or "abandoned"),
+                _attempt_attributes(operation, model, host, port, instance, outcome, code)
             ]
-            if code is not None:
-                attributes.append(n("http.response.status_code", code))
             failed = outcome != "ok"
-            if failed:
-                attributes.append(a("error.type", outcome or "abandoned"))
             spans.append(
                 otlp.span(
                     trace_id=trace_id,
