@@ -186,10 +186,10 @@ class ProxyEndpoints:
             await self._answer(scope, receive, send, path, key, started)
             return
         record = records.begin(key, path)
+        # Watching the response is for the log (its first byte, bodies); a trace needs none.
+        watched = record.watch(send) if self.keep_records else send
         try:
-            await self._answer(
-                scope, receive, record.watch(send), path, key, started, record, trace
-            )
+            await self._answer(scope, receive, watched, path, key, started, record, trace)
         except ClientError as exc:
             record.ended_with(exc.status, exc.code)
             raise
