@@ -7,6 +7,14 @@ nginx as a plain reverse proxy and LiteLLM's proxy (installed on first use into
 `.bench/litellm-venv`), then runs the load generator as a separate process for each target at
 concurrency 1, 16 and 64, non-streaming and streaming; one proxy runs at a time. Proxies are
 pinned to one CPU, the backend and the load generator to the other, on two or more CPUs.
+
+Then the cost of the gateway's per-request bookkeeping: two replicas side by side, `gw-off`
+(the request log off, a key without limits, no tracing) and `gw-on` (a key with limits and a
+workspace ceiling that never refuse, the request log on, OpenTelemetry exporting every span
+over OTLP/HTTP to a loopback sink, `otlp_sink.py`), with `gw-trace` (tracing alone) beside
+them, measured in turns (`--overhead-rounds`, medians kept), non-streaming at concurrency 1
+(added p50) and 16 (throughput).
+`--only-overhead` skips the proxies' comparison.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ LITELLM_VENV = BENCH_DIR / "litellm-venv"
 DB_ADMIN_URL = os.environ.get(
     "MODELYARD_BENCH_ADMIN_DB", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-BENCH_DB = "modelyard_bench_gateway"
+BENCH_DB = os.environ.get("MODELYARD_BENCH_DB", "modelyard_bench_gateway")
 JWT_SECRET = "bench-secret-0123456789abcdefghijklmnop"
 HANG_TIMEOUT_S = 0.5
 LITELLM_MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 4
@@ -109,13 +117,23 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-def http_json(method: str, url: str, body: dict[str, Any] | None, token: str) -> dict[str, Any]:
+def http_json(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None,
+    token: str,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url,
         data=data,
         method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         result: dict[str, Any] = json.loads(response.read())
@@ -133,14 +151,22 @@ def start_backend(procs: Processes, logs: Path) -> str:
     return url
 
 
-def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]:
-    """Start the gateway on a fresh bench database; return (url, client key)."""
-    sys.path.insert(0, str(ROOT / "libs/common/src"))
-    from modelyard_common.auth import issue_token
+def fresh_database() -> str:
+    """Return the URL of the bench database, recreated and migrated."""
     from modelyard_testkit.testing import recreate_database
 
-    db_url = asyncio.run(recreate_database(DB_ADMIN_URL, BENCH_DB))
-    env = {
+    db_url: str = asyncio.run(recreate_database(DB_ADMIN_URL, BENCH_DB))
+    env = {"MODELYARD_DATABASE_URL": db_url, "MODELYARD_ENV": "dev"}
+    subprocess.run([GATEWAY_CLI, "migrate"], env={**os.environ, **env}, check=True)
+    return db_url
+
+
+GATEWAY_CLI = str(Path(PYTHON).parent / "modelyard-gateway")
+
+
+def gateway_env(db_url: str) -> dict[str, str]:
+    """Return the environment of a bench gateway replica."""
+    return {
         "MODELYARD_DATABASE_URL": db_url,
         "MODELYARD_ENV": "dev",  # the bench signs HS256 dev tokens
         "MODELYARD_JWT_SECRET": JWT_SECRET,
@@ -152,17 +178,31 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
         "MODELYARD_GATEWAY_COOLDOWN_S": "0.000001",
         "MODELYARD_GATEWAY_COOLDOWN_MAX_S": "0.000001",
     }
-    gateway_cli = str(Path(PYTHON).parent / "modelyard-gateway")
-    subprocess.run([gateway_cli, "migrate"], env={**os.environ, **env}, check=True)
+
+
+def serve_gateway(procs: Processes, logs: Path, env: dict[str, str], name: str) -> str:
+    """Start one gateway replica (pinned to the proxies' CPU); return its URL once it answers."""
     port = free_port()
     proc = procs.start(
-        pinned([gateway_cli, "serve", "--port", str(port)], PROXY_CPU),
+        pinned([GATEWAY_CLI, "serve", "--port", str(port)], PROXY_CPU),
         env=env,
-        log=logs / "gateway.log",
+        log=logs / f"{name}.log",
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz", 30, proc)
-    token = issue_token(secret=JWT_SECRET, sub="bench", roles=["admin"], workspace="bench")
+    return url
+
+
+def admin_token(workspace: str) -> str:
+    from modelyard_common.auth import issue_token
+
+    return issue_token(secret=JWT_SECRET, sub="bench", roles=["admin"], workspace=workspace)
+
+
+def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]:
+    """Start the gateway on a fresh bench database; return (url, client key)."""
+    url = serve_gateway(procs, logs, gateway_env(fresh_database()), "gateway")
+    token = admin_token("bench")
     backend_port = int(backend.rsplit(":", 1)[1])
 
     def instance(name: str, port: int, **extra: Any) -> str:
@@ -189,6 +229,63 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
     key = str(http_json("POST", url + "/v1/keys", {"name": "bench"}, token)["key"])
     time.sleep(0.5)  # let the catalog reload after the last NOTIFY
     return url, key
+
+
+def start_sink(procs: Processes, logs: Path) -> str:
+    """Start the loopback OTLP/HTTP sink (beside the backend); return its URL."""
+    port = free_port()
+    proc = procs.start(
+        pinned([PYTHON, str(HERE / "otlp_sink.py"), "--port", str(port)], LOAD_CPU),
+        log=logs / "otlp-sink.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/stats", 15, proc)
+    return url
+
+
+def start_overhead_pair(
+    procs: Processes, logs: Path, backend: str, sink: str
+) -> dict[str, tuple[str, str]]:
+    """Start `gw-off`, `gw-on` and `gw-trace` on a fresh bench database; return name -> (url,
+    key)."""
+    env = gateway_env(fresh_database())
+    off_env = {**env, "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "false"}
+    on_env = {
+        **env,
+        "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+        "MODELYARD_GATEWAY_OTEL_SAMPLE_RATIO": "1.0",
+        "MODELYARD_GATEWAY_OTEL_METRICS_INTERVAL_S": "5",
+    }
+    trace_env = {**on_env, "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "false"}
+    pair = {
+        "gw-off": serve_gateway(procs, logs, off_env, "gateway-off"),
+        "gw-on": serve_gateway(procs, logs, on_env, "gateway-on"),
+        "gw-trace": serve_gateway(procs, logs, trace_env, "gateway-trace"),
+    }
+    backend_port = int(backend.rsplit(":", 1)[1])
+    never = 10**9  # limits that are counted and checked, never reached
+    keys: dict[str, tuple[str, str]] = {}
+    for name, url in pair.items():
+        token = admin_token(f"bench-{name}")
+        body = {
+            "name": "fast",
+            "kind": "local",
+            "host": "127.0.0.1",
+            "port": backend_port,
+            "upstream_model": "bench-model",
+            "health_path": "",
+        }
+        fast = str(http_json("POST", url + "/v1/instances", body, token)["id"])
+        http_json("POST", url + "/v1/groups", {"name": "chat", "instance_ids": [fast]}, token)
+        key_body: dict[str, Any] = {"name": "bench"}
+        if name == "gw-on":
+            limits = {"requests_per_minute": never, "tokens_per_minute": never * 1000}
+            http_json("PATCH", url + "/v1/limits", limits, token, {"If-Match": '"0"'})
+            key_body["limits"] = {**limits, "tokens_per_day": never * 10**5}
+        keys[name] = (url, str(http_json("POST", url + "/v1/keys", key_body, token)["key"]))
+    time.sleep(0.5)  # let both catalogs reload after the last NOTIFY
+    return keys
 
 
 def start_nginx(procs: Processes, logs: Path, backend: str) -> str:
@@ -353,6 +450,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--overhead-rounds", type=int, default=3, help="turns of gw-off / gw-on (medians kept)"
+    )
+    parser.add_argument(
+        "--only-overhead", action="store_true", help="direct, gw-off and gw-on only"
+    )
     args = parser.parse_args()
     counts = {1: 300, 16: 1000, 64: 1000} if args.quick else {1: 2000, 16: 5000, 64: 5000}
     litellm_counts = {1: 100, 16: 300, 64: 300} if args.quick else {1: 300, 16: 1000, 64: 1000}
@@ -362,6 +465,7 @@ def main() -> None:
     targets: dict[str, tuple[str | None, str | None, str]] = {}
     results: dict[tuple[str, bool, int], dict[str, Any]] = {}
     failover: dict[str, dict[str, Any]] = {}
+    sink_stats: dict[str, Any] = {}
 
     def measure(name: str, url: str, key: str | None) -> None:
         targets[name] = (url, key, "")
@@ -396,6 +500,18 @@ def main() -> None:
     try:
         backend = start_backend(backend_procs, logs)
         measure("direct", backend, None)
+        overhead_procs = Processes()
+        try:
+            sink = start_sink(overhead_procs, logs)
+            pair = start_overhead_pair(overhead_procs, logs, backend, sink)
+            measure_overhead(pair, results, targets, counts, args.overhead_rounds)
+            time.sleep(6)  # the last spans and metrics leave within one export interval
+            sink_stats.update(json.loads(urllib.request.urlopen(sink + "/stats").read()))
+        finally:
+            overhead_procs.stop_all()
+        if args.only_overhead:
+            print_table(targets, results, failover, logs, sink_stats)
+            return
         # One proxy at a time, each stopped before the next starts: no leftover work competes.
         try:
             gateway, key = start_gateway(procs, logs, backend)
@@ -420,7 +536,7 @@ def main() -> None:
             measure_other(
                 "litellm", lambda others: start_litellm(others, logs, backend), LITELLM_MASTER_KEY
             )
-        print_table(targets, results, failover, logs)
+        print_table(targets, results, failover, logs, sink_stats)
         (logs / "results.json").write_text(
             json.dumps(
                 {f"{k[0]}|{'stream' if k[1] else 'plain'}|{k[2]}": v for k, v in results.items()}
@@ -433,11 +549,66 @@ def main() -> None:
         backend_procs.stop_all()
 
 
+def measure_overhead(
+    pair: dict[str, tuple[str, str]],
+    results: dict[tuple[str, bool, int], dict[str, Any]],
+    targets: dict[str, tuple[str | None, str | None, str]],
+    counts: dict[int, int],
+    rounds: int,
+) -> None:
+    """Measure gw-off and gw-on in turns; keep each one's median run (p50 at c=1, req/s at 16)."""
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(max(rounds, 1)):
+        for concurrency in (1, 16):
+            for name, (url, key) in pair.items():
+                n = max(counts[concurrency], 1000 if concurrency == 1 else 3000)
+                run = loadgen(url, concurrency=concurrency, requests=n, stream=False, key=key)
+                runs.setdefault((name, concurrency), []).append(run)
+    for (name, concurrency), found in runs.items():
+        measure = "p50_ms" if concurrency == 1 else "rps"
+        found.sort(key=lambda r: r[measure])
+        results[(name, False, concurrency)] = found[len(found) // 2]
+        targets[name] = (pair[name][0], pair[name][1], "")
+
+
+def print_overhead(
+    results: dict[tuple[str, bool, int], dict[str, Any]], sink_stats: dict[str, Any]
+) -> None:
+    """Print what limits, the request log and tracing cost (gw-on against gw-off)."""
+    off1, on1 = results.get(("gw-off", False, 1)), results.get(("gw-on", False, 1))
+    off16, on16 = results.get(("gw-off", False, 16)), results.get(("gw-on", False, 16))
+    if not (off1 and on1 and off16 and on16):
+        return
+    direct = results.get(("direct", False, 1), {}).get("p50_ms", float("nan"))
+    added_off, added_on = off1["p50_ms"] - direct, on1["p50_ms"] - direct
+    ratio = on16["rps"] / off16["rps"]
+    print(
+        "limits + request log + tracing ON vs all OFF (plain): "
+        f"added p50 {added_on:.3f} ms vs {added_off:.3f} ms ({added_on - added_off:+.3f} ms; "
+        f"target +0.050), c=16 {on16['rps']:.0f} vs {off16['rps']:.0f} req/s "
+        f"({ratio:.2f} of OFF; target >= 0.90)"
+    )
+    trace1, trace16 = results.get(("gw-trace", False, 1)), results.get(("gw-trace", False, 16))
+    if trace1 and trace16:
+        added_trace = trace1["p50_ms"] - direct
+        print(
+            f"tracing alone: added p50 {added_trace:.3f} ms ({added_trace - added_off:+.3f} ms), "
+            f"c=16 {trace16['rps']:.0f} req/s ({trace16['rps'] / off16['rps']:.2f} of OFF)"
+        )
+    if sink_stats:
+        traces, metrics = sink_stats.get("traces", [0, 0]), sink_stats.get("metrics", [0, 0])
+        print(
+            f"OTLP sink received {traces[0]} trace exports ({traces[1] / 1e6:.1f} MB) and "
+            f"{metrics[0]} metric exports ({metrics[1] / 1e3:.0f} kB)"
+        )
+
+
 def print_table(
     targets: dict[str, tuple[str | None, str | None, str]],
     results: dict[tuple[str, bool, int], dict[str, Any]],
     failover: dict[str, dict[str, Any]],
     logs: Path,
+    sink_stats: dict[str, Any] | None = None,
 ) -> None:
     pin = (
         f"proxies on CPU {PROXY_CPU}, backend+loadgen on CPU {LOAD_CPU}"
@@ -456,8 +627,10 @@ def print_table(
             direct = results.get(("direct", stream, concurrency))
             if direct is not None and "failed" in direct:
                 direct = None
-            for name in ("direct", "gateway", "nginx", "litellm"):
-                if name not in targets:
+            for name in ("direct", "gateway", "gw-off", "gw-on", "gw-trace", "nginx", "litellm"):
+                if name not in targets or (
+                    targets[name][0] is not None and (name, stream, concurrency) not in results
+                ):
                     continue
                 url, _, note = targets[name]
                 mode = "stream" if stream else "plain"
@@ -499,6 +672,8 @@ def print_table(
                 parts.append(f"gateway/nginx throughput {g['rps'] / ng['rps']:.2f}")
             if parts:
                 print(f"{mode:<6} c={concurrency:<3} " + ", ".join(parts))
+    print()
+    print_overhead(results, sink_stats or {})
     print()
     direct_p50 = results[("direct", False, 1)].get("p50_ms", float("nan"))
     for kind, r in failover.items():

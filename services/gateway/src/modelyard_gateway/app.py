@@ -8,6 +8,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI, Request
@@ -40,7 +41,11 @@ from modelyard_gateway.requestlog.router import router as requests_router
 from modelyard_gateway.requestlog.writer import RequestLog
 from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.settings import GatewaySettings
+from modelyard_gateway.telemetry import configure as configure_telemetry
 from modelyard_gateway.usage.service import UsageRecorder
+
+if TYPE_CHECKING:
+    from modelyard_gateway.telemetry.otel import Telemetry
 
 # How long the policy gate waits for the registry before it judges from its projection alone.
 REGISTRY_TIMEOUT_S = 5.0
@@ -93,6 +98,7 @@ class Replica:
     requests: RequestLog
     relay: OutboxRelay
     registry_http: httpx.AsyncClient
+    telemetry: Telemetry | None = None  # OpenTelemetry, when configured
 
 
 def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
@@ -123,7 +129,9 @@ def build_replica(app: FastAPI, settings: GatewaySettings) -> Replica:
     app.state.check_limiter = CheckLimiter(
         burst=settings.check_burst, window_s=settings.check_window_s
     )
-    return Replica(runtime, routing, usage, meter, requests, relay, registry_http)
+    telemetry = configure_telemetry(settings)
+    app.state.telemetry = telemetry
+    return Replica(runtime, routing, usage, meter, requests, relay, registry_http, telemetry)
 
 
 async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replica) -> None:
@@ -138,10 +146,13 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
         usage=replica.usage,
         meter=replica.meter,
         requests=replica.requests,
+        telemetry=replica.telemetry,
     )
     replica.usage.start()
     replica.meter.start()
     replica.requests.start()
+    if replica.telemetry is not None:
+        replica.telemetry.start()
     if not settings.consume_events:
         runtime.start_housekeeping()
         return
@@ -162,10 +173,13 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
 
 
 async def stop_replica(replica: Replica) -> None:
-    """Flush the usage counts and the request log, stop background work, close connections."""
+    """Flush the usage counts, the request log and telemetry, stop background work, close
+    connections."""
     await replica.usage.stop()
     await replica.meter.stop()
     await replica.requests.stop()
+    if replica.telemetry is not None:
+        await replica.telemetry.stop()
     if replica.runtime.broker.is_connected:
         with contextlib.suppress(Exception):  # what stays unsent goes with another relay
             await asyncio.wait_for(replica.relay.publish_batch(), 5)

@@ -26,6 +26,26 @@ LATENCY_BUCKETS = (
     60.0,
 )
 
+# The gateway's own time per request is a fraction of a millisecond: finer buckets there.
+ADDED_BUCKETS = (
+    0.0001,
+    0.0002,
+    0.0003,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.5,
+)
+FIRST_BYTE_BUCKETS = (0.0005, *LATENCY_BUCKETS)
+
 M = TypeVar("M", Counter, Histogram)
 
 
@@ -77,6 +97,26 @@ ttfb = per_instance(
         buckets=LATENCY_BUCKETS,
     )
 )
+_PER_GROUP = ["workspace", "group"]
+first_byte = lru_cache(maxsize=4096)(
+    Histogram(
+        "modelyard_gateway_first_byte_seconds",
+        "Time from a client request's arrival until the first bytes of its answer arrived from "
+        "the instance that served it (a stream's first chunk, an answer's headers), failover "
+        "included.",
+        _PER_GROUP,
+        buckets=FIRST_BYTE_BUCKETS,
+    ).labels
+)
+added = lru_cache(maxsize=4096)(
+    Histogram(
+        "modelyard_gateway_added_seconds",
+        "The gateway's own time per answered request: its whole time minus the time spent "
+        "waiting on upstreams (a stream counts as upstream time from its first chunk on).",
+        _PER_GROUP,
+        buckets=ADDED_BUCKETS,
+    ).labels
+)
 limit_leases = lru_cache(maxsize=64)(
     Counter(
         "modelyard_gateway_limit_leases",
@@ -93,6 +133,10 @@ limit_refusals = lru_cache(maxsize=4096)(
     ).labels
 )
 
+otel_spans_dropped = Counter(
+    "modelyard_gateway_otel_spans_dropped",
+    "OpenTelemetry spans this replica dropped: the OTLP endpoint failed, or too many waited.",
+)
 request_log_written = Counter(
     "modelyard_gateway_request_log_written",
     "Request log records this replica wrote to the database.",

@@ -94,6 +94,11 @@ class GatewaySettings(ServiceSettings):
         description="How often a replica writes its usage counts (and their events); a crash "
         "loses at most this much of its counts.",
     )
+    request_log_enabled: bool = Field(
+        default=True,
+        description="Keep one record per client request; false: no record is built or kept "
+        "(benchmarks, or a replica whose traffic is logged elsewhere).",
+    )
     request_log_retention_days: int = Field(
         default=180,
         ge=1,
@@ -117,6 +122,28 @@ class GatewaySettings(ServiceSettings):
         description="Cap on each prompt and answer kept for groups with `log_bodies`.",
     )
     consume_events: bool = True
+    # OpenTelemetry (off unless an OTLP/HTTP endpoint is configured, here or by the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variables).
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL (traces to {url}/v1/traces, metrics to {url}/v1/metrics); "
+        "overrides OTEL_EXPORTER_OTLP_ENDPOINT.",
+    )
+    otel_service_name: str | None = Field(
+        default=None,
+        description="service.name of spans and metrics; default OTEL_SERVICE_NAME, else "
+        "modelyard-gateway.",
+    )
+    otel_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of traces started here that are recorded (an incoming traceparent's "
+        "sampled flag is followed).",
+    )
+    otel_metrics_interval_s: float = Field(
+        default=60.0, gt=0, description="How often OpenTelemetry metrics are exported."
+    )
 
     @field_validator("egress_allow", "egress_deny", "egress_local_networks", mode="before")
     @classmethod

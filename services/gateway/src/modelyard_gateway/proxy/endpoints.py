@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard_gateway import metrics
 from modelyard_gateway.limits.meter import Admission, Meter, Refused
@@ -44,6 +44,9 @@ from modelyard_gateway.routing.strategies import affinity_of
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import UsageRecorder
 
+if TYPE_CHECKING:  # telemetry's module is imported only when it is configured
+    from modelyard_gateway.telemetry.otel import RequestTrace, Telemetry
+
 log = logging.getLogger("modelyard.gateway.proxy")
 
 
@@ -60,8 +63,11 @@ class ProxyEndpoints:
         usage: UsageRecorder,
         meter: Meter,
         requests: RequestLog,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry = telemetry  # None: OpenTelemetry is off (no telemetry call at all)
+        self.keep_records = settings.request_log_enabled
         self.catalog = catalog
         self.proxy = proxy
         self.usage = usage
@@ -167,10 +173,23 @@ class ProxyEndpoints:
         await send_bytes(send, 200, body.model_dump_json().encode(), [JSON])
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        key = await self._client_key(scope)
-        record = records.begin(key, path)
+        started = time.perf_counter()
+        trace = None if self.telemetry is None else self.telemetry.request(scope, path)
         try:
-            await self._answer(scope, receive, record.watch(send), path, key, record)
+            key = await self._client_key(scope)
+        except ClientError as exc:
+            if trace is not None:
+                trace.refused(exc.status, exc.code)
+            raise
+        # The record is also what the trace reads its attributes from.
+        if not self.keep_records and trace is None:
+            await self._answer(scope, receive, send, path, key, started)
+            return
+        record = records.begin(key, path)
+        # Watching the response is for the log (its first byte, bodies); a trace needs none.
+        watched = record.watch(send) if self.keep_records else send
+        try:
+            await self._answer(scope, receive, watched, path, key, started, record, trace)
         except ClientError as exc:
             record.ended_with(exc.status, exc.code)
             raise
@@ -182,7 +201,10 @@ class ProxyEndpoints:
             raise
         finally:
             record.ended = time.perf_counter()
-            self.requests.record(record)
+            if self.keep_records:
+                self.requests.record(record)
+            if trace is not None:
+                trace.finish(record)
 
     async def _answer(
         self,
@@ -191,23 +213,34 @@ class ProxyEndpoints:
         send: Send,
         path: str,
         key: ClientKey,
-        record: RequestRecord,
+        started: float,
+        record: RequestRecord | None = None,
+        trace: RequestTrace | None = None,
     ) -> None:
         settings = self.settings
         raw = await read_body(receive, settings.max_body_bytes)
         request = parse_request(raw)
-        records.requested(record, request)
+        if record is not None:
+            records.requested(record, request)
         group = self._group(key, request["model"])
         stream = path in STREAMING_PATHS and request.get("stream") is True
-        records.routed(record, group, raw, stream=stream, body_cap=settings.request_log_body_bytes)
+        if record is not None:
+            # Bodies only for the log: a record kept for the trace alone never holds them.
+            cap = settings.request_log_body_bytes if self.keep_records else 0
+            records.routed(record, group, raw, stream=stream, body_cap=cap)
+        if trace is not None:
+            trace.model = group.name
         deadline = asyncio.get_running_loop().time() + budget(scope, settings)
         admission = await self._admit(key)
         affinity = None if group.sticky_by is None else affinity_of(group, key, scope["headers"])
         result = await self.proxy.forward(
-            group, path, request, stream=stream, deadline=deadline, affinity=affinity
+            group, path, request, stream=stream, deadline=deadline, affinity=affinity, trace=trace
         )
         if isinstance(result, Answer):
-            records.answered(record, result)
+            if record is not None:
+                records.answered(record, result)
+            if trace is not None:
+                trace.response_model = result.model
             self.usage.record(group, error=result.status >= 400, usage=result.usage)
             admission.spend(result.usage)
             headers = [
@@ -218,13 +251,23 @@ class ProxyEndpoints:
                 *admission.headers(),
             ]
             await send_bytes(send, result.status, result.body, headers)
+            metrics.first_byte(group.workspace, group.name).observe(result.first_byte - started)
         elif isinstance(result, StreamAnswer):
-            records.answered(record, result)
+            if record is not None:
+                records.answered(record, result)
+            first_byte = result.first_byte - started
+            if trace is not None:
+                trace.first_chunk_s = first_byte
+            metrics.first_byte(group.workspace, group.name).observe(first_byte)
             await self.streams.relay(group, result, receive, send, admission, record)
         else:
-            records.exhausted(record, result)
+            if record is not None:
+                records.exhausted(record, result)
             self.usage.record(group, error=True)
             await self._exhausted(group, result, send, admission)
+        # Whatever the gateway did itself: parsing, routing, limits, relaying, answering.
+        own = time.perf_counter() - started - result.waited
+        metrics.added(group.workspace, group.name).observe(own)
 
     async def _exhausted(
         self, group: GroupRoute, result: Exhausted, send: Send, admission: Admission

@@ -15,7 +15,8 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -35,6 +36,9 @@ from modelyard_gateway.routing.upstream import (
 )
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_gateway.usage.service import reported_usage
+
+if TYPE_CHECKING:  # telemetry's module is imported only when it is configured
+    from modelyard_gateway.telemetry.otel import RequestTrace
 
 log = logging.getLogger("modelyard.gateway.proxy")
 
@@ -60,6 +64,7 @@ class Call:
     request: Mapping[str, Any]
     stream: bool
     deadline: float  # event loop clock
+    trace: RequestTrace | None = None  # None: OpenTelemetry is off
 
 
 @dataclass(slots=True)
@@ -73,6 +78,9 @@ class Answer:
     body: bytes
     usage: Mapping[str, Any] | None = None  # what the backend reported it used (OpenAI `usage`)
     earlier: list[Outcome] = field(default_factory=list)  # instances that failed before it
+    model: str | None = None  # the model the answer says answered (OpenAI `model`)
+    first_byte: float = 0.0  # when its headers arrived (perf_counter)
+    waited: float = 0.0  # seconds spent on upstream attempts, this one included
 
 
 @dataclass(slots=True)
@@ -88,6 +96,8 @@ class StreamAnswer:
     ticket: Ticket
     idle_timeout: float = 60.0
     earlier: list[Outcome] = field(default_factory=list)  # instances that failed before it
+    first_byte: float = 0.0  # when its first chunk arrived (perf_counter)
+    waited: float = 0.0  # seconds spent on upstream attempts (the relay adds the stream's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,7 @@ class Exhausted:
 
     attempts: int
     outcomes: list[Outcome] = field(default_factory=list)
+    waited: float = 0.0  # seconds spent on upstream attempts
 
     def client_view(self) -> list[dict[str, Any]]:
         """Return what a client may see: each instance's reason code, never addresses or texts."""
@@ -152,16 +163,18 @@ class ProxyService:
         stream: bool,
         deadline: float | None = None,
         affinity: int | None = None,
+        trace: RequestTrace | None = None,
     ) -> Answer | StreamAnswer | Exhausted:
         """Return the first usable answer of the group's instances, or why there is none.
 
         `deadline` is on the event loop's clock (`loop.time()`); no attempt starts after it.
-        `affinity` names the client of a sticky group (`strategies.affinity_of`).
+        `affinity` names the client of a sticky group (`strategies.affinity_of`); `trace`
+        (OpenTelemetry on) gets a span per attempt.
         """
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.settings.request_deadline_s
-        call = Call(group, path, request, stream, deadline)
+        call = Call(group, path, request, stream, deadline, trace)
         result = Exhausted(0)
         passed_over: list[InstanceRoute] = []
         for inst in attempt_order(group, self.board, affinity):
@@ -176,6 +189,7 @@ class ProxyService:
             answer = await self._try(call, inst, ticket, result)
             if answer is not None:
                 answer.earlier = result.outcomes
+                answer.waited = result.waited
                 return answer
         # Nothing answered: whatever was passed over may have recovered since; try it now.
         passed_over.sort(key=self.board.retry_order)
@@ -183,6 +197,7 @@ class ProxyService:
             answer = await self._try(call, inst, self.board.force(inst), result)
             if answer is not None:
                 answer.earlier = result.outcomes
+                answer.waited = result.waited
                 return answer
         metrics.requests(group.workspace, group.name, "", "exhausted").inc()
         if result.outcomes:
@@ -207,9 +222,19 @@ class ProxyService:
             )
             return None
         result.attempts += 1
+        trace = call.trace
+        parent = (
+            None
+            if trace is None
+            else trace.attempt(inst.name, inst.upstream_model, *_address(inst))
+        )
+        started = time.perf_counter()
         try:
-            answer = await self._attempt(call, inst, ticket, result.attempts)
+            answer = await self._attempt(call, inst, ticket, result.attempts, parent)
         except UpstreamFailure as failure:
+            result.waited += time.perf_counter() - started
+            if trace is not None:
+                trace.attempt_ended(failure.cause, failure.status)
             if failure.cause != DEADLINE_EXCEEDED:
                 self.board.failed(ticket, failure.reason, failure.retry_after, failure.cause)
             else:
@@ -221,13 +246,21 @@ class ProxyService:
             # The client went away (cancellation) or a bug: no verdict on the instance.
             self.board.abandoned(ticket)
             raise
+        result.waited += time.perf_counter() - started
         if isinstance(answer, Answer):
+            if trace is not None:
+                trace.attempt_ended("ok", answer.status)
             self.board.succeeded(ticket)
             metrics.requests(group.workspace, group.name, inst.name, "ok").inc()
         return answer
 
     async def _attempt(
-        self, call: Call, inst: InstanceRoute, ticket: Ticket, attempts: int
+        self,
+        call: Call,
+        inst: InstanceRoute,
+        ticket: Ticket,
+        attempts: int,
+        traceparent: str | None = None,
     ) -> Answer | StreamAnswer:
         group, stream, deadline = call.group, call.stream, call.deadline
         limits = self.deadlines(inst, stream=stream)
@@ -246,6 +279,7 @@ class ProxyService:
                 connect_timeout=limits.connect,
                 read_timeout=limits.stream_idle,
                 until=bound,
+                traceparent=traceparent,
             )
         except BoundReached as exc:
             raise _expired(bound < deadline, limits.first_byte) from exc
@@ -264,17 +298,27 @@ class ProxyService:
                     cause,
                     f"HTTP {status}: {detail[:200]}",
                     retry_after if status in (429, 503) else None,
+                    status=status,
                 )
             if stream and status == 200:
                 first = await resp.next_chunk()
                 if not first:
                     raise UpstreamFailure("dropped", "stream ended before its first byte")
-                took = time.perf_counter() - started
+                arrived = time.perf_counter()
+                took = arrived - started
                 metrics.ttfb(group.workspace, group.name, inst.name).observe(took)
                 self.board.took(inst.id, took)
                 resp.until = deadline
                 return StreamAnswer(
-                    inst, attempts, status, content_type, first, resp, ticket, limits.stream_idle
+                    inst,
+                    attempts,
+                    status,
+                    content_type,
+                    first,
+                    resp,
+                    ticket,
+                    limits.stream_idle,
+                    first_byte=arrived,
                 )
             first_phase = False
             resp.until = deadline
@@ -291,18 +335,39 @@ class ProxyService:
         except BaseException:
             resp.close()
             raise
-        usage = None
+        usage = model = None
         if status < 300:
             try:
-                usage = reported_usage(orjson.loads(body))  # parsed anyway, to check it
+                parsed = orjson.loads(body)  # parsed anyway, to check it
             except orjson.JSONDecodeError as exc:
                 raise UpstreamFailure("malformed", "answer is not valid JSON") from exc
+            usage = reported_usage(parsed)
+            if isinstance(parsed, dict):
+                named = parsed.get("model")
+                model = named if isinstance(named, str) else None
         metrics.latency(group.workspace, group.name, inst.name).observe(
             time.perf_counter() - started
         )
         # A non-streaming answer's first byte is its headers (sent once it is generated).
         self.board.took(inst.id, headers_after)
-        return Answer(inst, attempts, status, content_type, body, usage)
+        return Answer(
+            inst,
+            attempts,
+            status,
+            content_type,
+            body,
+            usage,
+            model=model,
+            first_byte=started + headers_after,
+        )
+
+
+def _address(inst: InstanceRoute) -> tuple[str, int | None]:
+    """Return the host and port an instance's requests go to (for its attempts' spans)."""
+    if inst.target is not None:
+        return inst.target.host, inst.target.port
+    url = urlsplit(inst.base_url)
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
 
 def _first_phase_failure(

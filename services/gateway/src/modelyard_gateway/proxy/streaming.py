@@ -7,6 +7,7 @@ client that goes away cancels the relay at once, so the upstream connection is d
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 
@@ -108,10 +109,12 @@ class StreamRelay:
         if cut:
             await send({"type": "http.response.body", "body": pending[:cut], "more_body": True})
             pending = pending[cut:]
+        copying = time.perf_counter()
         try:
             # The upstream's reads are bounded by the request's deadline (`until`).
             pending = await _copy(upstream, send, pending, tap)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            answer.waited += time.perf_counter() - copying
             progress.finished = True
             upstream.close()
             if isinstance(exc, BoundReached):
@@ -143,6 +146,10 @@ class StreamRelay:
                 }
             )
             return
+        except asyncio.CancelledError:
+            answer.waited += time.perf_counter() - copying
+            raise
+        answer.waited += time.perf_counter() - copying
         progress.finished = True
         upstream.release()
         board.succeeded(answer.ticket)

@@ -295,11 +295,13 @@ class FastClient:
         connect_timeout: float,
         read_timeout: float,
         until: float | None = None,
+        extra_head: bytes | None = None,
     ) -> FastResponse:
         """Send `POST path` and return once the response headers have arrived.
 
         `read_timeout` bounds each wait for bytes; `until` (loop clock) bounds them all, the
         connect included, and stays on the response (move or clear it with `response.until`).
+        `extra_head`: more header lines for this request only, each ending with CRLF.
         """
         request = b"".join(
             (
@@ -308,6 +310,7 @@ class FastClient:
                 path.encode(),
                 b" HTTP/1.1\r\n",
                 target.head,
+                extra_head or b"",
                 b"Content-Length: ",
                 str(len(body)).encode(),
                 b"\r\n\r\n",

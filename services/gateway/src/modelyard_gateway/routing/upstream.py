@@ -35,11 +35,19 @@ INSTANCE_FAULT_4XX = frozenset({401, 403, 407, 408, 429})
 class UpstreamFailure(Exception):
     """An attempt that failed because of the instance; the proxy moves on to the next one."""
 
-    def __init__(self, cause: str, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        cause: str,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        status: int | None = None,
+    ) -> None:
         super().__init__(reason)
         self.cause = cause
         self.reason = reason
         self.retry_after = retry_after
+        self.status = status  # the upstream's HTTP status, when it answered one
 
 
 def new_client_session() -> aiohttp.ClientSession:
@@ -159,11 +167,13 @@ class Upstreams:
         connect_timeout: float,
         read_timeout: float,
         until: float | None = None,
+        traceparent: str | None = None,
     ) -> UpstreamResponse:
         """Send a POST to an instance and return once the response headers have arrived.
 
         `read_timeout` bounds each wait for bytes (the idle gap); `until` (loop clock) bounds
         everything up to the headers and stays on the response for the reads that follow.
+        `traceparent` (W3C trace context) goes along as that header.
         """
         if inst.target is not None:
             return await self.fast.post(
@@ -173,12 +183,18 @@ class Upstreams:
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 until=until,
+                extra_head=None
+                if traceparent is None
+                else b"traceparent: " + traceparent.encode("ascii") + b"\r\n",
             )
+        headers = inst.headers
+        if traceparent is not None:
+            headers = {**headers, "traceparent": traceparent}
         async with _bounded(until):
             resp = await self.session.post(
                 inst.base_url + path,
                 data=payload,
-                headers=inst.headers,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=connect_timeout, sock_read=read_timeout
                 ),
