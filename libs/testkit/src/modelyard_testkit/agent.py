@@ -149,7 +149,7 @@ class ArtifactServer:
                 key = self.path.rsplit("/", 1)[-1]
                 data = owner.artifacts.get(key)
                 authorized = self.headers.get("Authorization") == f"Bearer {owner.token}"
-                status = 200 if authorized and data is not None else 401 if data else 404
+                status = 404 if data is None else 200 if authorized else 401
                 owner.requests.append((key, None, status))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data or b"")))
