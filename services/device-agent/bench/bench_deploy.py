@@ -78,7 +78,7 @@ async def bench_agent(runs: int, workdir: Path) -> list[float]:
         data_dir=workdir / "agent",
         amqp_url=AMQP_URL,
         health_interval_s=POLL_S,
-        disk_reserve_mb=0,
+        disk_margin_mb=0,
         log_json=False,
     )
     agent = Agent(settings)

@@ -84,7 +84,7 @@ def agent_settings(
         "outbox_retry_s": 0.3,
         "stop_timeout_s": 2,
         "download_attempts": 3,
-        "disk_reserve_mb": 0,
+        "disk_margin_mb": 0,
         "ingress_port": 0,
         "log_json": False,
     }

@@ -65,7 +65,7 @@ class AgentProcess:
             "MODELYARD_AGENT_BACKOFF_INITIAL_S": "0.5",
             "MODELYARD_AGENT_BACKOFF_MAX_S": "2",
             "MODELYARD_AGENT_OUTBOX_RETRY_S": "0.3",
-            "MODELYARD_AGENT_DISK_RESERVE_MB": "0",
+            "MODELYARD_AGENT_DISK_MARGIN_MB": "0",
             "MODELYARD_LOG_JSON": "false",
             "MODELYARD_AGENT_DEPLOYER_URL": self.deployer_url,
             "MODELYARD_AGENT_INGRESS_PORT": "0",

@@ -68,7 +68,7 @@ async def test_checksum_mismatch_fails_and_leaves_no_files(
 async def test_not_enough_disk_is_checked_before_downloading(
     make_agent: AgentFactory, probe: BrokerProbe, artifact_server: ArtifactServer
 ) -> None:
-    agent = await make_agent(disk_reserve_mb=1024**3)
+    agent = await make_agent(disk_margin_mb=1024**3)
     deployment_id = uuid4()
     version = echo_version(artifact_server)
     await probe.send(
@@ -79,6 +79,8 @@ async def test_not_enough_disk_is_checked_before_downloading(
     )
     failed = await probe.wait_state(deployment_id, DeploymentState.failed)
     assert "Not enough free disk" in failed.message
-    assert "retrying in" in failed.message
+    assert "MB free" in failed.message
+    # Refused for this generation: not retried (and not downloaded) until a newer command.
+    assert "retrying in" not in failed.message
     key = version.artifact_url.rsplit("/", 1)[-1]
     assert [r for r in artifact_server.requests if r[0] == key] == []

@@ -155,6 +155,29 @@ class Capabilities(BaseModel):
     cpus: int | None = None
 
 
+class DeploymentHealth(BaseModel):
+    """How one deployment's container fares, as its device saw it for a heartbeat.
+
+    Each entry of `DeviceHeartbeat.deployments` carries one under `health`; a field is None
+    when the agent could not tell (not running, not probed yet, Docker too slow to answer).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    # The last call to the manifest's health path: answered below 400, the status, or why not.
+    probe_ok: bool | None = None
+    probe_status: int | None = None
+    probe_error: str | None = None
+    probed_at: datetime | None = None
+    # Times Docker restarted the serving container (its restart policy), since it was made.
+    restarts: int | None = None
+    memory_mb: float | None = None
+    memory_limit_mb: float | None = None
+    # Share of one core since the previous heartbeat (200 = two cores busy).
+    cpu_percent: float | None = None
+    sampled_at: datetime | None = None
+
+
 class DeviceHeartbeat(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -114,15 +114,26 @@ def zip_project(directory: Path, extra: dict[str, bytes] | None = None) -> bytes
 class ArtifactServer:
     """A threaded HTTP server publishing zips at `/artifacts/<key>` for one bearer token.
 
-    `throttle` slows a key down (bytes per chunk, seconds between chunks) so a test can
-    interrupt a download; `requests` records (key, Range header, status) of every request.
+    Knobs per key, for tests of interrupted and resumed downloads:
+    - `throttle`: (bytes per chunk, seconds between chunks), so a download can be interrupted;
+    - `cut_after`: the next answer drops its connection after this many body bytes (once);
+    - `tampered`: bytes served instead of the published ones to Range requests (resumes);
+    - `range_mode`: `"ignore"` answers a Range request with 200 and the whole body,
+      `"from_zero"` with a 206 whose Content-Range starts at 0 (both: a server not honouring it).
+    `requests` records (key, Range header, status) of every request and `served` the body bytes
+    sent per key.
     """
 
     token: str
     artifacts: dict[str, bytes] = field(default_factory=dict)
     throttle: dict[str, tuple[int, float]] = field(default_factory=dict)
+    cut_after: dict[str, int] = field(default_factory=dict)
+    tampered: dict[str, bytes] = field(default_factory=dict)
+    range_mode: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str | None, int]] = field(default_factory=list)
+    served: dict[str, int] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         """Start serving on a free loopback port."""
@@ -133,6 +144,17 @@ class ArtifactServer:
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
+
+            def do_HEAD(self) -> None:
+                key = self.path.rsplit("/", 1)[-1]
+                data = owner.artifacts.get(key)
+                authorized = self.headers.get("Authorization") == f"Bearer {owner.token}"
+                status = 404 if data is None else 200 if authorized else 401
+                owner.requests.append((key, None, status))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data or b"")))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
 
             def do_GET(self) -> None:
                 key = self.path.rsplit("/", 1)[-1]
@@ -146,14 +168,20 @@ class ArtifactServer:
                     return
                 start = 0
                 status = 200
-                if range_header and range_header.startswith("bytes="):
+                mode = owner.range_mode.get(key)
+                if range_header and range_header.startswith("bytes=") and mode != "ignore":
+                    data = owner.tampered.get(key, data)
                     start = int(range_header[6:].split("-", 1)[0] or 0)
                     if start >= len(data):
                         self._reply(key, range_header, 416, b"")
                         return
                     status = 206
+                    if mode == "from_zero":
+                        start = 0
                 owner.requests.append((key, range_header, status))
                 body = data[start:]
+                with owner._lock:
+                    cut = owner.cut_after.pop(key, None)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/zip")
                 self.send_header("Content-Length", str(len(body)))
@@ -161,11 +189,17 @@ class ArtifactServer:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
+                if cut is not None:
+                    body = body[:cut]
+                    self.close_connection = True
                 chunk, delay = owner.throttle.get(key, (len(body) or 1, 0.0))
                 try:
                     for offset in range(0, len(body), chunk):
-                        self.wfile.write(body[offset : offset + chunk])
+                        piece = body[offset : offset + chunk]
+                        self.wfile.write(piece)
                         self.wfile.flush()
+                        with owner._lock:
+                            owner.served[key] = owner.served.get(key, 0) + len(piece)
                         if delay:
                             time.sleep(delay)
                 except (BrokenPipeError, ConnectionResetError):

@@ -27,6 +27,7 @@ from modelyard_agent.ingress.server import IngressServer
 from modelyard_agent.models.router import router as models_router
 from modelyard_agent.reports.deployments import DeploymentReporter
 from modelyard_agent.reports.epoch import load_epoch
+from modelyard_agent.reports.health import HealthSampler
 from modelyard_agent.reports.heartbeat import Heartbeats
 from modelyard_agent.reports.outbox import ReportOutbox
 from modelyard_agent.routes import RouteTable
@@ -79,7 +80,8 @@ class Agent:
         )
         self.wrapper_path = data_dir / "runtime" / "modelyard_handlers.py"
         self.reporter = DeploymentReporter(settings, self.store, self.outbox)
-        self.heartbeats = Heartbeats(settings, self.store, self.docker, self.outbox)
+        self.health = HealthSampler(self.docker, self.http)
+        self.heartbeats = Heartbeats(settings, self.store, self.docker, self.outbox, self.health)
         self.reconciler = Reconciler(
             WorkloadContext(
                 settings=settings,

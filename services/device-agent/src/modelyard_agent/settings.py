@@ -48,9 +48,22 @@ class AgentSettings(ProcessSettings):
     health_interval_s: float = Field(default=0.25, gt=0)
     drain_timeout_s: float = Field(default=10.0, ge=0)
     stop_timeout_s: int = Field(default=10, ge=0)
-    download_attempts: int = Field(default=5, ge=1)
+    download_attempts: int = Field(
+        default=5, ge=1, description="Download attempts in a row that bring no new bytes."
+    )
     download_timeout_s: float = Field(default=60.0, gt=0)
-    disk_reserve_mb: int = Field(default=256, ge=0)
+    download_retry_s: float = Field(
+        default=0.5, gt=0, description="First delay between download attempts (then doubled)."
+    )
+    download_retry_max_s: float = Field(default=30.0, gt=0)
+    disk_margin_mb: int = Field(
+        default=256, ge=0, description="Free disk a version must leave after it is unpacked."
+    )
+    disk_unpack_factor: float = Field(
+        default=1.0,
+        ge=0,
+        description="Unpacked size assumed per byte of zip before the zip's own listing is known.",
+    )
     max_extracted_mb: int = Field(default=4096, ge=1)
     max_compression_ratio: float = Field(default=200.0, gt=1)
     build_timeout_s: float = Field(default=900.0, gt=0)

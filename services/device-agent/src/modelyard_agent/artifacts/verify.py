@@ -1,14 +1,20 @@
-"""Checks on an artifact before it is trusted: where it comes from, its SHA-256, the free disk."""
+"""Checks on an artifact: where it comes from, its SHA-256, the free disk it needs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import math
 import shutil
+import zipfile
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-from modelyard_agent.errors import TransientError
+from modelyard_agent.errors import PermanentError
+
+#: What this module's messages call a MB (and `MODELYARD_AGENT_DISK_MARGIN_MB` counts in).
+MB = 2**20
 
 
 def same_origin(url: str, trusted: str) -> bool:
@@ -31,16 +37,61 @@ def same_origin(url: str, trusted: str) -> bool:
     )
 
 
-async def check_free_disk(directory: Path, size: int, partial: Path, reserve_bytes: int) -> None:
-    """Raise `TransientError` unless the zip of `size` bytes and its unpacked copy fit."""
-    already = await asyncio.to_thread(size_or_zero, partial)
-    # The zip and its extracted copy live side by side until the zip is deleted.
-    needed = 2 * size - already + reserve_bytes
-    free = (await asyncio.to_thread(shutil.disk_usage, directory)).free
-    if free < needed:
-        raise TransientError(
-            f"Not enough free disk: {needed // 2**20} MiB needed, {free // 2**20} MiB free."
+async def check_free_disk(
+    *,
+    number: int,
+    data_dir: Path,
+    docker_root: Path | None,
+    download_bytes: int,
+    unpacked_bytes: int,
+    builds_image: bool,
+    margin_bytes: int,
+) -> None:
+    """Raise `PermanentError` unless what a version still needs fits, leaving the margin free.
+
+    The data dir takes the rest of the zip and its unpacked copy (side by side until the zip is
+    deleted); Docker's data root, when the agent can see it, takes about the unpacked size again
+    for a Dockerfile build. Two paths on one file system add up.
+    """
+
+    def shortfalls() -> list[str]:
+        demands: dict[int, tuple[Path, int]] = {}
+
+        def demand(path: Path, needed: int) -> None:
+            device = path.stat().st_dev
+            where, held = demands.get(device, (path, margin_bytes))
+            demands[device] = (where, held + needed)
+
+        demand(data_dir, download_bytes + unpacked_bytes)
+        if docker_root is not None:
+            with contextlib.suppress(OSError):  # not visible from here (agent in a container)
+                demand(docker_root, unpacked_bytes if builds_image else 0)
+        found = []
+        for where, needed in demands.values():
+            free = shutil.disk_usage(where).free
+            if free < needed:
+                found.append(f"needs {math.ceil(needed / MB)} MB, {free // MB} MB free in {where}")
+        return found
+
+    found = await asyncio.to_thread(shortfalls)
+    if found:
+        raise PermanentError(
+            f"Not enough free disk for version {number}: {'; '.join(found)} (download "
+            f"{math.ceil(download_bytes / MB)} MB, unpacked about {math.ceil(unpacked_bytes / MB)}"
+            f" MB, margin {margin_bytes // MB} MB)."
         )
+
+
+def unpacked_size(zip_path: Path) -> int | None:
+    """Return the total size a zip's members claim (its central directory), None if unreadable.
+
+    A member that claims less than it holds is stopped by the extraction limits.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
 
 
 def size_or_zero(path: Path) -> int:

@@ -58,7 +58,7 @@ class DockerEngine:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def engine_facts(self) -> dict[str, Any]:
-        """Return the engine's version, architecture, CPU count and memory."""
+        """Return the engine's version, architecture, CPU count, memory and data root."""
 
         def facts() -> dict[str, Any]:
             info = self._docker().info()
@@ -68,6 +68,7 @@ class DockerEngine:
                 "arch": info.get("Architecture"),
                 "cpus": info.get("NCPU"),
                 "ram_mb": int(info.get("MemTotal", 0)) // (1024 * 1024) or None,
+                "docker_root_dir": info.get("DockerRootDir"),
             }
 
         return await self._call(facts)

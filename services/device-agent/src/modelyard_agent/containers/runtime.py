@@ -11,7 +11,14 @@ import docker.errors
 from modelyard_agent.containers.errors import DockerError, explain
 from modelyard_agent.containers.images import ImageOps
 from modelyard_agent.containers.networks import NetworkOps
-from modelyard_agent.containers.specs import ContainerSpec, ManagedContainer, describe, nano_cpus
+from modelyard_agent.containers.specs import (
+    ContainerSpec,
+    ContainerUsage,
+    ManagedContainer,
+    describe,
+    nano_cpus,
+    usage_from_stats,
+)
 
 
 class DockerRuntime(NetworkOps, ImageOps):
@@ -38,6 +45,21 @@ class DockerRuntime(NetworkOps, ImageOps):
                 return None
 
         return await self._call(look)
+
+    async def usage(self, container_id: str) -> ContainerUsage | None:
+        """Return one sample of a container's memory and CPU use, None if it is gone.
+
+        A one-shot read (no second sample to wait for): the caller derives CPU use from two.
+        """
+
+        def sample() -> ContainerUsage | None:
+            try:
+                stats = self._docker().api.stats(container_id, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                return None
+            return usage_from_stats(stats)
+
+        return await self._call(sample)
 
     async def run(self, spec: ContainerSpec) -> ManagedContainer:
         """Create and start a container from `spec`, in its fence; return it as Docker reports it.

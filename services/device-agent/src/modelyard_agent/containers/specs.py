@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from docker.models.containers import Container
@@ -103,6 +104,34 @@ def describe(container: Container) -> ManagedContainer:
         restart_count=int(attrs.get("RestartCount", 0)),
         exit_code=state.get("ExitCode"),
         network=host_config.get("NetworkMode"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUsage:
+    """One sample of a container's resource use, as the engine's stats report it."""
+
+    memory_bytes: int | None
+    memory_limit_bytes: int | None
+    cpu_ns: int | None  # the container's CPU time so far
+    system_cpu_ns: int | None  # the host's CPU time so far (all cores)
+    online_cpus: int | None
+
+
+def usage_from_stats(stats: dict[str, Any]) -> ContainerUsage:
+    """Return the memory and CPU counters of one `GET /containers/{id}/stats` answer."""
+    memory = stats.get("memory_stats") or {}
+    usage = memory.get("usage")
+    counters = memory.get("stats") or {}
+    # As `docker stats` shows it: without the page cache the kernel may drop at will.
+    cache = counters.get("inactive_file", counters.get("total_inactive_file", 0))
+    cpu = stats.get("cpu_stats") or {}
+    return ContainerUsage(
+        memory_bytes=max(int(usage) - int(cache or 0), 0) if usage is not None else None,
+        memory_limit_bytes=memory.get("limit"),
+        cpu_ns=(cpu.get("cpu_usage") or {}).get("total_usage"),
+        system_cpu_ns=cpu.get("system_cpu_usage"),
+        online_cpus=cpu.get("online_cpus"),
     )
 
 

@@ -41,10 +41,16 @@ class DeploymentReporter:
         version: VersionSpec | None = None,
     ) -> None:
         """Record a state change and spool its report for the deployer."""
+        before = (record.sequence, record.state, record.message)
         record.sequence += 1
         record.state = state
         record.message = message
-        await self.store.save(record)
+        try:
+            await self.store.save(record)
+        except OSError:
+            # Not recorded (a full disk, say): the change is reported again on the next try.
+            record.sequence, record.state, record.message = before
+            raise
         running = state in (DeploymentState.running, DeploymentState.rolled_back)
         host_port = record.host_port if running else None
         report = DeploymentReport(

@@ -1,4 +1,4 @@
-"""The heartbeat: the device's capabilities and deployments, sent now or not at all."""
+"""The heartbeat: the device's capabilities and deployments with their health, sent now or never."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ import contextlib
 import os
 import platform
 import shutil
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from modelyard_agent import __version__
 from modelyard_agent.containers.engine import DockerEngine
 from modelyard_agent.reports.deployments import agent_source
+from modelyard_agent.reports.health import HealthSampler
 from modelyard_agent.reports.outbox import ReportOutbox
 from modelyard_agent.settings import AgentSettings
 from modelyard_agent.store import DeploymentRecord, DesiredStateStore
-from modelyard_common.contracts import DEVICE_HEARTBEAT, Capabilities, DeviceHeartbeat
+from modelyard_common.contracts import (
+    DEVICE_HEARTBEAT,
+    Capabilities,
+    DeploymentHealth,
+    DeviceHeartbeat,
+)
 from modelyard_common.events import CloudEvent, new_event
 
 
@@ -29,30 +36,40 @@ class Heartbeats:
         store: DesiredStateStore,
         docker: DockerEngine,
         outbox: ReportOutbox,
+        health: HealthSampler,
     ) -> None:
         self.settings = settings
         self.store = store
         self.docker = docker
         self.outbox = outbox
+        self.health = health
         # Set by the app once the data dir is ready (see `reports.epoch`).
         self.agent_epoch: str | None = None
 
     async def run(self) -> None:
         """Send heartbeats forever (a missed one is not resent: the next one follows)."""
+        interval = self.settings.heartbeat_interval_s
         while True:
+            started = time.monotonic()
             with contextlib.suppress(Exception):
                 await self.outbox.send_now(await self.heartbeat_event())
-            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            # One every interval, however long sampling took: the deployer counts intervals.
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def heartbeat_event(self) -> CloudEvent:
-        """Return a heartbeat event with the device's capabilities and deployments."""
+        """Return a heartbeat event with the device's capabilities and deployments' health."""
+        records = [r for r in self.store.all() if not r.is_tombstone]
+        # At most half an interval (and 5 s): a slow engine delays no heartbeat by much.
+        await self.health.refresh(
+            records, timeout_s=min(5.0, self.settings.heartbeat_interval_s / 2)
+        )
         heartbeat = DeviceHeartbeat(
             device_id=self.settings.device_id,
             agent_version=__version__,
             capabilities=await self.capabilities(),
             advertise_host=self.settings.advertise_host,
             sent_at=datetime.now(UTC),
-            deployments=[_summary(r) for r in self.store.all() if not r.is_tombstone],
+            deployments=[_summary(r, self.health.latest(r.deployment_id)) for r in records],
             agent_epoch=self.agent_epoch,
         )
         return new_event(
@@ -84,7 +101,7 @@ def _ram_mb() -> int | None:
         return None
 
 
-def _summary(record: DeploymentRecord) -> dict[str, Any]:
+def _summary(record: DeploymentRecord, health: DeploymentHealth) -> dict[str, Any]:
     active = record.active_version
     return {
         "deployment_id": str(record.deployment_id),
@@ -93,4 +110,5 @@ def _summary(record: DeploymentRecord) -> dict[str, Any]:
         "desired_state": record.command.desired_state.value,
         "version_id": str(active.id) if active else None,
         "host_port": record.host_port,
+        "health": health.model_dump(mode="json"),
     }

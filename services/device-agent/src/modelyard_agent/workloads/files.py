@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import shutil
 from pathlib import Path
 from uuid import UUID
 
-from modelyard_agent.artifacts.download import DownloadPolicy, download_artifact
+from modelyard_agent.artifacts.download import (
+    DownloadPolicy,
+    artifact_size,
+    download_artifact,
+    partial_path,
+)
 from modelyard_agent.artifacts.unpack import unpack_artifact
-from modelyard_agent.artifacts.verify import same_origin
+from modelyard_agent.artifacts.verify import (
+    MB,
+    check_free_disk,
+    same_origin,
+    size_or_zero,
+    unpacked_size,
+)
 from modelyard_agent.errors import PermanentError
 from modelyard_agent.store import DeploymentRecord
 from modelyard_agent.workloads.context import WorkloadContext
@@ -39,13 +52,32 @@ async def prepare_files(
         token=settings.token,
         attempts=settings.download_attempts,
         timeout_s=settings.download_timeout_s,
-        disk_reserve_bytes=settings.disk_reserve_mb * 1024 * 1024,
+        retry_delay_s=settings.download_retry_s,
+        retry_delay_max_s=settings.download_retry_max_s,
     )
+    size = await artifact_size(ctx.http, target, policy)
+    if size is not None:
+        # Refuse before the first byte when the version cannot fit; the zip's own listing is
+        # checked again once it is here.
+        already = await asyncio.to_thread(size_or_zero, partial_path(zip_path))
+        await _check_disk(
+            ctx,
+            target,
+            download_bytes=max(size - already, 0),
+            unpacked_bytes=math.ceil(size * settings.disk_unpack_factor),
+        )
 
     async def verifying() -> None:
         await ctx.reporter.report(record, DeploymentState.verifying, version=target)
 
     await download_artifact(ctx.http, target, zip_path, policy, on_verify=verifying)
+    unpacked = await asyncio.to_thread(unpacked_size, zip_path)
+    if unpacked is not None:
+        try:
+            await _check_disk(ctx, target, download_bytes=0, unpacked_bytes=unpacked)
+        except PermanentError:
+            await asyncio.to_thread(zip_path.unlink, missing_ok=True)
+            raise
     limits = ArchiveLimits(
         max_total_bytes=settings.max_extracted_mb * 1024 * 1024,
         max_member_bytes=settings.max_extracted_mb * 1024 * 1024,
@@ -61,6 +93,26 @@ async def prepare_files(
     # umask was; nothing in it is secret from the model it belongs to.
     await asyncio.to_thread(_readable_by_all, project_dir)
     return project_dir
+
+
+async def _check_disk(
+    ctx: WorkloadContext, target: VersionSpec, *, download_bytes: int, unpacked_bytes: int
+) -> None:
+    """Raise `PermanentError` when the data dir (or Docker's data root) is too full."""
+    docker_root: Path | None = None
+    with contextlib.suppress(Exception):  # Docker unreachable: its own errors come later
+        facts = await ctx.docker.engine_facts()
+        if facts.get("docker_root_dir"):
+            docker_root = Path(facts["docker_root_dir"])
+    await check_free_disk(
+        number=target.number,
+        data_dir=ctx.settings.data_dir,
+        docker_root=docker_root,
+        download_bytes=download_bytes,
+        unpacked_bytes=unpacked_bytes,
+        builds_image=target.manifest.dockerfile,
+        margin_bytes=ctx.settings.disk_margin_mb * MB,
+    )
 
 
 async def delete_files(ctx: WorkloadContext, deployment_id: UUID) -> None:

@@ -5,9 +5,11 @@ flight (a cancelled task still waits for its Docker call to finish, see `contain
 pass is idempotent: it looks at the containers Docker has now, so it converges from any starting
 point (agent restart mid-download or mid-start, container removed from outside, half-done update).
 
-Failures: a `PermanentError` (bad zip, wrong checksum, failed build, never healthy) fails the
-command's generation for good, keeping the previous version serving if there is one (`failed`
-then `rolled_back`); anything else is retried with capped exponential backoff, forever.
+Failures: a `PermanentError` (bad zip, wrong checksum, too little free disk, failed build, never
+healthy) fails the command's generation for good, keeping the previous version serving if there
+is one (`failed` then `rolled_back`); anything else is retried with capped exponential backoff,
+forever. A full disk stops none of this: heartbeats need no disk, and a failure that cannot be
+recorded now is reported by the next failed pass.
 """
 
 from __future__ import annotations
@@ -131,7 +133,13 @@ class Reconciler:
             message = f"{_describe_error(exc)}; retrying in {delay:.0f}s"
             log.warning("deployment %s: %s", deployment_id, message, exc_info=not _expected(exc))
             if record.state is not DeploymentState.failed or schedule.failures == 1:
-                await self.ctx.reporter.report(record, DeploymentState.failed, message=message)
+                try:
+                    await self.ctx.reporter.report(record, DeploymentState.failed, message=message)
+                except OSError as report_error:
+                    # A full disk takes no report now; the next failed pass reports again.
+                    log.warning(
+                        "deployment %s: failure not recorded (%s)", deployment_id, report_error
+                    )
         else:
             # Healthy: the next look is the periodic one (a command or wake() comes sooner).
             self._schedule[deployment_id] = Schedule(

@@ -22,3 +22,8 @@ def size(payload: bytes) -> dict[str, int]:
 def explode(payload: Any) -> None:
     """Always fail, to show how a handler error comes back."""
     raise ValueError("the model cannot handle " + repr(payload))
+
+
+def crash(payload: Any) -> None:
+    """Exit the process with status 3, as a model that dies would (Docker restarts it)."""
+    os._exit(3)
