@@ -252,7 +252,7 @@ class RolloutEngine:
             for m in current
         )
         if done:
-            self._pass_wave(session, rollout)
+            await self._pass_wave(session, rollout)
             if rollout.state == RolloutState.running:
                 await self.start_wave(session, rollout)
             return
@@ -264,13 +264,14 @@ class RolloutEngine:
                 f"wave {wave} did not pass within {rule.wave_timeout_s:g}s",
             )
 
-    def _pass_wave(self, session: AsyncSession, rollout: Rollout) -> None:
+    async def _pass_wave(self, session: AsyncSession, rollout: Rollout) -> None:
         wave = rollout.current_wave
         session.add(repository.event(rollout, "wave_passed", f"wave {wave} passed", wave=wave))
         rollout.revision += 1
         if wave + 1 >= rollout.wave_count:
             rollout.state = RolloutState.completed.value
             rollout.finished_at = utcnow()
+            await repository.release(session, rollout.id)
             session.add(repository.event(rollout, "completed", "every wave passed"))
         else:
             rollout.current_wave, rollout.wave_started_at = wave + 1, None

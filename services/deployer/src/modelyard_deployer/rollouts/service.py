@@ -38,8 +38,9 @@ async def authorize_create(
 
 def _busy(devices: list[tuple[uuid.UUID, str, uuid.UUID]]) -> ConflictError:
     names = ", ".join(f"{name} ({device_id})" for device_id, name, _ in devices[:10])
+    which = f"Device {names} is" if len(devices) == 1 else f"Devices {names} are"
     return ConflictError(
-        f"Device {names} is already in an unfinished rollout; finish or abort it first.",
+        f"{which} already in an unfinished rollout; finish or abort it first.",
         devices=[
             {"device_id": str(d), "device_name": n, "rollout_id": str(r)} for d, n, r in devices
         ],
