@@ -9,14 +9,18 @@ first rollout puts version 1 on every device, the later ones start from there.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from suite_testkit import Suite, openai_manifest, running_suite  # tests/ on path
 
-from modelyard_testkit.testing import wait_for
+from modelyard_testkit.testing import TEST_JWT_SECRET, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.end_to_end]
 
@@ -163,6 +167,11 @@ async def test_a_never_healthy_version_aborts_after_the_canary_and_rolls_it_back
     aborted = await fleet.until(rollout["id"], "aborted")
 
     assert "failed" in aborted["reason"]
+    history = await fleet.get(f"{fleet.deployer}/v1/rollouts/{rollout['id']}/history")
+    failures = [e for e in history["items"] if e["kind"] == "device_failed"]
+    assert failures, history
+    assert {e["device_id"] for e in failures} <= set(targets[:2])
+    print("canary failure:", failures[0]["message"])
     by_device = {d["device_id"]: d for d in aborted["devices"]}
     for canary in targets[:2]:
         assert by_device[canary]["state"] == "rolled_back", by_device[canary]
@@ -213,15 +222,24 @@ async def test_an_offline_device_is_skipped_without_stalling_its_wave(fleet: Fle
 
 @pytest.mark.timeout(300)
 async def test_a_paused_rollout_starts_no_wave_until_resumed(fleet: Fleet) -> None:
-    rollout = await fleet.create_rollout(
-        {
-            "version_id": fleet.v2,
-            "device_ids": [fleet.device(2), fleet.device(3)],
-            "waves": [{"count": 1}, {"count": 1}],
-            "soak_s": 1,
-            "offline_timeout_s": 30,
-        }
+    body = {
+        "version_id": fleet.v2,
+        "device_ids": [fleet.device(2), fleet.device(3)],
+        "waves": [{"count": 1}, {"count": 1}],
+        "soak_s": 1,
+        "offline_timeout_s": 30,
+    }
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await fleet.http.post(
+        f"{fleet.deployer}/v1/rollouts", json=body, headers={**fleet.headers, **key}
     )
+    assert first.status_code == 201, first.text
+    rollout = first.json()
+    # A retried create answers the first rollout (not a 409 for its own devices).
+    retried = await fleet.http.post(
+        f"{fleet.deployer}/v1/rollouts", json=body, headers={**fleet.headers, **key}
+    )
+    assert (retried.status_code, retried.json()["id"]) == (201, rollout["id"])
     paused = await fleet.post(f"{fleet.deployer}/v1/rollouts/{rollout['id']}/pause", {}, status=202)
     assert paused["state"] == "paused"
     await asyncio.sleep(4)
@@ -278,6 +296,55 @@ async def test_a_second_rollout_for_the_same_device_is_a_409_naming_it(fleet: Fl
         {"version_id": fleet.v1, "device_ids": [busy.device_id], "waves": [{"count": 1}]}
     )
     await fleet.post(f"{fleet.deployer}/v1/rollouts/{again['id']}/abort", {}, status=202)
+
+
+async def cli(fleet: Fleet, *args: str) -> tuple[int, str, str]:
+    """Run `modelyard ARGS` with a config of its own; return exit code, stdout and stderr."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
+        "MODELYARD_CONFIG": str(fleet.tmp / "cli" / "config.yaml"),
+        "MODELYARD_JWT_SECRET": TEST_JWT_SECRET,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "modelyard"),
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), STEP_TIMEOUT_S)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.timeout(300)
+async def test_the_cli_creates_a_rollout_and_watches_it_to_its_end(fleet: Fleet) -> None:
+    login = await cli(
+        fleet,
+        *("login", "--dev", "--sub", "carol", "--role", "admin", "--workspace", WORKSPACE),
+        *("--registry-url", fleet.registry, "--deployer-url", fleet.deployer),
+        *("--gateway-url", fleet.gateway),
+    )
+    assert login[0] == 0, login
+
+    code, out, err = await cli(
+        fleet,
+        *("rollout", "create", fleet.v1, "--device", "device-2", "--device", "device-3"),
+        *("--wave", "1", "--wave", "100%", "--soak", "1", "--offline-timeout", "30", "--watch"),
+    )
+
+    assert code == 0, (out, err)
+    assert "wave 1: passed" in out, out
+    assert "wave 2: passed" in out, out
+    assert "completed" in out
+    listed = await cli(fleet, "rollout", "list", "--state", "completed", "-o", "json")
+    newest = json.loads(listed[1])[0]
+    assert newest["created_by"] == "carol"
+    shown = await cli(fleet, "rollout", "get", newest["id"][:8], "-o", "json")
+    assert [w["counts"] for w in json.loads(shown[1])["waves"]] == [{"healthy": 1}, {"healthy": 1}]
+    bad = await cli(fleet, "rollout", "create", fleet.v1, "--device", "device-2", "--wave", "50x")
+    assert bad[0] == 2
+    assert "--wave takes N, P% or label=value" in bad[2]
 
 
 @pytest.mark.parametrize(
