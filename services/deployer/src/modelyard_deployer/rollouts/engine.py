@@ -315,6 +315,8 @@ class RolloutEngine:
                     await self._act(deploying, member, CommandAction.stop)
                     member.state = S.failed.value
                     member.reason = "stopped: the policy gate refused rolling it back"
+            else:
+                member.reason = "it ran this version before the rollout: left as it is"
             session.add(
                 repository.event(
                     rollout,

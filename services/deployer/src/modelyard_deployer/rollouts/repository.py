@@ -61,7 +61,7 @@ async def active_on_devices(
         .where(RolloutDevice.active, RolloutDevice.device_id.in_(device_ids))
         .order_by(RolloutDevice.device_id)
     )
-    return [(d, n, r) for d, n, r in rows.tuples()]
+    return [(d, n, r) for d, n, r in rows]
 
 
 async def devices_of(
