@@ -35,6 +35,13 @@ EXPECTED_OPERATIONS = {
     "get_access_grant",
     "update_access_grant",
     "delete_access_grant",
+    "create_rollout",
+    "list_rollouts",
+    "get_rollout",
+    "get_rollout_history",
+    "pause_rollout",
+    "resume_rollout",
+    "abort_rollout",
 }
 
 

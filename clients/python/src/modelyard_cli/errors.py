@@ -13,6 +13,7 @@ def exit_code_of(exc: Exception) -> tuple[int | None, str]:
     from modelyard_cli import oidc
     from modelyard_cli.deployer import DeployFailed, NoTargets
     from modelyard_cli.registry import ConflictReported
+    from modelyard_cli.rollouts import RolloutAborted
     from modelyard_cli.session import NameNotFound
     from modelyard_client import ApiError, ModelyardError, TransportError, UnauthorizedError
 
@@ -24,7 +25,7 @@ def exit_code_of(exc: Exception) -> tuple[int | None, str]:
         return 1, f"error: cannot reach {exc.url}: is the service up? ({exc})"
     if isinstance(exc, ModelyardError | oidc.LoginFailed):
         return 1, f"error: {exc}"
-    if isinstance(exc, DeployFailed | NoTargets | ConflictReported | NameNotFound):
+    if isinstance(exc, DeployFailed | NoTargets | ConflictReported | NameNotFound | RolloutAborted):
         return 1, f"error: {exc}"
     if isinstance(exc, OSError):
         return 1, f"error: {exc}"

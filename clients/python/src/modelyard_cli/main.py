@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard_cli import deployer, gateway, registry
+from modelyard_cli import deployer, gateway, registry, rollouts
 from modelyard_cli.config import DEFAULTS, ENV_OVERRIDES, Config, UsageProblem
 from modelyard_cli.output import Column, Format, emit
 from modelyard_cli.session import STATE, OutputOpt, QuietOpt, context_values, examples
@@ -71,6 +71,8 @@ app.command(
 )(deployer.deploy)
 app.add_typer(deployer.deployments_app, name="deployments")
 app.add_typer(deployer.devices_app, name="devices")
+app.add_typer(rollouts.rollout_app, name="rollout")
+app.add_typer(rollouts.rollout_app, name="rollouts", hidden=True)
 app.command("logs", epilog=examples("modelyard logs 5b7e04d2", "modelyard logs 5b7e04d2 -f"))(
     deployer.logs
 )

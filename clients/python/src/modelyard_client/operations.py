@@ -38,6 +38,9 @@ from modelyard_client.types import (
     ModelVersion,
     Page,
     Policy,
+    Rollout,
+    RolloutEvent,
+    RolloutSummary,
 )
 
 RegistryKind = Literal["models", "systems"]
@@ -264,6 +267,54 @@ def deployment_action(deployment_id: str, verb: DeploymentAction) -> Call[Deploy
 def remove_deployment(deployment_id: str) -> Call[Deployment]:
     """Return remove_deployment (the device removes the container)."""
     return read("DELETE", "deployer", f"/v1/deployments/{deployment_id}")
+
+
+RolloutAction = Literal["pause", "resume", "abort"]
+
+
+def create_rollout(
+    version_id: str,
+    *,
+    waves: list[Mapping[str, Any]],
+    device_ids: list[str] | None = None,
+    selector: Mapping[str, str] | None = None,
+    soak_s: float | None = None,
+    abort: Mapping[str, Any] | None = None,
+    offline_timeout_s: float | None = None,
+) -> Call[Rollout]:
+    """Return create_rollout: the version to the devices in `waves` (the first is the canary)."""
+    body: dict[str, Any] = {"version_id": version_id, "waves": [dict(w) for w in waves]}
+    if device_ids:
+        body["device_ids"] = device_ids
+    if selector:
+        body["selector"] = dict(selector)
+    if soak_s is not None:
+        body["soak_s"] = soak_s
+    if abort:
+        body["abort"] = dict(abort)
+    if offline_timeout_s is not None:
+        body["offline_timeout_s"] = offline_timeout_s
+    return create("deployer", "/v1/rollouts", body)
+
+
+def list_rollouts(**filters: Any) -> Call[Page[RolloutSummary]]:
+    """Return list_rollouts (filters: state, model_id)."""
+    return read("GET", "deployer", "/v1/rollouts", **filters)
+
+
+def get_rollout(rollout_id: str) -> Call[Rollout]:
+    """Return get_rollout: its waves' and devices' progress."""
+    return read("GET", "deployer", f"/v1/rollouts/{rollout_id}")
+
+
+def get_rollout_history(rollout_id: str, **params: Any) -> Call[Page[RolloutEvent]]:
+    """Return get_rollout_history."""
+    return read("GET", "deployer", f"/v1/rollouts/{rollout_id}/history", **params)
+
+
+def rollout_action(rollout_id: str, verb: RolloutAction) -> Call[Rollout]:
+    """Return pause/resume/abort_rollout."""
+    return action("deployer", f"/v1/rollouts/{rollout_id}/{verb}")
 
 
 # -- gateway -------------------------------------------------------------------------------

@@ -161,6 +161,66 @@ class DeploymentEvent(TypedDict, total=False):
     occurred_at: str
 
 
+class RolloutSummary(TypedDict, total=False):
+    """A rollout as listed."""
+
+    id: str
+    model_id: str
+    version_id: str
+    state: str
+    reason: str
+    current_wave: int
+    wave_count: int
+    created_by: str
+    created_at: str
+    finished_at: str | None
+
+
+class RolloutWave(TypedDict, total=False):
+    """One wave of a rollout and the count of its devices per state."""
+
+    index: int
+    state: str
+    size: int
+    counts: dict[str, int]
+
+
+class RolloutDevice(TypedDict, total=False):
+    """One device of a rollout and how it fares."""
+
+    device_id: str
+    device_name: str
+    wave: int
+    state: str
+    reason: str
+    previous_version_id: str | None
+    deployment_id: str | None
+    deployment_state: str | None
+
+
+class Rollout(RolloutSummary, total=False):
+    """A rollout with its waves and devices."""
+
+    soak_s: float
+    offline_timeout_s: float
+    abort: dict[str, Any]
+    waves: list[RolloutWave]
+    devices: list[RolloutDevice]
+    etag: str
+
+
+class RolloutEvent(TypedDict, total=False):
+    """One step of a rollout (wave started or passed, device skipped or failed, abort)."""
+
+    id: int
+    kind: str
+    wave: int | None
+    device_id: str | None
+    message: str
+    actor: str | None
+    recorded_at: str
+
+
 class Group(TypedDict, total=False):
     """A gateway model group."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -25,6 +26,8 @@ from modelyard_deployer.device_broker import BrokerLogins
 from modelyard_deployer.devices.router import router as devices_router
 from modelyard_deployer.governance.service import projection
 from modelyard_deployer.provisioning import router as provisioning
+from modelyard_deployer.rollouts.engine import RolloutEngine
+from modelyard_deployer.rollouts.router import router as rollouts_router
 from modelyard_deployer.settings import DeployerSettings
 from modelyard_deployer.versions import router as versions
 
@@ -33,6 +36,7 @@ TAGS = [
     {"name": "devices", "description": "Edge devices running the agent."},
     {"name": "provisioning", "description": "Tokens that onboard devices in one command."},
     {"name": "deployments", "description": "Versions desired on devices, and their history."},
+    {"name": "rollouts", "description": "A version to many devices in waves, gated on health."},
     {"name": "access", "description": "Per-model grants: viewer, deployer, editor."},
     {"name": "operations", "description": "Health and metrics."},
 ]
@@ -84,6 +88,11 @@ async def build_runtime(
     app.state.relay = relay
     stack.push_async_callback(runtime.stop)
     await runtime.start()
+    rollouts = RolloutEngine(
+        runtime.sessionmaker, broker=runtime.broker, registry=app.state.registry, settings=settings
+    )
+    # Cancelled by `runtime.stop`; safe with any number of replicas (row locks, skip locked).
+    runtime.background.append(asyncio.create_task(rollouts.run_forever(), name="rollouts"))
     stack.push_async_callback(relay.stop)
     stack.push_async_callback(stop_consumers)
 
@@ -111,6 +120,7 @@ def create_app(settings: DeployerSettings | None = None) -> FastAPI:
             provisioning.registration_router,
             devices_router,
             deployments.router,
+            rollouts_router,
             scoped_deployments.device_router,
             scoped_deployments.model_router,
             access_router,

@@ -232,6 +232,84 @@ class DeploymentEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Rollout(TimestampMixin, Base):
+    """A version sent to many devices in waves, gated on health, with its abort rule."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    workspace: Mapped[str] = mapped_column(String(200), index=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.model_versions.id", ondelete="RESTRICT")
+    )
+    # The request as given: target (device_ids or selector), waves, abort rule, timeouts.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # running, paused, aborting, completed, aborted
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    current_wave: Mapped[int] = mapped_column(Integer, default=0)
+    wave_count: Mapped[int] = mapped_column(Integer)
+    # When the current wave was sent (None: not yet); a pause shifts it on resume.
+    wave_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RolloutDevice(Base):
+    """One device of a rollout: its wave, what it ran before, and how it fares."""
+
+    __tablename__ = "rollout_devices"
+    __table_args__ = (
+        # A device is in one unfinished rollout at a time.
+        Index(
+            "uq_rollout_devices_active_device",
+            "device_id",
+            unique=True,
+            postgresql_where=text("active"),
+        ),
+    )
+
+    rollout_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.rollouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.devices.id", ondelete="RESTRICT"), primary_key=True
+    )
+    wave: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # waiting, updating, healthy, failed, skipped, rolled_back, removed
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The version the device ran before its wave (None: the model was not on it).
+    previous_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    had_deployment: Mapped[bool] = mapped_column(Boolean, default=False)
+    healthy_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class RolloutEvent(Base):
+    """One entry of a rollout's history: a wave started or passed, a device skipped, ..."""
+
+    __tablename__ = "rollout_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    rollout_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.rollouts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    wave: Mapped[int | None] = mapped_column(Integer)
+    device_id: Mapped[uuid.UUID | None] = mapped_column()
+    message: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 ModelApproval, WorkspacePolicy = projection_models(Base)
 infrastructure = infrastructure_models(Base)
 OutboxEvent, ProcessedEvent, IdempotencyRecord = infrastructure

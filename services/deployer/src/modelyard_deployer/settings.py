@@ -66,6 +66,9 @@ class DeployerSettings(ServiceSettings):
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_manifest_bytes: int = Field(default=256 * 1024, ge=1024)
     device_offline_after_s: float = Field(default=90.0, gt=0)
+    rollout_interval_s: float = Field(
+        default=2.0, gt=0, description="How often the rollout engine moves running rollouts."
+    )
     registry_timeout_s: float = Field(default=5.0, gt=0)
     queue_prefix: str = Field(
         default="deployer", description="Prefix of the deployer's own event queues."

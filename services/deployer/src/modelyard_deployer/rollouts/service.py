@@ -1,0 +1,248 @@
+"""Use cases of rollouts: create one, read them and their history, pause, resume, abort.
+
+The waves themselves are moved by the background `engine`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.auth import Principal
+from modelyard_common.db import utcnow
+from modelyard_common.errors import ConflictError, NotFoundError
+from modelyard_common.pagination import Page, PageParams
+from modelyard_deployer.access.schemas import AccessLevel
+from modelyard_deployer.access.service import require_model_access, visible_models
+from modelyard_deployer.db import Rollout, RolloutDevice, add_unique
+from modelyard_deployer.deployments.deploying import Deploying
+from modelyard_deployer.deployments.schemas import DeploymentCreate
+from modelyard_deployer.deployments.targeting import target_devices
+from modelyard_deployer.governance.service import hold_for_judgement
+from modelyard_deployer.rollouts import repository, schemas
+from modelyard_deployer.rollouts.planning import plan_waves
+from modelyard_deployer.rollouts.schemas import RolloutDeviceState, RolloutState
+from modelyard_deployer.rollouts.views import rollout_view, summary
+from modelyard_deployer.versions.service import visible_version
+
+
+async def authorize_create(
+    session: AsyncSession, *, principal: Principal, body: schemas.RolloutCreate
+) -> None:
+    """Raise 404/403 unless the principal may deploy the version (before any replay is read)."""
+    await visible_version(
+        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
+    )
+
+
+def _busy(devices: list[tuple[uuid.UUID, str, uuid.UUID]]) -> ConflictError:
+    names = ", ".join(f"{name} ({device_id})" for device_id, name, _ in devices[:10])
+    which = f"Device {names} is" if len(devices) == 1 else f"Devices {names} are"
+    return ConflictError(
+        f"{which} already in an unfinished rollout; finish or abort it first.",
+        devices=[
+            {"device_id": str(d), "device_name": n, "rollout_id": str(r)} for d, n, r in devices
+        ],
+    )
+
+
+async def create_rollout(deploying: Deploying, *, body: schemas.RolloutCreate) -> schemas.Rollout:
+    """Return a new rollout, its devices planned in waves (the gate judged them all now)."""
+    session, principal = deploying.session, deploying.principal
+    version = await visible_version(
+        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
+    )
+    await hold_for_judgement(session, workspace=principal.workspace, model_id=version.model_id)
+    model = await deploying.open_model(version.model_id)
+    target = DeploymentCreate(
+        version_id=body.version_id, device_ids=body.device_ids, selector=body.selector
+    )
+    targets = await target_devices(session, principal=principal, body=target)
+    # The policy gate at creation: refuses (409) if it would refuse any target now.
+    await deploying.judge(model, targets)
+    busy = await repository.active_on_devices(session, [d.id for d in targets])
+    if busy:
+        raise _busy(busy)
+    waves = plan_waves(targets, body.waves)
+    rollout = Rollout(
+        workspace=principal.workspace,
+        model_id=version.model_id,
+        version_id=version.id,
+        spec=body.model_dump(mode="json"),
+        state=RolloutState.running.value,
+        reason="",
+        current_wave=0,
+        wave_count=len(waves),
+        created_by=principal.sub,
+    )
+    session.add(rollout)
+    await session.flush()
+    for index, devices in enumerate(waves):
+        for device in devices:
+            session.add(
+                RolloutDevice(
+                    rollout_id=rollout.id,
+                    device_id=device.id,
+                    wave=index,
+                    active=True,
+                    state=RolloutDeviceState.waiting.value,
+                    reason="",
+                )
+            )
+    sizes = ", ".join(str(len(w)) for w in waves)
+    created = repository.event(
+        rollout,
+        "created",
+        f"version {version.number} to {len(targets)} device(s) in waves of {sizes}",
+        actor=principal.sub,
+    )
+    # Flushes the devices too: a concurrent rollout that took one since the check is a 409.
+    await add_unique(
+        session,
+        created,
+        conflict="A concurrent rollout took some of these devices; retry to see which.",
+    )
+    return await rollout_view(session, rollout)
+
+
+async def _visible(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    rollout_id: uuid.UUID,
+    level: AccessLevel = AccessLevel.viewer,
+    for_update: bool = False,
+) -> Rollout:
+    rollout = await repository.get(
+        session, workspace=principal.workspace, rollout_id=rollout_id, for_update=for_update
+    )
+    if rollout is None:
+        raise NotFoundError(f"No rollout {rollout_id} in this workspace.")
+    await require_model_access(session, principal, rollout.model_id, level)
+    return rollout
+
+
+async def get_rollout(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+) -> schemas.Rollout:
+    """Return one rollout with its waves and devices."""
+    rollout = await _visible(session, principal=principal, rollout_id=rollout_id)
+    return await rollout_view(session, rollout)
+
+
+async def list_rollouts(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    params: PageParams,
+    state: RolloutState | None = None,
+    model_id: uuid.UUID | None = None,
+) -> Page[schemas.RolloutSummary]:
+    """Return one page of the rollouts the principal may see, filtered."""
+    if model_id is not None:
+        await require_model_access(session, principal, model_id)
+    stmt = repository.list_statement(
+        workspace=principal.workspace,
+        visible=visible_models(principal, Rollout.model_id),
+        state=state.value if state else None,
+        model_id=model_id,
+    )
+    rows, cursor = await repository.SORTING.page(session, stmt, params)
+    return Page[schemas.RolloutSummary](items=[summary(r) for r in rows], next_cursor=cursor)
+
+
+async def rollout_history(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID, params: PageParams
+) -> Page[schemas.RolloutEvent]:
+    """Return one page of a rollout's history."""
+    await _visible(session, principal=principal, rollout_id=rollout_id)
+    rows, cursor = await repository.HISTORY_SORTING.page(
+        session, repository.history_statement(rollout_id), params
+    )
+    return Page[schemas.RolloutEvent](
+        items=[
+            schemas.RolloutEvent(
+                id=r.id,
+                kind=r.kind,
+                wave=r.wave,
+                device_id=r.device_id,
+                message=r.message,
+                actor=r.actor,
+                recorded_at=r.recorded_at,
+            )
+            for r in rows
+        ],
+        next_cursor=cursor,
+    )
+
+
+async def pause_rollout(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+) -> schemas.Rollout:
+    """Return the rollout held where it is (no new wave starts, no wave times out)."""
+    rollout = await _visible(
+        session,
+        principal=principal,
+        rollout_id=rollout_id,
+        level=AccessLevel.deployer,
+        for_update=True,
+    )
+    if rollout.state != RolloutState.running:
+        raise ConflictError(f"Only a running rollout can be paused; this one is {rollout.state}.")
+    pause(rollout, f"paused by {principal.sub}")
+    session.add(repository.event(rollout, "paused", rollout.reason, actor=principal.sub))
+    await session.flush()
+    return await rollout_view(session, rollout)
+
+
+def pause(rollout: Rollout, reason: str) -> None:
+    """Hold the rollout with `reason`."""
+    rollout.state = RolloutState.paused.value
+    rollout.reason = reason
+    rollout.paused_at = utcnow()
+    rollout.revision += 1
+
+
+async def resume_rollout(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+) -> schemas.Rollout:
+    """Return the rollout moving again; its current wave's timeout discounts the pause."""
+    rollout = await _visible(
+        session,
+        principal=principal,
+        rollout_id=rollout_id,
+        level=AccessLevel.deployer,
+        for_update=True,
+    )
+    if rollout.state != RolloutState.paused:
+        raise ConflictError(f"Only a paused rollout can be resumed; this one is {rollout.state}.")
+    now = utcnow()
+    if rollout.wave_started_at is not None and rollout.paused_at is not None:
+        rollout.wave_started_at += now - rollout.paused_at
+    rollout.state, rollout.reason, rollout.paused_at = RolloutState.running.value, "", None
+    rollout.revision += 1
+    session.add(repository.event(rollout, "resumed", f"resumed by {principal.sub}"))
+    await session.flush()
+    return await rollout_view(session, rollout)
+
+
+async def abort_rollout(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+) -> schemas.Rollout:
+    """Return the rollout stopping: the engine returns its updated devices to what they ran."""
+    rollout = await _visible(
+        session,
+        principal=principal,
+        rollout_id=rollout_id,
+        level=AccessLevel.deployer,
+        for_update=True,
+    )
+    if rollout.state not in (RolloutState.running, RolloutState.paused):
+        raise ConflictError(f"The rollout is {rollout.state}; there is nothing to abort.")
+    rollout.state = RolloutState.aborting.value
+    rollout.reason = f"aborted by {principal.sub}"
+    rollout.revision += 1
+    session.add(repository.event(rollout, "aborting", rollout.reason, actor=principal.sub))
+    await session.flush()
+    return await rollout_view(session, rollout)
