@@ -451,6 +451,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List rollouts, filtered by state or model */
+        get: operations["list_rollouts"];
+        put?: never;
+        /**
+         * Roll a version out to devices in waves, gated on health
+         * @description Plans the target devices (by id or label selector) in waves, the first being the canary. The policy gate judges every target now and again before each wave. Each wave passes when its online devices run the version healthy for `soak_s`; the abort rule (or a wave timeout) stops the rollout and returns updated devices to the version they ran. A device already in an unfinished rollout is a 409 naming it.
+         */
+        post: operations["create_rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one rollout with its waves' and devices' progress */
+        get: operations["get_rollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a rollout and return its updated devices to the version they ran */
+        post: operations["abort_rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every step of a rollout: waves started and passed, devices skipped or failed, abort */
+        get: operations["get_rollout_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hold a running rollout (no new wave starts, its wave timeout stops counting) */
+        post: operations["pause_rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move a paused rollout again (a wave the policy gate held is judged again) */
+        post: operations["resume_rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/versions/{version_id}": {
         parameters: {
             query?: never;
@@ -493,6 +599,30 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AbortRule
+         * @description When the rollout stops and returns updated devices to their previous version.
+         */
+        AbortRule: {
+            /**
+             * Failure Percent
+             * @description Abort once failed devices exceed this share of those judged.
+             * @default 0
+             */
+            failure_percent?: number;
+            /**
+             * Min Devices
+             * @description Judged devices needed before the failure share counts.
+             * @default 1
+             */
+            min_devices?: number;
+            /**
+             * Wave Timeout S
+             * @description Abort when a wave has not passed after this long.
+             * @default 900
+             */
+            wave_timeout_s?: number;
+        };
         /**
          * AccessLevel
          * @description What a grantee may do with one model: see, also deploy, also upload and manage grants.
@@ -1313,6 +1443,26 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[RolloutEvent] */
+        Page_RolloutEvent_: {
+            /** Items */
+            items: components["schemas"]["RolloutEvent"][];
+            /**
+             * Next Cursor
+             * @description Opaque cursor of the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[RolloutSummary] */
+        Page_RolloutSummary_: {
+            /** Items */
+            items: components["schemas"]["RolloutSummary"][];
+            /**
+             * Next Cursor
+             * @description Opaque cursor of the next page; null on the last page.
+             */
+            next_cursor?: string | null;
+        };
         /**
          * Problem
          * @description An RFC 9457 problem details object.
@@ -1468,10 +1618,313 @@ export interface components {
             version_id: string;
         };
         /**
+         * Rollout
+         * @description A rollout, its waves and its devices.
+         * @example {
+         *       "abort": {
+         *         "failure_percent": 10,
+         *         "min_devices": 2,
+         *         "wave_timeout_s": 900
+         *       },
+         *       "created_at": "2026-11-22T08:00:00Z",
+         *       "created_by": "alice",
+         *       "current_wave": 1,
+         *       "devices": [],
+         *       "etag": "\"3\"",
+         *       "id": "0b8a3e0e-8c2d-4bb0-9d7b-0e3e0fd7d9a1",
+         *       "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+         *       "offline_timeout_s": 300,
+         *       "reason": "",
+         *       "soak_s": 120,
+         *       "state": "running",
+         *       "updated_at": "2026-11-22T08:03:00Z",
+         *       "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+         *       "waves": [
+         *         {
+         *           "counts": {
+         *             "healthy": 1
+         *           },
+         *           "index": 0,
+         *           "size": 1,
+         *           "state": "passed"
+         *         },
+         *         {
+         *           "counts": {
+         *             "updating": 2
+         *           },
+         *           "index": 1,
+         *           "size": 2,
+         *           "state": "in_progress"
+         *         }
+         *       ]
+         *     }
+         */
+        Rollout: {
+            abort: components["schemas"]["AbortRule"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Current Wave */
+            current_wave: number;
+            /** Devices */
+            devices: components["schemas"]["RolloutDevice"][];
+            /** Etag */
+            etag: string;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Model Id
+             * Format: uuid
+             */
+            model_id: string;
+            /** Offline Timeout S */
+            offline_timeout_s: number;
+            /**
+             * Reason
+             * @description Why it paused or aborted.
+             */
+            reason: string;
+            /** Soak S */
+            soak_s: number;
+            state: components["schemas"]["RolloutState"];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Version Id
+             * Format: uuid
+             */
+            version_id: string;
+            /** Waves */
+            waves: components["schemas"]["WaveProgress"][];
+        };
+        /**
+         * RolloutCreate
+         * @description Send a version to listed devices or a selector's devices, wave by wave.
+         * @example {
+         *       "abort": {
+         *         "failure_percent": 10,
+         *         "min_devices": 2,
+         *         "wave_timeout_s": 900
+         *       },
+         *       "offline_timeout_s": 300,
+         *       "selector": {
+         *         "site": "plant-1"
+         *       },
+         *       "soak_s": 120,
+         *       "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+         *       "waves": [
+         *         {
+         *           "selector": {
+         *             "ring": "canary"
+         *           }
+         *         },
+         *         {
+         *           "percent": 50
+         *         },
+         *         {
+         *           "percent": 50
+         *         }
+         *       ]
+         *     }
+         */
+        RolloutCreate: {
+            abort?: components["schemas"]["AbortRule"];
+            /** Device Ids */
+            device_ids?: string[] | null;
+            /**
+             * Offline Timeout S
+             * @description A device silent this long is skipped (it never holds a wave).
+             * @default 300
+             */
+            offline_timeout_s?: number;
+            /** Selector */
+            selector?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Soak S
+             * @description How long a wave's devices must run healthy before it passes.
+             * @default 60
+             */
+            soak_s?: number;
+            /**
+             * Version Id
+             * Format: uuid
+             */
+            version_id: string;
+            /**
+             * Waves
+             * @description The first is the canary (a count, percentage or label selector); the devices left after the last wave join the last wave.
+             */
+            waves: components["schemas"]["Wave"][];
+        };
+        /**
+         * RolloutDevice
+         * @description One device of a rollout and how it fares.
+         */
+        RolloutDevice: {
+            /** Deployment Id */
+            deployment_id: string | null;
+            /**
+             * Deployment State
+             * @description The deployment's last reported state.
+             */
+            deployment_state: string | null;
+            /**
+             * Device Id
+             * Format: uuid
+             */
+            device_id: string;
+            /** Device Name */
+            device_name: string;
+            /** Healthy Since */
+            healthy_since: string | null;
+            /**
+             * Previous Version Id
+             * @description What it ran before its wave.
+             */
+            previous_version_id: string | null;
+            /** Reason */
+            reason: string;
+            state: components["schemas"]["RolloutDeviceState"];
+            /** Wave */
+            wave: number;
+        };
+        /**
+         * RolloutDeviceState
+         * @description How one device of a rollout fares.
+         * @enum {string}
+         */
+        RolloutDeviceState: "waiting" | "updating" | "healthy" | "failed" | "skipped" | "rolled_back" | "removed";
+        /**
+         * RolloutEvent
+         * @description One entry of a rollout's history.
+         * @example {
+         *       "device_id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
+         *       "id": 41,
+         *       "kind": "device_skipped",
+         *       "message": "offline for more than 300s",
+         *       "recorded_at": "2026-11-22T08:03:00Z",
+         *       "wave": 1
+         *     }
+         */
+        RolloutEvent: {
+            /** Actor */
+            actor: string | null;
+            /** Device Id */
+            device_id: string | null;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Message */
+            message: string;
+            /**
+             * Recorded At
+             * Format: date-time
+             */
+            recorded_at: string;
+            /** Wave */
+            wave: number | null;
+        };
+        /**
+         * RolloutState
+         * @description Where a rollout is: moving waves, held, returning devices, or done.
+         * @enum {string}
+         */
+        RolloutState: "running" | "paused" | "aborting" | "completed" | "aborted";
+        /**
+         * RolloutSummary
+         * @description A rollout in a list (without its devices).
+         */
+        RolloutSummary: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Current Wave */
+            current_wave: number;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Model Id
+             * Format: uuid
+             */
+            model_id: string;
+            /** Reason */
+            reason: string;
+            state: components["schemas"]["RolloutState"];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Version Id
+             * Format: uuid
+             */
+            version_id: string;
+            /** Wave Count */
+            wave_count: number;
+        };
+        /**
          * SubjectType
          * @enum {string}
          */
         SubjectType: "user" | "role";
+        /**
+         * Wave
+         * @description One wave: a count of devices, a percentage of the targets, or (canary) a label selector.
+         */
+        Wave: {
+            /** Count */
+            count?: number | null;
+            /** Percent */
+            percent?: number | null;
+            /** Selector */
+            selector?: {
+                [key: string]: string;
+            } | null;
+        };
+        /**
+         * WaveProgress
+         * @description One wave and the count of its devices in each state.
+         */
+        WaveProgress: {
+            /** Counts */
+            counts: {
+                [key: string]: number;
+            };
+            /** Index */
+            index: number;
+            /** Size */
+            size: number;
+            /**
+             * State
+             * @description `waiting`, `in_progress`, `passed` or `stopped`.
+             */
+            state: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -4875,6 +5328,697 @@ export interface operations {
                      * @example {
                      *       "status": 404,
                      *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_rollouts: {
+        parameters: {
+            query?: {
+                /** @description Where the rollout is. */
+                state?: components["schemas"]["RolloutState"] | null;
+                model_id?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string | null;
+                /** @description One of `created_at`, `-created_at`, `updated_at`, `-updated_at`. */
+                sort?: "created_at" | "-created_at" | "updated_at" | "-updated_at";
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RolloutSummary_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token does not grant the chosen workspace, or lacks the role. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_rollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying a create with the same key returns the first result. */
+                "Idempotency-Key"?: string | null;
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Bad Request: the body cannot be decoded (not UTF-8 or not JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is larger than the service reads. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_rollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token does not grant the chosen workspace, or lacks the role. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    abort_rollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_rollout_history: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string | null;
+                /** @description One of `recorded_at`, `-recorded_at`. */
+                sort?: "recorded_at" | "-recorded_at";
+            };
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RolloutEvent_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token does not grant the chosen workspace, or lacks the role. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 422,
+                     *       "title": "Unprocessable Content",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pause_rollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resume_rollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in, among those the token grants (needed when it grants several). */
+                "X-Modelyard-Workspace"?: string | null;
+            };
+            path: {
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "about:blank"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": 409,
+                     *       "title": "Conflict",
                      *       "type": "about:blank"
                      *     }
                      */

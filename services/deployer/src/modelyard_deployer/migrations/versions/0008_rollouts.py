@@ -2,7 +2,7 @@
 
 from modelyard_common.migration_env.changes import create_index, create_table, migration, sql
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 
 upgrade, downgrade = migration(
