@@ -1898,13 +1898,13 @@ export interface components {
          */
         Wave: {
             /** Count */
-            count?: number | null;
+            count?: number;
             /** Percent */
-            percent?: number | null;
+            percent?: number;
             /** Selector */
             selector?: {
                 [key: string]: string;
-            } | null;
+            };
         };
         /**
          * WaveProgress

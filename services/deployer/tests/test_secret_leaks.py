@@ -61,12 +61,19 @@ async def test_no_get_route_returns_a_device_token(tenant: Tenant, app: FastAPI)
         headers=tenant.admin,
     )
     assert grant.status_code == 201, grant.text
+    rollout = await tenant.client.post(
+        "/v1/rollouts",
+        json={"version_id": version["id"], "device_ids": [str(device.id)], "waves": [{"count": 1}]},
+        headers=tenant.admin,
+    )
+    assert rollout.status_code == 201, rollout.text
     ids = {
         "model_id": str(tenant.model_id),
         "version_id": version["id"],
         "device_id": str(device.id),
         "deployment_id": deployments[0]["id"],
         "grant_id": grant.json()["id"],
+        "rollout_id": rollout.json()["id"],
     }
     paths = ["/openapi.json"] + [
         path for path, operations in app.openapi()["paths"].items() if "get" in operations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,10 +37,21 @@ class RolloutDeviceState(enum.StrEnum):
     removed = "removed"  # the model was not on it before: its deployment is removed
 
 
+def _exactly_one_size(schema: dict[str, Any]) -> None:
+    """Say in the schema what the validator checks: one of the three, and not null."""
+    schema["minProperties"] = 1
+    schema["maxProperties"] = 1
+    for prop in schema.get("properties", {}).values():
+        choices = prop.pop("anyOf", None)
+        if choices:
+            prop.update(next(c for c in choices if c.get("type") != "null"))
+        prop.pop("default", None)
+
+
 class Wave(BaseModel):
     """One wave: a count of devices, a percentage of the targets, or (canary) a label selector."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_size)
 
     count: Annotated[int | None, Field(ge=1, le=100_000)] = None
     percent: Annotated[float | None, Field(gt=0, le=100)] = None

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from modelyard_common.schema_examples import examples_config
 from modelyard_gateway.fields import Name
 from modelyard_gateway.limits.schemas import LimitValues
 
-
-def _in_the_future(value: datetime | None) -> datetime | None:
-    if value is not None and value <= datetime.now(UTC):
-        raise ValueError("must be in the future")
-    return value
-
-
+# A time already past is taken as given: the key stops working at once (a way to cut it off
+# that keeps its record and its limits), the same on create and on change.
 Expiry = Annotated[
     AwareDatetime | None,
-    AfterValidator(_in_the_future),
     Field(description="When the key stops working (RFC 3339 with a zone); null: never."),
 ]
 KeyLimits = Annotated[
