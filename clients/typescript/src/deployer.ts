@@ -1766,10 +1766,14 @@ export interface components {
             version_id: string;
             /**
              * Waves
-             * @description The first is the canary (a count, percentage or label selector); the devices left after the last wave join the last wave.
+             * @description The first is the canary; each wave is a count, a percentage of the targets or a label selector (the targets left that match it); the devices left after the last wave join the last wave.
              */
             waves: components["schemas"]["Wave"][];
-        };
+        } & ({
+            device_ids: unknown[];
+        } | {
+            selector: Record<string, never>;
+        });
         /**
          * RolloutDevice
          * @description One device of a rollout and how it fares.

@@ -13,7 +13,7 @@ from modelyard_deployer.rollouts.schemas import Wave
 def plan_waves(targets: Sequence[Device], waves: Sequence[Wave]) -> list[list[Device]]:
     """Return the targets split into waves (empty waves dropped; leftovers join the last).
 
-    A percentage is of all targets, rounded up; a canary by selector takes every target whose
+    A percentage is of all targets, rounded up; a wave by selector takes every target left whose
     labels match it (422 if none does).
     """
     remaining = list(targets)
@@ -27,7 +27,7 @@ def plan_waves(targets: Sequence[Device], waves: Sequence[Wave]) -> list[list[De
             ]
             if not chosen:
                 raise UnprocessableError(
-                    "The canary's selector matches none of the target devices.",
+                    "A wave's selector matches none of the target devices left.",
                     errors=[
                         field_error(
                             ["body", "waves", index, "selector"],

@@ -96,7 +96,20 @@ class RolloutCreate(BaseModel):
                     "abort": {"failure_percent": 10, "min_devices": 2, "wave_timeout_s": 900},
                     "offline_timeout_s": 300,
                 }
-            ]
+            ],
+            # What the validator checks, said in the schema: listed devices or a selector.
+            "oneOf": [
+                {
+                    "required": ["device_ids"],
+                    "not": {"required": ["selector"]},
+                    "properties": {"device_ids": {"type": "array"}},
+                },
+                {
+                    "required": ["selector"],
+                    "not": {"required": ["device_ids"]},
+                    "properties": {"selector": {"type": "object"}},
+                },
+            ],
         },
     )
 
@@ -104,8 +117,9 @@ class RolloutCreate(BaseModel):
     device_ids: Annotated[list[uuid.UUID] | None, Field(min_length=1, max_length=10_000)] = None
     selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
     waves: Annotated[list[Wave], Field(min_length=1, max_length=50)] = Field(
-        description="The first is the canary (a count, percentage or label selector); the "
-        "devices left after the last wave join the last wave."
+        description="The first is the canary; each wave is a count, a percentage of the targets "
+        "or a label selector (the targets left that match it); the devices left after the last "
+        "wave join the last wave."
     )
     soak_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
         default=60, description="How long a wave's devices must run healthy before it passes."
@@ -119,8 +133,6 @@ class RolloutCreate(BaseModel):
     def _one_target(self) -> Self:
         if (self.device_ids is None) == (self.selector is None):
             raise ValueError("give exactly one of `device_ids` or `selector`")
-        if any(w.selector is not None for w in self.waves[1:]):
-            raise ValueError("only the first wave (the canary) may be chosen by `selector`")
         return self
 
 
