@@ -12,13 +12,14 @@ import io
 import os
 import shutil
 import signal
-import socket
 import sys
 import zipfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from modelyard_testkit.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # The helper modules beside this file (suite_testkit) are imported by name.
@@ -50,13 +51,7 @@ class Commands:
                     archive.write(path, path.relative_to(projects / name).as_posix())
         return buffer.getvalue()
 
-    @staticmethod
-    def free_port() -> int:
-        """Return a TCP port free on 127.0.0.1 right now."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-            return port
+    free_port = staticmethod(free_port)
 
     @staticmethod
     async def run_command(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 import uuid
@@ -25,15 +24,7 @@ from modelyard_common.auth import issue_token
 from modelyard_gateway.app import create_app
 from modelyard_gateway.routing.engine import RoutingEngine
 from modelyard_gateway.settings import GatewaySettings
-
-
-def free_port() -> int:
-    """Return a loopback port nothing listens on (connections to it are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
+from modelyard_testkit.servers import free_port
 
 STREAM_PROMPT_TOKENS = 4  # what a fake backend's stream reports as its prompt (include_usage)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -25,12 +26,27 @@ RABBITMQ_SERVER = os.environ.get("MODELYARD_TEST_RABBITMQ_SERVER", "")
 POSTGRES_BIN = os.environ.get("MODELYARD_TEST_POSTGRES_BIN", "")
 
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by default): a port the
+# kernel picked for `bind(0)` can be taken again by any outgoing connection before the server
+# the test starts binds it ("address already in use", seen with six agents starting at once).
+_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """Return a loopback port nothing listens on right now, never the same twice per process."""
+    for _ in range(len(_PORTS)):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError("no free loopback port left in 20000-31999")
 
 
 def port_open(port: int) -> bool:

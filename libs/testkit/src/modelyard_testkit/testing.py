@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from modelyard_common.auth import issue_token
 from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.servers import free_port
 
 TEST_ADMIN_DB_URL = os.environ.get(
     "MODELYARD_TEST_ADMIN_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -228,13 +229,6 @@ def _signing_jwk(kind: str, kid: str) -> dict[str, Any]:
         jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1())))
     jwk.update({"kid": kid, "use": "sig", "alg": kind})
     return dict(jwk)
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class OidcProvider:

@@ -6,6 +6,7 @@ The waves themselves are moved by the background `engine`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,10 +178,17 @@ async def rollout_history(
     )
 
 
-async def pause_rollout(
-    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+async def _act(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    rollout_id: uuid.UUID,
+    allowed: tuple[RolloutState, ...],
+    refusal: str,
+    change: Callable[[Rollout], tuple[str, str]],
 ) -> schemas.Rollout:
-    """Return the rollout held where it is (no new wave starts, no wave times out)."""
+    """Lock the rollout, refuse unless its state is `allowed`, apply `change` (which returns the
+    event and its message) and record it as the principal's."""
     rollout = await _visible(
         session,
         principal=principal,
@@ -188,61 +196,83 @@ async def pause_rollout(
         level=AccessLevel.deployer,
         for_update=True,
     )
-    if rollout.state != RolloutState.running:
-        raise ConflictError(f"Only a running rollout can be paused; this one is {rollout.state}.")
-    pause(rollout, f"paused by {principal.sub}")
-    session.add(repository.event(rollout, "paused", rollout.reason, actor=principal.sub))
+    if rollout.state not in allowed:
+        raise ConflictError(refusal.format(state=rollout.state))
+    kind, message = change(rollout)
+    rollout.revision += 1
+    session.add(repository.event(rollout, kind, message, actor=principal.sub))
     await session.flush()
     return await rollout_view(session, rollout)
 
 
+async def pause_rollout(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
+) -> schemas.Rollout:
+    """Return the rollout held where it is (no new wave starts, no wave times out)."""
+
+    def held(rollout: Rollout) -> tuple[str, str]:
+        _hold(rollout, f"paused by {principal.sub}")
+        return "paused", rollout.reason
+
+    return await _act(
+        session,
+        principal=principal,
+        rollout_id=rollout_id,
+        allowed=(RolloutState.running,),
+        refusal="Only a running rollout can be paused; this one is {state}.",
+        change=held,
+    )
+
+
 def pause(rollout: Rollout, reason: str) -> None:
-    """Hold the rollout with `reason`."""
+    """Hold the rollout with `reason` (the engine's pause: a policy refusal)."""
+    _hold(rollout, reason)
+    rollout.revision += 1
+
+
+def _hold(rollout: Rollout, reason: str) -> None:
     rollout.state = RolloutState.paused.value
     rollout.reason = reason
     rollout.paused_at = utcnow()
-    rollout.revision += 1
 
 
 async def resume_rollout(
     session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
 ) -> schemas.Rollout:
     """Return the rollout moving again; its current wave's timeout discounts the pause."""
-    rollout = await _visible(
+
+    def moving(rollout: Rollout) -> tuple[str, str]:
+        now = utcnow()
+        if rollout.wave_started_at is not None and rollout.paused_at is not None:
+            rollout.wave_started_at += now - rollout.paused_at
+        rollout.state, rollout.reason, rollout.paused_at = RolloutState.running.value, "", None
+        return "resumed", f"resumed by {principal.sub}"
+
+    return await _act(
         session,
         principal=principal,
         rollout_id=rollout_id,
-        level=AccessLevel.deployer,
-        for_update=True,
+        allowed=(RolloutState.paused,),
+        refusal="Only a paused rollout can be resumed; this one is {state}.",
+        change=moving,
     )
-    if rollout.state != RolloutState.paused:
-        raise ConflictError(f"Only a paused rollout can be resumed; this one is {rollout.state}.")
-    now = utcnow()
-    if rollout.wave_started_at is not None and rollout.paused_at is not None:
-        rollout.wave_started_at += now - rollout.paused_at
-    rollout.state, rollout.reason, rollout.paused_at = RolloutState.running.value, "", None
-    rollout.revision += 1
-    session.add(repository.event(rollout, "resumed", f"resumed by {principal.sub}"))
-    await session.flush()
-    return await rollout_view(session, rollout)
 
 
 async def abort_rollout(
     session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
 ) -> schemas.Rollout:
     """Return the rollout stopping: the engine returns its updated devices to what they ran."""
-    rollout = await _visible(
+
+    def stopping(rollout: Rollout) -> tuple[str, str]:
+        rollout.state = RolloutState.aborting.value
+        rollout.reason = f"aborted by {principal.sub}"
+        return "aborting", rollout.reason
+
+    return await _act(
         session,
         principal=principal,
         rollout_id=rollout_id,
-        level=AccessLevel.deployer,
-        for_update=True,
+        allowed=(RolloutState.running, RolloutState.paused),
+        refusal="The rollout is {state}; there is nothing to abort.",
+        change=stopping,
     )
-    if rollout.state not in (RolloutState.running, RolloutState.paused):
-        raise ConflictError(f"The rollout is {rollout.state}; there is nothing to abort.")
-    rollout.state = RolloutState.aborting.value
-    rollout.reason = f"aborted by {principal.sub}"
-    rollout.revision += 1
-    session.add(repository.event(rollout, "aborting", rollout.reason, actor=principal.sub))
-    await session.flush()
-    return await rollout_view(session, rollout)
