@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import Admin, FakeBackend, GatewayServer, eventually
+from prometheus_client import REGISTRY
 
-from modelyard_gateway.limits.meter import lease_chunk
+from modelyard_gateway.limits.meter import LEASE_SLOW_S, lease_chunk, max_chunk, next_chunk
 from modelyard_gateway.migrations import migrate
 from modelyard_gateway.settings import GatewaySettings
 from modelyard_testkit.servers import PrivatePostgres
@@ -84,6 +85,42 @@ async def test_exactly_the_limit_passes_then_429_with_retry_after_and_openai_hea
     assert not [r for r in caplog.records if r.name == "modelyard.gateway.limits"]
 
 
+def test_a_lease_grows_with_the_pace_and_shrinks_back_within_its_bounds() -> None:
+    limit = 60_000  # first chunk 100, at most 3,000
+    assert lease_chunk(limit) == 100
+    assert max_chunk(limit) == 3_000
+    sizes = [0]
+    for _ in range(8):  # leases needed in quick succession
+        sizes.append(next_chunk(limit, sizes[-1], 0.01))
+    assert sizes[1:] == [200, 400, 800, 1600, 3000, 3000, 3000, 3000]
+    assert next_chunk(limit, 3000, 2.0) == 3000  # a steady pace keeps its size
+    assert next_chunk(limit, 3000, LEASE_SLOW_S + 1) == 1500
+    assert next_chunk(limit, 150, LEASE_SLOW_S + 1) == 100  # never below the first size
+    assert next_chunk(60, 0, 0.0) == 3
+    assert next_chunk(60, 3, 0.0) == 3
+
+
+def leases() -> float:
+    sample = REGISTRY.get_sample_value(
+        "modelyard_gateway_limit_leases_total", {"measure": "requests_per_minute"}
+    )
+    return sample or 0.0
+
+
+async def test_a_busy_key_asks_the_database_a_few_times_not_once_per_hundred_requests(
+    gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
+) -> None:
+    backend = backends("busy")
+    await chat_group(admin, backend)
+    key = await admin.key(limits={"requests_per_minute": 1_000_000})
+    await room_in_this_minute(30)
+    before = leases()
+    answers = await send(gateway, key, 3000, concurrency=16)
+    assert statuses(answers) == {200: 3000}
+    # At a fixed 100 per lease that is 30 leases; growing chunks need far fewer.
+    assert leases() - before <= 12
+
+
 async def test_two_replicas_never_pass_the_limit_and_fall_short_by_at_most_one_lease(
     gateway: GatewayServer,
     replica: GatewayServer,
@@ -103,8 +140,8 @@ async def test_two_replicas_never_pass_the_limit_and_fall_short_by_at_most_one_l
     )
     passed = statuses(on_a).get(200, 0) + statuses(on_b).get(200, 0)
     # The stated bound (limits/meter.py): N replicas pass between
-    # limit - (N - 1) * (chunk - 1) and limit; never more.
-    assert limit - (2 - 1) * (lease_chunk(limit) - 1) <= passed <= limit
+    # limit - (N - 1) * (max_chunk - 1) and limit; never more.
+    assert limit - (2 - 1) * (max_chunk(limit) - 1) <= passed <= limit
     assert statuses(on_a).get(200, 0) > 0
     assert statuses(on_b).get(200, 0) > 0
     assert len(backend.requests) == passed

@@ -13,8 +13,13 @@ last one runs out while the window is far from its limit, and only when it runs 
 The price of never overshooting is a bounded undershoot: when the window is used up, each other
 replica may still hold up to `chunk - 1` leased requests that it has not spent. With N replicas
 a client therefore gets between `limit - (N - 1) * (chunk - 1)` and `limit` requests in a window,
-and exactly `limit` when one replica (or one replica at a time) serves it. `chunk` is a
-twentieth of the limit, between 1 and 100; a limit of 60 leases 3 at a time.
+and exactly `limit` when one replica (or one replica at a time) serves it. `chunk` starts at a
+twentieth of the limit, between 1 and 100 (a limit of 60 leases 3 at a time), and follows the
+replica's own pace: a window that needs its next lease within `LEASE_FAST_S` of the last one
+doubles its chunk, one that lasts longer than `LEASE_SLOW_S` halves it back, never above
+`max_chunk` (a twentieth of the limit) nor below the first size. A busy replica thus asks the
+database about once a second whatever its traffic, and the bound above holds with
+`max_chunk`: at most a twentieth of the limit per other replica.
 
 **Tokens (per minute, day, month): counted when the answer says what it used.** A request is
 refused when its window is already used up; its tokens are only known once the backend has
@@ -38,6 +43,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,15 +78,39 @@ def window_of(measure: str, now: float) -> tuple[int, int]:
     return int(first.timestamp()), int(following.timestamp())
 
 
+LEASE_FAST_S = 1.0  # a lease needed sooner than this after the last doubles the chunk
+LEASE_SLOW_S = 5.0  # one that lasted longer than this halves it (not below the first size)
+
+
 def lease_chunk(limit: int) -> int:
-    """Return how many requests a replica leases at a time under `limit` per minute."""
+    """Return how many requests a replica first leases at a time under `limit` per minute."""
     return max(1, min(100, limit // 20))
+
+
+def max_chunk(limit: int) -> int:
+    """Return the most a replica leases at once under `limit` (a busy replica's chunk)."""
+    return max(1, limit // 20)
+
+
+def next_chunk(limit: int, chunk: int, since_last: float) -> int:
+    """Return the chunk to lease now, the last lease of `chunk` having been `since_last` ago."""
+    first = lease_chunk(limit)
+    chunk = min(max(chunk, first), max_chunk(limit))
+    if since_last < LEASE_FAST_S:
+        return min(chunk * 2, max_chunk(limit))
+    if since_last > LEASE_SLOW_S:
+        return max(chunk // 2, first)
+    return chunk
 
 
 def reset_text(seconds: float) -> str:
     """Return a reset time the way OpenAI's `x-ratelimit-reset-*` headers write it (`1m5s`)."""
-    seconds = max(0.0, seconds)
-    minutes, rest = divmod(math.ceil(seconds), 60)
+    return _reset_text(max(0, math.ceil(seconds)))
+
+
+@lru_cache(maxsize=4096)
+def _reset_text(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
         return f"{hours}h{minutes}m{rest}s"
@@ -102,6 +132,8 @@ class Window:
     exhausted: bool = False  # the database granted nothing more in this window
     touched: float = 0.0  # monotonic time of the last use (the sync reads active windows only)
     lease: asyncio.Future[None] | None = None
+    chunk: int = 0  # the size of the last lease (0: none yet)
+    leased_at: float = -math.inf  # monotonic time of the last lease
 
     def roll(self, now: float) -> None:
         """Start the window holding `now` if the current one has ended."""
@@ -186,15 +218,23 @@ class Admission:
         """Return OpenAI's `x-ratelimit-*` headers for the limits that apply."""
         now = time.time()
         out: list[tuple[bytes, bytes]] = []
-        for name, window in (("requests", self.requests), ("tokens", self.tokens)):
-            if window is None:
-                continue
-            out += [
-                (b"x-ratelimit-limit-" + name.encode(), str(window.limit).encode()),
-                (b"x-ratelimit-remaining-" + name.encode(), str(window.remaining).encode()),
-                (b"x-ratelimit-reset-" + name.encode(), reset_text(window.end - now).encode()),
-            ]
+        for (limit, remaining, reset), window in (
+            (_REQUEST_HEADERS, self.requests),
+            (_TOKEN_HEADERS, self.tokens),
+        ):
+            if window is not None:
+                out += [
+                    (limit, b"%d" % window.limit),
+                    (remaining, b"%d" % window.remaining),
+                    (reset, reset_text(window.end - now).encode()),
+                ]
         return out
+
+
+_REQUEST_HEADERS = tuple(
+    f"x-ratelimit-{h}-requests".encode() for h in ("limit", "remaining", "reset")
+)
+_TOKEN_HEADERS = tuple(f"x-ratelimit-{h}-tokens".encode() for h in ("limit", "remaining", "reset"))
 
 
 NOTHING = Admission((), None, None)
@@ -280,7 +320,7 @@ class Meter(Periodic):
                 window.roll(now)
             if window.leased > 0:
                 window.leased -= 1
-                chunk = lease_chunk(window.limit)
+                chunk = max(window.chunk, lease_chunk(window.limit))
                 if (
                     window.leased < chunk // 2 + 1
                     and window.lease is None
@@ -301,7 +341,9 @@ class Meter(Periodic):
 
     async def _lease(self, window: Window) -> None:
         start = window.start
-        chunk = lease_chunk(window.limit)
+        tick = time.monotonic()
+        chunk = window.chunk = next_chunk(window.limit, window.chunk, tick - window.leased_at)
+        window.leased_at = tick
         try:
             granted, used = await repository.lease(
                 self.engine,

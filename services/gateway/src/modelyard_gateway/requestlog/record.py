@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -52,6 +53,20 @@ def _text(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+_getrandbits = random.getrandbits
+_VERSION_4 = (~(0xF000 << 64) & ~(0xC000 << 48)) & ((1 << 128) - 1)
+_VERSION_4_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def random_uuid() -> uuid.UUID:
+    """Return a random (version 4) UUID without a system call per record.
+
+    A record's id only has to be unique, not unguessable: the module's generator (reseeded in
+    every forked worker) gives its 122 random bits at half the cost of `uuid.uuid4()`.
+    """
+    return uuid.UUID(int=_getrandbits(128) & _VERSION_4 | _VERSION_4_BITS)
 
 
 class RequestRecord:
@@ -145,7 +160,7 @@ class RequestRecord:
         """Return the record as a row of `gateway.request_log` (in `COLUMNS` order)."""
         ended = self.ended if self.ended is not None else time.perf_counter()
         return (
-            uuid.uuid4(),
+            random_uuid(),
             datetime.fromtimestamp(self.at, UTC),
             self.workspace,
             self.key_id,
