@@ -561,3 +561,37 @@ async def test_openapi_documents_the_request_log(
     assert "log_bodies" in spec["components"]["schemas"]["GroupCreate"]["properties"]
     metrics = (await logged_admin.http.get("/metrics")).text
     assert "modelyard_gateway_request_log_dropped_total" in metrics
+
+
+async def test_a_flush_writes_what_waited_when_it_began_in_full_batches_not_a_trickle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records arriving during a write wait for the next one: a busy replica's writer does not
+    chase them with an endless run of tiny batches (each a connection checkout)."""
+    log = RequestLog(
+        create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none"),
+        replica="r",
+        flush_s=1.0,
+        batch=100,
+        buffer=10_000,
+        body_bytes=0,
+    )
+    key = uuid.uuid4()
+
+    def one() -> RequestRecord:
+        return RequestRecord(workspace="w", key_id=key, endpoint="/v1/chat/completions")
+
+    writes: list[int] = []
+
+    async def write(records: list[RequestRecord]) -> None:
+        writes.append(len(records))
+        await asyncio.sleep(0)
+        for _ in range(30):  # traffic goes on while the batch is written
+            log.record(one())
+
+    monkeypatch.setattr(log, "_write", write)
+    for _ in range(250):
+        log.record(one())
+    assert await log.flush() == 250
+    assert writes == [100, 100, 50]
+    assert log.pending == 90  # what came during the three writes: the next tick's

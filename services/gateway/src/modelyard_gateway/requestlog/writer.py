@@ -80,8 +80,13 @@ class RequestLog(Periodic):
         """
         written = 0
         async with self._lock:
-            while self._buffer:
-                size = min(self.batch, len(self._buffer))
+            # Only what waits now: what arrives meanwhile goes with the next tick (or the next
+            # full batch). Chasing it would write a trickle of tiny batches, one connection
+            # checkout each, without end while traffic lasts (a busy replica's CPU went there).
+            due = len(self._buffer)
+            while due > 0 and self._buffer:
+                size = min(self.batch, due, len(self._buffer))
+                due -= size
                 taken = [self._buffer.popleft() for _ in range(size)]
                 try:
                     await self._write(taken)

@@ -288,9 +288,13 @@ class Telemetry:
         assert self._lock is not None
         async with self._lock:
             sent = 0
-            while self.finished:
-                spans = self.finished[:BATCH]
-                del self.finished[:BATCH]
+            # Only what waits now (spans finished meanwhile go next time): chasing them would
+            # post a trickle of small exports for as long as traffic lasts.
+            due = len(self.finished)
+            while due > 0 and self.finished:
+                spans = self.finished[: min(BATCH, due)]
+                del self.finished[: len(spans)]
+                due -= len(spans)
                 body = otlp.traces_request(self.resource, SCOPE, spans)
                 if not await self._post(self.target.traces_url, body, self.trace_headers, "spans"):
                     # The collector is away: what waits goes too (a stop never waits on it for
