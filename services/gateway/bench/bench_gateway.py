@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -456,6 +457,10 @@ def main() -> None:
     parser.add_argument(
         "--only-overhead", action="store_true", help="direct, gw-off and gw-on only"
     )
+    parser.add_argument(
+        "--backlog", type=int, default=10_000, help="events waiting when the drain run starts"
+    )
+    parser.add_argument("--only-drain", action="store_true", help="direct and the drain only")
     args = parser.parse_args()
     counts = {1: 300, 16: 1000, 64: 1000} if args.quick else {1: 2000, 16: 5000, 64: 5000}
     litellm_counts = {1: 100, 16: 300, 64: 300} if args.quick else {1: 300, 16: 1000, 64: 1000}
@@ -500,6 +505,10 @@ def main() -> None:
     try:
         backend = start_backend(backend_procs, logs)
         measure("direct", backend, None)
+        drain = measure_drain(logs, backend, args.backlog)
+        if args.only_drain:
+            print_drain(drain)
+            return
         overhead_procs = Processes()
         try:
             sink = start_sink(overhead_procs, logs)
@@ -511,6 +520,7 @@ def main() -> None:
             overhead_procs.stop_all()
         if args.only_overhead:
             print_table(targets, results, failover, logs, sink_stats)
+            print_drain(drain)
             return
         # One proxy at a time, each stopped before the next starts: no leftover work competes.
         try:
@@ -537,6 +547,7 @@ def main() -> None:
                 "litellm", lambda others: start_litellm(others, logs, backend), LITELLM_MASTER_KEY
             )
         print_table(targets, results, failover, logs, sink_stats)
+        print_drain(drain)
         (logs / "results.json").write_text(
             json.dumps(
                 {f"{k[0]}|{'stream' if k[1] else 'plain'}|{k[2]}": v for k, v in results.items()}
@@ -547,6 +558,131 @@ def main() -> None:
     finally:
         procs.stop_all()
         backend_procs.stop_all()
+
+
+BENCH_VHOST = "modelyard_bench"
+
+
+def queue_depth(name: str) -> int:
+    """Return how many messages wait on queue `name` of the bench vhost (rabbitmqctl)."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", BENCH_VHOST, "name", "messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return int(parts[1])
+    raise RuntimeError(f"queue {name} not found on vhost {BENCH_VHOST}")
+
+
+def publish_backlog(amqp_url: str, count: int) -> None:
+    """Publish `count` endpoint events (each a deployment the gateway has not seen)."""
+    import aio_pika
+
+    from modelyard_common.contracts import ENDPOINT_GONE, EVENTS_EXCHANGE
+    from modelyard_common.events import new_event
+
+    async def publish() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=False)
+            exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+            for _ in range(count):
+                data = {
+                    "deployment_id": str(uuid.uuid4()),
+                    "model_id": str(uuid.uuid4()),
+                    "version_id": str(uuid.uuid4()),
+                    "device_id": str(uuid.uuid4()),
+                    "base_url": "http://127.0.0.1:9/",
+                    "sequence": 1,
+                }
+                event = new_event(type=ENDPOINT_GONE, source="bench", data=data)
+                body = event.model_dump_json().encode()
+                await exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=ENDPOINT_GONE,
+                )
+
+    asyncio.run(publish())
+
+
+def measure_drain(logs: Path, backend: str, backlog: int) -> dict[str, Any]:
+    """c=16 throughput of one replica while its event queue drains `backlog` events, and idle.
+
+    The replica consumes events (its own vhost); it is started once to declare its queues,
+    stopped, the backlog is published, and it is started again: the first run is measured while
+    it drains (the queue depth before and after says how much it drained meanwhile), the second
+    once the queue is empty.
+    """
+    from modelyard_testkit.testing import ensure_vhost
+
+    ensure_vhost(BENCH_VHOST)
+    amqp = f"amqp://guest:guest@127.0.0.1:5672/{BENCH_VHOST}"
+    env = {
+        **gateway_env(fresh_database()),
+        "MODELYARD_GATEWAY_CONSUME_EVENTS": "true",
+        "MODELYARD_AMQP_URL": amqp,
+        "MODELYARD_GATEWAY_REQUEST_LOG_ENABLED": "false",
+    }
+    found: dict[str, Any] = {"backlog": backlog}
+    procs = Processes()
+    try:
+        url = serve_gateway(procs, logs, env, "gateway-drain-declare")
+        procs.stop_all()
+        publish_backlog(amqp, backlog)
+        procs = Processes()
+        started = time.monotonic()
+        url = serve_gateway(procs, logs, env, "gateway-drain")
+        token = admin_token("bench-drain")
+        backend_port = int(backend.rsplit(":", 1)[1])
+        body = {
+            "name": "fast",
+            "kind": "local",
+            "host": "127.0.0.1",
+            "port": backend_port,
+            "upstream_model": "bench-model",
+            "health_path": "",
+        }
+        fast = str(http_json("POST", url + "/v1/instances", body, token)["id"])
+        http_json("POST", url + "/v1/groups", {"name": "chat", "instance_ids": [fast]}, token)
+        key = str(http_json("POST", url + "/v1/keys", {"name": "bench"}, token)["key"])
+        time.sleep(0.5)
+        found["before"] = queue_depth("gateway.endpoints")
+        found["draining"] = loadgen(
+            url, concurrency=16, requests=5000, stream=False, key=key, warmup=100
+        )
+        found["after"] = queue_depth("gateway.endpoints")
+        deadline = time.monotonic() + 600
+        while queue_depth("gateway.endpoints") > 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        found["drained_s"] = time.monotonic() - started
+        found["idle"] = loadgen(
+            url, concurrency=16, requests=5000, stream=False, key=key, warmup=100
+        )
+    except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
+        found["failed"] = f"{type(exc).__name__}: {exc}"[:200]
+    finally:
+        procs.stop_all()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", BENCH_VHOST], check=False)
+    return found
+
+
+def print_drain(found: dict[str, Any]) -> None:
+    """Print the replica's throughput while its event queue drained against idle."""
+    if "failed" in found:
+        print(f"events backlog: run failed: {found['failed']}")
+        return
+    busy, idle = found["draining"], found["idle"]
+    drained = found["before"] - found["after"]
+    print(
+        f"events backlog of {found['backlog']}: c=16 {busy['rps']:.0f} req/s while draining "
+        f"({drained} events applied during the run, {found['after']} left) vs {idle['rps']:.0f} "
+        f"req/s idle: {busy['rps'] / idle['rps']:.2f} of idle (target >= 0.90); the whole "
+        f"backlog drained in {found['drained_s']:.0f} s"
+    )
 
 
 def measure_overhead(

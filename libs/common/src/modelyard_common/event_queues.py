@@ -28,6 +28,7 @@ from modelyard_common.inbox import (
     idempotent_handler,
 )
 from modelyard_common.messaging import Binding, Broker, Consumer, EventHandler
+from modelyard_common.pacing import Pacer
 
 __all__ = ["EventQueue", "consume_once"]
 
@@ -53,9 +54,16 @@ async def consume_once(
     queue: EventQueue,
     *,
     delivery_limit: int,
+    pacer: Pacer | None = None,
 ) -> Consumer:
-    """Return the started consumer of `queue`, applying each event id once (in `processed`)."""
+    """Return the started consumer of `queue`, applying each event id once (in `processed`).
+
+    With a `pacer`, each event is applied in its turn (see `modelyard_common.pacing`): a backlog
+    drains without taking the loop from the service's requests.
+    """
     handler: EventHandler = idempotent_handler(sessionmaker, processed, queue.name, queue.handle)
+    if pacer is not None:
+        handler = _paced(handler, pacer)
     if queue.in_order_of is not None:
         handler = KeyedSerializer(handler, queue.in_order_of)
     return await broker.consume(
@@ -64,3 +72,11 @@ async def consume_once(
         handler,
         delivery_limit=delivery_limit,
     )
+
+
+def _paced(handler: EventHandler, pacer: Pacer) -> EventHandler:
+    async def paced(event: CloudEvent) -> None:
+        async with pacer.turn():
+            await handler(event)
+
+    return paced

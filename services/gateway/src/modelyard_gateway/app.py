@@ -19,6 +19,7 @@ from modelyard_common.infrastructure_upkeep import relay_and_purge
 from modelyard_common.messaging import Broker
 from modelyard_common.observability import configure_logging
 from modelyard_common.outbox import OutboxRelay
+from modelyard_common.pacing import Pacer
 from modelyard_common.web import ReadinessCheck, ServiceRuntime, default_readiness
 from modelyard_common.web import create_app as create_service_app
 from modelyard_gateway.db import ProcessedEvent, infrastructure
@@ -157,6 +158,9 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
         runtime.start_housekeeping()
         return
 
+    # Serving comes first: while requests arrive, events take at most their share of the loop.
+    pacer = Pacer(settings.events_share, app.state.proxy_endpoints.traffic.busy)
+
     async def on_broker_ready(broker: Broker) -> None:
         replica.relay.start()
         for queue in (endpoint_queue(settings), governance_queue(settings)):
@@ -166,6 +170,7 @@ async def start_replica(app: FastAPI, settings: GatewaySettings, replica: Replic
                 ProcessedEvent,
                 queue,
                 delivery_limit=settings.consumer_delivery_limit,
+                pacer=pacer,
             )
 
     runtime.on_broker_ready(on_broker_ready)

@@ -79,6 +79,20 @@ class GatewaySettings(ServiceSettings):
     health_path: str = "/v1/models"
     health_failures: int = Field(default=2, ge=1, description="Failed checks to mark down.")
     config_refresh_s: float = Field(default=30.0, gt=0, description="Full reload fallback.")
+    config_reload_gap_s: float = Field(
+        default=0.2,
+        ge=0,
+        le=5,
+        description="Least time between two rebuilds of the routing catalog: changes arriving "
+        "meanwhile (a burst of events or admin writes) are read by one rebuild after the gap.",
+    )
+    events_share: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="The most of the event loop the event consumers take while the replica "
+        "serves requests (1: no pacing); idle, they drain at full speed.",
+    )
     state_refresh_s: float = Field(default=5.0, gt=0, description="Shared state reload fallback.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     limits_sync_s: float = Field(

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from modelyard_common.pacing import Traffic
 from modelyard_gateway import metrics
 from modelyard_gateway.limits.meter import Admission, Meter, Refused
 from modelyard_gateway.proxy import records
@@ -74,6 +75,7 @@ class ProxyEndpoints:
         self.meter = meter
         self.requests = requests
         self.streams = StreamRelay(board, usage)
+        self.traffic = Traffic()  # when a request last came: the event consumers' pace
 
     async def _client_key(self, scope: Scope) -> ClientKey:
         token = bearer(scope)
@@ -174,6 +176,7 @@ class ProxyEndpoints:
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = time.perf_counter()
+        self.traffic.seen()
         trace = None if self.telemetry is None else self.telemetry.request(scope, path)
         try:
             key = await self._client_key(scope)

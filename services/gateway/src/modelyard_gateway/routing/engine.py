@@ -111,6 +111,9 @@ class RoutingEngine:
             self._config_dirty.clear()
             try:
                 await self.catalog.reload()
+                # A burst of changes (a backlog of events) costs one rebuild per gap, not one
+                # each: what arrives during the gap is read by the next rebuild.
+                await asyncio.sleep(self.settings.config_reload_gap_s)
             except Exception:
                 log.exception("catalog reload failed; keeping the previous config")
                 await asyncio.sleep(1.0)
