@@ -112,10 +112,14 @@ def serve_app(
         "proxy_headers": proxy_headers,
     }
     if workers > 1:
-        # uvicorn's supervisor binds once more and shares that socket with its workers: the
-        # address was free a moment ago, and uvicorn exits 1 should it be taken meanwhile.
+        # Each worker listens on its own socket (SO_REUSEPORT): the kernel spreads connections
+        # over them evenly. One socket shared by every worker (uvicorn's supervisor) leaves
+        # them to whichever accepts first, and long-lived connections piled up on one worker.
         sock.close()
-        uvicorn.run(app_path, **options)
+        del options["workers"]
+        from modelyard_common.workers import Supervisor
+
+        Supervisor(prog, app_path, host=host, port=port, count=workers, options=options).run()
         return
     logging.getLogger("modelyard.serve").info("%s listening on %s:%d", prog, host, port)
     server = uvicorn.Server(uvicorn.Config(app_path, **options))
