@@ -28,6 +28,9 @@ FILE_FIELD = "file"
 # Form fields other than the file are small: the manifest has its own (larger) limit.
 FIELD_LIMIT = 8 * 1024
 MULTIPART_OVERHEAD = 1024 * 1024
+# The rest of a refused body is never read: closing the connection tells the client to stop
+# sending it (kept open, the server would have to read and drop every remaining byte).
+_CLOSE = {"Connection": "close"}
 
 
 @dataclass
@@ -122,7 +125,9 @@ async def receive_upload(
         raise _invalid("file", "Send the version as multipart/form-data with a `file` part.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
-        raise PayloadTooLargeError(f"The upload is larger than the limit of {max_bytes} bytes.")
+        raise PayloadTooLargeError(
+            f"The upload is larger than the limit of {max_bytes} bytes.", headers=_CLOSE
+        )
 
     collector = _PartCollector()
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
@@ -137,7 +142,8 @@ async def receive_upload(
                     assert upload.artifact is not None
                     if upload.artifact.size + len(payload) > max_bytes:
                         raise PayloadTooLargeError(
-                            f"The zip is larger than the limit of {max_bytes} bytes."
+                            f"The zip is larger than the limit of {max_bytes} bytes.",
+                            headers=_CLOSE,
                         )
                     await upload.artifact.write(payload)
                 elif kind == "part":
