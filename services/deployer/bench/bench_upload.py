@@ -118,6 +118,12 @@ def registry_stand_in(model_id: str) -> Iterator[str]:
         server.shutdown()
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, every thread) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """Return VmRSS and VmHWM (peak RSS) of a process, in KiB."""
     values: dict[str, int] = {}
@@ -207,8 +213,8 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_noop_app() -> Iterator[str]:
-    """Serve `drain_app` under uvicorn (as the deployer is served); yield its URL."""
+def running_noop_app() -> Iterator[tuple[str, int]]:
+    """Serve `drain_app` under uvicorn (as the deployer is served); yield its URL and pid."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -226,14 +232,17 @@ def running_noop_app() -> Iterator[str]:
     )
     try:
         wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", process.pid
     finally:
         stop(process)
 
 
 @contextmanager
-def running_nginx(root: Path) -> Iterator[str | None]:
-    """Serve PUT into `root` with nginx's WebDAV module; yield the URL, None without nginx."""
+def running_nginx(root: Path) -> Iterator[tuple[str, int] | None]:
+    """Serve PUT into `root` with nginx's WebDAV module; yield its URL and worker's pid.
+
+    Yields None when nginx is not installed.
+    """
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         yield None
@@ -277,7 +286,8 @@ http {{
     process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)])
     try:
         wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        yield f"http://127.0.0.1:{port}", int(children[0])
     finally:
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -372,6 +382,7 @@ class Target:
     clean: Callable[[], None]
     pid: int | None = None
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     idle_kib: int = 0
     peak_kib: int = 0
 
@@ -382,8 +393,10 @@ class Target:
         else:
             if not self.idle_kib:
                 self.idle_kib = memory_kib(self.pid)["VmRSS"]
+            used = cpu_seconds(self.pid)
             with RssSampler(self.pid) as sampler:
                 self.seconds.append(self.upload())
+            self.cpu.append(cpu_seconds(self.pid) - used)
             self.peak_kib = max(self.peak_kib, sampler.peak_kib)
         self.clean()
 
@@ -448,22 +461,25 @@ def main() -> None:
     targets: list[Target] = []
     with ExitStack() as stack:
         nginx_root = workdir / "nginx"
-        nginx_url = stack.enter_context(running_nginx(nginx_root))
-        if nginx_url is not None:
+        nginx = stack.enter_context(running_nginx(nginx_root))
+        if nginx is not None:
+            nginx_url, nginx_pid = nginx
             put_target = nginx_root / "project.zip"
             targets.append(
                 Target(
                     "nginx PUT to disk",
                     lambda: put_file(f"{nginx_url}/project.zip", zip_path),
                     lambda: put_target.unlink(missing_ok=True),
+                    pid=nginx_pid,
                 )
             )
-        noop_url = stack.enter_context(running_noop_app())
+        noop_url, noop_pid = stack.enter_context(running_noop_app())
         targets.append(
             Target(
                 "no-op app under uvicorn (ceiling)",
                 lambda: post_file(noop_url, zip_path, {}, {}),
                 lambda: None,
+                pid=noop_pid,
             )
         )
         port = free_port()
@@ -519,16 +535,27 @@ def main() -> None:
         ("zip size", f"{size / 1e6:,.1f} MB"),
         ("rounds (each target once per round, order rotated)", args.rounds),
     ]
-    nginx = targets[0] if nginx_url is not None else None
+    peer = targets[0] if nginx is not None else None
     for target in targets:
         rows.append((target.name, rate(size, target.seconds)))
-        if nginx is not None and target is not nginx:
-            rows.append((f"  {target.name} / nginx PUT", ratio(target, nginx)))
+        if peer is not None and target is not peer:
+            rows.append((f"  {target.name} / nginx PUT", ratio(target, peer)))
     rows.append(("raw file copy on the same disk (+ fsync)", rate(size, copy_seconds)))
-    if nginx is None:
+    if peer is None:
         rows.append(("nginx PUT to disk", "not measured: nginx is not installed"))
+    # CPU time is what a busy machine cannot hide: wall-clock speed follows it once the cores
+    # are shared (the client, curl, needs its own share too).
     for target in targets:
         if target.pid is not None:
+            cpu = statistics.median(target.cpu)
+            rows.append(
+                (
+                    f"{target.name}: server CPU per upload (median)",
+                    f"{cpu:.2f} s ({cpu / (size / 1e9):.2f} s/GB)",
+                )
+            )
+    for target in targets:
+        if target.pid is not None and target is not peer:
             rows.append(
                 (
                     f"{target.name}: RSS idle / peak (growth)",

@@ -111,6 +111,7 @@ class S3StagedArtifact:
         # The one copy of a part: its body must be one buffer to be signed and sent. Joined in
         # a thread, so the event loop goes on receiving meanwhile.
         body = await asyncio.to_thread(b"".join, chunks)
+        chunks.clear()  # the received chunks go now, not when the part has landed
         client = await self._store.client()
         response = await client.upload_part(
             Bucket=self._store.bucket,

@@ -25,6 +25,9 @@ MiB = 1024 * 1024
 # What may wait between the event loop and the worker: a few socket reads' worth, so a slow
 # disk moment does not stall the network, and never more than this per upload.
 IN_FLIGHT_BYTES = 8 * MiB
+# The worker wakes for this much at least (or the end): fewer wake-ups and GIL hand-overs,
+# and each `writev` carries several received chunks.
+BATCH_BYTES = 1 * MiB
 WRITEBACK_BYTES = 8 * MiB
 _IOV_MAX = 1024
 _SYNC_FILE_RANGE_WRITE = 2
@@ -103,12 +106,14 @@ class HashingFileWriter:
     ) -> None:
         self._fd = fd
         self._limit = limit
+        self._batch = min(BATCH_BYTES, limit)
         self._writeback_bytes = writeback_bytes
         self._hash = hashlib.sha256()
         self._loop = asyncio.get_running_loop()
         self._ready = threading.Condition()
         self._queue: deque[Chunk] = deque()
-        self._queued = 0
+        self._queued = 0  # bytes handed over and not written yet (what backpressure counts)
+        self._pending = 0  # of those, the bytes still in the queue (not taken by the worker)
         self._closing = False
         self._aborted = False
         self._sync = True
@@ -131,7 +136,9 @@ class HashingFileWriter:
                 raise RuntimeError("the writer is closed")
             self._queue.append(chunk)
             self._queued += len(chunk)
-            self._ready.notify()
+            self._pending += len(chunk)
+            if self._pending >= self._batch:
+                self._ready.notify()
             if self._queued <= self._limit:
                 return
             room = self._room = self._loop.create_future()
@@ -152,18 +159,20 @@ class HashingFileWriter:
         with self._ready:
             self._closing = self._aborted = True
             self._queue.clear()
+            self._pending = 0
             self._ready.notify()
         with contextlib.suppress(BaseException):
             await asyncio.shield(self._done)
 
     def _next_batch(self) -> list[Chunk] | None:
         with self._ready:
-            while not self._queue and not self._closing:
+            while self._pending < self._batch and not self._closing:
                 self._ready.wait()
             if self._aborted or not self._queue:
                 return None
             batch = list(self._queue)
             self._queue.clear()
+            self._pending = 0
             return batch
 
     def _written(self, size: int) -> None:
