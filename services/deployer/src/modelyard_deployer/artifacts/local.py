@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from modelyard_deployer.artifacts.store import READ_CHUNK
-from modelyard_deployer.artifacts.writing import Chunk, HashingFileWriter
+from modelyard_deployer.artifacts.writing import WRITEBACK_BYTES, Chunk, HashingFileWriter
 
 
 def _sweep_dir(staging: Path, older_than: timedelta) -> int:
@@ -36,21 +36,27 @@ class LocalStagedArtifact:
     Create it with `open` (in the event loop: the worker reports back to it).
     """
 
-    def __init__(self, root: Path, staging: Path, key: str, fd: int) -> None:
+    def __init__(
+        self, root: Path, staging: Path, key: str, fd: int, *, durable: bool = True
+    ) -> None:
         self._root = root
         self._path = staging
         self._key = key
         self._fd: int | None = fd
-        self._writer = HashingFileWriter(fd)
+        self._durable = durable
+        # A copy that is not kept (the S3 store's spool) needs neither write-back nor fsync.
+        self._writer = HashingFileWriter(fd, writeback_bytes=WRITEBACK_BYTES if durable else 0)
         self._size = 0
         self._flushed = False
 
     @classmethod
-    async def open(cls, root: Path, staging: Path, key: str) -> LocalStagedArtifact:
+    async def open(
+        cls, root: Path, staging: Path, key: str, *, durable: bool = True
+    ) -> LocalStagedArtifact:
         """Return a new staged artifact writing to a new file at `staging`."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = await asyncio.to_thread(os.open, staging, flags, 0o644)
-        return cls(root, staging, key, fd)
+        return cls(root, staging, key, fd, durable=durable)
 
     @property
     def key(self) -> str:
@@ -82,10 +88,10 @@ class LocalStagedArtifact:
             os.close(fd)
 
     async def flush(self) -> None:
-        """Wait for every byte, fsync (once, here) and close the file, to be read back."""
+        """Wait for every byte, fsync (a durable one: once, here), close it to be read back."""
         if self._flushed:
             return
-        await self._writer.close(sync=True)
+        await self._writer.close(sync=self._durable)
         await asyncio.to_thread(self._close_fd)
         self._flushed = True
 
@@ -123,9 +129,10 @@ class LocalArtifactStore:
     whole zip or none; each upload stages under a fresh name, so replicas never share a file.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root.resolve()
         self.staging = self.root / ".staging"
+        self.durable = durable
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -138,7 +145,7 @@ class LocalArtifactStore:
         self._path(key)
         await asyncio.to_thread(self.staging.mkdir, parents=True, exist_ok=True)
         staging = self.staging / f"{uuid.uuid4().hex}.part"
-        return await LocalStagedArtifact.open(self.root, staging, key)
+        return await LocalStagedArtifact.open(self.root, staging, key, durable=self.durable)
 
     async def size(self, key: str) -> int:
         """Return the size in bytes of a stored artifact."""

@@ -194,7 +194,8 @@ class S3ArtifactStore:
         self.prefix = prefix
         self.part_bytes = max(part_bytes, MIN_PART_BYTES)
         self.parts_in_flight = max(parts_in_flight, 1)
-        self.spool = LocalArtifactStore(spool_dir)
+        # The spool is a scratch copy for the zip checks, removed after: never fsynced.
+        self.spool = LocalArtifactStore(spool_dir, durable=False)
         self._session = aioboto3.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,

@@ -95,6 +95,7 @@ class HashingFileWriter:
     `write` returns as soon as the chunk is queued (or, past `limit` queued bytes, once the
     worker has caught up by half). `close` waits for every byte, fsyncs and closes nothing:
     the file descriptor stays the caller's. `abort` drops what is queued and stops.
+    `writeback_bytes=0` starts no early write-back (for a scratch file never fsynced).
     """
 
     def __init__(
@@ -194,7 +195,11 @@ class HashingFileWriter:
                 size = write_all(self._fd, batch)
                 offset += size
                 unsynced += size
-                if _start_writeback is not None and unsynced >= self._writeback_bytes:
+                if (
+                    _start_writeback is not None
+                    and self._writeback_bytes
+                    and unsynced >= self._writeback_bytes
+                ):
                     _start_writeback(self._fd, offset - unsynced, unsynced)
                     unsynced = 0
                 self._written(size)
