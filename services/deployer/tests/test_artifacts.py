@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 from deployer_testkit import ArtifactBackend, eventually
 
 from modelyard_deployer.artifacts import S3ArtifactStore
@@ -101,3 +102,33 @@ async def test_sweep_removes_what_a_crashed_upload_left(artifact_backend: Artifa
     after = await artifact_backend.everything()
     assert not abandoned.path.exists()
     assert not [k for k in after if k.startswith("upload:") or ".staging" in k], after
+
+
+@pytest.mark.parametrize("artifact_backend", ["s3"], indirect=True)
+async def test_s3_part_that_fails_fails_the_upload_and_nothing_is_left(
+    artifact_backend: ArtifactBackend,
+) -> None:
+    """The bucket refuses a part (here: its upload was aborted under it): flush raises, and
+    discard leaves no object, no open multipart upload and no spool."""
+    store = artifact_backend.store
+    assert isinstance(store, S3ArtifactStore)
+    key = f"failing-part/{os.urandom(4).hex()}.zip"
+    before = await artifact_backend.everything()
+    staged = await store.stage(key)
+    client = await store.client()
+    (upload,) = [u for u in await store.pending_uploads() if u["Key"] == store.object_key(key)]
+    await client.abort_multipart_upload(
+        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+    )
+
+    async def write_and_flush() -> None:
+        for _ in range(3 * store.part_bytes // MiB):
+            await staged.write(os.urandom(MiB))
+        await staged.flush()
+
+    with pytest.raises(ClientError):
+        await write_and_flush()
+    await staged.discard()
+
+    assert await artifact_backend.everything() == before
+    assert not staged.path.exists()
