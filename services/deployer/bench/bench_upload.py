@@ -447,89 +447,91 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="deployer-bench-", dir=os.environ.get("BENCH_DIR")))
-    zip_path = workdir / "project.zip"
-    make_zip(zip_path, args.size_mb)
-    size = zip_path.stat().st_size
-    model_id = str(uuid.uuid4())
-    database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
-    common = {
-        "model_id": model_id,
-        "database_url": database_url,
-        "amqp_url": AMQP_URL,
-        "consume_events": "false",
-    }
-    targets: list[Target] = []
-    with ExitStack() as stack:
-        nginx_root = workdir / "nginx"
-        nginx = stack.enter_context(running_nginx(nginx_root))
-        if nginx is not None:
-            nginx_url, nginx_pid = nginx
-            put_target = nginx_root / "project.zip"
+    # Whatever happens (a target refusing an upload ends the run), nothing is left behind.
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        zip_path = workdir / "project.zip"
+        make_zip(zip_path, args.size_mb)
+        size = zip_path.stat().st_size
+        model_id = str(uuid.uuid4())
+        database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
+        cleanup.callback(lambda: asyncio.run(drop_database(database_url.rsplit("/", 1)[-1])))
+        common = {
+            "model_id": model_id,
+            "database_url": database_url,
+            "amqp_url": AMQP_URL,
+            "consume_events": "false",
+        }
+        targets: list[Target] = []
+        with ExitStack() as stack:
+            nginx_root = workdir / "nginx"
+            nginx = stack.enter_context(running_nginx(nginx_root))
+            if nginx is not None:
+                nginx_url, nginx_pid = nginx
+                put_target = nginx_root / "project.zip"
+                targets.append(
+                    Target(
+                        "nginx PUT to disk",
+                        lambda: put_file(f"{nginx_url}/project.zip", zip_path),
+                        lambda: put_target.unlink(missing_ok=True),
+                        pid=nginx_pid,
+                    )
+                )
+            noop_url, noop_pid = stack.enter_context(running_noop_app())
             targets.append(
                 Target(
-                    "nginx PUT to disk",
-                    lambda: put_file(f"{nginx_url}/project.zip", zip_path),
-                    lambda: put_target.unlink(missing_ok=True),
-                    pid=nginx_pid,
+                    "no-op app under uvicorn (ceiling)",
+                    lambda: post_file(noop_url, zip_path, {}, {}),
+                    lambda: None,
+                    pid=noop_pid,
                 )
             )
-        noop_url, noop_pid = stack.enter_context(running_noop_app())
-        targets.append(
-            Target(
-                "no-op app under uvicorn (ceiling)",
-                lambda: post_file(noop_url, zip_path, {}, {}),
-                lambda: None,
-                pid=noop_pid,
-            )
-        )
-        port = free_port()
-        local = stack.enter_context(
-            running_deployer(
-                port,
-                artifacts=workdir / "artifacts",
-                queue_prefix=f"deployer-bench-{model_id[:8]}",
-                **common,
-            )
-        )
-        targets.append(
-            deployer_target(
-                "deployer, local store", f"http://127.0.0.1:{port}", local, model_id, zip_path
-            )
-        )
-        if not args.skip_s3:
-            s3_url = stack.enter_context(s3_test_server(S3_BUCKET))
-            s3_port = free_port()
-            s3 = stack.enter_context(
+            port = free_port()
+            local = stack.enter_context(
                 running_deployer(
-                    s3_port,
-                    artifacts=workdir / "spool",
-                    queue_prefix=f"deployer-bench-s3-{model_id[:8]}",
-                    artifact_backend="s3",
-                    s3_endpoint_url=s3_url,
-                    s3_bucket=S3_BUCKET,
-                    s3_region="us-east-1",
-                    **{f"s3_{name}": value for name, value in S3_TEST_CREDENTIALS.items()},
+                    port,
+                    artifacts=workdir / "artifacts",
+                    queue_prefix=f"deployer-bench-{model_id[:8]}",
                     **common,
                 )
             )
             targets.append(
                 deployer_target(
-                    "deployer, S3 store (moto server)",
-                    f"http://127.0.0.1:{s3_port}",
-                    s3,
-                    model_id,
-                    zip_path,
+                    "deployer, local store", f"http://127.0.0.1:{port}", local, model_id, zip_path
                 )
             )
-        copy_seconds: list[float] = []
-        for round_number in range(args.rounds):
-            # Each round starts with another target, so none always runs first or last.
-            shift = round_number % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                target.run()
-            copy_seconds.append(raw_copy_seconds(zip_path, workdir))
-    shutil.rmtree(workdir, ignore_errors=True)
-    asyncio.run(drop_database(database_url.rsplit("/", 1)[-1]))
+            if not args.skip_s3:
+                s3_url = stack.enter_context(s3_test_server(S3_BUCKET))
+                s3_port = free_port()
+                s3 = stack.enter_context(
+                    running_deployer(
+                        s3_port,
+                        artifacts=workdir / "spool",
+                        queue_prefix=f"deployer-bench-s3-{model_id[:8]}",
+                        artifact_backend="s3",
+                        s3_endpoint_url=s3_url,
+                        s3_bucket=S3_BUCKET,
+                        s3_region="us-east-1",
+                        **{f"s3_{name}": value for name, value in S3_TEST_CREDENTIALS.items()},
+                        **common,
+                    )
+                )
+                targets.append(
+                    deployer_target(
+                        "deployer, S3 store (moto server)",
+                        f"http://127.0.0.1:{s3_port}",
+                        s3,
+                        model_id,
+                        zip_path,
+                    )
+                )
+            copy_seconds: list[float] = []
+            for round_number in range(args.rounds):
+                # Each round starts with another target, so none always runs first or last.
+                shift = round_number % len(targets)
+                for target in targets[shift:] + targets[:shift]:
+                    target.run()
+                copy_seconds.append(raw_copy_seconds(zip_path, workdir))
 
     rows: list[tuple[str, object]] = [
         ("zip size", f"{size / 1e6:,.1f} MB"),
