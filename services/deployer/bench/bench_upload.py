@@ -1,14 +1,22 @@
-"""Upload throughput and memory of the deployer, against a raw file copy on the same disk.
+"""Upload throughput and memory of the deployer, against nginx PUT to disk, in one run.
 
-Starts a real deployer (`modelyard-deployer serve`, a uvicorn process) on a fresh database,
-uploads a zip of incompressible random data (stored uncompressed, so the ratio check passes)
-and prints a table: MB/s of the upload vs `shutil.copyfile` + fsync on the disk the artifact
-store uses, and the deployer's resident memory before and at its peak during the upload.
+Starts nginx (Debian's `nginx-light`: its WebDAV module takes a PUT and renames the body into
+place), a real deployer (`modelyard-deployer serve`, a uvicorn process as in production) with
+the local artifact store, a second one with the S3 store against an S3-compatible server (moto,
+as the tests use), and a no-op ASGI app under uvicorn; then uploads a zip of incompressible
+random data (stored uncompressed, so the ratio check passes) to each in turn, round after
+round, so a slow spell of the shared machine hits all of them alike. The client is curl for
+every target (a C client keeps the measurement about the server): `-T` (PUT) to nginx,
+`-F file=@...` (multipart, what the SDK, CLI and console send) to the others.
 
-    .venv/bin/python services/deployer/bench/bench_upload.py [--size-mb 200]
+The table gives, per target, MB/s (median and range over the rounds) and the ratio to nginx
+in the same round, and each deployer's resident memory before and at its peak during uploads.
+
+    .venv/bin/python services/deployer/bench/bench_upload.py [--size-mb 200] [--rounds 5]
 
 Needs Postgres and RabbitMQ as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL,
-MODELYARD_BENCH_AMQP_URL override the local defaults).
+MODELYARD_BENCH_AMQP_URL override the local defaults) and nginx (`apt-get install nginx-light`;
+without it the nginx rows are left out and say so).
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import argparse
 import asyncio
 import json
 import os
+import pwd
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,8 +36,9 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +48,7 @@ import asyncpg
 import httpx
 from modelyard_testkit.bench import print_metrics
 from modelyard_testkit.servers import free_port, wait_ready
-from modelyard_testkit.testing import recreate_database
+from modelyard_testkit.testing import S3_TEST_CREDENTIALS, recreate_database, s3_test_server
 
 from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
@@ -48,7 +59,15 @@ ADMIN_URL = os.environ.get(
 AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET = "bench-secret-0123456789abcdef-0123456789"
 WORKSPACE = "bench"
+S3_BUCKET = "modelyard-bench"
 MiB = 1024 * 1024
+MANIFEST = json.dumps(
+    {
+        "image": "modelyard/python-base:bookworm",
+        "main": "main.py",
+        "handlers": [{"name": "predict"}],
+    }
+)
 
 
 async def drop_database(name: str) -> None:
@@ -99,6 +118,12 @@ def registry_stand_in(model_id: str) -> Iterator[str]:
         server.shutdown()
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, every thread) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """Return VmRSS and VmHWM (peak RSS) of a process, in KiB."""
     values: dict[str, int] = {}
@@ -144,39 +169,52 @@ async def drain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"{}"})
 
 
+def curl_seconds(command: list[str], expected: int) -> float:
+    """Run one curl transfer; return its total time as curl measured it (status required)."""
+    result = subprocess.run(
+        [*command, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    code, seconds = result.stdout.split()
+    if int(code) != expected:
+        raise SystemExit(f"{command[-1]} answered {code}, not {expected}")
+    return float(seconds)
+
+
 def post_file(url: str, path: Path, fields: dict[str, str], headers: dict[str, str]) -> float:
-    """POST `path` as the multipart `file` part; return the seconds taken (201 required).
-
-    curl is used when present: a C client keeps the measurement about the server, not about
-    the client's own Python overhead.
-    """
-    started = time.perf_counter()
-    if shutil.which("curl"):
-        command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-F", f"file=@{path}"]
-        for name, value in fields.items():
-            command += ["--form-string", f"{name}={value}"]
-        for name, value in headers.items():
-            command += ["-H", f"{name}: {value}"]
-        status = subprocess.run([*command, url], capture_output=True, text=True, check=True)
-        code = int(status.stdout.strip() or 0)
-    else:
-        with path.open("rb") as upload:
-            response = httpx.post(
-                url,
-                files={"file": ("project.zip", upload, "application/zip")},
-                data=fields,
-                headers=headers,
-                timeout=600,
-            )
-        code = response.status_code
-    elapsed = time.perf_counter() - started
-    if code != 201:
-        raise SystemExit(f"upload to {url} answered {code}")
-    return elapsed
+    """POST `path` as the multipart `file` part; return the seconds taken (201 required)."""
+    command = ["curl", "-F", f"file=@{path};type=application/zip"]
+    for name, value in fields.items():
+        command += ["--form-string", f"{name}={value}"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    return curl_seconds([*command, url], 201)
 
 
-def http_ceiling_seconds(path: Path) -> float:
-    """Return how long the same upload takes to a no-op app under uvicorn."""
+def put_file(url: str, path: Path) -> float:
+    """PUT `path` as the whole body; return the seconds taken (201 required)."""
+    return curl_seconds(["curl", "-T", str(path), url], 201)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait until something accepts connections on loopback `port` (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after 30 s")
+
+
+@contextmanager
+def running_noop_app() -> Iterator[tuple[str, int]]:
+    """Serve `drain_app` under uvicorn (as the deployer is served); yield its URL and pid."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -193,17 +231,66 @@ def http_ceiling_seconds(path: Path) -> float:
         ]
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        return post_file(f"http://127.0.0.1:{port}/", path, {}, {})
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/", process.pid
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
+
+
+@contextmanager
+def running_nginx(root: Path) -> Iterator[tuple[str, int] | None]:
+    """Serve PUT into `root` with nginx's WebDAV module; yield its URL and worker's pid.
+
+    Yields None when nginx is not installed.
+    """
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        yield None
+        return
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="nginx-", dir=root.parent))
+    # The body's temporary file lives beside the target, so nginx's PUT ends in one rename,
+    # as the deployer's commit does.
+    temp = root / ".tmp"
+    temp.mkdir(parents=True)
+    conf = workdir / "nginx.conf"
+    # Started as root, nginx's worker would drop to `nobody` and could not write here.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp};
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        location / {{
+            root {root};
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+        }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)])
+    try:
+        wait_for_port(port, process)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        yield f"http://127.0.0.1:{port}", int(children[0])
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def raw_copy_seconds(source: Path, directory: Path) -> float:
@@ -286,71 +373,198 @@ def running_deployer(
             stop(process)
 
 
+@dataclass
+class Target:
+    """One server the zip is uploaded to, and what each round measured of it."""
+
+    name: str
+    upload: Callable[[], float]
+    clean: Callable[[], None]
+    pid: int | None = None
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    idle_kib: int = 0
+    peak_kib: int = 0
+
+    def run(self) -> None:
+        """Upload once (RSS sampled meanwhile), record the time, then remove what was stored."""
+        if self.pid is None:
+            self.seconds.append(self.upload())
+        else:
+            if not self.idle_kib:
+                self.idle_kib = memory_kib(self.pid)["VmRSS"]
+            used = cpu_seconds(self.pid)
+            with RssSampler(self.pid) as sampler:
+                self.seconds.append(self.upload())
+            self.cpu.append(cpu_seconds(self.pid) - used)
+            self.peak_kib = max(self.peak_kib, sampler.peak_kib)
+        self.clean()
+
+
+def deployer_target(
+    name: str, base_url: str, process: subprocess.Popen[bytes], model_id: str, zip_path: Path
+) -> Target:
+    """Return the target uploading versions to a running deployer (each deleted after)."""
+    token = issue_token(
+        secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=timedelta(hours=2)
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def upload() -> float:
+        return post_file(
+            f"{base_url}/v1/models/{model_id}/versions",
+            zip_path,
+            {"manifest": MANIFEST, "title": "bench"},
+            auth,
+        )
+
+    def clean() -> None:
+        listed = httpx.get(f"{base_url}/v1/models/{model_id}/versions", headers=auth).json()
+        for version in listed["items"]:
+            httpx.delete(f"{base_url}/v1/versions/{version['id']}", headers=auth)
+
+    return Target(name, upload, clean, pid=process.pid)
+
+
+def rate(size: int, seconds: list[float]) -> str:
+    """Return MB/s as 'median (min-max)'."""
+    rates = sorted(size / 1e6 / s for s in seconds)
+    return f"{statistics.median(rates):,.0f} ({rates[0]:,.0f}-{rates[-1]:,.0f}) MB/s"
+
+
+def ratio(target: Target, peer: Target) -> str:
+    """Return the round-by-round speed ratio of `target` to `peer`: 'median (min-max)'."""
+    ratios = sorted(p / t for t, p in zip(target.seconds, peer.seconds, strict=True))
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def main() -> None:
     """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=200)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200, help="MiB of random data in the zip")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-s3", action="store_true", help="leave out the S3 store")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="deployer-bench-", dir=os.environ.get("BENCH_DIR")))
-    artifacts = workdir / "artifacts"
-    artifacts.mkdir()
-    zip_path = workdir / "project.zip"
-    make_zip(zip_path, args.size_mb)
-    size = zip_path.stat().st_size
-    model_id = str(uuid.uuid4())
-    database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with running_deployer(
-        port,
-        model_id=model_id,
-        database_url=database_url,
-        amqp_url=AMQP_URL,
-        artifacts=artifacts,
-        queue_prefix=f"deployer-bench-{model_id[:8]}",
-        consume_events="false",
-    ) as process:
-        token = issue_token(
-            secret=SECRET,
-            sub="bench",
-            roles=["admin"],
-            workspace=WORKSPACE,
-            ttl=timedelta(hours=1),
-        )
-        idle = memory_kib(process.pid)
-        manifest = json.dumps(
-            {
-                "image": "modelyard/python-base:bookworm",
-                "main": "main.py",
-                "handlers": [{"name": "predict"}],
-            }
-        )
-        with RssSampler(process.pid) as sampler:
-            upload_s = post_file(
-                f"{base_url}/v1/models/{model_id}/versions",
-                zip_path,
-                {"manifest": manifest, "title": "bench"},
-                {"Authorization": f"Bearer {token}"},
+    # Whatever happens (a target refusing an upload ends the run), nothing is left behind.
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        zip_path = workdir / "project.zip"
+        make_zip(zip_path, args.size_mb)
+        size = zip_path.stat().st_size
+        model_id = str(uuid.uuid4())
+        database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_deployer"))
+        cleanup.callback(lambda: asyncio.run(drop_database(database_url.rsplit("/", 1)[-1])))
+        common = {
+            "model_id": model_id,
+            "database_url": database_url,
+            "amqp_url": AMQP_URL,
+            "consume_events": "false",
+        }
+        targets: list[Target] = []
+        with ExitStack() as stack:
+            nginx_root = workdir / "nginx"
+            nginx = stack.enter_context(running_nginx(nginx_root))
+            if nginx is not None:
+                nginx_url, nginx_pid = nginx
+                put_target = nginx_root / "project.zip"
+                targets.append(
+                    Target(
+                        "nginx PUT to disk",
+                        lambda: put_file(f"{nginx_url}/project.zip", zip_path),
+                        lambda: put_target.unlink(missing_ok=True),
+                        pid=nginx_pid,
+                    )
+                )
+            noop_url, noop_pid = stack.enter_context(running_noop_app())
+            targets.append(
+                Target(
+                    "no-op app under uvicorn (ceiling)",
+                    lambda: post_file(noop_url, zip_path, {}, {}),
+                    lambda: None,
+                    pid=noop_pid,
+                )
             )
-        after = memory_kib(process.pid)
-    copy_s = raw_copy_seconds(zip_path, artifacts)
-    ceiling_s = http_ceiling_seconds(zip_path)
-    shutil.rmtree(workdir, ignore_errors=True)
-    asyncio.run(drop_database("modelyard_bench_deployer"))
+            port = free_port()
+            local = stack.enter_context(
+                running_deployer(
+                    port,
+                    artifacts=workdir / "artifacts",
+                    queue_prefix=f"deployer-bench-{model_id[:8]}",
+                    **common,
+                )
+            )
+            targets.append(
+                deployer_target(
+                    "deployer, local store", f"http://127.0.0.1:{port}", local, model_id, zip_path
+                )
+            )
+            if not args.skip_s3:
+                s3_url = stack.enter_context(s3_test_server(S3_BUCKET))
+                s3_port = free_port()
+                s3 = stack.enter_context(
+                    running_deployer(
+                        s3_port,
+                        artifacts=workdir / "spool",
+                        queue_prefix=f"deployer-bench-s3-{model_id[:8]}",
+                        artifact_backend="s3",
+                        s3_endpoint_url=s3_url,
+                        s3_bucket=S3_BUCKET,
+                        s3_region="us-east-1",
+                        **{f"s3_{name}": value for name, value in S3_TEST_CREDENTIALS.items()},
+                        **common,
+                    )
+                )
+                targets.append(
+                    deployer_target(
+                        "deployer, S3 store (moto server)",
+                        f"http://127.0.0.1:{s3_port}",
+                        s3,
+                        model_id,
+                        zip_path,
+                    )
+                )
+            copy_seconds: list[float] = []
+            for round_number in range(args.rounds):
+                # Each round starts with another target, so none always runs first or last.
+                shift = round_number % len(targets)
+                for target in targets[shift:] + targets[:shift]:
+                    target.run()
+                copy_seconds.append(raw_copy_seconds(zip_path, workdir))
 
-    mb = size / 1e6
-    rows = [
-        ("zip size", f"{mb:,.1f} MB"),
-        ("upload to deployer (HTTP, hash, zip check, fsync)", f"{mb / upload_s:,.1f} MB/s"),
-        ("raw file copy on the same disk (+ fsync)", f"{mb / copy_s:,.1f} MB/s"),
-        ("same upload to a no-op app under uvicorn", f"{mb / ceiling_s:,.1f} MB/s"),
-        ("upload / raw copy", f"{copy_s / upload_s:.0%}"),
-        ("upload / no-op app (the HTTP stack's ceiling)", f"{ceiling_s / upload_s:.0%}"),
-        ("deployer RSS before upload", f"{idle['VmRSS'] / 1024:,.1f} MiB"),
-        ("deployer peak RSS during upload (sampled)", f"{sampler.peak_kib / 1024:,.1f} MiB"),
-        ("deployer peak RSS of the process (VmHWM)", f"{after['VmHWM'] / 1024:,.1f} MiB"),
+    rows: list[tuple[str, object]] = [
+        ("zip size", f"{size / 1e6:,.1f} MB"),
+        ("rounds (each target once per round, order rotated)", args.rounds),
     ]
+    peer = targets[0] if nginx is not None else None
+    for target in targets:
+        rows.append((target.name, rate(size, target.seconds)))
+        if peer is not None and target is not peer:
+            rows.append((f"  {target.name} / nginx PUT", ratio(target, peer)))
+    rows.append(("raw file copy on the same disk (+ fsync)", rate(size, copy_seconds)))
+    if peer is None:
+        rows.append(("nginx PUT to disk", "not measured: nginx is not installed"))
+    # CPU time is what a busy machine cannot hide: wall-clock speed follows it once the cores
+    # are shared (the client, curl, needs its own share too).
+    for target in targets:
+        if target.pid is not None:
+            cpu = statistics.median(target.cpu)
+            rows.append(
+                (
+                    f"{target.name}: server CPU per upload (median)",
+                    f"{cpu:.2f} s ({cpu / (size / 1e9):.2f} s/GB)",
+                )
+            )
+    for target in targets:
+        if target.pid is not None and target is not peer:
+            rows.append(
+                (
+                    f"{target.name}: RSS idle / peak (growth)",
+                    f"{target.idle_kib / 1024:,.0f} / {target.peak_kib / 1024:,.0f} MiB "
+                    f"(+{(target.peak_kib - target.idle_kib) / 1024:,.0f})",
+                )
+            )
     print_metrics(rows)
 
 

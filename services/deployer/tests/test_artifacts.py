@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
-from deployer_testkit import ArtifactBackend
+from botocore.exceptions import ClientError
+from deployer_testkit import ArtifactBackend, eventually
 
 from modelyard_deployer.artifacts import S3ArtifactStore
 
@@ -46,7 +48,7 @@ async def test_staged_artifact_is_invisible_until_committed(
 async def test_s3_upload_sends_parts_while_the_bytes_arrive(
     artifact_backend: ArtifactBackend,
 ) -> None:
-    """Parts go to the bucket as they fill, so memory holds about two parts, not the zip."""
+    """Parts go to the bucket as they fill, before the upload ends, not all at its end."""
     store = artifact_backend.store
     assert isinstance(store, S3ArtifactStore)
     key = f"parts-test/{os.urandom(4).hex()}.zip"
@@ -58,17 +60,25 @@ async def test_s3_upload_sends_parts_while_the_bytes_arrive(
     client = await store.client()
     uploads = await store.pending_uploads()
     (upload,) = [u for u in uploads if u["Key"] == store.object_key(key)]
-    parts = await client.list_parts(
-        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-    )
 
-    # Three parts are full; two have surely landed before the last byte was even written.
-    assert len(parts.get("Parts", [])) >= 2
+    async def landed() -> int:
+        parts = await client.list_parts(
+            Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        return len(parts.get("Parts", []))
+
+    # The three full parts land with no flush or commit: nothing waits for the end.
+    assert await eventually(lambda: _at_least(landed, 3)) == 3
     assert await artifact_backend.content(key) is None
 
     await staged.discard()
     assert not [u for u in await store.pending_uploads() if u["Key"] == store.object_key(key)]
     assert not staged.path.exists()
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], minimum: int) -> int:
+    value = await count()
+    return value if value >= minimum else 0
 
 
 async def test_sweep_removes_what_a_crashed_upload_left(artifact_backend: ArtifactBackend) -> None:
@@ -92,3 +102,33 @@ async def test_sweep_removes_what_a_crashed_upload_left(artifact_backend: Artifa
     after = await artifact_backend.everything()
     assert not abandoned.path.exists()
     assert not [k for k in after if k.startswith("upload:") or ".staging" in k], after
+
+
+@pytest.mark.parametrize("artifact_backend", ["s3"], indirect=True)
+async def test_s3_part_that_fails_fails_the_upload_and_nothing_is_left(
+    artifact_backend: ArtifactBackend,
+) -> None:
+    """The bucket refuses a part (here: its upload was aborted under it): flush raises, and
+    discard leaves no object, no open multipart upload and no spool."""
+    store = artifact_backend.store
+    assert isinstance(store, S3ArtifactStore)
+    key = f"failing-part/{os.urandom(4).hex()}.zip"
+    before = await artifact_backend.everything()
+    staged = await store.stage(key)
+    client = await store.client()
+    (upload,) = [u for u in await store.pending_uploads() if u["Key"] == store.object_key(key)]
+    await client.abort_multipart_upload(
+        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+    )
+
+    async def write_and_flush() -> None:
+        for _ in range(3 * store.part_bytes // MiB):
+            await staged.write(os.urandom(MiB))
+        await staged.flush()
+
+    with pytest.raises(ClientError):
+        await write_and_flush()
+    await staged.discard()
+
+    assert await artifact_backend.everything() == before
+    assert not staged.path.exists()

@@ -60,6 +60,13 @@ class DeployerSettings(ServiceSettings):
     )
     s3_secret_access_key: SecretStr | None = None
     s3_part_bytes: int = Field(default=8 * MiB, ge=5 * MiB, description="Multipart part size.")
+    s3_parts_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Parts of one upload sent to the bucket at once; an upload holds at most "
+        "this many parts (plus the one filling) in memory.",
+    )
     max_upload_bytes: int = Field(default=3 * GiB, ge=1024)
     max_uncompressed_bytes: int = Field(default=16 * GiB, ge=1024)
     max_archive_members: int = Field(default=20_000, ge=1)

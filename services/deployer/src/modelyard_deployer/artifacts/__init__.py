@@ -40,6 +40,7 @@ def build_store(settings: DeployerSettings) -> ArtifactStore:
             prefix=settings.s3_prefix,
             spool_dir=settings.artifact_dir,
             part_bytes=settings.s3_part_bytes,
+            parts_in_flight=settings.s3_parts_in_flight,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,

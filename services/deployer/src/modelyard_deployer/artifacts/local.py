@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import IO
 
 from modelyard_deployer.artifacts.store import READ_CHUNK
+from modelyard_deployer.artifacts.writing import WRITEBACK_BYTES, Chunk, HashingFileWriter
 
 
 def _sweep_dir(staging: Path, older_than: timedelta) -> int:
@@ -32,16 +31,32 @@ def _sweep_dir(staging: Path, older_than: timedelta) -> int:
 
 
 class LocalStagedArtifact:
-    """A temporary file under the store's `.staging` directory."""
+    """A temporary file under the store's `.staging` directory, written by a worker thread.
 
-    def __init__(self, root: Path, staging: Path, key: str) -> None:
+    Create it with `open` (in the event loop: the worker reports back to it).
+    """
+
+    def __init__(
+        self, root: Path, staging: Path, key: str, fd: int, *, durable: bool = True
+    ) -> None:
         self._root = root
         self._path = staging
         self._key = key
-        self._file: IO[bytes] | None = open(staging, "xb")  # noqa: SIM115 - closed on commit/discard
-        self._hash = hashlib.sha256()
+        self._fd: int | None = fd
+        self._durable = durable
+        # A copy that is not kept (the S3 store's spool) needs neither write-back nor fsync.
+        self._writer = HashingFileWriter(fd, writeback_bytes=WRITEBACK_BYTES if durable else 0)
         self._size = 0
-        self._in_flight: asyncio.Future[None] | None = None
+        self._flushed = False
+
+    @classmethod
+    async def open(
+        cls, root: Path, staging: Path, key: str, *, durable: bool = True
+    ) -> LocalStagedArtifact:
+        """Return a new staged artifact writing to a new file at `staging`."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = await asyncio.to_thread(os.open, staging, flags, 0o644)
+        return cls(root, staging, key, fd, durable=durable)
 
     @property
     def key(self) -> str:
@@ -55,45 +70,32 @@ class LocalStagedArtifact:
     def path(self) -> Path:
         return self._path
 
-    def _write(self, chunk: bytes) -> None:
-        assert self._file is not None
-        self._hash.update(chunk)
-        self._file.write(chunk)
+    async def write(self, chunk: Chunk) -> None:
+        """Append `chunk`: hashed and written by the worker thread while the next one arrives.
 
-    async def write(self, chunk: bytes) -> None:
-        """Append `chunk`, hashing it on the way, in a worker thread (both block).
-
-        Returns once the previous chunk is written, not this one: the next chunk is received
-        from the network while this one is hashed and written, and at most one is in flight.
+        Returns once the chunk is queued; waits only while several MiB are still queued.
         """
-        await self._settle()
         self._size += len(chunk)
-        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, chunk)
-
-    async def _settle(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            await in_flight
+        await self._writer.write(chunk)
 
     def sha256(self) -> str:
-        """Return the hex SHA-256 of everything written."""
-        return self._hash.hexdigest()
+        """Return the hex SHA-256 of everything written (complete after `flush`)."""
+        return self._writer.sha256()
 
-    def _close(self, *, sync: bool) -> None:
-        if self._file is not None:
-            self._file.flush()
-            if sync:
-                os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     async def flush(self) -> None:
-        """Close the file so it can be read back (validation) before commit."""
-        await self._settle()
-        await asyncio.to_thread(self._close, sync=True)
+        """Wait for every byte, fsync (a durable one: once, here), close it to be read back."""
+        if self._flushed:
+            return
+        await self._writer.close(sync=self._durable)
+        await asyncio.to_thread(self._close_fd)
+        self._flushed = True
 
     def _commit(self) -> None:
-        self._close(sync=True)
         final = self._root / self._key
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._path, final)
@@ -105,18 +107,17 @@ class LocalStagedArtifact:
 
     async def commit(self) -> None:
         """Make the bytes visible under the key, atomically (rename on the same filesystem)."""
-        await self._settle()
+        await self.flush()
         await asyncio.to_thread(self._commit)
 
     def _discard(self) -> None:
-        self._close(sync=False)
+        self._close_fd()
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
 
     async def discard(self) -> None:
         """Remove the staged bytes (after any write still in flight, whatever its outcome)."""
-        with contextlib.suppress(Exception):
-            await self._settle()
+        await self._writer.abort()
         await asyncio.to_thread(self._discard)
 
 
@@ -128,9 +129,10 @@ class LocalArtifactStore:
     whole zip or none; each upload stages under a fresh name, so replicas never share a file.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root.resolve()
         self.staging = self.root / ".staging"
+        self.durable = durable
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -143,7 +145,7 @@ class LocalArtifactStore:
         self._path(key)
         await asyncio.to_thread(self.staging.mkdir, parents=True, exist_ok=True)
         staging = self.staging / f"{uuid.uuid4().hex}.part"
-        return await asyncio.to_thread(LocalStagedArtifact, self.root, staging, key)
+        return await LocalStagedArtifact.open(self.root, staging, key, durable=self.durable)
 
     async def size(self, key: str) -> int:
         """Return the size in bytes of a stored artifact."""

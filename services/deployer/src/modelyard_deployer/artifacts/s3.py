@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from modelyard_deployer.artifacts.local import LocalArtifactStore, LocalStagedArtifact
 from modelyard_deployer.artifacts.store import READ_CHUNK
+from modelyard_deployer.artifacts.writing import Chunk
 
 if TYPE_CHECKING:  # type stubs only (a dev dependency), never imported at run time
     from types_aiobotocore_s3 import S3Client
@@ -35,8 +36,9 @@ class S3StagedArtifact:
 
     Nothing is visible in the bucket until `commit` completes the upload; `discard` aborts it.
     A spool file on local disk keeps a copy for validation (the zip is read at random offsets
-    before it is accepted), hashed on the way. Memory stays at two parts: the one filling and
-    the one uploading.
+    before it is accepted), hashed on the way by the spool's worker thread. Up to the store's
+    `parts_in_flight` parts are sent at once; past that, `write` waits for one to land, so
+    memory stays at those parts plus the one filling, whatever the upload's size.
     """
 
     def __init__(
@@ -50,9 +52,12 @@ class S3StagedArtifact:
         self._key = key
         self._upload_id = upload_id
         self._spool = spool
-        self._buffer = bytearray()
+        self._filling: list[Chunk] = []
+        self._filling_bytes = 0
+        self._next_part = 1
         self._parts: list[CompletedPartTypeDef] = []
-        self._sending: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
         self._flushed = False
 
     @property
@@ -68,47 +73,65 @@ class S3StagedArtifact:
         return self._spool.path
 
     def sha256(self) -> str:
-        """Return the hex SHA-256 of everything written."""
+        """Return the hex SHA-256 of everything written (complete after `flush`)."""
         return self._spool.sha256()
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: Chunk) -> None:
         """Append `chunk`: to the spool (hashed), and to the bucket once a part is full."""
+        self._raise_failure()
         await self._spool.write(chunk)
-        self._buffer += chunk
-        if len(self._buffer) >= self._store.part_bytes:
+        self._filling.append(chunk)
+        self._filling_bytes += len(chunk)
+        if self._filling_bytes >= self._store.part_bytes:
             await self._send_part()
 
-    async def _send_part(self) -> None:
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        await self._settle()
-        number = len(self._parts) + 1
-        self._sending = asyncio.create_task(self._upload_part(number, data))
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
-    async def _upload_part(self, number: int, data: bytes) -> None:
+    async def _send_part(self) -> None:
+        chunks = self._filling
+        self._filling = []
+        self._filling_bytes = 0
+        while len(self._sending) >= self._store.parts_in_flight:
+            await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
+            self._raise_failure()
+        number = self._next_part
+        self._next_part += 1
+        task = asyncio.create_task(self._upload_part(number, chunks))
+        self._sending.add(task)
+        task.add_done_callback(self._part_done)
+
+    def _part_done(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    async def _upload_part(self, number: int, chunks: list[Chunk]) -> None:
+        # The one copy of a part: its body must be one buffer to be signed and sent. Joined in
+        # a thread, so the event loop goes on receiving meanwhile.
+        body = await asyncio.to_thread(b"".join, chunks)
+        chunks.clear()  # the received chunks go now, not when the part has landed
         client = await self._store.client()
         response = await client.upload_part(
             Bucket=self._store.bucket,
             Key=self._store.object_key(self._key),
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=data,
+            Body=body,
         )
         self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
 
-    async def _settle(self) -> None:
-        if self._sending is not None:
-            sending, self._sending = self._sending, None
-            await sending
-
     async def flush(self) -> None:
-        """Send the last part and close the spool so it can be read back."""
+        """Send the last part, wait for every part to land, and close the spool."""
         if self._flushed:
             return
         await self._spool.flush()
-        if self._buffer or not self._parts:
+        if self._filling or self._next_part == 1:
             await self._send_part()
-        await self._settle()
+        while self._sending:
+            await asyncio.wait(set(self._sending))
+        self._raise_failure()
         self._flushed = True
 
     async def commit(self) -> None:
@@ -124,9 +147,15 @@ class S3StagedArtifact:
         await self._spool.discard()
 
     async def discard(self) -> None:
-        """Abort the multipart upload (its parts are freed) and remove the spool."""
-        with contextlib.suppress(Exception):
-            await self._settle()
+        """Abort the multipart upload (its parts are freed) and remove the spool.
+
+        Parts still in flight are cancelled first.
+        """
+        for task in list(self._sending):
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(set(self._sending))
+        self._filling = []
         try:
             client = await self._store.client()
             await client.abort_multipart_upload(
@@ -155,6 +184,7 @@ class S3ArtifactStore:
         spool_dir: Path,
         prefix: str = "",
         part_bytes: int = 8 * MiB,
+        parts_in_flight: int = 4,
         endpoint_url: str | None = None,
         region: str | None = None,
         access_key_id: str | None = None,
@@ -163,7 +193,9 @@ class S3ArtifactStore:
         self.bucket = bucket
         self.prefix = prefix
         self.part_bytes = max(part_bytes, MIN_PART_BYTES)
-        self.spool = LocalArtifactStore(spool_dir)
+        self.parts_in_flight = max(parts_in_flight, 1)
+        # The spool is a scratch copy for the zip checks, removed after: never fsynced.
+        self.spool = LocalArtifactStore(spool_dir, durable=False)
         self._session = aioboto3.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,

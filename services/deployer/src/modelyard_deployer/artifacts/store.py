@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from modelyard_deployer.artifacts.writing import Chunk
+
 READ_CHUNK = 1024 * 1024
 
 
@@ -28,8 +30,12 @@ class StagedArtifact(Protocol):
         """Return a local file holding the bytes (read it only after `flush`)."""
         ...
 
-    async def write(self, chunk: bytes) -> None:
-        """Append bytes."""
+    async def write(self, chunk: Chunk) -> None:
+        """Append bytes (kept, not copied: they must not change afterwards).
+
+        Returns before they are on disk: they are hashed and written while the next ones
+        arrive; waits only while a bounded amount is still queued.
+        """
         ...
 
     async def flush(self) -> None:

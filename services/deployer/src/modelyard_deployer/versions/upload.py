@@ -2,7 +2,9 @@
 
 Starlette's own form parser spools files to a temporary file first, which would copy a 3 GB
 upload twice; this reader feeds `python-multipart`'s push parser from `request.stream()` and
-writes the `file` part to a staged artifact in ~1 MB writes, hashing it on the way.
+hands the `file` part's bytes to a staged artifact as they come: memoryviews of the received
+chunks, not copies. The store hashes and writes them in a worker thread while the next chunks
+arrive, with a bounded amount queued in between (backpressure on the client).
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from modelyard_common.errors import (
     UnprocessableError,
 )
 from modelyard_deployer.artifacts import ArtifactStore, StagedArtifact
+from modelyard_deployer.artifacts.writing import Chunk
 
 FILE_FIELD = "file"
-WRITE_BATCH = 1024 * 1024
 # Form fields other than the file are small: the manifest has its own (larger) limit.
 FIELD_LIMIT = 8 * 1024
 MULTIPART_OVERHEAD = 1024 * 1024
+# The rest of a refused body is never read: closing the connection tells the client to stop
+# sending it (kept open, the server would have to read and drop every remaining byte).
+_CLOSE = {"Connection": "close"}
 
 
 @dataclass
@@ -47,7 +52,7 @@ class _PartCollector:
     """Receives the parser's callbacks and queues what happened, to be handled asynchronously."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, bytes]] = []
+        self.events: list[tuple[str, Chunk]] = []
         self._header_field = bytearray()
         self._header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
@@ -67,7 +72,9 @@ class _PartCollector:
         self.headers = {}
 
     def _data(self, data: bytes, start: int, end: int) -> None:
-        self.events.append(("data", bytes(data[start:end])))
+        # `data` is always an immutable bytes object (the received chunk, or the parser's
+        # boundary constant), so a view of it stays valid after the callback: no copy.
+        self.events.append(("data", memoryview(data)[start:end]))
 
     def _end(self) -> None:
         self.events.append(("end", b""))
@@ -118,44 +125,39 @@ async def receive_upload(
         raise _invalid("file", "Send the version as multipart/form-data with a `file` part.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
-        raise PayloadTooLargeError(f"The upload is larger than the limit of {max_bytes} bytes.")
+        raise PayloadTooLargeError(
+            f"The upload is larger than the limit of {max_bytes} bytes.", headers=_CLOSE
+        )
 
     collector = _PartCollector()
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     upload = ReceivedUpload()
     current: str | None = None
     text = bytearray()
-    pending = bytearray()
     try:
         async for chunk in request.stream():
             _feed(parser, chunk)
             for kind, payload in collector.events:
-                if kind == "part":
-                    current = payload.decode()
+                if kind == "data" and current == FILE_FIELD:
+                    assert upload.artifact is not None
+                    if upload.artifact.size + len(payload) > max_bytes:
+                        raise PayloadTooLargeError(
+                            f"The zip is larger than the limit of {max_bytes} bytes.",
+                            headers=_CLOSE,
+                        )
+                    await upload.artifact.write(payload)
+                elif kind == "part":
+                    current = bytes(payload).decode()
                     text.clear()
                     if current == FILE_FIELD:
                         if upload.artifact is not None:
                             raise _invalid("file", "Send exactly one `file` part.")
                         upload.artifact = await store.stage(key)
-                elif kind == "data" and current == FILE_FIELD:
-                    assert upload.artifact is not None
-                    pending += payload
-                    if upload.artifact.size + len(pending) > max_bytes:
-                        raise PayloadTooLargeError(
-                            f"The zip is larger than the limit of {max_bytes} bytes."
-                        )
-                    if len(pending) >= WRITE_BATCH:
-                        await upload.artifact.write(bytes(pending))
-                        pending.clear()
                 elif kind == "data" and current is not None:
                     text += payload
                     if len(text) > field_limits.get(current, FIELD_LIMIT):
                         raise _invalid(current, f"The `{current}` field is too long.", "too_long")
                 elif kind == "end" and current == FILE_FIELD:
-                    assert upload.artifact is not None
-                    if pending:
-                        await upload.artifact.write(bytes(pending))
-                        pending.clear()
                     current = None
                 elif kind == "end" and current is not None:
                     try:
