@@ -345,7 +345,8 @@ async def test_a_stream_reports_its_usage_and_failures_their_error_type(
 ) -> None:
     backend = backends("b")
     backend.behaviour.stream_chunks = 5
-    await traced_admin.group("chat", [await traced_admin.instance(backend)])
+    chat = await traced_admin.instance(backend, upstream_model="llama-3")
+    await traced_admin.group("chat", [chat])
     await traced_admin.group("dead", [await traced_admin.instance(free_port())])
     key = await traced_admin.key()
     body = chat_body(stream=True, stream_options={"include_usage": True})
@@ -359,6 +360,7 @@ async def test_a_stream_reports_its_usage_and_failures_their_error_type(
     stream = attributes(by_model["chat"].attributes)
     assert stream["gen_ai.usage.input_tokens"] == STREAM_PROMPT_TOKENS
     assert stream["gen_ai.usage.output_tokens"] == 5
+    assert stream["gen_ai.response.model"] == "llama-3"  # read from the stream's first event
     assert "error.type" not in stream
     dead = by_model["dead"]
     assert attributes(dead.attributes)["error.type"] == "connect_failed"

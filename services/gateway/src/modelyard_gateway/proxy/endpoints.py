@@ -21,7 +21,7 @@ from modelyard_gateway.proxy import records
 from modelyard_gateway.proxy.intake import bearer, budget, parse_request, read_body
 from modelyard_gateway.proxy.schemas import ModelList, ModelObject, error_body
 from modelyard_gateway.proxy.service import Answer, Exhausted, ProxyService, StreamAnswer
-from modelyard_gateway.proxy.streaming import StreamRelay
+from modelyard_gateway.proxy.streaming import StreamRelay, first_event_model
 from modelyard_gateway.proxy.wire import (
     ATTEMPTS,
     INSTANCE,
@@ -261,6 +261,7 @@ class ProxyEndpoints:
             first_byte = result.first_byte - started
             if trace is not None:
                 trace.first_chunk_s = first_byte
+                trace.response_model = first_event_model(result.first_chunk)
             metrics.first_byte(group.workspace, group.name).observe(first_byte)
             await self.streams.relay(group, result, receive, send, admission, record)
         else:

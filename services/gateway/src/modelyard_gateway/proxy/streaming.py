@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import aiohttp
+import orjson
 
 from modelyard_gateway import metrics
 from modelyard_gateway.limits.meter import NOTHING, Admission
@@ -36,6 +37,21 @@ def _event_boundary(data: bytes) -> int:
     lf = data.rfind(b"\n\n")
     crlf = data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def first_event_model(chunk: bytes) -> str | None:
+    """Return the `model` the stream's first complete data event names (OpenAI's chunks each
+    carry it), or None."""
+    for line in chunk[: _event_boundary(chunk)].splitlines():
+        line = line.strip()
+        if not line.startswith(b"data:") or b'"model"' not in line:
+            continue
+        try:
+            model = orjson.loads(line[5:]).get("model")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return model[:200] if isinstance(model, str) else None
+    return None
 
 
 class StreamRelay:
