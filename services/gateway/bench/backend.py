@@ -66,8 +66,8 @@ CHAT = _json_response(COMPLETION)
 MODELS_RESPONSE = _json_response(MODELS)
 
 
-class BackendProtocol(asyncio.Protocol):
-    """One keep-alive connection to the fake backend."""
+class HttpProtocol(asyncio.Protocol):
+    """One keep-alive connection: requests parsed with httptools, each answered by `answer`."""
 
     def __init__(self) -> None:
         self.parser = httptools.HttpRequestParser(self)
@@ -95,28 +95,41 @@ class BackendProtocol(asyncio.Protocol):
         url, body = self.url, b"".join(self.body)
         self.url, self.body = b"", []
         assert self.transport is not None
+        self.answer(self.transport, url, body)
+
+    def answer(self, transport: asyncio.Transport, url: bytes, body: bytes) -> None:
+        """Write the answer to one request."""
+        raise NotImplementedError
+
+
+class BackendProtocol(HttpProtocol):
+    """One keep-alive connection to the fake backend."""
+
+    def answer(self, transport: asyncio.Transport, url: bytes, body: bytes) -> None:
         if url.startswith(b"/hang"):
             return
         if url.endswith(b"/models"):
-            self.transport.write(MODELS_RESPONSE)
+            transport.write(MODELS_RESPONSE)
         elif b'"stream":true' in body or b'"stream": true' in body:
-            self.transport.write(STREAM)
+            transport.write(STREAM)
         else:
-            self.transport.write(CHAT)
+            transport.write(CHAT)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, protocol: type[HttpProtocol] = BackendProtocol) -> None:
+    """Serve `protocol` on 127.0.0.1:port until cancelled."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(BackendProtocol, "127.0.0.1", port, backlog=4096)
+    server = await loop.create_server(protocol, "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(protocol: type[HttpProtocol] = BackendProtocol, doc: str | None = __doc__) -> None:
+    """Parse `--port` and serve `protocol` there."""
+    parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvloop.run(serve(args.port))
+    uvloop.run(serve(args.port, protocol))
 
 
 if __name__ == "__main__":

@@ -141,15 +141,21 @@ def http_json(
         return result
 
 
-def start_backend(procs: Processes, logs: Path) -> str:
+def start_helper(procs: Processes, logs: Path, script: str, probe: str) -> str:
+    """Start one of the bench's loopback servers (beside the load generator); return its URL."""
     port = free_port()
     proc = procs.start(
-        pinned([PYTHON, str(HERE / "backend.py"), "--port", str(port)], LOAD_CPU),
-        log=logs / "backend.log",
+        pinned([PYTHON, str(HERE / script), "--port", str(port)], LOAD_CPU),
+        log=logs / script.replace(".py", ".log"),
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/v1/models", 15, proc)
+    wait_http(url + probe, 15, proc)
     return url
+
+
+def start_backend(procs: Processes, logs: Path) -> str:
+    """Start the fast fake backend; return its URL."""
+    return start_helper(procs, logs, "backend.py", "/v1/models")
 
 
 def fresh_database() -> str:
@@ -234,14 +240,7 @@ def start_gateway(procs: Processes, logs: Path, backend: str) -> tuple[str, str]
 
 def start_sink(procs: Processes, logs: Path) -> str:
     """Start the loopback OTLP/HTTP sink (beside the backend); return its URL."""
-    port = free_port()
-    proc = procs.start(
-        pinned([PYTHON, str(HERE / "otlp_sink.py"), "--port", str(port)], LOAD_CPU),
-        log=logs / "otlp-sink.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/stats", 15, proc)
-    return url
+    return start_helper(procs, logs, "otlp_sink.py", "/stats")
 
 
 def start_overhead_pair(
