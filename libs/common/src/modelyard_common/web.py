@@ -21,7 +21,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from modelyard_common.db import make_engine, make_sessionmaker, utcnow
+from modelyard_common.db import make_engine, make_sessionmaker, utcnow, warm_pool
 from modelyard_common.errors import (
     ForbiddenError,
     ProblemBodyMiddleware,
@@ -361,6 +361,26 @@ class ServiceRuntime:
         """Connect to the broker in the background: the API serves even while it is down."""
         self._connect_task = asyncio.create_task(self._connect_forever(), name="broker-connect")
         self.start_housekeeping()
+
+    async def warm(
+        self, statements: Callable[[AsyncSession], Awaitable[None]] | None = None
+    ) -> None:
+        """Open the database pool and run the hot `statements` on each connection (`warm_pool`).
+
+        Called before the service listens, so its first requests find connections open and
+        statements prepared. A database that is not reachable yet is not an error here: the
+        service starts cold and connects on demand, as it always could.
+        """
+        started = asyncio.get_running_loop().time()
+        try:
+            warmed = await asyncio.wait_for(
+                warm_pool(self.engine, self.sessionmaker, statements), timeout=30
+            )
+        except Exception as exc:
+            log.warning("database pool not warmed at start (%s); connecting on demand", exc)
+            return
+        elapsed = asyncio.get_running_loop().time() - started
+        log.info("database pool warmed: %d connections in %.2fs", warmed, elapsed)
 
     async def wait_broker(self, timeout: float = 30.0) -> None:
         """Wait until the broker is connected and consumers are started."""
