@@ -251,9 +251,8 @@ def mlflow_search(_: int) -> Call:
 
 def line(*cells: object) -> str:
     widths = (34, 14, 14, 9)
-    return " ".join(
-        f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )
+    pairs = enumerate(zip(cells, widths, strict=True))
+    return " ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in pairs)
 
 
 async def main() -> None:

@@ -124,9 +124,7 @@ class RecordedInsert:
 
     def __init__(self, table: type[Any], history: type[Any], outbox: type[OutboxMixin]) -> None:
         self.table = table
-        self.columns: list[Column[Any]] = [
-            c for c in table.__table__.columns if c.computed is None
-        ]
+        self.columns: list[Column[Any]] = [c for c in table.__table__.columns if c.computed is None]
         for c in self.columns:
             if c.server_default is not None and c.default is None:
                 raise ValueError(f"{c} has a server default only: its value is not known before")
