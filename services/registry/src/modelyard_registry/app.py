@@ -99,6 +99,10 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         runtime.on_broker_ready(on_broker_ready)
         await runtime.warm(warm_up)
         await runtime.start()
+        # Consumers and the relay start once the broker is reachable: let that happen before
+        # the first requests, not while they are served (a broker that is down is not waited for).
+        with contextlib.suppress(Exception):
+            await runtime.wait_broker(timeout=settings.startup_broker_wait_s)
         try:
             yield
         finally:
