@@ -163,7 +163,13 @@ def ping_idle_connections(engine: AsyncEngine, *, after_s: float = IDLE_PING_AFT
     event.listen(sync_engine, "checkout", on_checkout)
 
 
-def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    idle_ping_after_s: float = IDLE_PING_AFTER_S,
+    **kwargs: Any,
+) -> AsyncEngine:
     """Return an asyncpg engine whose pooled connections are pinged only after an idle spell.
 
     Its errors never carry SQL parameters or row values (see `redact_database_error`): a
@@ -178,7 +184,7 @@ def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
         **kwargs,
     )
     event.listen(engine.sync_engine, "handle_error", redact_database_error)
-    ping_idle_connections(engine)
+    ping_idle_connections(engine, after_s=idle_ping_after_s)
     return engine
 
 
