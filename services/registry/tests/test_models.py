@@ -7,7 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
 
+from modelyard_registry.db import HistoryEntry, OutboxEvent
 from modelyard_testkit.testing import assert_problem, create_ok
 
 Headers = dict[str, str]
@@ -267,3 +270,46 @@ async def test_expired_idempotency_keys_are_purged(
             )
         )
     assert keys == {"purge-fresh"}
+
+
+async def test_a_create_writes_row_history_and_event_together_and_a_clash_writes_none(
+    app: FastAPI, client: httpx.AsyncClient, editor: Headers, model_body: dict[str, Any]
+) -> None:
+    created = await create_ok(client, "/v1/models", model_body, editor)
+    workspace = created["workspace"]
+
+    async def written() -> tuple[int, int]:
+        async with app.state.sessionmaker() as session:
+            entries = await session.scalar(
+                select(func.count()).where(HistoryEntry.workspace == workspace)
+            )
+            events = await session.scalar(
+                select(func.count()).where(
+                    OutboxEvent.payload["data"]["workspace"].astext == workspace
+                )
+            )
+        return int(entries or 0), int(events or 0)
+
+    async with app.state.sessionmaker() as session:
+        entry = await session.scalar(
+            select(HistoryEntry).where(HistoryEntry.resource_id == uuid.UUID(created["id"]))
+        )
+        event = await session.scalar(
+            select(OutboxEvent).where(OutboxEvent.payload["subject"].astext == created["id"])
+        )
+    assert entry is not None
+    assert (entry.action, entry.actor) == ("created", "alice")
+    assert entry.changes["name"] == {"old": None, "new": "fraud-detector"}
+    assert entry.changes["approval"] == {"old": None, "new": "draft"}
+    assert event is not None
+    assert event.routing_key == "registry.model.created"
+    # The event carries the view the client got, plus who and where.
+    assert event.payload["data"] == {**created, "workspace": workspace, "actor": "alice"}
+
+    before = await written()
+    clash = await client.post(
+        "/v1/models", json={**model_body, "name": "Fraud-DETECTOR"}, headers=editor
+    )
+    problem = assert_problem(clash, 409)
+    assert problem["detail"] == "A model named 'Fraud-DETECTOR' already exists in this workspace."
+    assert await written() == before

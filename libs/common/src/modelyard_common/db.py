@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, event, func
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -127,8 +130,47 @@ def redact_database_error(context: ExceptionContext) -> None:
         _scrub_args(context.sqlalchemy_exception, data_error=data_error)
 
 
-def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """Return an asyncpg engine with health-checked pooled connections.
+# A pooled connection idle longer than this is pinged before use; a busy one is not.
+IDLE_PING_AFTER_S = 5.0
+
+
+def ping_idle_connections(engine: AsyncEngine, *, after_s: float = IDLE_PING_AFTER_S) -> None:
+    """Ping a connection at checkout only when it sat idle in the pool longer than `after_s`.
+
+    SQLAlchemy's `pool_pre_ping` pings every checkout, and asyncpg's ping is a transaction of its
+    own (BEGIN, an empty query, ROLLBACK): three round trips before each request's first
+    statement. A connection in steady use needs none; one that sat idle (across a database
+    restart, a firewall's idle cut) is pinged, and a dead one is replaced before the request
+    sees it. A restart under load fails the statements in flight once: SQLAlchemy sees the
+    disconnect and invalidates the whole pool, so the next checkouts connect anew.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= after_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces the connection and checks out another
+            raise DisconnectionError("pooled connection is gone") from exc
+
+    event.listen(sync_engine, "checkin", on_checkin)
+    event.listen(sync_engine, "checkout", on_checkout)
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    idle_ping_after_s: float = IDLE_PING_AFTER_S,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """Return an asyncpg engine whose pooled connections are pinged only after an idle spell.
 
     Its errors never carry SQL parameters or row values (see `redact_database_error`): a
     failed write of a sealed token must not put the token in a log.
@@ -137,12 +179,38 @@ def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         hide_parameters=True,
         **kwargs,
     )
     event.listen(engine.sync_engine, "handle_error", redact_database_error)
+    ping_idle_connections(engine, after_s=idle_ping_after_s)
     return engine
+
+
+async def warm_pool(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    warm: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> int:
+    """Open every connection of the pool and run `warm` on each; return how many.
+
+    A cold pool makes the first requests connect (TCP, auth, asyncpg's type introspection) and
+    prepare each statement on each connection while clients wait. Warmed at start, before the
+    service listens, the first second runs as fast as any other. `warm` runs the hot
+    statements in a session bound to one connection, inside a transaction rolled back after:
+    a warming insert leaves nothing behind, and its NOTIFY is never sent.
+    """
+    size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+    async with contextlib.AsyncExitStack() as stack:
+        connections = [await stack.enter_async_context(engine.connect()) for _ in range(size)]
+        if warm is not None:
+            for connection in connections:
+                transaction = await connection.begin()
+                async with sessionmaker(bind=connection) as session:
+                    await warm(session)
+                await transaction.rollback()
+    return size
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -165,6 +233,31 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a client never gets a 2xx
 # for a transaction that then fails to commit, nor reads ahead of its own write.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return a session factory for reads: the same pool, each statement in autocommit.
+
+    A read in a transaction pays two round trips more (BEGIN, COMMIT) and sees no more than
+    autocommit does: under READ COMMITTED every statement takes its own snapshot either way.
+    """
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield a session for a request that only reads (see `make_read_sessionmaker`).
+
+    An app without a read factory reads through its ordinary sessions.
+    """
+    factory: async_sessionmaker[AsyncSession] = (
+        getattr(request.app.state, "read_sessionmaker", None) or request.app.state.sessionmaker
+    )
+    async with factory() as session:
+        yield session
+
+
+# For routes that only read: never for one that writes (each statement would commit alone).
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 class Base(DeclarativeBase):

@@ -19,13 +19,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import Column, DateTime, String, bindparam, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import new_id, utcnow
+from modelyard_common.events import CloudEvent
+from modelyard_common.outbox import OutboxMixin, notify_channel, outbox_schema, outbox_values
 from modelyard_common.pagination import Page, PageParams, page_params, paginate
 from modelyard_common.schema_examples import examples_config
 
@@ -58,6 +61,27 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Changes:
     }
 
 
+def entry_values(
+    *,
+    principal: Principal,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    action: str,
+    changes: Changes,
+) -> dict[str, Any]:
+    """Return the columns of one history entry (what `record` and `RecordedInsert` write)."""
+    return {
+        "id": uuid.uuid4(),
+        "workspace": principal.workspace,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "action": action,
+        "actor": principal.sub,
+        "at": utcnow(),
+        "changes": changes,
+    }
+
+
 def record(
     session: AsyncSession,
     table: type[Any],
@@ -71,15 +95,89 @@ def record(
     """Add an entry of `table` (a service's history table) to the caller's transaction."""
     session.add(
         table(
-            id=uuid.uuid4(),
-            workspace=principal.workspace,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            action=action,
-            actor=principal.sub,
-            changes=changes,
+            **entry_values(
+                principal=principal,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                action=action,
+                changes=changes,
+            )
         )
     )
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Return whether a failed write broke a unique constraint (SQLSTATE 23505)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "unique" in str(exc.orig).lower()
+
+
+class RecordedInsert:
+    """One statement that inserts a row, its history entry and its outbox event, and wakes relays.
+
+    Through the ORM a create costs five statements (the row, a refresh, the entry, the event,
+    a NOTIFY), each a round trip. Here data-modifying CTEs write all three rows in one
+    statement, atomic as one, and `pg_notify` in it is delivered at commit like any NOTIFY.
+    Built once per table: SQLAlchemy compiles it once and asyncpg prepares it once per
+    connection. Every value is computed before (`complete` fills the row's Python defaults),
+    so the API view, the history and the event are known without reading the row back.
+    """
+
+    def __init__(self, table: type[Any], history: type[Any], outbox: type[OutboxMixin]) -> None:
+        self.table = table
+        self.columns: list[Column[Any]] = [c for c in table.__table__.columns if c.computed is None]
+        for c in self.columns:
+            if c.server_default is not None and c.default is None:
+                raise ValueError(f"{c} has a server default only: its value is not known before")
+        history_columns = list(history.__table__.columns)
+        outbox_columns = [
+            outbox.__table__.c[name]  # type: ignore[attr-defined]
+            for name in ("event_id", "exchange", "routing_key", "payload")
+        ]
+        row = insert(table.__table__).values(_binds("row", self.columns)).cte("inserted_row")
+        entry = (
+            insert(history.__table__).values(_binds("entry", history_columns)).cte("inserted_entry")
+        )
+        event = (
+            insert(outbox.__table__)  # type: ignore[attr-defined]
+            .values(_binds("event", outbox_columns))
+            .cte("inserted_event")
+        )
+        channel = literal(notify_channel(outbox_schema(outbox)), String)
+        self.statement = select(func.pg_notify(channel, "")).add_cte(row, entry, event)
+
+    def complete(self, row: Any) -> dict[str, Any]:
+        """Return the column values of a new ORM `row`, its Python defaults filled in on it."""
+        values: dict[str, Any] = {}
+        for c in self.columns:
+            value = getattr(row, c.key)
+            if value is None and c.default is not None:
+                default: Any = c.default
+                value = default.arg(None) if default.is_callable else default.arg
+                setattr(row, c.key, value)
+            values[c.key] = value
+        return values
+
+    async def execute(
+        self,
+        session: AsyncSession,
+        *,
+        row: dict[str, Any],
+        entry: dict[str, Any],
+        event: CloudEvent,
+    ) -> None:
+        """Write the row, its entry and its event in the session's transaction (one statement).
+
+        A broken unique constraint raises `IntegrityError` (`is_unique_violation`), having
+        written nothing.
+        """
+        params = {f"row_{k}": v for k, v in row.items()}
+        params.update({f"entry_{k}": v for k, v in entry.items()})
+        params.update({f"event_{k}": v for k, v in outbox_values(event).items()})
+        await session.execute(self.statement, params)
+
+
+def _binds(prefix: str, columns: list[Column[Any]]) -> dict[str, Any]:
+    return {c.key: bindparam(f"{prefix}_{c.key}", type_=c.type) for c in columns}
 
 
 async def history_rows(

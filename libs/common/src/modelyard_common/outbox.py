@@ -75,6 +75,23 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+def outbox_values(
+    event: CloudEvent, *, exchange: str = EVENTS_EXCHANGE, routing_key: str | None = None
+) -> dict[str, Any]:
+    """Return the columns of `event`'s outbox row (what `enqueue` and `RecordedInsert` write)."""
+    return {
+        "event_id": event.id,
+        "exchange": exchange,
+        "routing_key": routing_key or event.type,
+        "payload": event.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def outbox_schema(model: type[OutboxMixin]) -> str:
+    """Return the schema of a service's outbox table (its relays' NOTIFY channel is named so)."""
+    return str(model.__table__.schema)  # type: ignore[attr-defined]
+
+
 async def enqueue(
     session: AsyncSession,
     model: type[OutboxMixin],
@@ -86,15 +103,13 @@ async def enqueue(
     """Add `event` to the outbox inside the caller's transaction."""
     session.add(
         model(  # type: ignore[call-arg]
-            event_id=event.id,
-            exchange=exchange,
-            routing_key=routing_key or event.type,
-            payload=event.model_dump(mode="json", exclude_none=True),
+            **outbox_values(event, exchange=exchange, routing_key=routing_key)
         )
     )
-    schema = model.__table__.schema  # type: ignore[attr-defined]
     # Delivered at commit only, so relays never wake for a rolled-back event.
-    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": notify_channel(schema)})
+    await session.execute(
+        text("SELECT pg_notify(:c, '')"), {"c": notify_channel(outbox_schema(model))}
+    )
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:

@@ -56,7 +56,7 @@ def page_params(default_sort: str, allowed: Sequence[str]) -> Any:
     choices = tuple(v for a in allowed for v in (a, f"-{a}"))
     SortValue = Literal[choices]  # type: ignore[valid-type]
 
-    def dependency(
+    async def dependency(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 50,
         cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
         sort: Annotated[SortValue, Query(description=sort_help)] = default_sort,

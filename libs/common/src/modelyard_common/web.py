@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,7 +23,13 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from modelyard_common.db import make_engine, make_sessionmaker, utcnow
+from modelyard_common.db import (
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+    utcnow,
+    warm_pool,
+)
 from modelyard_common.errors import (
     ForbiddenError,
     ProblemBodyMiddleware,
@@ -237,6 +245,28 @@ def default_readiness(request: Request) -> dict[str, ReadinessCheck]:
     return checks
 
 
+def warm_routes(app: FastAPI) -> int:
+    """Build what routing builds on a first request (each route's parameter models); return how
+    many top-level routes were walked.
+
+    FastAPI prepares a router's routes when a request first walks it: hundreds of milliseconds
+    for a service's API, paid by whichever client comes first. Matching a made-up request
+    against every route does it before the service listens; nothing runs.
+    """
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+        "app": app,
+    }
+    for route in app.router.routes:
+        route.matches(dict(scope))
+    return len(app.router.routes)
+
+
 class ServiceRuntime:
     """The process-wide resources of a service: engine, sessions, broker (connected lazily)."""
 
@@ -246,6 +276,7 @@ class ServiceRuntime:
             settings.database_url, pool_size=settings.db_pool_size
         )
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        self.read_sessionmaker = make_read_sessionmaker(self.engine)
         self.broker = Broker(settings.amqp_url, prefetch=settings.consumer_prefetch)
         self._on_broker_ready: list[Callable[[Broker], Awaitable[None]]] = []
         self._connect_task: asyncio.Task[None] | None = None
@@ -254,6 +285,7 @@ class ServiceRuntime:
         self._jobs: list[tuple[str, HousekeepingJob]] = []
         self._leader: asyncpg.Connection | None = None
         self.background: list[asyncio.Task[Any]] = []
+        self.app: FastAPI | None = None
 
     def retain(self, column: InstrumentedAttribute[Any], retention: timedelta) -> None:
         """Delete rows whose timestamp `column` is older than `retention`, once an hour.
@@ -347,9 +379,11 @@ class ServiceRuntime:
 
     def bind(self, app: FastAPI) -> None:
         """Expose the runtime's resources on `app.state`."""
+        self.app = app
         app.state.runtime = self
         app.state.engine = self.engine
         app.state.sessionmaker = self.sessionmaker
+        app.state.read_sessionmaker = self.read_sessionmaker
         app.state.broker = self.broker
 
     async def _connect_forever(self) -> None:
@@ -361,6 +395,30 @@ class ServiceRuntime:
         """Connect to the broker in the background: the API serves even while it is down."""
         self._connect_task = asyncio.create_task(self._connect_forever(), name="broker-connect")
         self.start_housekeeping()
+
+    async def warm(
+        self, statements: Callable[[AsyncSession], Awaitable[None]] | None = None
+    ) -> None:
+        """Prepare the routes (`warm_routes`), open the database pool and run the hot
+        `statements` on each connection (`warm_pool`).
+
+        Called before the service listens, so its first requests find connections open and
+        statements prepared. A database that is not reachable yet is not an error here: the
+        service starts cold and connects on demand, as it always could.
+        """
+        started = asyncio.get_running_loop().time()
+        if self.app is not None:
+            warm_routes(self.app)
+        await anyio.lowlevel.checkpoint()  # anyio loads its asyncio backend on first use
+        try:
+            warmed = await asyncio.wait_for(
+                warm_pool(self.engine, self.sessionmaker, statements), timeout=30
+            )
+        except Exception as exc:
+            log.warning("database pool not warmed at start (%s); connecting on demand", exc)
+            return
+        elapsed = asyncio.get_running_loop().time() - started
+        log.info("database pool warmed: %d connections in %.2fs", warmed, elapsed)
 
     async def wait_broker(self, timeout: float = 30.0) -> None:
         """Wait until the broker is connected and consumers are started."""

@@ -8,15 +8,21 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.auth import Principal
 from modelyard_common.messaging import Broker, Consumer
 from modelyard_common.observability import configure_logging
 from modelyard_common.outbox import OutboxRelay
+from modelyard_common.pagination import PageParams
 from modelyard_common.web import ServiceRuntime
 from modelyard_common.web import create_app as create_service_app
 from modelyard_registry import __doc__ as DESCRIPTION
+from modelyard_registry.ai_models.repository import ModelFilters
 from modelyard_registry.ai_models.router import learning_types_router
 from modelyard_registry.ai_models.router import router as models_router
+from modelyard_registry.ai_models.schemas import AIModelCreate, LearningType
+from modelyard_registry.ai_models.service import models
 from modelyard_registry.ai_systems.router import router as systems_router
 from modelyard_registry.approvals.router import router as approvals_router
 from modelyard_registry.db import IdempotencyRecord, OutboxEvent, ProcessedEvent
@@ -50,6 +56,16 @@ TAGS = [
 ]
 
 
+async def warm_up(session: AsyncSession) -> None:
+    """Run the hot statements once (register, read and list a model), to be rolled back."""
+    principal = Principal(sub="warm-up", workspace="warm-up", roles=frozenset({"editor"}))
+    body = AIModelCreate(name="warm-up", learning_type=LearningType.supervised)
+    created = await models.create(session, principal=principal, body=body)
+    await models.get(session, principal=principal, item_id=created.id)
+    page = PageParams(limit=50, cursor=None, sort="name")
+    await models.page(session, principal=principal, filters=ModelFilters(), params=page)
+
+
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     """Return the registry app; resources open in its lifespan."""
     settings = settings or RegistrySettings()
@@ -81,7 +97,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                 consumers.extend(await start_consumers(broker, runtime.sessionmaker, settings))
 
         runtime.on_broker_ready(on_broker_ready)
+        await runtime.warm(warm_up)
         await runtime.start()
+        # Consumers and the relay start once the broker is reachable: let that happen before
+        # the first requests, not while they are served (a broker that is down is not waited for).
+        with contextlib.suppress(Exception):
+            await runtime.wait_broker(timeout=settings.startup_broker_wait_s)
         try:
             yield
         finally:

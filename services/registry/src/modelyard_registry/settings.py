@@ -18,3 +18,12 @@ class RegistrySettings(ServiceSettings):
         default="registry", description="Prefix of the registry's own event queues."
     )
     consume_events: bool = True
+    # Sixteen clients at once find sixteen open connections: an overflow connection is closed
+    # when it comes back to a full pool and opened again for the next burst (a new backend,
+    # its statements prepared anew), which costs the first second and churns after.
+    db_pool_size: int = Field(default=16, ge=1)
+    startup_broker_wait_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long the start waits for the broker (consumers, relay) before serving.",
+    )

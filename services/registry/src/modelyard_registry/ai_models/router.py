@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from modelyard_common.auth import Viewer
-from modelyard_common.db import SessionDep
+from modelyard_common.db import ReadSessionDep
 from modelyard_common.governance import ApprovalState
 from modelyard_common.routes import Routes
 from modelyard_registry.ai_models import service
@@ -41,7 +41,7 @@ async def list_learning_types() -> list[LearningTypeRead]:
     ]
 
 
-def model_filters(
+async def model_filters(
     q: inventory.SearchText = None,
     learning_type: LearningType | None = None,
     tag: inventory.AnyTag = None,
@@ -80,7 +80,7 @@ routes.add_item_routes(router)
     subpath="/systems",
 )
 async def list_model_systems(
-    session: SessionDep, principal: Viewer, model_id: uuid.UUID
+    session: ReadSessionDep, principal: Viewer, model_id: uuid.UUID
 ) -> list[ModelSystemLinkRead]:
     return await service.list_systems_of_model(session, principal=principal, model_id=model_id)
 

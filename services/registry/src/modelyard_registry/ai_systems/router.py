@@ -17,7 +17,7 @@ from modelyard_registry.inventory import router as inventory
 router = APIRouter(prefix="/v1/systems", tags=["systems"])
 
 
-def system_filters(
+async def system_filters(
     q: inventory.SearchText = None,
     status: SystemStatus | None = None,
     risk_level: RiskLevel | None = None,

@@ -23,7 +23,7 @@ evidence = Routes(router, item="/{evidence_id}")
 EvidencePage = Annotated[PageParams, Depends(page_params("created_at", list(SORT_COLUMNS)))]
 
 
-def evidence_filters(
+async def evidence_filters(
     system_id: uuid.UUID | None = None,
     model_id: uuid.UUID | None = None,
     type: EvidenceType | None = None,

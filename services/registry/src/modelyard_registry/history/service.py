@@ -13,8 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
 from modelyard_common.errors import ConflictError
-from modelyard_common.events import new_event
-from modelyard_common.history import Changes, history_rows, record
+from modelyard_common.events import CloudEvent, new_event
+from modelyard_common.history import (
+    Changes,
+    RecordedInsert,
+    entry_values,
+    history_rows,
+    is_unique_violation,
+    record,
+)
 from modelyard_common.outbox import enqueue
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import HistoryEntry, OutboxEvent
@@ -46,6 +53,23 @@ def new_revision(row: Revisioned, principal: Principal) -> None:
     row.updated_at = utcnow()
 
 
+def registry_event(
+    *,
+    principal: Principal,
+    event_type: str,
+    subject: uuid.UUID,
+    data: BaseModel | dict[str, Any],
+) -> CloudEvent:
+    """Return a registry event about `subject`, its data naming the workspace and the actor."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    return new_event(
+        type=event_type,
+        source=EVENT_SOURCE,
+        subject=str(subject),
+        data={**payload, "workspace": principal.workspace, "actor": principal.sub},
+    )
+
+
 async def emit(
     session: AsyncSession,
     *,
@@ -55,14 +79,51 @@ async def emit(
     data: BaseModel | dict[str, Any],
 ) -> None:
     """Put a registry event in the outbox, in the caller's transaction."""
-    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-    event = new_event(
-        type=event_type,
-        source=EVENT_SOURCE,
-        subject=str(subject),
-        data={**payload, "workspace": principal.workspace, "actor": principal.sub},
-    )
+    event = registry_event(principal=principal, event_type=event_type, subject=subject, data=data)
     await enqueue(session, OutboxEvent, event)
+
+
+def recorded_insert(table: type[Any]) -> RecordedInsert:
+    """Return the one statement writing a new `table` row, its history entry and its event."""
+    return RecordedInsert(table, HistoryEntry, OutboxEvent)
+
+
+async def insert_created(
+    session: AsyncSession,
+    statement: RecordedInsert,
+    *,
+    principal: Principal,
+    resource_type: str,
+    row: dict[str, Any],
+    changes: Changes,
+    event_data: BaseModel,
+    conflict: str,
+) -> None:
+    """Write a new row with its `created` history and `registry.<type>.created` event.
+
+    One statement, one round trip; a name already taken (the table's unique index) is a 409
+    saying `conflict`, with nothing written.
+    """
+    resource_id = row["id"]
+    entry = entry_values(
+        principal=principal,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        action="created",
+        changes=changes,
+    )
+    event = registry_event(
+        principal=principal,
+        event_type=f"registry.{resource_type}.created",
+        subject=resource_id,
+        data=event_data,
+    )
+    try:
+        await statement.execute(session, row=row, entry=entry, event=event)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise ConflictError(conflict) from exc
+        raise
 
 
 async def record_change(
@@ -113,6 +174,6 @@ async def flush_unique(session: AsyncSession, message: str) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "23505" or "unique" in str(exc.orig).lower():
+        if is_unique_violation(exc):
             raise ConflictError(message) from exc
         raise

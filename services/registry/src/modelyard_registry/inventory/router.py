@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 
 from modelyard_common.auth import Admin, Editor, Viewer
-from modelyard_common.db import SessionDep
+from modelyard_common.db import ReadSessionDep, SessionDep
 from modelyard_common.history import HistoryEntryRead, HistoryPaging, history_page
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
@@ -58,7 +58,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
     title: str  # "AI model", in summaries
     create_schema: type[Create]
     update_schema: type[BaseModel]
-    filters: Callable[..., Filters]  # the list's query parameters (a dependency)
+    filters: Callable[..., Awaitable[Filters]]  # the list's query parameters (a dependency)
     delete_summary: str
     delete_errors: Sequence[int]
     history_summary: str
@@ -88,7 +88,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             response_model=Page[inventory.read],  # type: ignore[name-defined]
         )
         async def list_items(
-            session: SessionDep, principal: Viewer, filters: ItemFilters, params: ItemPage
+            session: ReadSessionDep, principal: Viewer, filters: ItemFilters, params: ItemPage
         ) -> Any:
             items, cursor = await inventory.page(
                 session, principal=principal, filters=filters, params=params
@@ -117,7 +117,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             response_model=inventory.read,
         )
         async def get_item(
-            session: SessionDep, principal: Viewer, item_id: ItemId, response: Response
+            session: ReadSessionDep, principal: Viewer, item_id: ItemId, response: Response
         ) -> Any:
             row = await inventory.get(session, principal=principal, item_id=item_id)
             return with_etag(response, cast(Tagged, inventory.to_read(row)))
@@ -178,7 +178,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             subpath="/history",
         )
         async def list_item_history(
-            session: SessionDep,
+            session: ReadSessionDep,
             principal: Viewer,
             item_id: Annotated[uuid.UUID, Path(alias=f"{noun}_id")],
             params: HistoryPaging,

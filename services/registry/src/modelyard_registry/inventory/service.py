@@ -25,8 +25,10 @@ from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import (
     authorship,
     flush_unique,
+    insert_created,
     new_revision,
     record_change,
+    recorded_insert,
 )
 from modelyard_registry.inventory import repository
 from modelyard_registry.inventory.repository import InventoryFilters, Item
@@ -72,6 +74,7 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         self.tracked = tracked
         self.sort_columns = sort_columns
         self.conditions = conditions
+        self.insert = recorded_insert(table)
 
     def to_read(self, row: Item) -> Read:
         """Return the API view of a row."""
@@ -123,18 +126,26 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Check or do what a kind needs before a row is deleted (nothing by default)."""
 
     async def create(self, session: AsyncSession, *, principal: Principal, body: Create) -> Read:
-        """Return the newly registered row's view; records history and `registry.<kind>.created`."""
-        fields = body.model_dump(mode="json")
-        await self._ensure_name_free(session, principal=principal, name=fields["name"])
+        """Return the newly registered row's view; records history and `registry.<kind>.created`.
+
+        One statement writes the row, its history and its event; the name's uniqueness is the
+        table's unique index (a taken name is a 409 with nothing written).
+        """
         await self.on_create(session, principal=principal, body=body)
-        row = self.table(**authorship(principal), **fields)
-        session.add(row)
-        await flush_unique(session, self._taken(fields["name"]))
-        await session.refresh(row)
-        changes = diff({}, self.snapshot(row))
-        return await self._record(
-            session, principal=principal, row=row, action="created", changes=changes
+        row = self.table(**authorship(principal), **body.model_dump(mode="json"))
+        values = self.insert.complete(row)
+        read = self.to_read(row)
+        await insert_created(
+            session,
+            self.insert,
+            principal=principal,
+            resource_type=self.resource,
+            row=values,
+            changes=diff({}, read.model_dump(mode="json", include=set(self.tracked))),
+            event_data=read,
+            conflict=self._taken(row.name),
         )
+        return read
 
     async def update(
         self,

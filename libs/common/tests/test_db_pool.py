@@ -1,0 +1,145 @@
+"""The shared engine: no ping on a busy connection, an idle one replaced after a restart;
+the pool warmed at start; reads in autocommit.
+
+Runs a private PostgreSQL (so it can be restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelyard_common.db import make_engine, make_read_sessionmaker, make_sessionmaker, warm_pool
+from modelyard_testkit.servers import PrivatePostgres
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres().start()
+    yield server
+    server.close()
+
+
+def _statements(engine: object) -> list[str]:
+    """Return a list that collects every statement `engine` sends from now on."""
+    sent: list[str] = []
+    event.listen(
+        engine.sync_engine,  # type: ignore[attr-defined]
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: sent.append(statement),
+    )
+    return sent
+
+
+async def _backend_pid(engine: object) -> int:
+    async with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+def _count_pings(engine: object) -> list[object]:
+    """Return a list that gets an item for each ping `engine` sends from now on."""
+    dialect = engine.sync_engine.dialect  # type: ignore[attr-defined]
+    pings: list[object] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return bool(ping(dbapi_connection))
+
+    dialect.do_ping = counted
+    return pings
+
+
+@pytest.mark.parametrize(("idle_ping_after_s", "pinged"), [(5.0, False), (0.0, True)])
+async def test_a_busy_connection_is_not_pinged(
+    postgres: PrivatePostgres, idle_ping_after_s: float, pinged: bool
+) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=1, idle_ping_after_s=idle_ping_after_s)
+    pings = _count_pings(engine)
+    try:
+        first = await _backend_pid(engine)
+        for _ in range(5):
+            assert await _backend_pid(engine) == first  # the same connection, reused at once
+        # asyncpg's ping is a transaction of its own (BEGIN, a query, ROLLBACK): a connection
+        # back in use within the idle limit goes without one.
+        assert bool(pings) is pinged
+    finally:
+        await engine.dispose()
+
+
+async def test_an_idle_connection_is_replaced_after_a_restart(postgres: PrivatePostgres) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=1, idle_ping_after_s=0.2)
+    try:
+        before = await _backend_pid(engine)
+        await asyncio.to_thread(postgres.restart)
+        await asyncio.sleep(0.3)
+        # The pooled connection died with the server: the ping at checkout finds it gone and
+        # the pool connects anew, so the request itself never sees the restart.
+        assert await _backend_pid(engine) != before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_busy_connection_after_a_restart_fails_once_then_the_pool_recovers(
+    postgres: PrivatePostgres,
+) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=2, idle_ping_after_s=60)
+    try:
+        await _backend_pid(engine)
+        await asyncio.to_thread(postgres.restart)
+        with pytest.raises(DBAPIError):
+            await _backend_pid(engine)
+        await _backend_pid(engine)  # the disconnect invalidated the pool: a fresh connection
+    finally:
+        await engine.dispose()
+
+
+async def test_warming_opens_the_pool_and_leaves_nothing_behind(
+    postgres: PrivatePostgres,
+) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=3)
+    sessions = make_sessionmaker(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS warm_probe (n int)"))
+        await conn.execute(text("TRUNCATE warm_probe"))
+    warmed: list[int] = []
+
+    async def hot(session: AsyncSession) -> None:
+        await session.execute(text("INSERT INTO warm_probe VALUES (1)"))
+        warmed.append(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+
+    try:
+        assert await warm_pool(engine, sessions, hot) == 3
+        assert len(set(warmed)) == 3  # each pooled connection ran the hot statements
+        assert engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT count(*) FROM warm_probe"))).scalar_one()
+        assert rows == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_session_runs_each_statement_in_its_own_transaction(
+    postgres: PrivatePostgres,
+) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=1)
+    sent = _statements(engine)
+    try:
+        async with make_read_sessionmaker(engine)() as session:
+            first = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+            second = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+            await session.commit()
+        assert first != second
+        async with make_sessionmaker(engine)() as session:
+            first = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+            second = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+            await session.rollback()
+        assert first == second  # the ordinary session still owns one transaction
+        assert len(sent) == 4
+    finally:
+        await engine.dispose()
