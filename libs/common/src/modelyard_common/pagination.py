@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import Query
+from fastapi import Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Integer, Select, SmallInteger, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,15 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         default=None, description="Opaque cursor of the next page; null on the last page."
     )
+
+    def response(self) -> Response:
+        """Return the page as its JSON response, serialized once (pydantic's own encoder).
+
+        A route returning the page itself has FastAPI dump it to dicts, validate those against
+        the response model again and encode them in Python: for a page of 50 items, most of a
+        list request's CPU. The route still declares `response_model=Page[...]` for OpenAPI.
+        """
+        return Response(self.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @dataclass(frozen=True)

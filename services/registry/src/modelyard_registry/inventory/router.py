@@ -93,7 +93,7 @@ class InventoryRoutes(Generic[Item, Read, Filters, Create]):
             items, cursor = await inventory.page(
                 session, principal=principal, filters=filters, params=params
             )
-            return Page(items=items, next_cursor=cursor)
+            return Page(items=items, next_cursor=cursor).response()
 
         @creates.route(
             routes,
