@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aio_pika.exceptions
+import anyio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,10 +102,14 @@ class DeviceLogs:
     _closed: bool = field(default=False)
 
     async def close(self) -> None:
-        """End the conversation: the channel closes and the reply queue goes with it."""
+        """End the conversation: the channel closes and the reply queue goes with it.
+
+        Shielded: it runs when the caller went away, inside a cancelled scope.
+        """
         if not self._closed:
             self._closed = True
-            await self._channel_scope.aclose()
+            with anyio.CancelScope(shield=True):
+                await self._channel_scope.aclose()
 
     async def chunks(self, *, idle_s: float) -> AsyncIterator[LogsChunk]:
         """Yield the first chunk and the next ones until the device ends, falls silent or a
@@ -290,20 +295,23 @@ async def _listen(
 ) -> asyncio.Queue[AbstractIncomingMessage]:
     """Declare the conversation's reply queue, bind it, consume it; return its inbox."""
     await channel.set_qos(prefetch_count=REPLY_PREFETCH)
+    # Not robust: after a reconnect the conversation is over (the device's answers went to
+    # the queue that died with the connection), nothing is to be restored.
     queue = await channel.declare_queue(
         None,
         exclusive=True,
         auto_delete=True,
         arguments={"x-max-length": REPLY_QUEUE_CHUNKS, "x-overflow": "reject-publish"},
+        robust=False,
     )
     replies = await channel.get_exchange(REPLIES_EXCHANGE, ensure=False)
-    await queue.bind(replies, routing_key=logs_reply_key(device_id, request_id))
+    await queue.bind(replies, routing_key=logs_reply_key(device_id, request_id), robust=False)
     inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
     async def received(message: AbstractIncomingMessage) -> None:
         await inbox.put(message)
 
-    await queue.consume(received)
+    await queue.consume(received, robust=False)
     return inbox
 
 

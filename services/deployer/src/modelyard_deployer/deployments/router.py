@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -218,8 +219,25 @@ class LogStream(StreamingResponse):
         self.headers["X-Accel-Buffering"] = "no"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A quiet stream writes nothing, so a server that reports a gone client only when a
+        # write fails (ASGI 2.4) would not tell: the disconnect is watched for here as well.
+        stream = super().__call__
         try:
-            await super().__call__(scope, receive, send)
+            async with anyio.create_task_group() as group:
+
+                async def respond() -> None:
+                    try:
+                        await stream(scope, receive, send)
+                    finally:
+                        group.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(respond)
+                group.start_soon(watch)
         finally:
             await self.conversation.close()
 
