@@ -1,8 +1,8 @@
 """A model server that talks: known lines at start, one line per call (for the logs tests).
 
 At start it prints a line to stderr, then to stdout a line with a NUL byte, a line of 20,000
-characters, and `boot 001` to `boot 250`; each `POST` prints `call <body>`. It answers `GET /healthz`; requests are not
-logged, so those are all the lines its container writes.
+characters, and `boot 001` to `boot 250`; each `POST` prints `call <body>`. It answers
+`GET /healthz`; requests are not logged, so those are all the lines its container writes.
 """
 
 import os

@@ -14,6 +14,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.connection import make_url
@@ -181,7 +182,7 @@ class Broker:
         )
 
     @contextlib.asynccontextmanager
-    async def own_channel(self) -> AsyncIterator[AbstractChannel]:
+    async def own_channel(self) -> AsyncIterator[AbstractRobustChannel]:
         """Yield a confirming channel of its own, closed afterwards.
 
         For a conversation whose errors must not close the shared channel (a passive declare of

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import aio_pika.exceptions
 import anyio
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -275,7 +275,7 @@ async def _permit_replies(logins: BrokerLogins, device_id: uuid.UUID) -> None:
         log.warning("could not set the broker permissions of device %s: %s", device_id, exc)
 
 
-async def _require_listening(channel: AbstractChannel, device_id: uuid.UUID) -> None:
+async def _require_listening(channel: AbstractRobustChannel, device_id: uuid.UUID) -> None:
     """Raise 503 unless the device's agent consumes its command queue right now."""
     offline = DeviceOfflineError(
         f"Device {device_id} is not connected to the message broker; its logs cannot be read now.",
@@ -291,7 +291,7 @@ async def _require_listening(channel: AbstractChannel, device_id: uuid.UUID) -> 
 
 
 async def _listen(
-    channel: AbstractChannel, device_id: uuid.UUID, request_id: uuid.UUID
+    channel: AbstractRobustChannel, device_id: uuid.UUID, request_id: uuid.UUID
 ) -> asyncio.Queue[AbstractIncomingMessage]:
     """Declare the conversation's reply queue, bind it, consume it; return its inbox."""
     await channel.set_qos(prefetch_count=REPLY_PREFETCH)
@@ -316,7 +316,7 @@ async def _listen(
 
 
 async def _send(
-    channel: AbstractChannel, broker: Broker, settings: DeployerSettings, request: LogsRequest
+    channel: AbstractRobustChannel, broker: Broker, settings: DeployerSettings, request: LogsRequest
 ) -> None:
     """Publish the request to the device's command queue (transient, expiring unanswered)."""
     event = new_event(
