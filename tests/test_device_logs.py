@@ -11,6 +11,8 @@ permissions are what keeps devices apart.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from suite_testkit import MODEL_IMAGE, Suite, running_suite  # tests/ on path
 
+from modelyard_client import AsyncModelyard, Endpoints, operations
 from modelyard_common.contracts import (
     DEPLOYMENT_LOGS_REQUESTED,
     DEVICE_COMMAND,
@@ -439,3 +442,72 @@ async def test_a_device_login_can_neither_answer_for_nor_read_another_device(
             outcomes[what] = await outcome(attempt(action))
 
     assert outcomes == dict.fromkeys(refused, "refused")
+
+
+async def test_the_cli_prints_the_tail_and_says_why_a_device_cannot_answer(
+    suite: LogsSuite,
+) -> None:
+    token = suite.headers["Authorization"].removeprefix("Bearer ")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env |= {
+        "MODELYARD_CONFIG": str(suite.tmp / "no-cli-config.yaml"),
+        "MODELYARD_REGISTRY_URL": suite.registry,
+        "MODELYARD_DEPLOYER_URL": suite.deployer,
+        "MODELYARD_TOKEN": token,
+    }
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "modelyard"),
+            *args,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode or 0, out.decode(), err.decode()
+
+    api = await suite.http.get(
+        suite.logs_url(suite.deployment), params={"tail": 3}, headers=suite.headers
+    )
+    code, out, err = await cli("deployments", "logs", suite.deployment[:8], "--tail", "3")
+    assert (code, out) == (0, api.text), err
+    assert len(out.splitlines()) == 3
+
+    code, out, err = await cli("deployments", "logs", suite.offline_deployment, "-n", "5")
+    assert code == 1
+    assert out == ""
+    assert "not connected to the message broker" in err
+
+
+async def test_the_sdk_follows_a_quiet_stream_past_its_read_timeout(suite: LogsSuite) -> None:
+    token = suite.headers["Authorization"].removeprefix("Bearer ")
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+
+    async def call(marker: str) -> None:
+        response = await suite.http.post(
+            f"{suite.agents[0].url}/models/{suite.model_name}/v1/chat/completions",
+            json={"marker": marker},
+        )
+        assert response.status_code == 200
+
+    endpoints = Endpoints(deployer_url=suite.deployer, token=token)
+    async with AsyncModelyard(endpoints, timeout=1.0) as sdk:
+        chunks = sdk.stream_bytes(
+            operations.get_deployment_logs(suite.deployment, tail=1, follow=True)
+        )
+        # The request goes out with the first read: the last line there is says it is open.
+        text = (await asyncio.wait_for(anext(chunks), 30)).decode()
+        assert text.count("\n") == 1
+        for marker in (first, second):
+            await call(marker)
+            while marker not in text:
+                text += (await asyncio.wait_for(anext(chunks), 30)).decode()
+            # Quiet for longer than the client's timeout: a followed stream is not timed out.
+            await asyncio.sleep(2.5)
+        await chunks.aclose()
+    assert text.splitlines()[1:] == [
+        f'call {{"marker":"{first}"}}',
+        f'call {{"marker":"{second}"}}',
+    ]
