@@ -94,7 +94,6 @@ class DeviceLogs:
     _channel_scope: contextlib.AsyncExitStack
     _inbox: asyncio.Queue[AbstractIncomingMessage]
     _sender: uuid.UUID
-    _settings: DeployerSettings
     _deadline: float
     _sent_bytes: int = 0
     truncated: bool = False
@@ -138,17 +137,20 @@ class DeviceLogs:
         return chunk.model_copy(update={"lines": lines})
 
     async def _next(self, idle_s: float) -> LogsChunk | None:
-        """Return the device's next chunk; None past the deadline."""
+        """Return the device's next chunk; None when a followed stream reached its deadline.
+
+        A tail that is not complete by then is a 504, never a silently shorter answer.
+        """
         while True:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
-                self.ended = LogsEnd.max_duration
+                self._past_deadline()
                 return None
             try:
                 message = await asyncio.wait_for(self._inbox.get(), min(idle_s, remaining))
             except TimeoutError:
                 if self._deadline - time.monotonic() <= 0:
-                    self.ended = LogsEnd.max_duration
+                    self._past_deadline()
                     return None
                 raise DeviceTimeoutError(
                     f"The device stopped answering for {idle_s:.0f} s."
@@ -158,6 +160,11 @@ class DeviceLogs:
                 await message.ack()
             if chunk is not None:
                 return chunk
+
+    def _past_deadline(self) -> None:
+        if not self.request.follow:
+            raise DeviceTimeoutError("The device did not finish its answer in time.")
+        self.ended = LogsEnd.max_duration
 
 
 def _chunk_of(
@@ -253,7 +260,6 @@ async def ask_device(
             _channel_scope=scope,
             _inbox=inbox,
             _sender=device_id,
-            _settings=settings,
             _deadline=deadline,
         )
     except BaseException:
