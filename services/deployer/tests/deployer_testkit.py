@@ -25,10 +25,17 @@ from starlette.routing import Route
 
 from modelyard_common.auth import decode_token, issue_token
 from modelyard_common.contracts import (
+    DEPLOYMENT_LOGS,
+    DEPLOYMENT_LOGS_REQUESTED,
     DEPLOYMENT_REPORTED,
     DEVICE_HEARTBEAT,
     EVENTS_EXCHANGE,
+    REPLIES_EXCHANGE,
     DeviceCommand,
+    LogsChunk,
+    LogsEnd,
+    LogsRequest,
+    logs_reply_key,
 )
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.errors import ForbiddenError, UnauthorizedError
@@ -194,6 +201,9 @@ class DeviceStandIn:
         self.sequences: dict[uuid.UUID, int] = {}
         self._arrivals: asyncio.Queue[DeviceCommand] = asyncio.Queue()
         self._broker: Broker | None = None
+        # What its "container" wrote, and the logs requests it answered with it.
+        self.log_lines = ["stand-in line 1", "stand-in line 2"]
+        self.logs_requests: list[LogsRequest] = []
         DeviceStandIn.created.append(device_id)
 
     @property
@@ -219,6 +229,9 @@ class DeviceStandIn:
         assert self._broker is not None
 
         async def on_command(event: CloudEvent) -> None:
+            if event.type == DEPLOYMENT_LOGS_REQUESTED:
+                await self._answer_logs(LogsRequest.model_validate(event.data))
+                return
             command = DeviceCommand.model_validate(event.data)
             self.received.append(command)
             held = self.applied.get(command.deployment_id)
@@ -230,6 +243,28 @@ class DeviceStandIn:
             self.queue, [Binding("aimodels.devices", self.queue)], on_command
         )
         return self
+
+    async def _answer_logs(self, request: LogsRequest) -> None:
+        """Answer a logs request at once: the last of `log_lines`, in one chunk that ends it."""
+        assert self._broker is not None
+        self.logs_requests.append(request)
+        chunk = LogsChunk(
+            request_id=request.request_id,
+            deployment_id=request.deployment_id,
+            seq=0,
+            lines=self.log_lines[-request.tail :] if request.tail else [],
+            end=LogsEnd.max_duration if request.follow else LogsEnd.complete,
+        )
+        event = new_event(
+            type=DEPLOYMENT_LOGS,
+            source=f"modelyard-agent/{self.id}",
+            data=chunk.model_dump(mode="json"),
+        )
+        await self._broker.publish(
+            event,
+            exchange=REPLIES_EXCHANGE,
+            routing_key=logs_reply_key(self.id, request.request_id),
+        )
 
     async def next_command(self, within: float = 10.0) -> DeviceCommand:
         """Return the next command the device receives; TimeoutError after `within` seconds."""

@@ -479,6 +479,41 @@ for _verb in ("start", "stop", "restart", "remove", "rollback", "cancel"):
     _action(_verb)
 
 
+@deployments_app.command(
+    "logs",
+    epilog=examples(
+        "modelyard deployments logs 5b7e04d2 --tail 50",
+        "modelyard deployments logs 5b7e04d2 -f",
+        "modelyard deployments logs 5b7e04d2 --since 2026-12-06T08:00:00Z | grep ERROR",
+    ),
+)
+def container_logs(
+    ref: DeploymentArg,
+    tail: Annotated[
+        int, typer.Option("--tail", "-n", min=0, max=10_000, help="how many of the last lines")
+    ] = 100,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new lines (Ctrl-C stops)")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="only lines written from this time on (RFC 3339)")
+    ] = None,
+) -> None:
+    """Print what a deployment's container wrote, read from its device (stdout and stderr).
+
+    `modelyard logs` shows the deployment's history instead: its state changes as reported.
+    """
+    from modelyard_client import operations as ops
+
+    with client() as my:
+        deployment_id = resolve_deployment(my, ref)
+        call = ops.get_deployment_logs(deployment_id, tail=tail, follow=follow_, since=since)
+        with contextlib.suppress(KeyboardInterrupt):
+            for chunk in my.stream_bytes(call):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+
+
 def logs(
     ref: DeploymentArg,
     follow_: Annotated[

@@ -52,10 +52,16 @@ class Call(Generic[T]):
     upload: Upload | None = None
     # Safe to send again after a lost answer: reads, deletes, and creates with an Idempotency-Key.
     idempotent: bool = False
+    # An answer that may stay quiet for as long as it is open (a followed log stream): no read
+    # timeout, only the connect one.
+    open_ended: bool = False
 
     def with_params(self, **params: Any) -> Call[T]:
         """Return the same call with more query parameters."""
         return replace(self, params={**(self.params or {}), **params})
+
+
+OPEN_ENDED_CONNECT_S = 30.0
 
 
 def identity(value: Any) -> Any:
@@ -229,6 +235,8 @@ def request_kwargs(
         kwargs["files"] = {"file": (call.upload.filename, upload, call.upload.content_type)}
     elif call.json is not None:
         kwargs["json"] = call.json
+    if call.open_ended:
+        kwargs["timeout"] = httpx.Timeout(OPEN_ENDED_CONNECT_S, read=None, write=None, pool=None)
     return kwargs, upload
 
 

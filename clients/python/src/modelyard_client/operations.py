@@ -254,6 +254,32 @@ def get_deployment(deployment_id: str) -> Call[Deployment]:
     return read("GET", "deployer", f"/v1/deployments/{deployment_id}")
 
 
+def get_deployment_logs(
+    deployment_id: str,
+    *,
+    tail: int | None = None,
+    follow: bool = False,
+    since: str | None = None,
+) -> Call[None]:
+    """Return get_deployment_logs: the container's last `tail` lines, asked of its device.
+
+    Send it with `stream_bytes`: the answer is `text/plain`, one line per line. With `follow`
+    it stays open and brings each new line as the container writes it (no read timeout: a quiet
+    container sends nothing) until the caller stops reading or the deployer's bound ends it.
+    `since` (RFC 3339) keeps only lines written from then on. The device answers or the call
+    fails: 503 `device-offline`, 504 `device-timeout`, 409 `no-container`.
+    """
+    call = read(
+        "GET",
+        "deployer",
+        f"/v1/deployments/{deployment_id}/logs",
+        tail=tail,
+        follow="true" if follow else None,
+        since=since,
+    )
+    return replace(call, open_ended=follow)
+
+
 def get_deployment_history(deployment_id: str, **params: Any) -> Call[Page[DeploymentEvent]]:
     """Return get_deployment_history."""
     return read("GET", "deployer", f"/v1/deployments/{deployment_id}/history", **params)

@@ -11,6 +11,11 @@ Exchanges and routing keys:
   ``deployer.deployment.endpoint_ready`` / ``deployer.deployment.endpoint_gone``
   (``EndpointAnnouncement``), ``gateway.usage.recorded`` (``UsageRecorded``),
   ``registry.model.*`` and friends.
+* ``aimodels.replies`` (topic), routing key ``logs.<device_id>.<request_id>``: ``LogsChunk``
+  (event type ``agent.deployment.logs``), the answer to a ``LogsRequest`` (event type
+  ``deployer.deployment.logs_requested``, sent like a command on ``aimodels.devices`` to
+  ``device.<device_id>``, transient, expiring). The asker binds a queue of its own (exclusive,
+  auto-delete) to the key; a device's login may publish there only with its own id in the key.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from modelyard_common.manifest import Manifest
 EVENTS_EXCHANGE = "aimodels.events"
 DEVICES_EXCHANGE = "aimodels.devices"
 DEAD_LETTER_EXCHANGE = "aimodels.dlx"
+REPLIES_EXCHANGE = "aimodels.replies"
 
 DEVICE_COMMAND = "deployer.device.command"
 DEPLOYMENT_REPORTED = "agent.deployment.reported"
@@ -35,11 +41,19 @@ DEPLOYMENT_STATE_CHANGED = "deployer.deployment.state_changed"
 ENDPOINT_READY = "deployer.deployment.endpoint_ready"
 ENDPOINT_GONE = "deployer.deployment.endpoint_gone"
 GATEWAY_USAGE_RECORDED = "gateway.usage.recorded"
+DEPLOYMENT_LOGS_REQUESTED = "deployer.deployment.logs_requested"
+DEPLOYMENT_LOGS = "agent.deployment.logs"
+LOGS_REPLY_PREFIX = "logs"
 
 
 def device_routing_key(device_id: UUID | str) -> str:
     """Return the routing key (and queue name) of one device's commands."""
     return f"device.{device_id}"
+
+
+def logs_reply_key(device_id: UUID | str, request_id: UUID | str) -> str:
+    """Return the routing key of a device's answers to one logs request (on `aimodels.replies`)."""
+    return f"{LOGS_REPLY_PREFIX}.{device_id}.{request_id}"
 
 
 class DesiredState(StrEnum):
@@ -234,3 +248,62 @@ class UsageRecorded(BaseModel):
     gateway_replica: str
     interval_start: datetime
     interval_end: datetime
+
+
+MAX_LOG_TAIL = 10_000
+
+
+class LogsRequest(BaseModel):
+    """A request for one deployment's container logs, sent to its device.
+
+    The device answers with `LogsChunk`s on `aimodels.replies` under
+    `logs_reply_key(device_id, request_id)`, published as mandatory: once the asker's queue is
+    gone (it stopped listening, or its connection dropped) a chunk comes back unroutable and the
+    device stops. A request past `expires_at` is not answered (the asker gave up).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: UUID
+    deployment_id: UUID
+    device_id: UUID
+    tail: int = Field(ge=0, le=MAX_LOG_TAIL)
+    follow: bool = False
+    since: datetime | None = None
+    # Bounds of the whole answer, which the device may lower further (never raise).
+    max_bytes: int = Field(ge=1)
+    max_duration_s: float = Field(gt=0)
+    # A quiet follow stream sends an empty chunk this often, so each end sees the other is there.
+    keepalive_s: float = Field(default=5.0, gt=0)
+    expires_at: datetime
+
+
+class LogsEnd(StrEnum):
+    """Why a device ended its answer to a logs request."""
+
+    complete = "complete"  # a tail: every line asked for was sent
+    max_bytes = "max_bytes"
+    max_duration = "max_duration"
+    container_gone = "container_gone"
+    no_container = "no_container"  # the deployment has no container on the device
+    unknown_deployment = "unknown_deployment"
+    busy = "busy"  # the device answers too many logs requests already
+    failed = "failed"  # Docker could not be read
+
+
+class LogsChunk(BaseModel):
+    """Some lines of a logs answer; `seq` counts from 0; the last chunk carries `end`.
+
+    A chunk without lines and without `end` is a keepalive of a quiet follow stream.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: UUID
+    deployment_id: UUID
+    seq: int = Field(ge=0)
+    lines: list[str] = Field(default_factory=list)
+    # Lines were dropped (the byte bound) or cut (the line-length bound).
+    truncated: bool = False
+    end: LogsEnd | None = None
+    detail: str = ""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -13,18 +14,25 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.connection import make_url
 from pydantic import ValidationError
 
-from modelyard_common.contracts import DEAD_LETTER_EXCHANGE, DEVICES_EXCHANGE, EVENTS_EXCHANGE
+from modelyard_common.contracts import (
+    DEAD_LETTER_EXCHANGE,
+    DEVICES_EXCHANGE,
+    EVENTS_EXCHANGE,
+    REPLIES_EXCHANGE,
+)
 from modelyard_common.events import CloudEvent
 
 log = logging.getLogger("modelyard.messaging")
 
 CONTENT_TYPE = "application/cloudevents+json"
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
+EXCHANGES = (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE)
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Broker:
                 await connection.connect(timeout=timeout)
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 await channel.set_qos(prefetch_count=self.prefetch)
-                for name in (EVENTS_EXCHANGE, DEVICES_EXCHANGE, DEAD_LETTER_EXCHANGE):
+                for name in EXCHANGES:
                     if self.declare:
                         self._exchanges[name] = await channel.declare_exchange(
                             name, aio_pika.ExchangeType.TOPIC, durable=True
@@ -147,17 +155,49 @@ class Broker:
 
         With `mandatory`, a message no queue takes raises instead of vanishing.
         """
-        message = aio_pika.Message(
+        await self._exchanges[exchange].publish(
+            self.message(event), routing_key=routing_key, mandatory=mandatory
+        )
+
+    def message(
+        self, event: CloudEvent, *, transient: bool = False, expiration_s: float | None = None
+    ) -> aio_pika.Message:
+        """Return `event` as an AMQP message stamped with our login.
+
+        A `transient` message is not written to disk, and one with `expiration_s` is dropped by
+        the broker when nobody took it in time (answers and requests that nobody waits for).
+        """
+        return aio_pika.Message(
             body=event.to_bytes(),
             content_type=CONTENT_TYPE,
             message_id=event.id,
             type=event.type,
             user_id=self.user_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=(
+                aio_pika.DeliveryMode.NOT_PERSISTENT
+                if transient
+                else aio_pika.DeliveryMode.PERSISTENT
+            ),
+            expiration=expiration_s,
         )
-        await self._exchanges[exchange].publish(
-            message, routing_key=routing_key, mandatory=mandatory
-        )
+
+    @contextlib.asynccontextmanager
+    async def own_channel(self) -> AsyncIterator[AbstractRobustChannel]:
+        """Yield a confirming channel of its own, closed afterwards.
+
+        For a conversation whose errors must not close the shared channel (a passive declare of
+        a missing queue, a publish the broker refuses), and whose consumers and exclusive queues
+        end with it.
+        """
+        connection = self._connection
+        if connection is None or not self.is_connected:
+            raise ConnectionError("the message broker is not connected")
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def consume(
         self,

@@ -7,10 +7,12 @@ mandatory, so without the queue they would be refused.
 One RabbitMQ login per device is managed through the broker's management API.
 
 A device's login may read its own command queue `device.<id>` and write only its reports and
-heartbeats to `aimodels.events` (topic permissions on the routing key); it may configure
-nothing. The broker checks the AMQP `user_id` of what it publishes against the login, so a
-consumer learns the sender from the broker, not from the message. Revoking deletes the login and
-closes its open connections.
+heartbeats to `aimodels.events` and its answers to logs requests to `aimodels.replies` under
+`logs.<its own id>.<request id>` (topic permissions on the routing key); it may configure
+nothing, so it can neither declare, bind nor read any queue but its own: another device's
+answers are out of its reach both ways. The broker checks the AMQP `user_id` of what it
+publishes against the login, so a consumer learns the sender from the broker, not from the
+message. Revoking deletes the login and closes its open connections.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from modelyard_common.contracts import (
     DEVICE_HEARTBEAT,
     DEVICES_EXCHANGE,
     EVENTS_EXCHANGE,
+    LOGS_REPLY_PREFIX,
+    REPLIES_EXCHANGE,
     device_routing_key,
 )
 from modelyard_common.device_identity import broker_password, broker_username
@@ -58,6 +62,8 @@ class BrokerLogins:
         self.vhost = vhost
         self.http = httpx.AsyncClient(base_url=f"{base}/api", auth=auth, timeout=timeout_s)
         self._sweeps: set[asyncio.Task[None]] = set()
+        # Devices whose permissions this process has set since it started (`permit`).
+        self.permitted: set[uuid.UUID] = set()
 
     async def close(self) -> None:
         for task in self._sweeps:
@@ -101,12 +107,19 @@ class BrokerLogins:
         await self._call(
             "PUT", f"/users/{quoted}", json={"password": broker_password(token), "tags": ""}
         )
+        await self.permit(device_id)
+        # A rotated token ends the sessions opened with the old one.
+        await self.disconnect(device_id)
+
+    async def permit(self, device_id: uuid.UUID) -> None:
+        """Set the device login's permissions (idempotent; a missing login stays missing)."""
+        quoted = quote(broker_username(device_id), safe="")
         await self._call(
             "PUT",
             f"/permissions/{self._vhost()}/{quoted}",
             json={
                 "configure": NOTHING,
-                "write": f"^{re.escape(EVENTS_EXCHANGE)}$",
+                "write": f"^({re.escape(EVENTS_EXCHANGE)}|{re.escape(REPLIES_EXCHANGE)})$",
                 "read": f"^{re.escape(device_routing_key(device_id))}$",
             },
         )
@@ -116,11 +129,17 @@ class BrokerLogins:
             f"/topic-permissions/{self._vhost()}/{quoted}",
             json={"exchange": EVENTS_EXCHANGE, "write": f"^({own_messages})$", "read": NOTHING},
         )
-        # A rotated token ends the sessions opened with the old one.
-        await self.disconnect(device_id)
+        own_replies = rf"^{re.escape(LOGS_REPLY_PREFIX)}\.{re.escape(str(device_id))}\.[0-9a-f-]+$"
+        await self._call(
+            "PUT",
+            f"/topic-permissions/{self._vhost()}/{quoted}",
+            json={"exchange": REPLIES_EXCHANGE, "write": own_replies, "read": NOTHING},
+        )
+        self.permitted.add(device_id)
 
     async def revoke(self, device_id: uuid.UUID) -> None:
         """Delete the device's login and close every connection it has open."""
+        self.permitted.discard(device_id)
         await self._call("DELETE", f"/users/{quote(broker_username(device_id), safe='')}")
         await self.disconnect(device_id)
 

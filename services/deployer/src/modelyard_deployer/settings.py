@@ -77,6 +77,27 @@ class DeployerSettings(ServiceSettings):
         default=2.0, gt=0, description="How often the rollout engine moves running rollouts."
     )
     registry_timeout_s: float = Field(default=5.0, gt=0)
+    logs_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a device has to start answering a logs request (then 504), and "
+        "between the chunks of a tail.",
+    )
+    logs_max_bytes: int = Field(
+        default=4 * MiB, ge=1024, description="Most bytes of lines one tail answer carries."
+    )
+    logs_follow_max_s: float = Field(
+        default=600.0, gt=0, description="Longest a followed log stream runs before it ends."
+    )
+    logs_follow_max_bytes: int = Field(
+        default=32 * MiB, ge=1024, description="Most bytes of lines one followed stream carries."
+    )
+    logs_keepalive_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a device says a quiet followed stream is still alive; three "
+        "missed in a row end the stream.",
+    )
     queue_prefix: str = Field(
         default="deployer", description="Prefix of the deployer's own event queues."
     )

@@ -19,11 +19,12 @@ from fastapi import FastAPI, Request
 
 from modelyard_agent import __version__
 from modelyard_agent.background import cancel_and_wait
-from modelyard_agent.commands.consumer import CommandConsumer
+from modelyard_agent.commands.consumer import CommandConsumer, by_type
 from modelyard_agent.commands.service import CommandService
 from modelyard_agent.containers.runtime import DockerRuntime
 from modelyard_agent.ingress.router import router as ingress_router
 from modelyard_agent.ingress.server import IngressServer
+from modelyard_agent.logs.service import LogStreams
 from modelyard_agent.models.router import router as models_router
 from modelyard_agent.reports.deployments import DeploymentReporter
 from modelyard_agent.reports.epoch import load_epoch
@@ -36,6 +37,7 @@ from modelyard_agent.store import DesiredStateStore
 from modelyard_agent.workloads.context import WorkloadContext
 from modelyard_agent.workloads.scheduler import Reconciler
 from modelyard_agent.workloads.wrapper import install_wrapper
+from modelyard_common.contracts import DEPLOYMENT_LOGS_REQUESTED
 from modelyard_common.device_identity import (
     broker_username,
     device_amqp_url,
@@ -93,10 +95,18 @@ class Agent:
                 wrapper_path=self.wrapper_path,
             )
         )
+        self.logs = LogStreams(
+            settings, broker=self.broker, docker=self.docker, store=self.store, routes=self.routes
+        )
         self.commands = CommandConsumer(
             self.broker,
             settings.device_id,
-            CommandService(settings.device_id, self.store, self.reconciler).handle_command,
+            by_type(
+                {DEPLOYMENT_LOGS_REQUESTED: self.logs.handle_request},
+                default=CommandService(
+                    settings.device_id, self.store, self.reconciler
+                ).handle_command,
+            ),
             delivery_limit=settings.consumer_delivery_limit,
         )
         self.agent_epoch: str | None = None
@@ -129,6 +139,7 @@ class Agent:
     async def stop(self) -> None:
         """Stop the loops and close connections; containers keep running."""
         await cancel_and_wait(self._tasks)
+        await self.logs.stop()
         if self.ingress is not None:
             await self.ingress.stop()
             self.ingress = None

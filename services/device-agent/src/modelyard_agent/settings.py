@@ -68,6 +68,17 @@ class AgentSettings(ProcessSettings):
     max_compression_ratio: float = Field(default=200.0, gt=1)
     build_timeout_s: float = Field(default=900.0, gt=0)
     log_tail_lines: int = Field(default=50, ge=1)
+    logs_max_streams: int = Field(
+        default=4, ge=1, description="Logs requests answered at once (each reads on a thread)."
+    )
+    logs_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of lines one logs answer carries, whatever the deployer asks.",
+    )
+    logs_follow_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest a followed log stream runs, whatever is asked."
+    )
     proxy_timeout_s: float = Field(default=300.0, gt=0)
     outbox_retry_s: float = Field(default=2.0, gt=0)
     docker_workers: int = Field(default=4, ge=1)

@@ -6,19 +6,22 @@ The same deployments seen from one device or one model are routed in `scoped_rou
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from modelyard_common.auth import Viewer
-from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
+from modelyard_common.contracts import MAX_LOG_TAIL, CommandAction, DeploymentState, DesiredState
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
-from modelyard_deployer.deployments import actions, repository, service
+from modelyard_deployer.deployments import actions, logs, repository, service
 from modelyard_deployer.deployments.deploying import Deploying
 from modelyard_deployer.deployments.schemas import (
     Deployment,
@@ -27,7 +30,14 @@ from modelyard_deployer.deployments.schemas import (
     HistoryEntry,
     Redeploy,
 )
-from modelyard_deployer.deps import BrokerDep, RegistryDep, SettingsDep, creates
+from modelyard_deployer.deps import (
+    BrokerDep,
+    BrokerLoginsDep,
+    RegistryDep,
+    SessionmakerDep,
+    SettingsDep,
+    creates,
+)
 from modelyard_deployer.web import AuthorizationHeader, scoped
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
@@ -194,3 +204,124 @@ deployments.deleting(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Deployment,
 )(_action_route(CommandAction.remove))
+
+
+LOG_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+class LogStream(StreamingResponse):
+    """A followed log stream that ends its device conversation however the response ends."""
+
+    def __init__(self, conversation: logs.DeviceLogs, idle_s: float) -> None:
+        super().__init__(_log_text(conversation, idle_s), media_type=LOG_MEDIA_TYPE)
+        self.conversation = conversation
+        self.headers["Cache-Control"] = "no-store"
+        self.headers["X-Accel-Buffering"] = "no"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A quiet stream writes nothing, so a server that reports a gone client only when a
+        # write fails (ASGI 2.4) would not tell: the disconnect is watched for here as well.
+        stream = super().__call__
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def respond() -> None:
+                    try:
+                        await stream(scope, receive, send)
+                    finally:
+                        group.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(respond)
+                group.start_soon(watch)
+        finally:
+            await self.conversation.close()
+
+
+async def _log_text(conversation: logs.DeviceLogs, idle_s: float) -> AsyncIterator[str]:
+    """Yield the lines of a followed stream as text until it ends (a silent device ends it)."""
+    try:
+        async for chunk in conversation.chunks(idle_s=idle_s):
+            if chunk.lines:
+                yield "".join(f"{line}\n" for line in chunk.lines)
+    except logs.DeviceTimeoutError:
+        return  # the status line is sent already: the stream just ends
+    finally:
+        await conversation.close()
+
+
+@deployments.reading(
+    "get_deployment_logs",
+    "Read (or follow) the log lines of a deployment's container, from its device",
+    problems=(401, 404, 409, 422, 502, 503, 504),
+    subpath="/logs",
+    description="Asks the deployment's device, over its own command channel, for the last "
+    "`tail` lines its container wrote (stdout and stderr, as `docker logs`), answered as "
+    "`text/plain`, one line per line: what `curl`, a terminal or a log tool reads as is. "
+    "With `follow=true` the answer is a chunked `text/plain` stream of the last `tail` lines "
+    "and then each new line as the container writes it, until the client disconnects, the "
+    "device stops or the deployer's bounds (`MODELYARD_DEPLOYER_LOGS_FOLLOW_MAX_S`, "
+    "`..._FOLLOW_MAX_BYTES`) are reached. Lines are cleaned: control characters (NUL, escape "
+    "sequences) removed, each cut at 8,192 characters. `X-Modelyard-Truncated: true` says a "
+    "tail lost lines to its byte bound or had lines cut. Read as the deployment is read: a "
+    "caller who may not see it gets 404 and nothing is sent to the device. A device that is "
+    "not connected gets 503 (`device-offline`), one that does not answer in time 504 "
+    "(`device-timeout`), a deployment with no container on its device 409 (`no-container`).",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {"text/plain": {"example": "listening on 8080\nready\n"}},
+            "description": "The lines, oldest first, each ending in a newline",
+        }
+    },
+)
+async def get_deployment_logs(
+    deployment_id: uuid.UUID,
+    principal: Viewer,
+    broker: BrokerDep,
+    logins: BrokerLoginsDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    tail: Annotated[
+        int, Query(ge=0, le=MAX_LOG_TAIL, description="How many of the last lines to send.")
+    ] = 100,
+    follow: Annotated[
+        bool, Query(description="Keep the answer open and send new lines as they come.")
+    ] = False,
+    since: Annotated[
+        datetime | None, Query(description="Only lines written at or after this time.")
+    ] = None,
+) -> Response:
+    # Authorized in a short transaction of its own: no pooled connection waits on the device.
+    async with sessionmaker() as session, session.begin():
+        deployment = await logs.readable_deployment(
+            session, principal=principal, deployment_id=deployment_id
+        )
+    conversation = await logs.ask_device(
+        broker=broker,
+        logins=logins,
+        settings=settings,
+        deployment=deployment,
+        query=logs.LogsQuery(tail=tail, follow=follow, since=since),
+    )
+    idle_s = settings.logs_keepalive_s * 3 + settings.logs_timeout_s
+    if follow:
+        return LogStream(conversation, idle_s)
+    try:
+        lines = [
+            line
+            async for chunk in conversation.chunks(idle_s=settings.logs_timeout_s)
+            for line in chunk.lines
+        ]
+    finally:
+        await conversation.close()
+    headers = {"Cache-Control": "no-store"}
+    if conversation.truncated:
+        headers["X-Modelyard-Truncated"] = "true"
+    return PlainTextResponse(
+        "".join(f"{line}\n" for line in lines), media_type=LOG_MEDIA_TYPE, headers=headers
+    )

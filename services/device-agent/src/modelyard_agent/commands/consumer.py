@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from uuid import UUID
 
 from modelyard_common.contracts import DEVICES_EXCHANGE, device_routing_key
@@ -12,6 +12,17 @@ from modelyard_common.events import CloudEvent
 from modelyard_common.messaging import Binding, Broker, Consumer
 
 log = logging.getLogger("modelyard.agent")
+
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+
+def by_type(handlers: Mapping[str, EventHandler], default: EventHandler) -> EventHandler:
+    """Return a handler passing each event to the handler of its type (else to `default`)."""
+
+    async def handle(event: CloudEvent) -> None:
+        await handlers.get(event.type, default)(event)
+
+    return handle
 
 
 class CommandConsumer:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 import docker
@@ -19,6 +22,14 @@ from modelyard_agent.containers.specs import (
     nano_cpus,
     usage_from_stats,
 )
+
+
+class LogBytes(Protocol):
+    """An open stream of a container's log output: iterate it (blocking); `close` ends it."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class DockerRuntime(NetworkOps, ImageOps):
@@ -159,3 +170,32 @@ class DockerRuntime(NetworkOps, ImageOps):
             return text.splitlines()[-tail:]
 
         return await self._call(read)
+
+    async def open_logs(
+        self, container_id: str, *, tail: int, follow: bool, since: datetime | None
+    ) -> LogBytes | None:
+        """Open a stream of what a container wrote (stdout and stderr); None if it is gone.
+
+        Only opening runs on the engine's pool; reading the stream blocks, so the caller reads
+        it on a thread of its own, and `close` (from any thread) ends a read that waits.
+        """
+
+        def open_stream() -> LogBytes | None:
+            try:
+                stream: LogBytes = self._docker().api.logs(
+                    container_id,
+                    stdout=True,
+                    stderr=True,
+                    stream=True,
+                    follow=follow,
+                    tail=tail,
+                    since=since,
+                )
+            except docker.errors.NotFound:
+                return None
+            return stream
+
+        try:
+            return await self._call(open_stream)
+        except docker.errors.APIError as exc:
+            raise DockerError(f"Docker could not read the logs: {explain(exc)}") from exc
