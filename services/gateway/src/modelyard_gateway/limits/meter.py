@@ -40,6 +40,7 @@ import contextlib
 import logging
 import math
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -244,6 +245,38 @@ def _tokens(value: object) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
+_MAX_PLANS = 100_000
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The windows one key's requests are measured against (rebuilt when its limits change)."""
+
+    limits: Limits | None
+    ceiling: Limits | None
+    tokens: tuple[tuple[str, Window], ...]  # (kind, window) of every token measure
+    requests: tuple[tuple[str, Window], ...]  # (kind, window) of every requests-per-minute
+    token_windows: tuple[Window, ...] = ()
+    tokens_per_minute: tuple[Window, ...] = ()
+    request_windows: tuple[Window, ...] = ()
+    empty: bool = False
+
+    def __post_init__(self) -> None:
+        self.token_windows = tuple(w for _, w in self.tokens)
+        self.tokens_per_minute = tuple(
+            w for w in self.token_windows if w.measure == TOKENS_PER_MINUTE
+        )
+        self.request_windows = tuple(w for _, w in self.requests)
+        self.empty = not self.tokens and not self.requests
+
+
+def _tightest(windows: tuple[Window, ...]) -> Window | None:
+    """Return the window with the least remaining (the one the headers describe)."""
+    if len(windows) < 2:
+        return windows[0] if windows else None
+    return min(windows, key=lambda w: w.remaining)
+
+
 class Meter(Periodic):
     """One replica's view of every limit: admits requests, counts tokens, syncs the counters."""
 
@@ -253,6 +286,7 @@ class Meter(Periodic):
         self.sync_s = sync_s
         self.replica = replica
         self._windows: dict[tuple[str, str], Window] = {}
+        self._plans: dict[uuid.UUID, _Plan] = {}  # per key: its windows, while its limits stand
         self._offline_since: float | None = None
         self._last_purge = 0.0
 
@@ -260,47 +294,60 @@ class Meter(Periodic):
 
     async def admit(self, key: ClientKey, ceiling: Limits | None) -> Admission:
         """Return the request's admission, or raise `Refused` when a limit is reached."""
+        plan = self._plans.get(key.id)
+        if plan is None or plan.limits is not key.limits or plan.ceiling is not ceiling:
+            plan = self._plan(key, ceiling)
+        if plan.empty:
+            return NOTHING
+        now = time.time()
+        tick = time.monotonic()
+        for kind, window in plan.tokens:
+            if now >= window.end:
+                window.roll(now)
+            window.touched = tick
+            if window.shared_used + window.pending >= window.limit:
+                raise Refused(window, now, kind=kind)
+        tightest_tokens = _tightest(plan.tokens_per_minute)
+        taken: list[Window] = []
+        try:
+            for kind, window in plan.requests:
+                window.touched = tick
+                if window.leased > window.chunk // 2 + 1 and window.start <= now < window.end:
+                    window.leased -= 1  # what `_take` does when no lease is due, inline
+                else:
+                    await self._take(window, now, kind)
+                taken.append(window)
+        except Refused:
+            for window in taken:  # not sent after all: the lease keeps what it did not spend
+                window.leased += 1
+            raise
+        return Admission(plan.token_windows, _tightest(plan.request_windows), tightest_tokens)
+
+    def _plan(self, key: ClientKey, ceiling: Limits | None) -> _Plan:
+        """Return (and keep) the windows a key's requests are measured against."""
         scopes: list[tuple[str, str, Limits]] = []
         if key.limits is not None:
             scopes.append(("key", f"key:{key.id}", key.limits))
         if ceiling is not None:
             scopes.append(("workspace", f"workspace:{key.workspace}", ceiling))
-        if not scopes:
-            return NOTHING
         now = time.time()
         tick = time.monotonic()
-        token_windows: list[Window] = []
-        tightest_tokens: Window | None = None
+        tokens: list[tuple[str, Window]] = []
+        requests: list[tuple[str, Window]] = []
         for kind, scope, limits in scopes:
             for measure in TOKEN_MEASURES:
                 limit = getattr(limits, measure)
-                if limit is None:
-                    continue
-                window = self._window(scope, measure, limit, now, tick)
-                if window.shared_used + window.pending >= window.limit:
-                    raise Refused(window, now, kind=kind)
-                token_windows.append(window)
-                if measure == TOKENS_PER_MINUTE and (
-                    tightest_tokens is None or window.remaining < tightest_tokens.remaining
-                ):
-                    tightest_tokens = window
-        taken: list[Window] = []
-        tightest_requests: Window | None = None
-        try:
-            for kind, scope, limits in scopes:
-                limit = limits.requests_per_minute
-                if limit is None:
-                    continue
-                window = self._window(scope, REQUESTS_PER_MINUTE, limit, now, tick)
-                await self._take(window, now, kind)
-                taken.append(window)
-                if tightest_requests is None or window.remaining < tightest_requests.remaining:
-                    tightest_requests = window
-        except Refused:
-            for window in taken:  # not sent after all: the lease keeps what it did not spend
-                window.leased += 1
-            raise
-        return Admission(tuple(token_windows), tightest_requests, tightest_tokens)
+                if limit is not None:
+                    tokens.append((kind, self._window(scope, measure, limit, now, tick)))
+            if limits.requests_per_minute is not None:
+                window = self._window(
+                    scope, REQUESTS_PER_MINUTE, limits.requests_per_minute, now, tick
+                )
+                requests.append((kind, window))
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()  # keys come and go: the plans are rebuilt on their next request
+        plan = self._plans[key.id] = _Plan(key.limits, ceiling, tuple(tokens), tuple(requests))
+        return plan
 
     def _window(self, scope: str, measure: str, limit: int, now: float, tick: float) -> Window:
         window = self._windows.get((scope, measure))
