@@ -104,9 +104,7 @@ async def test_health_shows_on_deployment_and_device_reads(tenant: Tenant) -> No
     by_id = {d["id"]: d for d in everything.json()["items"]}
     assert by_id[mine]["health"] == shown
     assert by_id[other]["health"] is None
-    on_device = await tenant.client.get(
-        f"/v1/devices/{first.id}/deployments", headers=tenant.admin
-    )
+    on_device = await tenant.client.get(f"/v1/devices/{first.id}/deployments", headers=tenant.admin)
     assert [d["health"] for d in on_device.json()["items"]] == [shown]
     # Health is no edit: the deployment's ETag stays.
     assert (await tenant.deployment(mine))["etag"] == before["etag"]
