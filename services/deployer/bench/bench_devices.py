@@ -12,8 +12,11 @@ and the most database connections.
 
 Needs PostgreSQL as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL overrides the local
 default). RabbitMQ: a private broker node of its own (the machine's `rabbitmq-server`, on free
-ports, in a temporary directory), so thousands of quorum queues neither load nor depend on a
-shared broker; MODELYARD_BENCH_AMQP_URL points the bench at an existing broker instead.
+ports, in a temporary directory, with its management API: the deployer makes each device's
+broker login there), so thousands of quorum queues neither load nor depend on a shared broker;
+MODELYARD_BENCH_AMQP_URL and MODELYARD_BENCH_MANAGEMENT_URL (an administrator's logins) point
+the bench at an existing broker instead. Either way it works in a vhost of its own, deleted at
+the end with every device login made in it.
 MODELYARD_BENCH_DEVICES sets the fleet sizes too.
 """
 
@@ -271,9 +274,14 @@ async def wait_until(predicate: Any, within: float, what: str) -> float:
     return time.monotonic() - started
 
 
-async def register(http: httpx.AsyncClient, n: int, headers: dict[str, str]) -> list[Any]:
-    """Register `n` devices (20 at a time); return (id, token) pairs."""
-    gate = asyncio.Semaphore(20)
+async def register(
+    http: httpx.AsyncClient, n: int, headers: dict[str, str], *, concurrency: int = 20
+) -> list[Any]:
+    """Register `n` devices (`concurrency` at a time); return (id, token) pairs.
+
+    Each gets its queues and its own broker login from the deployer, as real devices do.
+    """
+    gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> tuple[uuid.UUID, str]:
         async with gate:

@@ -59,6 +59,8 @@ QUEUE_PREFIX = "deployer-rollout-bench"
 WAVES = ({"percent": 1}, {"percent": 10}, {"percent": 50}, {"percent": 100})
 SOAK_S = 1.0
 ROLLOUT_INTERVAL_S = 1.0
+# Registrations at a time: each makes the device's queues and broker login (management API).
+REGISTER_CONCURRENCY = 40
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -100,18 +102,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def peak_rss_mib(pid: int) -> float:
+    """Return a process's peak RSS so far (`VmHWM` in /proc/<pid>/status), in MiB."""
+    return memory_kib(pid)["VmHWM"] / 1024
+
+
 @dataclass
 class WaveRow:
     wave: int
     devices: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0
+    peak_rss_mib: float = 0.0
 
 
 @dataclass
 class Result:
     devices: int
     register_s: float = 0.0
+    register_cpu_s: float = 0.0
     connect_s: float = 0.0
     online_s: float = 0.0
     total_s: float = 0.0
@@ -141,9 +150,10 @@ async def run_rollout(
     headers = {"Authorization": f"Bearer {token}"}
     db = await asyncpg.connect(asyncpg_dsn(database_url))
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
-        started = time.monotonic()
-        identities = await register(http, n, headers)
+        started, cpu0 = time.monotonic(), cpu_seconds(pid)
+        identities = await register(http, n, headers, concurrency=REGISTER_CONCURRENCY)
         result.register_s = time.monotonic() - started
+        result.register_cpu_s = cpu_seconds(pid) - cpu0
         progress(f"N={n}: registered (each with its broker login) in {result.register_s:.1f} s")
         upload = await http.post(
             f"/v1/models/{model_id}/versions",
@@ -172,9 +182,8 @@ async def run_rollout(
                 return int(seen) >= n
 
             result.online_s = await wait_until(all_online, 120, "every device's first heartbeat")
-            await asyncio.sleep(1)
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            await asyncio.sleep(5)
+            await asyncio.sleep(3)
             result.idle_cpu_s = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
 
             cpu_start = cpu_seconds(pid)
@@ -206,6 +215,7 @@ async def run_rollout(
                 passed = len(WAVES) if row["state"] == "completed" else row["current_wave"]
                 while wave < passed:
                     marks.append(cpu_seconds(pid))
+                    result.waves[wave].peak_rss_mib = peak_rss_mib(pid)
                     wave += 1
                     progress(f"N={n}: wave {wave - 1} passed")
                 if row["state"] == "completed":
@@ -246,7 +256,7 @@ async def run_rollout(
         finally:
             await fleet.stop()
             await db.close()
-    result.peak_rss_mib = memory_kib(pid)["VmHWM"] / 1024
+    result.peak_rss_mib = peak_rss_mib(pid)
     return result
 
 
@@ -269,6 +279,7 @@ def run(n: int, *, interval_s: float, workdir: Path) -> Result:
                 heartbeat_interval_s=str(interval_s),
                 rollout_interval_s=str(ROLLOUT_INTERVAL_S),
             ) as process:
+                progress(f"deployer on port {port}, pid {process.pid}")
                 return asyncio.run(
                     run_rollout(
                         n,
@@ -292,22 +303,29 @@ def print_table(result: Result, interval_s: float) -> None:
         f"(heartbeat every {interval_s:g} s, soak {SOAK_S:g} s, engine round every "
         f"{ROLLOUT_INTERVAL_S:g} s; machine: {os.cpu_count()} cores, load average now {load})"
     )
-    print("| wave | devices | seconds | deployer CPU s |")
-    print("|---|---|---|---|")
+    print("| wave | devices | seconds | deployer CPU s | deployer peak RSS MiB |")
+    print("|---|---|---|---|---|")
     for wave in result.waves:
-        print(f"| {wave.wave} | {wave.devices} | {wave.seconds:.2f} | {wave.cpu_s:.2f} |")
-    print(f"| total | {result.devices} | {result.total_s:.2f} | {result.total_cpu_s:.2f} |")
+        print(
+            f"| {wave.wave} | {wave.devices} | {wave.seconds:.2f} | {wave.cpu_s:.2f} "
+            f"| {wave.peak_rss_mib:.0f} |"
+        )
+    print(
+        f"| total | {result.devices} | {result.total_s:.2f} | {result.total_cpu_s:.2f} "
+        f"| {result.peak_rss_mib:.0f} |"
+    )
     print()
     print(
-        f"deployer peak RSS {result.peak_rss_mib:.0f} MiB; idle fleet "
-        f"{100 * result.idle_cpu_s:.1f} % of one core; setup: {result.register_s:.1f} s to "
-        f"register (with broker logins), {result.connect_s:.1f} s to log every device in, "
-        f"{result.online_s:.1f} s until all online; {result.commands} commands, "
-        f"{result.reports} reports, {result.heartbeats} heartbeats"
+        f"setup: {result.register_s:.1f} s to register (each device with its broker login; "
+        f"deployer CPU {result.register_cpu_s:.1f} s), {result.connect_s:.1f} s to log every "
+        f"device in as itself, {result.online_s:.1f} s until all online; idle fleet: "
+        f"{100 * result.idle_cpu_s:.1f} % of one core. {result.commands} commands, "
+        f"{result.reports} reports, {result.heartbeats} heartbeats."
     )
     print(
         "seconds: from the wave's start to its pass in the rollout's history (soak included; "
-        "the total from the create); CPU: user + system of the deployer process from /proc."
+        "the total from the create); CPU: user + system of the deployer process, peak RSS its "
+        "VmHWM, both from /proc."
     )
 
 
