@@ -245,7 +245,13 @@ async def run_rollout(
                 uuid.UUID(version_id),
             )
             if int(running) != n:
-                raise SystemExit(f"{running} of {n} deployments run")
+                states = await db.fetch(
+                    "SELECT state, min(reason) AS reason, count(*) FROM deployer.rollout_devices"
+                    " WHERE rollout_id = $1 GROUP BY state",
+                    rollout_id,
+                )
+                found = "; ".join(f"{r['count']} {r['state']} ({r['reason']})" for r in states)
+                raise SystemExit(f"{running} of {n} deployments run: {found}")
             result.commands = fleet.stats.commands
             result.reports = fleet.stats.reports
             result.heartbeats = fleet.stats.heartbeats
