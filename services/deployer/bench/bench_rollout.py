@@ -195,7 +195,6 @@ async def run_rollout(
                     "waves": list(WAVES),
                     "soak_s": SOAK_S,
                     "abort": {"failure_percent": 0, "min_devices": 1, "wave_timeout_s": 600},
-                    "offline_timeout_s": 4 * interval_s,
                 },
                 headers=headers,
             )
