@@ -59,7 +59,10 @@ from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database, wait_for_port
 
 from modelyard_common.auth import issue_token
+from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.device_identity import BROKER_USER_PREFIX
+from modelyard_common.events import CloudEvent
+from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 
 AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
@@ -264,6 +267,38 @@ class Samplers:
                 await self._task
 
 
+async def approve(amqp_url: str, db: asyncpg.Connection, model_id: str) -> None:
+    """Tell the deployer the model is approved, as the registry does (an event on the broker)."""
+    broker = Broker(amqp_url)
+    await broker.connect()
+    try:
+        event = CloudEvent(
+            type="registry.model.approved",
+            source="modelyard/registry",
+            data={
+                "id": model_id,
+                "name": "bench-model",
+                "archived": False,
+                "workspace": WORKSPACE,
+                "learning_type": "supervised",
+                "approval": "approved",
+                "updated_by": "bench",
+            },
+        )
+        await broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
+    finally:
+        await broker.close()
+
+    async def projected() -> bool:
+        approval = await db.fetchval(
+            "SELECT approval FROM deployer.model_approvals WHERE model_id = $1",
+            uuid.UUID(model_id),
+        )
+        return approval == "approved"
+
+    await wait_until(projected, 30, "the model's approval to reach the deployer")
+
+
 async def wait_until(predicate: Any, within: float, what: str) -> float:
     """Return the seconds until the async `predicate` holds; exit after `within` seconds."""
     started = time.monotonic()
@@ -333,6 +368,7 @@ async def run_fleet(
         )
         upload.raise_for_status()
         version_id = upload.json()["id"]
+        await approve(amqp_url, db, model_id)
         fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
         await fleet.start()
         samplers.start()

@@ -36,6 +36,7 @@ import asyncpg
 import httpx
 from bench_devices import (
     WORKSPACE,
+    approve,
     bench_broker,
     bench_vhost,
     progress,
@@ -49,9 +50,6 @@ from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database
 
 from modelyard_common.auth import issue_token
-from modelyard_common.contracts import EVENTS_EXCHANGE
-from modelyard_common.events import CloudEvent
-from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 
 QUEUE_PREFIX = "deployer-rollout-bench"
@@ -62,38 +60,6 @@ ROLLOUT_INTERVAL_S = 1.0
 # Registrations at a time: each makes the device's queues and broker login (management API).
 REGISTER_CONCURRENCY = 40
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-async def approve(amqp_url: str, db: asyncpg.Connection, model_id: str) -> None:
-    """Tell the deployer the model is approved, as the registry does (an event on the broker)."""
-    broker = Broker(amqp_url)
-    await broker.connect()
-    try:
-        event = CloudEvent(
-            type="registry.model.approved",
-            source="modelyard/registry",
-            data={
-                "id": model_id,
-                "name": "bench-model",
-                "archived": False,
-                "workspace": WORKSPACE,
-                "learning_type": "supervised",
-                "approval": "approved",
-                "updated_by": "bench",
-            },
-        )
-        await broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
-    finally:
-        await broker.close()
-
-    async def projected() -> bool:
-        approval = await db.fetchval(
-            "SELECT approval FROM deployer.model_approvals WHERE model_id = $1",
-            uuid.UUID(model_id),
-        )
-        return approval == "approved"
-
-    await wait_until(projected, 30, "the model's approval to reach the deployer")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -54,6 +54,8 @@ class FleetStats:
     last_command_at: float | None = None
     first_report_at: float | None = None
     last_report_at: float | None = None
+    # Set when the fleet stops: a command arriving meanwhile starts no work.
+    stopping: bool = False
 
     def command(self) -> None:
         now = time.monotonic()
@@ -164,6 +166,8 @@ class SimulatedDevice:
 
         As the agent, a command whose generation is not above the one held is already done.
         """
+        if self.stats.stopping:
+            return
         command = DeviceCommand.model_validate(event.data)
         self.stats.command()
         held = self.held.get(command.deployment_id)
@@ -294,6 +298,7 @@ class Fleet:
             await asyncio.gather(*(d.heartbeat() for d in batch))
 
     async def stop(self) -> None:
+        self.stats.stopping = True
         if self._pulse is not None:
             self._pulse.cancel()
         for task in list(_running):
