@@ -105,8 +105,10 @@ class Suite:
 
         await wait_for(ready, timeout=60, interval=0.2)
 
-    async def start_agent(self, name: str, labels: dict[str, str]) -> Agent:
-        """Register a device with the deployer and run an agent for it."""
+    async def start_agent(
+        self, name: str, labels: dict[str, str], env: dict[str, str] | None = None
+    ) -> Agent:
+        """Register a device with the deployer and run an agent for it (`env`: more settings)."""
         ingress_port = self.commands.free_port()
         created = await self.post(
             f"{self.deployer}/v1/devices",
@@ -136,6 +138,7 @@ class Suite:
                 "MODELYARD_AGENT_HEARTBEAT_INTERVAL_S": "1",
                 "MODELYARD_AGENT_RECONCILE_INTERVAL_S": "2",
                 "MODELYARD_AGENT_HEALTH_TIMEOUT_S": "60",
+                **(env or {}),
             },
         )
         agent = Agent(name=name, device_id=created["id"], url=f"http://127.0.0.1:{port}")

@@ -12,8 +12,11 @@ and the most database connections.
 
 Needs PostgreSQL as the tests do (MODELYARD_BENCH_ADMIN_DATABASE_URL overrides the local
 default). RabbitMQ: a private broker node of its own (the machine's `rabbitmq-server`, on free
-ports, in a temporary directory), so thousands of quorum queues neither load nor depend on a
-shared broker; MODELYARD_BENCH_AMQP_URL points the bench at an existing broker instead.
+ports, in a temporary directory, with its management API: the deployer makes each device's
+broker login there), so thousands of quorum queues neither load nor depend on a shared broker;
+MODELYARD_BENCH_AMQP_URL and MODELYARD_BENCH_MANAGEMENT_URL (an administrator's logins) point
+the bench at an existing broker instead. Either way it works in a vhost of its own, deleted at
+the end with every device login made in it.
 MODELYARD_BENCH_DEVICES sets the fleet sizes too.
 """
 
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
@@ -55,9 +59,16 @@ from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database, wait_for_port
 
 from modelyard_common.auth import issue_token
+from modelyard_common.contracts import EVENTS_EXCHANGE
+from modelyard_common.device_identity import BROKER_USER_PREFIX
+from modelyard_common.events import CloudEvent
+from modelyard_common.messaging import Broker
 from modelyard_common.outbox import asyncpg_dsn
 
 AMQP_URL = os.environ.get("MODELYARD_BENCH_AMQP_URL")
+MANAGEMENT_URL = os.environ.get(
+    "MODELYARD_BENCH_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672"
+)
 WORKSPACE = "bench"
 QUEUE_PREFIX = "deployer-bench"
 MiB = 1024 * 1024
@@ -93,9 +104,17 @@ def progress(message: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class BenchBroker:
+    """A broker the bench may use: its AMQP URL (an administrator's login) and management API."""
+
+    amqp_url: str
+    management_url: str
+
+
 @contextlib.contextmanager
-def private_broker(workdir: Path) -> Iterator[str]:
-    """Run a RabbitMQ node of the bench's own on free ports; yield its AMQP URL."""
+def private_broker(workdir: Path) -> Iterator[BenchBroker]:
+    """Run a RabbitMQ node of the bench's own (with its management API) on free ports."""
     server = shutil.which("rabbitmq-server", path="/usr/lib/rabbitmq/bin") or shutil.which(
         "rabbitmq-server"
     )
@@ -103,9 +122,12 @@ def private_broker(workdir: Path) -> Iterator[str]:
         raise SystemExit("rabbitmq-server is needed (apt package rabbitmq-server)")
     home = workdir / "rabbitmq"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "enabled_plugins").write_text("[].\n")
-    (home / "rabbitmq.conf").write_text("log.console = false\n")
-    port, dist = free_port(), free_port()
+    port, dist, management = free_port(), free_port(), free_port()
+    # The deployer makes each device's broker login through the management API.
+    (home / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    (home / "rabbitmq.conf").write_text(
+        f"log.console = false\nmanagement.tcp.port = {management}\nmanagement.tcp.ip = 127.0.0.1\n"
+    )
     env = {
         **os.environ,
         "RABBITMQ_NODENAME": f"bench{port}@localhost",
@@ -127,8 +149,11 @@ def private_broker(workdir: Path) -> Iterator[str]:
     )
     try:
         wait_for_port(port, timeout=90, process=process)
-        progress(f"private RabbitMQ node on port {port}")
-        yield f"amqp://guest:guest@127.0.0.1:{port}/"
+        wait_for_port(management, timeout=90, process=process)
+        progress(f"private RabbitMQ node on port {port} (management API on {management})")
+        yield BenchBroker(
+            f"amqp://guest:guest@127.0.0.1:{port}/", f"http://guest:guest@127.0.0.1:{management}"
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -137,6 +162,51 @@ def private_broker(workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextlib.contextmanager
+def bench_broker(workdir: Path) -> Iterator[BenchBroker]:
+    """Yield the broker the bench uses: MODELYARD_BENCH_AMQP_URL's, else a private node."""
+    if AMQP_URL:
+        yield BenchBroker(AMQP_URL, MANAGEMENT_URL)
+    else:
+        with private_broker(workdir) as broker:
+            yield broker
+
+
+@contextlib.contextmanager
+def bench_vhost(broker: BenchBroker) -> Iterator[str]:
+    """Make a vhost of the bench's own; yield its AMQP URL; then delete it and device logins.
+
+    The deployer makes one broker login per device it registers, with permissions on this
+    vhost only: every login with permissions here that is a device's is deleted at the end.
+    """
+    name = f"modelyard-bench-{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(broker.management_url)
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+    vhost = quote(name, safe="")
+    with httpx.Client(base_url=base, auth=auth, timeout=60) as api:
+        api.put(f"/vhosts/{vhost}").raise_for_status()
+        admin = auth[0]
+        api.put(
+            f"/permissions/{vhost}/{quote(admin, safe='')}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        amqp = urlsplit(broker.amqp_url)
+        try:
+            yield urlunsplit((amqp.scheme, amqp.netloc, f"/{vhost}", "", ""))
+        finally:
+            permissions = api.get(f"/vhosts/{vhost}/permissions")
+            users = [
+                p["user"]
+                for p in (permissions.json() if permissions.status_code == 200 else [])
+                if p["user"].startswith(BROKER_USER_PREFIX)
+            ]
+            if users:
+                api.post("/users/bulk-delete", json={"users": users}).raise_for_status()
+            api.delete(f"/vhosts/{vhost}").raise_for_status()
+            progress(f"broker: vhost {name} and {len(users)} device login(s) deleted")
 
 
 def project_zip() -> bytes:
@@ -197,6 +267,38 @@ class Samplers:
                 await self._task
 
 
+async def approve(amqp_url: str, db: asyncpg.Connection, model_id: str) -> None:
+    """Tell the deployer the model is approved, as the registry does (an event on the broker)."""
+    broker = Broker(amqp_url)
+    await broker.connect()
+    try:
+        event = CloudEvent(
+            type="registry.model.approved",
+            source="modelyard/registry",
+            data={
+                "id": model_id,
+                "name": "bench-model",
+                "archived": False,
+                "workspace": WORKSPACE,
+                "learning_type": "supervised",
+                "approval": "approved",
+                "updated_by": "bench",
+            },
+        )
+        await broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
+    finally:
+        await broker.close()
+
+    async def projected() -> bool:
+        approval = await db.fetchval(
+            "SELECT approval FROM deployer.model_approvals WHERE model_id = $1",
+            uuid.UUID(model_id),
+        )
+        return approval == "approved"
+
+    await wait_until(projected, 30, "the model's approval to reach the deployer")
+
+
 async def wait_until(predicate: Any, within: float, what: str) -> float:
     """Return the seconds until the async `predicate` holds; exit after `within` seconds."""
     started = time.monotonic()
@@ -207,9 +309,14 @@ async def wait_until(predicate: Any, within: float, what: str) -> float:
     return time.monotonic() - started
 
 
-async def register(http: httpx.AsyncClient, n: int, headers: dict[str, str]) -> list[Any]:
-    """Register `n` devices (20 at a time); return (id, token) pairs."""
-    gate = asyncio.Semaphore(20)
+async def register(
+    http: httpx.AsyncClient, n: int, headers: dict[str, str], *, concurrency: int = 20
+) -> list[Any]:
+    """Register `n` devices (`concurrency` at a time); return (id, token) pairs.
+
+    Each gets its queues and its own broker login from the deployer, as real devices do.
+    """
+    gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> tuple[uuid.UUID, str]:
         async with gate:
@@ -261,6 +368,7 @@ async def run_fleet(
         )
         upload.raise_for_status()
         version_id = upload.json()["id"]
+        await approve(amqp_url, db, model_id)
         fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
         await fleet.start()
         samplers.start()
@@ -353,14 +461,20 @@ async def run_fleet(
 
 
 def run_one(n: int, *, interval_s: float, burst: int, workdir: Path) -> Row:
-    with contextlib.ExitStack() as stack:
-        amqp_url = AMQP_URL or stack.enter_context(private_broker(workdir / f"broker-{n}"))
+    with bench_broker(workdir / f"broker-{n}") as broker, bench_vhost(broker) as amqp_url:
         return run_against(
-            n, amqp_url=amqp_url, interval_s=interval_s, burst=burst, workdir=workdir
+            n,
+            amqp_url=amqp_url,
+            management_url=broker.management_url,
+            interval_s=interval_s,
+            burst=burst,
+            workdir=workdir,
         )
 
 
-def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir: Path) -> Row:
+def run_against(
+    n: int, *, amqp_url: str, management_url: str, interval_s: float, burst: int, workdir: Path
+) -> Row:
     database = "modelyard_bench_devices"
     database_url = asyncio.run(recreate_database(ADMIN_URL, database))
     database = database_url.rsplit("/", 1)[1]
@@ -376,6 +490,8 @@ def run_against(n: int, *, amqp_url: str, interval_s: float, burst: int, workdir
             artifacts=workdir / f"artifacts-{n}",
             public_url=base_url,
             queue_prefix=QUEUE_PREFIX,
+            broker_management_url=management_url,
+            heartbeat_interval_s=str(interval_s),
         ) as process:
             return asyncio.run(
                 run_fleet(

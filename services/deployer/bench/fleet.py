@@ -1,15 +1,15 @@
 """A fleet of simulated devices speaking the agent's protocol over the real broker and HTTP.
 
-Each simulated device consumes its own `device.<id>` quorum queue, sends heartbeats at the
-agent's interval, and answers a deploy command like an agent would: downloads the artifact with
-its device token (HTTP), then reports `downloading`, `verifying`, `building`, `starting`,
-`running`, one report per state, each with a growing sequence.
+Each simulated device logs in to the broker as itself, as a real agent does: the login the
+deployer made when the device was registered (`broker_username(id)`, its password derived from
+the device token), one connection per device, consuming only its own `device.<id>` quorum queue
+(declared by the deployer; the login may declare nothing) and publishing with its login as the
+AMQP `user_id`, which the broker checks. It sends heartbeats at the agent's interval, listing
+the deployments it holds (generation, state, health) as the agent does, and answers a deploy
+command like an agent would: downloads the artifact with its device token (HTTP), then reports
+`downloading`, `verifying`, `building`, `starting`, `running`, one report per state, each with a
+growing sequence.
 
-Everything about *how a device talks to the broker* lives in `FleetLink`: today the devices of
-one link share one AMQP connection and publish as that connection's user. When devices get
-broker users of their own (one login per device, `user_id` checked by the broker), change
-`FleetLink` to open one connection per device with its credentials and set `user_id` on each
-message; `SimulatedDevice` and the benchmark do not change.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from aio_pika.abc import AbstractIncomingMessage
 
 from modelyard_common.contracts import (
     DEPLOYMENT_REPORTED,
@@ -33,6 +32,7 @@ from modelyard_common.contracts import (
     EVENTS_EXCHANGE,
     DeviceCommand,
 )
+from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import CloudEvent, new_event
 from modelyard_common.messaging import Binding, Broker
 
@@ -54,6 +54,8 @@ class FleetStats:
     last_command_at: float | None = None
     first_report_at: float | None = None
     last_report_at: float | None = None
+    # Set when the fleet stops: a command arriving meanwhile starts no work.
+    stopping: bool = False
 
     def command(self) -> None:
         now = time.monotonic()
@@ -68,30 +70,27 @@ class FleetStats:
         self.last_report_at = now
 
 
-class FleetLink:
-    """One broker connection shared by some devices: consumes their queues, publishes for them."""
+class DeviceLink:
+    """One device's own broker connection: its login, its queue, its `user_id` on each publish."""
 
-    def __init__(self, amqp_url: str, *, prefetch: int = 4) -> None:
-        self.broker = Broker(amqp_url, prefetch=prefetch)
+    def __init__(self, amqp_url: str, device_id: uuid.UUID, token: str, *, prefetch: int = 4):
+        self.device_id = device_id
+        self.broker = Broker(
+            device_amqp_url(amqp_url, device_id, token),
+            prefetch=prefetch,
+            user_id=broker_username(device_id),
+            declare=False,
+        )
 
     async def connect(self) -> None:
-        await self.broker.connect(timeout=30)
+        await self.broker.connect(timeout=60)
 
-    async def listen(
-        self, device_id: uuid.UUID, on_command: Callable[[CloudEvent], asyncio.Future[None]]
-    ) -> None:
-        """Declare the device's queue as the agent does and consume it."""
-        name = f"device.{device_id}"
-        queue = await self.broker.declare_queue(name, [Binding(DEVICES_EXCHANGE, name)])
+    async def listen(self, on_command: Callable[[CloudEvent], Awaitable[None]]) -> None:
+        """Consume the device's own queue (declared by the deployer at registration)."""
+        name = f"device.{self.device_id}"
+        await self.broker.consume(name, [Binding(DEVICES_EXCHANGE, name)], on_command)
 
-        async def deliver(message: AbstractIncomingMessage) -> None:
-            event = CloudEvent.model_validate_json(message.body)
-            await on_command(event)
-            await message.ack()
-
-        await queue.consume(deliver)
-
-    async def publish(self, device_id: uuid.UUID, event: CloudEvent) -> None:
+    async def publish(self, event: CloudEvent) -> None:
         """Publish an event as the device (confirmed by the broker)."""
         await self.broker.publish(event, exchange=EVENTS_EXCHANGE, routing_key=event.type)
 
@@ -100,18 +99,29 @@ class FleetLink:
 
 
 @dataclass
+class Held:
+    """A deployment as the device holds it (what its heartbeat lists)."""
+
+    generation: int
+    version_id: uuid.UUID
+    state: str = "pending"
+
+
+@dataclass
 class SimulatedDevice:
-    """One device: its identity, its link, and what it holds."""
+    """One device: its identity, its own broker link, and what it holds."""
 
     id: uuid.UUID
     token: str
-    link: FleetLink
+    link: DeviceLink
     stats: FleetStats
     http: httpx.AsyncClient
     download: bool = True
     sequences: dict[uuid.UUID, int] = field(default_factory=dict)
+    held: dict[uuid.UUID, Held] = field(default_factory=dict)
 
     def heartbeat_event(self) -> CloudEvent:
+        now = datetime.now(UTC).isoformat()
         return new_event(
             type=DEVICE_HEARTBEAT,
             source=f"modelyard-agent/{self.id}",
@@ -121,19 +131,49 @@ class SimulatedDevice:
                 "agent_version": AGENT_VERSION,
                 "capabilities": {"arch": "x86_64", "ram_mb": 4096, "cpus": 4, "disk_free_mb": 9000},
                 "advertise_host": "127.0.0.1",
-                "sent_at": datetime.now(UTC).isoformat(),
-                "deployments": [],
+                "sent_at": now,
+                # As the agent lists them: each with its generation and health.
+                "deployments": [
+                    {
+                        "deployment_id": str(deployment_id),
+                        "generation": held.generation,
+                        "state": held.state,
+                        "desired_state": "running",
+                        "version_id": str(held.version_id),
+                        "host_port": 18000,
+                        "health": {
+                            "probe_ok": held.state == "running",
+                            "probe_status": 200 if held.state == "running" else None,
+                            "probed_at": now,
+                            "restarts": 0,
+                            "memory_mb": round(random.uniform(40, 90), 1),
+                            "memory_limit_mb": 512.0,
+                            "cpu_percent": round(random.uniform(0, 20), 2),
+                            "sampled_at": now,
+                        },
+                    }
+                    for deployment_id, held in self.held.items()
+                ],
             },
         )
 
     async def heartbeat(self) -> None:
-        await self.link.publish(self.id, self.heartbeat_event())
+        await self.link.publish(self.heartbeat_event())
         self.stats.heartbeats += 1
 
     async def on_command(self, event: CloudEvent) -> None:
-        """Take a command off the queue; its work goes on in the background (acked at once)."""
+        """Take a command off the queue; its work goes on in the background (acked at once).
+
+        As the agent, a command whose generation is not above the one held is already done.
+        """
+        if self.stats.stopping:
+            return
         command = DeviceCommand.model_validate(event.data)
         self.stats.command()
+        held = self.held.get(command.deployment_id)
+        if held is not None and command.generation <= held.generation:
+            return
+        self.held[command.deployment_id] = Held(command.generation, command.version.id)
         task = asyncio.create_task(self.carry_out(command))
         _running.add(task)
         task.add_done_callback(_running.discard)
@@ -143,6 +183,7 @@ class SimulatedDevice:
             if state == "verifying" and self.download:
                 await self.fetch(command.version.artifact_url)
             await self.report(command, state)
+            self.held[command.deployment_id].state = state
 
     async def fetch(self, url: str, attempts: int = 5) -> None:
         """Download the zip as the agent does: retried with backoff, then given up."""
@@ -179,7 +220,7 @@ class SimulatedDevice:
                 "reported_at": datetime.now(UTC).isoformat(),
             },
         )
-        await self.link.publish(self.id, event)
+        await self.link.publish(event)
         self.stats.report()
 
 
@@ -187,7 +228,7 @@ _running: set[asyncio.Task[None]] = set()
 
 
 class Fleet:
-    """N simulated devices over a few shared links, heartbeating at the agent's interval."""
+    """N simulated devices, each on its own broker login, heartbeating at the agent's interval."""
 
     def __init__(
         self,
@@ -196,13 +237,13 @@ class Fleet:
         *,
         deployer_url: str,
         heartbeat_interval_s: float,
-        devices_per_link: int = 250,
         download: bool = True,
+        connect_concurrency: int = 25,
     ) -> None:
         self.amqp_url = amqp_url
         self.identities = devices
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.devices_per_link = devices_per_link
+        self.connect_concurrency = connect_concurrency
         self.stats = FleetStats()
         self.http = httpx.AsyncClient(
             base_url=deployer_url,
@@ -210,22 +251,24 @@ class Fleet:
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
         )
         self.download = download
-        self.links: list[FleetLink] = []
         self.devices: list[SimulatedDevice] = []
         self._pulse: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect the links, declare and consume every device queue, start the heartbeats."""
-        for offset in range(0, len(self.identities), self.devices_per_link):
-            link = FleetLink(self.amqp_url)
-            await link.connect()
-            self.links.append(link)
-            for device_id, token in self.identities[offset : offset + self.devices_per_link]:
-                device = SimulatedDevice(
-                    device_id, token, link, self.stats, self.http, download=self.download
-                )
-                await link.listen(device_id, device.on_command)  # type: ignore[arg-type]
-                self.devices.append(device)
+        """Log every device in (a few at a time), consume its queue, start the heartbeats."""
+        gate = asyncio.Semaphore(self.connect_concurrency)
+
+        async def one(device_id: uuid.UUID, token: str) -> SimulatedDevice:
+            link = DeviceLink(self.amqp_url, device_id, token)
+            device = SimulatedDevice(
+                device_id, token, link, self.stats, self.http, download=self.download
+            )
+            async with gate:
+                await link.connect()
+                await link.listen(device.on_command)
+            return device
+
+        self.devices = list(await asyncio.gather(*(one(i, t) for i, t in self.identities)))
         self._pulse = asyncio.create_task(self._heartbeats())
 
     async def _heartbeats(self) -> None:
@@ -255,11 +298,17 @@ class Fleet:
             await asyncio.gather(*(d.heartbeat() for d in batch))
 
     async def stop(self) -> None:
+        self.stats.stopping = True
         if self._pulse is not None:
             self._pulse.cancel()
         for task in list(_running):
             task.cancel()
         await asyncio.gather(*_running, return_exceptions=True)
-        for link in self.links:
-            await link.close()
+        gate = asyncio.Semaphore(self.connect_concurrency)
+
+        async def close(device: SimulatedDevice) -> None:
+            async with gate:
+                await device.link.close()
+
+        await asyncio.gather(*(close(d) for d in self.devices), return_exceptions=True)
         await self.http.aclose()

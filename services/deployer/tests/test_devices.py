@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from modelyard_deployer.device_tokens import hash_token
+from modelyard_deployer.settings import DeployerSettings
 
 
 async def test_token_is_shown_once_and_stored_hashed(tenant: Tenant, app: FastAPI) -> None:
@@ -149,3 +150,14 @@ async def test_heartbeat_uses_server_time_but_ignores_a_stale_backlog(tenant: Te
     assert devices["clock-behind"]["status"] == "online"
     assert devices["dead-since"]["status"] == "offline"
     assert devices["dead-since"]["capabilities"] == {"arch": "x86_64"}
+
+
+def test_offline_after_two_heartbeat_intervals_and_the_grace() -> None:
+    assert DeployerSettings().offline_after == timedelta(seconds=2 * 30 + 5)
+    assert DeployerSettings(
+        heartbeat_interval_s=10, heartbeat_grace_s=2
+    ).offline_after == timedelta(seconds=22)
+    # An explicit silence overrides the rule (the tests' 3 s).
+    assert DeployerSettings(
+        heartbeat_interval_s=10, device_offline_after_s=3
+    ).offline_after == timedelta(seconds=3)

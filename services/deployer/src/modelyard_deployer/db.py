@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -193,6 +194,27 @@ class Deployment(TimestampMixin, Base):
     endpoint_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DeploymentHealth(Base):
+    """How a deployment's container fared at the latest heartbeat that listed it."""
+
+    __tablename__ = "deployment_health"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    probe_ok: Mapped[bool | None] = mapped_column(Boolean)
+    probe_status: Mapped[int | None] = mapped_column(Integer)
+    probe_error: Mapped[str | None] = mapped_column(String(200))
+    probed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    restarts: Mapped[int | None] = mapped_column(Integer)
+    memory_mb: Mapped[float | None] = mapped_column(Double)
+    memory_limit_mb: Mapped[float | None] = mapped_column(Double)
+    cpu_percent: Mapped[float | None] = mapped_column(Double)
+    sampled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The deployer's time of the heartbeat (devices' clocks drift).
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DeploymentEvent(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
@@ -72,7 +73,30 @@ class DeployerSettings(ServiceSettings):
     max_archive_members: int = Field(default=20_000, ge=1)
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_manifest_bytes: int = Field(default=256 * 1024, ge=1024)
-    device_offline_after_s: float = Field(default=90.0, gt=0)
+    heartbeat_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between a device's heartbeats: the agent's own setting "
+        "(`MODELYARD_AGENT_HEARTBEAT_INTERVAL_S`), which the fleet's agents are run with.",
+    )
+    heartbeat_grace_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="Added to two heartbeat intervals before a silent device reads `offline`. "
+        "An agent samples its deployments' health for up to min(5 s, interval / 2) before "
+        "each heartbeat (counted from the start of one to the start of the next), so one "
+        "heartbeat may arrive that much later than the interval says, plus the broker's and "
+        "consumer's delay.",
+    )
+    device_offline_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Silence after which a device reads `offline`; unset: two heartbeat "
+        "intervals plus the grace (65 s by default), so it is shown offline once it has "
+        "missed two heartbeats.",
+    )
     rollout_interval_s: float = Field(
         default=2.0, gt=0, description="How often the rollout engine moves running rollouts."
     )
@@ -218,6 +242,13 @@ class DeployerSettings(ServiceSettings):
         if self.metrics_port is not None:
             ports.add(self.metrics_port)
         return frozenset(ports)
+
+    @property
+    def offline_after(self) -> timedelta:
+        """Return the silence after which a device reads `offline`."""
+        if self.device_offline_after_s is not None:
+            return timedelta(seconds=self.device_offline_after_s)
+        return timedelta(seconds=2 * self.heartbeat_interval_s + self.heartbeat_grace_s)
 
     @property
     def broker_vhost(self) -> str:

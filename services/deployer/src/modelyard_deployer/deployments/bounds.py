@@ -11,9 +11,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 INT32_MAX = 2**31 - 1
 INT63_MAX = 2**63 - 1
@@ -23,6 +33,13 @@ MAX_HEARTBEAT_DEPLOYMENTS = 10_000
 MAX_EXTRA_CAPABILITIES = 16
 EXTRA_CAPABILITY_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 MAX_CAPABILITY_TEXT = 200
+# A device's own times in its health may run ahead of ours by this much (edge clocks drift).
+HEALTH_CLOCK_AHEAD = timedelta(days=1)
+EARLIEST_HEALTH_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_PROBE_ERROR = 200
+# Memory in MB (1 PiB) and CPU in percent of one core (10,000 cores): beyond, a device lies.
+MAX_HEALTH_MB = 2.0**30
+MAX_CPU_PERCENT = 1_000_000.0
 # Each log line a report carries is cut to this (a history entry keeps the last 200 lines).
 MAX_LOG_LINE = 2_000
 
@@ -83,6 +100,59 @@ class ReportBounds(BaseModel):
     sequence: Annotated[int, Field(ge=0, le=2**62)]
     host_port: Annotated[int | None, Field(ge=1, le=65535)] = None
     agent_epoch: Epoch = None
+
+
+Megabytes = Annotated[float | None, Field(ge=0, le=MAX_HEALTH_MB, allow_inf_nan=False)]
+
+
+class HealthBounds(BaseModel):
+    """One deployment's health as a heartbeat may carry it (its meaning: `DeploymentHealth`).
+
+    Typed strictly (a string is no number, nor a number a flag), ranged (no negative restarts,
+    no NaN memory), sized (a probe error as long as the agent cuts it), and its times aware and
+    plausible: anything else drops this deployment's health from the heartbeat, not the rest.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    probe_ok: bool | None = None
+    probe_status: Annotated[int | None, Field(ge=100, le=599)] = None
+    probe_error: Annotated[str | None, Field(max_length=MAX_PROBE_ERROR)] = None
+    probed_at: Annotated[AwareDatetime | None, Field(strict=False)] = None
+    restarts: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None
+    memory_mb: Megabytes = None
+    memory_limit_mb: Megabytes = None
+    cpu_percent: Annotated[float | None, Field(ge=0, le=MAX_CPU_PERCENT, allow_inf_nan=False)] = (
+        None
+    )
+    sampled_at: Annotated[AwareDatetime | None, Field(strict=False)] = None
+
+    @field_validator("probed_at", "sampled_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not (
+            EARLIEST_HEALTH_TIME <= value <= datetime.now(UTC) + HEALTH_CLOCK_AHEAD
+        ):
+            raise ValueError("not a plausible time")
+        return value
+
+
+def bounded_health(entries: list[Any]) -> dict[uuid.UUID, HealthBounds]:
+    """Return the health a heartbeat lists, by deployment id; unfit entries are left out.
+
+    An entry without a readable deployment id or health, or whose health falls outside
+    `HealthBounds`, says nothing; of one deployment listed twice the last entry counts.
+    """
+    found: dict[uuid.UUID, HealthBounds] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("health"), dict):
+            continue
+        try:
+            deployment_id = uuid.UUID(str(entry.get("deployment_id")))
+            found[deployment_id] = HealthBounds.model_validate(entry["health"])
+        except (ValueError, ValidationError):
+            continue
+    return found
 
 
 def bounded_capabilities(raw: object, *, max_bytes: int) -> dict[str, Any]:

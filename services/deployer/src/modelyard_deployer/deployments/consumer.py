@@ -5,7 +5,6 @@ Each applies an event id once, in the same transaction as its effects, and acks 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import text
@@ -41,7 +40,7 @@ async def start_consumers(
 ) -> list[Consumer]:
     """Declare the deployer's queues and start consuming them; return the consumers."""
     prefix = settings.queue_prefix
-    offline_after = timedelta(seconds=settings.device_offline_after_s)
+    offline_after = settings.offline_after
 
     def in_transaction(handle: SessionHandler) -> EventHandler:
         # For heartbeats: applying one twice changes nothing (only a newer one is applied), and

@@ -5,10 +5,42 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_deployer.db import Deployment, Device
+from modelyard_deployer.deployments.bounds import HealthBounds
+
+# Health columns as `unnest` takes them: one array parameter each, whatever the list's length
+# (a row of parameters per deployment would meet asyncpg's 32,767-parameter limit).
+HEALTH_COLUMNS = {
+    "probe_ok": "boolean",
+    "probe_status": "integer",
+    "probe_error": "varchar",
+    "probed_at": "timestamptz",
+    "restarts": "integer",
+    "memory_mb": "double precision",
+    "memory_limit_mb": "double precision",
+    "cpu_percent": "double precision",
+    "sampled_at": "timestamptz",
+}
+_COLUMNS = ", ".join(HEALTH_COLUMNS)
+_ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in HEALTH_COLUMNS.items())
+_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in [*HEALTH_COLUMNS, "reported_at"])
+# The device's own deployments only: an id it does not hold (unknown, or another device's)
+# finds no row to join and is never written. A heartbeat older than the stored health (two in
+# flight) leaves it.
+RECORD_HEALTH = text(
+    f"""
+    INSERT INTO deployer.deployment_health (deployment_id, {_COLUMNS}, reported_at)
+    SELECT h.deployment_id, {", ".join(f"h.{name}" for name in HEALTH_COLUMNS)}, :reported_at
+    FROM unnest(CAST(:deployment_ids AS uuid[]), {_ARRAYS})
+        AS h(deployment_id, {_COLUMNS})
+    JOIN deployer.deployments d ON d.id = h.deployment_id AND d.device_id = :device_id
+    ON CONFLICT (deployment_id) DO UPDATE SET {_UPDATES}
+    WHERE deployment_health.reported_at <= excluded.reported_at
+    """
+)
 
 
 async def matching_selector(
@@ -79,6 +111,26 @@ async def record_heartbeat(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def record_health(
+    session: AsyncSession,
+    *,
+    device_id: uuid.UUID,
+    reported_at: datetime,
+    health: dict[uuid.UUID, HealthBounds],
+) -> None:
+    """Store each listed deployment's health, in one statement, for the device's own only."""
+    if not health:
+        return
+    params: dict[str, object] = {
+        "device_id": device_id,
+        "reported_at": reported_at,
+        "deployment_ids": list(health),
+    }
+    for name in HEALTH_COLUMNS:
+        params[name] = [getattr(entry, name) for entry in health.values()]
+    await session.execute(RECORD_HEALTH, params)
 
 
 async def in_workspace(session: AsyncSession, *, workspace: str, device_id: uuid.UUID) -> bool:

@@ -25,6 +25,7 @@ from modelyard_deployer.deployments.bounds import (
     HeartbeatBounds,
     ReportBounds,
     bounded_capabilities,
+    bounded_health,
     check_bounds,
     log_lines,
 )
@@ -152,7 +153,10 @@ async def apply_heartbeat(
     settings: DeployerSettings,
     offline_after: timedelta,
 ) -> None:
-    """Record a heartbeat (last seen, agent version, capabilities), then reconcile its list.
+    """Record a heartbeat and its deployments' health, then reconcile its list.
+
+    Recorded: last seen, agent version, capabilities, and the health of each deployment it
+    lists that is the device's own (`bounds.bounded_health` leaves out what is unfit).
 
     A heartbeat outside the bounds of `deployments.bounds` is dropped whole. Its `advertise_host`
     (and anything else it says about the device's address or labels) is never applied: a
@@ -191,5 +195,13 @@ async def apply_heartbeat(
         agent_version=heartbeat.agent_version,
         capabilities=capabilities,
     )
-    if applied and seen_at == now:
+    if not applied:
+        return
+    await fleet.record_health(
+        session,
+        device_id=heartbeat.device_id,
+        reported_at=seen_at,
+        health=bounded_health(heartbeat.deployments),
+    )
+    if seen_at == now:
         await reconcile_listing(session, settings=settings, device=device, heartbeat=heartbeat)

@@ -15,7 +15,14 @@ from sqlalchemy.orm import InstrumentedAttribute
 from modelyard_common.contracts import CommandAction
 from modelyard_common.db import utcnow
 from modelyard_common.sorting import Sorting
-from modelyard_deployer.db import Deployment, DeploymentEvent, Device, ModelVersion, RegistryModel
+from modelyard_deployer.db import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentHealth,
+    Device,
+    ModelVersion,
+    RegistryModel,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -236,6 +243,19 @@ async def _column_by_id(
         return {}
     rows = await session.execute(select(key, value).where(key.in_(wanted)))
     return dict(rows.all())
+
+
+async def health_of(
+    session: AsyncSession, deployment_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, DeploymentHealth]:
+    """Return the stored health of each deployment id that has any, in one query."""
+    wanted = set(deployment_ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        select(DeploymentHealth).where(DeploymentHealth.deployment_id.in_(wanted))
+    )
+    return {row.deployment_id: row for row in rows}
 
 
 async def version_numbers(

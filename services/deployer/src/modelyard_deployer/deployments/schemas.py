@@ -63,6 +63,40 @@ class Redeploy(BaseModel):
     version_id: uuid.UUID
 
 
+class DeploymentHealth(BaseModel):
+    """How the deployment's container fared, as the device's latest heartbeat listing it said.
+
+    A field is null when the device could not tell (not running, not probed yet, Docker too
+    slow to answer). CPU use is a share of one core since the device's previous heartbeat.
+    """
+
+    model_config = examples_config(
+        {
+            "probe_ok": True,
+            "probe_status": 200,
+            "probe_error": None,
+            "probed_at": "2026-11-22T08:01:05Z",
+            "restarts": 0,
+            "memory_mb": 84.2,
+            "memory_limit_mb": 512.0,
+            "cpu_percent": 3.5,
+            "sampled_at": "2026-11-22T08:01:05Z",
+            "reported_at": "2026-11-22T08:01:06Z",
+        }
+    )
+
+    probe_ok: bool | None = Field(description="The health path answered below 400.")
+    probe_status: int | None = Field(description="The health path's status code.")
+    probe_error: str | None = Field(description="Why the health path did not answer.")
+    probed_at: datetime | None = Field(description="When the device probed (its clock).")
+    restarts: int | None = Field(description="Times Docker restarted the serving container.")
+    memory_mb: float | None
+    memory_limit_mb: float | None
+    cpu_percent: float | None = Field(description="Share of one core (200 = two cores busy).")
+    sampled_at: datetime | None = Field(description="When memory and CPU were read (its clock).")
+    reported_at: datetime = Field(description="When the deployer received it.")
+
+
 class Deployment(BaseModel):
     """One model version desired on one device, and what the device last reported."""
 
@@ -83,6 +117,18 @@ class Deployment(BaseModel):
             "generation": 1,
             "base_url": None,
             "policy_warning": None,
+            "health": {
+                "probe_ok": True,
+                "probe_status": 200,
+                "probe_error": None,
+                "probed_at": "2026-11-22T08:01:05Z",
+                "restarts": 0,
+                "memory_mb": 84.2,
+                "memory_limit_mb": 512.0,
+                "cpu_percent": 3.5,
+                "sampled_at": "2026-11-22T08:01:05Z",
+                "reported_at": "2026-11-22T08:01:06Z",
+            },
             "created_by": "alice",
             "created_at": "2026-11-22T08:00:00Z",
             "updated_at": "2026-11-22T08:01:10Z",
@@ -108,6 +154,11 @@ class Deployment(BaseModel):
         default=None,
         description="Why the policy gate would refuse this deployment; set while it runs only "
         "because the workspace's gate is `warn`.",
+    )
+    health: DeploymentHealth | None = Field(
+        default=None,
+        description="From the device's latest heartbeat that listed it; null until the first. "
+        "Not part of the ETag: it changes with every heartbeat, not by anyone's edit.",
     )
     created_by: str
     created_at: datetime

@@ -48,7 +48,7 @@ def to_schema(device: Device, settings: DeployerSettings) -> DeviceView:
     return view_of(
         DeviceView,
         device,
-        status=status_of(device, timedelta(seconds=settings.device_offline_after_s)),
+        status=status_of(device, settings.offline_after),
         etag=make_etag(device.revision),
     )
 
@@ -135,7 +135,7 @@ async def list_devices(
         labels=labels,
         status=status,
         name=name,
-        offline_after=timedelta(seconds=settings.device_offline_after_s),
+        offline_after=settings.offline_after,
     )
     rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[DeviceView](items=[to_schema(row, settings) for row in rows], next_cursor=cursor)
