@@ -665,6 +665,17 @@ export interface components {
          *       "device_name": "press-line-3",
          *       "etag": "\"2\"",
          *       "generation": 1,
+         *       "health": {
+         *         "cpu_percent": 3.5,
+         *         "memory_limit_mb": 512,
+         *         "memory_mb": 84.2,
+         *         "probe_ok": true,
+         *         "probe_status": 200,
+         *         "probed_at": "2026-11-22T08:01:05Z",
+         *         "reported_at": "2026-11-22T08:01:06Z",
+         *         "restarts": 0,
+         *         "sampled_at": "2026-11-22T08:01:05Z"
+         *       },
          *       "id": "c56a4180-65aa-42ec-a945-5fd21dec0538",
          *       "model_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
          *       "model_name": "fraud-detector",
@@ -704,6 +715,8 @@ export interface components {
              * @description Grows with every command sent to the device.
              */
             generation: number;
+            /** @description From the device's latest heartbeat that listed it; null until the first. Not part of the ETag: it changes with every heartbeat, not by anyone's edit. */
+            health?: components["schemas"]["DeploymentHealth"] | null;
             /**
              * Id
              * Format: uuid
@@ -788,6 +801,71 @@ export interface components {
         } | {
             selector: Record<string, never>;
         });
+        /**
+         * DeploymentHealth
+         * @description How the deployment's container fared, as the device's latest heartbeat listing it said.
+         *
+         *     A field is null when the device could not tell (not running, not probed yet, Docker too
+         *     slow to answer). CPU use is a share of one core since the device's previous heartbeat.
+         * @example {
+         *       "cpu_percent": 3.5,
+         *       "memory_limit_mb": 512,
+         *       "memory_mb": 84.2,
+         *       "probe_ok": true,
+         *       "probe_status": 200,
+         *       "probed_at": "2026-11-22T08:01:05Z",
+         *       "reported_at": "2026-11-22T08:01:06Z",
+         *       "restarts": 0,
+         *       "sampled_at": "2026-11-22T08:01:05Z"
+         *     }
+         */
+        DeploymentHealth: {
+            /**
+             * Cpu Percent
+             * @description Share of one core (200 = two cores busy).
+             */
+            cpu_percent: number | null;
+            /** Memory Limit Mb */
+            memory_limit_mb: number | null;
+            /** Memory Mb */
+            memory_mb: number | null;
+            /**
+             * Probe Error
+             * @description Why the health path did not answer.
+             */
+            probe_error: string | null;
+            /**
+             * Probe Ok
+             * @description The health path answered below 400.
+             */
+            probe_ok: boolean | null;
+            /**
+             * Probe Status
+             * @description The health path's status code.
+             */
+            probe_status: number | null;
+            /**
+             * Probed At
+             * @description When the device probed (its clock).
+             */
+            probed_at: string | null;
+            /**
+             * Reported At
+             * Format: date-time
+             * @description When the deployer received it.
+             */
+            reported_at: string;
+            /**
+             * Restarts
+             * @description Times Docker restarted the serving container.
+             */
+            restarts: number | null;
+            /**
+             * Sampled At
+             * @description When memory and CPU were read (its clock).
+             */
+            sampled_at: string | null;
+        };
         /**
          * DeploymentState
          * @enum {string}
