@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.schema_examples import examples_config
 
+MAX_DEVICE_IDS = 1000  # devices named in one create (a selector reaches any number)
+
 
 class DeploymentCreate(BaseModel):
     """Deploy a version to listed devices, or to every device whose labels match a selector."""
@@ -45,7 +47,9 @@ class DeploymentCreate(BaseModel):
     )
 
     version_id: uuid.UUID
-    device_ids: Annotated[list[uuid.UUID] | None, Field(min_length=1, max_length=1000)] = None
+    device_ids: Annotated[
+        list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DEVICE_IDS)
+    ] = None
     selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
 
     @model_validator(mode="after")

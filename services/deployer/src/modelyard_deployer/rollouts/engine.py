@@ -25,7 +25,7 @@ from modelyard_deployer.db import Device, Rollout, RolloutDevice
 from modelyard_deployer.deployments import actions
 from modelyard_deployer.deployments import repository as deployments
 from modelyard_deployer.deployments.deploying import Deploying
-from modelyard_deployer.deployments.schemas import DeploymentCreate
+from modelyard_deployer.deployments.schemas import MAX_DEVICE_IDS, Deployment, DeploymentCreate
 from modelyard_deployer.deployments.service import create_deployments
 from modelyard_deployer.governance.service import hold_for_judgement
 from modelyard_deployer.rollouts import repository
@@ -144,12 +144,19 @@ class RolloutEngine:
                 existing = live.get(member.device_id)
                 member.had_deployment = existing is not None
                 member.previous_version_id = existing.version_id if existing else None
-            body = DeploymentCreate(
-                version_id=rollout.version_id, device_ids=[m.device_id for m in sendable]
-            )
+            ids = [m.device_id for m in sendable]
+            created: list[Deployment] = []
             try:
-                async with session.begin_nested():
-                    batch = await create_deployments(self.deploying(session, rollout), body=body)
+                async with session.begin_nested():  # every device of the wave, or none
+                    for first in range(0, len(ids), MAX_DEVICE_IDS):
+                        body = DeploymentCreate(
+                            version_id=rollout.version_id,
+                            device_ids=ids[first : first + MAX_DEVICE_IDS],
+                        )
+                        batch = await create_deployments(
+                            self.deploying(session, rollout), body=body
+                        )
+                        created += batch.items
             except ServiceUnavailableError as exc:
                 log.info("rollout %s waits to start wave %d: %s", rollout.id, wave, exc.detail)
                 return
@@ -159,7 +166,7 @@ class RolloutEngine:
             except ProblemError as exc:
                 self._hold(session, rollout, f"wave {wave} could not start: {exc.detail}")
                 return
-            by_device = {item.device_id: item for item in batch.items}
+            by_device = {item.device_id: item for item in created}
             for member in sendable:
                 member.deployment_id = by_device[member.device_id].id
                 member.state = S.updating.value
