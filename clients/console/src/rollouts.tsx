@@ -134,7 +134,10 @@ export function RolloutsList() {
               {items.map((r) => (
                 <tr key={r.id}>
                   <th scope="row">
-                    <a href={`#/rollouts/${r.id}`}>
+                    <a
+                      href={`#/rollouts/${r.id}`}
+                      aria-label={`${names[r.model_id] ?? "…"} ${names[r.version_id] ?? ""}, started ${when(r.created_at)}`}
+                    >
                       {names[r.model_id] ?? "…"} {names[r.version_id] ?? ""}
                     </a>
                   </th>
@@ -548,7 +551,7 @@ export function RolloutPage(props: { id: string }) {
       </p>
       {error && moving ? <ErrorNote error={error} /> : null}
       {canEdit && moving && (
-        <div class="actions" role="group" aria-label="Rollout actions">
+        <div class="actions rollout-actions">
           {r.state === "running" && (
             <button class="secondary" aria-busy={busy} disabled={busy} onClick={() => act("pause")}>
               Pause
