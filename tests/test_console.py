@@ -23,6 +23,8 @@ import shutil
 import signal
 import sys
 import threading
+import time
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -57,6 +59,8 @@ AUDIENCE = "https://api.modelyard.test"
 BULK = "bulk-"
 BULK_COUNT = 105
 BENCH_MODELS = 1000
+# The access tokens of the console left open (the token refresh check): 10 s.
+SHORT_TOKEN_TTL_S = 10
 LEARNING_TYPES = ("supervised", "unsupervised", "semi_supervised", "reinforcement")
 
 pytestmark = pytest.mark.skipif(
@@ -118,6 +122,12 @@ class Platform:
     provider: OidcProvider
     # The same console told the services run in dev mode (MODELYARD_ENV=dev).
     dev_console: str
+    # The same console as another client of the provider, whose access tokens live 10 s.
+    short_console: str
+    # The deployer's database (the rollout devices' last heartbeat is set there).
+    deployer_database: str
+    # The registry's database (a model's usage per day is seeded there).
+    registry_database: str
 
 
 async def start(
@@ -144,9 +154,10 @@ async def answers(http: httpx.AsyncClient, url: str) -> bool:
 async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform]:
     """Yield the registry, deployer and gateway in prod mode on fresh databases, the provider
     and the console."""
-    console_port, dev_console_port = free_port(), free_port()
+    console_port, dev_console_port, short_console_port = free_port(), free_port(), free_port()
     console = f"http://127.0.0.1:{console_port}"
     dev_console = f"http://127.0.0.1:{dev_console_port}"
+    short_console = f"http://127.0.0.1:{short_console_port}"
     provider = OidcProvider(
         [
             {
@@ -162,7 +173,13 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
                 "client_id": "modelyard-console",
                 "redirect_uris": [f"{console}/"],
                 "origins": [console],
-            }
+            },
+            {
+                "client_id": "modelyard-console-short",
+                "redirect_uris": [f"{short_console}/"],
+                "origins": [short_console],
+                "ttl": SHORT_TOKEN_TTL_S,
+            },
         ],
         accounts=ACCOUNTS,
     )
@@ -184,7 +201,7 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         "MODELYARD_AMQP_URL": TEST_AMQP_URL,
         "MODELYARD_OIDC_ISSUER": provider.issuer,
         "MODELYARD_OIDC_AUDIENCE": AUDIENCE,
-        "MODELYARD_CORS_ORIGINS": console,
+        "MODELYARD_CORS_ORIGINS": f"{console},{short_console}",
         "MODELYARD_LOG_JSON": "false",
         # Three services here: small pools keep the suite's PostgreSQL peak where it was
         # (a busy CI's server has other clients; see scripts/ci-under-load.sh).
@@ -253,9 +270,17 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
             tmp_path / "dev-console.log",
             processes,
         )
+        await start(
+            [sys.executable, str(CONSOLE / "serve.py"), "--host", "127.0.0.1"]
+            + ["--port", str(short_console_port), "--root", str(console_dist)],
+            {**env, "MODELYARD_CONSOLE_OIDC_CLIENT_ID": "modelyard-console-short"},
+            tmp_path / "short-console.log",
+            processes,
+        )
         async with httpx.AsyncClient() as http:
             ready = (f"{registry}/readyz", f"{deployer}/readyz", f"{gateway}/readyz")
-            for url in (*ready, f"{console}/healthz", f"{dev_console}/healthz"):
+            consoles = (console, dev_console, short_console)
+            for url in (*ready, *(f"{c}/healthz" for c in consoles)):
                 await wait_for(lambda url=url: answers(http, url), timeout=60, interval=0.2)
         yield Platform(
             registry=registry,
@@ -264,6 +289,9 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
             console=console,
             provider=provider,
             dev_console=dev_console,
+            short_console=short_console,
+            deployer_database=deployer_database_url,
+            registry_database=database_url,
         )
     finally:
         for process in processes:
@@ -326,6 +354,44 @@ class Seeder:
 DEVICE = "edge-berlin-1"
 # The device the browser deploys to from the model's Deploy section (nothing runs there first).
 SECOND_DEVICE = "edge-munich-1"
+# The devices the browser rolls a version out to (site=hamburg; the first is the canary). No agent
+# runs there: they count as online (a heartbeat just now, set in the deployer's database), so
+# the rollout's canary wave waits for them, long enough to pause, resume and abort it.
+ROLLOUT_DEVICES = {
+    "edge-hamburg-1": {"site": "hamburg", "ring": "canary"},
+    "edge-hamburg-2": {"site": "hamburg"},
+}
+
+
+# The model's usage as the registry added it up from the gateway's usage events: (days ago,
+# requests, errors, total tokens). The Usage tab draws it and totals it.
+USAGE = [(0, 40, 2, 4000), (1, 25, 0, 2500), (3, 60, 5, 6100), (9, 12, 1, 1200)]
+
+
+async def seed_usage(platform: Platform, model_id: str) -> None:
+    """Write the model's usage per day into the registry's projection (as if the gateway had
+    served it: the events' path has its own tests)."""
+    connection = await asyncpg.connect(asyncpg_dsn(platform.registry_database))
+    try:
+        await connection.executemany(
+            "INSERT INTO registry.model_usage (workspace, model_id, day, requests, errors,"
+            " prompt_tokens, completion_tokens, total_tokens)"
+            " VALUES ('acme', $1, (now() AT TIME ZONE 'utc')::date - $2::int, $3, $4, $5, $6, $7)",
+            [
+                (
+                    uuid.UUID(model_id),
+                    ago,
+                    requests,
+                    errors,
+                    tokens // 2,
+                    tokens - tokens // 2,
+                    tokens,
+                )
+                for ago, requests, errors, tokens in USAGE
+            ],
+        )
+    finally:
+        await connection.close()
 
 
 def project_zips(tmp_path: Path, project: bytes) -> dict[str, str]:
@@ -381,6 +447,18 @@ async def seed_device(
             "/v1/devices", json={"name": SECOND_DEVICE, "labels": {"site": "munich"}}
         )
         assert second.status_code == 201, second.text
+        for name, labels in ROLLOUT_DEVICES.items():
+            created = await http.post("/v1/devices", json={"name": name, "labels": labels})
+            assert created.status_code == 201, created.text
+        connection = await asyncpg.connect(asyncpg_dsn(platform.deployer_database))
+        try:
+            seen = await connection.execute(
+                "UPDATE deployer.devices SET last_seen_at = now() WHERE name = ANY($1::text[])",
+                list(ROLLOUT_DEVICES),
+            )
+            assert seen == f"UPDATE {len(ROLLOUT_DEVICES)}", seen
+        finally:
+            await connection.close()
         batch = await http.post(
             "/v1/deployments",
             json={"version_id": version.json()["id"], "device_ids": [device.json()["id"]]},
@@ -449,8 +527,9 @@ async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) 
         for answer in (one.text, groups.text, json.dumps(instances)):
             assert CLOUD_TOKEN not in answer
         # The API keys screen: the key's limits as edited last, revoked; the workspace ceiling.
-        (key,) = (await http.get("/v1/keys")).json()["items"]
-        assert key["name"] == "support-bot", key
+        keys = {k["name"]: k for k in (await http.get("/v1/keys")).json()["items"]}
+        assert set(keys) == {"support-bot", "playground"}, keys
+        key = keys["support-bot"]
         assert key["groups"] == ["chat"], key
         assert key["revoked_at"] is not None, key
         assert key["expires_at"].startswith("2030-01-01"), key
@@ -459,6 +538,62 @@ async def assert_gateway_as_the_browser_left_it(platform: Platform, token: str) 
         ceiling = (await http.get("/v1/limits")).json()
         assert ceiling["requests_per_minute"] == 600, ceiling
         assert ceiling["updated_by"] == "root", ceiling
+
+
+async def assert_access_as_the_browser_left_it(
+    platform: Platform, token: str, model_id: str
+) -> None:
+    """The deployer holds the grants root left on the model's Access tab: victor's revoked, the
+    operator role's as a deployer."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=30) as http:
+        grants = (await http.get(f"/v1/models/{model_id}/access")).json()["items"]
+    left = [(g["subject_type"], g["subject"], g["level"], g["created_by"]) for g in grants]
+    assert left == [("role", "operator", "deployer", "root")], grants
+
+
+async def assert_tokens_as_the_browser_left_it(platform: Platform, token: str) -> None:
+    """One provisioning token, as root made it in the browser (the refused one made nothing),
+    revoked; the list never carries a secret."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=30) as http:
+        answer = await http.get("/v1/provisioning-tokens")
+    (made,) = answer.json()["items"]
+    assert (made["name"], made["max_uses"], made["revoked"]) == ("berlin-line-2", 3, True), made
+    assert made["labels"] == {"site": "berlin", "line": "2"}, made
+    assert made["created_by"] == "root", made
+    assert "myprov_" not in answer.text, answer.text
+
+
+async def assert_policy_as_the_browser_left_it(platform: Platform, token: str) -> None:
+    """The registry holds the gate root set on the Workspace policy screen, with the comment."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.registry, headers=headers, timeout=30) as http:
+        policy = (await http.get("/v1/policy")).json()
+    got = (policy["gate"], policy["updated_by"], policy["comment"])
+    assert got == ("enforce", "root", "approved models only from now on"), policy
+
+
+async def assert_rollouts_as_the_browser_left_it(platform: Platform, token: str) -> None:
+    """The deployer holds the rollouts root started in the browser: the one by label paused,
+    resumed and aborted by root; the one to a device that never sent a heartbeat completed with
+    that device skipped."""
+    headers = {"Authorization": f"Bearer {token}", "X-Modelyard-Workspace": "acme"}
+    async with httpx.AsyncClient(base_url=platform.deployer, headers=headers, timeout=30) as http:
+        items = (await http.get("/v1/rollouts", params={"sort": "created_at"})).json()["items"]
+        assert [r["state"] for r in items] == ["aborted", "completed"], items
+        assert all(r["created_by"] == "root" for r in items), items
+        aborted = (await http.get(f"/v1/rollouts/{items[0]['id']}")).json()
+        assert sorted(d["device_name"] for d in aborted["devices"]) == sorted(ROLLOUT_DEVICES)
+        assert [w["size"] for w in aborted["waves"]] == [1, 1], aborted["waves"]
+        history = (
+            await http.get(f"/v1/rollouts/{items[0]['id']}/history", params={"sort": "recorded_at"})
+        ).json()["items"]
+        by_root = [e["kind"] for e in history if e["actor"] == "root"]
+        assert by_root == ["created", "paused", "resumed", "aborting"], history
+        completed = (await http.get(f"/v1/rollouts/{items[1]['id']}")).json()
+        (device,) = completed["devices"]
+        assert (device["device_name"], device["state"]) == (DEVICE, "skipped"), device
 
 
 async def run_node(script: Path, config: dict[str, Any], tmp_path: Path, timeout: float) -> str:
@@ -509,8 +644,17 @@ EXPECTED_CHECKS = {
     "the workspace limits",
     "Request log: filters, cursor paging and Export CSV",
     "Deploy: to chosen devices and by label; actions, history, remove",
+    "Access: grant, a second grant refused (409), level changed, revoke; usage per day as a chart",
+    "Provisioning tokens: created and shown once with Copy, a bad lifetime refused, revoked",
+    "Rollouts: waves by label, a bad wave and a busy device refused, live progress, "
+    "pause, resume, abort; the list",
+    "Playground: a group answer streams in, with the instance that served it; a bad key refused",
+    "Workspace policy: an editor reads it, an admin sets the gate with a reason; the change listed",
+    "token refresh: a console left open renews its 10 s access token and keeps working",
 }
 CLOUD_TOKEN = "sk-console-secret-4242-do-not-show"
+# What the local model server streams to the playground (one word every 0.3 s).
+PLAYGROUND_ANSWER = "Hello from llama-box-1, word by word."
 
 
 class ModelServer:
@@ -525,6 +669,29 @@ class ModelServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+                """Stream a chat answer word by word to the playground's question; anything else
+                is a 501 (the request log's failed chat)."""
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                question = str((body.get("messages") or [{}])[-1].get("content", ""))
+                if self.path != "/v1/chat/completions" or "playground" not in question:
+                    self.send_error(501)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for word in PLAYGROUND_ANSWER.split(" "):
+                    chunk = {
+                        "id": "chatcmpl-console",
+                        "object": "chat.completion.chunk",
+                        "model": "llama-3.1-8b",
+                        "choices": [{"index": 0, "delta": {"content": word + " "}}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.3)
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -577,6 +744,7 @@ async def test_console_in_a_browser(
         bulk = [f"{BULK}{i:03d}" for i in range(BULK_COUNT)]
         await seeder.models("acme", bulk)
         await seeder.models("bench", [f"bench-{i:04d}" for i in range(BENCH_MODELS)])
+    await seed_usage(platform, linked["id"])
     project = await asyncio.to_thread(commands.project_zip, "openai_echo")
     deployment = await seed_device(platform, token, model_id=linked["id"], project=project)
 
@@ -589,6 +757,8 @@ async def test_console_in_a_browser(
             {
                 "console_url": platform.console,
                 "dev_console_url": platform.dev_console,
+                "short_console_url": platform.short_console,
+                "short_token_ttl_s": SHORT_TOKEN_TTL_S,
                 "gateway_url": platform.gateway,
                 "screenshots": screenshots,
                 "seeded": {
@@ -601,6 +771,12 @@ async def test_console_in_a_browser(
                     "group": "chat",
                     "device": DEVICE,
                     "second_device": SECOND_DEVICE,
+                    "rollout_devices": list(ROLLOUT_DEVICES),
+                    "usage": {
+                        "requests": sum(u[1] for u in USAGE),
+                        "errors": sum(u[2] for u in USAGE),
+                        "tokens": sum(u[3] for u in USAGE),
+                    },
                     "zips": project_zips(tmp_path, project),
                     "linked_model": "fraud-detector",
                     "system": "checkout-risk",
@@ -627,6 +803,10 @@ async def test_console_in_a_browser(
     await assert_gateway_as_the_browser_left_it(platform, token)
     await assert_device_as_the_browser_left_it(platform, token, deployment["id"])
     await assert_deploy_as_the_browser_left_it(platform, token, linked["id"])
+    await assert_rollouts_as_the_browser_left_it(platform, token)
+    await assert_access_as_the_browser_left_it(platform, token, linked["id"])
+    await assert_tokens_as_the_browser_left_it(platform, token)
+    await assert_policy_as_the_browser_left_it(platform, token)
 
     bench = await run_node(
         CONSOLE / "bench" / "bench.mjs",

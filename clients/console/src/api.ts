@@ -85,15 +85,17 @@ function inWorkspace<C extends { use: Registry_["use"] }>(client: C, workspace: 
 }
 
 /** Return a registry client acting for `token` in `workspace`. */
-export const registryFor = (baseUrl: string, token: string, workspace: string): Registry_ =>
+type Token = string | (() => string);
+
+export const registryFor = (baseUrl: string, token: Token, workspace: string): Registry_ =>
   inWorkspace(registryClient({ baseUrl, token }), workspace);
 
 /** Return a deployer client acting for `token` in `workspace`. */
-export const deployerFor = (baseUrl: string, token: string, workspace: string): Deployer_ =>
+export const deployerFor = (baseUrl: string, token: Token, workspace: string): Deployer_ =>
   inWorkspace(deployerClient({ baseUrl, token }), workspace);
 
 /** Return a gateway client (its admin API) acting for `token` in `workspace`. */
-export const gatewayFor = (baseUrl: string, token: string, workspace: string): Gateway_ =>
+export const gatewayFor = (baseUrl: string, token: Token, workspace: string): Gateway_ =>
   inWorkspace(gatewayClient({ baseUrl, token }), workspace);
 
 /** Return a call's data, or throw an ApiError carrying its problem (status 0: offline). */
@@ -189,3 +191,12 @@ export function uploadVersion(options: {
     xhr.send(body);
   });
 }
+export type Rollout = Deployer.components["schemas"]["Rollout"];
+export type RolloutSummary = Deployer.components["schemas"]["RolloutSummary"];
+export type RolloutEvent = Deployer.components["schemas"]["RolloutEvent"];
+export type RolloutState = Deployer.components["schemas"]["RolloutState"];
+export type AccessGrant = Deployer.components["schemas"]["Grant"];
+export type ProvisioningToken = Deployer.components["schemas"]["ProvisioningToken"];
+export type ModelUsage = Registry.components["schemas"]["ModelUsage"];
+export type ProvisioningTokenWithSecret = Deployer.components["schemas"]["ProvisioningTokenWithSecret"];
+export type Policy = Registry.components["schemas"]["PolicyRead"];

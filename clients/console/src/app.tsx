@@ -18,10 +18,29 @@ import { useRoute } from "./router.ts";
 import { SignIn } from "./sign-in.tsx";
 import { DevicePage, DevicesList } from "./devices.tsx";
 import { GatewayModels, type Tab as GatewayTab } from "./gateway.tsx";
+import { ProvisioningTokens } from "./provisioning.tsx";
+import { RolloutForm, RolloutPage, RolloutsList } from "./rollouts.tsx";
 import { SystemForm, SystemsList } from "./systems.tsx";
 
 export function App(props: { config: ConsoleConfig; auth: Auth; initial: Session | null }) {
   const [session, setSession] = useState(props.initial);
+  const [expired, setExpired] = useState(false);
+  useEffect(() => {
+    if (!session || session.method !== "oidc") return;
+    void props.auth.user().then((user) => {
+      if (user) props.auth.keepRenewed(session, user, () => setExpired(true));
+    });
+    return () => props.auth.stopRenewing();
+  }, [session]);
+  if (session && expired) {
+    return (
+      <main class="container sign-in">
+        <p role="alert">
+          Your session has ended and could not be renewed. <a href="#/models" onClick={() => (props.auth.signOut(session), setExpired(false), setSession(null))}>Sign in again</a>
+        </p>
+      </main>
+    );
+  }
   if (!session) return <SignIn config={props.config} auth={props.auth} onSignedIn={setSession} />;
   return (
     <Shell
@@ -62,9 +81,9 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
       config: props.config,
       session,
       workspace,
-      registry: registryFor(props.config.registry_url, session.token, workspace),
-      deployer: deployerFor(props.config.deployer_url, session.token, workspace),
-      gateway: gatewayFor(props.config.gateway_url, session.token, workspace),
+      registry: registryFor(props.config.registry_url, () => session.token, workspace),
+      deployer: deployerFor(props.config.deployer_url, () => session.token, workspace),
+      gateway: gatewayFor(props.config.gateway_url, () => session.token, workspace),
       canEdit: hasRole(session, workspace, "editor"),
       canAdmin: hasRole(session, workspace, "admin"),
       canOperate: hasRole(session, workspace, "admin") || rolesIn(session, workspace).has("operator"),
@@ -100,6 +119,11 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
             <li>
               <a href="#/devices" aria-current={section === "devices" ? "page" : undefined}>
                 Devices
+              </a>
+            </li>
+            <li>
+              <a href="#/rollouts" aria-current={section === "rollouts" ? "page" : undefined}>
+                Rollouts
               </a>
             </li>
             <li>
@@ -157,7 +181,11 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
         {section === "systems" && route[1] === "new" && <SystemForm />}
         {section === "systems" && route[1] && route[1] !== "new" && <SystemForm id={route[1]} />}
         {section === "systems" && !route[1] && <SystemsList />}
-        {section === "devices" && (route[1] ? <DevicePage id={route[1]} /> : <DevicesList />)}
+        {section === "devices" &&
+          (route[1] === "provisioning" ? <ProvisioningTokens /> : route[1] ? <DevicePage id={route[1]} /> : <DevicesList />)}
+        {section === "rollouts" && route[1] === "new" && route[2] && <RolloutForm modelId={route[2]} />}
+        {section === "rollouts" && route[1] && route[1] !== "new" && <RolloutPage id={route[1]} />}
+        {section === "rollouts" && !route[1] && <RolloutsList />}
         {section === "gateway" && <GatewayModels tab={gatewayTab(route[1])} />}
       </main>
     </ContextProvider>
@@ -165,5 +193,5 @@ function Shell(props: { config: ConsoleConfig; session: Session; onSignOut: () =
 }
 
 function gatewayTab(part: string | undefined): GatewayTab {
-  return part === "instances" || part === "keys" || part === "requests" ? part : "models";
+  return part === "instances" || part === "keys" || part === "requests" || part === "playground" || part === "policy" ? part : "models";
 }

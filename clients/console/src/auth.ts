@@ -3,7 +3,7 @@
  * development token pasted from `modelyard dev-token`. The token's claims are read (not
  * verified: the services verify) only to offer what the person may do.
  */
-import { UserManager, WebStorageStateStore } from "oidc-client-ts";
+import { type User, UserManager, WebStorageStateStore } from "oidc-client-ts";
 
 import type { ConsoleConfig } from "./config.ts";
 
@@ -13,6 +13,7 @@ const DEV_TOKEN_KEY = "modelyard.console.dev-token";
 const WORKSPACE_KEY = "modelyard.console.workspace";
 
 export interface Session {
+  /** The current access token: renewed in place before it expires (see `Auth.keepRenewed`). */
   token: string;
   sub: string;
   workspaces: string[];
@@ -114,9 +115,55 @@ export class Auth {
           extraQueryParams: { resource: config.oidc.audience },
           extraTokenParams: { resource: config.oidc.audience },
           userStore: new WebStorageStateStore({ store: window.sessionStorage }),
+          // Renewed by keepRenewed (a refresh token grant), timed from each token's lifetime.
           automaticSilentRenew: false,
         })
       : null;
+  }
+
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Keep an OpenID session's access token fresh: at three quarters of its lifetime, ask the
+   * issuer for a new one (the refresh token grant; oidc-client-ts's `signinSilent`) and put it
+   * in `session.token` in place, so every client (which reads the token per request) goes on
+   * working in a console left open. A failed renewal is tried again every few seconds until the
+   * token expires; then the services answer 401 and `onExpired` asks the person to sign in.
+   */
+  keepRenewed(session: Session, user: User, onExpired: () => void): void {
+    clearTimeout(this.renewTimer);
+    if (session.method !== "oidc" || !this.manager) return;
+    const manager = this.manager;
+    const resource = this.config.oidc?.audience;
+    // Without a refresh token (an issuer that gives none to public clients) nothing can renew
+    // it without a page: the person signs in again when it expires.
+    if (!user.refresh_token) return;
+    const lifetime = (user.expires_in ?? 0) * 1000;
+    const schedule = (delay: number) => {
+      this.renewTimer = setTimeout(renew, Math.max(1000, delay));
+    };
+    const renew = async () => {
+      try {
+        const fresh = await manager.signinSilent(resource ? { resource } : {});
+        if (!fresh) throw new Error("no token");
+        session.token = fresh.access_token;
+        session.expiresAt = (fresh.expires_at ?? 0) * 1000 || null;
+        schedule((fresh.expires_in ?? 0) * 1000 * 0.75);
+      } catch {
+        if (session.expiresAt !== null && Date.now() >= session.expiresAt) onExpired();
+        else schedule(3000);
+      }
+    };
+    schedule(lifetime * 0.75);
+  }
+
+  stopRenewing(): void {
+    clearTimeout(this.renewTimer);
+  }
+
+  /** Return the stored OpenID user (after `restore`), for `keepRenewed`. */
+  async user(): Promise<User | null> {
+    return this.manager ? await this.manager.getUser() : null;
   }
 
   /** Return the current session: finishing a sign-in redirect first, if this is one. */
@@ -128,7 +175,12 @@ export class Auth {
       return sessionOf(user.access_token, "oidc", this.config);
     }
     if (this.manager) {
-      const user = await this.manager.getUser();
+      let user = await this.manager.getUser();
+      // A tab reopened after its token expired: a refresh token still gets a new one.
+      if (user?.expired && user.refresh_token) {
+        const resource = this.config.oidc?.audience;
+        user = await this.manager.signinSilent(resource ? { resource } : {}).catch(() => null);
+      }
       if (user && !user.expired) return sessionOf(user.access_token, "oidc", this.config);
     }
     const dev = this.config.dev_sign_in ? sessionStorage.getItem(DEV_TOKEN_KEY) : null;
@@ -152,6 +204,7 @@ export class Auth {
   }
 
   async signOut(session: Session): Promise<void> {
+    this.stopRenewing();
     sessionStorage.removeItem(DEV_TOKEN_KEY);
     sessionStorage.removeItem(WORKSPACE_KEY);
     if (session.method === "oidc" && this.manager) await this.manager.removeUser();

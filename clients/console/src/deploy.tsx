@@ -29,7 +29,7 @@ function offered(d: Deployment): Action[] {
 }
 
 /** Return a `key=value` selector as the deployer takes it, or null when it is not one. */
-function parseSelector(text: string): Record<string, string> | null {
+export function parseSelector(text: string): Record<string, string> | null {
   const selector: Record<string, string> = {};
   for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
     const [key, value, ...rest] = part.split("=");
@@ -287,9 +287,14 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
           )}
           {failure ? <ErrorNote error={failure} /> : null}
           {done && <p role="status">{done}</p>}
-          <button type="submit" aria-busy={busy} disabled={busy || !ready}>
-            Deploy
-          </button>
+          <div class="actions">
+            <button type="submit" aria-busy={busy} disabled={busy || !ready}>
+              Deploy
+            </button>
+            <a href={`#/rollouts/new/${props.model.id}`} class="button-link">
+              Roll out in waves
+            </a>
+          </div>
         </form>
       )}
     </article>

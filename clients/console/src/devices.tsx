@@ -8,6 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { type Deployment, type Device, type DeviceStatus, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
+import { DeviceTabs } from "./provisioning.tsx";
 import { Confirm, ErrorNote, Loading, useDebounced, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
@@ -52,6 +53,7 @@ export function DevicesList() {
       <div class="page-head">
         <h1 id="devices-title">Device List</h1>
       </div>
+      <DeviceTabs current="list" />
       <form role="search" class="filters grid" onSubmit={(e) => e.preventDefault()}>
         <label>
           Search devices

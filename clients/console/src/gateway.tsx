@@ -18,17 +18,21 @@ import {
 } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { KeysPanel } from "./keys.tsx";
+import { Playground } from "./playground.tsx";
+import { PolicyPanel } from "./policy.tsx";
 import { RequestLogPanel } from "./requests.tsx";
 import { DialogFooter, ErrorNote, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
 
-export type Tab = "models" | "instances" | "keys" | "requests";
+export type Tab = "models" | "instances" | "keys" | "requests" | "playground" | "policy";
 const TABS: [Tab, string][] = [
   ["models", "Models"],
   ["instances", "Model instances"],
   ["keys", "API keys"],
   ["requests", "Request log"],
+  ["playground", "Playground"],
+  ["policy", "Workspace policy"],
 ];
-const TITLE: Record<Tab, string> = { models: "Models", instances: "Models", keys: "API keys", requests: "Request log" };
+const TITLE: Record<Tab, string> = { models: "Models", instances: "Models", keys: "API keys", requests: "Request log", playground: "Playground", policy: "Workspace policy" };
 const FAILOVER =
   "Clients of the gateway name a model; the gateway answers from its first model instance that is up, in the order given, and fails over to the next.";
 const INTRO: Record<Tab, string> = {
@@ -36,6 +40,8 @@ const INTRO: Record<Tab, string> = {
   instances: FAILOVER,
   keys: "Programs call the gateway with an API key; each key may be held to some models, to limits and to an expiry.",
   requests: "Every request a program made to the gateway: which model, which instances were tried, the answer and its times.",
+  policy: "Whether AI models that are not approved may be deployed and served in this workspace.",
+  playground: "Ask a model as a program would (with an API key): the answer streams in, with the model instance that served it.",
 };
 
 export function GatewayModels(props: { tab: Tab }) {
@@ -65,6 +71,8 @@ export function GatewayModels(props: { tab: Tab }) {
       {props.tab === "instances" && <InstancesPanel list={instances} />}
       {props.tab === "keys" && <KeysPanel />}
       {props.tab === "requests" && <RequestLogPanel />}
+      {props.tab === "playground" && <Playground />}
+      {props.tab === "policy" && <PolicyPanel />}
     </section>
   );
 }

@@ -16,12 +16,15 @@ import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
 import { ApprovalBadge, ErrorNote, Field, Loading, when } from "./ui.tsx";
 import { DeployPanel } from "./deploy.tsx";
+import { AccessPanel, UsagePanel } from "./model-access.tsx";
 import { VersionsPanel } from "./versions.tsx";
 
 const TABS = [
   ["overview", "Overview"],
   ["versions", "Version"],
   ["deploy", "Deploy"],
+  ["access", "Access"],
+  ["usage", "Usage"],
   ["approval", "Approval"],
   ["history", "History"],
   ["settings", "Settings"],
@@ -82,6 +85,8 @@ export function ModelPage(props: { id: string; tab: string }) {
       {props.tab === "overview" && <Overview model={model} />}
       {props.tab === "versions" && <VersionsPanel model={model} />}
       {props.tab === "deploy" && <DeployPanel model={model} />}
+      {props.tab === "access" && <AccessPanel model={model} />}
+      {props.tab === "usage" && <UsagePanel model={model} />}
       {props.tab === "approval" && <ApprovalPanel model={model} onChanged={reload} />}
       {props.tab === "history" && <History model={model} />}
       {props.tab === "settings" && <Settings model={model} onChanged={setModel} />}

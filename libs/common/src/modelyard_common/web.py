@@ -182,6 +182,7 @@ def create_app(
     readiness: Callable[[Request], dict[str, ReadinessCheck]] | None = None,
     openapi_tags: list[dict[str, Any]] | None = None,
     raw_bodies: Mapping[tuple[str, str], int | None] | None = None,
+    expose_headers: Sequence[str] = (),
 ) -> FastAPI:
     """Return a service app with the shared conventions installed.
 
@@ -189,7 +190,8 @@ def create_app(
     names (method, path template) the routes whose body is not an API document, each with its
     own limit (None: the route enforces one). `/docs` (Swagger UI) and `/redoc` load their
     scripts and styles from the service itself (DOCS_ASSETS_URL, the fastapi-offline package's
-    copies), never from a CDN: they work on a network without the internet.
+    copies), never from a CDN: they work on a network without the internet. A browser on a
+    CORS origin may read ETag, Location and x-request-id, and the service's `expose_headers`.
     """
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_URL,
@@ -214,7 +216,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "x-request-id"],
+            expose_headers=["ETag", "Location", "x-request-id", *expose_headers],
         )
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health_router(readiness or default_readiness, settings))

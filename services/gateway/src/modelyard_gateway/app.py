@@ -36,7 +36,7 @@ from modelyard_gateway.proxy.endpoints import ProxyEndpoints
 from modelyard_gateway.proxy.fastpath import ProxyFastPath
 from modelyard_gateway.proxy.router import router as openai_router
 from modelyard_gateway.proxy.service import ProxyService
-from modelyard_gateway.proxy.wire import POST_PATHS
+from modelyard_gateway.proxy.wire import ATTEMPTS, INSTANCE, POLICY_WARNING, POST_PATHS
 from modelyard_gateway.requestlog.retention import request_log_purge
 from modelyard_gateway.requestlog.router import router as requests_router
 from modelyard_gateway.requestlog.writer import RequestLog
@@ -47,6 +47,16 @@ from modelyard_gateway.usage.service import UsageRecorder
 
 if TYPE_CHECKING:
     from modelyard_gateway.telemetry.otel import Telemetry
+
+BROWSER_READABLE = (
+    [name.decode() for name in (INSTANCE, ATTEMPTS, POLICY_WARNING)]
+    + [
+        f"x-ratelimit-{what}-{kind}"
+        for what in ("limit", "remaining", "reset")
+        for kind in ("requests", "tokens")
+    ]
+    + ["Retry-After"]
+)
 
 # How long the policy gate waits for the registry before it judges from its projection alone.
 REGISTRY_TIMEOUT_S = 5.0
@@ -229,6 +239,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         # The proxy reads these under its own limit (max_body_bytes).
         raw_bodies={("POST", path): None for path in POST_PATHS},
+        # What a browser (the console's playground) may read of an answer: which instance
+        # served it, after how many attempts, the policy's warning, and the limits.
+        expose_headers=BROWSER_READABLE,
     )
     app.include_router(openai_router)
     app.add_middleware(ProxyFastPath, state=app.state)
