@@ -89,7 +89,7 @@ async def test_a_model_blocked_during_a_rollout_holds_it_before_the_next_wave(
 
     paused = await eventually(held, within=30, interval=0.2)
 
-    assert "policy gate refused wave 1" in paused["reason"], paused
+    assert "policy gate refused wave 2" in paused["reason"], paused
     assert "blocked" in paused["reason"]
     waiting = next(d for d in paused["devices"] if d["device_id"] == later_id)
     assert (waiting["state"], waiting["deployment_id"]) == ("waiting", None)
@@ -101,7 +101,7 @@ async def test_a_model_blocked_during_a_rollout_holds_it_before_the_next_wave(
     resumed = await tenant.client.post(f"/v1/rollouts/{rollout['id']}/resume", headers=tenant.admin)
     assert resumed.status_code == 202, resumed.text
     again = await eventually(held, within=30, interval=0.2)
-    assert "policy gate refused wave 1" in again["reason"]
+    assert "policy gate refused wave 2" in again["reason"]
     abort = await tenant.client.post(f"/v1/rollouts/{rollout['id']}/abort", headers=tenant.admin)
     assert abort.status_code == 202, abort.text
     assert uuid.UUID(abort.json()["id"]) == uuid.UUID(rollout["id"])

@@ -161,10 +161,10 @@ class RolloutEngine:
                 log.info("rollout %s waits to start wave %d: %s", rollout.id, wave, exc.detail)
                 return
             except PolicyRefusedError as exc:
-                self._hold(session, rollout, f"policy gate refused wave {wave}: {exc.detail}")
+                self._hold(session, rollout, f"policy gate refused wave {wave + 1}: {exc.detail}")
                 return
             except ProblemError as exc:
-                self._hold(session, rollout, f"wave {wave} could not start: {exc.detail}")
+                self._hold(session, rollout, f"wave {wave + 1} could not start: {exc.detail}")
                 return
             by_device = {item.device_id: item for item in created}
             for member in sendable:
@@ -176,7 +176,7 @@ class RolloutEngine:
             repository.event(
                 rollout,
                 "wave_started",
-                f"wave {wave}: sent to {len(sendable)} device(s), "
+                f"wave {wave + 1}: sent to {len(sendable)} device(s), "
                 f"{len(members) - len(sendable)} skipped",
                 wave=wave,
             )
@@ -268,12 +268,12 @@ class RolloutEngine:
             await self.abort(
                 session,
                 rollout,
-                f"wave {wave} did not pass within {rule.wave_timeout_s:g}s",
+                f"wave {wave + 1} did not pass within {rule.wave_timeout_s:g}s",
             )
 
     async def _pass_wave(self, session: AsyncSession, rollout: Rollout) -> None:
         wave = rollout.current_wave
-        session.add(repository.event(rollout, "wave_passed", f"wave {wave} passed", wave=wave))
+        session.add(repository.event(rollout, "wave_passed", f"wave {wave + 1} passed", wave=wave))
         rollout.revision += 1
         if wave + 1 >= rollout.wave_count:
             rollout.state = RolloutState.completed.value
