@@ -25,7 +25,7 @@ import aiormq.exceptions
 import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from suite_testkit import MODEL_IMAGE, Suite, running_suite  # tests/ on path
+from suite_testkit import Suite, openai_manifest, running_suite  # tests/ on path
 
 from modelyard_client import AsyncModelyard, Endpoints, operations
 from modelyard_common.contracts import (
@@ -45,20 +45,6 @@ WORKSPACE = "logs"
 LOGS_TIMEOUT_S = 3.0
 KEEPALIVE_S = 1.0
 BOOT_LINES = [f"boot {n:03d}" for n in range(1, 251)]
-
-
-def chatty_manifest() -> dict[str, Any]:
-    return {
-        "image": MODEL_IMAGE,
-        "language": "python3",
-        "main": "main.py",
-        "port": 8080,
-        "max_ram_mb": 128,
-        "cores": 0.5,
-        "health_path": "/healthz",
-        "protocol": "openai",
-        "env": {},
-    }
 
 
 class SilentDevice:
@@ -188,7 +174,7 @@ async def suite(
             status=201,
         )
         running.model_name, running.model_id = model["name"], model["id"]
-        version = await running.upload(model["id"], "chatty", chatty_manifest(), "chatty")
+        version = await running.upload(model["id"], "chatty", openai_manifest(), "chatty")
         agent = await running.start_agent("logs-device", {"site": "logs"})
         running.agent_device = agent.device_id
         running.deployment = await deploy(running, version["id"], agent.device_id)

@@ -39,6 +39,75 @@ export function parseSelector(text: string): Record<string, string> | null {
   return Object.keys(selector).length ? selector : null;
 }
 
+export type Target = "devices" | "selector";
+
+/** Where a deployment or a rollout goes: chosen devices, or every device with a label. */
+export function DeviceTarget(props: {
+  legend: string;
+  name: string;
+  target: Target;
+  setTarget: (target: Target) => void;
+  devices: Device[] | null;
+  chosen: string[];
+  setChosen: (chosen: string[]) => void;
+  selector: string;
+  setSelector: (selector: string) => void;
+  errors: Record<string, string>;
+  selectorFirst?: boolean;
+}) {
+  const { target, setTarget, devices, chosen, setChosen, selector, errors } = props;
+  const choices: [Target, string][] = [
+    ["devices", "Chosen devices"],
+    ["selector", "Every device with a label"],
+  ];
+  if (props.selectorFirst) choices.reverse();
+  return (
+    <>
+      <fieldset>
+        <legend>{props.legend}</legend>
+        {choices.map(([value, text]) => (
+          <label key={value}>
+            <input type="radio" name={props.name} checked={target === value} onChange={() => setTarget(value)} />
+            {text}
+          </label>
+        ))}
+      </fieldset>
+      {target === "devices" ? (
+        <fieldset aria-label="Devices" class="device-choice">
+          {devices === null ? (
+            <Loading what="the devices" />
+          ) : devices.length === 0 ? (
+            <p class="muted">No devices in this workspace yet.</p>
+          ) : (
+            devices.map((d) => (
+              <label key={d.id}>
+                <input
+                  type="checkbox"
+                  checked={chosen.includes(d.id)}
+                  onChange={(e) => setChosen(e.currentTarget.checked ? [...chosen, d.id] : chosen.filter((x) => x !== d.id))}
+                />
+                <span>
+                  {d.name} <small class="muted">({d.status}{Object.keys(d.labels).length ? `, ${labelsText(d.labels)}` : ""})</small>
+                </span>
+              </label>
+            ))
+          )}
+          {errors.device_ids && <small class="field-error">{errors.device_ids}</small>}
+        </fieldset>
+      ) : (
+        <Field
+          label="Label selector"
+          required
+          error={errors.selector ?? (selector && !parseSelector(selector) ? "Write key=value (several: key=value, key2=value2)." : undefined)}
+          hint="Every device carrying all these labels, e.g. site=berlin."
+        >
+          {(a) => <input {...a} value={selector} onInput={(e) => props.setSelector(e.currentTarget.value)} placeholder="site=berlin" />}
+        </Field>
+      )}
+    </>
+  );
+}
+
 function act(deployer: Deployer_, d: Deployment, action: Action | "remove") {
   const target = { params: { path: { deployment_id: d.id } } };
   switch (action) {
@@ -194,7 +263,7 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
   const form = useRef<HTMLFormElement>(null);
   const { errors, failure, busy, submit } = useSubmit(form);
   const [versionId, setVersionId] = useState("");
-  const [target, setTarget] = useState<"devices" | "selector">("devices");
+  const [target, setTarget] = useState<Target>("devices");
   const [chosen, setChosen] = useState<string[]>([]);
   const [selector, setSelector] = useState("");
   const [done, setDone] = useState<string | null>(null);
@@ -242,49 +311,18 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
               </select>
             )}
           </Field>
-          <fieldset>
-            <legend>Deploy to</legend>
-            <label>
-              <input type="radio" name="target" checked={target === "devices"} onChange={() => setTarget("devices")} />
-              Chosen devices
-            </label>
-            <label>
-              <input type="radio" name="target" checked={target === "selector"} onChange={() => setTarget("selector")} />
-              Every device with a label
-            </label>
-          </fieldset>
-          {target === "devices" ? (
-            <fieldset aria-label="Devices" class="device-choice">
-              {props.devices === null ? (
-                <Loading what="the devices" />
-              ) : props.devices.length === 0 ? (
-                <p class="muted">No devices in this workspace yet.</p>
-              ) : (
-                props.devices.map((d) => (
-                  <label key={d.id}>
-                    <input
-                      type="checkbox"
-                      checked={chosen.includes(d.id)}
-                      onChange={(e) => setChosen(e.currentTarget.checked ? [...chosen, d.id] : chosen.filter((x) => x !== d.id))}
-                    />
-                    <span>
-                      {d.name} <small class="muted">({d.status}{Object.keys(d.labels).length ? `, ${labelsText(d.labels)}` : ""})</small>
-                    </span>
-                  </label>
-                ))
-              )}
-              {errors.device_ids && <small class="field-error">{errors.device_ids}</small>}
-            </fieldset>
-          ) : (
-            <Field
-              label="Label selector"
-              required
-              error={errors.selector ?? (selector && !parsed ? "Write key=value (several: key=value, key2=value2)." : undefined)}
-              hint="Every device carrying all these labels, e.g. site=berlin."
-            >
-              {(a) => <input {...a} value={selector} onInput={(e) => setSelector(e.currentTarget.value)} placeholder="site=berlin" />}
-            </Field>
-          )}
+          <DeviceTarget
+            legend="Deploy to"
+            name="target"
+            target={target}
+            setTarget={setTarget}
+            devices={props.devices}
+            chosen={chosen}
+            setChosen={setChosen}
+            selector={selector}
+            setSelector={setSelector}
+            errors={errors}
+          />
           {failure ? <ErrorNote error={failure} /> : null}
           {done && <p role="status">{done}</p>}
           <div class="actions">

@@ -17,8 +17,7 @@ import {
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { parseSelector } from "./deploy.tsx";
-import { labelsText } from "./devices.tsx";
+import { DeviceTarget, parseSelector, type Target } from "./deploy.tsx";
 import { go } from "./router.ts";
 import { Confirm, ErrorNote, Field, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions } from "./versions.tsx";
@@ -187,7 +186,7 @@ export function RolloutForm(props: { modelId: string }) {
   const form = useRef<HTMLFormElement>(null);
   const { errors, failure, busy, submit } = useSubmit(form);
   const [versionId, setVersionId] = useState("");
-  const [target, setTarget] = useState<"devices" | "selector">("selector");
+  const [target, setTarget] = useState<Target>("selector");
   const [chosen, setChosen] = useState<string[]>([]);
   const [selector, setSelector] = useState("");
   const [waves, setWaves] = useState<WaveRow[]>([
@@ -272,49 +271,19 @@ export function RolloutForm(props: { modelId: string }) {
                   </select>
                 )}
               </Field>
-              <fieldset>
-                <legend>Roll out to</legend>
-                <label>
-                  <input type="radio" name="rollout-target" checked={target === "selector"} onChange={() => setTarget("selector")} />
-                  Every device with a label
-                </label>
-                <label>
-                  <input type="radio" name="rollout-target" checked={target === "devices"} onChange={() => setTarget("devices")} />
-                  Chosen devices
-                </label>
-              </fieldset>
-              {target === "devices" ? (
-                <fieldset aria-label="Devices" class="device-choice">
-                  {devices.items === null ? (
-                    <Loading what="the devices" />
-                  ) : devices.items.length === 0 ? (
-                    <p class="muted">No devices in this workspace yet.</p>
-                  ) : (
-                    devices.items.map((d) => (
-                      <label key={d.id}>
-                        <input
-                          type="checkbox"
-                          checked={chosen.includes(d.id)}
-                          onChange={(e) => setChosen(e.currentTarget.checked ? [...chosen, d.id] : chosen.filter((x) => x !== d.id))}
-                        />
-                        <span>
-                          {d.name} <small class="muted">({d.status}{Object.keys(d.labels).length ? `, ${labelsText(d.labels)}` : ""})</small>
-                        </span>
-                      </label>
-                    ))
-                  )}
-                  {errors.device_ids && <small class="field-error">{errors.device_ids}</small>}
-                </fieldset>
-              ) : (
-                <Field
-                  label="Label selector"
-                  required
-                  error={errors.selector ?? (selector && !parsed ? "Write key=value (several: key=value, key2=value2)." : undefined)}
-                  hint="Every device carrying all these labels, e.g. site=berlin."
-                >
-                  {(a) => <input {...a} value={selector} onInput={(e) => setSelector(e.currentTarget.value)} placeholder="site=berlin" />}
-                </Field>
-              )}
+              <DeviceTarget
+                legend="Roll out to"
+                name="rollout-target"
+                target={target}
+                setTarget={setTarget}
+                devices={devices.items}
+                chosen={chosen}
+                setChosen={setChosen}
+                selector={selector}
+                setSelector={setSelector}
+                errors={errors}
+                selectorFirst
+              />
             </article>
             <article>
               <h2>When to go on, when to stop</h2>

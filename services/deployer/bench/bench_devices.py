@@ -309,6 +309,41 @@ async def wait_until(predicate: Any, within: float, what: str) -> float:
     return time.monotonic() - started
 
 
+async def approved_version(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    amqp_url: str,
+    db: asyncpg.Connection,
+    model_id: str,
+) -> str:
+    """Upload the bench project as a version of `model_id`, approve the model; return its id."""
+    upload = await http.post(
+        f"/v1/models/{model_id}/versions",
+        files={"file": ("p.zip", project_zip(), "application/zip")},
+        data={
+            "manifest": json.dumps(
+                {"image": "python:3.11-slim", "main": "main.py", "handlers": [{"name": "p"}]}
+            )
+        },
+        headers=headers,
+    )
+    upload.raise_for_status()
+    await approve(amqp_url, db, model_id)
+    return str(upload.json()["id"])
+
+
+async def all_online(db: asyncpg.Connection, n: int) -> float:
+    """Wait until `n` devices have heartbeated once; return how long it took."""
+
+    async def online() -> bool:
+        seen = await db.fetchval(
+            "SELECT count(*) FROM deployer.devices WHERE last_seen_at IS NOT NULL"
+        )
+        return int(seen) >= n
+
+    return await wait_until(online, 120, "every device's first heartbeat")
+
+
 async def register(
     http: httpx.AsyncClient, n: int, headers: dict[str, str], *, concurrency: int = 20
 ) -> list[Any]:
@@ -356,31 +391,12 @@ async def run_fleet(
         identities = await register(http, n, headers)
         row.register_s = time.monotonic() - started
         progress(f"N={n}: {n} devices registered in {row.register_s:.1f} s")
-        upload = await http.post(
-            f"/v1/models/{model_id}/versions",
-            files={"file": ("p.zip", project_zip(), "application/zip")},
-            data={
-                "manifest": json.dumps(
-                    {"image": "python:3.11-slim", "main": "main.py", "handlers": [{"name": "p"}]}
-                )
-            },
-            headers=headers,
-        )
-        upload.raise_for_status()
-        version_id = upload.json()["id"]
-        await approve(amqp_url, db, model_id)
+        version_id = await approved_version(http, headers, amqp_url, db, model_id)
         fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
         await fleet.start()
         samplers.start()
         try:
-
-            async def all_online() -> bool:
-                seen = await db.fetchval(
-                    "SELECT count(*) FROM deployer.devices WHERE last_seen_at IS NOT NULL"
-                )
-                return int(seen) >= n
-
-            await wait_until(all_online, 120, "every device's first heartbeat")
+            await all_online(db, n)
             progress(f"N={n}: fleet online; one heartbeat interval of steady state")
 
             # Steady state: heartbeats only, for one whole interval.

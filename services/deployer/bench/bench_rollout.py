@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -36,13 +35,12 @@ import asyncpg
 import httpx
 from bench_devices import (
     WORKSPACE,
-    approve,
+    all_online,
+    approved_version,
     bench_broker,
     bench_vhost,
     progress,
-    project_zip,
     register,
-    wait_until,
 )
 from bench_upload import ADMIN_URL, SECRET, drop_database, memory_kib, running_deployer
 from fleet import REPORTED_STATES, Fleet
@@ -124,33 +122,14 @@ async def run_rollout(
         result.register_s = time.monotonic() - started
         result.register_cpu_s = cpu_seconds(pid) - cpu0
         progress(f"N={n}: registered (each with its broker login) in {result.register_s:.1f} s")
-        upload = await http.post(
-            f"/v1/models/{model_id}/versions",
-            files={"file": ("p.zip", project_zip(), "application/zip")},
-            data={
-                "manifest": json.dumps(
-                    {"image": "python:3.11-slim", "main": "main.py", "handlers": [{"name": "p"}]}
-                )
-            },
-            headers=headers,
-        )
-        upload.raise_for_status()
-        version_id = upload.json()["id"]
-        await approve(amqp_url, db, model_id)
+        version_id = await approved_version(http, headers, amqp_url, db, model_id)
         fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
         started = time.monotonic()
         await fleet.start()
         result.connect_s = time.monotonic() - started
         progress(f"N={n}: every device logged in as itself in {result.connect_s:.1f} s")
         try:
-
-            async def all_online() -> bool:
-                seen = await db.fetchval(
-                    "SELECT count(*) FROM deployer.devices WHERE last_seen_at IS NOT NULL"
-                )
-                return int(seen) >= n
-
-            result.online_s = await wait_until(all_online, 120, "every device's first heartbeat")
+            result.online_s = await all_online(db, n)
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(3)
             result.idle_cpu_s = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)

@@ -67,6 +67,20 @@ class Redeploy(BaseModel):
     version_id: uuid.UUID
 
 
+HEALTH_EXAMPLE = {
+    "probe_ok": True,
+    "probe_status": 200,
+    "probe_error": None,
+    "probed_at": "2026-11-22T08:01:05Z",
+    "restarts": 0,
+    "memory_mb": 84.2,
+    "memory_limit_mb": 512.0,
+    "cpu_percent": 3.5,
+    "sampled_at": "2026-11-22T08:01:05Z",
+    "reported_at": "2026-11-22T08:01:06Z",
+}
+
+
 class DeploymentHealth(BaseModel):
     """How the deployment's container fared, as the device's latest heartbeat listing it said.
 
@@ -74,20 +88,7 @@ class DeploymentHealth(BaseModel):
     slow to answer). CPU use is a share of one core since the device's previous heartbeat.
     """
 
-    model_config = examples_config(
-        {
-            "probe_ok": True,
-            "probe_status": 200,
-            "probe_error": None,
-            "probed_at": "2026-11-22T08:01:05Z",
-            "restarts": 0,
-            "memory_mb": 84.2,
-            "memory_limit_mb": 512.0,
-            "cpu_percent": 3.5,
-            "sampled_at": "2026-11-22T08:01:05Z",
-            "reported_at": "2026-11-22T08:01:06Z",
-        }
-    )
+    model_config = examples_config(HEALTH_EXAMPLE)
 
     probe_ok: bool | None = Field(description="The health path answered below 400.")
     probe_status: int | None = Field(description="The health path's status code.")
@@ -121,18 +122,7 @@ class Deployment(BaseModel):
             "generation": 1,
             "base_url": None,
             "policy_warning": None,
-            "health": {
-                "probe_ok": True,
-                "probe_status": 200,
-                "probe_error": None,
-                "probed_at": "2026-11-22T08:01:05Z",
-                "restarts": 0,
-                "memory_mb": 84.2,
-                "memory_limit_mb": 512.0,
-                "cpu_percent": 3.5,
-                "sampled_at": "2026-11-22T08:01:05Z",
-                "reported_at": "2026-11-22T08:01:06Z",
-            },
+            "health": HEALTH_EXAMPLE,
             "created_by": "alice",
             "created_at": "2026-11-22T08:00:00Z",
             "updated_at": "2026-11-22T08:01:10Z",
