@@ -164,7 +164,7 @@ async def run_rollout(
                     marks.append(cpu_seconds(pid))
                     result.waves[wave].peak_rss_mib = peak_rss_mib(pid)
                     wave += 1
-                    progress(f"N={n}: wave {wave - 1} passed")
+                    progress(f"N={n}: wave {wave} passed")
                 if row["state"] == "completed":
                     break
                 if row["state"] not in ("running",):
@@ -195,7 +195,7 @@ async def run_rollout(
                 result.waves[row["wave"]].states[row["state"]] = row["count"]
                 if row["state"] != "healthy":
                     result.problems.append(
-                        f"wave {row['wave']}: {row['count']} {row['state']} ({row['reason']})"
+                        f"wave {row['wave'] + 1}: {row['count']} {row['state']} ({row['reason']})"
                     )
             result.commands = fleet.stats.commands
             result.reports = fleet.stats.reports
@@ -259,7 +259,7 @@ def print_table(result: Result, interval_s: float) -> None:
     print("|---|---|---|---|---|---|")
     for wave in result.waves:
         print(
-            f"| {wave.wave} | {wave.devices} | {wave.states.get('healthy', 0)} "
+            f"| {wave.wave + 1} | {wave.devices} | {wave.states.get('healthy', 0)} "
             f"| {wave.seconds:.2f} | {wave.cpu_s:.2f} | {wave.peak_rss_mib:.0f} |"
         )
     healthy = sum(w.states.get("healthy", 0) for w in result.waves)
