@@ -563,18 +563,22 @@ BENCH_VHOST = "modelyard_bench"
 
 
 def queue_depth(name: str) -> int:
-    """Return how many messages wait on queue `name` of the bench vhost (rabbitmqctl)."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", BENCH_VHOST, "name", "messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == name:
-            return int(parts[1])
-    raise RuntimeError(f"queue {name} not found on vhost {BENCH_VHOST}")
+    """Return how many messages wait on queue `name` of the bench vhost (ready, not yet taken).
+
+    Asked of the queue itself (a passive declare): rabbitmqctl's figures are statistics
+    emitted every few seconds, and read 0 right after a backlog was published.
+    """
+    import aio_pika
+
+    async def depth() -> int:
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{BENCH_VHOST}")
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(name, passive=True)
+            count = queue.declaration_result.message_count
+            return int(count or 0)
+
+    return asyncio.run(depth())
 
 
 def publish_backlog(amqp_url: str, count: int) -> None:
@@ -651,7 +655,7 @@ def measure_drain(logs: Path, backend: str, backlog: int) -> dict[str, Any]:
         time.sleep(0.5)
         found["before"] = queue_depth("gateway.endpoints")
         found["draining"] = loadgen(
-            url, concurrency=16, requests=5000, stream=False, key=key, warmup=100
+            url, concurrency=16, requests=20000, stream=False, key=key, warmup=100
         )
         found["after"] = queue_depth("gateway.endpoints")
         deadline = time.monotonic() + 600
@@ -659,7 +663,7 @@ def measure_drain(logs: Path, backend: str, backlog: int) -> dict[str, Any]:
             time.sleep(0.5)
         found["drained_s"] = time.monotonic() - started
         found["idle"] = loadgen(
-            url, concurrency=16, requests=5000, stream=False, key=key, warmup=100
+            url, concurrency=16, requests=20000, stream=False, key=key, warmup=100
         )
     except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
         found["failed"] = f"{type(exc).__name__}: {exc}"[:200]
