@@ -243,6 +243,20 @@ def start_sink(procs: Processes, logs: Path) -> str:
     return start_helper(procs, logs, "otlp_sink.py", "/stats")
 
 
+def chat_group(url: str, token: str, backend: str) -> None:
+    """Create the group `chat` of one instance, the fast backend, on the gateway at `url`."""
+    body = {
+        "name": "fast",
+        "kind": "local",
+        "host": "127.0.0.1",
+        "port": int(backend.rsplit(":", 1)[1]),
+        "upstream_model": "bench-model",
+        "health_path": "",
+    }
+    fast = str(http_json("POST", url + "/v1/instances", body, token)["id"])
+    http_json("POST", url + "/v1/groups", {"name": "chat", "instance_ids": [fast]}, token)
+
+
 def start_overhead_pair(
     procs: Processes, logs: Path, backend: str, sink: str
 ) -> dict[str, tuple[str, str]]:
@@ -263,21 +277,11 @@ def start_overhead_pair(
         "gw-on": serve_gateway(procs, logs, on_env, "gateway-on"),
         "gw-trace": serve_gateway(procs, logs, trace_env, "gateway-trace"),
     }
-    backend_port = int(backend.rsplit(":", 1)[1])
     never = 10**9  # limits that are counted and checked, never reached
     keys: dict[str, tuple[str, str]] = {}
     for name, url in pair.items():
         token = admin_token(f"bench-{name}")
-        body = {
-            "name": "fast",
-            "kind": "local",
-            "host": "127.0.0.1",
-            "port": backend_port,
-            "upstream_model": "bench-model",
-            "health_path": "",
-        }
-        fast = str(http_json("POST", url + "/v1/instances", body, token)["id"])
-        http_json("POST", url + "/v1/groups", {"name": "chat", "instance_ids": [fast]}, token)
+        chat_group(url, token, backend)
         key_body: dict[str, Any] = {"name": "bench"}
         if name == "gw-on":
             limits = {"requests_per_minute": never, "tokens_per_minute": never * 1000}
@@ -640,17 +644,7 @@ def measure_drain(logs: Path, backend: str, backlog: int) -> dict[str, Any]:
         started = time.monotonic()
         url = serve_gateway(procs, logs, env, "gateway-drain")
         token = admin_token("bench-drain")
-        backend_port = int(backend.rsplit(":", 1)[1])
-        body = {
-            "name": "fast",
-            "kind": "local",
-            "host": "127.0.0.1",
-            "port": backend_port,
-            "upstream_model": "bench-model",
-            "health_path": "",
-        }
-        fast = str(http_json("POST", url + "/v1/instances", body, token)["id"])
-        http_json("POST", url + "/v1/groups", {"name": "chat", "instance_ids": [fast]}, token)
+        chat_group(url, token, backend)
         key = str(http_json("POST", url + "/v1/keys", {"name": "bench"}, token)["key"])
         time.sleep(0.5)
         found["before"] = queue_depth("gateway.endpoints")
