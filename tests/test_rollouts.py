@@ -100,6 +100,15 @@ async def fleet(commands: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             )
         )
         suite.agents.sort(key=lambda a: a.name)
+
+        # An agent answers /healthz before the deployer has read its first heartbeat; a rollout
+        # started in between would skip that device as one that never sent one.
+        async def all_online() -> bool:
+            page = await suite.get(f"{suite.deployer}/v1/devices?status=online&limit=100")
+            online = {d["id"] for d in page["items"]}
+            return {a.device_id for a in suite.agents} <= online
+
+        await wait_for(all_online, timeout=STEP_TIMEOUT_S, interval=0.5)
         yield suite
 
 

@@ -637,7 +637,7 @@ const ok = await runChecks([
     async () => {
       const page = people.root;
       await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
-      await page.getByRole('heading', { name: 'Deploy', level: 2 }).waitFor();
+      await page.getByRole('heading', { name: 'Deploy', exact: true, level: 2 }).waitFor();
       // v1 to the chosen device.
       await page.getByLabel('Version', { exact: true }).selectOption({ index: 1 });
       await page.getByRole('checkbox', { name: new RegExp(`^${seeded.second_device}`) }).check();
