@@ -19,7 +19,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import uuid
@@ -44,6 +43,7 @@ from modelyard_common.contracts import DEPLOYMENT_REPORTED, DEVICES_EXCHANGE, EV
 from modelyard_common.device_identity import broker_username, device_amqp_url
 from modelyard_common.events import new_event
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_testkit.nginx import nginx_binary, nginx_config
 from modelyard_testkit.testing import (
     S3_TEST_CREDENTIALS,
     TEST_ADMIN_DB_URL,
@@ -75,10 +75,8 @@ MODEL = {
 MANIFEST = {"image": "python:3.11-slim", "main": "main.py", "handlers": [{"name": "predict"}]}
 
 
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
+def nginx_needed() -> str:
+    found = nginx_binary()
     assert found, "nginx is needed (apt package `nginx`; .ci/run installs it)"
     return found
 
@@ -162,7 +160,7 @@ class Cluster:
         return float(found.group(1)) if found else 0.0
 
 
-def nginx_config(tmp: Path, upstreams: dict[str, tuple[int, list[int]]]) -> str:
+def balancer_config(tmp: Path, upstreams: dict[str, tuple[int, list[int]]]) -> str:
     """Return an nginx config: per service one listen port, round robin over its replicas."""
     blocks = []
     for service, (listen, ports) in upstreams.items():
@@ -190,22 +188,7 @@ def nginx_config(tmp: Path, upstreams: dict[str, tuple[int, list[int]]]) -> str:
     }}
   }}"""
         )
-    return f"""
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log {tmp}/nginx-access.log;
-  client_body_temp_path {tmp}/nginx-body;
-  proxy_temp_path {tmp}/nginx-proxy;
-  fastcgi_temp_path {tmp}/nginx-fastcgi;
-  uwsgi_temp_path {tmp}/nginx-uwsgi;
-  scgi_temp_path {tmp}/nginx-scgi;
-{"".join(blocks)}
-}}
-"""
+    return nginx_config(tmp, "".join(blocks), access_log=True)
 
 
 class ProbedBackend:
@@ -278,9 +261,10 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                     for replica in replicas:
                         await cluster.wait_ready(replica)
                 config = tmp / "nginx.conf"
-                config.write_text(nginx_config(tmp, {s: (listen[s], ports[s]) for s in SERVICES}))
+                upstreams = {s: (listen[s], ports[s]) for s in SERVICES}
+                config.write_text(balancer_config(tmp, upstreams))
                 cluster.nginx = await asyncio.create_subprocess_exec(
-                    nginx_binary(),
+                    nginx_needed(),
                     "-c",
                     str(config),
                     "-p",

@@ -38,7 +38,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -49,7 +48,7 @@ import httpx
 import psutil
 from bench_upload import (
     ADMIN_URL,
-    SECRET,
+    admin_headers,
     drop_database,
     running_deployer,
 )
@@ -58,7 +57,6 @@ from modelyard_agent.settings import AgentSettings
 from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database, wait_for_port
 
-from modelyard_common.auth import issue_token
 from modelyard_common.contracts import EVENTS_EXCHANGE
 from modelyard_common.device_identity import BROKER_USER_PREFIX
 from modelyard_common.events import CloudEvent
@@ -380,10 +378,7 @@ async def run_fleet(
     burst: int,
 ) -> Row:
     row = Row(devices=n)
-    token = issue_token(
-        secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=timedelta(hours=2)
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = admin_headers()
     db = await asyncpg.connect(asyncpg_dsn(database_url))
     samplers = Samplers(pid, amqp_url, database)
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:

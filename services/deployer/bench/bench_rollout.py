@@ -34,7 +34,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 from bench_devices import (
-    WORKSPACE,
     all_online,
     approved_version,
     bench_broker,
@@ -42,12 +41,18 @@ from bench_devices import (
     progress,
     register,
 )
-from bench_upload import ADMIN_URL, SECRET, drop_database, memory_kib, running_deployer
+from bench_upload import (
+    ADMIN_URL,
+    admin_headers,
+    cpu_seconds,
+    drop_database,
+    memory_kib,
+    running_deployer,
+)
 from fleet import REPORTED_STATES, Fleet
 from modelyard_testkit.servers import free_port
 from modelyard_testkit.testing import recreate_database
 
-from modelyard_common.auth import issue_token
 from modelyard_common.outbox import asyncpg_dsn
 
 QUEUE_PREFIX = "deployer-rollout-bench"
@@ -57,13 +62,6 @@ SOAK_S = 1.0
 ROLLOUT_INTERVAL_S = 1.0
 # Registrations at a time: each makes the device's queues and broker login (management API).
 REGISTER_CONCURRENCY = 40
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return a process's user + system CPU seconds, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -111,10 +109,7 @@ async def run_rollout(
     interval_s: float,
 ) -> Result:
     result = Result(devices=n)
-    token = issue_token(
-        secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=timedelta(hours=1)
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = admin_headers(timedelta(hours=1))
     db = await asyncpg.connect(asyncpg_dsn(database_url))
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         started, cpu0 = time.monotonic(), cpu_seconds(pid)

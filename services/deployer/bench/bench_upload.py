@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import pwd
 import shutil
 import socket
 import statistics
@@ -47,6 +46,7 @@ from typing import Any
 import asyncpg
 import httpx
 from modelyard_testkit.bench import print_metrics
+from modelyard_testkit.nginx import nginx_binary, nginx_config
 from modelyard_testkit.servers import free_port, wait_ready
 from modelyard_testkit.testing import S3_TEST_CREDENTIALS, recreate_database, s3_test_server
 
@@ -122,6 +122,12 @@ def cpu_seconds(pid: int) -> float:
     """Return the CPU time (user + system, every thread) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def admin_headers(ttl: timedelta = timedelta(hours=2)) -> dict[str, str]:
+    """Return the Authorization header of the benches' admin (workspace `bench`)."""
+    token = issue_token(secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=ttl)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -243,8 +249,8 @@ def running_nginx(root: Path) -> Iterator[tuple[str, int] | None]:
 
     Yields None when nginx is not installed.
     """
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
+    nginx = nginx_binary()
+    if nginx is None:
         yield None
         return
     port = free_port()
@@ -254,23 +260,7 @@ def running_nginx(root: Path) -> Iterator[tuple[str, int] | None]:
     temp = root / ".tmp"
     temp.mkdir(parents=True)
     conf = workdir / "nginx.conf"
-    # Started as root, nginx's worker would drop to `nobody` and could not write here.
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"""
-{user}
-worker_processes 1;
-daemon off;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp};
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
+    server = f"""
     server {{
         listen 127.0.0.1:{port};
         client_max_body_size 0;
@@ -279,10 +269,8 @@ http {{
             dav_methods PUT DELETE;
             create_full_put_path on;
         }}
-    }}
-}}
-"""
-    )
+    }}"""
+    conf.write_text(nginx_config(workdir, server, worker_connections=64, body_temp=temp))
     process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)])
     try:
         wait_for_port(port, process)
@@ -405,10 +393,7 @@ def deployer_target(
     name: str, base_url: str, process: subprocess.Popen[bytes], model_id: str, zip_path: Path
 ) -> Target:
     """Return the target uploading versions to a running deployer (each deleted after)."""
-    token = issue_token(
-        secret=SECRET, sub="bench", roles=["admin"], workspace=WORKSPACE, ttl=timedelta(hours=2)
-    )
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = admin_headers()
 
     def upload() -> float:
         return post_file(

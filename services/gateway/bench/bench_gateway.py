@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelyard_testkit.nginx import nginx_binary, nginx_config
 from modelyard_testkit.servers import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -293,31 +294,16 @@ def start_overhead_pair(
 
 
 def start_nginx(procs: Processes, logs: Path, backend: str) -> str:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
+    nginx = nginx_binary()
+    if nginx is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="nginx-bench-"))
     backend_hostport = backend.removeprefix("http://")
     conf = workdir / "nginx.conf"
-    temp = workdir / "tmp"
-    temp.mkdir()
-    conf.write_text(
-        f"""
-worker_processes 1;
-daemon off;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
+    proxy = f"""
     keepalive_requests 10000000;
     keepalive_timeout 300s;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
     upstream backend {{
         server {backend_hostport};
         keepalive 256;
@@ -331,10 +317,8 @@ http {{
             proxy_set_header Connection "";
             proxy_buffering off;
         }}
-    }}
-}}
-"""
-    )
+    }}"""
+    conf.write_text(nginx_config(workdir, proxy, worker_connections=4096))
     os.chmod(workdir, 0o755)
     proc = procs.start(
         pinned([nginx, "-p", str(workdir), "-c", str(conf)], PROXY_CPU), log=logs / "nginx.log"
