@@ -131,7 +131,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         ],
         lifespan=lifespan,
         openapi_tags=TAGS,
-        # Streamed by their routes under their own limits (evidence_max_bytes, MAX_IMPORT_BYTES).
+        # Streamed under their own limits (evidence_max_bytes, the reports' MAX_IMPORT_BYTES).
         raw_bodies={
             ("PUT", "/v1/evidence/{evidence_id}/file"): None,
             ("POST", "/v1/inventory/import"): None,

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.queries import scalar_row
 from modelyard_registry.db import WorkspacePolicy
 
 
@@ -16,9 +17,7 @@ async def get(
 ) -> WorkspacePolicy | None:
     """Return the workspace's chosen policy, if it chose one."""
     stmt = select(WorkspacePolicy).where(WorkspacePolicy.workspace == workspace)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+    return await scalar_row(session, stmt, for_update=for_update)
 
 
 async def upsert(
