@@ -30,21 +30,8 @@ async def upsert(
     updated_at: datetime,
 ) -> None:
     """Set the workspace's policy, creating its row the first time."""
-    stmt = insert(WorkspacePolicy).values(
-        workspace=workspace,
-        gate=gate,
-        comment=comment,
-        updated_by=updated_by,
-        updated_at=updated_at,
-    )
+    values = {"gate": gate, "comment": comment, "updated_by": updated_by, "updated_at": updated_at}
+    stmt = insert(WorkspacePolicy).values(workspace=workspace, **values)
     await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[WorkspacePolicy.workspace],
-            set_={
-                "gate": stmt.excluded.gate,
-                "comment": stmt.excluded.comment,
-                "updated_by": stmt.excluded.updated_by,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
+        stmt.on_conflict_do_update(index_elements=[WorkspacePolicy.workspace], set_=values)
     )
