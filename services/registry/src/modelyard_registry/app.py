@@ -36,23 +36,21 @@ from modelyard_registry.reports.router import router as reports_router
 from modelyard_registry.settings import RegistrySettings
 
 VERSION = "0.1.0"
+# The OpenAPI document's tags, in order, each with what its routes are about.
 TAGS = [
-    {"name": "models", "description": "AI models: what they are, what they do, their limits."},
-    {
-        "name": "approvals",
-        "description": "Model review: requested by one person, decided by another.",
-    },
-    {"name": "systems", "description": "AI systems and their EU AI Act risk level."},
-    {
-        "name": "obligations",
-        "description": "The EU AI Act obligations of a system, by risk level and role.",
-    },
-    {"name": "evidence", "description": "Documents that prove obligations are met."},
-    {"name": "links", "description": "Which system uses which model, and how."},
-    {"name": "footprint", "description": "Where each model runs now, and where it ran when."},
-    {"name": "reports", "description": "Inventory export and import; AI Act registers (PDF)."},
-    {"name": "reference", "description": "Reference data for forms."},
-    {"name": "operations", "description": "Health and metrics."},
+    {"name": name, "description": description}
+    for name, description in {
+        "models": "AI models: what they are, what they do, their limits.",
+        "approvals": "Model review: requested by one person, decided by another.",
+        "systems": "AI systems and their EU AI Act risk level.",
+        "obligations": "The EU AI Act obligations of a system, by risk level and role.",
+        "evidence": "Documents that prove obligations are met.",
+        "links": "Which system uses which model, and how.",
+        "footprint": "Where each model runs now, and where it ran when.",
+        "reports": "Inventory export and import; AI Act registers (PDF).",
+        "reference": "Reference data for forms.",
+        "operations": "Health and metrics.",
+    }.items()
 ]
 
 
@@ -131,7 +129,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         ],
         lifespan=lifespan,
         openapi_tags=TAGS,
-        # Streamed by their routes under their own limits (evidence_max_bytes, MAX_IMPORT_BYTES).
+        # Streamed under their own limits (evidence_max_bytes, the reports' MAX_IMPORT_BYTES).
         raw_bodies={
             ("PUT", "/v1/evidence/{evidence_id}/file"): None,
             ("POST", "/v1/inventory/import"): None,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.queries import scalar_row
 from modelyard_registry.db import Evidence
 
 SORT_COLUMNS = {"created_at": Evidence.created_at, "updated_at": Evidence.updated_at}
@@ -34,11 +35,9 @@ async def get(
 ) -> Evidence | None:
     """Return the workspace's evidence item with this id, or None."""
     stmt = select(Evidence).where(Evidence.workspace == workspace, Evidence.id == evidence_id)
-    if for_update:
-        stmt = stmt.with_for_update()
     if with_content:
         stmt = stmt.options(undefer(Evidence.file_content))
-    return await session.scalar(stmt)
+    return await scalar_row(session, stmt, for_update=for_update)
 
 
 async def list_page(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.pagination import PageParams, paginate
+from modelyard_common.queries import scalar_row
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.search import matches_text
 
@@ -44,9 +45,7 @@ async def get(
 ) -> Item | None:
     """Return the workspace's row with this id, or None."""
     stmt = select(table).where(table.workspace == workspace, table.id == item_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+    return await scalar_row(session, stmt, for_update=for_update)
 
 
 async def name_taken(

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.queries import scalar_row
 from modelyard_registry.db import SystemObligation
 
 
@@ -25,6 +26,4 @@ async def get(
     stmt = select(SystemObligation).where(
         SystemObligation.system_id == system_id, SystemObligation.code == code
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+    return await scalar_row(session, stmt, for_update=for_update)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.queries import scalar_row
 from modelyard_registry.db import WorkspacePolicy
 
 
@@ -16,9 +17,7 @@ async def get(
 ) -> WorkspacePolicy | None:
     """Return the workspace's chosen policy, if it chose one."""
     stmt = select(WorkspacePolicy).where(WorkspacePolicy.workspace == workspace)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+    return await scalar_row(session, stmt, for_update=for_update)
 
 
 async def upsert(
@@ -31,21 +30,8 @@ async def upsert(
     updated_at: datetime,
 ) -> None:
     """Set the workspace's policy, creating its row the first time."""
-    stmt = insert(WorkspacePolicy).values(
-        workspace=workspace,
-        gate=gate,
-        comment=comment,
-        updated_by=updated_by,
-        updated_at=updated_at,
-    )
+    values = {"gate": gate, "comment": comment, "updated_by": updated_by, "updated_at": updated_at}
+    stmt = insert(WorkspacePolicy).values(workspace=workspace, **values)
     await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[WorkspacePolicy.workspace],
-            set_={
-                "gate": stmt.excluded.gate,
-                "comment": stmt.excluded.comment,
-                "updated_by": stmt.excluded.updated_by,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
+        stmt.on_conflict_do_update(index_elements=[WorkspacePolicy.workspace], set_=values)
     )

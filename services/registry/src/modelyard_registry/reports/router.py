@@ -6,17 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
 
 from modelyard_common.auth import Editor, Viewer
 from modelyard_common.db import SessionDep
-from modelyard_common.errors import (
-    FieldError,
-    PayloadTooLargeError,
-    UnprocessableError,
-    UnsupportedMediaTypeError,
-)
-from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_common.routes import Routes
 from modelyard_registry.deps import AUTH_PROBLEMS
 from modelyard_registry.downloads import download, download_responses
@@ -25,7 +17,6 @@ from modelyard_registry.reports.schemas import ExportFormat, ImportReport, Inven
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 reports = Routes(router)
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 @reports.reading(
@@ -77,36 +68,9 @@ async def import_inventory(
     principal: Editor,
     dry_run: Annotated[bool, Query(description="Validate and report; keep nothing.")] = False,
 ) -> ImportReport:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_IMPORT_BYTES:
-            raise PayloadTooLargeError(f"An import may be at most {MAX_IMPORT_BYTES} bytes.")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnprocessableError("The import must be UTF-8 text.") from exc
-    reject_nul(text, ["body"])  # the body is read here, past the shared JSON check
-    lines: dict[tuple[str, int], int] = {}
-    if kind == "text/csv":
-        inventory, lines = service.inventory_from_csv(text)
-    elif kind == "application/json":
-        try:
-            document = loads_guarded(text)  # depth and NaN checked before parsing
-            reject_nul(document, ["body"])
-            inventory = Inventory.model_validate(document)
-        except JSONInputError as exc:
-            raise exc.to_error(["body"]) from exc
-        except (ValueError, ValidationError) as exc:
-            raise UnprocessableError(
-                "The body is not an inventory document.",
-                errors=[
-                    FieldError(loc=["body"], field="body", message=str(exc)[:500], type="json")
-                ],
-            ) from exc
-    else:
-        raise UnsupportedMediaTypeError("Send application/json or text/csv.")
+    inventory, lines = await service.read_import(
+        request.stream(), request.headers.get("content-type", "")
+    )
     return await service.import_inventory(
         session, principal=principal, inventory=inventory, lines=lines, dry_run=dry_run
     )

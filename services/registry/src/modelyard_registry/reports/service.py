@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.auth import Principal
 from modelyard_common.db import utcnow
-from modelyard_common.errors import ProblemError, UnprocessableError
+from modelyard_common.errors import (
+    FieldError,
+    PayloadTooLargeError,
+    ProblemError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 from modelyard_common.http import make_etag
-from modelyard_common.inputs import JSONInputError, loads_guarded
+from modelyard_common.inputs import JSONInputError, loads_guarded, reject_nul
 from modelyard_registry.ai_models import service as models_service
 from modelyard_registry.ai_models.schemas import AIModelCreate
 from modelyard_registry.ai_systems import service as systems_service
@@ -45,6 +51,7 @@ MODEL_FIELDS = tuple(AIModelCreate.model_fields)
 SYSTEM_FIELDS = tuple(AISystemCreate.model_fields)
 PLURAL = {"model": "models", "system": "systems", "link": "links"}
 PLURAL |= {"obligation": "obligations", "evidence": "evidence"}
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 async def export_inventory(session: AsyncSession, *, principal: Principal) -> Inventory:
@@ -156,6 +163,42 @@ def inventory_from_csv(text: str) -> tuple[Inventory, dict[tuple[str, int], int]
     if bad:
         raise _invalid(bad)
     return inventory, lines
+
+
+async def read_import(
+    chunks: AsyncIterator[bytes], content_type: str
+) -> tuple[Inventory, dict[tuple[str, int], int]]:
+    """Return the inventory an import body holds and each CSV record's line (none for JSON).
+
+    413 past `MAX_IMPORT_BYTES`, 415 unless `content_type` is JSON or CSV, 422 unless it is
+    UTF-8 text without NUL that parses as an inventory.
+    """
+    raw = bytearray()
+    async for chunk in chunks:
+        raw += chunk
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise PayloadTooLargeError(f"An import may be at most {MAX_IMPORT_BYTES} bytes.")
+    kind = content_type.split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnprocessableError("The import must be UTF-8 text.") from exc
+    reject_nul(text, ["body"])  # the body is read here, past the shared JSON check
+    if kind == "text/csv":
+        return inventory_from_csv(text)
+    if kind != "application/json":
+        raise UnsupportedMediaTypeError("Send application/json or text/csv.")
+    try:
+        document = loads_guarded(text)  # depth and NaN checked before parsing
+        reject_nul(document, ["body"])
+        return Inventory.model_validate(document), {}
+    except JSONInputError as exc:
+        raise exc.to_error(["body"]) from exc
+    except (ValueError, ValidationError) as exc:
+        raise UnprocessableError(
+            "The body is not an inventory document.",
+            errors=[FieldError(loc=["body"], field="body", message=str(exc)[:500], type="json")],
+        ) from exc
 
 
 def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
