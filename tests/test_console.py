@@ -230,6 +230,9 @@ async def platform(console_dist: Path, tmp_path: Path) -> AsyncIterator[Platform
         "MODELYARD_DATABASE_URL": deployer_database_url,
         "MODELYARD_DEPLOYER_ARTIFACT_DIR": str(tmp_path / "artifacts"),
         "MODELYARD_DEPLOYER_BROKER_MANAGEMENT_URL": TEST_MANAGEMENT_URL,
+        # The walkthrough's device (test_console_walkthrough.py) is reached on loopback, as the
+        # gateway's instances are: prod refuses that, the rest of prod mode stays.
+        "MODELYARD_DEPLOYER_DEVICE_INGRESS_ALLOW_LOOPBACK": "true",
     }
     processes: list[asyncio.subprocess.Process] = []
     try:
