@@ -6,12 +6,33 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.schema_examples import examples_config
 
 MAX_DEVICE_IDS = 1000  # devices named in one create (a selector reaches any number)
+
+# Exactly one of `device_ids` and `selector`, and not null: `check_one_target`'s rule, said in
+# the JSON schema of every create that targets devices (for clients).
+ONE_TARGET: list[JsonValue] = [
+    {
+        "required": ["device_ids"],
+        "not": {"required": ["selector"]},
+        "properties": {"device_ids": {"type": "array"}},
+    },
+    {
+        "required": ["selector"],
+        "not": {"required": ["device_ids"]},
+        "properties": {"selector": {"type": "object"}},
+    },
+]
+
+
+def check_one_target(device_ids: object, selector: object) -> None:
+    """Raise ValueError unless exactly one of the two targets is given."""
+    if (device_ids is None) == (selector is None):
+        raise ValueError("give exactly one of `device_ids` or `selector`")
 
 
 class DeploymentCreate(BaseModel):
@@ -30,19 +51,7 @@ class DeploymentCreate(BaseModel):
                     "selector": {"site": "plant-1"},
                 },
             ],
-            # Exactly one of the two targets, and not null (the validator's rule, for clients).
-            "oneOf": [
-                {
-                    "required": ["device_ids"],
-                    "not": {"required": ["selector"]},
-                    "properties": {"device_ids": {"type": "array"}},
-                },
-                {
-                    "required": ["selector"],
-                    "not": {"required": ["device_ids"]},
-                    "properties": {"selector": {"type": "object"}},
-                },
-            ],
+            "oneOf": ONE_TARGET,
         },
     )
 
@@ -54,8 +63,7 @@ class DeploymentCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
-        if (self.device_ids is None) == (self.selector is None):
-            raise ValueError("give exactly one of `device_ids` or `selector`")
+        check_one_target(self.device_ids, self.selector)
         return self
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.schema_examples import examples_config
+from modelyard_deployer.deployments.schemas import ONE_TARGET, check_one_target
 
 
 class RolloutState(enum.StrEnum):
@@ -97,19 +98,7 @@ class RolloutCreate(BaseModel):
                     "offline_timeout_s": 300,
                 }
             ],
-            # What the validator checks, said in the schema: listed devices or a selector.
-            "oneOf": [
-                {
-                    "required": ["device_ids"],
-                    "not": {"required": ["selector"]},
-                    "properties": {"device_ids": {"type": "array"}},
-                },
-                {
-                    "required": ["selector"],
-                    "not": {"required": ["device_ids"]},
-                    "properties": {"selector": {"type": "object"}},
-                },
-            ],
+            "oneOf": ONE_TARGET,
         },
     )
 
@@ -131,8 +120,7 @@ class RolloutCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
-        if (self.device_ids is None) == (self.selector is None):
-            raise ValueError("give exactly one of `device_ids` or `selector`")
+        check_one_target(self.device_ids, self.selector)
         return self
 
 
