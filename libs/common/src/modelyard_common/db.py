@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, event, func
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, event, func
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -55,6 +55,17 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )
+
+
+class NamedInWorkspace:
+    """An id, the workspace the row belongs to, and a name (first in the table).
+
+    A table whose names are unique in their workspace declares the constraint itself.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id, sort_order=-1)
+    workspace: Mapped[str] = mapped_column(String(200), index=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(String(200), sort_order=-1)
 
 
 class UsageCountersMixin:

@@ -13,8 +13,28 @@ from modelyard_common.schema_examples import examples_config
 
 MAX_DEVICE_IDS = 1000  # devices named in one create (a selector reaches any number)
 
-# Exactly one of `device_ids` and `selector`, and not null: `check_one_target`'s rule, said in
-# the JSON schema of every create that targets devices (for clients).
+
+class DeviceTargets(BaseModel):
+    """A version and the devices it goes to: listed, or every device whose labels match a
+    selector (exactly one of the two; a create that targets devices says so in its schema
+    with `ONE_TARGET`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version_id: uuid.UUID
+    device_ids: Annotated[
+        list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DEVICE_IDS)
+    ] = None
+    selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.device_ids is None) == (self.selector is None):
+            raise ValueError("give exactly one of `device_ids` or `selector`")
+        return self
+
+
+# The validator's rule (exactly one of the targets, and not null), said in the schema for clients.
 ONE_TARGET: list[JsonValue] = [
     {
         "required": ["device_ids"],
@@ -29,17 +49,10 @@ ONE_TARGET: list[JsonValue] = [
 ]
 
 
-def check_one_target(device_ids: object, selector: object) -> None:
-    """Raise ValueError unless exactly one of the two targets is given."""
-    if (device_ids is None) == (selector is None):
-        raise ValueError("give exactly one of `device_ids` or `selector`")
-
-
-class DeploymentCreate(BaseModel):
+class DeploymentCreate(DeviceTargets):
     """Deploy a version to listed devices, or to every device whose labels match a selector."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -54,17 +67,6 @@ class DeploymentCreate(BaseModel):
             "oneOf": ONE_TARGET,
         },
     )
-
-    version_id: uuid.UUID
-    device_ids: Annotated[
-        list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DEVICE_IDS)
-    ] = None
-    selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Self:
-        check_one_target(self.device_ids, self.selector)
-        return self
 
 
 class Redeploy(BaseModel):

@@ -12,7 +12,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes, no_content, with_etag
+from modelyard_common.routes import Routes, no_content
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep, creates
 from modelyard_deployer.devices import repository, service
 from modelyard_deployer.devices.schemas import (
@@ -102,19 +102,12 @@ async def list_devices(
     )
 
 
-@devices.reading("get_device", "Get one device", problems=(401, 404))
+@devices.reading("get_device", "Get one device", problems=(401, 404), etag=True)
 async def get_device(
-    device_id: uuid.UUID,
-    session: SessionDep,
-    principal: Viewer,
-    settings: SettingsDep,
-    response: Response,
+    device_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
 ) -> Device:
-    return with_etag(
-        response,
-        await service.get_device(
-            session, settings=settings, principal=principal, device_id=device_id
-        ),
+    return await service.get_device(
+        session, settings=settings, principal=principal, device_id=device_id
     )
 
 
@@ -126,6 +119,7 @@ async def get_device(
     "traffic and its ingress credential: only a workspace admin changes them (403 naming the "
     "fields for anyone else), and the new address must pass the deployer's ingress policy "
     "(422). Labels are changed by workspace editors.",
+    etag=True,
 )
 async def update_device(
     device_id: uuid.UUID,
@@ -133,19 +127,15 @@ async def update_device(
     session: SessionDep,
     principal: Editor,
     settings: SettingsDep,
-    response: Response,
     if_match: IfMatch = None,
 ) -> Device:
-    return with_etag(
-        response,
-        await service.update_device(
-            session,
-            settings=settings,
-            principal=principal,
-            device_id=device_id,
-            body=body,
-            if_match=if_match,
-        ),
+    return await service.update_device(
+        session,
+        settings=settings,
+        principal=principal,
+        device_id=device_id,
+        body=body,
+        if_match=if_match,
     )
 
 

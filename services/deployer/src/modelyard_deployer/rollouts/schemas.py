@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.schema_examples import examples_config
-from modelyard_deployer.deployments.schemas import ONE_TARGET, check_one_target
+from modelyard_deployer.deployments.schemas import ONE_TARGET, DeviceTargets
 
 
 class RolloutState(enum.StrEnum):
@@ -82,11 +82,10 @@ class AbortRule(BaseModel):
     )
 
 
-class RolloutCreate(BaseModel):
+class RolloutCreate(DeviceTargets):
     """Send a version to listed devices or a selector's devices, wave by wave."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -102,9 +101,8 @@ class RolloutCreate(BaseModel):
         },
     )
 
-    version_id: uuid.UUID
+    # A rollout may name more devices than a deployment (it sends them wave by wave).
     device_ids: Annotated[list[uuid.UUID] | None, Field(min_length=1, max_length=10_000)] = None
-    selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
     waves: Annotated[list[Wave], Field(min_length=1, max_length=50)] = Field(
         description="The first is the canary; each wave is a count, a percentage of the targets "
         "or a label selector (the targets left that match it); the devices left after the last "
@@ -117,11 +115,6 @@ class RolloutCreate(BaseModel):
     offline_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
         default=300, description="A device silent this long is skipped (it never holds a wave)."
     )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Self:
-        check_one_target(self.device_ids, self.selector)
-        return self
 
 
 class RolloutDevice(BaseModel):

@@ -163,18 +163,7 @@ async def rollout_history(
         session, repository.history_statement(rollout_id), params
     )
     return Page[schemas.RolloutEvent](
-        items=[
-            schemas.RolloutEvent(
-                id=r.id,
-                kind=r.kind,
-                wave=r.wave,
-                device_id=r.device_id,
-                message=r.message,
-                actor=r.actor,
-                recorded_at=r.recorded_at,
-            )
-            for r in rows
-        ],
+        items=[schemas.RolloutEvent.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=cursor,
     )
 
