@@ -11,17 +11,13 @@ sees what it does where it is declared:
     async def get_device(device_id: uuid.UUID, session: SessionDep, principal: Viewer) -> Device:
         ...
 
-`etag=True` answers the returned resource with its `ETag` header (the reads and changes of a
-resource that carries one), so the route returns the resource and nothing more. Any other
-keyword (`description`, `response_model`, `status_code`, `tags`, ...) goes to FastAPI as is.
-Small answers every router gives live here too: `with_etag`, `no_content`.
+Any other keyword (`description`, `response_model`, `status_code`, `tags`, ...) goes to FastAPI
+as is. Small answers every router gives live here too: `with_etag`, `no_content`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partialmethod
 from typing import Any, Protocol, TypeVar, cast
@@ -49,27 +45,6 @@ def with_etag(response: Response, resource: V) -> V:
     """Return `resource` after setting its `ETag` on the response (reads and updates)."""
     response.headers["ETag"] = resource.etag
     return resource
-
-
-def answered_with_etag(endpoint: Callable[..., Awaitable[Tagged]]) -> Callable[..., Any]:
-    """Return `endpoint` answering with its resource's ETag header (FastAPI gives the response).
-
-    The endpoint FastAPI sees has `endpoint`'s signature and a `response` parameter, which the
-    OpenAPI document does not show.
-    """
-    signature = inspect.signature(endpoint, eval_str=True)
-    if "response" in signature.parameters:
-        raise TypeError(f"{endpoint.__name__}: with etag=True the route takes no `response`")
-
-    @functools.wraps(endpoint)
-    async def answer(response: Response, **arguments: Any) -> Tagged:
-        return with_etag(response, await endpoint(**arguments))
-
-    holder = inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response)
-    answer.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), holder]
-    )
-    return answer
 
 
 def no_content() -> Response:
@@ -117,12 +92,11 @@ class Routes:
         # A route's own responses (a 206, a download's media type) come with its problems.
         responses = {**options.pop("responses", {}), **problem_responses(*problems)}
         path = (self.item if on_item else "") + subpath
-        etag = options.pop("etag", False)
 
         def declare(endpoint: F) -> F:
             self.router.add_api_route(
                 path,
-                answered_with_etag(endpoint) if etag else endpoint,
+                endpoint,
                 methods=[method],
                 operation_id=operation_id,
                 summary=summary,

@@ -12,7 +12,7 @@ from modelyard_common.auth import Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes, no_content
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_deployer.access import repository, service
 from modelyard_deployer.access.schemas import Grant, GrantCreate, GrantUpdate
 from modelyard_deployer.deps import RegistryHttpDep, creates
@@ -66,12 +66,17 @@ async def create_access_grant(
     )
 
 
-@grants.reading("get_access_grant", "Get one access grant", problems=(401, 404), etag=True)
+@grants.reading("get_access_grant", "Get one access grant", problems=(401, 404))
 async def get_access_grant(
-    model_id: uuid.UUID, grant_id: uuid.UUID, session: SessionDep, principal: Viewer
+    model_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    response: Response,
 ) -> Grant:
-    return await service.get_grant(
-        session, principal=principal, model_id=model_id, grant_id=grant_id
+    return with_etag(
+        response,
+        await service.get_grant(session, principal=principal, model_id=model_id, grant_id=grant_id),
     )
 
 
@@ -79,7 +84,6 @@ async def get_access_grant(
     "update_access_grant",
     "Change the level of an access grant",
     problems=(401, 403, 404, 412, 422, 428),
-    etag=True,
 )
 async def update_access_grant(
     model_id: uuid.UUID,
@@ -87,15 +91,19 @@ async def update_access_grant(
     body: GrantUpdate,
     session: SessionDep,
     principal: Viewer,
+    response: Response,
     if_match: IfMatch = None,
 ) -> Grant:
-    return await service.update_grant(
-        session,
-        principal=principal,
-        model_id=model_id,
-        grant_id=grant_id,
-        body=body,
-        if_match=if_match,
+    return with_etag(
+        response,
+        await service.update_grant(
+            session,
+            principal=principal,
+            model_id=model_id,
+            grant_id=grant_id,
+            body=body,
+            if_match=if_match,
+        ),
     )
 
 

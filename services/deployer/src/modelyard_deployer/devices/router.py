@@ -12,7 +12,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.errors import UnprocessableError, field_error
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes, no_content
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_deployer.deps import BrokerDep, BrokerLoginsDep, SettingsDep, creates
 from modelyard_deployer.devices import repository, service
 from modelyard_deployer.devices.schemas import (
@@ -102,12 +102,19 @@ async def list_devices(
     )
 
 
-@devices.reading("get_device", "Get one device", problems=(401, 404), etag=True)
+@devices.reading("get_device", "Get one device", problems=(401, 404))
 async def get_device(
-    device_id: uuid.UUID, session: SessionDep, principal: Viewer, settings: SettingsDep
+    device_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    settings: SettingsDep,
+    response: Response,
 ) -> Device:
-    return await service.get_device(
-        session, settings=settings, principal=principal, device_id=device_id
+    return with_etag(
+        response,
+        await service.get_device(
+            session, settings=settings, principal=principal, device_id=device_id
+        ),
     )
 
 
@@ -119,7 +126,6 @@ async def get_device(
     "traffic and its ingress credential: only a workspace admin changes them (403 naming the "
     "fields for anyone else), and the new address must pass the deployer's ingress policy "
     "(422). Labels are changed by workspace editors.",
-    etag=True,
 )
 async def update_device(
     device_id: uuid.UUID,
@@ -127,15 +133,19 @@ async def update_device(
     session: SessionDep,
     principal: Editor,
     settings: SettingsDep,
+    response: Response,
     if_match: IfMatch = None,
 ) -> Device:
-    return await service.update_device(
-        session,
-        settings=settings,
-        principal=principal,
-        device_id=device_id,
-        body=body,
-        if_match=if_match,
+    return with_etag(
+        response,
+        await service.update_device(
+            session,
+            settings=settings,
+            principal=principal,
+            device_id=device_id,
+            body=body,
+            if_match=if_match,
+        ),
     )
 
 

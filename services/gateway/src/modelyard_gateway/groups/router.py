@@ -13,7 +13,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.history import HistoryEntryRead, HistoryPaging
 from modelyard_common.http import AuthorizationHeader, IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes, no_content
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_gateway.deps import EnabledFilter, creates
 from modelyard_gateway.endpoints.service import ask_deployer_to_announce
 from modelyard_gateway.governance.binding import BindingGateDep
@@ -95,27 +95,32 @@ async def create_group(
     return await service.create_group(session, principal=principal, body=body, gate=gate)
 
 
-@groups.reading("get_group", "Get a model group", problems=(401, 403, 404), etag=True)
+@groups.reading("get_group", "Get a model group", problems=(401, 403, 404))
 async def get_group(
-    session: SessionDep, principal: Viewer, group_id: uuid.UUID, governance: ProjectionDep
+    session: SessionDep,
+    principal: Viewer,
+    group_id: uuid.UUID,
+    response: Response,
+    governance: ProjectionDep,
 ) -> GroupRead:
     """Return one group; its ETag is in the header."""
-    return await service.get_group(
+    found = await service.get_group(
         session, principal=principal, group_id=group_id, governance=governance
     )
+    return with_etag(response, found)
 
 
 @groups.changing(
     "update_group",
     "Change a model group (If-Match required)",
     problems=(401, 403, 404, 409, 412, 422, 428, 503),
-    etag=True,
 )
 async def update_group(
     session: SessionDep,
     principal: Editor,
     group_id: uuid.UUID,
     body: GroupUpdate,
+    response: Response,
     gate: BindingGateDep,
     fill: FillingDep,
     if_match: IfMatch = None,
@@ -131,7 +136,7 @@ async def update_group(
     )
     if "registry_model_id" in body.model_fields_set:
         fill.after_commit(updated.registry_model_id)
-    return updated
+    return with_etag(response, updated)
 
 
 @groups.deleting(

@@ -16,7 +16,7 @@ from modelyard_common.auth import Admin, Operator, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes, no_content
+from modelyard_common.routes import Routes, no_content, with_etag
 from modelyard_gateway.deps import EnabledFilter, creates
 from modelyard_gateway.instances import service
 from modelyard_gateway.instances.check import CheckLimiterDep, probe_instance
@@ -71,23 +71,20 @@ async def create_instance(
 
 
 @instances.reading(
-    "get_instance",
-    "Get a model instance with its shared health",
-    problems=(401, 403, 404),
-    etag=True,
+    "get_instance", "Get a model instance with its shared health", problems=(401, 403, 404)
 )
 async def get_instance(
-    session: SessionDep, principal: Viewer, instance_id: uuid.UUID
+    session: SessionDep, principal: Viewer, instance_id: uuid.UUID, response: Response
 ) -> InstanceRead:
     """Return one instance with its shared health; its ETag is in the header."""
-    return await service.get_instance(session, principal=principal, instance_id=instance_id)
+    found = await service.get_instance(session, principal=principal, instance_id=instance_id)
+    return with_etag(response, found)
 
 
 @instances.changing(
     "update_instance",
     "Change a model instance (If-Match required)",
     problems=(401, 403, 404, 409, 412, 422, 428),
-    etag=True,
 )
 async def update_instance(
     session: SessionDep,
@@ -95,10 +92,11 @@ async def update_instance(
     principal: Operator,
     instance_id: uuid.UUID,
     body: InstanceUpdate,
+    response: Response,
     if_match: IfMatch = None,
 ) -> InstanceRead:
     """Change the given fields; `If-Match` must carry the current ETag."""
-    return await service.update_instance(
+    updated = await service.update_instance(
         session,
         box=routing.box,
         egress=routing.egress,
@@ -107,6 +105,7 @@ async def update_instance(
         body=body,
         if_match=if_match,
     )
+    return with_etag(response, updated)
 
 
 @instances.deleting(

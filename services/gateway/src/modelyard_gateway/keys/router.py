@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from modelyard_common.auth import Operator, Viewer
 from modelyard_common.db import SessionDep
 from modelyard_common.http import IfMatch
 from modelyard_common.pagination import Page, PageParams, page_params
-from modelyard_common.routes import Routes
+from modelyard_common.routes import Routes, with_etag
 from modelyard_gateway.deps import creates
 from modelyard_gateway.keys import service
 from modelyard_gateway.keys.repository import SORTS
@@ -54,31 +54,32 @@ async def create_key(session: SessionDep, principal: Operator, body: KeyCreate) 
     return await service.create_key(session, principal=principal, body=body)
 
 
-@keys.reading(
-    "get_key", "Get a client API key (without the key)", problems=(401, 403, 404), etag=True
-)
-async def get_key(session: SessionDep, principal: Viewer, key_id: uuid.UUID) -> KeyRead:
+@keys.reading("get_key", "Get a client API key (without the key)", problems=(401, 403, 404))
+async def get_key(
+    session: SessionDep, principal: Viewer, key_id: uuid.UUID, response: Response
+) -> KeyRead:
     """Return one key (without the key); its ETag is in the header."""
-    return await service.get_key(session, principal=principal, key_id=key_id)
+    return with_etag(response, await service.get_key(session, principal=principal, key_id=key_id))
 
 
 @keys.changing(
     "update_key",
     "Change a client API key's name, limits and budgets or expiry (If-Match required)",
     problems=(401, 403, 404, 412, 422, 428),
-    etag=True,
 )
 async def update_key(
     session: SessionDep,
     principal: Operator,
     key_id: uuid.UUID,
     body: KeyUpdate,
+    response: Response,
     if_match: IfMatch = None,
 ) -> KeyRead:
     """Change the given fields; every replica applies them within a second."""
-    return await service.update_key(
+    updated = await service.update_key(
         session, principal=principal, key_id=key_id, body=body, if_match=if_match
     )
+    return with_etag(response, updated)
 
 
 @keys.deleting(
