@@ -14,8 +14,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
-from modelyard_deployer.deployments.router import DeployingDep
-from modelyard_deployer.deps import creates
+from modelyard_deployer.deployments.router import DeployingDep, deploy_once
 from modelyard_deployer.rollouts import repository, service
 from modelyard_deployer.rollouts.schemas import (
     Rollout,
@@ -47,14 +46,11 @@ StateFilter = Annotated[RolloutState | None, Query(description="Where the rollou
 async def create_rollout(
     body: RolloutCreate, deploying: DeployingDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    session, principal = deploying.session, deploying.principal
-    await service.authorize_create(session, principal=principal, body=body)
-    return await creates.respond(
-        session,
-        principal=principal,
+    return await deploy_once(
+        deploying,
+        body,
         operation="create_rollout",
         key=idempotency_key,
-        body=body,
         create=lambda: service.create_rollout(deploying, body=body),
         location="/v1/rollouts/{id}",
     )

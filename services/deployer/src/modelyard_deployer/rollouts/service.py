@@ -29,15 +29,6 @@ from modelyard_deployer.rollouts.views import rollout_view, summary
 from modelyard_deployer.versions.service import visible_version
 
 
-async def authorize_create(
-    session: AsyncSession, *, principal: Principal, body: schemas.RolloutCreate
-) -> None:
-    """Raise 404/403 unless the principal may deploy the version (before any replay is read)."""
-    await visible_version(
-        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
-    )
-
-
 def _busy(devices: list[tuple[uuid.UUID, str, uuid.UUID]]) -> ConflictError:
     names = ", ".join(f"{name} ({device_id})" for device_id, name, _ in devices[:10])
     which = f"Device {names} is" if len(devices) == 1 else f"Devices {names} are"
