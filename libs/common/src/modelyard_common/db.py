@@ -9,10 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, event, func
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, event, func, select
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -55,6 +55,38 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )
+
+
+class NamedInWorkspace:
+    """An id, the workspace the row belongs to, and a name (first in the table).
+
+    A table whose names are unique in their workspace declares the constraint itself.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id, sort_order=-1)
+    workspace: Mapped[str] = mapped_column(String(200), index=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(String(200), sort_order=-1)
+
+
+Row = TypeVar("Row", bound=DeclarativeBase)
+
+
+async def workspace_row(
+    session: AsyncSession,
+    table: type[Row],
+    *,
+    workspace: str,
+    row_id: uuid.UUID,
+    for_update: bool = False,
+) -> Row | None:
+    """Return the workspace's `table` row with this id (None if it has none), optionally
+    locked until the transaction ends; `table` has `id` and `workspace` columns."""
+    columns: Any = table  # mypy sees no columns on a type variable's class
+    stmt = select(table).where(columns.workspace == workspace, columns.id == row_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row: Row | None = await session.scalar(stmt)
+    return row
 
 
 class UsageCountersMixin:

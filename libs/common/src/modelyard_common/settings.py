@@ -30,6 +30,13 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
+def split_commas(value: object) -> object:
+    """Return a comma-separated variable's items, stripped, empty ones left out (a list as is)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
 class ConfigurationError(Exception):
     """A setting a service cannot start with; the message names the variable."""
 
@@ -65,9 +72,7 @@ class ProcessSettings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
+        return split_commas(value)
 
     def env_name(self, field: str) -> str:
         """Return the shared environment variable that sets `field` (e.g. MODELYARD_JWT_SECRET)."""
@@ -134,8 +139,7 @@ class ServiceSettings(ProcessSettings):
     @field_validator("oidc_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [alg.strip() for alg in value.split(",") if alg.strip()]
+        value = split_commas(value)
         if isinstance(value, list) and not set(value) <= ASYMMETRIC_ALGORITHMS:
             raise ValueError(
                 f"only asymmetric algorithms are allowed: {sorted(ASYMMETRIC_ALGORITHMS)}"

@@ -33,7 +33,7 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from modelyard_common.db import TimestampMixin, new_id, schema_metadata, utcnow
+from modelyard_common.db import NamedInWorkspace, TimestampMixin, new_id, schema_metadata, utcnow
 from modelyard_common.errors import ConflictError
 from modelyard_common.governance.tables import projection_models
 from modelyard_common.infrastructure import infrastructure_models
@@ -101,14 +101,11 @@ class ModelVersion(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Device(TimestampMixin, Base):
+class Device(NamedInWorkspace, TimestampMixin, Base):
     """An edge device running the agent; its token is stored as a SHA-256 only."""
 
     __tablename__ = "devices"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(200))
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     token_rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -124,14 +121,11 @@ class Device(TimestampMixin, Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class ProvisioningToken(TimestampMixin, Base):
+class ProvisioningToken(NamedInWorkspace, TimestampMixin, Base):
     """A token an admin hands out to onboard devices: expiry, uses, default labels."""
 
     __tablename__ = "provisioning_tokens"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -16,6 +16,7 @@ from modelyard_common.settings import (
     DEV_INGRESS_SEAL_KEY,
     INGRESS_SEAL_KEY_ERROR,
     ServiceSettings,
+    split_commas,
 )
 
 SCHEMA = "deployer"
@@ -182,9 +183,7 @@ class DeployerSettings(ServiceSettings):
     @field_validator("device_ingress_allow", mode="before")
     @classmethod
     def _split_allow(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return split_commas(value)
 
     @field_validator("device_ingress_allow")
     @classmethod

@@ -25,7 +25,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from modelyard_common.db import TimestampMixin, UsageCountersMixin, new_id, schema_metadata, utcnow
+from modelyard_common.db import (
+    NamedInWorkspace,
+    TimestampMixin,
+    UsageCountersMixin,
+    schema_metadata,
+    utcnow,
+)
 from modelyard_common.governance.tables import projection_models
 from modelyard_common.history import HistoryColumns
 from modelyard_common.infrastructure import infrastructure_models
@@ -37,14 +43,6 @@ STATE_CHANNEL = "gateway_state"
 
 class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
-
-
-class NamedInWorkspace:
-    """An id, and a name (unique in its workspace: each table declares the constraint)."""
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id, sort_order=-1)
-    workspace: Mapped[str] = mapped_column(String(200), index=True, sort_order=-1)
-    name: Mapped[str] = mapped_column(String(200), sort_order=-1)
 
 
 class ModelInstance(NamedInWorkspace, TimestampMixin, Base):
@@ -169,14 +167,11 @@ class WorkspaceLimits(LimitColumns, Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ApiKey(LimitColumns, Base):
+class ApiKey(NamedInWorkspace, LimitColumns, Base):
     """A client API key; only its SHA-256 is stored."""
 
     __tablename__ = "api_keys"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    workspace: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_hint: Mapped[str] = mapped_column(String(32))
     groups: Mapped[list[str] | None] = mapped_column(ARRAY(String(200)))

@@ -8,18 +8,17 @@ from typing import Annotated, ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from modelyard_common.settings import DEV_INGRESS_SEAL_KEY, INGRESS_SEAL_KEY_ERROR, ServiceSettings
+from modelyard_common.settings import (
+    DEV_INGRESS_SEAL_KEY,
+    INGRESS_SEAL_KEY_ERROR,
+    ServiceSettings,
+    split_commas,
+)
 from modelyard_gateway.destination import check_path
 from modelyard_gateway.egress import DEFAULT_LOCAL_NETWORKS, EgressPolicy
 
 SCHEMA = "gateway"
 DEV_ENCRYPTION_KEY = "bW9kZWx5YXJkLWRldi1vbmx5LWtleS0zMi1ieXRlcyE="
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class GatewaySettings(ServiceSettings):
@@ -162,7 +161,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("egress_allow", "egress_deny", "egress_local_networks", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
-        return _split(value)
+        return split_commas(value)
 
     @field_validator("health_path")
     @classmethod
@@ -199,7 +198,7 @@ class GatewaySettings(ServiceSettings):
     def production_errors(self) -> list[str]:
         """Return what keeps the gateway from starting in prod (also its encryption key)."""
         errors = super().production_errors()
-        keys = _split(self.encryption_key)
+        keys = split_commas(self.encryption_key)
         # The development key may stay as an old key while a rotation re-seals its secrets.
         if not isinstance(keys, list) or not keys or keys[0] == DEV_ENCRYPTION_KEY:
             errors.append(

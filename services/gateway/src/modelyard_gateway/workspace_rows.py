@@ -16,6 +16,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.db import workspace_row
 from modelyard_common.errors import ConflictError, UnprocessableError, field_error, found
 from modelyard_gateway.db import ApiKey, ModelGroup, ModelInstance, announce_config_change
 
@@ -35,9 +36,7 @@ async def require(
     session: AsyncSession, table: type[Scoped], *, workspace: str, row_id: uuid.UUID
 ) -> Scoped:
     """Return the workspace's `table` row with this id (a 404 problem otherwise)."""
-    row = await session.scalar(
-        select(table).where(table.id == row_id, table.workspace == workspace)
-    )
+    row = await workspace_row(session, table, workspace=workspace, row_id=row_id)
     return found(row, f"No {NOUNS[table]} {row_id} in this workspace.")
 
 

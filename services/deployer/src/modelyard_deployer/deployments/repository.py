@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.contracts import CommandAction
-from modelyard_common.db import utcnow
+from modelyard_common.db import utcnow, workspace_row
 from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import (
     Deployment,
@@ -41,12 +41,9 @@ async def get(
     session: AsyncSession, *, workspace: str, deployment_id: uuid.UUID, for_update: bool = False
 ) -> Deployment | None:
     """Return a deployment of a workspace, optionally locked until the transaction ends."""
-    stmt = select(Deployment).where(
-        Deployment.workspace == workspace, Deployment.id == deployment_id
+    return await workspace_row(
+        session, Deployment, workspace=workspace, row_id=deployment_id, for_update=for_update
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
 
 
 async def model_of(

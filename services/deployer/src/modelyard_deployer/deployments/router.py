@@ -13,6 +13,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from modelyard_common.auth import Viewer
@@ -27,6 +28,7 @@ from modelyard_deployer.deployments.schemas import (
     Deployment,
     DeploymentBatch,
     DeploymentCreate,
+    DeviceTargets,
     HistoryEntry,
     Redeploy,
 )
@@ -67,6 +69,30 @@ def deploying(
 DeployingDep = Annotated[Deploying, Depends(deploying)]
 
 
+async def deploy_once(
+    deploying: Deploying,
+    body: DeviceTargets,
+    *,
+    operation: str,
+    key: str | None,
+    create: Callable[[], Awaitable[BaseModel]],
+    location: str | None = None,
+) -> JSONResponse:
+    """Return the 201 of a create that deploys `body`'s version (deployments, a rollout), run
+    once per idempotency key; the caller must be allowed to deploy the version, even a replay."""
+    session, principal = deploying.session, deploying.principal
+    await service.authorize_create(session, principal=principal, body=body)
+    return await creates.respond(
+        session,
+        principal=principal,
+        operation=operation,
+        key=key,
+        body=body,
+        create=create,
+        location=location,
+    )
+
+
 @deployments.creating(
     "create_deployment",
     "Deploy a version to devices (by id or by label selector)",
@@ -78,14 +104,11 @@ DeployingDep = Annotated[Deploying, Depends(deploying)]
 async def create_deployment(
     body: DeploymentCreate, deploying: DeployingDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    session, principal = deploying.session, deploying.principal
-    await service.authorize_create(session, principal=principal, body=body)
-    return await creates.respond(
-        session,
-        principal=principal,
+    return await deploy_once(
+        deploying,
+        body,
         operation="create_deployment",
         key=idempotency_key,
-        body=body,
         create=lambda: service.create_deployments(deploying, body=body),
     )
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from modelyard_common.contracts import CommandAction, DeploymentState, DesiredState
 from modelyard_common.schema_examples import examples_config
@@ -14,37 +14,12 @@ from modelyard_common.schema_examples import examples_config
 MAX_DEVICE_IDS = 1000  # devices named in one create (a selector reaches any number)
 
 
-class DeploymentCreate(BaseModel):
-    """Deploy a version to listed devices, or to every device whose labels match a selector."""
+class DeviceTargets(BaseModel):
+    """A version and the devices it goes to: listed, or every device whose labels match a
+    selector (exactly one of the two; a create that targets devices says so in its schema
+    with `ONE_TARGET`)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
-                    "device_ids": ["7d444840-9dc0-11d1-b245-5ffdce74fad2"],
-                },
-                {
-                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
-                    "selector": {"site": "plant-1"},
-                },
-            ],
-            # Exactly one of the two targets, and not null (the validator's rule, for clients).
-            "oneOf": [
-                {
-                    "required": ["device_ids"],
-                    "not": {"required": ["selector"]},
-                    "properties": {"device_ids": {"type": "array"}},
-                },
-                {
-                    "required": ["selector"],
-                    "not": {"required": ["device_ids"]},
-                    "properties": {"selector": {"type": "object"}},
-                },
-            ],
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
 
     version_id: uuid.UUID
     device_ids: Annotated[
@@ -57,6 +32,41 @@ class DeploymentCreate(BaseModel):
         if (self.device_ids is None) == (self.selector is None):
             raise ValueError("give exactly one of `device_ids` or `selector`")
         return self
+
+
+# The validator's rule (exactly one of the targets, and not null), said in the schema for clients.
+ONE_TARGET: list[JsonValue] = [
+    {
+        "required": ["device_ids"],
+        "not": {"required": ["selector"]},
+        "properties": {"device_ids": {"type": "array"}},
+    },
+    {
+        "required": ["selector"],
+        "not": {"required": ["device_ids"]},
+        "properties": {"selector": {"type": "object"}},
+    },
+]
+
+
+class DeploymentCreate(DeviceTargets):
+    """Deploy a version to listed devices, or to every device whose labels match a selector."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+                    "device_ids": ["7d444840-9dc0-11d1-b245-5ffdce74fad2"],
+                },
+                {
+                    "version_id": "5b0c1f4e-8a51-4a53-9a1e-9fb8b8a3d0aa",
+                    "selector": {"site": "plant-1"},
+                },
+            ],
+            "oneOf": ONE_TARGET,
+        },
+    )
 
 
 class Redeploy(BaseModel):

@@ -28,9 +28,10 @@ from modelyard_deployer.versions.service import visible_version
 
 
 async def authorize_create(
-    session: AsyncSession, *, principal: Principal, body: schemas.DeploymentCreate
+    session: AsyncSession, *, principal: Principal, body: schemas.DeviceTargets
 ) -> None:
-    """Raise 404/403 unless the principal may deploy the version (before any replay is read).
+    """Raise 404/403 unless the principal may deploy the version (before any replay is read):
+    a deployment's or a rollout's.
 
     An Idempotency-Key replays the first answer only to someone a fresh request would serve.
     """

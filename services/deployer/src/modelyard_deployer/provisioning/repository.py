@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.db import workspace_row
 from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import ProvisioningToken
 
@@ -19,11 +20,7 @@ async def get(
     session: AsyncSession, *, workspace: str, token_id: uuid.UUID
 ) -> ProvisioningToken | None:
     """Return a provisioning token of a workspace."""
-    return await session.scalar(
-        select(ProvisioningToken).where(
-            ProvisioningToken.workspace == workspace, ProvisioningToken.id == token_id
-        )
-    )
+    return await workspace_row(session, ProvisioningToken, workspace=workspace, row_id=token_id)
 
 
 async def by_hash_for_update(session: AsyncSession, token_hash: str) -> ProvisioningToken | None:

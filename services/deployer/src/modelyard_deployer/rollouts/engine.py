@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -54,21 +55,15 @@ def _offline(device: Device | None, timeout_s: float) -> str | None:
     return None
 
 
+@dataclass(eq=False)
 class RolloutEngine:
     """Moves rollouts: starts waves, watches their devices, passes, aborts and rolls back."""
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        *,
-        broker: Broker,
-        registry: RegistryConfirmation,
-        settings: DeployerSettings,
-    ) -> None:
-        self.sessionmaker = sessionmaker
-        self.broker = broker
-        self.registry = registry
-        self.settings = settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    _: KW_ONLY
+    broker: Broker
+    registry: RegistryConfirmation
+    settings: DeployerSettings
 
     async def run_forever(self) -> None:
         """Run a round every `rollout_interval_s`, for as long as the process lives."""

@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelyard_common.db import workspace_row
 from modelyard_common.sorting import Sorting
 from modelyard_deployer.db import Deployment, Device, Rollout, RolloutDevice, RolloutEvent
 
@@ -26,10 +27,9 @@ async def get(
     session: AsyncSession, *, workspace: str, rollout_id: uuid.UUID, for_update: bool = False
 ) -> Rollout | None:
     """Return a rollout of a workspace, optionally locked until the transaction ends."""
-    stmt = select(Rollout).where(Rollout.workspace == workspace, Rollout.id == rollout_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return await session.scalar(stmt)
+    return await workspace_row(
+        session, Rollout, workspace=workspace, row_id=rollout_id, for_update=for_update
+    )
 
 
 async def moving_ids(session: AsyncSession) -> list[uuid.UUID]:

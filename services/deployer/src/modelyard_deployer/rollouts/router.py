@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -13,8 +14,7 @@ from modelyard_common.db import SessionDep
 from modelyard_common.http import IdempotencyKey
 from modelyard_common.pagination import Page, PageParams, page_params
 from modelyard_common.routes import Routes
-from modelyard_deployer.deployments.router import DeployingDep
-from modelyard_deployer.deps import creates
+from modelyard_deployer.deployments.router import DeployingDep, deploy_once
 from modelyard_deployer.rollouts import repository, service
 from modelyard_deployer.rollouts.schemas import (
     Rollout,
@@ -46,14 +46,11 @@ StateFilter = Annotated[RolloutState | None, Query(description="Where the rollou
 async def create_rollout(
     body: RolloutCreate, deploying: DeployingDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    session, principal = deploying.session, deploying.principal
-    await service.authorize_create(session, principal=principal, body=body)
-    return await creates.respond(
-        session,
-        principal=principal,
+    return await deploy_once(
+        deploying,
+        body,
         operation="create_rollout",
         key=idempotency_key,
-        body=body,
         create=lambda: service.create_rollout(deploying, body=body),
         location="/v1/rollouts/{id}",
     )
@@ -95,34 +92,27 @@ async def get_rollout_history(
     )
 
 
-@rollouts.acting(
-    "pause_rollout",
-    "Hold a running rollout (no new wave starts, its wave timeout stops counting)",
-    problems=(401, 403, 404, 409),
-    subpath="/pause",
-    status_code=status.HTTP_202_ACCEPTED,
-)
-async def pause_rollout(rollout_id: uuid.UUID, session: SessionDep, principal: Viewer) -> Rollout:
-    return await service.pause_rollout(session, principal=principal, rollout_id=rollout_id)
+ActionRoute = Callable[..., Awaitable[Rollout]]
 
 
-@rollouts.acting(
-    "resume_rollout",
-    "Move a paused rollout again (a wave the policy gate held is judged again)",
-    problems=(401, 403, 404, 409),
-    subpath="/resume",
-    status_code=status.HTTP_202_ACCEPTED,
-)
-async def resume_rollout(rollout_id: uuid.UUID, session: SessionDep, principal: Viewer) -> Rollout:
-    return await service.resume_rollout(session, principal=principal, rollout_id=rollout_id)
+def _action_route(action: service.RolloutAction) -> ActionRoute:
+    async def route(rollout_id: uuid.UUID, session: SessionDep, principal: Viewer) -> Rollout:
+        return await service.act(session, principal=principal, rollout_id=rollout_id, action=action)
+
+    return route
 
 
-@rollouts.acting(
-    "abort_rollout",
-    "Stop a rollout and return its updated devices to the version they ran",
-    problems=(401, 403, 404, 409),
-    subpath="/abort",
-    status_code=status.HTTP_202_ACCEPTED,
-)
-async def abort_rollout(rollout_id: uuid.UUID, session: SessionDep, principal: Viewer) -> Rollout:
-    return await service.abort_rollout(session, principal=principal, rollout_id=rollout_id)
+_ACTIONS = {
+    "pause": "Hold a running rollout (no new wave starts, its wave timeout stops counting)",
+    "resume": "Move a paused rollout again (a wave the policy gate held is judged again)",
+    "abort": "Stop a rollout and return its updated devices to the version they ran",
+}
+for _name, _summary in _ACTIONS.items():
+    rollouts.acting(
+        f"{_name}_rollout",
+        _summary,
+        problems=(401, 403, 404, 409),
+        subpath=f"/{_name}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Rollout,
+    )(_action_route(service.ACTIONS[_name]))

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard_common.schema_examples import examples_config
+from modelyard_deployer.deployments.schemas import ONE_TARGET, DeviceTargets
 
 
 class RolloutState(enum.StrEnum):
@@ -81,11 +82,10 @@ class AbortRule(BaseModel):
     )
 
 
-class RolloutCreate(BaseModel):
+class RolloutCreate(DeviceTargets):
     """Send a version to listed devices or a selector's devices, wave by wave."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -97,25 +97,12 @@ class RolloutCreate(BaseModel):
                     "offline_timeout_s": 300,
                 }
             ],
-            # What the validator checks, said in the schema: listed devices or a selector.
-            "oneOf": [
-                {
-                    "required": ["device_ids"],
-                    "not": {"required": ["selector"]},
-                    "properties": {"device_ids": {"type": "array"}},
-                },
-                {
-                    "required": ["selector"],
-                    "not": {"required": ["device_ids"]},
-                    "properties": {"selector": {"type": "object"}},
-                },
-            ],
+            "oneOf": ONE_TARGET,
         },
     )
 
-    version_id: uuid.UUID
+    # A rollout may name more devices than a deployment (it sends them wave by wave).
     device_ids: Annotated[list[uuid.UUID] | None, Field(min_length=1, max_length=10_000)] = None
-    selector: Annotated[dict[str, str] | None, Field(min_length=1, max_length=50)] = None
     waves: Annotated[list[Wave], Field(min_length=1, max_length=50)] = Field(
         description="The first is the canary; each wave is a count, a percentage of the targets "
         "or a label selector (the targets left that match it); the devices left after the last "
@@ -128,12 +115,6 @@ class RolloutCreate(BaseModel):
     offline_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
         default=300, description="A device silent this long is skipped (it never holds a wave)."
     )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Self:
-        if (self.device_ids is None) == (self.selector is None):
-            raise ValueError("give exactly one of `device_ids` or `selector`")
-        return self
 
 
 class RolloutDevice(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,15 +27,6 @@ from modelyard_deployer.rollouts.planning import plan_waves
 from modelyard_deployer.rollouts.schemas import RolloutDeviceState, RolloutState
 from modelyard_deployer.rollouts.views import rollout_view, summary
 from modelyard_deployer.versions.service import visible_version
-
-
-async def authorize_create(
-    session: AsyncSession, *, principal: Principal, body: schemas.RolloutCreate
-) -> None:
-    """Raise 404/403 unless the principal may deploy the version (before any replay is read)."""
-    await visible_version(
-        session, principal=principal, version_id=body.version_id, level=AccessLevel.deployer
-    )
 
 
 def _busy(devices: list[tuple[uuid.UUID, str, uuid.UUID]]) -> ConflictError:
@@ -162,33 +154,26 @@ async def rollout_history(
         session, repository.history_statement(rollout_id), params
     )
     return Page[schemas.RolloutEvent](
-        items=[
-            schemas.RolloutEvent(
-                id=r.id,
-                kind=r.kind,
-                wave=r.wave,
-                device_id=r.device_id,
-                message=r.message,
-                actor=r.actor,
-                recorded_at=r.recorded_at,
-            )
-            for r in rows
-        ],
+        items=[schemas.RolloutEvent.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=cursor,
     )
 
 
-async def _act(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    rollout_id: uuid.UUID,
-    allowed: tuple[RolloutState, ...],
-    refusal: str,
-    change: Callable[[Rollout], tuple[str, str]],
+@dataclass(frozen=True)
+class RolloutAction:
+    """A person's action on a rollout: the states it is taken in, the refusal in any other (with
+    `{state}`), and the change it makes (given the rollout and who acts, it returns the event
+    kind and message recorded)."""
+
+    allowed: tuple[RolloutState, ...]
+    refusal: str
+    change: Callable[[Rollout, str], tuple[str, str]]
+
+
+async def act(
+    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID, action: RolloutAction
 ) -> schemas.Rollout:
-    """Lock the rollout, refuse unless its state is `allowed`, apply `change` (which returns the
-    event and its message) and record it as the principal's."""
+    """Return the rollout after `action`, taken with it locked and recorded as the principal's."""
     rollout = await _visible(
         session,
         principal=principal,
@@ -196,32 +181,13 @@ async def _act(
         level=AccessLevel.deployer,
         for_update=True,
     )
-    if rollout.state not in allowed:
-        raise ConflictError(refusal.format(state=rollout.state))
-    kind, message = change(rollout)
+    if rollout.state not in action.allowed:
+        raise ConflictError(action.refusal.format(state=rollout.state))
+    kind, message = action.change(rollout, principal.sub)
     rollout.revision += 1
     session.add(repository.event(rollout, kind, message, actor=principal.sub))
     await session.flush()
     return await rollout_view(session, rollout)
-
-
-async def pause_rollout(
-    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
-) -> schemas.Rollout:
-    """Return the rollout held where it is (no new wave starts, no wave times out)."""
-
-    def held(rollout: Rollout) -> tuple[str, str]:
-        _hold(rollout, f"paused by {principal.sub}")
-        return "paused", rollout.reason
-
-    return await _act(
-        session,
-        principal=principal,
-        rollout_id=rollout_id,
-        allowed=(RolloutState.running,),
-        refusal="Only a running rollout can be paused; this one is {state}.",
-        change=held,
-    )
 
 
 def pause(rollout: Rollout, reason: str) -> None:
@@ -236,43 +202,43 @@ def _hold(rollout: Rollout, reason: str) -> None:
     rollout.paused_at = utcnow()
 
 
-async def resume_rollout(
-    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
-) -> schemas.Rollout:
-    """Return the rollout moving again; its current wave's timeout discounts the pause."""
+def _held(rollout: Rollout, who: str) -> tuple[str, str]:
+    """Hold the rollout where it is (no new wave starts, no wave times out)."""
+    _hold(rollout, f"paused by {who}")
+    return "paused", rollout.reason
 
-    def moving(rollout: Rollout) -> tuple[str, str]:
-        now = utcnow()
-        if rollout.wave_started_at is not None and rollout.paused_at is not None:
-            rollout.wave_started_at += now - rollout.paused_at
-        rollout.state, rollout.reason, rollout.paused_at = RolloutState.running.value, "", None
-        return "resumed", f"resumed by {principal.sub}"
 
-    return await _act(
-        session,
-        principal=principal,
-        rollout_id=rollout_id,
+def _moving(rollout: Rollout, who: str) -> tuple[str, str]:
+    """Move the rollout again; its current wave's timeout discounts the pause."""
+    now = utcnow()
+    if rollout.wave_started_at is not None and rollout.paused_at is not None:
+        rollout.wave_started_at += now - rollout.paused_at
+    rollout.state, rollout.reason, rollout.paused_at = RolloutState.running.value, "", None
+    return "resumed", f"resumed by {who}"
+
+
+def _stopping(rollout: Rollout, who: str) -> tuple[str, str]:
+    """Stop the rollout: the engine returns its updated devices to what they ran."""
+    rollout.state = RolloutState.aborting.value
+    rollout.reason = f"aborted by {who}"
+    return "aborting", rollout.reason
+
+
+# By the name of the route that takes each (`/v1/rollouts/{id}/<name>`).
+ACTIONS = {
+    "pause": RolloutAction(
+        allowed=(RolloutState.running,),
+        refusal="Only a running rollout can be paused; this one is {state}.",
+        change=_held,
+    ),
+    "resume": RolloutAction(
         allowed=(RolloutState.paused,),
         refusal="Only a paused rollout can be resumed; this one is {state}.",
-        change=moving,
-    )
-
-
-async def abort_rollout(
-    session: AsyncSession, *, principal: Principal, rollout_id: uuid.UUID
-) -> schemas.Rollout:
-    """Return the rollout stopping: the engine returns its updated devices to what they ran."""
-
-    def stopping(rollout: Rollout) -> tuple[str, str]:
-        rollout.state = RolloutState.aborting.value
-        rollout.reason = f"aborted by {principal.sub}"
-        return "aborting", rollout.reason
-
-    return await _act(
-        session,
-        principal=principal,
-        rollout_id=rollout_id,
+        change=_moving,
+    ),
+    "abort": RolloutAction(
         allowed=(RolloutState.running, RolloutState.paused),
         refusal="The rollout is {state}; there is nothing to abort.",
-        change=stopping,
-    )
+        change=_stopping,
+    ),
+}

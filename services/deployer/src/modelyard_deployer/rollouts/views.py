@@ -23,19 +23,7 @@ def wave_state(rollout: Rollout, index: int) -> str:
 
 def summary(rollout: Rollout) -> schemas.RolloutSummary:
     """Return a rollout as listed."""
-    return schemas.RolloutSummary(
-        id=rollout.id,
-        model_id=rollout.model_id,
-        version_id=rollout.version_id,
-        state=schemas.RolloutState(rollout.state),
-        reason=rollout.reason,
-        current_wave=rollout.current_wave,
-        wave_count=rollout.wave_count,
-        created_by=rollout.created_by,
-        created_at=rollout.created_at,
-        updated_at=rollout.updated_at,
-        finished_at=rollout.finished_at,
-    )
+    return schemas.RolloutSummary.model_validate(rollout, from_attributes=True)
 
 
 async def rollout_view(session: AsyncSession, rollout: Rollout) -> schemas.Rollout:
@@ -50,12 +38,8 @@ async def rollout_view(session: AsyncSession, rollout: Rollout) -> schemas.Rollo
         counts.setdefault(member.wave, Counter())[member.state] += 1
     spec = rollout.spec
     return schemas.Rollout(
-        id=rollout.id,
-        model_id=rollout.model_id,
-        version_id=rollout.version_id,
-        state=schemas.RolloutState(rollout.state),
-        reason=rollout.reason,
-        current_wave=rollout.current_wave,
+        # The full view is the listed one (but the wave count: its waves are there) and more.
+        **summary(rollout).model_dump(exclude={"wave_count"}),
         soak_s=spec["soak_s"],
         offline_timeout_s=spec["offline_timeout_s"],
         abort=schemas.AbortRule.model_validate(spec["abort"]),
@@ -86,9 +70,5 @@ async def rollout_view(session: AsyncSession, rollout: Rollout) -> schemas.Rollo
             )
             for m in members
         ],
-        created_by=rollout.created_by,
-        created_at=rollout.created_at,
-        updated_at=rollout.updated_at,
-        finished_at=rollout.finished_at,
         etag=f'"{rollout.revision}"',
     )

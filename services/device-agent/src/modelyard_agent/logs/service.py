@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -57,27 +58,23 @@ class AskerGone(Exception):
     """The deployer's reply queue no longer takes answers (it stopped listening)."""
 
 
+@dataclass(eq=False)
 class LogStreams:
     """Answers logs requests, at most `logs_max_streams` at once, each on a task of its own."""
 
-    def __init__(
-        self,
-        settings: AgentSettings,
-        *,
-        broker: Broker,
-        docker: DockerRuntime,
-        store: DesiredStateStore,
-        routes: RouteTable,
-    ) -> None:
-        self.settings = settings
-        self.broker = broker
-        self.docker = docker
-        self.store = store
-        self.routes = routes
+    settings: AgentSettings
+    _: KW_ONLY
+    broker: Broker
+    docker: DockerRuntime
+    store: DesiredStateStore
+    routes: RouteTable
+    _readers: concurrent.futures.ThreadPoolExecutor = field(init=False)
+    _answers: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
         self._readers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.logs_max_streams, thread_name_prefix="logs"
+            max_workers=self.settings.logs_max_streams, thread_name_prefix="logs"
         )
-        self._answers: set[asyncio.Task[None]] = set()
 
     @property
     def active(self) -> int:

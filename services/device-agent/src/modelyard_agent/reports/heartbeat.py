@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,24 +28,17 @@ from modelyard_common.contracts import (
 from modelyard_common.events import CloudEvent, new_event
 
 
+@dataclass(eq=False)
 class Heartbeats:
     """Sends a heartbeat every `heartbeat_interval_s` while the broker is reachable."""
 
-    def __init__(
-        self,
-        settings: AgentSettings,
-        store: DesiredStateStore,
-        docker: DockerEngine,
-        outbox: ReportOutbox,
-        health: HealthSampler,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.docker = docker
-        self.outbox = outbox
-        self.health = health
-        # Set by the app once the data dir is ready (see `reports.epoch`).
-        self.agent_epoch: str | None = None
+    settings: AgentSettings
+    store: DesiredStateStore
+    docker: DockerEngine
+    outbox: ReportOutbox
+    health: HealthSampler
+    # Set by the app once the data dir is ready (see `reports.epoch`).
+    agent_epoch: str | None = field(default=None, init=False)
 
     async def run(self) -> None:
         """Send heartbeats forever (a missed one is not resent: the next one follows)."""

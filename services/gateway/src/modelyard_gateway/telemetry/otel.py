@@ -177,14 +177,11 @@ class Measures:
         error: str | None,
     ) -> None:
         a = otlp.attribute
-        attributes = a("gen_ai.operation.name", operation) + a("modelyard.workspace", workspace)
-        if group is not None:
-            attributes += a("gen_ai.request.model", group) + a("modelyard.group", group)
-        if response_model is not None:
-            attributes += a("gen_ai.response.model", response_model)
-        if error is not None:
-            attributes += a("error.type", error)
-        self.attributes = attributes
+        self.attributes = (
+            a("gen_ai.operation.name", operation)
+            + a("modelyard.workspace", workspace)
+            + _answer_attributes(group, response_model, error)
+        )
         self.duration = _Series(len(DURATION.bounds))
         self.first_chunk = _Series(len(FIRST_CHUNK.bounds))
         self.input = _Series(len(TOKEN_USAGE.bounds))
@@ -363,19 +360,27 @@ def _request_attributes(
     """Return a request span's attributes but its token counts, encoded (most requests to a
     group share them all)."""
     a, n = otlp.attribute, otlp.number_attribute
-    shared = (
+    return (
         a("gen_ai.operation.name", operation)
         + a("modelyard.workspace", workspace)
         + n("http.response.status_code", status)
         + n("modelyard.attempts", attempts)
+        + _answer_attributes(group, response_model, error)
     )
+
+
+def _answer_attributes(group: str | None, response_model: str | None, error: str | None) -> bytes:
+    """Return the attributes a request's metrics and its span share about what it asked for and
+    got, encoded (each only when known)."""
+    a = otlp.attribute
+    encoded = b""
     if group is not None:
-        shared += a("gen_ai.request.model", group) + a("modelyard.group", group)
+        encoded += a("gen_ai.request.model", group) + a("modelyard.group", group)
     if response_model is not None:
-        shared += a("gen_ai.response.model", response_model)
+        encoded += a("gen_ai.response.model", response_model)
     if error is not None:
-        shared += a("error.type", error)
-    return shared
+        encoded += a("error.type", error)
+    return encoded
 
 
 @lru_cache(maxsize=4096)
