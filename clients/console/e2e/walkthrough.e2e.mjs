@@ -118,7 +118,8 @@ const steps = [
       const seen = [];
       const until = Date.now() + 300000;
       while (Date.now() < until) {
-        const state = (await row.getByRole('cell').nth(2).innerText()).trim();
+        // The cells after the device: Version, Status, Asked for, Updated, Actions.
+        const state = (await row.getByRole('cell').nth(1).innerText()).trim();
         if (seen.at(-1) !== state) seen.push(state);
         if (state === 'running' || state === 'failed') break;
         await root.waitForTimeout(200);
