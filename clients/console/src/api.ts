@@ -44,13 +44,18 @@ export class ApiError extends Error {
     );
   }
 
-  /** Return the message of each invalid field, by field name (a problem's `errors`). */
+  /**
+   * Return the message of each invalid field, by field name (a problem's `errors`); an error in
+   * one item of a list is also kept by the list's name and the item's index (`waves.1`).
+   */
   fieldErrors(): Record<string, string> {
     const fields: Record<string, string> = {};
+    const add = (name: string, message: string) => (fields[name] = fields[name] ? `${fields[name]}; ${message}` : message);
     for (const error of this.problem?.errors ?? []) {
-      const name = error.field.replace(/^body\./, "").split(".")[0] ?? error.field;
+      const [name = error.field, index] = error.field.replace(/^body\./, "").split(".");
       const message = humanMessage(error.type, error.message);
-      fields[name] = fields[name] ? `${fields[name]}; ${message}` : message;
+      add(name, message);
+      if (index !== undefined && /^\d+$/.test(index)) add(`${name}.${index}`, message);
     }
     return fields;
   }

@@ -254,8 +254,11 @@ export function Confirm(props: {
   question: string;
   yes: string;
   disabled?: boolean;
+  /** A page's own action (not a row's): full size, marked as the dangerous one. */
+  danger?: boolean;
   onConfirm: () => void;
 }) {
+  const size = props.danger ? "" : " small";
   const [asking, setAsking] = useState(false);
   const keep = useRef<HTMLButtonElement>(null);
   // The first button is gone once asked: focus goes to the safe answer, not to the page's top.
@@ -264,19 +267,152 @@ export function Confirm(props: {
   }, [asking]);
   if (!asking) {
     return (
-      <button class="secondary outline small" aria-label={props.label} disabled={props.disabled} onClick={() => setAsking(true)}>
+      <button
+        class={props.danger ? "danger" : "secondary outline small"}
+        aria-label={props.label}
+        disabled={props.disabled}
+        onClick={() => setAsking(true)}
+      >
         {props.text}
       </button>
     );
   }
   return (
     <span role="group" aria-label={props.question} class="confirm">
-      <button class="contrast small" onClick={() => (setAsking(false), props.onConfirm())}>
+      <button class={props.danger ? "danger" : "contrast small"} onClick={() => (setAsking(false), props.onConfirm())}>
         {props.yes}
       </button>{" "}
-      <button class="secondary outline small" ref={keep} onClick={() => setAsking(false)}>
+      <button class={`secondary outline${size}`} ref={keep} onClick={() => setAsking(false)}>
         Keep it
       </button>
     </span>
   );
+}
+
+/**
+ * A table with a header row of `columns` (a `false` column is left out, e.g. Actions for a
+ * viewer); the rows are the children. `caption` is said to screen readers only.
+ */
+export function Table(props: {
+  columns: (string | false)[];
+  caption?: string;
+  labelledBy?: string;
+  plain?: boolean;
+  children: ComponentChildren;
+}) {
+  return (
+    <table class={props.plain ? undefined : "striped"} aria-labelledby={props.labelledBy}>
+      {props.caption && <caption class="visually-hidden">{props.caption}</caption>}
+      <thead>
+        <tr>
+          {props.columns.filter((c): c is string => c !== false).map((c) => (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.children}</tbody>
+    </table>
+  );
+}
+
+/** A list's states (error, loading, empty) and, once it has items, its table: one row per item. */
+export function DataTable<T>(props: {
+  what: string;
+  list: { items: T[] | null; error: unknown; reload: () => void };
+  empty: string;
+  notFound?: string;
+  columns: (string | false)[];
+  caption?: string;
+  labelledBy?: string;
+  plain?: boolean;
+  row: (item: T) => ComponentChildren;
+}) {
+  return (
+    <ListState what={props.what} list={props.list} empty={props.empty} notFound={props.notFound}>
+      {(items) => (
+        <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy} plain={props.plain}>
+          {items.map(props.row)}
+        </Table>
+      )}
+    </ListState>
+  );
+}
+
+/** The `<option>`s of a select: each choice's value and what a person reads. */
+export function Options(props: { choices: readonly (readonly [string, string])[] }) {
+  return (
+    <>
+      {props.choices.map(([value, label]) => (
+        <option key={value} value={value}>
+          {label}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/**
+ * Actions on a screen's items, one at a time: `busy` names the item being acted on, `error` is
+ * what the last action's failure said (shown once, above the list).
+ */
+export function useAction() {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  async function run(key: string, call: () => Promise<unknown>): Promise<void> {
+    setBusy(key);
+    setError(null);
+    try {
+      await call();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  }
+  return { busy, error, run };
+}
+
+/**
+ * Return what `load` answers, asked again after the milliseconds `again(data)` says (null: not
+ * again) until the screen goes; `reload()` asks at once. The last answer stays while a later
+ * one fails (`error` says why); with `retryMs`, a failure after an answer is asked again then.
+ */
+export function usePolled<T>(
+  load: () => Promise<T>,
+  again: (data: T) => number | null,
+  deps: unknown[],
+  retryMs?: number,
+) {
+  const [data, setData] = useState<T | null>(null);
+  const answered = useRef(false);
+  const [error, setError] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    async function ask() {
+      try {
+        const answer = await load();
+        if (stopped) return;
+        answered.current = true;
+        setData(answer);
+        setError(null);
+        const ms = again(answer);
+        if (ms !== null) timer = setTimeout(ask, ms);
+      } catch (e) {
+        if (stopped) return;
+        setError(e);
+        // Offline for a moment: try again later, the screen stays as it was.
+        if (retryMs !== undefined && answered.current) timer = setTimeout(ask, retryMs);
+      }
+    }
+    void ask();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [...deps, attempt]);
+  return { data, setData, error, reload: () => setAttempt((n) => n + 1) };
 }
