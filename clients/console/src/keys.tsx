@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, DialogFooter, ErrorNote, Field, FormDialog, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, useList, useSubmit, when } from "./ui.tsx";
 
 const LIMITS: [keyof LimitValues, string][] = [
   ["requests_per_minute", "Requests per minute"],
@@ -81,16 +81,25 @@ function keyStatus(key: ApiKey): string {
   return "active";
 }
 
-export function KeysPanel() {
-  const { gateway, canOperate } = useConsole();
-  const keys = useList<ApiKey>(
-    async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
-  const groups = useList<Group>(
+/** Return the gateway's models (its groups) of the workspace, the first 200. */
+export function useGroups() {
+  const { gateway } = useConsole();
+  return useList<Group>(
     async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
     [gateway],
   );
+}
+
+/** Return the workspace's API keys, the first 200. */
+export function useKeys() {
+  const { gateway } = useConsole();
+  return useList<ApiKey>(async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items, [gateway]);
+}
+
+export function KeysPanel() {
+  const { gateway, canOperate } = useConsole();
+  const keys = useKeys();
+  const groups = useGroups();
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<ApiKey | null>(null);
   const [revokeError, setRevokeError] = useState<unknown>(null);
@@ -113,58 +122,45 @@ export function KeysPanel() {
         {canOperate && <button onClick={() => setCreating(true)}>Create an API key</button>}
       </div>
       {revokeError ? <ErrorNote error={revokeError} /> : null}
-      <ListState what="API keys" list={keys} empty="No API keys yet: a program needs one to call the gateway.">
-        {(items: ApiKey[]) => (
-          <table class="striped">
-            <caption class="visually-hidden">API keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Models</th>
-                <th scope="col">Key</th>
-                <th scope="col">Limits</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Status</th>
-                {canOperate && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((k) => (
-                <tr key={k.id}>
-                  <th scope="row" class="nowrap">
-                    {k.name}
-                  </th>
-                  <td>{k.groups === null ? <span class="muted">all</span> : k.groups.join(", ")}</td>
-                  <td class="nowrap">
-                    <code>{k.key_hint}</code>
-                  </td>
-                  <td>{limitsText(k.limits)}</td>
-                  <td>{k.expires_at ? when(k.expires_at) : "never"}</td>
-                  <td>{keyStatus(k)}</td>
-                  {canOperate && (
-                    <td class="actions-cell">
-                      {!k.revoked_at && (
-                        <>
-                          <button class="small" aria-label={`Edit ${k.name}`} onClick={() => setEditing(k)}>
-                            Edit
-                          </button>
-                          <Confirm
-                            text="Revoke"
-                            label={`Revoke ${k.name}`}
-                            question={`Revoke ${k.name}?`}
-                            yes={`Yes, revoke ${k.name}`}
-                            onConfirm={() => void revoke(k)}
-                          />
-                        </>
-                      )}
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+      <DataTable
+        what="API keys"
+        list={keys}
+        empty="No API keys yet: a program needs one to call the gateway."
+        caption="API keys"
+        columns={["Name", "Models", "Key", "Limits", "Expires", "Status", canOperate && "Actions"]}
+        row={(k) => (
+          <tr key={k.id}>
+            <th scope="row" class="nowrap">
+              {k.name}
+            </th>
+            <td>{k.groups === null ? <span class="muted">all</span> : k.groups.join(", ")}</td>
+            <td class="nowrap">
+              <code>{k.key_hint}</code>
+            </td>
+            <td>{limitsText(k.limits)}</td>
+            <td>{k.expires_at ? when(k.expires_at) : "never"}</td>
+            <td>{keyStatus(k)}</td>
+            {canOperate && (
+              <td class="actions-cell">
+                {!k.revoked_at && (
+                  <>
+                    <button class="small" aria-label={`Edit ${k.name}`} onClick={() => setEditing(k)}>
+                      Edit
+                    </button>
+                    <Confirm
+                      text="Revoke"
+                      label={`Revoke ${k.name}`}
+                      question={`Revoke ${k.name}?`}
+                      yes={`Yes, revoke ${k.name}`}
+                      onConfirm={() => void revoke(k)}
+                    />
+                  </>
+                )}
+              </td>
+            )}
+          </tr>
         )}
-      </ListState>
+      />
       {creating && (
         <CreateKeyDialog
           groups={groups.items ?? []}

@@ -14,7 +14,7 @@ import { parseTags } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
-import { ApprovalBadge, ErrorNote, Field, Loading, when } from "./ui.tsx";
+import { ApprovalBadge, ErrorNote, Field, Loading, Table, when } from "./ui.tsx";
 import { DeployPanel } from "./deploy.tsx";
 import { AccessPanel, UsagePanel } from "./model-access.tsx";
 import { VersionsPanel } from "./versions.tsx";
@@ -157,28 +157,18 @@ function Overview(props: { model: Model }) {
         ) : systems.length === 0 ? (
           <p class="muted">No AI system uses this model yet. Link it from an AI system's AI Models section.</p>
         ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">AI system</th>
-                <th scope="col">Risk level</th>
-                <th scope="col">Status</th>
-                <th scope="col">Description of use</th>
+          <Table class="" columns={["AI system", "Risk level", "Status", "Description of use"]}>
+            {systems.map((s) => (
+              <tr key={s.system_id}>
+                <th scope="row">
+                  <a href={`#/systems/${s.system_id}`}>{s.system_name}</a>
+                </th>
+                <td>{s.risk_level}</td>
+                <td>{s.status}</td>
+                <td>{s.description_of_use}</td>
               </tr>
-            </thead>
-            <tbody>
-              {systems.map((s) => (
-                <tr key={s.system_id}>
-                  <th scope="row">
-                    <a href={`#/systems/${s.system_id}`}>{s.system_name}</a>
-                  </th>
-                  <td>{s.risk_level}</td>
-                  <td>{s.status}</td>
-                  <td>{s.description_of_use}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </article>
     </>
@@ -367,34 +357,22 @@ function History(props: { model: Model }) {
   return (
     <article aria-labelledby="history-title">
       <h2 id="history-title">History</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            <th scope="col">Who</th>
-            <th scope="col">What</th>
-            <th scope="col">Field</th>
-            <th scope="col">Before</th>
-            <th scope="col">After</th>
-          </tr>
-        </thead>
-        <tbody>
-          {entries.flatMap((entry) => {
-            const changes = Object.entries(entry.changes ?? {}) as [string, { old?: unknown; new?: unknown }][];
-            const rows = changes.length ? changes : [["", {}] as [string, { old?: unknown; new?: unknown }]];
-            return rows.map(([field, change], i) => (
-              <tr key={`${entry.id}-${field}`}>
-                <td>{i === 0 ? when(entry.at) : ""}</td>
-                <td>{i === 0 ? entry.actor : ""}</td>
-                <td>{i === 0 ? entry.action : ""}</td>
-                <td>{field}</td>
-                <td>{field ? show(change.old) : ""}</td>
-                <td>{field ? show(change.new) : ""}</td>
-              </tr>
-            ));
-          })}
-        </tbody>
-      </table>
+      <Table class="" columns={["When", "Who", "What", "Field", "Before", "After"]}>
+        {entries.flatMap((entry) => {
+          const changes = Object.entries(entry.changes ?? {}) as [string, { old?: unknown; new?: unknown }][];
+          const rows = changes.length ? changes : [["", {}] as [string, { old?: unknown; new?: unknown }]];
+          return rows.map(([field, change], i) => (
+            <tr key={`${entry.id}-${field}`}>
+              <td>{i === 0 ? when(entry.at) : ""}</td>
+              <td>{i === 0 ? entry.actor : ""}</td>
+              <td>{i === 0 ? entry.action : ""}</td>
+              <td>{field}</td>
+              <td>{field ? show(change.old) : ""}</td>
+              <td>{field ? show(change.new) : ""}</td>
+            </tr>
+          ));
+        })}
+      </Table>
       {next && (
         <button class="secondary" onClick={() => load(next)}>
           Load older changes

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { type HistoryEntry, type Policy, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Field, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, ErrorNote, Field, Loading, useList, useSubmit, when } from "./ui.tsx";
 
 type Gate = Policy["gate"];
 const GATES: [Gate, string, string][] = [
@@ -94,37 +94,27 @@ export function PolicyPanel() {
       </article>
       <article aria-labelledby="policy-history-title">
         <h2 id="policy-history-title">Changes</h2>
-        <ListState what="the changes" list={history} empty="Never changed in this workspace.">
-          {(items) => (
-            <table class="striped">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Gate</th>
-                  <th scope="col">Why</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((entry) => {
-                  const changes = (entry.changes ?? {}) as Record<string, { old?: unknown; new?: unknown }>;
-                  const was = changes.gate?.old;
-                  return (
-                    <tr key={entry.id}>
-                      <td>{when(entry.at)}</td>
-                      <td>{entry.actor}</td>
-                      <td>
-                        {was ? `${String(was)} → ` : ""}
-                        {String(changes.gate?.new ?? "")}
-                      </td>
-                      <td>{String(changes.comment?.new ?? "")}</td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          )}
-        </ListState>
+        <DataTable
+          what="the changes"
+          list={history}
+          empty="Never changed in this workspace."
+          columns={["When", "Who", "Gate", "Why"]}
+          row={(entry) => {
+            const changes = (entry.changes ?? {}) as Record<string, { old?: unknown; new?: unknown }>;
+            const was = changes.gate?.old;
+            return (
+              <tr key={entry.id}>
+                <td>{when(entry.at)}</td>
+                <td>{entry.actor}</td>
+                <td>
+                  {was ? `${String(was)} → ` : ""}
+                  {String(changes.gate?.new ?? "")}
+                </td>
+                <td>{String(changes.comment?.new ?? "")}</td>
+              </tr>
+            );
+          }}
+        />
       </article>
     </>
   );

@@ -9,7 +9,7 @@ import { type ProvisioningToken, type ProvisioningTokenWithSecret, unwrap } from
 import { useConsole } from "./context.ts";
 import { parseSelector } from "./deploy.tsx";
 import { labelsText } from "./devices.tsx";
-import { Confirm, ErrorNote, Field, ListState, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, useAction, useList, useSubmit, when } from "./ui.tsx";
 
 /** Return what a token can still do: active, used up, expired or revoked. */
 function status(t: ProvisioningToken): string {
@@ -48,21 +48,12 @@ export function ProvisioningTokens() {
         .items,
     [deployer],
   );
-  const [revokeError, setRevokeError] = useState<unknown>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-
-  async function revoke(token: ProvisioningToken) {
-    setBusy(token.id);
-    setRevokeError(null);
-    try {
+  const action = useAction();
+  const revoke = (token: ProvisioningToken) =>
+    action.run(token.id, async () => {
       await unwrap(deployer.DELETE("/v1/provisioning-tokens/{token_id}", { params: { path: { token_id: token.id } } }));
       tokens.reload();
-    } catch (e) {
-      setRevokeError(e);
-    } finally {
-      setBusy(null);
-    }
-  }
+    });
 
   return (
     <section aria-labelledby="tokens-title">
@@ -82,53 +73,40 @@ export function ProvisioningTokens() {
           <CreateToken onCreated={tokens.reload} />
           <article aria-labelledby="tokens-list-title">
             <h2 id="tokens-list-title">Tokens</h2>
-            {revokeError ? <ErrorNote error={revokeError} /> : null}
-            <ListState what="the provisioning tokens" list={tokens} empty="No provisioning tokens yet.">
-              {(items) => (
-                <table class="striped">
-                  <caption class="visually-hidden">Provisioning tokens, newest first</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">Labels</th>
-                      <th scope="col">Uses</th>
-                      <th scope="col">Expires</th>
-                      <th scope="col">Created</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Actions</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {items.map((t) => (
-                      <tr key={t.id}>
-                        <th scope="row">{t.name}</th>
-                        <td>{Object.keys(t.labels).length ? labelsText(t.labels) : "—"}</td>
-                        <td>
-                          {t.uses} of {t.max_uses}
-                        </td>
-                        <td>{when(t.expires_at)}</td>
-                        <td>
-                          {when(t.created_at)} by {t.created_by}
-                        </td>
-                        <td>{status(t)}</td>
-                        <td class="actions-cell">
-                          {!t.revoked && (
-                            <Confirm
-                              text="Revoke"
-                              label={`Revoke ${t.name}`}
-                              question={`Revoke the provisioning token ${t.name}?`}
-                              yes={`Yes, revoke ${t.name}`}
-                              disabled={busy !== null}
-                              onConfirm={() => revoke(t)}
-                            />
-                          )}
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+            {action.error ? <ErrorNote error={action.error} /> : null}
+            <DataTable
+              what="the provisioning tokens"
+              list={tokens}
+              empty="No provisioning tokens yet."
+              caption="Provisioning tokens, newest first"
+              columns={["Name", "Labels", "Uses", "Expires", "Created", "Status", "Actions"]}
+              row={(t) => (
+                <tr key={t.id}>
+                  <th scope="row">{t.name}</th>
+                  <td>{Object.keys(t.labels).length ? labelsText(t.labels) : "—"}</td>
+                  <td>
+                    {t.uses} of {t.max_uses}
+                  </td>
+                  <td>{when(t.expires_at)}</td>
+                  <td>
+                    {when(t.created_at)} by {t.created_by}
+                  </td>
+                  <td>{status(t)}</td>
+                  <td class="actions-cell">
+                    {!t.revoked && (
+                      <Confirm
+                        text="Revoke"
+                        label={`Revoke ${t.name}`}
+                        question={`Revoke the provisioning token ${t.name}?`}
+                        yes={`Yes, revoke ${t.name}`}
+                        disabled={action.busy !== null}
+                        onConfirm={() => revoke(t)}
+                      />
+                    )}
+                  </td>
+                </tr>
               )}
-            </ListState>
+            />
           </article>
         </>
       )}

@@ -5,9 +5,10 @@
  */
 import { useEffect, useState } from "preact/hooks";
 
-import { type ApiKey, type Group, type LoggedRequest, unwrap } from "./api.ts";
+import { type LoggedRequest, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Loading, useDebounced, useList, when } from "./ui.tsx";
+import { useGroups, useKeys } from "./keys.tsx";
+import { ErrorNote, Loading, Options, Table, useDebounced, when } from "./ui.tsx";
 
 const PAGE = 50;
 type StatusClass = "2xx" | "4xx" | "5xx";
@@ -28,14 +29,8 @@ function toQuery(filters: typeof EMPTY) {
 
 export function RequestLogPanel() {
   const { gateway } = useConsole();
-  const groups = useList<Group>(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
-  const keys = useList<ApiKey>(
-    async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
+  const groups = useGroups();
+  const keys = useKeys();
   const keyNames = new Map((keys.items ?? []).map((k) => [k.id, k.name]));
   const [filters, setFilters] = useState(EMPTY);
   const settled = useDebounced(filters, 250);
@@ -102,12 +97,7 @@ export function RequestLogPanel() {
         <label>
           Model
           <select value={filters.group} onChange={set("group")}>
-            <option value="">Any</option>
-            {(groups.items ?? []).map((g) => (
-              <option key={g.id} value={g.name}>
-                {g.name}
-              </option>
-            ))}
+            <Options choices={[["", "Any"], ...(groups.items ?? []).map((g) => [g.name, g.name] as const)]} />
           </select>
         </label>
         <label>
@@ -122,12 +112,7 @@ export function RequestLogPanel() {
         <label>
           API key
           <select value={filters.key_id} onChange={set("key_id")}>
-            <option value="">Any</option>
-            {(keys.items ?? []).map((k) => (
-              <option key={k.id} value={k.id}>
-                {k.name}
-              </option>
-            ))}
+            <Options choices={[["", "Any"], ...(keys.items ?? []).map((k) => [k.id, k.name] as const)]} />
           </select>
         </label>
         <label>
@@ -158,40 +143,29 @@ export function RequestLogPanel() {
         </div>
       ) : (
         <>
-          <table class="striped requests">
-            <caption class="visually-hidden">Requests, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Model</th>
-                <th scope="col">API key</th>
-                <th scope="col">Status</th>
-                <th scope="col">Model instances tried</th>
-                <th scope="col">Tokens</th>
-                <th scope="col">First byte</th>
-                <th scope="col">Duration</th>
+          <Table
+            class="striped requests"
+            caption="Requests, newest first"
+            columns={["When", "Model", "API key", "Status", "Model instances tried", "Tokens", "First byte", "Duration"]}
+          >
+            {rows.map((r) => (
+              <tr key={r.id}>
+                <td class="nowrap">{when(r.at)}</td>
+                <td>
+                  {r.group ?? "—"} <small class="muted block">{r.endpoint}{r.stream ? ", stream" : ""}</small>
+                </td>
+                <td>{keyNames.get(r.key_id) ?? r.key_id.slice(0, 8)}</td>
+                <td>
+                  <span class={`badge status-${String(r.status)[0]}xx`}>{r.status}</span>
+                  {r.error_cause && <small class="muted block">{r.error_cause}</small>}
+                </td>
+                <td>{r.instances.length ? r.instances.join(" → ") : "—"}</td>
+                <td>{r.total_tokens ?? "—"}</td>
+                <td>{r.ttfb_ms == null ? "—" : `${r.ttfb_ms} ms`}</td>
+                <td>{r.duration_ms} ms</td>
               </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.id}>
-                  <td class="nowrap">{when(r.at)}</td>
-                  <td>
-                    {r.group ?? "—"} <small class="muted block">{r.endpoint}{r.stream ? ", stream" : ""}</small>
-                  </td>
-                  <td>{keyNames.get(r.key_id) ?? r.key_id.slice(0, 8)}</td>
-                  <td>
-                    <span class={`badge status-${String(r.status)[0]}xx`}>{r.status}</span>
-                    {r.error_cause && <small class="muted block">{r.error_cause}</small>}
-                  </td>
-                  <td>{r.instances.length ? r.instances.join(" → ") : "—"}</td>
-                  <td>{r.total_tokens ?? "—"}</td>
-                  <td>{r.ttfb_ms == null ? "—" : `${r.ttfb_ms} ms`}</td>
-                  <td>{r.duration_ms} ms</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
           <p class="muted" role="status">
             {rows.length} request{rows.length === 1 ? "" : "s"} shown{next ? ", more to load" : ""}.
           </p>

@@ -4,7 +4,7 @@ import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, ty
 import { useConsole } from "./context.ts";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
-import { ErrorNote, Field, Loading, useDebounced } from "./ui.tsx";
+import { DataTable, ErrorNote, Field, Loading, Options, useDebounced, useList } from "./ui.tsx";
 
 const RISK_LEVELS: [RiskLevel, string][] = [
   ["unacceptable", "Prohibited practices (Art. 5): the system may never be in use."],
@@ -23,16 +23,10 @@ export function SystemsList() {
   const { registry, canEdit } = useConsole();
   const [q, setQ] = useState("");
   const settled = useDebounced(q, 250);
-  const [systems, setSystems] = useState<System[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [attempt, setAttempt] = useState(0);
-  useEffect(() => {
-    setError(null);
-    unwrap(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } })).then(
-      ({ data }) => setSystems(data.items),
-      setError,
-    );
-  }, [settled, registry, attempt]);
+  const systems = useList<System>(
+    async () => (await unwrap(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } }))).data.items,
+    [settled, registry],
+  );
   return (
     <section aria-labelledby="systems-title">
       <div class="page-head">
@@ -45,40 +39,23 @@ export function SystemsList() {
           <input type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} />
         </label>
       </form>
-      {error ? (
-        <ErrorNote error={error} onRetry={() => setAttempt(attempt + 1)} />
-      ) : systems === null ? (
-        <Loading what="AI systems" />
-      ) : systems.length === 0 ? (
-        <p role="status" class="empty">
-          {q ? "No AI systems match." : "No AI systems in this workspace yet."}
-        </p>
-      ) : (
-        <table class="striped">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Risk level</th>
-              <th scope="col">AI Act role</th>
-              <th scope="col">Status</th>
-              <th scope="col">Purpose</th>
-            </tr>
-          </thead>
-          <tbody>
-            {systems.map((s) => (
-              <tr key={s.id}>
-                <th scope="row">
-                  <a href={`#/systems/${s.id}`}>{s.name}</a>
-                </th>
-                <td>{s.risk_level}</td>
-                <td>{s.ai_act_role ?? "—"}</td>
-                <td>{s.status}</td>
-                <td>{s.purpose}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <DataTable
+        what="AI systems"
+        list={systems}
+        empty={q ? "No AI systems match." : "No AI systems in this workspace yet."}
+        columns={["Name", "Risk level", "AI Act role", "Status", "Purpose"]}
+        row={(s) => (
+          <tr key={s.id}>
+            <th scope="row">
+              <a href={`#/systems/${s.id}`}>{s.name}</a>
+            </th>
+            <td>{s.risk_level}</td>
+            <td>{s.ai_act_role ?? "—"}</td>
+            <td>{s.status}</td>
+            <td>{s.purpose}</td>
+          </tr>
+        )}
+      />
     </section>
   );
 }
@@ -272,12 +249,7 @@ export function SystemForm(props: { id?: string }) {
           <Field label="AI Act role" error={errors.ai_act_role}>
             {(a) => (
               <select {...a} value={form.ai_act_role} onChange={set("ai_act_role")}>
-                <option value="">Not decided yet</option>
-                {ROLES.map(([role, label]) => (
-                  <option key={role} value={role}>
-                    {label}
-                  </option>
-                ))}
+                <Options choices={[["", "Not decided yet"], ...ROLES]} />
               </select>
             )}
           </Field>

@@ -297,11 +297,12 @@ export function Table(props: {
   columns: (string | false)[];
   caption?: string;
   labelledBy?: string;
-  plain?: boolean;
+  /** Its classes, when not just "striped" ("" for none). */
+  class?: string;
   children: ComponentChildren;
 }) {
   return (
-    <table class={props.plain ? undefined : "striped"} aria-labelledby={props.labelledBy}>
+    <table class={(props.class ?? "striped") || undefined} aria-labelledby={props.labelledBy}>
       {props.caption && <caption class="visually-hidden">{props.caption}</caption>}
       <thead>
         <tr>
@@ -326,13 +327,12 @@ export function DataTable<T>(props: {
   columns: (string | false)[];
   caption?: string;
   labelledBy?: string;
-  plain?: boolean;
   row: (item: T) => ComponentChildren;
 }) {
   return (
     <ListState what={props.what} list={props.list} empty={props.empty} notFound={props.notFound}>
       {(items) => (
-        <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy} plain={props.plain}>
+        <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy}>
           {items.map(props.row)}
         </Table>
       )}
