@@ -120,6 +120,11 @@ export async function unwrap<T>(
   return { data: result.data as T, response: result.response };
 }
 
+/** Return the items of a list call's page (or throw its ApiError, as `unwrap`). */
+export async function itemsOf<T>(call: Promise<{ data?: { items: T[] }; error?: unknown; response: Response }>): Promise<T[]> {
+  return (await unwrap(call)).data.items;
+}
+
 /** Return the systems a 409 names (a model still used by AI systems), if it names any. */
 export function systemsNamed(error: ApiError): { id: string; name: string }[] {
   const systems = (error.problem as { systems?: unknown } | null)?.systems;

@@ -5,7 +5,7 @@
  */
 import { useRef, useState } from "preact/hooks";
 
-import { type Deployment, type DeploymentHistoryEntry, type Device, type Model, unwrap } from "./api.ts";
+import { type Deployment, type DeploymentHistoryEntry, type Device, type Model, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { actOn, DeploymentCells, type DeploymentAction, followUp, labelsText, useAllDevices } from "./devices.tsx";
 import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Table, useAction, useList, usePolled, useSubmit, when } from "./ui.tsx";
@@ -123,14 +123,12 @@ export function DeployPanel(props: { model: Model }) {
   const [historyOf, setHistoryOf] = useState<Deployment | null>(null);
   const online = new Set((devices.items ?? []).filter((d) => d.status === "online").map((d) => d.id));
   const polled = usePolled(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/models/{model_id}/deployments", {
-            params: { path: { model_id: model.id }, query: { limit: 200, sort: "-updated_at" } },
-          }),
-        )
-      ).data.items,
+    () =>
+      itemsOf(
+        deployer.GET("/v1/models/{model_id}/deployments", {
+          params: { path: { model_id: model.id }, query: { limit: 200, sort: "-updated_at" } },
+        }),
+      ),
     (items) => followUp(items, (id) => online.has(id)),
     [model.id, deployer, devices.items],
   );
@@ -150,8 +148,8 @@ export function DeployPanel(props: { model: Model }) {
       {canEdit && <DeployForm model={model} devices={devices.items} onDeployed={polled.reload} />}
       <article aria-labelledby="deployments-title">
         <h2 id="deployments-title">Deployments</h2>
-        {action.error ? <ErrorNote error={action.error} /> : null}
         <DataTable
+          actionError={action.error}
           what="the deployments"
           list={deployments}
           empty="This AI model is on no device yet."
@@ -257,14 +255,12 @@ function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: (
   const { deployer } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
   const entries = useList<DeploymentHistoryEntry>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/deployments/{deployment_id}/history", {
-            params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
-          }),
-        )
-      ).data.items,
+    () =>
+      itemsOf(
+        deployer.GET("/v1/deployments/{deployment_id}/history", {
+          params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
+        }),
+      ),
     [deployer, props.deployment.id],
   );
   const title = `History of ${props.model.name} on ${props.deployment.device_name}`;

@@ -6,10 +6,10 @@
  */
 import { useState } from "preact/hooks";
 
-import { type Deployer_, type Deployment, type Device, type DeviceStatus, unwrap } from "./api.ts";
+import { type Deployer_, type Deployment, type Device, type DeviceStatus, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DeviceTabs } from "./provisioning.tsx";
-import { Confirm, DataTable, ErrorNote, Loading, Options, Table, useAction, useDebounced, useList, usePolled, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Loading, Page, Table, useAction, useDebounced, useList, usePolled, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
   online: "Online",
@@ -31,7 +31,7 @@ export function labelsText(labels: Record<string, string>): string {
 export function useAllDevices() {
   const { deployer } = useConsole();
   return useList<Device>(
-    async () => (await unwrap(deployer.GET("/v1/devices", { params: { query: { limit: 200 } } }))).data.items,
+    () => itemsOf(deployer.GET("/v1/devices", { params: { query: { limit: 200 } } })),
     [deployer],
   );
 }
@@ -48,28 +48,25 @@ export function DevicesList() {
       status: (settled.status || undefined) as DeviceStatus | undefined,
       label: settled.label.includes("=") ? [settled.label.trim()] : undefined,
     };
-    return (await unwrap(deployer.GET("/v1/devices", { params: { query } }))).data.items;
+    return itemsOf(deployer.GET("/v1/devices", { params: { query } }));
   }, [settled, deployer]);
   const set = (key: keyof typeof filters) => (e: { currentTarget: { value: string } }) =>
     setFilters({ ...filters, [key]: e.currentTarget.value });
   const filtered = Boolean(filters.name || filters.status || filters.label);
   return (
-    <section aria-labelledby="devices-title">
-      <div class="page-head">
-        <h1 id="devices-title">Device List</h1>
-      </div>
+    <Page id="devices-title" title="Device List">
       <DeviceTabs current="list" />
       <form role="search" class="filters grid" onSubmit={(e) => e.preventDefault()}>
         <label>
           Search devices
           <input type="search" value={filters.name} onInput={set("name")} />
         </label>
-        <label>
-          Status
-          <select value={filters.status} onChange={set("status")}>
-            <Options choices={[["", "Any (not revoked)"], ...Object.entries(STATUS_LABEL)]} />
-          </select>
-        </label>
+        <Choice
+          label="Status"
+          value={filters.status}
+          onChange={(status) => setFilters({ ...filters, status })}
+          choices={[["", "Any (not revoked)"], ...Object.entries(STATUS_LABEL)]}
+        />
         <label>
           Label
           <input value={filters.label} onInput={set("label")} placeholder="site=plant-1" />
@@ -95,7 +92,7 @@ export function DevicesList() {
           </tr>
         )}
       />
-    </section>
+    </Page>
   );
 }
 
@@ -179,14 +176,7 @@ export function DevicePage(props: { id: string }) {
   const { device, deployments } = polled.data;
   const busy = action.busy;
   return (
-    <section aria-labelledby="device-title">
-      <p>
-        <a href="#/devices">← Device List</a>
-      </p>
-      <div class="page-head">
-        <h1 id="device-title">{device.name}</h1>
-        <StatusBadge status={device.status} />
-      </div>
+    <Page id="device-title" title={device.name} back={["#/devices", "Device List"]} aside={<StatusBadge status={device.status} />}>
       <dl>
         <dt>Labels</dt>
         <dd>{labelsText(device.labels) || "none"}</dd>
@@ -246,6 +236,6 @@ export function DevicePage(props: { id: string }) {
           })}
         </Table>
       )}
-    </section>
+    </Page>
   );
 }

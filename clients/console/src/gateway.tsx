@@ -14,6 +14,7 @@ import {
   type InstanceCheck,
   type InstanceCreate,
   type Model,
+  itemsOf,
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
@@ -47,7 +48,7 @@ const INTRO: Record<Tab, string> = {
 export function GatewayModels(props: { tab: Tab }) {
   const { gateway } = useConsole();
   const instances = useList(
-    async () => (await unwrap(gateway.GET("/v1/instances", { params: { query: { limit: 200 } } }))).data.items,
+    () => itemsOf(gateway.GET("/v1/instances", { params: { query: { limit: 200 } } })),
     [gateway],
   );
   return (

@@ -6,9 +6,9 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, unwrap } from "./api.ts";
+import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Secret, TextField, useList, useSubmit, when } from "./ui.tsx";
 
 const LIMITS: [keyof LimitValues, string][] = [
   ["requests_per_minute", "Requests per minute"],
@@ -65,6 +65,20 @@ function LimitsFields(props: { form: LimitsForm; onChange: (form: LimitsForm) =>
   );
 }
 
+/** When a key stops working (empty: never), in the person's local time. */
+function ExpiresField(props: { value: string; onChange: (value: string) => void; error: string | undefined }) {
+  return (
+    <TextField
+      label="Expires"
+      type="datetime-local"
+      value={props.value}
+      onInput={(e) => props.onChange(e.currentTarget.value)}
+      error={props.error}
+      hint="Empty: never. Your local time."
+    />
+  );
+}
+
 /** Return an RFC 3339 time as a datetime-local input's value (local time, minutes). */
 function localInput(iso: string | null | undefined): string {
   if (!iso) return "";
@@ -85,7 +99,7 @@ function keyStatus(key: ApiKey): string {
 export function useGroups() {
   const { gateway } = useConsole();
   return useList<Group>(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
+    () => itemsOf(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } })),
     [gateway],
   );
 }
@@ -93,7 +107,7 @@ export function useGroups() {
 /** Return the workspace's API keys, the first 200. */
 export function useKeys() {
   const { gateway } = useConsole();
-  return useList<ApiKey>(async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items, [gateway]);
+  return useList<ApiKey>(() => itemsOf(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } })), [gateway]);
 }
 
 export function KeysPanel() {
@@ -121,8 +135,8 @@ export function KeysPanel() {
         <h2>API keys</h2>
         {canOperate && <button onClick={() => setCreating(true)}>Create an API key</button>}
       </div>
-      {revokeError ? <ErrorNote error={revokeError} /> : null}
       <DataTable
+        actionError={revokeError}
         what="API keys"
         list={keys}
         empty="No API keys yet: a program needs one to call the gateway."
@@ -194,7 +208,6 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
   const [limits, setLimits] = useState(limitsForm(null));
   const [expires, setExpires] = useState("");
   const [created, setCreated] = useState<ApiKeyCreated | null>(null);
-  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
 
   if (created) {
     return (
@@ -203,24 +216,7 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
           <strong>Copy this key now: it is shown only this once.</strong> The gateway keeps only a hash of it; if it is
           lost, create a new key and revoke this one.
         </p>
-        <div class="secret">
-          <code aria-label="The new API key">{created.key}</code>
-          <button
-            type="button"
-            class="secondary"
-            onClick={() =>
-              navigator.clipboard.writeText(created.key ?? "").then(
-                () => setCopied("yes"),
-                () => setCopied("no"),
-              )
-            }
-          >
-            Copy
-          </button>
-        </div>
-        {copied && (
-          <p role="status">{copied === "yes" ? "Copied to the clipboard." : "The browser did not allow copying: select the key and copy it."}</p>
-        )}
+        <Secret value={created.key ?? ""} label="The new API key" what="key" />
         <p class="muted">
           {created.name}: {created.groups === null ? "all models" : created.groups.join(", ")}; {limitsText(created.limits)}.
         </p>
@@ -277,9 +273,7 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
           {errors.groups && <small class="field-error">{errors.groups}</small>}
         </fieldset>
         <LimitsFields form={limits} onChange={setLimits} errors={errors} />
-        <Field label="Expires" error={errors.expires_at} hint="Empty: never. Your local time.">
-          {(a) => <input {...a} type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
-        </Field>
+        <ExpiresField value={expires} onChange={setExpires} error={errors.expires_at} />
         <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Create the API key" />
       </form>
     </FormDialog>
@@ -310,9 +304,7 @@ function EditKeyDialog(props: { apiKey: ApiKey; onClose: () => void; onSaved: ()
         }}
       >
         <LimitsFields form={limits} onChange={setLimits} errors={errors} />
-        <Field label="Expires" error={errors.expires_at} hint="Empty: never. Your local time.">
-          {(a) => <input {...a} type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
-        </Field>
+        <ExpiresField value={expires} onChange={setExpires} error={errors.expires_at} />
         <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Save the limits" />
       </form>
     </FormDialog>

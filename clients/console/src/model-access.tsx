@@ -4,7 +4,7 @@
  */
 import { useRef, useState } from "preact/hooks";
 
-import { type AccessGrant, type Model, type ModelUsage, unwrap } from "./api.ts";
+import { type AccessGrant, type Model, type ModelUsage, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useList, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS } from "./versions.tsx";
@@ -20,14 +20,12 @@ export function AccessPanel(props: { model: Model }) {
   const { deployer, canEdit } = useConsole();
   const model = props.model;
   const grants = useList<AccessGrant>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/models/{model_id}/access", {
-            params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
-          }),
-        )
-      ).data.items,
+    () =>
+      itemsOf(
+        deployer.GET("/v1/models/{model_id}/access", {
+          params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
+        }),
+      ),
     [deployer, model.id],
   );
   const action = useAction();
@@ -65,8 +63,8 @@ export function AccessPanel(props: { model: Model }) {
           Besides the workspace's roles: a grant lets one person (or everyone with a role) see, deploy
           or edit this AI model only.
         </p>
-        {action.error ? <ErrorNote error={action.error} /> : null}
         <DataTable
+          actionError={action.error}
           what="the access grants"
           list={grants}
           empty="No grants: only the workspace's roles apply."

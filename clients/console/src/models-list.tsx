@@ -5,7 +5,7 @@ import { useConsole } from "./context.ts";
 import { CreateModelDialog } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { go } from "./router.ts";
-import { ApprovalBadge, approvalLabel, ErrorNote, Options, Table, useDebounced, when } from "./ui.tsx";
+import { ApprovalBadge, approvalLabel, Choice, ErrorNote, Table, useDebounced, when } from "./ui.tsx";
 
 export const PAGE_SIZE = 100;
 const APPROVALS: ApprovalState[] = ["draft", "in_review", "approved", "restricted", "blocked", "retired"];
@@ -82,22 +82,22 @@ export function ModelsList() {
           Search AI models
           <input type="search" value={filters.q} placeholder="Name, description, functionality…" onInput={(e) => set({ q: e.currentTarget.value })} />
         </label>
-        <label>
-          Learning type
-          <select aria-label="Learning type" value={filters.learning_type} onChange={(e) => set({ learning_type: e.currentTarget.value })}>
-            <Options choices={[["", "Any"], ...(types ?? []).map((t) => [t.id, t.label] as const)]} />
-          </select>
-        </label>
+        <Choice
+          label="Learning type"
+          value={filters.learning_type}
+          onChange={(learning_type) => set({ learning_type })}
+          choices={[["", "Any"], ...(types ?? []).map((t) => [t.id, t.label] as const)]}
+        />
         <label>
           Tag
           <input value={filters.tag} onInput={(e) => set({ tag: e.currentTarget.value })} />
         </label>
-        <label>
-          Approval
-          <select aria-label="Approval" value={filters.approval} onChange={(e) => set({ approval: e.currentTarget.value })}>
-            <Options choices={[["", "Any"], ...APPROVALS.map((a) => [a, approvalLabel(a)] as const)]} />
-          </select>
-        </label>
+        <Choice
+          label="Approval"
+          value={filters.approval}
+          onChange={(approval) => set({ approval })}
+          choices={[["", "Any"], ...APPROVALS.map((a) => [a, approvalLabel(a)] as const)]}
+        />
         <label class="check">
           <input type="checkbox" role="switch" checked={filters.archived} onChange={(e) => set({ archived: e.currentTarget.checked })} />
           Archived only

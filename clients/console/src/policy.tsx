@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type HistoryEntry, type Policy, unwrap } from "./api.ts";
+import { type HistoryEntry, type Policy, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DataTable, ErrorNote, Field, Loading, useList, useSubmit, when } from "./ui.tsx";
 
@@ -27,7 +27,7 @@ export function PolicyPanel() {
   const form = useRef<HTMLFormElement>(null);
   const { errors, failure, busy, submit } = useSubmit(form);
   const history = useList<HistoryEntry>(
-    async () => (await unwrap(registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } }))).data.items,
+    () => itemsOf(registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } })),
     [registry, attempt],
   );
   useEffect(() => {

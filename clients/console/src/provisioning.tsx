@@ -5,11 +5,11 @@
  */
 import { useRef, useState } from "preact/hooks";
 
-import { type ProvisioningToken, type ProvisioningTokenWithSecret, unwrap } from "./api.ts";
+import { type ProvisioningToken, type ProvisioningTokenWithSecret, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { parseSelector } from "./deploy.tsx";
 import { labelsText } from "./devices.tsx";
-import { Confirm, DataTable, ErrorNote, Field, useAction, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, Page, Secret, useAction, useList, useSubmit, when } from "./ui.tsx";
 
 /** Return what a token can still do: active, used up, expired or revoked. */
 function status(t: ProvisioningToken): string {
@@ -43,9 +43,7 @@ export function DeviceTabs(props: { current: "list" | "tokens" }) {
 export function ProvisioningTokens() {
   const { deployer, canEdit } = useConsole();
   const tokens = useList<ProvisioningToken>(
-    async () =>
-      (await unwrap(deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } }))).data
-        .items,
+    () => itemsOf(deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } })),
     [deployer],
   );
   const action = useAction();
@@ -56,10 +54,7 @@ export function ProvisioningTokens() {
     });
 
   return (
-    <section aria-labelledby="tokens-title">
-      <div class="page-head">
-        <h1 id="tokens-title">Provisioning tokens</h1>
-      </div>
+    <Page id="tokens-title" title="Provisioning tokens">
       <DeviceTabs current="tokens" />
       {!canEdit ? (
         <p role="alert">Provisioning tokens need the editor role in this workspace.</p>
@@ -73,8 +68,8 @@ export function ProvisioningTokens() {
           <CreateToken onCreated={tokens.reload} />
           <article aria-labelledby="tokens-list-title">
             <h2 id="tokens-list-title">Tokens</h2>
-            {action.error ? <ErrorNote error={action.error} /> : null}
             <DataTable
+              actionError={action.error}
               what="the provisioning tokens"
               list={tokens}
               empty="No provisioning tokens yet."
@@ -110,7 +105,7 @@ export function ProvisioningTokens() {
           </article>
         </>
       )}
-    </section>
+    </Page>
   );
 }
 
@@ -123,7 +118,6 @@ function CreateToken(props: { onCreated: () => void }) {
   const [hours, setHours] = useState("24");
   const [labels, setLabels] = useState("");
   const [created, setCreated] = useState<ProvisioningTokenWithSecret | null>(null);
-  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
   const parsed = labels.trim() ? parseSelector(labels) : {};
   return (
     <article aria-labelledby="create-token-title">
@@ -134,27 +128,8 @@ function CreateToken(props: { onCreated: () => void }) {
             <strong>Copy the token {created.name} now: it is shown only this once.</strong> The deployer keeps only a
             hash of it.
           </p>
-          <div class="secret">
-            <code aria-label="The new provisioning token's secret">{created.token}</code>
-            <button
-              type="button"
-              class="secondary"
-              onClick={() =>
-                navigator.clipboard.writeText(created.token).then(
-                  () => setCopied("yes"),
-                  () => setCopied("no"),
-                )
-              }
-            >
-              Copy
-            </button>
-          </div>
-          {copied && (
-            <p role="status">
-              {copied === "yes" ? "Copied to the clipboard." : "The browser did not allow copying: select the token and copy it."}
-            </p>
-          )}
-          <button type="button" class="secondary outline small" onClick={() => (setCreated(null), setCopied(null))}>
+          <Secret key={created.token} value={created.token} label="The new provisioning token's secret" what="token" />
+          <button type="button" class="secondary outline small" onClick={() => setCreated(null)}>
             Done, I have copied it
           </button>
         </div>
@@ -171,7 +146,6 @@ function CreateToken(props: { onCreated: () => void }) {
               }),
             );
             setCreated(data);
-            setCopied(null);
             setName("");
             props.onCreated();
           });

@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import { type LoggedRequest, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { useGroups, useKeys } from "./keys.tsx";
-import { ErrorNote, Loading, Options, Table, useDebounced, when } from "./ui.tsx";
+import { Choice, ErrorNote, Loading, Table, useDebounced, when } from "./ui.tsx";
 
 const PAGE = 50;
 type StatusClass = "2xx" | "4xx" | "5xx";
@@ -26,6 +26,13 @@ function toQuery(filters: typeof EMPTY) {
     until: iso(filters.until),
   };
 }
+
+const STATUS_CLASSES = [
+  ["", "Any"],
+  ["2xx", "2xx: answered"],
+  ["4xx", "4xx: refused"],
+  ["5xx", "5xx: failed"],
+] as const;
 
 export function RequestLogPanel() {
   const { gateway } = useConsole();
@@ -94,27 +101,24 @@ export function RequestLogPanel() {
         </button>
       </div>
       <form role="search" aria-label="Filter the requests" class="filters request-filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Model
-          <select value={filters.group} onChange={set("group")}>
-            <Options choices={[["", "Any"], ...(groups.items ?? []).map((g) => [g.name, g.name] as const)]} />
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filters.status_class} onChange={set("status_class")}>
-            <option value="">Any</option>
-            <option value="2xx">2xx: answered</option>
-            <option value="4xx">4xx: refused</option>
-            <option value="5xx">5xx: failed</option>
-          </select>
-        </label>
-        <label>
-          API key
-          <select value={filters.key_id} onChange={set("key_id")}>
-            <Options choices={[["", "Any"], ...(keys.items ?? []).map((k) => [k.id, k.name] as const)]} />
-          </select>
-        </label>
+        <Choice
+          label="Model"
+          value={filters.group}
+          onChange={(group) => setFilters({ ...filters, group })}
+          choices={[["", "Any"], ...(groups.items ?? []).map((g) => [g.name, g.name] as const)]}
+        />
+        <Choice
+          label="Status"
+          value={filters.status_class}
+          onChange={(status_class) => setFilters({ ...filters, status_class })}
+          choices={STATUS_CLASSES}
+        />
+        <Choice
+          label="API key"
+          value={filters.key_id}
+          onChange={(key_id) => setFilters({ ...filters, key_id })}
+          choices={[["", "Any"], ...(keys.items ?? []).map((k) => [k.id, k.name] as const)]}
+        />
         <label>
           From
           <input type="datetime-local" value={filters.since} onInput={set("since")} />

@@ -6,12 +6,12 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { ApiError, type RolloutState, type RolloutSummary, unwrap } from "./api.ts";
+import { ApiError, type RolloutState, type RolloutSummary, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DeviceTarget, parseSelector, useDeviceTarget } from "./deploy.tsx";
 import { useAllDevices } from "./devices.tsx";
 import { go } from "./router.ts";
-import { Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useList, usePolled, useSubmit, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useList, usePolled, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 const STATE_LABEL: Record<RolloutState, string> = {
@@ -70,14 +70,12 @@ export function RolloutsList() {
   const { deployer } = useConsole();
   const [state, setState] = useState<RolloutState | "">("");
   const list = useList<RolloutSummary>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/rollouts", {
-            params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
-          }),
-        )
-      ).data.items,
+    () =>
+      itemsOf(
+        deployer.GET("/v1/rollouts", {
+          params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
+        }),
+      ),
     [deployer, state],
   );
   const names = useNames(list.items);
@@ -91,12 +89,12 @@ export function RolloutsList() {
         devices to what they ran) when too many fail. Start one from an AI model's Deploy section.
       </p>
       <form class="filters" role="search" aria-label="Filter rollouts" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          State
-          <select value={state} onChange={(e) => setState(e.currentTarget.value as RolloutState | "")}>
-            <Options choices={[["", "Any"], ...Object.entries(STATE_LABEL)]} />
-          </select>
-        </label>
+        <Choice
+          label="State"
+          value={state}
+          onChange={(value) => setState(value as RolloutState | "")}
+          choices={[["", "Any"], ...Object.entries(STATE_LABEL)]}
+        />
       </form>
       <DataTable
         what="the rollouts"

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 
-import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, unwrap } from "./api.ts";
+import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
@@ -24,7 +24,7 @@ export function SystemsList() {
   const [q, setQ] = useState("");
   const settled = useDebounced(q, 250);
   const systems = useList<System>(
-    async () => (await unwrap(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } }))).data.items,
+    () => itemsOf(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } })),
     [settled, registry],
   );
   return (

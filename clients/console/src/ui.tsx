@@ -241,7 +241,12 @@ export function useSubmit(dialog: { current: HTMLElement | null }) {
       setBusy(false);
     }
   }
-  return { errors, failure, busy, submit };
+  /** A form's onSubmit that sends `call` (the page is not left). */
+  const onSubmit = (call: () => Promise<unknown>) => (e: Event) => {
+    e.preventDefault();
+    void submit(call);
+  };
+  return { errors, failure, busy, submit, onSubmit };
 }
 
 /**
@@ -328,15 +333,20 @@ export function DataTable<T>(props: {
   caption?: string;
   labelledBy?: string;
   row: (item: T) => ComponentChildren;
+  /** What the last action on an item said when it failed, above the list. */
+  actionError?: unknown;
 }) {
   return (
-    <ListState what={props.what} list={props.list} empty={props.empty} notFound={props.notFound}>
-      {(items) => (
-        <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy}>
-          {items.map(props.row)}
-        </Table>
-      )}
-    </ListState>
+    <>
+      {props.actionError ? <ErrorNote error={props.actionError} /> : null}
+      <ListState what={props.what} list={props.list} empty={props.empty} notFound={props.notFound}>
+        {(items) => (
+          <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy}>
+            {items.map(props.row)}
+          </Table>
+        )}
+      </ListState>
+    </>
   );
 }
 
@@ -415,4 +425,96 @@ export function usePolled<T>(
     };
   }, [...deps, attempt]);
   return { data, setData, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+/** A secret shown once, with Copy and what came of copying it (`what`: "key", "token"). */
+export function Secret(props: { value: string; label: string; what: string }) {
+  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
+  return (
+    <>
+      <div class="secret">
+        <code aria-label={props.label}>{props.value}</code>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() =>
+            navigator.clipboard.writeText(props.value).then(
+              () => setCopied("yes"),
+              () => setCopied("no"),
+            )
+          }
+        >
+          Copy
+        </button>
+      </div>
+      {copied && (
+        <p role="status">
+          {copied === "yes" ? "Copied to the clipboard." : `The browser did not allow copying: select the ${props.what} and copy it.`}
+        </p>
+      )}
+    </>
+  );
+}
+
+/**
+ * A screen: a way back (when it has one), its heading with what stands beside it (badges,
+ * its main button), then its content.
+ */
+export function Page(props: {
+  id: string;
+  title: ComponentChildren;
+  back?: [href: string, text: string];
+  aside?: ComponentChildren;
+  children: ComponentChildren;
+}) {
+  return (
+    <section aria-labelledby={props.id}>
+      {props.back && (
+        <p>
+          <a href={props.back[0]}>← {props.back[1]}</a>
+        </p>
+      )}
+      <div class="page-head">
+        <h1 id={props.id}>{props.title}</h1>
+        {props.aside}
+      </div>
+      {props.children}
+    </section>
+  );
+}
+
+/** A labelled select of a filter form (no field errors: any choice is a valid one). */
+export function Choice(props: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  choices: readonly (readonly [string, string])[];
+}) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+        <Options choices={props.choices} />
+      </select>
+    </label>
+  );
+}
+
+/** A text field of a form: an input, or a textarea of `rows` lines, with its label, hint and error. */
+export function TextField(props: {
+  label: string;
+  value: string;
+  onInput: (e: { currentTarget: { value: string } }) => void;
+  error: string | undefined;
+  hint?: string;
+  required?: boolean;
+  rows?: number;
+  type?: string;
+}) {
+  const { label, error, hint, required, rows, ...input } = props;
+  return (
+    <Field label={label} error={error} hint={hint} required={required}>
+      {(a) => (rows ? <textarea {...a} rows={rows} value={input.value} onInput={input.onInput} /> : <input {...a} {...input} />)}
+    </Field>
+  );
 }

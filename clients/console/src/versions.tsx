@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type Manifest, type Model, type ModelVersion, unwrap, uploadVersion } from "./api.ts";
+import { type Manifest, type Model, type ModelVersion, itemsOf, unwrap, uploadVersion } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { type ManifestReading, readProjectManifest } from "./manifest.ts";
 import { DataTable, DialogFooter, Field, FormDialog, Options, useList, useSubmit, when } from "./ui.tsx";
@@ -95,14 +95,12 @@ export const NO_ACCESS =
 export function useVersions(modelId: string) {
   const { deployer } = useConsole();
   return useList<ModelVersion>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/models/{model_id}/versions", {
-            params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
-          }),
-        )
-      ).data.items,
+    () =>
+      itemsOf(
+        deployer.GET("/v1/models/{model_id}/versions", {
+          params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
+        }),
+      ),
     [deployer, modelId],
   );
 }
