@@ -8,7 +8,7 @@ import { useRef, useState } from "preact/hooks";
 import { type Deployment, type DeploymentHistoryEntry, type Device, type Model, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { actOn, DeploymentCells, type DeploymentAction, followUp, labelsText, useAllDevices } from "./devices.tsx";
-import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Table, useAction, useList, usePolled, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 type Action = Exclude<DeploymentAction, "remove">;
@@ -254,13 +254,11 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
 function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: () => void }) {
   const { deployer } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const entries = useList<DeploymentHistoryEntry>(
+  const entries = useItems<DeploymentHistoryEntry>(
     () =>
-      itemsOf(
-        deployer.GET("/v1/deployments/{deployment_id}/history", {
-          params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
-        }),
-      ),
+      deployer.GET("/v1/deployments/{deployment_id}/history", {
+        params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
+      }),
     [deployer, props.deployment.id],
   );
   const title = `History of ${props.model.name} on ${props.deployment.device_name}`;

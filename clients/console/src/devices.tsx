@@ -9,7 +9,7 @@ import { useState } from "preact/hooks";
 import { type Deployer_, type Deployment, type Device, type DeviceStatus, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DeviceTabs } from "./provisioning.tsx";
-import { Choice, Confirm, DataTable, ErrorNote, Loading, Page, Table, useAction, useDebounced, useList, usePolled, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Loading, Page, Table, useAction, useDebounced, useItems, useList, usePolled, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
   online: "Online",
@@ -30,8 +30,8 @@ export function labelsText(labels: Record<string, string>): string {
 /** Return every device of the workspace (the first 200), for a form that chooses some. */
 export function useAllDevices() {
   const { deployer } = useConsole();
-  return useList<Device>(
-    () => itemsOf(deployer.GET("/v1/devices", { params: { query: { limit: 200 } } })),
+  return useItems<Device>(
+    () => deployer.GET("/v1/devices", { params: { query: { limit: 200 } } }),
     [deployer],
   );
 }

@@ -14,7 +14,6 @@ import {
   type InstanceCheck,
   type InstanceCreate,
   type Model,
-  itemsOf,
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
@@ -22,7 +21,7 @@ import { KeysPanel, useGroups } from "./keys.tsx";
 import { Playground } from "./playground.tsx";
 import { PolicyPanel } from "./policy.tsx";
 import { RequestLogPanel } from "./requests.tsx";
-import { DataTable, DialogFooter, ErrorNote, Field, FormDialog, Options, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, DialogFooter, Field, FormDialog, Options, useItems, useList, useSubmit, when } from "./ui.tsx";
 
 export type Tab = "models" | "instances" | "keys" | "requests" | "playground" | "policy";
 const TABS: [Tab, string][] = [
@@ -47,8 +46,8 @@ const INTRO: Record<Tab, string> = {
 
 export function GatewayModels(props: { tab: Tab }) {
   const { gateway } = useConsole();
-  const instances = useList(
-    () => itemsOf(gateway.GET("/v1/instances", { params: { query: { limit: 200 } } })),
+  const instances = useItems(
+    () => gateway.GET("/v1/instances", { params: { query: { limit: 200 } } }),
     [gateway],
   );
   return (
@@ -245,7 +244,7 @@ function secretsLabel(instance: Instance): string {
 function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance: Instance) => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [key] = useState(() => crypto.randomUUID());
   const [kind, setKind] = useState<"local" | "cloud">("local");
   const [form, setForm] = useState({
@@ -293,15 +292,12 @@ function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance
   return (
     <FormDialog id="create-instance-title" title="Create a model instance" dialog={dialog} onClose={props.onClose}>
           <form
-            onSubmit={(e) => {
-              e.preventDefault();
-              void submit(async () => {
-                const { data } = await unwrap(
-                  gateway.POST("/v1/instances", { body: body(), params: { header: { "Idempotency-Key": key } } }),
-                );
-                props.onCreated(data);
-              });
-            }}
+            onSubmit={onSubmit(async () => {
+              const { data } = await unwrap(
+                gateway.POST("/v1/instances", { body: body(), params: { header: { "Idempotency-Key": key } } }),
+              );
+              props.onCreated(data);
+            })}
           >
             <Field label="Name" required error={errors.name}>
               {(a) => <input {...a} value={form.name} onInput={set("name")} maxLength={100} />}

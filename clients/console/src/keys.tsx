@@ -6,9 +6,9 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, itemsOf, unwrap } from "./api.ts";
+import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Secret, TextField, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Secret, TextField, useItems, useSubmit, when } from "./ui.tsx";
 
 const LIMITS: [keyof LimitValues, string][] = [
   ["requests_per_minute", "Requests per minute"],
@@ -98,8 +98,8 @@ function keyStatus(key: ApiKey): string {
 /** Return the gateway's models (its groups) of the workspace, the first 200. */
 export function useGroups() {
   const { gateway } = useConsole();
-  return useList<Group>(
-    () => itemsOf(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } })),
+  return useItems<Group>(
+    () => gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }),
     [gateway],
   );
 }
@@ -107,7 +107,7 @@ export function useGroups() {
 /** Return the workspace's API keys, the first 200. */
 export function useKeys() {
   const { gateway } = useConsole();
-  return useList<ApiKey>(() => itemsOf(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } })), [gateway]);
+  return useItems<ApiKey>(() => gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }), [gateway]);
 }
 
 export function KeysPanel() {
@@ -201,7 +201,7 @@ export function KeysPanel() {
 function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [idempotencyKey] = useState(() => crypto.randomUUID());
   const [name, setName] = useState("");
   const [chosen, setChosen] = useState<string[]>([]);
@@ -232,23 +232,20 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
   return (
     <FormDialog id="create-key-title" title="Create an API key" dialog={dialog} onClose={props.onClose}>
       <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit(async () => {
-            const { data } = await unwrap(
-              gateway.POST("/v1/keys", {
-                body: {
-                  name,
-                  groups: chosen.length ? chosen : null,
-                  limits: limitsBody(limits),
-                  expires_at: fromLocalInput(expires),
-                },
-                params: { header: { "Idempotency-Key": idempotencyKey } },
-              }),
-            );
-            setCreated(data);
-          });
-        }}
+        onSubmit={onSubmit(async () => {
+          const { data } = await unwrap(
+            gateway.POST("/v1/keys", {
+              body: {
+                name,
+                groups: chosen.length ? chosen : null,
+                limits: limitsBody(limits),
+                expires_at: fromLocalInput(expires),
+              },
+              params: { header: { "Idempotency-Key": idempotencyKey } },
+            }),
+          );
+          setCreated(data);
+        })}
       >
         <Field label="Name" required error={errors.name} hint="Who uses it, e.g. support-chatbot.">
           {(a) => <input {...a} value={name} maxLength={200} onInput={(e) => setName(e.currentTarget.value)} />}
@@ -283,25 +280,22 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
 function EditKeyDialog(props: { apiKey: ApiKey; onClose: () => void; onSaved: () => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [limits, setLimits] = useState(limitsForm(props.apiKey.limits));
   const [expires, setExpires] = useState(localInput(props.apiKey.expires_at));
   return (
     <FormDialog id="edit-key-title" title={`Limits and expiry of ${props.apiKey.name}`} dialog={dialog} onClose={props.onClose}>
       <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit(async () => {
-            // The ETag of the key as this person saw it: a change made since is not overwritten (412).
-            await unwrap(
-              gateway.PATCH("/v1/keys/{key_id}", {
-                params: { path: { key_id: props.apiKey.id }, header: { "If-Match": props.apiKey.etag } },
-                body: { limits: limitsBody(limits), expires_at: fromLocalInput(expires) },
-              }),
-            );
-            props.onSaved();
-          });
-        }}
+        onSubmit={onSubmit(async () => {
+          // The ETag of the key as this person saw it: a change made since is not overwritten (412).
+          await unwrap(
+            gateway.PATCH("/v1/keys/{key_id}", {
+              params: { path: { key_id: props.apiKey.id }, header: { "If-Match": props.apiKey.etag } },
+              body: { limits: limitsBody(limits), expires_at: fromLocalInput(expires) },
+            }),
+          );
+          props.onSaved();
+        })}
       >
         <LimitsFields form={limits} onChange={setLimits} errors={errors} />
         <ExpiresField value={expires} onChange={setExpires} error={errors.expires_at} />
@@ -321,7 +315,7 @@ function WorkspaceCeiling() {
   const [form, setForm] = useState(limitsForm(null));
   const [saved, setSaved] = useState(false);
   const formRef = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(formRef);
+  const { errors, failure, busy, onSubmit } = useSubmit(formRef);
   useEffect(() => {
     setError(null);
     unwrap(gateway.GET("/v1/limits")).then(
@@ -350,17 +344,14 @@ function WorkspaceCeiling() {
       ) : (
         <form
           ref={formRef}
-          onSubmit={(e) => {
-            e.preventDefault();
-            void submit(async () => {
-              const { data, response } = await unwrap(
-                gateway.PATCH("/v1/limits", { params: { header: { "If-Match": ceiling.etag } }, body: limitsBody(form) }),
-              );
-              setCeiling({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-              setEditing(false);
-              setSaved(true);
-            });
-          }}
+          onSubmit={onSubmit(async () => {
+            const { data, response } = await unwrap(
+              gateway.PATCH("/v1/limits", { params: { header: { "If-Match": ceiling.etag } }, body: limitsBody(form) }),
+            );
+            setCeiling({ ...data, etag: response.headers.get("ETag") ?? data.etag });
+            setEditing(false);
+            setSaved(true);
+          })}
         >
           <LimitsFields form={form} onChange={setForm} errors={errors} />
           {failure ? <ErrorNote error={failure} /> : null}

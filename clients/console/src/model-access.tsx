@@ -4,9 +4,9 @@
  */
 import { useRef, useState } from "preact/hooks";
 
-import { type AccessGrant, type Model, type ModelUsage, itemsOf, unwrap } from "./api.ts";
+import { type AccessGrant, type Model, type ModelUsage, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useItems, useList, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS } from "./versions.tsx";
 
 type Level = AccessGrant["level"];
@@ -19,13 +19,11 @@ const LEVELS: [Level, string][] = [
 export function AccessPanel(props: { model: Model }) {
   const { deployer, canEdit } = useConsole();
   const model = props.model;
-  const grants = useList<AccessGrant>(
+  const grants = useItems<AccessGrant>(
     () =>
-      itemsOf(
-        deployer.GET("/v1/models/{model_id}/access", {
-          params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
-        }),
-      ),
+      deployer.GET("/v1/models/{model_id}/access", {
+        params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
+      }),
     [deployer, model.id],
   );
   const action = useAction();
@@ -116,7 +114,7 @@ export function AccessPanel(props: { model: Model }) {
 function GrantForm(props: { model: Model; onGranted: () => void }) {
   const { deployer } = useConsole();
   const form = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(form);
+  const { errors, failure, busy, onSubmit } = useSubmit(form);
   const [subjectType, setSubjectType] = useState<"user" | "role">("user");
   const [subject, setSubject] = useState("");
   const [level, setLevel] = useState<Level>("viewer");
@@ -126,21 +124,18 @@ function GrantForm(props: { model: Model; onGranted: () => void }) {
       <h2 id="grant-title">Grant access</h2>
       <form
         ref={form}
-        onSubmit={(e) => {
-          e.preventDefault();
+        onSubmit={onSubmit(async () => {
           setDone(null);
-          void submit(async () => {
-            const { data } = await unwrap(
-              deployer.POST("/v1/models/{model_id}/access", {
-                params: { path: { model_id: props.model.id } },
-                body: { subject_type: subjectType, subject: subject.trim(), level },
-              }),
-            );
-            setDone(`${data.subject} may now act as ${data.level} on ${props.model.name}.`);
-            setSubject("");
-            props.onGranted();
-          });
-        }}
+          const { data } = await unwrap(
+            deployer.POST("/v1/models/{model_id}/access", {
+              params: { path: { model_id: props.model.id } },
+              body: { subject_type: subjectType, subject: subject.trim(), level },
+            }),
+          );
+          setDone(`${data.subject} may now act as ${data.level} on ${props.model.name}.`);
+          setSubject("");
+          props.onGranted();
+        })}
       >
         <div class="grid">
           <Field label="Grant to" error={errors.subject_type}>

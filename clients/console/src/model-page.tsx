@@ -252,22 +252,8 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
         <dd>
           <ApprovalBadge state={state} />
         </dd>
-        <dt>Review requested by</dt>
-        <dd>
-          <Who
-            who={approval.requested_by}
-            at={approval.requested_at}
-            comment={approval.request_comment}
-          />
-        </dd>
-        <dt>Decided by</dt>
-        <dd>
-          <Who
-            who={approval.decided_by}
-            at={approval.decided_at}
-            comment={approval.decision_comment}
-          />
-        </dd>
+        <Who term="Review requested by" approval={approval} step="request" />
+        <Who term="Decided by" approval={approval} step="decision" />
         {approval.conditions?.text && (
           <>
             <dt>Conditions</dt>
@@ -318,12 +304,24 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
 }
 
 /** Who asked or decided, when, and what they said; a dash when nobody has. */
-function Who(props: { who?: string | null; at?: string | null; comment?: string | null }) {
-  if (!props.who) return <>—</>;
+/** Who asked for the review or decided it (`step`), when, and what they said. */
+function Who(props: { term: string; approval: Approval; step: "request" | "decision" }) {
+  const a = props.approval;
+  const [who, at, comment] =
+    props.step === "request" ? [a.requested_by, a.requested_at, a.request_comment] : [a.decided_by, a.decided_at, a.decision_comment];
   return (
     <>
-      {props.who} <small>{when(props.at)}</small>
-      {props.comment && <q>{props.comment}</q>}
+      <dt>{props.term}</dt>
+      <dd>
+        {who ? (
+          <>
+            {who} <small>{when(at)}</small>
+            {comment && <q>{comment}</q>}
+          </>
+        ) : (
+          "—"
+        )}
+      </dd>
     </>
   );
 }

@@ -7,7 +7,7 @@
 import { gatewayClient } from "@modelyard/clients";
 import { useRef, useState } from "preact/hooks";
 
-import { unwrap } from "./api.ts";
+import {  } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { useGroups } from "./keys.tsx";
 import { Field, ListState, Options } from "./ui.tsx";

@@ -5,9 +5,9 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type HistoryEntry, type Policy, itemsOf, unwrap } from "./api.ts";
+import { type HistoryEntry, type Policy, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { DataTable, ErrorNote, Field, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, ErrorNote, Field, Loading, useItems, useSubmit, when } from "./ui.tsx";
 
 type Gate = Policy["gate"];
 const GATES: [Gate, string, string][] = [
@@ -25,9 +25,9 @@ export function PolicyPanel() {
   const [comment, setComment] = useState("");
   const [saved, setSaved] = useState<string | null>(null);
   const form = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(form);
-  const history = useList<HistoryEntry>(
-    () => itemsOf(registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } })),
+  const { errors, failure, busy, onSubmit } = useSubmit(form);
+  const history = useItems<HistoryEntry>(
+    () => registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } }),
     [registry, attempt],
   );
   useEffect(() => {
@@ -50,17 +50,14 @@ export function PolicyPanel() {
         {canAdmin ? (
           <form
             ref={form}
-            onSubmit={(e) => {
-              e.preventDefault();
+            onSubmit={onSubmit(async () => {
               setSaved(null);
-              void submit(async () => {
-                const { data } = await unwrap(registry.PUT("/v1/policy", { body: { gate, comment: comment.trim() } }));
-                setPolicy(data);
-                setComment("");
-                setSaved(`The gate is now ${label(data.gate)}; the deployer and the gateway follow within seconds.`);
-                setAttempt((n) => n + 1);
-              });
-            }}
+              const { data } = await unwrap(registry.PUT("/v1/policy", { body: { gate, comment: comment.trim() } }));
+              setPolicy(data);
+              setComment("");
+              setSaved(`The gate is now ${label(data.gate)}; the deployer and the gateway follow within seconds.`);
+              setAttempt((n) => n + 1);
+            })}
           >
             <fieldset aria-describedby={errors.gate ? "gate-error" : undefined}>
               <legend>Gate</legend>

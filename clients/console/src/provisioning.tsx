@@ -5,11 +5,11 @@
  */
 import { useRef, useState } from "preact/hooks";
 
-import { type ProvisioningToken, type ProvisioningTokenWithSecret, itemsOf, unwrap } from "./api.ts";
+import { type ProvisioningToken, type ProvisioningTokenWithSecret, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { parseSelector } from "./deploy.tsx";
 import { labelsText } from "./devices.tsx";
-import { Confirm, DataTable, ErrorNote, Field, Page, Secret, useAction, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, Page, Secret, useAction, useItems, useSubmit, when } from "./ui.tsx";
 
 /** Return what a token can still do: active, used up, expired or revoked. */
 function status(t: ProvisioningToken): string {
@@ -42,8 +42,8 @@ export function DeviceTabs(props: { current: "list" | "tokens" }) {
 
 export function ProvisioningTokens() {
   const { deployer, canEdit } = useConsole();
-  const tokens = useList<ProvisioningToken>(
-    () => itemsOf(deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } })),
+  const tokens = useItems<ProvisioningToken>(
+    () => deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } }),
     [deployer],
   );
   const action = useAction();

@@ -6,12 +6,12 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { ApiError, type RolloutState, type RolloutSummary, itemsOf, unwrap } from "./api.ts";
+import { ApiError, type RolloutState, type RolloutSummary, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DeviceTarget, parseSelector, useDeviceTarget } from "./deploy.tsx";
 import { useAllDevices } from "./devices.tsx";
 import { go } from "./router.ts";
-import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useList, usePolled, useSubmit, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 const STATE_LABEL: Record<RolloutState, string> = {
@@ -69,13 +69,11 @@ function useNames(rollouts: { model_id: string; version_id: string }[] | null) {
 export function RolloutsList() {
   const { deployer } = useConsole();
   const [state, setState] = useState<RolloutState | "">("");
-  const list = useList<RolloutSummary>(
+  const list = useItems<RolloutSummary>(
     () =>
-      itemsOf(
-        deployer.GET("/v1/rollouts", {
-          params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
-        }),
-      ),
+      deployer.GET("/v1/rollouts", {
+        params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
+      }),
     [deployer, state],
   );
   const names = useNames(list.items);

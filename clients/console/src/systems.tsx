@@ -1,10 +1,10 @@
 import { useEffect, useState } from "preact/hooks";
 
-import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, itemsOf, unwrap } from "./api.ts";
+import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
-import { DataTable, ErrorNote, Field, Loading, Options, useDebounced, useList } from "./ui.tsx";
+import { DataTable, ErrorNote, Field, Loading, Options, TextField, useDebounced, useItems } from "./ui.tsx";
 
 const RISK_LEVELS: [RiskLevel, string][] = [
   ["unacceptable", "Prohibited practices (Art. 5): the system may never be in use."],
@@ -23,8 +23,8 @@ export function SystemsList() {
   const { registry, canEdit } = useConsole();
   const [q, setQ] = useState("");
   const settled = useDebounced(q, 250);
-  const systems = useList<System>(
-    () => itemsOf(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } })),
+  const systems = useItems<System>(
+    () => registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } }),
     [settled, registry],
   );
   return (
@@ -212,22 +212,12 @@ export function SystemForm(props: { id?: string }) {
       <form onSubmit={submit}>
         <fieldset disabled={!canEdit}>
           <h2>About the AI system</h2>
-          <Field label="Name" required error={errors.name}>
-            {(a) => <input {...a} value={form.name} onInput={set("name")} />}
-          </Field>
-          <Field label="Purpose" error={errors.purpose} hint="What the system is for, in a sentence or two.">
-            {(a) => <textarea {...a} rows={2} value={form.purpose} onInput={set("purpose")} />}
-          </Field>
-          <Field label="Description" error={errors.description}>
-            {(a) => <textarea {...a} rows={3} value={form.description} onInput={set("description")} />}
-          </Field>
+          <TextField label="Name" required value={form.name} onInput={set("name")} error={errors.name} />
+          <TextField label="Purpose" rows={2} value={form.purpose} onInput={set("purpose")} error={errors.purpose} hint="What the system is for, in a sentence or two." />
+          <TextField label="Description" rows={3} value={form.description} onInput={set("description")} error={errors.description} />
           <div class="grid">
-            <Field label="Owner" error={errors.owner}>
-              {(a) => <input {...a} value={form.owner} onInput={set("owner")} />}
-            </Field>
-            <Field label="Tags" error={errors.tags} hint="Separated by commas.">
-              {(a) => <input {...a} value={form.tags} onInput={set("tags")} />}
-            </Field>
+            <TextField label="Owner" value={form.owner} onInput={set("owner")} error={errors.owner} />
+            <TextField label="Tags" value={form.tags} onInput={set("tags")} error={errors.tags} hint="Separated by commas." />
           </div>
           <fieldset>
             <legend>
@@ -253,9 +243,7 @@ export function SystemForm(props: { id?: string }) {
               </select>
             )}
           </Field>
-          <Field label="Risk justification" error={errors.risk_justification} hint="Why this risk level, e.g. the Annex III point.">
-            {(a) => <textarea {...a} rows={2} value={form.risk_justification} onInput={set("risk_justification")} />}
-          </Field>
+          <TextField label="Risk justification" rows={2} value={form.risk_justification} onInput={set("risk_justification")} error={errors.risk_justification} hint="Why this risk level, e.g. the Annex III point." />
           <h2 id="uses-title">AI Models</h2>
           <p class="muted">Choose the AI models this system uses and describe how it uses each one.</p>
           <label>

@@ -2,7 +2,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { ApiError, type ApprovalState } from "./api.ts";
+import { ApiError, type ApprovalState, itemsOf } from "./api.ts";
 
 let counter = 0;
 /** Return an id unique in the page (for label/aria-describedby pairs). */
@@ -140,6 +140,11 @@ export function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
     load().then(setItems, setError);
   }, [...deps, attempt]);
   return { items, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+/** Return the items of the list call `call` makes (its first page); as `useList`. */
+export function useItems<T>(call: () => Promise<{ data?: { items: T[] }; error?: unknown; response: Response }>, deps: unknown[]) {
+  return useList<T>(() => itemsOf(call()), deps);
 }
 
 export function ListState<T>(props: {

@@ -5,10 +5,10 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type Manifest, type Model, type ModelVersion, itemsOf, unwrap, uploadVersion } from "./api.ts";
+import { type Manifest, type Model, type ModelVersion, uploadVersion } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { type ManifestReading, readProjectManifest } from "./manifest.ts";
-import { DataTable, DialogFooter, Field, FormDialog, Options, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, DialogFooter, Field, FormDialog, Options, useItems, useSubmit, when } from "./ui.tsx";
 
 /** Return a size as a person reads it (1.2 MB). */
 export function bytes(size: number): string {
@@ -94,13 +94,11 @@ export const NO_ACCESS =
 /** Return the list of a model's versions, newest first (reloadable). */
 export function useVersions(modelId: string) {
   const { deployer } = useConsole();
-  return useList<ModelVersion>(
+  return useItems<ModelVersion>(
     () =>
-      itemsOf(
-        deployer.GET("/v1/models/{model_id}/versions", {
-          params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
-        }),
-      ),
+      deployer.GET("/v1/models/{model_id}/versions", {
+        params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
+      }),
     [deployer, modelId],
   );
 }
