@@ -210,3 +210,7 @@ export type ProvisioningToken = Deployer.components["schemas"]["ProvisioningToke
 export type ModelUsage = Registry.components["schemas"]["ModelUsage"];
 export type ProvisioningTokenWithSecret = Deployer.components["schemas"]["ProvisioningTokenWithSecret"];
 export type Policy = Registry.components["schemas"]["PolicyRead"];
+export type Evidence = Registry.components["schemas"]["EvidenceRead"];
+export type EvidenceType = Registry.components["schemas"]["EvidenceType"];
+export type Obligation = Registry.components["schemas"]["ObligationRead"];
+export type ObligationStatus = Registry.components["schemas"]["ObligationStatus"];

@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import { type LoggedRequest, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { useGroups, useKeys } from "./keys.tsx";
-import { Choice, ErrorNote, Loading, Table, useDebounced, when } from "./ui.tsx";
+import { Choice, ErrorNote, Loading, saveBlob, Table, useDebounced, when } from "./ui.tsx";
 
 const PAGE = 50;
 type StatusClass = "2xx" | "4xx" | "5xx";
@@ -77,11 +77,7 @@ export function RequestLogPanel() {
         gateway.GET("/v1/requests/export", { params: { query: { ...toQuery(filters), format: "csv" } }, parseAs: "blob" }),
       );
       // The export needs the bearer token, so it is fetched here and handed to the browser.
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(data as Blob);
-      link.download = `requests-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      saveBlob(data as Blob, `requests-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv`);
     } catch (e) {
       setExportError(e);
     } finally {

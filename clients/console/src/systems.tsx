@@ -2,9 +2,10 @@ import { useEffect, useState } from "preact/hooks";
 
 import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
+import { SystemCompliance } from "./compliance.tsx";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
-import { DataTable, ErrorNote, Field, Loading, Options, TextField, useDebounced, useItems } from "./ui.tsx";
+import { DataTable, DownloadButton, ErrorNote, Field, Loading, Options, TextField, useDebounced, useItems } from "./ui.tsx";
 
 const RISK_LEVELS: [RiskLevel, string][] = [
   ["unacceptable", "Prohibited practices (Art. 5): the system may never be in use."],
@@ -20,7 +21,7 @@ const ROLES: [AIActRole, string][] = [
 
 /** The AI systems of the workspace. */
 export function SystemsList() {
-  const { registry, canEdit } = useConsole();
+  const { registry, canEdit, workspace } = useConsole();
   const [q, setQ] = useState("");
   const settled = useDebounced(q, 250);
   const systems = useItems<System>(
@@ -31,7 +32,15 @@ export function SystemsList() {
     <section aria-labelledby="systems-title">
       <div class="page-head">
         <h1 id="systems-title">AI systems</h1>
-        {canEdit && <a role="button" href="#/systems/new">Create an AI system</a>}
+        <div class="actions">
+          <DownloadButton
+            class="secondary"
+            text="Export the inventory"
+            name={`modelyard-inventory-${workspace}.json`}
+            call={() => registry.GET("/v1/inventory/export", { params: { query: { format: "json" } }, parseAs: "blob" })}
+          />
+          {canEdit && <a role="button" href="#/systems/new">Create an AI system</a>}
+        </div>
       </div>
       <form role="search" class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
@@ -299,6 +308,7 @@ export function SystemForm(props: { id?: string }) {
           </button>
         </fieldset>
       </form>
+      {system && <SystemCompliance system={system} />}
     </section>
   );
 }

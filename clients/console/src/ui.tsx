@@ -2,7 +2,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { ApiError, type ApprovalState, itemsOf } from "./api.ts";
+import { ApiError, type ApprovalState, itemsOf, unwrap } from "./api.ts";
 
 let counter = 0;
 /** Return an id unique in the page (for label/aria-describedby pairs). */
@@ -278,7 +278,7 @@ export function Confirm(props: {
   if (!asking) {
     return (
       <button
-        class={props.danger ? "danger" : "secondary outline small"}
+        class={props.danger ? "danger-button" : "secondary outline small"}
         aria-label={props.label}
         disabled={props.disabled}
         onClick={() => setAsking(true)}
@@ -289,7 +289,7 @@ export function Confirm(props: {
   }
   return (
     <span role="group" aria-label={props.question} class="confirm">
-      <button class={props.danger ? "danger" : "contrast small"} onClick={() => (setAsking(false), props.onConfirm())}>
+      <button class={props.danger ? "danger-button" : "contrast small"} onClick={() => (setAsking(false), props.onConfirm())}>
         {props.yes}
       </button>{" "}
       <button class={`secondary outline${size}`} ref={keep} onClick={() => setAsking(false)}>
@@ -521,5 +521,49 @@ export function TextField(props: {
     <Field label={label} error={error} hint={hint} required={required}>
       {(a) => (rows ? <textarea {...a} rows={rows} value={input.value} onInput={input.onInput} /> : <input {...a} {...input} />)}
     </Field>
+  );
+}
+
+/** Hand `blob` to the browser as a download named `name`. */
+export function saveBlob(blob: Blob, name: string): void {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/**
+ * A button that downloads a file of a service. The call needs the bearer token, so it cannot be
+ * a plain link: the file is fetched through the typed client (`parseAs: "blob"`) and handed to
+ * the browser as `name`; what went wrong is said beside the button.
+ */
+export function DownloadButton(props: {
+  text: string;
+  label?: string;
+  name: string;
+  class?: string;
+  call: () => Promise<{ data?: unknown; error?: unknown; response: Response }>;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  async function download() {
+    setBusy(true);
+    setError(null);
+    try {
+      saveBlob((await unwrap(props.call())).data as Blob, props.name);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <>
+      <button type="button" class={props.class} aria-label={props.label} aria-busy={busy} disabled={busy} onClick={() => void download()}>
+        {props.text}
+      </button>
+      {error ? <ErrorNote error={error} /> : null}
+    </>
   );
 }
