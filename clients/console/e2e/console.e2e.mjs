@@ -277,6 +277,80 @@ const ok = await runChecks([
     },
   ],
   [
+    "AI system's obligations and evidence: a status set (a stale change refused), evidence added with a file and downloaded, the register PDF, the inventory export; a viewer changes nothing",
+    async () => {
+      const page = people.alice;
+      const download = async (button) => {
+        const [file] = await Promise.all([page.waitForEvent('download'), button.click()]);
+        return fs.readFileSync(await file.path());
+      };
+      const openSystem = async (who) => {
+        await who.goto(`${url}#/systems`);
+        await who.getByRole('link', { name: seeded.system, exact: true }).click();
+        await heading(who, seeded.system).waitFor();
+        await who.getByRole('heading', { name: 'Obligations', level: 2 }).waitFor();
+      };
+      await openSystem(page);
+      // Evidence with a file: added, listed, and the same bytes downloaded back.
+      const fria = 'FRIA of checkout-risk, reviewed 2026-03.\n';
+      await page.getByRole('button', { name: 'Add evidence' }).click();
+      const add = page.getByRole('dialog', { name: 'Add evidence' });
+      await add.getByLabel('Type').selectOption({ label: 'Fundamental rights impact assessment (FRIA)' });
+      await add.getByLabel('Title', { exact: true }).fill('FRIA 2026');
+      await add.getByLabel('Owner').fill('dpo');
+      await add.getByLabel('File', { exact: true }).setInputFiles({ name: 'fria-2026.txt', mimeType: 'text/plain', buffer: Buffer.from(fria) });
+      await add.getByRole('button', { name: 'Add the evidence' }).click();
+      const evidence = page.getByRole('table', { name: 'Evidence' });
+      await evidence.getByRole('rowheader', { name: 'FRIA 2026' }).waitFor();
+      const back = await download(evidence.getByRole('button', { name: 'Download fria-2026.txt' }));
+      expect(back.toString('utf8') === fria, `the evidence downloaded: ${back.toString('utf8')}`);
+      // An obligation: its status, owner, note and proving evidence set (If-Match).
+      const obligations = page.getByRole('table', { name: 'Obligations' });
+      const literacy = obligations.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /AI literacy/ }) });
+      await literacy.getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      const change = page.getByRole('dialog', { name: /^Art\. 4:/ });
+      await change.getByLabel('Status').selectOption({ label: 'Done' });
+      await change.getByLabel('Owner').fill('people team');
+      await change.getByLabel('Evidence').selectOption({ label: 'FRIA 2026' });
+      await change.getByLabel('Note').fill('Training given to the checkout team.');
+      await change.getByRole('button', { name: 'Save the obligation' }).click();
+      await literacy.getByRole('cell', { name: 'Done', exact: true }).waitFor();
+      const text = await literacy.innerText();
+      expect(/people team/.test(text) && /FRIA 2026/.test(text) && /Training given/.test(text) && /alice/.test(text), `the obligation: ${text}`);
+      await screenshot(page, shots, 'system-compliance', { fullPage: true });
+      // A change made meanwhile in another tab: this tab's stale change is refused (412).
+      await literacy.getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      const [other] = await Promise.all([page.context().waitForEvent('page'), page.evaluate(() => window.open(window.location.href))]);
+      await other.getByRole('heading', { name: 'Obligations', level: 2 }).waitFor();
+      await other.getByRole('row').filter({ has: other.getByRole('rowheader', { name: /AI literacy/ }) }).getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      await other.getByRole('dialog', { name: /^Art\. 4:/ }).getByLabel('Note').fill('Changed in the other tab.');
+      await other.getByRole('dialog', { name: /^Art\. 4:/ }).getByRole('button', { name: 'Save the obligation' }).click();
+      await other.getByRole('cell', { name: 'Changed in the other tab.' }).waitFor();
+      await other.close();
+      await change.getByLabel('Status').selectOption({ label: 'In progress' });
+      await change.getByRole('button', { name: 'Save the obligation' }).click();
+      await change.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+      await change.getByRole('button', { name: 'Cancel' }).click();
+      // The register as a PDF, and the workspace's inventory as JSON (both need the token).
+      const pdf = await download(page.getByRole('button', { name: 'Download the register (PDF)' }));
+      expect(pdf.subarray(0, 4).toString('latin1') === '%PDF', `the register starts with ${pdf.subarray(0, 8).toString('latin1')}`);
+      await page.goto(`${url}#/systems`);
+      const inventory = JSON.parse((await download(page.getByRole('button', { name: 'Export the inventory' }))).toString('utf8'));
+      expect(inventory.systems.some((s) => s.name === seeded.system), 'the export lacks the system');
+      expect(inventory.evidence.some((e) => e.title === 'FRIA 2026'), 'the export lacks the evidence');
+      // A viewer sees the obligations and evidence, and no way to change them.
+      const viewer = await personPage(browser, url);
+      await signIn(viewer, 'victor');
+      await openSystem(viewer);
+      await viewer.getByRole('table', { name: 'Evidence' }).getByRole('rowheader', { name: 'FRIA 2026' }).waitFor();
+      for (const name of [/^Change /, /^Add evidence$/, /^Delete /]) {
+        expect((await viewer.getByRole('button', { name }).count()) === 0, `${name} offered to a viewer`);
+      }
+      await viewer.getByRole('button', { name: 'Download fria-2026.txt' }).waitFor();
+      await viewer.context().close();
+    },
+  ],
+  [
     'approval by two people: alice asks, bob decides',
     async () => {
       const alice = people.alice;

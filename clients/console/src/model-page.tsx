@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 import {
   ApiError,
@@ -14,7 +14,7 @@ import { parseTags } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
-import { ApprovalBadge, ErrorNote, Field, Loading, Table, when } from "./ui.tsx";
+import { ApprovalBadge, ErrorNote, Field, Loading, Table, useSubmit, when } from "./ui.tsx";
 import { DeployPanel } from "./deploy.tsx";
 import { AccessPanel, UsagePanel } from "./model-access.tsx";
 import { VersionsPanel } from "./versions.tsx";
@@ -386,50 +386,34 @@ function Settings(props: { model: Model; onChanged: (model: Model) => void }) {
   const [name, setName] = useState(model.name);
   const [description, setDescription] = useState(model.description);
   const [tags, setTags] = useState(model.tags.join(", "));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [failure, setFailure] = useState<unknown>(null);
+  const form = useRef<HTMLFormElement>(null);
+  const { errors, failure, busy, submit, onSubmit } = useSubmit(form);
   const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [deleteError, setDeleteError] = useState<ApiError | null>(null);
   const path = { model_id: model.id };
 
-  async function save(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({});
-    setFailure(null);
+  const save = onSubmit(async () => {
     setSaved(false);
-    try {
-      const { data, response } = await unwrap(
-        registry.PATCH("/v1/models/{model_id}", {
-          params: { path, header: { "If-Match": model.etag } },
-          body: { name, description, tags: parseTags(tags) },
-        }),
-      );
-      props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-      setSaved(true);
-    } catch (error) {
-      const fields = error instanceof ApiError ? error.fieldErrors() : {};
-      setErrors(fields);
-      if (Object.keys(fields).length === 0) setFailure(error);
-    } finally {
-      setBusy(false);
-    }
-  }
+    const { data, response } = await unwrap(
+      registry.PATCH("/v1/models/{model_id}", {
+        params: { path, header: { "If-Match": model.etag } },
+        body: { name, description, tags: parseTags(tags) },
+      }),
+    );
+    props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
+    setSaved(true);
+  });
 
-  async function archive() {
-    setFailure(null);
-    try {
+  // Its failure is said where a save's is (the form above).
+  const archive = () =>
+    submit(async () => {
       const call = model.archived
         ? registry.POST("/v1/models/{model_id}/unarchive", { params: { path } })
         : registry.POST("/v1/models/{model_id}/archive", { params: { path } });
       const { data, response } = await unwrap(call);
       props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-    } catch (error) {
-      setFailure(error);
-    }
-  }
+    });
 
   async function remove() {
     setDeleteError(null);
@@ -449,7 +433,7 @@ function Settings(props: { model: Model; onChanged: (model: Model) => void }) {
     <>
       <article aria-labelledby="settings-title">
         <h2 id="settings-title">Settings</h2>
-        <form onSubmit={save}>
+        <form ref={form} onSubmit={save}>
           <Field label="Name" required error={errors.name}>
             {(a) => <input {...a} value={name} onInput={(e) => setName(e.currentTarget.value)} />}
           </Field>
