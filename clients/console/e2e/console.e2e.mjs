@@ -36,6 +36,13 @@ async function openModel(page, name, tab) {
   if (tab) await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: tab }).click();
 }
 
+/** Return a fresh page of the console with `login` signed in (one person, their own context). */
+async function signedIn(login) {
+  const page = await personPage(browser, url);
+  await signIn(page, login);
+  return page;
+}
+
 async function untilRows(page, predicate, what) {
   for (let i = 0; i < 100; i++) {
     if (predicate(await rowCount(page))) return;
@@ -126,8 +133,7 @@ const ok = await runChecks([
   [
     'a viewer sees no Create button',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'victor');
+      const page = await signedIn('victor');
       await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
       expect((await page.getByRole('button', { name: 'Create an AI model' }).count()) === 0, 'Create offered to a viewer');
       await openModel(page, seeded.linked_model, 'Approval');
@@ -339,8 +345,7 @@ const ok = await runChecks([
       expect(inventory.systems.some((s) => s.name === seeded.system), 'the export lacks the system');
       expect(inventory.evidence.some((e) => e.title === 'FRIA 2026'), 'the export lacks the evidence');
       // A viewer sees the obligations and evidence, and no way to change them.
-      const viewer = await personPage(browser, url);
-      await signIn(viewer, 'victor');
+      const viewer = await signedIn('victor');
       await openSystem(viewer);
       await viewer.getByRole('table', { name: 'Evidence' }).getByRole('rowheader', { name: 'FRIA 2026' }).waitFor();
       for (const name of [/^Change /, /^Add evidence$/, /^Delete /]) {
@@ -360,8 +365,7 @@ const ok = await runChecks([
       await alice.getByRole('button', { name: 'Request review: confirm' }).click();
       await alice.getByText('In review').first().waitFor();
       expect((await alice.getByRole('button', { name: 'Approve' }).count()) === 0, 'the requester is offered Approve');
-      const bob = await personPage(browser, url);
-      await signIn(bob, 'bob');
+      const bob = await signedIn('bob');
       await openModel(bob, seeded.linked_model, 'Approval');
       await bob.getByText('model card attached').waitFor();
       await bob.getByRole('button', { name: 'Approve' }).click();
@@ -422,8 +426,7 @@ const ok = await runChecks([
   [
     'Model instances: an admin creates a local and a cloud one; the token never comes back',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       // Every answer of the gateway this person's browser receives, to look for the secret in.
       const bodies = [];
       page.on('response', async (response) => {
@@ -657,15 +660,13 @@ const ok = await runChecks([
     'Upload a version: manifest read in the browser, bad zips refused',
     async () => {
       // A viewer (no grant on the model) sees no Upload.
-      const viewer = await personPage(browser, url);
-      await signIn(viewer, 'victor');
+      const viewer = await signedIn('victor');
       await openModel(viewer, seeded.linked_model, 'Version');
       await viewer.getByText('You have no access to this AI model').waitFor();
       expect((await viewer.getByRole('button', { name: 'Upload a version' }).count()) === 0, 'Upload offered to a viewer');
       await viewer.context().close();
 
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       people.root = page;
       await openModel(page, seeded.linked_model, 'Version');
       await page.getByRole('rowheader', { name: /^v1/ }).waitFor();
@@ -766,8 +767,7 @@ const ok = await runChecks([
     'Device List and Manage models: stop, start and delete a model on a device',
     async () => {
       // A viewer without access to the model sees the device, not the model, and no action.
-      const viewer = await personPage(browser, url);
-      await signIn(viewer, 'victor');
+      const viewer = await signedIn('victor');
       await viewer.getByRole('link', { name: 'Devices' }).click();
       await viewer.getByRole('link', { name: seeded.device }).click();
       await heading(viewer, seeded.device).waitFor();
@@ -775,8 +775,7 @@ const ok = await runChecks([
       expect((await viewer.getByRole('button').filter({ hasText: /^(Stop|Start|Delete)$/ }).count()) === 0, 'actions offered to a viewer');
       await viewer.context().close();
 
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await page.getByRole('link', { name: 'Devices' }).click();
       await heading(page, 'Device List').waitFor();
       await page.getByLabel('Label').fill('site=nowhere');
@@ -813,8 +812,7 @@ const ok = await runChecks([
   [
     'delete refused while AI systems use the model (409 naming them)',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await openModel(page, seeded.linked_model, 'Settings');
       await page.getByRole('button', { name: 'Delete this AI model' }).click();
       await page.getByRole('button', { name: `Yes, delete ${seeded.linked_model}` }).click();
@@ -833,8 +831,7 @@ const ok = await runChecks([
   [
     'Access: grant, a second grant refused (409), level changed, revoke; usage per day as a chart',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await openModel(page, seeded.linked_model, 'Usage');
       const chart = page.getByRole('img', { name: /^Requests per day:/ });
       await chart.waitFor();

@@ -243,21 +243,13 @@ function EvidencePanel(props: { system: System; evidence: EvidenceList }) {
           </tr>
         )}
       />
-      {adding && (
-        <AddEvidenceDialog
-          system={props.system}
-          onClose={() => setAdding(false)}
-          onAdded={() => {
-            setAdding(false);
-            props.evidence.reload();
-          }}
-        />
-      )}
+      {adding && <AddEvidenceDialog system={props.system} onClose={() => (setAdding(false), props.evidence.reload())} />}
     </article>
   );
 }
 
-function AddEvidenceDialog(props: { system: System; onClose: () => void; onAdded: () => void }) {
+/** Add an evidence item (and its file); closing the dialog shows the list as it now is. */
+function AddEvidenceDialog(props: { system: System; onClose: () => void }) {
   const { registry } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
   const { errors, failure, busy, onSubmit } = useSubmit(dialog);
@@ -302,7 +294,7 @@ function AddEvidenceDialog(props: { system: System; onClose: () => void; onAdded
               throw error;
             }
           }
-          props.onAdded();
+          dialog.current?.close();
         })}
       >
         <Field label="Type" required error={errors.type}>
