@@ -929,11 +929,13 @@ const ok = await runChecks([
       await page.getByLabel('Label selector').fill('site=hamburg');
       const wave1 = page.getByRole('group', { name: 'Wave 1 (canary)' });
       await wave1.getByLabel('Wave 1 (canary) size by').selectOption({ label: 'Devices with a label' });
-      // A canary wave whose label matches none of the targets: said under the waves.
+      // A canary wave whose label matches none of the targets: said under that wave.
       await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).fill('ring=nowhere');
       await page.getByLabel('Soak time (seconds)').fill('1');
       await page.getByRole('button', { name: 'Start the rollout' }).click();
       await page.locator('small.field-error').filter({ hasText: 'matches no target device' }).waitFor();
+      expect((await wave1.getByRole('alert').filter({ hasText: 'matches no target device' }).count()) === 1, "the wave's error is not under its wave");
+      expect((await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).getAttribute('aria-invalid')) === 'true', 'the wave label is not marked invalid');
       await screenshot(page, shots, 'rollout-new', { fullPage: true });
       await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).fill('ring=canary');
       await page.getByRole('button', { name: 'Start the rollout' }).click();
@@ -951,6 +953,9 @@ const ok = await runChecks([
       await state(canary, 'updating');
       await state(other, 'waiting');
       await page.getByRole('status').filter({ hasText: 'Running wave 1 of 2' }).waitFor();
+      // Pause and Abort: one size (Abort marked as the dangerous one).
+      const [pause, abort] = await Promise.all(['Pause', 'Abort the rollout'].map((name) => page.getByRole('button', { name }).boundingBox()));
+      expect(Math.abs(pause.height - abort.height) < 1, `Pause ${pause.height}px high, Abort ${abort.height}px`);
       await screenshot(page, shots, 'rollout', { fullPage: true });
       await page.getByRole('button', { name: 'Pause' }).click();
       await page.getByRole('status').filter({ hasText: 'Paused at wave 1 of 2' }).waitFor();
@@ -970,6 +975,9 @@ const ok = await runChecks([
       await page.getByRole('button', { name: 'Yes, abort and return the devices' }).click();
       await page.getByRole('status').filter({ hasText: /^Aborted/ }).waitFor();
       expect((await page.getByRole('button', { name: /^(Pause|Resume|Abort the rollout)$/ }).count()) === 0, 'actions offered on an aborted rollout');
+      // The wave the abort came before says it never started (not "waiting").
+      const wave2 = page.getByRole('table', { name: 'Waves' }).getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'Wave 2' }) });
+      await wave2.getByRole('cell', { name: 'not started' }).waitFor();
       await screenshot(page, shots, 'rollout-aborted', { fullPage: true });
       // A rollout to a device that never sent a heartbeat: skipped, and the rollout completes, live.
       await page.goto(formUrl);

@@ -482,7 +482,7 @@ export function RolloutPage(props: { id: string }) {
       </dl>
       <article aria-labelledby="waves-title">
         <h2 id="waves-title">Waves</h2>
-        <Table columns={["Wave", "State", "Devices", "Progress"]}>
+        <Table labelledBy="waves-title" columns={["Wave", "State", "Devices", "Progress"]}>
           {r.waves.map((w) => {
             const healthy = w.counts.healthy ?? 0;
             const done = healthy + (w.counts.skipped ?? 0) + (w.counts.failed ?? 0);
@@ -510,7 +510,7 @@ export function RolloutPage(props: { id: string }) {
       </article>
       <article aria-labelledby="rollout-devices-title">
         <h2 id="rollout-devices-title">Devices</h2>
-        <Table columns={["Device", "Wave", "State", "Deployment", "Why"]}>
+        <Table labelledBy="rollout-devices-title" columns={["Device", "Wave", "State", "Deployment", "Why"]}>
           {r.devices.map((d) => (
             <tr key={d.device_id}>
               <th scope="row">
@@ -531,7 +531,7 @@ export function RolloutPage(props: { id: string }) {
         {events.length === 0 ? (
           <p class="empty">Nothing happened yet.</p>
         ) : (
-          <Table columns={["When", "What", "By", "Wave", "Device", "Message"]}>
+          <Table labelledBy="rollout-history-title" columns={["When", "What", "By", "Wave", "Device", "Message"]}>
             {events.map((e) => (
               <tr key={e.id}>
                 <td>{when(e.recorded_at)}</td>
