@@ -78,7 +78,7 @@ export function GatewayModels(props: { tab: Tab }) {
 }
 
 function GroupsPanel(props: { instances: Instance[] }) {
-  const { gateway, canEdit } = useConsole();
+  const { canEdit } = useConsole();
   const groups = useGroups();
   const [creating, setCreating] = useState(false);
   const names = new Map(props.instances.map((i) => [i.id, i.name]));

@@ -55,7 +55,7 @@ function openaiError(text: string): string | null {
 }
 
 export function Playground() {
-  const { gateway, config } = useConsole();
+  const { config } = useConsole();
   const groups = useGroups();
   const [group, setGroup] = useState("");
   const [key, setKey] = useState("");
