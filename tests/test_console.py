@@ -635,6 +635,8 @@ EXPECTED_CHECKS = {
     "offline: said so, and the list comes back with Try again",
     "Create an AI model: learning types with definitions, field error next to its field",
     "AI system with its AI Models section: a description of use for each model",
+    "AI system's obligations and evidence: a status set (a stale change refused), evidence added "
+    "with a file and downloaded, the register PDF, the inventory export; a viewer changes nothing",
     "approval by two people: alice asks, bob decides",
     "a stale save is shown as changed by someone else (412)",
     "field-level history",

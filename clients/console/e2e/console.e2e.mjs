@@ -36,6 +36,13 @@ async function openModel(page, name, tab) {
   if (tab) await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: tab }).click();
 }
 
+/** Return a fresh page of the console with `login` signed in (one person, their own context). */
+async function signedIn(login) {
+  const page = await personPage(browser, url);
+  await signIn(page, login);
+  return page;
+}
+
 async function untilRows(page, predicate, what) {
   for (let i = 0; i < 100; i++) {
     if (predicate(await rowCount(page))) return;
@@ -126,8 +133,7 @@ const ok = await runChecks([
   [
     'a viewer sees no Create button',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'victor');
+      const page = await signedIn('victor');
       await page.getByRole('link', { name: `${seeded.bulk_prefix}000`, exact: true }).waitFor();
       expect((await page.getByRole('button', { name: 'Create an AI model' }).count()) === 0, 'Create offered to a viewer');
       await openModel(page, seeded.linked_model, 'Approval');
@@ -277,6 +283,79 @@ const ok = await runChecks([
     },
   ],
   [
+    "AI system's obligations and evidence: a status set (a stale change refused), evidence added with a file and downloaded, the register PDF, the inventory export; a viewer changes nothing",
+    async () => {
+      const page = people.alice;
+      const download = async (button) => {
+        const [file] = await Promise.all([page.waitForEvent('download'), button.click()]);
+        return fs.readFileSync(await file.path());
+      };
+      const openSystem = async (who) => {
+        await who.goto(`${url}#/systems`);
+        await who.getByRole('link', { name: seeded.system, exact: true }).click();
+        await heading(who, seeded.system).waitFor();
+        await who.getByRole('heading', { name: 'Obligations', level: 2 }).waitFor();
+      };
+      await openSystem(page);
+      // Evidence with a file: added, listed, and the same bytes downloaded back.
+      const fria = 'FRIA of checkout-risk, reviewed 2026-03.\n';
+      await page.getByRole('button', { name: 'Add evidence' }).click();
+      const add = page.getByRole('dialog', { name: 'Add evidence' });
+      await add.getByLabel('Type').selectOption({ label: 'Fundamental rights impact assessment (FRIA)' });
+      await add.getByLabel('Title', { exact: true }).fill('FRIA 2026');
+      await add.getByLabel('Owner').fill('dpo');
+      await add.getByLabel('File', { exact: true }).setInputFiles({ name: 'fria-2026.txt', mimeType: 'text/plain', buffer: Buffer.from(fria) });
+      await add.getByRole('button', { name: 'Add the evidence' }).click();
+      const evidence = page.getByRole('table', { name: 'Evidence' });
+      await evidence.getByRole('rowheader', { name: 'FRIA 2026' }).waitFor();
+      const back = await download(evidence.getByRole('button', { name: 'Download fria-2026.txt' }));
+      expect(back.toString('utf8') === fria, `the evidence downloaded: ${back.toString('utf8')}`);
+      // An obligation: its status, owner, note and proving evidence set (If-Match).
+      const obligations = page.getByRole('table', { name: 'Obligations' });
+      const literacy = obligations.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /AI literacy/ }) });
+      await literacy.getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      const change = page.getByRole('dialog', { name: /^Art\. 4:/ });
+      await change.getByLabel('Status').selectOption({ label: 'Done' });
+      await change.getByLabel('Owner').fill('people team');
+      await change.getByLabel('Evidence').selectOption({ label: 'FRIA 2026' });
+      await change.getByLabel('Note').fill('Training given to the checkout team.');
+      await change.getByRole('button', { name: 'Save the obligation' }).click();
+      await literacy.getByRole('cell', { name: 'Done', exact: true }).waitFor();
+      const text = await literacy.innerText();
+      expect(/people team/.test(text) && /FRIA 2026/.test(text) && /Training given/.test(text) && /alice/.test(text), `the obligation: ${text}`);
+      await screenshot(page, shots, 'system-compliance', { fullPage: true });
+      // A change made meanwhile in another tab: this tab's stale change is refused (412).
+      await literacy.getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      const [other] = await Promise.all([page.context().waitForEvent('page'), page.evaluate(() => window.open(window.location.href))]);
+      await other.getByRole('heading', { name: 'Obligations', level: 2 }).waitFor();
+      await other.getByRole('row').filter({ has: other.getByRole('rowheader', { name: /AI literacy/ }) }).getByRole('button', { name: /^Change Art\. 4:/ }).click();
+      await other.getByRole('dialog', { name: /^Art\. 4:/ }).getByLabel('Note').fill('Changed in the other tab.');
+      await other.getByRole('dialog', { name: /^Art\. 4:/ }).getByRole('button', { name: 'Save the obligation' }).click();
+      await other.getByRole('cell', { name: 'Changed in the other tab.' }).waitFor();
+      await other.close();
+      await change.getByLabel('Status').selectOption({ label: 'In progress' });
+      await change.getByRole('button', { name: 'Save the obligation' }).click();
+      await change.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+      await change.getByRole('button', { name: 'Cancel' }).click();
+      // The register as a PDF, and the workspace's inventory as JSON (both need the token).
+      const pdf = await download(page.getByRole('button', { name: 'Download the register (PDF)' }));
+      expect(pdf.subarray(0, 4).toString('latin1') === '%PDF', `the register starts with ${pdf.subarray(0, 8).toString('latin1')}`);
+      await page.goto(`${url}#/systems`);
+      const inventory = JSON.parse((await download(page.getByRole('button', { name: 'Export the inventory' }))).toString('utf8'));
+      expect(inventory.systems.some((s) => s.name === seeded.system), 'the export lacks the system');
+      expect(inventory.evidence.some((e) => e.title === 'FRIA 2026'), 'the export lacks the evidence');
+      // A viewer sees the obligations and evidence, and no way to change them.
+      const viewer = await signedIn('victor');
+      await openSystem(viewer);
+      await viewer.getByRole('table', { name: 'Evidence' }).getByRole('rowheader', { name: 'FRIA 2026' }).waitFor();
+      for (const name of [/^Change /, /^Add evidence$/, /^Delete /]) {
+        expect((await viewer.getByRole('button', { name }).count()) === 0, `${name} offered to a viewer`);
+      }
+      await viewer.getByRole('button', { name: 'Download fria-2026.txt' }).waitFor();
+      await viewer.context().close();
+    },
+  ],
+  [
     'approval by two people: alice asks, bob decides',
     async () => {
       const alice = people.alice;
@@ -286,8 +365,7 @@ const ok = await runChecks([
       await alice.getByRole('button', { name: 'Request review: confirm' }).click();
       await alice.getByText('In review').first().waitFor();
       expect((await alice.getByRole('button', { name: 'Approve' }).count()) === 0, 'the requester is offered Approve');
-      const bob = await personPage(browser, url);
-      await signIn(bob, 'bob');
+      const bob = await signedIn('bob');
       await openModel(bob, seeded.linked_model, 'Approval');
       await bob.getByText('model card attached').waitFor();
       await bob.getByRole('button', { name: 'Approve' }).click();
@@ -348,8 +426,7 @@ const ok = await runChecks([
   [
     'Model instances: an admin creates a local and a cloud one; the token never comes back',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       // Every answer of the gateway this person's browser receives, to look for the secret in.
       const bodies = [];
       page.on('response', async (response) => {
@@ -583,15 +660,13 @@ const ok = await runChecks([
     'Upload a version: manifest read in the browser, bad zips refused',
     async () => {
       // A viewer (no grant on the model) sees no Upload.
-      const viewer = await personPage(browser, url);
-      await signIn(viewer, 'victor');
+      const viewer = await signedIn('victor');
       await openModel(viewer, seeded.linked_model, 'Version');
       await viewer.getByText('You have no access to this AI model').waitFor();
       expect((await viewer.getByRole('button', { name: 'Upload a version' }).count()) === 0, 'Upload offered to a viewer');
       await viewer.context().close();
 
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       people.root = page;
       await openModel(page, seeded.linked_model, 'Version');
       await page.getByRole('rowheader', { name: /^v1/ }).waitFor();
@@ -692,8 +767,7 @@ const ok = await runChecks([
     'Device List and Manage models: stop, start and delete a model on a device',
     async () => {
       // A viewer without access to the model sees the device, not the model, and no action.
-      const viewer = await personPage(browser, url);
-      await signIn(viewer, 'victor');
+      const viewer = await signedIn('victor');
       await viewer.getByRole('link', { name: 'Devices' }).click();
       await viewer.getByRole('link', { name: seeded.device }).click();
       await heading(viewer, seeded.device).waitFor();
@@ -701,8 +775,7 @@ const ok = await runChecks([
       expect((await viewer.getByRole('button').filter({ hasText: /^(Stop|Start|Delete)$/ }).count()) === 0, 'actions offered to a viewer');
       await viewer.context().close();
 
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await page.getByRole('link', { name: 'Devices' }).click();
       await heading(page, 'Device List').waitFor();
       await page.getByLabel('Label').fill('site=nowhere');
@@ -739,8 +812,7 @@ const ok = await runChecks([
   [
     'delete refused while AI systems use the model (409 naming them)',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await openModel(page, seeded.linked_model, 'Settings');
       await page.getByRole('button', { name: 'Delete this AI model' }).click();
       await page.getByRole('button', { name: `Yes, delete ${seeded.linked_model}` }).click();
@@ -759,8 +831,7 @@ const ok = await runChecks([
   [
     'Access: grant, a second grant refused (409), level changed, revoke; usage per day as a chart',
     async () => {
-      const page = await personPage(browser, url);
-      await signIn(page, 'root');
+      const page = await signedIn('root');
       await openModel(page, seeded.linked_model, 'Usage');
       const chart = page.getByRole('img', { name: /^Requests per day:/ });
       await chart.waitFor();
@@ -858,11 +929,13 @@ const ok = await runChecks([
       await page.getByLabel('Label selector').fill('site=hamburg');
       const wave1 = page.getByRole('group', { name: 'Wave 1 (canary)' });
       await wave1.getByLabel('Wave 1 (canary) size by').selectOption({ label: 'Devices with a label' });
-      // A canary wave whose label matches none of the targets: said under the waves.
+      // A canary wave whose label matches none of the targets: said under that wave.
       await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).fill('ring=nowhere');
       await page.getByLabel('Soak time (seconds)').fill('1');
       await page.getByRole('button', { name: 'Start the rollout' }).click();
       await page.locator('small.field-error').filter({ hasText: 'matches no target device' }).waitFor();
+      expect((await wave1.getByRole('alert').filter({ hasText: 'matches no target device' }).count()) === 1, "the wave's error is not under its wave");
+      expect((await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).getAttribute('aria-invalid')) === 'true', 'the wave label is not marked invalid');
       await screenshot(page, shots, 'rollout-new', { fullPage: true });
       await wave1.getByLabel('Wave 1 (canary) label', { exact: true }).fill('ring=canary');
       await page.getByRole('button', { name: 'Start the rollout' }).click();
@@ -880,6 +953,9 @@ const ok = await runChecks([
       await state(canary, 'updating');
       await state(other, 'waiting');
       await page.getByRole('status').filter({ hasText: 'Running wave 1 of 2' }).waitFor();
+      // Pause and Abort: one size (Abort marked as the dangerous one).
+      const [pause, abort] = await Promise.all(['Pause', 'Abort the rollout'].map((name) => page.getByRole('button', { name }).boundingBox()));
+      expect(Math.abs(pause.height - abort.height) < 1, `Pause ${pause.height}px high, Abort ${abort.height}px`);
       await screenshot(page, shots, 'rollout', { fullPage: true });
       await page.getByRole('button', { name: 'Pause' }).click();
       await page.getByRole('status').filter({ hasText: 'Paused at wave 1 of 2' }).waitFor();
@@ -899,6 +975,9 @@ const ok = await runChecks([
       await page.getByRole('button', { name: 'Yes, abort and return the devices' }).click();
       await page.getByRole('status').filter({ hasText: /^Aborted/ }).waitFor();
       expect((await page.getByRole('button', { name: /^(Pause|Resume|Abort the rollout)$/ }).count()) === 0, 'actions offered on an aborted rollout');
+      // The wave the abort came before says it never started (not "waiting").
+      const wave2 = page.getByRole('table', { name: 'Waves' }).getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'Wave 2' }) });
+      await wave2.getByRole('cell', { name: 'not started' }).waitFor();
       await screenshot(page, shots, 'rollout-aborted', { fullPage: true });
       // A rollout to a device that never sent a heartbeat: skipped, and the rollout completes, live.
       await page.goto(formUrl);

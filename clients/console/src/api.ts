@@ -44,13 +44,18 @@ export class ApiError extends Error {
     );
   }
 
-  /** Return the message of each invalid field, by field name (a problem's `errors`). */
+  /**
+   * Return the message of each invalid field, by field name (a problem's `errors`); an error in
+   * one item of a list is also kept by the list's name and the item's index (`waves.1`).
+   */
   fieldErrors(): Record<string, string> {
     const fields: Record<string, string> = {};
+    const add = (name: string, message: string) => (fields[name] = fields[name] ? `${fields[name]}; ${message}` : message);
     for (const error of this.problem?.errors ?? []) {
-      const name = error.field.replace(/^body\./, "").split(".")[0] ?? error.field;
+      const [name = error.field, index] = error.field.replace(/^body\./, "").split(".");
       const message = humanMessage(error.type, error.message);
-      fields[name] = fields[name] ? `${fields[name]}; ${message}` : message;
+      add(name, message);
+      if (index !== undefined && /^\d+$/.test(index)) add(`${name}.${index}`, message);
     }
     return fields;
   }
@@ -113,6 +118,11 @@ export async function unwrap<T>(
     throw new ApiError(result.response.status, problem);
   }
   return { data: result.data as T, response: result.response };
+}
+
+/** Return the items of a list call's page (or throw its ApiError, as `unwrap`). */
+export async function itemsOf<T>(call: Promise<{ data?: { items: T[] }; error?: unknown; response: Response }>): Promise<T[]> {
+  return (await unwrap(call)).data.items;
 }
 
 /** Return the systems a 409 names (a model still used by AI systems), if it names any. */
@@ -200,3 +210,7 @@ export type ProvisioningToken = Deployer.components["schemas"]["ProvisioningToke
 export type ModelUsage = Registry.components["schemas"]["ModelUsage"];
 export type ProvisioningTokenWithSecret = Deployer.components["schemas"]["ProvisioningTokenWithSecret"];
 export type Policy = Registry.components["schemas"]["PolicyRead"];
+export type Evidence = Registry.components["schemas"]["EvidenceRead"];
+export type EvidenceType = Registry.components["schemas"]["EvidenceType"];
+export type Obligation = Registry.components["schemas"]["ObligationRead"];
+export type ObligationStatus = Registry.components["schemas"]["ObligationStatus"];

@@ -4,7 +4,7 @@ import { ApiError, type Model, type ModelCreate, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { useLearningTypeState } from "./learning-types.ts";
 import { MarkdownEditor } from "./markdown.tsx";
-import { ErrorNote, Field, Loading } from "./ui.tsx";
+import { ErrorNote, Field, Loading, TextField } from "./ui.tsx";
 
 type PropertyType = "string" | "number" | "boolean" | "date" | "url";
 interface PropertyRow {
@@ -146,20 +146,12 @@ export function CreateModelDialog(props: { onClose: () => void; onCreated: (mode
             )}
           </fieldset>
           <div class="grid">
-            <Field label="Functionality" error={errors.functionality} hint='What it is used for, e.g. "image generation".'>
-              {(a) => <input {...a} value={form.functionality} onInput={set("functionality")} />}
-            </Field>
-            <Field label="Foundations" error={errors.foundations} hint='Its architecture, e.g. "transformer".'>
-              {(a) => <input {...a} value={form.foundations} onInput={set("foundations")} />}
-            </Field>
+            <TextField label="Functionality" value={form.functionality} onInput={set("functionality")} error={errors.functionality} hint='What it is used for, e.g. "image generation".' />
+            <TextField label="Foundations" value={form.foundations} onInput={set("foundations")} error={errors.foundations} hint='Its architecture, e.g. "transformer".' />
           </div>
           <div class="grid">
-            <Field label="Provider" error={errors.provider}>
-              {(a) => <input {...a} value={form.provider} onInput={set("provider")} />}
-            </Field>
-            <Field label="Tags" error={errors.tags} hint="Separated by commas, e.g. payments, vision.">
-              {(a) => <input {...a} value={form.tags} onInput={set("tags")} />}
-            </Field>
+            <TextField label="Provider" value={form.provider} onInput={set("provider")} error={errors.provider} />
+            <TextField label="Tags" value={form.tags} onInput={set("tags")} error={errors.tags} hint="Separated by commas, e.g. payments, vision." />
           </div>
           <MarkdownEditor
             label="Description"

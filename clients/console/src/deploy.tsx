@@ -3,22 +3,15 @@
  * with a label, then follow this model's deployments as the devices report (start, stop,
  * restart, rollback, remove, and each one's history).
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 
-import {
-  type Deployer_,
-  type Deployment,
-  type DeploymentHistoryEntry,
-  type Device,
-  type Model,
-  unwrap,
-} from "./api.ts";
+import { type Deployment, type DeploymentHistoryEntry, type Device, type Model, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { inMotion, labelsText, ReportedState } from "./devices.tsx";
-import { Confirm, DialogFooter, ErrorNote, Field, FormDialog, Loading, useList, useSubmit, when } from "./ui.tsx";
-import { NO_ACCESS, useVersions } from "./versions.tsx";
+import { actOn, DeploymentCells, type DeploymentAction, followUp, labelsText, useAllDevices } from "./devices.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
+import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
-type Action = "start" | "stop" | "restart" | "rollback";
+type Action = Exclude<DeploymentAction, "remove">;
 const ACTION_LABEL: Record<Action, string> = { start: "Start", stop: "Stop", restart: "Restart", rollback: "Roll back" };
 
 /** Return the actions a deployment offers now (none once it is removed). */
@@ -41,21 +34,35 @@ export function parseSelector(text: string): Record<string, string> | null {
 
 export type Target = "devices" | "selector";
 
+/** Where a deployment or a rollout goes, as the person chooses it (see DeviceTarget). */
+export function useDeviceTarget(initial: Target) {
+  const [target, setTarget] = useState<Target>(initial);
+  const [chosen, setChosen] = useState<string[]>([]);
+  const [selector, setSelector] = useState("");
+  const parsed = parseSelector(selector);
+  return {
+    choice: { target, setTarget, chosen, setChosen, selector, setSelector },
+    ready: target === "devices" ? chosen.length > 0 : parsed !== null,
+    /** The request body's part that names the devices. */
+    body: () =>
+      target === "devices"
+        ? { device_ids: chosen }
+        : // The generated type cannot say "a non-empty mapping": the deployer checks it.
+          { selector: parsed as Record<string, never> },
+  };
+}
+
 /** Where a deployment or a rollout goes: chosen devices, or every device with a label. */
 export function DeviceTarget(props: {
   legend: string;
   name: string;
-  target: Target;
-  setTarget: (target: Target) => void;
+  choice: ReturnType<typeof useDeviceTarget>["choice"];
   devices: Device[] | null;
-  chosen: string[];
-  setChosen: (chosen: string[]) => void;
-  selector: string;
-  setSelector: (selector: string) => void;
   errors: Record<string, string>;
   selectorFirst?: boolean;
 }) {
-  const { target, setTarget, devices, chosen, setChosen, selector, errors } = props;
+  const { devices, errors } = props;
+  const { target, setTarget, chosen, setChosen, selector } = props.choice;
   const choices: [Target, string][] = [
     ["devices", "Chosen devices"],
     ["selector", "Every device with a label"],
@@ -101,156 +108,91 @@ export function DeviceTarget(props: {
           error={errors.selector ?? (selector && !parseSelector(selector) ? "Write key=value (several: key=value, key2=value2)." : undefined)}
           hint="Every device carrying all these labels, e.g. site=berlin."
         >
-          {(a) => <input {...a} value={selector} onInput={(e) => props.setSelector(e.currentTarget.value)} placeholder="site=berlin" />}
+          {(a) => <input {...a} value={selector} onInput={(e) => props.choice.setSelector(e.currentTarget.value)} placeholder="site=berlin" />}
         </Field>
       )}
     </>
   );
 }
 
-function act(deployer: Deployer_, d: Deployment, action: Action | "remove") {
-  const target = { params: { path: { deployment_id: d.id } } };
-  switch (action) {
-    case "remove":
-      return deployer.DELETE("/v1/deployments/{deployment_id}", target);
-    case "start":
-      return deployer.POST("/v1/deployments/{deployment_id}/start", target);
-    case "stop":
-      return deployer.POST("/v1/deployments/{deployment_id}/stop", target);
-    case "restart":
-      return deployer.POST("/v1/deployments/{deployment_id}/restart", target);
-    case "rollback":
-      return deployer.POST("/v1/deployments/{deployment_id}/rollback", target);
-  }
-}
-
 export function DeployPanel(props: { model: Model }) {
   const { deployer, canEdit } = useConsole();
   const model = props.model;
-  const devices = useList<Device>(
-    async () => (await unwrap(deployer.GET("/v1/devices", { params: { query: { limit: 200 } } }))).data.items,
-    [deployer],
-  );
-  const [deployments, setDeployments] = useState<Deployment[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [actionError, setActionError] = useState<unknown>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [attempt, setAttempt] = useState(0);
+  const devices = useAllDevices();
+  const action = useAction();
   const [historyOf, setHistoryOf] = useState<Deployment | null>(null);
   const online = new Set((devices.items ?? []).filter((d) => d.status === "online").map((d) => d.id));
+  const polled = usePolled(
+    () =>
+      itemsOf(
+        deployer.GET("/v1/models/{model_id}/deployments", {
+          params: { path: { model_id: model.id }, query: { limit: 200, sort: "-updated_at" } },
+        }),
+      ),
+    (items) => followUp(items, (id) => online.has(id)),
+    [model.id, deployer, devices.items],
+  );
+  const deployments = { items: polled.data, error: polled.error, reload: polled.reload };
 
-  useEffect(() => {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    async function load() {
-      try {
-        const { data } = await unwrap(
-          deployer.GET("/v1/models/{model_id}/deployments", {
-            params: { path: { model_id: model.id }, query: { limit: 200, sort: "-updated_at" } },
-          }),
-        );
-        if (stopped) return;
-        setDeployments(data.items);
-        setError(null);
-        // Follow what is in motion on an online device (an offline one reports nothing
-        // until it is back: no asking every 2 s meanwhile).
-        if (data.items.some((d) => inMotion(d) && online.has(d.device_id))) timer = setTimeout(load, 2000);
-      } catch (e) {
-        if (!stopped) setError(e);
-      }
-    }
-    void load();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [model.id, deployer, attempt, devices.items]);
-
-  async function run(d: Deployment, action: Action | "remove") {
-    setBusy(d.id);
-    setActionError(null);
-    try {
-      const { data } = await unwrap(act(deployer, d, action));
-      setDeployments((list) => (list ?? []).map((x) => (x.id === data.id ? data : x)));
-      setAttempt((n) => n + 1);
-    } catch (e) {
-      setActionError(e);
-    } finally {
-      setBusy(null);
-    }
+  function run(d: Deployment, what: DeploymentAction) {
+    return action.run(d.id, async () => {
+      const data = await actOn(deployer, d, what);
+      polled.setData((list) => (list ?? []).map((x) => (x.id === data.id ? data : x)));
+      polled.reload();
+    });
   }
 
+  const busy = action.busy;
   return (
     <>
-      {canEdit && <DeployForm model={model} devices={devices.items} onDeployed={() => setAttempt((n) => n + 1)} />}
+      {canEdit && <DeployForm model={model} devices={devices.items} onDeployed={polled.reload} />}
       <article aria-labelledby="deployments-title">
         <h2 id="deployments-title">Deployments</h2>
-        {actionError ? <ErrorNote error={actionError} /> : null}
-        {error ? (
-          <ErrorNote error={error} onRetry={() => setAttempt((n) => n + 1)} notFound={NO_ACCESS} />
-        ) : deployments === null ? (
-          <Loading what="the deployments" />
-        ) : deployments.length === 0 ? (
-          <p role="status" class="empty">
-            This AI model is on no device yet.
-          </p>
-        ) : (
-          <table class="striped" aria-labelledby="deployments-title">
-            <thead>
-              <tr>
-                <th scope="col">Device</th>
-                <th scope="col">Version</th>
-                <th scope="col">Status</th>
-                <th scope="col">Asked for</th>
-                <th scope="col">Updated</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {deployments.map((d) => (
-                <tr key={d.id}>
-                  <th scope="row">
-                    <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
-                  </th>
-                  <td>v{d.version_number}</td>
-                  <td>
-                    <ReportedState deployment={d} />
-                  </td>
-                  <td>{d.desired_state}</td>
-                  <td>{when(d.updated_at)}</td>
-                  <td class="actions-cell">
-                    {canEdit &&
-                      offered(d).map((action) => (
-                        <button
-                          key={action}
-                          class="small"
-                          aria-label={`${ACTION_LABEL[action]} on ${d.device_name}`}
-                          aria-busy={busy === d.id}
-                          disabled={busy !== null}
-                          onClick={() => run(d, action)}
-                        >
-                          {ACTION_LABEL[action]}
-                        </button>
-                      ))}
-                    {canEdit && d.desired_state !== "removed" && (
-                      <Confirm
-                        text="Remove"
-                        label={`Remove from ${d.device_name}`}
-                        question={`Remove ${model.name} from ${d.device_name}?`}
-                        yes={`Yes, remove from ${d.device_name}`}
-                        disabled={busy !== null}
-                        onConfirm={() => run(d, "remove")}
-                      />
-                    )}
-                    <button class="secondary outline small" aria-label={`History on ${d.device_name}`} onClick={() => setHistoryOf(d)}>
-                      History
+        <DataTable
+          actionError={action.error}
+          what="the deployments"
+          list={deployments}
+          empty="This AI model is on no device yet."
+          notFound={NO_ACCESS}
+          labelledBy="deployments-title"
+          columns={["Device", "Version", "Status", "Asked for", "Updated", "Actions"]}
+          row={(d) => (
+            <tr key={d.id}>
+              <th scope="row">
+                <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
+              </th>
+              <DeploymentCells deployment={d} />
+              <td class="actions-cell">
+                {canEdit &&
+                  offered(d).map((a) => (
+                    <button
+                      key={a}
+                      class="small"
+                      aria-label={`${ACTION_LABEL[a]} on ${d.device_name}`}
+                      aria-busy={busy === d.id}
+                      disabled={busy !== null}
+                      onClick={() => run(d, a)}
+                    >
+                      {ACTION_LABEL[a]}
                     </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+                  ))}
+                {canEdit && d.desired_state !== "removed" && (
+                  <Confirm
+                    text="Remove"
+                    label={`Remove from ${d.device_name}`}
+                    question={`Remove ${model.name} from ${d.device_name}?`}
+                    yes={`Yes, remove from ${d.device_name}`}
+                    disabled={busy !== null}
+                    onConfirm={() => run(d, "remove")}
+                  />
+                )}
+                <button class="secondary outline small" aria-label={`History on ${d.device_name}`} onClick={() => setHistoryOf(d)}>
+                  History
+                </button>
+              </td>
+            </tr>
+          )}
+        />
       </article>
       {historyOf && <HistoryDialog model={model} deployment={historyOf} onClose={() => setHistoryOf(null)} />}
     </>
@@ -263,13 +205,10 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
   const form = useRef<HTMLFormElement>(null);
   const { errors, failure, busy, submit } = useSubmit(form);
   const [versionId, setVersionId] = useState("");
-  const [target, setTarget] = useState<Target>("devices");
-  const [chosen, setChosen] = useState<string[]>([]);
-  const [selector, setSelector] = useState("");
+  const target = useDeviceTarget("devices");
   const [done, setDone] = useState<string | null>(null);
   const version = versionId || versions.items?.[0]?.id || "";
-  const parsed = parseSelector(selector);
-  const ready = Boolean(version) && (target === "devices" ? chosen.length > 0 : parsed !== null);
+  const ready = Boolean(version) && target.ready;
   if (versions.error) return <ErrorNote error={versions.error} onRetry={versions.reload} notFound={NO_ACCESS} />;
   if (versions.items === null) return <Loading what="the versions" />;
 
@@ -285,44 +224,17 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
             e.preventDefault();
             if (!ready) return;
             setDone(null);
-            const body =
-              target === "devices"
-                ? { version_id: version, device_ids: chosen }
-                : // The generated type cannot say "a non-empty mapping": the deployer checks it.
-                  { version_id: version, selector: parsed as Record<string, never> };
             void submit(async () => {
-              const { data } = await unwrap(deployer.POST("/v1/deployments", { body }));
+              const { data } = await unwrap(deployer.POST("/v1/deployments", { body: { version_id: version, ...target.body() } }));
               const number = versions.items?.find((v) => v.id === version)?.number;
               setDone(`Version ${number} asked of ${data.items.length} device${data.items.length === 1 ? "" : "s"}: ${data.items.map((d) => d.device_name).join(", ") || "none matched"}.`);
-              setChosen([]);
+              target.choice.setChosen([]);
               props.onDeployed();
             });
           }}
         >
-          <Field label="Version" required error={errors.version_id}>
-            {(a) => (
-              <select {...a} value={version} onChange={(e) => setVersionId(e.currentTarget.value)}>
-                {versions.items!.map((v) => (
-                  <option key={v.id} value={v.id}>
-                    v{v.number}
-                    {v.title ? ` ${v.title}` : ""} ({when(v.created_at)})
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <DeviceTarget
-            legend="Deploy to"
-            name="target"
-            target={target}
-            setTarget={setTarget}
-            devices={props.devices}
-            chosen={chosen}
-            setChosen={setChosen}
-            selector={selector}
-            setSelector={setSelector}
-            errors={errors}
-          />
+          <VersionField versions={versions.items} value={version} onChange={setVersionId} error={errors.version_id} />
+          <DeviceTarget legend="Deploy to" name="target" choice={target.choice} devices={props.devices} errors={errors} />
           {failure ? <ErrorNote error={failure} /> : null}
           {done && <p role="status">{done}</p>}
           <div class="actions">
@@ -342,15 +254,11 @@ function DeployForm(props: { model: Model; devices: Device[] | null; onDeployed:
 function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: () => void }) {
   const { deployer } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const entries = useList<DeploymentHistoryEntry>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/deployments/{deployment_id}/history", {
-            params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
-          }),
-        )
-      ).data.items,
+  const entries = useItems<DeploymentHistoryEntry>(
+    () =>
+      deployer.GET("/v1/deployments/{deployment_id}/history", {
+        params: { path: { deployment_id: props.deployment.id }, query: { sort: "-recorded_at", limit: 100 } },
+      }),
     [deployer, props.deployment.id],
   );
   const title = `History of ${props.model.name} on ${props.deployment.device_name}`;
@@ -361,32 +269,20 @@ function HistoryDialog(props: { model: Model; deployment: Deployment; onClose: (
       ) : entries.items === null ? (
         <Loading what="the history" />
       ) : (
-        <table class="striped">
-          <caption class="visually-hidden">{title}</caption>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">State</th>
-              <th scope="col">Action</th>
-              <th scope="col">By</th>
-              <th scope="col">Message</th>
+        <Table caption={title} columns={["When", "State", "Action", "By", "Message"]}>
+          {entries.items.map((e) => (
+            <tr key={e.id}>
+              <td>{when(e.occurred_at)}</td>
+              <td>{e.state.replace("_", " ")}</td>
+              <td>{e.action ?? "report"}</td>
+              <td>{e.action ? e.actor : "the device"}</td>
+              <td>
+                {e.message}
+                {e.log_tail.length > 0 && <pre class="log-tail">{e.log_tail.join("\n")}</pre>}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {entries.items.map((e) => (
-              <tr key={e.id}>
-                <td>{when(e.occurred_at)}</td>
-                <td>{e.state.replace("_", " ")}</td>
-                <td>{e.action ?? "report"}</td>
-                <td>{e.action ? e.actor : "the device"}</td>
-                <td>
-                  {e.message}
-                  {e.log_tail.length > 0 && <pre class="log-tail">{e.log_tail.join("\n")}</pre>}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
       <DialogFooter dialog={dialog} failure={null} busy={false} submit="" closeOnly />
     </FormDialog>

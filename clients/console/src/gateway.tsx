@@ -17,11 +17,11 @@ import {
   unwrap,
 } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { KeysPanel } from "./keys.tsx";
+import { KeysPanel, useGroups } from "./keys.tsx";
 import { Playground } from "./playground.tsx";
 import { PolicyPanel } from "./policy.tsx";
 import { RequestLogPanel } from "./requests.tsx";
-import { DialogFooter, ErrorNote, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, DialogFooter, Field, FormDialog, Options, useItems, useList, useSubmit, when } from "./ui.tsx";
 
 export type Tab = "models" | "instances" | "keys" | "requests" | "playground" | "policy";
 const TABS: [Tab, string][] = [
@@ -46,8 +46,8 @@ const INTRO: Record<Tab, string> = {
 
 export function GatewayModels(props: { tab: Tab }) {
   const { gateway } = useConsole();
-  const instances = useList(
-    async () => (await unwrap(gateway.GET("/v1/instances", { params: { query: { limit: 200 } } }))).data.items,
+  const instances = useItems(
+    () => gateway.GET("/v1/instances", { params: { query: { limit: 200 } } }),
     [gateway],
   );
   return (
@@ -78,11 +78,8 @@ export function GatewayModels(props: { tab: Tab }) {
 }
 
 function GroupsPanel(props: { instances: Instance[] }) {
-  const { gateway, canEdit } = useConsole();
-  const groups = useList(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
+  const { canEdit } = useConsole();
+  const groups = useGroups();
   const [creating, setCreating] = useState(false);
   const names = new Map(props.instances.map((i) => [i.id, i.name]));
   return (
@@ -91,49 +88,39 @@ function GroupsPanel(props: { instances: Instance[] }) {
         <h2>Models</h2>
         {canEdit && <button onClick={() => setCreating(true)}>Create a model</button>}
       </div>
-      <ListState what="models" list={groups} empty="No models yet: create one and give it its model instances.">
-        {(items: Group[]) => (
-          <table class="striped">
-            <caption class="visually-hidden">Models</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name (what clients send as model)</th>
-                <th scope="col">Model instances, in failover order</th>
-                <th scope="col">Serving</th>
-                <th scope="col">Enabled</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((g) => (
-                <tr key={g.id}>
-                  <th scope="row">{g.name}</th>
-                  <td>
-                    {g.instance_ids.length === 0 ? (
-                      <span class="muted">none{g.registry_model_id ? " (its deployments join it)" : ""}</span>
-                    ) : (
-                      <ol class="inline-list">
-                        {g.instance_ids.map((id, index) => (
-                          <li key={id}>
-                            {index + 1}. {names.get(id) ?? id.slice(0, 8)}
-                          </li>
-                        ))}
-                      </ol>
-                    )}
-                  </td>
-                  <td>
-                    {g.policy === null || g.policy === undefined
-                      ? "yes"
-                      : g.policy.serving
-                        ? "yes"
-                        : <span title={g.policy.reason ?? ""}>refused: {g.policy.reason}</span>}
-                  </td>
-                  <td>{g.enabled ? "yes" : "no"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+      <DataTable
+        what="models"
+        list={groups}
+        empty="No models yet: create one and give it its model instances."
+        caption="Models"
+        columns={["Name (what clients send as model)", "Model instances, in failover order", "Serving", "Enabled"]}
+        row={(g) => (
+          <tr key={g.id}>
+            <th scope="row">{g.name}</th>
+            <td>
+              {g.instance_ids.length === 0 ? (
+                <span class="muted">none{g.registry_model_id ? " (its deployments join it)" : ""}</span>
+              ) : (
+                <ol class="inline-list">
+                  {g.instance_ids.map((id, index) => (
+                    <li key={id}>
+                      {index + 1}. {names.get(id) ?? id.slice(0, 8)}
+                    </li>
+                  ))}
+                </ol>
+              )}
+            </td>
+            <td>
+              {g.policy === null || g.policy === undefined
+                ? "yes"
+                : g.policy.serving
+                  ? "yes"
+                  : <span title={g.policy.reason ?? ""}>refused: {g.policy.reason}</span>}
+            </td>
+            <td>{g.enabled ? "yes" : "no"}</td>
+          </tr>
         )}
-      </ListState>
+      />
       {creating && (
         <CreateGroupDialog
           instances={props.instances}
@@ -186,64 +173,51 @@ function InstancesPanel(props: { list: ReturnType<typeof useList<Instance>> }) {
         <h2>Model instances</h2>
         {canAdmin && <button onClick={() => setCreating(true)}>Create a model instance</button>}
       </div>
-      <ListState what="model instances" list={props.list} empty="No model instances yet.">
-        {(items: Instance[]) => (
-          <table class="striped">
-            <caption class="visually-hidden">Model instances</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Where</th>
-                <th scope="col">Upstream model</th>
-                <th scope="col">Secrets</th>
-                <th scope="col">Health</th>
-                {canOperate && <th scope="col">Check</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((i) => {
-                const result = checks[i.id];
-                return (
-                  <tr key={i.id}>
-                    <th scope="row">{i.name}</th>
-                    <td>{i.kind}</td>
-                    <td>
-                      <code>{where(i)}</code>
-                      {i.proxy_url && <small> via proxy {i.proxy_url}</small>}
-                    </td>
-                    <td>{i.upstream_model}</td>
-                    <td>{secretsLabel(i)}</td>
-                    <td>{healthLabel(i)}</td>
-                    {canOperate && (
-                      <td>
-                        <button
-                          class="secondary outline"
-                          aria-label={`Check ${i.name} now`}
-                          aria-busy={result === "busy"}
-                          disabled={result === "busy"}
-                          onClick={() => check(i)}
-                        >
-                          Check now
-                        </button>
-                        {result && result !== "busy" && (
-                          <small role="status">
-                            {result instanceof ApiError
-                              ? result.message
-                              : result.ok
-                                ? ` answered in ${result.latency_ms.toFixed(0)} ms`
-                                : ` failed: ${result.error ?? "no answer"}`}
-                          </small>
-                        )}
-                      </td>
-                    )}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        )}
-      </ListState>
+      <DataTable
+        what="model instances"
+        list={props.list}
+        empty="No model instances yet."
+        caption="Model instances"
+        columns={["Name", "Kind", "Where", "Upstream model", "Secrets", "Health", canOperate && "Check"]}
+        row={(i) => {
+          const result = checks[i.id];
+          return (
+            <tr key={i.id}>
+              <th scope="row">{i.name}</th>
+              <td>{i.kind}</td>
+              <td>
+                <code>{where(i)}</code>
+                {i.proxy_url && <small> via proxy {i.proxy_url}</small>}
+              </td>
+              <td>{i.upstream_model}</td>
+              <td>{secretsLabel(i)}</td>
+              <td>{healthLabel(i)}</td>
+              {canOperate && (
+                <td>
+                  <button
+                    class="secondary outline"
+                    aria-label={`Check ${i.name} now`}
+                    aria-busy={result === "busy"}
+                    disabled={result === "busy"}
+                    onClick={() => check(i)}
+                  >
+                    Check now
+                  </button>
+                  {result && result !== "busy" && (
+                    <small role="status">
+                      {result instanceof ApiError
+                        ? result.message
+                        : result.ok
+                          ? ` answered in ${result.latency_ms.toFixed(0)} ms`
+                          : ` failed: ${result.error ?? "no answer"}`}
+                    </small>
+                  )}
+                </td>
+              )}
+            </tr>
+          );
+        }}
+      />
       {creating && (
         <CreateInstanceDialog
           onClose={() => setCreating(false)}
@@ -270,7 +244,7 @@ function secretsLabel(instance: Instance): string {
 function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance: Instance) => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [key] = useState(() => crypto.randomUUID());
   const [kind, setKind] = useState<"local" | "cloud">("local");
   const [form, setForm] = useState({
@@ -318,15 +292,12 @@ function CreateInstanceDialog(props: { onClose: () => void; onCreated: (instance
   return (
     <FormDialog id="create-instance-title" title="Create a model instance" dialog={dialog} onClose={props.onClose}>
           <form
-            onSubmit={(e) => {
-              e.preventDefault();
-              void submit(async () => {
-                const { data } = await unwrap(
-                  gateway.POST("/v1/instances", { body: body(), params: { header: { "Idempotency-Key": key } } }),
-                );
-                props.onCreated(data);
-              });
-            }}
+            onSubmit={onSubmit(async () => {
+              const { data } = await unwrap(
+                gateway.POST("/v1/instances", { body: body(), params: { header: { "Idempotency-Key": key } } }),
+              );
+              props.onCreated(data);
+            })}
           >
             <Field label="Name" required error={errors.name}>
               {(a) => <input {...a} value={form.name} onInput={set("name")} maxLength={100} />}
@@ -482,12 +453,7 @@ function CreateGroupDialog(props: { instances: Instance[]; onClose: () => void; 
             <Field label="Follow an AI model of the registry" error={errors.registry_model_id} hint="Its running deployments join this model; the policy gate applies.">
               {(a) => (
                 <select {...a} value={form.registry_model_id} onChange={set("registry_model_id")}>
-                  <option value="">(none)</option>
-                  {models.map((m) => (
-                    <option key={m.id} value={m.id}>
-                      {m.name}
-                    </option>
-                  ))}
+                  <Options choices={[["", "(none)"], ...models.map((m) => [m.id, m.name] as const)]} />
                 </select>
               )}
             </Field>

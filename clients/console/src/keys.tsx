@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { type ApiKey, type ApiKeyCreated, type Group, type LimitValues, type WorkspaceLimits, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, DialogFooter, ErrorNote, Field, FormDialog, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Secret, TextField, useItems, useSubmit, when } from "./ui.tsx";
 
 const LIMITS: [keyof LimitValues, string][] = [
   ["requests_per_minute", "Requests per minute"],
@@ -65,6 +65,20 @@ function LimitsFields(props: { form: LimitsForm; onChange: (form: LimitsForm) =>
   );
 }
 
+/** When a key stops working (empty: never), in the person's local time. */
+function ExpiresField(props: { value: string; onChange: (value: string) => void; error: string | undefined }) {
+  return (
+    <TextField
+      label="Expires"
+      type="datetime-local"
+      value={props.value}
+      onInput={(e) => props.onChange(e.currentTarget.value)}
+      error={props.error}
+      hint="Empty: never. Your local time."
+    />
+  );
+}
+
 /** Return an RFC 3339 time as a datetime-local input's value (local time, minutes). */
 function localInput(iso: string | null | undefined): string {
   if (!iso) return "";
@@ -81,16 +95,25 @@ function keyStatus(key: ApiKey): string {
   return "active";
 }
 
+/** Return the gateway's models (its groups) of the workspace, the first 200. */
+export function useGroups() {
+  const { gateway } = useConsole();
+  return useItems<Group>(
+    () => gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }),
+    [gateway],
+  );
+}
+
+/** Return the workspace's API keys, the first 200. */
+export function useKeys() {
+  const { gateway } = useConsole();
+  return useItems<ApiKey>(() => gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }), [gateway]);
+}
+
 export function KeysPanel() {
   const { gateway, canOperate } = useConsole();
-  const keys = useList<ApiKey>(
-    async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
-  const groups = useList<Group>(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
+  const keys = useKeys();
+  const groups = useGroups();
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<ApiKey | null>(null);
   const [revokeError, setRevokeError] = useState<unknown>(null);
@@ -112,59 +135,46 @@ export function KeysPanel() {
         <h2>API keys</h2>
         {canOperate && <button onClick={() => setCreating(true)}>Create an API key</button>}
       </div>
-      {revokeError ? <ErrorNote error={revokeError} /> : null}
-      <ListState what="API keys" list={keys} empty="No API keys yet: a program needs one to call the gateway.">
-        {(items: ApiKey[]) => (
-          <table class="striped">
-            <caption class="visually-hidden">API keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Models</th>
-                <th scope="col">Key</th>
-                <th scope="col">Limits</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Status</th>
-                {canOperate && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((k) => (
-                <tr key={k.id}>
-                  <th scope="row" class="nowrap">
-                    {k.name}
-                  </th>
-                  <td>{k.groups === null ? <span class="muted">all</span> : k.groups.join(", ")}</td>
-                  <td class="nowrap">
-                    <code>{k.key_hint}</code>
-                  </td>
-                  <td>{limitsText(k.limits)}</td>
-                  <td>{k.expires_at ? when(k.expires_at) : "never"}</td>
-                  <td>{keyStatus(k)}</td>
-                  {canOperate && (
-                    <td class="actions-cell">
-                      {!k.revoked_at && (
-                        <>
-                          <button class="small" aria-label={`Edit ${k.name}`} onClick={() => setEditing(k)}>
-                            Edit
-                          </button>
-                          <Confirm
-                            text="Revoke"
-                            label={`Revoke ${k.name}`}
-                            question={`Revoke ${k.name}?`}
-                            yes={`Yes, revoke ${k.name}`}
-                            onConfirm={() => void revoke(k)}
-                          />
-                        </>
-                      )}
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+      <DataTable
+        actionError={revokeError}
+        what="API keys"
+        list={keys}
+        empty="No API keys yet: a program needs one to call the gateway."
+        caption="API keys"
+        columns={["Name", "Models", "Key", "Limits", "Expires", "Status", canOperate && "Actions"]}
+        row={(k) => (
+          <tr key={k.id}>
+            <th scope="row" class="nowrap">
+              {k.name}
+            </th>
+            <td>{k.groups === null ? <span class="muted">all</span> : k.groups.join(", ")}</td>
+            <td class="nowrap">
+              <code>{k.key_hint}</code>
+            </td>
+            <td>{limitsText(k.limits)}</td>
+            <td>{k.expires_at ? when(k.expires_at) : "never"}</td>
+            <td>{keyStatus(k)}</td>
+            {canOperate && (
+              <td class="actions-cell">
+                {!k.revoked_at && (
+                  <>
+                    <button class="small" aria-label={`Edit ${k.name}`} onClick={() => setEditing(k)}>
+                      Edit
+                    </button>
+                    <Confirm
+                      text="Revoke"
+                      label={`Revoke ${k.name}`}
+                      question={`Revoke ${k.name}?`}
+                      yes={`Yes, revoke ${k.name}`}
+                      onConfirm={() => void revoke(k)}
+                    />
+                  </>
+                )}
+              </td>
+            )}
+          </tr>
         )}
-      </ListState>
+      />
       {creating && (
         <CreateKeyDialog
           groups={groups.items ?? []}
@@ -191,14 +201,13 @@ export function KeysPanel() {
 function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [idempotencyKey] = useState(() => crypto.randomUUID());
   const [name, setName] = useState("");
   const [chosen, setChosen] = useState<string[]>([]);
   const [limits, setLimits] = useState(limitsForm(null));
   const [expires, setExpires] = useState("");
   const [created, setCreated] = useState<ApiKeyCreated | null>(null);
-  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
 
   if (created) {
     return (
@@ -207,24 +216,7 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
           <strong>Copy this key now: it is shown only this once.</strong> The gateway keeps only a hash of it; if it is
           lost, create a new key and revoke this one.
         </p>
-        <div class="secret">
-          <code aria-label="The new API key">{created.key}</code>
-          <button
-            type="button"
-            class="secondary"
-            onClick={() =>
-              navigator.clipboard.writeText(created.key ?? "").then(
-                () => setCopied("yes"),
-                () => setCopied("no"),
-              )
-            }
-          >
-            Copy
-          </button>
-        </div>
-        {copied && (
-          <p role="status">{copied === "yes" ? "Copied to the clipboard." : "The browser did not allow copying: select the key and copy it."}</p>
-        )}
+        <Secret value={created.key ?? ""} label="The new API key" what="key" />
         <p class="muted">
           {created.name}: {created.groups === null ? "all models" : created.groups.join(", ")}; {limitsText(created.limits)}.
         </p>
@@ -240,23 +232,20 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
   return (
     <FormDialog id="create-key-title" title="Create an API key" dialog={dialog} onClose={props.onClose}>
       <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit(async () => {
-            const { data } = await unwrap(
-              gateway.POST("/v1/keys", {
-                body: {
-                  name,
-                  groups: chosen.length ? chosen : null,
-                  limits: limitsBody(limits),
-                  expires_at: fromLocalInput(expires),
-                },
-                params: { header: { "Idempotency-Key": idempotencyKey } },
-              }),
-            );
-            setCreated(data);
-          });
-        }}
+        onSubmit={onSubmit(async () => {
+          const { data } = await unwrap(
+            gateway.POST("/v1/keys", {
+              body: {
+                name,
+                groups: chosen.length ? chosen : null,
+                limits: limitsBody(limits),
+                expires_at: fromLocalInput(expires),
+              },
+              params: { header: { "Idempotency-Key": idempotencyKey } },
+            }),
+          );
+          setCreated(data);
+        })}
       >
         <Field label="Name" required error={errors.name} hint="Who uses it, e.g. support-chatbot.">
           {(a) => <input {...a} value={name} maxLength={200} onInput={(e) => setName(e.currentTarget.value)} />}
@@ -281,9 +270,7 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
           {errors.groups && <small class="field-error">{errors.groups}</small>}
         </fieldset>
         <LimitsFields form={limits} onChange={setLimits} errors={errors} />
-        <Field label="Expires" error={errors.expires_at} hint="Empty: never. Your local time.">
-          {(a) => <input {...a} type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
-        </Field>
+        <ExpiresField value={expires} onChange={setExpires} error={errors.expires_at} />
         <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Create the API key" />
       </form>
     </FormDialog>
@@ -293,30 +280,25 @@ function CreateKeyDialog(props: { groups: Group[]; onClose: () => void }) {
 function EditKeyDialog(props: { apiKey: ApiKey; onClose: () => void; onSaved: () => void }) {
   const { gateway } = useConsole();
   const dialog = useRef<HTMLDialogElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(dialog);
+  const { errors, failure, busy, onSubmit } = useSubmit(dialog);
   const [limits, setLimits] = useState(limitsForm(props.apiKey.limits));
   const [expires, setExpires] = useState(localInput(props.apiKey.expires_at));
   return (
     <FormDialog id="edit-key-title" title={`Limits and expiry of ${props.apiKey.name}`} dialog={dialog} onClose={props.onClose}>
       <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit(async () => {
-            // The ETag of the key as this person saw it: a change made since is not overwritten (412).
-            await unwrap(
-              gateway.PATCH("/v1/keys/{key_id}", {
-                params: { path: { key_id: props.apiKey.id }, header: { "If-Match": props.apiKey.etag } },
-                body: { limits: limitsBody(limits), expires_at: fromLocalInput(expires) },
-              }),
-            );
-            props.onSaved();
-          });
-        }}
+        onSubmit={onSubmit(async () => {
+          // The ETag of the key as this person saw it: a change made since is not overwritten (412).
+          await unwrap(
+            gateway.PATCH("/v1/keys/{key_id}", {
+              params: { path: { key_id: props.apiKey.id }, header: { "If-Match": props.apiKey.etag } },
+              body: { limits: limitsBody(limits), expires_at: fromLocalInput(expires) },
+            }),
+          );
+          props.onSaved();
+        })}
       >
         <LimitsFields form={limits} onChange={setLimits} errors={errors} />
-        <Field label="Expires" error={errors.expires_at} hint="Empty: never. Your local time.">
-          {(a) => <input {...a} type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
-        </Field>
+        <ExpiresField value={expires} onChange={setExpires} error={errors.expires_at} />
         <DialogFooter dialog={dialog} failure={failure} busy={busy} submit="Save the limits" />
       </form>
     </FormDialog>
@@ -333,7 +315,7 @@ function WorkspaceCeiling() {
   const [form, setForm] = useState(limitsForm(null));
   const [saved, setSaved] = useState(false);
   const formRef = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(formRef);
+  const { errors, failure, busy, onSubmit } = useSubmit(formRef);
   useEffect(() => {
     setError(null);
     unwrap(gateway.GET("/v1/limits")).then(
@@ -362,17 +344,14 @@ function WorkspaceCeiling() {
       ) : (
         <form
           ref={formRef}
-          onSubmit={(e) => {
-            e.preventDefault();
-            void submit(async () => {
-              const { data, response } = await unwrap(
-                gateway.PATCH("/v1/limits", { params: { header: { "If-Match": ceiling.etag } }, body: limitsBody(form) }),
-              );
-              setCeiling({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-              setEditing(false);
-              setSaved(true);
-            });
-          }}
+          onSubmit={onSubmit(async () => {
+            const { data, response } = await unwrap(
+              gateway.PATCH("/v1/limits", { params: { header: { "If-Match": ceiling.etag } }, body: limitsBody(form) }),
+            );
+            setCeiling({ ...data, etag: response.headers.get("ETag") ?? data.etag });
+            setEditing(false);
+            setSaved(true);
+          })}
         >
           <LimitsFields form={form} onChange={setForm} errors={errors} />
           {failure ? <ErrorNote error={failure} /> : null}

@@ -6,7 +6,7 @@ import { useRef, useState } from "preact/hooks";
 
 import { type AccessGrant, type Model, type ModelUsage, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Confirm, ErrorNote, Field, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useItems, useList, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS } from "./versions.tsx";
 
 type Level = AccessGrant["level"];
@@ -19,55 +19,38 @@ const LEVELS: [Level, string][] = [
 export function AccessPanel(props: { model: Model }) {
   const { deployer, canEdit } = useConsole();
   const model = props.model;
-  const grants = useList<AccessGrant>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/models/{model_id}/access", {
-            params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
-          }),
-        )
-      ).data.items,
+  const grants = useItems<AccessGrant>(
+    () =>
+      deployer.GET("/v1/models/{model_id}/access", {
+        params: { path: { model_id: model.id }, query: { limit: 200, sort: "subject" } },
+      }),
     [deployer, model.id],
   );
-  const [revokeError, setRevokeError] = useState<unknown>(null);
-  const [busy, setBusy] = useState<string | null>(null);
+  const action = useAction();
+  const busy = action.busy;
 
-  async function revoke(grant: AccessGrant) {
-    setBusy(grant.id);
-    setRevokeError(null);
-    try {
+  const revoke = (grant: AccessGrant) =>
+    action.run(grant.id, async () => {
       await unwrap(
         deployer.DELETE("/v1/models/{model_id}/access/{grant_id}", {
           params: { path: { model_id: model.id, grant_id: grant.id } },
         }),
       );
       grants.reload();
-    } catch (e) {
-      setRevokeError(e);
-    } finally {
-      setBusy(null);
-    }
-  }
+    });
 
-  async function change(grant: AccessGrant, level: Level) {
-    setBusy(grant.id);
-    setRevokeError(null);
-    try {
-      // If-Match on the grant as the person saw it: a change made meanwhile is a 412.
-      await unwrap(
-        deployer.PATCH("/v1/models/{model_id}/access/{grant_id}", {
-          params: { path: { model_id: model.id, grant_id: grant.id }, header: { "If-Match": grant.etag } },
-          body: { level },
-        }),
-      );
-    } catch (e) {
-      setRevokeError(e);
-    } finally {
-      setBusy(null);
-      grants.reload();
-    }
-  }
+  const change = (grant: AccessGrant, level: Level) =>
+    action
+      .run(grant.id, () =>
+        // If-Match on the grant as the person saw it: a change made meanwhile is a 412.
+        unwrap(
+          deployer.PATCH("/v1/models/{model_id}/access/{grant_id}", {
+            params: { path: { model_id: model.id, grant_id: grant.id }, header: { "If-Match": grant.etag } },
+            body: { level },
+          }),
+        ),
+      )
+      .finally(grants.reload);
 
   return (
     <>
@@ -78,65 +61,51 @@ export function AccessPanel(props: { model: Model }) {
           Besides the workspace's roles: a grant lets one person (or everyone with a role) see, deploy
           or edit this AI model only.
         </p>
-        {revokeError ? <ErrorNote error={revokeError} /> : null}
-        <ListState what="the access grants" list={grants} empty="No grants: only the workspace's roles apply." notFound={NO_ACCESS}>
-          {(items) => (
-            <table class="striped">
-              <caption class="visually-hidden">Access grants of {model.name}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Who</th>
-                  <th scope="col">Level</th>
-                  <th scope="col">Granted by</th>
-                  <th scope="col">Since</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((g) => (
-                  <tr key={g.id}>
-                    <th scope="row">
-                      {g.subject} <small class="muted">({g.subject_type === "role" ? "everyone with the role" : "user"})</small>
-                    </th>
-                    <td>
-                      {canEdit ? (
-                        <select
-                          class="inline-select"
-                          aria-label={`Access level of ${g.subject}`}
-                          value={g.level}
-                          disabled={busy !== null}
-                          onChange={(e) => void change(g, e.currentTarget.value as Level)}
-                        >
-                          {LEVELS.map(([value]) => (
-                            <option key={value} value={value}>
-                              {value}
-                            </option>
-                          ))}
-                        </select>
-                      ) : (
-                        g.level
-                      )}
-                    </td>
-                    <td>{g.created_by}</td>
-                    <td>{when(g.created_at)}</td>
-                    <td class="actions-cell">
-                      {canEdit && (
-                        <Confirm
-                          text="Revoke"
-                          label={`Revoke ${g.subject}'s access`}
-                          question={`Revoke ${g.subject}'s access to ${model.name}?`}
-                          yes={`Yes, revoke ${g.subject}'s access`}
-                          disabled={busy !== null}
-                          onConfirm={() => revoke(g)}
-                        />
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+        <DataTable
+          actionError={action.error}
+          what="the access grants"
+          list={grants}
+          empty="No grants: only the workspace's roles apply."
+          notFound={NO_ACCESS}
+          caption={`Access grants of ${model.name}`}
+          columns={["Who", "Level", "Granted by", "Since", "Actions"]}
+          row={(g) => (
+            <tr key={g.id}>
+              <th scope="row">
+                {g.subject} <small class="muted">({g.subject_type === "role" ? "everyone with the role" : "user"})</small>
+              </th>
+              <td>
+                {canEdit ? (
+                  <select
+                    class="inline-select"
+                    aria-label={`Access level of ${g.subject}`}
+                    value={g.level}
+                    disabled={busy !== null}
+                    onChange={(e) => void change(g, e.currentTarget.value as Level)}
+                  >
+                    <Options choices={LEVELS.map(([value]) => [value, value] as const)} />
+                  </select>
+                ) : (
+                  g.level
+                )}
+              </td>
+              <td>{g.created_by}</td>
+              <td>{when(g.created_at)}</td>
+              <td class="actions-cell">
+                {canEdit && (
+                  <Confirm
+                    text="Revoke"
+                    label={`Revoke ${g.subject}'s access`}
+                    question={`Revoke ${g.subject}'s access to ${model.name}?`}
+                    yes={`Yes, revoke ${g.subject}'s access`}
+                    disabled={busy !== null}
+                    onConfirm={() => revoke(g)}
+                  />
+                )}
+              </td>
+            </tr>
           )}
-        </ListState>
+        />
       </article>
     </>
   );
@@ -145,7 +114,7 @@ export function AccessPanel(props: { model: Model }) {
 function GrantForm(props: { model: Model; onGranted: () => void }) {
   const { deployer } = useConsole();
   const form = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(form);
+  const { errors, failure, busy, onSubmit } = useSubmit(form);
   const [subjectType, setSubjectType] = useState<"user" | "role">("user");
   const [subject, setSubject] = useState("");
   const [level, setLevel] = useState<Level>("viewer");
@@ -155,21 +124,18 @@ function GrantForm(props: { model: Model; onGranted: () => void }) {
       <h2 id="grant-title">Grant access</h2>
       <form
         ref={form}
-        onSubmit={(e) => {
-          e.preventDefault();
+        onSubmit={onSubmit(async () => {
           setDone(null);
-          void submit(async () => {
-            const { data } = await unwrap(
-              deployer.POST("/v1/models/{model_id}/access", {
-                params: { path: { model_id: props.model.id } },
-                body: { subject_type: subjectType, subject: subject.trim(), level },
-              }),
-            );
-            setDone(`${data.subject} may now act as ${data.level} on ${props.model.name}.`);
-            setSubject("");
-            props.onGranted();
-          });
-        }}
+          const { data } = await unwrap(
+            deployer.POST("/v1/models/{model_id}/access", {
+              params: { path: { model_id: props.model.id } },
+              body: { subject_type: subjectType, subject: subject.trim(), level },
+            }),
+          );
+          setDone(`${data.subject} may now act as ${data.level} on ${props.model.name}.`);
+          setSubject("");
+          props.onGranted();
+        })}
       >
         <div class="grid">
           <Field label="Grant to" error={errors.subject_type}>
@@ -195,11 +161,7 @@ function GrantForm(props: { model: Model; onGranted: () => void }) {
           >
             {(a) => (
               <select {...a} value={level} onChange={(e) => setLevel(e.currentTarget.value as Level)}>
-                {LEVELS.map(([value, label]) => (
-                  <option key={value} value={value}>
-                    {label}
-                  </option>
-                ))}
+                <Options choices={LEVELS} />
               </select>
             )}
           </Field>
@@ -343,29 +305,18 @@ function UsageChart(props: { usage: ModelUsage }) {
       </figure>
       <details>
         <summary>The same as a table</summary>
-        <table class="striped">
-          <caption class="visually-hidden">Usage per day</caption>
-          <thead>
-            <tr>
-              <th scope="col">Day (UTC)</th>
-              <th scope="col">Requests</th>
-              <th scope="col">Failed</th>
-              <th scope="col">Tokens</th>
-            </tr>
-          </thead>
-          <tbody>
-            {days
-              .filter((d) => d.requests > 0)
-              .map((d) => (
-                <tr key={d.day}>
-                  <th scope="row">{d.day}</th>
-                  <td>{d.requests}</td>
-                  <td>{d.errors}</td>
-                  <td>{d.tokens}</td>
-                </tr>
-              ))}
-          </tbody>
-        </table>
+        <Table caption="Usage per day" columns={["Day (UTC)", "Requests", "Failed", "Tokens"]}>
+          {days
+            .filter((d) => d.requests > 0)
+            .map((d) => (
+              <tr key={d.day}>
+                <th scope="row">{d.day}</th>
+                <td>{d.requests}</td>
+                <td>{d.errors}</td>
+                <td>{d.tokens}</td>
+              </tr>
+            ))}
+        </Table>
       </details>
     </>
   );

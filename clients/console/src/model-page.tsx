@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 import {
   ApiError,
@@ -14,7 +14,7 @@ import { parseTags } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
-import { ApprovalBadge, ErrorNote, Field, Loading, when } from "./ui.tsx";
+import { ApprovalBadge, ErrorNote, Field, Loading, Table, useSubmit, when } from "./ui.tsx";
 import { DeployPanel } from "./deploy.tsx";
 import { AccessPanel, UsagePanel } from "./model-access.tsx";
 import { VersionsPanel } from "./versions.tsx";
@@ -157,28 +157,18 @@ function Overview(props: { model: Model }) {
         ) : systems.length === 0 ? (
           <p class="muted">No AI system uses this model yet. Link it from an AI system's AI Models section.</p>
         ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">AI system</th>
-                <th scope="col">Risk level</th>
-                <th scope="col">Status</th>
-                <th scope="col">Description of use</th>
+          <Table class="" columns={["AI system", "Risk level", "Status", "Description of use"]}>
+            {systems.map((s) => (
+              <tr key={s.system_id}>
+                <th scope="row">
+                  <a href={`#/systems/${s.system_id}`}>{s.system_name}</a>
+                </th>
+                <td>{s.risk_level}</td>
+                <td>{s.status}</td>
+                <td>{s.description_of_use}</td>
               </tr>
-            </thead>
-            <tbody>
-              {systems.map((s) => (
-                <tr key={s.system_id}>
-                  <th scope="row">
-                    <a href={`#/systems/${s.system_id}`}>{s.system_name}</a>
-                  </th>
-                  <td>{s.risk_level}</td>
-                  <td>{s.status}</td>
-                  <td>{s.description_of_use}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </article>
     </>
@@ -262,22 +252,8 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
         <dd>
           <ApprovalBadge state={state} />
         </dd>
-        <dt>Review requested by</dt>
-        <dd>
-          <Who
-            who={approval.requested_by}
-            at={approval.requested_at}
-            comment={approval.request_comment}
-          />
-        </dd>
-        <dt>Decided by</dt>
-        <dd>
-          <Who
-            who={approval.decided_by}
-            at={approval.decided_at}
-            comment={approval.decision_comment}
-          />
-        </dd>
+        <Who term="Review requested by" approval={approval} step="request" />
+        <Who term="Decided by" approval={approval} step="decision" />
         {approval.conditions?.text && (
           <>
             <dt>Conditions</dt>
@@ -328,12 +304,24 @@ function ApprovalPanel(props: { model: Model; onChanged: () => void }) {
 }
 
 /** Who asked or decided, when, and what they said; a dash when nobody has. */
-function Who(props: { who?: string | null; at?: string | null; comment?: string | null }) {
-  if (!props.who) return <>—</>;
+/** Who asked for the review or decided it (`step`), when, and what they said. */
+function Who(props: { term: string; approval: Approval; step: "request" | "decision" }) {
+  const a = props.approval;
+  const [who, at, comment] =
+    props.step === "request" ? [a.requested_by, a.requested_at, a.request_comment] : [a.decided_by, a.decided_at, a.decision_comment];
   return (
     <>
-      {props.who} <small>{when(props.at)}</small>
-      {props.comment && <q>{props.comment}</q>}
+      <dt>{props.term}</dt>
+      <dd>
+        {who ? (
+          <>
+            {who} <small>{when(at)}</small>
+            {comment && <q>{comment}</q>}
+          </>
+        ) : (
+          "—"
+        )}
+      </dd>
     </>
   );
 }
@@ -367,34 +355,22 @@ function History(props: { model: Model }) {
   return (
     <article aria-labelledby="history-title">
       <h2 id="history-title">History</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            <th scope="col">Who</th>
-            <th scope="col">What</th>
-            <th scope="col">Field</th>
-            <th scope="col">Before</th>
-            <th scope="col">After</th>
-          </tr>
-        </thead>
-        <tbody>
-          {entries.flatMap((entry) => {
-            const changes = Object.entries(entry.changes ?? {}) as [string, { old?: unknown; new?: unknown }][];
-            const rows = changes.length ? changes : [["", {}] as [string, { old?: unknown; new?: unknown }]];
-            return rows.map(([field, change], i) => (
-              <tr key={`${entry.id}-${field}`}>
-                <td>{i === 0 ? when(entry.at) : ""}</td>
-                <td>{i === 0 ? entry.actor : ""}</td>
-                <td>{i === 0 ? entry.action : ""}</td>
-                <td>{field}</td>
-                <td>{field ? show(change.old) : ""}</td>
-                <td>{field ? show(change.new) : ""}</td>
-              </tr>
-            ));
-          })}
-        </tbody>
-      </table>
+      <Table class="" columns={["When", "Who", "What", "Field", "Before", "After"]}>
+        {entries.flatMap((entry) => {
+          const changes = Object.entries(entry.changes ?? {}) as [string, { old?: unknown; new?: unknown }][];
+          const rows = changes.length ? changes : [["", {}] as [string, { old?: unknown; new?: unknown }]];
+          return rows.map(([field, change], i) => (
+            <tr key={`${entry.id}-${field}`}>
+              <td>{i === 0 ? when(entry.at) : ""}</td>
+              <td>{i === 0 ? entry.actor : ""}</td>
+              <td>{i === 0 ? entry.action : ""}</td>
+              <td>{field}</td>
+              <td>{field ? show(change.old) : ""}</td>
+              <td>{field ? show(change.new) : ""}</td>
+            </tr>
+          ));
+        })}
+      </Table>
       {next && (
         <button class="secondary" onClick={() => load(next)}>
           Load older changes
@@ -410,50 +386,34 @@ function Settings(props: { model: Model; onChanged: (model: Model) => void }) {
   const [name, setName] = useState(model.name);
   const [description, setDescription] = useState(model.description);
   const [tags, setTags] = useState(model.tags.join(", "));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [failure, setFailure] = useState<unknown>(null);
+  const form = useRef<HTMLFormElement>(null);
+  const { errors, failure, busy, submit, onSubmit } = useSubmit(form);
   const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [deleteError, setDeleteError] = useState<ApiError | null>(null);
   const path = { model_id: model.id };
 
-  async function save(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({});
-    setFailure(null);
+  const save = onSubmit(async () => {
     setSaved(false);
-    try {
-      const { data, response } = await unwrap(
-        registry.PATCH("/v1/models/{model_id}", {
-          params: { path, header: { "If-Match": model.etag } },
-          body: { name, description, tags: parseTags(tags) },
-        }),
-      );
-      props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-      setSaved(true);
-    } catch (error) {
-      const fields = error instanceof ApiError ? error.fieldErrors() : {};
-      setErrors(fields);
-      if (Object.keys(fields).length === 0) setFailure(error);
-    } finally {
-      setBusy(false);
-    }
-  }
+    const { data, response } = await unwrap(
+      registry.PATCH("/v1/models/{model_id}", {
+        params: { path, header: { "If-Match": model.etag } },
+        body: { name, description, tags: parseTags(tags) },
+      }),
+    );
+    props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
+    setSaved(true);
+  });
 
-  async function archive() {
-    setFailure(null);
-    try {
+  // Its failure is said where a save's is (the form above).
+  const archive = () =>
+    submit(async () => {
       const call = model.archived
         ? registry.POST("/v1/models/{model_id}/unarchive", { params: { path } })
         : registry.POST("/v1/models/{model_id}/archive", { params: { path } });
       const { data, response } = await unwrap(call);
       props.onChanged({ ...data, etag: response.headers.get("ETag") ?? data.etag });
-    } catch (error) {
-      setFailure(error);
-    }
-  }
+    });
 
   async function remove() {
     setDeleteError(null);
@@ -473,7 +433,7 @@ function Settings(props: { model: Model; onChanged: (model: Model) => void }) {
     <>
       <article aria-labelledby="settings-title">
         <h2 id="settings-title">Settings</h2>
-        <form onSubmit={save}>
+        <form ref={form} onSubmit={save}>
           <Field label="Name" required error={errors.name}>
             {(a) => <input {...a} value={name} onInput={(e) => setName(e.currentTarget.value)} />}
           </Field>

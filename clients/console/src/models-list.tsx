@@ -5,7 +5,7 @@ import { useConsole } from "./context.ts";
 import { CreateModelDialog } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { go } from "./router.ts";
-import { ApprovalBadge, approvalLabel, ErrorNote, useDebounced, when } from "./ui.tsx";
+import { ApprovalBadge, approvalLabel, Choice, ErrorNote, Table, useDebounced, when } from "./ui.tsx";
 
 export const PAGE_SIZE = 100;
 const APPROVALS: ApprovalState[] = ["draft", "in_review", "approved", "restricted", "blocked", "retired"];
@@ -82,32 +82,22 @@ export function ModelsList() {
           Search AI models
           <input type="search" value={filters.q} placeholder="Name, description, functionality…" onInput={(e) => set({ q: e.currentTarget.value })} />
         </label>
-        <label>
-          Learning type
-          <select aria-label="Learning type" value={filters.learning_type} onChange={(e) => set({ learning_type: e.currentTarget.value })}>
-            <option value="">Any</option>
-            {types?.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="Learning type"
+          value={filters.learning_type}
+          onChange={(learning_type) => set({ learning_type })}
+          choices={[["", "Any"], ...(types ?? []).map((t) => [t.id, t.label] as const)]}
+        />
         <label>
           Tag
           <input value={filters.tag} onInput={(e) => set({ tag: e.currentTarget.value })} />
         </label>
-        <label>
-          Approval
-          <select aria-label="Approval" value={filters.approval} onChange={(e) => set({ approval: e.currentTarget.value })}>
-            <option value="">Any</option>
-            {APPROVALS.map((a) => (
-              <option key={a} value={a}>
-                {approvalLabel(a)}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="Approval"
+          value={filters.approval}
+          onChange={(approval) => set({ approval })}
+          choices={[["", "Any"], ...APPROVALS.map((a) => [a, approvalLabel(a)] as const)]}
+        />
         <label class="check">
           <input type="checkbox" role="switch" checked={filters.archived} onChange={(e) => set({ archived: e.currentTarget.checked })} />
           Archived only
@@ -141,36 +131,23 @@ export function ModelsList() {
             {models.length} AI model{models.length === 1 ? "" : "s"} shown{next ? ", more to load" : ""}
           </p>
           <div class="overflow-auto">
-            <table class="striped">
-              <caption class="visually-hidden">AI models</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Learning type</th>
-                  <th scope="col">Functionality</th>
-                  <th scope="col">Tags</th>
-                  <th scope="col">Approval</th>
-                  <th scope="col">Updated</th>
+            <Table caption="AI models" columns={["Name", "Learning type", "Functionality", "Tags", "Approval", "Updated"]}>
+              {models.map((m) => (
+                <tr key={m.id}>
+                  <th scope="row">
+                    <a href={`#/models/${m.id}`}>{m.name}</a>
+                    {m.archived && <span class="badge"> archived</span>}
+                  </th>
+                  <td>{learningTypeLabel(types, m.learning_type)}</td>
+                  <td>{m.functionality}</td>
+                  <td>{m.tags.join(", ")}</td>
+                  <td>
+                    <ApprovalBadge state={m.approval} />
+                  </td>
+                  <td>{when(m.updated_at)}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {models.map((m) => (
-                  <tr key={m.id}>
-                    <th scope="row">
-                      <a href={`#/models/${m.id}`}>{m.name}</a>
-                      {m.archived && <span class="badge"> archived</span>}
-                    </th>
-                    <td>{learningTypeLabel(types, m.learning_type)}</td>
-                    <td>{m.functionality}</td>
-                    <td>{m.tags.join(", ")}</td>
-                    <td>
-                      <ApprovalBadge state={m.approval} />
-                    </td>
-                    <td>{when(m.updated_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           </div>
           {next && (
             <button class="secondary" aria-busy={state === "more"} disabled={state === "more"} onClick={() => load(next)}>

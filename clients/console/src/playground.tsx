@@ -7,9 +7,10 @@
 import { gatewayClient } from "@modelyard/clients";
 import { useRef, useState } from "preact/hooks";
 
-import { type Group, unwrap } from "./api.ts";
+import {  } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { Field, ListState, useList } from "./ui.tsx";
+import { useGroups } from "./keys.tsx";
+import { Field, ListState, Options } from "./ui.tsx";
 
 type Served = { instance: string | null; attempts: string | null; warning: string | null };
 type Turn = { role: "user" | "assistant"; content: string };
@@ -54,11 +55,8 @@ function openaiError(text: string): string | null {
 }
 
 export function Playground() {
-  const { gateway, config } = useConsole();
-  const groups = useList<Group>(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
+  const { config } = useConsole();
+  const groups = useGroups();
   const [group, setGroup] = useState("");
   const [key, setKey] = useState("");
   const [message, setMessage] = useState("");
@@ -139,11 +137,7 @@ export function Playground() {
               <Field label="Model">
                 {(a) => (
                   <select {...a} value={chosen} onChange={(e) => (setGroup(e.currentTarget.value), setTurns([]))}>
-                    {items.map((g) => (
-                      <option key={g.id} value={g.name}>
-                        {g.name}
-                      </option>
-                    ))}
+                    <Options choices={items.map((g) => [g.name, g.name] as const)} />
                   </select>
                 )}
               </Field>

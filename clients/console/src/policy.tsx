@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 
 import { type HistoryEntry, type Policy, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Field, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, ErrorNote, Field, Loading, useItems, useSubmit, when } from "./ui.tsx";
 
 type Gate = Policy["gate"];
 const GATES: [Gate, string, string][] = [
@@ -25,9 +25,9 @@ export function PolicyPanel() {
   const [comment, setComment] = useState("");
   const [saved, setSaved] = useState<string | null>(null);
   const form = useRef<HTMLFormElement>(null);
-  const { errors, failure, busy, submit } = useSubmit(form);
-  const history = useList<HistoryEntry>(
-    async () => (await unwrap(registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } }))).data.items,
+  const { errors, failure, busy, onSubmit } = useSubmit(form);
+  const history = useItems<HistoryEntry>(
+    () => registry.GET("/v1/policy/history", { params: { query: { sort: "-at", limit: 50 } } }),
     [registry, attempt],
   );
   useEffect(() => {
@@ -50,17 +50,14 @@ export function PolicyPanel() {
         {canAdmin ? (
           <form
             ref={form}
-            onSubmit={(e) => {
-              e.preventDefault();
+            onSubmit={onSubmit(async () => {
               setSaved(null);
-              void submit(async () => {
-                const { data } = await unwrap(registry.PUT("/v1/policy", { body: { gate, comment: comment.trim() } }));
-                setPolicy(data);
-                setComment("");
-                setSaved(`The gate is now ${label(data.gate)}; the deployer and the gateway follow within seconds.`);
-                setAttempt((n) => n + 1);
-              });
-            }}
+              const { data } = await unwrap(registry.PUT("/v1/policy", { body: { gate, comment: comment.trim() } }));
+              setPolicy(data);
+              setComment("");
+              setSaved(`The gate is now ${label(data.gate)}; the deployer and the gateway follow within seconds.`);
+              setAttempt((n) => n + 1);
+            })}
           >
             <fieldset aria-describedby={errors.gate ? "gate-error" : undefined}>
               <legend>Gate</legend>
@@ -94,37 +91,27 @@ export function PolicyPanel() {
       </article>
       <article aria-labelledby="policy-history-title">
         <h2 id="policy-history-title">Changes</h2>
-        <ListState what="the changes" list={history} empty="Never changed in this workspace.">
-          {(items) => (
-            <table class="striped">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Gate</th>
-                  <th scope="col">Why</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((entry) => {
-                  const changes = (entry.changes ?? {}) as Record<string, { old?: unknown; new?: unknown }>;
-                  const was = changes.gate?.old;
-                  return (
-                    <tr key={entry.id}>
-                      <td>{when(entry.at)}</td>
-                      <td>{entry.actor}</td>
-                      <td>
-                        {was ? `${String(was)} → ` : ""}
-                        {String(changes.gate?.new ?? "")}
-                      </td>
-                      <td>{String(changes.comment?.new ?? "")}</td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          )}
-        </ListState>
+        <DataTable
+          what="the changes"
+          list={history}
+          empty="Never changed in this workspace."
+          columns={["When", "Who", "Gate", "Why"]}
+          row={(entry) => {
+            const changes = (entry.changes ?? {}) as Record<string, { old?: unknown; new?: unknown }>;
+            const was = changes.gate?.old;
+            return (
+              <tr key={entry.id}>
+                <td>{when(entry.at)}</td>
+                <td>{entry.actor}</td>
+                <td>
+                  {was ? `${String(was)} → ` : ""}
+                  {String(changes.gate?.new ?? "")}
+                </td>
+                <td>{String(changes.comment?.new ?? "")}</td>
+              </tr>
+            );
+          }}
+        />
       </article>
     </>
   );

@@ -9,7 +9,7 @@ import { type ProvisioningToken, type ProvisioningTokenWithSecret, unwrap } from
 import { useConsole } from "./context.ts";
 import { parseSelector } from "./deploy.tsx";
 import { labelsText } from "./devices.tsx";
-import { Confirm, ErrorNote, Field, ListState, useList, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, ErrorNote, Field, Page, Secret, useAction, useItems, useSubmit, when } from "./ui.tsx";
 
 /** Return what a token can still do: active, used up, expired or revoked. */
 function status(t: ProvisioningToken): string {
@@ -42,33 +42,19 @@ export function DeviceTabs(props: { current: "list" | "tokens" }) {
 
 export function ProvisioningTokens() {
   const { deployer, canEdit } = useConsole();
-  const tokens = useList<ProvisioningToken>(
-    async () =>
-      (await unwrap(deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } }))).data
-        .items,
+  const tokens = useItems<ProvisioningToken>(
+    () => deployer.GET("/v1/provisioning-tokens", { params: { query: { limit: 200, sort: "-created_at" } } }),
     [deployer],
   );
-  const [revokeError, setRevokeError] = useState<unknown>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-
-  async function revoke(token: ProvisioningToken) {
-    setBusy(token.id);
-    setRevokeError(null);
-    try {
+  const action = useAction();
+  const revoke = (token: ProvisioningToken) =>
+    action.run(token.id, async () => {
       await unwrap(deployer.DELETE("/v1/provisioning-tokens/{token_id}", { params: { path: { token_id: token.id } } }));
       tokens.reload();
-    } catch (e) {
-      setRevokeError(e);
-    } finally {
-      setBusy(null);
-    }
-  }
+    });
 
   return (
-    <section aria-labelledby="tokens-title">
-      <div class="page-head">
-        <h1 id="tokens-title">Provisioning tokens</h1>
-      </div>
+    <Page id="tokens-title" title="Provisioning tokens">
       <DeviceTabs current="tokens" />
       {!canEdit ? (
         <p role="alert">Provisioning tokens need the editor role in this workspace.</p>
@@ -82,57 +68,44 @@ export function ProvisioningTokens() {
           <CreateToken onCreated={tokens.reload} />
           <article aria-labelledby="tokens-list-title">
             <h2 id="tokens-list-title">Tokens</h2>
-            {revokeError ? <ErrorNote error={revokeError} /> : null}
-            <ListState what="the provisioning tokens" list={tokens} empty="No provisioning tokens yet.">
-              {(items) => (
-                <table class="striped">
-                  <caption class="visually-hidden">Provisioning tokens, newest first</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">Labels</th>
-                      <th scope="col">Uses</th>
-                      <th scope="col">Expires</th>
-                      <th scope="col">Created</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Actions</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {items.map((t) => (
-                      <tr key={t.id}>
-                        <th scope="row">{t.name}</th>
-                        <td>{Object.keys(t.labels).length ? labelsText(t.labels) : "—"}</td>
-                        <td>
-                          {t.uses} of {t.max_uses}
-                        </td>
-                        <td>{when(t.expires_at)}</td>
-                        <td>
-                          {when(t.created_at)} by {t.created_by}
-                        </td>
-                        <td>{status(t)}</td>
-                        <td class="actions-cell">
-                          {!t.revoked && (
-                            <Confirm
-                              text="Revoke"
-                              label={`Revoke ${t.name}`}
-                              question={`Revoke the provisioning token ${t.name}?`}
-                              yes={`Yes, revoke ${t.name}`}
-                              disabled={busy !== null}
-                              onConfirm={() => revoke(t)}
-                            />
-                          )}
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+            <DataTable
+              actionError={action.error}
+              what="the provisioning tokens"
+              list={tokens}
+              empty="No provisioning tokens yet."
+              caption="Provisioning tokens, newest first"
+              columns={["Name", "Labels", "Uses", "Expires", "Created", "Status", "Actions"]}
+              row={(t) => (
+                <tr key={t.id}>
+                  <th scope="row">{t.name}</th>
+                  <td>{Object.keys(t.labels).length ? labelsText(t.labels) : "—"}</td>
+                  <td>
+                    {t.uses} of {t.max_uses}
+                  </td>
+                  <td>{when(t.expires_at)}</td>
+                  <td>
+                    {when(t.created_at)} by {t.created_by}
+                  </td>
+                  <td>{status(t)}</td>
+                  <td class="actions-cell">
+                    {!t.revoked && (
+                      <Confirm
+                        text="Revoke"
+                        label={`Revoke ${t.name}`}
+                        question={`Revoke the provisioning token ${t.name}?`}
+                        yes={`Yes, revoke ${t.name}`}
+                        disabled={action.busy !== null}
+                        onConfirm={() => revoke(t)}
+                      />
+                    )}
+                  </td>
+                </tr>
               )}
-            </ListState>
+            />
           </article>
         </>
       )}
-    </section>
+    </Page>
   );
 }
 
@@ -145,7 +118,6 @@ function CreateToken(props: { onCreated: () => void }) {
   const [hours, setHours] = useState("24");
   const [labels, setLabels] = useState("");
   const [created, setCreated] = useState<ProvisioningTokenWithSecret | null>(null);
-  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
   const parsed = labels.trim() ? parseSelector(labels) : {};
   return (
     <article aria-labelledby="create-token-title">
@@ -156,27 +128,8 @@ function CreateToken(props: { onCreated: () => void }) {
             <strong>Copy the token {created.name} now: it is shown only this once.</strong> The deployer keeps only a
             hash of it.
           </p>
-          <div class="secret">
-            <code aria-label="The new provisioning token's secret">{created.token}</code>
-            <button
-              type="button"
-              class="secondary"
-              onClick={() =>
-                navigator.clipboard.writeText(created.token).then(
-                  () => setCopied("yes"),
-                  () => setCopied("no"),
-                )
-              }
-            >
-              Copy
-            </button>
-          </div>
-          {copied && (
-            <p role="status">
-              {copied === "yes" ? "Copied to the clipboard." : "The browser did not allow copying: select the token and copy it."}
-            </p>
-          )}
-          <button type="button" class="secondary outline small" onClick={() => (setCreated(null), setCopied(null))}>
+          <Secret key={created.token} value={created.token} label="The new provisioning token's secret" what="token" />
+          <button type="button" class="secondary outline small" onClick={() => setCreated(null)}>
             Done, I have copied it
           </button>
         </div>
@@ -193,7 +146,6 @@ function CreateToken(props: { onCreated: () => void }) {
               }),
             );
             setCreated(data);
-            setCopied(null);
             setName("");
             props.onCreated();
           });

@@ -5,9 +5,10 @@
  */
 import { useEffect, useState } from "preact/hooks";
 
-import { type ApiKey, type Group, type LoggedRequest, unwrap } from "./api.ts";
+import { type LoggedRequest, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { ErrorNote, Loading, useDebounced, useList, when } from "./ui.tsx";
+import { useGroups, useKeys } from "./keys.tsx";
+import { Choice, ErrorNote, Loading, saveBlob, Table, useDebounced, when } from "./ui.tsx";
 
 const PAGE = 50;
 type StatusClass = "2xx" | "4xx" | "5xx";
@@ -26,16 +27,17 @@ function toQuery(filters: typeof EMPTY) {
   };
 }
 
+const STATUS_CLASSES = [
+  ["", "Any"],
+  ["2xx", "2xx: answered"],
+  ["4xx", "4xx: refused"],
+  ["5xx", "5xx: failed"],
+] as const;
+
 export function RequestLogPanel() {
   const { gateway } = useConsole();
-  const groups = useList<Group>(
-    async () => (await unwrap(gateway.GET("/v1/groups", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
-  const keys = useList<ApiKey>(
-    async () => (await unwrap(gateway.GET("/v1/keys", { params: { query: { limit: 200 } } }))).data.items,
-    [gateway],
-  );
+  const groups = useGroups();
+  const keys = useKeys();
   const keyNames = new Map((keys.items ?? []).map((k) => [k.id, k.name]));
   const [filters, setFilters] = useState(EMPTY);
   const settled = useDebounced(filters, 250);
@@ -75,11 +77,7 @@ export function RequestLogPanel() {
         gateway.GET("/v1/requests/export", { params: { query: { ...toQuery(filters), format: "csv" } }, parseAs: "blob" }),
       );
       // The export needs the bearer token, so it is fetched here and handed to the browser.
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(data as Blob);
-      link.download = `requests-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      saveBlob(data as Blob, `requests-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv`);
     } catch (e) {
       setExportError(e);
     } finally {
@@ -99,37 +97,24 @@ export function RequestLogPanel() {
         </button>
       </div>
       <form role="search" aria-label="Filter the requests" class="filters request-filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Model
-          <select value={filters.group} onChange={set("group")}>
-            <option value="">Any</option>
-            {(groups.items ?? []).map((g) => (
-              <option key={g.id} value={g.name}>
-                {g.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filters.status_class} onChange={set("status_class")}>
-            <option value="">Any</option>
-            <option value="2xx">2xx: answered</option>
-            <option value="4xx">4xx: refused</option>
-            <option value="5xx">5xx: failed</option>
-          </select>
-        </label>
-        <label>
-          API key
-          <select value={filters.key_id} onChange={set("key_id")}>
-            <option value="">Any</option>
-            {(keys.items ?? []).map((k) => (
-              <option key={k.id} value={k.id}>
-                {k.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="Model"
+          value={filters.group}
+          onChange={(group) => setFilters({ ...filters, group })}
+          choices={[["", "Any"], ...(groups.items ?? []).map((g) => [g.name, g.name] as const)]}
+        />
+        <Choice
+          label="Status"
+          value={filters.status_class}
+          onChange={(status_class) => setFilters({ ...filters, status_class })}
+          choices={STATUS_CLASSES}
+        />
+        <Choice
+          label="API key"
+          value={filters.key_id}
+          onChange={(key_id) => setFilters({ ...filters, key_id })}
+          choices={[["", "Any"], ...(keys.items ?? []).map((k) => [k.id, k.name] as const)]}
+        />
         <label>
           From
           <input type="datetime-local" value={filters.since} onInput={set("since")} />
@@ -158,40 +143,29 @@ export function RequestLogPanel() {
         </div>
       ) : (
         <>
-          <table class="striped requests">
-            <caption class="visually-hidden">Requests, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Model</th>
-                <th scope="col">API key</th>
-                <th scope="col">Status</th>
-                <th scope="col">Model instances tried</th>
-                <th scope="col">Tokens</th>
-                <th scope="col">First byte</th>
-                <th scope="col">Duration</th>
+          <Table
+            class="striped requests"
+            caption="Requests, newest first"
+            columns={["When", "Model", "API key", "Status", "Model instances tried", "Tokens", "First byte", "Duration"]}
+          >
+            {rows.map((r) => (
+              <tr key={r.id}>
+                <td class="nowrap">{when(r.at)}</td>
+                <td>
+                  {r.group ?? "—"} <small class="muted block">{r.endpoint}{r.stream ? ", stream" : ""}</small>
+                </td>
+                <td>{keyNames.get(r.key_id) ?? r.key_id.slice(0, 8)}</td>
+                <td>
+                  <span class={`badge status-${String(r.status)[0]}xx`}>{r.status}</span>
+                  {r.error_cause && <small class="muted block">{r.error_cause}</small>}
+                </td>
+                <td>{r.instances.length ? r.instances.join(" → ") : "—"}</td>
+                <td>{r.total_tokens ?? "—"}</td>
+                <td>{r.ttfb_ms == null ? "—" : `${r.ttfb_ms} ms`}</td>
+                <td>{r.duration_ms} ms</td>
               </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.id}>
-                  <td class="nowrap">{when(r.at)}</td>
-                  <td>
-                    {r.group ?? "—"} <small class="muted block">{r.endpoint}{r.stream ? ", stream" : ""}</small>
-                  </td>
-                  <td>{keyNames.get(r.key_id) ?? r.key_id.slice(0, 8)}</td>
-                  <td>
-                    <span class={`badge status-${String(r.status)[0]}xx`}>{r.status}</span>
-                    {r.error_cause && <small class="muted block">{r.error_cause}</small>}
-                  </td>
-                  <td>{r.instances.length ? r.instances.join(" → ") : "—"}</td>
-                  <td>{r.total_tokens ?? "—"}</td>
-                  <td>{r.ttfb_ms == null ? "—" : `${r.ttfb_ms} ms`}</td>
-                  <td>{r.duration_ms} ms</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
           <p class="muted" role="status">
             {rows.length} request{rows.length === 1 ? "" : "s"} shown{next ? ", more to load" : ""}.
           </p>

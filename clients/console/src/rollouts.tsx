@@ -6,21 +6,13 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import {
-  ApiError,
-  type Device,
-  type ModelVersion,
-  type Rollout,
-  type RolloutEvent,
-  type RolloutState,
-  type RolloutSummary,
-  unwrap,
-} from "./api.ts";
+import { ApiError, type RolloutState, type RolloutSummary, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
-import { DeviceTarget, parseSelector, type Target } from "./deploy.tsx";
+import { DeviceTarget, parseSelector, useDeviceTarget } from "./deploy.tsx";
+import { useAllDevices } from "./devices.tsx";
 import { go } from "./router.ts";
-import { Confirm, ErrorNote, Field, ListState, Loading, useList, useSubmit, when } from "./ui.tsx";
-import { NO_ACCESS, useVersions } from "./versions.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
+import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 const STATE_LABEL: Record<RolloutState, string> = {
   running: "Running",
@@ -77,15 +69,11 @@ function useNames(rollouts: { model_id: string; version_id: string }[] | null) {
 export function RolloutsList() {
   const { deployer } = useConsole();
   const [state, setState] = useState<RolloutState | "">("");
-  const list = useList<RolloutSummary>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/rollouts", {
-            params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
-          }),
-        )
-      ).data.items,
+  const list = useItems<RolloutSummary>(
+    () =>
+      deployer.GET("/v1/rollouts", {
+        params: { query: { limit: 100, sort: "-created_at", ...(state ? { state } : {}) } },
+      }),
     [deployer, state],
   );
   const names = useNames(list.items);
@@ -99,63 +87,42 @@ export function RolloutsList() {
         devices to what they ran) when too many fail. Start one from an AI model's Deploy section.
       </p>
       <form class="filters" role="search" aria-label="Filter rollouts" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          State
-          <select value={state} onChange={(e) => setState(e.currentTarget.value as RolloutState | "")}>
-            <option value="">Any</option>
-            {Object.entries(STATE_LABEL).map(([value, label]) => (
-              <option key={value} value={value}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="State"
+          value={state}
+          onChange={(value) => setState(value as RolloutState | "")}
+          choices={[["", "Any"], ...Object.entries(STATE_LABEL)]}
+        />
       </form>
-      <ListState
+      <DataTable
         what="the rollouts"
         list={list}
         empty={state ? "No rollouts in this state." : "No rollouts in this workspace yet."}
-      >
-        {(items) => (
-          <table class="striped">
-            <caption class="visually-hidden">Rollouts, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Rollout</th>
-                <th scope="col">State</th>
-                <th scope="col">Wave</th>
-                <th scope="col">Started by</th>
-                <th scope="col">Started</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((r) => (
-                <tr key={r.id}>
-                  <th scope="row">
-                    <a
-                      href={`#/rollouts/${r.id}`}
-                      aria-label={`${names[r.model_id] ?? "…"} ${names[r.version_id] ?? ""}, started ${when(r.created_at)}`}
-                    >
-                      {names[r.model_id] ?? "…"} {names[r.version_id] ?? ""}
-                    </a>
-                  </th>
-                  <td>
-                    <RolloutBadge state={r.state} />
-                    {r.reason && <small class="block muted">{r.reason}</small>}
-                  </td>
-                  <td>
-                    {Math.min(r.current_wave + 1, r.wave_count)} of {r.wave_count}
-                  </td>
-                  <td>{r.created_by}</td>
-                  <td>{when(r.created_at)}</td>
-                  <td>{when(r.updated_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+        caption="Rollouts, newest first"
+        columns={["Rollout", "State", "Wave", "Started by", "Started", "Updated"]}
+        row={(r) => (
+          <tr key={r.id}>
+            <th scope="row">
+              <a
+                href={`#/rollouts/${r.id}`}
+                aria-label={`${names[r.model_id] ?? "…"} ${names[r.version_id] ?? ""}, started ${when(r.created_at)}`}
+              >
+                {names[r.model_id] ?? "…"} {names[r.version_id] ?? ""}
+              </a>
+            </th>
+            <td>
+              <RolloutBadge state={r.state} />
+              {r.reason && <small class="block muted">{r.reason}</small>}
+            </td>
+            <td>
+              {Math.min(r.current_wave + 1, r.wave_count)} of {r.wave_count}
+            </td>
+            <td>{r.created_by}</td>
+            <td>{when(r.created_at)}</td>
+            <td>{when(r.updated_at)}</td>
+          </tr>
         )}
-      </ListState>
+      />
     </section>
   );
 }
@@ -172,10 +139,7 @@ const WAVE_KIND: Record<WaveKind, string> = {
 export function RolloutForm(props: { modelId: string }) {
   const { deployer, registry, canEdit } = useConsole();
   const versions = useVersions(props.modelId);
-  const devices = useList<Device>(
-    async () => (await unwrap(deployer.GET("/v1/devices", { params: { query: { limit: 200 } } }))).data.items,
-    [deployer],
-  );
+  const devices = useAllDevices();
   const [modelName, setModelName] = useState<string | null>(null);
   useEffect(() => {
     unwrap(registry.GET("/v1/models/{model_id}", { params: { path: { model_id: props.modelId } } })).then(
@@ -186,9 +150,7 @@ export function RolloutForm(props: { modelId: string }) {
   const form = useRef<HTMLFormElement>(null);
   const { errors, failure, busy, submit } = useSubmit(form);
   const [versionId, setVersionId] = useState("");
-  const [target, setTarget] = useState<Target>("selector");
-  const [chosen, setChosen] = useState<string[]>([]);
-  const [selector, setSelector] = useState("");
+  const target = useDeviceTarget("selector");
   const [waves, setWaves] = useState<WaveRow[]>([
     { kind: "count", value: "1" },
     { kind: "percent", value: "100" },
@@ -199,8 +161,7 @@ export function RolloutForm(props: { modelId: string }) {
   const [minDevices, setMinDevices] = useState("1");
   const [waveTimeout, setWaveTimeout] = useState("900");
   const version = versionId || versions.items?.[0]?.id || "";
-  const parsed = parseSelector(selector);
-  const ready = Boolean(version) && (target === "devices" ? chosen.length > 0 : parsed !== null) && waves.length > 0;
+  const ready = Boolean(version) && target.ready && waves.length > 0;
   const back = (
     <p>
       <a href={`#/models/${props.modelId}/deploy`}>← {modelName || "the AI model"}: Deploy</a>
@@ -234,7 +195,8 @@ export function RolloutForm(props: { modelId: string }) {
           onSubmit={(e) => {
             e.preventDefault();
             if (!ready) return;
-            const common = {
+            const body = {
+              ...target.body(),
               version_id: version,
               waves: waves.map(waveBody),
               soak_s: Number(soak),
@@ -245,11 +207,6 @@ export function RolloutForm(props: { modelId: string }) {
                 wave_timeout_s: Number(waveTimeout),
               },
             };
-            const body =
-              target === "devices"
-                ? { ...common, device_ids: chosen }
-                : // The generated type cannot say "a non-empty mapping": the deployer checks it.
-                  { ...common, selector: parsed as Record<string, never> };
             void submit(async () => {
               const { data } = await unwrap(deployer.POST("/v1/rollouts", { body }));
               go(`/rollouts/${data.id}`);
@@ -259,28 +216,12 @@ export function RolloutForm(props: { modelId: string }) {
           <div class="grid">
             <article>
               <h2>What and where</h2>
-              <Field label="Version" required error={errors.version_id}>
-                {(a) => (
-                  <select {...a} value={version} onChange={(e) => setVersionId(e.currentTarget.value)}>
-                    {versions.items!.map((v: ModelVersion) => (
-                      <option key={v.id} value={v.id}>
-                        v{v.number}
-                        {v.title ? ` ${v.title}` : ""} ({when(v.created_at)})
-                      </option>
-                    ))}
-                  </select>
-                )}
-              </Field>
+              <VersionField versions={versions.items} value={version} onChange={setVersionId} error={errors.version_id} />
               <DeviceTarget
                 legend="Roll out to"
                 name="rollout-target"
-                target={target}
-                setTarget={setTarget}
+                choice={target.choice}
                 devices={devices.items}
-                chosen={chosen}
-                setChosen={setChosen}
-                selector={selector}
-                setSelector={setSelector}
                 errors={errors}
                 selectorFirst
               />
@@ -315,6 +256,9 @@ export function RolloutForm(props: { modelId: string }) {
               {waves.map((row, index) => {
                 const name = index === 0 ? "Wave 1 (canary)" : `Wave ${index + 1}`;
                 const set = (next: Partial<WaveRow>) => setWaves(waves.map((w, i) => (i === index ? { ...w, ...next } : w)));
+                // What the deployer said of this wave, said under it (e.g. a label matching no device).
+                const error = errors[`waves.${index}`];
+                const invalid = error ? { "aria-invalid": "true" as const, "aria-describedby": `wave-${index}-error` } : {};
                 return (
                   <li key={index} role="group" aria-label={name}>
                     <strong>{name}</strong>
@@ -328,17 +272,14 @@ export function RolloutForm(props: { modelId: string }) {
                           set({ kind, value: kind === "selector" ? "" : kind === "percent" ? "50" : "1" });
                         }}
                       >
-                        {Object.entries(WAVE_KIND).map(([value, label]) => (
-                          <option key={value} value={value}>
-                            {label}
-                          </option>
-                        ))}
+                        <Options choices={Object.entries(WAVE_KIND)} />
                       </select>
                     </label>
                     <label>
                       {row.kind === "selector" ? "Label" : row.kind === "percent" ? "Percent" : "Count"}
                       {row.kind === "selector" ? (
                         <input
+                          {...invalid}
                           aria-label={`${name} label`}
                           value={row.value}
                           placeholder="ring=canary"
@@ -346,6 +287,7 @@ export function RolloutForm(props: { modelId: string }) {
                         />
                       ) : (
                         <input
+                          {...invalid}
                           aria-label={`${name} ${row.kind === "percent" ? "percent" : "count"}`}
                           type="number"
                           min="1"
@@ -364,11 +306,20 @@ export function RolloutForm(props: { modelId: string }) {
                     >
                       Remove
                     </button>
+                    {error && (
+                      <small id={`wave-${index}-error`} class="field-error" role="alert">
+                        {error}
+                      </small>
+                    )}
                   </li>
                 );
               })}
             </ol>
-            {errors.waves && <small class="field-error" role="alert">{errors.waves}</small>}
+            {errors.waves && !waves.some((_, i) => errors[`waves.${i}`]) && (
+              <small class="field-error" role="alert">
+                {errors.waves}
+              </small>
+            )}
             <button type="button" class="secondary small" onClick={() => setWaves([...waves, { kind: "percent", value: "100" }])}>
               Add a wave
             </button>
@@ -414,66 +365,33 @@ const DEVICE_STATE: Record<string, string> = {
 /** A rollout: its waves and devices as they fare (asked again every 2 s while it moves). */
 export function RolloutPage(props: { id: string }) {
   const { deployer, canEdit } = useConsole();
-  const [rollout, setRollout] = useState<Rollout | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [actionError, setActionError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const [attempt, setAttempt] = useState(0);
-  const [events, setEvents] = useState<RolloutEvent[] | null>(null);
+  const action = useAction();
+  const polled = usePolled(
+    async () => {
+      const path = { params: { path: { rollout_id: props.id } } };
+      const [one, history] = await Promise.all([
+        unwrap(deployer.GET("/v1/rollouts/{rollout_id}", path)),
+        unwrap(
+          deployer.GET("/v1/rollouts/{rollout_id}/history", {
+            params: { path: { rollout_id: props.id }, query: { sort: "-recorded_at", limit: 200 } },
+          }),
+        ),
+      ]);
+      return { rollout: one.data, events: history.data.items };
+    },
+    ({ rollout }) => (MOVING.includes(rollout.state) ? 2000 : null),
+    [props.id, deployer],
+    5000,
+  );
+  const rollout = polled.data?.rollout ?? null;
   const names = useNames(rollout ? [rollout] : null);
 
-  useEffect(() => {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    async function load() {
-      try {
-        const path = { params: { path: { rollout_id: props.id } } };
-        const [one, history] = await Promise.all([
-          unwrap(deployer.GET("/v1/rollouts/{rollout_id}", path)),
-          unwrap(
-            deployer.GET("/v1/rollouts/{rollout_id}/history", {
-              params: { path: { rollout_id: props.id }, query: { sort: "-recorded_at", limit: 200 } },
-            }),
-          ),
-        ]);
-        if (stopped) return;
-        setRollout(one.data);
-        setEvents(history.data.items);
-        setError(null);
-        if (MOVING.includes(one.data.state)) timer = setTimeout(load, 2000);
-      } catch (e) {
-        if (stopped) return;
-        setError(e);
-        // Offline for a moment: try again later, the page stays as it was.
-        if (rollout) timer = setTimeout(load, 5000);
-      }
-    }
-    void load();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [props.id, deployer, attempt]);
-
-  async function act(action: "pause" | "resume" | "abort") {
-    setBusy(true);
-    setActionError(null);
-    const path = { params: { path: { rollout_id: props.id } } };
-    try {
-      const call =
-        action === "pause"
-          ? deployer.POST("/v1/rollouts/{rollout_id}/pause", path)
-          : action === "resume"
-            ? deployer.POST("/v1/rollouts/{rollout_id}/resume", path)
-            : deployer.POST("/v1/rollouts/{rollout_id}/abort", path);
-      const { data } = await unwrap(call);
-      setRollout(data);
-      setAttempt((n) => n + 1);
-    } catch (e) {
-      setActionError(e);
-    } finally {
-      setBusy(false);
-    }
+  function act(what: "pause" | "resume" | "abort") {
+    return action.run(what, async () => {
+      const { data } = await unwrap(deployer.POST(`/v1/rollouts/{rollout_id}/${what}`, { params: { path: { rollout_id: props.id } } }));
+      polled.setData((now) => now && { ...now, rollout: data });
+      polled.reload();
+    });
   }
 
   const back = (
@@ -481,21 +399,23 @@ export function RolloutPage(props: { id: string }) {
       <a href="#/rollouts">← Rollouts</a>
     </p>
   );
-  if (!rollout) {
+  if (!polled.data) {
     return (
       <section>
         {back}
-        {error ? (
-          <ErrorNote error={error} onRetry={() => setAttempt((n) => n + 1)} notFound="This rollout does not exist in this workspace." />
+        {polled.error ? (
+          <ErrorNote error={polled.error} onRetry={polled.reload} notFound="This rollout does not exist in this workspace." />
         ) : (
           <Loading what="the rollout" />
         )}
       </section>
     );
   }
-  const r = rollout;
+  const { rollout: r, events } = polled.data;
   const title = `Rollout of ${names[r.model_id] ?? "…"} ${names[r.version_id] ?? ""}`;
   const moving = MOVING.includes(r.state);
+  const stopped = r.state === "aborted" || r.state === "aborting";
+  const busy = action.busy !== null;
   // The deployer counts waves from 0; people from 1 (the canary is wave 1).
   const wave = Math.min(r.current_wave + 1, r.waves.length);
   const deviceNames = new Map(r.devices.map((d) => [d.device_id, d.device_name]));
@@ -518,16 +438,16 @@ export function RolloutPage(props: { id: string }) {
                 : `Running wave ${wave} of ${r.waves.length}.`}
         {r.reason && <> Reason: {r.reason}</>}
       </p>
-      {error && moving ? <ErrorNote error={error} /> : null}
+      {polled.error && moving ? <ErrorNote error={polled.error} /> : null}
       {canEdit && moving && (
         <div class="actions rollout-actions">
           {r.state === "running" && (
-            <button class="secondary" aria-busy={busy} disabled={busy} onClick={() => act("pause")}>
+            <button class="secondary" aria-busy={action.busy === "pause"} disabled={busy} onClick={() => act("pause")}>
               Pause
             </button>
           )}
           {r.state === "paused" && (
-            <button aria-busy={busy} disabled={busy} onClick={() => act("resume")}>
+            <button aria-busy={action.busy === "resume"} disabled={busy} onClick={() => act("resume")}>
               Resume
             </button>
           )}
@@ -538,12 +458,13 @@ export function RolloutPage(props: { id: string }) {
               question="Abort this rollout?"
               yes="Yes, abort and return the devices"
               disabled={busy}
+              danger
               onConfirm={() => act("abort")}
             />
           )}
         </div>
       )}
-      {actionError ? <ErrorNote error={actionError} /> : null}
+      {action.error ? <ErrorNote error={action.error} /> : null}
       <dl class="rollout-facts">
         <dt>Started</dt>
         <dd>
@@ -561,100 +482,67 @@ export function RolloutPage(props: { id: string }) {
       </dl>
       <article aria-labelledby="waves-title">
         <h2 id="waves-title">Waves</h2>
-        <table class="striped">
-          <thead>
-            <tr>
-              <th scope="col">Wave</th>
-              <th scope="col">State</th>
-              <th scope="col">Devices</th>
-              <th scope="col">Progress</th>
-            </tr>
-          </thead>
-          <tbody>
-            {r.waves.map((w) => {
-              const healthy = w.counts.healthy ?? 0;
-              const done = healthy + (w.counts.skipped ?? 0) + (w.counts.failed ?? 0);
-              const label = w.index === 0 ? "Wave 1 (canary)" : `Wave ${w.index + 1}`;
-              return (
-                <tr key={w.index}>
-                  <th scope="row">{label}</th>
-                  <td>{w.state.replace("_", " ")}</td>
-                  <td>{w.size}</td>
-                  <td>
-                    <progress max={w.size} value={done} aria-label={`${label}: ${done} of ${w.size} devices done`} />
-                    <small class="block">
-                      {Object.entries(w.counts)
-                        .filter(([, n]) => n > 0)
-                        .map(([state, n]) => `${n} ${DEVICE_STATE[state] ?? state}`)
-                        .join(", ") || "none yet"}
-                    </small>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <Table labelledBy="waves-title" columns={["Wave", "State", "Devices", "Progress"]}>
+          {r.waves.map((w) => {
+            const healthy = w.counts.healthy ?? 0;
+            const done = healthy + (w.counts.skipped ?? 0) + (w.counts.failed ?? 0);
+            const label = w.index === 0 ? "Wave 1 (canary)" : `Wave ${w.index + 1}`;
+            // A wave the abort came before: it never starts (not "waiting" for anything).
+            const state = stopped && w.state === "waiting" ? "not started" : w.state.replace("_", " ");
+            return (
+              <tr key={w.index}>
+                <th scope="row">{label}</th>
+                <td>{state}</td>
+                <td>{w.size}</td>
+                <td>
+                  <progress max={w.size} value={done} aria-label={`${label}: ${done} of ${w.size} devices done`} />
+                  <small class="block">
+                    {Object.entries(w.counts)
+                      .filter(([, n]) => n > 0)
+                      .map(([s, n]) => `${n} ${DEVICE_STATE[s] ?? s}`)
+                      .join(", ") || "none yet"}
+                  </small>
+                </td>
+              </tr>
+            );
+          })}
+        </Table>
       </article>
       <article aria-labelledby="rollout-devices-title">
         <h2 id="rollout-devices-title">Devices</h2>
-        <table class="striped">
-          <thead>
-            <tr>
-              <th scope="col">Device</th>
-              <th scope="col">Wave</th>
-              <th scope="col">State</th>
-              <th scope="col">Deployment</th>
-              <th scope="col">Why</th>
+        <Table labelledBy="rollout-devices-title" columns={["Device", "Wave", "State", "Deployment", "Why"]}>
+          {r.devices.map((d) => (
+            <tr key={d.device_id}>
+              <th scope="row">
+                <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
+              </th>
+              <td>{d.wave + 1}</td>
+              <td>
+                <span class={`badge device-${d.state}`}>{DEVICE_STATE[d.state] ?? d.state}</span>
+              </td>
+              <td>{d.deployment_state ?? "—"}</td>
+              <td>{d.reason || (d.healthy_since ? `healthy since ${when(d.healthy_since)}` : "")}</td>
             </tr>
-          </thead>
-          <tbody>
-            {r.devices.map((d) => (
-              <tr key={d.device_id}>
-                <th scope="row">
-                  <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
-                </th>
-                <td>{d.wave + 1}</td>
-                <td>
-                  <span class={`badge device-${d.state}`}>{DEVICE_STATE[d.state] ?? d.state}</span>
-                </td>
-                <td>{d.deployment_state ?? "—"}</td>
-                <td>{d.reason || (d.healthy_since ? `healthy since ${when(d.healthy_since)}` : "")}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       </article>
       <article aria-labelledby="rollout-history-title">
         <h2 id="rollout-history-title">History</h2>
-        {events === null ? (
-          <Loading what="the history" />
-        ) : events.length === 0 ? (
+        {events.length === 0 ? (
           <p class="empty">Nothing happened yet.</p>
         ) : (
-          <table class="striped">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">What</th>
-                <th scope="col">By</th>
-                <th scope="col">Wave</th>
-                <th scope="col">Device</th>
-                <th scope="col">Message</th>
+          <Table labelledBy="rollout-history-title" columns={["When", "What", "By", "Wave", "Device", "Message"]}>
+            {events.map((e) => (
+              <tr key={e.id}>
+                <td>{when(e.recorded_at)}</td>
+                <td>{e.kind.replace(/_/g, " ")}</td>
+                <td>{e.actor ?? "the rollout"}</td>
+                <td>{e.wave === null ? "" : e.wave + 1}</td>
+                <td>{e.device_id ? (deviceNames.get(e.device_id) ?? "") : ""}</td>
+                <td>{e.message}</td>
               </tr>
-            </thead>
-            <tbody>
-              {events.map((e) => (
-                <tr key={e.id}>
-                  <td>{when(e.recorded_at)}</td>
-                  <td>{e.kind.replace(/_/g, " ")}</td>
-                  <td>{e.actor ?? "the rollout"}</td>
-                  <td>{e.wave === null ? "" : e.wave + 1}</td>
-                  <td>{e.device_id ? (deviceNames.get(e.device_id) ?? "") : ""}</td>
-                  <td>{e.message}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </article>
     </section>

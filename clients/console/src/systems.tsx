@@ -2,9 +2,10 @@ import { useEffect, useState } from "preact/hooks";
 
 import { type AIActRole, ApiError, type LinkRead, type Model, type RiskLevel, type System, type SystemCreate, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
+import { SystemCompliance } from "./compliance.tsx";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
-import { ErrorNote, Field, Loading, useDebounced } from "./ui.tsx";
+import { DataTable, DownloadButton, ErrorNote, Field, Loading, Options, TextField, useDebounced, useItems } from "./ui.tsx";
 
 const RISK_LEVELS: [RiskLevel, string][] = [
   ["unacceptable", "Prohibited practices (Art. 5): the system may never be in use."],
@@ -20,24 +21,26 @@ const ROLES: [AIActRole, string][] = [
 
 /** The AI systems of the workspace. */
 export function SystemsList() {
-  const { registry, canEdit } = useConsole();
+  const { registry, canEdit, workspace } = useConsole();
   const [q, setQ] = useState("");
   const settled = useDebounced(q, 250);
-  const [systems, setSystems] = useState<System[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [attempt, setAttempt] = useState(0);
-  useEffect(() => {
-    setError(null);
-    unwrap(registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } })).then(
-      ({ data }) => setSystems(data.items),
-      setError,
-    );
-  }, [settled, registry, attempt]);
+  const systems = useItems<System>(
+    () => registry.GET("/v1/systems", { params: { query: { q: settled.trim() || undefined, limit: 200 } } }),
+    [settled, registry],
+  );
   return (
     <section aria-labelledby="systems-title">
       <div class="page-head">
         <h1 id="systems-title">AI systems</h1>
-        {canEdit && <a role="button" href="#/systems/new">Create an AI system</a>}
+        <div class="actions">
+          <DownloadButton
+            class="secondary"
+            text="Export the inventory"
+            name={`modelyard-inventory-${workspace}.json`}
+            call={() => registry.GET("/v1/inventory/export", { params: { query: { format: "json" } }, parseAs: "blob" })}
+          />
+          {canEdit && <a role="button" href="#/systems/new">Create an AI system</a>}
+        </div>
       </div>
       <form role="search" class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
@@ -45,40 +48,23 @@ export function SystemsList() {
           <input type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} />
         </label>
       </form>
-      {error ? (
-        <ErrorNote error={error} onRetry={() => setAttempt(attempt + 1)} />
-      ) : systems === null ? (
-        <Loading what="AI systems" />
-      ) : systems.length === 0 ? (
-        <p role="status" class="empty">
-          {q ? "No AI systems match." : "No AI systems in this workspace yet."}
-        </p>
-      ) : (
-        <table class="striped">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Risk level</th>
-              <th scope="col">AI Act role</th>
-              <th scope="col">Status</th>
-              <th scope="col">Purpose</th>
-            </tr>
-          </thead>
-          <tbody>
-            {systems.map((s) => (
-              <tr key={s.id}>
-                <th scope="row">
-                  <a href={`#/systems/${s.id}`}>{s.name}</a>
-                </th>
-                <td>{s.risk_level}</td>
-                <td>{s.ai_act_role ?? "—"}</td>
-                <td>{s.status}</td>
-                <td>{s.purpose}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <DataTable
+        what="AI systems"
+        list={systems}
+        empty={q ? "No AI systems match." : "No AI systems in this workspace yet."}
+        columns={["Name", "Risk level", "AI Act role", "Status", "Purpose"]}
+        row={(s) => (
+          <tr key={s.id}>
+            <th scope="row">
+              <a href={`#/systems/${s.id}`}>{s.name}</a>
+            </th>
+            <td>{s.risk_level}</td>
+            <td>{s.ai_act_role ?? "—"}</td>
+            <td>{s.status}</td>
+            <td>{s.purpose}</td>
+          </tr>
+        )}
+      />
     </section>
   );
 }
@@ -235,22 +221,12 @@ export function SystemForm(props: { id?: string }) {
       <form onSubmit={submit}>
         <fieldset disabled={!canEdit}>
           <h2>About the AI system</h2>
-          <Field label="Name" required error={errors.name}>
-            {(a) => <input {...a} value={form.name} onInput={set("name")} />}
-          </Field>
-          <Field label="Purpose" error={errors.purpose} hint="What the system is for, in a sentence or two.">
-            {(a) => <textarea {...a} rows={2} value={form.purpose} onInput={set("purpose")} />}
-          </Field>
-          <Field label="Description" error={errors.description}>
-            {(a) => <textarea {...a} rows={3} value={form.description} onInput={set("description")} />}
-          </Field>
+          <TextField label="Name" required value={form.name} onInput={set("name")} error={errors.name} />
+          <TextField label="Purpose" rows={2} value={form.purpose} onInput={set("purpose")} error={errors.purpose} hint="What the system is for, in a sentence or two." />
+          <TextField label="Description" rows={3} value={form.description} onInput={set("description")} error={errors.description} />
           <div class="grid">
-            <Field label="Owner" error={errors.owner}>
-              {(a) => <input {...a} value={form.owner} onInput={set("owner")} />}
-            </Field>
-            <Field label="Tags" error={errors.tags} hint="Separated by commas.">
-              {(a) => <input {...a} value={form.tags} onInput={set("tags")} />}
-            </Field>
+            <TextField label="Owner" value={form.owner} onInput={set("owner")} error={errors.owner} />
+            <TextField label="Tags" value={form.tags} onInput={set("tags")} error={errors.tags} hint="Separated by commas." />
           </div>
           <fieldset>
             <legend>
@@ -272,18 +248,11 @@ export function SystemForm(props: { id?: string }) {
           <Field label="AI Act role" error={errors.ai_act_role}>
             {(a) => (
               <select {...a} value={form.ai_act_role} onChange={set("ai_act_role")}>
-                <option value="">Not decided yet</option>
-                {ROLES.map(([role, label]) => (
-                  <option key={role} value={role}>
-                    {label}
-                  </option>
-                ))}
+                <Options choices={[["", "Not decided yet"], ...ROLES]} />
               </select>
             )}
           </Field>
-          <Field label="Risk justification" error={errors.risk_justification} hint="Why this risk level, e.g. the Annex III point.">
-            {(a) => <textarea {...a} rows={2} value={form.risk_justification} onInput={set("risk_justification")} />}
-          </Field>
+          <TextField label="Risk justification" rows={2} value={form.risk_justification} onInput={set("risk_justification")} error={errors.risk_justification} hint="Why this risk level, e.g. the Annex III point." />
           <h2 id="uses-title">AI Models</h2>
           <p class="muted">Choose the AI models this system uses and describe how it uses each one.</p>
           <label>
@@ -339,6 +308,7 @@ export function SystemForm(props: { id?: string }) {
           </button>
         </fieldset>
       </form>
+      {system && <SystemCompliance system={system} />}
     </section>
   );
 }

@@ -2,7 +2,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { ApiError, type ApprovalState } from "./api.ts";
+import { ApiError, type ApprovalState, itemsOf, unwrap } from "./api.ts";
 
 let counter = 0;
 /** Return an id unique in the page (for label/aria-describedby pairs). */
@@ -142,6 +142,11 @@ export function useList<T>(load: () => Promise<T[]>, deps: unknown[]) {
   return { items, error, reload: () => setAttempt((n) => n + 1) };
 }
 
+/** Return the items of the list call `call` makes (its first page); as `useList`. */
+export function useItems<T>(call: () => Promise<{ data?: { items: T[] }; error?: unknown; response: Response }>, deps: unknown[]) {
+  return useList<T>(() => itemsOf(call()), deps);
+}
+
 export function ListState<T>(props: {
   what: string;
   list: { items: T[] | null; error: unknown; reload: () => void };
@@ -241,7 +246,12 @@ export function useSubmit(dialog: { current: HTMLElement | null }) {
       setBusy(false);
     }
   }
-  return { errors, failure, busy, submit };
+  /** A form's onSubmit that sends `call` (the page is not left). */
+  const onSubmit = (call: () => Promise<unknown>) => (e: Event) => {
+    e.preventDefault();
+    void submit(call);
+  };
+  return { errors, failure, busy, submit, onSubmit };
 }
 
 /**
@@ -254,8 +264,11 @@ export function Confirm(props: {
   question: string;
   yes: string;
   disabled?: boolean;
+  /** A page's own action (not a row's): full size, marked as the dangerous one. */
+  danger?: boolean;
   onConfirm: () => void;
 }) {
+  const size = props.danger ? "" : " small";
   const [asking, setAsking] = useState(false);
   const keep = useRef<HTMLButtonElement>(null);
   // The first button is gone once asked: focus goes to the safe answer, not to the page's top.
@@ -264,19 +277,293 @@ export function Confirm(props: {
   }, [asking]);
   if (!asking) {
     return (
-      <button class="secondary outline small" aria-label={props.label} disabled={props.disabled} onClick={() => setAsking(true)}>
+      <button
+        class={props.danger ? "danger-button" : "secondary outline small"}
+        aria-label={props.label}
+        disabled={props.disabled}
+        onClick={() => setAsking(true)}
+      >
         {props.text}
       </button>
     );
   }
   return (
     <span role="group" aria-label={props.question} class="confirm">
-      <button class="contrast small" onClick={() => (setAsking(false), props.onConfirm())}>
+      <button class={props.danger ? "danger-button" : "contrast small"} onClick={() => (setAsking(false), props.onConfirm())}>
         {props.yes}
       </button>{" "}
-      <button class="secondary outline small" ref={keep} onClick={() => setAsking(false)}>
+      <button class={`secondary outline${size}`} ref={keep} onClick={() => setAsking(false)}>
         Keep it
       </button>
     </span>
+  );
+}
+
+/**
+ * A table with a header row of `columns` (a `false` column is left out, e.g. Actions for a
+ * viewer); the rows are the children. `caption` is said to screen readers only.
+ */
+export function Table(props: {
+  columns: (string | false)[];
+  caption?: string;
+  labelledBy?: string;
+  /** Its classes, when not just "striped" ("" for none). */
+  class?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <table class={(props.class ?? "striped") || undefined} aria-labelledby={props.labelledBy}>
+      {props.caption && <caption class="visually-hidden">{props.caption}</caption>}
+      <thead>
+        <tr>
+          {props.columns.filter((c): c is string => c !== false).map((c) => (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.children}</tbody>
+    </table>
+  );
+}
+
+/** A list's states (error, loading, empty) and, once it has items, its table: one row per item. */
+export function DataTable<T>(props: {
+  what: string;
+  list: { items: T[] | null; error: unknown; reload: () => void };
+  empty: string;
+  notFound?: string;
+  columns: (string | false)[];
+  caption?: string;
+  labelledBy?: string;
+  row: (item: T) => ComponentChildren;
+  /** What the last action on an item said when it failed, above the list. */
+  actionError?: unknown;
+}) {
+  return (
+    <>
+      {props.actionError ? <ErrorNote error={props.actionError} /> : null}
+      <ListState what={props.what} list={props.list} empty={props.empty} notFound={props.notFound}>
+        {(items) => (
+          <Table columns={props.columns} caption={props.caption} labelledBy={props.labelledBy}>
+            {items.map(props.row)}
+          </Table>
+        )}
+      </ListState>
+    </>
+  );
+}
+
+/** The `<option>`s of a select: each choice's value and what a person reads. */
+export function Options(props: { choices: readonly (readonly [string, string])[] }) {
+  return (
+    <>
+      {props.choices.map(([value, label]) => (
+        <option key={value} value={value}>
+          {label}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/**
+ * Actions on a screen's items, one at a time: `busy` names the item being acted on, `error` is
+ * what the last action's failure said (shown once, above the list).
+ */
+export function useAction() {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  async function run(key: string, call: () => Promise<unknown>): Promise<void> {
+    setBusy(key);
+    setError(null);
+    try {
+      await call();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  }
+  return { busy, error, run };
+}
+
+/**
+ * Return what `load` answers, asked again after the milliseconds `again(data)` says (null: not
+ * again) until the screen goes; `reload()` asks at once. The last answer stays while a later
+ * one fails (`error` says why); with `retryMs`, a failure after an answer is asked again then.
+ */
+export function usePolled<T>(
+  load: () => Promise<T>,
+  again: (data: T) => number | null,
+  deps: unknown[],
+  retryMs?: number,
+) {
+  const [data, setData] = useState<T | null>(null);
+  const answered = useRef(false);
+  const [error, setError] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    async function ask() {
+      try {
+        const answer = await load();
+        if (stopped) return;
+        answered.current = true;
+        setData(answer);
+        setError(null);
+        const ms = again(answer);
+        if (ms !== null) timer = setTimeout(ask, ms);
+      } catch (e) {
+        if (stopped) return;
+        setError(e);
+        // Offline for a moment: try again later, the screen stays as it was.
+        if (retryMs !== undefined && answered.current) timer = setTimeout(ask, retryMs);
+      }
+    }
+    void ask();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [...deps, attempt]);
+  return { data, setData, error, reload: () => setAttempt((n) => n + 1) };
+}
+
+/** A secret shown once, with Copy and what came of copying it (`what`: "key", "token"). */
+export function Secret(props: { value: string; label: string; what: string }) {
+  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
+  return (
+    <>
+      <div class="secret">
+        <code aria-label={props.label}>{props.value}</code>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() =>
+            navigator.clipboard.writeText(props.value).then(
+              () => setCopied("yes"),
+              () => setCopied("no"),
+            )
+          }
+        >
+          Copy
+        </button>
+      </div>
+      {copied && (
+        <p role="status">
+          {copied === "yes" ? "Copied to the clipboard." : `The browser did not allow copying: select the ${props.what} and copy it.`}
+        </p>
+      )}
+    </>
+  );
+}
+
+/**
+ * A screen: a way back (when it has one), its heading with what stands beside it (badges,
+ * its main button), then its content.
+ */
+export function Page(props: {
+  id: string;
+  title: ComponentChildren;
+  back?: [href: string, text: string];
+  aside?: ComponentChildren;
+  children: ComponentChildren;
+}) {
+  return (
+    <section aria-labelledby={props.id}>
+      {props.back && (
+        <p>
+          <a href={props.back[0]}>← {props.back[1]}</a>
+        </p>
+      )}
+      <div class="page-head">
+        <h1 id={props.id}>{props.title}</h1>
+        {props.aside}
+      </div>
+      {props.children}
+    </section>
+  );
+}
+
+/** A labelled select of a filter form (no field errors: any choice is a valid one). */
+export function Choice(props: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  choices: readonly (readonly [string, string])[];
+}) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+        <Options choices={props.choices} />
+      </select>
+    </label>
+  );
+}
+
+/** A text field of a form: an input, or a textarea of `rows` lines, with its label, hint and error. */
+export function TextField(props: {
+  label: string;
+  value: string;
+  onInput: (e: { currentTarget: { value: string } }) => void;
+  error: string | undefined;
+  hint?: string;
+  required?: boolean;
+  rows?: number;
+  type?: string;
+}) {
+  const { label, error, hint, required, rows, ...input } = props;
+  return (
+    <Field label={label} error={error} hint={hint} required={required}>
+      {(a) => (rows ? <textarea {...a} rows={rows} value={input.value} onInput={input.onInput} /> : <input {...a} {...input} />)}
+    </Field>
+  );
+}
+
+/** Hand `blob` to the browser as a download named `name`. */
+export function saveBlob(blob: Blob, name: string): void {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/**
+ * A button that downloads a file of a service. The call needs the bearer token, so it cannot be
+ * a plain link: the file is fetched through the typed client (`parseAs: "blob"`) and handed to
+ * the browser as `name`; what went wrong is said beside the button.
+ */
+export function DownloadButton(props: {
+  text: string;
+  label?: string;
+  name: string;
+  class?: string;
+  call: () => Promise<{ data?: unknown; error?: unknown; response: Response }>;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  async function download() {
+    setBusy(true);
+    setError(null);
+    try {
+      saveBlob((await unwrap(props.call())).data as Blob, props.name);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <>
+      <button type="button" class={props.class} aria-label={props.label} aria-busy={busy} disabled={busy} onClick={() => void download()}>
+        {props.text}
+      </button>
+      {error ? <ErrorNote error={error} /> : null}
+    </>
   );
 }

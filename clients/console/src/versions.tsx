@@ -5,10 +5,10 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { type Manifest, type Model, type ModelVersion, unwrap, uploadVersion } from "./api.ts";
+import { type Manifest, type Model, type ModelVersion, uploadVersion } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { type ManifestReading, readProjectManifest } from "./manifest.ts";
-import { DialogFooter, Field, FormDialog, ListState, useList, useSubmit, when } from "./ui.tsx";
+import { DataTable, DialogFooter, Field, FormDialog, Options, useItems, useSubmit, when } from "./ui.tsx";
 
 /** Return a size as a person reads it (1.2 MB). */
 export function bytes(size: number): string {
@@ -94,16 +94,31 @@ export const NO_ACCESS =
 /** Return the list of a model's versions, newest first (reloadable). */
 export function useVersions(modelId: string) {
   const { deployer } = useConsole();
-  return useList<ModelVersion>(
-    async () =>
-      (
-        await unwrap(
-          deployer.GET("/v1/models/{model_id}/versions", {
-            params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
-          }),
-        )
-      ).data.items,
+  return useItems<ModelVersion>(
+    () =>
+      deployer.GET("/v1/models/{model_id}/versions", {
+        params: { path: { model_id: modelId }, query: { sort: "-number", limit: 200 } },
+      }),
     [deployer, modelId],
+  );
+}
+
+/** The Version field of a form that sends one of the model's versions somewhere (newest first). */
+export function VersionField(props: {
+  versions: ModelVersion[];
+  value: string;
+  onChange: (id: string) => void;
+  error: string | undefined;
+}) {
+  const choices = props.versions.map((v) => [v.id, `v${v.number}${v.title ? ` ${v.title}` : ""} (${when(v.created_at)})`] as const);
+  return (
+    <Field label="Version" required error={props.error}>
+      {(a) => (
+        <select {...a} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+          <Options choices={choices} />
+        </select>
+      )}
+    </Field>
   );
 }
 
@@ -119,43 +134,33 @@ export function VersionsPanel(props: { model: Model }) {
         {canEdit && versions.items !== null && <button onClick={() => setUploading(true)}>Upload a version</button>}
       </div>
       {uploaded && <p role="status">Version {uploaded.number} uploaded.</p>}
-      <ListState what="the versions" list={versions} empty="No versions yet: upload the AI project as a zip." notFound={NO_ACCESS}>
-        {(items: ModelVersion[]) => (
-          <table class="striped">
-            <caption class="visually-hidden">Versions</caption>
-            <thead>
-              <tr>
-                <th scope="col">Version</th>
-                <th scope="col">Uploaded</th>
-                <th scope="col">Size</th>
-                <th scope="col">SHA-256</th>
-                <th scope="col">Manifest</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((v) => (
-                <tr key={v.id}>
-                  <th scope="row">
-                    v{v.number}
-                    {v.title && <small> {v.title}</small>}
-                    {v.comment && <small class="muted block">{v.comment}</small>}
-                  </th>
-                  <td>
-                    {v.created_by} <small class="block">{when(v.created_at)}</small>
-                  </td>
-                  <td class="nowrap">
-                    {bytes(v.size_bytes)} <small class="block muted">{v.file_count} files</small>
-                  </td>
-                  <td>
-                    <code title={v.sha256}>{v.sha256.slice(0, 12)}</code>
-                  </td>
-                  <td>{manifestSummary(v.manifest)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+      <DataTable
+        what="the versions"
+        list={versions}
+        empty="No versions yet: upload the AI project as a zip."
+        notFound={NO_ACCESS}
+        caption="Versions"
+        columns={["Version", "Uploaded", "Size", "SHA-256", "Manifest"]}
+        row={(v) => (
+          <tr key={v.id}>
+            <th scope="row">
+              v{v.number}
+              {v.title && <small> {v.title}</small>}
+              {v.comment && <small class="muted block">{v.comment}</small>}
+            </th>
+            <td>
+              {v.created_by} <small class="block">{when(v.created_at)}</small>
+            </td>
+            <td class="nowrap">
+              {bytes(v.size_bytes)} <small class="block muted">{v.file_count} files</small>
+            </td>
+            <td>
+              <code title={v.sha256}>{v.sha256.slice(0, 12)}</code>
+            </td>
+            <td>{manifestSummary(v.manifest)}</td>
+          </tr>
         )}
-      </ListState>
+      />
       {uploading && (
         <UploadDialog
           model={props.model}
