@@ -625,6 +625,19 @@ async def run_node(script: Path, config: dict[str, Any], tmp_path: Path, timeout
     return log.read_text(errors="replace")
 
 
+def assert_checks(output: str, expected: set[str]) -> None:
+    """Assert that a browser script ran exactly the `expected` checks and each passed (its lines
+    `{"check": name, "ok": ..., "error": ...}`)."""
+    results = {}
+    for line in output.splitlines():
+        if line.startswith('{"check"'):
+            result = json.loads(line)
+            results[result["check"]] = result
+    assert set(results) == expected, output[-6000:]
+    failed = [f"{name}:\n{r['error']}" for name, r in results.items() if not r["ok"]]
+    assert not failed, "\n\n".join(failed) + "\n" + output[-3000:]
+
+
 EXPECTED_CHECKS = {
     "no dev sign-in outside dev mode",
     "dev sign-in offered when the services run in dev mode",
@@ -795,14 +808,7 @@ async def test_console_in_a_browser(
             tmp_path,
             timeout=600,
         )
-    results = {}
-    for line in output.splitlines():
-        if line.startswith('{"check"'):
-            result = json.loads(line)
-            results[result["check"]] = result
-    assert set(results) == EXPECTED_CHECKS, output[-6000:]
-    failed = [f"{name}:\n{r['error']}" for name, r in results.items() if not r["ok"]]
-    assert not failed, "\n\n".join(failed)
+    assert_checks(output, EXPECTED_CHECKS)
     saved = await asyncio.to_thread(lambda: sorted(Path(screenshots).glob("*.png")))
     assert saved, "no screenshots saved"
     await assert_gateway_as_the_browser_left_it(platform, token)

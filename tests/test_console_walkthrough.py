@@ -14,7 +14,6 @@ broker and Docker, registered as `make up`'s agent is before anyone opens the co
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from test_console import (  # the console's suite (tests/ is on the path)
     CONSOLE,
     REPO,
     Platform,
+    assert_checks,
     console_dist,
     platform,
     project_zips,
@@ -140,14 +140,7 @@ async def test_the_readme_walkthrough_in_the_console(
             tmp_path,
             timeout=720,
         )
-        results = {}
-        for line in output.splitlines():
-            if line.startswith('{"check"'):
-                result = json.loads(line)
-                results[result["check"]] = result
-        assert set(results) == EXPECTED_CHECKS, output[-6000:]
-        failed = [f"{name}:\n{r['error']}" for name, r in results.items() if not r["ok"]]
-        assert not failed, "\n\n".join(failed) + "\n" + output[-3000:]
+        assert_checks(output, EXPECTED_CHECKS)
         served = (tmp_path / "served-by.txt").read_text().strip()
         print("the playground's answer was served by", served)
         await assert_served_by_the_device(platform, token, device, served)
