@@ -60,6 +60,9 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()
+        # Bumped by close(): a connect() that was under way when close() ran must not keep the
+        # connection it opened (nobody would ever close it).
+        self._closes = 0
 
     async def connect_forever(self, logger: logging.Logger = log) -> None:
         """Connect, retrying with backoff (up to 15 s apart) while the broker is unreachable."""
@@ -78,6 +81,7 @@ class Broker:
         async with self._lock:
             if self._channel is not None:
                 return
+            closes = self._closes
             # Built here rather than by aio_pika.connect_robust, which drops a connection whose
             # first attempt fails while its reconnect loop runs on (a leak per failed connect).
             connection = aio_pika.RobustConnection(make_url(self.url))
@@ -97,6 +101,10 @@ class Broker:
                 await connection.close()
                 self._exchanges.clear()
                 raise
+            if closes != self._closes:
+                await connection.close()
+                self._exchanges.clear()
+                raise ConnectionError("the broker connection was closed while it was connecting")
             self._connection = connection
             self._channel = channel
 
@@ -120,6 +128,7 @@ class Broker:
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
+        self._closes += 1
         if self._connection is not None:
             await self._connection.close()
         self._connection = None
