@@ -23,7 +23,12 @@ from uuid import UUID, uuid4
 
 import aio_pika
 import docker
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from modelyard_agent.app import Agent
 from modelyard_agent.containers.labels import LABEL_DEVICE
@@ -321,6 +326,8 @@ class BrokerProbe:
         self.heartbeats: list[dict[str, Any]] = []
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
@@ -340,15 +347,25 @@ class BrokerProbe:
         )
         await queue.bind(events, routing_key=DEPLOYMENT_REPORTED)
         await queue.bind(events, routing_key=DEVICE_HEARTBEAT)
-        await queue.consume(self._on_message, no_ack=True)
+        self._queue = queue
+        self._consumer_tag = await queue.consume(self._on_message, no_ack=True)
 
     async def close(self) -> None:
-        """Delete the probe's queue and disconnect."""
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                channel = await self._connection.channel()
-                await channel.queue_delete(self._queue_name)
-            await self._connection.close()
+        """Stop consuming, delete the probe's queue and disconnect.
+
+        In that order, on the channel that declared the queue: a queue deleted from under its
+        consumer (another channel) has the broker cancel the consumer, and the robust
+        connection then starts restoring it while it is being closed; a reconnection cut short
+        by the close left an AMQP connection's tasks running.
+        """
+        if self._connection is None:
+            return
+        with contextlib.suppress(Exception):
+            if self._queue is not None and self._consumer_tag is not None:
+                await self._queue.cancel(self._consumer_tag)
+            if self._channel is not None:
+                await self._channel.queue_delete(self._queue_name)
+        await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         event = CloudEvent.model_validate_json(message.body)
