@@ -1,9 +1,11 @@
 """Heartbeats from a real agent (issue 23): its deployment's health shows on the deployment,
-and a device whose agent is killed reads offline once it missed two heartbeat intervals.
+and a device whose agent is killed reads offline once it missed two of its heartbeat intervals.
 
 Registry and deployer run as processes on a fresh database and vhost, the agent with its own
-data dir on the real broker and Docker, all with a short heartbeat interval (2 s) and grace (1 s:
-the agent samples health for up to min(5 s, interval / 2) before each heartbeat).
+data dir on the real broker and Docker. The agent beats every 2 s and says so in its heartbeats;
+the deployer keeps its default interval (30 s, for devices that do not say theirs) and a grace of
+1 s (the agent samples health for up to min(5 s, interval / 2) before each heartbeat): the device
+reads offline after two of its own intervals, not the deployer's.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ async def suite(commands: Any, tmp_path: Path) -> AsyncIterator[Suite]:
         tmp_path,
         workspace=WORKSPACE,
         kind=Suite,
-        extra_env={
-            "MODELYARD_DEPLOYER_HEARTBEAT_INTERVAL_S": str(INTERVAL_S),
-            "MODELYARD_DEPLOYER_HEARTBEAT_GRACE_S": str(GRACE_S),
-        },
+        # The deployer keeps its default interval (30 s): the agent's heartbeats declare theirs.
+        extra_env={"MODELYARD_DEPLOYER_HEARTBEAT_GRACE_S": str(GRACE_S)},
     ) as running:
         yield running
 
@@ -93,6 +93,10 @@ async def test_health_shows_and_a_killed_agent_reads_offline_within_two_interval
     on_device = await suite.get(f"{suite.deployer}/v1/devices/{agent.device_id}/deployments")
     assert on_device["items"][0]["health"]["probe_ok"] is True
 
+    # The interval its heartbeats declare, not the deployer's default, is the device's.
+    assert (await suite.get(f"{suite.deployer}/v1/devices/{agent.device_id}"))[
+        "heartbeat_interval_s"
+    ] == INTERVAL_S
     # Online now; kill -9 the agent (no goodbye) and time how long the device still reads online.
     assert await device_status(suite, agent.device_id) == "online"
     _, process, _ = next(p for p in suite.processes if p[0] == "pulse")
@@ -121,3 +125,5 @@ async def test_health_shows_and_a_killed_agent_reads_offline_within_two_interval
     assert INTERVAL_S <= silent <= 2 * INTERVAL_S + GRACE_S + 2 * POLL_S + 0.5
     listed = await suite.get(f"{suite.deployer}/v1/devices?status=offline")
     assert [d["id"] for d in listed["items"]] == [agent.device_id]
+    listed = await suite.get(f"{suite.deployer}/v1/devices?status=online")
+    assert listed["items"] == []

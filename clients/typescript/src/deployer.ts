@@ -889,6 +889,7 @@ export interface components {
          *       },
          *       "created_at": "2026-11-20T10:00:00Z",
          *       "etag": "\"3\"",
+         *       "heartbeat_interval_s": 30,
          *       "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
          *       "labels": {
          *         "site": "plant-1"
@@ -919,6 +920,11 @@ export interface components {
             /** Etag */
             etag: string;
             /**
+             * Heartbeat Interval S
+             * @description Seconds between its heartbeats, as the device declares them (bounded by the deployer); null until a heartbeat says it: the deployer's default applies.
+             */
+            heartbeat_interval_s?: number | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -933,7 +939,7 @@ export interface components {
             last_seen_at: string | null;
             /** Name */
             name: string;
-            /** @description `offline` after a configurable silence. */
+            /** @description `offline` once silent for two of its heartbeat intervals plus the deployer's grace (or the deployer's fixed silence, when one is configured). */
             status: components["schemas"]["DeviceStatus"];
             /**
              * Updated At
@@ -1045,6 +1051,7 @@ export interface components {
          *       },
          *       "created_at": "2026-11-20T10:00:00Z",
          *       "etag": "\"3\"",
+         *       "heartbeat_interval_s": 30,
          *       "id": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
          *       "labels": {
          *         "site": "plant-1"
@@ -1080,6 +1087,11 @@ export interface components {
             /** Etag */
             etag: string;
             /**
+             * Heartbeat Interval S
+             * @description Seconds between its heartbeats, as the device declares them (bounded by the deployer); null until a heartbeat says it: the deployer's default applies.
+             */
+            heartbeat_interval_s?: number | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -1094,7 +1106,7 @@ export interface components {
             last_seen_at: string | null;
             /** Name */
             name: string;
-            /** @description `offline` after a configurable silence. */
+            /** @description `offline` once silent for two of its heartbeat intervals plus the deployer's grace (or the deployer's fixed silence, when one is configured). */
             status: components["schemas"]["DeviceStatus"];
             /**
              * Token

@@ -325,8 +325,10 @@ class DeviceStandIn:
         sent_at: datetime | None = None,
         epoch: str | None = None,
         deployments: list[dict[str, Any]] | None = None,
+        interval_s: Any = None,
         **capabilities: Any,
     ) -> None:
+        declared = {} if interval_s is None else {"interval_s": interval_s}
         await publish_event(
             await self.login(),
             new_event(
@@ -340,6 +342,7 @@ class DeviceStandIn:
                     "sent_at": (sent_at or datetime.now(UTC)).isoformat(),
                     "agent_epoch": epoch,
                     "deployments": deployments or [],
+                    **declared,
                 },
             ),
         )

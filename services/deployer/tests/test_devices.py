@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from deployer_testkit import Tenant, eventually
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from modelyard_deployer.db import Device
 from modelyard_deployer.device_tokens import hash_token
+from modelyard_deployer.devices import repository
+from modelyard_deployer.devices.schemas import DeviceStatus
+from modelyard_deployer.devices.service import status_of
 from modelyard_deployer.settings import DeployerSettings
 
 
@@ -153,11 +157,89 @@ async def test_heartbeat_uses_server_time_but_ignores_a_stale_backlog(tenant: Te
 
 
 def test_offline_after_two_heartbeat_intervals_and_the_grace() -> None:
-    assert DeployerSettings().offline_after == timedelta(seconds=2 * 30 + 5)
-    assert DeployerSettings(
-        heartbeat_interval_s=10, heartbeat_grace_s=2
-    ).offline_after == timedelta(seconds=22)
+    assert DeployerSettings().offline_after() == timedelta(seconds=2 * 30 + 5)
+    rules = DeployerSettings(heartbeat_interval_s=10, heartbeat_grace_s=2)
+    assert rules.offline_after() == timedelta(seconds=22)
+    # A device's declared interval counts, within the bound.
+    assert rules.offline_after(rules.declared_interval(4)) == timedelta(seconds=10)
+    assert rules.declared_interval(86_400) == 600
+    assert rules.declared_interval(None) is None
     # An explicit silence overrides the rule (the tests' 3 s).
-    assert DeployerSettings(
-        heartbeat_interval_s=10, device_offline_after_s=3
-    ).offline_after == timedelta(seconds=3)
+    overridden = DeployerSettings(heartbeat_interval_s=10, device_offline_after_s=3)
+    assert overridden.offline_after() == timedelta(seconds=3)
+    assert overridden.offline_after(4) == timedelta(seconds=3)
+
+
+async def test_each_device_reads_offline_after_two_of_its_declared_intervals(
+    tenant: Tenant, app: FastAPI
+) -> None:
+    """The interval a heartbeat declares is stored (bounded) and both status readings use it:
+    the device view (Python) and the `status` filter (SQL) agree for every silence tried."""
+    fast = await tenant.register_device("beats-10s", connect=False)
+    liar = await tenant.register_device("beats-daily", connect=False)
+    old = await tenant.register_device("says-nothing", connect=False)
+    await fast.heartbeat(agent_version="fast", interval_s=10)
+    await liar.heartbeat(agent_version="liar", interval_s=86_400)
+    await old.heartbeat(agent_version="old")
+    # Not a number of seconds: the heartbeat is dropped whole (as other out-of-bounds ones).
+    for bad in ("10", -1, 0, True, [10]):
+        await old.heartbeat(agent_version=f"bad-{bad}", interval_s=bad)
+    await old.heartbeat(agent_version="old-again")
+
+    async def applied() -> dict[str, str] | None:
+        listed = (await tenant.client.get("/v1/devices", headers=tenant.admin)).json()["items"]
+        versions = {d["name"]: d["agent_version"] for d in listed}
+        return versions if versions.get("says-nothing") == "old-again" else None
+
+    assert await eventually(applied) == {
+        "beats-10s": "fast",
+        "beats-daily": "liar",
+        "says-nothing": "old-again",
+    }
+    ids = {fast.id: "beats-10s", liar.id: "beats-daily", old.id: "says-nothing"}
+    async with app.state.sessionmaker() as session:
+        stored = dict(
+            (
+                await session.execute(
+                    text(
+                        "SELECT id, heartbeat_interval_s FROM deployer.devices WHERE id = ANY(:ids)"
+                    ),
+                    {"ids": list(ids)},
+                )
+            ).all()
+        )
+    assert {ids[k]: v for k, v in stored.items()} == {
+        "beats-10s": 10.0,
+        "beats-daily": 600.0,  # the bound: HEARTBEAT_INTERVAL_MAX_S
+        "says-nothing": None,  # the deployer's HEARTBEAT_INTERVAL_S stands in
+    }
+
+    # The rule without the tests' 3 s override: 2 x interval + 5 s.
+    rules = DeployerSettings(heartbeat_interval_s=30, heartbeat_grace_s=5)
+    expected = {
+        24: {"beats-10s": "online", "beats-daily": "online", "says-nothing": "online"},
+        26: {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "online"},
+        66: {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "offline"},
+        1206: {"beats-10s": "offline", "beats-daily": "offline", "says-nothing": "offline"},
+    }
+    for silent_s, statuses in expected.items():
+        async with app.state.sessionmaker() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE deployer.devices SET last_seen_at = now() - make_interval(secs => :s) "
+                    "WHERE id = ANY(:ids)"
+                ),
+                {"s": silent_s, "ids": list(ids)},
+            )
+        async with app.state.sessionmaker() as session:
+            rows = (await session.scalars(select(Device).where(Device.id.in_(ids)))).all()
+            shown = {row.name: status_of(row, rules).value for row in rows}
+            filtered = {}
+            for status in (DeviceStatus.online, DeviceStatus.offline):
+                stmt = repository.list_statement(
+                    workspace=tenant.workspace, labels={}, status=status, name=None, settings=rules
+                )
+                for row in (await session.scalars(stmt)).all():
+                    filtered[row.name] = status.value
+        assert shown == statuses, f"silent {silent_s} s"
+        assert filtered == statuses, f"silent {silent_s} s"

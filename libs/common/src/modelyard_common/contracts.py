@@ -202,6 +202,9 @@ class DeviceHeartbeat(BaseModel):
     sent_at: datetime
     deployments: list[dict[str, Any]] = Field(default_factory=list)
     agent_epoch: str | None = None
+    # Seconds until the next heartbeat (the agent's setting): the deployer reads the device
+    # offline after two of them plus its grace. None: an older agent (the deployer's default).
+    interval_s: float | None = None
 
 
 class EndpointAnnouncement(BaseModel):

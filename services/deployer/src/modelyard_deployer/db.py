@@ -117,6 +117,8 @@ class Device(NamedInWorkspace, TimestampMixin, Base):
     agent_epoch: Mapped[str | None] = mapped_column(String(64))
     retired_agent_epochs: Mapped[list[str]] = mapped_column(JSONB, default=list)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the device's heartbeats say their interval is (bounded; NULL: not said yet).
+    heartbeat_interval_s: Mapped[float | None] = mapped_column(Double)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision: Mapped[int] = mapped_column(Integer, default=1)
 

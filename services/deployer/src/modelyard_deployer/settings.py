@@ -78,8 +78,17 @@ class DeployerSettings(ServiceSettings):
         default=30.0,
         gt=0,
         le=3600,
-        description="Seconds between a device's heartbeats: the agent's own setting "
-        "(`MODELYARD_AGENT_HEARTBEAT_INTERVAL_S`), which the fleet's agents are run with.",
+        description="Seconds between a device's heartbeats, for a device whose heartbeats do "
+        "not say their own (older agents); an agent's heartbeats carry its "
+        "`MODELYARD_AGENT_HEARTBEAT_INTERVAL_S`, and that device's offline rule counts it.",
+    )
+    heartbeat_interval_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=3600,
+        description="The longest heartbeat interval a device may declare: a longer one counts "
+        "as this much (a device saying it beats once a day would read online for two days "
+        "after it died).",
     )
     heartbeat_grace_s: float = Field(
         default=5.0,
@@ -94,9 +103,9 @@ class DeployerSettings(ServiceSettings):
     device_offline_after_s: float | None = Field(
         default=None,
         gt=0,
-        description="Silence after which a device reads `offline`; unset: two heartbeat "
-        "intervals plus the grace (65 s by default), so it is shown offline once it has "
-        "missed two heartbeats.",
+        description="Silence after which any device reads `offline`; unset: two of the "
+        "device's heartbeat intervals plus the grace (65 s at the default 30 s), so it is shown "
+        "offline once it has missed two heartbeats.",
     )
     rollout_interval_s: float = Field(
         default=2.0, gt=0, description="How often the rollout engine moves running rollouts."
@@ -242,12 +251,18 @@ class DeployerSettings(ServiceSettings):
             ports.add(self.metrics_port)
         return frozenset(ports)
 
-    @property
-    def offline_after(self) -> timedelta:
-        """Return the silence after which a device reads `offline`."""
+    def declared_interval(self, said: float | None) -> float | None:
+        """Return the heartbeat interval a device declared, within the bound (None: unsaid)."""
+        return None if said is None else min(said, self.heartbeat_interval_max_s)
+
+    def offline_after(self, declared_interval_s: float | None = None) -> timedelta:
+        """Return the silence after which a device reads `offline`: two of its declared
+        heartbeat intervals (`declared_interval`; None: `heartbeat_interval_s`) plus the grace,
+        or `device_offline_after_s` when set."""
         if self.device_offline_after_s is not None:
             return timedelta(seconds=self.device_offline_after_s)
-        return timedelta(seconds=2 * self.heartbeat_interval_s + self.heartbeat_grace_s)
+        interval = self.heartbeat_interval_s if declared_interval_s is None else declared_interval_s
+        return timedelta(seconds=2 * interval + self.heartbeat_grace_s)
 
     @property
     def broker_vhost(self) -> str:

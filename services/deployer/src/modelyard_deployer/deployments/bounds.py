@@ -89,6 +89,8 @@ class HeartbeatBounds(BaseModel):
     deployments: Annotated[list[Any], Field(max_length=MAX_HEARTBEAT_DEPLOYMENTS)] = Field(
         default_factory=list
     )
+    # A number of seconds (not a string, nor NaN); above the deployer's bound it counts as that.
+    interval_s: Annotated[float | None, Field(gt=0, strict=True, allow_inf_nan=False)] = None
 
 
 class ReportBounds(BaseModel):

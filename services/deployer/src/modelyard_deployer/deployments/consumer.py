@@ -40,7 +40,6 @@ async def start_consumers(
 ) -> list[Consumer]:
     """Declare the deployer's queues and start consuming them; return the consumers."""
     prefix = settings.queue_prefix
-    offline_after = settings.offline_after
 
     def in_transaction(handle: SessionHandler) -> EventHandler:
         # For heartbeats: applying one twice changes nothing (only a newer one is applied), and
@@ -74,9 +73,7 @@ async def start_consumers(
         await consume_once(broker, sessionmaker, ProcessedEvent, queue, delivery_limit=limit)
         for queue in applied_once
     ]
-    heartbeats = in_transaction(
-        partial(apply_heartbeat, settings=settings, offline_after=offline_after)
-    )
+    heartbeats = in_transaction(partial(apply_heartbeat, settings=settings))
     consumers.append(
         await broker.consume(
             f"{prefix}.device-heartbeats",

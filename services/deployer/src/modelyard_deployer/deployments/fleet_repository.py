@@ -94,6 +94,7 @@ async def record_heartbeat(
     seen_at: datetime,
     agent_version: str,
     capabilities: dict[str, object],
+    interval_s: float | None,
 ) -> bool:
     """Apply a heartbeat unless a newer one was applied already; return whether it was."""
     result = await session.execute(
@@ -107,6 +108,7 @@ async def record_heartbeat(
             last_seen_at=seen_at,
             agent_version=agent_version,
             capabilities=capabilities,
+            heartbeat_interval_s=interval_s,
         )
         .execution_options(synchronize_session=False)
     )

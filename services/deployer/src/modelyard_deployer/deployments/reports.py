@@ -10,7 +10,6 @@ only, for the same reason.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,12 +150,12 @@ async def apply_heartbeat(
     event: CloudEvent,
     *,
     settings: DeployerSettings,
-    offline_after: timedelta,
 ) -> None:
     """Record a heartbeat and its deployments' health, then reconcile its list.
 
-    Recorded: last seen, agent version, capabilities, and the health of each deployment it
-    lists that is the device's own (`bounds.bounded_health` leaves out what is unfit).
+    Recorded: last seen, agent version, capabilities, the heartbeat interval it declares (within
+    `HEARTBEAT_INTERVAL_MAX_S`), and the health of each deployment it lists that is the device's
+    own (`bounds.bounded_health` leaves out what is unfit).
 
     A heartbeat outside the bounds of `deployments.bounds` is dropped whole. Its `advertise_host`
     (and anything else it says about the device's address or labels) is never applied: a
@@ -183,6 +182,8 @@ async def apply_heartbeat(
     ):
         reject("heartbeat", "stale_epoch", event, f"epoch {heartbeat.agent_epoch} is older")
         return
+    interval_s = settings.declared_interval(heartbeat.interval_s)
+    offline_after = settings.offline_after(interval_s)
     now = utcnow()
     # A fresh heartbeat counts as seen now, whatever the device's clock says (edge clocks
     # drift); one older than the offline window (a backlog after downtime) keeps its own time,
@@ -194,6 +195,7 @@ async def apply_heartbeat(
         seen_at=seen_at,
         agent_version=heartbeat.agent_version,
         capabilities=capabilities,
+        interval_s=interval_s,
     )
     if not applied:
         return

@@ -93,6 +93,7 @@ class Device(BaseModel):
             "capabilities": {"arch": "arm64", "docker_version": "27.1", "ram_mb": 8192},
             "advertise_host": "10.0.4.17",
             "last_seen_at": "2026-11-22T08:00:30Z",
+            "heartbeat_interval_s": 30.0,
             "created_at": "2026-11-20T10:00:00Z",
             "updated_at": "2026-11-22T08:00:30Z",
             "etag": '"3"',
@@ -102,12 +103,20 @@ class Device(BaseModel):
     id: uuid.UUID
     name: str
     labels: dict[str, str]
-    status: DeviceStatus = Field(description="`offline` after a configurable silence.")
+    status: DeviceStatus = Field(
+        description="`offline` once silent for two of its heartbeat intervals plus the "
+        "deployer's grace (or the deployer's fixed silence, when one is configured)."
+    )
     agent_version: str | None
     capabilities: dict[str, Any] = Field(description="arch, docker_version, ram_mb, disk_free_mb…")
     advertise_host: str | None
     ingress_port: int | None
     last_seen_at: datetime | None
+    heartbeat_interval_s: float | None = Field(
+        default=None,
+        description="Seconds between its heartbeats, as the device declares them (bounded by "
+        "the deployer); null until a heartbeat says it: the deployer's default applies.",
+    )
     created_at: datetime
     updated_at: datetime
     etag: str

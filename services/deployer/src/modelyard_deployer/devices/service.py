@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,10 +33,12 @@ from modelyard_deployer.settings import DeployerSettings
 ADDRESS_FIELDS = ("advertise_host", "ingress_port")
 
 
-def status_of(device: Device, offline_after: timedelta) -> DeviceStatus:
-    """Return whether a device is online, offline (silent too long) or revoked."""
+def status_of(device: Device, settings: DeployerSettings) -> DeviceStatus:
+    """Return whether a device is online, offline (silent for two of its heartbeat intervals
+    plus the grace) or revoked."""
     if device.revoked_at is not None:
         return DeviceStatus.revoked
+    offline_after = settings.offline_after(device.heartbeat_interval_s)
     if device.last_seen_at is None or device.last_seen_at < utcnow() - offline_after:
         return DeviceStatus.offline
     return DeviceStatus.online
@@ -48,7 +49,7 @@ def to_schema(device: Device, settings: DeployerSettings) -> DeviceView:
     return view_of(
         DeviceView,
         device,
-        status=status_of(device, settings.offline_after),
+        status=status_of(device, settings),
         etag=make_etag(device.revision),
     )
 
@@ -135,7 +136,7 @@ async def list_devices(
         labels=labels,
         status=status,
         name=name,
-        offline_after=settings.offline_after,
+        settings=settings,
     )
     rows, cursor = await repository.SORTING.page(session, stmt, params)
     return Page[DeviceView](items=[to_schema(row, settings) for row in rows], next_cursor=cursor)

@@ -65,6 +65,7 @@ class Heartbeats:
             sent_at=datetime.now(UTC),
             deployments=[_summary(r, self.health.latest(r.deployment_id)) for r in records],
             agent_epoch=self.agent_epoch,
+            interval_s=self.settings.heartbeat_interval_s,
         )
         return new_event(
             type=DEVICE_HEARTBEAT,
