@@ -1,12 +1,14 @@
 """Hashing and writing an upload in a thread of its own, overlapped with receiving it.
 
 The event loop hands each received chunk over (no copy: the chunk itself, or a memoryview of
-it) and goes back to the network at once; a worker thread hashes the chunks and appends them
-to the file with one `writev` per batch. Both release the GIL, so on two cores receiving,
-hashing and writing run side by side. At most `limit` bytes wait between the two: past that,
-`write` waits until the worker has caught up by half (backpressure; a fast client never makes
-the process hold the whole upload). The worker starts the kernel's write-back of what it has
-written every few MiB, so the one fsync at the end finds little left to do.
+it) and goes back to the network at once; a worker thread appends the chunks to the file with
+one `writev` per batch while a second one hashes the same batches, in order. Hashing, writing
+and receiving all release the GIL, so they run side by side: an upload goes as fast as the
+slowest of the three, not as the sum of hashing and writing. At most `limit` bytes wait
+between the loop and the workers (a byte is released once both have done with it): past that,
+`write` waits until the workers have caught up by half (backpressure; a fast client never
+makes the process hold the whole upload). The writer starts the kernel's write-back of what it
+has written every few MiB, so the one fsync at the end finds little left to do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import queue
 import sys
 import threading
 from collections import deque
@@ -90,7 +93,7 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class HashingFileWriter:
-    """Appends chunks to an open file and hashes them (SHA-256), in a worker thread.
+    """Appends chunks to an open file and hashes them (SHA-256), in two worker threads.
 
     `write` returns as soon as the chunk is queued (or, past `limit` queued bytes, once the
     worker has caught up by half). `close` waits for every byte, fsyncs and closes nothing:
@@ -113,8 +116,11 @@ class HashingFileWriter:
         self._loop = asyncio.get_running_loop()
         self._ready = threading.Condition()
         self._queue: deque[Chunk] = deque()
-        self._queued = 0  # bytes handed over and not written yet (what backpressure counts)
-        self._pending = 0  # of those, the bytes still in the queue (not taken by the worker)
+        self._queued = 0  # bytes handed over and not both written and hashed (backpressure)
+        self._pending = 0  # of those, the bytes still in the queue (not taken by the writer)
+        self._written_bytes = 0
+        self._hashed_bytes = 0
+        self._to_hash: queue.SimpleQueue[list[Chunk] | None] = queue.SimpleQueue()
         self._closing = False
         self._aborted = False
         self._sync = True
@@ -176,41 +182,66 @@ class HashingFileWriter:
             self._pending = 0
             return batch
 
-    def _written(self, size: int) -> None:
+    def _release(self, written: int = 0, hashed: int = 0) -> None:
+        """Note bytes written or hashed; release those both workers are done with."""
         with self._ready:
-            self._queued -= size
+            before = min(self._written_bytes, self._hashed_bytes)
+            self._written_bytes += written
+            self._hashed_bytes += hashed
+            self._queued -= min(self._written_bytes, self._hashed_bytes) - before
             room = self._room
             if room is None or self._queued > self._limit // 2:
                 return
             self._room = None
         self._settle(room, None)
 
+    def _hash_batches(self) -> None:
+        """Hash the writer's batches in the order it wrote them, until it says the end."""
+        try:
+            while (batch := self._to_hash.get()) is not None:
+                size = 0
+                for chunk in batch:
+                    self._hash.update(chunk)
+                    size += len(chunk)
+                self._release(hashed=size)
+        except BaseException as exc:  # noqa: BLE001 - raised in the loop by `write` or `close`
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._ready:
+            self._error = self._error or exc
+            room, self._room = self._room, None
+        if room is not None:
+            self._settle(room, exc)
+
     def _run(self) -> None:
         offset = 0
         unsynced = 0
+        hasher = threading.Thread(target=self._hash_batches, name="artifact-hasher", daemon=True)
+        hasher.start()
         try:
-            while (batch := self._next_batch()) is not None:
-                for chunk in batch:
-                    self._hash.update(chunk)
-                size = write_all(self._fd, batch)
-                offset += size
-                unsynced += size
-                if (
-                    _start_writeback is not None
-                    and self._writeback_bytes
-                    and unsynced >= self._writeback_bytes
-                ):
-                    _start_writeback(self._fd, offset - unsynced, unsynced)
-                    unsynced = 0
-                self._written(size)
+            try:
+                while (batch := self._next_batch()) is not None:
+                    self._to_hash.put(batch)
+                    size = write_all(self._fd, batch)
+                    offset += size
+                    unsynced += size
+                    if (
+                        _start_writeback is not None
+                        and self._writeback_bytes
+                        and unsynced >= self._writeback_bytes
+                    ):
+                        _start_writeback(self._fd, offset - unsynced, unsynced)
+                        unsynced = 0
+                    self._release(written=size)
+            finally:
+                # The digest is whole once the hasher has taken every batch handed to it.
+                self._to_hash.put(None)
+                hasher.join()
             if not self._aborted and self._sync:
                 os.fsync(self._fd)
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
-            with self._ready:
-                self._error = exc
-                room, self._room = self._room, None
-            if room is not None:
-                self._settle(room, exc)
+            self._failed(exc)
         finally:
             self._settle(self._done, None)
 
