@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -171,6 +172,35 @@ def with_metrics_listener(settings: ProcessSettings, lifespan: Any) -> Any:
     return lifespan_with_metrics
 
 
+def with_frozen_heap(lifespan: Any) -> Any:
+    """Return `lifespan` followed, once the service has started, by a freeze of the heap.
+
+    What a service loads to start (modules, routes, schemas, compiled statements, pools) lives
+    as long as the process. Left to the cyclic garbage collector, every full collection walks
+    it again: the first seconds under load, when young objects pile up fastest, paid for it
+    (a freshly started registry ran its first second at about two thirds of its speed). Once
+    started, garbage is collected and the rest is frozen (`gc.freeze`): collections only walk
+    what requests allocate.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan_then_freeze(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            _freeze_heap()
+            yield
+            return
+        async with lifespan(app):
+            _freeze_heap()
+            yield
+
+    return lifespan_then_freeze
+
+
+def _freeze_heap() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     *,
     title: str,
@@ -198,7 +228,7 @@ def create_app(
         title=title,
         description=description,
         version=version,
-        lifespan=with_metrics_listener(settings, lifespan),
+        lifespan=with_metrics_listener(settings, with_frozen_heap(lifespan)),
         openapi_tags=openapi_tags,
     )
     app.state.settings = settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -220,9 +219,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """Start the replica for the app's life and stop it afterwards."""
         replica = build_replica(app, configured)
         await start_replica(app, configured, replica)
-        # Everything loaded so far lives as long as the process: keep it out of the cyclic GC,
-        # whose full collections would otherwise show up as latency spikes under load.
-        gc.freeze()
         try:
             yield
         finally:
