@@ -216,13 +216,34 @@ async def test_each_device_reads_offline_after_two_of_its_declared_intervals(
 
     # The rule without the tests' 3 s override: 2 x interval + 5 s.
     rules = DeployerSettings(heartbeat_interval_s=30, heartbeat_grace_s=5)
-    expected = {
-        24: {"beats-10s": "online", "beats-daily": "online", "says-nothing": "online"},
-        26: {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "online"},
-        66: {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "offline"},
-        1206: {"beats-10s": "offline", "beats-daily": "offline", "says-nothing": "offline"},
-    }
-    for silent_s, statuses in expected.items():
+    # The bound lowered after the intervals were stored: the stored 600 s counts as 300.
+    lowered = DeployerSettings(
+        heartbeat_interval_s=30, heartbeat_grace_s=5, heartbeat_interval_max_s=300
+    )
+    expected = [
+        (24, rules, {"beats-10s": "online", "beats-daily": "online", "says-nothing": "online"}),
+        (26, rules, {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "online"}),
+        (66, rules, {"beats-10s": "offline", "beats-daily": "online", "says-nothing": "offline"}),
+        (
+            606,
+            lowered,
+            {
+                "beats-10s": "offline",
+                "beats-daily": "offline",
+                "says-nothing": "offline",
+            },
+        ),
+        (
+            1206,
+            rules,
+            {
+                "beats-10s": "offline",
+                "beats-daily": "offline",
+                "says-nothing": "offline",
+            },
+        ),
+    ]
+    for silent_s, judged_by, statuses in expected:
         async with app.state.sessionmaker() as session, session.begin():
             await session.execute(
                 text(
@@ -233,11 +254,15 @@ async def test_each_device_reads_offline_after_two_of_its_declared_intervals(
             )
         async with app.state.sessionmaker() as session:
             rows = (await session.scalars(select(Device).where(Device.id.in_(ids)))).all()
-            shown = {row.name: status_of(row, rules).value for row in rows}
+            shown = {row.name: status_of(row, judged_by).value for row in rows}
             filtered = {}
             for status in (DeviceStatus.online, DeviceStatus.offline):
                 stmt = repository.list_statement(
-                    workspace=tenant.workspace, labels={}, status=status, name=None, settings=rules
+                    workspace=tenant.workspace,
+                    labels={},
+                    status=status,
+                    name=None,
+                    settings=judged_by,
                 )
                 for row in (await session.scalars(stmt)).all():
                     filtered[row.name] = status.value

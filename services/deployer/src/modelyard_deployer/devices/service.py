@@ -38,7 +38,8 @@ def status_of(device: Device, settings: DeployerSettings) -> DeviceStatus:
     plus the grace) or revoked."""
     if device.revoked_at is not None:
         return DeviceStatus.revoked
-    offline_after = settings.offline_after(device.heartbeat_interval_s)
+    # Clamped again on read, as the status filter does: the bound may have been lowered since.
+    offline_after = settings.offline_after(settings.declared_interval(device.heartbeat_interval_s))
     if device.last_seen_at is None or device.last_seen_at < utcnow() - offline_after:
         return DeviceStatus.offline
     return DeviceStatus.online
