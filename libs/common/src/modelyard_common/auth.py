@@ -5,11 +5,18 @@ against the configured issuer's JWKS (discovered, cached, refetched when an unkn
 shows up, so a rotated signing key works without a restart), or, only when `MODELYARD_ENV=dev`,
 HS256 with the shared development secret. Verified claims become a `Principal` in exactly one
 place, `principal_from_claims`, through a configurable claim mapping.
+
+A client sends the same token with every call until it expires, so a verified token's claims
+are kept (`VerifiedTokens`) for `MODELYARD_TOKEN_CACHE_S` (never past the token's `exp`): the
+signature check, and for OpenID tokens the JWKS lookup on a worker thread, happen once per
+token and period instead of once per request. When the issuer's key set is read with other
+key ids (a key rotated in or withdrawn), every kept token is forgotten and checked again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -241,6 +248,10 @@ class OidcVerifier:
         self._timeout_s = settings.oidc_http_timeout_s
         self._client: jwt.PyJWKClient | None = None
         self._lock = asyncio.Lock()
+        # The key ids of the issuer's key set as last read, and what to do when they change
+        # (the token verifier forgets the tokens it trusts: a withdrawn key's are refused).
+        self.key_ids: frozenset[str] | None = None
+        self.on_keys_changed: Callable[[], None] | None = None
 
     async def _discover_jwks_url(self) -> str:
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -283,7 +294,7 @@ class OidcVerifier:
         client = await self.jwks_client()
         try:
             # PyJWKClient fetches over blocking urllib (only on a cache miss): keep it off the loop.
-            signing_key = await asyncio.to_thread(client.get_signing_key_from_jwt, token)
+            signing_key, key_ids = await asyncio.to_thread(_signing_key, client, token)
         except jwt.PyJWKClientConnectionError as exc:
             raise ServiceUnavailableError(
                 "The identity provider's keys cannot be read now."
@@ -292,6 +303,10 @@ class OidcVerifier:
             raise UnauthorizedError("The token is not signed by a key of the issuer.") from exc
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"The token is invalid: {exc}.") from exc
+        if key_ids != self.key_ids:
+            if self.key_ids is not None and self.on_keys_changed is not None:
+                self.on_keys_changed()
+            self.key_ids = key_ids
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -315,6 +330,60 @@ class OidcVerifier:
         return claims
 
 
+class VerifiedTokens:
+    """Tokens whose signature and claims were verified, each trusted until a deadline.
+
+    The deadline is `ttl_s` after the check or the token's `exp`, whichever comes first; a
+    token without a numeric `exp` is not kept. At most `size` tokens are kept (the oldest go
+    first). Refusals are never kept: a bad token is checked, and refused, every time.
+    """
+
+    def __init__(
+        self, ttl_s: float, size: int = 4096, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._clock = clock
+        self._entries: dict[str, tuple[float, dict[str, Any], ClaimMapping]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every kept token (the issuer's keys changed)."""
+        self._entries.clear()
+
+    def get(self, token: str) -> tuple[dict[str, Any], ClaimMapping] | None:
+        """Return the kept claims and mapping of `token`, or None (unknown or past its time)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._entries.pop(token, None)
+            return None
+        return entry[1], entry[2]
+
+    def put(self, token: str, claims: dict[str, Any], mapping: ClaimMapping) -> None:
+        """Keep a verified token's claims (not when caching is off or it expires now)."""
+        exp = claims.get("exp")
+        if self.ttl_s <= 0 or isinstance(exp, bool) or not isinstance(exp, int | float):
+            return
+        now = self._clock()
+        until = min(now + self.ttl_s, float(exp))
+        if until <= now:
+            return
+        entries = self._entries
+        if token not in entries and len(entries) >= self.size:
+            entries.pop(next(iter(entries)))
+        entries[token] = (until, claims, mapping)
+
+
+def _signing_key(client: jwt.PyJWKClient, token: str) -> tuple[jwt.PyJWK, frozenset[str]]:
+    """Return the key that signed `token` and the ids of the key set it came from."""
+    key = client.get_signing_key_from_jwt(token)
+    return key, frozenset(k.key_id for k in client.get_jwk_set().keys if k.key_id)
+
+
 class TokenVerifier:
     """Turns a bearer token into a principal as the service's settings say."""
 
@@ -322,9 +391,24 @@ class TokenVerifier:
         self.settings = settings
         self.mapping = ClaimMapping.from_settings(settings)
         self.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+        self.verified = VerifiedTokens(settings.token_cache_s)
+        if self.oidc is not None:
+            self.oidc.on_keys_changed = self.verified.clear
 
     async def principal(self, token: str, *, requested_workspace: str | None) -> Principal:
         """Return the principal of a valid token, acting in the requested workspace."""
+        kept = self.verified.get(token)
+        if kept is None:
+            claims, mapping = await self._verify(token)
+            self.verified.put(token, claims, mapping)
+        else:
+            claims, mapping = kept
+        return principal_from_claims(
+            claims, mapping=mapping, requested_workspace=requested_workspace
+        )
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], ClaimMapping]:
+        """Return the claims of a valid token and the mapping that reads them; raise 401."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -343,9 +427,7 @@ class TokenVerifier:
         else:
             claims = await self.oidc.verify(token)
             mapping = self.mapping
-        return principal_from_claims(
-            claims, mapping=mapping, requested_workspace=requested_workspace
-        )
+        return claims, mapping
 
 
 def token_verifier(app: FastAPI) -> TokenVerifier:

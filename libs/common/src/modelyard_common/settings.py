@@ -125,6 +125,13 @@ class ServiceSettings(ProcessSettings):
         default=30.0, ge=0, description="Least time between JWKS refetches for unknown key ids."
     )
     oidc_http_timeout_s: float = Field(default=5.0, gt=0)
+    token_cache_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long a verified bearer token is trusted without checking its signature "
+        "again (never past its `exp`); 0 checks every request.",
+    )
     registry_url: str = "http://127.0.0.1:8001"
     db_pool_size: int = Field(default=10, ge=1)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import hmac
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
@@ -196,6 +197,15 @@ def with_frozen_heap(lifespan: Any) -> Any:
     return lifespan_then_freeze
 
 
+# FastAPI 0.16x instruments itself with OpenTelemetry when a provider is configured; older
+# releases have no such argument.
+_NO_FASTAPI_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 def _freeze_heap() -> None:
     gc.collect()
     gc.freeze()
@@ -213,6 +223,7 @@ def create_app(
     openapi_tags: list[dict[str, Any]] | None = None,
     raw_bodies: Mapping[tuple[str, str], int | None] | None = None,
     expose_headers: Sequence[str] = (),
+    own_telemetry: bool = False,
 ) -> FastAPI:
     """Return a service app with the shared conventions installed.
 
@@ -222,6 +233,9 @@ def create_app(
     scripts and styles from the service itself (DOCS_ASSETS_URL, the fastapi-offline package's
     copies), never from a CDN: they work on a network without the internet. A browser on a
     CORS origin may read ETag, Location and x-request-id, and the service's `expose_headers`.
+    A service with `own_telemetry` (the gateway: its own GenAI spans and metrics) turns
+    FastAPI's OpenTelemetry instrumentation off, which otherwise asks on every request whether
+    a tracer, meter or logger provider was configured.
     """
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_URL,
@@ -230,6 +244,7 @@ def create_app(
         version=version,
         lifespan=with_metrics_listener(settings, with_frozen_heap(lifespan)),
         openapi_tags=openapi_tags,
+        **(_NO_FASTAPI_TELEMETRY if own_telemetry else {}),
     )
     app.state.settings = settings
     install_problem_handlers(app)

@@ -238,6 +238,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # What a browser (the console's playground) may read of an answer: which instance
         # served it, after how many attempts, the policy's warning, and the limits.
         expose_headers=BROWSER_READABLE,
+        own_telemetry=True,
     )
     app.include_router(openai_router)
     app.add_middleware(ProxyFastPath, state=app.state)
