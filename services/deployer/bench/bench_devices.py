@@ -207,6 +207,73 @@ def bench_vhost(broker: BenchBroker) -> Iterator[str]:
             progress(f"broker: vhost {name} and {len(users)} device login(s) deleted")
 
 
+@dataclass(frozen=True)
+class FleetDeployer:
+    """The deployer a fleet bench runs against (see `fleet_deployer`), and how to reach it."""
+
+    port: int
+    database_url: str
+    amqp_url: str
+    model_id: str
+    interval_s: float
+    pid: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database(self) -> str:
+        """The database's name, as `recreate_database` made it."""
+        return self.database_url.rsplit("/", 1)[1]
+
+    def fleet(self, identities: list[tuple[uuid.UUID, str]]) -> Fleet:
+        """Return the simulated fleet of these registered devices, not yet logged in."""
+        return Fleet(
+            self.amqp_url,
+            identities,
+            deployer_url=self.base_url,
+            heartbeat_interval_s=self.interval_s,
+        )
+
+
+@contextlib.contextmanager
+def fleet_deployer(
+    database: str,
+    *,
+    amqp_url: str,
+    management_url: str,
+    artifacts: Path,
+    queue_prefix: str,
+    interval_s: float,
+    **settings: str,
+) -> Iterator[FleetDeployer]:
+    """Run a ready deployer for a fleet on a fresh database `database`; then stop it, drop that.
+
+    It makes each device's broker login through `management_url`; devices heartbeat every
+    `interval_s`. `settings` are more deployer settings by field name, as for `running_deployer`.
+    """
+    database_url = asyncio.run(recreate_database(ADMIN_URL, database))
+    model_id = str(uuid.uuid4())
+    port = free_port()
+    try:
+        with running_deployer(
+            port,
+            model_id=model_id,
+            database_url=database_url,
+            amqp_url=amqp_url,
+            artifacts=artifacts,
+            public_url=f"http://127.0.0.1:{port}",
+            queue_prefix=queue_prefix,
+            broker_management_url=management_url,
+            heartbeat_interval_s=str(interval_s),
+            **settings,
+        ) as process:
+            yield FleetDeployer(port, database_url, amqp_url, model_id, interval_s, process.pid)
+    finally:
+        asyncio.run(drop_database(database_url.rsplit("/", 1)[1]))
+
+
 def project_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -365,29 +432,18 @@ async def register(
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def run_fleet(
-    n: int,
-    *,
-    base_url: str,
-    amqp_url: str,
-    database_url: str,
-    database: str,
-    pid: int,
-    model_id: str,
-    interval_s: float,
-    burst: int,
-) -> Row:
+async def run_fleet(n: int, *, deployer: FleetDeployer, burst: int) -> Row:
     row = Row(devices=n)
     headers = admin_headers()
-    db = await asyncpg.connect(asyncpg_dsn(database_url))
-    samplers = Samplers(pid, amqp_url, database)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+    db = await asyncpg.connect(asyncpg_dsn(deployer.database_url))
+    samplers = Samplers(deployer.pid, deployer.amqp_url, deployer.database)
+    async with httpx.AsyncClient(base_url=deployer.base_url, timeout=120) as http:
         started = time.monotonic()
         identities = await register(http, n, headers)
         row.register_s = time.monotonic() - started
         progress(f"N={n}: {n} devices registered in {row.register_s:.1f} s")
-        version_id = await approved_version(http, headers, amqp_url, db, model_id)
-        fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
+        version_id = await approved_version(http, headers, deployer.amqp_url, db, deployer.model_id)
+        fleet = deployer.fleet(identities)
         await fleet.start()
         samplers.start()
         try:
@@ -396,7 +452,7 @@ async def run_fleet(
 
             # Steady state: heartbeats only, for one whole interval.
             cpu0, t0 = samplers.cpu_seconds(), time.monotonic()
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(deployer.interval_s)
             row.steady_cpu_pct = 100 * (samplers.cpu_seconds() - cpu0) / (time.monotonic() - t0)
 
             # One deployment to every device.
@@ -455,7 +511,7 @@ async def run_fleet(
                 await channel.close()
                 return depth == 0
 
-            probe = await aio_pika.connect(amqp_url)
+            probe = await aio_pika.connect(deployer.amqp_url)
             try:
                 await wait_until(drained, 600, "the heartbeat burst to drain")
             finally:
@@ -486,39 +542,15 @@ def run_one(n: int, *, interval_s: float, burst: int, workdir: Path) -> Row:
 def run_against(
     n: int, *, amqp_url: str, management_url: str, interval_s: float, burst: int, workdir: Path
 ) -> Row:
-    database = "modelyard_bench_devices"
-    database_url = asyncio.run(recreate_database(ADMIN_URL, database))
-    database = database_url.rsplit("/", 1)[1]
-    model_id = str(uuid.uuid4())
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with running_deployer(
-            port,
-            model_id=model_id,
-            database_url=database_url,
-            amqp_url=amqp_url,
-            artifacts=workdir / f"artifacts-{n}",
-            public_url=base_url,
-            queue_prefix=QUEUE_PREFIX,
-            broker_management_url=management_url,
-            heartbeat_interval_s=str(interval_s),
-        ) as process:
-            return asyncio.run(
-                run_fleet(
-                    n,
-                    base_url=base_url,
-                    amqp_url=amqp_url,
-                    database_url=database_url,
-                    database=database,
-                    pid=process.pid,
-                    model_id=model_id,
-                    interval_s=interval_s,
-                    burst=burst,
-                )
-            )
-    finally:
-        asyncio.run(drop_database(database))
+    with fleet_deployer(
+        "modelyard_bench_devices",
+        amqp_url=amqp_url,
+        management_url=management_url,
+        artifacts=workdir / f"artifacts-{n}",
+        queue_prefix=QUEUE_PREFIX,
+        interval_s=interval_s,
+    ) as deployer:
+        return asyncio.run(run_fleet(n, deployer=deployer, burst=burst))
 
 
 def print_table(rows: list[Row], interval_s: float) -> None:

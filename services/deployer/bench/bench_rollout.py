@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import sys
 import tempfile
@@ -34,24 +35,17 @@ from pathlib import Path
 import asyncpg
 import httpx
 from bench_devices import (
+    FleetDeployer,
     all_online,
     approved_version,
     bench_broker,
     bench_vhost,
+    fleet_deployer,
     progress,
     register,
 )
-from bench_upload import (
-    ADMIN_URL,
-    admin_headers,
-    cpu_seconds,
-    drop_database,
-    memory_kib,
-    running_deployer,
-)
-from fleet import REPORTED_STATES, Fleet
-from modelyard_testkit.servers import free_port
-from modelyard_testkit.testing import recreate_database
+from bench_upload import admin_headers, cpu_seconds, memory_kib
+from fleet import REPORTED_STATES, FleetStats
 
 from modelyard_common.outbox import asyncpg_dsn
 
@@ -90,35 +84,26 @@ class Result:
     total_cpu_s: float = 0.0
     idle_cpu_s: float = 0.0
     peak_rss_mib: float = 0.0
-    commands: int = 0
-    reports: int = 0
-    heartbeats: int = 0
+    # What the fleet counted (commands, reports, heartbeats) when the rollout was done.
+    fleet: FleetStats = field(default_factory=FleetStats)
     waves: list[WaveRow] = field(default_factory=list)
     # Whatever kept a device from `healthy` (the run then exits 1 after its table).
     problems: list[str] = field(default_factory=list)
 
 
-async def run_rollout(
-    n: int,
-    *,
-    base_url: str,
-    amqp_url: str,
-    database_url: str,
-    pid: int,
-    model_id: str,
-    interval_s: float,
-) -> Result:
+async def run_rollout(n: int, *, deployer: FleetDeployer) -> Result:
     result = Result(devices=n)
+    pid = deployer.pid
     headers = admin_headers(timedelta(hours=1))
-    db = await asyncpg.connect(asyncpg_dsn(database_url))
-    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+    db = await asyncpg.connect(asyncpg_dsn(deployer.database_url))
+    async with httpx.AsyncClient(base_url=deployer.base_url, timeout=120) as http:
         started, cpu0 = time.monotonic(), cpu_seconds(pid)
         identities = await register(http, n, headers, concurrency=REGISTER_CONCURRENCY)
         result.register_s = time.monotonic() - started
         result.register_cpu_s = cpu_seconds(pid) - cpu0
         progress(f"N={n}: registered (each with its broker login) in {result.register_s:.1f} s")
-        version_id = await approved_version(http, headers, amqp_url, db, model_id)
-        fleet = Fleet(amqp_url, identities, deployer_url=base_url, heartbeat_interval_s=interval_s)
+        version_id = await approved_version(http, headers, deployer.amqp_url, db, deployer.model_id)
+        fleet = deployer.fleet(identities)
         started = time.monotonic()
         await fleet.start()
         result.connect_s = time.monotonic() - started
@@ -192,14 +177,14 @@ async def run_rollout(
                     result.problems.append(
                         f"wave {row['wave'] + 1}: {row['count']} {row['state']} ({row['reason']})"
                     )
-            result.commands = fleet.stats.commands
-            result.reports = fleet.stats.reports
-            result.heartbeats = fleet.stats.heartbeats
+            result.fleet = copy.copy(fleet.stats)
             healthy = sum(w.states.get("healthy", 0) for w in result.waves)
-            if result.reports < healthy * len(REPORTED_STATES):
-                result.problems.append(f"{result.reports} reports for {healthy} healthy devices")
-            if fleet.stats.download_errors:
-                result.problems.append(f"{fleet.stats.download_errors} downloads failed")
+            if result.fleet.reports < healthy * len(REPORTED_STATES):
+                result.problems.append(
+                    f"{result.fleet.reports} reports for {healthy} healthy devices"
+                )
+            if result.fleet.download_errors:
+                result.problems.append(f"{result.fleet.download_errors} downloads failed")
         finally:
             await fleet.stop()
             await db.close()
@@ -208,38 +193,21 @@ async def run_rollout(
 
 
 def run(n: int, *, interval_s: float, workdir: Path) -> Result:
-    with bench_broker(workdir / "broker") as broker, bench_vhost(broker) as amqp_url:
-        database_url = asyncio.run(recreate_database(ADMIN_URL, "modelyard_bench_rollout"))
-        model_id = str(uuid.uuid4())
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            with running_deployer(
-                port,
-                model_id=model_id,
-                database_url=database_url,
-                amqp_url=amqp_url,
-                artifacts=workdir / "artifacts",
-                public_url=base_url,
-                queue_prefix=QUEUE_PREFIX,
-                broker_management_url=broker.management_url,
-                heartbeat_interval_s=str(interval_s),
-                rollout_interval_s=str(ROLLOUT_INTERVAL_S),
-            ) as process:
-                progress(f"deployer on port {port}, pid {process.pid}")
-                return asyncio.run(
-                    run_rollout(
-                        n,
-                        base_url=base_url,
-                        amqp_url=amqp_url,
-                        database_url=database_url,
-                        pid=process.pid,
-                        model_id=model_id,
-                        interval_s=interval_s,
-                    )
-                )
-        finally:
-            asyncio.run(drop_database(database_url.rsplit("/", 1)[1]))
+    with (
+        bench_broker(workdir / "broker") as broker,
+        bench_vhost(broker) as amqp_url,
+        fleet_deployer(
+            "modelyard_bench_rollout",
+            amqp_url=amqp_url,
+            management_url=broker.management_url,
+            artifacts=workdir / "artifacts",
+            queue_prefix=QUEUE_PREFIX,
+            interval_s=interval_s,
+            rollout_interval_s=str(ROLLOUT_INTERVAL_S),
+        ) as deployer,
+    ):
+        progress(f"deployer on port {deployer.port}, pid {deployer.pid}")
+        return asyncio.run(run_rollout(n, deployer=deployer))
 
 
 def print_table(result: Result, interval_s: float) -> None:
@@ -267,8 +235,8 @@ def print_table(result: Result, interval_s: float) -> None:
         f"setup: {result.register_s:.1f} s to register (each device with its broker login; "
         f"deployer CPU {result.register_cpu_s:.1f} s), {result.connect_s:.1f} s to log every "
         f"device in as itself, {result.online_s:.1f} s until all online; idle fleet: "
-        f"{100 * result.idle_cpu_s:.1f} % of one core. {result.commands} commands, "
-        f"{result.reports} reports, {result.heartbeats} heartbeats."
+        f"{100 * result.idle_cpu_s:.1f} % of one core. {result.fleet.commands} commands, "
+        f"{result.fleet.reports} reports, {result.fleet.heartbeats} heartbeats."
     )
     print(
         "seconds: from the wave's start to its pass in the rollout's history (soak included; "

@@ -390,9 +390,15 @@ class Target:
 
 
 def deployer_target(
-    name: str, base_url: str, process: subprocess.Popen[bytes], model_id: str, zip_path: Path
+    stack: ExitStack, name: str, zip_path: Path, *, model_id: str, **deployer: Any
 ) -> Target:
-    """Return the target uploading versions to a running deployer (each deleted after)."""
+    """Start a deployer (stopped when `stack` closes); return the target uploading versions to it.
+
+    Each version is deleted after its upload. `deployer` are `running_deployer`'s other arguments.
+    """
+    port = free_port()
+    process = stack.enter_context(running_deployer(port, model_id=model_id, **deployer))
+    base_url = f"http://127.0.0.1:{port}"
     auth = admin_headers()
 
     def upload() -> float:
@@ -471,26 +477,23 @@ def main() -> None:
                     pid=noop_pid,
                 )
             )
-            port = free_port()
-            local = stack.enter_context(
-                running_deployer(
-                    port,
+            targets.append(
+                deployer_target(
+                    stack,
+                    "deployer, local store",
+                    zip_path,
                     artifacts=workdir / "artifacts",
                     queue_prefix=f"deployer-bench-{model_id[:8]}",
                     **common,
                 )
             )
-            targets.append(
-                deployer_target(
-                    "deployer, local store", f"http://127.0.0.1:{port}", local, model_id, zip_path
-                )
-            )
             if not args.skip_s3:
                 s3_url = stack.enter_context(s3_test_server(S3_BUCKET))
-                s3_port = free_port()
-                s3 = stack.enter_context(
-                    running_deployer(
-                        s3_port,
+                targets.append(
+                    deployer_target(
+                        stack,
+                        "deployer, S3 store (moto server)",
+                        zip_path,
                         artifacts=workdir / "spool",
                         queue_prefix=f"deployer-bench-s3-{model_id[:8]}",
                         artifact_backend="s3",
@@ -499,15 +502,6 @@ def main() -> None:
                         s3_region="us-east-1",
                         **{f"s3_{name}": value for name, value in S3_TEST_CREDENTIALS.items()},
                         **common,
-                    )
-                )
-                targets.append(
-                    deployer_target(
-                        "deployer, S3 store (moto server)",
-                        f"http://127.0.0.1:{s3_port}",
-                        s3,
-                        model_id,
-                        zip_path,
                     )
                 )
             copy_seconds: list[float] = []
