@@ -139,7 +139,8 @@ async def run_rollout(n: int, *, deployer: FleetDeployer) -> Result:
                     "SELECT state, current_wave FROM deployer.rollouts WHERE id = $1", rollout_id
                 )
                 assert row is not None
-                passed = len(WAVES) if row["state"] == "completed" else row["current_wave"]
+                # Small fleets merge waves (1 % and 10 % of 4 devices are one device each).
+                passed = len(result.waves) if row["state"] == "completed" else row["current_wave"]
                 while wave < passed:
                     marks.append(cpu_seconds(pid))
                     result.waves[wave].peak_rss_mib = peak_rss_mib(pid)
@@ -165,7 +166,7 @@ async def run_rollout(n: int, *, deployer: FleetDeployer) -> Result:
                 span = ended[wave_row.wave] - began[wave_row.wave]
                 wave_row.seconds = span.total_seconds()
             created_at = min(e["recorded_at"] for e in events)
-            result.total_s = (ended[len(WAVES) - 1] - created_at).total_seconds()
+            result.total_s = (ended[len(result.waves) - 1] - created_at).total_seconds()
             # Per wave: how its devices ended (all `healthy` unless the deployer fell behind).
             for row in await db.fetch(
                 "SELECT wave, state, min(reason) AS reason, count(*) FROM deployer.rollout_devices"
@@ -214,8 +215,8 @@ def print_table(result: Result, interval_s: float) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print()
     print(
-        f"Four-wave rollout over {result.devices} simulated devices, one deployer replica "
-        f"(heartbeat every {interval_s:g} s, soak {SOAK_S:g} s, engine round every "
+        f"{len(result.waves)}-wave rollout over {result.devices} simulated devices, one deployer "
+        f"replica (heartbeat every {interval_s:g} s, soak {SOAK_S:g} s, engine round every "
         f"{ROLLOUT_INTERVAL_S:g} s; machine: {os.cpu_count()} cores, load average now {load})"
     )
     print("| wave | devices | healthy | seconds | deployer CPU s | deployer peak RSS MiB |")
