@@ -5,7 +5,7 @@
 // Each check prints one JSON line; the exit code is 0 only if every check passed.
 import fs from 'node:fs';
 
-import { expect, launch, personPage, runChecks, screenshot, signIn } from './lib.mjs';
+import { createApiKey, deployToDevice, expect, launch, personPage, runChecks, screenshot, signIn } from './lib.mjs';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const { console_url: url, screenshots: shots, seeded } = config;
@@ -711,14 +711,8 @@ const ok = await runChecks([
     'Deploy: to chosen devices and by label; actions, history, remove',
     async () => {
       const page = people.root;
-      await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
-      await page.getByRole('heading', { name: 'Deploy', exact: true, level: 2 }).waitFor();
       // v1 to the chosen device.
-      await page.getByLabel('Version', { exact: true }).selectOption({ index: 1 });
-      await page.getByRole('checkbox', { name: new RegExp(`^${seeded.second_device}`) }).check();
-      await page.getByRole('button', { name: 'Deploy', exact: true }).click();
-      await page.getByRole('status').filter({ hasText: `Version 1 asked of 1 device: ${seeded.second_device}` }).waitFor();
-      const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: seeded.second_device }) });
+      const row = await deployToDevice(page, 1, seeded.second_device);
       const cell = async (index, want) => {
         for (let i = 0; i < 100; i++) {
           if ((await row.getByRole('cell').nth(index).innerText()).trim() === want) return;
@@ -1008,14 +1002,7 @@ const ok = await runChecks([
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Gateway' }).click();
       // A key for the playground, made as any key is (shown once).
       await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'API keys' }).click();
-      await page.getByRole('button', { name: 'Create an API key' }).click();
-      const create = page.getByRole('dialog', { name: 'Create an API key' });
-      await create.getByLabel('Name', { exact: true }).fill('playground');
-      await create.getByRole('checkbox', { name: seeded.group }).check();
-      await create.getByRole('button', { name: 'Create the API key' }).click();
-      const shown = page.getByRole('dialog', { name: 'Your new API key' });
-      const secret = (await shown.getByLabel('The new API key').innerText()).trim();
-      await shown.getByRole('button', { name: 'Done, I have copied it' }).click();
+      const secret = await createApiKey(page, 'playground', seeded.group);
       await page.getByRole('navigation', { name: 'Gateway sections' }).getByRole('link', { name: 'Playground' }).click();
       await page.getByRole('heading', { name: 'Playground', level: 2 }).waitFor();
       await page.getByLabel('Model', { exact: true }).selectOption(seeded.group);

@@ -90,3 +90,34 @@ export async function runChecks(checks) {
 export function expect(condition, message) {
   if (!condition) throw new Error(message);
 }
+
+/**
+ * On an AI model's page, open its Deploy section and deploy its version 1 (the Version choice's
+ * option at `versionIndex`) to the device `device`; wait for the notice that it was asked of that
+ * one device, and return the device's row in the deployments table.
+ */
+export async function deployToDevice(page, versionIndex, device) {
+  await page.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
+  await page.getByRole('heading', { name: 'Deploy', exact: true, level: 2 }).waitFor();
+  await page.getByLabel('Version', { exact: true }).selectOption({ index: versionIndex });
+  await page.getByRole('checkbox', { name: new RegExp(`^${device}`) }).check();
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  await page.getByRole('status').filter({ hasText: `Version 1 asked of 1 device: ${device}` }).waitFor();
+  return page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: device }) });
+}
+
+/**
+ * On the gateway's API keys section, create a key `name` for the gateway model `group` and
+ * return it, as the dialog shows it once (then closed).
+ */
+export async function createApiKey(page, name, group) {
+  await page.getByRole('button', { name: 'Create an API key' }).click();
+  const create = page.getByRole('dialog', { name: 'Create an API key' });
+  await create.getByLabel('Name', { exact: true }).fill(name);
+  await create.getByRole('checkbox', { name: group }).check();
+  await create.getByRole('button', { name: 'Create the API key' }).click();
+  const shown = page.getByRole('dialog', { name: 'Your new API key' });
+  const secret = (await shown.getByLabel('The new API key').innerText()).trim();
+  await shown.getByRole('button', { name: 'Done, I have copied it' }).click();
+  return secret;
+}

@@ -5,7 +5,7 @@
 // Each step prints one JSON line; a step that fails skips the rest (each builds on the one before).
 import fs from 'node:fs';
 
-import { expect, launch, personPage, screenshot, signIn } from './lib.mjs';
+import { createApiKey, deployToDevice, expect, launch, personPage, screenshot, signIn } from './lib.mjs';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const { console_url: url, screenshots: shots, seeded } = config;
@@ -107,14 +107,8 @@ const steps = [
   [
     'deployed to the device, its state watched until running',
     async () => {
-      await root.getByRole('navigation', { name: 'AI model sections' }).getByRole('link', { name: 'Deploy' }).click();
-      await root.getByRole('heading', { name: 'Deploy', exact: true, level: 2 }).waitFor();
-      await root.getByLabel('Version', { exact: true }).selectOption({ index: 0 });
-      await root.getByRole('checkbox', { name: new RegExp(`^${seeded.device}`) }).check();
-      await root.getByRole('button', { name: 'Deploy', exact: true }).click();
-      await root.getByRole('status').filter({ hasText: `Version 1 asked of 1 device: ${seeded.device}` }).waitFor();
       // The row changes by itself as the device reports (no reload): every state seen is noted.
-      const row = root.getByRole('row').filter({ has: root.getByRole('rowheader', { name: seeded.device }) });
+      const row = await deployToDevice(root, 0, seeded.device);
       const seen = [];
       const until = Date.now() + 300000;
       while (Date.now() < until) {
@@ -141,14 +135,7 @@ const steps = [
       await root.getByRole('rowheader', { name: seeded.group }).waitFor();
 
       await gatewaySection(root, 'API keys');
-      await root.getByRole('button', { name: 'Create an API key' }).click();
-      const create = root.getByRole('dialog', { name: 'Create an API key' });
-      await create.getByLabel('Name', { exact: true }).fill('helpdesk-ui');
-      await create.getByRole('checkbox', { name: seeded.group }).check();
-      await create.getByRole('button', { name: 'Create the API key' }).click();
-      const shown = root.getByRole('dialog', { name: 'Your new API key' });
-      root.apiKey = (await shown.getByLabel('The new API key').innerText()).trim();
-      await shown.getByRole('button', { name: 'Done, I have copied it' }).click();
+      root.apiKey = await createApiKey(root, 'helpdesk-ui', seeded.group);
       expect(root.apiKey.length > 20, 'no key shown');
     },
   ],

@@ -8,7 +8,7 @@ import { useRef, useState } from "preact/hooks";
 import { type Deployment, type DeploymentHistoryEntry, type Device, type Model, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { actOn, DeploymentCells, type DeploymentAction, followUp, labelsText, useAllDevices } from "./devices.tsx";
-import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
+import { Confirm, DataTable, DialogFooter, ErrorNote, Field, FormDialog, Loading, RowLink, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 type Action = Exclude<DeploymentAction, "remove">;
@@ -158,9 +158,7 @@ export function DeployPanel(props: { model: Model }) {
           columns={["Device", "Version", "Status", "Asked for", "Updated", "Actions"]}
           row={(d) => (
             <tr key={d.id}>
-              <th scope="row">
-                <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
-              </th>
+              <RowLink href={`#/devices/${d.device_id}`}>{d.device_name}</RowLink>
               <DeploymentCells deployment={d} />
               <td class="actions-cell">
                 {canEdit &&

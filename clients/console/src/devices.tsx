@@ -9,7 +9,7 @@ import { useState } from "preact/hooks";
 import { type Deployer_, type Deployment, type Device, type DeviceStatus, itemsOf, unwrap } from "./api.ts";
 import { useConsole } from "./context.ts";
 import { DeviceTabs } from "./provisioning.tsx";
-import { Choice, Confirm, DataTable, ErrorNote, Loading, Page, Table, useAction, useDebounced, useItems, useList, usePolled, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Loading, Page, RowLink, Table, useAction, useDebounced, useItems, useList, usePolled, when } from "./ui.tsx";
 
 const STATUS_LABEL: Record<DeviceStatus, string> = {
   online: "Online",
@@ -80,9 +80,7 @@ export function DevicesList() {
         columns={["Name", "Status", "Labels", "Last seen", "Agent"]}
         row={(d) => (
           <tr key={d.id}>
-            <th scope="row">
-              <a href={`#/devices/${d.id}`}>{d.name}</a>
-            </th>
+            <RowLink href={`#/devices/${d.id}`}>{d.name}</RowLink>
             <td>
               <StatusBadge status={d.status} />
             </td>

@@ -14,7 +14,7 @@ import { parseTags } from "./create-model.tsx";
 import { learningTypeLabel, useLearningTypes } from "./learning-types.ts";
 import { Markdown, MarkdownEditor } from "./markdown.tsx";
 import { go } from "./router.ts";
-import { ApprovalBadge, ErrorNote, Field, Loading, Table, useSubmit, when } from "./ui.tsx";
+import { ApprovalBadge, ErrorNote, Field, Loading, RowLink, Table, useSubmit, when } from "./ui.tsx";
 import { DeployPanel } from "./deploy.tsx";
 import { AccessPanel, UsagePanel } from "./model-access.tsx";
 import { VersionsPanel } from "./versions.tsx";
@@ -160,9 +160,7 @@ function Overview(props: { model: Model }) {
           <Table class="" columns={["AI system", "Risk level", "Status", "Description of use"]}>
             {systems.map((s) => (
               <tr key={s.system_id}>
-                <th scope="row">
-                  <a href={`#/systems/${s.system_id}`}>{s.system_name}</a>
-                </th>
+                <RowLink href={`#/systems/${s.system_id}`}>{s.system_name}</RowLink>
                 <td>{s.risk_level}</td>
                 <td>{s.status}</td>
                 <td>{s.description_of_use}</td>

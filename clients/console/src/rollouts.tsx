@@ -11,7 +11,7 @@ import { useConsole } from "./context.ts";
 import { DeviceTarget, parseSelector, useDeviceTarget } from "./deploy.tsx";
 import { useAllDevices } from "./devices.tsx";
 import { go } from "./router.ts";
-import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
+import { Choice, Confirm, DataTable, ErrorNote, Field, Loading, Options, RowLink, Table, useAction, useItems, usePolled, useSubmit, when } from "./ui.tsx";
 import { NO_ACCESS, useVersions, VersionField } from "./versions.tsx";
 
 const STATE_LABEL: Record<RolloutState, string> = {
@@ -513,9 +513,7 @@ export function RolloutPage(props: { id: string }) {
         <Table labelledBy="rollout-devices-title" columns={["Device", "Wave", "State", "Deployment", "Why"]}>
           {r.devices.map((d) => (
             <tr key={d.device_id}>
-              <th scope="row">
-                <a href={`#/devices/${d.device_id}`}>{d.device_name}</a>
-              </th>
+              <RowLink href={`#/devices/${d.device_id}`}>{d.device_name}</RowLink>
               <td>{d.wave + 1}</td>
               <td>
                 <span class={`badge device-${d.state}`}>{DEVICE_STATE[d.state] ?? d.state}</span>

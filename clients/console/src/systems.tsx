@@ -5,7 +5,7 @@ import { useConsole } from "./context.ts";
 import { SystemCompliance } from "./compliance.tsx";
 import { parseTags } from "./create-model.tsx";
 import { go } from "./router.ts";
-import { DataTable, DownloadButton, ErrorNote, Field, Loading, Options, TextField, useDebounced, useItems } from "./ui.tsx";
+import { DataTable, DownloadButton, ErrorNote, Field, Loading, Options, RowLink, TextField, useDebounced, useItems } from "./ui.tsx";
 
 const RISK_LEVELS: [RiskLevel, string][] = [
   ["unacceptable", "Prohibited practices (Art. 5): the system may never be in use."],
@@ -55,9 +55,7 @@ export function SystemsList() {
         columns={["Name", "Risk level", "AI Act role", "Status", "Purpose"]}
         row={(s) => (
           <tr key={s.id}>
-            <th scope="row">
-              <a href={`#/systems/${s.id}`}>{s.name}</a>
-            </th>
+            <RowLink href={`#/systems/${s.id}`}>{s.name}</RowLink>
             <td>{s.risk_level}</td>
             <td>{s.ai_act_role ?? "—"}</td>
             <td>{s.status}</td>

@@ -328,6 +328,15 @@ export function Table(props: {
   );
 }
 
+/** A table row's header cell that links to the row's item: its page `href`, what it shows the children. */
+export function RowLink(props: { href: string; children: ComponentChildren }) {
+  return (
+    <th scope="row">
+      <a href={props.href}>{props.children}</a>
+    </th>
+  );
+}
+
 /** A list's states (error, loading, empty) and, once it has items, its table: one row per item. */
 export function DataTable<T>(props: {
   what: string;

@@ -1,5 +1,5 @@
 "use strict";
-// What the `device model` and `gateway chat` nodes share around each call: a timeout of its own,
+// What the `device model` and `gateway chat` nodes share: their creation, and around each call a timeout of its own,
 // the abort of every call in flight when the flow stops, the time it took, and why it failed.
 const { causeOf } = require("./http");
 
@@ -46,4 +46,16 @@ function inflightCalls(node) {
   };
 }
 
-module.exports = { timeoutOf, inflightCalls };
+/**
+ * Create `node`, a node that calls a service through its config node `config[configKey]`: set
+ * `node[configKey]` to that config node and `node.timeout` to its timeout in seconds (`fallback`
+ * unless configured). Return the tracker of its calls in flight.
+ */
+function createCallingNode(RED, node, config, configKey, fallback) {
+  RED.nodes.createNode(node, config);
+  node[configKey] = RED.nodes.getNode(config[configKey]);
+  node.timeout = timeoutOf(config, fallback);
+  return inflightCalls(node);
+}
+
+module.exports = { timeoutOf, inflightCalls, createCallingNode };

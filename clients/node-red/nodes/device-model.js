@@ -5,7 +5,7 @@
 // msg.version. An error answer (a stopped or unknown model, a handler that raised) is a
 // catchable error carrying the problem's detail.
 const { joinUrl, headersObject, readBody, describeError, ModelyardError } = require("../lib/http");
-const { timeoutOf, inflightCalls } = require("../lib/inflight");
+const { createCallingNode } = require("../lib/inflight");
 
 const DEFAULT_TIMEOUT_S = 60;
 
@@ -30,14 +30,11 @@ function encode(payload, send) {
 
 module.exports = function (RED) {
   function DeviceModelNode(config) {
-    RED.nodes.createNode(this, config);
     const node = this;
-    node.agent = RED.nodes.getNode(config.agent);
+    const calls = createCallingNode(RED, node, config, "agent", DEFAULT_TIMEOUT_S);
     node.model = config.model || "";
     node.handler = config.handler || "";
     node.send_as = config.sendAs || "auto";
-    node.timeout = timeoutOf(config, DEFAULT_TIMEOUT_S);
-    const calls = inflightCalls(node);
 
     node.on("input", async (msg, send, done) => {
       const model = node.model || msg.model;

@@ -8,7 +8,7 @@
 // is not approved, 429, 503 no instance could answer, a stream cut mid-way) is a catchable error
 // with msg.reason (the gateway's error code) and msg.statusCode.
 const { joinUrl, headersObject, readBody, describeError, ModelyardError, sseData } = require("../lib/http");
-const { timeoutOf, inflightCalls } = require("../lib/inflight");
+const { createCallingNode } = require("../lib/inflight");
 
 const DEFAULT_TIMEOUT_S = 120;
 
@@ -42,14 +42,11 @@ function reasonOf(status, answer) {
 
 module.exports = function (RED) {
   function GatewayChatNode(config) {
-    RED.nodes.createNode(this, config);
     const node = this;
-    node.gateway = RED.nodes.getNode(config.gateway);
+    const calls = createCallingNode(RED, node, config, "gateway", DEFAULT_TIMEOUT_S);
     node.group = config.group || "";
     node.output = config.output === "chunks" ? "chunks" : "message";
     node.system = config.system || "";
-    node.timeout = timeoutOf(config, DEFAULT_TIMEOUT_S);
-    const calls = inflightCalls(node);
 
     /** Mark `msg` with the failed answer and end the input with a catchable error. */
     function fail(msg, done, status, answer, prefix) {
