@@ -4,12 +4,17 @@ Each `*_command` registers a Typer command on `app` whose options are the same w
 used (`REF -o -q`, `-o -q -w`, `REF`); what differs is the SDK call, passed in as a function of
 `(my, ops, ref)` (`ops` is `modelyard_client.operations`, imported when the command runs so that
 `--help` stays fast).
+
+`options` serves commands written out by hand: a parameter of theirs can stand for a set of
+options that several commands share (`-o -q`, `-o -q -w`, ...), declared once as a function.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
@@ -21,6 +26,70 @@ if TYPE_CHECKING:
 
 # `(my, ops, ref) -> answer`: one SDK call (or lookup) for the resource `ref` names.
 OnOne = Callable[["Modelyard", Any, str], Any]
+Command = Callable[..., None]
+
+
+def options(**sets: Callable[..., Any]) -> Callable[[Command], Command]:
+    """Decorate a command whose parameters named in `sets` each stand for a set of options.
+
+    On the command line such a parameter shows as the parameters of its function (their types,
+    defaults and help), in its place; the command receives what that function returns for them.
+    """
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        taken: dict[str, list[str]] = {}  # each set's parameter names
+        shown: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            if parameter.name not in sets:
+                shown.append(parameter)
+                continue
+            members = inspect.signature(sets[parameter.name], eval_str=True).parameters.values()
+            taken[parameter.name] = [member.name for member in members]
+            shown.extend(member.replace(kind=parameter.kind) for member in members)
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            for name, members in taken.items():
+                values[name] = sets[name](**{member: values.pop(member) for member in members})
+            command(**values)
+
+        run.__signature__ = signature.replace(parameters=shown)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in shown} | {"return": None}
+        return run
+
+    return decorate
+
+
+class Printing(NamedTuple):
+    """How a command prints its answer: the format (-o), ids only (-q), full ids (-w)."""
+
+    output: Format
+    quiet: bool
+    wide: bool = False
+
+    def emit(self, data: Any, *, columns: Sequence[Column] = (), id_field: str = "id") -> None:
+        """Print `data` (a list of items or one item) as asked."""
+        emit(
+            data,
+            output=self.output,
+            quiet=self.quiet,
+            columns=columns,
+            id_field=id_field,
+            wide=self.wide,
+        )
+
+
+def printed(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> Printing:
+    """The options `-o FORMAT -q` (for `options`)."""
+    return Printing(output, quiet)
+
+
+def printed_wide(
+    output: OutputOpt = Format.table, quiet: QuietOpt = False, wide: WideOpt = False
+) -> Printing:
+    """The options `-o FORMAT -q -w` (for `options`)."""
+    return Printing(output, quiet, wide)
 
 
 def _register(

@@ -9,19 +9,24 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from modelyard_cli.commands import act_command, show_command
-from modelyard_cli.output import Column, Format, ago, emit
+from modelyard_cli.commands import (
+    OnOne,
+    Printing,
+    act_command,
+    options,
+    printed,
+    printed_wide,
+    show_command,
+)
+from modelyard_cli.output import Column, ago
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
     NameNotFound,
-    OutputOpt,
-    QuietOpt,
     UsageProblem,
-    WideOpt,
     by_prefix,
     client,
     examples,
@@ -30,6 +35,7 @@ from modelyard_cli.session import (
     is_uuid,
     parse_pairs,
     plain,
+    resolve_id,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +77,10 @@ VersionArg = Annotated[
 DeploymentArg = Annotated[
     str,
     typer.Argument(metavar="DEPLOYMENT", help="an id or the start of one (as lists show it)"),
+]
+DeviceOpt = Annotated[list[str] | None, typer.Option("--device", help="device name or id; repeat")]
+SelectorOpt = Annotated[
+    list[str] | None, typer.Option("--selector", "-l", help="label=value; repeat")
 ]
 # States after which a deployment does nothing more on its own.
 SETTLED = frozenset({"running", "stopped", "removed", "failed", "rolled_back", "cancelled"})
@@ -148,12 +158,23 @@ def resolve_deployment(my: Modelyard, ref: str) -> str:
     """Return the id of a deployment given as an id or an id prefix."""
     from modelyard_client import operations as ops
 
-    if is_uuid(ref):
-        return ref
-    if id_prefix(ref) is None:
-        raise UsageProblem(f"a deployment is an id or the start of one, not {ref!r}")
-    every = [plain(d) for d in my.iterate(ops.list_deployments(limit=100))]
-    return str(by_prefix(every, ref, "deployment")["id"])
+    return resolve_id(
+        ref, "deployment", lambda: map(plain, my.iterate(ops.list_deployments(limit=100)))
+    )
+
+
+class Targets(NamedTuple):
+    """The devices a deploy or a rollout goes to: named (--device), or chosen by their labels."""
+
+    devices: list[str]
+    selector: list[str] | None
+
+
+def targets_given(device: DeviceOpt = None, selector: SelectorOpt = None) -> Targets:
+    """The target options (for `options`): devices by name or id, or a label selector."""
+    if bool(device) == bool(selector):
+        raise UsageProblem("name the targets with --device D... or with --selector k=v...")
+    return Targets(device or [], selector)
 
 
 @version_app.command(
@@ -163,6 +184,7 @@ def resolve_deployment(my: Modelyard, ref: str) -> str:
         "modelyard version push echo-chat ./build/project.zip -q",
     ),
 )
+@options(out=printed)
 def push(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="name or id")],
     path: Annotated[Path, typer.Argument(help="a project directory or a .zip")],
@@ -172,8 +194,8 @@ def push(
         Path | None,
         typer.Option(help="run manifest (YAML/JSON); default: modelyard.yaml in the project"),
     ] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Upload a version: a directory is zipped (minus .modelyardignore) with its modelyard.yaml.
 
@@ -196,14 +218,16 @@ def push(
         if path.is_dir():
             archive = Path(scratch) / f"{path.resolve().name}.zip"
             count = zip_project(path, archive)
-            if not quiet:
+            if not out.quiet:
                 print(
                     f"packed {count} files ({archive.stat().st_size / 1e6:.1f} MB)", file=sys.stderr
                 )
         else:
             archive = path
-        version = upload(model, archive, run_manifest, title=title, comment=comment, quiet=quiet)
-    emit(version, output=output, quiet=quiet)
+        version = upload(
+            model, archive, run_manifest, title=title, comment=comment, quiet=out.quiet
+        )
+    out.emit(version)
 
 
 def upload(
@@ -254,19 +278,15 @@ def upload(
 
 
 @version_app.command("list", epilog=examples("modelyard version list echo-chat"))
-def list_versions(
-    model: Annotated[str, typer.Argument(metavar="MODEL")],
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
-) -> None:
+@options(out=printed_wide)
+def list_versions(model: Annotated[str, typer.Argument(metavar="MODEL")], out: Printing) -> None:
     """List a model's versions."""
     from modelyard_client import operations as ops
 
     with client() as my:
         model_id = resolve(my, "models", model)["id"]
         versions = list(my.iterate(ops.list_model_versions(model_id)))
-    emit(versions, output=output, quiet=quiet, columns=VERSION_COLUMNS, wide=wide)
+    out.emit(versions, columns=VERSION_COLUMNS)
 
 
 show_command(
@@ -296,31 +316,24 @@ act_command(
 )
 
 
+@options(targets=targets_given, out=printed_wide)
 def deploy(
     target: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="version: number or id")],
-    device: Annotated[
-        list[str] | None, typer.Option("--device", help="device name or id; repeat")
-    ] = None,
-    selector: Annotated[
-        list[str] | None, typer.Option("--selector", "-l", help="label=value; repeat")
-    ] = None,
+    targets: Targets,
     wait: Annotated[bool, typer.Option(help="follow until every device runs or failed")] = True,
     timeout: Annotated[float, typer.Option(help="seconds to follow before giving up")] = 600,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Deploy a version (the latest, or MODEL:NUMBER|ID) and follow it live, one line per device."""
     from modelyard_client import operations as ops
 
-    if bool(device) == bool(selector):
-        raise UsageProblem("name the targets with --device D... or with --selector k=v...")
-    labels = parse_pairs(selector, "--selector")
+    labels = parse_pairs(targets.selector, "--selector")
     model, _, version_ref = target.partition(":")
     with client() as my:
         model_id = resolve(my, "models", model)["id"]
         version = resolve_version(my, model_id, version_ref or None)
-        device_ids = [resolve_device(my, d) for d in device or []]
+        device_ids = [resolve_device(my, d) for d in targets.devices]
         batch = my.send(
             ops.create_deployment(version["id"], device_ids=device_ids, selector=labels)
         )
@@ -328,11 +341,11 @@ def deploy(
         if not deployments:
             raise NoTargets("no device matched: nothing was deployed")
         if not wait:
-            emit(deployments, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS, wide=wide)
+            out.emit(deployments, columns=DEPLOYMENT_COLUMNS)
             return
-        if quiet:
-            emit(deployments, output=output, quiet=True)
-        follow(my, deployments, version_id=version["id"], timeout=timeout, quiet=quiet)
+        if out.quiet:
+            out.emit(deployments)
+        follow(my, deployments, version_id=version["id"], timeout=timeout, quiet=out.quiet)
 
 
 class NoTargets(Exception):
@@ -415,14 +428,14 @@ def log_tail(my: Modelyard, deployment_id: str) -> list[str]:
 
 
 @deployments_app.callback()
+@options(out=printed_wide)
 def deployments_list(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(help="model name or id")] = None,
     device: Annotated[str | None, typer.Option(help="device name or id")] = None,
     state: Annotated[str | None, typer.Option(help="e.g. running, failed")] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """List deployments with their live state (when no command follows)."""
     if ctx.invoked_subcommand is not None:
@@ -436,7 +449,7 @@ def deployments_list(
         if device:
             filters["device_id"] = resolve_device(my, device)
         items = list(my.iterate(ops.list_deployments(**filters)))
-    emit(items, output=output, quiet=quiet, columns=DEPLOYMENT_COLUMNS, wide=wide)
+    out.emit(items, columns=DEPLOYMENT_COLUMNS)
 
 
 show_command(
@@ -449,34 +462,36 @@ show_command(
 )
 
 
-def _action(verb: str) -> None:
-    """Register `modelyard deployments VERB ID`."""
+def _deployment_action(verb: str) -> OnOne:
+    """Return what `modelyard deployments VERB ID` does: act, then answer the deployment."""
 
-    def run(ref: DeploymentArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
-        from modelyard_client import operations as ops
+    def act(my: Modelyard, ops: Any, ref: str) -> Any:
+        deployment_id = resolve_deployment(my, ref)
+        if verb == "remove":
+            result = my.send(ops.remove_deployment(deployment_id))
+        else:
+            result = my.send(ops.deployment_action(deployment_id, verb))
+        return result or {"id": deployment_id}
 
-        with client() as my:
-            deployment_id = resolve_deployment(my, ref)
-            if verb == "remove":
-                result = my.send(ops.remove_deployment(deployment_id))
-            else:
-                result = my.send(ops.deployment_action(deployment_id, verb))  # type: ignore[arg-type]
-        emit(result or {"id": deployment_id}, output=output, quiet=quiet)
-
-    helps = {
-        "start": "Run a stopped deployment again.",
-        "stop": "Stop the container (kept on the device).",
-        "restart": "Restart the container.",
-        "remove": "Remove it from the device.",
-        "rollback": "Go back to the previous version.",
-        "cancel": "Cancel a deployment still on its way.",
-    }
-    run.__doc__ = helps[verb]
-    deployments_app.command(verb, epilog=examples(f"modelyard deployments {verb} 5b7e04d2"))(run)
+    return act
 
 
-for _verb in ("start", "stop", "restart", "remove", "rollback", "cancel"):
-    _action(_verb)
+for _verb, _doc in (
+    ("start", "Run a stopped deployment again."),
+    ("stop", "Stop the container (kept on the device)."),
+    ("restart", "Restart the container."),
+    ("remove", "Remove it from the device."),
+    ("rollback", "Go back to the previous version."),
+    ("cancel", "Cancel a deployment still on its way."),
+):
+    show_command(
+        deployments_app,
+        _verb,
+        _deployment_action(_verb),
+        ref=DeploymentArg,
+        doc=_doc,
+        example=[f"modelyard deployments {_verb} 5b7e04d2"],
+    )
 
 
 @deployments_app.command(
@@ -548,13 +563,13 @@ def logs(
 
 
 @devices_app.callback()
+@options(out=printed_wide)
 def devices_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="online or offline")] = None,
     label: Annotated[list[str] | None, typer.Option(help="label=value; repeat")] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """List devices with their status and when they were last seen (when no command follows)."""
     if ctx.invoked_subcommand is not None:
@@ -564,7 +579,7 @@ def devices_list(
     parse_pairs(label, "--label")
     with client() as my:
         items = list(my.iterate(ops.list_devices(status=status, label=label)))
-    emit(items, output=output, quiet=quiet, columns=DEVICE_COLUMNS, wide=wide)
+    out.emit(items, columns=DEVICE_COLUMNS)
 
 
 show_command(
@@ -579,18 +594,19 @@ show_command(
 @devices_app.command(
     "register", epilog=examples("modelyard devices register edge-01 --label site=berlin")
 )
+@options(out=printed)
 def register_device(
     name: str,
     label: Annotated[list[str] | None, typer.Option(help="label=value; repeat")] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Register a device; its token is shown once, here."""
     from modelyard_client import operations as ops
 
     with client() as my:
         created = my.send(ops.create_device(name, parse_pairs(label, "--label")))
-    emit(created, output=output, quiet=quiet)
+    out.emit(created)
 
 
 def _revoke_device(my: Modelyard, ops: Any, ref: str) -> str:

@@ -10,15 +10,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from modelyard_cli.commands import act_command, list_command, show_command
-from modelyard_cli.output import Column, Format, ago, emit, when
+from modelyard_cli.commands import (
+    Printing,
+    act_command,
+    list_command,
+    options,
+    printed,
+    printed_wide,
+    show_command,
+)
+from modelyard_cli.output import Column, ago, when
 from modelyard_cli.registry import resolve
 from modelyard_cli.session import (
-    OutputOpt,
-    QuietOpt,
     RefArg,
     UsageProblem,
-    WideOpt,
     client,
     examples,
     find,
@@ -171,6 +176,7 @@ def strategy_body(
         "--weight a=90 --weight b=10 --sticky header:x-session-id",
     ),
 )
+@options(out=printed)
 def create_group(
     name: str,
     model: Annotated[
@@ -195,8 +201,8 @@ def create_group(
     log_bodies: Annotated[
         bool, typer.Option("--log-bodies", help="keep prompts and answers in the request log")
     ] = False,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Create a model group."""
     from modelyard_client import operations as ops
@@ -220,7 +226,7 @@ def create_group(
         )
         if chosen is not None:
             body["strategy"] = chosen
-        emit(my.send(ops.create_gateway("groups", body)), output=output, quiet=quiet)
+        out.emit(my.send(ops.create_gateway("groups", body)))
 
 
 @instances_app.command(
@@ -232,6 +238,7 @@ def create_group(
         "--token-file ./token --upstream-model gpt-4o-mini",
     ),
 )
+@options(out=printed)
 def create_instance(
     name: str,
     kind: Annotated[str, typer.Option(help="local or cloud")],
@@ -246,8 +253,8 @@ def create_instance(
     param: Annotated[
         list[str] | None, typer.Option(help="default request parameter key=value; repeat")
     ] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Create a backend instance."""
     from modelyard_cli.registry import given, parse_sets
@@ -268,21 +275,18 @@ def create_instance(
         parse_pairs(param, "--param")
         body["default_params"] = parse_sets(param)
     with client() as my:
-        emit(my.send(ops.create_gateway("instances", body)), output=output, quiet=quiet)
+        out.emit(my.send(ops.create_gateway("instances", body)))
 
 
 @instances_app.command("check", epilog=examples("modelyard instances check local-llm"))
-def check_instance(
-    ref: RefArg,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-) -> None:
+@options(out=printed)
+def check_instance(ref: RefArg, out: Printing) -> None:
     """Probe a backend now; exit 1 when it does not answer."""
     from modelyard_client import operations as ops
 
     with client() as my:
         result = plain(my.send(ops.check_instance(resolve_gateway(my, "instances", ref))))
-    emit(result, output=output, quiet=quiet, id_field="ok")
+    out.emit(result, id_field="ok")
     if not result.get("ok"):
         raise typer.Exit(1)
 
@@ -292,47 +296,49 @@ RpmOpt = Annotated[int | None, typer.Option(help="requests per minute (0: none)"
 TpmOpt = Annotated[int | None, typer.Option(help="tokens per minute (0: none)")]
 PerDayOpt = Annotated[int | None, typer.Option(help="token budget per UTC day (0: none)")]
 PerMonthOpt = Annotated[int | None, typer.Option(help="token budget per UTC month (0: none)")]
+Limits = dict[str, int | None]
+
+
+def limits_given(
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    tokens_per_day: PerDayOpt = None,
+    tokens_per_month: PerMonthOpt = None,
+) -> Limits:
+    """The limit options (for `options`): the limits given on the command line (0 means: no
+    limit)."""
+    given = {
+        "requests_per_minute": rpm,
+        "tokens_per_minute": tpm,
+        "tokens_per_day": tokens_per_day,
+        "tokens_per_month": tokens_per_month,
+    }
+    return {name: (value or None) for name, value in given.items() if value is not None}
 
 
 @keys_app.command(
     "create",
     epilog=examples("KEY=$(modelyard keys create helpdesk-ui --group echo-chat -q)"),
 )
+@options(limits=limits_given, out=printed)
 def create_key(
     name: str,
     group: Annotated[list[str] | None, typer.Option(help="a group it may use; repeat")] = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tokens_per_day: PerDayOpt = None,
-    tokens_per_month: PerMonthOpt = None,
+    *,
+    limits: Limits,
     expires: Annotated[
         str | None, typer.Option(help="when it stops working (RFC 3339, e.g. 2027-01-01T00:00Z)")
     ] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    out: Printing,
 ) -> None:
     """Create a client key; the key is printed once (with -q: the key alone)."""
     from modelyard_client import operations as ops
 
-    limits = _limits(rpm, tpm, tokens_per_day, tokens_per_month)
     with client() as my:
         created = my.send(
             ops.create_key(name, group or [], limits=limits or None, expires_at=expires)
         )
-    emit(created, output=output, quiet=quiet, id_field="key")
-
-
-def _limits(
-    rpm: int | None, tpm: int | None, per_day: int | None, per_month: int | None
-) -> dict[str, int | None]:
-    """Return the limits given on the command line (0 means: no limit)."""
-    given = {
-        "requests_per_minute": rpm,
-        "tokens_per_minute": tpm,
-        "tokens_per_day": per_day,
-        "tokens_per_month": per_month,
-    }
-    return {name: (value or None) for name, value in given.items() if value is not None}
+    out.emit(created, id_field="key")
 
 
 @keys_app.command(
@@ -342,46 +348,36 @@ def _limits(
         "modelyard keys limits helpdesk-ui --rpm 0   # 0 lifts that limit",
     ),
 )
+@options(changes=limits_given, out=printed)
 def set_key_limits(
     key: Annotated[str, typer.Argument(help="the key's name, id or id prefix")],
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tokens_per_day: PerDayOpt = None,
-    tokens_per_month: PerMonthOpt = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    changes: Limits,
+    out: Printing,
 ) -> None:
     """Change a key's limits and budgets; the ones not given stay as they are."""
     from modelyard_client import operations as ops
 
     with client() as my:
         current = my.send(ops.get_gateway("keys", resolve_gateway(my, "keys", key)))
-        limits = {**current["limits"], **_limits(rpm, tpm, tokens_per_day, tokens_per_month)}
+        limits = {**current["limits"], **changes}
         updated = my.send(ops.update_key(current["id"], {"limits": limits}, etag=current["etag"]))
-    emit(updated, output=output, quiet=quiet, id_field="id")
+    out.emit(updated, id_field="id")
 
 
 @gateway_app.command(
     "limits",
     epilog=examples("modelyard gateway limits --rpm 6000 --tokens-per-month 100000000"),
 )
-def set_workspace_limits(
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    tokens_per_day: PerDayOpt = None,
-    tokens_per_month: PerMonthOpt = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-) -> None:
+@options(changes=limits_given, out=printed)
+def set_workspace_limits(changes: Limits, out: Printing) -> None:
     """Show the workspace's ceiling on every key; with options, change it (admins)."""
     from modelyard_client import operations as ops
 
-    changes = _limits(rpm, tpm, tokens_per_day, tokens_per_month)
     with client() as my:
         current = my.send(ops.get_workspace_limits())
         if changes:
             current = my.send(ops.update_workspace_limits(changes, etag=current["etag"]))
-    emit(current, output=output, quiet=quiet, id_field="workspace")
+    out.emit(current, id_field="workspace")
 
 
 def chat(
@@ -428,6 +424,7 @@ CHAT_EXAMPLES = examples(
         "modelyard gateway requests --key support-ui --export - --format jsonl | jq .status",
     ),
 )
+@options(out=printed_wide)
 def requests(
     since: Annotated[str | None, typer.Option(help="from this time on (RFC 3339)")] = None,
     until: Annotated[str | None, typer.Option(help="before this time (RFC 3339)")] = None,
@@ -449,9 +446,8 @@ def requests(
         str | None,
         typer.Option("--format", help="csv or jsonl (default: from the file name, else csv)"),
     ] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """List the gateway's logged client requests, or export them as CSV or JSON lines."""
     from modelyard_client import operations as ops
@@ -471,7 +467,7 @@ def requests(
         if export is None:
             call = ops.list_requests(limit=min(limit, 200), **filters)
             items = list(islice(my.iterate(call), limit))
-            emit(items, output=output, quiet=quiet, columns=REQUEST_COLUMNS, wide=wide)
+            out.emit(items, columns=REQUEST_COLUMNS)
             return
         exported = ops.export_requests(fmt, **filters)
         if export == "-":
@@ -480,9 +476,9 @@ def requests(
             sys.stdout.buffer.flush()
             return
         target = Path(export)
-        with target.open("wb") as out:
-            size = my.download(exported, out)
-    if not quiet:
+        with target.open("wb") as file:
+            size = my.download(exported, file)
+    if not out.quiet:
         print(f"wrote {target} ({size} bytes, {fmt})", file=sys.stderr)
 
 

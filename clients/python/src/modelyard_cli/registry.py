@@ -9,14 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from modelyard_cli.commands import list_of_one_command, show_command
-from modelyard_cli.output import Column, Format, emit, when
+from modelyard_cli.commands import (
+    Printing,
+    list_of_one_command,
+    options,
+    printed,
+    printed_wide,
+    show_command,
+)
+from modelyard_cli.output import Column, when
 from modelyard_cli.session import (
-    OutputOpt,
     QuietOpt,
     RefArg,
     UsageProblem,
-    WideOpt,
     client,
     examples,
     find,
@@ -104,6 +109,11 @@ def given(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def described(description: DescriptionOpt = None, tag: TagOpt = None) -> dict[str, Any]:
+    """The options every model and system is created with (for `options`): the fields given."""
+    return given(description=text_arg(description), tags=tag)
+
+
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     """Return `field=value` pairs; a value that parses as JSON is taken as JSON."""
     changes: dict[str, Any] = {}
@@ -127,14 +137,14 @@ def registry_app(kind: Kind) -> typer.Typer:
         "list",
         epilog=examples(f"modelyard {kind} list", f"modelyard {kind} list --tag payments -o json"),
     )
+    @options(out=printed_wide)
     def list_(
         q: Annotated[str | None, typer.Option("--search", "-s", help="text search")] = None,
         tag: TagOpt = None,
         archived: Annotated[bool, typer.Option(help="archived ones instead")] = False,
         limit: Annotated[int, typer.Option(help="at most this many")] = 100,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
-        wide: WideOpt = False,
+        *,
+        out: Printing,
     ) -> None:
         """List AI {kind}."""
         from modelyard_client import operations as ops
@@ -146,7 +156,7 @@ def registry_app(kind: Kind) -> typer.Typer:
                 items.append(item)
                 if len(items) >= limit:
                     break
-        emit(items, output=output, quiet=quiet, columns=COLUMNS[kind], wide=wide)
+        out.emit(items, columns=COLUMNS[kind])
 
     list_.__doc__ = f"List AI {kind} (all pages, up to --limit)."
 
@@ -165,6 +175,7 @@ def registry_app(kind: Kind) -> typer.Typer:
             f'modelyard {kind} edit NAME --set \'tags=["a","b"]\' --if-match "$ETAG"',
         ),
     )
+    @options(out=printed)
     def edit(
         ref: RefArg,
         sets: Annotated[
@@ -176,8 +187,8 @@ def registry_app(kind: Kind) -> typer.Typer:
             str | None,
             typer.Option(help="the ETag you read; default: the current one, read just now"),
         ] = None,
-        output: OutputOpt = Format.table,
-        quiet: QuietOpt = False,
+        *,
+        out: Printing,
     ) -> None:
         """Change fields; a change made by someone else in between is reported as a conflict."""
         from modelyard_client import PreconditionFailedError
@@ -199,7 +210,7 @@ def registry_app(kind: Kind) -> typer.Typer:
                     f"(now {my.send(ops.get_registry(kind, current['id']))['etag']}); "
                     "read it again and re-apply your change"
                 ) from exc
-        emit(updated, output=output, quiet=quiet)
+        out.emit(updated)
 
     archive_doc = "Archive (soft delete): hidden from lists, kept with its history."
     _archive_command(app, kind, "archive", restore=False, done="archived", doc=archive_doc)
@@ -253,12 +264,12 @@ def _archive_command(
     app.command(verb, epilog=examples(f"modelyard {kind} {verb} {example}"))(run)
 
 
-def _create(kind: Kind, body: dict[str, Any], output: Format, quiet: bool) -> None:
+def _create(kind: Kind, body: dict[str, Any], out: Printing) -> None:
     """Create a model or system from the fields given and print it."""
     from modelyard_client import operations as ops
 
     with client() as my:
-        emit(my.send(ops.create_registry(kind, body)), output=output, quiet=quiet)
+        out.emit(my.send(ops.create_registry(kind, body)))
 
 
 class ConflictReported(Exception):
@@ -277,6 +288,7 @@ systems_app = registry_app("systems")
         "MODEL=$(modelyard models create echo-chat --learning-type supervised -q)",
     ),
 )
+@options(fields=described, out=printed)
 def create_model(
     name: str,
     learning_type: Annotated[
@@ -285,10 +297,9 @@ def create_model(
     functionality: Annotated[str | None, typer.Option(help="what it is used for")] = None,
     foundations: Annotated[str | None, typer.Option(help="architecture, e.g. transformer")] = None,
     provider: Annotated[str | None, typer.Option()] = None,
-    description: DescriptionOpt = None,
-    tag: TagOpt = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    fields: dict[str, Any],
+    out: Printing,
 ) -> None:
     """Register an AI model."""
     body = given(
@@ -297,10 +308,8 @@ def create_model(
         functionality=functionality,
         foundations=foundations,
         provider=provider,
-        description=text_arg(description),
-        tags=tag,
     )
-    _create("models", body, output, quiet)
+    _create("models", {**body, **fields}, out)
 
 
 APPROVAL_COLUMNS: list[Column] = [
@@ -313,42 +322,37 @@ APPROVAL_COLUMNS: list[Column] = [
 CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="why (recorded in history)")]
 
 
-def _approval(
-    ref: str, output: Format, quiet: bool, call: Callable[[Any, str], Any] | None = None
-) -> None:
+def _approval(ref: str, out: Printing, call: Callable[[Any, str], Any] | None = None) -> None:
     """Run `call(ops, model_id)` (or read the approval) and print the approval it answers."""
     from modelyard_client import operations as ops
 
     with client() as my:
         model_id = resolve(my, "models", ref)["id"]
         shown = my.send(call(ops, model_id) if call else ops.get_model_approval(model_id))
-    emit(dict(shown), output=output, quiet=quiet, columns=APPROVAL_COLUMNS, id_field="state")
+    out.emit(dict(shown), columns=APPROVAL_COLUMNS, id_field="state")
 
 
 @models_app.command("approval", epilog=examples("modelyard models approval echo-chat -o yaml"))
-def approval(ref: RefArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+@options(out=printed)
+def approval(ref: RefArg, out: Printing) -> None:
     """Show a model's approval: state, conditions, who asked and who decided."""
-    _approval(ref, output, quiet)
+    _approval(ref, out)
 
 
 @models_app.command(
     "review", epilog=examples("modelyard models review echo-chat -m 'model card attached'")
 )
-def review(
-    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
+@options(out=printed)
+def review(ref: RefArg, comment: CommentOpt, out: Printing) -> None:
     """Ask for a model to be reviewed (editor); another person then decides."""
-    _approval(ref, output, quiet, lambda ops, mid: ops.request_model_review(mid, comment))
+    _approval(ref, out, lambda ops, mid: ops.request_model_review(mid, comment))
 
 
 @models_app.command("approve", epilog=examples("modelyard models approve echo-chat -m 'reviewed'"))
-def approve(
-    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
+@options(out=printed)
+def approve(ref: RefArg, comment: CommentOpt, out: Printing) -> None:
     """Approve a model in review (approver or admin; not the person who asked)."""
-    _approval(
-        ref, output, quiet, lambda ops, mid: ops.decide_model_approval(mid, "approved", comment)
-    )
+    _approval(ref, out, lambda ops, mid: ops.decide_model_approval(mid, "approved", comment))
 
 
 @models_app.command(
@@ -358,6 +362,7 @@ def approve(
         "--label site=berlin --group echo-chat"
     ),
 )
+@options(out=printed)
 def restrict(
     ref: RefArg,
     comment: CommentOpt,
@@ -369,8 +374,8 @@ def restrict(
     group: Annotated[
         list[str] | None, typer.Option(help="a gateway group that may serve it; repeat")
     ] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Approve a model in review with conditions: where it may be deployed and served."""
     labels: dict[str, list[str]] = {}
@@ -381,29 +386,22 @@ def restrict(
         labels.setdefault(key, []).append(value)
     body = {"text": conditions, "device_labels": labels, "gateway_groups": list(group or [])}
     _approval(
-        ref,
-        output,
-        quiet,
-        lambda ops, mid: ops.decide_model_approval(mid, "restricted", comment, body),
+        ref, out, lambda ops, mid: ops.decide_model_approval(mid, "restricted", comment, body)
     )
 
 
 @models_app.command("block", epilog=examples("modelyard models block echo-chat -m 'bias found'"))
-def block(
-    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
+@options(out=printed)
+def block(ref: RefArg, comment: CommentOpt, out: Printing) -> None:
     """Block a model (approver or admin): under `enforce` its deployments stop, groups refuse."""
-    _approval(
-        ref, output, quiet, lambda ops, mid: ops.decide_model_approval(mid, "blocked", comment)
-    )
+    _approval(ref, out, lambda ops, mid: ops.decide_model_approval(mid, "blocked", comment))
 
 
 @models_app.command("retire", epilog=examples("modelyard models retire echo-chat -m 'replaced'"))
-def retire(
-    ref: RefArg, comment: CommentOpt, output: OutputOpt = Format.table, quiet: QuietOpt = False
-) -> None:
+@options(out=printed)
+def retire(ref: RefArg, comment: CommentOpt, out: Printing) -> None:
     """Retire a model for good (approver or admin)."""
-    _approval(ref, output, quiet, lambda ops, mid: ops.retire_model(mid, comment))
+    _approval(ref, out, lambda ops, mid: ops.retire_model(mid, comment))
 
 
 policy_app = typer.Typer(
@@ -419,29 +417,31 @@ POLICY_COLUMNS: list[Column] = [
 
 
 @policy_app.command("show", epilog=examples("modelyard policy show -o json"))
-def policy_show(output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
+@options(out=printed)
+def policy_show(out: Printing) -> None:
     """Show the workspace's gate."""
-    _policy(lambda ops: ops.get_policy(), output, quiet)
+    _policy(lambda ops: ops.get_policy(), out)
 
 
 @policy_app.command("set", epilog=examples("modelyard policy set warn -m 'pilot for a month'"))
+@options(out=printed)
 def policy_set(
     gate: Annotated[Literal["enforce", "warn", "off"], typer.Argument(help="enforce, warn or off")],
     comment: Annotated[str, typer.Option("--comment", "-m", help="why")] = "",
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Set the workspace's gate (admin); the deployer and gateway follow within seconds."""
-    _policy(lambda ops: ops.set_policy(gate, comment), output, quiet)
+    _policy(lambda ops: ops.set_policy(gate, comment), out)
 
 
-def _policy(call: Callable[[Any], Any], output: Format, quiet: bool) -> None:
+def _policy(call: Callable[[Any], Any], out: Printing) -> None:
     """Send `call(ops)` and print the policy it answers."""
     from modelyard_client import operations as ops
 
     with client() as my:
         shown = my.send(call(ops))
-    emit(dict(shown), output=output, quiet=quiet, columns=POLICY_COLUMNS, id_field="gate")
+    out.emit(dict(shown), columns=POLICY_COLUMNS, id_field="gate")
 
 
 list_of_one_command(
@@ -461,6 +461,7 @@ list_of_one_command(
         "modelyard systems create checkout-risk --risk-level high --purpose 'fraud prevention'"
     ),
 )
+@options(fields=described, out=printed)
 def create_system(
     name: str,
     risk_level: Annotated[
@@ -469,22 +470,13 @@ def create_system(
     purpose: Annotated[str | None, typer.Option()] = None,
     owner: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="lifecycle status, e.g. in_use")] = None,
-    description: DescriptionOpt = None,
-    tag: TagOpt = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    fields: dict[str, Any],
+    out: Printing,
 ) -> None:
     """Register an AI system."""
-    body = given(
-        name=name,
-        risk_level=risk_level,
-        purpose=purpose,
-        owner=owner,
-        status=status,
-        description=text_arg(description),
-        tags=tag,
-    )
-    _create("systems", body, output, quiet)
+    body = given(name=name, risk_level=risk_level, purpose=purpose, owner=owner, status=status)
+    _create("systems", {**body, **fields}, out)
 
 
 list_of_one_command(
@@ -498,12 +490,12 @@ list_of_one_command(
 )
 
 
+@options(out=printed)
 def link(
     system: Annotated[str, typer.Argument(metavar="SYSTEM")],
     model: Annotated[str, typer.Argument(metavar="MODEL")],
     use: Annotated[str, typer.Option("--use", "-u", help="the description of use (required)")],
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    out: Printing,
 ) -> None:
     """Record that a system uses a model, and how."""
     from modelyard_client import operations as ops
@@ -512,7 +504,7 @@ def link(
         system_id = resolve(my, "systems", system)["id"]
         model_id = resolve(my, "models", model)["id"]
         created = my.send(ops.link_model(system_id, model_id, use))
-    emit(dict(created), output=output, quiet=quiet, id_field="model_id")
+    out.emit(dict(created), id_field="model_id")
 
 
 def unlink(

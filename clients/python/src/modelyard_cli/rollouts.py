@@ -8,22 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelyard_cli.commands import show_command
-from modelyard_cli.deployer import resolve_any_version, resolve_device
-from modelyard_cli.output import Column, Format, ago, emit
-from modelyard_cli.session import (
-    OutputOpt,
-    QuietOpt,
-    UsageProblem,
-    WideOpt,
-    by_prefix,
-    client,
-    examples,
-    id_prefix,
-    is_uuid,
-    parse_pairs,
-    plain,
-)
+from modelyard_cli.commands import OnOne, Printing, options, printed, printed_wide, show_command
+from modelyard_cli.deployer import Targets, resolve_any_version, resolve_device, targets_given
+from modelyard_cli.output import Column, ago
+from modelyard_cli.session import UsageProblem, client, examples, parse_pairs, plain, resolve_id
 
 if TYPE_CHECKING:
     from modelyard_client import Modelyard
@@ -54,12 +42,7 @@ def resolve_rollout(my: Modelyard, ref: str) -> str:
     """Return the id of a rollout given as an id or an id prefix."""
     from modelyard_client import operations as ops
 
-    if is_uuid(ref):
-        return ref
-    if id_prefix(ref) is None:
-        raise UsageProblem(f"a rollout is an id or the start of one, not {ref!r}")
-    every = [plain(r) for r in my.iterate(ops.list_rollouts(limit=100))]
-    return str(by_prefix(every, ref, "rollout")["id"])
+    return resolve_id(ref, "rollout", lambda: map(plain, my.iterate(ops.list_rollouts(limit=100))))
 
 
 def parse_wave(text: str) -> dict[str, Any]:
@@ -82,31 +65,25 @@ def parse_wave(text: str) -> dict[str, Any]:
         "modelyard rollout create 5b0c1f4e --device edge-01 --device edge-02 --wave 1 --wave 1",
     ),
 )
+@options(targets=targets_given, out=printed)
 def create(
     version: Annotated[str, typer.Argument(metavar="VERSION", help="id, id start or MODEL:NUMBER")],
     wave: Annotated[
         list[str], typer.Option("--wave", help="N devices, P% of them, or label=value; repeat")
     ],
-    device: Annotated[
-        list[str] | None, typer.Option("--device", help="device name or id; repeat")
-    ] = None,
-    selector: Annotated[
-        list[str] | None, typer.Option("--selector", "-l", help="label=value; repeat")
-    ] = None,
+    targets: Targets,
     soak: Annotated[float, typer.Option(help="seconds a wave must run healthy")] = 60,
     failure_percent: Annotated[float, typer.Option(help="abort above this failure share")] = 0,
     min_devices: Annotated[int, typer.Option(help="judged devices before the share counts")] = 1,
     wave_timeout: Annotated[float, typer.Option(help="abort when a wave takes longer")] = 900,
     offline_timeout: Annotated[float, typer.Option(help="skip devices silent this long")] = 300,
     watch_it: Annotated[bool, typer.Option("--watch", help="follow it live until it ends")] = False,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """Roll a version out in waves (the first wave is the canary)."""
     from modelyard_client import operations as ops
 
-    if bool(device) == bool(selector):
-        raise UsageProblem("name the targets with --device D... or with --selector k=v...")
     with client() as my:
         version_id = resolve_any_version(my, version)
         rollout = plain(
@@ -114,8 +91,8 @@ def create(
                 ops.create_rollout(
                     version_id,
                     waves=[parse_wave(w) for w in wave],
-                    device_ids=[resolve_device(my, d) for d in device or []],
-                    selector=parse_pairs(selector, "--selector"),
+                    device_ids=[resolve_device(my, d) for d in targets.devices],
+                    selector=parse_pairs(targets.selector, "--selector"),
                     soak_s=soak,
                     abort={
                         "failure_percent": failure_percent,
@@ -129,22 +106,22 @@ def create(
         if watch_it:
             follow(my, str(rollout["id"]))
             return
-    emit(rollout, output=output, quiet=quiet, columns=ROLLOUT_COLUMNS)
+    out.emit(rollout, columns=ROLLOUT_COLUMNS)
 
 
 @rollout_app.command("list", epilog=examples("modelyard rollout list --state running"))
+@options(out=printed_wide)
 def list_rollouts(
     state: Annotated[str | None, typer.Option(help="running, paused, completed, aborted")] = None,
-    output: OutputOpt = Format.table,
-    quiet: QuietOpt = False,
-    wide: WideOpt = False,
+    *,
+    out: Printing,
 ) -> None:
     """List rollouts, newest first."""
     from modelyard_client import operations as ops
 
     with client() as my:
         items = [plain(r) for r in my.iterate(ops.list_rollouts(state=state))]
-    emit(items, output=output, quiet=quiet, columns=ROLLOUT_COLUMNS, wide=wide)
+    out.emit(items, columns=ROLLOUT_COLUMNS)
 
 
 show_command(
@@ -201,18 +178,9 @@ def watch(
         follow(my, resolve_rollout(my, ref), interval=interval)
 
 
-def _action(verb: str, doc: str) -> None:
-    """Register `modelyard rollout VERB ROLLOUT`."""
-
-    def run(ref: RolloutArg, output: OutputOpt = Format.table, quiet: QuietOpt = False) -> None:
-        from modelyard_client import operations as ops
-
-        with client() as my:
-            result = plain(my.send(ops.rollout_action(resolve_rollout(my, ref), verb)))  # type: ignore[arg-type]
-        emit(result, output=output, quiet=quiet, columns=ROLLOUT_COLUMNS)
-
-    run.__doc__ = doc
-    rollout_app.command(verb, epilog=examples(f"modelyard rollout {verb} 0b8a3e0e"))(run)
+def _rollout_action(verb: str) -> OnOne:
+    """Return what `modelyard rollout VERB ROLLOUT` does: act, then answer the rollout."""
+    return lambda my, ops, ref: my.send(ops.rollout_action(resolve_rollout(my, ref), verb))
 
 
 for _verb, _doc in (
@@ -220,4 +188,11 @@ for _verb, _doc in (
     ("resume", "Move a paused rollout again."),
     ("abort", "Stop a rollout and return updated devices to what they ran."),
 ):
-    _action(_verb, _doc)
+    show_command(
+        rollout_app,
+        _verb,
+        _rollout_action(_verb),
+        ref=RolloutArg,
+        doc=_doc,
+        example=[f"modelyard rollout {_verb} 0b8a3e0e"],
+    )

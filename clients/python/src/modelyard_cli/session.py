@@ -216,6 +216,16 @@ def find(
     )
 
 
+def resolve_id(ref: str, what: str, every: Callable[[], Iterable[dict[str, Any]]]) -> str:
+    """Return the id `ref` gives: a full id as it is, else the one id among `every()` that starts
+    with it (bad usage when `ref` cannot be the start of an id; see `by_prefix`)."""
+    if is_uuid(ref):
+        return ref
+    if id_prefix(ref) is None:
+        raise UsageProblem(f"a {what} is an id or the start of one, not {ref!r}")
+    return str(by_prefix(every(), ref, what)["id"])
+
+
 def by_prefix(
     items: Iterable[dict[str, Any]], ref: str, what: str, *, none: str | None = None
 ) -> dict[str, Any]:

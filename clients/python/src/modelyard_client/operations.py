@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from modelyard_client._core import (
     Call,
@@ -44,23 +44,41 @@ from modelyard_client.types import (
 )
 
 RegistryKind = Literal["models", "systems"]
+GatewayKind = Literal["groups", "instances", "keys"]
 DeploymentAction = Literal["start", "stop", "restart", "rollback", "cancel"]
+Kind = TypeVar("Kind", RegistryKind, GatewayKind)
+
+
+class _Kinds(Generic[Kind]):
+    """The routes that the kinds of resource of one service share, `/v1/{kind}` and
+    `/v1/{kind}/{id}`: the registry's models and systems, the gateway's groups, instances, keys."""
+
+    def __init__(self, service: Service) -> None:
+        self.service: Service = service
+
+    def list(self, kind: Kind, **filters: Any) -> Call[Page[Any]]:
+        """Return list_{kind} with filters (limit, sort, ...; the registry's: q, tag, archived)."""
+        return read("GET", self.service, f"/v1/{kind}", **filters)
+
+    def get(self, kind: Kind, resource_id: str) -> Call[Any]:
+        """Return get_{one of kind}."""
+        return read("GET", self.service, f"/v1/{kind}/{resource_id}")
+
+    def create(self, kind: Kind, body: Mapping[str, Any]) -> Call[Any]:
+        """Return create_{one of kind}."""
+        return create(self.service, f"/v1/{kind}", dict(body))
+
+    def delete(self, kind: Kind, resource_id: str) -> Call[None]:
+        """Return delete_{one of kind} (a hard delete; for keys: revoke_key)."""
+        return read("DELETE", self.service, f"/v1/{kind}/{resource_id}")
 
 
 # -- registry: models and systems share their routes ----------------------------------------
-def list_registry(kind: RegistryKind, **filters: Any) -> Call[Page[Any]]:
-    """Return list_models / list_systems with filters (q, tag, archived, limit, sort, ...)."""
-    return read("GET", "registry", f"/v1/{kind}", **filters)
-
-
-def get_registry(kind: RegistryKind, resource_id: str) -> Call[Any]:
-    """Return get_model / get_system."""
-    return read("GET", "registry", f"/v1/{kind}/{resource_id}")
-
-
-def create_registry(kind: RegistryKind, body: Mapping[str, Any]) -> Call[Any]:
-    """Return create_model / create_system."""
-    return create("registry", f"/v1/{kind}", dict(body))
+_registry = _Kinds[RegistryKind]("registry")
+list_registry = _registry.list  # list_models / list_systems
+get_registry = _registry.get  # get_model / get_system
+create_registry = _registry.create  # create_model / create_system
+delete_registry = _registry.delete  # delete_model / delete_system (hard delete)
 
 
 def update_registry(
@@ -74,11 +92,6 @@ def archive_registry(kind: RegistryKind, resource_id: str, *, restore: bool = Fa
     """Return archive_* or unarchive_*."""
     verb = "unarchive" if restore else "archive"
     return action("registry", f"/v1/{kind}/{resource_id}/{verb}")
-
-
-def delete_registry(kind: RegistryKind, resource_id: str) -> Call[None]:
-    """Return delete_model / delete_system (hard delete)."""
-    return read("DELETE", "registry", f"/v1/{kind}/{resource_id}")
 
 
 def registry_history(
@@ -343,28 +356,12 @@ def rollout_action(rollout_id: str, verb: RolloutAction) -> Call[Rollout]:
     return action("deployer", f"/v1/rollouts/{rollout_id}/{verb}")
 
 
-# -- gateway -------------------------------------------------------------------------------
-GatewayKind = Literal["groups", "instances", "keys"]
-
-
-def list_gateway(kind: GatewayKind, **filters: Any) -> Call[Page[Any]]:
-    """Return list_groups / list_instances / list_keys."""
-    return read("GET", "gateway", f"/v1/{kind}", **filters)
-
-
-def get_gateway(kind: GatewayKind, resource_id: str) -> Call[Any]:
-    """Return get_group / get_instance / get_key."""
-    return read("GET", "gateway", f"/v1/{kind}/{resource_id}")
-
-
-def create_gateway(kind: GatewayKind, body: Mapping[str, Any]) -> Call[Any]:
-    """Return create_group / create_instance / create_key."""
-    return create("gateway", f"/v1/{kind}", dict(body))
-
-
-def delete_gateway(kind: GatewayKind, resource_id: str) -> Call[None]:
-    """Return delete_group / delete_instance / revoke_key."""
-    return read("DELETE", "gateway", f"/v1/{kind}/{resource_id}")
+# -- gateway: groups, instances and keys share their routes ---------------------------------
+_gateway = _Kinds[GatewayKind]("gateway")
+list_gateway = _gateway.list  # list_groups / list_instances / list_keys
+get_gateway = _gateway.get  # get_group / get_instance / get_key
+create_gateway = _gateway.create  # create_group / create_instance / create_key
+delete_gateway = _gateway.delete  # delete_group / delete_instance / revoke_key
 
 
 def get_group(group_id: str) -> Call[Group]:
