@@ -217,7 +217,11 @@ async def test_least_busy_prefers_the_idle_instance_when_one_is_slow(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:
     slow, quick = backends("slow"), backends("quick")
-    slow.behaviour.delay_s = 0.2
+    # Least-busy sends to the slow instance whenever it has no more in flight than the quick
+    # one, so it serves about (in flight there) x (run time / its delay): a delay long against
+    # the run keeps that share small however slowly this machine runs (0.2 s gave it 15 % of
+    # a 2 s run on a loaded machine); under the instances' 1 s read timeout.
+    slow.behaviour.delay_s = 0.6
     await admin.group(
         "chat",
         [await admin.instance(slow, name="slow"), await admin.instance(quick, name="quick")],
@@ -233,7 +237,8 @@ async def test_latency_prefers_the_faster_backend_after_warm_up(
     gateway: GatewayServer, admin: Admin, backends: Callable[[str], FakeBackend]
 ) -> None:
     slow, quick = backends("slow"), backends("quick")
-    slow.behaviour.delay_s = 0.03
+    # Far above what the quick one takes even on a loaded machine (the choice compares them).
+    slow.behaviour.delay_s = 0.1
     await admin.group(
         "chat",
         [await admin.instance(slow, name="slow"), await admin.instance(quick, name="quick")],
