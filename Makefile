@@ -65,7 +65,7 @@ chaos: install services ## the chaos suite at full size (5,000 gateway requests)
 
 bench: export MODELYARD_ENV = dev
 bench: install services docker ## run the benchmarks and print their tables
-	@for b in $(wildcard services/*/bench/bench_*.py clients/python/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard libs/*/bench/bench_*.py services/*/bench/bench_*.py clients/python/bench/bench_*.py); do echo; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clients: install ## regenerate the typed TypeScript clients from the apps' OpenAPI (tsc --strict)
 	@bash scripts/clients.sh generate
