@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import jwt
+from cachetools import TLRUCache
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -334,17 +335,20 @@ class VerifiedTokens:
     """Tokens whose signature and claims were verified, each trusted until a deadline.
 
     The deadline is `ttl_s` after the check or the token's `exp`, whichever comes first; a
-    token without a numeric `exp` is not kept. At most `size` tokens are kept (the oldest go
-    first). Refusals are never kept: a bad token is checked, and refused, every time.
+    token without a numeric `exp` is not kept. At most `size` tokens are kept (past their
+    deadline first, then the least recently used). Refusals are never kept: a bad token is
+    checked, and refused, every time.
     """
 
     def __init__(
         self, ttl_s: float, size: int = 4096, clock: Callable[[], float] = time.time
     ) -> None:
         self.ttl_s = ttl_s
-        self.size = size
         self._clock = clock
-        self._entries: dict[str, tuple[float, dict[str, Any], ClaimMapping]] = {}
+        # token -> (deadline, claims, mapping); the cache drops an entry at its deadline.
+        self._entries: TLRUCache[str, tuple[float, dict[str, Any], ClaimMapping]] = TLRUCache(
+            maxsize=size, ttu=lambda _token, entry, _now: entry[0], timer=clock
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -356,12 +360,7 @@ class VerifiedTokens:
     def get(self, token: str) -> tuple[dict[str, Any], ClaimMapping] | None:
         """Return the kept claims and mapping of `token`, or None (unknown or past its time)."""
         entry = self._entries.get(token)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            self._entries.pop(token, None)
-            return None
-        return entry[1], entry[2]
+        return None if entry is None else (entry[1], entry[2])
 
     def put(self, token: str, claims: dict[str, Any], mapping: ClaimMapping) -> None:
         """Keep a verified token's claims (not when caching is off or it expires now)."""
@@ -370,12 +369,8 @@ class VerifiedTokens:
             return
         now = self._clock()
         until = min(now + self.ttl_s, float(exp))
-        if until <= now:
-            return
-        entries = self._entries
-        if token not in entries and len(entries) >= self.size:
-            entries.pop(next(iter(entries)))
-        entries[token] = (until, claims, mapping)
+        if until > now:
+            self._entries[token] = (until, claims, mapping)
 
 
 def _signing_key(client: jwt.PyJWKClient, token: str) -> tuple[jwt.PyJWK, frozenset[str]]:
