@@ -1,5 +1,5 @@
 """The shared engine: no ping on a busy connection, an idle one replaced after a restart;
-the pool warmed at start; reads in autocommit.
+the pool warmed at start; reads in autocommit; a lone write without BEGIN and COMMIT.
 
 Runs a private PostgreSQL (so it can be restarted).
 """
@@ -11,10 +11,16 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelyard_common.db import make_engine, make_read_sessionmaker, make_sessionmaker, warm_pool
+from modelyard_common.db import (
+    alone,
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+    warm_pool,
+)
 from modelyard_testkit.servers import PrivatePostgres
 
 
@@ -141,5 +147,63 @@ async def test_a_read_session_runs_each_statement_in_its_own_transaction(
             await session.rollback()
         assert first == second  # the ordinary session still owns one transaction
         assert len(sent) == 4
+    finally:
+        await engine.dispose()
+
+
+async def _visible(engine: object, table: str) -> int:
+    """Return how many rows of `table` another connection sees (committed rows only)."""
+    async with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_a_lone_write_commits_with_its_statement_and_nothing_else_changes(
+    postgres: PrivatePostgres,
+) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=2)
+    sessions = make_sessionmaker(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS lone_probe (n int UNIQUE)"))
+        await conn.execute(text("TRUNCATE lone_probe"))
+    insert = text("INSERT INTO lone_probe VALUES (:n)")
+    try:
+        # A session's first statement, run alone: committed as it runs (no BEGIN, no COMMIT).
+        async with sessions() as session:
+            assert await alone(session)
+            await session.execute(insert, {"n": 1})
+            assert await _visible(engine, "lone_probe") == 1
+            await session.commit()
+        # A broken constraint run alone writes nothing, and the session rolls back as usual.
+        async with sessions() as session:
+            assert await alone(session)
+            with pytest.raises(IntegrityError):
+                await session.execute(insert, {"n": 1})
+            await session.rollback()
+        assert await _visible(engine, "lone_probe") == 1
+        # A session that already began keeps its transaction: nothing is seen before COMMIT.
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+            assert not await alone(session)
+            await session.execute(insert, {"n": 2})
+            assert await _visible(engine, "lone_probe") == 1
+            await session.rollback()
+        assert await _visible(engine, "lone_probe") == 1
+        # A session bound to a connection (the pool's warm-up) stays in its transaction, so
+        # the warming write is rolled back with it.
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            async with sessions(bind=conn) as session:
+                assert not await alone(session)
+                await session.execute(insert, {"n": 3})
+            await transaction.rollback()
+        assert await _visible(engine, "lone_probe") == 1
+        # The connections went back to the pool transactional again: two statements, one
+        # transaction.
+        for _ in range(2):
+            async with sessions() as session:
+                first = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+                second = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
+                await session.rollback()
+            assert first == second
     finally:
         await engine.dispose()

@@ -1,11 +1,14 @@
-"""Wiring the services share: the outbox relay with the bookkeeping purge, and event queues."""
+"""Wiring the services share: the outbox relay with the bookkeeping purge, event queues, the
+frozen heap."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from fastapi import FastAPI
 from sqlalchemy.orm import DeclarativeBase
 
 from modelyard_common.contracts import EVENTS_EXCHANGE
@@ -16,7 +19,7 @@ from modelyard_common.infrastructure import infrastructure_models
 from modelyard_common.infrastructure_upkeep import relay_and_purge
 from modelyard_common.messaging import Binding
 from modelyard_common.settings import ServiceSettings
-from modelyard_common.web import ServiceRuntime
+from modelyard_common.web import YOUNG_GC_THRESHOLD, ServiceRuntime, with_frozen_heap
 
 SCHEMA = "shared_wiring_test"
 
@@ -76,3 +79,20 @@ async def test_a_queue_binds_its_keys_on_the_events_exchange() -> None:
     assert name == "svc.keyed"
     assert bindings == [Binding(EVENTS_EXCHANGE, "a.b"), Binding(EVENTS_EXCHANGE, "a.c")]
     assert serialized.key is keyed.in_order_of  # events of one key run one after another
+
+
+async def test_once_started_the_heap_is_frozen_and_young_collections_are_rarer() -> None:
+    # A request's objects are alive while it runs: at CPython's default threshold (700), sixteen
+    # requests in flight set off a young collection again and again, each walking them all.
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    gc.unfreeze()
+    try:
+        async with with_frozen_heap(None)(FastAPI()):
+            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
+            young = gc.get_count()[0]
+            kept = [[i] for i in range(5_000)]  # alive, tracked, under the threshold
+            assert gc.get_count()[0] >= young + len(kept)  # no collection ran meanwhile
+    finally:
+        gc.set_threshold(*before)

@@ -292,6 +292,23 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
+async def alone(session: AsyncSession) -> bool:
+    """Let the session's next statement commit on its own if the session has not begun yet.
+
+    Through a transaction a single statement costs three round trips (BEGIN, it, COMMIT). A
+    statement that is atomic on its own (one `RecordedInsert`: the row, its history, its event)
+    and is all the request writes needs no BEGIN: its connection is taken in autocommit, and
+    the request's commit has nothing left to do. Only for a request's one and only write: any
+    statement after it in the session commits alone too. A session already in a transaction (an
+    idempotency record read first, a lock, a check), or bound to a connection (the pool's
+    warm-up, rolled back), keeps its transaction. Returns whether the session runs alone.
+    """
+    if session.in_transaction() or not isinstance(session.bind, AsyncEngine):
+        return False
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 class Base(DeclarativeBase):
     """Marker base; each service declares its own base bound to its schema."""
 

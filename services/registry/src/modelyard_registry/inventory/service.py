@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard_common.auth import Principal
-from modelyard_common.db import utcnow
+from modelyard_common.db import alone, utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.history import Changes, diff
 from modelyard_common.http import check_if_match
@@ -129,12 +129,15 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         """Return the newly registered row's view; records history and `registry.<kind>.created`.
 
         One statement writes the row, its history and its event; the name's uniqueness is the
-        table's unique index (a taken name is a 409 with nothing written).
+        table's unique index (a taken name is a 409 with nothing written). When that statement
+        is all the request does (no idempotency record, no check read before), it runs alone:
+        no BEGIN and COMMIT around it. An import's creates share its transaction.
         """
         await self.on_create(session, principal=principal, body=body)
         row = self.table(**authorship(principal), **body.model_dump(mode="json"))
         values = self.insert.complete(row)
         read = self.to_read(row)
+        await alone(session)
         await insert_created(
             session,
             self.insert,
