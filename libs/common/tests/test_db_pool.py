@@ -1,5 +1,6 @@
 """The shared engine: no ping on a busy connection, an idle one replaced after a restart;
-the pool warmed at start; reads in autocommit; a lone write without BEGIN and COMMIT.
+the pool warmed at start; reads in autocommit; a lone write without BEGIN and COMMIT;
+JSON columns read as the standard library reads them.
 
 Runs a private PostgreSQL (so it can be restarted).
 """
@@ -7,15 +8,20 @@ Runs a private PostgreSQL (so it can be restarted).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event, text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelyard_common.db import (
     alone,
+    json_from_database,
     make_engine,
     make_read_sessionmaker,
     make_sessionmaker,
@@ -205,5 +211,48 @@ async def test_a_lone_write_commits_with_its_statement_and_nothing_else_changes(
                 second = (await session.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
                 await session.rollback()
             assert first == second
+    finally:
+        await engine.dispose()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(value=_JSON)
+@settings(max_examples=500, deadline=None)
+def test_json_columns_read_exactly_as_the_standard_library_reads_them(value: object) -> None:
+    text_value = json.dumps(value)
+    decoded = json_from_database(text_value)
+    assert decoded == json.loads(text_value)
+    assert repr(decoded) == repr(json.loads(text_value))  # 10**30 stays an int, 1.0 a float
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"n": 123456789012345678901234567890}', '{"n": 1e400}', "[-0.0, 1.5e308]"]
+)
+def test_json_orjson_would_read_otherwise_is_read_by_the_standard_library(raw: str) -> None:
+    assert repr(json_from_database(raw)) == repr(json.loads(raw))
+
+
+async def test_jsonb_values_come_back_as_stored(postgres: PrivatePostgres) -> None:
+    engine = make_engine(postgres.admin_url, pool_size=1)
+    stored = {"big": 10**30, "ratio": 0.1, "nested": {"list": [1, "two", None, True]}}
+    try:
+        async with engine.connect() as conn:
+            got = await conn.scalar(
+                text("SELECT CAST(:v AS jsonb)").bindparams(bindparam("v", type_=JSONB)),
+                {"v": stored},
+            )
+        assert got == stored
+        assert type(got["big"]) is int
     finally:
         await engine.dispose()

@@ -195,3 +195,52 @@ async def test_system_filters(
     assert await names("status=draft") == ["s-min"]
     assert await names("q=fraud") == ["s-high", "s-min"]
     assert await names("sort=-risk_level") == ["s-high", "s-min"]
+
+
+async def test_a_listed_row_is_the_same_view_as_its_own_get(
+    client: httpx.AsyncClient,
+    editor: Headers,
+    as_role: Any,
+    model_body: dict[str, Any],
+    system_body: dict[str, Any],
+) -> None:
+    # A page is read as columns, one row is read as an ORM instance: both must give one view.
+    approver = as_role("approver", sub="bob")
+    plain = await create_ok(client, "/v1/models", {**model_body, "name": "same-plain"}, editor)
+    changed = await create_ok(client, "/v1/models", {**model_body, "name": "same-changed"}, editor)
+    patched = await client.patch(
+        f"/v1/models/{changed['id']}",
+        json={"tags": ["b", "a"], "properties": {"big": {"type": "number", "value": 10**30}}},
+        headers={**editor, "If-Match": changed["etag"]},
+    )
+    assert patched.status_code == 200, patched.text
+    restricted = await create_ok(client, "/v1/models", {**model_body, "name": "same-kept"}, editor)
+    path = f"/v1/models/{restricted['id']}/approval"
+    assert (
+        await client.post(f"{path}/request", json={"comment": "ok?"}, headers=editor)
+    ).is_success
+    conditions = {"text": "lab only", "device_labels": {"site": ["lab"]}, "gateway_groups": []}
+    decision = {"decision": "restricted", "comment": "lab first", "conditions": conditions}
+    assert (await client.post(f"{path}/decision", json=decision, headers=approver)).is_success
+    archived = await create_ok(client, "/v1/models", {**model_body, "name": "same-gone"}, editor)
+    assert (await client.post(f"/v1/models/{archived['id']}/archive", headers=editor)).is_success
+    system = await create_ok(client, "/v1/systems", {**system_body, "name": "same-sys"}, editor)
+
+    listed = await _all_pages(client, "/v1/models", {"q": "same", "limit": 2}, editor)
+    listed += await _all_pages(client, "/v1/models", {"archived": "true"}, editor)
+    listed_systems = await _all_pages(client, "/v1/systems", {"limit": 200}, editor)
+    by_id = {item["id"]: item for item in [*listed, *listed_systems]}
+    for kind, item in [
+        ("models", plain),
+        ("models", changed),
+        ("models", restricted),
+        ("models", archived),
+        ("systems", system),
+    ]:
+        got = await client.get(f"/v1/{kind}/{item['id']}", headers=editor)
+        assert by_id[item["id"]] == got.json()
+        assert by_id[item["id"]]["etag"] == got.headers["etag"]
+    assert by_id[restricted["id"]]["approval_conditions"] == conditions
+    assert by_id[restricted["id"]]["approval_comment"] == "lab first"
+    assert by_id[archived["id"]]["archived"] is True
+    assert by_id[changed["id"]]["properties"]["big"]["value"] == 10**30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 import uuid
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, event, func, select
 from sqlalchemy.engine import ExceptionContext
@@ -195,6 +197,25 @@ def ping_idle_connections(engine: AsyncEngine, *, after_s: float = IDLE_PING_AFT
     event.listen(sync_engine, "checkout", on_checkout)
 
 
+# A number of 19 digits or more may not fit orjson's 64-bit integers (it would read a float).
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def json_from_database(text: str) -> Any:
+    """Return the value of a JSON(B) column's text: `json.loads`'s answer, at orjson's speed.
+
+    A page of 50 models decodes 100 JSONB values; with the standard library that was a twelfth
+    of a list request's CPU. Where orjson would answer otherwise (an integer past 64 bits read
+    as a float, a number past a double's range refused) the standard library reads it.
+    """
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def make_engine(
     url: str,
     *,
@@ -205,7 +226,8 @@ def make_engine(
     """Return an asyncpg engine whose pooled connections are pinged only after an idle spell.
 
     Its errors never carry SQL parameters or row values (see `redact_database_error`): a
-    failed write of a sealed token must not put the token in a log.
+    failed write of a sealed token must not put the token in a log. JSON columns are read with
+    `json_from_database`.
     """
     engine = create_async_engine(
         url,
@@ -213,6 +235,7 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=False,
         hide_parameters=True,
+        json_deserializer=json_from_database,
         **kwargs,
     )
     event.listen(engine.sync_engine, "handle_error", redact_database_error)

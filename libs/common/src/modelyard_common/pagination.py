@@ -185,8 +185,13 @@ async def paginate(
     params: PageParams,
     columns: Mapping[str, InstrumentedAttribute[Any]],
     id_column: InstrumentedAttribute[Any],
-) -> tuple[list[R], str | None]:
-    """Return one page of `stmt`'s rows and the cursor of the next page."""
+    rows: bool = False,
+) -> tuple[list[Any], str | None]:
+    """Return one page of `stmt`'s rows and the cursor of the next page.
+
+    A statement selecting one entity gives its instances; with `rows`, a statement selecting
+    columns gives its rows (each holding the sort key's and the id's columns by name).
+    """
     descending = params.sort.startswith("-")
     column = columns[params.sort.lstrip("-")]
     key = tuple_(column, id_column)
@@ -198,15 +203,18 @@ async def paginate(
         stmt = stmt.order_by(column.desc(), id_column.desc())
     else:
         stmt = stmt.order_by(column.asc(), id_column.asc())
-    rows = list((await session.scalars(stmt.limit(params.limit + 1))).all())
+    stmt = stmt.limit(params.limit + 1)
+    found: list[Any] = list(
+        (await session.execute(stmt)).all() if rows else (await session.scalars(stmt)).all()
+    )
     next_cursor = None
-    if len(rows) > params.limit:
-        rows = rows[: params.limit]
-        last = rows[-1]
+    if len(found) > params.limit:
+        found = found[: params.limit]
+        last = found[-1]
         next_cursor = encode_cursor(
             params.sort, [getattr(last, column.key), getattr(last, id_column.key)]
         )
-    return rows, next_cursor
+    return found, next_cursor
 
 
 def where_given(stmt: Select[R], entity: Any, **values: Any) -> Select[R]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Set
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -19,7 +19,7 @@ from modelyard_common.auth import Principal
 from modelyard_common.db import alone, utcnow
 from modelyard_common.errors import ConflictError, found
 from modelyard_common.history import Changes, diff
-from modelyard_common.http import check_if_match
+from modelyard_common.http import check_if_match, make_etag
 from modelyard_common.pagination import PageParams
 from modelyard_registry.db import AIModel, AISystem
 from modelyard_registry.history.service import (
@@ -75,10 +75,19 @@ class Inventory(Generic[Item, Read, Filters, Create]):
         self.sort_columns = sort_columns
         self.conditions = conditions
         self.insert = recorded_insert(table)
+        self.view_columns = repository.view_columns(table)
+        self.view_keys = [column.key for column in self.view_columns]
 
     def to_read(self, row: Item) -> Read:
         """Return the API view of a row."""
         return self.read.model_validate(row, from_attributes=True)
+
+    def row_to_read(self, row: Row[Any]) -> Read:
+        """Return the API view of a row read as columns (`view_columns`), as `to_read` would."""
+        values = dict(zip(self.view_keys, row, strict=True))
+        values["archived"] = values["archived_at"] is not None
+        values["etag"] = make_etag(values["revision"])
+        return self.read.model_validate(values)
 
     def snapshot(self, row: Item) -> dict[str, Any]:
         """Return the tracked fields of a row as history records them."""
@@ -244,6 +253,7 @@ class Inventory(Generic[Item, Read, Filters, Create]):
             session,
             self.table,
             workspace=principal.workspace,
+            columns=self.view_columns,
             conditions=[
                 *repository.shared_conditions(self.table, filters),
                 *self.conditions(filters),
@@ -251,4 +261,4 @@ class Inventory(Generic[Item, Read, Filters, Create]):
             sort_columns=self.sort_columns,
             params=params,
         )
-        return [self.to_read(row) for row in rows], cursor
+        return [self.row_to_read(row) for row in rows], cursor
