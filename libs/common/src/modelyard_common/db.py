@@ -198,7 +198,10 @@ def ping_idle_connections(engine: AsyncEngine, *, after_s: float = IDLE_PING_AFT
 
 
 # A number of 19 digits or more may not fit orjson's 64-bit integers (it would read a float).
-_LONG_NUMBER = re.compile(r"\d{19}")
+# Found by mapping every digit to "0" and anything else to " " (a regular expression scanned
+# the text ten times slower than the standard library parses it).
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def json_from_database(text: str) -> Any:
@@ -208,7 +211,7 @@ def json_from_database(text: str) -> Any:
     of a list request's CPU. Where orjson would answer otherwise (an integer past 64 bits read
     as a float, a number past a double's range refused) the standard library reads it.
     """
-    if _LONG_NUMBER.search(text) is None:
+    if _LONG_NUMBER not in text.encode().translate(_DIGITS):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
