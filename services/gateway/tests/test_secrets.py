@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -20,6 +22,7 @@ from gateway_testkit import Admin, FakeBackend, GatewayServer
 
 from modelyard_common.db import make_engine
 from modelyard_common.outbox import asyncpg_dsn
+from modelyard_gateway import egress
 from modelyard_gateway.crypto import SecretBox
 from modelyard_gateway.egress import EgressPolicy, EgressRefused
 from modelyard_gateway.routing.catalog import Catalog
@@ -255,6 +258,80 @@ async def test_egress_allow_and_deny_lists_check_every_resolved_address() -> Non
         await only_private.check_host("localhost")
     with pytest.raises(EgressRefused, match="metadata"):  # never allowed, whatever the lists say
         await EgressPolicy.parse(allow=["169.254.0.0/16"], deny=[]).check_host("169.254.169.254")
+
+
+class _Resolver:
+    """The system resolver as the gateway sees it (outside the product): answers, counted."""
+
+    def __init__(self, answers: dict[str, list[Any]], delay: float = 0.0) -> None:
+        self.answers, self.delay, self.asked = answers, delay, 0
+
+    async def getaddrinfo(self, host: str, port: int, **_: Any) -> list[Any]:
+        self.asked += 1
+        await asyncio.sleep(self.delay)
+        answer = self.answers[host]
+        if isinstance(answer, list) and answer and isinstance(answer[0], OSError):
+            raise answer.pop(0)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in answer]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _Resolver]]:
+    egress.forget_answers()
+
+    def make(answers: dict[str, list[Any]], delay: float = 0.0) -> _Resolver:
+        fake = _Resolver(answers, delay)
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake.getaddrinfo)
+        return fake
+
+    yield make
+    egress.forget_answers()
+
+
+async def test_a_burst_of_checks_of_one_name_asks_the_resolver_once(
+    resolver: Callable[..., _Resolver],
+) -> None:
+    # A catalog load checks every instance at once; each replica loads on every change.
+    fake = resolver({"llm.lan": ["10.0.0.7"]}, delay=0.05)
+    policy = EgressPolicy.parse(allow=[], deny=["10.0.0.7/32"])
+    results = await asyncio.gather(
+        *(policy.check_host("llm.lan", 8000) for _ in range(50)), return_exceptions=True
+    )
+    assert all(isinstance(r, EgressRefused) for r in results)  # each checked the address
+    assert fake.asked == 1
+    assert await egress.resolve("llm.lan", 8000) == [ipaddress.ip_address("10.0.0.7")]
+    assert fake.asked == 1  # kept
+    egress.forget_answers()  # what RESOLVE_TTL_S later does
+    await egress.resolve("llm.lan", 8000)
+    assert fake.asked == 2
+
+
+async def test_no_such_name_is_kept_and_a_resolver_failure_is_asked_again(
+    resolver: Callable[..., _Resolver],
+) -> None:
+    gone = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    timed_out = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    fake = resolver({"gone.lan": [gone], "flaky.lan": [timed_out, "10.0.0.8"]})
+    for _ in range(3):
+        assert await egress.resolve("gone.lan", 80) == []
+    assert fake.asked == 1
+    assert await egress.resolve("flaky.lan", 80) == []  # the resolver failed: not an answer
+    assert await egress.resolve("flaky.lan", 80) == [ipaddress.ip_address("10.0.0.8")]
+    assert await egress.resolve("flaky.lan", 80) == [ipaddress.ip_address("10.0.0.8")]
+    assert fake.asked == 3
+
+
+async def test_a_caller_going_away_does_not_cancel_the_shared_lookup(
+    resolver: Callable[..., _Resolver],
+) -> None:
+    fake = resolver({"slow.lan": ["10.0.0.9"]}, delay=0.2)
+    leaving = asyncio.create_task(egress.resolve("slow.lan", 80))
+    staying = asyncio.create_task(egress.resolve("slow.lan", 80))
+    await asyncio.sleep(0.05)
+    leaving.cancel()
+    assert await staying == [ipaddress.ip_address("10.0.0.9")]
+    assert leaving.cancelled()
+    assert fake.asked == 1
 
 
 async def test_catalog_leaves_out_instances_the_policy_refuses(

@@ -20,10 +20,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from cachetools import TTLCache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -227,19 +231,70 @@ def _split_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple
     return tuple(networks), tuple(hosts)
 
 
+# How long an answer of the resolver is used again (a name's addresses, or that it has none).
+# A catalog load resolves the host of every instance of every workspace, on every replica, and
+# each new upstream connection resolves its host: left to the system resolver, a burst of loads
+# asked it the same names hundreds of times in a second, and a resolver that drops part of such
+# a burst (as resolvers rate-limiting a client do) stalled each load by its 5 s retry. What is
+# checked is still what is connected to: an answer kept here is also the address used.
+RESOLVE_TTL_S = 10.0
+_answers: TTLCache[tuple[str, int], tuple[IPAddress, ...]] = TTLCache(
+    maxsize=10_000, ttl=RESOLVE_TTL_S
+)
+_in_flight: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Task[tuple[IPAddress, ...]]]
+] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()  # replicas in threads of one process (tests) share the answers
+# "No such name" is an answer; a timeout or a server failure is not (asked again next time).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def forget_answers() -> None:
+    """Forget every kept answer (the next lookup of each name asks the resolver)."""
+    with _lock:
+        _answers.clear()
+
+
 async def resolve(host: str, port: int | None) -> list[IPAddress]:
-    """Return every address `host` resolves to now (empty when it does not resolve)."""
+    """Return every address `host` resolves to (empty when it does not resolve).
+
+    Answers are kept `RESOLVE_TTL_S` seconds, and callers asking for one name at once share
+    one lookup.
+    """
+    key = (host, port or 0)
     loop = asyncio.get_running_loop()
+    with _lock:
+        kept = _answers.get(key)
+        if kept is not None:
+            return list(kept)
+        pending = _in_flight.setdefault(loop, {})
+    lookup = pending.get(key)
+    if lookup is None:
+        lookup = pending[key] = loop.create_task(_lookup(key))
+        lookup.add_done_callback(lambda _: pending.pop(key, None))
+    # Shielded: a caller that goes away does not cancel the lookup the others wait for.
+    return list(await asyncio.shield(lookup))
+
+
+async def _lookup(key: tuple[str, int]) -> tuple[IPAddress, ...]:
+    host, port = key
     try:
-        infos = await loop.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            with _lock:
+                _answers[key] = ()
+        return ()
     except OSError:
-        return []
+        return ()
     found: list[IPAddress] = []
     for info in infos:
         address = _as_address(str(info[4][0]).split("%", 1)[0])
         if address is not None and address not in found:
             found.append(address)
-    return found
+    with _lock:
+        _answers[key] = tuple(found)
+    return tuple(found)
 
 
 def connect_guard(policy: EgressPolicy) -> Callable[[str, int, str], Awaitable[str]]:
