@@ -67,6 +67,14 @@ def _count_pings(engine: object) -> list[object]:
     return pings
 
 
+async def _empty_table(engine: object, declaration: str) -> None:
+    """Create the table `declaration` describes ("name (columns)") if need be, and empty it."""
+    name = declaration.split(" ", 1)[0]
+    async with engine.begin() as conn:  # type: ignore[attr-defined]
+        await conn.execute(text(f"CREATE TABLE IF NOT EXISTS {declaration}"))
+        await conn.execute(text(f"TRUNCATE {name}"))
+
+
 @pytest.mark.parametrize(("idle_ping_after_s", "pinged"), [(5.0, False), (0.0, True)])
 async def test_a_busy_connection_is_not_pinged(
     postgres: PrivatePostgres, idle_ping_after_s: float, pinged: bool
@@ -116,9 +124,7 @@ async def test_warming_opens_the_pool_and_leaves_nothing_behind(
 ) -> None:
     engine = make_engine(postgres.admin_url, pool_size=3)
     sessions = make_sessionmaker(engine)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE IF NOT EXISTS warm_probe (n int)"))
-        await conn.execute(text("TRUNCATE warm_probe"))
+    await _empty_table(engine, "warm_probe (n int)")
     warmed: list[int] = []
 
     async def hot(session: AsyncSession) -> None:
@@ -168,9 +174,7 @@ async def test_a_lone_write_commits_with_its_statement_and_nothing_else_changes(
 ) -> None:
     engine = make_engine(postgres.admin_url, pool_size=2)
     sessions = make_sessionmaker(engine)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE IF NOT EXISTS lone_probe (n int UNIQUE)"))
-        await conn.execute(text("TRUNCATE lone_probe"))
+    await _empty_table(engine, "lone_probe (n int UNIQUE)")
     insert = text("INSERT INTO lone_probe VALUES (:n)")
     try:
         # A session's first statement, run alone: committed as it runs (no BEGIN, no COMMIT).
