@@ -199,7 +199,7 @@ def ping_idle_connections(engine: AsyncEngine, *, after_s: float = IDLE_PING_AFT
 
 # A number of 19 digits or more may not fit orjson's 64-bit integers (it would read a float).
 # Found by mapping every digit to "0" and anything else to " " (a regular expression scanned
-# the text ten times slower than the standard library parses it).
+# the text three times slower than the standard library parses it, ten times orjson).
 _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_NUMBER = b"0" * 19
 
